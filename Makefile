@@ -1,0 +1,60 @@
+# tombo -- the two commands of the README:
+#   make run    install what is missing, build, start the broker on 127.0.0.1:1883 (conf/tombo.conf)
+#   make test   install what is missing, build with sanitizers, run every test
+# Builds live under build/: release (build/release), ASan+UBSan (build/asan), TSan (build/tsan),
+# libFuzzer (build/fuzz).
+
+JOBS ?= $(shell nproc)
+PY := /usr/bin/python3
+FUZZ_SECONDS ?= 20
+
+.PHONY: all run test deps deps-test release asan tsan fuzz unit pytest tsan-test fuzz-test clean
+
+all: release
+
+deps:
+	@scripts/deps.sh build
+
+deps-test:
+	@scripts/deps.sh test
+
+release: deps
+	@cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build build/release -j $(JOBS)
+
+run: release
+	@mkdir -p data
+	./build/release/src/broker/tombo -c conf/tombo.conf
+
+asan:
+	@cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DTOMBO_SANITIZE=ON >/dev/null
+	@cmake --build build/asan -j $(JOBS)
+
+tsan:
+	@cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTOMBO_TSAN=ON >/dev/null
+	@cmake --build build/tsan -j $(JOBS)
+
+fuzz:
+	@CC=clang cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTOMBO_FUZZ=ON >/dev/null
+	@cmake --build build/fuzz -j $(JOBS)
+
+unit: asan
+	@cd build/asan && ctest --output-on-failure -j $(JOBS)
+
+fuzz-test: fuzz
+	@scripts/fuzz.sh build/fuzz $(FUZZ_SECONDS)
+
+pytest: asan
+	TOMBO_BUILD=$(CURDIR)/build/asan $(PY) -m pytest -q -p no:cacheprovider tests/broker tests/client
+
+tsan-test: tsan
+	TOMBO_BUILD=$(CURDIR)/build/tsan TOMBO_TSAN=1 $(PY) -m pytest -q -p no:cacheprovider -m tsan tests/broker
+
+test: deps-test
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory fuzz-test
+	@$(MAKE) --no-print-directory pytest
+	@$(MAKE) --no-print-directory tsan-test
+
+clean:
+	rm -rf build

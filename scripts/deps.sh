@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# deps.sh -- install the Debian packages tombo needs, only those missing.
+#   scripts/deps.sh build   what `make run` needs (compiler, cmake, OpenSSL, SQLite)
+#   scripts/deps.sh test    plus the peers the tests talk to (mosquitto, paho-mqtt, pytest, clang, node)
+set -euo pipefail
+want=(cmake make gcc pkg-config libssl-dev libsqlite3-dev)
+if [ "${1:-build}" = test ]; then
+  want+=(clang libclang-rt-14-dev mosquitto mosquitto-clients python3-paho-mqtt python3-pytest nodejs npm)
+fi
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian's mosquitto package starts a system broker on 1883; the tests start their own on free
+  # ports, and `make run` wants 1883 for tombo.
+  if printf '%s\n' "${missing[@]}" | grep -qx mosquitto && command -v systemctl >/dev/null; then
+    $SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true
+  fi
+fi
+if [ "${1:-build}" = test ] && [ -f tests/package.json ] && [ ! -d tests/node_modules/mqtt ]; then
+  echo "deps: npm install (tests/)"
+  (cd tests && npm install --no-audit --no-fund --silent)
+fi
