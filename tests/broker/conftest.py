@@ -41,8 +41,11 @@ class Broker:
     """A broker process. `conf` is the config text without the listener line(s); a
     `listener PORT 127.0.0.1` line is added for self.port."""
 
-    def __init__(self, conf="allow_anonymous true\n", port=None):
+    def __init__(self, conf="allow_anonymous true\n", port=None, raw_conf=False):
         self.port = port or free_port()
+        # raw_conf: write `conf` verbatim (after replacing the token PORT by self.port), with no
+        # listener line added, e.g. to run the tutorial's config file unchanged.
+        self.raw_conf = raw_conf
         self.host = "127.0.0.1"
         self.dir = tempfile.mkdtemp(prefix="tombo-test-")
         self.conf_text = conf
@@ -52,6 +55,9 @@ class Broker:
 
     def write_conf(self):
         with open(self.conf_path, "w") as f:
+            if self.raw_conf:
+                f.write(self.conf_text.replace("PORT", str(self.port)))
+                return
             f.write("listener %d 127.0.0.1\n" % self.port)
             f.write(self.conf_text)
 
@@ -107,14 +113,25 @@ class Broker:
         return self.proc is not None and self.proc.poll() is None
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked reference_differs assert the spec where Mosquitto 2.0.11 does not follow it:
+    skip them when running against the reference broker."""
+    if not is_reference():
+        return
+    skip = pytest.mark.skip(reason="reference_differs: Mosquitto deviates from the spec here")
+    for item in items:
+        if "reference_differs" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def make_broker(request):
     """Factory: make_broker(conf_text) -> started Broker. All are stopped after the test; a
     sanitizer report or a non-zero exit on SIGTERM fails the test."""
     brokers = []
 
-    def make(conf="allow_anonymous true\n", port=None):
-        b = Broker(conf, port).start()
+    def make(conf="allow_anonymous true\n", port=None, raw_conf=False):
+        b = Broker(conf, port, raw_conf=raw_conf).start()
         brokers.append(b)
         return b
 
