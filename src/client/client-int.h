@@ -1,0 +1,167 @@
+/* client-int.h -- libtombo internals shared by the files of src/client (never installed).
+ *
+ * Design: one struct per client, guarded by one recursive mutex (callbacks run with it held so
+ * they may call back into the library). Outgoing publishes are encoded once, at tombo_publish,
+ * into an omsg_t kept in one ordered list: the in-flight QoS 1/2 messages and, behind them, the
+ * messages waiting for a window slot or a connection. Retransmission after a reconnect re-sends the
+ * same bytes with the DUP bit set. Input is read into one growable buffer and every complete packet
+ * in it is decoded zero-copy by the shared codec (src/mqtt) and dispatched. */
+#ifndef TOMBO_CLIENT_INT_H
+#define TOMBO_CLIENT_INT_H
+
+#include <pthread.h>
+#include <stdarg.h>
+
+#include "mqtt/packet.h"
+#include "tombo/client.h"
+
+/* A property list: an mqtt_props_t the codec can encode directly, plus the storage its views
+ * point into when we own it (`owned`). A callback's view wraps a decoded mqtt_props_t and owns
+ * nothing. Ownership: strings[] and users[] are malloc'd copies freed by tombo_props_free. */
+struct tombo_props {
+    mqtt_props_t mp;
+    bool owned;
+    uint8_t *strings[16];      /* owned copies of string/binary values, indexed by slot */
+    mqtt_strpair_t *users;     /* owned user property array (mp.user points here) */
+    uint32_t users_cap;
+};
+
+/* Byte buffer: data in p[off..len). */
+typedef struct tbuf {
+    uint8_t *p;
+    size_t off, len, cap;
+} tbuf_t;
+
+enum omsg_state { OM_QUEUED, OM_WAIT_PUBACK, OM_WAIT_PUBREC, OM_WAIT_PUBCOMP };
+
+/* One outgoing PUBLISH, encoded. Ownership: the client's list owns it. */
+typedef struct omsg {
+    struct omsg *next;
+    uint16_t mid;
+    uint8_t qos;
+    uint8_t state;     /* enum omsg_state */
+    size_t len;
+    uint8_t data[];    /* the whole encoded PUBLISH; data[0] bit 3 is DUP */
+} omsg_t;
+
+/* A subscription kept for re-subscribing after a lost session. */
+typedef struct subrec {
+    struct subrec *next;
+    char *filter;
+    tombo_sub_opts_t opts;
+    tombo_props_t *props; /* owned copy or NULL */
+} subrec_t;
+
+enum conn_state { CS_IDLE, CS_CONNECTING, CS_CONNECTED, CS_CLOSING };
+
+struct tombo_client {
+    pthread_mutex_t lock;
+
+    /* Options; every pointer inside is an owned copy. */
+    tombo_options_t opts;
+    char *client_id;
+    tombo_props_t *will_props, *connect_props;
+
+    /* Callbacks. */
+    void *user;
+    tombo_on_connect_cb on_connect;
+    tombo_on_disconnect_cb on_disconnect;
+    tombo_on_message_cb on_message;
+    tombo_on_publish_cb on_publish;
+    tombo_on_subscribe_cb on_subscribe;
+    tombo_on_unsubscribe_cb on_unsubscribe;
+    tombo_on_log_cb on_log;
+    int log_mask;
+
+    /* Connection. */
+    char *host;
+    int port;
+    int keepalive;          /* seconds, ours; server_keepalive overrides it once connected */
+    int fd;                 /* -1 when not connected */
+    int wake_fd;            /* eventfd: wakes a loop sleeping in poll() */
+    enum conn_state state;
+    unsigned gen;           /* bumped each time a connection is opened or closed */
+    int polling;            /* loop threads inside poll() on fd: closing is deferred to them */
+    bool user_disconnect;   /* tombo_disconnect() was called: no reconnect, loop_forever ends */
+    tombo_err_t close_err;  /* why a deferred close happens */
+    tbuf_t in, out;
+    uint64_t last_in_ms, last_out_ms, ping_sent_ms, connect_sent_ms;
+
+    /* Limits the broker gave in CONNACK (v5). */
+    uint16_t server_receive_max;
+    uint32_t server_max_packet;
+    uint8_t server_max_qos;
+    bool server_retain;
+    int server_keepalive;   /* -1: none */
+
+    /* Outgoing publishes (see the design note). */
+    omsg_t *head, *tail;
+    size_t inflight, queued;
+    uint16_t last_mid;
+    uint16_t *done0;        /* QoS 0 mids written, reported by the loop through on_publish */
+    size_t done0_n, done0_cap;
+
+    /* Incoming. */
+    uint8_t qos2_in[8192];  /* bit per packet id: QoS 2 PUBLISH received, PUBREL not yet */
+    char **aliases;         /* topic alias table, opts.topic_alias_max entries */
+    char *topic_buf;
+    size_t topic_cap;
+
+    /* Subscriptions, for re-subscribing. */
+    subrec_t *subs;
+
+    /* Reconnect. */
+    bool reconnect_pending;
+    uint64_t reconnect_at_ms;
+    int reconnect_tries;
+    uint64_t rng;
+    bool was_connected;
+
+    /* Loop thread. */
+    pthread_t thread;
+    bool thread_running;
+    volatile int stop_thread;
+};
+
+/* util (client.c) */
+uint64_t client_now_ms(void);
+void client_log(tombo_client_t *c, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void client_wake(tombo_client_t *c);
+uint16_t client_next_mid(tombo_client_t *c);
+
+/* props.c */
+void props_view(tombo_props_t *view, const mqtt_props_t *mp);
+tombo_props_t *props_dup(const tombo_props_t *p);
+extern const tombo_props_t props_empty;
+
+/* net.c: socket and buffers */
+tombo_err_t net_open(tombo_client_t *c);
+void net_close(tombo_client_t *c);
+tombo_err_t net_flush(tombo_client_t *c);
+tombo_err_t net_read(tombo_client_t *c);
+tombo_err_t buf_reserve(tbuf_t *b, size_t extra);
+tombo_err_t net_send_packet(tombo_client_t *c, const mqtt_packet_t *p);
+tombo_err_t net_send_bytes(tombo_client_t *c, const uint8_t *data, size_t len);
+
+/* session.c: connect/connack, outgoing queue, acks */
+tombo_err_t session_send_connect(tombo_client_t *c);
+void session_pump(tombo_client_t *c);
+void session_on_connack(tombo_client_t *c, const mqtt_packet_t *p);
+void session_ack(tombo_client_t *c, const mqtt_packet_t *p);
+void session_free_msgs(tombo_client_t *c);
+void session_report_done0(tombo_client_t *c);
+
+/* handle.c: incoming packets */
+void handle_packets(tombo_client_t *c);
+
+/* reconnect.c */
+void conn_lost(tombo_client_t *c, tombo_err_t err, int reason, const tombo_props_t *props);
+void reconnect_schedule(tombo_client_t *c);
+void reconnect_reset(tombo_client_t *c);
+void reconnect_try(tombo_client_t *c);
+void resubscribe(tombo_client_t *c);
+
+/* subs kept for re-subscribing (client.c) */
+void subs_free(tombo_client_t *c);
+
+#endif
