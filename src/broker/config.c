@@ -1,0 +1,994 @@
+/* config.c -- mosquitto.conf reader and the broker's command line.
+ *
+ * Design: one table, `directives[]`, says for each directive its value type, where the value goes
+ * (the config, the current listener, or the security settings, which are per listener only when
+ * per_listener_settings is true), its range, or the handler that parses it. The reader splits each
+ * line into a name and a value and lets the table do the rest; nothing is silently ignored: a name
+ * that is not in the table is an error, with a clearer message when it is a Mosquitto directive
+ * tombo does not implement yet.
+ *
+ * Syntax (mosquitto.conf): one directive per line; the name, then the value after the first run of
+ * blanks. Lines whose first non-blank character is '#' are comments; blank lines are skipped;
+ * trailing blanks and CR are dropped. String values (paths, prefixes, formats) are the rest of the
+ * line, as in Mosquitto. For single-word values (numbers, booleans, keywords) anything after the
+ * word must be a '#' comment: Mosquitto ignores such trailing text, tombo only accepts comments. */
+#include "broker/config.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_INCLUDE_DEPTH 8
+
+/* ---- small helpers ------------------------------------------------------------------------- */
+
+static void *xmalloc0(size_t n)
+{
+    void *p = calloc(1, n ? n : 1);
+    if (!p) {
+        fputs("tombo: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+static char *xstrdup(const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *p = xmalloc0(n);
+    memcpy(p, s, n);
+    return p;
+}
+
+static void set_str(char **field, const char *v)
+{
+    free(*field);
+    *field = xstrdup(v);
+}
+
+static void add_warning(struct tombo_config *cfg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add_warning(struct tombo_config *cfg, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    char **w = realloc(cfg->warnings, (size_t)(cfg->n_warnings + 1) * sizeof(*w));
+    if (!w)
+        abort();
+    cfg->warnings = w;
+    w[cfg->n_warnings++] = xstrdup(buf);
+}
+
+/* ---- listeners ----------------------------------------------------------------------------- */
+
+static void listener_defaults(struct tombo_listener *l)
+{
+    memset(l, 0, sizeof(*l));
+    l->port = 1883;
+    l->protocol = TOMBO_PROTO_MQTT;
+    l->max_qos = 2;
+    l->max_connections = -1;
+    l->allow_anonymous = -1;
+    l->allow_zero_length_clientid = true;
+    l->auto_id_prefix = xstrdup("auto-");
+}
+
+static void listener_free(struct tombo_listener *l)
+{
+    free(l->address);
+    free(l->certfile);
+    free(l->keyfile);
+    free(l->cafile);
+    free(l->tls_version);
+    free(l->auto_id_prefix);
+    free(l->password_file);
+    free(l->acl_file);
+    free(l->origin);
+    memset(l, 0, sizeof(*l));
+}
+
+/* Deep copy (the copy owns its strings). */
+static void listener_copy(struct tombo_listener *dst, const struct tombo_listener *src)
+{
+    *dst = *src;
+    dst->address = xstrdup(src->address);
+    dst->certfile = xstrdup(src->certfile);
+    dst->keyfile = xstrdup(src->keyfile);
+    dst->cafile = xstrdup(src->cafile);
+    dst->tls_version = xstrdup(src->tls_version);
+    dst->auto_id_prefix = xstrdup(src->auto_id_prefix);
+    dst->password_file = xstrdup(src->password_file);
+    dst->acl_file = xstrdup(src->acl_file);
+    dst->origin = xstrdup(src->origin);
+}
+
+static struct tombo_listener *listener_add(struct tombo_config *cfg)
+{
+    struct tombo_listener *a = realloc(cfg->listeners, (size_t)(cfg->n_listeners + 1) * sizeof(*a));
+    if (!a)
+        abort();
+    cfg->listeners = a;
+    struct tombo_listener *l = &a[cfg->n_listeners++];
+    listener_defaults(l);
+    return l;
+}
+
+/* ---- the parser ---------------------------------------------------------------------------- */
+
+struct parser {
+    struct tombo_config *cfg;
+    const char *file;
+    int line;
+    char *err;
+    size_t errlen;
+    int cur;       /* index of the listener being configured, -1 before the first `listener` */
+    int depth;     /* include_dir nesting */
+    bool log_type_set, log_dest_set, security_set, log_file_set;
+};
+
+static int perr(struct parser *ps, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int perr(struct parser *ps, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (ps->err && ps->errlen) {
+        if (ps->line > 0)
+            snprintf(ps->err, ps->errlen, "%s:%d: %s", ps->file, ps->line, msg);
+        else
+            snprintf(ps->err, ps->errlen, "%s: %s", ps->file, msg);
+    }
+    return -1;
+}
+
+/* The listener that per-listener directives apply to: the current one, or, before any `listener`
+ * line, the default listener (which this then enables, as Mosquitto does). */
+static struct tombo_listener *cur_listener(struct parser *ps, const char *name)
+{
+    struct tombo_config *cfg = ps->cfg;
+    if (ps->cur >= 0)
+        return &cfg->listeners[ps->cur];
+    if (!cfg->default_listener_used) {
+        cfg->default_listener_used = true;
+        if (strcmp(name, "port") != 0 && strcmp(name, "bind_address") != 0)
+            add_warning(cfg,
+                        "%s:%d: '%s' before any 'listener' line configures the default listener "
+                        "(port 1883 on all interfaces unless 'port'/'bind_address' say otherwise), "
+                        "as in Mosquitto",
+                        ps->file, ps->line, name);
+    }
+    return &cfg->default_listener;
+}
+
+enum vtype { V_BOOL, V_TRIBOOL, V_INT, V_STR, V_FN };
+enum scope {
+    S_GLOBAL,   /* field of struct tombo_config */
+    S_LISTENER, /* field of the current listener */
+    S_SECURITY, /* global, or the current listener's when per_listener_settings is true */
+};
+
+struct directive;
+typedef int (*handler_fn)(struct parser *ps, const struct directive *d, char *val);
+
+struct directive {
+    const char *name;
+    uint8_t type;
+    uint8_t scope;
+    uint8_t size;     /* V_INT: size of the field */
+    size_t off;       /* offset in struct tombo_config (S_GLOBAL, S_SECURITY) */
+    size_t loff;      /* offset in struct tombo_listener (S_LISTENER, S_SECURITY) */
+    long long min, max;
+    handler_fn fn;
+};
+
+#define CFG_FIELD(f) offsetof(struct tombo_config, f), 0
+#define LST_FIELD(f) 0, offsetof(struct tombo_listener, f)
+#define SEC_FIELD(f) offsetof(struct tombo_config, f), offsetof(struct tombo_listener, f)
+#define CFG_SIZE(f) sizeof(((struct tombo_config *)0)->f)
+#define LST_SIZE(f) sizeof(((struct tombo_listener *)0)->f)
+
+#define BOOL_G(n) {#n, V_BOOL, S_GLOBAL, 0, CFG_FIELD(n), 0, 0, NULL}
+#define INT_G(n, lo, hi) {#n, V_INT, S_GLOBAL, CFG_SIZE(n), CFG_FIELD(n), lo, hi, NULL}
+#define STR_G(n) {#n, V_STR, S_GLOBAL, 0, CFG_FIELD(n), 0, 0, NULL}
+#define BOOL_L(n) {#n, V_BOOL, S_LISTENER, 0, LST_FIELD(n), 0, 0, NULL}
+#define INT_L(n, lo, hi) {#n, V_INT, S_LISTENER, LST_SIZE(n), LST_FIELD(n), lo, hi, NULL}
+#define STR_L(n) {#n, V_STR, S_LISTENER, 0, LST_FIELD(n), 0, 0, NULL}
+#define BOOL_S(n) {#n, V_BOOL, S_SECURITY, 0, SEC_FIELD(n), 0, 0, NULL}
+#define STR_S(n) {#n, V_STR, S_SECURITY, 0, SEC_FIELD(n), 0, 0, NULL}
+#define FN(n, f) {#n, V_FN, S_GLOBAL, 0, 0, 0, 0, 0, f}
+
+/* Split the next blank-separated word off *p (NUL-terminating it); NULL at end of line. */
+static char *next_word(char **p)
+{
+    char *s = *p;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    if (!*s) {
+        *p = s;
+        return NULL;
+    }
+    char *w = s;
+    while (*s && *s != ' ' && *s != '\t')
+        s++;
+    if (*s)
+        *s++ = '\0';
+    *p = s;
+    return w;
+}
+
+/* After the last word of a value: only blanks or a '#' comment may follow. */
+static int expect_end(struct parser *ps, const char *name, char *rest)
+{
+    while (*rest == ' ' || *rest == '\t')
+        rest++;
+    if (*rest && *rest != '#')
+        return perr(ps, "'%s': unexpected extra argument '%s'", name, rest);
+    return 0;
+}
+
+/* One word value: the whole value must be that word (plus an optional comment). */
+static char *one_word(struct parser *ps, const char *name, char *val)
+{
+    char *p = val;
+    char *w = next_word(&p);
+    if (!w || *w == '#') {
+        perr(ps, "'%s' needs a value", name);
+        return NULL;
+    }
+    if (expect_end(ps, name, p) < 0)
+        return NULL;
+    return w;
+}
+
+static int parse_bool(struct parser *ps, const char *name, char *val, bool *out)
+{
+    char *w = one_word(ps, name, val);
+    if (!w)
+        return -1;
+    if (!strcmp(w, "true"))
+        *out = true;
+    else if (!strcmp(w, "false"))
+        *out = false;
+    else
+        return perr(ps, "'%s' must be true or false, not '%s'", name, w);
+    return 0;
+}
+
+static int parse_int(struct parser *ps, const char *name, char *val, long long lo, long long hi, long long *out)
+{
+    char *w = one_word(ps, name, val);
+    if (!w)
+        return -1;
+    errno = 0;
+    char *end;
+    long long v = strtoll(w, &end, 10);
+    if (end == w || *end || errno == ERANGE || !(isdigit((unsigned char)w[0]) || w[0] == '-'))
+        return perr(ps, "'%s' must be a number from %lld to %lld, not '%s'", name, lo, hi, w);
+    if (v < lo || v > hi)
+        return perr(ps, "'%s' must be a number from %lld to %lld, not %lld", name, lo, hi, v);
+    *out = v;
+    return 0;
+}
+
+static void store_int(void *field, size_t size, long long v)
+{
+    switch (size) {
+    case 1: { int8_t x = (int8_t)v; memcpy(field, &x, 1); break; }
+    case 2: { int16_t x = (int16_t)v; memcpy(field, &x, 2); break; }
+    case 4: { int32_t x = (int32_t)v; memcpy(field, &x, 4); break; }
+    default: { int64_t x = (int64_t)v; memcpy(field, &x, 8); break; }
+    }
+}
+
+/* The struct a directive's value goes to. */
+static char *target(struct parser *ps, const struct directive *d)
+{
+    struct tombo_config *cfg = ps->cfg;
+    switch (d->scope) {
+    case S_LISTENER:
+        return (char *)cur_listener(ps, d->name) + d->loff;
+    case S_SECURITY:
+        ps->security_set = true;
+        if (cfg->per_listener_settings) {
+            if (ps->cur < 0) {
+                perr(ps, "'%s' needs a 'listener' line before it when per_listener_settings is true", d->name);
+                return NULL;
+            }
+            return (char *)&cfg->listeners[ps->cur] + d->loff;
+        }
+        return (char *)cfg + d->off;
+    default:
+        return (char *)cfg + d->off;
+    }
+}
+
+/* ---- handlers ------------------------------------------------------------------------------ */
+
+static int h_listener(struct parser *ps, const struct directive *d, char *val)
+{
+    char *p = val;
+    char *port_s = next_word(&p);
+    if (!port_s || *port_s == '#')
+        return perr(ps, "'listener' needs a port: listener PORT [ADDRESS]");
+    char *addr = next_word(&p);
+    if (addr && *addr == '#')
+        addr = NULL;
+    else if (addr && expect_end(ps, d->name, p) < 0)
+        return -1;
+    char *end;
+    errno = 0;
+    long port = strtol(port_s, &end, 10);
+    if (end == port_s || *end || errno || port < 0 || port > 65535)
+        return perr(ps, "'listener' port must be a number from 1 to 65535, not '%s'", port_s);
+    if (port == 0)
+        return perr(ps, "'listener 0 PATH' (a Unix socket) is a Mosquitto feature tombo does not support yet");
+    struct tombo_listener *l = listener_add(ps->cfg);
+    l->port = (uint16_t)port;
+    l->address = xstrdup(addr);
+    char origin[300];
+    snprintf(origin, sizeof(origin), "%s:%d", ps->file, ps->line);
+    l->origin = xstrdup(origin);
+    ps->cur = ps->cfg->n_listeners - 1;
+    return 0;
+}
+
+static int h_port(struct parser *ps, const struct directive *d, char *val)
+{
+    long long v;
+    if (parse_int(ps, d->name, val, 1, 65535, &v) < 0)
+        return -1;
+    struct tombo_listener *l = &ps->cfg->default_listener;
+    ps->cfg->default_listener_used = true;
+    l->port = (uint16_t)v;
+    add_warning(ps->cfg, "%s:%d: 'port' is deprecated in Mosquitto: use 'listener %lld'", ps->file, ps->line, v);
+    return 0;
+}
+
+static int h_bind_address(struct parser *ps, const struct directive *d, char *val)
+{
+    char *w = one_word(ps, d->name, val);
+    if (!w)
+        return -1;
+    ps->cfg->default_listener_used = true;
+    set_str(&ps->cfg->default_listener.address, w);
+    add_warning(ps->cfg, "%s:%d: 'bind_address' is deprecated in Mosquitto: use 'listener PORT %s'", ps->file,
+                ps->line, w);
+    return 0;
+}
+
+static int h_protocol(struct parser *ps, const struct directive *d, char *val)
+{
+    char *w = one_word(ps, d->name, val);
+    if (!w)
+        return -1;
+    uint8_t proto;
+    if (!strcmp(w, "mqtt"))
+        proto = TOMBO_PROTO_MQTT;
+    else if (!strcmp(w, "websockets"))
+        proto = TOMBO_PROTO_WEBSOCKETS;
+    else
+        return perr(ps, "'protocol' must be mqtt or websockets, not '%s'", w);
+    cur_listener(ps, d->name)->protocol = proto;
+    return 0;
+}
+
+static int h_tls_version(struct parser *ps, const struct directive *d, char *val)
+{
+    char *w = one_word(ps, d->name, val);
+    if (!w)
+        return -1;
+    if (strcmp(w, "tlsv1.3") && strcmp(w, "tlsv1.2") && strcmp(w, "tlsv1.1"))
+        return perr(ps, "'tls_version' must be tlsv1.3, tlsv1.2 or tlsv1.1, not '%s'", w);
+    set_str(&cur_listener(ps, d->name)->tls_version, w);
+    return 0;
+}
+
+static int h_per_listener_settings(struct parser *ps, const struct directive *d, char *val)
+{
+    bool v;
+    if (parse_bool(ps, d->name, val, &v) < 0)
+        return -1;
+    if (v && ps->security_set)
+        return perr(ps, "per_listener_settings must be set before any other security settings");
+    ps->cfg->per_listener_settings = v;
+    return 0;
+}
+
+static int h_allow_anonymous(struct parser *ps, const struct directive *d, char *val)
+{
+    bool v;
+    if (parse_bool(ps, d->name, val, &v) < 0)
+        return -1;
+    char *t = target(ps, d);
+    if (!t)
+        return -1;
+    int iv = v;
+    memcpy(t, &iv, sizeof(int));
+    return 0;
+}
+
+/* log_type TYPE...: the first log_type line replaces the default set, later ones add to it. */
+static int h_log_type(struct parser *ps, const struct directive *d, char *val)
+{
+    static const struct { const char *name; unsigned bits; } types[] = {
+        {"error", TLOG_ERR},         {"warning", TLOG_WARNING},         {"notice", TLOG_NOTICE},
+        {"information", TLOG_INFO},  {"debug", TLOG_DEBUG},             {"subscribe", TLOG_SUBSCRIBE},
+        {"unsubscribe", TLOG_UNSUBSCRIBE}, {"websockets", TLOG_WEBSOCKETS}, {"all", TLOG_ALL},
+        {"none", TLOG_NONE},
+    };
+    struct tombo_config *cfg = ps->cfg;
+    if (!ps->log_type_set) {
+        cfg->log_type = 0;
+        ps->log_type_set = true;
+    }
+    char *p = val;
+    int n = 0;
+    for (char *w; (w = next_word(&p)) && *w != '#'; n++) {
+        size_t i;
+        for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+            if (!strcmp(w, types[i].name))
+                break;
+        if (i == sizeof(types) / sizeof(types[0]))
+            return perr(ps, "unknown log_type '%s' (expected error, warning, notice, information, debug, "
+                            "subscribe, unsubscribe, websockets, none or all)", w);
+        if (types[i].bits == TLOG_NONE)
+            cfg->log_type = 0;
+        else
+            cfg->log_type |= types[i].bits;
+    }
+    if (!n)
+        return perr(ps, "'%s' needs a value", d->name);
+    return 0;
+}
+
+/* log_dest DEST...: stdout stderr syslog topic none, or `file PATH` (the rest of the line). */
+static int h_log_dest(struct parser *ps, const struct directive *d, char *val)
+{
+    struct tombo_config *cfg = ps->cfg;
+    if (!ps->log_dest_set) {
+        cfg->log_dest = 0;
+        ps->log_dest_set = true;
+    }
+    char *p = val;
+    int n = 0;
+    for (char *w; (w = next_word(&p)) && *w != '#'; n++) {
+        if (!strcmp(w, "stdout"))
+            cfg->log_dest |= TLOG_DEST_STDOUT;
+        else if (!strcmp(w, "stderr"))
+            cfg->log_dest |= TLOG_DEST_STDERR;
+        else if (!strcmp(w, "syslog"))
+            cfg->log_dest |= TLOG_DEST_SYSLOG;
+        else if (!strcmp(w, "topic"))
+            cfg->log_dest |= TLOG_DEST_TOPIC;
+        else if (!strcmp(w, "none"))
+            cfg->log_dest = 0;
+        else if (!strcmp(w, "file")) {
+            while (*p == ' ' || *p == '\t')
+                p++;
+            if (!*p)
+                return perr(ps, "'log_dest file' needs a file name");
+            if (ps->log_file_set)
+                return perr(ps, "only one 'log_dest file' may be configured");
+            ps->log_file_set = true;
+            set_str(&cfg->log_file, p);
+            cfg->log_dest |= TLOG_DEST_FILE;
+            return 0;
+        } else if (!strcmp(w, "dlt"))
+            return perr(ps, "'log_dest dlt' is a Mosquitto destination tombo does not support");
+        else
+            return perr(ps, "unknown log_dest '%s' (expected stdout, stderr, file PATH, syslog, topic or none)", w);
+    }
+    if (!n)
+        return perr(ps, "'%s' needs a value", d->name);
+    return 0;
+}
+
+/* persistent_client_expiration N{h,d,w,m,y}: hours, days, weeks, months (30 days), years (365 days). */
+static int h_persistent_client_expiration(struct parser *ps, const struct directive *d, char *val)
+{
+    char *w = one_word(ps, d->name, val);
+    if (!w)
+        return -1;
+    char *end;
+    errno = 0;
+    long long n = strtoll(w, &end, 10);
+    long long unit = 0;
+    switch (*end) {
+    case 'h': unit = 3600; break;
+    case 'd': unit = 86400; break;
+    case 'w': unit = 7 * 86400; break;
+    case 'm': unit = 30 * 86400; break;
+    case 'y': unit = 365 * 86400; break;
+    }
+    if (end == w || !isdigit((unsigned char)w[0]) || errno || !unit || end[1] || n <= 0)
+        return perr(ps, "'%s' must be a positive number followed by h, d, w, m or y (e.g. 14d), not '%s'",
+                    d->name, w);
+    if (n > (long long)(UINT32_MAX - 1) / unit)
+        return perr(ps, "'%s' %s is too long (at most about 136 years)", d->name, w);
+    ps->cfg->persistent_client_expiration = (uint32_t)(n * unit);
+    return 0;
+}
+
+static int read_file(struct parser *ps, const char *path);
+
+/* include_dir DIR: every *.conf in DIR, in Mosquitto's order (see include_cmp). */
+static int include_cmp(const void *a, const void *b)
+{
+    /* Case-insensitive first, then upper case before lower case: 00 01 A a B b (mosquitto.conf(5)). */
+    const unsigned char *s1 = *(const unsigned char *const *)a, *s2 = *(const unsigned char *const *)b;
+    for (; *s1 && *s2; s1++, s2++) {
+        int d = toupper(*s1) - toupper(*s2);
+        if (d)
+            return d;
+        if (*s1 != *s2)
+            return *s1 - *s2;
+    }
+    return *s1 - *s2;
+}
+
+static int h_include_dir(struct parser *ps, const struct directive *d, char *val)
+{
+    while (*val == ' ' || *val == '\t')
+        val++;
+    if (!*val)
+        return perr(ps, "'%s' needs a directory", d->name);
+    if (ps->depth >= MAX_INCLUDE_DEPTH)
+        return perr(ps, "include_dir nested more than %d deep", MAX_INCLUDE_DEPTH);
+    DIR *dir = opendir(val);
+    if (!dir)
+        return perr(ps, "cannot open include_dir '%s': %s", val, strerror(errno));
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(dir))) {
+        size_t len = strlen(de->d_name);
+        if (len <= 5 || strcmp(de->d_name + len - 5, ".conf") != 0)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **nn = realloc(names, cap * sizeof(*nn));
+            if (!nn)
+                abort();
+            names = nn;
+        }
+        names[n++] = xstrdup(de->d_name);
+    }
+    closedir(dir);
+    qsort(names, n, sizeof(*names), include_cmp);
+    int rc = 0;
+    const char *file = ps->file;
+    int line = ps->line;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        size_t len = strlen(val) + strlen(names[i]) + 2;
+        char *path = xmalloc0(len);
+        snprintf(path, len, "%s%s%s", val, val[strlen(val) - 1] == '/' ? "" : "/", names[i]);
+        ps->depth++;
+        rc = read_file(ps, path);
+        ps->depth--;
+        ps->file = file;
+        ps->line = line;
+        free(path);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}
+
+static int h_threads(struct parser *ps, const struct directive *d, char *val)
+{
+    long long v;
+    if (parse_int(ps, d->name, val, 1, 1024, &v) < 0)
+        return -1;
+    ps->cfg->threads = (int)v;
+    return 0;
+}
+
+/* Every directive tombo implements. Ranges follow Mosquitto 2.0.11 where it checks them; where it
+ * takes any integer (atoi), tombo refuses what makes no sense (negative counts). */
+static const struct directive directives[] = {
+    /* listeners */
+    FN(listener, h_listener),
+    FN(port, h_port),
+    FN(bind_address, h_bind_address),
+    FN(protocol, h_protocol),
+    INT_L(max_connections, -1, INT_MAX),
+    INT_L(max_qos, 0, 2),
+    STR_L(certfile),
+    STR_L(keyfile),
+    STR_L(cafile),
+    BOOL_L(require_certificate),
+    FN(tls_version, h_tls_version),
+    /* security */
+    FN(per_listener_settings, h_per_listener_settings),
+    {"allow_anonymous", V_TRIBOOL, S_SECURITY, 0, SEC_FIELD(allow_anonymous), 0, 0, h_allow_anonymous},
+    STR_S(password_file),
+    STR_S(acl_file),
+    BOOL_S(allow_zero_length_clientid),
+    STR_S(auto_id_prefix),
+    STR_G(clientid_prefixes),
+    /* persistence */
+    BOOL_G(persistence),
+    STR_G(persistence_location),
+    STR_G(persistence_file),
+    INT_G(autosave_interval, 0, INT32_MAX),
+    FN(persistent_client_expiration, h_persistent_client_expiration),
+    /* limits */
+    INT_G(max_queued_messages, 0, INT32_MAX),
+    INT_G(max_queued_bytes, 0, INT64_MAX),
+    INT_G(max_inflight_messages, 0, 65535),
+    INT_G(max_inflight_bytes, 0, INT64_MAX),
+    INT_G(message_size_limit, 0, 268435455),
+    INT_G(max_packet_size, 20, 268435460),
+    INT_G(max_keepalive, 10, 65535),
+    /* behaviour */
+    BOOL_G(set_tcp_nodelay),
+    INT_G(sys_interval, 0, 65535),
+    BOOL_G(retain_available),
+    BOOL_G(upgrade_outgoing_qos),
+    BOOL_G(queue_qos0_messages),
+    BOOL_G(check_retain_source),
+    BOOL_G(connection_messages),
+    /* logging */
+    FN(log_type, h_log_type),
+    FN(log_dest, h_log_dest),
+    BOOL_G(log_timestamp),
+    STR_G(log_timestamp_format),
+    /* process */
+    STR_G(user),
+    STR_G(pid_file),
+    FN(include_dir, h_include_dir),
+    FN(threads, h_threads), /* tombo only */
+};
+
+/* Mosquitto 2.0 directives tombo does not implement yet: a clearer error than "unknown". */
+static const char *const mosquitto_only[] = {
+    "allow_duplicate_messages", "auth_plugin", "auth_plugin_deny_special_chars", "autosave_on_changes",
+    "bind_interface", "http_dir", "log_facility", "max_topic_alias", "memory_limit", "mount_point",
+    "plugin", "psk_file", "psk_hint", "socket_domain", "use_username_as_clientid", "websockets_log_level",
+    "websockets_headers_size", "capath", "ciphers", "ciphers_tls1.3", "crlfile", "dhparamfile",
+    "tls_engine", "tls_engine_kpass_sha1", "tls_keyform", "use_identity_as_username",
+    "use_subject_as_username", "retain_expiry_interval",
+    /* bridges */
+    "connection", "address", "addresses", "bridge_attempt_unsubscribe", "bridge_bind_address",
+    "bridge_max_packet_size", "bridge_outgoing_retain", "bridge_protocol_version", "cleansession",
+    "local_cleansession", "keepalive_interval", "idle_timeout", "local_clientid", "local_password",
+    "local_username", "notifications", "notifications_local_only", "notification_topic",
+    "remote_clientid", "remote_password", "remote_username", "clientid", "password", "username",
+    "restart_timeout", "round_robin", "start_type", "threshold", "topic", "try_private", "bridge_alpn",
+    "bridge_cafile", "bridge_capath", "bridge_certfile", "bridge_identity", "bridge_insecure",
+    "bridge_keyfile", "bridge_psk", "bridge_require_ocsp", "bridge_tls_version",
+};
+
+static bool is_mosquitto_only(const char *name)
+{
+    if (!strncmp(name, "auth_opt_", 9) || !strncmp(name, "plugin_opt_", 11))
+        return true;
+    for (size_t i = 0; i < sizeof(mosquitto_only) / sizeof(mosquitto_only[0]); i++)
+        if (!strcmp(name, mosquitto_only[i]))
+            return true;
+    return false;
+}
+
+static int apply(struct parser *ps, const struct directive *d, char *val)
+{
+    switch (d->type) {
+    case V_FN:
+    case V_TRIBOOL:
+        return d->fn(ps, d, val);
+    case V_BOOL: {
+        bool v;
+        if (parse_bool(ps, d->name, val, &v) < 0)
+            return -1;
+        char *t = target(ps, d);
+        if (!t)
+            return -1;
+        *(bool *)t = v;
+        return 0;
+    }
+    case V_INT: {
+        long long v;
+        if (parse_int(ps, d->name, val, d->min, d->max, &v) < 0)
+            return -1;
+        char *t = target(ps, d);
+        if (!t)
+            return -1;
+        store_int(t, d->size, v);
+        return 0;
+    }
+    case V_STR: {
+        while (*val == ' ' || *val == '\t')
+            val++;
+        if (!*val)
+            return perr(ps, "'%s' needs a value", d->name);
+        char *t = target(ps, d);
+        if (!t)
+            return -1;
+        set_str((char **)t, val);
+        return 0;
+    }
+    }
+    return perr(ps, "internal error: bad directive type for '%s'", d->name);
+}
+
+/* One line, already without its newline. */
+static int parse_line(struct parser *ps, char *line)
+{
+    size_t len = strlen(line);
+    while (len && (line[len - 1] == ' ' || line[len - 1] == '\t' || line[len - 1] == '\r'))
+        line[--len] = '\0';
+    char *p = line;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (!*p || *p == '#')
+        return 0;
+    char *name = next_word(&p);
+    for (size_t i = 0; i < sizeof(directives) / sizeof(directives[0]); i++)
+        if (!strcmp(name, directives[i].name))
+            return apply(ps, &directives[i], p);
+    if (is_mosquitto_only(name))
+        return perr(ps, "'%s' is a Mosquitto directive tombo does not support yet", name);
+    return perr(ps, "unknown directive '%s'", name);
+}
+
+static int read_file(struct parser *ps, const char *path)
+{
+    ps->file = path;
+    ps->line = 0;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return perr(ps, "cannot open config file: %s", strerror(errno));
+    char *buf = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int rc = 0;
+    while (rc == 0 && (n = getline(&buf, &cap, f)) >= 0) {
+        ps->line++;
+        if (n > 0 && buf[n - 1] == '\n')
+            buf[--n] = '\0';
+        if (strlen(buf) != (size_t)n)
+            rc = perr(ps, "NUL byte in line");
+        else
+            rc = parse_line(ps, buf);
+    }
+    if (rc == 0 && ferror(f)) {
+        ps->line = 0;
+        rc = perr(ps, "read error: %s", strerror(errno));
+    }
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
+static int load_file(struct tombo_config *cfg, const char *path, char *err, size_t errlen)
+{
+    struct parser ps = {.cfg = cfg, .err = err, .errlen = errlen, .cur = -1};
+    set_str(&cfg->config_file, path);
+    return read_file(&ps, path);
+}
+
+/* ---- public -------------------------------------------------------------------------------- */
+
+void config_init(struct tombo_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->allow_anonymous = -1;
+    cfg->allow_zero_length_clientid = true;
+    cfg->auto_id_prefix = xstrdup("auto-");
+    cfg->persistence_file = xstrdup("tombo.db");
+    cfg->autosave_interval = 1800;
+    cfg->max_queued_messages = 1000;
+    cfg->max_inflight_messages = 20;
+    cfg->max_keepalive = 65535;
+    cfg->sys_interval = 10;
+    cfg->retain_available = true;
+    cfg->check_retain_source = true;
+    cfg->connection_messages = true;
+    cfg->log_type = TLOG_DEFAULT;
+    cfg->log_dest = TLOG_DEST_STDERR;
+    cfg->log_timestamp = true;
+    listener_defaults(&cfg->default_listener);
+}
+
+void config_free(struct tombo_config *cfg)
+{
+    for (int i = 0; i < cfg->n_listeners; i++)
+        listener_free(&cfg->listeners[i]);
+    free(cfg->listeners);
+    listener_free(&cfg->default_listener);
+    for (int i = 0; i < cfg->n_warnings; i++)
+        free(cfg->warnings[i]);
+    free(cfg->warnings);
+    free(cfg->config_file);
+    free(cfg->auto_id_prefix);
+    free(cfg->password_file);
+    free(cfg->acl_file);
+    free(cfg->persistence_location);
+    free(cfg->persistence_file);
+    free(cfg->clientid_prefixes);
+    free(cfg->log_file);
+    free(cfg->log_timestamp_format);
+    free(cfg->user);
+    free(cfg->pid_file);
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+int config_finish(struct tombo_config *cfg, char *err, size_t errlen)
+{
+    /* The listeners the config file named explicitly. */
+    int n_explicit = cfg->n_listeners;
+    struct tombo_listener *explicit_l = cfg->listeners;
+    cfg->listeners = NULL;
+    cfg->n_listeners = 0;
+
+    cfg->local_only = n_explicit == 0 && !cfg->default_listener_used;
+    if (cfg->local_only) {
+        /* Mosquitto 2: no listener configured, so listen on the loopback interfaces only. */
+        int nports = cfg->n_cmd_ports ? cfg->n_cmd_ports : 1;
+        for (int i = 0; i < nports; i++) {
+            uint16_t port = cfg->n_cmd_ports ? cfg->cmd_ports[i] : 1883;
+            for (int v6 = 0; v6 < 2; v6++) {
+                struct tombo_listener *l = listener_add(cfg);
+                listener_free(l);
+                listener_copy(l, &cfg->default_listener);
+                l->port = port;
+                set_str(&l->address, v6 ? "::1" : "127.0.0.1");
+                l->optional = v6;
+                set_str(&l->origin, cfg->n_cmd_ports ? "command line -p" : "default");
+            }
+        }
+        add_warning(cfg, "Starting in local only mode. Connections will only be possible from clients "
+                         "running on this machine.");
+        add_warning(cfg, "Create a configuration file which defines a listener to allow remote access.");
+        if (cfg->allow_anonymous < 0)
+            cfg->allow_anonymous = 1;
+    } else if (cfg->default_listener_used) {
+        /* `port` / `bind_address` (or per-listener lines before any `listener`): the default listener,
+         * whose port -p replaces, as Mosquitto does. */
+        int nports = cfg->n_cmd_ports ? cfg->n_cmd_ports : 1;
+        for (int i = 0; i < nports; i++) {
+            struct tombo_listener *l = listener_add(cfg);
+            listener_free(l);
+            listener_copy(l, &cfg->default_listener);
+            if (cfg->n_cmd_ports)
+                l->port = cfg->cmd_ports[i];
+            set_str(&l->origin, cfg->n_cmd_ports ? "command line -p" : "default listener");
+        }
+    } else if (cfg->n_cmd_ports) {
+        add_warning(cfg, "-p ignored: the config file defines listeners (as in Mosquitto 2)");
+    }
+    for (int i = 0; i < n_explicit; i++) {
+        struct tombo_listener *l = listener_add(cfg);
+        listener_free(l);
+        *l = explicit_l[i]; /* moves the strings */
+    }
+    free(explicit_l);
+
+    /* allow_anonymous: false once listeners are configured, as in Mosquitto 2. */
+    if (cfg->allow_anonymous < 0)
+        cfg->allow_anonymous = 0;
+    for (int i = 0; i < cfg->n_listeners; i++) {
+        struct tombo_listener *l = &cfg->listeners[i];
+        if (cfg->per_listener_settings) {
+            if (l->allow_anonymous < 0)
+                l->allow_anonymous = cfg->local_only ? 1 : 0;
+        } else {
+            l->allow_anonymous = cfg->allow_anonymous;
+            l->allow_zero_length_clientid = cfg->allow_zero_length_clientid;
+            set_str(&l->auto_id_prefix, cfg->auto_id_prefix);
+            set_str(&l->password_file, cfg->password_file);
+            set_str(&l->acl_file, cfg->acl_file);
+        }
+    }
+
+    if (cfg->verbose)
+        cfg->log_type = TLOG_ALL;
+    if (cfg->threads <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->threads = n > 0 ? (int)(n > 1024 ? 1024 : n) : 1;
+    }
+    if (cfg->n_listeners == 0) {
+        if (err && errlen)
+            snprintf(err, errlen, "no listener configured");
+        return -1;
+    }
+    return 0;
+}
+
+int config_load(struct tombo_config *cfg, const char *path, char *err, size_t errlen)
+{
+    if (load_file(cfg, path, err, errlen) < 0)
+        return -1;
+    return config_finish(cfg, err, errlen);
+}
+
+static void print_usage(void)
+{
+    printf("tombo version %s\n\n"
+           "tombo is an MQTT v5.0/v3.1.1/v3.1 broker, a drop-in for Mosquitto.\n\n"
+           "Usage: tombo [-c config_file] [-d] [-h] [-p port] [-v] [--version]\n\n"
+           " -c : specify the broker config file (mosquitto.conf syntax).\n"
+           " -d : put the broker into the background after starting.\n"
+           " -h : display this help.\n"
+           " -p : start the broker listening on the specified port (may be repeated).\n"
+           "      Replaces the default listener; ignored when the config file defines listeners.\n"
+           " -v : verbose mode - enable all logging types. This overrides\n"
+           "      any logging options given in the config file.\n"
+           " --version : print the version and exit.\n\n"
+           "See docs/config.md for the configuration directives.\n",
+           TOMBO_VERSION);
+}
+
+int config_args(struct tombo_config *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+    const char *conf = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-c") || !strcmp(a, "--config-file")) {
+            if (i + 1 >= argc) {
+                snprintf(err, errlen, "-c argument given, but no config file specified");
+                return -1;
+            }
+            conf = argv[++i];
+        } else if (!strcmp(a, "-p") || !strcmp(a, "--port")) {
+            if (i + 1 >= argc) {
+                snprintf(err, errlen, "-p argument given, but no port specified");
+                return -1;
+            }
+            const char *s = argv[++i];
+            char *end;
+            errno = 0;
+            long port = strtol(s, &end, 10);
+            if (end == s || *end || errno || port < 1 || port > 65535) {
+                snprintf(err, errlen, "invalid port '%s' (expected 1 to 65535)", s);
+                return -1;
+            }
+            if (cfg->n_cmd_ports == TOMBO_MAX_CMD_PORTS) {
+                snprintf(err, errlen, "only %d ports can be given on the command line", TOMBO_MAX_CMD_PORTS);
+                return -1;
+            }
+            cfg->cmd_ports[cfg->n_cmd_ports++] = (uint16_t)port;
+        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+            cfg->verbose = true;
+        } else if (!strcmp(a, "-d") || !strcmp(a, "--daemon")) {
+            cfg->daemon = true;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            print_usage();
+            return 1;
+        } else if (!strcmp(a, "--version")) {
+            printf("tombo %s\n", TOMBO_VERSION);
+            return 1;
+        } else {
+            snprintf(err, errlen, "unknown option '%s' (tombo -h for help)", a);
+            return -1;
+        }
+    }
+    if (conf && load_file(cfg, conf, err, errlen) < 0)
+        return -1;
+    return config_finish(cfg, err, errlen);
+}
+
+int config_persistence_path(const struct tombo_config *cfg, char *out, size_t outlen)
+{
+    const char *loc = cfg->persistence_location;
+    const char *file = cfg->persistence_file ? cfg->persistence_file : "tombo.db";
+    int n;
+    if (!loc || !*loc)
+        n = snprintf(out, outlen, "%s", file);
+    else
+        n = snprintf(out, outlen, "%s%s%s", loc, loc[strlen(loc) - 1] == '/' ? "" : "/", file);
+    return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}

@@ -1,0 +1,165 @@
+/* config.h -- the broker's configuration: mosquitto.conf syntax and meaning, and the command line.
+ *
+ * config_init() sets Mosquitto 2's defaults, config_load() / config_args() read a config file (and
+ * the files of its include_dir lines) and the command line, and resolve what depends on the whole
+ * file (listeners, local-only mode, allow_anonymous). The result is plain data: the broker reads the
+ * fields directly. Every error is "FILE:LINE: message", so a bad config stops start-up with a line
+ * a user can act on. docs/config.md lists each directive with its meaning and default.
+ *
+ * Ownership: every char * in these structs is heap memory owned by the config and freed by
+ * config_free(). Thread-safety: build the config on one thread before the workers start; afterwards
+ * it is read-only and may be read from any thread. */
+#ifndef TOMBO_BROKER_CONFIG_H
+#define TOMBO_BROKER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Log types (log_type): the same bits as Mosquitto's MOSQ_LOG_*; a log line carries one of them.
+ * TLOG_ rather than LOG_ so that <syslog.h> can be included next to this header. */
+#define TLOG_NONE 0x00u
+#define TLOG_INFO 0x01u
+#define TLOG_NOTICE 0x02u
+#define TLOG_WARNING 0x04u
+#define TLOG_ERR 0x08u
+#define TLOG_DEBUG 0x10u
+#define TLOG_SUBSCRIBE 0x20u
+#define TLOG_UNSUBSCRIBE 0x40u
+#define TLOG_WEBSOCKETS 0x80u
+#define TLOG_ALL 0xffu
+#define TLOG_DEFAULT (TLOG_ERR | TLOG_WARNING | TLOG_NOTICE | TLOG_INFO)
+
+/* Log destinations (log_dest). */
+#define TLOG_DEST_NONE 0x00u
+#define TLOG_DEST_STDOUT 0x01u
+#define TLOG_DEST_STDERR 0x02u
+#define TLOG_DEST_FILE 0x04u
+#define TLOG_DEST_SYSLOG 0x08u
+#define TLOG_DEST_TOPIC 0x10u /* $SYS/broker/log/<E|W|N|I|M>: needs log_set_topic_hook() */
+
+enum tombo_protocol { TOMBO_PROTO_MQTT = 0, TOMBO_PROTO_WEBSOCKETS = 1 };
+
+/* Most -p ports the command line takes. */
+#define TOMBO_MAX_CMD_PORTS 16
+
+/* One listening socket. The security fields hold the values that apply to clients of this
+ * listener: after config_finish() they are the global ones (copied) unless per_listener_settings
+ * is true, in which case they come from the lines that followed this `listener`. */
+struct tombo_listener {
+    uint16_t port;
+    char *address;       /* bind address or host name; NULL: all interfaces (IPv4 and IPv6) */
+    bool optional;       /* local-only ::1 listener: failing to bind it is not fatal */
+    uint8_t protocol;    /* enum tombo_protocol; `protocol mqtt|websockets`, default mqtt */
+    uint8_t max_qos;     /* `max_qos`, default 2 */
+    int max_connections; /* `max_connections`, default -1 = unlimited */
+
+    /* TLS, stored for the security work (not used by the broker yet). */
+    char *certfile, *keyfile, *cafile;
+    char *tls_version;        /* NULL (TLS 1.2 and 1.3), "tlsv1.1", "tlsv1.2" or "tlsv1.3" */
+    bool require_certificate; /* default false */
+
+    /* Security (see above). */
+    int allow_anonymous; /* 0/1 after config_finish (-1 while unset) */
+    bool allow_zero_length_clientid;
+    char *auto_id_prefix;
+    char *password_file;
+    char *acl_file;
+
+    char *origin; /* where it was defined, for messages: "FILE:LINE", "command line -p" or "default" */
+};
+
+struct tombo_config {
+    char *config_file; /* -c FILE, or NULL */
+
+    /* Listeners, in the order they were defined; the default listener (port/bind_address) first. */
+    struct tombo_listener *listeners;
+    int n_listeners;
+    bool local_only;            /* no listener configured: 127.0.0.1 and ::1 only (Mosquitto 2) */
+    bool per_listener_settings; /* default false */
+
+    /* Global security settings (the only ones when per_listener_settings is false). */
+    int allow_anonymous;             /* default: false with listeners, true in local-only mode */
+    bool allow_zero_length_clientid; /* default true */
+    char *auto_id_prefix;            /* default "auto-" */
+    char *password_file;             /* default NULL */
+    char *acl_file;                  /* default NULL */
+
+    /* Persistence. */
+    bool persistence;           /* default false */
+    char *persistence_location; /* directory, default NULL = current directory */
+    char *persistence_file;     /* default "tombo.db" (SQLite, not Mosquitto's format) */
+    uint32_t autosave_interval; /* default 1800; accepted, tombo commits every message instead */
+
+    /* Limits. 0 means "no limit" for every one of them except max_keepalive. */
+    uint32_t max_queued_messages;   /* default 1000 */
+    uint64_t max_queued_bytes;      /* default 0 */
+    uint32_t max_inflight_messages; /* default 20, at most 65535 */
+    uint64_t max_inflight_bytes;    /* default 0 */
+    uint32_t message_size_limit;    /* default 0, at most 268435455 */
+    uint32_t max_packet_size;       /* default 0 = none; when set, 20..268435460 */
+    uint32_t max_keepalive;         /* default 65535, 10..65535 */
+    uint32_t persistent_client_expiration; /* seconds, default 0 = never */
+
+    /* Behaviour. */
+    bool set_tcp_nodelay;      /* default false */
+    uint32_t sys_interval;     /* seconds, default 10, 0 = no $SYS */
+    bool retain_available;     /* default true */
+    bool upgrade_outgoing_qos; /* default false */
+    bool queue_qos0_messages;  /* default false */
+    bool check_retain_source;  /* default true */
+    bool connection_messages;  /* default true */
+    char *clientid_prefixes;   /* default NULL = any client id */
+
+    /* Logging. */
+    unsigned log_type;          /* TLOG_* bits, default TLOG_DEFAULT */
+    unsigned log_dest;          /* TLOG_DEST_* bits, default TLOG_DEST_STDERR */
+    char *log_file;             /* for TLOG_DEST_FILE */
+    bool log_timestamp;         /* default true */
+    char *log_timestamp_format; /* strftime format, default NULL = seconds since the epoch */
+
+    /* Process. */
+    char *user;     /* default NULL: tombo does not change user unless asked */
+    char *pid_file; /* default NULL */
+    bool daemon;    /* -d */
+    int threads;    /* tombo only: worker threads; default (0 before config_finish) = online cores */
+
+    /* Notes for the log once it is open (deprecated directives, local-only mode, ignored -p):
+     * log_init() prints them as warnings. */
+    char **warnings;
+    int n_warnings;
+
+    /* private: parser state */
+    uint16_t cmd_ports[TOMBO_MAX_CMD_PORTS];
+    int n_cmd_ports;
+    bool verbose;
+    bool default_listener_used;
+    struct tombo_listener default_listener;
+};
+
+/* Mosquitto 2's defaults. Must be called before anything else. */
+void config_init(struct tombo_config *cfg);
+
+/* Read `path` (and its include_dir files) into cfg, then config_finish(). cfg comes from
+ * config_init(). Returns 0, or -1 with "FILE:LINE: message" (or "FILE: message") in err; cfg then
+ * holds what was read so far and must still be passed to config_free(). */
+int config_load(struct tombo_config *cfg, const char *path, char *err, size_t errlen);
+
+/* Resolve what depends on the whole configuration: the default listener, local-only mode,
+ * -p ports, allow_anonymous, per-listener security, threads. config_load() and config_args() call
+ * it; call it yourself only on a config filled by hand. Returns 0 or -1 with err. */
+int config_finish(struct tombo_config *cfg, char *err, size_t errlen);
+
+/* The command line: tombo [-c FILE] [-p PORT]... [-v] [-d] [-h] [--version]
+ * (long forms --config-file, --port, --verbose, --daemon, --help). Loads the config file if given
+ * and finishes cfg. Returns 0 to run, 1 when help or the version was printed on stdout (exit 0),
+ * -1 on error (message in err; exit 1). */
+int config_args(struct tombo_config *cfg, int argc, char **argv, char *err, size_t errlen);
+
+/* Free everything cfg owns; cfg may then be config_init()ed again. */
+void config_free(struct tombo_config *cfg);
+
+/* The persistence database path: persistence_location joined with persistence_file. */
+int config_persistence_path(const struct tombo_config *cfg, char *out, size_t outlen);
+
+#endif
