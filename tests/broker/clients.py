@@ -119,6 +119,10 @@ class PahoClient:
         else:
             self.c.connect(self.broker.host, self.broker.port, self.keepalive)
         self._thread = threading.Thread(target=self._run, daemon=True)
+        # Tell paho a network thread exists, so publish()/disconnect() called from the test thread
+        # queue their packets for our thread instead of writing (and closing) the socket
+        # themselves while our thread reads it.
+        self.c._thread = self._thread
         self._thread.start()
         try:
             res = self.connack.get(timeout=timeout)
