@@ -1,0 +1,332 @@
+/* retain.c -- the retained-message store: a trie of topic levels with one message per node.
+ *
+ * Design note: each node is one topic level with its children in an open-addressing hash table
+ * (linear probing, backward-shift deletion). A lookup walks the filter level by level: an exact
+ * level is one hash lookup, '+' visits every child, '#' the node itself and its whole subtree; at the
+ * root, wildcards skip children whose name starts with '$'. Walks use an explicit stack (a topic
+ * may have 32k levels). Clearing a topic frees the nodes it leaves empty. Messages are held under
+ * the read lock and handed to the callback after unlocking. */
+#include "broker/retain.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct rnode {
+    struct rnode *parent;
+    struct rnode **kids; /* NULL = empty slot */
+    uint32_t n_kids, cap_kids;
+    void *msg;           /* retained message of this topic, or NULL */
+    uint32_t hv, len;
+    uint8_t name[];
+} rnode_t;
+
+struct retain_store {
+    pthread_rwlock_t lock;
+    rnode_t *root;
+    void (*hold)(void *msg);
+    void (*release)(void *msg);
+    atomic_size_t count;
+};
+
+static uint32_t level_hash(const uint8_t *s, size_t n)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ s[i]) * 16777619u;
+    return h;
+}
+
+static rnode_t *rnode_new(rnode_t *parent, const uint8_t *name, size_t n, uint32_t hv)
+{
+    rnode_t *nd = calloc(1, sizeof *nd + n);
+    if (!nd)
+        return NULL;
+    nd->parent = parent;
+    nd->hv = hv;
+    nd->len = (uint32_t)n;
+    if (n)
+        memcpy(nd->name, name, n);
+    return nd;
+}
+
+static rnode_t *kid_find(const rnode_t *nd, const uint8_t *name, size_t n, uint32_t hv)
+{
+    if (!nd->n_kids)
+        return NULL;
+    uint32_t mask = nd->cap_kids - 1;
+    for (uint32_t i = hv & mask;; i = (i + 1) & mask) {
+        rnode_t *k = nd->kids[i];
+        if (!k)
+            return NULL;
+        if (k->hv == hv && k->len == n && memcmp(k->name, name, n) == 0)
+            return k;
+    }
+}
+
+static void kid_put(rnode_t **kids, uint32_t cap, rnode_t *k)
+{
+    uint32_t mask = cap - 1;
+    uint32_t i = k->hv & mask;
+    while (kids[i])
+        i = (i + 1) & mask;
+    kids[i] = k;
+}
+
+static int kid_add(rnode_t *nd, rnode_t *k)
+{
+    if ((nd->n_kids + 1) * 2 > nd->cap_kids) {
+        uint32_t cap = nd->cap_kids ? nd->cap_kids * 2 : 4;
+        rnode_t **kids = calloc(cap, sizeof *kids);
+        if (!kids)
+            return -1;
+        for (uint32_t i = 0; i < nd->cap_kids; i++)
+            if (nd->kids[i])
+                kid_put(kids, cap, nd->kids[i]);
+        free(nd->kids);
+        nd->kids = kids;
+        nd->cap_kids = cap;
+    }
+    kid_put(nd->kids, nd->cap_kids, k);
+    nd->n_kids++;
+    return 0;
+}
+
+static void kid_del(rnode_t *nd, rnode_t *k)
+{
+    uint32_t mask = nd->cap_kids - 1;
+    uint32_t i = k->hv & mask;
+    while (nd->kids[i] != k)
+        i = (i + 1) & mask;
+    nd->kids[i] = NULL;
+    for (uint32_t j = (i + 1) & mask; nd->kids[j]; j = (j + 1) & mask) {
+        uint32_t home = nd->kids[j]->hv & mask;
+        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!stays) {
+            nd->kids[i] = nd->kids[j];
+            nd->kids[j] = NULL;
+            i = j;
+        }
+    }
+    if (--nd->n_kids == 0) {
+        free(nd->kids);
+        nd->kids = NULL;
+        nd->cap_kids = 0;
+    }
+}
+
+/* Free nd and its ancestors while they hold nothing (never the root). */
+static void rnode_purge(rnode_t *root, rnode_t *nd)
+{
+    while (nd != root && !nd->msg && !nd->n_kids) {
+        rnode_t *p = nd->parent;
+        kid_del(p, nd);
+        free(nd);
+        nd = p;
+    }
+}
+
+retain_t *retain_new(void (*hold)(void *msg), void (*release)(void *msg))
+{
+    retain_t *rs = calloc(1, sizeof *rs);
+    if (!rs)
+        return NULL;
+    rs->root = rnode_new(NULL, NULL, 0, 0);
+    if (!rs->root) {
+        free(rs);
+        return NULL;
+    }
+    pthread_rwlockattr_t a;
+    pthread_rwlockattr_init(&a);
+    /* glibc's default lets a steady stream of readers starve writers forever. */
+    pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&rs->lock, &a);
+    pthread_rwlockattr_destroy(&a);
+    rs->hold = hold;
+    rs->release = release;
+    atomic_init(&rs->count, 0);
+    return rs;
+}
+
+void retain_free(retain_t *rs)
+{
+    if (!rs)
+        return;
+    rnode_t *nd = rs->root; /* iterative post-order: no recursion on deep topics */
+    while (nd) {
+        rnode_t *c = NULL;
+        while (nd->cap_kids && !c) /* consumes the table; it is being torn down */
+            c = nd->kids[--nd->cap_kids];
+        if (c) {
+            nd = c;
+            continue;
+        }
+        rnode_t *p = nd->parent;
+        if (nd->msg)
+            rs->release(nd->msg);
+        free(nd->kids);
+        free(nd);
+        nd = p;
+    }
+    pthread_rwlock_destroy(&rs->lock);
+    free(rs);
+}
+
+int retain_set(retain_t *rs, const uint8_t *topic, size_t n, void *msg)
+{
+    void *old = NULL;
+    int rc = 0;
+    pthread_rwlock_wrlock(&rs->lock);
+    rnode_t *nd = rs->root;
+    size_t i = 0;
+    for (;;) {
+        const uint8_t *lv = topic + i;
+        const uint8_t *slash = memchr(lv, '/', n - i);
+        size_t ln = slash ? (size_t)(slash - lv) : n - i;
+        uint32_t hv = level_hash(lv, ln);
+        rnode_t *next = kid_find(nd, lv, ln, hv);
+        if (!next) {
+            if (!msg) /* clearing a topic that has nothing retained */
+                goto out;
+            next = rnode_new(nd, lv, ln, hv);
+            if (!next || kid_add(nd, next) < 0) {
+                free(next);
+                rnode_purge(rs->root, nd);
+                rc = -1;
+                goto out;
+            }
+        }
+        nd = next;
+        if (!slash)
+            break;
+        i += ln + 1;
+    }
+    old = nd->msg;
+    if (msg)
+        rs->hold(msg);
+    nd->msg = msg;
+    if (!old && msg)
+        atomic_fetch_add_explicit(&rs->count, 1, memory_order_relaxed);
+    else if (old && !msg)
+        atomic_fetch_sub_explicit(&rs->count, 1, memory_order_relaxed);
+    if (!msg)
+        rnode_purge(rs->root, nd);
+out:
+    pthread_rwlock_unlock(&rs->lock);
+    if (old)
+        rs->release(old);
+    return rc;
+}
+
+typedef struct rframe {
+    const rnode_t *nd;
+    uint32_t lv;   /* index of the next filter level */
+    uint32_t all;  /* inside a '#': take this node and every descendant */
+} rframe_t;
+
+typedef struct rlevel {
+    uint32_t off, len, hv;
+} rlevel_t;
+
+/* Append x to a growable array; returns false on OOM. */
+static bool push(void **v, size_t *n, size_t *cap, size_t sz, const void *x)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 16;
+        void *q = realloc(*v, c * sz);
+        if (!q)
+            return false;
+        *v = q;
+        *cap = c;
+    }
+    memcpy((char *)*v + *n * sz, x, sz);
+    (*n)++;
+    return true;
+}
+
+long retain_match(retain_t *rs, const uint8_t *filter, size_t n, void (*cb)(void *msg, void *arg), void *arg)
+{
+    rlevel_t *lv = NULL;
+    size_t nl = 0, cap_lv = 0;
+    rframe_t *stk = NULL;
+    size_t sp = 0, cap_stk = 0;
+    void **out = NULL;
+    size_t n_out = 0, cap_out = 0;
+    bool ok = true;
+
+    size_t start = 0;
+    for (size_t i = 0; i <= n && ok; i++) {
+        if (i == n || filter[i] == '/') {
+            rlevel_t l = {(uint32_t)start, (uint32_t)(i - start), level_hash(filter + start, i - start)};
+            ok = push((void **)&lv, &nl, &cap_lv, sizeof l, &l);
+            start = i + 1;
+        }
+    }
+
+    pthread_rwlock_rdlock(&rs->lock);
+    rframe_t f0 = {rs->root, 0, 0};
+    ok = ok && push((void **)&stk, &sp, &cap_stk, sizeof f0, &f0);
+    while (ok && sp) {
+        rframe_t f = stk[--sp];
+        const rnode_t *nd = f.nd;
+        bool root = nd == rs->root;
+        if (!f.all && f.lv < nl) {
+            const rlevel_t *l = &lv[f.lv];
+            const uint8_t *s = filter + l->off;
+            if (l->len == 1 && s[0] == '#') {
+                f.all = 1; /* "a/#" matches "a" itself and everything below */
+            } else if (l->len == 1 && s[0] == '+') {
+                for (uint32_t i = 0; i < nd->cap_kids && ok; i++) {
+                    const rnode_t *k = nd->kids[i];
+                    if (k && !(root && k->len && k->name[0] == '$')) {
+                        rframe_t g = {k, f.lv + 1, 0};
+                        ok = push((void **)&stk, &sp, &cap_stk, sizeof g, &g);
+                    }
+                }
+                continue;
+            } else {
+                const rnode_t *k = kid_find(nd, s, l->len, l->hv);
+                if (k) {
+                    rframe_t g = {k, f.lv + 1, 0};
+                    ok = push((void **)&stk, &sp, &cap_stk, sizeof g, &g);
+                }
+                continue;
+            }
+        }
+        /* Here: all levels consumed, or inside '#'. */
+        if (nd->msg) {
+            ok = push((void **)&out, &n_out, &cap_out, sizeof nd->msg, &nd->msg);
+            if (ok)
+                rs->hold(nd->msg);
+        }
+        if (f.all) {
+            for (uint32_t i = 0; i < nd->cap_kids && ok; i++) {
+                const rnode_t *k = nd->kids[i];
+                if (k && !(root && k->len && k->name[0] == '$')) {
+                    rframe_t g = {k, f.lv, 1};
+                    ok = push((void **)&stk, &sp, &cap_stk, sizeof g, &g);
+                }
+            }
+        }
+    }
+    pthread_rwlock_unlock(&rs->lock);
+
+    long rc = ok ? (long)n_out : -1;
+    for (size_t i = 0; i < n_out; i++) {
+        if (ok)
+            cb(out[i], arg);
+        else
+            rs->release(out[i]);
+    }
+    free(out);
+    free(stk);
+    free(lv);
+    return rc;
+}
+
+size_t retain_count(retain_t *rs)
+{
+    return atomic_load_explicit(&rs->count, memory_order_relaxed);
+}

@@ -1,0 +1,540 @@
+/* test_broker_subtree.c -- unit tests of the subscription tree: matching rules, merging of
+ * overlapping subscriptions [MQTT-3.3.5-1], no-local, shared round robin, remove/replace, counts,
+ * a randomized cross-check against a reference matcher, concurrency, and a printed micro benchmark. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "broker/subtree.h"
+
+static int failures;
+#define CHECK(c)                                                                   \
+    do {                                                                           \
+        if (!(c)) {                                                                \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
+            failures++;                                                            \
+        }                                                                          \
+    } while (0)
+#define CHECK_EQ(a, b)                                                                          \
+    do {                                                                                        \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                     \
+        if (a_ != b_) {                                                                         \
+            fprintf(stderr, "%s:%d: %s == %s failed: %lld != %lld\n", __FILE__, __LINE__, #a, #b, \
+                    a_, b_);                                                                    \
+            failures++;                                                                         \
+        }                                                                                       \
+    } while (0)
+
+#define S(str) (const uint8_t *)(str), strlen(str)
+
+static atomic_long holds;
+static void hold(void *owner)
+{
+    (void)owner;
+    atomic_fetch_add(&holds, 1);
+}
+
+static int owners[5000];
+#define O(i) ((void *)&owners[i])
+
+static const sub_match_t *find(const sub_result_t *r, void *owner, int shared)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (r->v[i].owner == owner && r->v[i].shared == shared)
+            return &r->v[i];
+    return NULL;
+}
+
+static bool has_id(const sub_result_t *r, const sub_match_t *m, uint32_t id)
+{
+    const uint32_t *ids = sub_match_ids(r, m);
+    for (uint32_t i = 0; i < m->n_ids; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+/* Reference: does filter f match topic t (both NUL-terminated)? Straight from spec 4.7. */
+static bool ref_match(const char *f, const char *t)
+{
+    if (t[0] == '$' && (f[0] == '+' || f[0] == '#'))
+        return false;
+    for (;;) {
+        if (f[0] == '#')
+            return true;
+        size_t fl = strcspn(f, "/"), tl = strcspn(t, "/");
+        if (!(fl == 1 && f[0] == '+') && (fl != tl || memcmp(f, t, fl) != 0))
+            return false;
+        f += fl;
+        t += tl;
+        if (!*f && !*t)
+            return true;
+        if (!*f)
+            return false;
+        if (!*t)
+            return strcmp(f, "/#") == 0;
+        f++;
+        t++;
+    }
+}
+
+static size_t match(subtree_t *t, const char *topic, const void *pub, sub_result_t *r)
+{
+    subtree_match(t, S(topic), pub, r);
+    return r->n;
+}
+
+static void test_table(void)
+{
+    static const struct {
+        const char *f, *t;
+        int m;
+    } cases[] = {
+        {"a/b/c", "a/b/c", 1},  {"a/b/c", "a/b", 0},      {"a/b", "a/b/c", 0},     {"a/+/c", "a/b/c", 1},
+        {"a/+/c", "a/b/d", 0},  {"a/+", "a/b/c", 0},      {"+/+/+", "a/b/c", 1},   {"+", "a", 1},
+        {"+", "a/b", 0},        {"+", "/a", 0},           {"+/+", "/a", 1},        {"/+", "/a", 1},
+        {"#", "a", 1},          {"#", "a/b/c", 1},        {"#", "/", 1},           {"a/#", "a", 1},
+        {"a/#", "a/b", 1},      {"a/#", "a/b/c/d", 1},    {"a/#", "ab", 0},        {"a/#", "b/a", 0},
+        {"a/+/#", "a/b", 1},    {"a/+/#", "a", 0},        {"+/#", "a", 1},         {"a//b", "a//b", 1},
+        {"a/+/b", "a//b", 1},   {"a//b", "a/b", 0},       {"a/#", "a//", 1},       {"+/+", "a/", 1},
+        {"a/", "a", 0},         {"a", "a/", 0},           {"#", "$SYS/x", 0},      {"+/x", "$SYS/x", 0},
+        {"+", "$SYS", 0},       {"$SYS/#", "$SYS/x", 1},  {"$SYS/#", "$SYS", 1},   {"$SYS/+", "$SYS/x", 1},
+        {"$SYS/x", "$SYS/x", 1}, {"a/$x", "a/$x", 1},     {"a/+", "a/$x", 1},      {"a/#", "a/$x", 1},
+        {"$share/g/#", "$SYS/x", 0}, {"$share/g/a/+", "a/b", 1}, {"$share/g/+/b", "$x/b", 0},
+        {"sport/tennis/player1/#", "sport/tennis/player1/ranking", 1},
+        {"sport/tennis/player1/#", "sport/tennis/player1", 1}, {"sport/+", "sport", 0}, {"sport/+", "sport/", 1},
+    };
+    sub_result_t r;
+    sub_result_init(&r);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        subtree_t *t = subtree_new(hold);
+        CHECK_EQ(subtree_add(t, S(cases[i].f), O(0), 1, 0), 0);
+        if (match(t, cases[i].t, NULL, &r) != (size_t)cases[i].m)
+            fprintf(stderr, "  case filter '%s' topic '%s' expected %d\n", cases[i].f, cases[i].t, cases[i].m);
+        CHECK_EQ(r.n, cases[i].m);
+        if (strncmp(cases[i].f, "$share/", 7) != 0)
+            CHECK_EQ(ref_match(cases[i].f, cases[i].t), cases[i].m); /* the reference agrees */
+        subtree_free(t);
+    }
+    sub_result_free(&r);
+}
+
+/* Many random filters in one tree against random topics, compared with the reference matcher. */
+static void test_random(void)
+{
+    static const char *lv[] = {"a", "b", "", "$x", "ab"};
+    enum { NF = 300, NT = 2000 };
+    char filters[NF][64];
+    unsigned seed = 12345;
+    subtree_t *t = subtree_new(NULL);
+    for (int i = 0; i < NF; i++) {
+        char *p = filters[i];
+        int n = 1 + rand_r(&seed) % 4;
+        p[0] = 0;
+        for (int k = 0; k < n; k++) {
+            int x = rand_r(&seed) % 8;
+            const char *l = x < 5 ? lv[x] : x < 7 ? "+" : "#";
+            if (x == 7 && k != n - 1)
+                l = "+";
+            strcat(p, l);
+            if (k != n - 1)
+                strcat(p, "/");
+        }
+        /* owner i % 250 subscribes to filters i, i+250: overlapping ones merge; a repeat of the
+         * same filter would replace, so it is swapped for one that matches nothing */
+        for (int k = i - 250; k >= 0; k -= 250)
+            if (strcmp(filters[k], p) == 0)
+                snprintf(p, 64, "zzz/%d", i);
+        subtree_add(t, S(p), O(i % 250), (uint8_t)(i % 3), (uint32_t)i + 1);
+    }
+    sub_result_t r;
+    sub_result_init(&r);
+    for (int j = 0; j < NT; j++) {
+        char topic[64] = "";
+        int n = 1 + rand_r(&seed) % 4;
+        for (int k = 0; k < n; k++) {
+            strcat(topic, lv[rand_r(&seed) % 5]);
+            if (k != n - 1)
+                strcat(topic, "/");
+        }
+        subtree_match(t, S(topic), NULL, &r);
+        /* expected per owner: max qos and the id set */
+        for (int o = 0; o < 250; o++) {
+            int want_qos = -1, n_ids = 0;
+            for (int i = o; i < NF; i += 250) {
+                if (ref_match(filters[i], topic)) {
+                    if (i % 3 > want_qos)
+                        want_qos = i % 3;
+                    n_ids++;
+                }
+            }
+            const sub_match_t *m = find(&r, O(o), 0);
+            if ((want_qos >= 0) != (m != NULL)) {
+                fprintf(stderr, "  random: topic '%s' owner %d want %d got %p\n", topic, o, want_qos, (void *)m);
+                failures++;
+                continue;
+            }
+            if (m) {
+                CHECK_EQ(m->qos, want_qos);
+                CHECK_EQ(m->n_ids, n_ids);
+                for (int i = o; i < NF; i += 250)
+                    if (ref_match(filters[i], topic))
+                        CHECK(has_id(&r, m, (uint32_t)i + 1));
+            }
+        }
+        /* no duplicate owners */
+        for (size_t a = 0; a < r.n; a++)
+            for (size_t b = a + 1; b < r.n; b++)
+                CHECK(r.v[a].owner != r.v[b].owner);
+    }
+    sub_result_free(&r);
+    subtree_free(t);
+}
+
+static void test_merge(void)
+{
+    subtree_t *t = subtree_new(hold);
+    sub_result_t r;
+    sub_result_init(&r);
+    CHECK_EQ(subtree_add(t, S("a/+"), O(0), 1, 5), 0);
+    CHECK_EQ(subtree_add(t, S("a/#"), O(0), 2, 7), 0);
+    CHECK_EQ(subtree_add(t, S("a/b"), O(0), 0 | SUB_OPT_RAP, 0), 0);
+    CHECK_EQ(subtree_add(t, S("a/b"), O(1), 0, 9), 0);
+    CHECK_EQ(subtree_add(t, S("#"), O(2), 1, 0), 0);
+    long h0 = atomic_load(&holds);
+    CHECK_EQ(match(t, "a/b", NULL, &r), 3);
+    CHECK_EQ(atomic_load(&holds) - h0, 3); /* one hold per entry */
+    const sub_match_t *m = find(&r, O(0), 0);
+    CHECK(m != NULL);
+    if (m) {
+        CHECK_EQ(m->qos, 2);
+        CHECK_EQ(m->retain_as_published, 1);
+        CHECK_EQ(m->n_ids, 2);
+        CHECK(has_id(&r, m, 5));
+        CHECK(has_id(&r, m, 7));
+    }
+    m = find(&r, O(1), 0);
+    CHECK(m && m->qos == 0 && m->n_ids == 1 && has_id(&r, m, 9) && !m->retain_as_published);
+    m = find(&r, O(2), 0);
+    CHECK(m && m->qos == 1 && m->n_ids == 0);
+    CHECK_EQ(r.n_ids, 3);
+    /* "a" is matched by "a/#" only (parent rule) and "#" */
+    CHECK_EQ(match(t, "a", NULL, &r), 2);
+    m = find(&r, O(0), 0);
+    CHECK(m && m->qos == 2 && m->n_ids == 1 && has_id(&r, m, 7) && !m->retain_as_published);
+    sub_result_free(&r);
+    subtree_free(t);
+}
+
+static void test_no_local(void)
+{
+    subtree_t *t = subtree_new(hold);
+    sub_result_t r;
+    sub_result_init(&r);
+    subtree_add(t, S("x/y"), O(0), 1 | SUB_OPT_NO_LOCAL, 0);
+    subtree_add(t, S("x/y"), O(1), 1, 0);
+    subtree_add(t, S("x/+"), O(2), 1 | SUB_OPT_NO_LOCAL, 0);
+    subtree_add(t, S("x/#"), O(2), 2, 3); /* O(2) also has a local-allowed overlapping one */
+    CHECK_EQ(match(t, "x/y", O(0), &r), 2);
+    CHECK(!find(&r, O(0), 0) && find(&r, O(1), 0));
+    CHECK_EQ(match(t, "x/y", O(1), &r), 3);
+    CHECK_EQ(match(t, "x/y", O(2), &r), 3);
+    const sub_match_t *m = find(&r, O(2), 0); /* only the "x/#" one applies */
+    CHECK(m && m->qos == 2 && m->n_ids == 1 && has_id(&r, m, 3));
+    CHECK_EQ(match(t, "x/y", NULL, &r), 3);
+    sub_result_free(&r);
+    subtree_free(t);
+}
+
+static void test_shared(void)
+{
+    subtree_t *t = subtree_new(hold);
+    sub_result_t r;
+    sub_result_init(&r);
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(subtree_add(t, S("$share/g/s/+"), O(i), 1, (uint32_t)(10 + i)), 0);
+    CHECK_EQ(subtree_add(t, S("$share/h/s/+"), O(3), 2, 0), 0);
+    CHECK_EQ(subtree_add(t, S("s/#"), O(0), 0, 0), 0); /* not merged with O(0)'s shared one */
+    CHECK_EQ(subtree_count(t), 5);
+    int got[4] = {0};
+    int last = -1, repeats = 0;
+    for (int k = 0; k < 30; k++) {
+        CHECK_EQ(match(t, "s/1", NULL, &r), 3); /* one of g, one of h, O(0)'s own */
+        int in_g = 0;
+        for (size_t i = 0; i < r.n; i++) {
+            if (!r.v[i].shared) {
+                CHECK(r.v[i].owner == O(0));
+                continue;
+            }
+            int who = (int)((int *)r.v[i].owner - owners);
+            got[who]++;
+            if (who < 3) {
+                in_g++;
+                CHECK_EQ(r.v[i].qos, 1);
+                CHECK(r.v[i].n_ids == 1 && sub_match_ids(&r, &r.v[i])[0] == (uint32_t)(10 + who));
+                if (who == last)
+                    repeats++;
+                last = who;
+            } else {
+                CHECK_EQ(r.v[i].qos, 2);
+            }
+        }
+        CHECK_EQ(in_g, 1);
+    }
+    CHECK_EQ(got[0], 10);
+    CHECK_EQ(got[1], 10);
+    CHECK_EQ(got[2], 10);
+    CHECK_EQ(got[3], 30);
+    CHECK_EQ(repeats, 0);
+    /* The same owner may appear twice: once shared, once on its own. */
+    CHECK_EQ(subtree_add(t, S("$share/g/s/+"), O(1), 0, 0), 1); /* replace */
+    CHECK_EQ(subtree_count(t), 5);
+    CHECK(subtree_remove(t, S("$share/g/s/+"), O(0)));
+    CHECK(!subtree_remove(t, S("$share/g/s/+"), O(0)));
+    CHECK(!subtree_remove(t, S("$share/x/s/+"), O(1)));
+    CHECK(!subtree_remove(t, S("s/+"), O(1))); /* the shared one is not an ordinary one */
+    CHECK(subtree_remove(t, S("$share/g/s/+"), O(1)));
+    CHECK(subtree_remove(t, S("$share/g/s/+"), O(2)));
+    CHECK(subtree_remove(t, S("$share/h/s/+"), O(3)));
+    CHECK_EQ(subtree_count(t), 1);
+    CHECK_EQ(match(t, "s/1", NULL, &r), 1);
+    CHECK(r.v[0].owner == O(0) && !r.v[0].shared);
+    sub_result_free(&r);
+    subtree_free(t);
+}
+
+static void test_remove_replace(void)
+{
+    subtree_t *t = subtree_new(hold);
+    sub_result_t r;
+    sub_result_init(&r);
+    CHECK_EQ(subtree_add(t, S("a/b"), O(0), 0, 0), 0);
+    CHECK_EQ(subtree_add(t, S("a/b"), O(0), 2 | SUB_OPT_RAP, 4), 1);
+    CHECK_EQ(subtree_count(t), 1);
+    CHECK_EQ(match(t, "a/b", NULL, &r), 1);
+    CHECK(r.v[0].qos == 2 && r.v[0].retain_as_published && r.v[0].n_ids == 1 && r.ids[r.v[0].ids_off] == 4);
+    CHECK(!subtree_remove(t, S("a/b"), O(1)));
+    CHECK(!subtree_remove(t, S("a"), O(0)));
+    CHECK(!subtree_remove(t, S("a/b/c"), O(0)));
+    CHECK(subtree_remove(t, S("a/b"), O(0)));
+    CHECK(!subtree_remove(t, S("a/b"), O(0)));
+    CHECK_EQ(subtree_count(t), 0);
+    CHECK_EQ(match(t, "a/b", NULL, &r), 0);
+
+    /* Many owners on one node (owner index, swap-remove): remove every odd one. */
+    for (int i = 0; i < 1000; i++)
+        CHECK_EQ(subtree_add(t, S("f/+"), O(i), 1, 0), 0);
+    for (int i = 0; i < 1000; i++)
+        CHECK_EQ(subtree_add(t, S("f/+"), O(i), 1, (uint32_t)i + 1), 1);
+    CHECK_EQ(subtree_count(t), 1000);
+    for (int i = 1; i < 1000; i += 2)
+        CHECK(subtree_remove(t, S("f/+"), O(i)));
+    for (int i = 1; i < 1000; i += 2)
+        CHECK(!subtree_remove(t, S("f/+"), O(i)));
+    CHECK_EQ(subtree_count(t), 500);
+    CHECK_EQ(match(t, "f/x", NULL, &r), 500);
+    for (int i = 0; i < 1000; i++) {
+        const sub_match_t *m = find(&r, O(i), 0);
+        CHECK((m != NULL) == (i % 2 == 0));
+        if (m)
+            CHECK(m->n_ids == 1 && sub_match_ids(&r, m)[0] == (uint32_t)i + 1);
+    }
+    for (int i = 0; i < 1000; i += 2)
+        CHECK(subtree_remove(t, S("f/+"), O(i)));
+    CHECK_EQ(subtree_count(t), 0);
+
+    /* Many sibling nodes (child hash table growth and backward-shift deletion). */
+    char f[32];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(f, sizeof f, "n/%d/x", i);
+        CHECK_EQ(subtree_add(t, S(f), O(i % 7), 0, 0), 0);
+    }
+    for (int i = 0; i < 2000; i += 3) {
+        snprintf(f, sizeof f, "n/%d/x", i);
+        CHECK(subtree_remove(t, S(f), O(i % 7)));
+    }
+    for (int i = 0; i < 2000; i++) {
+        snprintf(f, sizeof f, "n/%d/x", i);
+        CHECK_EQ(match(t, f, NULL, &r), i % 3 != 0);
+    }
+    sub_result_free(&r);
+    subtree_free(t); /* frees what is left; ASan checks for leaks */
+}
+
+/* Fan-out to many owners, each matched by two filters: merged, deduplicated, linear time. */
+static void test_fanout(void)
+{
+    subtree_t *t = subtree_new(hold);
+    sub_result_t r;
+    sub_result_init(&r);
+    for (int i = 0; i < 5000; i++) {
+        subtree_add(t, S("fan/+"), O(i), 0, 1);
+        subtree_add(t, S("fan/#"), O(i), 1, 2);
+    }
+    CHECK_EQ(subtree_count(t), 10000);
+    for (int k = 0; k < 3; k++) {
+        CHECK_EQ(match(t, "fan/out", NULL, &r), 5000);
+        CHECK_EQ(r.n_ids, 10000);
+        int bad = 0;
+        for (size_t i = 0; i < r.n; i++) {
+            const uint32_t *ids = sub_match_ids(&r, &r.v[i]);
+            if (r.v[i].qos != 1 || r.v[i].n_ids != 2 || ids[0] + ids[1] != 3)
+                bad++;
+        }
+        CHECK_EQ(bad, 0);
+        CHECK_EQ(match(t, "fan", NULL, &r), 5000);
+        CHECK_EQ(match(t, "other", NULL, &r), 0);
+    }
+    sub_result_free(&r);
+    subtree_free(t);
+}
+
+/* A topic of 32k levels must not overflow any stack (no recursion). */
+static void test_deep(void)
+{
+    size_t n = 65535;
+    uint8_t *s = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        s[i] = (i % 2) ? '/' : 'a';
+    subtree_t *t = subtree_new(NULL);
+    sub_result_t r;
+    sub_result_init(&r);
+    CHECK_EQ(subtree_add(t, s, n, O(0), 0, 0), 0);
+    s[n - 1] = '+';
+    CHECK_EQ(subtree_add(t, s, n, O(1), 0, 0), 0);
+    s[n - 1] = '#';
+    CHECK_EQ(subtree_add(t, s, n, O(2), 0, 0), 0);
+    s[n - 1] = 'a';
+    subtree_match(t, s, n, NULL, &r);
+    CHECK_EQ(r.n, 3);
+    subtree_match(t, s, n - 2, NULL, &r); /* one level short: only the '#' parent match */
+    CHECK_EQ(r.n, 1);
+    CHECK(subtree_remove(t, s, n, O(0)));
+    sub_result_free(&r);
+    subtree_free(t);
+    free(s);
+}
+
+/* ---- concurrency: 4 threads match while 1 thread adds and removes ---- */
+
+struct conc {
+    subtree_t *t;
+    atomic_int stop;
+    atomic_long matches;
+    atomic_int errors;
+};
+
+static void *reader(void *arg)
+{
+    struct conc *c = arg;
+    sub_result_t r;
+    sub_result_init(&r);
+    char topic[32];
+    unsigned seed = (unsigned)(uintptr_t)&r;
+    while (!atomic_load(&c->stop)) {
+        snprintf(topic, sizeof topic, "c/%u/v", rand_r(&seed) % 50);
+        subtree_match(c->t, S(topic), NULL, &r);
+        /* O(0) subscribes to "c/#" for the whole test: always present, exactly once. */
+        int seen0 = 0;
+        for (size_t i = 0; i < r.n; i++)
+            if (r.v[i].owner == O(0))
+                seen0++;
+        if (seen0 != 1)
+            atomic_fetch_add(&c->errors, 1);
+        atomic_fetch_add(&c->matches, 1);
+    }
+    sub_result_free(&r);
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    struct conc c = {.t = subtree_new(hold)};
+    subtree_add(c.t, S("c/#"), O(0), 1, 0);
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, reader, &c);
+    char f[32];
+    unsigned seed = 7;
+    for (int k = 0; k < 20000; k++) {
+        int i = 1 + rand_r(&seed) % 200;
+        const char *shapes[] = {"c/%d/v", "c/+/v", "c/%d/#", "$share/g/c/%d/v"};
+        snprintf(f, sizeof f, shapes[k % 4], i % 50);
+        if (rand_r(&seed) % 2)
+            subtree_add(c.t, S(f), O(i), 1, (uint32_t)k);
+        else
+            subtree_remove(c.t, S(f), O(i));
+    }
+    atomic_store(&c.stop, 1);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    CHECK_EQ(atomic_load(&c.errors), 0);
+    CHECK(atomic_load(&c.matches) > 0);
+    printf("threads: %ld matches by 4 readers during 20000 add/remove\n", atomic_load(&c.matches));
+    subtree_free(c.t);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Micro benchmark (printed, not asserted): 10k subscriptions of mixed shapes. */
+static void bench(void)
+{
+    subtree_t *t = subtree_new(hold);
+    char f[64];
+    int n_subs = 0;
+    for (int i = 0; i < 10000; i++) {
+        switch (i % 4) {
+        case 0: snprintf(f, sizeof f, "site/%d/dev/%d/temp", i % 100, i); break;
+        case 1: snprintf(f, sizeof f, "site/%d/dev/+/temp", i % 100); break;
+        case 2: snprintf(f, sizeof f, "site/%d/dev/%d/#", i % 100, i); break;
+        default: snprintf(f, sizeof f, "site/+/dev/%d/+", i); break;
+        }
+        if (subtree_add(t, S(f), O(i / 2), 1, 0) == 0)
+            n_subs++;
+    }
+    sub_result_t r;
+    sub_result_init(&r);
+    char topics[1024][64];
+    for (int i = 0; i < 1024; i++)
+        snprintf(topics[i], sizeof topics[i], "site/%d/dev/%d/temp", (i * 7) % 100, (i * 13) % 10000);
+    size_t recv = 0;
+    long iters = 1000000;
+    double t0 = now_s();
+    for (long k = 0; k < iters; k++) {
+        subtree_match(t, S(topics[k & 1023]), NULL, &r);
+        recv += r.n;
+    }
+    double dt = now_s() - t0;
+    printf("bench: %d subscriptions, %.2f M matches/s, %.1f receivers/match\n", n_subs, iters / dt / 1e6,
+           (double)recv / iters);
+    sub_result_free(&r);
+    subtree_free(t);
+}
+
+int main(void)
+{
+    test_table();
+    test_random();
+    test_merge();
+    test_no_local();
+    test_shared();
+    test_remove_replace();
+    test_fanout();
+    test_deep();
+    test_threads();
+    bench();
+    if (failures) {
+        fprintf(stderr, "test_broker_subtree: %d failure(s)\n", failures);
+        return 1;
+    }
+    printf("test_broker_subtree: ok\n");
+    return 0;
+}
