@@ -1,0 +1,310 @@
+/* tombo-pub -- publish one message (-m, -f, -n, -s) or one per line of stdin (-l), with
+ * mosquitto_pub's flags and messages. The network runs on libtombo's loop thread while main()
+ * publishes, so -l streams lines as they arrive. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "mqtt/topic.h"
+
+enum mode { M_NONE, M_MSG, M_FILE, M_NULL, M_STDIN, M_LINES };
+
+static tool_cfg_t cfg;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+static bool connected, gone;
+static int connack_rc;
+static long published, completed;
+
+static void usage(void)
+{
+    printf("tombo-pub is a simple MQTT client that will publish a message on a single topic and exit.\n"
+           "tombo-pub version %s running on libtombo %s.\n\n"
+           "Usage: tombo-pub {[-h host] [-p port] [-u username] [-P password] -t topic}\n"
+           "                 {-f file | -l | -n | -m message | -s}\n"
+           "                 [-c] [-k keepalive] [-q qos] [-r] [--repeat N] [--repeat-delay time]\n"
+           "                 [-x session-expiry] [-A bind_address] [--nodelay] [-i id] [-I id_prefix]\n"
+           "                 [-d] [--quiet] [-M max_inflight] [-V protocol-version]\n"
+           "                 [--will-topic [--will-payload payload] [--will-qos qos] [--will-retain]]\n"
+           "                 [-D command identifier value]\n"
+           "       tombo-pub --help\n\n"
+           " -A : bind the outgoing socket to this host/ip address.\n"
+           " -c : disable clean session/enable persistent client mode.\n"
+           " -d : enable debug messages.\n"
+           " -D : define MQTT v5 properties: -D command identifier value, e.g.\n"
+           "      -D publish content-type text/plain, -D publish user-property key value.\n"
+           " -f : send the contents of a file as the message.\n"
+           " -h : mqtt host to connect to. Defaults to localhost.\n"
+           " -i : id to use for this client.\n"
+           " -I : define the client id as id_prefix appended with the process id.\n"
+           " -k : keep alive in seconds for this client. Defaults to 60.\n"
+           " -l : read messages from stdin, sending a separate message for each line.\n"
+           " -m : message payload to send.\n"
+           " -M : the maximum inflight messages for QoS 1/2.\n"
+           " -n : send a null (zero length) message.\n"
+           " -p : network port to connect to. Defaults to 1883.\n"
+           " -P : provide a password\n"
+           " -q : quality of service level to use for all messages. Defaults to 0.\n"
+           " -r : message should be retained.\n"
+           " -s : read message from stdin, sending the entire input as a message.\n"
+           " -t : mqtt topic to publish to.\n"
+           " -u : provide a username\n"
+           " -V : specify the version of the MQTT protocol to use when connecting.\n"
+           "      Can be mqttv5, mqttv311 or mqttv31. Defaults to mqttv311.\n"
+           " -x : Set the session-expiry-interval property on the CONNECT packet (MQTT v5).\n"
+           " --help : display this message.\n"
+           " --quiet : don't print error messages.\n"
+           " --repeat : if publish mode is -f, -m, or -s, then repeat the publish N times.\n"
+           " --repeat-delay : if using --repeat, wait time seconds between publishes. Defaults to 0.\n"
+           " --will-payload, --will-qos, --will-retain, --will-topic : the client's Will.\n",
+           TOMBO_VERSION, tombo_lib_version());
+}
+
+static void on_connect(tombo_client_t *c, void *user, int reason, bool sp, const tombo_props_t *props)
+{
+    (void)c;
+    (void)user;
+    (void)sp;
+    (void)props;
+    pthread_mutex_lock(&mu);
+    if (reason)
+        connack_rc = reason;
+    else
+        connected = true;
+    pthread_cond_broadcast(&cond);
+    pthread_mutex_unlock(&mu);
+}
+
+static void on_publish(tombo_client_t *c, void *user, int mid, int reason, const tombo_props_t *props)
+{
+    (void)c;
+    (void)user;
+    (void)mid;
+    (void)props;
+    if (reason >= 0x80)
+        tool_err(&cfg, "Warning: Publish %d failed: %s.\n", mid, tombo_reason_string(cfg.version, false, reason));
+    pthread_mutex_lock(&mu);
+    completed++;
+    pthread_cond_broadcast(&cond);
+    pthread_mutex_unlock(&mu);
+}
+
+static void on_disconnect(tombo_client_t *c, void *user, tombo_err_t err, int reason, const tombo_props_t *props)
+{
+    (void)c;
+    (void)user;
+    (void)props;
+    (void)reason;
+    pthread_mutex_lock(&mu);
+    if (err != TOMBO_OK && err != TOMBO_ERR_CONN_REFUSED && connected && !gone)
+        tool_err(&cfg, "Error: %s\n", tombo_strerror(err));
+    gone = true;
+    pthread_cond_broadcast(&cond);
+    pthread_mutex_unlock(&mu);
+}
+
+static char *read_all(FILE *f, size_t *len)
+{
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        return NULL;
+    size_t r;
+    while ((r = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n == cap) {
+            if (cap > (size_t)268435455) {
+                free(buf);
+                errno = EFBIG;
+                return NULL;
+            }
+            char *b = realloc(buf, cap * 2);
+            if (!b) {
+                free(buf);
+                return NULL;
+            }
+            buf = b;
+            cap *= 2;
+        }
+    }
+    *len = n;
+    return buf;
+}
+
+/* Publish, then wait (bounded by the connection) until at most max_inflight are outstanding. */
+static int publish_one(tombo_client_t *c, const void *payload, size_t len)
+{
+    tombo_err_t e = tombo_publish(c, NULL, cfg.topics[0], payload, len, cfg.qos, cfg.retain, cfg.p_publish);
+    if (e != TOMBO_OK) {
+        tool_err(&cfg, "Error: %s\n", tombo_strerror(e));
+        return 1;
+    }
+    pthread_mutex_lock(&mu);
+    published++;
+    while (!gone && published - completed >= cfg.max_inflight)
+        pthread_cond_wait(&cond, &mu);
+    pthread_mutex_unlock(&mu);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    tool_cfg_init(&cfg, TOOL_PUB);
+    enum mode mode = M_NONE;
+    const char *message = NULL, *file = NULL;
+    long long repeat = 1;
+    double repeat_delay = 0;
+    int rc = 1;
+    char *data = NULL;
+    size_t data_len = 0;
+    tombo_client_t *c = NULL;
+    for (int i = 1; i < argc; i++) {
+        int r = tool_parse_common(&cfg, argc, argv, &i);
+        if (r < 0)
+            goto out;
+        if (r > 0)
+            continue;
+        const char *a = argv[i];
+        enum mode m = M_NONE;
+        if (!strcmp(a, "--help")) {
+            usage();
+            rc = 0;
+            goto out;
+        } else if ((!strcmp(a, "-m") || !strcmp(a, "--message")) && i + 1 < argc) {
+            m = M_MSG;
+            message = argv[++i];
+        } else if ((!strcmp(a, "-f") || !strcmp(a, "--file")) && i + 1 < argc) {
+            m = M_FILE;
+            file = argv[++i];
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--null-message")) {
+            m = M_NULL;
+        } else if (!strcmp(a, "-s") || !strcmp(a, "--stdin-file")) {
+            m = M_STDIN;
+        } else if (!strcmp(a, "-l") || !strcmp(a, "--stdin-line")) {
+            m = M_LINES;
+        } else if (!strcmp(a, "--repeat") && i + 1 < argc) {
+            char *end;
+            repeat = strtoll(argv[++i], &end, 10);
+            if (*end || repeat < 1) {
+                tool_usage_error(&cfg, "Invalid repeat count \"%s\".\n", argv[i]);
+                goto out;
+            }
+        } else if (!strcmp(a, "--repeat-delay") && i + 1 < argc) {
+            char *end;
+            repeat_delay = strtod(argv[++i], &end);
+            if (*end || repeat_delay < 0) {
+                tool_usage_error(&cfg, "Invalid repeat delay \"%s\".\n", argv[i]);
+                goto out;
+            }
+        } else {
+            tool_usage_error(&cfg, "Unknown option '%s'.\n", a);
+            goto out;
+        }
+        if (m != M_NONE) {
+            if (mode != M_NONE) {
+                tool_usage_error(&cfg, "Only one type of message can be sent at once.\n");
+                goto out;
+            }
+            mode = m;
+        }
+    }
+    if (!cfg.ntopics || mode == M_NONE) {
+        tool_err(&cfg, "Error: Both topic and message must be supplied.\n");
+        usage();
+        goto out;
+    }
+    if (!mqtt_topic_name_valid((const uint8_t *)cfg.topics[0], strlen(cfg.topics[0]))) {
+        tool_usage_error(&cfg, "Invalid publish topic '%s', does it contain '+' or '#'?\n", cfg.topics[0]);
+        goto out;
+    }
+    if (tool_cfg_finish(&cfg) < 0)
+        goto out;
+    if (mode == M_FILE) {
+        FILE *f = fopen(file, "rb");
+        if (!f) {
+            tool_err(&cfg, "Error: Unable to open file \"%s\".\n", file);
+            goto out;
+        }
+        data = read_all(f, &data_len);
+        fclose(f);
+        if (!data) {
+            tool_err(&cfg, "Error loading input file \"%s\".\n", file);
+            goto out;
+        }
+    } else if (mode == M_STDIN) {
+        if (!(data = read_all(stdin, &data_len))) {
+            tool_err(&cfg, "Error loading input from stdin.\n");
+            goto out;
+        }
+    }
+    if (!(c = tool_client_new(&cfg)))
+        goto out;
+    tombo_set_on_connect(c, on_connect);
+    tombo_set_on_publish(c, on_publish);
+    tombo_set_on_disconnect(c, on_disconnect);
+    if (tool_connect(&cfg, c))
+        goto out;
+    if (tombo_loop_start(c) != TOMBO_OK) {
+        tool_err(&cfg, "Error: unable to start the network thread.\n");
+        goto out;
+    }
+    pthread_mutex_lock(&mu);
+    while (!connected && !gone && !connack_rc)
+        pthread_cond_wait(&cond, &mu);
+    bool ok = connected;
+    pthread_mutex_unlock(&mu);
+    if (!ok) {
+        if (connack_rc) {
+            tool_connack_error(&cfg, connack_rc);
+            rc = connack_rc;
+        } else {
+            tool_err(&cfg, "Error: the connection was lost before the broker accepted it.\n");
+        }
+        goto stop;
+    }
+    rc = 0;
+    if (mode == M_LINES) {
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t n;
+        while (!rc && (n = getline(&line, &cap, stdin)) >= 0) {
+            if (n > 0 && line[n - 1] == '\n')
+                line[--n] = 0;
+            rc = publish_one(c, line, (size_t)n);
+        }
+        free(line);
+    } else {
+        for (long long k = 0; !rc && k < repeat; k++) {
+            if (k && repeat_delay > 0) {
+                struct timespec ts = {(time_t)repeat_delay, (long)((repeat_delay - (time_t)repeat_delay) * 1e9)};
+                nanosleep(&ts, NULL);
+            }
+            if (mode == M_MSG)
+                rc = publish_one(c, message, strlen(message));
+            else if (mode == M_NULL)
+                rc = publish_one(c, NULL, 0);
+            else
+                rc = publish_one(c, data, data_len);
+        }
+    }
+    /* Wait until every message completed (QoS 0: written), or the connection is gone. */
+    pthread_mutex_lock(&mu);
+    while (!gone && completed < published)
+        pthread_cond_wait(&cond, &mu);
+    if (completed < published && !rc)
+        rc = 1;
+    pthread_mutex_unlock(&mu);
+    tombo_disconnect(c, 0, cfg.p_disconnect);
+stop:
+    tombo_loop_stop(c);
+out:
+    tombo_client_destroy(c);
+    free(data);
+    tool_cfg_free(&cfg);
+    return rc;
+}
