@@ -567,7 +567,8 @@ static int h_include_dir(struct parser *ps, const struct directive *d, char *val
         names[n++] = xstrdup(de->d_name);
     }
     closedir(dir);
-    qsort(names, n, sizeof(*names), include_cmp);
+    if (n > 1)
+        qsort(names, n, sizeof(*names), include_cmp);
     int rc = 0;
     const char *file = ps->file;
     int line = ps->line;

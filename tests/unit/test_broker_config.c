@@ -407,6 +407,14 @@ static void test_include_dir(void)
     snprintf(want, sizeof(want), "%s/two.d/B.conf", tmpdir);
     unlink(want);
 
+    /* an empty directory (or one without *.conf) is fine */
+    char empty[300];
+    snprintf(empty, sizeof(empty), "%s/empty.d", tmpdir);
+    mkdir_p(empty);
+    snprintf(text, sizeof(text), "include_dir %s\n", empty);
+    CHECK(load(&cfg, text, err, sizeof(err)) == 0 && cfg.local_only);
+    config_free(&cfg);
+
     snprintf(text, sizeof(text), "include_dir %s/nonexistent.d\n", tmpdir);
     rc = load(&cfg, text, err, sizeof(err));
     CHECK(rc == -1);
