@@ -1,0 +1,995 @@
+/* engine.c -- tombo-bench's I/O engine: T threads, each with its own epoll and its own set of
+ * connections. Each loop turn reads up to 64 KB per readable socket and decodes every packet in
+ * it (shared codec), lets every publisher append the messages now due to its output buffer, and
+ * flushes each connection that has output once. The main thread only moves the run through its
+ * phases (connect, run, drain, stop) and samples counters once a second.
+ *
+ * Design: a connection is owned by one thread for life, so nothing on the message path is locked
+ * or atomic; each thread publishes its counters with relaxed stores once per turn. A PUBLISH is
+ * encoded once per publisher with mqtt_encode and then copied and patched per message (sequence,
+ * timestamp, packet id), which keeps generation at a memcpy per message. */
+#include "bench/bench.h"
+#include "mqtt/packet.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
+#define RBUF_SIZE (3 * BENCH_READ_SIZE)
+#define MAX_PACKET (2 * BENCH_READ_SIZE - MQTT_MAX_HEADER)
+#define KEEPALIVE 60
+#define EVENTS 512
+
+extern volatile sig_atomic_t bench_interrupted;
+
+uint64_t bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+    memcpy(p, &v, 4); /* x86/arm little-endian hosts; the payload is only read by tombo-bench */
+}
+static void put_le64(uint8_t *p, uint64_t v)
+{
+    memcpy(p, &v, 8);
+}
+static uint32_t get_le32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+static uint64_t get_le64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static int errors_printed;
+
+static void conn_error(bench_thread_t *t, conn_t *c, const char *what, int err)
+{
+    t->t.errors++;
+    if (__atomic_fetch_add(&errors_printed, 1, __ATOMIC_RELAXED) < 10)
+        fprintf(stderr, "tombo-bench: client %u: %s%s%s\n", c->idx, what, err ? ": " : "",
+                err ? strerror(err) : "");
+}
+
+static void conn_close(bench_thread_t *t, conn_t *c)
+{
+    if (c->state == CS_CLOSED)
+        return;
+    if (c->fd >= 0) {
+        close(c->fd);
+        c->fd = -1;
+    }
+    if (c->state == CS_CONNECTING || c->state == CS_CONNACK) {
+        t->pending--;
+        t->handshakes_done++;
+    } else if (c->state == CS_SUBACK || c->state == CS_READY) {
+        t->conns_up--;
+    }
+    if (c->pub)
+        t->inflight -= c->pub->inflight, c->pub->inflight = 0;
+    c->state = CS_CLOSED;
+    free(c->in);
+    c->in = NULL;
+    c->in_len = 0;
+    free(c->out);
+    c->out = NULL;
+    c->out_len = c->out_off = c->out_cap = 0;
+}
+
+static void conn_fail(bench_thread_t *t, conn_t *c, const char *what, int err)
+{
+    conn_error(t, c, what, err);
+    conn_close(t, c);
+}
+
+/* Room for n more output bytes; marks the connection for this turn's flush. NULL on OOM. */
+static uint8_t *out_reserve(bench_thread_t *t, conn_t *c, size_t n)
+{
+    if (c->out_off && c->out_off == c->out_len)
+        c->out_off = c->out_len = 0;
+    if (c->out_len + n > c->out_cap) {
+        if (c->out_off) {
+            memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+            c->out_len -= c->out_off;
+            c->out_off = 0;
+        }
+        if (c->out_len + n > c->out_cap) {
+            size_t cap = c->out_cap ? c->out_cap : 256;
+            while (cap < c->out_len + n)
+                cap *= 2;
+            uint8_t *nb = realloc(c->out, cap);
+            if (!nb)
+                return NULL;
+            c->out = nb;
+            c->out_cap = (uint32_t)cap;
+        }
+    }
+    if (!c->dirty) {
+        c->dirty = true;
+        c->next_dirty = t->dirty;
+        t->dirty = c;
+    }
+    return c->out + c->out_len;
+}
+
+/* Encode p with the shared codec onto c's output. */
+static int out_packet(bench_thread_t *t, conn_t *c, const mqtt_packet_t *p)
+{
+    uint8_t v = (uint8_t)t->run->cfg.version;
+    size_t n = mqtt_encoded_len(p, v);
+    uint8_t *o = out_reserve(t, c, n);
+    if (!o)
+        return -1;
+    c->out_len += (uint32_t)mqtt_encode(p, v, o);
+    return 0;
+}
+
+static int out_ack(bench_thread_t *t, conn_t *c, uint8_t type, uint16_t id)
+{
+    mqtt_packet_t p;
+    memset(&p, 0, sizeof(p));
+    p.type = type;
+    p.id = id;
+    return out_packet(t, c, &p);
+}
+
+static void epoll_set(bench_thread_t *t, conn_t *c, bool want_out)
+{
+    if (c->epollout == want_out)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN | (want_out ? EPOLLOUT : 0), .data.ptr = c};
+    epoll_ctl(t->ep, EPOLL_CTL_MOD, c->fd, &ev);
+    c->epollout = want_out;
+}
+
+static void conn_flush(bench_thread_t *t, conn_t *c, uint64_t now)
+{
+    if (c->fd < 0)
+        return;
+    while (c->out_off < c->out_len) {
+        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        if (n > 0) {
+            c->out_off += (uint32_t)n;
+            c->last_tx_ns = now;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            epoll_set(t, c, true);
+            return;
+        }
+        conn_fail(t, c, "write", n < 0 ? errno : EPIPE);
+        return;
+    }
+    c->out_off = c->out_len = 0;
+    epoll_set(t, c, false);
+    if (c->role == ROLE_IDLE && c->state == CS_READY) { /* idle clients keep no buffer */
+        free(c->out);
+        c->out = NULL;
+        c->out_cap = 0;
+    }
+}
+
+static int send_connect(bench_thread_t *t, conn_t *c)
+{
+    const bench_cfg_t *cfg = &t->run->cfg;
+    char id[64];
+    int n = snprintf(id, sizeof(id), "%s-%d-%u", cfg->id_prefix, (int)getpid(), c->idx);
+    mqtt_packet_t p;
+    memset(&p, 0, sizeof(p));
+    p.type = MQTT_CONNECT;
+    p.connect.version = (uint8_t)cfg->version;
+    p.connect.clean = 1;
+    p.connect.keepalive = KEEPALIVE;
+    p.connect.client_id.p = (const uint8_t *)id;
+    p.connect.client_id.len = (uint32_t)n;
+    c->state = CS_CONNACK;
+    return out_packet(t, c, &p);
+}
+
+static void conn_start(bench_thread_t *t, conn_t *c, uint64_t now)
+{
+    bench_run_t *r = t->run;
+    t->pending++;
+    c->state = CS_CONNECTING;
+    c->fd = socket(r->dst->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) {
+        conn_fail(t, c, "socket", errno);
+        return;
+    }
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (r->cfg.src_addrs > 1 && r->dst->ss_family == AF_INET) {
+        /* Spread clients over 127.0.0.1..N: each source address has its own ephemeral ports. */
+        struct sockaddr_in src = {.sin_family = AF_INET};
+        src.sin_addr.s_addr = htonl(0x7f000001u + c->idx % (uint32_t)r->cfg.src_addrs);
+        setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+        if (bind(c->fd, (struct sockaddr *)&src, sizeof(src)) < 0) {
+            conn_fail(t, c, "bind", errno);
+            return;
+        }
+    }
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+    if (epoll_ctl(t->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
+        conn_fail(t, c, "epoll_ctl", errno);
+        return;
+    }
+    c->epollout = true;
+    c->last_tx_ns = now;
+    if (connect(c->fd, (struct sockaddr *)r->dst, r->dst_len) < 0 && errno != EINPROGRESS) {
+        conn_fail(t, c, "connect", errno);
+        return;
+    }
+}
+
+static void conn_connected(bench_thread_t *t, conn_t *c, uint64_t now)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err) {
+        conn_fail(t, c, "connect", err);
+        return;
+    }
+    if (send_connect(t, c) < 0) {
+        conn_fail(t, c, "out of memory", 0);
+        return;
+    }
+    conn_flush(t, c, now);
+}
+
+/* ---- receiving ---- */
+
+static void on_publish(bench_thread_t *t, conn_t *c, const mqtt_packet_t *p, uint64_t now)
+{
+    sub_state_t *s = c->sub;
+    bench_run_t *r = t->run;
+    if (!s) {
+        conn_fail(t, c, "PUBLISH to a client that did not subscribe", 0);
+        return;
+    }
+    if (p->publish.qos == 1) {
+        out_ack(t, c, MQTT_PUBACK, p->id);
+    } else if (p->publish.qos == 2) {
+        uint64_t bit = 1ull << (p->id & 63);
+        bool again = s->rel_ids && (s->rel_ids[p->id >> 6] & bit);
+        out_ack(t, c, MQTT_PUBREC, p->id);
+        if (again) /* a resend of a message we hold: exactly once means not delivered again */
+            return;
+        if (s->rel_ids)
+            s->rel_ids[p->id >> 6] |= bit;
+    }
+    t->t.recv++;
+    const uint8_t *pl = p->publish.payload.p;
+    if (p->publish.payload.len < BENCH_PAYLOAD_MIN || get_le32(pl) != BENCH_MAGIC) {
+        t->t.foreign++;
+        return;
+    }
+    uint32_t pub_id = get_le32(pl + 4);
+    uint64_t seq = get_le64(pl + 8), ts = get_le64(pl + 16);
+    uint32_t slot;
+    if (s->expect_one != UINT32_MAX) {
+        if (pub_id != s->expect_one) {
+            t->t.foreign++;
+            return;
+        }
+        slot = 0;
+    } else {
+        if ((r->cfg.pubs && pub_id >= r->cfg.pubs) || pub_id >= (1u << 20)) {
+            t->t.foreign++;
+            return;
+        }
+        slot = pub_id;
+    }
+    if (slot >= s->ntr) {
+        uint32_t n = slot + 1;
+        if (r->cfg.pubs && n < r->cfg.pubs && s->expect_one == UINT32_MAX)
+            n = r->cfg.pubs;
+        track_t *nt = realloc(s->tr, n * sizeof(track_t));
+        if (!nt) {
+            conn_fail(t, c, "out of memory", 0);
+            return;
+        }
+        memset(nt + s->ntr, 0, (n - s->ntr) * sizeof(track_t));
+        s->tr = nt;
+        s->ntr = n;
+    }
+    switch (track_seen(&s->tr[slot], seq)) {
+    case 0:
+        t->t.distinct++;
+        break;
+    case 1:
+        t->t.distinct++;
+        t->t.ooo++;
+        break;
+    case 2:
+        t->t.dup++;
+        return;
+    default:
+        conn_fail(t, c, "out of memory", 0);
+        return;
+    }
+    uint64_t m0 = atomic_load_explicit(&r->meas_start_ns, memory_order_relaxed);
+    uint64_t m1 = atomic_load_explicit(&r->meas_end_ns, memory_order_relaxed);
+    if (m0 && ts >= m0 && ts < m1) {
+        t->t.meas_recv++;
+        hist_record(&t->t.lat, now > ts ? now - ts : 0);
+    }
+}
+
+static void on_ack(bench_thread_t *t, conn_t *c, const mqtt_packet_t *p)
+{
+    pub_state_t *ps = c->pub;
+    uint16_t id = p->id;
+    uint64_t bit = 1ull << (id & 63);
+    if (!ps || !ps->ids || !(ps->ids[id >> 6] & bit)) {
+        conn_fail(t, c, "acknowledgement for a packet id not in flight", 0);
+        return;
+    }
+    if (p->reason >= 0x80)
+        conn_error(t, c, "PUBLISH refused by the broker", 0);
+    if (p->type == MQTT_PUBREC) {
+        if (!(ps->rel[id >> 6] & bit)) {
+            ps->rel[id >> 6] |= bit;
+            mqtt_packet_t rel;
+            memset(&rel, 0, sizeof(rel));
+            rel.type = MQTT_PUBREL;
+            rel.id = id;
+            out_packet(t, c, &rel);
+        }
+        return;
+    }
+    if (p->type == MQTT_PUBCOMP && !(ps->rel[id >> 6] & bit)) {
+        conn_fail(t, c, "PUBCOMP before PUBREC", 0);
+        return;
+    }
+    if (p->type == MQTT_PUBACK && t->run->cfg.qos != 1) {
+        conn_fail(t, c, "PUBACK for a QoS 2 message", 0);
+        return;
+    }
+    ps->ids[id >> 6] &= ~bit;
+    if (ps->rel)
+        ps->rel[id >> 6] &= ~bit;
+    ps->inflight--;
+    ps->done++;
+    t->inflight--;
+    t->t.done++;
+}
+
+static void on_packet(bench_thread_t *t, conn_t *c, const mqtt_header_t *h, const uint8_t *body, uint64_t now)
+{
+    const bench_cfg_t *cfg = &t->run->cfg;
+    mqtt_packet_t p;
+    uint8_t rc = mqtt_decode(h, body, (uint8_t)cfg->version, MQTT_FROM_SERVER, &p);
+    if (rc != MQTT_RC_SUCCESS) {
+        char what[96];
+        snprintf(what, sizeof(what), "bad %s from the broker (%s)", mqtt_type_name(p.type), mqtt_rc_name(rc));
+        conn_fail(t, c, what, 0);
+        return;
+    }
+    switch (p.type) {
+    case MQTT_CONNACK:
+        if (c->state != CS_CONNACK) {
+            conn_fail(t, c, "unexpected CONNACK", 0);
+            return;
+        }
+        if (p.reason != 0) {
+            char what[96];
+            snprintf(what, sizeof(what), "connection refused (%u)", p.reason);
+            conn_fail(t, c, what, 0);
+            return;
+        }
+        t->pending--;
+        t->handshakes_done++;
+        t->conns_up++;
+        if (c->pub && cfg->version == MQTT_V5 && (p.props.has & MQTT_HAS(MQTT_PROP_RECEIVE_MAX)) &&
+            p.props.receive_max < c->pub->window)
+            c->pub->window = p.props.receive_max; /* the broker's Receive Maximum caps our window */
+        if (c->sub) {
+            mqtt_sub_t sub;
+            memset(&sub, 0, sizeof(sub));
+            sub.filter.p = (const uint8_t *)c->sub->filter;
+            sub.filter.len = (uint32_t)strlen(c->sub->filter);
+            sub.qos = (uint8_t)cfg->qos;
+            sub.options = (uint8_t)cfg->qos;
+            mqtt_packet_t s;
+            memset(&s, 0, sizeof(s));
+            s.type = MQTT_SUBSCRIBE;
+            s.id = 1;
+            s.subscribe.list = &sub;
+            s.subscribe.count = 1;
+            c->state = CS_SUBACK;
+            out_packet(t, c, &s);
+        } else {
+            c->state = CS_READY;
+        }
+        break;
+    case MQTT_SUBACK:
+        if (c->state != CS_SUBACK || p.suback.codes.len < 1 || p.suback.codes.p[0] >= 0x80) {
+            conn_fail(t, c, "subscription refused", 0);
+            return;
+        }
+        c->state = CS_READY;
+        t->subs_ready++;
+        break;
+    case MQTT_PUBLISH:
+        on_publish(t, c, &p, now);
+        break;
+    case MQTT_PUBACK:
+    case MQTT_PUBREC:
+    case MQTT_PUBCOMP:
+        on_ack(t, c, &p);
+        break;
+    case MQTT_PUBREL:
+        if (c->sub && c->sub->rel_ids)
+            c->sub->rel_ids[p.id >> 6] &= ~(1ull << (p.id & 63));
+        out_ack(t, c, MQTT_PUBCOMP, p.id);
+        break;
+    case MQTT_PINGRESP:
+        break;
+    case MQTT_DISCONNECT:
+        conn_fail(t, c, "DISCONNECT from the broker", 0);
+        break;
+    default:
+        conn_fail(t, c, "unexpected packet", 0);
+        break;
+    }
+}
+
+/* Read up to 64 KB at a time (a few times while the socket keeps filling them) and handle every
+ * complete packet; a partial packet is carried in c->in to the next read. */
+static void conn_read(bench_thread_t *t, conn_t *c)
+{
+    for (int round = 0; round < 4 && c->fd >= 0; round++) {
+        uint32_t have = c->in_len;
+        if (have)
+            memcpy(t->rbuf, c->in, have);
+        ssize_t n = recv(c->fd, t->rbuf + have, BENCH_READ_SIZE, 0);
+        if (n == 0) {
+            conn_fail(t, c, "connection closed by the broker", 0);
+            return;
+        }
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                return;
+            conn_fail(t, c, "read", errno);
+            return;
+        }
+        uint64_t now = bench_now_ns();
+        size_t total = have + (size_t)n, off = 0;
+        while (off < total && c->fd >= 0) {
+            mqtt_header_t h;
+            int hr = mqtt_header_parse(t->rbuf + off, total - off, &h);
+            if (hr == 0)
+                break;
+            if (hr < 0 || (size_t)h.header_len + h.remaining > MAX_PACKET) {
+                conn_fail(t, c, "malformed or oversized packet from the broker", 0);
+                return;
+            }
+            if (off + h.header_len + h.remaining > total)
+                break;
+            on_packet(t, c, &h, t->rbuf + off + h.header_len, now);
+            off += h.header_len + h.remaining;
+        }
+        if (c->fd < 0)
+            return;
+        size_t left = total - off;
+        if (left) {
+            uint8_t *nb = realloc(c->in, left);
+            if (!nb) {
+                conn_fail(t, c, "out of memory", 0);
+                return;
+            }
+            memmove(nb, t->rbuf + off, left);
+            c->in = nb;
+        } else {
+            free(c->in);
+            c->in = NULL;
+        }
+        c->in_len = (uint32_t)left;
+        if ((size_t)n < BENCH_READ_SIZE)
+            return;
+    }
+}
+
+/* ---- publishing ---- */
+
+static int pub_prepare(bench_thread_t *t, conn_t *c)
+{
+    const bench_cfg_t *cfg = &t->run->cfg;
+    pub_state_t *ps = c->pub;
+    uint8_t *payload = calloc(1, cfg->payload);
+    if (!payload)
+        return -1;
+    mqtt_packet_t p;
+    memset(&p, 0, sizeof(p));
+    p.type = MQTT_PUBLISH;
+    p.id = cfg->qos ? 1 : 0;
+    p.publish.qos = (uint8_t)cfg->qos;
+    p.publish.topic.p = (const uint8_t *)ps->topic;
+    p.publish.topic.len = (uint32_t)strlen(ps->topic);
+    p.publish.payload.p = payload;
+    p.publish.payload.len = cfg->payload;
+    size_t n = mqtt_encoded_len(&p, (uint8_t)cfg->version);
+    ps->tmpl = malloc(n);
+    if (!ps->tmpl) {
+        free(payload);
+        return -1;
+    }
+    ps->tmpl_len = (uint32_t)mqtt_encode(&p, (uint8_t)cfg->version, ps->tmpl);
+    ps->id_off = cfg->qos ? (uint32_t)mqtt_publish_id_offset(&p, (uint8_t)cfg->version) : 0;
+    ps->pl_off = ps->tmpl_len - cfg->payload;
+    put_le32(ps->tmpl + ps->pl_off, BENCH_MAGIC);
+    put_le32(ps->tmpl + ps->pl_off + 4, ps->pub_id);
+    free(payload);
+    return 0;
+}
+
+/* Append the messages due now. Returns true when the publisher could send more right away
+ * (max rate, room in window and buffer), so the loop should not sleep. */
+static bool pub_generate(bench_thread_t *t, conn_t *c, uint64_t now)
+{
+    bench_run_t *r = t->run;
+    pub_state_t *ps = c->pub;
+    if (c->state != CS_READY)
+        return false;
+    uint64_t want = UINT64_MAX;
+    if (r->cfg.rate > 0) {
+        uint64_t due = (uint64_t)((double)(now - r->t_run_ns) * r->cfg.rate / 1e9) + 1;
+        want = due > ps->seq ? due - ps->seq : 0;
+    }
+    uint64_t m0 = atomic_load_explicit(&r->meas_start_ns, memory_order_relaxed);
+    uint64_t m1 = atomic_load_explicit(&r->meas_end_ns, memory_order_relaxed);
+    bool measured = m0 && now >= m0 && now < m1;
+    int qos = r->cfg.qos;
+    while (want && c->out_len - c->out_off < BENCH_OUT_HIGH) {
+        if (qos && ps->inflight >= ps->window)
+            return false;
+        uint8_t *o = out_reserve(t, c, ps->tmpl_len);
+        if (!o) {
+            conn_fail(t, c, "out of memory", 0);
+            return false;
+        }
+        memcpy(o, ps->tmpl, ps->tmpl_len);
+        put_le64(o + ps->pl_off + 8, ps->seq);
+        put_le64(o + ps->pl_off + 16, now);
+        if (qos) {
+            uint16_t id = ps->next_id;
+            while (ps->ids[id >> 6] & (1ull << (id & 63)))
+                id = (uint16_t)(id == 65535 ? 1 : id + 1);
+            ps->ids[id >> 6] |= 1ull << (id & 63);
+            ps->next_id = (uint16_t)(id == 65535 ? 1 : id + 1);
+            o[ps->id_off] = (uint8_t)(id >> 8);
+            o[ps->id_off + 1] = (uint8_t)id;
+            ps->inflight++;
+            t->inflight++;
+        }
+        c->out_len += ps->tmpl_len;
+        ps->seq++;
+        t->t.sent++;
+        if (measured)
+            t->t.meas_sent++;
+        if (want != UINT64_MAX)
+            want--;
+    }
+    return r->cfg.rate <= 0 && c->out_len - c->out_off < BENCH_OUT_HIGH;
+}
+
+/* ---- the loop ---- */
+
+static void publish_counters(bench_thread_t *t)
+{
+    live_counters_t *l = &t->live;
+    atomic_store_explicit(&l->sent, t->t.sent, memory_order_relaxed);
+    atomic_store_explicit(&l->recv, t->t.recv, memory_order_relaxed);
+    atomic_store_explicit(&l->distinct, t->t.distinct, memory_order_relaxed);
+    atomic_store_explicit(&l->done, t->t.done, memory_order_relaxed);
+    atomic_store_explicit(&l->inflight, t->inflight, memory_order_relaxed);
+    atomic_store_explicit(&l->errors, t->t.errors, memory_order_relaxed);
+    atomic_store_explicit(&l->conns, t->conns_up, memory_order_relaxed);
+    atomic_store_explicit(&l->subs_ready, t->subs_ready, memory_order_relaxed);
+    atomic_store_explicit(&l->handshakes, t->handshakes_done, memory_order_relaxed);
+}
+
+static void keepalive_scan(bench_thread_t *t, uint64_t now)
+{
+    if (now - t->last_ka_ns < 1000000000ull)
+        return;
+    t->last_ka_ns = now;
+    for (uint32_t i = 0; i < t->nconns; i++) {
+        conn_t *c = &t->conns[i];
+        if (c->state >= CS_SUBACK && c->state != CS_CLOSED && now - c->last_tx_ns > KEEPALIVE / 2 * 1000000000ull) {
+            mqtt_packet_t p;
+            memset(&p, 0, sizeof(p));
+            p.type = MQTT_PINGREQ;
+            out_packet(t, c, &p);
+            c->last_tx_ns = now;
+        }
+    }
+}
+
+static void *thread_main(void *arg)
+{
+    bench_thread_t *t = arg;
+    bench_run_t *r = t->run;
+    struct epoll_event evs[EVENTS];
+    int timeout = 0;
+    t->last_ka_ns = bench_now_ns();
+    for (;;) {
+        int phase = atomic_load_explicit(&r->phase, memory_order_acquire);
+        if (phase == PH_STOP)
+            break;
+        uint64_t now = bench_now_ns();
+        while (t->next_start < t->nconns && t->pending < r->cfg.max_pending)
+            conn_start(t, &t->conns[t->next_start++], now);
+        int n = epoll_wait(t->ep, evs, EVENTS, timeout);
+        now = bench_now_ns();
+        for (int i = 0; i < n; i++) {
+            conn_t *c = evs[i].data.ptr;
+            if (c->fd < 0)
+                continue;
+            if (c->state == CS_CONNECTING) {
+                conn_connected(t, c, now);
+                continue;
+            }
+            if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+                conn_read(t, c);
+            if (c->fd >= 0 && (evs[i].events & EPOLLOUT))
+                conn_flush(t, c, now);
+        }
+        bool busy = false;
+        uint64_t next_due = UINT64_MAX;
+        if (phase == PH_RUN) {
+            for (uint32_t i = 0; i < t->npubs; i++) {
+                conn_t *c = t->pubs[i];
+                if (pub_generate(t, c, now))
+                    busy = true;
+                if (r->cfg.rate > 0 && c->state == CS_READY) {
+                    uint64_t due = r->t_run_ns + (uint64_t)((double)c->pub->seq * 1e9 / r->cfg.rate);
+                    if (due < next_due)
+                        next_due = due;
+                }
+            }
+        }
+        while (t->dirty) {
+            conn_t *c = t->dirty;
+            t->dirty = c->next_dirty;
+            c->dirty = false;
+            conn_flush(t, c, now);
+        }
+        keepalive_scan(t, now);
+        publish_counters(t);
+        if (phase == PH_DRAIN)
+            atomic_store_explicit(&t->live.drain_seen, 1, memory_order_release);
+        if (busy)
+            timeout = 0;
+        else if (next_due != UINT64_MAX) {
+            uint64_t after = bench_now_ns();
+            timeout = next_due <= after ? 0 : (int)((next_due - after + 999999) / 1000000);
+            if (timeout > 100)
+                timeout = 100;
+        } else {
+            timeout = 10;
+        }
+    }
+    /* Say goodbye properly, best effort, then close. */
+    uint64_t now = bench_now_ns();
+    for (uint32_t i = 0; i < t->nconns; i++) {
+        conn_t *c = &t->conns[i];
+        if (c->fd >= 0 && c->state >= CS_SUBACK) {
+            mqtt_packet_t p;
+            memset(&p, 0, sizeof(p));
+            p.type = MQTT_DISCONNECT;
+            if (out_packet(t, c, &p) == 0)
+                conn_flush(t, c, now);
+        }
+    }
+    for (uint32_t i = 0; i < t->nconns; i++) {
+        conn_t *c = &t->conns[i];
+        if (c->sub)
+            for (uint32_t k = 0; k < c->sub->ntr; k++)
+                if (c->sub->tr[k].next > c->sub->tr[k].distinct)
+                    t->t.gaps += c->sub->tr[k].next - c->sub->tr[k].distinct;
+        if (c->fd >= 0) {
+            close(c->fd);
+            c->fd = -1;
+        }
+    }
+    publish_counters(t);
+    return NULL;
+}
+
+static int resolve(bench_run_t *r)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+    char port[16];
+    snprintf(port, sizeof(port), "%d", r->cfg.port);
+    int e = getaddrinfo(r->cfg.host, port, &hints, &ai);
+    if (e) {
+        fprintf(stderr, "tombo-bench: %s: %s\n", r->cfg.host, gai_strerror(e));
+        return -1;
+    }
+    r->dst = calloc(1, sizeof(*r->dst));
+    if (!r->dst) {
+        freeaddrinfo(ai);
+        return -1;
+    }
+    memcpy(r->dst, ai->ai_addr, ai->ai_addrlen);
+    r->dst_len = (unsigned)ai->ai_addrlen;
+    bool loopback = ai->ai_family == AF_INET &&
+                    (ntohl(((struct sockaddr_in *)ai->ai_addr)->sin_addr.s_addr) >> 24) == 127;
+    freeaddrinfo(ai);
+    if (!loopback)
+        r->cfg.src_addrs = 1;
+    else if (r->cfg.src_addrs <= 0)
+        r->cfg.src_addrs = 1 + (int)(r->nclients / 16000);
+    return 0;
+}
+
+int engine_init(bench_run_t *r)
+{
+    if (resolve(r) < 0)
+        return -1;
+    int nt = r->cfg.threads;
+    r->thr = calloc((size_t)nt, sizeof(bench_thread_t));
+    if (!r->thr)
+        return -1;
+    for (int i = 0; i < nt; i++) {
+        bench_thread_t *t = &r->thr[i];
+        t->id = i;
+        t->run = r;
+        t->ep = -1;
+        hist_init(&t->t.lat);
+        t->nconns = r->nclients / (uint32_t)nt + ((uint32_t)i < r->nclients % (uint32_t)nt);
+        t->conns = calloc(t->nconns ? t->nconns : 1, sizeof(conn_t));
+        t->pubs = calloc(t->nconns ? t->nconns : 1, sizeof(conn_t *));
+        t->rbuf = malloc(RBUF_SIZE);
+        t->ep = epoll_create1(EPOLL_CLOEXEC);
+        if (!t->conns || !t->pubs || !t->rbuf || t->ep < 0)
+            return -1;
+    }
+    /* client k goes to thread k % T, so subscribers and publishers spread over every thread */
+    for (uint32_t k = 0; k < r->nclients; k++) {
+        bench_thread_t *t = &r->thr[k % (uint32_t)nt];
+        conn_t *c = &t->conns[k / (uint32_t)nt];
+        c->fd = -1;
+        c->idx = k;
+        if (scenario_client(r, k, c) < 0)
+            return -1;
+        if (c->pub) {
+            if (pub_prepare(t, c) < 0)
+                return -1;
+            t->pubs[t->npubs++] = c;
+        }
+    }
+    return 0;
+}
+
+void engine_free(bench_run_t *r)
+{
+    if (r->thr) {
+        for (int i = 0; i < r->cfg.threads; i++) {
+            bench_thread_t *t = &r->thr[i];
+            for (uint32_t k = 0; t->conns && k < t->nconns; k++) {
+                free(t->conns[k].in);
+                free(t->conns[k].out);
+                scenario_client_free(&t->conns[k]);
+            }
+            free(t->conns);
+            free(t->pubs);
+            free(t->rbuf);
+            if (t->ep >= 0)
+                close(t->ep);
+        }
+    }
+    free(r->thr);
+    free(r->dst);
+    free(r->samples);
+}
+
+/* ---- the main thread: phases and sampling ---- */
+
+typedef struct totals {
+    uint64_t sent, recv, distinct, done, inflight, errors, conns, subs_ready, handshakes;
+} totals_t;
+
+static void sum_live(const bench_run_t *r, totals_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    for (int i = 0; i < r->cfg.threads; i++) {
+        const live_counters_t *l = &r->thr[i].live;
+        s->sent += atomic_load_explicit(&l->sent, memory_order_relaxed);
+        s->recv += atomic_load_explicit(&l->recv, memory_order_relaxed);
+        s->distinct += atomic_load_explicit(&l->distinct, memory_order_relaxed);
+        s->done += atomic_load_explicit(&l->done, memory_order_relaxed);
+        s->inflight += atomic_load_explicit(&l->inflight, memory_order_relaxed);
+        s->errors += atomic_load_explicit(&l->errors, memory_order_relaxed);
+        s->conns += atomic_load_explicit(&l->conns, memory_order_relaxed);
+        s->subs_ready += atomic_load_explicit(&l->subs_ready, memory_order_relaxed);
+        s->handshakes += atomic_load_explicit(&l->handshakes, memory_order_relaxed);
+    }
+}
+
+static bool all_drain_seen(const bench_run_t *r)
+{
+    for (int i = 0; i < r->cfg.threads; i++)
+        if (!atomic_load_explicit(&r->thr[i].live.drain_seen, memory_order_acquire))
+            return false;
+    return true;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+typedef struct sampler {
+    uint64_t t0, last_ns;
+    totals_t last;
+} sampler_t;
+
+/* Once a second: record a sample and print the live line. */
+static void sample_tick(bench_run_t *r, sampler_t *sm, int phase, bool force)
+{
+    uint64_t now = bench_now_ns();
+    if (!force && now - sm->last_ns < 1000000000ull)
+        return;
+    totals_t cur;
+    sum_live(r, &cur);
+    double dt = (double)(now - sm->last_ns) / 1e9;
+    if (dt <= 0)
+        return;
+    if (r->nsamples == r->samples_cap) {
+        uint32_t cap = r->samples_cap ? r->samples_cap * 2 : 64;
+        bench_sample_t *ns = realloc(r->samples, cap * sizeof(*ns));
+        if (!ns)
+            return;
+        r->samples = ns;
+        r->samples_cap = cap;
+    }
+    bench_sample_t *s = &r->samples[r->nsamples++];
+    s->t = (double)(now - sm->t0) / 1e9;
+    s->sent_rate = (double)(cur.sent - sm->last.sent) / dt;
+    s->recv_rate = (double)(cur.recv - sm->last.recv) / dt;
+    s->conns = cur.conns;
+    s->errors = cur.errors;
+    if (cur.conns > r->conns_peak)
+        r->conns_peak = cur.conns;
+    report_live(r, s, phase);
+    sm->last = cur;
+    sm->last_ns = now;
+}
+
+int engine_run(bench_run_t *r)
+{
+    const bench_cfg_t *cfg = &r->cfg;
+    sampler_t sm;
+    memset(&sm, 0, sizeof(sm));
+    sm.t0 = sm.last_ns = bench_now_ns();
+    atomic_store(&r->phase, PH_CONNECT);
+    int started = 0;
+    for (int i = 0; i < cfg->threads; i++) {
+        if (pthread_create(&r->thr[i].tid, NULL, thread_main, &r->thr[i]) != 0) {
+            fprintf(stderr, "tombo-bench: cannot start threads\n");
+            atomic_store(&r->phase, PH_STOP);
+            break;
+        }
+        started++;
+    }
+    totals_t cur;
+    uint64_t deadline = sm.t0 + (uint64_t)(cfg->connect_timeout * 1e9);
+    while (started == cfg->threads) {
+        sum_live(r, &cur);
+        if (cur.handshakes >= r->nclients && cur.subs_ready + cur.errors >= cfg->subs)
+            break;
+        if (bench_now_ns() > deadline || bench_interrupted) {
+            fprintf(stderr, "tombo-bench: %s; %lu of %u clients connected\n",
+                    bench_interrupted ? "interrupted" : "connect timeout", (unsigned long)cur.conns, r->nclients);
+            break;
+        }
+        sample_tick(r, &sm, PH_CONNECT, false);
+        sleep_ms(5);
+    }
+    uint64_t now = bench_now_ns();
+    r->connect_secs = (double)(now - sm.t0) / 1e9;
+    sum_live(r, &cur);
+    if (cur.conns > r->conns_peak)
+        r->conns_peak = cur.conns;
+
+    /* run: publish; the measurement window starts after the warm-up */
+    r->t_run_ns = now;
+    uint64_t m0 = now + (uint64_t)(cfg->warmup * 1e9);
+    uint64_t m1 = m0 + (uint64_t)(cfg->duration * 1e9);
+    atomic_store(&r->meas_end_ns, m1);
+    atomic_store(&r->meas_start_ns, m0 ? m0 : 1);
+    if (!bench_interrupted && started == cfg->threads)
+        atomic_store_explicit(&r->phase, PH_RUN, memory_order_release);
+    bool got0 = false;
+    while (!bench_interrupted && started == cfg->threads) {
+        now = bench_now_ns();
+        if (!got0 && now >= m0) {
+            getrusage(RUSAGE_SELF, &r->ru_meas0);
+            got0 = true;
+        }
+        if (now >= m1)
+            break;
+        sample_tick(r, &sm, PH_RUN, false);
+        uint64_t wait = (got0 ? m1 : m0) - now;
+        sleep_ms(wait > 20000000 ? 20 : (int)(wait / 1000000) + 1);
+    }
+    if (!got0)
+        getrusage(RUSAGE_SELF, &r->ru_meas0);
+    getrusage(RUSAGE_SELF, &r->ru_meas1);
+    now = bench_now_ns();
+    if (now < m1) { /* interrupted: the window ends now */
+        atomic_store(&r->meas_end_ns, now);
+        m1 = now;
+    }
+    r->meas_secs = m1 > m0 ? (double)(m1 - m0) / 1e9 : 0;
+
+    /* drain: no new messages; wait for in-flight flows and deliveries */
+    uint64_t d0 = bench_now_ns();
+    atomic_store_explicit(&r->phase, PH_DRAIN, memory_order_release);
+    uint64_t dl = d0 + (uint64_t)(cfg->drain * 1e9);
+    while (started == cfg->threads) {
+        now = bench_now_ns();
+        if (now > dl)
+            break;
+        if (all_drain_seen(r)) {
+            sum_live(r, &cur);
+            uint64_t expected;
+            bool known = scenario_expected(r, cur.sent, &expected);
+            bool quiet = cur.inflight == 0 && (known ? cur.distinct >= expected : now - d0 > 200000000ull);
+            if (quiet)
+                break;
+        }
+        sample_tick(r, &sm, PH_DRAIN, false);
+        sleep_ms(2);
+    }
+    r->drain_secs = (double)(bench_now_ns() - d0) / 1e9;
+    atomic_store_explicit(&r->phase, PH_STOP, memory_order_release);
+    for (int i = 0; i < started; i++)
+        pthread_join(r->thr[i].tid, NULL);
+    getrusage(RUSAGE_SELF, &r->ru_end);
+
+    /* totals */
+    thr_totals_t *T = &r->tot;
+    memset(T, 0, sizeof(*T));
+    hist_init(&T->lat);
+    for (int i = 0; i < cfg->threads; i++) {
+        const thr_totals_t *x = &r->thr[i].t;
+        T->sent += x->sent, T->recv += x->recv, T->distinct += x->distinct, T->dup += x->dup;
+        T->ooo += x->ooo, T->foreign += x->foreign, T->done += x->done, T->errors += x->errors;
+        T->gaps += x->gaps, T->meas_sent += x->meas_sent, T->meas_recv += x->meas_recv;
+        hist_merge(&T->lat, &x->lat);
+    }
+    r->sent_total = T->sent;
+    scenario_expected(r, T->sent, &r->expected);
+    return started == cfg->threads ? 0 : -1;
+}

@@ -1,0 +1,208 @@
+/* main.c -- tombo-bench command line: parse options into a bench_cfg_t, set up the scenario,
+ * run the engine and print the reports. */
+#include "bench/bench.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+volatile sig_atomic_t bench_interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    bench_interrupted = 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: tombo-bench MODE [options]\n"
+            "modes:\n"
+            "  conn     hold -c connections (idle clients)\n"
+            "  pub      -c publishers, publisher i to topic(i)\n"
+            "  sub      -c subscribers, subscriber i on topic(i) (or -F)\n"
+            "  pairs    -c publishers and -c subscribers, subscriber i hears publisher i\n"
+            "  fanin    -c publishers to topic(i), -S subscribers (1) on topic(+)\n"
+            "  fanout   -P publishers (1), -c subscribers on the same topic\n"
+            "options:\n"
+            "  -h HOST         broker host (127.0.0.1)\n"
+            "  -p PORT         broker port (1883)\n"
+            "  -c N            clients (see modes; 10)\n"
+            "  -P N, -S N      publishers, subscribers (override -c)\n"
+            "  -q QOS          0, 1 or 2 (0)\n"
+            "  -s BYTES        payload size, %d..%d (64)\n"
+            "  -r RATE         messages per second per publisher, 0 = as fast as possible (0)\n"
+            "  -w N            in-flight window per publisher at QoS 1/2 (64)\n"
+            "  -d SECONDS      measured duration (10)\n"
+            "  --warmup SEC    publish this long before measuring (1)\n"
+            "  --drain SEC     wait at most this long for in-flight messages at the end (5)\n"
+            "  -t TEMPLATE     topic template, %%i = publisher index (bench/%%i)\n"
+            "  -F TEMPLATE     subscriber filter template, %%i = subscriber index\n"
+            "  -V 3|4|5        MQTT version: 3 = 3.1, 4 = 3.1.1, 5 = 5.0 (4)\n"
+            "  -T N            threads (2)\n"
+            "  --src N         source addresses 127.0.0.1..N for loopback (auto: 1 + clients/16000)\n"
+            "  --pending N     handshakes in progress per thread (256)\n"
+            "  --connect-timeout SEC  (60)\n"
+            "  --id-prefix S   client id prefix (tb)\n"
+            "  --json [FILE]   machine-readable summary to stdout (or FILE) instead of text\n"
+            "  --plot FILE.svg latency distribution and rates over time\n"
+            "  --quiet         no live line\n"
+            "  --help\n",
+            BENCH_PAYLOAD_MIN, BENCH_PAYLOAD_MAX);
+}
+
+static int parse_num(const char *opt, const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (!*s || *end || v < lo || v > hi) {
+        fprintf(stderr, "tombo-bench: bad value for %s: %s\n", opt, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+enum { O_WARMUP = 256, O_DRAIN, O_JSON, O_PLOT, O_SRC, O_PENDING, O_CTIMEOUT, O_IDPREFIX, O_QUIET, O_HELP };
+
+static int parse_args(int argc, char **argv, bench_cfg_t *c)
+{
+    static const struct option longopts[] = {
+        {"warmup", required_argument, NULL, O_WARMUP},
+        {"drain", required_argument, NULL, O_DRAIN},
+        {"json", optional_argument, NULL, O_JSON},
+        {"plot", required_argument, NULL, O_PLOT},
+        {"src", required_argument, NULL, O_SRC},
+        {"pending", required_argument, NULL, O_PENDING},
+        {"connect-timeout", required_argument, NULL, O_CTIMEOUT},
+        {"id-prefix", required_argument, NULL, O_IDPREFIX},
+        {"quiet", no_argument, NULL, O_QUIET},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    memset(c, 0, sizeof(*c));
+    c->host = "127.0.0.1";
+    c->port = 1883;
+    c->version = 4;
+    c->payload = 64;
+    c->window = 64;
+    c->duration = 10;
+    c->warmup = 1;
+    c->drain = 5;
+    c->connect_timeout = 60;
+    c->topic = "bench/%i";
+    c->threads = 2;
+    c->max_pending = 256;
+    c->id_prefix = "tb";
+    if (argc < 2 || argv[1][0] == '-') {
+        if (argc >= 2 && !strcmp(argv[1], "--help")) {
+            usage(stdout);
+            exit(0);
+        }
+        usage(stderr);
+        return -1;
+    }
+    if (mode_parse(argv[1], &c->mode) < 0) {
+        fprintf(stderr, "tombo-bench: unknown mode '%s'\n", argv[1]);
+        usage(stderr);
+        return -1;
+    }
+    optind = 2;
+    int o;
+    double v;
+    while ((o = getopt_long(argc, argv, "h:p:c:P:S:q:s:r:w:d:t:F:V:T:", longopts, NULL)) != -1) {
+        switch (o) {
+        case 'h': c->host = optarg; break;
+        case 'p': if (parse_num("-p", optarg, 1, 65535, &v)) return -1; c->port = (int)v; break;
+        case 'c': if (parse_num("-c", optarg, 1, 1e7, &v)) return -1; c->clients = (uint32_t)v; break;
+        case 'P': if (parse_num("-P", optarg, 1, 1e7, &v)) return -1; c->pubs = (uint32_t)v; break;
+        case 'S': if (parse_num("-S", optarg, 1, 1e7, &v)) return -1; c->subs = (uint32_t)v; break;
+        case 'q': if (parse_num("-q", optarg, 0, 2, &v)) return -1; c->qos = (int)v; break;
+        case 's':
+            if (parse_num("-s", optarg, BENCH_PAYLOAD_MIN, BENCH_PAYLOAD_MAX, &v)) return -1;
+            c->payload = (uint32_t)v;
+            break;
+        case 'r': if (parse_num("-r", optarg, 0, 1e9, &v)) return -1; c->rate = v; break;
+        case 'w': if (parse_num("-w", optarg, 1, 32768, &v)) return -1; c->window = (uint32_t)v; break;
+        case 'd': if (parse_num("-d", optarg, 0.1, 1e6, &v)) return -1; c->duration = v; break;
+        case 't': c->topic = optarg; break;
+        case 'F': c->filter = optarg; break;
+        case 'V':
+            if (parse_num("-V", optarg, 3, 5, &v)) return -1;
+            c->version = (int)v;
+            break;
+        case 'T': if (parse_num("-T", optarg, 1, 256, &v)) return -1; c->threads = (int)v; break;
+        case O_WARMUP: if (parse_num("--warmup", optarg, 0, 1e6, &v)) return -1; c->warmup = v; break;
+        case O_DRAIN: if (parse_num("--drain", optarg, 0, 1e6, &v)) return -1; c->drain = v; break;
+        case O_JSON: c->json = optarg ? optarg : "-"; break;
+        case O_PLOT: c->plot = optarg; break;
+        case O_SRC: if (parse_num("--src", optarg, 1, 254, &v)) return -1; c->src_addrs = (int)v; break;
+        case O_PENDING:
+            if (parse_num("--pending", optarg, 1, 1e6, &v)) return -1;
+            c->max_pending = (uint32_t)v;
+            break;
+        case O_CTIMEOUT:
+            if (parse_num("--connect-timeout", optarg, 0.1, 1e6, &v)) return -1;
+            c->connect_timeout = v;
+            break;
+        case O_IDPREFIX: c->id_prefix = optarg; break;
+        case O_QUIET: c->quiet = true; break;
+        case O_HELP: usage(stdout); exit(0);
+        default: usage(stderr); return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "tombo-bench: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+/* Idle clients need one descriptor each: take the hard limit. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static bench_run_t run;
+    if (parse_args(argc, argv, &run.cfg) < 0)
+        return 2;
+    if (scenario_setup(&run) < 0)
+        return 2;
+    raise_nofile();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (engine_init(&run) < 0) {
+        fprintf(stderr, "tombo-bench: setup failed\n");
+        engine_free(&run);
+        return 1;
+    }
+    int rc = engine_run(&run) < 0 ? 1 : 0;
+    if (!run.conns_peak) {
+        fprintf(stderr, "tombo-bench: no client could connect to %s:%d\n", run.cfg.host, run.cfg.port);
+        rc = 1;
+    }
+    if (run.cfg.json) {
+        if (report_json(&run, run.cfg.json) < 0)
+            rc = 1;
+    } else {
+        report_summary(&run);
+    }
+    if (run.cfg.plot && plot_svg(&run, run.cfg.plot) < 0)
+        rc = 1;
+    engine_free(&run);
+    return rc;
+}
