@@ -392,6 +392,29 @@ static void test_fanout(void)
     subtree_free(t);
 }
 
+/* The dedup table's generation counter wraps after 2^32 matches: stale slots must not look live. */
+static void test_gen_wrap(void)
+{
+    subtree_t *t = subtree_new(NULL);
+    sub_result_t r;
+    sub_result_init(&r);
+    for (int i = 0; i < 100; i++) {
+        subtree_add(t, S("w/+"), O(i), 1, 0);
+        subtree_add(t, S("w/#"), O(i), 2, 0);
+    }
+    CHECK_EQ(match(t, "w/x", NULL, &r), 100);
+    r.gen = UINT32_MAX - 2; /* private field, poked to reach the wrap in a few matches */
+    for (int k = 0; k < 5; k++) {
+        CHECK_EQ(match(t, "w/x", NULL, &r), 100);
+        int bad = 0;
+        for (size_t i = 0; i < r.n; i++)
+            bad += r.v[i].qos != 2;
+        CHECK_EQ(bad, 0);
+    }
+    sub_result_free(&r);
+    subtree_free(t);
+}
+
 /* A topic of 32k levels must not overflow any stack (no recursion). */
 static void test_deep(void)
 {
@@ -484,12 +507,33 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Micro benchmark (printed, not asserted): 10k subscriptions of mixed shapes. */
+/* Run matches over `topics` for about `secs` (bounded so sanitizer builds stay fast) and print. */
+static void bench_run(const char *name, subtree_t *t, char (*topics)[64], int n_topics, double secs)
+{
+    sub_result_t r;
+    sub_result_init(&r);
+    size_t recv = 0;
+    long iters = 0;
+    double t0 = now_s(), dt;
+    do {
+        for (int k = 0; k < 1024; k++, iters++) {
+            subtree_match(t, S(topics[iters % n_topics]), NULL, &r);
+            recv += r.n;
+        }
+        dt = now_s() - t0;
+    } while (dt < secs);
+    printf("bench %-34s %8.3f M matches/s %8.2f M receivers/s (%.1f per match)\n", name, iters / dt / 1e6,
+           recv / dt / 1e6, (double)recv / iters);
+    sub_result_free(&r);
+}
+
+/* Micro benchmark (printed, not asserted), 10k subscriptions in each scenario. */
 static void bench(void)
 {
-    subtree_t *t = subtree_new(hold);
+    static char topics[1024][64];
     char f[64];
-    int n_subs = 0;
+    /* Mixed shapes: exact, '+' and '#' filters, many overlapping per topic. */
+    subtree_t *t = subtree_new(hold);
     for (int i = 0; i < 10000; i++) {
         switch (i % 4) {
         case 0: snprintf(f, sizeof f, "site/%d/dev/%d/temp", i % 100, i); break;
@@ -497,25 +541,32 @@ static void bench(void)
         case 2: snprintf(f, sizeof f, "site/%d/dev/%d/#", i % 100, i); break;
         default: snprintf(f, sizeof f, "site/+/dev/%d/+", i); break;
         }
-        if (subtree_add(t, S(f), O(i / 2), 1, 0) == 0)
-            n_subs++;
+        subtree_add(t, S(f), O(i / 2), 1, 0);
     }
-    sub_result_t r;
-    sub_result_init(&r);
-    char topics[1024][64];
     for (int i = 0; i < 1024; i++)
         snprintf(topics[i], sizeof topics[i], "site/%d/dev/%d/temp", (i * 7) % 100, (i * 13) % 10000);
-    size_t recv = 0;
-    long iters = 1000000;
-    double t0 = now_s();
-    for (long k = 0; k < iters; k++) {
-        subtree_match(t, S(topics[k & 1023]), NULL, &r);
-        recv += r.n;
+    bench_run("10k mixed filters:", t, topics, 1024, 0.3);
+    subtree_free(t);
+
+    /* One device, one subscriber: 10k exact filters, each topic matches one. */
+    t = subtree_new(hold);
+    for (int i = 0; i < 10000; i++) {
+        snprintf(f, sizeof f, "home/%d/sensor/%d", i / 100, i % 100);
+        subtree_add(t, S(f), O(i % 5000), 0, 0);
     }
-    double dt = now_s() - t0;
-    printf("bench: %d subscriptions, %.2f M matches/s, %.1f receivers/match\n", n_subs, iters / dt / 1e6,
-           (double)recv / iters);
-    sub_result_free(&r);
+    for (int i = 0; i < 1024; i++)
+        snprintf(topics[i], sizeof topics[i], "home/%d/sensor/%d", (i * 37) % 100, (i * 11) % 100);
+    bench_run("10k exact filters, 1 receiver:", t, topics, 1024, 0.3);
+    subtree_free(t);
+
+    /* Fan-out: 5000 owners x 2 overlapping filters on one topic. */
+    t = subtree_new(hold);
+    for (int i = 0; i < 5000; i++) {
+        subtree_add(t, S("news/+"), O(i), 0, 1);
+        subtree_add(t, S("news/#"), O(i), 1, 2);
+    }
+    snprintf(topics[0], sizeof topics[0], "news/today");
+    bench_run("10k subs, fan-out to 5000 merged:", t, topics, 1, 0.3);
     subtree_free(t);
 }
 
@@ -528,6 +579,7 @@ int main(void)
     test_shared();
     test_remove_replace();
     test_fanout();
+    test_gen_wrap();
     test_deep();
     test_threads();
     bench();
