@@ -39,8 +39,12 @@ typedef struct mqtt_header {
  *    So a decoded PUBLISH re-encodes with its user properties passed through untouched.
  *  - Subscription identifiers. Decode sets sub_id to the first and sub_id_n to the count
  *    (iterate all with mqtt_props_next_sub_id over `raw`). Encode writes sub_ids[0..sub_id_n)
- *    when sub_ids != NULL, else sub_id once when MQTT_HAS(SUBSCRIPTION_ID) is set.
- * `raw` is set by decode to the property block (without its length prefix); encode ignores it. */
+ *    when sub_ids != NULL, else sub_id once when MQTT_HAS(SUBSCRIPTION_ID) is set -- except that
+ *    when sub_ids == NULL, sub_id_n > 1 and raw.len > 0 (a decoded PUBLISH that carried several),
+ *    every identifier found in `raw` is written, so decode -> encode keeps them all.
+ * `raw` is set by decode to the property block (without its length prefix); encode reads it only
+ * in that one case. Encode writes properties in a fixed order, so a re-encoded packet may order
+ * them differently from the bytes it was decoded from (same set, same values). */
 typedef struct mqtt_props {
     uint64_t has;
     uint8_t payload_format;
@@ -84,7 +88,7 @@ typedef struct mqtt_props {
  * (v3: only qos). */
 typedef struct mqtt_sub {
     mqtt_bytes_t filter;
-    uint8_t options;
+    uint8_t options; /* encode writes options | the fields below, masked to the version's bits */
     uint8_t qos;
     uint8_t no_local;
     uint8_t retain_as_published;
@@ -98,7 +102,10 @@ typedef struct mqtt_packet {
     mqtt_props_t props;
     union {
         struct {
-            uint8_t version;        /* MQTT_V31, MQTT_V311 or MQTT_V5 */
+            uint8_t version;        /* MQTT_V31, MQTT_V311 or MQTT_V5. Decode: on
+                                     * UNSUPPORTED_PROTOCOL_VERSION the raw level byte, so the
+                                     * caller can answer in the client's CONNACK format. Encode:
+                                     * the level written (0 = the `version` argument). */
             uint8_t clean;          /* clean session (v3) / clean start (v5) */
             uint16_t keepalive;
             mqtt_bytes_t client_id;
@@ -121,13 +128,15 @@ typedef struct mqtt_packet {
         } publish;
         struct {
             /* decode: `entries` is the raw entry list, `count` entries, iterate with
-             * mqtt_sub_next. encode: list[0..count) is written. */
+             * mqtt_sub_next; list is NULL. encode: list[0..count) is written, or `entries`
+             * verbatim when list is NULL (so a decoded packet re-encodes). */
             mqtt_bytes_t entries;
             uint32_t count;
             const mqtt_sub_t *list;
         } subscribe;
         struct {
-            /* decode: `entries` is the raw list of filters; encode: list[0..count). */
+            /* decode: `entries` is the raw list of filters (iterate with mqtt_unsub_next), list
+             * is NULL; encode: list[0..count), or `entries` verbatim when list is NULL. */
             mqtt_bytes_t entries;
             uint32_t count;
             const mqtt_bytes_t *list;
@@ -145,8 +154,9 @@ enum mqtt_side { MQTT_FROM_CLIENT = 0, MQTT_FROM_SERVER = 1 };
 
 /* Parse a fixed header at buf[0..len).
  * Returns 1 and fills *h when the header is complete, 0 when more bytes are needed,
- * -1 when it is malformed (a remaining length longer than 4 bytes, or a non-minimal one is allowed
- * by the spec, so only overlong is an error). The type/flag rules are checked by mqtt_decode. */
+ * -1 when it is malformed (a remaining length longer than 4 bytes). A non-minimal encoding is
+ * accepted here (3.1.1 allows it); mqtt_decode refuses it on MQTT 5.0 [MQTT-1.5.5-1]. The type/flag
+ * rules are checked by mqtt_decode. */
 int mqtt_header_parse(const uint8_t *buf, size_t len, mqtt_header_t *h);
 
 /* Decode the body (h->remaining bytes at `body`) of a packet whose header was parsed.
@@ -154,7 +164,11 @@ int mqtt_header_parse(const uint8_t *buf, size_t len, mqtt_header_t *h);
  * decoded level is in out->connect.version). Returns MQTT_RC_SUCCESS, or the reason code the
  * receiver must close with: MALFORMED_PACKET, PROTOCOL_ERROR, UNSUPPORTED_PROTOCOL_VERSION (CONNECT
  * with an unknown protocol name/level), TOPIC_NAME_INVALID, TOPIC_FILTER_INVALID,
- * PAYLOAD_FORMAT_INVALID... On error *out is partially filled (out->type is always set). */
+ * PAYLOAD_FORMAT_INVALID, TOPIC_ALIAS_INVALID (alias 0)... On error *out is partially filled
+ * (out->type is always set). v3.x has no reason codes: any non-zero result means close the
+ * connection. Rules that need connection state (topic alias maximum, receive maximum, packet ids
+ * in use, CONNECT first / only once, AUTH method consistency) are the caller's. `body` must hold
+ * h->remaining bytes. Zero-copy: views in *out point into `body`. Thread-safe (no state). */
 uint8_t mqtt_decode(const mqtt_header_t *h, const uint8_t *body, uint8_t version, enum mqtt_side side,
                     mqtt_packet_t *out);
 

@@ -13,5 +13,8 @@ bool mqtt_utf8_wellformed(const uint8_t *s, size_t n);
  * control characters U+0001..U+001F, U+007F..U+009F and no non-characters (U+FDD0..U+FDEF,
  * U+xxFFFE, U+xxFFFF) [MQTT-1.5.4-3 lets the receiver close on those]. */
 bool mqtt_utf8_valid(const uint8_t *s, size_t n);
+/* Well-formed UTF-8 as Unicode / RFC 3629 define it, U+0000 allowed: the rule for a PUBLISH or will
+ * payload whose Payload Format Indicator is 1 [MQTT-3.3.2-4] (not an MQTT "UTF-8 string"). */
+bool mqtt_utf8_unicode_valid(const uint8_t *s, size_t n);
 
 #endif
