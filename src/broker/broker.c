@@ -1,0 +1,185 @@
+/* broker.c -- the broker's lifetime: shared stores, workers, and the global timers (session
+ * expiry, delayed wills) that worker 0 runs from a min-heap. */
+#include "broker/broker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker/log.h"
+
+struct registry *registry_new(void);
+void registry_free(broker_t *b);
+int worker_init(worker_t *w, broker_t *b, int index, char *err, size_t errlen);
+int worker_start(worker_t *w);
+void worker_free(worker_t *w);
+
+static void hold_session(void *s) { session_hold(s); }
+static void hold_msg(void *m) { msg_hold(m); }
+static void release_msg(void *m) { msg_release(m); }
+
+int broker_init(broker_t *b)
+{
+    b->started_ms = now_ms();
+    b->started_wall = time(NULL);
+    pthread_mutex_init(&b->reg_lock, NULL);
+    pthread_mutex_init(&b->timers_lock, NULL);
+    b->reg = registry_new();
+    b->subs = subtree_new(hold_session);
+    b->retained = retain_new(hold_msg, release_msg);
+    if (!b->subs || !b->retained)
+        return -1;
+    b->n_workers = b->cfg.threads > 0 ? b->cfg.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (b->n_workers < 1)
+        b->n_workers = 1;
+    b->workers = xcalloc((size_t)b->n_workers, sizeof(worker_t));
+    char err[256];
+    for (int i = 0; i < b->n_workers; i++) {
+        if (worker_init(&b->workers[i], b, i, err, sizeof(err)) < 0) {
+            log_printf(TLOG_ERR, "Error: %s", err);
+            for (int k = 0; k <= i; k++)
+                worker_free(&b->workers[k]);
+            free(b->workers);
+            b->workers = NULL;
+            b->n_workers = 0;
+            return -1;
+        }
+    }
+    for (int i = 0; i < b->cfg.n_listeners; i++) {
+        struct tombo_listener *l = &b->cfg.listeners[i];
+        if (b->workers[0].listen_fds[i] >= 0)
+            log_printf(TLOG_NOTICE, "Opening ipv4/ipv6 listen socket on %s port %u.", l->address ? l->address : "*",
+                       l->port);
+    }
+    return 0;
+}
+
+int broker_run(broker_t *b)
+{
+    log_printf(TLOG_NOTICE, "tombo version %s running with %d worker thread%s.", TOMBO_VERSION, b->n_workers,
+               b->n_workers == 1 ? "" : "s");
+    for (int i = 0; i < b->n_workers; i++) {
+        if (worker_start(&b->workers[i]) != 0) {
+            log_printf(TLOG_ERR, "Error: cannot start worker thread %d.", i);
+            atomic_store(&b->stop, 1);
+            for (int k = 0; k < i; k++)
+                pthread_join(b->workers[k].thread, NULL);
+            return -1;
+        }
+    }
+    for (int i = 0; i < b->n_workers; i++)
+        pthread_join(b->workers[i].thread, NULL);
+    log_printf(TLOG_NOTICE, "tombo version %s terminating", TOMBO_VERSION);
+    return 0;
+}
+
+/* ---- global timers: a binary min-heap on `at` ---- */
+
+struct btimer {
+    int64_t at;
+    int kind;
+    session_t *s; /* one reference */
+};
+
+void broker_timer_add(broker_t *b, int64_t at, int kind, session_t *s)
+{
+    session_hold(s);
+    pthread_mutex_lock(&b->timers_lock);
+    if (b->n_timers == b->cap_timers) {
+        b->cap_timers = b->cap_timers ? b->cap_timers * 2 : 64;
+        b->timers = xrealloc(b->timers, b->cap_timers * sizeof(*b->timers));
+    }
+    size_t i = b->n_timers++;
+    struct btimer t = {at, kind, s};
+    while (i > 0 && b->timers[(i - 1) / 2].at > at) {
+        b->timers[i] = b->timers[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    b->timers[i] = t;
+    pthread_mutex_unlock(&b->timers_lock);
+}
+
+static bool timer_pop(broker_t *b, int64_t now, struct btimer *out)
+{
+    pthread_mutex_lock(&b->timers_lock);
+    if (b->n_timers == 0 || b->timers[0].at > now) {
+        pthread_mutex_unlock(&b->timers_lock);
+        return false;
+    }
+    *out = b->timers[0];
+    struct btimer last = b->timers[--b->n_timers];
+    size_t i = 0, n = b->n_timers;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        int64_t mv = last.at;
+        if (l < n && b->timers[l].at < mv) {
+            m = l;
+            mv = b->timers[l].at;
+        }
+        if (r < n && b->timers[r].at < mv)
+            m = r;
+        if (m == i)
+            break;
+        b->timers[i] = b->timers[m];
+        i = m;
+    }
+    if (n)
+        b->timers[i] = last;
+    pthread_mutex_unlock(&b->timers_lock);
+    return true;
+}
+
+void broker_timers_run(broker_t *b, int64_t now);
+void broker_timers_run(broker_t *b, int64_t now)
+{
+    worker_t *w = &b->workers[0];
+    struct btimer t;
+    while (timer_pop(b, now, &t)) {
+        session_t *s = t.s;
+        pthread_mutex_lock(&s->lock);
+        bool offline = s->conn == NULL && !s->ended;
+        bool fire = offline && (t.kind == BT_WILL ? s->will && s->will_at == t.at : s->expire_at == t.at);
+        pthread_mutex_unlock(&s->lock);
+        if (fire) {
+            if (t.kind == BT_WILL) {
+                session_publish_will(w, s);
+            } else {
+                /* Session expiry: a will still waiting for its delay goes out now [MQTT-3.1.3-9]. */
+                session_publish_will(w, s);
+                log_printf(TLOG_NOTICE, "Session of client %s expired.", s->client_id);
+                session_end(s);
+            }
+        }
+        session_release(s);
+    }
+}
+
+void session_publish_will(worker_t *w, session_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    msg_t *will = s->will;
+    s->will = NULL;
+    s->will_at = 0;
+    pthread_mutex_unlock(&s->lock);
+    if (!will)
+        return;
+    broker_publish(w, will, NULL);
+    msg_release(will);
+}
+
+void broker_free(broker_t *b)
+{
+    for (int i = 0; i < b->n_workers; i++)
+        worker_free(&b->workers[i]);
+    free(b->workers);
+    for (size_t i = 0; i < b->n_timers; i++)
+        session_release(b->timers[i].s);
+    free(b->timers);
+    registry_free(b);
+    subtree_free(b->subs);
+    retain_free(b->retained);
+    pthread_mutex_destroy(&b->reg_lock);
+    pthread_mutex_destroy(&b->timers_lock);
+}

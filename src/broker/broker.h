@@ -1,0 +1,96 @@
+/* broker.h -- the broker as a whole: configuration, workers, shared stores, statistics.
+ * There is no global: everything reaches the broker through a `broker_t *`. */
+#ifndef TOMBO_BROKER_BROKER_H
+#define TOMBO_BROKER_BROKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "broker/config.h"
+#include "broker/conn.h"
+#include "broker/retain.h"
+#include "broker/session.h"
+#include "broker/subtree.h"
+
+/* Items other threads send a worker. */
+enum inbox_kind { INBOX_FLUSH_SESSION, INBOX_KICK_CONN };
+typedef struct inbox_item {
+    uint8_t kind;
+    uint8_t rc;         /* KICK: reason code for the DISCONNECT */
+    int fd;             /* KICK: connection fd and id */
+    uint64_t conn_id;
+    session_t *session; /* FLUSH: one reference */
+} inbox_item_t;
+
+/* Keepalive timer wheel: one slot per second. */
+#define WHEEL_SLOTS 64
+
+typedef struct worker {
+    struct broker *b;
+    int index;
+    pthread_t thread;
+    int epfd;
+    int evfd;           /* wakes the loop when the inbox goes from empty to non-empty */
+    int *listen_fds;
+    int n_listen;
+
+    pthread_mutex_t inbox_lock;
+    inbox_item_t *inbox;  /* guarded by inbox_lock */
+    size_t inbox_n, inbox_cap;
+    inbox_item_t *inbox_work; /* swapped in for processing */
+    size_t inbox_work_cap;
+
+    conn_t **conns;     /* indexed by fd: connections of this worker */
+    int conns_cap;
+    uint64_t next_conn_id;
+    conn_t *flush_list; /* connections with output to write this turn */
+    conn_t *wheel[WHEEL_SLOTS];
+    int64_t wheel_now;  /* seconds: last slot processed */
+    int64_t now;        /* ms, refreshed each loop turn */
+    sub_result_t match; /* reused for every PUBLISH this worker routes */
+
+    /* statistics, written by this worker only, read by $SYS */
+    atomic_ulong msgs_in, msgs_out, bytes_in, bytes_out, pub_dropped;
+    atomic_long clients;
+} worker_t;
+
+typedef struct broker {
+    struct tombo_config cfg;
+    worker_t *workers;
+    int n_workers;
+    atomic_int stop;
+    int64_t started_ms;
+    time_t started_wall;
+
+    subtree_t *subs;
+    retain_t *retained;
+
+    pthread_mutex_t reg_lock;  /* guards the session registry */
+    struct registry *reg;
+
+    pthread_mutex_t timers_lock; /* session expiry and delayed wills (worker 0 runs them) */
+    struct btimer *timers;
+    size_t n_timers, cap_timers;
+
+    atomic_ulong clients_total;
+    atomic_ulong clients_maximum;
+    atomic_ulong auto_id_counter;
+} broker_t;
+
+int broker_init(broker_t *b);
+int broker_run(broker_t *b);   /* starts the workers, returns after stop */
+void broker_free(broker_t *b);
+
+/* Worker API, safe from any thread. */
+void worker_post(worker_t *w, const inbox_item_t *it);
+/* Global timers (session expiry, will delay): fire `kind` for s at `at_ms`. Takes a reference. */
+enum btimer_kind { BT_SESSION_EXPIRY, BT_WILL };
+void broker_timer_add(broker_t *b, int64_t at_ms, int kind, session_t *s);
+
+/* Publish a session's will now (if it has one) and forget it. */
+void session_publish_will(worker_t *w, session_t *s);
+
+/* $SYS */
+void sys_publish(broker_t *b);
+
+#endif

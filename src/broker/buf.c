@@ -1,0 +1,87 @@
+/* buf.c -- growable byte buffers and abort-on-OOM allocation for the broker. */
+#include "broker/buf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void oom(size_t n)
+{
+    fprintf(stderr, "tombo: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        oom(n);
+    return p;
+}
+
+void *xcalloc(size_t n, size_t m)
+{
+    void *p = calloc(n ? n : 1, m ? m : 1);
+    if (!p)
+        oom(n * m);
+    return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+    p = realloc(p, n ? n : 1);
+    if (!p)
+        oom(n);
+    return p;
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+    char *d = xmalloc(n + 1);
+    memcpy(d, s, n);
+    d[n] = 0;
+    return d;
+}
+
+uint8_t *buf_reserve(buf_t *b, size_t n)
+{
+    if (b->cap - b->len >= n)
+        return b->data + b->len;
+    /* Slide unconsumed bytes to the front before growing. */
+    if (b->off > 0) {
+        memmove(b->data, b->data + b->off, b->len - b->off);
+        b->len -= b->off;
+        b->off = 0;
+        if (b->cap - b->len >= n)
+            return b->data + b->len;
+    }
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap - b->len < n)
+        cap *= 2;
+    b->data = xrealloc(b->data, cap);
+    b->cap = cap;
+    return b->data + b->len;
+}
+
+void buf_consume(buf_t *b, size_t n)
+{
+    b->off += n;
+    if (b->off >= b->len)
+        b->off = b->len = 0;
+}
+
+void buf_shrink(buf_t *b)
+{
+    if (b->off == b->len && b->cap > 64 * 1024) {
+        free(b->data);
+        b->data = NULL;
+        b->cap = b->off = b->len = 0;
+    }
+}
+
+void buf_free(buf_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->cap = b->off = b->len = 0;
+}

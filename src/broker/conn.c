@@ -1,0 +1,311 @@
+/* conn.c -- a client connection: batched reads, the packet dispatcher, output encoding, close.
+ *
+ * The read path takes everything the socket has (64 KB at a time), decodes every complete packet in
+ * the buffer with the shared codec and dispatches it; replies are appended to the output buffer and
+ * written once at the end of the loop turn. Protocol errors become reason codes in one place:
+ * conn_fail(). */
+#include "broker/conn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "broker/broker.h"
+#include "broker/log.h"
+
+#define READ_CHUNK (64 * 1024)
+
+void conn_want_flush(conn_t *c)
+{
+    if (!c->in_flush_list) {
+        c->in_flush_list = 1;
+        c->flush_next = c->w->flush_list;
+        c->w->flush_list = c;
+    }
+}
+
+bool conn_send(conn_t *c, const mqtt_packet_t *p)
+{
+    if (c->state == CONN_CLOSED)
+        return false;
+    size_t n = mqtt_encoded_len(p, c->version);
+    if (c->max_packet_out && n > c->max_packet_out)
+        return false;
+    uint8_t *dst = buf_reserve(&c->out, n);
+    size_t w = mqtt_encode(p, c->version, dst);
+    buf_commit(&c->out, w);
+    conn_want_flush(c);
+    return true;
+}
+
+/* ---- topic aliases we assign towards the client (MQTT 5 Topic Alias Maximum) ---- */
+
+struct alias_out {
+    char *topic; /* NULL: empty slot */
+    uint16_t len;
+    uint16_t alias;
+};
+
+static uint64_t topic_hash(const uint8_t *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ s[i]) * 1099511628211ull;
+    return h;
+}
+
+/* Returns the alias for topic and whether it was already known to the client. 0: no alias. */
+static uint16_t alias_out_lookup(conn_t *c, mqtt_bytes_t topic, bool *known)
+{
+    uint32_t cap = 2u * c->topic_alias_max_out; /* table never more than half full */
+    if (!c->aliases_out)
+        c->aliases_out = xcalloc(cap, sizeof(struct alias_out));
+    uint32_t i = (uint32_t)(topic_hash(topic.p, topic.len) % cap);
+    for (;;) {
+        struct alias_out *a = &c->aliases_out[i];
+        if (!a->topic)
+            break;
+        if (a->len == topic.len && memcmp(a->topic, topic.p, topic.len) == 0) {
+            *known = true;
+            return a->alias;
+        }
+        i = (i + 1) % cap;
+    }
+    *known = false;
+    if (c->aliases_out_used >= c->topic_alias_max_out)
+        return 0; /* all aliases taken: send the full topic */
+    struct alias_out *a = &c->aliases_out[i];
+    a->topic = xstrndup((const char *)topic.p, topic.len);
+    a->len = (uint16_t)topic.len;
+    a->alias = ++c->aliases_out_used;
+    return a->alias;
+}
+
+void conn_free_aliases(conn_t *c)
+{
+    if (c->aliases_out) {
+        for (uint32_t i = 0; i < 2u * c->topic_alias_max_out; i++)
+            free(c->aliases_out[i].topic);
+        free(c->aliases_out);
+        c->aliases_out = NULL;
+    }
+    if (c->aliases_in) {
+        for (uint32_t i = 0; i <= c->topic_alias_max_in; i++)
+            free(c->aliases_in[i]);
+        free(c->aliases_in);
+        free(c->aliases_in_len);
+        c->aliases_in = NULL;
+        c->aliases_in_len = NULL;
+    }
+}
+
+bool conn_send_publish(conn_t *c, const msg_t *m, uint8_t qos, uint8_t retain, uint8_t dup, uint16_t id,
+                       const uint32_t *ids, uint32_t n_ids)
+{
+    mqtt_packet_t p;
+    memset(&p, 0, sizeof(p));
+    p.type = MQTT_PUBLISH;
+    p.id = id;
+    p.publish.qos = qos;
+    p.publish.retain = retain;
+    p.publish.dup = dup;
+    p.publish.topic = m->topic;
+    p.publish.payload = m->payload;
+    if (c->version == MQTT_V5) {
+        p.props = m->props;
+        if (m->has_expiry) {
+            uint32_t left = msg_expiry_left(m, c->w->now);
+            p.props.has |= MQTT_HAS(MQTT_PROP_MESSAGE_EXPIRY);
+            p.props.message_expiry = left ? left : 1;
+        }
+        if (n_ids) {
+            p.props.has |= MQTT_HAS(MQTT_PROP_SUBSCRIPTION_ID);
+            p.props.sub_id = ids[0];
+            p.props.sub_ids = ids;
+            p.props.sub_id_n = n_ids;
+        }
+        if (c->topic_alias_max_out) {
+            bool known;
+            uint16_t a = alias_out_lookup(c, m->topic, &known);
+            if (a) {
+                p.props.has |= MQTT_HAS(MQTT_PROP_TOPIC_ALIAS);
+                p.props.topic_alias = a;
+                if (known)
+                    p.publish.topic = (mqtt_bytes_t){m->topic.p, 0};
+            }
+        }
+    }
+    if (!conn_send(c, &p))
+        return false;
+    atomic_fetch_add_explicit(&c->w->msgs_out, 1, memory_order_relaxed);
+    return true;
+}
+
+/* ---- errors and close ---- */
+
+/* The MQTT 3.1.1 CONNACK return code for a v5 reason code, or -1 when there is none (just close). */
+static int connack_v3_code(uint8_t rc)
+{
+    switch (rc) {
+    case MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION: return MQTT_CONNACK_BAD_PROTOCOL;
+    case MQTT_RC_CLIENT_ID_NOT_VALID: return MQTT_CONNACK_ID_REJECTED;
+    case MQTT_RC_SERVER_UNAVAILABLE:
+    case MQTT_RC_SERVER_BUSY: return MQTT_CONNACK_UNAVAILABLE;
+    case MQTT_RC_BAD_USERNAME_OR_PASSWORD: return MQTT_CONNACK_BAD_CREDENTIALS;
+    case MQTT_RC_NOT_AUTHORIZED:
+    case MQTT_RC_BANNED: return MQTT_CONNACK_NOT_AUTHORIZED;
+    default: return -1;
+    }
+}
+
+void conn_fail(conn_t *c, uint8_t rc, const char *why)
+{
+    if (c->state == CONN_CLOSED)
+        return;
+    const char *id = c->session ? c->session->client_id : "";
+    log_printf(TLOG_NOTICE, "Client %s [%s] disconnected: %s (%s).", *id ? id : "<unknown>", c->peer, why,
+               mqtt_rc_message(rc));
+    if (c->state == CONN_NEW) {
+        /* CONNECT was refused. An unsupported protocol level gets the 3.1.1-form answer, as the
+         * client may not speak 5.0 [MQTT-3.1.2-2]. */
+        mqtt_packet_t p;
+        memset(&p, 0, sizeof(p));
+        p.type = MQTT_CONNACK;
+        if (c->version == MQTT_V5 && rc != MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION) {
+            p.reason = rc;
+            conn_send(c, &p);
+        } else {
+            int v3 = connack_v3_code(rc);
+            if (v3 >= 0) {
+                uint8_t ver = c->version;
+                c->version = MQTT_V311;
+                p.reason = (uint8_t)v3;
+                conn_send(c, &p);
+                c->version = ver;
+            }
+        }
+    } else if (c->version == MQTT_V5 && rc >= 0x80) {
+        mqtt_packet_t p;
+        memset(&p, 0, sizeof(p));
+        p.type = MQTT_DISCONNECT;
+        p.reason = rc;
+        conn_send(c, &p);
+    }
+    conn_close(c, NULL);
+}
+
+/* ---- the read path ---- */
+
+static uint8_t dispatch(conn_t *c, mqtt_packet_t *p)
+{
+    switch (p->type) {
+    case MQTT_PUBLISH: return handle_publish(c, p);
+    case MQTT_PUBACK:
+    case MQTT_PUBREC:
+    case MQTT_PUBREL:
+    case MQTT_PUBCOMP: return handle_ack(c, p);
+    case MQTT_SUBSCRIBE: return handle_subscribe(c, p);
+    case MQTT_UNSUBSCRIBE: return handle_unsubscribe(c, p);
+    case MQTT_PINGREQ: {
+        mqtt_packet_t r = {.type = MQTT_PINGRESP};
+        conn_send(c, &r);
+        return MQTT_RC_SUCCESS;
+    }
+    case MQTT_DISCONNECT: return handle_disconnect(c, p);
+    case MQTT_CONNECT: return MQTT_RC_PROTOCOL_ERROR; /* a second CONNECT [MQTT-3.1.0-2] */
+    case MQTT_AUTH: return MQTT_RC_PROTOCOL_ERROR;    /* no enhanced authentication was started */
+    default: return MQTT_RC_PROTOCOL_ERROR;           /* packets only a server sends */
+    }
+}
+
+static uint32_t max_inbound_packet(const conn_t *c)
+{
+    uint32_t m = c->w->b->cfg.max_packet_size;
+    return m ? m : MQTT_MAX_REMAINING + MQTT_MAX_HEADER;
+}
+
+/* Handle every complete packet in the input buffer. Returns false once the connection closed. */
+static bool process_input(conn_t *c)
+{
+    while (c->state != CONN_CLOSED) {
+        size_t avail = buf_used(&c->in);
+        const uint8_t *head = buf_head(&c->in);
+        mqtt_header_t h;
+        int r = mqtt_header_parse(head, avail, &h);
+        if (r == 0)
+            return true;
+        if (r < 0) {
+            conn_fail(c, MQTT_RC_MALFORMED_PACKET, "malformed remaining length");
+            return false;
+        }
+        size_t total = (size_t)h.header_len + h.remaining;
+        if (c->state == CONN_NEW && h.type != MQTT_CONNECT) {
+            /* [MQTT-3.1.0-1] the first packet must be CONNECT: close without a reply. */
+            log_printf(TLOG_NOTICE, "Client [%s] sent %s before CONNECT: closing.", c->peer, mqtt_type_name(h.type));
+            conn_close(c, NULL);
+            return false;
+        }
+        if (total > max_inbound_packet(c)) {
+            conn_fail(c, MQTT_RC_PACKET_TOO_LARGE, "packet larger than max_packet_size");
+            return false;
+        }
+        if (avail < total) {
+            buf_reserve(&c->in, total - avail);
+            return true;
+        }
+        mqtt_packet_t p;
+        uint8_t rc = mqtt_decode(&h, head + h.header_len, c->version, MQTT_FROM_CLIENT, &p);
+        c->last_rx = c->w->now;
+        if (rc == MQTT_RC_SUCCESS) {
+            if (c->state == CONN_NEW)
+                rc = handle_connect(c, &p);
+            else
+                rc = dispatch(c, &p);
+        } else if (c->state == CONN_NEW && p.type == MQTT_CONNECT && p.connect.version) {
+            c->version = p.connect.version;
+        }
+        if (rc != MQTT_RC_SUCCESS) {
+            char why[96];
+            snprintf(why, sizeof(why), "bad %s", mqtt_type_name(h.type));
+            conn_fail(c, rc, why);
+            return false;
+        }
+        if (c->state == CONN_CLOSED)
+            return false;
+        buf_consume(&c->in, total);
+    }
+    return false;
+}
+
+void conn_on_readable(conn_t *c)
+{
+    worker_t *w = c->w;
+    for (int round = 0; round < 4 && c->state != CONN_CLOSED; round++) {
+        uint8_t *dst = buf_reserve(&c->in, READ_CHUNK);
+        ssize_t n = recv(c->fd, dst, READ_CHUNK, 0);
+        if (n > 0) {
+            buf_commit(&c->in, (size_t)n);
+            atomic_fetch_add_explicit(&w->bytes_in, (unsigned long)n, memory_order_relaxed);
+            if (!process_input(c))
+                return;
+            if (n < READ_CHUNK)
+                break;
+        } else if (n == 0) {
+            conn_close(c, "closed by client");
+            return;
+        } else {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            if (errno == EINTR)
+                continue;
+            conn_close(c, strerror(errno));
+            return;
+        }
+    }
+    if (c->state != CONN_CLOSED && buf_used(&c->in) == 0)
+        buf_shrink(&c->in);
+}

@@ -1,0 +1,87 @@
+/* conn.h -- one client network connection, owned for life by one worker thread.
+ *
+ * A connection reads up to 64 KB at a time, handles every complete packet in the buffer, appends
+ * replies and deliveries to `out`, and is flushed once per loop turn (worker_flush). Nothing here is
+ * touched by other threads: they reach a connection only through its worker's inbox. */
+#ifndef TOMBO_BROKER_CONN_H
+#define TOMBO_BROKER_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "broker/buf.h"
+#include "broker/config.h"
+#include "broker/session.h"
+#include "mqtt/packet.h"
+
+struct worker;
+
+enum conn_state { CONN_NEW = 0, CONN_ACTIVE, CONN_CLOSED };
+
+typedef struct conn {
+    int fd;
+    uint64_t id;
+    struct worker *w;
+    const struct tombo_listener *l; /* the listener it came in on (its security settings) */
+    uint8_t state;
+    uint8_t version;        /* protocol level from CONNECT */
+    uint8_t got_disconnect; /* normal DISCONNECT received: no will (unless 0x04) */
+    uint8_t in_flush_list;
+    uint8_t want_write;     /* EPOLLOUT armed */
+    uint8_t taken_over;
+    buf_t in, out;
+    session_t *session;     /* one reference while attached */
+    char peer[64];
+
+    /* keepalive: deadline on the worker's timer wheel */
+    uint16_t keepalive;
+    int64_t last_rx;        /* ms */
+    struct conn *tw_next, **tw_prev;
+    uint32_t tw_slot;
+    struct conn *flush_next;
+
+    /* MQTT 5 limits the client told us */
+    uint32_t max_packet_out;      /* 0: none */
+    uint16_t topic_alias_max_out; /* aliases we may use towards the client */
+    uint16_t aliases_out_used;
+    struct alias_out *aliases_out; /* hash of topic -> alias we assigned (lazily allocated) */
+    /* topic aliases the client set towards us, indexed 1..topic_alias_max_in */
+    char **aliases_in;
+    uint16_t *aliases_in_len;
+    uint16_t topic_alias_max_in;
+    uint8_t request_problem_info;
+} conn_t;
+
+/* Close: flush what can be flushed, publish the will if due, detach from the session. */
+void conn_close(conn_t *c, const char *why);
+/* A protocol error: log `why`, send CONNACK (before CONNECT completed) or DISCONNECT (v5) carrying
+ * reason code `rc` where the spec allows, then close. */
+void conn_fail(conn_t *c, uint8_t rc, const char *why);
+/* Read and handle everything available. */
+void conn_on_readable(conn_t *c);
+/* Ask the worker to flush this connection at the end of the loop turn. */
+void conn_want_flush(conn_t *c);
+/* Encode a packet onto the output buffer (at the connection's protocol level). Drops it (returning
+ * false) when it exceeds the client's Maximum Packet Size. */
+bool conn_send(conn_t *c, const mqtt_packet_t *p);
+/* Encode a PUBLISH of msg for this connection. */
+bool conn_send_publish(conn_t *c, const msg_t *m, uint8_t qos, uint8_t retain, uint8_t dup, uint16_t id,
+                       const uint32_t *ids, uint32_t n_ids);
+
+/* Packet handlers (handle_*.c), called by the dispatcher in conn.c. Each returns MQTT_RC_SUCCESS or
+ * the reason code to fail the connection with. */
+uint8_t handle_connect(conn_t *c, mqtt_packet_t *p);
+uint8_t handle_publish(conn_t *c, mqtt_packet_t *p);
+uint8_t handle_ack(conn_t *c, mqtt_packet_t *p); /* PUBACK PUBREC PUBREL PUBCOMP */
+uint8_t handle_subscribe(conn_t *c, mqtt_packet_t *p);
+uint8_t handle_unsubscribe(conn_t *c, mqtt_packet_t *p);
+uint8_t handle_disconnect(conn_t *c, mqtt_packet_t *p);
+
+/* Route msg to every matching subscriber (and the retained store when msg->retain), from worker
+ * w's thread. `from` is the publishing session (for no-local), or NULL. Returns the number of
+ * receivers. */
+size_t broker_publish(struct worker *w, msg_t *msg, const session_t *from);
+
+void conn_free_aliases(conn_t *c);
+
+#endif

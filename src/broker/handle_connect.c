@@ -1,0 +1,239 @@
+/* handle_connect.c -- CONNECT: protocol level, client identifier, keepalive, session resume or
+ * takeover, will, CONNACK with the MQTT 5 limits of this broker. Also DISCONNECT. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "broker/broker.h"
+#include "broker/log.h"
+
+/* Topic aliases we accept from each client (CONNACK Topic Alias Maximum), as Mosquitto's default. */
+#define TOPIC_ALIAS_MAX_IN 10
+
+void wheel_schedule(conn_t *c);
+
+static void assign_client_id(broker_t *b, const struct tombo_listener *l, char *out, size_t outlen)
+{
+    unsigned long n = atomic_fetch_add(&b->auto_id_counter, 1) + 1;
+    const char *prefix = l->auto_id_prefix ? l->auto_id_prefix : "auto-";
+    snprintf(out, outlen, "%s%08lX-%04lX", prefix, (unsigned long)(b->started_ms & 0xffffffff), n);
+}
+
+uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
+{
+    worker_t *w = c->w;
+    broker_t *b = w->b;
+    const struct tombo_config *cfg = &b->cfg;
+    c->version = p->connect.version;
+    bool v5 = c->version == MQTT_V5;
+
+    /* Client identifier [MQTT-3.1.3-5..8]. */
+    char idbuf[96];
+    const char *id = (const char *)p->connect.client_id.p;
+    size_t idlen = p->connect.client_id.len;
+    bool assigned = false;
+    if (idlen == 0) {
+        if (!c->l->allow_zero_length_clientid || c->version == MQTT_V31 || (!v5 && !p->connect.clean))
+            return MQTT_RC_CLIENT_ID_NOT_VALID; /* [MQTT-3.1.3-8] */
+        assign_client_id(b, c->l, idbuf, sizeof(idbuf));
+        id = idbuf;
+        idlen = strlen(idbuf);
+        assigned = true;
+    } else if (c->version == MQTT_V31 && idlen > 23) {
+        return MQTT_RC_CLIENT_ID_NOT_VALID; /* MQTT 3.1: 1 to 23 characters */
+    }
+
+    /* Authentication: anonymous clients need allow_anonymous. */
+    if (!c->l->allow_anonymous && !p->connect.has_username)
+        return MQTT_RC_NOT_AUTHORIZED;
+    if (v5 && (p->props.has & MQTT_HAS(MQTT_PROP_AUTH_METHOD)))
+        return MQTT_RC_BAD_AUTH_METHOD; /* no enhanced authentication method is configured */
+
+    /* Keepalive, bounded by max_keepalive (Server Keep Alive on 5.0). */
+    uint16_t ka = p->connect.keepalive;
+    bool server_ka = false;
+    if (cfg->max_keepalive && (ka > cfg->max_keepalive || (v5 && ka == 0 && cfg->max_keepalive < 65535))) {
+        if (!v5)
+            return MQTT_RC_CLIENT_ID_NOT_VALID; /* Mosquitto's answer to 3.1.1 clients */
+        ka = (uint16_t)cfg->max_keepalive;
+        server_ka = true;
+    }
+    c->keepalive = ka;
+
+    /* MQTT 5 limits the client sets for what we send it. */
+    uint32_t client_recv_max = 65535;
+    if (v5) {
+        const mqtt_props_t *pr = &p->props;
+        if (pr->has & MQTT_HAS(MQTT_PROP_RECEIVE_MAX))
+            client_recv_max = pr->receive_max;
+        if (pr->has & MQTT_HAS(MQTT_PROP_MAX_PACKET_SIZE))
+            c->max_packet_out = pr->max_packet_size;
+        if (pr->has & MQTT_HAS(MQTT_PROP_TOPIC_ALIAS_MAX))
+            c->topic_alias_max_out = pr->topic_alias_max > 1024 ? 1024 : pr->topic_alias_max;
+        c->request_problem_info = (pr->has & MQTT_HAS(MQTT_PROP_REQUEST_PROBLEM_INFO)) ? pr->request_problem_info : 1;
+        c->topic_alias_max_in = TOPIC_ALIAS_MAX_IN;
+    }
+    uint32_t inflight_max = cfg->max_inflight_messages;
+    if (inflight_max == 0 || inflight_max > client_recv_max)
+        inflight_max = client_recv_max;
+
+    /* Session expiry: 5.0 says it in CONNECT; 3.x sessions live forever unless clean, or for
+     * persistent_client_expiration. */
+    uint32_t expiry;
+    if (v5)
+        expiry = (p->props.has & MQTT_HAS(MQTT_PROP_SESSION_EXPIRY)) ? p->props.session_expiry : 0;
+    else if (p->connect.clean)
+        expiry = 0;
+    else
+        expiry = cfg->persistent_client_expiration ? cfg->persistent_client_expiration : UINT32_MAX;
+
+    /* The will, kept on the session until it is published or discarded. */
+    msg_t *will = NULL;
+    uint32_t will_delay = 0;
+    if (p->connect.will) {
+        if (p->connect.will_qos > c->l->max_qos)
+            return MQTT_RC_QOS_NOT_SUPPORTED;
+        if (p->connect.will_retain && !cfg->retain_available)
+            return MQTT_RC_RETAIN_NOT_SUPPORTED;
+        will = msg_new(p->connect.will_topic, p->connect.will_payload, p->connect.will_qos, p->connect.will_retain,
+                       v5 ? &p->connect.will_props : NULL, w->now);
+        if (v5 && (p->connect.will_props.has & MQTT_HAS(MQTT_PROP_WILL_DELAY)))
+            will_delay = p->connect.will_props.will_delay;
+    }
+
+    /* Find the session; take over a connected one; start fresh on clean start. */
+    bool existed;
+    session_t *s = registry_get(b, id, idlen, &existed);
+    if (existed && p->connect.clean) {
+        /* [MQTT-3.1.2-4] / [MQTT-3.1.2-6]: discard the old session. Its connection, if any, is
+         * kicked below through the old session object. */
+        pthread_mutex_lock(&s->lock);
+        int oldw = s->conn ? s->worker : -1;
+        uint64_t oldid = s->conn_id;
+        int oldfd = s->conn ? s->conn->fd : -1;
+        msg_t *oldwill = s->will;
+        s->will = NULL;
+        s->conn = NULL;
+        pthread_mutex_unlock(&s->lock);
+        if (oldw >= 0) {
+            inbox_item_t it = {.kind = INBOX_KICK_CONN, .rc = MQTT_RC_SESSION_TAKEN_OVER, .fd = oldfd, .conn_id = oldid};
+            worker_post(&b->workers[oldw], &it);
+        }
+        if (oldwill) {
+            /* The old session ends now: its will goes out [MQTT-3.1.3-9 and 3.1.2.5]. */
+            pthread_mutex_lock(&s->lock);
+            s->will = oldwill;
+            s->will_delay = 0;
+            pthread_mutex_unlock(&s->lock);
+            session_publish_will(w, s);
+        }
+        session_end(s);
+        session_release(s);
+        s = registry_get(b, id, idlen, &existed);
+        existed = false;
+    }
+
+    pthread_mutex_lock(&s->lock);
+    if (s->conn) {
+        /* Session takeover [MQTT-3.1.4-3]: the old connection gets DISCONNECT 0x8E and is closed. */
+        inbox_item_t it = {.kind = INBOX_KICK_CONN, .rc = MQTT_RC_SESSION_TAKEN_OVER, .fd = s->conn->fd,
+                           .conn_id = s->conn_id};
+        int oldw = s->worker;
+        s->conn = NULL;
+        pthread_mutex_unlock(&s->lock);
+        worker_post(&b->workers[oldw], &it);
+        pthread_mutex_lock(&s->lock);
+    }
+    /* The previous connection's will: published now if its session would have ended with it (as
+     * Mosquitto does on takeover), else cancelled by this reconnect [MQTT-3.1.3-9]. */
+    msg_t *oldwill = s->will;
+    if (oldwill && existed && s->expiry == 0) {
+        s->will_delay = 0;
+        pthread_mutex_unlock(&s->lock);
+        session_publish_will(w, s);
+        pthread_mutex_lock(&s->lock);
+        oldwill = s->will;
+    }
+    s->conn = c;
+    s->worker = w->index;
+    s->conn_id = c->id;
+    s->version = c->version;
+    s->expiry = expiry;
+    s->expire_at = 0;
+    s->will = will;
+    s->will_delay = will_delay;
+    s->will_at = 0;
+    s->inflight_max = inflight_max;
+    s->flush_pending = 0;
+    pthread_mutex_unlock(&s->lock);
+    msg_release(oldwill);
+    c->session = s; /* the registry_get reference becomes the connection's */
+    c->state = CONN_ACTIVE;
+
+    /* CONNACK */
+    mqtt_packet_t ack;
+    memset(&ack, 0, sizeof(ack));
+    ack.type = MQTT_CONNACK;
+    ack.connack.session_present = existed && !p->connect.clean;
+    if (v5) {
+        mqtt_props_t *pr = &ack.props;
+        if (assigned) {
+            pr->has |= MQTT_HAS(MQTT_PROP_ASSIGNED_CLIENT_ID);
+            pr->assigned_client_id = (mqtt_bytes_t){(const uint8_t *)s->client_id, (uint32_t)s->client_id_len};
+        }
+        if (cfg->max_inflight_messages && cfg->max_inflight_messages < 65535) {
+            pr->has |= MQTT_HAS(MQTT_PROP_RECEIVE_MAX);
+            pr->receive_max = (uint16_t)cfg->max_inflight_messages;
+        }
+        pr->has |= MQTT_HAS(MQTT_PROP_TOPIC_ALIAS_MAX);
+        pr->topic_alias_max = TOPIC_ALIAS_MAX_IN;
+        if (c->l->max_qos < 2) {
+            pr->has |= MQTT_HAS(MQTT_PROP_MAX_QOS);
+            pr->max_qos = (uint8_t)c->l->max_qos;
+        }
+        if (!cfg->retain_available) {
+            pr->has |= MQTT_HAS(MQTT_PROP_RETAIN_AVAILABLE);
+            pr->retain_available = 0;
+        }
+        if (cfg->max_packet_size) {
+            pr->has |= MQTT_HAS(MQTT_PROP_MAX_PACKET_SIZE);
+            pr->max_packet_size = cfg->max_packet_size;
+        }
+        if (server_ka) {
+            pr->has |= MQTT_HAS(MQTT_PROP_SERVER_KEEP_ALIVE);
+            pr->server_keep_alive = ka;
+        }
+    }
+    conn_send(c, &ack);
+    atomic_fetch_add(&b->clients_total, 1);
+    if (cfg->connection_messages) {
+        log_printf(TLOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d).", c->peer, s->client_id,
+                   c->version == MQTT_V31 ? 1 : c->version == MQTT_V311 ? 2 : 5, p->connect.clean, ka);
+    }
+    wheel_schedule(c);
+
+    /* A resumed session gets its in-flight messages again, then what queued while it was away. */
+    if (ack.connack.session_present)
+        session_resend(s, c);
+    session_flush(s, c);
+    return MQTT_RC_SUCCESS;
+}
+
+uint8_t handle_disconnect(conn_t *c, mqtt_packet_t *p)
+{
+    session_t *s = c->session;
+    if (c->version == MQTT_V5 && (p->props.has & MQTT_HAS(MQTT_PROP_SESSION_EXPIRY))) {
+        pthread_mutex_lock(&s->lock);
+        uint32_t cur = s->expiry;
+        if (cur == 0 && p->props.session_expiry != 0) {
+            pthread_mutex_unlock(&s->lock);
+            return MQTT_RC_PROTOCOL_ERROR; /* [MQTT-3.14.2-2] */
+        }
+        s->expiry = p->props.session_expiry;
+        pthread_mutex_unlock(&s->lock);
+    }
+    /* 0x04 Disconnect with Will Message keeps the will; anything else discards it [MQTT-3.14.4-3]. */
+    c->got_disconnect = (c->version == MQTT_V5 && p->reason == MQTT_RC_DISCONNECT_WITH_WILL) ? 2 : 1;
+    conn_close(c, "client disconnected");
+    return MQTT_RC_SUCCESS;
+}

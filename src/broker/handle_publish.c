@@ -1,0 +1,153 @@
+/* handle_publish.c -- PUBLISH from a client and the QoS 1/2 acknowledgements in both directions;
+ * broker_publish routes a message to its subscribers. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker.h"
+#include "broker/log.h"
+
+static void send_ack(conn_t *c, uint8_t type, uint16_t id, uint8_t reason)
+{
+    mqtt_packet_t a;
+    memset(&a, 0, sizeof(a));
+    a.type = type;
+    a.id = id;
+    a.reason = reason;
+    conn_send(c, &a);
+}
+
+size_t broker_publish(worker_t *w, msg_t *msg, const session_t *from)
+{
+    broker_t *b = w->b;
+    if (msg->retain)
+        retain_set(b->retained, msg->topic.p, msg->topic.len, msg->payload.len ? msg : NULL);
+    sub_result_t *r = &w->match;
+    subtree_match(b->subs, msg->topic.p, msg->topic.len, from, r);
+    size_t n = r->n;
+    for (size_t i = 0; i < n; i++) {
+        sub_match_t *m = &r->v[i];
+        session_t *s = m->owner;
+        uint8_t qos = msg->qos < m->qos ? msg->qos : m->qos;
+        /* [MQTT-3.3.1-12] the retain flag is cleared unless retain-as-published */
+        uint8_t retain = m->retain_as_published ? msg->retain : 0;
+        session_deliver(s, msg, qos, retain, sub_match_ids(r, m), m->n_ids);
+        session_release(s); /* the reference subtree_match took */
+    }
+    return n;
+}
+
+/* Resolve an MQTT 5 topic alias [MQTT-3.3.2-12..3.3.2-13]: remember a new mapping, or look the
+ * topic up. Returns a reason code. */
+static uint8_t resolve_alias(conn_t *c, mqtt_packet_t *p)
+{
+    uint16_t a = p->props.topic_alias;
+    if (a == 0 || a > c->topic_alias_max_in)
+        return MQTT_RC_TOPIC_ALIAS_INVALID;
+    if (!c->aliases_in) {
+        c->aliases_in = xcalloc((size_t)c->topic_alias_max_in + 1, sizeof(char *));
+        c->aliases_in_len = xcalloc((size_t)c->topic_alias_max_in + 1, sizeof(uint16_t));
+    }
+    if (p->publish.topic.len > 0) {
+        free(c->aliases_in[a]);
+        c->aliases_in[a] = xstrndup((const char *)p->publish.topic.p, p->publish.topic.len);
+        c->aliases_in_len[a] = (uint16_t)p->publish.topic.len;
+    } else {
+        if (!c->aliases_in[a])
+            return MQTT_RC_PROTOCOL_ERROR; /* an alias the client never set */
+        p->publish.topic = (mqtt_bytes_t){(const uint8_t *)c->aliases_in[a], c->aliases_in_len[a]};
+    }
+    return MQTT_RC_SUCCESS;
+}
+
+uint8_t handle_publish(conn_t *c, mqtt_packet_t *p)
+{
+    worker_t *w = c->w;
+    broker_t *b = w->b;
+    session_t *s = c->session;
+    uint8_t qos = p->publish.qos;
+    bool v5 = c->version == MQTT_V5;
+    atomic_fetch_add_explicit(&w->msgs_in, 1, memory_order_relaxed);
+
+    if (v5 && (p->props.has & MQTT_HAS(MQTT_PROP_TOPIC_ALIAS))) {
+        uint8_t rc = resolve_alias(c, p);
+        if (rc)
+            return rc;
+    } else if (p->publish.topic.len == 0) {
+        return v5 ? MQTT_RC_PROTOCOL_ERROR : MQTT_RC_MALFORMED_PACKET; /* [MQTT-3.3.2-1] */
+    }
+    if (qos > c->l->max_qos)
+        return MQTT_RC_QOS_NOT_SUPPORTED; /* [MQTT-3.2.2-11] */
+    if (p->publish.retain && !b->cfg.retain_available)
+        return MQTT_RC_RETAIN_NOT_SUPPORTED; /* [MQTT-3.2.2-14] */
+
+    /* Receive Maximum: QoS 2 messages awaiting PUBREL count against what we announced
+     * [MQTT-3.3.4-7]; QoS 1 is acknowledged at once. */
+    if (qos == 2 && b->cfg.max_inflight_messages) {
+        pthread_mutex_lock(&s->lock);
+        uint32_t pending = s->in_qos2_n;
+        bool dup = s->in_qos2 && ((s->in_qos2[p->id >> 3] >> (p->id & 7)) & 1);
+        pthread_mutex_unlock(&s->lock);
+        if (!dup && pending >= b->cfg.max_inflight_messages)
+            return MQTT_RC_RECEIVE_MAX_EXCEEDED;
+    }
+
+    uint8_t reason = MQTT_RC_SUCCESS;
+    bool accept = true;
+    if (b->cfg.message_size_limit && p->publish.payload.len > b->cfg.message_size_limit) {
+        /* Not forwarded, but the QoS flow completes (Mosquitto's message_size_limit). */
+        log_printf(TLOG_NOTICE, "Client %s: PUBLISH to %.*s dropped: payload of %u bytes exceeds message_size_limit.",
+                   s->client_id, (int)p->publish.topic.len, (const char *)p->publish.topic.p, p->publish.payload.len);
+        accept = false;
+        reason = MQTT_RC_IMPL_SPECIFIC;
+        atomic_fetch_add_explicit(&w->pub_dropped, 1, memory_order_relaxed);
+    }
+    if (qos == 2 && !session_qos2_begin(s, p->id))
+        accept = false; /* a retransmission of a message we already have: ack it, do not deliver twice */
+
+    if (accept) {
+        msg_t *m = msg_new(p->publish.topic, p->publish.payload, qos, p->publish.retain, v5 ? &p->props : NULL, w->now);
+        size_t n = broker_publish(w, m, s);
+        msg_release(m);
+        if (n == 0 && v5 && qos > 0 && reason == MQTT_RC_SUCCESS)
+            reason = MQTT_RC_NO_MATCHING_SUBSCRIBERS;
+    }
+    if (qos == 1)
+        send_ack(c, MQTT_PUBACK, p->id, reason);
+    else if (qos == 2)
+        send_ack(c, MQTT_PUBREC, p->id, reason);
+    if (qos == 2 && reason >= 0x80)
+        session_qos2_end(s, p->id); /* a failed PUBREC ends the flow [MQTT-4.3.3-?] */
+    return MQTT_RC_SUCCESS;
+}
+
+uint8_t handle_ack(conn_t *c, mqtt_packet_t *p)
+{
+    session_t *s = c->session;
+    switch (p->type) {
+    case MQTT_PUBACK:
+        if (!session_puback(s, p->id))
+            log_printf(TLOG_DEBUG, "Client %s: PUBACK for unknown id %u.", s->client_id, p->id);
+        break;
+    case MQTT_PUBREC: {
+        bool failed = c->version == MQTT_V5 && p->reason >= 0x80;
+        if (session_pubrec(s, p->id, failed)) {
+            if (!failed)
+                send_ack(c, MQTT_PUBREL, p->id, MQTT_RC_SUCCESS);
+        } else if (!failed) {
+            /* [MQTT-4.3.3-?] answer so the client can finish its flow */
+            send_ack(c, MQTT_PUBREL, p->id, c->version == MQTT_V5 ? MQTT_RC_PACKET_ID_NOT_FOUND : 0);
+        }
+        break;
+    }
+    case MQTT_PUBREL: {
+        bool had = session_qos2_end(s, p->id);
+        send_ack(c, MQTT_PUBCOMP, p->id, had || c->version != MQTT_V5 ? MQTT_RC_SUCCESS : MQTT_RC_PACKET_ID_NOT_FOUND);
+        return MQTT_RC_SUCCESS;
+    }
+    case MQTT_PUBCOMP:
+        session_pubcomp(s, p->id);
+        break;
+    }
+    session_flush(s, c); /* a freed window slot lets queued messages go */
+    return MQTT_RC_SUCCESS;
+}

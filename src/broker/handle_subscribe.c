@@ -1,0 +1,113 @@
+/* handle_subscribe.c -- SUBSCRIBE (with retained-message delivery per Retain Handling) and
+ * UNSUBSCRIBE. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker.h"
+#include "broker/log.h"
+#include "mqtt/topic.h"
+
+/* Retained messages go to one new subscription; collected by retain_match. */
+struct retained_ctx {
+    session_t *s;
+    uint8_t qos;
+    uint32_t sub_id;
+    int64_t now;
+};
+
+static void deliver_retained(void *m, void *arg)
+{
+    struct retained_ctx *x = arg;
+    msg_t *msg = m;
+    if (!msg_expired(msg, x->now)) {
+        uint8_t qos = msg->qos < x->qos ? msg->qos : x->qos;
+        /* [MQTT-3.3.1-8] a retained message sent for a new subscription has RETAIN set */
+        session_deliver(x->s, msg, qos, 1, &x->sub_id, x->sub_id ? 1 : 0);
+    }
+    msg_release(msg);
+}
+
+uint8_t handle_subscribe(conn_t *c, mqtt_packet_t *p)
+{
+    broker_t *b = c->w->b;
+    session_t *s = c->session;
+    bool v5 = c->version == MQTT_V5;
+    uint32_t sub_id = (p->props.has & MQTT_HAS(MQTT_PROP_SUBSCRIPTION_ID)) ? p->props.sub_id : 0;
+
+    uint8_t codes[256];
+    uint8_t *rc = p->subscribe.count <= sizeof(codes) ? codes : xmalloc(p->subscribe.count);
+    /* Retained messages are sent after the SUBACK; remember which subscriptions want them. */
+    struct pending { const uint8_t *f; uint32_t n; uint8_t qos; } *want = xmalloc(p->subscribe.count * sizeof(*want));
+    uint32_t n_want = 0, i = 0;
+
+    mqtt_bytes_t cur = p->subscribe.entries;
+    mqtt_sub_t e;
+    while (mqtt_sub_next(c->version, &cur, &e)) {
+        const uint8_t *group, *plain;
+        size_t gn, pn;
+        bool shared = mqtt_share_split(e.filter.p, e.filter.len, &group, &gn, &plain, &pn);
+        if (shared && e.no_local) {
+            free(want);
+            if (rc != codes)
+                free(rc);
+            return MQTT_RC_PROTOCOL_ERROR; /* [MQTT-3.8.3-4] */
+        }
+        uint8_t qos = e.qos > c->l->max_qos ? (uint8_t)c->l->max_qos : e.qos;
+        uint8_t options = (uint8_t)((e.options & ~0x03) | qos);
+        int r = subtree_add(b->subs, e.filter.p, e.filter.len, s, options, sub_id);
+        if (r < 0) {
+            rc[i++] = v5 ? MQTT_RC_UNSPECIFIED : 0x80;
+            continue;
+        }
+        session_sub_add(s, e.filter.p, e.filter.len, options, sub_id);
+        rc[i++] = qos;
+        if (log_enabled(TLOG_SUBSCRIBE))
+            log_printf(TLOG_SUBSCRIBE, "%s %d %.*s", s->client_id, qos, (int)e.filter.len, (const char *)e.filter.p);
+        /* Retain Handling: 0 always, 1 only for a new subscription, 2 never [MQTT-3.3.1-9..11];
+         * never for shared subscriptions [MQTT-3.8.4-?]. */
+        if (!shared && (e.retain_handling == 0 || (e.retain_handling == 1 && r == 0)))
+            want[n_want++] = (struct pending){e.filter.p, e.filter.len, qos};
+    }
+
+    mqtt_packet_t ack;
+    memset(&ack, 0, sizeof(ack));
+    ack.type = MQTT_SUBACK;
+    ack.id = p->id;
+    ack.suback.codes = (mqtt_bytes_t){rc, i};
+    conn_send(c, &ack);
+
+    for (uint32_t k = 0; k < n_want; k++) {
+        struct retained_ctx x = {s, want[k].qos, sub_id, c->w->now};
+        retain_match(b->retained, want[k].f, want[k].n, deliver_retained, &x);
+    }
+    free(want);
+    if (rc != codes)
+        free(rc);
+    return MQTT_RC_SUCCESS;
+}
+
+uint8_t handle_unsubscribe(conn_t *c, mqtt_packet_t *p)
+{
+    broker_t *b = c->w->b;
+    session_t *s = c->session;
+    uint8_t codes[256];
+    uint8_t *rc = p->unsubscribe.count <= sizeof(codes) ? codes : xmalloc(p->unsubscribe.count);
+    uint32_t i = 0;
+    mqtt_bytes_t cur = p->unsubscribe.entries, f;
+    while (mqtt_unsub_next(&cur, &f)) {
+        bool had = subtree_remove(b->subs, f.p, f.len, s);
+        session_sub_remove(s, f.p, f.len);
+        rc[i++] = had ? MQTT_RC_SUCCESS : MQTT_RC_NO_SUBSCRIPTION_EXISTED;
+        if (log_enabled(TLOG_UNSUBSCRIBE))
+            log_printf(TLOG_UNSUBSCRIBE, "%s %.*s", s->client_id, (int)f.len, (const char *)f.p);
+    }
+    mqtt_packet_t ack;
+    memset(&ack, 0, sizeof(ack));
+    ack.type = MQTT_UNSUBACK;
+    ack.id = p->id;
+    ack.suback.codes = (mqtt_bytes_t){rc, i};
+    conn_send(c, &ack);
+    if (rc != codes)
+        free(rc);
+    return MQTT_RC_SUCCESS;
+}

@@ -1,0 +1,64 @@
+/* main.c -- the tombo broker: command line, configuration, signals, run. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "broker/broker.h"
+#include "broker/log.h"
+
+static broker_t *g_broker; /* only for the signal handler */
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (g_broker)
+        atomic_store(&g_broker->stop, 1);
+}
+
+/* Take as many file descriptors as we are allowed: each client is one. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static broker_t b;
+    char err[512];
+    config_init(&b.cfg);
+    int r = config_args(&b.cfg, argc, argv, err, sizeof(err));
+    if (r != 0) {
+        if (r < 0)
+            fprintf(stderr, "tombo: %s\n", err);
+        config_free(&b.cfg);
+        return r < 0 ? 1 : 0;
+    }
+    if (log_init(&b.cfg) != 0) {
+        config_free(&b.cfg);
+        return 1;
+    }
+    raise_fd_limit();
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    g_broker = &b;
+
+    int rc = 1;
+    if (broker_init(&b) == 0) {
+        rc = broker_run(&b) == 0 ? 0 : 1;
+        broker_free(&b);
+    }
+    log_close();
+    config_free(&b.cfg);
+    return rc;
+}

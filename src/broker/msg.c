@@ -1,0 +1,79 @@
+/* msg.c -- reference-counted application messages. */
+#include "broker/msg.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "broker/buf.h"
+
+int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Re-point a view from the decoded packet's property block into our copy of it. */
+static mqtt_bytes_t rebase(mqtt_bytes_t v, const uint8_t *old, uint8_t *copy)
+{
+    if (v.len == 0 || v.p == NULL)
+        return (mqtt_bytes_t){copy, 0};
+    return (mqtt_bytes_t){copy + (v.p - old), v.len};
+}
+
+msg_t *msg_new(mqtt_bytes_t topic, mqtt_bytes_t payload, uint8_t qos, uint8_t retain, const mqtt_props_t *props,
+               int64_t now)
+{
+    uint32_t rawlen = props ? props->raw.len : 0;
+    msg_t *m = xmalloc(sizeof(*m) + topic.len + payload.len + rawlen + 1);
+    atomic_init(&m->refs, 1);
+    m->qos = qos;
+    m->retain = retain;
+    m->has_expiry = 0;
+    m->expiry_at = 0;
+    uint8_t *p = m->data;
+    memcpy(p, topic.p, topic.len);
+    m->topic = (mqtt_bytes_t){p, topic.len};
+    p += topic.len;
+    if (payload.len)
+        memcpy(p, payload.p, payload.len);
+    m->payload = (mqtt_bytes_t){p, payload.len};
+    p += payload.len;
+    memset(&m->props, 0, sizeof(m->props));
+    if (props) {
+        if (rawlen)
+            memcpy(p, props->raw.p, rawlen);
+        const uint8_t *old = props->raw.p;
+        m->props.has = props->has & MSG_FORWARD_PROPS;
+        m->props.payload_format = props->payload_format;
+        if (m->props.has & MQTT_HAS(MQTT_PROP_CONTENT_TYPE))
+            m->props.content_type = rebase(props->content_type, old, p);
+        if (m->props.has & MQTT_HAS(MQTT_PROP_RESPONSE_TOPIC))
+            m->props.response_topic = rebase(props->response_topic, old, p);
+        if (m->props.has & MQTT_HAS(MQTT_PROP_CORRELATION_DATA))
+            m->props.correlation_data = rebase(props->correlation_data, old, p);
+        if (props->user_n) {
+            m->props.user_n = props->user_n;
+            m->props.user_src = (mqtt_bytes_t){p, rawlen};
+        }
+        if (props->has & MQTT_HAS(MQTT_PROP_MESSAGE_EXPIRY)) {
+            m->has_expiry = 1;
+            m->expiry_at = now + (int64_t)props->message_expiry * 1000;
+        }
+    }
+    return m;
+}
+
+void msg_release(msg_t *m)
+{
+    if (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
+        free(m);
+}
+
+uint32_t msg_expiry_left(const msg_t *m, int64_t now)
+{
+    if (now >= m->expiry_at)
+        return 0;
+    return (uint32_t)((m->expiry_at - now + 999) / 1000);
+}

@@ -1,0 +1,44 @@
+/* msg.h -- an application message as the broker stores and forwards it.
+ *
+ * Ownership: a msg_t is reference counted (atomic) and immutable once built. Subscribers' queues,
+ * in-flight tables, the retained store and wills each hold one reference. Topic, payload and the
+ * raw MQTT 5 property block live in the same allocation as the header: one malloc per message. */
+#ifndef TOMBO_BROKER_MSG_H
+#define TOMBO_BROKER_MSG_H
+
+#include <stdatomic.h>
+
+#include "mqtt/packet.h"
+
+/* The MQTT 5 properties a broker forwards unchanged [MQTT-3.3.2-4..20]. */
+#define MSG_FORWARD_PROPS                                                                            \
+    (MQTT_HAS(MQTT_PROP_PAYLOAD_FORMAT) | MQTT_HAS(MQTT_PROP_CONTENT_TYPE) |                         \
+     MQTT_HAS(MQTT_PROP_RESPONSE_TOPIC) | MQTT_HAS(MQTT_PROP_CORRELATION_DATA) |                     \
+     MQTT_HAS(MQTT_PROP_USER_PROPERTY))
+
+typedef struct msg {
+    atomic_uint refs;
+    uint8_t qos;       /* QoS it was published with */
+    uint8_t retain;    /* retain flag it was published with */
+    uint8_t has_expiry;
+    int64_t expiry_at; /* CLOCK_MONOTONIC ms after which it must not be delivered */
+    mqtt_bytes_t topic;
+    mqtt_bytes_t payload;
+    mqtt_props_t props; /* only MSG_FORWARD_PROPS; views point into data[] */
+    uint8_t data[];
+} msg_t;
+
+/* Build a message, copying topic, payload and the forwardable part of `props` (may be NULL, e.g.
+ * v3 publishers). Message expiry in props becomes an absolute deadline from now_ms. */
+msg_t *msg_new(mqtt_bytes_t topic, mqtt_bytes_t payload, uint8_t qos, uint8_t retain, const mqtt_props_t *props,
+               int64_t now_ms);
+static inline void msg_hold(msg_t *m) { atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed); }
+void msg_release(msg_t *m);
+/* Seconds of expiry left (>= 1 while not expired), or 0 when expired. Only meaningful if has_expiry. */
+uint32_t msg_expiry_left(const msg_t *m, int64_t now_ms);
+static inline int msg_expired(const msg_t *m, int64_t now_ms) { return m->has_expiry && now_ms >= m->expiry_at; }
+
+/* Monotonic clock in milliseconds. */
+int64_t now_ms(void);
+
+#endif

@@ -1,0 +1,540 @@
+/* session.c -- session lifecycle, the client-id registry, and the per-session message queues.
+ *
+ * Locking: the registry lock is taken before a session lock, never the other way round. A session's
+ * lock guards its queues, in-flight state, subscriptions list and connection pointer. */
+#include "broker/session.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "broker/broker.h"
+#include "broker/log.h"
+
+/* ---- registry: open hashing on the client id ---- */
+
+struct registry {
+    session_t **slots;
+    size_t cap, n;
+};
+
+static uint64_t hash_id(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+    return h;
+}
+
+static size_t reg_find(struct registry *r, const char *id, size_t len, bool *found)
+{
+    size_t mask = r->cap - 1, i = hash_id(id, len) & mask;
+    for (;;) {
+        session_t *s = r->slots[i];
+        if (!s) {
+            *found = false;
+            return i;
+        }
+        if (s->client_id_len == len && memcmp(s->client_id, id, len) == 0) {
+            *found = true;
+            return i;
+        }
+        i = (i + 1) & mask;
+    }
+}
+
+static void reg_grow(struct registry *r)
+{
+    size_t oldcap = r->cap;
+    session_t **old = r->slots;
+    r->cap = oldcap ? oldcap * 2 : 1024;
+    r->slots = xcalloc(r->cap, sizeof(*r->slots));
+    for (size_t i = 0; i < oldcap; i++) {
+        if (old[i]) {
+            bool f;
+            r->slots[reg_find(r, old[i]->client_id, old[i]->client_id_len, &f)] = old[i];
+        }
+    }
+    free(old);
+}
+
+/* Backward-shift deletion keeps probe chains intact without tombstones. */
+static void reg_delete(struct registry *r, size_t i)
+{
+    size_t mask = r->cap - 1, j = i;
+    r->slots[i] = NULL;
+    for (;;) {
+        j = (j + 1) & mask;
+        session_t *s = r->slots[j];
+        if (!s)
+            break;
+        size_t k = hash_id(s->client_id, s->client_id_len) & mask;
+        if ((j > i && (k <= i || k > j)) || (j < i && (k <= i && k > j))) {
+            r->slots[i] = s;
+            r->slots[j] = NULL;
+            i = j;
+        }
+    }
+    r->n--;
+}
+
+session_t *registry_get(broker_t *b, const char *id, size_t len, bool *existed)
+{
+    pthread_mutex_lock(&b->reg_lock);
+    struct registry *r = b->reg;
+    if (r->n * 2 >= r->cap)
+        reg_grow(r);
+    bool found;
+    size_t i = reg_find(r, id, len, &found);
+    session_t *s;
+    if (found) {
+        s = r->slots[i];
+    } else {
+        s = xcalloc(1, sizeof(*s));
+        pthread_mutex_init(&s->lock, NULL);
+        atomic_init(&s->refs, 1); /* the registry's */
+        s->client_id = xstrndup(id, len);
+        s->client_id_len = len;
+        s->broker = b;
+        s->worker = -1;
+        r->slots[i] = s;
+        r->n++;
+    }
+    session_hold(s);
+    pthread_mutex_unlock(&b->reg_lock);
+    *existed = found;
+    return s;
+}
+
+size_t registry_count(broker_t *b)
+{
+    pthread_mutex_lock(&b->reg_lock);
+    size_t n = b->reg->n;
+    pthread_mutex_unlock(&b->reg_lock);
+    return n;
+}
+
+struct registry *registry_new(void);
+struct registry *registry_new(void)
+{
+    struct registry *r = xcalloc(1, sizeof(*r));
+    reg_grow(r);
+    return r;
+}
+
+/* Free every session still registered (shutdown). */
+void registry_free(broker_t *b);
+void registry_free(broker_t *b)
+{
+    struct registry *r = b->reg;
+    for (size_t i = 0; i < r->cap; i++) {
+        session_t *s = r->slots[i];
+        if (s) {
+            r->slots[i] = NULL;
+            session_hold(s);
+            session_end(s);
+            session_release(s);
+        }
+    }
+    free(r->slots);
+    free(r);
+}
+
+/* ---- reference counting ---- */
+
+void session_hold(session_t *s)
+{
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+}
+
+static void outmsg_clear(outmsg_t *o)
+{
+    if (o->msg)
+        msg_release(o->msg);
+    if (o->n_ids > 1)
+        free(o->ids.many);
+    o->msg = NULL;
+    o->n_ids = 0;
+}
+
+void outring_free(outring_t *r)
+{
+    for (uint32_t i = 0; i < r->n; i++)
+        outmsg_clear(&r->v[(r->head + i) % r->cap]);
+    free(r->v);
+    memset(r, 0, sizeof(*r));
+}
+
+void session_release(session_t *s)
+{
+    if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    outring_free(&s->queue);
+    outring_free(&s->inflight);
+    for (uint32_t i = 0; i < s->n_subs; i++)
+        free(s->subs[i].filter);
+    free(s->subs);
+    free(s->out_ids);
+    free(s->in_qos2);
+    msg_release(s->will);
+    pthread_mutex_destroy(&s->lock);
+    free(s->client_id);
+    free(s);
+}
+
+void session_end(session_t *s)
+{
+    broker_t *b = s->broker;
+    pthread_mutex_lock(&b->reg_lock);
+    bool found;
+    size_t i = reg_find(b->reg, s->client_id, s->client_id_len, &found);
+    if (found && b->reg->slots[i] == s)
+        reg_delete(b->reg, i);
+    else
+        found = false;
+    pthread_mutex_unlock(&b->reg_lock);
+
+    pthread_mutex_lock(&s->lock);
+    if (s->ended) {
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    s->ended = 1;
+    sess_sub_t *subs = s->subs;
+    uint32_t n = s->n_subs;
+    s->subs = NULL;
+    s->n_subs = s->cap_subs = 0;
+    outring_free(&s->queue);
+    outring_free(&s->inflight);
+    s->inflight_live = 0;
+    s->queued_bytes = 0;
+    free(s->out_ids);
+    s->out_ids = NULL;
+    free(s->in_qos2);
+    s->in_qos2 = NULL;
+    s->in_qos2_n = 0;
+    pthread_mutex_unlock(&s->lock);
+
+    for (uint32_t k = 0; k < n; k++) {
+        subtree_remove(b->subs, (const uint8_t *)subs[k].filter, subs[k].len, s);
+        free(subs[k].filter);
+    }
+    free(subs);
+    if (found)
+        session_release(s); /* the registry's reference */
+}
+
+/* ---- subscriptions remembered on the session ---- */
+
+bool session_sub_add(session_t *s, const uint8_t *filter, size_t n, uint8_t options, uint32_t sub_id)
+{
+    pthread_mutex_lock(&s->lock);
+    for (uint32_t i = 0; i < s->n_subs; i++) {
+        if (s->subs[i].len == n && memcmp(s->subs[i].filter, filter, n) == 0) {
+            s->subs[i].options = options;
+            s->subs[i].sub_id = sub_id;
+            pthread_mutex_unlock(&s->lock);
+            return true;
+        }
+    }
+    if (s->n_subs == s->cap_subs) {
+        s->cap_subs = s->cap_subs ? s->cap_subs * 2 : 4;
+        s->subs = xrealloc(s->subs, s->cap_subs * sizeof(*s->subs));
+    }
+    s->subs[s->n_subs++] = (sess_sub_t){xstrndup((const char *)filter, n), (uint16_t)n, options, sub_id};
+    pthread_mutex_unlock(&s->lock);
+    return false;
+}
+
+bool session_sub_remove(session_t *s, const uint8_t *filter, size_t n)
+{
+    pthread_mutex_lock(&s->lock);
+    for (uint32_t i = 0; i < s->n_subs; i++) {
+        if (s->subs[i].len == n && memcmp(s->subs[i].filter, filter, n) == 0) {
+            free(s->subs[i].filter);
+            s->subs[i] = s->subs[--s->n_subs];
+            pthread_mutex_unlock(&s->lock);
+            return true;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return false;
+}
+
+/* ---- rings ---- */
+
+static outmsg_t *ring_push(outring_t *r)
+{
+    if (r->n == r->cap) {
+        uint32_t cap = r->cap ? r->cap * 2 : 8;
+        outmsg_t *v = xmalloc(cap * sizeof(*v));
+        for (uint32_t i = 0; i < r->n; i++)
+            v[i] = r->v[(r->head + i) % r->cap];
+        free(r->v);
+        r->v = v;
+        r->cap = cap;
+        r->head = 0;
+    }
+    outmsg_t *o = &r->v[(r->head + r->n) % r->cap];
+    r->n++;
+    memset(o, 0, sizeof(*o));
+    return o;
+}
+
+static inline outmsg_t *ring_at(outring_t *r, uint32_t i) { return &r->v[(r->head + i) % r->cap]; }
+
+static void ring_pop(outring_t *r)
+{
+    r->head = (r->head + 1) % r->cap;
+    r->n--;
+}
+
+/* ---- delivery ---- */
+
+static inline uint32_t *outmsg_ids(outmsg_t *o) { return o->n_ids > 1 ? o->ids.many : &o->ids.one; }
+
+/* Drop the oldest QoS 0 message, else the oldest queued one, to make room (max_queued_messages). */
+static void queue_drop_one(session_t *s)
+{
+    outring_t *q = &s->queue;
+    for (uint32_t i = 0; i < q->n; i++) {
+        outmsg_t *o = ring_at(q, i);
+        if (o->qos == 0) {
+            s->queued_bytes -= o->msg->payload.len;
+            outmsg_clear(o);
+            /* close the gap: shift the older entries forward by one */
+            for (uint32_t k = i; k > 0; k--)
+                *ring_at(q, k) = *ring_at(q, k - 1);
+            ring_pop(q);
+            return;
+        }
+    }
+    outmsg_t *o = ring_at(q, 0);
+    s->queued_bytes -= o->msg->payload.len;
+    outmsg_clear(o);
+    ring_pop(q);
+}
+
+void session_deliver(session_t *s, msg_t *msg, uint8_t qos, uint8_t retain, const uint32_t *ids, uint32_t n_ids)
+{
+    broker_t *b = s->broker;
+    pthread_mutex_lock(&s->lock);
+    if (s->ended || (qos == 0 && !s->conn && !b->cfg.queue_qos0_messages)) {
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    uint32_t maxq = b->cfg.max_queued_messages;
+    uint64_t maxb = b->cfg.max_queued_bytes;
+    /* Only messages waiting beyond the in-flight window count against the queue limits, as in
+     * Mosquitto. A connected client whose window is not full takes the message straight away. */
+    if (maxq && s->queue.n >= maxq) {
+        if (qos == 0 || !s->conn) {
+            pthread_mutex_unlock(&s->lock);
+            return; /* new message dropped, as Mosquitto does when the queue is full */
+        }
+        queue_drop_one(s);
+    }
+    if (maxb && s->queued_bytes + msg->payload.len > maxb && s->queue.n > 0) {
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    outmsg_t *o = ring_push(&s->queue);
+    msg_hold(msg);
+    o->msg = msg;
+    o->qos = qos;
+    o->retain = retain;
+    o->state = OUT_QUEUED;
+    o->n_ids = (uint16_t)n_ids;
+    if (n_ids == 1) {
+        o->ids.one = ids[0];
+    } else if (n_ids > 1) {
+        o->ids.many = xmalloc(n_ids * sizeof(uint32_t));
+        memcpy(o->ids.many, ids, n_ids * sizeof(uint32_t));
+    }
+    s->queued_bytes += msg->payload.len;
+    int wake = -1;
+    if (s->conn && !s->flush_pending) {
+        s->flush_pending = 1;
+        wake = s->worker;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (wake >= 0) {
+        session_hold(s);
+        inbox_item_t it = {.kind = INBOX_FLUSH_SESSION, .session = s};
+        worker_post(&b->workers[wake], &it);
+    }
+}
+
+static inline bool bit_get(const uint8_t *bm, uint16_t id) { return bm && (bm[id >> 3] >> (id & 7)) & 1; }
+static inline void bit_set(uint8_t *bm, uint16_t id) { bm[id >> 3] |= (uint8_t)(1u << (id & 7)); }
+static inline void bit_clr(uint8_t *bm, uint16_t id) { bm[id >> 3] &= (uint8_t)~(1u << (id & 7)); }
+
+/* Next free packet identifier towards the client. Caller holds the lock and has checked that fewer
+ * than 65535 are in flight. */
+static uint16_t next_packet_id(session_t *s)
+{
+    if (!s->out_ids)
+        s->out_ids = xcalloc(8192, 1);
+    for (;;) {
+        if (++s->next_id == 0)
+            s->next_id = 1;
+        if (!bit_get(s->out_ids, s->next_id))
+            break;
+    }
+    bit_set(s->out_ids, s->next_id);
+    return s->next_id;
+}
+
+void session_flush(session_t *s, conn_t *c)
+{
+    int64_t now = c->w->now;
+    pthread_mutex_lock(&s->lock);
+    s->flush_pending = 0;
+    if (s->conn != c) {
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    uint32_t maxf = s->inflight_max ? s->inflight_max : 65535;
+    /* Bound what one connection buffers in user space: the rest waits in the session queue, where
+     * the queue limits apply, until the socket drains. */
+    while (s->queue.n > 0 && buf_used(&c->out) < 4u * 1024 * 1024) {
+        outmsg_t *o = ring_at(&s->queue, 0);
+        if (o->qos > 0 && s->inflight_live >= maxf)
+            break;
+        outmsg_t cur = *o;
+        ring_pop(&s->queue);
+        s->queued_bytes -= cur.msg->payload.len;
+        if (msg_expired(cur.msg, now)) {
+            outmsg_clear(&cur);
+            continue;
+        }
+        if (cur.qos == 0) {
+            conn_send_publish(c, cur.msg, 0, cur.retain, 0, 0, outmsg_ids(&cur), cur.n_ids);
+            outmsg_clear(&cur);
+            continue;
+        }
+        cur.id = next_packet_id(s);
+        cur.state = cur.qos == 1 ? OUT_WAIT_PUBACK : OUT_WAIT_PUBREC;
+        if (!conn_send_publish(c, cur.msg, cur.qos, cur.retain, 0, cur.id, outmsg_ids(&cur), cur.n_ids)) {
+            /* Too large for the client: dropped, as [MQTT-3.1.2-25] requires. */
+            bit_clr(s->out_ids, cur.id);
+            outmsg_clear(&cur);
+            continue;
+        }
+        *ring_push(&s->inflight) = cur;
+        s->inflight_live++;
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+void session_resend(session_t *s, conn_t *c)
+{
+    int64_t now = c->w->now;
+    pthread_mutex_lock(&s->lock);
+    for (uint32_t i = 0; i < s->inflight.n; i++) {
+        outmsg_t *o = ring_at(&s->inflight, i);
+        if (o->state == OUT_WAIT_PUBCOMP) {
+            mqtt_packet_t p = {.type = MQTT_PUBREL, .id = o->id};
+            conn_send(c, &p);
+        } else if (o->msg) {
+            /* [MQTT-4.3.3-?] An expired message in flight is still resent: the receiver already may
+             * hold it. Only queued ones are dropped on expiry. */
+            (void)now;
+            conn_send_publish(c, o->msg, o->qos, o->retain, 1, o->id, outmsg_ids(o), o->n_ids);
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Find an in-flight entry by packet id. Acks usually come in order, so the head is checked first. */
+static outmsg_t *inflight_find(session_t *s, uint16_t id)
+{
+    for (uint32_t i = 0; i < s->inflight.n; i++) {
+        outmsg_t *o = ring_at(&s->inflight, i);
+        if (o->state != OUT_QUEUED && o->id == id)
+            return o;
+    }
+    return NULL;
+}
+
+static void inflight_done(session_t *s, outmsg_t *o)
+{
+    bit_clr(s->out_ids, o->id);
+    outmsg_clear(o);
+    o->state = OUT_QUEUED; /* a hole */
+    s->inflight_live--;
+    while (s->inflight.n > 0 && ring_at(&s->inflight, 0)->state == OUT_QUEUED)
+        ring_pop(&s->inflight);
+}
+
+bool session_puback(session_t *s, uint16_t id)
+{
+    pthread_mutex_lock(&s->lock);
+    outmsg_t *o = inflight_find(s, id);
+    bool ok = o && o->state == OUT_WAIT_PUBACK;
+    if (ok) {
+        inflight_done(s, o);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return ok;
+}
+
+bool session_pubrec(session_t *s, uint16_t id, bool failed)
+{
+    pthread_mutex_lock(&s->lock);
+    outmsg_t *o = inflight_find(s, id);
+    bool ok = o && (o->state == OUT_WAIT_PUBREC || o->state == OUT_WAIT_PUBCOMP);
+    if (ok) {
+        if (failed) {
+            inflight_done(s, o);
+            } else {
+            /* The message is delivered; keep only the id until PUBCOMP. */
+            if (o->msg) {
+                msg_release(o->msg);
+                o->msg = NULL;
+            }
+            o->state = OUT_WAIT_PUBCOMP;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return ok;
+}
+
+bool session_pubcomp(session_t *s, uint16_t id)
+{
+    pthread_mutex_lock(&s->lock);
+    outmsg_t *o = inflight_find(s, id);
+    bool ok = o && o->state == OUT_WAIT_PUBCOMP;
+    if (ok) {
+        inflight_done(s, o);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return ok;
+}
+
+bool session_qos2_begin(session_t *s, uint16_t id)
+{
+    pthread_mutex_lock(&s->lock);
+    if (!s->in_qos2)
+        s->in_qos2 = xcalloc(8192, 1);
+    bool fresh = !bit_get(s->in_qos2, id);
+    if (fresh) {
+        bit_set(s->in_qos2, id);
+        s->in_qos2_n++;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return fresh;
+}
+
+bool session_qos2_end(session_t *s, uint16_t id)
+{
+    pthread_mutex_lock(&s->lock);
+    bool had = bit_get(s->in_qos2, id);
+    if (had) {
+        bit_clr(s->in_qos2, id);
+        s->in_qos2_n--;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return had;
+}

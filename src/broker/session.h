@@ -1,0 +1,132 @@
+/* session.h -- an MQTT session: subscriptions, queued and in-flight messages, will.
+ *
+ * Design: a session outlives its network connections (clean session 0 / session expiry) and is
+ * reached from every worker thread (any publisher may deliver to it), so it is a shared object with
+ * its own mutex and an atomic reference count. The connection that currently carries it belongs to
+ * exactly one worker (`worker`); delivering from another thread appends to the session's queue under
+ * the mutex and asks that worker, through its inbox, to flush the session once per loop turn.
+ *
+ * Ownership: the registry (client id -> session) holds one reference while the session exists; the
+ * connection attached to it holds one; subtree_match takes a temporary one per receiver; timers hold
+ * one. Messages in queue/inflight each hold a msg_t reference. */
+#ifndef TOMBO_BROKER_SESSION_H
+#define TOMBO_BROKER_SESSION_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "broker/msg.h"
+
+struct conn;
+struct broker;
+
+enum out_state { OUT_QUEUED = 0, OUT_WAIT_PUBACK, OUT_WAIT_PUBREC, OUT_WAIT_PUBCOMP };
+
+/* A message on its way to one subscriber. */
+typedef struct outmsg {
+    msg_t *msg;       /* NULL for a slot already acknowledged (inflight ring holes) or a PUBREL-only entry */
+    uint16_t id;      /* packet identifier once in flight */
+    uint8_t qos;      /* QoS granted to this delivery (min of published and subscribed) */
+    uint8_t retain;   /* retain flag to send */
+    uint8_t state;    /* enum out_state */
+    uint8_t dup;      /* sent before: set DUP on resend */
+    uint16_t n_ids;   /* subscription identifiers */
+    union {
+        uint32_t one;
+        uint32_t *many; /* n_ids > 1: heap array owned by this entry */
+    } ids;
+} outmsg_t;
+
+/* A FIFO ring of outmsg_t. */
+typedef struct outring {
+    outmsg_t *v;
+    uint32_t head, n, cap;
+} outring_t;
+
+/* A subscription as the session remembers it (to remove or restore it). */
+typedef struct sess_sub {
+    char *filter;
+    uint16_t len;
+    uint8_t options;
+    uint32_t sub_id;
+} sess_sub_t;
+
+typedef struct session {
+    pthread_mutex_t lock;
+    atomic_uint refs;
+    char *client_id; /* immutable, NUL-terminated */
+    size_t client_id_len;
+    struct broker *broker;
+
+    /* --- guarded by lock --- */
+    struct conn *conn;  /* attached connection, or NULL while offline */
+    int worker;         /* worker owning `conn` */
+    uint64_t conn_id;   /* id of `conn` (to address it across threads) */
+    uint8_t version;    /* protocol level of the last connection */
+    uint8_t flush_pending; /* already in its worker's flush list */
+    uint8_t ended;      /* removed from the registry; deliveries are dropped */
+    uint32_t expiry;    /* session expiry interval, seconds (UINT32_MAX: never) */
+    int64_t expire_at;  /* while offline: monotonic ms when it ends (0: not scheduled) */
+
+    sess_sub_t *subs;
+    uint32_t n_subs, cap_subs;
+
+    outring_t queue;     /* waiting for an in-flight slot (or for the client to come back) */
+    outring_t inflight;  /* sent, waiting for PUBACK / PUBREC / PUBCOMP, in send order */
+    uint32_t inflight_live;  /* entries of inflight with a live state */
+    uint32_t inflight_max;   /* min(max_inflight_messages, client's Receive Maximum); 0 = unlimited */
+    uint16_t next_id;
+    uint8_t *out_ids;    /* bitmap of packet ids in flight to the client (lazily allocated) */
+    uint8_t *in_qos2;    /* bitmap of QoS 2 ids received, awaiting PUBREL (lazily allocated) */
+    uint32_t in_qos2_n;
+    size_t queued_bytes;
+
+    msg_t *will;         /* will message, or NULL */
+    uint32_t will_delay; /* seconds */
+    int64_t will_at;     /* monotonic ms when the delayed will is due (0: none scheduled) */
+} session_t;
+
+void session_hold(session_t *s);
+void session_release(session_t *s);
+
+/* Registry: find or create the session for a client id. `*existed` tells whether it was there.
+ * Returns a new reference. */
+session_t *registry_get(struct broker *b, const char *id, size_t len, bool *existed);
+/* End a session: remove it from the registry and the subscription tree, drop its messages. The
+ * caller's reference stays valid. Publishes nothing (the will is the caller's business). */
+void session_end(session_t *s);
+size_t registry_count(struct broker *b);
+
+/* Subscriptions, remembered on the session (caller also updates the tree). Returns true if it
+ * replaced an existing subscription to the same filter. */
+bool session_sub_add(session_t *s, const uint8_t *filter, size_t n, uint8_t options, uint32_t sub_id);
+bool session_sub_remove(session_t *s, const uint8_t *filter, size_t n);
+
+/* Deliver msg to s at `qos` (already downgraded to the granted QoS) with the given subscription
+ * identifiers. Takes its own msg reference when it keeps the message. Thread-safe; wakes the
+ * worker that owns the session's connection. */
+void session_deliver(session_t *s, msg_t *msg, uint8_t qos, uint8_t retain, const uint32_t *ids, uint32_t n_ids);
+
+/* Called by the owning worker (session lock NOT held): move queued messages into flight and encode
+ * them onto conn's output buffer. */
+void session_flush(session_t *s, struct conn *c);
+/* Resend everything in flight, with DUP, after a session resumes on a new connection. Caller holds
+ * no lock. */
+void session_resend(session_t *s, struct conn *c);
+
+/* Acknowledgements from the client for messages we sent. Return false if the id was not in flight
+ * in the expected state. Caller holds no lock, and calls session_flush afterwards: a freed window
+ * slot may let queued messages go. */
+bool session_puback(session_t *s, uint16_t id);
+bool session_pubrec(session_t *s, uint16_t id, bool failed);
+bool session_pubcomp(session_t *s, uint16_t id);
+
+/* Inbound QoS 2: remember / forget a packet id awaiting PUBREL. session_qos2_begin returns false if
+ * the id was already there (a duplicate: do not deliver again). */
+bool session_qos2_begin(session_t *s, uint16_t id);
+bool session_qos2_end(session_t *s, uint16_t id);
+
+void outring_free(outring_t *r);
+
+#endif

@@ -1,0 +1,512 @@
+/* worker.c -- a worker thread: its epoll loop, listening sockets, connections, inbox and
+ * keepalive wheel.
+ *
+ * Each worker owns its connections for life. Every listener is opened once per worker with
+ * SO_REUSEPORT, so the kernel spreads new connections over the workers with no hand-off. Other
+ * threads reach a worker only through worker_post() (mutex-protected vector, eventfd wake when it
+ * goes from empty to non-empty). Output is written once per loop turn for every connection that
+ * has any (flush list); closed connections are freed there too, at a known point of the loop. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "broker/broker.h"
+#include "broker/log.h"
+
+#define NEW_CONN_TIMEOUT_MS 10000 /* time to send CONNECT after the TCP handshake */
+
+/* epoll data: listeners and the eventfd are tagged by small integers below this; connections by
+ * pointer. */
+#define TAG_EVENTFD ((uint64_t)1)
+#define TAG_LISTEN_BASE ((uint64_t)16)
+
+void worker_post(worker_t *w, const inbox_item_t *it)
+{
+    pthread_mutex_lock(&w->inbox_lock);
+    if (w->inbox_n == w->inbox_cap) {
+        w->inbox_cap = w->inbox_cap ? w->inbox_cap * 2 : 64;
+        w->inbox = xrealloc(w->inbox, w->inbox_cap * sizeof(*w->inbox));
+    }
+    w->inbox[w->inbox_n++] = *it;
+    bool wake = w->inbox_n == 1;
+    pthread_mutex_unlock(&w->inbox_lock);
+    if (wake) {
+        uint64_t one = 1;
+        ssize_t r = write(w->evfd, &one, sizeof(one));
+        (void)r;
+    }
+}
+
+/* ---- keepalive wheel ---- */
+
+static int64_t conn_deadline(const conn_t *c)
+{
+    if (c->state == CONN_NEW)
+        return c->last_rx + NEW_CONN_TIMEOUT_MS;
+    if (c->keepalive == 0)
+        return 0;
+    return c->last_rx + (int64_t)c->keepalive * 1500; /* [MQTT-3.1.2-24]: 1.5 times the keep alive */
+}
+
+static void wheel_unlink(conn_t *c)
+{
+    if (c->tw_prev) {
+        *c->tw_prev = c->tw_next;
+        if (c->tw_next)
+            c->tw_next->tw_prev = c->tw_prev;
+        c->tw_prev = NULL;
+        c->tw_next = NULL;
+    }
+}
+
+void wheel_schedule(conn_t *c);
+void wheel_schedule(conn_t *c)
+{
+    worker_t *w = c->w;
+    wheel_unlink(c);
+    int64_t d = conn_deadline(c);
+    if (d == 0)
+        return;
+    int64_t sec = d / 1000 + 1;
+    if (sec <= w->wheel_now)
+        sec = w->wheel_now + 1;
+    uint32_t slot = (uint32_t)(sec % WHEEL_SLOTS);
+    c->tw_slot = slot;
+    c->tw_next = w->wheel[slot];
+    if (c->tw_next)
+        c->tw_next->tw_prev = &c->tw_next;
+    w->wheel[slot] = c;
+    c->tw_prev = &w->wheel[slot];
+}
+
+static void wheel_tick(worker_t *w)
+{
+    int64_t now_sec = w->now / 1000;
+    if (w->wheel_now == 0)
+        w->wheel_now = now_sec;
+    while (w->wheel_now < now_sec) {
+        w->wheel_now++;
+        uint32_t slot = (uint32_t)(w->wheel_now % WHEEL_SLOTS);
+        conn_t *list = w->wheel[slot];
+        w->wheel[slot] = NULL;
+        if (list)
+            list->tw_prev = &list;
+        while (list) {
+            conn_t *c = list;
+            wheel_unlink(c);
+            int64_t d = conn_deadline(c);
+            if (d == 0)
+                continue;
+            if (d <= w->now) {
+                if (c->state == CONN_NEW)
+                    conn_close(c, "no CONNECT in time");
+                else
+                    conn_fail(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keepalive timeout");
+            } else {
+                wheel_schedule(c);
+            }
+        }
+    }
+}
+
+/* ---- accept and close ---- */
+
+static void conn_register(worker_t *w, conn_t *c)
+{
+    if (c->fd >= w->conns_cap) {
+        int cap = w->conns_cap ? w->conns_cap : 1024;
+        while (cap <= c->fd)
+            cap *= 2;
+        w->conns = xrealloc(w->conns, (size_t)cap * sizeof(*w->conns));
+        memset(w->conns + w->conns_cap, 0, (size_t)(cap - w->conns_cap) * sizeof(*w->conns));
+        w->conns_cap = cap;
+    }
+    w->conns[c->fd] = c;
+}
+
+static void accept_all(worker_t *w, int li)
+{
+    int lfd = w->listen_fds[li];
+    const struct tombo_listener *l = &w->b->cfg.listeners[li];
+    broker_t *b = w->b;
+    for (int i = 0; i < 256; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+                log_printf(TLOG_ERR, "accept: %s", strerror(errno));
+            return;
+        }
+        if (l->max_connections > 0 && atomic_load(&w->clients) * b->n_workers >= l->max_connections) {
+            close(fd);
+            continue;
+        }
+        if (b->cfg.set_tcp_nodelay) {
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        }
+        conn_t *c = xcalloc(1, sizeof(*c));
+        c->fd = fd;
+        c->id = ++w->next_conn_id;
+        c->w = w;
+        c->l = l;
+        c->state = CONN_NEW;
+        c->last_rx = w->now;
+        char host[INET6_ADDRSTRLEN] = "?", port[8] = "";
+        getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
+        snprintf(c->peer, sizeof(c->peer), "%s:%s", host, port);
+        conn_register(w, c);
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+        epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);
+        atomic_fetch_add_explicit(&w->clients, 1, memory_order_relaxed);
+        wheel_schedule(c);
+    }
+}
+
+/* Write as much output as the socket takes. Returns false if the connection broke. */
+static bool conn_write(conn_t *c)
+{
+    while (buf_used(&c->out) > 0) {
+        ssize_t n = send(c->fd, buf_head(&c->out), buf_used(&c->out), MSG_NOSIGNAL);
+        if (n > 0) {
+            atomic_fetch_add_explicit(&c->w->bytes_out, (unsigned long)n, memory_order_relaxed);
+            buf_consume(&c->out, (size_t)n);
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (!c->want_write) {
+                c->want_write = 1;
+                struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP, .data.ptr = c};
+                epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+            }
+            return true;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else {
+            return false;
+        }
+    }
+    if (c->want_write) {
+        c->want_write = 0;
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+        epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+    }
+    buf_shrink(&c->out);
+    return true;
+}
+
+static void conn_free(conn_t *c)
+{
+    buf_free(&c->in);
+    buf_free(&c->out);
+    conn_free_aliases(c);
+    free(c);
+}
+
+/* Detach from the session: wills, session end or expiry. */
+static void conn_detach(conn_t *c)
+{
+    session_t *s = c->session;
+    if (!s)
+        return;
+    broker_t *b = c->w->b;
+    c->session = NULL;
+    pthread_mutex_lock(&s->lock);
+    bool mine = s->conn == c;
+    if (mine) {
+        s->conn = NULL;
+        s->worker = -1;
+        s->flush_pending = 0;
+    }
+    uint32_t expiry = s->expiry;
+    pthread_mutex_unlock(&s->lock);
+
+    bool end = mine && expiry == 0;
+    msg_t *will = NULL;
+    pthread_mutex_lock(&s->lock);
+    will = s->will;
+    uint32_t delay = s->will_delay;
+    if (!mine) {
+        /* Taken over: the new connection owns the session's will now; ours is in s->will only if it
+         * was not replaced, which handle_connect takes care of. */
+        will = NULL;
+    } else if (will && (c->got_disconnect == 1)) {
+        /* Normal DISCONNECT: the will is discarded [MQTT-3.1.2-10]. */
+        msg_release(will);
+        s->will = NULL;
+        will = NULL;
+    }
+    pthread_mutex_unlock(&s->lock);
+
+    if (will && (delay == 0 || end)) {
+        session_publish_will(c->w, s);
+    } else if (will) {
+        int64_t at = c->w->now + (int64_t)delay * 1000;
+        pthread_mutex_lock(&s->lock);
+        s->will_at = at;
+        pthread_mutex_unlock(&s->lock);
+        broker_timer_add(b, at, BT_WILL, s);
+    }
+    if (end) {
+        session_end(s);
+    } else if (mine && expiry != UINT32_MAX) {
+        int64_t at = c->w->now + (int64_t)expiry * 1000;
+        pthread_mutex_lock(&s->lock);
+        s->expire_at = at;
+        pthread_mutex_unlock(&s->lock);
+        broker_timer_add(b, at, BT_SESSION_EXPIRY, s);
+    }
+    session_release(s);
+}
+
+void conn_close(conn_t *c, const char *why)
+{
+    if (c->state == CONN_CLOSED)
+        return;
+    worker_t *w = c->w;
+    bool was_active = c->state == CONN_ACTIVE;
+    if (why && was_active && c->w->b->cfg.connection_messages) {
+        log_printf(TLOG_NOTICE, "Client %s [%s] disconnected: %s.", c->session ? c->session->client_id : "?",
+                   c->peer, why);
+    }
+    /* Best effort: send what is buffered (a CONNACK or DISCONNECT with the reason). */
+    if (buf_used(&c->out) > 0)
+        conn_write(c);
+    c->state = CONN_CLOSED;
+    wheel_unlink(c);
+    epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    if (c->fd < w->conns_cap && w->conns[c->fd] == c)
+        w->conns[c->fd] = NULL;
+    close(c->fd);
+    c->fd = -1;
+    atomic_fetch_sub_explicit(&w->clients, 1, memory_order_relaxed);
+    conn_detach(c);
+    /* Freed at the end of the loop turn, once nothing on the stack can still refer to it. */
+    conn_want_flush(c);
+}
+
+/* ---- inbox ---- */
+
+static void process_inbox(worker_t *w)
+{
+    uint64_t v;
+    ssize_t r = read(w->evfd, &v, sizeof(v));
+    (void)r;
+    pthread_mutex_lock(&w->inbox_lock);
+    inbox_item_t *items = w->inbox;
+    size_t n = w->inbox_n;
+    w->inbox = w->inbox_work;
+    w->inbox_cap ^= w->inbox_work_cap;
+    w->inbox_work_cap ^= w->inbox_cap;
+    w->inbox_cap ^= w->inbox_work_cap;
+    w->inbox_work = items;
+    w->inbox_n = 0;
+    pthread_mutex_unlock(&w->inbox_lock);
+
+    for (size_t i = 0; i < n; i++) {
+        inbox_item_t *it = &items[i];
+        if (it->kind == INBOX_FLUSH_SESSION) {
+            session_t *s = it->session;
+            pthread_mutex_lock(&s->lock);
+            conn_t *c = s->worker == w->index ? s->conn : NULL;
+            pthread_mutex_unlock(&s->lock);
+            if (c && c->state == CONN_ACTIVE)
+                session_flush(s, c);
+            else {
+                pthread_mutex_lock(&s->lock);
+                s->flush_pending = 0;
+                pthread_mutex_unlock(&s->lock);
+            }
+            session_release(s);
+        } else if (it->kind == INBOX_KICK_CONN) {
+            if (it->fd >= 0 && it->fd < w->conns_cap) {
+                conn_t *c = w->conns[it->fd];
+                if (c && c->id == it->conn_id) {
+                    c->taken_over = 1;
+                    conn_fail(c, it->rc, "session taken over");
+                }
+            }
+        }
+    }
+}
+
+/* ---- the loop ---- */
+
+static void flush_all(worker_t *w)
+{
+    conn_t *list = w->flush_list;
+    w->flush_list = NULL;
+    while (list) {
+        conn_t *c = list;
+        list = c->flush_next;
+        c->in_flush_list = 0;
+        c->flush_next = NULL;
+        if (c->state == CONN_CLOSED) {
+            conn_free(c);
+            continue;
+        }
+        if (!conn_write(c))
+            conn_close(c, "write error");
+    }
+    /* conn_close above may have queued closed connections again */
+    while (w->flush_list) {
+        conn_t *c = w->flush_list;
+        w->flush_list = c->flush_next;
+        if (c->state == CONN_CLOSED)
+            conn_free(c);
+        else
+            c->in_flush_list = 0;
+    }
+}
+
+void broker_timers_run(broker_t *b, int64_t now);
+int64_t broker_timers_next(broker_t *b);
+
+static void *worker_main(void *arg)
+{
+    worker_t *w = arg;
+    broker_t *b = w->b;
+    struct epoll_event evs[256];
+    int64_t next_sys = 0;
+    w->now = now_ms();
+    while (!atomic_load(&b->stop)) {
+        int n = epoll_wait(w->epfd, evs, 256, 250);
+        w->now = now_ms();
+        for (int i = 0; i < n; i++) {
+            uint64_t tag = evs[i].data.u64;
+            if (tag == TAG_EVENTFD) {
+                process_inbox(w);
+            } else if (tag >= TAG_LISTEN_BASE && tag < TAG_LISTEN_BASE + (uint64_t)w->n_listen) {
+                accept_all(w, (int)(tag - TAG_LISTEN_BASE));
+            } else {
+                conn_t *c = evs[i].data.ptr;
+                if (c->state == CONN_CLOSED)
+                    continue;
+                if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))
+                    conn_on_readable(c);
+                if (c->state != CONN_CLOSED && (evs[i].events & EPOLLOUT))
+                    conn_want_flush(c);
+            }
+        }
+        wheel_tick(w);
+        if (w->index == 0) {
+            broker_timers_run(b, w->now);
+            if (b->cfg.sys_interval > 0 && w->now >= next_sys) {
+                if (next_sys)
+                    sys_publish(b);
+                next_sys = w->now + (int64_t)b->cfg.sys_interval * 1000;
+            }
+        }
+        flush_all(w);
+    }
+    /* Shutdown: close every connection (wills of clients that did not disconnect are published as
+     * the session ends, as Mosquitto does on a clean stop). */
+    for (int fd = 0; fd < w->conns_cap; fd++) {
+        if (w->conns[fd])
+            conn_close(w->conns[fd], "broker shutting down");
+    }
+    flush_all(w);
+    return NULL;
+}
+
+/* Open one listening socket for `host:port` with SO_REUSEPORT. */
+static int listen_on(const char *host, int port, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *res;
+    char ps[8];
+    snprintf(ps, sizeof(ps), "%d", port);
+    int rc = getaddrinfo(host && *host ? host : NULL, ps, &hints, &res);
+    if (rc) {
+        snprintf(err, errlen, "listener %s:%d: %s", host ? host : "*", port, gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1;
+    /* Prefer IPv6 wildcard (dual stack) when no address was given. */
+    struct addrinfo *ai = res;
+    if (!host || !*host) {
+        for (struct addrinfo *a = res; a; a = a->ai_next)
+            if (a->ai_family == AF_INET6)
+                ai = a;
+    }
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        int one = 1, zero = 0;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+        if (ai->ai_family == AF_INET6)
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+            snprintf(err, errlen, "listener %s:%d: %s", host ? host : "*", port, strerror(errno));
+            close(fd);
+            fd = -1;
+        }
+    } else {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+int worker_init(worker_t *w, broker_t *b, int index, char *err, size_t errlen);
+int worker_init(worker_t *w, broker_t *b, int index, char *err, size_t errlen)
+{
+    memset(w, 0, sizeof(*w));
+    w->b = b;
+    w->index = index;
+    pthread_mutex_init(&w->inbox_lock, NULL);
+    w->epfd = epoll_create1(EPOLL_CLOEXEC);
+    w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_EVENTFD};
+    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &ev);
+    sub_result_init(&w->match);
+    w->listen_fds = xcalloc((size_t)b->cfg.n_listeners + 1, sizeof(int));
+    for (int i = 0; i < b->cfg.n_listeners; i++) {
+        struct tombo_listener *l = &b->cfg.listeners[i];
+        int fd = listen_on(l->address, l->port, err, errlen);
+        w->listen_fds[i] = fd;
+        w->n_listen = i + 1;
+        if (fd < 0) {
+            if (l->optional)
+                continue; /* e.g. ::1 on a host without IPv6 */
+            return -1;
+        }
+        struct epoll_event lev = {.events = EPOLLIN, .data.u64 = TAG_LISTEN_BASE + (uint64_t)i};
+        epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &lev);
+    }
+    return 0;
+}
+
+int worker_start(worker_t *w);
+int worker_start(worker_t *w)
+{
+    return pthread_create(&w->thread, NULL, worker_main, w);
+}
+
+void worker_free(worker_t *w);
+void worker_free(worker_t *w)
+{
+    for (int i = 0; i < w->n_listen; i++)
+        if (w->listen_fds[i] >= 0)
+            close(w->listen_fds[i]);
+    free(w->listen_fds);
+    close(w->epfd);
+    close(w->evfd);
+    for (size_t i = 0; i < w->inbox_n; i++)
+        if (w->inbox[i].kind == INBOX_FLUSH_SESSION)
+            session_release(w->inbox[i].session);
+    free(w->inbox);
+    free(w->inbox_work);
+    free(w->conns);
+    sub_result_free(&w->match);
+    pthread_mutex_destroy(&w->inbox_lock);
+}
