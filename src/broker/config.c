@@ -163,12 +163,11 @@ static struct tombo_listener *cur_listener(struct parser *ps, const char *name)
         return &cfg->listeners[ps->cur];
     if (!cfg->default_listener_used) {
         cfg->default_listener_used = true;
-        if (strcmp(name, "port") != 0 && strcmp(name, "bind_address") != 0)
-            add_warning(cfg,
-                        "%s:%d: '%s' before any 'listener' line configures the default listener "
-                        "(port 1883 on all interfaces unless 'port'/'bind_address' say otherwise), "
-                        "as in Mosquitto",
-                        ps->file, ps->line, name);
+        add_warning(cfg,
+                    "%s:%d: '%s' before any 'listener' line configures the default listener "
+                    "(port 1883 on all interfaces unless 'port'/'bind_address' say otherwise), "
+                    "as in Mosquitto",
+                    ps->file, ps->line, name);
     }
     return &cfg->default_listener;
 }
