@@ -2,6 +2,7 @@
  * same meaning, defaults and error messages, and the -D property parser. */
 #include "common.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -413,5 +414,9 @@ int tool_connect(tool_cfg_t *cfg, tombo_client_t *c)
 
 void tool_connack_error(const tool_cfg_t *cfg, int reason)
 {
-    tool_err(cfg, "Connection error: %s\n", tombo_reason_string(cfg->version, true, reason));
+    const char *text = tombo_reason_string(cfg->version, true, reason);
+    if (cfg->version == TOMBO_MQTT_V5) /* mosquitto capitalises the v5 reason texts */
+        tool_err(cfg, "Connection error: %c%s\n", toupper((unsigned char)text[0]), text + 1);
+    else
+        tool_err(cfg, "Connection error: %s\n", text);
 }

@@ -261,6 +261,9 @@ int main(int argc, char **argv)
     if (!ok) {
         if (connack_rc) {
             tool_connack_error(&cfg, connack_rc);
+            tool_err(&cfg, cfg.version == TOMBO_MQTT_V5
+                               ? "Error: A network protocol error occurred when communicating with the broker.\n"
+                               : "Error: The connection was refused.\n");
             rc = connack_rc;
         } else {
             tool_err(&cfg, "Error: the connection was lost before the broker accepted it.\n");

@@ -287,12 +287,12 @@ static void on_message(tombo_client_t *c, void *user, const tombo_message_t *m)
         if (m->payload_len) {
             printf("%s ", m->topic);
             fwrite(m->payload, 1, m->payload_len, stdout);
-        } else {
-            printf("%s (null)", m->topic);
+            if (!cfg.no_eol)
+                putchar('\n');
+        } else if (!cfg.no_eol) { /* as mosquitto_sub: -v -N prints nothing for an empty payload */
+            printf("%s (null)\n", m->topic);
         }
-        if (!cfg.no_eol)
-            putchar('\n');
-    } else {
+    } else if (m->payload_len) { /* as mosquitto_sub: an empty payload prints nothing */
         fwrite(m->payload, 1, m->payload_len, stdout);
         if (!cfg.no_eol)
             putchar('\n');
