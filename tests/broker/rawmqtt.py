@@ -13,6 +13,11 @@ A connection:
                                            p.reason, p.props, p.packet_id, p.reason_codes, ...
     c.expect_closed()                      EOF or reset within the timeout, nothing else received
     c.expect_disconnect(0x81)              DISCONNECT with that reason code (v5), then closed
+    c.expect_connack(0x85)                 CONNACK with that code (the caller then checks the close)
+    c = connected(port, V311, "id")        a Client after a successful CONNECT (c.connack kept)
+    c.subscribe([("a/#", 1)]), c.publish("a/b", b"x", qos=2), c.ping(), c.disconnect()
+                                           well-behaved flows; publish completes the QoS handshake
+                                           and keeps packets that arrive meanwhile for read_packet()
 """
 import socket
 import struct
@@ -419,6 +424,7 @@ class Client:
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = bytearray()
+        self.pending = []   # packets read while waiting for an ack (see _await_ack), served first
         self._next_id = 0
 
     def close(self):
@@ -464,6 +470,8 @@ class Client:
     def read_packet(self, timeout=None):
         """Next packet from the broker as a Packet. Raises Closed when the connection closes
         first, TimeoutError when nothing complete arrives within the timeout."""
+        if self.pending:
+            return self.pending.pop(0)
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while True:
             if len(self.buf) >= 2:
@@ -498,10 +506,12 @@ class Client:
             except TimeoutError:
                 raise AssertionError("connection still open after %.1fs" % (self.timeout if timeout is None
                                                                            else timeout))
-        assert not self.buf, "broker sent %s before closing" % self._describe_buf()
+        assert not self.buf and not self.pending, "broker sent %s before closing" % self._describe_buf()
         return True
 
     def _describe_buf(self):
+        if self.pending:
+            return repr(self.pending[0])
         try:
             return repr(self.read_packet(timeout=0.01))
         except Exception:
@@ -542,9 +552,7 @@ class Client:
         if isinstance(filters, (str, tuple)):
             filters = [filters]
         self.send(subscribe(pid, filters, version=self.version, properties=properties))
-        p = self.expect(SUBACK)
-        assert p.packet_id == pid
-        return p
+        return self._await_ack(SUBACK, pid)
 
     def publish(self, topic, payload=b"", qos=0, retain=False, properties=None):
         """PUBLISH and complete its QoS flow; return the PUBACK / PUBCOMP (None for QoS 0)."""
@@ -552,14 +560,47 @@ class Client:
         self.send(publish(topic, payload, qos, retain, packet_id=pid, version=self.version,
                           properties=properties))
         if qos == 1:
-            return self.expect(PUBACK)
+            return self._await_ack(PUBACK, pid)
         if qos == 2:
-            rec = self.expect(PUBREC)
-            assert rec.packet_id == pid
+            rec = self._await_ack(PUBREC, pid)
+            if rec.reason >= 0x80:
+                return rec
             self.send(ack(PUBREL, pid, version=self.version))
-            return self.expect(PUBCOMP)
+            return self._await_ack(PUBCOMP, pid)
         return None
+
+    def _await_ack(self, ptype, pid):
+        """Read until the `ptype` packet for packet id `pid`; other packets (e.g. our own
+        message delivered back) are kept in self.pending for the next read_packet()."""
+        deadline = time.monotonic() + self.timeout
+        seen = []
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("no %s for packet id %d within %.1fs" % (TYPE_NAMES[ptype], pid,
+                                                                              self.timeout))
+                p = self.read_packet(left)
+                if p.type == ptype and p.packet_id == pid:
+                    return p
+                seen.append(p)
+        finally:
+            self.pending = seen + self.pending
+
+    def ping(self):
+        """PINGREQ; assert the PINGRESP."""
+        self.send(pingreq())
+        return self.expect(PINGRESP)
 
     def disconnect(self, reason=None):
         self.send(disconnect(reason, self.version))
         self.close()
+
+
+def connected(port, version=V5, client_id="", **kw):
+    """A Client that has completed a successful CONNECT (asserts CONNACK code 0)."""
+    c = Client(port, version=version)
+    ack = c.connect(version, client_id=client_id, **kw)
+    assert ack.reason == 0, "CONNECT refused: %r" % ack
+    c.connack = ack
+    return c
