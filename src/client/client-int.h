@@ -84,6 +84,7 @@ struct tombo_client {
     int polling;            /* loop threads inside poll() on fd: closing is deferred to them */
     bool user_disconnect;   /* tombo_disconnect() was called: no reconnect, loop_forever ends */
     tombo_err_t close_err;  /* why a deferred close happens */
+    tombo_err_t last_err;   /* why the last connection ended (TOMBO_OK: tombo_disconnect) */
     tbuf_t in, out;
     uint64_t last_in_ms, last_out_ms, ping_sent_ms, connect_sent_ms;
 

@@ -75,9 +75,8 @@ tombo_err_t tombo_loop(tombo_client_t *c, int timeout_ms)
     int wait = timeout_ms;
     if (c->fd < 0) {
         if (!c->reconnect_pending) {
-            tombo_err_t e = c->user_disconnect ? TOMBO_ERR_NO_CONN : TOMBO_ERR_NO_CONN;
             pthread_mutex_unlock(&c->lock);
-            return e;
+            return TOMBO_ERR_NO_CONN;
         }
         if (now >= c->reconnect_at_ms) {
             reconnect_try(c);
@@ -155,7 +154,7 @@ static bool loop_done(tombo_client_t *c, tombo_err_t *why)
     pthread_mutex_lock(&c->lock);
     bool done = c->fd < 0 && !c->reconnect_pending;
     if (done && why)
-        *why = c->user_disconnect ? TOMBO_OK : *why;
+        *why = c->user_disconnect ? TOMBO_OK : c->last_err != TOMBO_OK ? c->last_err : *why;
     pthread_mutex_unlock(&c->lock);
     return done;
 }

@@ -24,6 +24,7 @@ void conn_lost(tombo_client_t *c, tombo_err_t err, int reason, const tombo_props
         return;
     }
     bool was_connected = c->state == CS_CONNECTED;
+    c->last_err = err;
     net_close(c);
     c->state = CS_IDLE;
     c->ping_sent_ms = 0;
