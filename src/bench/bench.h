@@ -12,9 +12,12 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
-/* Every payload starts with this header (little-endian, 24 bytes); the rest is filler. */
+/* Every payload starts with this header (little-endian, 32 bytes); the rest is filler:
+ *   0 magic "TBv1" | 4 run nonce | 8 publisher id | 12 reserved | 16 sequence | 24 send time (ns,
+ *   CLOCK_MONOTONIC). The nonce keeps messages of an earlier run still queued in a broker from
+ *   being counted. */
 #define BENCH_MAGIC 0x31764254u /* "TBv1" */
-#define BENCH_PAYLOAD_MIN 24
+#define BENCH_PAYLOAD_MIN 32
 /* Largest payload: every packet must fit in one 64 KB read. */
 #define BENCH_PAYLOAD_MAX 65000
 #define BENCH_READ_SIZE 65536
@@ -51,6 +54,8 @@ typedef struct bench_cfg {
     uint32_t max_pending; /* concurrent TCP/MQTT handshakes per thread */
     const char *id_prefix;
     bool quiet;
+    bool open_loop;       /* max rate without the end-to-end window */
+    uint32_t nonce;       /* run nonce in every payload */
 } bench_cfg_t;
 
 /* Latency histogram: log-linear buckets (HdrHistogram-like), 64 sub-buckets per power of two,
@@ -94,6 +99,10 @@ typedef struct pub_state {
     uint64_t done;        /* QoS 1/2 flows completed (PUBACK / PUBCOMP) */
     uint32_t inflight, window;
     uint16_t next_id;
+    /* End-to-end window (max rate with subscribers): deliveries of this publisher's messages,
+     * added by the subscribers' threads; the publisher stays within `window` messages of them. */
+    _Atomic uint64_t delivered;
+    uint64_t e2e_base, blocked_since;
     uint64_t *ids;        /* QoS>0: bitmap of packet ids in flight (65536 bits) */
     uint64_t *rel;        /* QoS 2: ids whose PUBREC came (PUBREL sent) */
     char *topic;
@@ -141,6 +150,7 @@ typedef struct live_counters {
 typedef struct thr_totals {
     uint64_t sent, recv, distinct, dup, ooo, foreign, done, errors;
     uint64_t gaps;                  /* sequence numbers skipped, per publisher seen */
+    uint64_t stalls;                /* end-to-end window given up after 1 s without progress */
     uint64_t meas_sent, meas_recv;  /* within the measurement window (by send timestamp) */
     hist_t lat;                     /* end-to-end latency of measured messages */
 } thr_totals_t;
@@ -180,6 +190,9 @@ typedef struct bench_run {
     uint32_t nclients;        /* total connections */
     bench_thread_t *thr;
     struct sockaddr_storage *dst;
+    pub_state_t **pub_by_id;  /* publishers by pub_id (end-to-end window) */
+    uint32_t fan;             /* deliveries per published message (pairs 1, fan-in/out S) */
+    bool e2e;                 /* end-to-end window active */
     unsigned dst_len;
     /* results */
     double connect_secs;
@@ -217,7 +230,7 @@ void engine_free(bench_run_t *r);
 
 /* Figures derived from a finished run, shared by the text and JSON reports. */
 typedef struct bench_result {
-    uint64_t sent, recv, distinct, dup, ooo, foreign, lost, done, errors;
+    uint64_t sent, recv, distinct, dup, ooo, foreign, lost, done, errors, stalls;
     bool expected_known;
     uint64_t expected;
     double meas_secs, sent_rate, recv_rate;

@@ -286,12 +286,13 @@ static void on_publish(bench_thread_t *t, conn_t *c, const mqtt_packet_t *p, uin
     }
     t->t.recv++;
     const uint8_t *pl = p->publish.payload.p;
-    if (p->publish.payload.len < BENCH_PAYLOAD_MIN || get_le32(pl) != BENCH_MAGIC) {
+    if (p->publish.payload.len < BENCH_PAYLOAD_MIN || get_le32(pl) != BENCH_MAGIC ||
+        (r->cfg.mode != MODE_SUB && get_le32(pl + 4) != r->cfg.nonce)) {
         t->t.foreign++;
         return;
     }
-    uint32_t pub_id = get_le32(pl + 4);
-    uint64_t seq = get_le64(pl + 8), ts = get_le64(pl + 16);
+    uint32_t pub_id = get_le32(pl + 8);
+    uint64_t seq = get_le64(pl + 16), ts = get_le64(pl + 24);
     uint32_t slot;
     if (s->expect_one != UINT32_MAX) {
         if (pub_id != s->expect_one) {
@@ -334,9 +335,12 @@ static void on_publish(bench_thread_t *t, conn_t *c, const mqtt_packet_t *p, uin
         conn_fail(t, c, "out of memory", 0);
         return;
     }
+    if (r->e2e)
+        atomic_fetch_add_explicit(&r->pub_by_id[pub_id]->delivered, 1, memory_order_relaxed);
+    /* the window counts what arrives in it: throughput by receive time, latency of those */
     uint64_t m0 = atomic_load_explicit(&r->meas_start_ns, memory_order_relaxed);
     uint64_t m1 = atomic_load_explicit(&r->meas_end_ns, memory_order_relaxed);
-    if (m0 && ts >= m0 && ts < m1) {
+    if (m0 && now >= m0 && now < m1) {
         t->t.meas_recv++;
         hist_record(&t->t.lat, now > ts ? now - ts : 0);
     }
@@ -545,7 +549,8 @@ static int pub_prepare(bench_thread_t *t, conn_t *c)
     ps->id_off = cfg->qos ? (uint32_t)mqtt_publish_id_offset(&p, (uint8_t)cfg->version) : 0;
     ps->pl_off = ps->tmpl_len - cfg->payload;
     put_le32(ps->tmpl + ps->pl_off, BENCH_MAGIC);
-    put_le32(ps->tmpl + ps->pl_off + 4, ps->pub_id);
+    put_le32(ps->tmpl + ps->pl_off + 4, cfg->nonce);
+    put_le32(ps->tmpl + ps->pl_off + 8, ps->pub_id);
     free(payload);
     return 0;
 }
@@ -567,8 +572,28 @@ static bool pub_generate(bench_thread_t *t, conn_t *c, uint64_t now)
     uint64_t m1 = atomic_load_explicit(&r->meas_end_ns, memory_order_relaxed);
     bool measured = m0 && now >= m0 && now < m1;
     int qos = r->cfg.qos;
+    uint64_t limit = UINT64_MAX; /* end-to-end: highest seq + 1 allowed */
+    if (r->e2e) {
+        uint64_t got = atomic_load_explicit(&ps->delivered, memory_order_relaxed) + ps->e2e_base;
+        limit = got / r->fan + ps->window;
+        if (ps->seq >= limit) {
+            /* Blocked on the subscribers. A message the broker dropped never arrives, so after
+             * 1 s without progress forgive the deficit (it is counted as lost at the end). */
+            if (!ps->blocked_since) {
+                ps->blocked_since = now;
+            } else if (now - ps->blocked_since > 1000000000ull) {
+                ps->e2e_base = ps->seq * r->fan - (got - ps->e2e_base);
+                ps->blocked_since = 0;
+                t->t.stalls++;
+            }
+            return false;
+        }
+        ps->blocked_since = 0;
+    }
     while (want && c->out_len - c->out_off < BENCH_OUT_HIGH) {
         if (qos && ps->inflight >= ps->window)
+            return false;
+        if (ps->seq >= limit)
             return false;
         uint8_t *o = out_reserve(t, c, ps->tmpl_len);
         if (!o) {
@@ -576,8 +601,8 @@ static bool pub_generate(bench_thread_t *t, conn_t *c, uint64_t now)
             return false;
         }
         memcpy(o, ps->tmpl, ps->tmpl_len);
-        put_le64(o + ps->pl_off + 8, ps->seq);
-        put_le64(o + ps->pl_off + 16, now);
+        put_le64(o + ps->pl_off + 16, ps->seq);
+        put_le64(o + ps->pl_off + 24, now);
         if (qos) {
             uint16_t id = ps->next_id;
             while (ps->ids[id >> 6] & (1ull << (id & 63)))
@@ -773,6 +798,12 @@ int engine_init(bench_run_t *r)
         if (!t->conns || !t->pubs || !t->rbuf || t->ep < 0)
             return -1;
     }
+    r->fan = r->cfg.mode == MODE_PAIRS ? 1 : r->cfg.subs;
+    r->e2e = r->cfg.rate <= 0 && !r->cfg.open_loop && r->cfg.pubs && r->cfg.subs && r->cfg.mode != MODE_PUB &&
+             r->cfg.mode != MODE_SUB;
+    r->pub_by_id = calloc(r->cfg.pubs ? r->cfg.pubs : 1, sizeof(pub_state_t *));
+    if (!r->pub_by_id)
+        return -1;
     /* client k goes to thread k % T, so subscribers and publishers spread over every thread */
     for (uint32_t k = 0; k < r->nclients; k++) {
         bench_thread_t *t = &r->thr[k % (uint32_t)nt];
@@ -785,6 +816,7 @@ int engine_init(bench_run_t *r)
             if (pub_prepare(t, c) < 0)
                 return -1;
             t->pubs[t->npubs++] = c;
+            r->pub_by_id[c->pub->pub_id] = c->pub;
         }
     }
     return 0;
@@ -808,6 +840,7 @@ void engine_free(bench_run_t *r)
         }
     }
     free(r->thr);
+    free(r->pub_by_id);
     free(r->dst);
     free(r->samples);
 }
@@ -986,7 +1019,7 @@ int engine_run(bench_run_t *r)
         const thr_totals_t *x = &r->thr[i].t;
         T->sent += x->sent, T->recv += x->recv, T->distinct += x->distinct, T->dup += x->dup;
         T->ooo += x->ooo, T->foreign += x->foreign, T->done += x->done, T->errors += x->errors;
-        T->gaps += x->gaps, T->meas_sent += x->meas_sent, T->meas_recv += x->meas_recv;
+        T->gaps += x->gaps, T->stalls += x->stalls, T->meas_sent += x->meas_sent, T->meas_recv += x->meas_recv;
         hist_merge(&T->lat, &x->lat);
     }
     r->sent_total = T->sent;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 volatile sig_atomic_t bench_interrupted;
 
@@ -35,7 +36,9 @@ static void usage(FILE *f)
             "  -q QOS          0, 1 or 2 (0)\n"
             "  -s BYTES        payload size, %d..%d (64)\n"
             "  -r RATE         messages per second per publisher, 0 = as fast as possible (0)\n"
-            "  -w N            in-flight window per publisher at QoS 1/2 (64)\n"
+            "  -w N            window per publisher (64): in-flight PUBLISH at QoS 1/2 and, at max rate\n"
+            "                  with subscribers, messages not yet delivered end to end\n"
+            "  --open-loop     max rate without the end-to-end window (flood; brokers may drop)\n"
             "  -d SECONDS      measured duration (10)\n"
             "  --warmup SEC    publish this long before measuring (1)\n"
             "  --drain SEC     wait at most this long for in-flight messages at the end (5)\n"
@@ -44,7 +47,7 @@ static void usage(FILE *f)
             "  -V 3|4|5        MQTT version: 3 = 3.1, 4 = 3.1.1, 5 = 5.0 (4)\n"
             "  -T N            threads (2)\n"
             "  --src N         source addresses 127.0.0.1..N for loopback (auto: 1 + clients/16000)\n"
-            "  --pending N     handshakes in progress per thread (256)\n"
+            "  --pending N     handshakes in progress per thread (64)\n"
             "  --connect-timeout SEC  (60)\n"
             "  --id-prefix S   client id prefix (tb)\n"
             "  --json [FILE]   machine-readable summary to stdout (or FILE) instead of text\n"
@@ -66,7 +69,7 @@ static int parse_num(const char *opt, const char *s, double lo, double hi, doubl
     return 0;
 }
 
-enum { O_WARMUP = 256, O_DRAIN, O_JSON, O_PLOT, O_SRC, O_PENDING, O_CTIMEOUT, O_IDPREFIX, O_QUIET, O_HELP };
+enum { O_WARMUP = 256, O_DRAIN, O_JSON, O_PLOT, O_SRC, O_PENDING, O_CTIMEOUT, O_IDPREFIX, O_QUIET, O_HELP, O_OPEN };
 
 static int parse_args(int argc, char **argv, bench_cfg_t *c)
 {
@@ -80,6 +83,7 @@ static int parse_args(int argc, char **argv, bench_cfg_t *c)
         {"connect-timeout", required_argument, NULL, O_CTIMEOUT},
         {"id-prefix", required_argument, NULL, O_IDPREFIX},
         {"quiet", no_argument, NULL, O_QUIET},
+        {"open-loop", no_argument, NULL, O_OPEN},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -95,7 +99,7 @@ static int parse_args(int argc, char **argv, bench_cfg_t *c)
     c->connect_timeout = 60;
     c->topic = "bench/%i";
     c->threads = 2;
-    c->max_pending = 256;
+    c->max_pending = 64;
     c->id_prefix = "tb";
     if (argc < 2 || argv[1][0] == '-') {
         if (argc >= 2 && !strcmp(argv[1], "--help")) {
@@ -150,6 +154,7 @@ static int parse_args(int argc, char **argv, bench_cfg_t *c)
             break;
         case O_IDPREFIX: c->id_prefix = optarg; break;
         case O_QUIET: c->quiet = true; break;
+        case O_OPEN: c->open_loop = true; break;
         case O_HELP: usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -178,6 +183,7 @@ int main(int argc, char **argv)
         return 2;
     if (scenario_setup(&run) < 0)
         return 2;
+    run.cfg.nonce = (uint32_t)getpid() * 2654435761u ^ (uint32_t)bench_now_ns();
     raise_nofile();
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));

@@ -32,6 +32,7 @@ void report_compute(const bench_run_t *r, bench_result_t *o)
     memset(o, 0, sizeof(*o));
     o->sent = T->sent, o->recv = T->recv, o->distinct = T->distinct, o->dup = T->dup;
     o->ooo = T->ooo, o->foreign = T->foreign, o->done = T->done, o->errors = T->errors;
+    o->stalls = T->stalls;
     o->expected_known = scenario_expected(r, T->sent, &o->expected);
     if (o->expected_known)
         o->lost = o->expected > T->distinct ? o->expected - T->distinct : 0;
@@ -93,6 +94,9 @@ void report_summary(const bench_run_t *r)
             printf("lost %lu%s, duplicated %lu, out of order %lu, foreign %lu (drain %.2f s)\n",
                    (unsigned long)o.lost, o.expected_known ? "" : " (sequence gaps)", (unsigned long)o.dup,
                    (unsigned long)o.ooo, (unsigned long)o.foreign, r->drain_secs);
+        if (r->e2e)
+            printf("flow control end-to-end window %u per publisher, %lu stall(s) of 1 s\n", c->window,
+                   (unsigned long)o.stalls);
         }
         if (o.lat_count)
             printf("latency us   p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (mean %.1f, %lu samples)\n",
@@ -131,6 +135,7 @@ int report_json(const bench_run_t *r, const char *path)
     fprintf(f, " \"lost\": %lu, \"duplicated\": %lu, \"out_of_order\": %lu, \"foreign\": %lu, \"drain_secs\": %.3f,\n",
             (unsigned long)o.lost, (unsigned long)o.dup, (unsigned long)o.ooo, (unsigned long)o.foreign,
             r->drain_secs);
+    fprintf(f, "  \"e2e_window\": %s, \"stalls\": %lu,\n", r->e2e ? "true" : "false", (unsigned long)o.stalls);
     fprintf(f, "  \"measured_secs\": %.3f, \"sent_rate\": %.1f, \"recv_rate\": %.1f,\n", o.meas_secs, o.sent_rate,
             o.recv_rate);
     fprintf(f,
