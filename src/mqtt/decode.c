@@ -210,7 +210,8 @@ static uint8_t decode_publish(rd_t *r, const mqtt_header_t *h, uint8_t version, 
     out->publish.payload = (mqtt_bytes_t){r->p, (uint32_t)rd_left(r)};
     r->p = r->end;
     const mqtt_bytes_t *t = &out->publish.topic;
-    if (!mqtt_utf8_valid(t->p, t->len))
+    int scan = mqtt_utf8_topic_scan(t->p, t->len);
+    if (scan < 0)
         return MQTT_RC_MALFORMED_PACKET; /* [MQTT-1.5.4-1..3] */
     /* [MQTT-3.3.1-2]: DUP must be 0 for QoS 0 (not a 3.1 rule). The packet parsed: Protocol Error. */
     if (qos == 0 && out->publish.dup && version != MQTT_V31)
@@ -223,7 +224,7 @@ static uint8_t decode_publish(rd_t *r, const mqtt_header_t *h, uint8_t version, 
          * before 5.0 topic names are at least one character [MQTT-4.7.3-1]. */
         if (!(out->props.has & MQTT_HAS(MQTT_PROP_TOPIC_ALIAS)))
             return MQTT_RC_PROTOCOL_ERROR;
-    } else if (memchr(t->p, '+', t->len) || memchr(t->p, '#', t->len)) {
+    } else if (scan) {
         return MQTT_RC_TOPIC_NAME_INVALID; /* [MQTT-3.3.2-2] */
     }
     /* [MQTT-3.3.2-4]: Payload Format Indicator 1 means well-formed UTF-8 payload; 0x99 names it. */
@@ -404,7 +405,8 @@ uint8_t mqtt_decode(const mqtt_header_t *h, const uint8_t *body, uint8_t version
     out->type = type;
     out->id = 0;
     out->reason = 0;
-    memset(&out->props, 0, sizeof out->props);
+    _Static_assert(sizeof(mqtt_props_t) % 8 == 0, "wire_zero needs a multiple of 8");
+    wire_zero(&out->props, sizeof out->props);
     if (type == 0 || type > 15)
         return MQTT_RC_MALFORMED_PACKET; /* type 0 is reserved/forbidden */
     /* A packet the receiving side must never get (CONNACK from a client, SUBSCRIBE from a server,

@@ -127,7 +127,6 @@ uint8_t mqtt_props_decode(rd_t *r, unsigned ctx, enum mqtt_side side, mqtt_props
 {
     uint32_t len;
     bool minimal;
-    memset(out, 0, sizeof *out);
     if (!rd_varint(r, &len, &minimal) || !minimal || rd_left(r) < len)
         return MQTT_RC_MALFORMED_PACKET;
     rd_t pr = {r->p, r->p + len};
@@ -288,6 +287,8 @@ size_t mqtt_props_len(const mqtt_props_t *p)
 {
     uint64_t h = p->has;
     size_t n = 0;
+    if (h == 0 && p->user == NULL && p->user_src.len == 0 && p->sub_ids == NULL)
+        return 0;
     if (h & ~(MQTT_HAS(MQTT_PROP_USER_PROPERTY) | MQTT_HAS(MQTT_PROP_SUBSCRIPTION_ID))) {
         if (h & MQTT_HAS(MQTT_PROP_PAYLOAD_FORMAT)) n += 2;
         if (h & MQTT_HAS(MQTT_PROP_MESSAGE_EXPIRY)) n += 5;
@@ -349,6 +350,8 @@ uint8_t *mqtt_props_write(uint8_t *o, const mqtt_props_t *p, size_t len)
 {
     uint64_t h = p->has;
     o = wr_varint(o, (uint32_t)len);
+    if (len == 0)
+        return o; /* the common case of a PUBLISH or ack without properties */
     if (h & MQTT_HAS(MQTT_PROP_PAYLOAD_FORMAT)) o = wr_u8(wr_u8(o, MQTT_PROP_PAYLOAD_FORMAT), p->payload_format);
     if (h & MQTT_HAS(MQTT_PROP_MESSAGE_EXPIRY)) o = wr_u32(wr_u8(o, MQTT_PROP_MESSAGE_EXPIRY), p->message_expiry);
     if (h & MQTT_HAS(MQTT_PROP_CONTENT_TYPE)) o = wr_str_prop(o, MQTT_PROP_CONTENT_TYPE, p->content_type);

@@ -5,14 +5,13 @@
 #include <string.h>
 
 #include "mqtt/utf8.h"
+#include "mqtt/wire.h"
 
 bool mqtt_topic_name_valid(const uint8_t *s, size_t n)
 {
     if (n == 0 || n > 65535) /* [MQTT-4.7.3-1], [MQTT-4.7.3-3] */
         return false;
-    if (memchr(s, '+', n) || memchr(s, '#', n)) /* [MQTT-3.3.2-2] */
-        return false;
-    return mqtt_utf8_valid(s, n);
+    return mqtt_utf8_topic_scan(s, n) == 0; /* valid UTF-8, no '+' or '#' [MQTT-3.3.2-2] */
 }
 
 /* Wildcard structure of a (non-shared) filter: '+' fills a whole level [MQTT-4.7.1-2], '#' is the

@@ -2,6 +2,10 @@
  * tables) that walks the bytes once. ASCII runs take a fast path since topics are mostly ASCII. */
 #include "mqtt/utf8.h"
 
+#include <string.h>
+
+#include "mqtt/wire.h"
+
 /* Decode one code point at s[i..n) that starts with a non-ASCII lead byte. Returns the code point and
  * advances *i, or returns -1 for ill-formed input (RFC 3629: bad lead byte, bad or missing
  * continuation, overlong form, surrogate, above U+10FFFF). */
@@ -66,22 +70,51 @@ bool mqtt_utf8_wellformed(const uint8_t *s, size_t n)
     return true;
 }
 
-bool mqtt_utf8_valid(const uint8_t *s, size_t n)
+/* Eight bytes at once: does the word hold a byte < 0x20, >= 0x7F, '+' or '#'? (Exact as to
+ * whether one exists; the byte loop then finds which.) */
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+static inline bool word_special(uint64_t w)
+{
+    uint64_t lt20 = (w - 0x20 * ONES) & ~w & HIGHS;
+    uint64_t ge7f = (w | (w + ONES)) & HIGHS;
+    uint64_t plus = w ^ ('+' * ONES), hash = w ^ ('#' * ONES);
+    uint64_t wild = ((plus - ONES) & ~plus & HIGHS) | ((hash - ONES) & ~hash & HIGHS);
+    return (lt20 | ge7f | wild) != 0;
+}
+
+int mqtt_utf8_topic_scan(const uint8_t *s, size_t n)
 {
     size_t i = 0;
+    int wild = 0;
     while (i < n) {
+        if (n - i >= 8) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (!word_special(w)) {
+                i += 8;
+                continue;
+            }
+        }
         uint8_t c = s[i];
         if (c < 0x80) {
             if (c < 0x20 || c == 0x7F)
-                return false;
+                return -1;
+            if (c == '+' || c == '#')
+                wild = 1;
             i++;
             continue;
         }
         int32_t cp = utf8_next(s, n, &i);
         if (cp < 0 || cp <= 0x9F)
-            return false; /* ill-formed, or C1 control U+0080..U+009F */
+            return -1; /* ill-formed, or C1 control U+0080..U+009F */
         if ((cp >= 0xFDD0 && cp <= 0xFDEF) || (cp & 0xFFFE) == 0xFFFE)
-            return false; /* non-characters */
+            return -1; /* non-characters */
     }
-    return true;
+    return wild;
+}
+
+bool mqtt_utf8_valid(const uint8_t *s, size_t n)
+{
+    return mqtt_utf8_topic_scan(s, n) >= 0;
 }
