@@ -346,7 +346,7 @@ static int h_listener(struct parser *ps, const struct directive *d, char *val)
 
 static int h_port(struct parser *ps, const struct directive *d, char *val)
 {
-    long long v;
+    long long v = 0;
     if (parse_int(ps, d->name, val, 1, 65535, &v) < 0)
         return -1;
     struct tombo_listener *l = &ps->cfg->default_listener;
@@ -397,7 +397,7 @@ static int h_tls_version(struct parser *ps, const struct directive *d, char *val
 
 static int h_per_listener_settings(struct parser *ps, const struct directive *d, char *val)
 {
-    bool v;
+    bool v = false;
     if (parse_bool(ps, d->name, val, &v) < 0)
         return -1;
     if (v && ps->security_set)
@@ -408,7 +408,7 @@ static int h_per_listener_settings(struct parser *ps, const struct directive *d,
 
 static int h_allow_anonymous(struct parser *ps, const struct directive *d, char *val)
 {
-    bool v;
+    bool v = false;
     if (parse_bool(ps, d->name, val, &v) < 0)
         return -1;
     char *t = target(ps, d);
@@ -590,7 +590,7 @@ static int h_include_dir(struct parser *ps, const struct directive *d, char *val
 
 static int h_threads(struct parser *ps, const struct directive *d, char *val)
 {
-    long long v;
+    long long v = 0;
     if (parse_int(ps, d->name, val, 1, 1024, &v) < 0)
         return -1;
     ps->cfg->threads = (int)v;
@@ -690,7 +690,7 @@ static int apply(struct parser *ps, const struct directive *d, char *val)
     case V_TRIBOOL:
         return d->fn(ps, d, val);
     case V_BOOL: {
-        bool v;
+        bool v = false;
         if (parse_bool(ps, d->name, val, &v) < 0)
             return -1;
         char *t = target(ps, d);
@@ -700,7 +700,7 @@ static int apply(struct parser *ps, const struct directive *d, char *val)
         return 0;
     }
     case V_INT: {
-        long long v;
+        long long v = 0;
         if (parse_int(ps, d->name, val, d->min, d->max, &v) < 0)
             return -1;
         char *t = target(ps, d);

@@ -228,6 +228,17 @@ static uint32_t max_inbound_packet(const conn_t *c)
     return m ? m : MQTT_MAX_REMAINING + MQTT_MAX_HEADER;
 }
 
+/* Does a CONNECT body start with the protocol name "MQTT" or "MQIsdp"? */
+static bool protocol_name_known(const uint8_t *body, uint32_t len)
+{
+    if (len < 2)
+        return false;
+    uint32_t n = (uint32_t)body[0] << 8 | body[1];
+    if (len < 2 + n)
+        return false;
+    return (n == 4 && memcmp(body + 2, "MQTT", 4) == 0) || (n == 6 && memcmp(body + 2, "MQIsdp", 6) == 0);
+}
+
 /* Handle every complete packet in the input buffer. Returns false once the connection closed. */
 static bool process_input(conn_t *c)
 {
@@ -265,8 +276,15 @@ static bool process_input(conn_t *c)
                 rc = handle_connect(c, &p);
             else
                 rc = dispatch(c, &p);
-        } else if (c->state == CONN_NEW && p.type == MQTT_CONNECT && p.connect.version) {
+        } else if (c->state == CONN_NEW && p.type == MQTT_CONNECT) {
             c->version = p.connect.version;
+            if (rc == MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION && !protocol_name_known(head + h.header_len, h.remaining)) {
+                /* Not MQTT at all [MQTT-3.1.2-1]: close without answering in a protocol it may not
+                 * speak. */
+                log_printf(TLOG_NOTICE, "Client [%s] sent CONNECT with an unknown protocol name: closing.", c->peer);
+                conn_close(c, NULL);
+                return false;
+            }
         }
         if (rc != MQTT_RC_SUCCESS) {
             char why[96];
