@@ -256,7 +256,7 @@ static bool process_input(conn_t *c)
         size_t total = (size_t)h.header_len + h.remaining;
         if (c->state == CONN_NEW && h.type != MQTT_CONNECT) {
             /* [MQTT-3.1.0-1] the first packet must be CONNECT: close without a reply. */
-            log_printf(TLOG_NOTICE, "Client [%s] sent %s before CONNECT: closing.", c->peer, mqtt_type_name(h.type));
+            log_printf(TLOG_NOTICE, "Client [%s] disconnected: sent %s before CONNECT (protocol error).", c->peer, mqtt_type_name(h.type));
             conn_close(c, NULL);
             return false;
         }
@@ -281,7 +281,7 @@ static bool process_input(conn_t *c)
             if (rc == MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION && !protocol_name_known(head + h.header_len, h.remaining)) {
                 /* Not MQTT at all [MQTT-3.1.2-1]: close without answering in a protocol it may not
                  * speak. */
-                log_printf(TLOG_NOTICE, "Client [%s] sent CONNECT with an unknown protocol name: closing.", c->peer);
+                log_printf(TLOG_NOTICE, "Client [%s] disconnected: CONNECT with an unknown protocol name (unsupported protocol).", c->peer);
                 conn_close(c, NULL);
                 return false;
             }
