@@ -134,7 +134,8 @@ static uint8_t decode_connect(rd_t *r, const mqtt_header_t *h, mqtt_packet_t *ou
     uint8_t rc;
     if (level == MQTT_V5 && (rc = mqtt_props_decode(r, MQTT_CONNECT, MQTT_FROM_CLIENT, &out->props)))
         return rc;
-    /* Payload: client id [MQTT-3.1.3-4], will, user name [MQTT-3.1.3-11], password. */
+    /* Payload: client id [MQTT-3.1.3-4], will (topic [MQTT-3.1.3-11]), user name [MQTT-3.1.3-12],
+     * password. */
     if (!rd_str_valid(r, &out->connect.client_id))
         return MQTT_RC_MALFORMED_PACKET;
     if (out->connect.will) {
@@ -156,7 +157,7 @@ static uint8_t decode_connect(rd_t *r, const mqtt_header_t *h, mqtt_packet_t *ou
         const mqtt_props_t *wp = &out->connect.will_props;
         if ((wp->has & MQTT_HAS(MQTT_PROP_PAYLOAD_FORMAT)) && wp->payload_format == 1 &&
             !mqtt_utf8_unicode_valid(out->connect.will_payload.p, out->connect.will_payload.len))
-            return MQTT_RC_PAYLOAD_FORMAT_INVALID; /* [MQTT-3.1.3-?] CONNACK 0x99 */
+            return MQTT_RC_PAYLOAD_FORMAT_INVALID; /* 3.1.3.2.3: CONNACK 0x99 */
     }
     return MQTT_RC_SUCCESS;
 }
@@ -227,7 +228,7 @@ static uint8_t decode_publish(rd_t *r, const mqtt_header_t *h, uint8_t version, 
     } else if (scan) {
         return MQTT_RC_TOPIC_NAME_INVALID; /* [MQTT-3.3.2-2] */
     }
-    /* [MQTT-3.3.2-4]: Payload Format Indicator 1 means well-formed UTF-8 payload; 0x99 names it. */
+    /* 3.3.2.3.2: Payload Format Indicator 1 means a well-formed UTF-8 payload; 0x99 names it. */
     if (out->props.payload_format == 1 && (out->props.has & MQTT_HAS(MQTT_PROP_PAYLOAD_FORMAT)) &&
         !mqtt_utf8_unicode_valid(out->publish.payload.p, out->publish.payload.len))
         return MQTT_RC_PAYLOAD_FORMAT_INVALID;
@@ -235,7 +236,9 @@ static uint8_t decode_publish(rd_t *r, const mqtt_header_t *h, uint8_t version, 
 }
 
 /* PUBACK, PUBREC, PUBREL, PUBCOMP. In 5.0 a remaining length of 2 means reason 0 and no properties,
- * 3 a reason code and no properties [MQTT-3.4.2-1 ..]. */
+ * 3 a reason code and no properties (3.4.2.1: "If the Remaining Length is less than 4 there is no
+ * Property Length and the value of 0 is used"). Reason codes outside the packet's table break
+ * [MQTT-3.4.2-1] (and its PUBREC/PUBREL/PUBCOMP twins): Protocol Error. */
 static uint8_t decode_ack(rd_t *r, uint8_t type, uint8_t version, enum mqtt_side side, mqtt_packet_t *out)
 {
     if (!rd_u16(r, &out->id))
@@ -320,7 +323,7 @@ static uint8_t decode_subscribe(rd_t *r, uint8_t version, mqtt_packet_t *out)
     if (out->id == 0)
         return MQTT_RC_PROTOCOL_ERROR; /* [MQTT-2.2.1-3] */
     if (out->subscribe.count == 0)
-        return MQTT_RC_PROTOCOL_ERROR; /* [MQTT-3.8.3-3] */
+        return MQTT_RC_PROTOCOL_ERROR; /* 5.0 [MQTT-3.8.3-2], 3.1.1 [MQTT-3.8.3-3] */
     return semantic;
 }
 
