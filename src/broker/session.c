@@ -128,10 +128,10 @@ void registry_free(broker_t *b);
 void registry_free(broker_t *b)
 {
     struct registry *r = b->reg;
+    /* session_end deletes from the table, which may shift a later entry into slot i. */
     for (size_t i = 0; i < r->cap; i++) {
-        session_t *s = r->slots[i];
-        if (s) {
-            r->slots[i] = NULL;
+        while (r->slots[i]) {
+            session_t *s = r->slots[i];
             session_hold(s);
             session_end(s);
             session_release(s);
