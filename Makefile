@@ -45,7 +45,7 @@ fuzz-test: fuzz
 	@scripts/fuzz.sh build/fuzz $(FUZZ_SECONDS)
 
 pytest: asan
-	TOMBO_BUILD=$(CURDIR)/build/asan $(PY) -m pytest -q -p no:cacheprovider tests/broker tests/client
+	TOMBO_BUILD=$(CURDIR)/build/asan $(PY) -m pytest -q -p no:cacheprovider tests/broker tests/client tests/bench
 
 tsan-test: tsan
 	TOMBO_BUILD=$(CURDIR)/build/tsan TOMBO_TSAN=1 $(PY) -m pytest -q -p no:cacheprovider -m tsan tests/broker
