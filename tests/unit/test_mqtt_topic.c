@@ -105,6 +105,22 @@ int main(void)
     CHECK(!mqtt_topic_name_valid(U("")));
     CHECK(!mqtt_topic_name_valid((const uint8_t *)"a\xC3", 2));
 
+    CASE("[MQTT-3.3.2-2] a wildcard at any position of a long name (8-byte scan)");
+    for (size_t len = 1; len <= 40; len++) {
+        for (size_t pos = 0; pos < len; pos++) {
+            uint8_t t[40];
+            memset(t, 'a', len);
+            t[pos] = '+';
+            CHECK(!mqtt_topic_name_valid(t, len));
+            t[pos] = '#';
+            CHECK(!mqtt_topic_name_valid(t, len));
+            t[pos] = 0x7F;
+            CHECK(!mqtt_topic_name_valid(t, len));
+            t[pos] = '/';
+            CHECK(mqtt_topic_name_valid(t, len));
+        }
+    }
+
     CASE("[MQTT-4.8.2] mqtt_share_split");
     const uint8_t *g, *f;
     size_t gn, fn;

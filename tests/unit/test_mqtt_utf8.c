@@ -5,6 +5,52 @@
 
 #define S(lit) (const uint8_t *)(lit), sizeof(lit) - 1
 
+/* Reference implementation, one code point at a time, straight from the rules: the library's
+ * version checks eight ASCII bytes at once and must agree with this on every input. */
+static bool ref_valid(const uint8_t *s, size_t n, bool strict)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint32_t c = s[i], cp;
+        size_t len;
+        if (c < 0x80)
+            cp = c, len = 1;
+        else if (c >= 0xC2 && c <= 0xDF)
+            cp = c & 0x1F, len = 2;
+        else if (c >= 0xE0 && c <= 0xEF)
+            cp = c & 0x0F, len = 3;
+        else if (c >= 0xF0 && c <= 0xF4)
+            cp = c & 0x07, len = 4;
+        else
+            return false;
+        if (n - i < len)
+            return false;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        static const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < min[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) || cp == 0)
+            return false;
+        if (strict && (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || (cp >= 0xFDD0 && cp <= 0xFDEF) ||
+                       (cp & 0xFFFE) == 0xFFFE))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+/* xorshift: deterministic pseudo-random strings. */
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static uint32_t next_rand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)rng;
+}
+
 int main(void)
 {
     CASE("ascii and empty");
@@ -75,6 +121,23 @@ int main(void)
     CHECK(!mqtt_utf8_valid(S("\xF0\x9F\xBF\xBE")));      /* U+1FFFE */
     CHECK(!mqtt_utf8_valid(S("\xF4\x8F\xBF\xBF")));      /* U+10FFFF */
     CHECK(mqtt_utf8_wellformed(S("\xF4\x8F\xBF\xBF")));
+
+    CASE("differential: 8-byte fast path agrees with the reference on random strings");
+    static const uint8_t alphabet[] = {'a', '/', ' ', '~', 0x00, 0x01, 0x1F, 0x20, 0x7E, 0x7F, 0x80, 0x9F, 0xBF,
+                                       0xC2, 0xC3, 0xA9, 0xE0, 0xED, 0xEF, 0xB7, 0xBE, 0xF0, 0xF4, 0x8F, 0xF5,
+                                       '+', '#', 0x2A, 0x22, 0x24, 0xFF};
+    uint8_t buf[40];
+    int disagreements = 0;
+    for (int iter = 0; iter < 300000; iter++) {
+        size_t n = next_rand() % sizeof buf;
+        /* Mostly ASCII so the fast path runs, with a rare special byte somewhere. */
+        for (size_t i = 0; i < n; i++)
+            buf[i] = next_rand() % 8 ? (uint8_t)('a' + next_rand() % 26) : alphabet[next_rand() % sizeof alphabet];
+        bool v = mqtt_utf8_valid(buf, n), w = mqtt_utf8_wellformed(buf, n);
+        if (v != ref_valid(buf, n, true) || w != ref_valid(buf, n, false))
+            disagreements++;
+    }
+    CHECK_EQ(disagreements, 0);
 
     UNIT_DONE();
 }
