@@ -16,7 +16,7 @@ import pytest
 
 from conftest import binary, check_sanitizers, client_env
 
-SETTLE = 1.0  # seconds for subscribers to have their subscriptions in place
+SETTLE = 1.5  # seconds for subscribers to have their subscriptions in place (generous: ASan, busy CI)
 
 
 def mpub(broker, *args, stdin=None):
