@@ -37,7 +37,9 @@ static const uint8_t rc_puback[] = {0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x
 static const uint8_t rc_pubrel[] = {0x00, 0x92};                                           /* and PUBCOMP */
 static const uint8_t rc_suback[] = {0x00, 0x01, 0x02, 0x80, 0x83, 0x87, 0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2};
 static const uint8_t rc_unsuback[] = {0x00, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91};
-static const uint8_t rc_auth[] = {0x00, 0x18, 0x19};
+/* AUTH (table 3-13): Success is sent by the server, Re-authenticate by the client, Continue by both. */
+static const uint8_t rc_auth_client[] = {0x18, 0x19};
+static const uint8_t rc_auth_server[] = {0x00, 0x18};
 /* DISCONNECT (table 3-10): codes both sides may send, and those only a client / only a server sends. */
 static const uint8_t rc_disc_both[] = {0x00, 0x80, 0x81, 0x82, 0x83, 0x90, 0x93, 0x94,
                                        0x95, 0x96, 0x97, 0x98, 0x99};
@@ -396,7 +398,11 @@ static uint8_t decode_reason_props(rd_t *r, uint8_t type, enum mqtt_side side, m
     }
     if (rd_left(r))
         return MQTT_RC_MALFORMED_PACKET;
-    bool ok = type == MQTT_AUTH ? RC_OK(rc_auth, out->reason) : disconnect_rc_allowed(out->reason, side);
+    bool ok;
+    if (type == MQTT_AUTH)
+        ok = side == MQTT_FROM_CLIENT ? RC_OK(rc_auth_client, out->reason) : RC_OK(rc_auth_server, out->reason);
+    else
+        ok = disconnect_rc_allowed(out->reason, side);
     return ok ? MQTT_RC_SUCCESS : MQTT_RC_PROTOCOL_ERROR;
 }
 

@@ -530,7 +530,7 @@ static void test_small(void)
         CASE("AUTH");
         memset(&p, 0, sizeof p);
         p.type = MQTT_AUTH;
-        CHECK_EQ(roundtrip(&p, v, MQTT_FROM_CLIENT, &d), 2);
+        CHECK_EQ(roundtrip(&p, v, MQTT_FROM_SERVER, &d), 2); /* Success: only a server sends it */
         p.reason = MQTT_RC_REAUTHENTICATE;
         CHECK_EQ(roundtrip(&p, v, MQTT_FROM_CLIENT, &d), 4);
         CHECK_EQ(d.reason, MQTT_RC_REAUTHENTICATE);

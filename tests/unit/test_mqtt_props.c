@@ -125,7 +125,7 @@ static size_t build(uint8_t type, const uint8_t *pb, size_t pn, uint8_t *out)
         break;
     case MQTT_DISCONNECT:
     case MQTT_AUTH:
-        body[n++] = 0;
+        body[n++] = type == MQTT_AUTH ? MQTT_RC_CONTINUE_AUTH : 0;
         body[n++] = plen, n += put(body + n, pb, pn);
         break;
     }

@@ -44,7 +44,9 @@ static const struct {
     {"3.1.1 DISCONNECT from a server", 4, S, PROTO, "E0"},
     {"5.0 DISCONNECT from a server", 5, S, OK, "E0"},
     {"AUTH on 3.1.1 (reserved type)", 4, C, PROTO, "F0"},
-    {"AUTH on 5.0", 5, C, OK, "F0"},
+    {"AUTH on 5.0 (short form, Success) from a server", 5, S, OK, "F0"},
+    {"AUTH Success from a client (table 3-13: sent by the server)", 5, C, PROTO, "F0"},
+    {"AUTH Re-authenticate from a server (table 3-13: sent by the client)", 5, S, PROTO, "F0 19 00"},
     /* ---- CONNECT ---- */
     {"[MQTT-3.1.2-1] protocol name MQTX", 0, C, MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION,
      "10 00 04 4D 51 54 58 04 02 00 3C 00 01 63"},
