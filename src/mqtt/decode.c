@@ -105,6 +105,15 @@ static uint8_t decode_connect(rd_t *r, const mqtt_header_t *h, mqtt_packet_t *ou
     if (!rd_bin(r, &name) || !rd_u8(r, &level))
         return MQTT_RC_MALFORMED_PACKET;
     out->connect.version = level;
+    /* Mosquitto bridges set bit 7 of the level ("try_private"); Mosquitto accepts them, so do we. */
+    if (level & 0x80) {
+        uint8_t base = level & 0x7F;
+        if (base == MQTT_V31 || base == MQTT_V311 || base == MQTT_V5) {
+            out->connect.bridge = 1;
+            level = base;
+            out->connect.version = level;
+        }
+    }
     /* [MQTT-3.1.2-1], [MQTT-3.1.2-2]: "MQTT" level 4 or 5, or MQTT 3.1's "MQIsdp" level 3. The raw
      * level stays in connect.version so the caller can answer in the client's CONNACK format. */
     bool mqtt = name.len == 4 && memcmp(name.p, "MQTT", 4) == 0;

@@ -166,7 +166,7 @@ size_t mqtt_encode(const mqtt_packet_t *p, uint8_t version, uint8_t *out)
             o = wr_bin(o, (mqtt_bytes_t){(const uint8_t *)"MQIsdp", 6});
         else
             o = wr_bin(o, (mqtt_bytes_t){(const uint8_t *)"MQTT", 4});
-        *o++ = lv;
+        *o++ = (uint8_t)(p->connect.bridge ? lv | 0x80 : lv);
         uint8_t f = (uint8_t)((p->connect.clean ? 0x02 : 0) | (p->connect.has_password ? 0x40 : 0) |
                               (p->connect.has_username ? 0x80 : 0));
         if (p->connect.will)

@@ -117,6 +117,9 @@ typedef struct mqtt_packet {
             mqtt_bytes_t will_payload;
             uint8_t has_username, has_password;
             mqtt_bytes_t username, password;
+            /* Bit 7 of the protocol level was set (0x83/0x84/0x85): a Mosquitto bridge announcing
+             * itself ("try_private"). Decode strips the bit from `version`; encode sets it. */
+            uint8_t bridge;
         } connect;
         struct {
             uint8_t session_present;

@@ -269,6 +269,19 @@ static void test_connect(void)
             }
         }
     }
+    for (size_t vi = 0; vi < 3; vi++) {
+        CASE("Mosquitto bridge CONNECT (protocol level with bit 7)");
+        mqtt_packet_t b, bd;
+        memset(&b, 0, sizeof b);
+        b.type = MQTT_CONNECT;
+        b.connect.version = versions[vi];
+        b.connect.bridge = 1;
+        b.connect.client_id = B("bridge");
+        roundtrip(&b, versions[vi], MQTT_FROM_CLIENT, &bd);
+        CHECK_EQ(buf[2 + (versions[vi] == MQTT_V31 ? 8 : 6)], versions[vi] | 0x80);
+        CHECK_EQ(bd.connect.version, versions[vi]);
+        CHECK_EQ(bd.connect.bridge, 1);
+    }
     CASE("[MQTT-3.1.2-22] v5 CONNECT with a password and no user name");
     mqtt_packet_t p, d;
     memset(&p, 0, sizeof p);
