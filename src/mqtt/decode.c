@@ -8,7 +8,26 @@
  * spec names (MQTT 5.0 section 4.13). Where the spec names no code for a MUST, Protocol Error is used
  * for data that parsed and Malformed Packet for anything that did not. v3.x has no reason codes: the
  * same codes tell the caller to close the connection. State-dependent rules (topic alias maximum,
- * receive maximum, packet identifiers in use, a second CONNECT) belong to the caller. */
+ * receive maximum, packet identifiers in use, a second CONNECT) belong to the caller.
+ *
+ * Choices where the spec names no code (so they are easy to find and to change):
+ *   DUP=1 on QoS 0 [MQTT-3.3.1-2]                       Protocol Error (not checked for 3.1)
+ *   unassigned property identifier                      Malformed (its value cannot be parsed)
+ *   property not allowed in this packet                 Protocol Error
+ *   Payload Format Indicator > 1                        Protocol Error
+ *   Response Topic with a wildcard [MQTT-3.3.2-14]      Protocol Error
+ *   reason code not in the packet's table               Protocol Error (also v3 SUBACK/CONNACK)
+ *   packet identifier 0 where one is needed             Protocol Error
+ *   will topic empty or with a wildcard                 Topic Name invalid (a CONNACK code)
+ *   will flag 0 with will QoS/retain set                Malformed (a connect-flags error, like
+ *                                                       will QoS 3, which 5.0 calls Malformed)
+ *   unknown protocol name                               Unsupported Protocol Version (the caller may
+ *                                                       close silently instead, [MQTT-3.1.2-1])
+ *   control characters / non-characters in the strict  Malformed ([MQTT-1.5.4-3] lets the receiver
+ *   strings (topics, client id, user name)              treat them as Malformed)
+ * Codes the spec names: Topic Alias 0 -> Topic Alias invalid (3.3.2.3.4); Retain Handling 3 and
+ * Maximum QoS 3 in SUBSCRIBE -> Protocol Error; reserved subscription option bits -> Malformed
+ * [MQTT-3.8.3-5]; No Local on a shared subscription -> Protocol Error [MQTT-3.8.3-4]. */
 #include <string.h>
 
 #include "mqtt/topic.h"
