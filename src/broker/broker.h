@@ -48,6 +48,10 @@ typedef struct worker {
     int64_t wheel_now;  /* seconds: last slot processed */
     int64_t now;        /* ms, refreshed each loop turn */
     sub_result_t match; /* reused for every PUBLISH this worker routes */
+    struct outbox {     /* items for worker i, sent at the end of the turn */
+        inbox_item_t *v;
+        size_t n, cap;
+    } *outbox;
 
     /* statistics, written by this worker only, read by $SYS */
     atomic_ulong msgs_in, msgs_out, bytes_in, bytes_out, pub_dropped;
@@ -83,6 +87,9 @@ void broker_free(broker_t *b);
 
 /* Worker API, safe from any thread. */
 void worker_post(worker_t *w, const inbox_item_t *it);
+/* From worker `from`'s own thread: queue `it` for worker `to` (which may be `from` itself); sent at
+ * the end of from's loop turn, all items for one worker in one batch. */
+void worker_defer(worker_t *from, int to, const inbox_item_t *it);
 /* Global timers (session expiry, will delay): fire `kind` for s at `at_ms`. Takes a reference. */
 enum btimer_kind { BT_SESSION_EXPIRY, BT_WILL };
 void broker_timer_add(broker_t *b, int64_t at_ms, int kind, session_t *s);

@@ -30,7 +30,7 @@ size_t broker_publish(worker_t *w, msg_t *msg, const session_t *from)
         uint8_t qos = msg->qos < m->qos ? msg->qos : m->qos;
         /* [MQTT-3.3.1-12] the retain flag is cleared unless retain-as-published */
         uint8_t retain = m->retain_as_published ? msg->retain : 0;
-        session_deliver(s, msg, qos, retain, sub_match_ids(r, m), m->n_ids);
+        session_deliver(w, s, msg, qos, retain, sub_match_ids(r, m), m->n_ids);
         session_release(s); /* the reference subtree_match took */
     }
     return n;

@@ -9,6 +9,7 @@
 
 /* Retained messages go to one new subscription; collected by retain_match. */
 struct retained_ctx {
+    worker_t *w;
     session_t *s;
     uint8_t qos;
     uint32_t sub_id;
@@ -22,7 +23,7 @@ static void deliver_retained(void *m, void *arg)
     if (!msg_expired(msg, x->now)) {
         uint8_t qos = msg->qos < x->qos ? msg->qos : x->qos;
         /* [MQTT-3.3.1-8] a retained message sent for a new subscription has RETAIN set */
-        session_deliver(x->s, msg, qos, 1, &x->sub_id, x->sub_id ? 1 : 0);
+        session_deliver(x->w, x->s, msg, qos, 1, &x->sub_id, x->sub_id ? 1 : 0);
     }
     msg_release(msg);
 }
@@ -77,7 +78,7 @@ uint8_t handle_subscribe(conn_t *c, mqtt_packet_t *p)
     conn_send(c, &ack);
 
     for (uint32_t k = 0; k < n_want; k++) {
-        struct retained_ctx x = {s, want[k].qos, sub_id, c->w->now};
+        struct retained_ctx x = {c->w, s, want[k].qos, sub_id, c->w->now};
         retain_match(b->retained, want[k].f, want[k].n, deliver_retained, &x);
     }
     free(want);

@@ -316,7 +316,7 @@ static void queue_drop_one(session_t *s)
     ring_pop(q);
 }
 
-void session_deliver(session_t *s, msg_t *msg, uint8_t qos, uint8_t retain, const uint32_t *ids, uint32_t n_ids)
+void session_deliver(worker_t *from, session_t *s, msg_t *msg, uint8_t qos, uint8_t retain, const uint32_t *ids, uint32_t n_ids)
 {
     broker_t *b = s->broker;
     pthread_mutex_lock(&s->lock);
@@ -362,7 +362,7 @@ void session_deliver(session_t *s, msg_t *msg, uint8_t qos, uint8_t retain, cons
     if (wake >= 0) {
         session_hold(s);
         inbox_item_t it = {.kind = INBOX_FLUSH_SESSION, .session = s};
-        worker_post(&b->workers[wake], &it);
+        worker_defer(from, wake, &it);
     }
 }
 

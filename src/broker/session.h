@@ -104,9 +104,13 @@ bool session_sub_add(session_t *s, const uint8_t *filter, size_t n, uint8_t opti
 bool session_sub_remove(session_t *s, const uint8_t *filter, size_t n);
 
 /* Deliver msg to s at `qos` (already downgraded to the granted QoS) with the given subscription
- * identifiers. Takes its own msg reference when it keeps the message. Thread-safe; wakes the
- * worker that owns the session's connection. */
-void session_deliver(session_t *s, msg_t *msg, uint8_t qos, uint8_t retain, const uint32_t *ids, uint32_t n_ids);
+ * identifiers, from worker `from`'s thread. Takes its own msg reference when it keeps the message.
+ * Thread-safe. The worker owning the session's connection is asked to flush it: through `from`'s
+ * outbox, sent once at the end of the loop turn (worker_send_outbox), so a burst of deliveries to
+ * another worker costs one lock and one wake-up, not one per message. */
+struct worker;
+void session_deliver(struct worker *from, session_t *s, msg_t *msg, uint8_t qos, uint8_t retain, const uint32_t *ids,
+                     uint32_t n_ids);
 
 /* Called by the owning worker (session lock NOT held): move queued messages into flight and encode
  * them onto conn's output buffer. */

@@ -47,6 +47,45 @@ void worker_post(worker_t *w, const inbox_item_t *it)
     }
 }
 
+void worker_defer(worker_t *from, int to, const inbox_item_t *it)
+{
+    struct outbox *o = &from->outbox[to];
+    if (o->n == o->cap) {
+        o->cap = o->cap ? o->cap * 2 : 64;
+        o->v = xrealloc(o->v, o->cap * sizeof(*o->v));
+    }
+    o->v[o->n++] = *it;
+}
+
+/* Hand every deferred item to its worker: one lock and at most one wake-up per worker. Items for
+ * ourselves are processed by the caller's next inbox pass. */
+static void worker_send_outbox(worker_t *w)
+{
+    broker_t *b = w->b;
+    for (int i = 0; i < b->n_workers; i++) {
+        struct outbox *o = &w->outbox[i];
+        if (o->n == 0)
+            continue;
+        worker_t *t = &b->workers[i];
+        pthread_mutex_lock(&t->inbox_lock);
+        if (t->inbox_n + o->n > t->inbox_cap) {
+            while (t->inbox_n + o->n > t->inbox_cap)
+                t->inbox_cap = t->inbox_cap ? t->inbox_cap * 2 : 64;
+            t->inbox = xrealloc(t->inbox, t->inbox_cap * sizeof(*t->inbox));
+        }
+        bool wake = t->inbox_n == 0;
+        memcpy(t->inbox + t->inbox_n, o->v, o->n * sizeof(*o->v));
+        t->inbox_n += o->n;
+        pthread_mutex_unlock(&t->inbox_lock);
+        o->n = 0;
+        if (wake) {
+            uint64_t one = 1;
+            ssize_t r = write(t->evfd, &one, sizeof(one));
+            (void)r;
+        }
+    }
+}
+
 /* ---- keepalive wheel ---- */
 
 static int64_t conn_deadline(const conn_t *c)
@@ -296,36 +335,19 @@ void conn_close(conn_t *c, const char *why)
 
 /* ---- inbox ---- */
 
-static void process_inbox(worker_t *w)
+static void process_items(worker_t *w, inbox_item_t *items, size_t n)
 {
-    uint64_t v;
-    ssize_t r = read(w->evfd, &v, sizeof(v));
-    (void)r;
-    pthread_mutex_lock(&w->inbox_lock);
-    inbox_item_t *items = w->inbox;
-    size_t n = w->inbox_n;
-    w->inbox = w->inbox_work;
-    w->inbox_cap ^= w->inbox_work_cap;
-    w->inbox_work_cap ^= w->inbox_cap;
-    w->inbox_cap ^= w->inbox_work_cap;
-    w->inbox_work = items;
-    w->inbox_n = 0;
-    pthread_mutex_unlock(&w->inbox_lock);
-
     for (size_t i = 0; i < n; i++) {
         inbox_item_t *it = &items[i];
         if (it->kind == INBOX_FLUSH_SESSION) {
             session_t *s = it->session;
             pthread_mutex_lock(&s->lock);
             conn_t *c = s->worker == w->index ? s->conn : NULL;
+            if (!c)
+                s->flush_pending = 0;
             pthread_mutex_unlock(&s->lock);
             if (c && c->state == CONN_ACTIVE)
                 session_flush(s, c);
-            else {
-                pthread_mutex_lock(&s->lock);
-                s->flush_pending = 0;
-                pthread_mutex_unlock(&s->lock);
-            }
             session_release(s);
         } else if (it->kind == INBOX_KICK_CONN) {
             if (it->fd >= 0 && it->fd < w->conns_cap) {
@@ -336,6 +358,40 @@ static void process_inbox(worker_t *w)
                 }
             }
         }
+    }
+}
+
+static void process_inbox(worker_t *w)
+{
+    uint64_t v;
+    ssize_t r = read(w->evfd, &v, sizeof(v));
+    (void)r;
+    pthread_mutex_lock(&w->inbox_lock);
+    inbox_item_t *items = w->inbox;
+    size_t n = w->inbox_n;
+    w->inbox = w->inbox_work;
+    size_t cap = w->inbox_cap;
+    w->inbox_cap = w->inbox_work_cap;
+    w->inbox_work_cap = cap;
+    w->inbox_work = items;
+    w->inbox_n = 0;
+    pthread_mutex_unlock(&w->inbox_lock);
+    process_items(w, items, n);
+}
+
+/* Items this worker deferred for itself are handled right away, at the end of the turn, so a
+ * delivery between two clients of one worker costs no wake-up. Handling them may defer more (a
+ * will published on close); a few rounds, then the rest goes through the inbox. */
+static void process_own_outbox(worker_t *w)
+{
+    struct outbox *o = &w->outbox[w->index];
+    for (int round = 0; round < 4 && o->n > 0; round++) {
+        inbox_item_t *items = o->v;
+        size_t n = o->n;
+        o->v = NULL;
+        o->n = o->cap = 0;
+        process_items(w, items, n);
+        free(items);
     }
 }
 
@@ -406,6 +462,8 @@ static void *worker_main(void *arg)
                 next_sys = w->now + (int64_t)b->cfg.sys_interval * 1000;
             }
         }
+        process_own_outbox(w);
+        worker_send_outbox(w);
         flush_all(w);
     }
     /* Shutdown: close every connection (wills of clients that did not disconnect are published as
@@ -414,6 +472,8 @@ static void *worker_main(void *arg)
         if (w->conns[fd])
             conn_close(w->conns[fd], "broker shutting down");
     }
+    process_own_outbox(w);
+    worker_send_outbox(w);
     flush_all(w);
     return NULL;
 }
@@ -469,6 +529,7 @@ int worker_init(worker_t *w, broker_t *b, int index, char *err, size_t errlen)
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_EVENTFD};
     epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &ev);
     sub_result_init(&w->match);
+    w->outbox = xcalloc((size_t)b->n_workers, sizeof(*w->outbox));
     w->listen_fds = xcalloc((size_t)b->cfg.n_listeners + 1, sizeof(int));
     for (int i = 0; i < b->cfg.n_listeners; i++) {
         struct tombo_listener *l = &b->cfg.listeners[i];
@@ -506,6 +567,13 @@ void worker_free(worker_t *w)
             session_release(w->inbox[i].session);
     free(w->inbox);
     free(w->inbox_work);
+    for (int i = 0; w->outbox && i < w->b->n_workers; i++) {
+        for (size_t k = 0; k < w->outbox[i].n; k++)
+            if (w->outbox[i].v[k].kind == INBOX_FLUSH_SESSION)
+                session_release(w->outbox[i].v[k].session);
+        free(w->outbox[i].v);
+    }
+    free(w->outbox);
     free(w->conns);
     sub_result_free(&w->match);
     pthread_mutex_destroy(&w->inbox_lock);
