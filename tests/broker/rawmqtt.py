@@ -413,6 +413,14 @@ class Packet:
 
 # ---------------------------------------------------------------- a connection
 
+def _as_tuple(codes):
+    return codes if isinstance(codes, tuple) else (codes,)
+
+
+def _codes(codes):
+    return " or ".join("0x%02x" % c for c in _as_tuple(codes))
+
+
 class Client:
     """One TCP connection to the broker on 127.0.0.1:port. Every read is bounded by `timeout`
     seconds. `version` is the protocol level used to parse what the broker sends (set by
@@ -518,24 +526,28 @@ class Client:
             return self.buf.hex()
 
     def expect_disconnect(self, reason, timeout=None):
-        """Assert a DISCONNECT with `reason` arrives (v5) and the connection then closes."""
+        """Assert a DISCONNECT with `reason` (or one of a tuple of codes) arrives (v5) and the
+        connection then closes."""
+        want = _codes(reason)
         try:
             p = self.read_packet(timeout)
         except Closed:
-            raise AssertionError("connection closed without DISCONNECT 0x%02x" % reason)
-        assert p.type == DISCONNECT, "expected DISCONNECT 0x%02x, got %r" % (reason, p)
-        assert p.reason == reason, "expected DISCONNECT 0x%02x, got 0x%02x %r" % (reason, p.reason, p)
+            raise AssertionError("connection closed without DISCONNECT %s" % want)
+        assert p.type == DISCONNECT, "expected DISCONNECT %s, got %r" % (want, p)
+        assert p.reason in _as_tuple(reason), "expected DISCONNECT %s, got 0x%02x %r" % (want, p.reason, p)
         self.expect_closed(timeout)
         return p
 
     def expect_connack(self, reason, timeout=None):
-        """Assert a CONNACK with `reason` (v3 return code or v5 reason code) arrives."""
+        """Assert a CONNACK with `reason` (v3 return code or v5 reason code, or a tuple of
+        codes) arrives."""
+        want = _codes(reason)
         try:
             p = self.read_packet(timeout)
         except Closed:
-            raise AssertionError("connection closed without CONNACK 0x%02x" % reason)
-        assert p.type == CONNACK, "expected CONNACK 0x%02x, got %r" % (reason, p)
-        assert p.reason == reason, "expected CONNACK 0x%02x, got 0x%02x %r" % (reason, p.reason, p)
+            raise AssertionError("connection closed without CONNACK %s" % want)
+        assert p.type == CONNACK, "expected CONNACK %s, got %r" % (want, p)
+        assert p.reason in _as_tuple(reason), "expected CONNACK %s, got 0x%02x %r" % (want, p.reason, p)
         return p
 
     # -- well-behaved operations --

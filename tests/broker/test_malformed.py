@@ -16,6 +16,7 @@ and then that a second client connected before the bad input still publishes and
 that the broker process is alive. Cases are named after the spec statement they check.
 Reason codes where Mosquitto 2.0.11 differs from the spec are marked reference_differs.
 """
+import re
 import socket
 import time
 from collections import namedtuple
@@ -23,10 +24,13 @@ from collections import namedtuple
 import pytest
 
 import rawmqtt as r
+from conftest import is_reference
 from rawmqtt import V311, V5
 
 # ---------------------------------------------------------------- expectations
 
+# `reason` is one code, or a tuple of codes where the spec names none and the defect can be read
+# as either a Malformed Packet or a Protocol Error (the case says so).
 Disc = namedtuple("Disc", "reason")            # v5 DISCONNECT(reason), then closed
 Connack = namedtuple("Connack", "reason")      # CONNACK(reason), then closed
 MayConnack = namedtuple("MayConnack", "reason")  # optionally CONNACK(reason), then closed
@@ -52,8 +56,8 @@ def check_outcome(c, expect):
             return
         except TimeoutError:
             raise AssertionError("connection still open after %.1fs" % c.timeout)
-        assert p.type == r.CONNACK and p.reason == expect.reason, \
-            "expected close, or CONNACK 0x%02x then close; got %r" % (expect.reason, p)
+        assert p.type == r.CONNACK and p.reason in r._as_tuple(expect.reason), \
+            "expected close, or CONNACK %s then close; got %r" % (r._codes(expect.reason), p)
         c.expect_closed()
     else:
         c.expect_closed()
@@ -114,10 +118,32 @@ def witness(broker):
 def bad_client(broker, version, connect=True, **connect_kw):
     """A raw connection; with connect=True it has completed a CONNECT at `version` first."""
     c = r.Client(broker.port, version=version)
+    c.client_id = None
     if connect:
-        ack = c.connect(version, client_id=connect_kw.pop("client_id", unique("bad")), **connect_kw)
+        c.client_id = connect_kw.pop("client_id", unique("bad"))
+        ack = c.connect(version, client_id=c.client_id, **connect_kw)
         assert ack.reason == 0, ack
     return c
+
+
+# A log line that says why a connection was closed (issue 2, item 5).
+WHY = re.compile(r"disconnect|malformed|protocol|invalid|error|too large|exceeded|refused|reject|unsupported"
+                 r"|clos", re.I)
+
+
+def assert_logged_why(broker, log_start, client_id):
+    """Within 2 s, the broker log written after offset `log_start` has a line saying why the bad
+    connection was closed; after a CONNECT that line names the client id."""
+    deadline = time.monotonic() + 2.0
+    while True:
+        new = broker.log()[log_start:]
+        for line in new.splitlines():
+            if WHY.search(line) and (client_id is None or client_id in line):
+                return line
+        if time.monotonic() > deadline:
+            raise AssertionError("no log line saying why %s was disconnected; log since the bad input:\n%s"
+                                 % (client_id or "the connection", new[-2000:]))
+        time.sleep(0.05)
 
 
 # ---------------------------------------------------------------- byte snippets
@@ -150,6 +176,8 @@ NODISC = "Mosquitto closes without the DISCONNECT the spec says SHOULD be sent (
 IGNORES_FLAGS = "Mosquitto does not check the reserved flags of this packet type"
 IGNORES_TRAILING = "Mosquitto ignores bytes after the end of this packet"
 RC81 = "Mosquitto sends 0x81 where the spec names a Protocol Error (0x82)"
+# The spec says MUST NOT but names no reason code: Malformed Packet or Protocol Error both fit.
+EITHER = (r.MALFORMED_PACKET, r.PROTOCOL_ERROR)
 
 # ---------------------------------------------------------------- the table
 # Each case: (id, version of the bad client, CONNECT first?, bytes to send, expectation)
@@ -267,7 +295,7 @@ CASES = [
     case("[MQTT-3.3.1-4] v3.1.1 PUBLISH QoS 3", V311, True,
          r.publish("a/b", b"x", flags=0x06, packet_id=1, version=V311), CLOSE),
     case("[MQTT-3.3.1-2] PUBLISH QoS 0 with DUP", V5, True, r.publish("a/b", b"x", flags=0x08),
-         Disc(r.MALFORMED_PACKET),
+         Disc(EITHER),
          differs="Mosquitto accepts DUP on QoS 0"),
     case("[MQTT-3.3.1-2] v3.1.1 PUBLISH QoS 0 with DUP", V311, True,
          r.publish("a/b", b"x", flags=0x08, version=V311), CLOSE,
@@ -281,7 +309,7 @@ CASES = [
          Disc(r.PROTOCOL_ERROR)),
     case("[MQTT-4.7.3-1] v3.1.1 empty topic", V311, True, r.publish("", b"x", version=V311), CLOSE),
     case("[MQTT-2.2.1-3] PUBLISH QoS 1 with packet id 0", V5, True, r.publish("a/b", b"x", qos=1, packet_id=0),
-         Disc(r.PROTOCOL_ERROR)),
+         Disc(EITHER)),
     case("[MQTT-2.3.1-1] v3.1.1 PUBLISH QoS 2 with packet id 0", V311, True,
          r.publish("a/b", b"x", qos=2, packet_id=0, version=V311), CLOSE),
 
@@ -322,7 +350,7 @@ CASES = [
     case("[MQTT-3.1.2-1] protocol name 'MQTX'", V5, False, r.connect(V5, client_id="n", protocol_name="MQTX"),
          MayConnack(r.UNSUPPORTED_PROTOCOL_VERSION)),
     case("[MQTT-3.1.2-1] v3.1.1 protocol name 'mqtt'", V311, False,
-         r.connect(V311, client_id="n", protocol_name="mqtt"), CLOSE),
+         r.connect(V311, client_id="n", protocol_name="mqtt"), MayConnack(r.RC3_BAD_PROTOCOL)),
     case("[MQTT-3.1.2-2] protocol level 6", V311, False, r.connect(6, client_id="n"), Connack(r.RC3_BAD_PROTOCOL)),
     case("[MQTT-3.1.2-2] protocol level 2", V311, False, r.connect(2, client_id="n"), Connack(r.RC3_BAD_PROTOCOL)),
     case("[MQTT-3.1.2-2] protocol name 'MQTT' with level 3", V311, False,
@@ -406,7 +434,7 @@ CASES = [
          r.publish("a/b", b"ok\xff\xfe", properties=[("payload_format", 1)]), Disc(r.PAYLOAD_FORMAT_INVALID),
          differs="Mosquitto does not validate the payload format (a MAY in the spec; tombo does)"),
     case("[MQTT-3.3.2-14] Response Topic with a wildcard", V5, True,
-         r.publish("a/b", b"x", properties=[("response_topic", "r/#")]), Disc(r.PROTOCOL_ERROR),
+         r.publish("a/b", b"x", properties=[("response_topic", "r/#")]), Disc(EITHER),
          differs="Mosquitto accepts it"),
 
     # -- SUBSCRIBE / UNSUBSCRIBE
@@ -437,11 +465,9 @@ CASES = [
     case("[MQTT-4.8.2-1] shared subscription with empty share name", V5, True, r.subscribe(1, ["$share//a"]),
          Disc(r.TOPIC_FILTER_INVALID),
          differs="Mosquitto sends 0x81; the codec contract (packet.h) names TOPIC_FILTER_INVALID"),
-    case("[MQTT-2.2.1-3] SUBSCRIBE with packet id 0", V5, True, r.subscribe(0, ["a/b"]), Disc(r.PROTOCOL_ERROR),
-         differs=RC81),
+    case("[MQTT-2.2.1-3] SUBSCRIBE with packet id 0", V5, True, r.subscribe(0, ["a/b"]), Disc(EITHER)),
     case("[MQTT-2.2.1-3] UNSUBSCRIBE with packet id 0", V5, True, r.unsubscribe(0, ["a/b"]),
-         Disc(r.PROTOCOL_ERROR),
-         differs=RC81),
+         Disc(EITHER)),
     case("[MQTT-2.3.1-1] v3.1.1 SUBSCRIBE with packet id 0", V311, True, r.subscribe(0, ["a/b"], version=V311),
          CLOSE),
     case("[MQTT-3.8.2] Subscription Identifier 0", V5, True,
@@ -462,14 +488,25 @@ CASES = [
 ]
 
 
+# Mosquitto 2.0.11 logs no reason for these (it closes the connection silently); the log check
+# is left out for them under TOMBO_REFERENCE=mosquitto only.
+QUIET_REFERENCE = {
+    "[MQTT-2.2.2] CONNECT with Authentication Method twice",
+    "[MQTT-3.1.2] Session Expiry Interval twice",
+}
+
+
 @pytest.mark.parametrize("version,connect,data,expect", CASES)
-def test_bad_input(broker, witness, version, connect, data, expect):
+def test_bad_input(request, broker, witness, version, connect, data, expect):
     c = bad_client(broker, version, connect)
+    log_start = len(broker.log())
     try:
         c.send(data)
         check_outcome(c, expect)
     finally:
         c.close()
+    if not (is_reference() and request.node.callspec.id in QUIET_REFERENCE):
+        assert_logged_why(broker, log_start, c.client_id)
     witness.check()
 
 
@@ -527,11 +564,11 @@ def test_receive_maximum_exceeded(make_broker):
     ack = c.connect(V5, client_id=unique("rm"))
     assert ack.reason == 0
     rmax = ack.props.get("receive_max", 65535)
-    assert rmax == 5, "CONNACK Receive Maximum %r, config max_inflight_messages 5" % rmax
+    assert rmax <= 1000, "CONNACK Receive Maximum %r: too large to exceed in a test" % rmax
     for pid in range(1, rmax + 1):
         c.send(r.publish("rm/t", b"x", qos=2, packet_id=pid))
         rec = c.expect(r.PUBREC)
-        assert rec.packet_id == pid and rec.reason == 0
+        assert rec.packet_id == pid and rec.reason < 0x80, rec
     c.send(r.publish("rm/t", b"x", qos=2, packet_id=rmax + 1))
     c.expect_disconnect(r.RECEIVE_MAX_EXCEEDED)
     c.close()
