@@ -102,6 +102,8 @@ typedef struct pub_state {
     /* End-to-end window (max rate with subscribers): deliveries of this publisher's messages,
      * added by the subscribers' threads; the publisher stays within `window` messages of them. */
     _Atomic uint64_t delivered;
+    _Atomic int blocked;          /* set by the publisher when it waits on `delivered` */
+    struct bench_thread *owner;   /* woken through its eventfd when `delivered` moves */
     uint64_t e2e_base, blocked_since;
     uint64_t *ids;        /* QoS>0: bitmap of packet ids in flight (65536 bits) */
     uint64_t *rel;        /* QoS 2: ids whose PUBREC came (PUBREL sent) */
@@ -159,6 +161,8 @@ typedef struct bench_thread {
     int id;
     pthread_t tid;
     int ep;
+    int efd;              /* eventfd: another thread's subscriber unblocked one of our publishers */
+    uint64_t wake_mask;   /* threads to wake at the end of this turn */
     struct bench_run *run;
     conn_t *conns;        /* this thread's connections */
     uint32_t nconns;

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -335,8 +336,14 @@ static void on_publish(bench_thread_t *t, conn_t *c, const mqtt_packet_t *p, uin
         conn_fail(t, c, "out of memory", 0);
         return;
     }
-    if (r->e2e)
-        atomic_fetch_add_explicit(&r->pub_by_id[pub_id]->delivered, 1, memory_order_relaxed);
+    if (r->e2e) {
+        /* seq_cst pairs with the publisher's store of `blocked` then load of `delivered`, so a
+         * publisher that blocked is always either seen here or sees this delivery itself */
+        pub_state_t *ps = r->pub_by_id[pub_id];
+        atomic_fetch_add(&ps->delivered, 1);
+        if (ps->owner != t && atomic_load(&ps->blocked) && atomic_exchange(&ps->blocked, 0))
+            t->wake_mask |= 1ull << ps->owner->id;
+    }
     /* the window counts what arrives in it: throughput by receive time, latency of those */
     uint64_t m0 = atomic_load_explicit(&r->meas_start_ns, memory_order_relaxed);
     uint64_t m1 = atomic_load_explicit(&r->meas_end_ns, memory_order_relaxed);
@@ -577,6 +584,11 @@ static bool pub_generate(bench_thread_t *t, conn_t *c, uint64_t now)
         uint64_t got = atomic_load_explicit(&ps->delivered, memory_order_relaxed) + ps->e2e_base;
         limit = got / r->fan + ps->window;
         if (ps->seq >= limit) {
+            atomic_store(&ps->blocked, 1);
+            got = atomic_load(&ps->delivered) + ps->e2e_base;
+            limit = got / r->fan + ps->window;
+        }
+        if (ps->seq >= limit) {
             /* Blocked on the subscribers. A message the broker dropped never arrives, so after
              * 1 s without progress forgive the deficit (it is counted as lost at the end). */
             if (!ps->blocked_since) {
@@ -589,6 +601,7 @@ static bool pub_generate(bench_thread_t *t, conn_t *c, uint64_t now)
             return false;
         }
         ps->blocked_since = 0;
+        atomic_store_explicit(&ps->blocked, 0, memory_order_relaxed);
     }
     while (want && c->out_len - c->out_off < BENCH_OUT_HIGH) {
         if (qos && ps->inflight >= ps->window)
@@ -676,6 +689,12 @@ static void *thread_main(void *arg)
         now = bench_now_ns();
         for (int i = 0; i < n; i++) {
             conn_t *c = evs[i].data.ptr;
+            if (!c) { /* our eventfd */
+                uint64_t v;
+                if (read(t->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+                    conn_error(t, &t->conns[0], "eventfd read", errno);
+                continue;
+            }
             if (c->fd < 0)
                 continue;
             if (c->state == CS_CONNECTING) {
@@ -706,6 +725,13 @@ static void *thread_main(void *arg)
             t->dirty = c->next_dirty;
             c->dirty = false;
             conn_flush(t, c, now);
+        }
+        while (t->wake_mask) {
+            int k = __builtin_ctzll(t->wake_mask);
+            uint64_t one = 1;
+            t->wake_mask &= t->wake_mask - 1;
+            if (write(r->thr[k].efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+                conn_error(t, &t->conns[0], "eventfd write", errno);
         }
         keepalive_scan(t, now);
         publish_counters(t);
@@ -789,13 +815,18 @@ int engine_init(bench_run_t *r)
         t->id = i;
         t->run = r;
         t->ep = -1;
+        t->efd = -1;
         hist_init(&t->t.lat);
         t->nconns = r->nclients / (uint32_t)nt + ((uint32_t)i < r->nclients % (uint32_t)nt);
         t->conns = calloc(t->nconns ? t->nconns : 1, sizeof(conn_t));
         t->pubs = calloc(t->nconns ? t->nconns : 1, sizeof(conn_t *));
         t->rbuf = malloc(RBUF_SIZE);
         t->ep = epoll_create1(EPOLL_CLOEXEC);
-        if (!t->conns || !t->pubs || !t->rbuf || t->ep < 0)
+        t->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (!t->conns || !t->pubs || !t->rbuf || t->ep < 0 || t->efd < 0)
+            return -1;
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+        if (epoll_ctl(t->ep, EPOLL_CTL_ADD, t->efd, &ev) < 0)
             return -1;
     }
     r->fan = r->cfg.mode == MODE_PAIRS ? 1 : r->cfg.subs;
@@ -816,6 +847,7 @@ int engine_init(bench_run_t *r)
             if (pub_prepare(t, c) < 0)
                 return -1;
             t->pubs[t->npubs++] = c;
+            c->pub->owner = t;
             r->pub_by_id[c->pub->pub_id] = c->pub;
         }
     }
@@ -837,6 +869,8 @@ void engine_free(bench_run_t *r)
             free(t->rbuf);
             if (t->ep >= 0)
                 close(t->ep);
+            if (t->efd >= 0)
+                close(t->efd);
         }
     }
     free(r->thr);

@@ -138,7 +138,7 @@ static int parse_args(int argc, char **argv, bench_cfg_t *c)
             if (parse_num("-V", optarg, 3, 5, &v)) return -1;
             c->version = (int)v;
             break;
-        case 'T': if (parse_num("-T", optarg, 1, 256, &v)) return -1; c->threads = (int)v; break;
+        case 'T': if (parse_num("-T", optarg, 1, 64, &v)) return -1; c->threads = (int)v; break;
         case O_WARMUP: if (parse_num("--warmup", optarg, 0, 1e6, &v)) return -1; c->warmup = v; break;
         case O_DRAIN: if (parse_num("--drain", optarg, 0, 1e6, &v)) return -1; c->drain = v; break;
         case O_JSON: c->json = optarg ? optarg : "-"; break;
