@@ -110,7 +110,7 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
         pthread_mutex_lock(&s->lock);
         int oldw = s->conn ? s->worker : -1;
         uint64_t oldid = s->conn_id;
-        int oldfd = s->conn ? s->conn->fd : -1;
+        int oldfd = s->conn ? s->conn_fd : -1;
         msg_t *oldwill = s->will;
         s->will = NULL;
         s->conn = NULL;
@@ -136,7 +136,7 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
     pthread_mutex_lock(&s->lock);
     if (s->conn) {
         /* Session takeover [MQTT-3.1.4-3]: the old connection gets DISCONNECT 0x8E and is closed. */
-        inbox_item_t it = {.kind = INBOX_KICK_CONN, .rc = MQTT_RC_SESSION_TAKEN_OVER, .fd = s->conn->fd,
+        inbox_item_t it = {.kind = INBOX_KICK_CONN, .rc = MQTT_RC_SESSION_TAKEN_OVER, .fd = s->conn_fd,
                            .conn_id = s->conn_id};
         int oldw = s->worker;
         s->conn = NULL;
@@ -157,6 +157,7 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
     s->conn = c;
     s->worker = w->index;
     s->conn_id = c->id;
+    s->conn_fd = c->fd;
     s->version = c->version;
     s->expiry = expiry;
     s->expire_at = 0;

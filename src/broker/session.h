@@ -62,7 +62,8 @@ typedef struct session {
     /* --- guarded by lock --- */
     struct conn *conn;  /* attached connection, or NULL while offline */
     int worker;         /* worker owning `conn` */
-    uint64_t conn_id;   /* id of `conn` (to address it across threads) */
+    uint64_t conn_id;   /* id and fd of `conn`, to address it across threads without touching it */
+    int conn_fd;
     uint8_t version;    /* protocol level of the last connection */
     uint8_t flush_pending; /* already in its worker's flush list */
     uint8_t ended;      /* removed from the registry; deliveries are dropped */
