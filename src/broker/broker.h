@@ -22,8 +22,10 @@ typedef struct inbox_item {
     session_t *session; /* FLUSH: one reference */
 } inbox_item_t;
 
-/* Keepalive timer wheel: one slot per second. */
-#define WHEEL_SLOTS 64
+/* Keepalive timer wheel: 256 slots of 250 ms (a 64 s horizon; later deadlines are re-slotted when
+ * their slot comes round). */
+#define WHEEL_SLOTS 256
+#define WHEEL_TICK_MS 250
 
 typedef struct worker {
     struct broker *b;
@@ -45,7 +47,7 @@ typedef struct worker {
     uint64_t next_conn_id;
     conn_t *flush_list; /* connections with output to write this turn */
     conn_t *wheel[WHEEL_SLOTS];
-    int64_t wheel_now;  /* seconds: last slot processed */
+    int64_t wheel_now;  /* ticks (now / WHEEL_TICK_MS): last slot processed */
     int64_t now;        /* ms, refreshed each loop turn */
     sub_result_t match; /* reused for every PUBLISH this worker routes */
     struct outbox {     /* items for worker i, sent at the end of the turn */

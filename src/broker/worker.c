@@ -116,10 +116,10 @@ void wheel_schedule(conn_t *c)
     int64_t d = conn_deadline(c);
     if (d == 0)
         return;
-    int64_t sec = d / 1000 + 1;
-    if (sec <= w->wheel_now)
-        sec = w->wheel_now + 1;
-    uint32_t slot = (uint32_t)(sec % WHEEL_SLOTS);
+    int64_t tick = d / WHEEL_TICK_MS + 1;
+    if (tick <= w->wheel_now)
+        tick = w->wheel_now + 1;
+    uint32_t slot = (uint32_t)(tick % WHEEL_SLOTS);
     c->tw_slot = slot;
     c->tw_next = w->wheel[slot];
     if (c->tw_next)
@@ -130,10 +130,8 @@ void wheel_schedule(conn_t *c)
 
 static void wheel_tick(worker_t *w)
 {
-    int64_t now_sec = w->now / 1000;
-    if (w->wheel_now == 0)
-        w->wheel_now = now_sec;
-    while (w->wheel_now < now_sec) {
+    int64_t now_tick = w->now / WHEEL_TICK_MS;
+    while (w->wheel_now < now_tick) {
         w->wheel_now++;
         uint32_t slot = (uint32_t)(w->wheel_now % WHEEL_SLOTS);
         conn_t *list = w->wheel[slot];
@@ -434,8 +432,9 @@ static void *worker_main(void *arg)
     struct epoll_event evs[256];
     int64_t next_sys = 0;
     w->now = now_ms();
+    w->wheel_now = w->now / WHEEL_TICK_MS;
     while (!atomic_load(&b->stop)) {
-        int n = epoll_wait(w->epfd, evs, 256, 250);
+        int n = epoll_wait(w->epfd, evs, 256, WHEEL_TICK_MS);
         w->now = now_ms();
         for (int i = 0; i < n; i++) {
             uint64_t tag = evs[i].data.u64;
