@@ -270,6 +270,13 @@ CASES = [
          r.packet(r.PUBLISH, 0, r.utf8("a/b") + b"\x80\x80\x80\x80\x00"), Disc(r.MALFORMED_PACKET)),
     case("[MQTT-2.2.2] property value cut short", V5, True,
          r.packet(r.PUBLISH, 0, r.utf8("a/b") + r.varint(3) + b"\x02\x00\x00"), Disc(r.MALFORMED_PACKET)),
+    case("[MQTT-3.8.3] SUBSCRIBE filter length beyond the packet", V5, True,
+         r.packet(r.SUBSCRIBE, 2, r.u16(1) + b"\x00" + r.u16(200) + b"a/b\x00"), Disc(r.MALFORMED_PACKET)),
+    case("[MQTT-1.5.5] Subscription Identifier varint of 5 bytes", V5, True,
+         r.subscribe(1, ["a/b"], properties=b"\x0b\x80\x80\x80\x80\x01"), Disc(r.MALFORMED_PACKET)),
+    case("[MQTT-3.1.3] will payload length beyond the packet", V5, False,
+         r.packet(r.CONNECT, 0, connect_body_v5(0x02 | 0x04, r.utf8("n") + b"\x00" + r.utf8("w/t") + r.u16(99) + b"x")),
+         MayConnack(r.MALFORMED_PACKET)),
     case("[MQTT-3.12] trailing bytes after PINGREQ", V5, True, r.packet(r.PINGREQ, 0, b"\x00"),
          Disc(r.MALFORMED_PACKET),
          differs=IGNORES_TRAILING),
@@ -482,7 +489,18 @@ CASES = [
     case("[MQTT-3.10.3-2] v3.1.1 UNSUBSCRIBE with no filters", V311, True, r.unsubscribe(1, [], version=V311),
          CLOSE),
 
+    case("[MQTT-2.2.1-3] PUBLISH QoS 2 with packet id 0", V5, True, r.publish("a/b", b"x", qos=2, packet_id=0),
+         Disc(EITHER)),
+    case("[MQTT-4.8.2-2] shared subscription without a filter", V5, True, r.subscribe(1, ["$share/g"]),
+         Disc(r.TOPIC_FILTER_INVALID),
+         differs="Mosquitto sends 0x81; the codec contract (packet.h) names TOPIC_FILTER_INVALID"),
+    case("[MQTT-4.8.2-2] share name with a wildcard", V5, True, r.subscribe(1, ["$share/g+/a"]),
+         Disc(r.TOPIC_FILTER_INVALID),
+         differs="Mosquitto sends 0x81; the codec contract (packet.h) names TOPIC_FILTER_INVALID"),
+
     # -- DISCONNECT from the client
+    case("[MQTT-1.5.4-2] DISCONNECT Reason String with U+0000", V5, True,
+         r.disconnect(0, properties=[("reason_string", b"bye\x00")]), Disc(r.MALFORMED_PACKET), differs=NODISC),
     case("[MQTT-3.14.2] Session Expiry set on DISCONNECT after 0 on CONNECT", V5, True,
          r.disconnect(0, properties=[("session_expiry", 30)]), Disc(r.PROTOCOL_ERROR)),
 ]
@@ -687,3 +705,88 @@ def test_control_well_formed_packets_are_accepted(broker):
     v3.ping()
     v3.disconnect()
     sub.disconnect()
+
+
+def test_control_byte_by_byte(broker, witness):
+    """Control: well-formed packets that arrive one byte at a time are accepted (the broker
+    reassembles; a short read is never taken for a malformed packet)."""
+    c = r.Client(broker.port)
+    data = (r.connect(V5, client_id=unique("slow"), properties=[("user", ("k", "v"))])
+            + r.publish(witness.topic, b"byte by byte", qos=1, packet_id=9,
+                        properties=[("content_type", "text/plain")]))
+    for i in range(len(data)):
+        c.send(data[i:i + 1])
+        time.sleep(0.002)
+    assert c.expect(r.CONNACK).reason == 0
+    assert c.expect(r.PUBACK).packet_id == 9
+    got = witness.c.expect(r.PUBLISH)
+    assert got.payload == b"byte by byte"
+    witness.c.send(r.ack(r.PUBACK, got.packet_id))
+    c.disconnect()
+    witness.check()
+
+
+def test_valid_packet_before_bad_one_in_same_segment(broker, witness):
+    """[MQTT-4.13.1-1] A valid PUBLISH and a malformed packet in one TCP segment: the PUBLISH is
+    processed (delivered), then the connection is closed with DISCONNECT 0x81."""
+    c = bad_client(broker, V5)
+    c.send(r.publish(witness.topic, b"first", qos=0) + r.publish("a/b", b"x", flags=0x06, packet_id=1))
+    c.expect_disconnect(r.MALFORMED_PACKET)
+    c.close()
+    got = witness.c.expect(r.PUBLISH)
+    assert got.payload == b"first"
+    if got.qos:
+        witness.c.send(r.ack(r.PUBACK, got.packet_id))
+    witness.check()
+
+
+@pytest.mark.parametrize("version", [V311, V5], ids=["mqttv311", "mqttv5"])
+def test_nothing_processed_after_malformed_packet(broker, witness, version):
+    """[MQTT-4.13.1-1] Bytes after a malformed packet are not processed: a PUBLISH that follows
+    a QoS 3 PUBLISH in the same segment never reaches the subscriber."""
+    c = bad_client(broker, version)
+    c.send(r.publish("a/b", b"x", flags=0x06, packet_id=1, version=version)
+           + r.publish(witness.topic, b"must not arrive", version=version))
+    if version == V5:
+        c.expect_disconnect(r.MALFORMED_PACKET)
+    else:
+        c.expect_closed()
+    c.close()
+    witness.check()   # reads exactly PUBACK + its own PUBLISH: a stray delivery would fail it
+
+
+@pytest.mark.parametrize("version", [V311, V5], ids=["mqttv311", "mqttv5"])
+def test_nothing_processed_after_rejected_connect(broker, witness, version):
+    """[MQTT-3.1.4-6] If the Server rejects the CONNECT it MUST NOT process any data sent after
+    it: a PUBLISH right behind a CONNECT with an unsupported protocol level is not delivered."""
+    c = r.Client(broker.port, version=V311)
+    c.send(r.connect(6, client_id=unique("rej")) + r.publish(witness.topic, b"must not arrive", version=version))
+    check_outcome(c, Connack(r.RC3_BAD_PROTOCOL))
+    c.close()
+    witness.check()
+
+
+@pytest.mark.parametrize("version", [V311, V5], ids=["mqttv311", "mqttv5"])
+def test_message_size_limit(make_broker, version):
+    """A payload over message_size_limit (Mosquitto's meaning) is dropped and the connection
+    kept: QoS 0 silently; QoS 1 acknowledged (v5 with a PUBACK failure code, which must be one
+    of the PUBACK Reason Codes [MQTT-3.4.2-1]). Subscribers get nothing; smaller messages pass."""
+    if version == V5 and is_reference():
+        pytest.skip("reference_differs: Mosquitto answers PUBACK 0x95, which is not a PUBACK Reason Code")
+    broker = make_broker("allow_anonymous true\nmessage_size_limit 100\n")
+    w = Witness(broker)
+    c = r.connected(broker.port, version, client_id=unique("msl"))
+    c.send(r.publish(w.topic, b"x" * 200, version=version))
+    ack = c.publish(w.topic, b"y" * 200, qos=1)
+    assert ack.packet_id is not None
+    if version == V5:
+        assert ack.reason in (0x80, 0x83, 0x97), ack   # PUBACK codes for "not accepted"
+    c.ping()
+    assert c.publish(w.topic, b"small", qos=1).reason < 0x80
+    got = w.c.expect(r.PUBLISH)
+    assert got.payload == b"small", "an oversize message was delivered: %r" % got
+    if got.qos:
+        w.c.send(r.ack(r.PUBACK, got.packet_id))
+    c.disconnect()
+    w.check()
+    w.close()
