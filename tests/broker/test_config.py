@@ -197,3 +197,26 @@ def test_allow_anonymous_false_refuses_anonymous(make_broker):
     p = r.connect(unique_id(), expect_reason=None)
     assert p.reason == 0x87
     r.closed()
+
+
+def test_log_dest_file(make_broker):
+    """log_dest file PATH with log_type all: the broker writes its log lines (with a client's
+    connection, naming its client id) to PATH."""
+    d = tempfile.mkdtemp()
+    os.chmod(d, 0o777)     # mosquitto started as root drops to user mosquitto before logging
+    path = os.path.join(d, "broker.log")
+    b = make_broker("allow_anonymous true\nlog_dest file %s\nlog_type all\n" % path)
+    cid = unique_id("logged")
+    c = PahoClient(b, client_id=cid)
+    c.connect()
+    c.disconnect()
+    deadline = time.time() + 5
+    text = ""
+    while time.time() < deadline:
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+            if cid in text:
+                break
+        time.sleep(0.1)
+    assert cid in text, text[-2000:]

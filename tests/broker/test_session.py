@@ -230,3 +230,33 @@ def test_message_size_limit_v5_puback_reports_failure(make_broker):
     pub.connect()
     assert flush(pub, sub) == []
     r.disconnect(0)
+
+
+def test_max_queued_bytes_limits_offline_queue(make_broker):
+    """max_queued_bytes 500 (mosquitto.conf meaning): an offline session queues QoS 1 payloads up to
+    about 500 bytes (100-byte payloads: a handful, not all 30); what is delivered is in order."""
+    b = make_broker("allow_anonymous true\nmax_queued_bytes 500\nmax_queued_messages 0\n"
+                    "max_inflight_messages 1\n")
+    cid = unique_id("mqb")
+    r = Raw(b, version=4)
+    r.connect(cid, clean=False)
+    r.subscribe(1, [("mqb/t", 1)])
+    r.disconnect()
+    pub = PahoClient(b)
+    pub.connect()
+    for i in range(30):
+        pub.publish("mqb/t", b"%03d" % i + b"." * 97, 1)
+    pub.disconnect()
+    r = Raw(b, version=4)
+    assert r.connect(cid, clean=False).session_present
+    got = []
+    while True:
+        try:
+            p = r.recv(1.0)
+        except AssertionError:
+            break
+        got.append(int(p.payload[:3]))
+        r.ack(PUBACK, p.pid)
+    r.disconnect()
+    assert 4 <= len(got) <= 7, got
+    assert got == sorted(got)
