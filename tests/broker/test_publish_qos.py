@@ -335,3 +335,55 @@ def test_mqtt_3_3_1_2_qos0_never_has_dup(broker):
     assert p.qos == 0 and not p.dup and p.payload == b"\x00\x01zero"
     pub.disconnect()
     r.disconnect()
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_mqtt_4_4_0_1_qos2_publish_resent_with_dup_before_pubrec(broker, version):
+    """[MQTT-4.4.0-1] [MQTT-3.3.1-1] A QoS 2 PUBLISH the client never acknowledged is resent on
+    reconnect with DUP 1 and its Packet Identifier; completing that flow ends it: nothing more is
+    resent on the next reconnect."""
+    cid = unique_id("q2dup")
+    props = [(0x11, 300)] if version == 5 else None
+    r = Raw(broker, version=version)
+    r.connect(cid, clean=False, props=props)
+    r.subscribe(1, [("q2dup/t", 2)])
+    pub = PahoClient(broker)
+    pub.connect()
+    pub.publish("q2dup/t", b"two", 2)
+    p = r.recv_type(PUBLISH)
+    assert p.qos == 2 and not p.dup
+    r.close()                          # no PUBREC
+    r = Raw(broker, version=version)
+    assert r.connect(cid, clean=False, props=props).session_present
+    p2 = r.recv_type(PUBLISH)
+    assert p2.dup and p2.pid == p.pid and p2.payload == b"two"
+    r.ack(PUBREC, p2.pid)
+    assert r.recv_type(PUBREL).pid == p2.pid
+    r.ack(PUBCOMP, p2.pid)
+    r.disconnect(0 if version == 5 else None)
+    r = Raw(broker, version=version)
+    assert r.connect(cid, clean=False, props=props).session_present
+    try:
+        extra = r.recv(0.5)
+    except AssertionError:
+        extra = None
+    assert extra is None, "completed flow resent: %r" % extra
+    r.disconnect(0 if version == 5 else None)
+    pub.disconnect()
+
+
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_mqtt_v31_publish_subscribe(broker, qos):
+    """MQTT 3.1 (MQIsdp): a paho MQTTv31 subscriber and publisher exchange messages at QoS 0..2."""
+    from clients import V31
+    sub = PahoClient(broker, protocol=V31)
+    sub.connect()
+    assert sub.subscribe("v31/t", qos) == [qos]
+    pub = PahoClient(broker, protocol=V31)
+    pub.connect()
+    for i in range(5):
+        pub.publish("v31/t", b"%d" % i, qos)
+    got = sub.get_n(5)
+    assert [(m.payload, m.qos) for m in got] == [(b"%d" % i, qos) for i in range(5)]
+    pub.disconnect()
+    sub.disconnect()

@@ -326,3 +326,27 @@ def test_v5_connack_properties(broker):
     assert c.prop("retain_available", 1) in (0, 1)
     assert 0 <= c.prop("topic_alias_maximum", 0) <= 65535
     r.disconnect(0)
+
+
+def test_mqtt_4_12_0_1_unsupported_authentication_method_refused(broker):
+    """[MQTT-4.12.0-1] A CONNECT with an Authentication Method the Server does not support is refused
+    with CONNACK 0x8C (Bad authentication method) or 0x87 (Not authorized), and closed."""
+    r = Raw(broker, version=5)
+    # CONNECT with an Authentication Method property (0x15), encoded by hand
+    body = s16("MQTT") + bytes([5, 0x02]) + struct.pack("!H", 60)
+    pl = b"\x15" + s16("NO-SUCH-METHOD-x1")
+    body += bytes([len(pl)]) + pl + s16(unique_id())
+    r.send(packet(1, 0, body))
+    c = r.recv()
+    assert c.type == 2 and c.reason in (0x8C, 0x87), c
+    r.closed()
+
+
+def test_mqtt_4_12_0_6_no_auth_packet_without_authentication_method(broker):
+    """[MQTT-4.12.0-6] Without an Authentication Method in CONNECT, the Server sends no AUTH packet
+    and no Authentication Method in CONNACK."""
+    r = Raw(broker, version=5)
+    c = r.connect(unique_id())
+    assert all(pid != 0x15 for pid, _ in c.props)
+    r.subscribe(1, [("auth/t", 0)])
+    r.disconnect(0)
