@@ -5,7 +5,10 @@
 set -euo pipefail
 want=(cmake make gcc pkg-config libssl-dev libsqlite3-dev)
 if [ "${1:-build}" = test ]; then
-  want+=(clang libclang-rt-14-dev mosquitto mosquitto-clients python3-paho-mqtt python3-pytest nodejs npm)
+  want+=(clang libclang-rt-14-dev mosquitto mosquitto-clients python3-paho-mqtt python3-pytest)
+  # Node.js may come from another packaging that bundles npm (Debian's npm would conflict with it).
+  command -v node >/dev/null || want+=(nodejs)
+  command -v npm >/dev/null || want+=(npm)
 fi
 missing=()
 for p in "${want[@]}"; do
