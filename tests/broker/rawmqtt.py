@@ -413,12 +413,14 @@ class Packet:
 
 # ---------------------------------------------------------------- a connection
 
-def _as_tuple(codes):
+def as_codes(codes):
+    """A reason code or a tuple of codes, as a tuple."""
     return codes if isinstance(codes, tuple) else (codes,)
 
 
-def _codes(codes):
-    return " or ".join("0x%02x" % c for c in _as_tuple(codes))
+def codes_text(codes):
+    """Text for one code or a tuple of codes: '0x81' or '0x81 or 0x82'."""
+    return " or ".join("0x%02x" % c for c in as_codes(codes))
 
 
 class Client:
@@ -528,26 +530,26 @@ class Client:
     def expect_disconnect(self, reason, timeout=None):
         """Assert a DISCONNECT with `reason` (or one of a tuple of codes) arrives (v5) and the
         connection then closes."""
-        want = _codes(reason)
+        want = codes_text(reason)
         try:
             p = self.read_packet(timeout)
         except Closed:
             raise AssertionError("connection closed without DISCONNECT %s" % want)
         assert p.type == DISCONNECT, "expected DISCONNECT %s, got %r" % (want, p)
-        assert p.reason in _as_tuple(reason), "expected DISCONNECT %s, got 0x%02x %r" % (want, p.reason, p)
+        assert p.reason in as_codes(reason), "expected DISCONNECT %s, got 0x%02x %r" % (want, p.reason, p)
         self.expect_closed(timeout)
         return p
 
     def expect_connack(self, reason, timeout=None):
         """Assert a CONNACK with `reason` (v3 return code or v5 reason code, or a tuple of
         codes) arrives."""
-        want = _codes(reason)
+        want = codes_text(reason)
         try:
             p = self.read_packet(timeout)
         except Closed:
             raise AssertionError("connection closed without CONNACK %s" % want)
         assert p.type == CONNACK, "expected CONNACK %s, got %r" % (want, p)
-        assert p.reason in _as_tuple(reason), "expected CONNACK %s, got 0x%02x %r" % (want, p.reason, p)
+        assert p.reason in as_codes(reason), "expected CONNACK %s, got 0x%02x %r" % (want, p.reason, p)
         return p
 
     # -- well-behaved operations --
