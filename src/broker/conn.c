@@ -103,9 +103,27 @@ void conn_free_aliases(conn_t *c)
     }
 }
 
-bool conn_send_publish(conn_t *c, const msg_t *m, uint8_t qos, uint8_t retain, uint8_t dup, uint16_t id,
+bool conn_send_publish(conn_t *c, msg_t *m, uint8_t qos, uint8_t retain, uint8_t dup, uint16_t id,
                        const uint32_t *ids, uint32_t n_ids)
 {
+    if (c->state == CONN_CLOSED)
+        return false;
+    /* The common case: bytes shared with every receiver of the same class, packet id patched. */
+    if (!dup && (c->version != MQTT_V5 || (n_ids == 0 && !m->has_expiry && c->topic_alias_max_out == 0))) {
+        const msg_enc_t *e = msg_encoded(m, c->version, qos, retain);
+        if (c->max_packet_out && e->len > c->max_packet_out)
+            return false;
+        uint8_t *dst = buf_reserve(&c->out, e->len);
+        memcpy(dst, e->bytes, e->len);
+        if (qos) {
+            dst[e->id_off] = (uint8_t)(id >> 8);
+            dst[e->id_off + 1] = (uint8_t)id;
+        }
+        buf_commit(&c->out, e->len);
+        conn_want_flush(c);
+        atomic_fetch_add_explicit(&c->w->msgs_out, 1, memory_order_relaxed);
+        return true;
+    }
     mqtt_packet_t p;
     memset(&p, 0, sizeof(p));
     p.type = MQTT_PUBLISH;

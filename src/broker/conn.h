@@ -65,7 +65,7 @@ void conn_want_flush(conn_t *c);
  * false) when it exceeds the client's Maximum Packet Size. */
 bool conn_send(conn_t *c, const mqtt_packet_t *p);
 /* Encode a PUBLISH of msg for this connection. */
-bool conn_send_publish(conn_t *c, const msg_t *m, uint8_t qos, uint8_t retain, uint8_t dup, uint16_t id,
+bool conn_send_publish(conn_t *c, msg_t *m, uint8_t qos, uint8_t retain, uint8_t dup, uint16_t id,
                        const uint32_t *ids, uint32_t n_ids);
 
 /* Packet handlers (handle_*.c), called by the dispatcher in conn.c. Each returns MQTT_RC_SUCCESS or

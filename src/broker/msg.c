@@ -28,6 +28,8 @@ msg_t *msg_new(mqtt_bytes_t topic, mqtt_bytes_t payload, uint8_t qos, uint8_t re
     uint32_t rawlen = props ? props->raw.len : 0;
     msg_t *m = xmalloc(sizeof(*m) + topic.len + payload.len + rawlen + 1);
     atomic_init(&m->refs, 1);
+    for (int i = 0; i < MSG_ENC_CLASSES; i++)
+        atomic_init(&m->enc[i], NULL);
     m->qos = qos;
     m->retain = retain;
     m->has_expiry = 0;
@@ -67,8 +69,40 @@ msg_t *msg_new(mqtt_bytes_t topic, mqtt_bytes_t payload, uint8_t qos, uint8_t re
 
 void msg_release(msg_t *m)
 {
-    if (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
+    if (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
+        for (int i = 0; i < MSG_ENC_CLASSES; i++)
+            free(atomic_load_explicit(&m->enc[i], memory_order_relaxed));
         free(m);
+    }
+}
+
+const msg_enc_t *msg_encoded(msg_t *m, uint8_t version, uint8_t qos, uint8_t retain)
+{
+    int cls = (version == MQTT_V5 ? 6 : 0) + qos * 2 + (retain ? 1 : 0);
+    msg_enc_t *e = atomic_load_explicit(&m->enc[cls], memory_order_acquire);
+    if (e)
+        return e;
+    mqtt_packet_t p;
+    memset(&p, 0, sizeof(p));
+    p.type = MQTT_PUBLISH;
+    p.publish.qos = qos;
+    p.publish.retain = retain;
+    p.publish.topic = m->topic;
+    p.publish.payload = m->payload;
+    p.id = qos ? 1 : 0; /* any non-zero id: patched per receiver */
+    if (version == MQTT_V5)
+        p.props = m->props;
+    size_t n = mqtt_encoded_len(&p, version);
+    e = xmalloc(sizeof(*e) + n);
+    e->len = (uint32_t)mqtt_encode(&p, version, e->bytes);
+    e->id_off = qos ? (uint32_t)mqtt_publish_id_offset(&p, version) : 0;
+    msg_enc_t *expected = NULL;
+    if (!atomic_compare_exchange_strong_explicit(&m->enc[cls], &expected, e, memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        free(e); /* another worker encoded it first */
+        return expected;
+    }
+    return e;
 }
 
 uint32_t msg_expiry_left(const msg_t *m, int64_t now)

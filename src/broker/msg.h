@@ -16,8 +16,22 @@
      MQTT_HAS(MQTT_PROP_RESPONSE_TOPIC) | MQTT_HAS(MQTT_PROP_CORRELATION_DATA) |                     \
      MQTT_HAS(MQTT_PROP_USER_PROPERTY))
 
+/* One encoding of a message as a PUBLISH packet, with packet id 0 (patched per receiver). */
+typedef struct msg_enc {
+    uint32_t len;
+    uint32_t id_off; /* offset of the 2-byte packet identifier (qos > 0) */
+    uint8_t bytes[];
+} msg_enc_t;
+
+/* Encoding classes: protocol family (3.1/3.1.1 share a PUBLISH layout; 5.0 differs) x QoS x
+ * retain flag. */
+#define MSG_ENC_CLASSES (2 * 3 * 2)
+
 typedef struct msg {
     atomic_uint refs;
+    /* Encoded once per class on first use, shared by every receiver of that class; set with a
+     * compare-and-swap, so any worker may fill a slot, and freed with the message. */
+    _Atomic(msg_enc_t *) enc[MSG_ENC_CLASSES];
     uint8_t qos;       /* QoS it was published with */
     uint8_t retain;    /* retain flag it was published with */
     uint8_t has_expiry;
@@ -37,6 +51,10 @@ void msg_release(msg_t *m);
 /* Seconds of expiry left (>= 1 while not expired), or 0 when expired. Only meaningful if has_expiry. */
 uint32_t msg_expiry_left(const msg_t *m, int64_t now_ms);
 static inline int msg_expired(const msg_t *m, int64_t now_ms) { return m->has_expiry && now_ms >= m->expiry_at; }
+
+/* The shared encoding of m for a receiver at protocol `version` with this QoS and retain flag, with
+ * no per-receiver properties (subscription identifiers, topic alias, message expiry). */
+const msg_enc_t *msg_encoded(msg_t *m, uint8_t version, uint8_t qos, uint8_t retain);
 
 /* Monotonic clock in milliseconds. */
 int64_t now_ms(void);
