@@ -44,8 +44,11 @@ unit: asan
 fuzz-test: fuzz
 	@scripts/fuzz.sh build/fuzz $(FUZZ_SECONDS)
 
+# One pytest run per directory: each has its own conftest.py, imported by name by its tests.
+PYTEST_DIRS := tests/broker tests/client tests/bench
 pytest: asan
-	TOMBO_BUILD=$(CURDIR)/build/asan $(PY) -m pytest -q -p no:cacheprovider tests/broker tests/client tests/bench
+	@set -e; for d in $(PYTEST_DIRS); do echo "== pytest $$d"; \
+	  TOMBO_BUILD=$(CURDIR)/build/asan $(PY) -m pytest -q -p no:cacheprovider $$d; done
 
 tsan-test: tsan
 	TOMBO_BUILD=$(CURDIR)/build/tsan TOMBO_TSAN=1 $(PY) -m pytest -q -p no:cacheprovider -m tsan tests/broker
