@@ -65,6 +65,7 @@ typedef struct broker {
     worker_t *workers;
     int n_workers;
     atomic_int stop;
+    atomic_int reload;  /* SIGHUP: worker 0 reopens the log file */
     int64_t started_ms;
     time_t started_wall;
 

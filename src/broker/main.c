@@ -13,8 +13,11 @@ static broker_t *g_broker; /* only for the signal handler */
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    if (g_broker)
+    if (!g_broker)
+        return;
+    if (sig == SIGHUP)
+        atomic_store(&g_broker->reload, 1);
+    else
         atomic_store(&g_broker->stop, 1);
 }
 
@@ -51,6 +54,7 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     g_broker = &b;
 
     int rc = 1;
