@@ -31,6 +31,12 @@ int broker_init(broker_t *b)
     b->retained = retain_new(hold_msg, release_msg);
     if (!b->subs || !b->retained)
         return -1;
+    if (b->cfg.persistence) {
+        /* Said plainly rather than ignored: a user who asked for durability must know it is not
+         * there yet. */
+        log_printf(TLOG_WARNING, "Warning: persistence is not implemented in this version of tombo yet: sessions, "
+                                 "queued and retained messages are kept in memory only and lost on restart.");
+    }
     b->n_workers = b->cfg.threads > 0 ? b->cfg.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (b->n_workers < 1)
         b->n_workers = 1;
