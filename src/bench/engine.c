@@ -362,9 +362,9 @@ static void on_ack(bench_thread_t *t, conn_t *c, const mqtt_packet_t *p)
         conn_fail(t, c, "acknowledgement for a packet id not in flight", 0);
         return;
     }
-    if (p->reason >= 0x80)
+    if (p->reason >= 0x80) /* MQTT 5: the flow ends here, without PUBREL for a refused PUBREC */
         conn_error(t, c, "PUBLISH refused by the broker", 0);
-    if (p->type == MQTT_PUBREC) {
+    if (p->type == MQTT_PUBREC && p->reason < 0x80) {
         if (!(ps->rel[id >> 6] & bit)) {
             ps->rel[id >> 6] |= bit;
             mqtt_packet_t rel;

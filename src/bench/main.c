@@ -50,7 +50,7 @@ static void usage(FILE *f)
             "  --pending N     handshakes in progress per thread (64)\n"
             "  --connect-timeout SEC  (60)\n"
             "  --id-prefix S   client id prefix (tb)\n"
-            "  --json [FILE]   machine-readable summary to stdout (or FILE) instead of text\n"
+            "  --json[=FILE]   machine-readable summary to stdout (or FILE) instead of text\n"
             "  --plot FILE.svg latency distribution and rates over time\n"
             "  --quiet         no live line\n"
             "  --help\n",
