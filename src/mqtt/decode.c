@@ -315,7 +315,7 @@ static uint8_t sub_entry(rd_t *r, uint8_t version, mqtt_sub_t *e)
     return MQTT_RC_SUCCESS;
 }
 
-static uint8_t sub_entry_semantic(uint8_t version, const mqtt_sub_t *e)
+static uint8_t sub_entry_semantic(const mqtt_sub_t *e)
 {
     /* 5.0: "It is a Protocol Error if the Maximum QoS field has the value 3" and "... to send a Retain
      * Handling value of 3". */
@@ -326,7 +326,6 @@ static uint8_t sub_entry_semantic(uint8_t version, const mqtt_sub_t *e)
     /* [MQTT-3.8.3-4]: No Local on a shared subscription is a Protocol Error. */
     if (e->no_local && e->filter.len >= 7 && memcmp(e->filter.p, "$share/", 7) == 0)
         return MQTT_RC_PROTOCOL_ERROR;
-    (void)version;
     return MQTT_RC_SUCCESS;
 }
 
@@ -348,7 +347,7 @@ static uint8_t decode_subscribe(rd_t *r, uint8_t version, mqtt_packet_t *out)
             return rc;
         out->subscribe.count++;
         if (!semantic)
-            semantic = sub_entry_semantic(version, &e);
+            semantic = sub_entry_semantic(&e);
     }
     if (out->id == 0)
         return MQTT_RC_PROTOCOL_ERROR; /* [MQTT-2.2.1-3] */

@@ -10,9 +10,8 @@ typedef struct lens {
     size_t props, will_props;
 } lens_t;
 
-static size_t sub_list_len(const mqtt_packet_t *p, uint8_t version)
+static size_t sub_list_len(const mqtt_packet_t *p)
 {
-    (void)version;
     if (!p->subscribe.list)
         return p->subscribe.entries.len;
     size_t n = 0;
@@ -80,7 +79,7 @@ static size_t body_len(const mqtt_packet_t *p, uint8_t version, lens_t *l)
             return 3 + props_block(l->props);
         return p->reason ? 3 : 2;
     case MQTT_SUBSCRIBE:
-        return 2 + (v5 ? props_block(l->props = mqtt_props_len(&p->props)) : 0) + sub_list_len(p, version);
+        return 2 + (v5 ? props_block(l->props = mqtt_props_len(&p->props)) : 0) + sub_list_len(p);
     case MQTT_UNSUBSCRIBE:
         return 2 + (v5 ? props_block(l->props = mqtt_props_len(&p->props)) : 0) + unsub_list_len(p);
     case MQTT_SUBACK:
