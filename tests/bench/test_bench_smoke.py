@@ -126,10 +126,15 @@ def test_fanout(broker):
 
 def test_pub_then_sub_processes(broker):
     """`sub` and `pub` in two processes: the subscriber checks every publisher's sequence."""
-    sub = subprocess.Popen(bench_cmd(broker, "sub", "-c", "2", "-t", "smoke/%i", "-q", "1", "-d", "5",
-                                     "--warmup", "0", "--drain", "0"),
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(1.0)  # connected and subscribed long before the publisher starts
+    cmd = [a for a in bench_cmd(broker, "sub", "-c", "2", "-t", "smoke/%i", "-q", "1", "-d", "6",
+                                "--warmup", "0", "--drain", "0") if a != "--quiet"]
+    sub = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # the live line says "run" once every subscription is acknowledged
+    while True:
+        line = sub.stderr.readline()
+        assert line, "subscriber exited before subscribing"
+        if b"] run" in line:
+            break
     pub = bench(broker, "pub", "-c", "2", "-t", "smoke/%i", "-q", "1", "-r", "100", "-d", "1", "--warmup", "0")
     out, err = sub.communicate(timeout=30)
     assert sub.returncode == 0, err.decode(errors="replace")
