@@ -5,6 +5,7 @@
 #define TOMBO_BENCH_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -214,6 +215,8 @@ typedef struct bench_run {
 
 /* clock */
 uint64_t bench_now_ns(void);
+/* main.c: set by SIGINT / SIGTERM; the run then ends its window early and drains. */
+extern volatile sig_atomic_t bench_interrupted;
 
 /* scenarios.c: resolve publisher/subscriber counts for the mode (0, or -1 with a message). */
 int scenario_setup(bench_run_t *r);
@@ -228,9 +231,12 @@ bool scenario_expected(const bench_run_t *r, uint64_t sent_total, uint64_t *expe
 
 /* engine.c */
 int engine_init(bench_run_t *r);
-/* Run every phase (connect, run, drain, stop) and fill the results. 0 or -1. */
-int engine_run(bench_run_t *r);
 void engine_free(bench_run_t *r);
+/* One engine thread's loop (arg: its bench_thread_t); returns when the phase is PH_STOP. */
+void *engine_thread(void *arg);
+
+/* run.c: run every phase (connect, run, drain, stop) and fill the results. 0 or -1. */
+int engine_run(bench_run_t *r);
 
 /* Figures derived from a finished run, shared by the text and JSON reports. */
 typedef struct bench_result {

@@ -1,8 +1,8 @@
 /* engine.c -- tombo-bench's I/O engine: T threads, each with its own epoll and its own set of
  * connections. Each loop turn reads up to 64 KB per readable socket and decodes every packet in
  * it (shared codec), lets every publisher append the messages now due to its output buffer, and
- * flushes each connection that has output once. The main thread only moves the run through its
- * phases (connect, run, drain, stop) and samples counters once a second.
+ * flushes each connection that has output once. The main thread (run.c) only moves the run
+ * through its phases and samples counters once a second.
  *
  * Design: a connection is owned by one thread for life, so nothing on the message path is locked
  * or atomic; each thread publishes its counters with relaxed stores once per turn. A PUBLISH is
@@ -16,7 +16,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +33,6 @@
 #define MAX_PACKET (2 * BENCH_READ_SIZE - MQTT_MAX_HEADER)
 #define KEEPALIVE 60
 #define EVENTS 512
-
-extern volatile sig_atomic_t bench_interrupted;
 
 uint64_t bench_now_ns(void)
 {
@@ -671,7 +668,7 @@ static void keepalive_scan(bench_thread_t *t, uint64_t now)
     }
 }
 
-static void *thread_main(void *arg)
+void *engine_thread(void *arg)
 {
     bench_thread_t *t = arg;
     bench_run_t *r = t->run;
@@ -877,186 +874,4 @@ void engine_free(bench_run_t *r)
     free(r->pub_by_id);
     free(r->dst);
     free(r->samples);
-}
-
-/* ---- the main thread: phases and sampling ---- */
-
-typedef struct totals {
-    uint64_t sent, recv, distinct, done, inflight, errors, conns, subs_ready, handshakes;
-} totals_t;
-
-static void sum_live(const bench_run_t *r, totals_t *s)
-{
-    memset(s, 0, sizeof(*s));
-    for (int i = 0; i < r->cfg.threads; i++) {
-        const live_counters_t *l = &r->thr[i].live;
-        s->sent += atomic_load_explicit(&l->sent, memory_order_relaxed);
-        s->recv += atomic_load_explicit(&l->recv, memory_order_relaxed);
-        s->distinct += atomic_load_explicit(&l->distinct, memory_order_relaxed);
-        s->done += atomic_load_explicit(&l->done, memory_order_relaxed);
-        s->inflight += atomic_load_explicit(&l->inflight, memory_order_relaxed);
-        s->errors += atomic_load_explicit(&l->errors, memory_order_relaxed);
-        s->conns += atomic_load_explicit(&l->conns, memory_order_relaxed);
-        s->subs_ready += atomic_load_explicit(&l->subs_ready, memory_order_relaxed);
-        s->handshakes += atomic_load_explicit(&l->handshakes, memory_order_relaxed);
-    }
-}
-
-static bool all_drain_seen(const bench_run_t *r)
-{
-    for (int i = 0; i < r->cfg.threads; i++)
-        if (!atomic_load_explicit(&r->thr[i].live.drain_seen, memory_order_acquire))
-            return false;
-    return true;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-typedef struct sampler {
-    uint64_t t0, last_ns;
-    totals_t last;
-} sampler_t;
-
-/* Once a second: record a sample and print the live line. */
-static void sample_tick(bench_run_t *r, sampler_t *sm, int phase, bool force)
-{
-    uint64_t now = bench_now_ns();
-    if (!force && now - sm->last_ns < 1000000000ull)
-        return;
-    totals_t cur;
-    sum_live(r, &cur);
-    double dt = (double)(now - sm->last_ns) / 1e9;
-    if (dt <= 0)
-        return;
-    if (r->nsamples == r->samples_cap) {
-        uint32_t cap = r->samples_cap ? r->samples_cap * 2 : 64;
-        bench_sample_t *ns = realloc(r->samples, cap * sizeof(*ns));
-        if (!ns)
-            return;
-        r->samples = ns;
-        r->samples_cap = cap;
-    }
-    bench_sample_t *s = &r->samples[r->nsamples++];
-    s->t = (double)(now - sm->t0) / 1e9;
-    s->sent_rate = (double)(cur.sent - sm->last.sent) / dt;
-    s->recv_rate = (double)(cur.recv - sm->last.recv) / dt;
-    s->conns = cur.conns;
-    s->errors = cur.errors;
-    if (cur.conns > r->conns_peak)
-        r->conns_peak = cur.conns;
-    report_live(r, s, phase);
-    sm->last = cur;
-    sm->last_ns = now;
-}
-
-int engine_run(bench_run_t *r)
-{
-    const bench_cfg_t *cfg = &r->cfg;
-    sampler_t sm;
-    memset(&sm, 0, sizeof(sm));
-    sm.t0 = sm.last_ns = bench_now_ns();
-    atomic_store(&r->phase, PH_CONNECT);
-    int started = 0;
-    for (int i = 0; i < cfg->threads; i++) {
-        if (pthread_create(&r->thr[i].tid, NULL, thread_main, &r->thr[i]) != 0) {
-            fprintf(stderr, "tombo-bench: cannot start threads\n");
-            atomic_store(&r->phase, PH_STOP);
-            break;
-        }
-        started++;
-    }
-    totals_t cur;
-    uint64_t deadline = sm.t0 + (uint64_t)(cfg->connect_timeout * 1e9);
-    while (started == cfg->threads) {
-        sum_live(r, &cur);
-        if (cur.handshakes >= r->nclients && cur.subs_ready + cur.errors >= cfg->subs)
-            break;
-        if (bench_now_ns() > deadline || bench_interrupted) {
-            fprintf(stderr, "tombo-bench: %s; %lu of %u clients connected\n",
-                    bench_interrupted ? "interrupted" : "connect timeout", (unsigned long)cur.conns, r->nclients);
-            break;
-        }
-        sample_tick(r, &sm, PH_CONNECT, false);
-        sleep_ms(5);
-    }
-    uint64_t now = bench_now_ns();
-    r->connect_secs = (double)(now - sm.t0) / 1e9;
-    sum_live(r, &cur);
-    if (cur.conns > r->conns_peak)
-        r->conns_peak = cur.conns;
-
-    /* run: publish; the measurement window starts after the warm-up */
-    r->t_run_ns = now;
-    uint64_t m0 = now + (uint64_t)(cfg->warmup * 1e9);
-    uint64_t m1 = m0 + (uint64_t)(cfg->duration * 1e9);
-    atomic_store(&r->meas_end_ns, m1);
-    atomic_store(&r->meas_start_ns, m0 ? m0 : 1);
-    if (!bench_interrupted && started == cfg->threads)
-        atomic_store_explicit(&r->phase, PH_RUN, memory_order_release);
-    bool got0 = false;
-    while (!bench_interrupted && started == cfg->threads) {
-        now = bench_now_ns();
-        if (!got0 && now >= m0) {
-            getrusage(RUSAGE_SELF, &r->ru_meas0);
-            got0 = true;
-        }
-        if (now >= m1)
-            break;
-        sample_tick(r, &sm, PH_RUN, false);
-        uint64_t wait = (got0 ? m1 : m0) - now;
-        sleep_ms(wait > 20000000 ? 20 : (int)(wait / 1000000) + 1);
-    }
-    if (!got0)
-        getrusage(RUSAGE_SELF, &r->ru_meas0);
-    getrusage(RUSAGE_SELF, &r->ru_meas1);
-    now = bench_now_ns();
-    if (now < m1) { /* interrupted: the window ends now */
-        atomic_store(&r->meas_end_ns, now);
-        m1 = now;
-    }
-    r->meas_secs = m1 > m0 ? (double)(m1 - m0) / 1e9 : 0;
-
-    /* drain: no new messages; wait for in-flight flows and deliveries */
-    uint64_t d0 = bench_now_ns();
-    atomic_store_explicit(&r->phase, PH_DRAIN, memory_order_release);
-    uint64_t dl = d0 + (uint64_t)(cfg->drain * 1e9);
-    while (started == cfg->threads) {
-        now = bench_now_ns();
-        if (now > dl)
-            break;
-        if (all_drain_seen(r)) {
-            sum_live(r, &cur);
-            uint64_t expected;
-            bool known = scenario_expected(r, cur.sent, &expected);
-            bool quiet = cur.inflight == 0 && (known ? cur.distinct >= expected : now - d0 > 200000000ull);
-            if (quiet)
-                break;
-        }
-        sample_tick(r, &sm, PH_DRAIN, false);
-        sleep_ms(2);
-    }
-    r->drain_secs = (double)(bench_now_ns() - d0) / 1e9;
-    atomic_store_explicit(&r->phase, PH_STOP, memory_order_release);
-    for (int i = 0; i < started; i++)
-        pthread_join(r->thr[i].tid, NULL);
-    getrusage(RUSAGE_SELF, &r->ru_end);
-
-    /* totals */
-    thr_totals_t *T = &r->tot;
-    memset(T, 0, sizeof(*T));
-    hist_init(&T->lat);
-    for (int i = 0; i < cfg->threads; i++) {
-        const thr_totals_t *x = &r->thr[i].t;
-        T->sent += x->sent, T->recv += x->recv, T->distinct += x->distinct, T->dup += x->dup;
-        T->ooo += x->ooo, T->foreign += x->foreign, T->done += x->done, T->errors += x->errors;
-        T->gaps += x->gaps, T->stalls += x->stalls, T->meas_sent += x->meas_sent, T->meas_recv += x->meas_recv;
-        hist_merge(&T->lat, &x->lat);
-    }
-    r->sent_total = T->sent;
-    scenario_expected(r, T->sent, &r->expected);
-    return started == cfg->threads ? 0 : -1;
 }
