@@ -107,6 +107,22 @@ void report_summary(const bench_run_t *r)
            o.cpu_meas, o.cpu_pct, o.cpu_us_per_msg, o.cpu_total, o.maxrss_kb);
 }
 
+/* Write s as a JSON string literal. */
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
 int report_json(const bench_run_t *r, const char *path)
 {
     const bench_cfg_t *c = &r->cfg;
@@ -117,8 +133,11 @@ int report_json(const bench_run_t *r, const char *path)
         perror(path);
         return -1;
     }
-    fprintf(f, "{\n  \"mode\": \"%s\", \"host\": \"%s\", \"port\": %d, \"version\": %d,\n", mode_name(c->mode),
-            c->host, c->port, c->version);
+    fprintf(f, "{\n  \"mode\": \"%s\", \"host\": ", mode_name(c->mode));
+    json_str(f, c->host);
+    fprintf(f, ", \"port\": %d, \"version\": %d, \"topic\": ", c->port, c->version);
+    json_str(f, c->topic);
+    fprintf(f, ",\n");
     fprintf(f,
             "  \"clients\": %u, \"publishers\": %u, \"subscribers\": %u, \"idle\": %u, \"qos\": %d, "
             "\"payload\": %u, \"rate\": %g, \"window\": %u, \"duration\": %g, \"warmup\": %g, \"threads\": %d,\n",
