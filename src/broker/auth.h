@@ -1,0 +1,86 @@
+/* auth.h -- authentication (password_file) and authorisation (acl_file) with Mosquitto 2.0's file
+ * formats and meaning, so a mosquitto.conf with its password and ACL files works unchanged.
+ *
+ * Design: auth_load() reads both files once into an immutable auth_t; every check afterwards is a
+ * read-only function of it, with no allocation in the common case (ACL patterns that expand to more
+ * than 256 bytes use a temporary heap buffer). One auth_t serves one set of security settings: one
+ * per listener when per_listener_settings is true, otherwise one for the whole broker. Reloading
+ * (SIGHUP) means loading a new auth_t and swapping the pointer once no thread uses the old one.
+ *
+ * Thread-safety: an auth_t is read-only after auth_load(); auth_connect() and auth_acl() may be
+ * called from any number of threads at once. Ownership: the caller owns the auth_t and frees it with
+ * auth_free(); auth_load() copies what it needs from its arguments.
+ *
+ * Cost: auth_connect() with a $7$ hash runs PBKDF2-HMAC-SHA512 with the file's iteration count (101
+ * from mosquitto_passwd: about 0.1 ms), once per CONNECT carrying a user name; cheap enough for a
+ * worker thread. auth_acl() is a handful of topic matches: call it per PUBLISH and per delivery. */
+#ifndef TOMBO_BROKER_AUTH_H
+#define TOMBO_BROKER_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct auth auth_t;
+
+/* Load the password file and the ACL file (either may be NULL: none). Returns a new auth_t, or NULL
+ * with "FILE:LINE: message" (or "FILE: message" when the file cannot be read) in err.
+ *
+ * Password file (mosquitto_passwd's): `username:HASH` per line, HASH "$7$..." or "$6$..." (see
+ * auth_hash.h); blanks around both are trimmed. As in Mosquitto 2.0.11, lines starting with '#' and
+ * lines without ':' are skipped, and an entry whose hash cannot be decoded (a plain-text password,
+ * a missing hash) is dropped with a warning (the user cannot log in) rather than failing the load;
+ * only an unreadable file is an error. For a user listed twice, the first valid entry counts.
+ *
+ * ACL file: `user NAME`, `topic [read|write|readwrite|deny] TOPIC` and `pattern [ACCESS] TOPIC`
+ * lines; no ACCESS means readwrite; '#' lines and blank lines are skipped. Unknown keywords, a
+ * missing user name or topic, an unknown access word and an invalid topic filter are errors, as in
+ * Mosquitto. tombo also accepts leading blanks and tabs between words (Mosquitto refuses both). */
+auth_t *auth_load(const char *password_file, const char *acl_file, char *err, size_t errlen);
+
+void auth_free(auth_t *a);
+
+/* Non-fatal problems found by auth_load() ("FILE:LINE: message"), for the broker's log: i from 0
+ * while it returns non-NULL. Valid while a lives. */
+const char *auth_warning(const auth_t *a, int i);
+
+/* Was a password file / an ACL file loaded? (a may be NULL: no.) With no ACL file the broker can skip
+ * auth_acl() entirely: it would allow everything. */
+bool auth_has_password_file(const auth_t *a);
+bool auth_has_acl(const auth_t *a);
+
+/* CONNECT: MQTT_RC_SUCCESS or MQTT_RC_NOT_AUTHORIZED (0x87; CONNACK return code 5 on MQTT 3.x),
+ * with Mosquitto 2.0.11's rules (checked against it by tests/broker/test_auth.py):
+ *   - no password file (a NULL or loaded without one): everyone is accepted if allow_anonymous,
+ *     nobody otherwise, whatever the user name;
+ *   - password file, no user name: accepted iff allow_anonymous (a password alone, legal in MQTT 5,
+ *     is ignored);
+ *   - password file and a user name: the user must be in the file and the password must match;
+ *     a missing password refuses; allow_anonymous does not matter.
+ * Mosquitto 2.0 answers 5 / 0x87 (not 4 / 0x86 "bad user name or password") for every one of
+ * these refusals, so tombo does too. user / pw are the CONNECT's bytes (not NUL-terminated).
+ * Unknown users cost a hash computation like known ones, so timing does not reveal user names. */
+uint8_t auth_connect(const auth_t *a, bool allow_anonymous, const uint8_t *user, size_t ulen, bool has_user,
+                     const uint8_t *pw, size_t pwlen, bool has_pw);
+
+/* Access kinds for auth_acl(). */
+enum { AUTH_READ = 1, AUTH_WRITE = 2, AUTH_SUBSCRIBE = 4 };
+
+/* May this client do `access` on `topic` (n bytes, a topic name for READ/WRITE)?
+ *   AUTH_WRITE: a PUBLISH it sends, and its will message when it is published;
+ *   AUTH_READ: each message about to be delivered to it (incl. retained ones on SUBSCRIBE);
+ *   AUTH_SUBSCRIBE: a SUBSCRIBE filter. Mosquitto 2.0's acl_file does not restrict subscriptions
+ *     (the SUBACK grants them; READ then filters every delivery), so this returns true.
+ * Rules (Mosquitto 2.0's acl_file): no ACL file: allowed. Otherwise default deny, then
+ *   1. the client's own rules: the `user NAME` section equal to username, or for a client without
+ *      user name (username NULL) the `topic` lines before the first `user` line. A matching `deny`
+ *      rule denies; else a matching rule granting the access allows.
+ *   2. if the file has patterns: a username or client_id containing '+' or '#' is denied; else
+ *      each `pattern`, with %c replaced by client_id and %u by username (patterns with %u are
+ *      skipped for clients without user name): a matching deny denies, a match granting allows.
+ * A topic starting with '$' is matched only by ACL topics starting with '$'. client_id must be
+ * NUL-terminated and non-NULL. The broker's own $ rules (no PUBLISH to $SYS, ...) are not here. */
+bool auth_acl(const auth_t *a, const char *client_id, const char *username, const uint8_t *topic, size_t n,
+              int access);
+
+#endif
