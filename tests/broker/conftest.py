@@ -43,6 +43,7 @@ class Broker:
 
     def __init__(self, conf="allow_anonymous true\n", port=None, raw_conf=False):
         self.port = port or free_port()
+        self.picked_port = port is None   # free to pick another port if this one is taken
         # raw_conf: write `conf` verbatim (after replacing the token PORT by self.port), with no
         # listener line added, e.g. to run the tutorial's config file unchanged.
         self.raw_conf = raw_conf
@@ -61,7 +62,7 @@ class Broker:
             f.write("listener %d 127.0.0.1\n" % self.port)
             f.write(self.conf_text)
 
-    def start(self, timeout=10.0):
+    def start(self, timeout=10.0, port_retries=3):
         self.write_conf()
         self.logf = open(self.log_path, "ab")
         env = dict(os.environ)
@@ -71,12 +72,24 @@ class Broker:
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
+                # Another process (tests run in parallel on this machine) may have taken the free
+                # port between free_port() and the broker's bind: pick another one and retry.
+                if port_retries > 0 and self.picked_port and "in use" in self.log():
+                    self.logf.close()
+                    self.proc = None
+                    self.port = free_port()
+                    return self.start(timeout, port_retries - 1)
                 raise RuntimeError("broker exited with %s:\n%s" % (self.proc.returncode, self.log()))
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return self
+                    pass
             except OSError:
                 time.sleep(0.05)
+                continue
+            # The listener that answered must be ours: a broker that failed to bind exits at once.
+            time.sleep(0.05)
+            if self.proc.poll() is None:
+                return self
         raise RuntimeError("broker did not listen on %d:\n%s" % (self.port, self.log()))
 
     def stop(self, sig=signal.SIGTERM, timeout=15.0):
