@@ -367,11 +367,16 @@ bool auth_has_acl(const auth_t *a)
 uint8_t auth_connect(const auth_t *a, bool allow_anonymous, const uint8_t *user, size_t ulen, bool has_user,
                      const uint8_t *pw, size_t pwlen, bool has_pw)
 {
+    /* Mosquitto reads a zero-length user name or password as absent. */
+    if (ulen == 0)
+        has_user = false;
+    if (pwlen == 0)
+        has_pw = false;
     if (!a || !a->has_pwfile || !has_user)
         return allow_anonymous ? MQTT_RC_SUCCESS : MQTT_RC_NOT_AUTHORIZED;
     const struct pw_user *found = NULL;
     for (size_t i = 0; i < a->n_users && !found; i++)
-        if (a->users[i].len == ulen && (ulen == 0 || !memcmp(a->users[i].name, user, ulen)))
+        if (a->users[i].len == ulen && !memcmp(a->users[i].name, user, ulen))
             found = &a->users[i];
     if (!found) {
         /* Spend the time a real check would, so a refusal does not tell whether the user exists. */
@@ -437,6 +442,8 @@ bool auth_acl(const auth_t *a, const char *client_id, const char *username, cons
 {
     if (!a || !a->has_acl)
         return true;
+    if (username && !*username)
+        username = NULL; /* an empty user name is no user name (Mosquitto) */
     if (access & AUTH_SUBSCRIBE)
         return true; /* Mosquitto 2.0's acl_file leaves subscriptions alone; READ filters delivery */
 

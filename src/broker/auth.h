@@ -57,6 +57,8 @@ bool auth_has_acl(const auth_t *a);
  *     is ignored);
  *   - password file and a user name: the user must be in the file and the password must match;
  *     a missing password refuses; allow_anonymous does not matter.
+ * A zero-length user name or password counts as absent, as in Mosquitto (a CONNECT with user name
+ * "" is an anonymous client).
  * Mosquitto 2.0 answers 5 / 0x87 (not 4 / 0x86 "bad user name or password") for every one of
  * these refusals, so tombo does too. user / pw are the CONNECT's bytes (not NUL-terminated).
  * Unknown users cost a hash computation like known ones, so timing does not reveal user names. */
@@ -78,7 +80,7 @@ enum { AUTH_READ = 1, AUTH_WRITE = 2, AUTH_SUBSCRIBE = 4 };
  *   2. if the file has patterns: a username or client_id containing '+' or '#' is denied; else
  *      each `pattern`, with %c replaced by client_id and %u by username (patterns with %u are
  *      skipped for clients without user name): a matching deny denies, a match granting allows.
- * A topic starting with '$' is matched only by ACL topics starting with '$'. client_id must be
+ * username "" is taken as NULL (see auth_connect). A topic starting with '$' is matched only by ACL topics starting with '$'. client_id must be
  * NUL-terminated and non-NULL. The broker's own $ rules (no PUBLISH to $SYS, ...) are not here. */
 bool auth_acl(const auth_t *a, const char *client_id, const char *username, const uint8_t *topic, size_t n,
               int access);

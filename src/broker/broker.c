@@ -13,6 +13,7 @@
 struct registry *registry_new(void);
 void registry_free(broker_t *b);
 int worker_init(worker_t *w, broker_t *b, int index, char *err, size_t errlen);
+int listen_on(const char *host, int port, char *err, size_t errlen);
 int worker_start(worker_t *w);
 void worker_free(worker_t *w);
 
@@ -40,22 +41,30 @@ int broker_init(broker_t *b)
     b->n_workers = b->cfg.threads > 0 ? b->cfg.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (b->n_workers < 1)
         b->n_workers = 1;
-    b->workers = xcalloc((size_t)b->n_workers, sizeof(worker_t));
     char err[256];
+    b->listen_fds = xmalloc(((size_t)b->cfg.n_listeners + 1) * sizeof(int));
+    for (int i = 0; i <= b->cfg.n_listeners; i++)
+        b->listen_fds[i] = -1;
+    for (int i = 0; i < b->cfg.n_listeners; i++) {
+        struct tombo_listener *l = &b->cfg.listeners[i];
+        b->listen_fds[i] = listen_on(l->address, l->port, err, sizeof(err));
+        if (b->listen_fds[i] < 0 && !l->optional) {
+            log_printf(TLOG_ERR, "Error: %s", err);
+            b->n_workers = 0;
+            return -1; /* broker_free closes the ones opened */
+        }
+    }
+    b->workers = xcalloc((size_t)b->n_workers, sizeof(worker_t));
     for (int i = 0; i < b->n_workers; i++) {
         if (worker_init(&b->workers[i], b, i, err, sizeof(err)) < 0) {
             log_printf(TLOG_ERR, "Error: %s", err);
-            for (int k = 0; k <= i; k++)
-                worker_free(&b->workers[k]);
-            free(b->workers);
-            b->workers = NULL;
-            b->n_workers = 0;
+            b->n_workers = i + 1; /* broker_free frees what was set up */
             return -1;
         }
     }
     for (int i = 0; i < b->cfg.n_listeners; i++) {
         struct tombo_listener *l = &b->cfg.listeners[i];
-        if (b->workers[0].listen_fds[i] >= 0)
+        if (b->listen_fds[i] >= 0)
             log_printf(TLOG_NOTICE, "Opening ipv4/ipv6 listen socket on %s port %u.", l->address ? l->address : "*",
                        l->port);
     }
@@ -180,6 +189,10 @@ void broker_free(broker_t *b)
     for (int i = 0; i < b->n_workers; i++)
         worker_free(&b->workers[i]);
     free(b->workers);
+    for (int i = 0; b->listen_fds && i < b->cfg.n_listeners; i++)
+        if (b->listen_fds[i] >= 0)
+            close(b->listen_fds[i]);
+    free(b->listen_fds);
     for (size_t i = 0; i < b->n_timers; i++)
         session_release(b->timers[i].s);
     free(b->timers);

@@ -81,8 +81,9 @@ uint8_t handle_publish(conn_t *c, mqtt_packet_t *p)
         return MQTT_RC_RETAIN_NOT_SUPPORTED; /* [MQTT-3.2.2-14] */
 
     /* Receive Maximum: QoS 2 messages awaiting PUBREL count against what we announced
-     * [MQTT-3.3.4-7]; QoS 1 is acknowledged at once. */
-    if (qos == 2 && b->cfg.max_inflight_messages) {
+     * [MQTT-3.3.4-7]; QoS 1 is acknowledged at once. 3.1.1 has no such limit: its clients are
+     * never told one. */
+    if (qos == 2 && v5 && b->cfg.max_inflight_messages) {
         pthread_mutex_lock(&s->lock);
         uint32_t pending = s->in_qos2_n;
         bool dup = s->in_qos2 && ((s->in_qos2[p->id >> 3] >> (p->id & 7)) & 1);

@@ -58,10 +58,9 @@ int main(int argc, char **argv)
     g_broker = &b;
 
     int rc = 1;
-    if (broker_init(&b) == 0) {
+    if (broker_init(&b) == 0)
         rc = broker_run(&b) == 0 ? 0 : 1;
-        broker_free(&b);
-    }
+    broker_free(&b);
     log_close();
     config_free(&b.cfg);
     return rc;

@@ -1,8 +1,9 @@
 /* worker.c -- a worker thread: its epoll loop, listening sockets, connections, inbox and
  * keepalive wheel.
  *
- * Each worker owns its connections for life. Every listener is opened once per worker with
- * SO_REUSEPORT, so the kernel spreads new connections over the workers with no hand-off. Other
+ * Each worker owns its connections for life. Each listening socket is opened once and watched by
+ * every worker with EPOLLEXCLUSIVE, so one worker wakes per new connection and accepts it; no
+ * SO_REUSEPORT, which would let a second broker started by mistake share the port silently. Other
  * threads reach a worker only through worker_post() (mutex-protected vector, eventfd wake when it
  * goes from empty to non-empty). Output is written once per loop turn for every connection that
  * has any (flush list); closed connections are freed there too, at a known point of the loop. */
@@ -176,7 +177,8 @@ static void accept_all(worker_t *w, int li)
     int lfd = w->listen_fds[li];
     const struct tombo_listener *l = &w->b->cfg.listeners[li];
     broker_t *b = w->b;
-    for (int i = 0; i < 256; i++) {
+    /* A few at a time, so a burst of connections spreads over the workers. */
+    for (int i = 0; i < 16; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
         int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -479,8 +481,9 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* Open one listening socket for `host:port` with SO_REUSEPORT. */
-static int listen_on(const char *host, int port, char *err, size_t errlen)
+/* Open one listening socket for `host:port`. */
+int listen_on(const char *host, int port, char *err, size_t errlen);
+int listen_on(const char *host, int port, char *err, size_t errlen)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *res;
@@ -503,7 +506,6 @@ static int listen_on(const char *host, int port, char *err, size_t errlen)
     if (fd >= 0) {
         int one = 1, zero = 0;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
         if (ai->ai_family == AF_INET6)
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
@@ -531,19 +533,13 @@ int worker_init(worker_t *w, broker_t *b, int index, char *err, size_t errlen)
     epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &ev);
     sub_result_init(&w->match);
     w->outbox = xcalloc((size_t)b->n_workers, sizeof(*w->outbox));
-    w->listen_fds = xcalloc((size_t)b->cfg.n_listeners + 1, sizeof(int));
-    for (int i = 0; i < b->cfg.n_listeners; i++) {
-        struct tombo_listener *l = &b->cfg.listeners[i];
-        int fd = listen_on(l->address, l->port, err, errlen);
-        w->listen_fds[i] = fd;
-        w->n_listen = i + 1;
-        if (fd < 0) {
-            if (l->optional)
-                continue; /* e.g. ::1 on a host without IPv6 */
-            return -1;
-        }
-        struct epoll_event lev = {.events = EPOLLIN, .data.u64 = TAG_LISTEN_BASE + (uint64_t)i};
-        epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &lev);
+    w->listen_fds = b->listen_fds; /* shared, owned by the broker */
+    w->n_listen = b->cfg.n_listeners;
+    for (int i = 0; i < w->n_listen; i++) {
+        if (w->listen_fds[i] < 0)
+            continue;
+        struct epoll_event lev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = TAG_LISTEN_BASE + (uint64_t)i};
+        epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->listen_fds[i], &lev);
     }
     return 0;
 }
@@ -557,10 +553,6 @@ int worker_start(worker_t *w)
 void worker_free(worker_t *w);
 void worker_free(worker_t *w)
 {
-    for (int i = 0; i < w->n_listen; i++)
-        if (w->listen_fds[i] >= 0)
-            close(w->listen_fds[i]);
-    free(w->listen_fds);
     close(w->epfd);
     close(w->evfd);
     for (size_t i = 0; i < w->inbox_n; i++)
