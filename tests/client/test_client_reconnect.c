@@ -213,6 +213,13 @@ int main(int argc, char **argv)
         if (!seen[i])
             missing++;
     }
+    if (missing) {
+        fprintf(stderr, "missing:");
+        for (int i = 0; i < N; i++)
+            if (!seen[i])
+                fprintf(stderr, " %d", i);
+        fprintf(stderr, "\n");
+    }
     pthread_mutex_unlock(&mu);
     printf("DONE received=%d missing=%d dup_qos1=%d dup_qos2=%d session_present=%d pending=%zu\n", received, missing,
            dup1, dup2, s_last_sp, tombo_pending(p));
