@@ -168,7 +168,9 @@ static void test_password_file(void)
     CHECK_EQ(login(a, false, "carol", "c1"), MQTT_RC_SUCCESS);
     CHECK_EQ(login(a, true, "dave", "plain"), MQTT_RC_NOT_AUTHORIZED); /* plain text is not a hash */
     CHECK_EQ(login(a, true, "empty", ""), MQTT_RC_NOT_AUTHORIZED);
-    CHECK_EQ(login(a, true, "", "secret"), MQTT_RC_NOT_AUTHORIZED);
+    CHECK_EQ(login(a, false, "", "secret"), MQTT_RC_NOT_AUTHORIZED); /* "" is no user name */
+    CHECK_EQ(login(a, true, "", "secret"), MQTT_RC_SUCCESS);
+    CHECK_EQ(login(a, true, "alice", ""), MQTT_RC_NOT_AUTHORIZED);
     int nw = 0;
     while (auth_warning(a, nw))
         nw++;
@@ -330,6 +332,7 @@ static void test_acl_rules(void)
     CHECK(!acl(a, "c", "carol", "anon/x", AUTH_READ)); /* the anonymous rules are not for users */
     CHECK(!acl(a, "c", "alic", "a/b", AUTH_READ));
     CHECK(!acl(a, "c", "", "a/b", AUTH_READ));
+    CHECK(acl(a, "c", "", "anon/x", AUTH_READ)); /* "" is no user name: the anonymous rules */
     /* subscriptions are not restricted by an acl_file (Mosquitto 2.0.11) */
     CHECK(acl(a, "c", "bob", "a/#", AUTH_SUBSCRIBE));
     CHECK(acl(a, "c", NULL, "#", AUTH_SUBSCRIBE));
