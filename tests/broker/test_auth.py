@@ -379,3 +379,69 @@ def test_bad_acl_file_stops_startup(tmp_path):
         b.start(timeout=5)
     b.stop()
     assert "acl" in str(e.value).lower()
+
+
+def test_acl_denied_qos2_v311_flow_completes_without_delivery(acl_broker):
+    """3.1.1 has no reason codes: a denied QoS 2 PUBLISH still gets PUBREC and PUBCOMP."""
+    watcher = admin(acl_broker)
+    c = connected(acl_broker.port, V311, "alice-q2", username="alice", password="secret")
+    comp = c.publish("x/q2", b"denied", qos=2)
+    assert comp is not None
+    c.publish("a/q2", b"allowed", qos=2)
+    expect_topic(watcher, "a/q2")
+    c.disconnect()
+    watcher.disconnect()
+
+
+def test_acl_will_needs_write_access(acl_broker):
+    """The will topic is checked when the will is published: a will on a topic the client may not
+    write is accepted at CONNECT but never delivered."""
+    watcher = admin(acl_broker)
+    for cid, topic in (("will-denied", "x/will"), ("will-ok", "a/will")):
+        c = Client(acl_broker.port, version=V5)
+        ack = c.connect(V5, client_id=cid, username="alice", password="secret", will_topic=topic,
+                        will_payload=b"gone")
+        assert ack.reason == 0
+        c.close()  # no DISCONNECT: the will is due
+        if topic == "a/will":
+            expect_topic(watcher, "a/will")
+    watcher.disconnect()
+
+
+def test_acl_dollar_topics_need_dollar_rules(make_broker, tmp_path):
+    """'#' in an ACL does not give access to $SYS: only ACL topics starting with '$' match topics
+    starting with '$'."""
+    acl = write(tmp_path / "acl", "user admin\ntopic readwrite #\nuser sys\ntopic read $SYS/#\n")
+    b = make_broker(security_conf(True, None, acl) + "sys_interval 1\n")
+    a = connected(b.port, V5, "adm", username="admin")
+    s = connected(b.port, V5, "sysu", username="sys")
+    assert a.subscribe([("$SYS/#", 0)]).reason_codes == [0]
+    assert s.subscribe([("$SYS/#", 0)]).reason_codes == [0]
+    p = next_publish(s, timeout=5)
+    assert p.topic.startswith("$SYS/")
+    try:
+        got = a.read_packet(timeout=2.5)
+    except TimeoutError:
+        got = None
+    assert got is None, "admin received %r without a $SYS rule" % got
+    a.disconnect()
+    s.disconnect()
+
+
+def test_per_listener_settings(make_broker, tmp_path):
+    """per_listener_settings true: each listener has its own password file and allow_anonymous."""
+    from conftest import free_port
+    pw = make_pwfile(str(tmp_path / "pw"), "mosquitto_passwd", users={"alice": "secret"})
+    open_port = free_port()
+    conf = ("user root\n" if is_reference() else "") + (
+        "per_listener_settings true\n"
+        "listener PORT 127.0.0.1\n"
+        "allow_anonymous false\n"
+        "password_file %s\n"
+        "listener %d 127.0.0.1\n"
+        "allow_anonymous true\n" % (pw, open_port))
+    b = make_broker(conf, raw_conf=True)
+    refused(b.port, V311)
+    connected(b.port, V311, "p1", username="alice", password="secret").disconnect()
+    connected(open_port, V311, "p2").disconnect()
+    connected(open_port, V311, "p3", username="anyone", password="x").disconnect()
