@@ -16,9 +16,13 @@ Where the spec says MUST NOT but names no reason code, a case accepts 0x81 or 0x
 Then: the broker log says why the connection was closed (naming the client id once it has one),
 a second client connected before the bad input still publishes and receives, a fresh client can
 connect, and the broker process is alive. Every case runs against its own broker, every read is
-bounded (2 s). Cases are named after the spec statement they check. Where Mosquitto 2.0.11
-deviates from the spec, the case asserts the spec and is marked reference_differs with the
-reason (skipped under TOMBO_REFERENCE=mosquitto).
+bounded (2 s).
+
+Cases are named after the spec statement they check: [MQTT-x.y.z-n] is a numbered normative
+statement (of MQTT 5.0, or of 3.1.1 for the cases marked v3.1.1); [MQTT-x.y.z] without -n names
+the section that states the rule without a number. Where Mosquitto 2.0.11 deviates from the
+spec, the case asserts the spec and is marked reference_differs with the reason (skipped under
+TOMBO_REFERENCE=mosquitto).
 """
 import re
 import socket
@@ -304,7 +308,7 @@ CASES = [
          r.packet(r.CONNECT, 0, connect_body_v311(0x02, r.u16(30) + b"abc")), CLOSE),
     case("[MQTT-3.1.3] CONNECT client id beyond the packet", V5, False,
          r.packet(r.CONNECT, 0, connect_body_v5(0x02, r.u16(30) + b"abc")), MayConnack(r.MALFORMED_PACKET)),
-    case("[MQTT-3.1.3-1] CONNECT with trailing bytes after the payload", V5, False,
+    case("[MQTT-3.1.4-1] CONNECT with trailing bytes after the payload", V5, False,
          r.packet(r.CONNECT, 0, connect_body_v5(0x02, r.utf8("cid") + b"\x00\x01")),
          MayConnack(r.MALFORMED_PACKET)),
 
@@ -382,9 +386,9 @@ CASES = [
          r.packet(r.CONNECT, 0, connect_body_v5(0x02 | 0x04, r.utf8("n"))), MayConnack(r.MALFORMED_PACKET)),
     case("[MQTT-3.1.2-19] user name flag set but no user name", V5, False,
          r.packet(r.CONNECT, 0, connect_body_v5(0x02 | 0x80, r.utf8("n"))), MayConnack(r.MALFORMED_PACKET)),
-    case("[MQTT-3.3.2-2] will topic with a wildcard", V5, False,
+    case("[MQTT-4.7.0-1] will topic with a wildcard", V5, False,
          v5_connect_with(will_topic="w/#", will_payload=b"x"), MayConnack(r.TOPIC_NAME_INVALID)),
-    case("[MQTT-3.3.2-2] v3.1.1 will topic with a wildcard", V311, False,
+    case("[MQTT-4.7.1-1] v3.1.1 will topic with a wildcard", V311, False,
          r.connect(V311, client_id="w", will_topic="w/+", will_payload=b"x"), CLOSE),
     case("[MQTT-2.2.2] CONNECT with Authentication Method twice", V5, False,
          v5_connect_with(properties=[("auth_method", "x"), ("auth_method", "x")]), MayConnack(r.PROTOCOL_ERROR)),
@@ -478,7 +482,7 @@ CASES = [
          differs="Mosquitto sends 0x81; the codec contract (packet.h) names TOPIC_FILTER_INVALID"),
     case("[MQTT-4.7.1-2] filter 'a+'", V5, True, r.subscribe(1, ["a+"]), Disc(r.TOPIC_FILTER_INVALID),
          differs="Mosquitto sends 0x81; the codec contract (packet.h) names TOPIC_FILTER_INVALID"),
-    case("[MQTT-4.7.1-2] v3.1.1 filter 'a/b+/c'", V311, True, r.subscribe(1, ["a/b+/c"], version=V311), CLOSE),
+    case("[MQTT-4.7.1-3] v3.1.1 filter 'a/b+/c'", V311, True, r.subscribe(1, ["a/b+/c"], version=V311), CLOSE),
     case("[MQTT-4.7.3-1] empty filter", V5, True, r.subscribe(1, [""]), Disc(r.TOPIC_FILTER_INVALID),
          differs="Mosquitto sends 0x81; the codec contract (packet.h) names TOPIC_FILTER_INVALID"),
     case("[MQTT-4.8.2-1] shared subscription with empty share name", V5, True, r.subscribe(1, ["$share//a"]),
