@@ -13,7 +13,7 @@
  * Choices where the spec names no code (so they are easy to find and to change):
  *   DUP=1 on QoS 0 [MQTT-3.3.1-2]                       Protocol Error (not checked for 3.1)
  *   unassigned property identifier                      Malformed (its value cannot be parsed)
- *   property not allowed in this packet                 Protocol Error
+ *   property not allowed in this packet                 Malformed (5.0 section 2.2.2.2)
  *   Payload Format Indicator > 1                        Protocol Error
  *   Response Topic with a wildcard [MQTT-3.3.2-14]      Protocol Error
  *   reason code not in the packet's table               Protocol Error (also v3 SUBACK/CONNACK)

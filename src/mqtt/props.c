@@ -137,9 +137,10 @@ uint8_t mqtt_props_decode(rd_t *r, unsigned ctx, enum mqtt_side side, mqtt_props
         prop_val_t v;
         if (!prop_read(&pr, &v) || !v.minimal)
             return MQTT_RC_MALFORMED_PACKET;
-        /* A property the packet may not carry: the packet parsed, so it is a Protocol Error. */
+        /* "A Control Packet which contains an Identifier which is not valid for its packet type
+         * ... is a Malformed Packet" (5.0 section 2.2.2.2). */
         if (!(prop_tab[v.id].where & (1u << ctx)))
-            return MQTT_RC_PROTOCOL_ERROR;
+            return MQTT_RC_MALFORMED_PACKET;
         uint64_t bit = MQTT_HAS(v.id);
         if (v.id == MQTT_PROP_USER_PROPERTY) {
             /* Pairs of UTF-8 strings [MQTT-1.5.7-1]; may repeat. */

@@ -165,12 +165,12 @@ int main(void)
         for (size_t c = 0; c < sizeof contexts / sizeof contexts[0]; c++) {
             bool allowed = strchr(props[i].where, contexts[c].code) != NULL;
             const char *ctx = contexts[c].type == WILL ? "will" : mqtt_type_name(contexts[c].type);
-            snprintf(name, sizeof name, "%s in %s: %s", props[i].name, ctx, allowed ? "allowed" : "Protocol Error");
+            snprintf(name, sizeof name, "%s in %s: %s", props[i].name, ctx, allowed ? "allowed" : "Malformed (2.2.2.2)");
             CASE(name);
             size_t pn = block(i, 1, pb);
             size_t n = build(contexts[c].type, pb, pn, pkt);
             uint8_t rc = decode(pkt, n, contexts[c].side, &p);
-            CHECK_EQ(rc, allowed ? MQTT_RC_SUCCESS : MQTT_RC_PROTOCOL_ERROR);
+            CHECK_EQ(rc, allowed ? MQTT_RC_SUCCESS : MQTT_RC_MALFORMED_PACKET);
             if (allowed) {
                 const mqtt_props_t *got = contexts[c].type == WILL ? &p.connect.will_props : &p.props;
                 CHECK(got->has & MQTT_HAS(props[i].id));
