@@ -163,9 +163,11 @@ def test_no_password_file_user_names_accepted_with_anonymous(make_broker):
 def test_missing_password_file_stops_startup(tmp_path):
     from conftest import Broker
     b = Broker(security_conf(False, str(tmp_path / "nonexistent")))
-    with pytest.raises(RuntimeError) as e:
-        b.start(timeout=5)
-    b.stop()
+    try:
+        with pytest.raises(RuntimeError) as e:
+            b.start(timeout=5)
+    finally:
+        b.stop()  # stops it by its PID if it did start
     assert "nonexistent" in str(e.value)
 
 
@@ -375,9 +377,11 @@ def test_bad_acl_file_stops_startup(tmp_path):
     from conftest import Broker
     acl = write(tmp_path / "acl", "topic read a\nbogus line\n")
     b = Broker(security_conf(True, None, acl))
-    with pytest.raises(RuntimeError) as e:
-        b.start(timeout=5)
-    b.stop()
+    try:
+        with pytest.raises(RuntimeError) as e:
+            b.start(timeout=5)
+    finally:
+        b.stop()  # stops it by its PID if it did start
     assert "acl" in str(e.value).lower()
 
 
