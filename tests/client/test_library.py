@@ -27,3 +27,9 @@ def test_refused(make_broker, version):
     """A refused CONNACK reaches on_connect with the code and ends the loop with CONN_REFUSED."""
     broker = make_broker("allow_anonymous false\n")
     assert run("test_client_refused", "127.0.0.1", broker.port, version).strip().endswith("OK")
+
+
+def test_broker_limits(make_broker):
+    """Maximum Packet Size and Receive Maximum from the broker's CONNACK are honoured."""
+    broker = make_broker("allow_anonymous true\nmax_packet_size 1000\nmax_inflight_messages 3\n")
+    assert run("test_client_limits", "127.0.0.1", broker.port).strip().endswith("OK")
