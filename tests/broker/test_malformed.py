@@ -813,3 +813,28 @@ def test_message_size_limit(make_broker, version):
     c.disconnect()
     w.check()
     w.close()
+
+
+@pytest.mark.parametrize("version,bad", [
+    pytest.param(V311, r.publish("a/b", b"x", flags=0x06, packet_id=1, version=V311), id="mqttv311-qos3"),
+    pytest.param(V5, r.publish("a/b", b"x", flags=0x06, packet_id=1), id="mqttv5-qos3"),
+    pytest.param(V5, r.packet(r.DISCONNECT, 0, b"\x00\x00\x55"), id="mqttv5-malformed-disconnect",
+                 marks=pytest.mark.reference_differs),   # IGNORES_TRAILING
+    pytest.param(V5, r.disconnect(0, properties=[("session_expiry", 30)]), id="mqttv5-disconnect-bad-expiry"),
+])
+def test_will_published_after_bad_input(broker, witness, version, bad):
+    """[MQTT-3.1.2-8] A connection closed for a malformed packet or a protocol error is not a
+    normal disconnection: the will is published. That includes a DISCONNECT 0x00 that is itself
+    malformed or a Protocol Error (3.14.2.2.2: not treated as a valid DISCONNECT)."""
+    c = bad_client(broker, version, will_topic=witness.topic, will_payload=b"will after bad input", will_qos=1)
+    c.send(bad)
+    if version == V5:
+        p = c.read_packet()
+        assert p.type == r.DISCONNECT and p.reason >= 0x80, p
+    c.expect_closed()
+    c.close()
+    got = witness.c.expect(r.PUBLISH)
+    assert got.payload == b"will after bad input"
+    if got.qos:
+        witness.c.send(r.ack(r.PUBACK, got.packet_id))
+    witness.check()
