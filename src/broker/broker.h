@@ -50,6 +50,7 @@ typedef struct worker {
     int64_t wheel_now;  /* ticks (now / WHEEL_TICK_MS): last slot processed */
     int64_t now;        /* ms, refreshed each loop turn */
     sub_result_t match; /* reused for every PUBLISH this worker routes */
+    uint8_t *rbuf;      /* 64 KB scratch every read of this worker goes into first */
     struct outbox {     /* items for worker i, sent at the end of the turn */
         inbox_item_t *v;
         size_t n, cap;

@@ -22,7 +22,8 @@ static inline size_t buf_used(const buf_t *b) { return b->len - b->off; }
 static inline uint8_t *buf_head(const buf_t *b) { return b->data + b->off; }
 /* Drop n bytes from the front; an emptied buffer resets to offset 0. */
 void buf_consume(buf_t *b, size_t n);
-/* Release the memory when the buffer is empty and large (idle connections stay small). */
+/* Release the memory when the buffer is empty and over 4 KB: a burst's buffer goes back, a small
+ * one stays for the next reply instead of a malloc per loop turn. */
 void buf_shrink(buf_t *b);
 void buf_free(buf_t *b);
 

@@ -257,35 +257,37 @@ static bool protocol_name_known(const uint8_t *body, uint32_t len)
     return (n == 4 && memcmp(body + 2, "MQTT", 4) == 0) || (n == 6 && memcmp(body + 2, "MQIsdp", 6) == 0);
 }
 
-/* Handle every complete packet in the input buffer. Returns false once the connection closed. */
-static bool process_input(conn_t *c)
+/* Handle every complete packet in data[0..len). Returns the bytes consumed (whole packets), or
+ * -1 once the connection closed. Packet views point into `data` while they are handled; handlers
+ * copy what they keep. */
+static ssize_t process_bytes(conn_t *c, const uint8_t *data, size_t len)
 {
+    size_t off = 0;
     while (c->state != CONN_CLOSED) {
-        size_t avail = buf_used(&c->in);
-        const uint8_t *head = buf_head(&c->in);
+        size_t avail = len - off;
+        const uint8_t *head = data + off;
         mqtt_header_t h;
         int r = mqtt_header_parse(head, avail, &h);
         if (r == 0)
-            return true;
+            return (ssize_t)off;
         if (r < 0) {
             conn_fail(c, MQTT_RC_MALFORMED_PACKET, "malformed remaining length");
-            return false;
+            return -1;
         }
         size_t total = (size_t)h.header_len + h.remaining;
         if (c->state == CONN_NEW && h.type != MQTT_CONNECT) {
             /* [MQTT-3.1.0-1] the first packet must be CONNECT: close without a reply. */
-            log_printf(TLOG_NOTICE, "Client [%s] disconnected: sent %s before CONNECT (protocol error).", c->peer, mqtt_type_name(h.type));
+            log_printf(TLOG_NOTICE, "Client [%s] disconnected: sent %s before CONNECT (protocol error).", c->peer,
+                       mqtt_type_name(h.type));
             conn_close(c, NULL);
-            return false;
+            return -1;
         }
         if (total > max_inbound_packet(c)) {
             conn_fail(c, MQTT_RC_PACKET_TOO_LARGE, "packet larger than max_packet_size");
-            return false;
+            return -1;
         }
-        if (avail < total) {
-            buf_reserve(&c->in, total - avail);
-            return true;
-        }
+        if (avail < total)
+            return (ssize_t)off;
         mqtt_packet_t p;
         uint8_t rc = mqtt_decode(&h, head + h.header_len, c->version, MQTT_FROM_CLIENT, &p);
         c->last_rx = c->w->now;
@@ -299,35 +301,57 @@ static bool process_input(conn_t *c)
             if (rc == MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION && !protocol_name_known(head + h.header_len, h.remaining)) {
                 /* Not MQTT at all [MQTT-3.1.2-1]: close without answering in a protocol it may not
                  * speak. */
-                log_printf(TLOG_NOTICE, "Client [%s] disconnected: CONNECT with an unknown protocol name (unsupported protocol).", c->peer);
+                log_printf(TLOG_NOTICE,
+                           "Client [%s] disconnected: CONNECT with an unknown protocol name (unsupported protocol).",
+                           c->peer);
                 conn_close(c, NULL);
-                return false;
+                return -1;
             }
         }
         if (rc != MQTT_RC_SUCCESS) {
             char why[96];
             snprintf(why, sizeof(why), "bad %s", mqtt_type_name(h.type));
             conn_fail(c, rc, why);
-            return false;
+            return -1;
         }
         if (c->state == CONN_CLOSED)
-            return false;
-        buf_consume(&c->in, total);
+            return -1;
+        off += total;
     }
-    return false;
+    return -1;
 }
 
+/* Reads go into the worker's scratch buffer and are handled from there; only the tail of a packet
+ * that has not fully arrived is copied to the connection's own buffer. An idle connection holds no
+ * input memory at all. */
 void conn_on_readable(conn_t *c)
 {
     worker_t *w = c->w;
     for (int round = 0; round < 4 && c->state != CONN_CLOSED; round++) {
-        uint8_t *dst = buf_reserve(&c->in, READ_CHUNK);
+        bool partial = buf_used(&c->in) > 0;
+        uint8_t *dst = partial ? buf_reserve(&c->in, READ_CHUNK) : w->rbuf;
         ssize_t n = recv(c->fd, dst, READ_CHUNK, 0);
         if (n > 0) {
-            buf_commit(&c->in, (size_t)n);
             atomic_fetch_add_explicit(&w->bytes_in, (unsigned long)n, memory_order_relaxed);
-            if (!process_input(c))
-                return;
+            ssize_t used;
+            if (partial) {
+                buf_commit(&c->in, (size_t)n);
+                used = process_bytes(c, buf_head(&c->in), buf_used(&c->in));
+                if (used < 0)
+                    return;
+                buf_consume(&c->in, (size_t)used);
+                if (buf_used(&c->in) == 0)
+                    buf_free(&c->in);
+            } else {
+                used = process_bytes(c, w->rbuf, (size_t)n);
+                if (used < 0)
+                    return;
+                if ((size_t)used < (size_t)n) {
+                    size_t rest = (size_t)n - (size_t)used;
+                    memcpy(buf_reserve(&c->in, rest), w->rbuf + used, rest);
+                    buf_commit(&c->in, rest);
+                }
+            }
             if (n < READ_CHUNK)
                 break;
         } else if (n == 0) {
@@ -342,6 +366,4 @@ void conn_on_readable(conn_t *c)
             return;
         }
     }
-    if (c->state != CONN_CLOSED && buf_used(&c->in) == 0)
-        buf_shrink(&c->in);
 }

@@ -532,6 +532,7 @@ int worker_init(worker_t *w, broker_t *b, int index, char *err, size_t errlen)
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_EVENTFD};
     epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &ev);
     sub_result_init(&w->match);
+    w->rbuf = xmalloc(64 * 1024);
     w->outbox = xcalloc((size_t)b->n_workers, sizeof(*w->outbox));
     w->listen_fds = b->listen_fds; /* shared, owned by the broker */
     w->n_listen = b->cfg.n_listeners;
@@ -569,5 +570,6 @@ void worker_free(worker_t *w)
     free(w->outbox);
     free(w->conns);
     sub_result_free(&w->match);
+    free(w->rbuf);
     pthread_mutex_destroy(&w->inbox_lock);
 }
