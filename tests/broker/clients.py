@@ -637,6 +637,14 @@ class Raw:
             pass
         self.close()
 
+    def disconnect_and_wait(self, reason=None, props=None, timeout=TIMEOUT):
+        """Send DISCONNECT and wait until the broker closes the connection, i.e. until it has
+        handled the DISCONNECT (session end, will discard): a following CONNECT with the same
+        client id cannot race with it."""
+        self.send(disconnect_packet(reason, self.version, props))
+        self.closed(timeout)
+        self.close()
+
     def close(self):
         try:
             self.sock.close()

@@ -66,10 +66,10 @@ def test_mqtt_3_1_2_6_v311_clean_session_1_session_not_kept(broker):
     """(3.1.1) [MQTT-3.1.2-6] With CleanSession 1 the Session lasts as long as the connection: after
     reconnecting with CleanSession 0 there is no Session (Session Present 0), nothing queued."""
     cid = unique_id("cs1")
-    c = PahoClient(broker, client_id=cid, clean=True)
-    c.connect()
-    c.subscribe("cs1/t", 1)
-    c.disconnect()
+    r = Raw(broker, version=4)
+    r.connect(cid, clean=True)
+    r.subscribe(1, [("cs1/t", 1)])
+    r.disconnect_and_wait()
     pub = PahoClient(broker)
     pub.connect()
     pub.publish("cs1/t", b"x", 1)
@@ -85,14 +85,13 @@ def test_mqtt_4_1_0_2_v5_session_expiry_zero_ends_with_connection(broker):
     """[MQTT-3.1.2-23] [MQTT-4.1.0-2] (5.0) Session Expiry Interval absent (0): the Session ends with
     the Network Connection; a Clean Start 0 reconnect finds none (Session Present 0)."""
     cid = unique_id("se0")
-    c = PahoClient(broker, client_id=cid, protocol=V5, clean=False)
-    c.connect()
-    c.subscribe("se0/t", 1)
-    c.disconnect()
-    c = PahoClient(broker, client_id=cid, protocol=V5, clean=False)
-    rc, flags, _ = c.connect()
-    assert flags["session present"] == 0
-    c.disconnect()
+    r = Raw(broker, version=5)
+    r.connect(cid, clean=False)
+    r.subscribe(1, [("se0/t", 1)])
+    r.disconnect_and_wait(0)
+    r = Raw(broker, version=5)
+    assert r.connect(cid, clean=False).session_present is False
+    r.disconnect(0)
 
 
 def test_mqtt_4_1_0_2_v5_session_expires_after_interval(broker):
@@ -139,14 +138,13 @@ def test_v5_disconnect_can_set_session_expiry(broker):
     """(5.0, section 3.14.2.2.2) A DISCONNECT may change the Session Expiry Interval from non-zero:
     300 s at CONNECT, 0 at DISCONNECT -> the Session ends now."""
     cid = unique_id("sed")
-    c = _persistent(broker, cid, V5, expiry=300)
-    c.connect()
-    c.subscribe("sed/t", 1)
-    c.disconnect(reasoncode=0, properties=props(PacketTypes.DISCONNECT, SessionExpiryInterval=0))
-    c = PahoClient(broker, client_id=cid, protocol=V5, clean=False)
-    rc, flags, _ = c.connect()
-    assert flags["session present"] == 0
-    c.disconnect()
+    r = Raw(broker, version=5)
+    r.connect(cid, clean=False, props=[(0x11, 300)])
+    r.subscribe(1, [("sed/t", 1)])
+    r.disconnect_and_wait(0, props=[(0x11, 0)])
+    r = Raw(broker, version=5)
+    assert r.connect(cid, clean=False).session_present is False
+    r.disconnect(0)
 
 
 def _queue_offline(broker, n, qos=1):
@@ -154,7 +152,7 @@ def _queue_offline(broker, n, qos=1):
     r = Raw(broker, version=4)
     r.connect(cid, clean=False)
     r.subscribe(1, [("mq/t", qos)])
-    r.disconnect()
+    r.disconnect_and_wait()
     pub = PahoClient(broker)
     pub.connect()
     for i in range(n):
@@ -241,7 +239,7 @@ def test_max_queued_bytes_limits_offline_queue(make_broker):
     r = Raw(b, version=4)
     r.connect(cid, clean=False)
     r.subscribe(1, [("mqb/t", 1)])
-    r.disconnect()
+    r.disconnect_and_wait()
     pub = PahoClient(b)
     pub.connect()
     for i in range(30):

@@ -146,10 +146,10 @@ def test_mqtt_3_3_2_5_expired_message_not_delivered_to_offline_session(broker):
     the time it waited in the Server."""
     cid = unique_id("exp")
     cp = props(PacketTypes.CONNECT, SessionExpiryInterval=300)
-    c = PahoClient(broker, client_id=cid, protocol=V5, clean=False, connect_props=cp)
-    c.connect()
-    c.subscribe("exp/t", 1)
-    c.disconnect()
+    r = Raw(broker, version=5)
+    r.connect(cid, clean=False, props=[(0x11, 300)])
+    r.subscribe(1, [("exp/t", 1)])
+    r.disconnect_and_wait(0)          # offline for sure before the publishes
     pub = _v5(broker)
     pub.publish("exp/t", b"short", 1, properties=props(PacketTypes.PUBLISH, MessageExpiryInterval=1))
     pub.publish("exp/t", b"long", 1, properties=props(PacketTypes.PUBLISH, MessageExpiryInterval=60))
