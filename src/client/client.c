@@ -139,6 +139,18 @@ tombo_client_t *tombo_client_new(const char *client_id, const tombo_options_t *o
     if (o.connect_props && !(c->connect_props = props_dup(o.connect_props)))
         fail = true;
     o.will_props = o.connect_props = NULL;
+    /* Limits given as CONNECT properties count as the options (the client must enforce them). */
+    uint32_t v;
+    if (c->connect_props) {
+        if (!o.topic_alias_max && tombo_props_get_int(c->connect_props, TOMBO_PROP_TOPIC_ALIAS_MAX, &v))
+            o.topic_alias_max = (uint16_t)v;
+        if (!o.receive_max && tombo_props_get_int(c->connect_props, TOMBO_PROP_RECEIVE_MAX, &v))
+            o.receive_max = (uint16_t)v;
+        if (!o.max_packet_size && tombo_props_get_int(c->connect_props, TOMBO_PROP_MAX_PACKET_SIZE, &v))
+            o.max_packet_size = v;
+        if (!o.session_expiry && tombo_props_get_int(c->connect_props, TOMBO_PROP_SESSION_EXPIRY, &v))
+            o.session_expiry = v;
+    }
     c->opts = o;
     if (o.topic_alias_max && !(c->aliases = calloc(o.topic_alias_max, sizeof(char *))))
         fail = true;
