@@ -55,7 +55,7 @@ uint8_t *buf_reserve(buf_t *b, size_t n)
         if (b->cap - b->len >= n)
             return b->data + b->len;
     }
-    size_t cap = b->cap ? b->cap : 256;
+    size_t cap = b->cap ? b->cap : 64; /* a CONNACK or PINGRESP fits: idle clients stay small */
     while (cap - b->len < n)
         cap *= 2;
     b->data = xrealloc(b->data, cap);
