@@ -384,6 +384,13 @@ tombo_client_t *tool_client_new(tool_cfg_t *cfg)
     o.connect_props = cfg->p_connect;
     o.max_inflight = cfg->max_inflight;
     o.bind_address = cfg->bind_address;
+    if (cfg->reconnect) {
+        /* libmosquitto's default: retry every second; the tool subscribes again in on_connect. */
+        o.auto_reconnect = true;
+        o.reconnect_min_ms = 1000;
+        o.reconnect_max_ms = 1000;
+        o.resubscribe = false;
+    }
     tombo_client_t *c = tombo_client_new(cfg->id, &o);
     if (!c) {
         tool_err(cfg, "Error: Unable to create the client (invalid options or out of memory).\n");

@@ -34,6 +34,7 @@ typedef struct tool_cfg {
     bool will_retain;
     const char *bind_address;
     int max_inflight;
+    bool reconnect;           /* reconnect (1 s delay) after a lost connection, as mosquitto_sub does */
     /* -D properties per command. */
     tombo_props_t *p_connect, *p_publish, *p_subscribe, *p_unsubscribe, *p_disconnect, *p_will;
 } tool_cfg_t;

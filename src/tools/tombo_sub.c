@@ -372,14 +372,17 @@ static void on_disconnect(tombo_client_t *c, void *user, tombo_err_t err, int re
     (void)c;
     (void)user;
     (void)props;
-    if (err != TOMBO_OK && err != TOMBO_ERR_CONN_REFUSED && !done) {
-        if (err == TOMBO_ERR_SERVER_DISCONNECT)
-            tool_err(&cfg.base, "Error: %s\n", tombo_reason_string(cfg.base.version, false, reason));
-        else
-            tool_err(&cfg.base, "Error: %s\n", tombo_strerror(err));
-        exit_code = 1;
+    if (err == TOMBO_OK || err == TOMBO_ERR_CONN_REFUSED) {
+        done = true;
+        return;
     }
-    done = true;
+    /* Lost: as mosquitto_sub, carry on; libtombo reconnects and on_connect subscribes again. */
+    if (cfg.base.debug) {
+        if (err == TOMBO_ERR_SERVER_DISCONNECT)
+            printf("Disconnected by the broker: %s\n", tombo_reason_string(cfg.base.version, false, reason));
+        else
+            printf("Connection lost: %s\n", tombo_strerror(err));
+    }
 }
 
 static void on_signal(int sig)
@@ -482,6 +485,7 @@ static int parse(int argc, char **argv)
 int main(int argc, char **argv)
 {
     tool_cfg_init(&cfg.base, TOOL_SUB);
+    cfg.base.reconnect = true;
     int rc = 1;
     tombo_client_t *c = NULL;
     if (parse(argc, argv) < 0)

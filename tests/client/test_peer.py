@@ -3,6 +3,7 @@ the builders of tests/broker/rawmqtt.py, to show the client behaviour neither mo
 broker would provoke: topic aliases from the broker, an alias out of range, a QoS 2 PUBLISH re-sent
 with DUP (delivered once), a DISCONNECT from the server, a malformed packet."""
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -88,6 +89,17 @@ def tombo_sub(peer, *args):
                             env=client_env())
 
 
+def reconnected_then_stopped(peer, proc):
+    """As mosquitto_sub, tombo-sub reconnects after losing the connection: accept that second
+    CONNECT, then stop it with SIGTERM (a clean DISCONNECT, exit code 0)."""
+    peer.sock.close()
+    peer.buf = b""
+    peer.accept()
+    peer.expect(rm.CONNECT)
+    proc.send_signal(signal.SIGTERM)
+    return done(proc)
+
+
 def done(proc):
     out, err = proc.communicate(timeout=TIMEOUT)
     check_sanitizers("tombo-sub", err)
@@ -114,8 +126,8 @@ def test_topic_alias_out_of_range(peer, alias):
     peer.sock.sendall(rm.publish("x", b"bad", properties=[("topic_alias", alias)]))
     _, _, body = peer.expect(rm.DISCONNECT)
     assert body[:1] == bytes([rm.TOPIC_ALIAS_INVALID])
-    rc, out, err = done(proc)
-    assert rc == 1 and out == ""
+    rc, out, err = reconnected_then_stopped(peer, proc)
+    assert rc == 0 and out == ""
 
 
 def test_qos2_resent_publish_delivered_once(peer):
@@ -138,12 +150,12 @@ def test_qos2_resent_publish_delivered_once(peer):
 
 
 def test_server_disconnect(peer):
-    """A DISCONNECT from the server ends tombo-sub with an error naming its reason."""
-    proc = tombo_sub(peer, "-v")
+    """A DISCONNECT from the server: tombo-sub (-d) says why and connects again."""
+    proc = tombo_sub(peer, "-v", "-d")
     peer.handshake()
     peer.sock.sendall(rm.disconnect(0x8B))
-    rc, out, err = done(proc)
-    assert rc == 1 and "server shutting down" in err
+    rc, out, err = reconnected_then_stopped(peer, proc)
+    assert rc == 0 and "Disconnected by the broker: server shutting down" in out
 
 
 @pytest.mark.parametrize("bad", [
@@ -154,12 +166,12 @@ def test_server_disconnect(peer):
     rm.packet(0, 0, b""),                                             # reserved type 0
 ], ids=["props-overrun", "bad-utf8", "qos3", "second-connack", "type0"])
 def test_malformed_from_server(peer, bad):
-    """A broker breaking the protocol: the client sends DISCONNECT with an error reason and exits
-    with an error; nothing is printed, nothing crashes or leaks."""
+    """A broker breaking the protocol: the client sends DISCONNECT with an error reason and closes,
+    then reconnects; nothing is printed, nothing crashes or leaks."""
     proc = tombo_sub(peer, "-v")
     peer.handshake()
     peer.sock.sendall(bad)
     p = peer.read()
     assert p is None or (p[0] == rm.DISCONNECT and p[2][:1] >= b"\x80"), p
-    rc, out, err = done(proc)
-    assert rc == 1 and out == ""
+    rc, out, err = reconnected_then_stopped(peer, proc)
+    assert rc == 0 and out == ""

@@ -278,3 +278,18 @@ def test_sub_will_on_kill(broker):
         p.wait()
     out, _, _ = finish(watcher, 5)
     assert sorted(out.decode().splitlines()) == ["will/m bye 1 0", "will/t bye 1 0"]
+
+
+def test_sub_reconnects_after_broker_restart(broker):
+    """mosquitto_sub reconnects (and subscribes again) when the broker comes back; so does tombo-sub."""
+    procs = {tool: start(cmd, broker, ["-t", "rs/#", "-v", "-C", "1"])
+             for tool, cmd in (("mosquitto_sub", "mosquitto_sub"), ("tombo-sub", binary("src", "tools", "tombo-sub")))}
+    time.sleep(SETTLE)
+    broker.stop()
+    broker.start()
+    time.sleep(2.5)  # both retry every second
+    mpub(broker, "-t", "rs/x", "-m", "after restart")
+    outs = {tool: finish(p, 10) for tool, p in procs.items()}
+    check_sanitizers("tombo-sub", outs["tombo-sub"][1])
+    assert outs["tombo-sub"][0] == outs["mosquitto_sub"][0] == b"rs/x after restart\n"
+    assert outs["tombo-sub"][2] == outs["mosquitto_sub"][2] == 0
