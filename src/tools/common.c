@@ -187,6 +187,72 @@ static const char *arg(tool_cfg_t *cfg, int argc, char **argv, int *i, const cha
     return argv[++*i];
 }
 
+static bool add_topic(tool_cfg_t *cfg, const char *t)
+{
+    if (cfg->kind == TOOL_PUB && cfg->ntopics) {
+        tool_usage_error(cfg, "Only one topic can be used.\n");
+        return false;
+    }
+    const char **l = realloc(cfg->topics, (size_t)(cfg->ntopics + 1) * sizeof(*l));
+    if (!l)
+        return false;
+    cfg->topics = l;
+    cfg->topics[cfg->ntopics++] = t;
+    return true;
+}
+
+/* -L mqtt://[username[:password]@]host[:port]/topic. The parts are copied into cfg->url_buf
+ * (the only strings cfg owns besides props). mqtts:// needs TLS, which comes later. */
+static int parse_url(tool_cfg_t *cfg, const char *url)
+{
+    if (strncmp(url, "mqtt://", 7) != 0) {
+        if (!strncmp(url, "mqtts://", 8))
+            tool_usage_error(cfg, "TLS (mqtts://) is not supported yet.\n");
+        else
+            tool_usage_error(cfg, "Unsupported URL scheme.\n");
+        return -1;
+    }
+    size_t n = strlen(url + 7);
+    if (n >= sizeof(cfg->url_buf)) {
+        tool_usage_error(cfg, "URL too long.\n");
+        return -1;
+    }
+    char *s = memcpy(cfg->url_buf, url + 7, n + 1);
+    char *slash = strchr(s, '/');
+    if (!slash || !slash[1]) {
+        tool_usage_error(cfg, "Invalid URL for -L argument specified - topic missing.\n");
+        return -1;
+    }
+    *slash = 0;
+    char *at = strrchr(s, '@');
+    if (at) {
+        *at = 0;
+        char *colon = strchr(s, ':');
+        if (colon) {
+            *colon = 0;
+            cfg->password = colon + 1;
+        }
+        cfg->username = s;
+        s = at + 1;
+    }
+    char *colon = strrchr(s, ':');
+    if (colon) {
+        *colon = 0;
+        long long port;
+        if (!parse_int(colon + 1, 1, 65535, &port)) {
+            tool_usage_error(cfg, "Invalid port given: %s\n", colon + 1);
+            return -1;
+        }
+        cfg->port = (int)port;
+    }
+    if (!*s) {
+        tool_usage_error(cfg, "Invalid URL for -L argument specified - host missing.\n");
+        return -1;
+    }
+    cfg->host = s;
+    return add_topic(cfg, slash + 1) ? 1 : -1;
+}
+
 int tool_parse_common(tool_cfg_t *cfg, int argc, char **argv, int *i)
 {
     const char *a = argv[*i], *v;
@@ -206,15 +272,8 @@ int tool_parse_common(tool_cfg_t *cfg, int argc, char **argv, int *i)
     } else if (!strcmp(a, "-t") || !strcmp(a, "--topic")) {
         if (!(v = arg(cfg, argc, argv, i, "topic")))
             return -1;
-        if (cfg->kind == TOOL_PUB && cfg->ntopics) {
-            tool_usage_error(cfg, "Only one topic can be used.\n");
+        if (!add_topic(cfg, v))
             return -1;
-        }
-        const char **t = realloc(cfg->topics, (size_t)(cfg->ntopics + 1) * sizeof(*t));
-        if (!t)
-            return -1;
-        cfg->topics = t;
-        cfg->topics[cfg->ntopics++] = v;
     } else if (!strcmp(a, "-q") || !strcmp(a, "--qos")) {
         if (!(v = arg(cfg, argc, argv, i, "QoS")))
             return -1;
@@ -312,6 +371,10 @@ int tool_parse_common(tool_cfg_t *cfg, int argc, char **argv, int *i)
         cfg->will_qos = (int)n;
     } else if (!strcmp(a, "--will-retain")) {
         cfg->will_retain = true;
+    } else if (!strcmp(a, "-L") || !strcmp(a, "--url")) {
+        if (!(v = arg(cfg, argc, argv, i, "URL")))
+            return -1;
+        return parse_url(cfg, v);
     } else if (!strcmp(a, "-D") || !strcmp(a, "--property")) {
         return parse_property(cfg, argc, argv, i);
     } else {

@@ -10,7 +10,7 @@
 
 enum tool_kind { TOOL_PUB, TOOL_SUB };
 
-/* Ownership: strings point into argv (never freed); props are owned and freed by tool_cfg_free. */
+/* Ownership: strings point into argv or url_buf (never freed); props are owned and freed by tool_cfg_free. */
 typedef struct tool_cfg {
     enum tool_kind kind;
     const char *name;         /* "tombo-pub" / "tombo-sub" */
@@ -19,6 +19,7 @@ typedef struct tool_cfg {
     const char *id;
     const char *id_prefix;
     char id_buf[64];
+    char url_buf[1024];       /* -L: host, user, password and topic point in here */
     int keepalive;
     const char *username, *password;
     int version;

@@ -120,6 +120,7 @@ BAD_SUB = [
     ("bad-escape", ["-t", "a", "-F", "\\q"]),
     ("bad-property", ["-t", "a", "-V", "5", "-D", "connect", "no-such-prop", "1"]),
     ("unknown-option", ["-t", "a", "--no-such-option"]),
+    ("url-no-topic", ["-L", "mqtt://127.0.0.1"]),
 ]
 
 
@@ -293,3 +294,20 @@ def test_sub_reconnects_after_broker_restart(broker):
     check_sanitizers("tombo-sub", outs["tombo-sub"][1])
     assert outs["tombo-sub"][0] == outs["mosquitto_sub"][0] == b"rs/x after restart\n"
     assert outs["tombo-sub"][2] == outs["mosquitto_sub"][2] == 0
+
+
+def test_url_flag(broker):
+    """-L mqtt://[user[:password]@]host:port/topic, for both tools."""
+    url = "mqtt://user:pw@127.0.0.1:%d/u/x" % broker.port
+    subs = {t: subprocess.Popen([c, "-L", url, "-v", "-C", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=client_env())
+            for t, c in (("mosquitto_sub", "mosquitto_sub"), ("tombo-sub", binary("src", "tools", "tombo-sub")))}
+    time.sleep(SETTLE)
+    mpub(broker, "-t", "u/x", "-m", "one")
+    p = subprocess.run([binary("src", "tools", "tombo-pub"), "-L", url, "-m", "two"], capture_output=True, timeout=10,
+                       env=client_env())
+    check_sanitizers("tombo-pub", p.stderr)
+    assert p.returncode == 0
+    outs = {t: finish(s, 5) for t, s in subs.items()}
+    check_sanitizers("tombo-sub", outs["tombo-sub"][1])
+    assert outs["tombo-sub"][0] == outs["mosquitto_sub"][0] == b"u/x one\nu/x two\n"
