@@ -1,7 +1,9 @@
 /* test_client_limits.c -- the broker's CONNACK limits (MQTT 5): Maximum Packet Size makes an
  * oversize publish fail with TOMBO_ERR_PACKET_TOO_LARGE (nothing sent), Receive Maximum bounds the
  * in-flight window (the broker would disconnect us otherwise) and every message still completes.
+ * The network is driven the third way: the application's own poll() on tombo_socket().
  * Usage: test_client_limits HOST PORT   (broker: max_packet_size 1000, max_inflight_messages 3) */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,15 @@ static void on_disconnect(tombo_client_t *c, void *u, tombo_err_t err, int reaso
     disconnected++;
 }
 
+/* One turn of "the application's event loop". */
+static void step(tombo_client_t *c)
+{
+    struct pollfd p = {.fd = tombo_socket(c), .events = POLLIN | (tombo_want_write(c) ? POLLOUT : 0)};
+    if (p.fd >= 0)
+        poll(&p, 1, 50);
+    tombo_loop(c, 0);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3)
@@ -45,8 +56,8 @@ int main(int argc, char **argv)
     tombo_set_on_disconnect(c, on_disconnect);
     if (tombo_connect(c, argv[1], atoi(argv[2]), 10) != TOMBO_OK)
         return 1;
-    for (int i = 0; i < 100 && !connected; i++)
-        tombo_loop(c, 100);
+    for (int i = 0; i < 200 && !connected; i++)
+        step(c);
     if (!connected)
         return 1;
     static char big[2000];
@@ -57,8 +68,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < 50; i++)
         if (tombo_publish(c, NULL, "lim/ok", big, 500, 1 + (i & 1), false, NULL) != TOMBO_OK)
             return 1;
-    for (int i = 0; i < 200 && completed < 50 && !disconnected; i++)
-        tombo_loop(c, 50);
+    for (int i = 0; i < 400 && completed < 50 && !disconnected; i++)
+        step(c);
     if (completed != 50 || disconnected) {
         fprintf(stderr, "completed %d of 50, disconnected %d\n", completed, disconnected);
         return 1;
