@@ -161,13 +161,20 @@ void session_pump(tombo_client_t *c)
 /* on_publish for QoS 0 messages handed to the socket (called by the loop, outside publish). */
 void session_report_done0(tombo_client_t *c)
 {
-    while (c->done0_n && c->out.len == c->out.off) {
-        uint16_t mid = c->done0[0];
-        memmove(c->done0, c->done0 + 1, (c->done0_n - 1) * sizeof(*c->done0));
-        c->done0_n--;
+    if (!c->done0_n || c->out.len != c->out.off)
+        return;
+    /* Report the ones present now; callbacks may append more (realloc: re-read c->done0). */
+    size_t k = c->done0_n, i;
+    unsigned gen = c->gen;
+    for (i = 0; i < k && i < c->done0_n && gen == c->gen; i++)
         if (c->on_publish)
-            c->on_publish(c, c->user, mid, 0, &props_empty);
+            c->on_publish(c, c->user, c->done0[i], 0, &props_empty);
+    if (i >= c->done0_n) {
+        c->done0_n = 0;
+        return;
     }
+    memmove(c->done0, c->done0 + i, (c->done0_n - i) * sizeof(*c->done0));
+    c->done0_n -= i;
 }
 
 /* A session resumes: re-send in-flight messages with their ids, DUP set, and PUBRELs
