@@ -323,7 +323,9 @@ int tombo_socket(tombo_client_t *c);
 bool tombo_want_write(tombo_client_t *c);
 /* True between a successful CONNACK and the end of that connection. */
 bool tombo_is_connected(tombo_client_t *c);
-/* Protocol version in use, and the client id (the broker's assigned one once connected). */
+/* Protocol version in use, and the client id (the broker's assigned one once connected). The id
+ * string belongs to the client and may be replaced by the next CONNACK: read it from a callback or
+ * while no loop runs, and copy it to keep it. */
 int tombo_version(const tombo_client_t *c);
 const char *tombo_client_id(tombo_client_t *c);
 /* Number of QoS 1/2 publishes not yet completed plus messages waiting to be sent. */
