@@ -1,6 +1,7 @@
 /* broker.c -- the broker's lifetime: shared stores, workers, and the global timers (session
  * expiry, delayed wills) that worker 0 runs from a min-heap. */
 #include "broker/broker.h"
+#include "broker/auth.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,24 @@ int broker_init(broker_t *b)
     if (b->n_workers < 1)
         b->n_workers = 1;
     char err[256];
+    {
+        char aerr[512];
+        b->auth = xcalloc((size_t)b->cfg.n_listeners + 1, sizeof(*b->auth));
+        for (int i = 0; i < b->cfg.n_listeners; i++) {
+            struct tombo_listener *l = &b->cfg.listeners[i];
+            if (i > 0 && !b->cfg.per_listener_settings) {
+                b->auth[i] = b->auth[0];
+                continue;
+            }
+            b->auth[i] = auth_load(l->password_file, l->acl_file, aerr, sizeof(aerr));
+            if (!b->auth[i]) {
+                log_printf(TLOG_ERR, "Error: %s", aerr);
+                return -1;
+            }
+            for (int k = 0; auth_warning(b->auth[i], k); k++)
+                log_printf(TLOG_WARNING, "Warning: %s", auth_warning(b->auth[i], k));
+        }
+    }
     b->listen_fds = xmalloc(((size_t)b->cfg.n_listeners + 1) * sizeof(int));
     for (int i = 0; i <= b->cfg.n_listeners; i++)
         b->listen_fds[i] = -1;
@@ -180,7 +199,11 @@ void session_publish_will(worker_t *w, session_t *s)
     pthread_mutex_unlock(&s->lock);
     if (!will)
         return;
-    broker_publish(w, will, NULL);
+    pthread_mutex_lock(&s->lock);
+    bool allowed = auth_acl(s->auth, s->client_id, s->username, will->topic.p, will->topic.len, AUTH_WRITE);
+    pthread_mutex_unlock(&s->lock);
+    if (allowed)
+        broker_publish(w, will, NULL);
     msg_release(will);
 }
 
@@ -193,6 +216,10 @@ void broker_free(broker_t *b)
         if (b->listen_fds[i] >= 0)
             close(b->listen_fds[i]);
     free(b->listen_fds);
+    for (int i = 0; b->auth && i < b->cfg.n_listeners; i++)
+        if (i == 0 || b->cfg.per_listener_settings)
+            auth_free(b->auth[i]);
+    free(b->auth);
     for (size_t i = 0; i < b->n_timers; i++)
         session_release(b->timers[i].s);
     free(b->timers);

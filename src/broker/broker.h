@@ -65,6 +65,7 @@ typedef struct broker {
     struct tombo_config cfg;
     worker_t *workers;
     int n_workers;
+    struct auth **auth;  /* one per cfg.listeners[i] (all the same one unless per_listener_settings) */
     int *listen_fds;    /* one per cfg.listeners[i]; -1 for an optional one that could not bind */
     atomic_int stop;
     atomic_int reload;  /* SIGHUP: worker 0 reopens the log file */

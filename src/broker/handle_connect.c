@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <stdlib.h>
+
+#include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/log.h"
 
@@ -44,7 +47,10 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
     }
 
     /* Authentication: anonymous clients need allow_anonymous. */
-    if (!c->l->allow_anonymous && !p->connect.has_username)
+    const auth_t *auth = b->auth[c->l - b->cfg.listeners];
+    if (auth_connect(auth, c->l->allow_anonymous, p->connect.username.p, p->connect.username.len,
+                     p->connect.has_username, p->connect.password.p, p->connect.password.len,
+                     p->connect.has_password) != MQTT_RC_SUCCESS)
         return MQTT_RC_NOT_AUTHORIZED;
     if (v5 && (p->props.has & MQTT_HAS(MQTT_PROP_AUTH_METHOD)))
         return MQTT_RC_BAD_AUTH_METHOD; /* no enhanced authentication method is configured */
@@ -155,6 +161,14 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
         oldwill = s->will;
     }
     s->conn = c;
+    free(s->username);
+    s->username = NULL;
+    if (p->connect.has_username && p->connect.username.len) {
+        s->username = xmalloc(p->connect.username.len + 1);
+        memcpy(s->username, p->connect.username.p, p->connect.username.len);
+        s->username[p->connect.username.len] = '\0';
+    }
+    s->auth = auth;
     s->worker = w->index;
     s->conn_id = c->id;
     s->conn_fd = c->fd;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "broker/broker.h"
+#include "broker/auth.h"
 #include "broker/log.h"
 
 static void send_ack(conn_t *c, uint8_t type, uint16_t id, uint8_t reason)
@@ -101,6 +102,24 @@ uint8_t handle_publish(conn_t *c, mqtt_packet_t *p)
         accept = false;
         reason = MQTT_RC_IMPL_SPECIFIC;
         atomic_fetch_add_explicit(&w->pub_dropped, 1, memory_order_relaxed);
+    }
+    if (accept && p->publish.topic.len >= 4 && memcmp(p->publish.topic.p, "$SYS", 4) == 0) {
+        /* $SYS belongs to the broker: clients cannot publish there (as in Mosquitto). */
+        accept = false;
+        reason = MQTT_RC_NOT_AUTHORIZED;
+    }
+    /* The ACL, when there is one; without, no lock is taken on this path. */
+    if (accept && auth_has_acl(b->auth[c->l - b->cfg.listeners])) {
+        pthread_mutex_lock(&s->lock);
+        bool allowed = auth_acl(s->auth, s->client_id, s->username, p->publish.topic.p, p->publish.topic.len,
+                                AUTH_WRITE);
+        pthread_mutex_unlock(&s->lock);
+        if (!allowed) {
+            log_printf(TLOG_DEBUG, "Denied PUBLISH from %s to %.*s.", s->client_id, (int)p->publish.topic.len,
+                       (const char *)p->publish.topic.p);
+            accept = false;
+            reason = MQTT_RC_NOT_AUTHORIZED;
+        }
     }
     if (qos == 2 && !session_qos2_begin(s, p->id))
         accept = false; /* a retransmission of a message we already have: ack it, do not deliver twice */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "broker/broker.h"
+#include "broker/auth.h"
 #include "broker/log.h"
 
 /* ---- registry: open hashing on the client id ---- */
@@ -179,6 +180,7 @@ void session_release(session_t *s)
     free(s->in_qos2);
     msg_release(s->will);
     pthread_mutex_destroy(&s->lock);
+    free(s->username);
     free(s->client_id);
     free(s);
 }
@@ -320,7 +322,8 @@ void session_deliver(worker_t *from, session_t *s, msg_t *msg, uint8_t qos, uint
 {
     broker_t *b = s->broker;
     pthread_mutex_lock(&s->lock);
-    if (s->ended || (qos == 0 && !s->conn && !b->cfg.queue_qos0_messages)) {
+    if (s->ended || (qos == 0 && !s->conn && !b->cfg.queue_qos0_messages) ||
+        !auth_acl(s->auth, s->client_id, s->username, msg->topic.p, msg->topic.len, AUTH_READ)) {
         pthread_mutex_unlock(&s->lock);
         return;
     }

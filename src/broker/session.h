@@ -65,6 +65,8 @@ typedef struct session {
     uint64_t conn_id;   /* id and fd of `conn`, to address it across threads without touching it */
     int conn_fd;
     uint8_t version;    /* protocol level of the last connection */
+    char *username;     /* of the last connection; NULL: none (ACL identity) */
+    const struct auth *auth; /* its listener's auth (NULL: no checks) */
     uint8_t flush_pending; /* already in its worker's flush list */
     uint8_t ended;      /* removed from the registry; deliveries are dropped */
     uint32_t expiry;    /* session expiry interval, seconds (UINT32_MAX: never) */
