@@ -54,7 +54,8 @@ static void usage(void)
            " -F : output format: %%t topic, %%p payload, %%q qos, %%r retain, %%l payload length,\n"
            "      %%m message id, %%x/%%X payload in hex, %%I ISO 8601 time, %%U Unix time,\n"
            "      %%C content type, %%D correlation data, %%E message expiry, %%F payload format,\n"
-           "      %%P user properties, %%R response topic, %%S subscription identifiers, %%%%;\n"
+           "      %%P user properties, %%R response topic, %%S subscription identifiers,\n"
+           "      %%j the message as JSON, %%%%;\n"
            "      @ followed by a strftime character for the time; \\n \\t \\\\ ... escapes.\n"
            " -h : mqtt host to connect to. Defaults to localhost.\n"
            " -i : id to use for this client.\n"
@@ -104,7 +105,7 @@ static bool format_valid(const char *f)
                 tool_usage_error(&cfg.base, "Incomplete format specifier.\n");
                 return false;
             }
-            if (!strchr("%ACDEFIlmpPqrRStUxX", *p)) {
+            if (!strchr("%ACDEFIjlmpPqrRStUxX", *p)) {
                 tool_usage_error(&cfg.base, "Invalid format specifier '%c'.\n", *p);
                 return false;
             }
@@ -157,6 +158,109 @@ static void print_prop_string(const tombo_props_t *p, int id)
     size_t n;
     if (tombo_props_get_string(p, id, &s, &n))
         fwrite(s, 1, n, stdout);
+}
+
+/* A JSON string, escaped as mosquitto_sub's %j does (cJSON's rules). */
+static void json_string(const char *s, size_t n)
+{
+    putchar('"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        switch (ch) {
+        case '"': fputs("\\\"", stdout); break;
+        case '\\': fputs("\\\\", stdout); break;
+        case '\b': fputs("\\b", stdout); break;
+        case '\f': fputs("\\f", stdout); break;
+        case '\n': fputs("\\n", stdout); break;
+        case '\r': fputs("\\r", stdout); break;
+        case '\t': fputs("\\t", stdout); break;
+        default:
+            if (ch < 0x20)
+                printf("\\u%04x", ch);
+            else
+                putchar(ch);
+        }
+    }
+    putchar('"');
+}
+
+static void json_prop_string(const tombo_props_t *p, int id, const char *name, bool *first)
+{
+    const char *v;
+    size_t n;
+    if (!tombo_props_get_string(p, id, &v, &n))
+        return;
+    printf("%s\"%s\":", *first ? "" : ",", name);
+    json_string(v, n);
+    *first = false;
+}
+
+static void json_prop_int(const tombo_props_t *p, int id, const char *name, bool *first)
+{
+    uint32_t v;
+    if (!tombo_props_get_int(p, id, &v))
+        return;
+    printf("%s\"%s\":%u", *first ? "" : ",", name, v);
+    *first = false;
+}
+
+/* %j: the message as one JSON object (mosquitto_sub's layout; v5 properties in a fixed order). */
+static void print_json(const tombo_message_t *m, const struct timespec *now, const struct tm *tm)
+{
+    char ts[64], zone[16];
+    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", tm);
+    strftime(zone, sizeof(zone), "%z", tm);
+    printf("{\"tst\":\"%s.%06ldZ%s\",\"topic\":", ts, now->tv_nsec / 1000, zone);
+    json_string(m->topic, strlen(m->topic));
+    printf(",\"qos\":%d,\"retain\":%d,\"payloadlen\":%zu", m->qos, m->retain ? 1 : 0, m->payload_len);
+    if (cfg.base.version == TOMBO_MQTT_V5 && m->props) {
+        const tombo_props_t *p = m->props;
+        bool has = tombo_props_user_count(p) || tombo_props_sub_id_count(p);
+        uint32_t v;
+        const char *sv;
+        size_t sn;
+        has = has || tombo_props_get_string(p, TOMBO_PROP_CONTENT_TYPE, &sv, &sn) ||
+              tombo_props_get_string(p, TOMBO_PROP_RESPONSE_TOPIC, &sv, &sn) ||
+              tombo_props_get_string(p, TOMBO_PROP_CORRELATION_DATA, &sv, &sn) ||
+              tombo_props_get_int(p, TOMBO_PROP_PAYLOAD_FORMAT, &v) || tombo_props_get_int(p, TOMBO_PROP_MESSAGE_EXPIRY, &v);
+        if (has) {
+            bool first = true;
+            fputs(",\"properties\":{", stdout);
+            json_prop_string(p, TOMBO_PROP_CONTENT_TYPE, "content-type", &first);
+            size_t nu = tombo_props_user_count(p);
+            if (nu) {
+                printf("%s\"user-properties\":{", first ? "" : ",");
+                for (size_t i = 0; i < nu; i++) {
+                    const char *k, *val;
+                    size_t kl, vl;
+                    if (!tombo_props_get_user(p, i, &k, &kl, &val, &vl))
+                        continue;
+                    if (i)
+                        putchar(',');
+                    json_string(k, kl);
+                    putchar(':');
+                    json_string(val, vl);
+                }
+                putchar('}');
+                first = false;
+            }
+            json_prop_string(p, TOMBO_PROP_RESPONSE_TOPIC, "response-topic", &first);
+            json_prop_string(p, TOMBO_PROP_CORRELATION_DATA, "correlation-data", &first);
+            json_prop_int(p, TOMBO_PROP_PAYLOAD_FORMAT, "payload-format-indicator", &first);
+            json_prop_int(p, TOMBO_PROP_MESSAGE_EXPIRY, "message-expiry-interval", &first);
+            if (tombo_props_get_sub_id(p, 0, &v)) {
+                printf("%s\"subscription-identifier\":%u", first ? "" : ",", v);
+                first = false;
+            }
+            putchar('}');
+        }
+    }
+    fputs(",\"payload\":", stdout);
+    if (m->payload_len)
+        json_string(m->payload, m->payload_len);
+    else
+        fputs("null", stdout);
+    putchar('}');
 }
 
 static void print_formatted(const tombo_message_t *m)
@@ -220,6 +324,7 @@ static void print_formatted(const tombo_message_t *m)
                 break;
             }
             case 'U': printf("%lld.%09ld", (long long)now.tv_sec, now.tv_nsec); break;
+            case 'j': print_json(m, &now, &tm); break;
             case 'C': print_prop_string(m->props, TOMBO_PROP_CONTENT_TYPE); break;
             case 'D': print_prop_string(m->props, TOMBO_PROP_CORRELATION_DATA); break;
             case 'R': print_prop_string(m->props, TOMBO_PROP_RESPONSE_TOPIC); break;

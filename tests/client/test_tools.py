@@ -311,3 +311,22 @@ def test_url_flag(broker):
     outs = {t: finish(s, 5) for t, s in subs.items()}
     check_sanitizers("tombo-sub", outs["tombo-sub"][1])
     assert outs["tombo-sub"][0] == outs["mosquitto_sub"][0] == b"u/x one\nu/x two\n"
+
+
+@pytest.mark.parametrize("version", ["mqttv311", "mqttv5"])
+def test_sub_json_format(broker, version):
+    """-F %j: the same JSON objects as mosquitto_sub (the "tst" receive time aside)."""
+    import re
+    subs = {t: start(c, broker, ["-t", "j/#", "-V", version, "-C", "3", "-F", "%j"])
+            for t, c in (("mosquitto_sub", "mosquitto_sub"), ("tombo-sub", binary("src", "tools", "tombo-sub")))}
+    time.sleep(SETTLE)
+    mpub(broker, "-t", "j/1", "-m", "hi", "-q", "1", "-V", "5", "-D", "publish", "content-type", "text/plain",
+         "-D", "publish", "user-property", "k", "v", "-D", "publish", "response-topic", "rt",
+         "-D", "publish", "correlation-data", "cd", "-D", "publish", "payload-format-indicator", "1")
+    mpub(broker, "-t", "j/2", "-n")
+    mpub(broker, "-t", "j/3", "-m", 'q"\\\x01\n\t\u00e9')
+    outs = {t: finish(s, 5) for t, s in subs.items()}
+    check_sanitizers("tombo-sub", outs["tombo-sub"][1])
+    strip = lambda b: re.sub(rb'"tst":"[^"]*"', b"", b)  # noqa: E731
+    assert strip(outs["tombo-sub"][0]) == strip(outs["mosquitto_sub"][0])
+    assert outs["tombo-sub"][0].count(b"\n") == 3
