@@ -104,6 +104,7 @@ struct tombo_client {
 
     /* Incoming. */
     uint8_t qos2_in[8192];  /* bit per packet id: QoS 2 PUBLISH received, PUBREL not yet */
+    uint32_t qos2_in_n;     /* bits set in qos2_in: our side of the broker's Receive Maximum */
     char **aliases;         /* topic alias table, opts.topic_alias_max entries */
     char *topic_buf;
     size_t topic_cap;

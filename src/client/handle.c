@@ -77,9 +77,18 @@ static void handle_publish(tombo_client_t *c, mqtt_packet_t *p, uint8_t *end)
     bool deliver = true;
     if (qos == 2) {
         uint8_t bit = (uint8_t)(1u << (p->id & 7));
-        if (c->qos2_in[p->id >> 3] & bit)
+        if (c->qos2_in[p->id >> 3] & bit) {
             deliver = false; /* a re-sent PUBLISH we already delivered: only acknowledge again */
-        c->qos2_in[p->id >> 3] |= bit;
+        } else {
+            /* QoS 1 is acknowledged at once, so only QoS 2 awaiting PUBREL counts against the
+             * Receive Maximum we announced [MQTT-3.3.4-9]. */
+            if (c->opts.version == MQTT_V5 && c->opts.receive_max && c->qos2_in_n >= c->opts.receive_max) {
+                protocol_error(c, MQTT_RC_RECEIVE_MAX_EXCEEDED);
+                return;
+            }
+            c->qos2_in[p->id >> 3] |= bit;
+            c->qos2_in_n++;
+        }
     }
     if (deliver && c->on_message) {
         tombo_props_t view;

@@ -250,8 +250,10 @@ void session_on_connack(tombo_client_t *c, const mqtt_packet_t *p)
             c->client_id = id;
         }
     }
-    if (!sp)
+    if (!sp) {
         memset(c->qos2_in, 0, sizeof(c->qos2_in));
+        c->qos2_in_n = 0;
+    }
     resume_inflight(c, sp);
     bool renew = !sp && c->was_connected && c->opts.resubscribe;
     c->was_connected = true;
@@ -326,6 +328,8 @@ void session_ack(tombo_client_t *c, const mqtt_packet_t *p)
         client_log(c, TOMBO_LOG_DEBUG, "Client %s received PUBREL (Mid: %u)", id, p->id);
         bool known = c->qos2_in[p->id >> 3] & (1u << (p->id & 7));
         c->qos2_in[p->id >> 3] &= (uint8_t) ~(1u << (p->id & 7));
+        if (known)
+            c->qos2_in_n--;
         mqtt_packet_t a;
         memset(&a, 0, sizeof(a));
         a.type = MQTT_PUBCOMP;

@@ -175,3 +175,17 @@ def test_malformed_from_server(peer, bad):
     assert p is None or (p[0] == rm.DISCONNECT and p[2][:1] >= b"\x80"), p
     rc, out, err = reconnected_then_stopped(peer, proc)
     assert rc == 0 and out == ""
+
+
+def test_receive_maximum_exceeded(peer):
+    """[MQTT-3.3.4-9] more unacknowledged QoS 2 PUBLISHes than our Receive Maximum: DISCONNECT 0x93."""
+    proc = tombo_sub(peer, "-D", "connect", "receive-maximum", "2", "-v")
+    peer.handshake()
+    for pid in (1, 2):
+        peer.sock.sendall(rm.publish("r", b"%d" % pid, qos=2, packet_id=pid))
+        peer.expect(rm.PUBREC)
+    peer.sock.sendall(rm.publish("r", b"3", qos=2, packet_id=3))
+    _, _, body = peer.expect(rm.DISCONNECT)
+    assert body[:1] == bytes([rm.RECEIVE_MAX_EXCEEDED])
+    rc, out, err = reconnected_then_stopped(peer, proc)
+    assert rc == 0 and out == "r 1\nr 2\n"
