@@ -13,13 +13,21 @@
 #include "broker/subtree.h"
 
 /* Items other threads send a worker. */
-enum inbox_kind { INBOX_FLUSH_SESSION, INBOX_KICK_CONN };
+enum inbox_kind {
+    INBOX_FLUSH_SESSION, /* write the session's queued messages to its connection */
+    INBOX_KICK_CONN,     /* session taken over: drain and close (fd, conn_id), then answer the
+                          * waiting connection with INBOX_TAKEOVER_DONE */
+    INBOX_TAKEOVER_DONE, /* (fd, conn_id) may now attach to its session */
+};
 typedef struct inbox_item {
     uint8_t kind;
     uint8_t rc;         /* KICK: reason code for the DISCONNECT */
-    int fd;             /* KICK: connection fd and id */
+    int fd;             /* KICK, TAKEOVER_DONE: connection fd and id */
     uint64_t conn_id;
     session_t *session; /* FLUSH: one reference */
+    int reply_worker;   /* KICK: who waits, and which connection */
+    int reply_fd;
+    uint64_t reply_id;
 } inbox_item_t;
 
 /* Keepalive timer wheel: 256 slots of 250 ms (a 64 s horizon; later deadlines are re-slotted when

@@ -257,6 +257,14 @@ static bool protocol_name_known(const uint8_t *body, uint32_t len)
     return (n == 4 && memcmp(body + 2, "MQTT", 4) == 0) || (n == 6 && memcmp(body + 2, "MQIsdp", 6) == 0);
 }
 
+/* Watch the socket for input or not (output interest is kept as it is). */
+static void conn_set_reading(conn_t *c, bool on)
+{
+    struct epoll_event ev = {.events = (on ? EPOLLIN | EPOLLRDHUP : 0) | (c->want_write ? EPOLLOUT : 0),
+                             .data.ptr = c};
+    epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
 /* Handle every complete packet in data[0..len). Returns the bytes consumed (whole packets), or
  * -1 once the connection closed. Packet views point into `data` while they are handled; handlers
  * copy what they keep. */
@@ -292,10 +300,16 @@ static ssize_t process_bytes(conn_t *c, const uint8_t *data, size_t len)
         uint8_t rc = mqtt_decode(&h, head + h.header_len, c->version, MQTT_FROM_CLIENT, &p);
         c->last_rx = c->w->now;
         if (rc == MQTT_RC_SUCCESS) {
-            if (c->state == CONN_NEW)
+            if (c->state == CONN_NEW) {
                 rc = handle_connect(c, &p);
-            else
+                if (rc == MQTT_RC_SUCCESS && c->awaiting_takeover) {
+                    /* Nothing more is read until the session's old connection is gone. */
+                    conn_set_reading(c, false);
+                    return (ssize_t)(off + total);
+                }
+            } else {
                 rc = dispatch(c, &p);
+            }
         } else if (c->state == CONN_NEW && p.type == MQTT_CONNECT) {
             c->version = p.connect.version;
             if (rc == MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION && !protocol_name_known(head + h.header_len, h.remaining)) {
@@ -327,6 +341,8 @@ static ssize_t process_bytes(conn_t *c, const uint8_t *data, size_t len)
 void conn_on_readable(conn_t *c)
 {
     worker_t *w = c->w;
+    if (c->awaiting_takeover)
+        return;
     for (int round = 0; round < 4 && c->state != CONN_CLOSED; round++) {
         bool partial = buf_used(&c->in) > 0;
         uint8_t *dst = partial ? buf_reserve(&c->in, READ_CHUNK) : w->rbuf;
@@ -366,4 +382,26 @@ void conn_on_readable(conn_t *c)
             return;
         }
     }
+}
+
+void conn_connect_resumed(conn_t *c)
+{
+    uint8_t rc = connect_resume(c);
+    if (rc != MQTT_RC_SUCCESS) {
+        conn_fail(c, rc, "bad CONNECT");
+        return;
+    }
+    if (c->awaiting_takeover || c->state == CONN_CLOSED)
+        return; /* taken over again meanwhile: wait once more */
+    conn_set_reading(c, true);
+    /* Packets that came behind the CONNECT, then whatever the socket has. */
+    if (buf_used(&c->in) > 0) {
+        ssize_t used = process_bytes(c, buf_head(&c->in), buf_used(&c->in));
+        if (used < 0)
+            return;
+        buf_consume(&c->in, (size_t)used);
+        if (buf_used(&c->in) == 0)
+            buf_free(&c->in);
+    }
+    conn_on_readable(c);
 }

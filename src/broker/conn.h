@@ -29,6 +29,8 @@ typedef struct conn {
     uint8_t in_flush_list;
     uint8_t want_write;     /* EPOLLOUT armed */
     uint8_t taken_over;
+    uint8_t awaiting_takeover; /* CONNECT waits for the session's old connection to close */
+    struct connect_req *pending; /* that CONNECT, until it is answered */
     buf_t in, out;
     session_t *session;     /* one reference while attached */
     char peer[64];
@@ -59,6 +61,8 @@ void conn_close(conn_t *c, const char *why);
 void conn_fail(conn_t *c, uint8_t rc, const char *why);
 /* Read and handle everything available. */
 void conn_on_readable(conn_t *c);
+/* Its session takeover completed: answer the CONNECT and go on reading. */
+void conn_connect_resumed(conn_t *c);
 /* Ask the worker to flush this connection at the end of the loop turn. */
 void conn_want_flush(conn_t *c);
 /* Encode a packet onto the output buffer (at the connection's protocol level). Drops it (returning
@@ -76,6 +80,9 @@ uint8_t handle_ack(conn_t *c, mqtt_packet_t *p); /* PUBACK PUBREC PUBREL PUBCOMP
 uint8_t handle_subscribe(conn_t *c, mqtt_packet_t *p);
 uint8_t handle_unsubscribe(conn_t *c, mqtt_packet_t *p);
 uint8_t handle_disconnect(conn_t *c, mqtt_packet_t *p);
+/* The session's old connection is gone: attach and answer the waiting CONNECT. */
+uint8_t connect_resume(conn_t *c);
+void connect_req_free(struct connect_req *rq);
 
 /* Route msg to every matching subscriber (and the retained store when msg->retain), from worker
  * w's thread. `from` is the publishing session (for no-local), or NULL. Returns the number of

@@ -22,6 +22,154 @@ static void assign_client_id(broker_t *b, const struct tombo_listener *l, char *
     snprintf(out, outlen, "%s%08lX-%04lX", prefix, (unsigned long)(b->started_ms & 0xffffffff), n);
 }
 
+/* What a CONNECT asked for, validated and copied out of the read buffer, so that attaching to the
+ * session can wait for a session takeover to complete. Owned by the connection (c->pending). */
+struct connect_req {
+    char *id;
+    size_t idlen;
+    char *username;     /* NULL: none (or empty) */
+    const auth_t *auth;
+    msg_t *will;        /* one reference, or NULL */
+    uint32_t will_delay;
+    uint32_t expiry;
+    uint32_t inflight_max;
+    uint16_t keepalive;
+    uint8_t clean;
+    uint8_t assigned;   /* the broker chose the client id (5.0 Assigned Client Identifier) */
+    uint8_t server_ka;  /* keepalive was lowered to max_keepalive (5.0 Server Keep Alive) */
+};
+
+void connect_req_free(struct connect_req *rq);
+void connect_req_free(struct connect_req *rq)
+{
+    if (!rq)
+        return;
+    free(rq->id);
+    free(rq->username);
+    msg_release(rq->will);
+    free(rq);
+}
+
+/* Attach c to its session and answer CONNACK. If another connection still holds the session,
+ * ask its worker to drain and close it and return without answering: that worker replies with
+ * INBOX_TAKEOVER_DONE and connect_resume() calls this again. So the old connection's last packets
+ * (a PUBCOMP, a DISCONNECT) are always handled before the new one sees the session. */
+static uint8_t connect_attach(conn_t *c)
+{
+    worker_t *w = c->w;
+    broker_t *b = w->b;
+    const struct tombo_config *cfg = &b->cfg;
+    struct connect_req *rq = c->pending;
+    bool v5 = c->version == MQTT_V5;
+
+    bool existed;
+    session_t *s = registry_get(b, rq->id, rq->idlen, &existed);
+    pthread_mutex_lock(&s->lock);
+    if (s->conn) {
+        /* Session takeover [MQTT-3.1.4-3]: the old connection gets DISCONNECT 0x8E and is closed
+         * by its own worker, which then tells us to go on. */
+        inbox_item_t it = {.kind = INBOX_KICK_CONN, .rc = MQTT_RC_SESSION_TAKEN_OVER, .fd = s->conn_fd,
+                           .conn_id = s->conn_id, .reply_worker = w->index, .reply_fd = c->fd,
+                           .reply_id = c->id};
+        int oldw = s->worker;
+        pthread_mutex_unlock(&s->lock);
+        session_release(s);
+        c->awaiting_takeover = 1;
+        worker_post(&b->workers[oldw], &it);
+        return MQTT_RC_SUCCESS;
+    }
+    if (existed && rq->clean) {
+        /* [MQTT-3.1.2-4] clean start discards the old session; a will still waiting for its delay
+         * goes out as that session ends. */
+        pthread_mutex_unlock(&s->lock);
+        session_publish_will(w, s);
+        session_end(s);
+        session_release(s);
+        s = registry_get(b, rq->id, rq->idlen, &existed);
+        pthread_mutex_lock(&s->lock);
+    }
+    /* A delayed will of the previous connection is cancelled by this reconnect [MQTT-3.1.3-9]. */
+    msg_t *oldwill = s->will;
+    s->conn = c;
+    s->worker = w->index;
+    s->conn_id = c->id;
+    s->conn_fd = c->fd;
+    s->version = c->version;
+    s->expiry = rq->expiry;
+    s->expire_at = 0;
+    s->will = rq->will;
+    s->will_delay = rq->will_delay;
+    s->will_at = 0;
+    rq->will = NULL;
+    s->inflight_max = rq->inflight_max;
+    s->flush_pending = 0;
+    free(s->username);
+    s->username = rq->username;
+    rq->username = NULL;
+    s->auth = rq->auth;
+    pthread_mutex_unlock(&s->lock);
+    msg_release(oldwill);
+    c->session = s; /* the registry_get reference becomes the connection's */
+    c->state = CONN_ACTIVE;
+    c->keepalive = rq->keepalive;
+
+    mqtt_packet_t ack;
+    memset(&ack, 0, sizeof(ack));
+    ack.type = MQTT_CONNACK;
+    ack.connack.session_present = existed && !rq->clean;
+    if (v5) {
+        mqtt_props_t *pr = &ack.props;
+        if (rq->assigned) {
+            pr->has |= MQTT_HAS(MQTT_PROP_ASSIGNED_CLIENT_ID);
+            pr->assigned_client_id = (mqtt_bytes_t){(const uint8_t *)s->client_id, (uint32_t)s->client_id_len};
+        }
+        if (cfg->max_inflight_messages && cfg->max_inflight_messages < 65535) {
+            pr->has |= MQTT_HAS(MQTT_PROP_RECEIVE_MAX);
+            pr->receive_max = (uint16_t)cfg->max_inflight_messages;
+        }
+        pr->has |= MQTT_HAS(MQTT_PROP_TOPIC_ALIAS_MAX);
+        pr->topic_alias_max = TOPIC_ALIAS_MAX_IN;
+        if (c->l->max_qos < 2) {
+            pr->has |= MQTT_HAS(MQTT_PROP_MAX_QOS);
+            pr->max_qos = (uint8_t)c->l->max_qos;
+        }
+        if (!cfg->retain_available) {
+            pr->has |= MQTT_HAS(MQTT_PROP_RETAIN_AVAILABLE);
+            pr->retain_available = 0;
+        }
+        if (cfg->max_packet_size) {
+            pr->has |= MQTT_HAS(MQTT_PROP_MAX_PACKET_SIZE);
+            pr->max_packet_size = cfg->max_packet_size;
+        }
+        if (rq->server_ka) {
+            pr->has |= MQTT_HAS(MQTT_PROP_SERVER_KEEP_ALIVE);
+            pr->server_keep_alive = rq->keepalive;
+        }
+    }
+    conn_send(c, &ack);
+    atomic_fetch_add(&b->clients_total, 1);
+    if (cfg->connection_messages) {
+        log_printf(TLOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d).", c->peer, s->client_id,
+                   c->version == MQTT_V31 ? 1 : c->version == MQTT_V311 ? 2 : 5, rq->clean, rq->keepalive);
+    }
+    connect_req_free(rq);
+    c->pending = NULL;
+    wheel_schedule(c);
+
+    /* A resumed session gets its in-flight messages again, then what queued while it was away. */
+    if (ack.connack.session_present)
+        session_resend(s, c);
+    session_flush(s, c);
+    return MQTT_RC_SUCCESS;
+}
+
+uint8_t connect_resume(conn_t *c);
+uint8_t connect_resume(conn_t *c)
+{
+    c->awaiting_takeover = 0;
+    return connect_attach(c);
+}
+
 uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
 {
     worker_t *w = c->w;
@@ -46,7 +194,7 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
         return MQTT_RC_CLIENT_ID_NOT_VALID; /* MQTT 3.1: 1 to 23 characters */
     }
 
-    /* Authentication: anonymous clients need allow_anonymous. */
+    /* Authentication: the listener's password file and allow_anonymous. */
     const auth_t *auth = b->auth[c->l - b->cfg.listeners];
     if (auth_connect(auth, c->l->allow_anonymous, p->connect.username.p, p->connect.username.len,
                      p->connect.has_username, p->connect.password.p, p->connect.password.len,
@@ -64,7 +212,6 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
         ka = (uint16_t)cfg->max_keepalive;
         server_ka = true;
     }
-    c->keepalive = ka;
 
     /* MQTT 5 limits the client sets for what we send it. */
     uint32_t client_recv_max = 65535;
@@ -107,131 +254,22 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
             will_delay = p->connect.will_props.will_delay;
     }
 
-    /* Find the session; take over a connected one; start fresh on clean start. */
-    bool existed;
-    session_t *s = registry_get(b, id, idlen, &existed);
-    if (existed && p->connect.clean) {
-        /* [MQTT-3.1.2-4] / [MQTT-3.1.2-6]: discard the old session. Its connection, if any, is
-         * kicked below through the old session object. */
-        pthread_mutex_lock(&s->lock);
-        int oldw = s->conn ? s->worker : -1;
-        uint64_t oldid = s->conn_id;
-        int oldfd = s->conn ? s->conn_fd : -1;
-        msg_t *oldwill = s->will;
-        s->will = NULL;
-        s->conn = NULL;
-        pthread_mutex_unlock(&s->lock);
-        if (oldw >= 0) {
-            inbox_item_t it = {.kind = INBOX_KICK_CONN, .rc = MQTT_RC_SESSION_TAKEN_OVER, .fd = oldfd, .conn_id = oldid};
-            worker_post(&b->workers[oldw], &it);
-        }
-        if (oldwill) {
-            /* The old session ends now: its will goes out [MQTT-3.1.3-9 and 3.1.2.5]. */
-            pthread_mutex_lock(&s->lock);
-            s->will = oldwill;
-            s->will_delay = 0;
-            pthread_mutex_unlock(&s->lock);
-            session_publish_will(w, s);
-        }
-        session_end(s);
-        session_release(s);
-        s = registry_get(b, id, idlen, &existed);
-        existed = false;
-    }
-
-    pthread_mutex_lock(&s->lock);
-    if (s->conn) {
-        /* Session takeover [MQTT-3.1.4-3]: the old connection gets DISCONNECT 0x8E and is closed. */
-        inbox_item_t it = {.kind = INBOX_KICK_CONN, .rc = MQTT_RC_SESSION_TAKEN_OVER, .fd = s->conn_fd,
-                           .conn_id = s->conn_id};
-        int oldw = s->worker;
-        s->conn = NULL;
-        pthread_mutex_unlock(&s->lock);
-        worker_post(&b->workers[oldw], &it);
-        pthread_mutex_lock(&s->lock);
-    }
-    /* The previous connection's will: published now if its session would have ended with it (as
-     * Mosquitto does on takeover), else cancelled by this reconnect [MQTT-3.1.3-9]. */
-    msg_t *oldwill = s->will;
-    if (oldwill && existed && s->expiry == 0) {
-        s->will_delay = 0;
-        pthread_mutex_unlock(&s->lock);
-        session_publish_will(w, s);
-        pthread_mutex_lock(&s->lock);
-        oldwill = s->will;
-    }
-    s->conn = c;
-    free(s->username);
-    s->username = NULL;
-    if (p->connect.has_username && p->connect.username.len) {
-        s->username = xmalloc(p->connect.username.len + 1);
-        memcpy(s->username, p->connect.username.p, p->connect.username.len);
-        s->username[p->connect.username.len] = '\0';
-    }
-    s->auth = auth;
-    s->worker = w->index;
-    s->conn_id = c->id;
-    s->conn_fd = c->fd;
-    s->version = c->version;
-    s->expiry = expiry;
-    s->expire_at = 0;
-    s->will = will;
-    s->will_delay = will_delay;
-    s->will_at = 0;
-    s->inflight_max = inflight_max;
-    s->flush_pending = 0;
-    pthread_mutex_unlock(&s->lock);
-    msg_release(oldwill);
-    c->session = s; /* the registry_get reference becomes the connection's */
-    c->state = CONN_ACTIVE;
-
-    /* CONNACK */
-    mqtt_packet_t ack;
-    memset(&ack, 0, sizeof(ack));
-    ack.type = MQTT_CONNACK;
-    ack.connack.session_present = existed && !p->connect.clean;
-    if (v5) {
-        mqtt_props_t *pr = &ack.props;
-        if (assigned) {
-            pr->has |= MQTT_HAS(MQTT_PROP_ASSIGNED_CLIENT_ID);
-            pr->assigned_client_id = (mqtt_bytes_t){(const uint8_t *)s->client_id, (uint32_t)s->client_id_len};
-        }
-        if (cfg->max_inflight_messages && cfg->max_inflight_messages < 65535) {
-            pr->has |= MQTT_HAS(MQTT_PROP_RECEIVE_MAX);
-            pr->receive_max = (uint16_t)cfg->max_inflight_messages;
-        }
-        pr->has |= MQTT_HAS(MQTT_PROP_TOPIC_ALIAS_MAX);
-        pr->topic_alias_max = TOPIC_ALIAS_MAX_IN;
-        if (c->l->max_qos < 2) {
-            pr->has |= MQTT_HAS(MQTT_PROP_MAX_QOS);
-            pr->max_qos = (uint8_t)c->l->max_qos;
-        }
-        if (!cfg->retain_available) {
-            pr->has |= MQTT_HAS(MQTT_PROP_RETAIN_AVAILABLE);
-            pr->retain_available = 0;
-        }
-        if (cfg->max_packet_size) {
-            pr->has |= MQTT_HAS(MQTT_PROP_MAX_PACKET_SIZE);
-            pr->max_packet_size = cfg->max_packet_size;
-        }
-        if (server_ka) {
-            pr->has |= MQTT_HAS(MQTT_PROP_SERVER_KEEP_ALIVE);
-            pr->server_keep_alive = ka;
-        }
-    }
-    conn_send(c, &ack);
-    atomic_fetch_add(&b->clients_total, 1);
-    if (cfg->connection_messages) {
-        log_printf(TLOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d).", c->peer, s->client_id,
-                   c->version == MQTT_V31 ? 1 : c->version == MQTT_V311 ? 2 : 5, p->connect.clean, ka);
-    }
-    wheel_schedule(c);
-
-    /* A resumed session gets its in-flight messages again, then what queued while it was away. */
-    if (ack.connack.session_present)
-        session_resend(s, c);
-    session_flush(s, c);
-    return MQTT_RC_SUCCESS;
+    struct connect_req *rq = xcalloc(1, sizeof(*rq));
+    rq->id = xstrndup(id, idlen);
+    rq->idlen = idlen;
+    if (p->connect.has_username && p->connect.username.len)
+        rq->username = xstrndup((const char *)p->connect.username.p, p->connect.username.len);
+    rq->auth = auth;
+    rq->will = will;
+    rq->will_delay = will_delay;
+    rq->expiry = expiry;
+    rq->inflight_max = inflight_max;
+    rq->keepalive = ka;
+    rq->clean = p->connect.clean;
+    rq->assigned = assigned;
+    rq->server_ka = server_ka;
+    c->pending = rq;
+    return connect_attach(c);
 }
 
 uint8_t handle_disconnect(conn_t *c, mqtt_packet_t *p)

@@ -224,7 +224,8 @@ static bool conn_write(conn_t *c)
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             if (!c->want_write) {
                 c->want_write = 1;
-                struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP, .data.ptr = c};
+                struct epoll_event ev = {.events = (c->awaiting_takeover ? 0 : EPOLLIN | EPOLLRDHUP) | EPOLLOUT,
+                                         .data.ptr = c};
                 epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
             }
             return true;
@@ -236,7 +237,7 @@ static bool conn_write(conn_t *c)
     }
     if (c->want_write) {
         c->want_write = 0;
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+        struct epoll_event ev = {.events = c->awaiting_takeover ? 0 : EPOLLIN | EPOLLRDHUP, .data.ptr = c};
         epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
     }
     buf_shrink(&c->out);
@@ -245,6 +246,7 @@ static bool conn_write(conn_t *c)
 
 static void conn_free(conn_t *c)
 {
+    connect_req_free(c->pending);
     buf_free(&c->in);
     buf_free(&c->out);
     conn_free_aliases(c);
@@ -335,6 +337,14 @@ void conn_close(conn_t *c, const char *why)
 
 /* ---- inbox ---- */
 
+static conn_t *conn_lookup(worker_t *w, int fd, uint64_t id)
+{
+    if (fd < 0 || fd >= w->conns_cap)
+        return NULL;
+    conn_t *c = w->conns[fd];
+    return c && c->id == id ? c : NULL;
+}
+
 static void process_items(worker_t *w, inbox_item_t *items, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -350,13 +360,22 @@ static void process_items(worker_t *w, inbox_item_t *items, size_t n)
                 session_flush(s, c);
             session_release(s);
         } else if (it->kind == INBOX_KICK_CONN) {
-            if (it->fd >= 0 && it->fd < w->conns_cap) {
-                conn_t *c = w->conns[it->fd];
-                if (c && c->id == it->conn_id) {
+            conn_t *c = conn_lookup(w, it->fd, it->conn_id);
+            if (c && c->state == CONN_ACTIVE) {
+                /* What the old client sent before it reconnected (a PUBCOMP, a DISCONNECT) is
+                 * handled first, so the new connection finds the session as the client left it. */
+                conn_on_readable(c);
+                if (c->state != CONN_CLOSED) {
                     c->taken_over = 1;
                     conn_fail(c, it->rc, "session taken over");
                 }
             }
+            inbox_item_t done = {.kind = INBOX_TAKEOVER_DONE, .fd = it->reply_fd, .conn_id = it->reply_id};
+            worker_post(&w->b->workers[it->reply_worker], &done);
+        } else if (it->kind == INBOX_TAKEOVER_DONE) {
+            conn_t *c = conn_lookup(w, it->fd, it->conn_id);
+            if (c && c->awaiting_takeover && c->state == CONN_NEW)
+                conn_connect_resumed(c);
         }
     }
 }
@@ -448,6 +467,11 @@ static void *worker_main(void *arg)
                 conn_t *c = evs[i].data.ptr;
                 if (c->state == CONN_CLOSED)
                     continue;
+                if (c->awaiting_takeover) {
+                    if (evs[i].events & (EPOLLERR | EPOLLHUP))
+                        conn_close(c, "closed by client");
+                    continue; /* its input waits until the CONNECT is answered */
+                }
                 if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))
                     conn_on_readable(c);
                 if (c->state != CONN_CLOSED && (evs[i].events & EPOLLOUT))
