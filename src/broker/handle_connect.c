@@ -203,12 +203,11 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
     if (v5 && (p->props.has & MQTT_HAS(MQTT_PROP_AUTH_METHOD)))
         return MQTT_RC_BAD_AUTH_METHOD; /* no enhanced authentication method is configured */
 
-    /* Keepalive, bounded by max_keepalive (Server Keep Alive on 5.0). */
+    /* Keepalive, bounded by max_keepalive through Server Keep Alive: an MQTT 5 mechanism only, as
+     * Mosquitto's max_keepalive is [MQTT-3.2.2-21]. */
     uint16_t ka = p->connect.keepalive;
     bool server_ka = false;
-    if (cfg->max_keepalive && (ka > cfg->max_keepalive || (v5 && ka == 0 && cfg->max_keepalive < 65535))) {
-        if (!v5)
-            return MQTT_RC_CLIENT_ID_NOT_VALID; /* Mosquitto's answer to 3.1.1 clients */
+    if (v5 && cfg->max_keepalive && (ka > cfg->max_keepalive || (ka == 0 && cfg->max_keepalive < 65535))) {
         ka = (uint16_t)cfg->max_keepalive;
         server_ka = true;
     }

@@ -15,10 +15,17 @@ static void on_signal(int sig)
 {
     if (!g_broker)
         return;
-    if (sig == SIGHUP)
+    if (sig == SIGHUP) {
         atomic_store(&g_broker->reload, 1);
-    else
-        atomic_store(&g_broker->stop, 1);
+        return;
+    }
+    atomic_store(&g_broker->stop, 1);
+    /* Wake every worker now rather than at its next tick; write() is async-signal-safe. */
+    uint64_t one = 1;
+    for (int i = 0; i < g_broker->n_workers && g_broker->workers; i++) {
+        ssize_t r = write(g_broker->workers[i].evfd, &one, sizeof(one));
+        (void)r;
+    }
 }
 
 /* Take as many file descriptors as we are allowed: each client is one. */
@@ -49,17 +56,19 @@ int main(int argc, char **argv)
     }
     raise_fd_limit();
     signal(SIGPIPE, SIG_IGN);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    g_broker = &b;
 
     int rc = 1;
-    if (broker_init(&b) == 0)
+    if (broker_init(&b) == 0) {
+        /* Installed once the workers' eventfds exist: the handler writes to them. */
+        g_broker = &b;
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_signal;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
         rc = broker_run(&b) == 0 ? 0 : 1;
+    }
     broker_free(&b);
     log_close();
     config_free(&b.cfg);
