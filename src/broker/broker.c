@@ -11,12 +11,6 @@
 
 #include "broker/log.h"
 
-struct registry *registry_new(void);
-void registry_free(broker_t *b);
-int worker_init(worker_t *w, broker_t *b, int index, char *err, size_t errlen);
-int listen_on(const char *host, int port, char *err, size_t errlen);
-int worker_start(worker_t *w);
-void worker_free(worker_t *w);
 
 static void hold_session(void *s) { session_hold(s); }
 static void hold_msg(void *m) { msg_hold(m); }
@@ -165,7 +159,6 @@ static bool timer_pop(broker_t *b, int64_t now, struct btimer *out)
     return true;
 }
 
-void broker_timers_run(broker_t *b, int64_t now);
 void broker_timers_run(broker_t *b, int64_t now)
 {
     worker_t *w = &b->workers[0];

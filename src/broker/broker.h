@@ -99,6 +99,18 @@ int broker_init(broker_t *b);
 int broker_run(broker_t *b);   /* starts the workers, returns after stop */
 void broker_free(broker_t *b);
 
+/* Broker internals shared by broker.c, worker.c, session.c (one thread each at start-up and
+ * shutdown; the rest run on worker threads as their comments say). */
+struct registry *registry_new(void);
+void registry_free(broker_t *b);     /* ends every session: shutdown only */
+int listen_on(const char *host, int port, char *err, size_t errlen);
+int worker_init(worker_t *w, broker_t *b, int index, char *err, size_t errlen);
+int worker_start(worker_t *w);
+void worker_free(worker_t *w);
+void broker_timers_run(broker_t *b, int64_t now); /* worker 0, each loop turn */
+/* (Re)place c on its worker's keepalive wheel after its deadline changed. Owning worker only. */
+void wheel_schedule(conn_t *c);
+
 /* Worker API, safe from any thread. */
 void worker_post(worker_t *w, const inbox_item_t *it);
 /* From worker `from`'s own thread: queue `it` for worker `to` (which may be `from` itself); sent at

@@ -13,7 +13,6 @@
 /* Topic aliases we accept from each client (CONNACK Topic Alias Maximum), as Mosquitto's default. */
 #define TOPIC_ALIAS_MAX_IN 10
 
-void wheel_schedule(conn_t *c);
 
 static void assign_client_id(broker_t *b, const struct tombo_listener *l, char *out, size_t outlen)
 {
@@ -39,7 +38,6 @@ struct connect_req {
     uint8_t server_ka;  /* keepalive was lowered to max_keepalive (5.0 Server Keep Alive) */
 };
 
-void connect_req_free(struct connect_req *rq);
 void connect_req_free(struct connect_req *rq)
 {
     if (!rq)
@@ -163,7 +161,6 @@ static uint8_t connect_attach(conn_t *c)
     return MQTT_RC_SUCCESS;
 }
 
-uint8_t connect_resume(conn_t *c);
 uint8_t connect_resume(conn_t *c)
 {
     c->awaiting_takeover = 0;

@@ -116,7 +116,6 @@ size_t registry_count(broker_t *b)
     return n;
 }
 
-struct registry *registry_new(void);
 struct registry *registry_new(void)
 {
     struct registry *r = xcalloc(1, sizeof(*r));
@@ -125,7 +124,6 @@ struct registry *registry_new(void)
 }
 
 /* Free every session still registered (shutdown). */
-void registry_free(broker_t *b);
 void registry_free(broker_t *b)
 {
     struct registry *r = b->reg;

@@ -109,7 +109,6 @@ static void wheel_unlink(conn_t *c)
     }
 }
 
-void wheel_schedule(conn_t *c);
 void wheel_schedule(conn_t *c)
 {
     worker_t *w = c->w;
@@ -443,8 +442,6 @@ static void flush_all(worker_t *w)
     }
 }
 
-void broker_timers_run(broker_t *b, int64_t now);
-int64_t broker_timers_next(broker_t *b);
 
 static void *worker_main(void *arg)
 {
@@ -506,7 +503,6 @@ static void *worker_main(void *arg)
 }
 
 /* Open one listening socket for `host:port`. */
-int listen_on(const char *host, int port, char *err, size_t errlen);
 int listen_on(const char *host, int port, char *err, size_t errlen)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
@@ -544,7 +540,6 @@ int listen_on(const char *host, int port, char *err, size_t errlen)
     return fd;
 }
 
-int worker_init(worker_t *w, broker_t *b, int index, char *err, size_t errlen);
 int worker_init(worker_t *w, broker_t *b, int index, char *err, size_t errlen)
 {
     memset(w, 0, sizeof(*w));
@@ -569,13 +564,11 @@ int worker_init(worker_t *w, broker_t *b, int index, char *err, size_t errlen)
     return 0;
 }
 
-int worker_start(worker_t *w);
 int worker_start(worker_t *w)
 {
     return pthread_create(&w->thread, NULL, worker_main, w);
 }
 
-void worker_free(worker_t *w);
 void worker_free(worker_t *w)
 {
     close(w->epfd);
