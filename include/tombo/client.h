@@ -147,6 +147,11 @@ bool tombo_props_get_string(const tombo_props_t *p, int id, const char **data, s
 size_t tombo_props_user_count(const tombo_props_t *p);
 bool tombo_props_get_user(const tombo_props_t *p, size_t index, const char **key, size_t *key_len,
                           const char **value, size_t *value_len);
+/* The properties in their order: count (each user property and subscription identifier counted),
+ * and the identifier of the index-th one (0 when out of range). A received list keeps the order
+ * of the packet; a list you built gives ascending identifiers, then user properties. */
+size_t tombo_props_count(const tombo_props_t *p);
+int tombo_props_id_at(const tombo_props_t *p, size_t index);
 /* Subscription identifiers carried by a received PUBLISH: count, and the index-th one. */
 size_t tombo_props_sub_id_count(const tombo_props_t *p);
 bool tombo_props_get_sub_id(const tombo_props_t *p, size_t index, uint32_t *out);

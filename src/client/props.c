@@ -1,6 +1,7 @@
 /* props.c -- tombo_props_t: building MQTT 5 property lists for sending, and reading received ones.
  * A list is an mqtt_props_t (what the codec encodes and decodes) plus owned copies of the strings
  * it points to, so sending needs no conversion and a received list is a zero-copy view. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -364,4 +365,95 @@ tombo_props_t *props_dup(const tombo_props_t *src)
         }
     }
     return d;
+}
+
+/* The value type of property `id` (enum mqtt_prop_type), -1 for an unknown id. */
+static int prop_type(uint32_t id)
+{
+    switch (id) {
+#define PROP_TYPE(name, ident, type) \
+    case ident:                      \
+        return type;
+        MQTT_PROP_MAP(PROP_TYPE)
+#undef PROP_TYPE
+    }
+    return -1;
+}
+
+static size_t str_len_at(const uint8_t *v, size_t n)
+{
+    return n < 2 ? SIZE_MAX : 2 + ((size_t)v[0] << 8 | v[1]);
+}
+
+/* Visit the properties of a received block in order: calls fn(id) for each; stops at the end or
+ * at anything that does not parse (the block was validated by mqtt_decode; this only steps over
+ * values to keep their order visible). */
+static size_t walk_raw(const mqtt_bytes_t *raw, size_t want, int *id_out)
+{
+    const uint8_t *b = raw->p;
+    size_t n = raw->len, pos = 0, k = 0;
+    while (b && pos < n) {
+        uint32_t id, tmp;
+        int used = mqtt_varint_decode(b + pos, n - pos, &id);
+        if (used <= 0)
+            break;
+        pos += (size_t)used;
+        size_t len;
+        switch (prop_type(id)) {
+        case MQTT_PT_BYTE: len = 1; break;
+        case MQTT_PT_U16: len = 2; break;
+        case MQTT_PT_U32: len = 4; break;
+        case MQTT_PT_VARINT: {
+            int u = mqtt_varint_decode(b + pos, n - pos, &tmp);
+            len = u > 0 ? (size_t)u : SIZE_MAX;
+            break;
+        }
+        case MQTT_PT_STR:
+        case MQTT_PT_BIN: len = str_len_at(b + pos, n - pos); break;
+        case MQTT_PT_PAIR: {
+            size_t a = str_len_at(b + pos, n - pos);
+            len = a > n - pos ? SIZE_MAX : a + str_len_at(b + pos + a, n - pos - a);
+            break;
+        }
+        default: len = SIZE_MAX; break;
+        }
+        if (len == SIZE_MAX || len > n - pos)
+            break;
+        if (k == want && id_out) {
+            *id_out = (int)id;
+            return k;
+        }
+        k++;
+        pos += len;
+    }
+    return k;
+}
+
+size_t tombo_props_count(const tombo_props_t *p)
+{
+    if (!p)
+        return 0;
+    if (!p->owned)
+        return walk_raw(&p->mp.raw, SIZE_MAX, NULL);
+    size_t n = p->mp.user_n;
+    for (int id = 1; id < 64; id++)
+        if (id != MQTT_PROP_USER_PROPERTY && (p->mp.has & MQTT_HAS(id)))
+            n++;
+    return n;
+}
+
+int tombo_props_id_at(const tombo_props_t *p, size_t index)
+{
+    if (!p)
+        return 0;
+    if (!p->owned) {
+        int id = 0;
+        walk_raw(&p->mp.raw, index, &id);
+        return id;
+    }
+    size_t k = 0;
+    for (int id = 1; id < 64; id++)
+        if (id != MQTT_PROP_USER_PROPERTY && (p->mp.has & MQTT_HAS(id)) && k++ == index)
+            return id;
+    return index - k < p->mp.user_n ? MQTT_PROP_USER_PROPERTY : 0;
 }

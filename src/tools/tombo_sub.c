@@ -204,7 +204,7 @@ static void json_prop_int(const tombo_props_t *p, int id, const char *name, bool
     *first = false;
 }
 
-/* %j: the message as one JSON object (mosquitto_sub's layout; v5 properties in a fixed order). */
+/* %j: the message as one JSON object, in mosquitto_sub's layout. */
 static void print_json(const tombo_message_t *m, const struct timespec *now, const struct tm *tm)
 {
     char ts[64], zone[16];
@@ -214,46 +214,57 @@ static void print_json(const tombo_message_t *m, const struct timespec *now, con
     json_string(m->topic, strlen(m->topic));
     printf(",\"qos\":%d,\"retain\":%d,\"payloadlen\":%zu", m->qos, m->retain ? 1 : 0, m->payload_len);
     if (cfg.base.version == TOMBO_MQTT_V5 && m->props) {
+        /* In the order the broker sent them, as mosquitto_sub; user properties grouped in one
+         * object where the first one was. */
         const tombo_props_t *p = m->props;
-        bool has = tombo_props_user_count(p) || tombo_props_sub_id_count(p);
-        uint32_t v;
-        const char *sv;
-        size_t sn;
-        has = has || tombo_props_get_string(p, TOMBO_PROP_CONTENT_TYPE, &sv, &sn) ||
-              tombo_props_get_string(p, TOMBO_PROP_RESPONSE_TOPIC, &sv, &sn) ||
-              tombo_props_get_string(p, TOMBO_PROP_CORRELATION_DATA, &sv, &sn) ||
-              tombo_props_get_int(p, TOMBO_PROP_PAYLOAD_FORMAT, &v) || tombo_props_get_int(p, TOMBO_PROP_MESSAGE_EXPIRY, &v);
-        if (has) {
-            bool first = true;
-            fputs(",\"properties\":{", stdout);
-            json_prop_string(p, TOMBO_PROP_CONTENT_TYPE, "content-type", &first);
-            size_t nu = tombo_props_user_count(p);
-            if (nu) {
+        size_t n = tombo_props_count(p), sub_ids = 0;
+        bool first = true, users_done = false, any = false;
+        for (size_t i = 0; i < n; i++) {
+            int id = tombo_props_id_at(p, i);
+            const char *name = id == TOMBO_PROP_CONTENT_TYPE         ? "content-type"
+                               : id == TOMBO_PROP_RESPONSE_TOPIC     ? "response-topic"
+                               : id == TOMBO_PROP_CORRELATION_DATA   ? "correlation-data"
+                               : id == TOMBO_PROP_PAYLOAD_FORMAT     ? "payload-format-indicator"
+                               : id == TOMBO_PROP_MESSAGE_EXPIRY     ? "message-expiry-interval"
+                               : id == TOMBO_PROP_SUBSCRIPTION_ID    ? "subscription-identifier"
+                               : id == TOMBO_PROP_USER_PROPERTY      ? "user-properties"
+                                                                     : NULL;
+            if (!name || (id == TOMBO_PROP_USER_PROPERTY && users_done))
+                continue;
+            if (!any)
+                fputs(",\"properties\":{", stdout);
+            any = true;
+            if (id == TOMBO_PROP_USER_PROPERTY) {
                 printf("%s\"user-properties\":{", first ? "" : ",");
-                for (size_t i = 0; i < nu; i++) {
+                size_t nu = tombo_props_user_count(p);
+                for (size_t u = 0; u < nu; u++) {
                     const char *k, *val;
                     size_t kl, vl;
-                    if (!tombo_props_get_user(p, i, &k, &kl, &val, &vl))
+                    if (!tombo_props_get_user(p, u, &k, &kl, &val, &vl))
                         continue;
-                    if (i)
+                    if (u)
                         putchar(',');
                     json_string(k, kl);
                     putchar(':');
                     json_string(val, vl);
                 }
                 putchar('}');
+                users_done = true;
                 first = false;
+            } else if (id == TOMBO_PROP_SUBSCRIPTION_ID) {
+                uint32_t v;
+                if (tombo_props_get_sub_id(p, sub_ids++, &v)) {
+                    printf("%s\"%s\":%u", first ? "" : ",", name, v);
+                    first = false;
+                }
+            } else if (id == TOMBO_PROP_PAYLOAD_FORMAT || id == TOMBO_PROP_MESSAGE_EXPIRY) {
+                json_prop_int(p, id, name, &first);
+            } else {
+                json_prop_string(p, id, name, &first);
             }
-            json_prop_string(p, TOMBO_PROP_RESPONSE_TOPIC, "response-topic", &first);
-            json_prop_string(p, TOMBO_PROP_CORRELATION_DATA, "correlation-data", &first);
-            json_prop_int(p, TOMBO_PROP_PAYLOAD_FORMAT, "payload-format-indicator", &first);
-            json_prop_int(p, TOMBO_PROP_MESSAGE_EXPIRY, "message-expiry-interval", &first);
-            if (tombo_props_get_sub_id(p, 0, &v)) {
-                printf("%s\"subscription-identifier\":%u", first ? "" : ",", v);
-                first = false;
-            }
-            putchar('}');
         }
+        if (any)
+            putchar('}');
     }
     fputs(",\"payload\":", stdout);
     if (m->payload_len)

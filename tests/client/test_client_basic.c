@@ -155,6 +155,17 @@ static void on_message(tombo_client_t *c, void *u, const tombo_message_t *m)
                   kl == 2 && !memcmp(k, "k2", 2) && vl == 0;
         uint32_t sid;
         ok = ok && tombo_props_sub_id_count(m->props) == 1 && tombo_props_get_sub_id(m->props, 0, &sid) && sid == 42;
+        /* In order: 7 properties (content type, response topic, correlation data, expiry, 2 user
+         * properties, subscription id), each with a known id. */
+        ok = ok && tombo_props_count(m->props) == 7 && tombo_props_id_at(m->props, 7) == 0;
+        int users = 0;
+        for (size_t i = 0; ok && i < 7; i++) {
+            int id = tombo_props_id_at(m->props, i);
+            users += id == TOMBO_PROP_USER_PROPERTY;
+            ok = id == TOMBO_PROP_CONTENT_TYPE || id == TOMBO_PROP_RESPONSE_TOPIC || id == TOMBO_PROP_CORRELATION_DATA ||
+                 id == TOMBO_PROP_MESSAGE_EXPIRY || id == TOMBO_PROP_USER_PROPERTY || id == TOMBO_PROP_SUBSCRIPTION_ID;
+        }
+        ok = ok && users == 2;
         if (ok)
             s->props_ok++;
         else
@@ -278,6 +289,8 @@ int main(int argc, char **argv)
         CHECK_OK(tombo_props_set_message_expiry(pp, 300));
         CHECK_OK(tombo_props_add_user(pp, "k1", "v1"));
         CHECK_OK(tombo_props_add_user(pp, "k2", ""));
+        CHECK(tombo_props_count(pp) == 6 && tombo_props_id_at(pp, 0) == TOMBO_PROP_MESSAGE_EXPIRY &&
+              tombo_props_id_at(pp, 4) == TOMBO_PROP_USER_PROPERTY && tombo_props_id_at(pp, 6) == 0);
         CHECK(tombo_props_set_int(pp, TOMBO_PROP_CONTENT_TYPE, 1) == TOMBO_ERR_INVAL);
         CHECK(tombo_props_set_int(pp, TOMBO_PROP_PAYLOAD_FORMAT, 2) == TOMBO_ERR_INVAL);
         CHECK(tombo_props_set_string(pp, TOMBO_PROP_CONTENT_TYPE, "bad\xff") == TOMBO_ERR_UTF8_INVALID);
