@@ -1,25 +1,28 @@
 /* retain.c -- the retained-message store: a trie of topic levels with one message per node.
  *
  * Design note: each node is one topic level with its children in an open-addressing hash table
- * (linear probing, backward-shift deletion). A lookup walks the filter level by level: an exact
- * level is one hash lookup, '+' visits every child, '#' the node itself and its whole subtree; at the
- * root, wildcards skip children whose name starts with '$'. Walks use an explicit stack (a topic
+ * (levels.h, shared with the subscription tree: linear probing, backward-shift deletion). A lookup
+ * walks the filter level by level: an exact level is one hash lookup, '+' visits every child, '#'
+ * the node itself and its whole subtree; at the root, wildcards skip children whose name starts with
+ * '$'. Walks use an explicit stack (a topic
  * may have 32k levels). Clearing a topic frees the nodes it leaves empty. Messages are held under
  * the read lock and handed to the callback after unlocking. */
 #include "broker/retain.h"
 
+#include "broker/levels.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct rnode {
+    level_key_t key;     /* first: the children table points here (levels.h) */
     struct rnode *parent;
-    struct rnode **kids; /* NULL = empty slot */
-    uint32_t n_kids, cap_kids;
+    level_kids_t kids;
     void *msg;           /* retained message of this topic, or NULL */
-    uint32_t hv, len;
     uint8_t name[];
 } rnode_t;
 
@@ -31,98 +34,34 @@ struct retain_store {
     atomic_size_t count;
 };
 
-static uint32_t level_hash(const uint8_t *s, size_t n)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ s[i]) * 16777619u;
-    return h;
-}
+#define RNAME_OFF offsetof(rnode_t, name)
+_Static_assert(offsetof(rnode_t, key) == 0, "level_kids_t casts level_key_t * to rnode_t *");
 
 static rnode_t *rnode_new(rnode_t *parent, const uint8_t *name, size_t n, uint32_t hv)
 {
-    rnode_t *nd = calloc(1, sizeof *nd + n);
-    if (!nd)
-        return NULL;
-    nd->parent = parent;
-    nd->hv = hv;
-    nd->len = (uint32_t)n;
-    if (n)
-        memcpy(nd->name, name, n);
+    rnode_t *nd = level_node_new(sizeof *nd, RNAME_OFF, name, n, hv);
+    if (nd)
+        nd->parent = parent;
     return nd;
 }
 
-static rnode_t *kid_find(const rnode_t *nd, const uint8_t *name, size_t n, uint32_t hv)
+static inline rnode_t *kid_find(const rnode_t *nd, const uint8_t *name, size_t n, uint32_t hv)
 {
-    if (!nd->n_kids)
-        return NULL;
-    uint32_t mask = nd->cap_kids - 1;
-    for (uint32_t i = hv & mask;; i = (i + 1) & mask) {
-        rnode_t *k = nd->kids[i];
-        if (!k)
-            return NULL;
-        if (k->hv == hv && k->len == n && memcmp(k->name, name, n) == 0)
-            return k;
-    }
+    return (rnode_t *)level_kids_find(&nd->kids, name, n, hv, RNAME_OFF);
 }
 
-static void kid_put(rnode_t **kids, uint32_t cap, rnode_t *k)
+/* Child in slot i of nd's table (NULL = empty slot), for visiting every child. */
+static inline const rnode_t *kid_at(const rnode_t *nd, uint32_t i)
 {
-    uint32_t mask = cap - 1;
-    uint32_t i = k->hv & mask;
-    while (kids[i])
-        i = (i + 1) & mask;
-    kids[i] = k;
-}
-
-static int kid_add(rnode_t *nd, rnode_t *k)
-{
-    if ((nd->n_kids + 1) * 2 > nd->cap_kids) {
-        uint32_t cap = nd->cap_kids ? nd->cap_kids * 2 : 4;
-        rnode_t **kids = calloc(cap, sizeof *kids);
-        if (!kids)
-            return -1;
-        for (uint32_t i = 0; i < nd->cap_kids; i++)
-            if (nd->kids[i])
-                kid_put(kids, cap, nd->kids[i]);
-        free(nd->kids);
-        nd->kids = kids;
-        nd->cap_kids = cap;
-    }
-    kid_put(nd->kids, nd->cap_kids, k);
-    nd->n_kids++;
-    return 0;
-}
-
-static void kid_del(rnode_t *nd, rnode_t *k)
-{
-    uint32_t mask = nd->cap_kids - 1;
-    uint32_t i = k->hv & mask;
-    while (nd->kids[i] != k)
-        i = (i + 1) & mask;
-    nd->kids[i] = NULL;
-    for (uint32_t j = (i + 1) & mask; nd->kids[j]; j = (j + 1) & mask) {
-        uint32_t home = nd->kids[j]->hv & mask;
-        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-        if (!stays) {
-            nd->kids[i] = nd->kids[j];
-            nd->kids[j] = NULL;
-            i = j;
-        }
-    }
-    if (--nd->n_kids == 0) {
-        free(nd->kids);
-        nd->kids = NULL;
-        nd->cap_kids = 0;
-    }
+    return (const rnode_t *)nd->kids.slot[i];
 }
 
 /* Free nd and its ancestors while they hold nothing (never the root). */
 static void rnode_purge(rnode_t *root, rnode_t *nd)
 {
-    while (nd != root && !nd->msg && !nd->n_kids) {
+    while (nd != root && !nd->msg && !nd->kids.n) {
         rnode_t *p = nd->parent;
-        kid_del(p, nd);
+        level_kids_del(&p->kids, &nd->key);
         free(nd);
         nd = p;
     }
@@ -156,9 +95,7 @@ void retain_free(retain_t *rs)
         return;
     rnode_t *nd = rs->root; /* iterative post-order: no recursion on deep topics */
     while (nd) {
-        rnode_t *c = NULL;
-        while (nd->cap_kids && !c) /* consumes the table; it is being torn down */
-            c = nd->kids[--nd->cap_kids];
+        rnode_t *c = (rnode_t *)level_kids_take(&nd->kids); /* consumes the table */
         if (c) {
             nd = c;
             continue;
@@ -166,7 +103,7 @@ void retain_free(retain_t *rs)
         rnode_t *p = nd->parent;
         if (nd->msg)
             rs->release(nd->msg);
-        free(nd->kids);
+        level_kids_free(&nd->kids);
         free(nd);
         nd = p;
     }
@@ -191,7 +128,7 @@ int retain_set(retain_t *rs, const uint8_t *topic, size_t n, void *msg)
             if (!msg) /* clearing a topic that has nothing retained */
                 goto out;
             next = rnode_new(nd, lv, ln, hv);
-            if (!next || kid_add(nd, next) < 0) {
+            if (!next || level_kids_add(&nd->kids, &next->key) < 0) {
                 free(next);
                 rnode_purge(rs->root, nd);
                 rc = -1;
@@ -278,9 +215,9 @@ long retain_match(retain_t *rs, const uint8_t *filter, size_t n, void (*cb)(void
             if (l->len == 1 && s[0] == '#') {
                 f.all = 1; /* "a/#" matches "a" itself and everything below */
             } else if (l->len == 1 && s[0] == '+') {
-                for (uint32_t i = 0; i < nd->cap_kids && ok; i++) {
-                    const rnode_t *k = nd->kids[i];
-                    if (k && !(root && k->len && k->name[0] == '$')) {
+                for (uint32_t i = 0; i < nd->kids.cap && ok; i++) {
+                    const rnode_t *k = kid_at(nd, i);
+                    if (k && !(root && k->key.len && k->name[0] == '$')) {
                         rframe_t g = {k, f.lv + 1, 0};
                         ok = push((void **)&stk, &sp, &cap_stk, sizeof g, &g);
                     }
@@ -302,9 +239,9 @@ long retain_match(retain_t *rs, const uint8_t *filter, size_t n, void (*cb)(void
                 rs->hold(nd->msg);
         }
         if (f.all) {
-            for (uint32_t i = 0; i < nd->cap_kids && ok; i++) {
-                const rnode_t *k = nd->kids[i];
-                if (k && !(root && k->len && k->name[0] == '$')) {
+            for (uint32_t i = 0; i < nd->kids.cap && ok; i++) {
+                const rnode_t *k = kid_at(nd, i);
+                if (k && !(root && k->key.len && k->name[0] == '$')) {
                     rframe_t g = {k, f.lv, 1};
                     ok = push((void **)&stk, &sp, &cap_stk, sizeof g, &g);
                 }

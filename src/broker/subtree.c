@@ -1,9 +1,10 @@
 /* subtree.c -- the subscription tree: a trie of topic levels, matched once per PUBLISH.
  *
  * Design note.
- * - A node is one filter level. Exact-name children live in an open-addressing hash table (linear
- *   probing, backward-shift deletion); '+' and '#' children have their own slots, so a match does one
- *   hash lookup per level per live branch plus two pointer checks.
+ * - A node is one filter level. Exact-name children live in an open-addressing hash table (levels.h,
+ *   shared with the retained store: linear probing, backward-shift deletion); '+' and '#' children
+ *   have their own slots, so a match does one hash lookup per level per live branch plus two pointer
+ *   checks.
  * - Subscriptions ending at a node: `subs` (ordinary, one per owner) and `groups` (shared, one list
  *   of members per group name). A sublist keeps owners in a dense array for fast iteration, with an
  *   owner -> position index once it grows past a few entries, so add/remove stay O(1) for a topic
@@ -17,8 +18,11 @@
  * - One pthread rwlock, writer-preferring; the count is an atomic so $SYS reads it without locking. */
 #include "broker/subtree.h"
 
+#include "broker/levels.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -171,15 +175,13 @@ typedef struct sgroup {
 } sgroup_t;
 
 typedef struct snode {
+    level_key_t key;           /* first: the children table points here (levels.h) */
     struct snode *parent;
     struct snode *plus, *hash; /* the '+' and '#' children */
-    struct snode **kids;       /* exact-name children, open addressing; NULL = empty slot */
-    uint32_t n_kids, cap_kids;
+    level_kids_t kids;         /* exact-name children */
     sublist_t subs;
     sgroup_t **groups;
     uint32_t n_groups, cap_groups;
-    uint32_t hv;  /* hash of name */
-    uint32_t len; /* of name */
     uint8_t name[];
 } snode_t;
 
@@ -190,95 +192,25 @@ struct subtree {
     atomic_size_t count;
 };
 
-static inline uint32_t level_hash(const uint8_t *s, size_t n)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ s[i]) * 16777619u;
-    return h;
-}
+#define SNAME_OFF offsetof(snode_t, name)
+_Static_assert(offsetof(snode_t, key) == 0, "level_kids_t casts level_key_t * to snode_t *");
 
 static snode_t *node_new(snode_t *parent, const uint8_t *name, size_t n, uint32_t hv)
 {
-    snode_t *nd = calloc(1, sizeof *nd + n);
-    if (!nd)
-        return NULL;
-    nd->parent = parent;
-    nd->hv = hv;
-    nd->len = (uint32_t)n;
-    if (n)
-        memcpy(nd->name, name, n);
+    snode_t *nd = level_node_new(sizeof *nd, SNAME_OFF, name, n, hv);
+    if (nd)
+        nd->parent = parent;
     return nd;
 }
 
-static snode_t *kid_find(const snode_t *nd, const uint8_t *name, size_t n, uint32_t hv)
+static inline snode_t *kid_find(const snode_t *nd, const uint8_t *name, size_t n, uint32_t hv)
 {
-    if (!nd->n_kids)
-        return NULL;
-    uint32_t mask = nd->cap_kids - 1;
-    for (uint32_t i = hv & mask;; i = (i + 1) & mask) {
-        snode_t *k = nd->kids[i];
-        if (!k)
-            return NULL;
-        if (k->hv == hv && k->len == n && memcmp(k->name, name, n) == 0)
-            return k;
-    }
-}
-
-static void kid_put(snode_t **kids, uint32_t cap, snode_t *k)
-{
-    uint32_t mask = cap - 1;
-    uint32_t i = k->hv & mask;
-    while (kids[i])
-        i = (i + 1) & mask;
-    kids[i] = k;
-}
-
-static int kid_add(snode_t *nd, snode_t *k)
-{
-    if ((nd->n_kids + 1) * 2 > nd->cap_kids) {
-        uint32_t cap = nd->cap_kids ? nd->cap_kids * 2 : 4;
-        snode_t **kids = calloc(cap, sizeof *kids);
-        if (!kids)
-            return -1;
-        for (uint32_t i = 0; i < nd->cap_kids; i++)
-            if (nd->kids[i])
-                kid_put(kids, cap, nd->kids[i]);
-        free(nd->kids);
-        nd->kids = kids;
-        nd->cap_kids = cap;
-    }
-    kid_put(nd->kids, nd->cap_kids, k);
-    nd->n_kids++;
-    return 0;
-}
-
-static void kid_del(snode_t *nd, snode_t *k)
-{
-    uint32_t mask = nd->cap_kids - 1;
-    uint32_t i = k->hv & mask;
-    while (nd->kids[i] != k)
-        i = (i + 1) & mask;
-    nd->kids[i] = NULL;
-    for (uint32_t j = (i + 1) & mask; nd->kids[j]; j = (j + 1) & mask) {
-        uint32_t home = nd->kids[j]->hv & mask;
-        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-        if (!stays) {
-            nd->kids[i] = nd->kids[j];
-            nd->kids[j] = NULL;
-            i = j;
-        }
-    }
-    if (--nd->n_kids == 0) {
-        free(nd->kids);
-        nd->kids = NULL;
-        nd->cap_kids = 0;
-    }
+    return (snode_t *)level_kids_find(&nd->kids, name, n, hv, SNAME_OFF);
 }
 
 static bool node_empty(const snode_t *nd)
 {
-    return !nd->subs.n && !nd->n_groups && !nd->n_kids && !nd->plus && !nd->hash;
+    return !nd->subs.n && !nd->n_groups && !nd->kids.n && !nd->plus && !nd->hash;
 }
 
 static void node_free(snode_t *nd)
@@ -289,7 +221,7 @@ static void node_free(snode_t *nd)
         free(nd->groups[i]);
     }
     free(nd->groups);
-    free(nd->kids);
+    level_kids_free(&nd->kids);
     free(nd);
 }
 
@@ -303,7 +235,7 @@ static void node_purge(snode_t *root, snode_t *nd)
         else if (p->hash == nd)
             p->hash = NULL;
         else
-            kid_del(p, nd);
+            level_kids_del(&p->kids, &nd->key);
         node_free(nd);
         nd = p;
     }
@@ -356,7 +288,7 @@ static snode_t *filter_node(snode_t *root, const uint8_t *f, size_t n, bool crea
             if (!create)
                 return NULL;
             next = node_new(nd, lv, ln, hv);
-            if (!next || (!slot && kid_add(nd, next) < 0)) {
+            if (!next || (!slot && level_kids_add(&nd->kids, &next->key) < 0)) {
                 free(next);
                 node_purge(root, nd);
                 *oom = true;
@@ -408,12 +340,7 @@ static snode_t *take_child(snode_t *nd)
         nd->hash = NULL;
         return c;
     }
-    while (nd->cap_kids) {
-        c = nd->kids[--nd->cap_kids];
-        if (c)
-            return c;
-    }
-    return NULL;
+    return (snode_t *)level_kids_take(&nd->kids);
 }
 
 void subtree_free(subtree_t *t)
