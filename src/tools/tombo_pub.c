@@ -173,7 +173,7 @@ int main(int argc, char **argv)
         enum mode m = M_NONE;
         if (!strcmp(a, "--help")) {
             usage();
-            rc = 0;
+            rc = 1; /* as mosquitto_pub */
             goto out;
         } else if ((!strcmp(a, "-m") || !strcmp(a, "--message")) && i + 1 < argc) {
             m = M_MSG;

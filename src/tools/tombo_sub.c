@@ -519,7 +519,7 @@ static int parse(int argc, char **argv)
         char *end;
         if (!strcmp(a, "--help")) {
             usage();
-            exit(0);
+            exit(1); /* as mosquitto_sub */
         } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
             cfg.verbose = true;
         } else if (!strcmp(a, "-N")) {

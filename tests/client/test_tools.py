@@ -76,8 +76,8 @@ SUB_ROWS = [
     ("id-keepalive-user", ["-t", "t/#", "-i", "fixed-sub-id", "-k", "30", "-u", "user", "-P", "pw", "-v",
                            "-C", "3"], P, [], 5),
     ("id-prefix", ["-t", "t/#", "-I", "pre-", "-v", "-C", "3"], P, [], 5),
-    ("timeout", ["-t", "t/#", "-v", "-W", "2"], P, [], 8),
-    ("unsubscribe", ["-t", "t/#", "-U", "t/#", "-v", "-W", "2"], P, [], 8),
+    ("timeout", ["-t", "t/#", "-v", "-W", "4"], P, [], 10),
+    ("unsubscribe", ["-t", "t/#", "-U", "t/#", "-v", "-W", "4"], P, [], 10),
     ("v5-connect-props", ["-t", "t/#", "-V", "5", "-D", "connect", "user-property", "a", "b", "-D", "connect",
                           "receive-maximum", "10", "-x", "60", "-v", "-C", "3"], P, [], 5),
     ("will", ["-t", "t/#", "--will-topic", "w/t", "--will-payload", "bye", "--will-qos", "1",
@@ -121,6 +121,7 @@ BAD_SUB = [
     ("bad-property", ["-t", "a", "-V", "5", "-D", "connect", "no-such-prop", "1"]),
     ("unknown-option", ["-t", "a", "--no-such-option"]),
     ("url-no-topic", ["-L", "mqtt://127.0.0.1"]),
+    ("help", ["--help"]),
 ]
 
 
@@ -228,6 +229,7 @@ BAD_PUB = [
     ("bad-property", ["-t", "a", "-m", "x", "-V", "5", "-D", "connect", "foo", "1"]),
     ("unknown-option", ["--foo"]),
     ("two-modes", ["-t", "a", "-m", "x", "-n"]),
+    ("help", ["--help"]),
 ]
 
 
