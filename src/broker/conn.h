@@ -19,27 +19,29 @@ struct worker;
 enum conn_state { CONN_NEW = 0, CONN_ACTIVE, CONN_CLOSED };
 
 typedef struct conn {
+    /* Fields are ordered to leave no padding: one per client, a million clients. */
     int fd;
-    uint64_t id;
-    struct worker *w;
-    const struct tombo_listener *l; /* the listener it came in on (its security settings) */
     uint8_t state;
     uint8_t version;        /* protocol level from CONNECT */
     uint8_t got_disconnect; /* normal DISCONNECT received: no will (unless 0x04) */
     uint8_t in_flush_list;
+    uint64_t id;
+    struct worker *w;
+    const struct tombo_listener *l; /* the listener it came in on (its security settings) */
     uint8_t want_write;     /* EPOLLOUT armed */
     uint8_t taken_over;
     uint8_t awaiting_takeover; /* CONNECT waits for the session's old connection to close */
+    uint8_t request_problem_info;
+    uint16_t keepalive;
+    uint16_t topic_alias_max_in;
     struct connect_req *pending; /* that CONNECT, until it is answered */
     buf_t in, out;
     session_t *session;     /* one reference while attached */
     char peer[64];
 
     /* keepalive: deadline on the worker's timer wheel */
-    uint16_t keepalive;
     int64_t last_rx;        /* ms */
     struct conn *tw_next, **tw_prev;
-    uint32_t tw_slot;
     struct conn *flush_next;
 
     /* MQTT 5 limits the client told us */
@@ -50,8 +52,6 @@ typedef struct conn {
     /* topic aliases the client set towards us, indexed 1..topic_alias_max_in */
     char **aliases_in;
     uint16_t *aliases_in_len;
-    uint16_t topic_alias_max_in;
-    uint8_t request_problem_info;
 } conn_t;
 
 /* Close: flush what can be flushed, publish the will if due, detach from the session. */

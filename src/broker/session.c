@@ -96,7 +96,7 @@ session_t *registry_get(broker_t *b, const char *id, size_t len, bool *existed)
         pthread_mutex_init(&s->lock, NULL);
         atomic_init(&s->refs, 1); /* the registry's */
         s->client_id = xstrndup(id, len);
-        s->client_id_len = len;
+        s->client_id_len = (uint32_t)len; /* at most 65535: an MQTT string */
         s->broker = b;
         s->worker = -1;
         r->slots[i] = s;

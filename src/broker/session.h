@@ -53,23 +53,25 @@ typedef struct sess_sub {
 } sess_sub_t;
 
 typedef struct session {
+    /* Fields are ordered to leave no padding: one session per client, a million clients. */
     pthread_mutex_t lock;
     atomic_uint refs;
+    uint32_t client_id_len;
     char *client_id; /* immutable, NUL-terminated */
-    size_t client_id_len;
     struct broker *broker;
 
     /* --- guarded by lock --- */
     struct conn *conn;  /* attached connection, or NULL while offline */
-    int worker;         /* worker owning `conn` */
     uint64_t conn_id;   /* id and fd of `conn`, to address it across threads without touching it */
     int conn_fd;
+    int worker;         /* worker owning `conn` */
     uint8_t version;    /* protocol level of the last connection */
-    char *username;     /* of the last connection; NULL: none (ACL identity) */
-    const struct auth *auth; /* its listener's auth (NULL: no checks) */
     uint8_t flush_pending; /* already in its worker's flush list */
     uint8_t ended;      /* removed from the registry; deliveries are dropped */
+    uint16_t next_id;   /* last packet identifier used towards the client */
     uint32_t expiry;    /* session expiry interval, seconds (UINT32_MAX: never) */
+    char *username;     /* of the last connection; NULL: none (ACL identity) */
+    const struct auth *auth; /* its listener's auth (NULL: no checks) */
     int64_t expire_at;  /* while offline: monotonic ms when it ends (0: not scheduled) */
 
     sess_sub_t *subs;
@@ -79,14 +81,12 @@ typedef struct session {
     outring_t inflight;  /* sent, waiting for PUBACK / PUBREC / PUBCOMP, in send order */
     uint32_t inflight_live;  /* entries of inflight with a live state */
     uint32_t inflight_max;   /* min(max_inflight_messages, client's Receive Maximum); 0 = unlimited */
-    uint16_t next_id;
     uint8_t *out_ids;    /* bitmap of packet ids in flight to the client (lazily allocated) */
     uint8_t *in_qos2;    /* bitmap of QoS 2 ids received, awaiting PUBREL (lazily allocated) */
-    uint32_t in_qos2_n;
     size_t queued_bytes;
-
-    msg_t *will;         /* will message, or NULL */
+    uint32_t in_qos2_n;
     uint32_t will_delay; /* seconds */
+    msg_t *will;         /* will message, or NULL */
     int64_t will_at;     /* monotonic ms when the delayed will is due (0: none scheduled) */
 } session_t;
 

@@ -120,7 +120,6 @@ void wheel_schedule(conn_t *c)
     if (tick <= w->wheel_now)
         tick = w->wheel_now + 1;
     uint32_t slot = (uint32_t)(tick % WHEEL_SLOTS);
-    c->tw_slot = slot;
     c->tw_next = w->wheel[slot];
     if (c->tw_next)
         c->tw_next->tw_prev = &c->tw_next;
