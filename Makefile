@@ -50,8 +50,11 @@ pytest: asan
 	@set -e; for d in $(PYTEST_DIRS); do echo "== pytest $$d"; \
 	  TOMBO_BUILD=$(CURDIR)/build/asan $(PY) -m pytest -q -p no:cacheprovider $$d; done
 
+# The multi-threaded paths under ThreadSanitizer: the broker's many-client tests and libtombo's
+# publish-from-several-threads tests.
 tsan-test: tsan
 	TOMBO_BUILD=$(CURDIR)/build/tsan TOMBO_TSAN=1 $(PY) -m pytest -q -p no:cacheprovider -m tsan tests/broker
+	TOMBO_BUILD=$(CURDIR)/build/tsan TOMBO_TSAN=1 $(PY) -m pytest -q -p no:cacheprovider tests/client/test_library.py
 
 test: deps-test
 	@$(MAKE) --no-print-directory unit
