@@ -236,16 +236,15 @@ uint8_t mqtt_props_decode(rd_t *r, unsigned ctx, enum mqtt_side side, mqtt_props
     return MQTT_RC_SUCCESS;
 }
 
-bool mqtt_props_next_user(mqtt_bytes_t *cursor, mqtt_strpair_t *out)
+/* Advance *cursor past the next property `id` in a decoded block, filling *v; false (cursor
+ * emptied) when there is none left. */
+static bool props_next(mqtt_bytes_t *cursor, uint8_t id, prop_val_t *v)
 {
     rd_t r = {cursor->p, cursor->p + cursor->len};
     while (r.p < r.end) {
-        prop_val_t v;
-        if (!prop_read(&r, &v))
+        if (!prop_read(&r, v))
             break;
-        if (v.id == MQTT_PROP_USER_PROPERTY) {
-            out->key = v.a;
-            out->val = v.b;
+        if (v->id == id) {
             cursor->len -= (uint32_t)(r.p - cursor->p);
             cursor->p = r.p;
             return true;
@@ -256,23 +255,23 @@ bool mqtt_props_next_user(mqtt_bytes_t *cursor, mqtt_strpair_t *out)
     return false;
 }
 
+bool mqtt_props_next_user(mqtt_bytes_t *cursor, mqtt_strpair_t *out)
+{
+    prop_val_t v;
+    if (!props_next(cursor, MQTT_PROP_USER_PROPERTY, &v))
+        return false;
+    out->key = v.a;
+    out->val = v.b;
+    return true;
+}
+
 bool mqtt_props_next_sub_id(mqtt_bytes_t *cursor, uint32_t *out)
 {
-    rd_t r = {cursor->p, cursor->p + cursor->len};
-    while (r.p < r.end) {
-        prop_val_t v;
-        if (!prop_read(&r, &v))
-            break;
-        if (v.id == MQTT_PROP_SUBSCRIPTION_ID) {
-            *out = v.num;
-            cursor->len -= (uint32_t)(r.p - cursor->p);
-            cursor->p = r.p;
-            return true;
-        }
-    }
-    cursor->p += cursor->len;
-    cursor->len = 0;
-    return false;
+    prop_val_t v;
+    if (!props_next(cursor, MQTT_PROP_SUBSCRIPTION_ID, &v))
+        return false;
+    *out = v.num;
+    return true;
 }
 
 /* ---- encoding ---- */
