@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "broker/retain.h"
+#include "ref_match.h"
 
 static int failures;
 #define CHECK(c)                                                                   \
@@ -102,29 +103,6 @@ static const char *lookup(retain_t *rs, const char *filter)
             failures++;                                                                           \
         }                                                                                         \
     } while (0)
-
-static bool ref_match(const char *f, const char *t)
-{
-    if (t[0] == '$' && (f[0] == '+' || f[0] == '#'))
-        return false;
-    for (;;) {
-        if (f[0] == '#')
-            return true;
-        size_t fl = strcspn(f, "/"), tl = strcspn(t, "/");
-        if (!(fl == 1 && f[0] == '+') && (fl != tl || memcmp(f, t, fl) != 0))
-            return false;
-        f += fl;
-        t += tl;
-        if (!*f && !*t)
-            return true;
-        if (!*f)
-            return false;
-        if (!*t)
-            return strcmp(f, "/#") == 0;
-        f++;
-        t++;
-    }
-}
 
 static void test_set_replace_clear(void)
 {

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "broker/subtree.h"
+#include "ref_match.h"
 
 static int failures;
 #define CHECK(c)                                                                   \
@@ -55,30 +56,6 @@ static bool has_id(const sub_result_t *r, const sub_match_t *m, uint32_t id)
         if (ids[i] == id)
             return true;
     return false;
-}
-
-/* Reference: does filter f match topic t (both NUL-terminated)? Straight from spec 4.7. */
-static bool ref_match(const char *f, const char *t)
-{
-    if (t[0] == '$' && (f[0] == '+' || f[0] == '#'))
-        return false;
-    for (;;) {
-        if (f[0] == '#')
-            return true;
-        size_t fl = strcspn(f, "/"), tl = strcspn(t, "/");
-        if (!(fl == 1 && f[0] == '+') && (fl != tl || memcmp(f, t, fl) != 0))
-            return false;
-        f += fl;
-        t += tl;
-        if (!*f && !*t)
-            return true;
-        if (!*f)
-            return false;
-        if (!*t)
-            return strcmp(f, "/#") == 0;
-        f++;
-        t++;
-    }
 }
 
 static size_t match(subtree_t *t, const char *topic, const void *pub, sub_result_t *r)
