@@ -10,11 +10,31 @@
 #include <unistd.h>
 
 #include "broker/log.h"
+#include "broker/store.h"
 
 
 static void hold_session(void *s) { session_hold(s); }
 static void hold_msg(void *m) { msg_hold(m); }
 static void release_msg(void *m) { msg_release(m); }
+static void retained_changed(void *st, const uint8_t *topic, size_t n, void *m) { store_retain(st, topic, n, m); }
+
+/* Persistence: open the database, restore what it holds, and journal changes from now on. */
+static int open_store(broker_t *b)
+{
+    char path[4096], err[4352];
+    if (config_persistence_path(&b->cfg, path, sizeof(path)) != 0) {
+        log_printf(TLOG_ERR, "Error: the persistence database path is too long.");
+        return -1;
+    }
+    b->store = store_open(path, err, sizeof(err));
+    if (!b->store || store_load(b->store, b, err, sizeof(err)) != 0) {
+        log_printf(TLOG_ERR, "Error: %s.", err);
+        return -1;
+    }
+    retain_observe(b->retained, retained_changed, b->store);
+    log_printf(TLOG_NOTICE, "Persistence: %s (each acknowledged message is committed first).", path);
+    return 0;
+}
 
 int broker_init(broker_t *b)
 {
@@ -27,12 +47,6 @@ int broker_init(broker_t *b)
     b->retained = retain_new(hold_msg, release_msg);
     if (!b->subs || !b->retained)
         return -1;
-    if (b->cfg.persistence) {
-        /* Said plainly rather than ignored: a user who asked for durability must know it is not
-         * there yet. */
-        log_printf(TLOG_WARNING, "Warning: persistence is not implemented in this version of tombo yet: sessions, "
-                                 "queued and retained messages are kept in memory only and lost on restart.");
-    }
     b->n_workers = b->cfg.threads > 0 ? b->cfg.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (b->n_workers < 1)
         b->n_workers = 1;
@@ -55,6 +69,8 @@ int broker_init(broker_t *b)
                 log_printf(TLOG_WARNING, "Warning: %s", auth_warning(b->auth[i], k));
         }
     }
+    if (b->cfg.persistence && open_store(b) != 0)
+        return -1;
     b->listen_fds = xmalloc(((size_t)b->cfg.n_listeners + 1) * sizeof(int));
     for (int i = 0; i <= b->cfg.n_listeners; i++)
         b->listen_fds[i] = -1;
@@ -88,6 +104,10 @@ int broker_run(broker_t *b)
 {
     log_printf(TLOG_NOTICE, "tombo version %s running with %d worker thread%s.", TOMBO_VERSION, b->n_workers,
                b->n_workers == 1 ? "" : "s");
+    if (b->store && store_start(b->store, b) != 0) {
+        log_printf(TLOG_ERR, "Error: cannot start the persistence thread.");
+        return -1;
+    }
     for (int i = 0; i < b->n_workers; i++) {
         if (worker_start(&b->workers[i]) != 0) {
             log_printf(TLOG_ERR, "Error: cannot start worker thread %d.", i);
@@ -202,6 +222,9 @@ void session_publish_will(worker_t *w, session_t *s)
 
 void broker_free(broker_t *b)
 {
+    /* The store writes what the workers left it, then records nothing more: tearing down the
+     * in-memory state below must not erase the durable one. */
+    store_stop(b->store);
     for (int i = 0; i < b->n_workers; i++)
         worker_free(&b->workers[i]);
     free(b->workers);
@@ -219,6 +242,7 @@ void broker_free(broker_t *b)
     registry_free(b);
     subtree_free(b->subs);
     retain_free(b->retained);
+    store_free(b->store);
     pthread_mutex_destroy(&b->reg_lock);
     pthread_mutex_destroy(&b->timers_lock);
 }

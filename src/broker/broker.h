@@ -58,6 +58,11 @@ typedef struct worker {
     int64_t wheel_now;  /* ticks (now / WHEEL_TICK_MS): last slot processed */
     int64_t now;        /* ms, refreshed each loop turn */
     sub_result_t match; /* reused for every PUBLISH this worker routes */
+    uint32_t turn;      /* loop turns, to coalesce holds on a connection within one */
+    struct held { int fd; uint64_t id; } *held; /* connections with output on hold (persistence) */
+    size_t n_held, cap_held;
+    _Atomic uint64_t store_wait; /* lowest store sequence a hold waits for (0: none); the store
+                                  * thread wakes the worker when it commits that far */
     uint8_t *rbuf;      /* 64 KB scratch every read of this worker goes into first */
     struct outbox {     /* items for worker i, sent at the end of the turn */
         inbox_item_t *v;
@@ -82,6 +87,7 @@ typedef struct broker {
 
     subtree_t *subs;
     retain_t *retained;
+    struct store *store; /* persistence, or NULL */
 
     pthread_mutex_t reg_lock;  /* guards the session registry */
     struct registry *reg;

@@ -36,6 +36,8 @@ typedef struct conn {
     uint16_t topic_alias_max_in;
     struct connect_req *pending; /* that CONNECT, until it is answered */
     buf_t in, out;
+    uint64_t out_sent;      /* bytes of `out` written to the socket since the connection began */
+    struct conn_holds *holds; /* output waiting for the persistence store (NULL: none) */
     session_t *session;     /* one reference while attached */
     char peer[64];
 
@@ -65,6 +67,16 @@ void conn_on_readable(conn_t *c);
 void conn_connect_resumed(conn_t *c);
 /* Ask the worker to flush this connection at the end of the loop turn. */
 void conn_want_flush(conn_t *c);
+/* Persistence: what is appended next must not reach the client before the records this thread
+ * gave the store are committed (a PUBACK for a message, a QoS 2 packet id). No-op without
+ * persistence or when everything is already committed. */
+void conn_hold_durable(conn_t *c);
+/* Bytes of c->out that may be written now (everything before the first hold). */
+size_t conn_writable(const conn_t *c);
+/* Owning worker, each loop turn: release the holds the store has committed. */
+void worker_release_holds(struct worker *w);
+bool conn_release_holds(conn_t *c, uint64_t committed, uint64_t *first);
+
 /* Encode a packet onto the output buffer (at the connection's protocol level). Drops it (returning
  * false) when it exceeds the client's Maximum Packet Size. */
 bool conn_send(conn_t *c, const mqtt_packet_t *p);

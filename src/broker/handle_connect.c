@@ -105,6 +105,7 @@ static uint8_t connect_attach(conn_t *c)
     s->username = rq->username;
     rq->username = NULL;
     s->auth = rq->auth;
+    session_persist_update(s);
     pthread_mutex_unlock(&s->lock);
     msg_release(oldwill);
     c->session = s; /* the registry_get reference becomes the connection's */
@@ -279,6 +280,7 @@ uint8_t handle_disconnect(conn_t *c, mqtt_packet_t *p)
             return MQTT_RC_PROTOCOL_ERROR; /* [MQTT-3.14.2-2] */
         }
         s->expiry = p->props.session_expiry;
+        session_persist_update(s);
         pthread_mutex_unlock(&s->lock);
     }
     /* 0x04 Disconnect with Will Message keeps the will; anything else discards it [MQTT-3.14.4-3]. */

@@ -23,6 +23,7 @@
 
 #include "broker/broker.h"
 #include "broker/log.h"
+#include "broker/store.h"
 
 #define NEW_CONN_TIMEOUT_MS 10000 /* time to send CONNECT after the TCP handshake */
 
@@ -214,10 +215,12 @@ static void accept_all(worker_t *w, int li)
 /* Write as much output as the socket takes. Returns false if the connection broke. */
 static bool conn_write(conn_t *c)
 {
-    while (buf_used(&c->out) > 0) {
-        ssize_t n = send(c->fd, buf_head(&c->out), buf_used(&c->out), MSG_NOSIGNAL);
+    size_t avail;
+    while ((avail = conn_writable(c)) > 0) {
+        ssize_t n = send(c->fd, buf_head(&c->out), avail, MSG_NOSIGNAL);
         if (n > 0) {
             atomic_fetch_add_explicit(&c->w->bytes_out, (unsigned long)n, memory_order_relaxed);
+            c->out_sent += (uint64_t)n;
             buf_consume(&c->out, (size_t)n);
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             if (!c->want_write) {
@@ -247,6 +250,7 @@ static void conn_free(conn_t *c)
     connect_req_free(c->pending);
     buf_free(&c->in);
     buf_free(&c->out);
+    free(c->holds);
     conn_free_aliases(c);
     free(c);
 }
@@ -412,6 +416,34 @@ static void process_own_outbox(worker_t *w)
     }
 }
 
+/* ---- output held for the persistence store ---- */
+
+void worker_release_holds(worker_t *w)
+{
+    store_t *st = w->b->store;
+    if (!st || w->n_held == 0)
+        return;
+    for (;;) {
+        uint64_t committed = store_committed(st), wait = 0;
+        size_t k = 0;
+        for (size_t i = 0; i < w->n_held; i++) {
+            conn_t *c = conn_lookup(w, w->held[i].fd, w->held[i].id);
+            uint64_t first;
+            if (!c || !conn_release_holds(c, committed, &first))
+                continue;
+            if (!wait || first < wait)
+                wait = first;
+            w->held[k++] = w->held[i];
+        }
+        w->n_held = k;
+        /* Publish what we wait for, then look again: a commit that raced with us either sees
+         * store_wait and wakes us, or is seen here. */
+        atomic_store(&w->store_wait, wait);
+        if (!wait || store_committed(st) < wait)
+            return;
+    }
+}
+
 /* ---- the loop ---- */
 
 static void flush_all(worker_t *w)
@@ -487,7 +519,9 @@ static void *worker_main(void *arg)
         }
         process_own_outbox(w);
         worker_send_outbox(w);
+        worker_release_holds(w);
         flush_all(w);
+        w->turn++;
     }
     /* Shutdown: close every connection (wills of clients that did not disconnect are published as
      * the session ends, as Mosquitto does on a clean stop). */
@@ -584,6 +618,7 @@ void worker_free(worker_t *w)
         free(w->outbox[i].v);
     }
     free(w->outbox);
+    free(w->held);
     free(w->conns);
     sub_result_free(&w->match);
     free(w->rbuf);

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from conftest import Broker, binary, check_sanitizers, client_env, is_reference
+from conftest import Broker, binary, check_sanitizers, client_env
 
 
 class Proc:
@@ -39,14 +39,8 @@ class Proc:
         self.p.stdin.flush()
 
 
-# "persist" needs the broker to keep sessions across a restart: tombo has no persistence yet
-# (it says so at start-up), so that case is an expected failure on tombo; it passes on mosquitto.
-NO_PERSISTENCE = pytest.mark.xfail(not is_reference(), strict=True,
-                                   reason="tombo has no persistence yet: sessions do not survive a restart")
-
-
 @pytest.mark.parametrize("version", [4, 5], ids=["mqttv311", "mqttv5"])
-@pytest.mark.parametrize("mode", [pytest.param("persist", marks=NO_PERSISTENCE), "clean"])
+@pytest.mark.parametrize("mode", ["persist", "clean"])
 def test_reconnect_after_broker_restart(version, mode, tmp_path):
     conf = "allow_anonymous true\n"
     if mode == "persist":
