@@ -15,12 +15,14 @@
 #include "broker/store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -94,6 +96,7 @@ static const char schema_sql[] =
 
 struct store {
     sqlite3 *db;
+    int lock_fd;        /* flock'ed: one broker per database */
     sqlite3_stmt *stmt[S_COUNT];
     struct broker *b;
     pthread_t thread;
@@ -498,24 +501,31 @@ static void *store_main(void *arg)
 store_t *store_open(const char *path, char *err, size_t errlen)
 {
     store_t *st = xcalloc(1, sizeof(*st));
+    st->lock_fd = -1;
     pthread_mutex_init(&st->lock, NULL);
     pthread_cond_init(&st->cond, NULL);
     st->next_msg_id = 1;
+    /* One broker per database: an flock on the file (independent of SQLite's own POSIX locks, so
+     * `sqlite3 tombo.db` can still read it while the broker runs). */
+    st->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (st->lock_fd < 0 || flock(st->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf(err, errlen, "cannot open the persistence database %s: %s", path,
+                 st->lock_fd >= 0 && errno == EWOULDBLOCK ? "it is in use by another broker" : strerror(errno));
+        st->stopped = true;
+        store_free(st);
+        return NULL;
+    }
     int rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     char *emsg = NULL;
-    if (rc == SQLITE_OK) {
-        sqlite3_busy_timeout(st->db, 100);
-        /* One broker per database: the exclusive lock is held from the first write to the end. */
-        rc = sqlite3_exec(st->db, "PRAGMA locking_mode = EXCLUSIVE;", NULL, NULL, &emsg);
-    }
+    if (rc == SQLITE_OK)
+        sqlite3_busy_timeout(st->db, 1000);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(st->db, schema_sql, NULL, NULL, &emsg);
     for (int k = 0; k < S_COUNT && rc == SQLITE_OK; k++)
         rc = sqlite3_prepare_v3(st->db, stmt_sql[k], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[k], NULL);
     if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "cannot open the persistence database %s: %s%s", path,
-                 emsg ? emsg : st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc),
-                 rc == SQLITE_BUSY ? " (is another broker using it?)" : "");
+        snprintf(err, errlen, "cannot open the persistence database %s: %s", path,
+                 emsg ? emsg : st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
         sqlite3_free(emsg);
         st->stopped = true;
         store_free(st);
@@ -754,6 +764,8 @@ void store_free(store_t *st)
     for (int k = 0; k < S_COUNT; k++)
         sqlite3_finalize(st->stmt[k]);
     sqlite3_close(st->db);
+    if (st->lock_fd >= 0)
+        close(st->lock_fd);
     pthread_cond_destroy(&st->cond);
     pthread_mutex_destroy(&st->lock);
     free(st);
