@@ -225,7 +225,7 @@ void broker_free(broker_t *b)
     /* The store writes what the workers left it, then records nothing more: tearing down the
      * in-memory state below must not erase the durable one. */
     store_stop(b->store);
-    for (int i = 0; i < b->n_workers; i++)
+    for (int i = 0; b->workers && i < b->n_workers; i++) /* none if start-up failed before them */
         worker_free(&b->workers[i]);
     free(b->workers);
     for (int i = 0; b->listen_fds && i < b->cfg.n_listeners; i++)

@@ -169,6 +169,7 @@ def test_missing_password_file_stops_startup(tmp_path):
     finally:
         b.stop()  # stops it by its PID if it did start
     assert "nonexistent" in str(e.value)
+    assert "exited with 1:" in str(e.value) and "Sanitizer" not in str(e.value)  # not a crash on the way out
 
 
 def test_plain_text_entries_cannot_log_in(make_broker, tmp_path):
@@ -383,6 +384,7 @@ def test_bad_acl_file_stops_startup(tmp_path):
     finally:
         b.stop()  # stops it by its PID if it did start
     assert "acl" in str(e.value).lower()
+    assert "exited with 1:" in str(e.value) and "Sanitizer" not in str(e.value)
 
 
 def test_acl_denied_qos2_v311_flow_completes_without_delivery(acl_broker):
