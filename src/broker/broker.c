@@ -2,6 +2,7 @@
  * expiry, delayed wills) that worker 0 runs from a min-heap. */
 #include "broker/broker.h"
 #include "broker/auth.h"
+#include "broker/authq.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +107,13 @@ int broker_run(broker_t *b)
                b->n_workers == 1 ? "" : "s");
     if (b->store && store_start(b->store, b) != 0) {
         log_printf(TLOG_ERR, "Error: cannot start the persistence thread.");
+        return -1;
+    }
+    bool passwords = false;
+    for (int i = 0; i < b->cfg.n_listeners; i++)
+        passwords |= auth_has_password_file(b->auth[i]);
+    if (passwords && !(b->authq = authq_start(b, 1))) {
+        log_printf(TLOG_ERR, "Error: cannot start the authentication thread.");
         return -1;
     }
     for (int i = 0; i < b->n_workers; i++) {
@@ -225,6 +233,7 @@ void broker_free(broker_t *b)
     /* The store writes what the workers left it, then records nothing more: tearing down the
      * in-memory state below must not erase the durable one. */
     store_stop(b->store);
+    authq_stop(b->authq); /* it posts to the workers' inboxes: stopped before they are freed */
     for (int i = 0; b->workers && i < b->n_workers; i++) /* none if start-up failed before them */
         worker_free(&b->workers[i]);
     free(b->workers);

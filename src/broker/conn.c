@@ -387,8 +387,9 @@ static ssize_t process_bytes(conn_t *c, const uint8_t *data, size_t len)
         if (rc == MQTT_RC_SUCCESS) {
             if (c->state == CONN_NEW) {
                 rc = handle_connect(c, &p);
-                if (rc == MQTT_RC_SUCCESS && c->awaiting_takeover) {
-                    /* Nothing more is read until the session's old connection is gone. */
+                if (rc == MQTT_RC_SUCCESS && c->waiting) {
+                    /* Nothing more is read until the password is checked or the session's old
+                     * connection is gone. */
                     conn_set_reading(c, false);
                     return (ssize_t)(off + total);
                 }
@@ -426,7 +427,7 @@ static ssize_t process_bytes(conn_t *c, const uint8_t *data, size_t len)
 void conn_on_readable(conn_t *c)
 {
     worker_t *w = c->w;
-    if (c->awaiting_takeover)
+    if (c->waiting)
         return;
     for (int round = 0; round < 4 && c->state != CONN_CLOSED; round++) {
         bool partial = buf_used(&c->in) > 0;
@@ -476,7 +477,7 @@ void conn_connect_resumed(conn_t *c)
         conn_fail(c, rc, "bad CONNECT");
         return;
     }
-    if (c->awaiting_takeover || c->state == CONN_CLOSED)
+    if (c->waiting || c->state == CONN_CLOSED)
         return; /* taken over again meanwhile: wait once more */
     conn_set_reading(c, true);
     /* Packets that came behind the CONNECT, then whatever the socket has. */

@@ -17,6 +17,11 @@
 struct worker;
 
 enum conn_state { CONN_NEW = 0, CONN_ACTIVE, CONN_CLOSED };
+enum conn_wait {
+    WAIT_NONE = 0,
+    WAIT_TAKEOVER, /* for the session's old connection to close (INBOX_TAKEOVER_DONE) */
+    WAIT_AUTH,     /* for the password check on the auth thread (INBOX_AUTH_DONE) */
+};
 
 typedef struct conn {
     /* Fields are ordered to leave no padding: one per client, a million clients. */
@@ -30,7 +35,7 @@ typedef struct conn {
     const struct tombo_listener *l; /* the listener it came in on (its security settings) */
     uint8_t want_write;     /* EPOLLOUT armed */
     uint8_t taken_over;
-    uint8_t awaiting_takeover; /* CONNECT waits for the session's old connection to close */
+    uint8_t waiting;        /* enum conn_wait: the CONNECT waits for another thread; nothing is read */
     uint8_t request_problem_info;
     uint16_t keepalive;
     uint16_t topic_alias_max_in;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "broker/auth.h"
+#include "broker/authq.h"
 #include "broker/broker.h"
 #include "broker/log.h"
 
@@ -72,7 +73,7 @@ static uint8_t connect_attach(conn_t *c)
         int oldw = s->worker;
         pthread_mutex_unlock(&s->lock);
         session_release(s);
-        c->awaiting_takeover = 1;
+        c->waiting = WAIT_TAKEOVER;
         worker_post(&b->workers[oldw], &it);
         return MQTT_RC_SUCCESS;
     }
@@ -164,7 +165,7 @@ static uint8_t connect_attach(conn_t *c)
 
 uint8_t connect_resume(conn_t *c)
 {
-    c->awaiting_takeover = 0;
+    c->waiting = WAIT_NONE;
     return connect_attach(c);
 }
 
@@ -192,12 +193,7 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
         return MQTT_RC_CLIENT_ID_NOT_VALID; /* MQTT 3.1: 1 to 23 characters */
     }
 
-    /* Authentication: the listener's password file and allow_anonymous. */
     const auth_t *auth = b->auth[c->l - b->cfg.listeners];
-    if (auth_connect(auth, c->l->allow_anonymous, p->connect.username.p, p->connect.username.len,
-                     p->connect.has_username, p->connect.password.p, p->connect.password.len,
-                     p->connect.has_password) != MQTT_RC_SUCCESS)
-        return MQTT_RC_NOT_AUTHORIZED;
     if (v5 && (p->props.has & MQTT_HAS(MQTT_PROP_AUTH_METHOD)))
         return MQTT_RC_BAD_AUTH_METHOD; /* no enhanced authentication method is configured */
 
@@ -266,6 +262,19 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
     rq->assigned = assigned;
     rq->server_ka = server_ka;
     c->pending = rq;
+
+    /* Authentication: the listener's password file and allow_anonymous. Hashing a password is
+     * slow, so that check runs on the auth thread and the CONNECT is answered when it is back
+     * (INBOX_AUTH_DONE); the connection reads nothing meanwhile. */
+    if (b->authq && authq_needed(auth, p->connect.has_username, p->connect.username.len)) {
+        authq_submit(b->authq, w->index, c->fd, c->id, auth, c->l->allow_anonymous, p->connect.username.p,
+                     p->connect.username.len, p->connect.has_username, p->connect.password.p, p->connect.password.len, p->connect.has_password);
+        c->waiting = WAIT_AUTH;
+        return MQTT_RC_SUCCESS;
+    }
+    if (auth_connect(auth, c->l->allow_anonymous, p->connect.username.p, p->connect.username.len, p->connect.has_username,
+                     p->connect.password.p, p->connect.password.len, p->connect.has_password) != MQTT_RC_SUCCESS)
+        return MQTT_RC_NOT_AUTHORIZED; /* the caller fails the connection, which frees c->pending */
     return connect_attach(c);
 }
 

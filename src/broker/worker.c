@@ -225,7 +225,7 @@ static bool conn_write(conn_t *c)
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             if (!c->want_write) {
                 c->want_write = 1;
-                struct epoll_event ev = {.events = (c->awaiting_takeover ? 0 : EPOLLIN | EPOLLRDHUP) | EPOLLOUT,
+                struct epoll_event ev = {.events = (c->waiting ? 0 : EPOLLIN | EPOLLRDHUP) | EPOLLOUT,
                                          .data.ptr = c};
                 epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
             }
@@ -238,7 +238,7 @@ static bool conn_write(conn_t *c)
     }
     if (c->want_write) {
         c->want_write = 0;
-        struct epoll_event ev = {.events = c->awaiting_takeover ? 0 : EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+        struct epoll_event ev = {.events = c->waiting ? 0 : EPOLLIN | EPOLLRDHUP, .data.ptr = c};
         epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
     }
     buf_shrink(&c->out);
@@ -376,8 +376,16 @@ static void process_items(worker_t *w, inbox_item_t *items, size_t n)
             worker_post(&w->b->workers[it->reply_worker], &done);
         } else if (it->kind == INBOX_TAKEOVER_DONE) {
             conn_t *c = conn_lookup(w, it->fd, it->conn_id);
-            if (c && c->awaiting_takeover && c->state == CONN_NEW)
+            if (c && c->waiting == WAIT_TAKEOVER && c->state == CONN_NEW)
                 conn_connect_resumed(c);
+        } else if (it->kind == INBOX_AUTH_DONE) {
+            conn_t *c = conn_lookup(w, it->fd, it->conn_id);
+            if (c && c->waiting == WAIT_AUTH && c->state == CONN_NEW) {
+                if (it->rc == MQTT_RC_SUCCESS)
+                    conn_connect_resumed(c);
+                else
+                    conn_fail(c, it->rc, "bad CONNECT");
+            }
         }
     }
 }
@@ -495,7 +503,7 @@ static void *worker_main(void *arg)
                 conn_t *c = evs[i].data.ptr;
                 if (c->state == CONN_CLOSED)
                     continue;
-                if (c->awaiting_takeover) {
+                if (c->waiting) {
                     if (evs[i].events & (EPOLLERR | EPOLLHUP))
                         conn_close(c, "closed by client");
                     continue; /* its input waits until the CONNECT is answered */

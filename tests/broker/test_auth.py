@@ -9,12 +9,17 @@ retained messages included, needs read access.
 Password files are made by mosquitto_passwd and by tombo-passwd (when built), both hash formats, so
 each broker is shown to take either tool's files.
 """
+import base64
+import hashlib
 import os
+import select
 import subprocess
+import time
 
 import pytest
 
 from conftest import is_reference
+import rawmqtt
 from rawmqtt import (CONNACK, PUBACK, PUBLISH, PUBREC, V311, V5, Client, Closed, connected)
 
 NOT_AUTHORIZED = 0x87
@@ -451,3 +456,40 @@ def test_per_listener_settings(make_broker, tmp_path):
     connected(b.port, V311, "p1", username="alice", password="secret").disconnect()
     connected(open_port, V311, "p2").disconnect()
     connected(open_port, V311, "p3", username="anyone", password="x").disconnect()
+
+
+@pytest.mark.tsan
+@pytest.mark.skipif(is_reference(), reason="Mosquitto checks passwords on its only thread")
+def test_password_check_runs_off_the_worker_thread(make_broker, tmp_path):
+    """A slow password hash (here PBKDF2 with 600,000 iterations, a good fraction of a second) is checked on
+    the auth thread: a client already connected to the same (only) worker keeps being served while
+    another client's CONNECT waits for its check."""
+    salt = b"0123456789ab"
+    iters = 600000
+    digest = hashlib.pbkdf2_hmac("sha512", b"slowpass", salt, iters)
+    pw = write(tmp_path / "pw", "slow:$7$%d$%s$%s\n" % (iters, base64.b64encode(salt).decode(),
+                                                          base64.b64encode(digest).decode()))
+    b = make_broker("threads 1\n" + security_conf(True, pw))
+    fast = connected(b.port, V311, "anon")
+    slow = Client(b.port, version=V311, timeout=30)
+    t0 = time.monotonic()
+    slow.send(rawmqtt.connect(V311, client_id="slow", username="slow", password="slowpass"))
+    time.sleep(0.05)  # the CONNECT is in the broker's hands
+    pings = 0
+    while True:
+        fast.ping()  # answered while the password is being checked
+        pings += 1
+        r, _, _ = select.select([slow.sock], [], [], 0.05)
+        if r:
+            break
+        assert time.monotonic() - t0 < 30
+    ack = slow.expect(rawmqtt.CONNACK)
+    assert ack.reason == 0
+    print("pings answered during the check: %d" % pings)
+    assert pings >= 3, "the worker answered only %d pings during the check" % pings
+    # A wrong password goes the same way and is refused.
+    bad = Client(b.port, version=V311, timeout=30)
+    bad.send(rawmqtt.connect(V311, client_id="bad", username="slow", password="wrong"))
+    assert bad.expect(rawmqtt.CONNACK).reason == 5
+    fast.ping()
+    fast.disconnect()
