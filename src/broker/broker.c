@@ -217,6 +217,8 @@ void session_publish_will(worker_t *w, session_t *s)
     msg_t *will = s->will;
     s->will = NULL;
     s->will_at = 0;
+    if (will && s->persist)
+        store_session_put(w->b->store, s, false); /* published: not again after a restart */
     pthread_mutex_unlock(&s->lock);
     if (!will)
         return;

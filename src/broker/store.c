@@ -4,7 +4,8 @@
  *   msgs(id, packet, expire_wall)   each stored message once, as an MQTT 5 PUBLISH (the shared codec
  *                                   writes and reads it); expire_wall: wall-clock ms, or NULL
  *   retained(topic, msg_id)
- *   sessions(client_id, expiry, username, listener)
+ *   sessions(client_id, expiry, username, listener, offline_since, will_msg_id, will_delay)
+ *                                   offline_since: wall-clock ms of the disconnect, NULL while connected
  *   subs(client_id, filter, options, sub_id)
  *   outq(client_id, seq, msg_id, qos, retain, state, pid, ids)   queued and in-flight messages
  *   inq2(client_id, pid)            inbound QoS 2 ids awaiting PUBREL
@@ -43,7 +44,8 @@ typedef struct rec {
     uint32_t seq;               /* OUT_*; SUB_PUT: options */
     uint32_t u32;               /* SESS_PUT: expiry; SUB_PUT: sub_id; OUT_PUT: number of ids */
     int32_t listener;           /* SESS_PUT */
-    uint64_t msg_id;
+    int64_t offline_since;      /* SESS_PUT: wall-clock ms, 0 while connected */
+    uint64_t msg_id;            /* SESS_PUT: the will (0: none) */
     session_t *s;               /* the client id */
     msg_t *m;                   /* MSG_ADD */
     void *blob;                 /* SUB_*: filter; RET_*: topic; OUT_PUT: ids; SESS_PUT: username */
@@ -59,7 +61,8 @@ enum stmt {
 static const char *const stmt_sql[S_COUNT] = {
     [S_MSG_ADD] = "INSERT OR REPLACE INTO msgs(id, packet, expire_wall) VALUES (?1, ?2, ?3)",
     [S_MSG_DEL] = "DELETE FROM msgs WHERE id = ?1",
-    [S_SESS_PUT] = "INSERT OR REPLACE INTO sessions(client_id, expiry, username, listener) VALUES (?1, ?2, ?3, ?4)",
+    [S_SESS_PUT] = "INSERT OR REPLACE INTO sessions(client_id, expiry, username, listener, offline_since, will_msg_id, "
+                   "will_delay) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [S_SESS_DEL] = "DELETE FROM sessions WHERE client_id = ?1",
     [S_SESS_DEL_SUBS] = "DELETE FROM subs WHERE client_id = ?1",
     [S_SESS_DEL_OUT] = "DELETE FROM outq WHERE client_id = ?1",
@@ -85,7 +88,8 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS msgs(id INTEGER PRIMARY KEY, packet BLOB NOT NULL, expire_wall INTEGER);"
     "CREATE TABLE IF NOT EXISTS retained(topic BLOB PRIMARY KEY, msg_id INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS sessions(client_id BLOB PRIMARY KEY, expiry INTEGER NOT NULL, username BLOB,"
-    " listener INTEGER NOT NULL) WITHOUT ROWID;"
+    " listener INTEGER NOT NULL, offline_since INTEGER, will_msg_id INTEGER, will_delay INTEGER NOT NULL DEFAULT 0)"
+    " WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS subs(client_id BLOB, filter BLOB, options INTEGER NOT NULL, sub_id INTEGER NOT NULL,"
     " PRIMARY KEY(client_id, filter)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS outq(client_id BLOB, seq INTEGER, msg_id INTEGER, qos INTEGER NOT NULL,"
@@ -230,14 +234,28 @@ void store_out_del(store_t *st, session_t *s, uint32_t seq)
     push(st, &r);
 }
 
+/* When s went offline, for its expiry across a restart: 0 while connected, and also for connections
+ * the broker itself closes as it stops (those sessions count from the restart, not from the stop). */
+static int64_t offline_since(store_t *st, const session_t *s)
+{
+    return s->conn || atomic_load(&st->b->stop) ? 0 : wall_ms();
+}
+
 void store_session_put(store_t *st, session_t *s, bool full)
 {
-    rec_t r = {.kind = R_SESS_PUT, .s = s, .u32 = s->expiry, .listener = listener_of(st, s)};
+    rec_t r = {.kind = R_SESS_PUT, .s = s, .u32 = s->expiry, .listener = listener_of(st, s),
+               .offline_since = offline_since(st, s), .seq = s->will ? s->will_delay : 0};
     if (s->username) {
         r.blob_len = (uint32_t)strlen(s->username);
         r.blob = dup_bytes(s->username, r.blob_len);
     }
-    push(st, &r);
+    pthread_mutex_lock(&st->lock);
+    if (s->will)
+        r.msg_id = msg_ref_locked(st, s->will);
+    bool ok = push_locked(st, &r);
+    pthread_mutex_unlock(&st->lock);
+    if (!ok)
+        free(r.blob);
     if (!full)
         return;
     for (uint32_t i = 0; i < s->n_subs; i++)
@@ -355,6 +373,11 @@ static int apply(store_t *st, const rec_t *r)
         if (r->blob)
             sqlite3_bind_blob(S[S_SESS_PUT], 3, r->blob, (int)r->blob_len, SQLITE_STATIC);
         sqlite3_bind_int(S[S_SESS_PUT], 4, r->listener);
+        if (r->offline_since)
+            sqlite3_bind_int64(S[S_SESS_PUT], 5, r->offline_since);
+        if (r->msg_id)
+            sqlite3_bind_int64(S[S_SESS_PUT], 6, (sqlite3_int64)r->msg_id);
+        sqlite3_bind_int64(S[S_SESS_PUT], 7, r->seq);
         return run_stmt(st, S_SESS_PUT);
     case R_SESS_DEL: {
         static const enum stmt dels[] = {S_SESS_DEL, S_SESS_DEL_SUBS, S_SESS_DEL_OUT, S_SESS_DEL_IN2};
@@ -638,7 +661,8 @@ int store_load(store_t *st, broker_t *b, char *err, size_t errlen)
     int ret = -1;
     sqlite3_stmt *qm = prep(st, "SELECT id, packet, expire_wall FROM msgs ORDER BY id");
     sqlite3_stmt *qr = prep(st, "SELECT topic, msg_id FROM retained");
-    sqlite3_stmt *qss = prep(st, "SELECT client_id, expiry, username, listener FROM sessions");
+    sqlite3_stmt *qss = prep(st, "SELECT client_id, expiry, username, listener, offline_since, will_msg_id, "
+                                 "will_delay FROM sessions");
     sqlite3_stmt *qs = prep(st, "SELECT filter, options, sub_id FROM subs WHERE client_id = ?1");
     sqlite3_stmt *qo = prep(st, "SELECT seq, msg_id, qos, retain, state, pid, ids FROM outq WHERE client_id = ?1 "
                                 "ORDER BY seq");
@@ -690,14 +714,39 @@ int store_load(store_t *st, broker_t *b, char *err, size_t errlen)
         s->auth = b->auth[li >= 0 && li < b->cfg.n_listeners ? li : 0];
         pthread_mutex_unlock(&s->lock);
         load_session_state(st, b, s, msgs, nm, qs, qo, qi, counts);
+        /* A session that was offline goes on expiring from its disconnect; one that was
+         * connected lost its connection with the restart, so it counts from now. Its will is
+         * due will_delay after that moment (at once if the session has expired meanwhile). */
+        int64_t gone = now;
+        if (sqlite3_column_type(qss, 4) != SQLITE_NULL) {
+            gone = now - (wall - sqlite3_column_int64(qss, 4));
+            if (gone > now)
+                gone = now; /* the clock went back */
+        }
+        msg_t *will = NULL;
+        if (sqlite3_column_type(qss, 5) != SQLITE_NULL)
+            will = find_msg(msgs, nm, (uint64_t)sqlite3_column_int64(qss, 5));
+        uint32_t will_delay = (uint32_t)sqlite3_column_int64(qss, 6);
+        int64_t at = expiry != UINT32_MAX ? gone + (int64_t)expiry * 1000 : 0;
+        if (at && at < now)
+            at = now;
+        int64_t will_at = will ? gone + (int64_t)will_delay * 1000 : 0;
+        if (will_at && will_at < now)
+            will_at = now;
         pthread_mutex_lock(&s->lock);
         s->persist = 1;
-        int64_t at = expiry != UINT32_MAX ? now + (int64_t)expiry * 1000 : 0;
         s->expire_at = at;
+        if (will) {
+            msg_hold(will);
+            s->will = will;
+            s->will_delay = will_delay;
+            s->will_at = will_at;
+        }
         pthread_mutex_unlock(&s->lock);
-        /* Offline time before the restart is not known: expiry counts from now. */
         if (at)
             broker_timer_add(b, at, BT_SESSION_EXPIRY, s);
+        if (will_at)
+            broker_timer_add(b, will_at, BT_WILL, s);
         session_release(s);
         n_sessions++;
     }

@@ -14,8 +14,8 @@
  * from the hold on are written once the store has committed that far. So a client that got a PUBACK
  * knows its message survives `kill -9`.
  *
- * Only persistent sessions (session expiry > 0, or 3.x clean session 0) are written, and only
- * their QoS 1 and 2 messages: clean sessions and QoS 0 live in memory only, as in Mosquitto. A
+ * Only persistent sessions (session expiry > 0, or 3.x clean session 0) are written (with their
+ * will and the time they went offline), and only their QoS 1 and 2 messages: clean sessions and QoS 0 live in memory only, as in Mosquitto. A
  * message is written once (msgs table) however many sessions reference it, when the first durable
  * reference appears; it is deleted when the last in-memory reference goes (msg_release). */
 #ifndef TOMBO_BROKER_STORE_H
@@ -50,7 +50,8 @@ uint64_t store_committed(store_t *st);
 uint64_t store_need(store_t *st);
 
 /* Journal records. Each is called where the in-memory change happens, under the lock named. */
-/* s->lock: the session became persistent, or its expiry/identity changed; `full` also writes its
+/* s->lock: the session became persistent, or its expiry, identity, will or connection changed
+ * (connect, disconnect, will published); `full` also writes its
  * subscriptions, queued and in-flight messages and inbound QoS 2 ids (it was not persistent). */
 void store_session_put(store_t *st, session_t *s, bool full);
 void store_session_del(store_t *st, session_t *s);            /* s->lock */

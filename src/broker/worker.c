@@ -301,12 +301,18 @@ static void conn_detach(conn_t *c)
     }
     if (end) {
         session_end(s);
-    } else if (mine && expiry != UINT32_MAX) {
+    } else if (mine) {
         int64_t at = c->w->now + (int64_t)expiry * 1000;
         pthread_mutex_lock(&s->lock);
-        s->expire_at = at;
+        if (expiry != UINT32_MAX)
+            s->expire_at = at;
+        /* Persistence: when it went offline (its expiry counts from then across a restart) and
+         * whether its will is still waiting. */
+        if (s->persist && s->conn == NULL)
+            store_session_put(b->store, s, false);
         pthread_mutex_unlock(&s->lock);
-        broker_timer_add(b, at, BT_SESSION_EXPIRY, s);
+        if (expiry != UINT32_MAX)
+            broker_timer_add(b, at, BT_SESSION_EXPIRY, s);
     }
     session_release(s);
 }
