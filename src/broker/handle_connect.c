@@ -146,6 +146,7 @@ static uint8_t connect_attach(conn_t *c)
             pr->server_keep_alive = rq->keepalive;
         }
     }
+    conn_hold_durable(c); /* with persistence: a persistent session exists once it is committed */
     conn_send(c, &ack);
     atomic_fetch_add(&b->clients_total, 1);
     if (cfg->connection_messages) {
