@@ -211,6 +211,26 @@ void broker_timers_run(broker_t *b, int64_t now)
     }
 }
 
+void broker_reload(broker_t *b)
+{
+    log_reopen();
+    for (int i = 0; i < b->cfg.n_listeners; i++) {
+        if (i > 0 && !b->cfg.per_listener_settings)
+            break; /* one auth_t for all listeners */
+        if (!auth_has_password_file(b->auth[i]) && !auth_has_acl(b->auth[i]))
+            continue;
+        char err[512];
+        if (auth_reload(b->auth[i], err, sizeof(err)) != 0) {
+            log_printf(TLOG_ERR, "Error: reloading the password or ACL file: %s; the previous ones stay in force.",
+                       err);
+            continue;
+        }
+        for (int k = 0; auth_warning(b->auth[i], k); k++)
+            log_printf(TLOG_WARNING, "Warning: %s", auth_warning(b->auth[i], k));
+        log_printf(TLOG_NOTICE, "Reloaded the password and ACL files.");
+    }
+}
+
 void session_publish_will(worker_t *w, session_t *s)
 {
     pthread_mutex_lock(&s->lock);

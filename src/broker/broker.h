@@ -106,6 +106,9 @@ typedef struct broker {
 int broker_init(broker_t *b);
 int broker_run(broker_t *b);   /* starts the workers, returns after stop */
 void broker_free(broker_t *b);
+/* SIGHUP (worker 0): reopen the log file (logrotate's postrotate sends it, as for Mosquitto) and
+ * read the password and ACL files again; a file that no longer loads keeps its previous contents. */
+void broker_reload(broker_t *b);
 
 /* Broker internals shared by broker.c, worker.c, session.c (one thread each at start-up and
  * shutdown; the rest run on worker threads as their comments say). */

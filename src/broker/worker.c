@@ -523,7 +523,7 @@ static void *worker_main(void *arg)
         wheel_tick(w);
         if (w->index == 0) {
             if (atomic_exchange(&b->reload, 0))
-                log_reopen(); /* logrotate's postrotate sends SIGHUP, as for Mosquitto */
+                broker_reload(b); /* SIGHUP: log file, password and ACL files */
             broker_timers_run(b, w->now);
             if (b->cfg.sys_interval > 0 && w->now >= next_sys) {
                 if (next_sys)

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import os
 import select
+import signal
 import subprocess
 import time
 
@@ -493,3 +494,60 @@ def test_password_check_runs_off_the_worker_thread(make_broker, tmp_path):
     assert bad.expect(rawmqtt.CONNACK).reason == 5
     fast.ping()
     fast.disconnect()
+
+
+def wait_log(b, text, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while text not in b.log():
+        assert time.monotonic() < deadline, "%r not in the log:\n%s" % (text, b.log()[-2000:])
+        time.sleep(0.05)
+
+
+@pytest.mark.tsan
+@pytest.mark.skipif(is_reference(), reason="tombo's log lines are checked")
+def test_sighup_reloads_password_and_acl_files(make_broker, tmp_path):
+    """SIGHUP reads password_file and acl_file again, as Mosquitto does: a user added with
+    tombo-passwd can log in, a changed password takes effect, and connected clients are checked
+    against the new rules. A file that no longer loads is reported and the previous one stays."""
+    pw = make_pwfile(str(tmp_path / "pw"), "tombo-passwd", users={"alice": "secret"})
+    acl = write(tmp_path / "acl", "user alice\ntopic readwrite a/#\n")
+    b = make_broker(security_conf(False, pw, acl))
+    assert Client(b.port, version=V311).connect(V311, client_id="c1", username="carol", password="c").reason == 5
+    alice = connected(b.port, V5, "alice", username="alice", password="secret")
+    alice.subscribe([("#", 1)])
+    alice.publish("b/1", b"denied", qos=1)
+
+    subprocess.run([tombo_passwd(), "-b", pw, "carol", "c"], check=True, timeout=30)
+    subprocess.run([tombo_passwd(), "-b", pw, "alice", "new"], check=True, timeout=30)
+    write(tmp_path / "acl", "user alice\ntopic readwrite a/#\ntopic readwrite b/#\n")
+    b.proc.send_signal(signal.SIGHUP)
+    wait_log(b, "Reloaded the password and ACL files.")
+
+    carol = connected(b.port, V311, "c2", username="carol", password="c")
+    assert Client(b.port, version=V311).connect(V311, client_id="c3", username="alice",
+                                                  password="secret").reason == 5
+    connected(b.port, V311, "c4", username="alice", password="new").disconnect()
+    alice.publish("b/2", b"allowed now", qos=1)  # the connected client: new rules apply
+    got = [p.payload for p in drain_publishes(alice)]
+    assert got == [b"allowed now"]
+
+    write(tmp_path / "acl", "user alice\nbogus line\n")
+    b.proc.send_signal(signal.SIGHUP)
+    wait_log(b, "the previous ones stay in force")
+    alice.publish("b/3", b"still allowed", qos=1)
+    assert [p.payload for p in drain_publishes(alice)] == [b"still allowed"]
+    carol.disconnect()
+    alice.disconnect()
+
+
+def drain_publishes(c, timeout=0.5):
+    out = []
+    try:
+        while True:
+            p = c.read_packet(timeout)
+            if p.type == PUBLISH:
+                out.append(p)
+                if p.qos == 1:
+                    c.send(rawmqtt.ack(PUBACK, p.packet_id, version=c.version))
+    except (TimeoutError, OSError):
+        return out
