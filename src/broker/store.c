@@ -34,6 +34,7 @@
 enum rec_kind {
     R_MSG_ADD, R_MSG_DEL, R_SESS_PUT, R_SESS_DEL, R_SUB_PUT, R_SUB_DEL,
     R_OUT_PUT, R_OUT_STATE, R_OUT_DEL, R_IN2_ADD, R_IN2_DEL, R_RET_SET, R_RET_DEL,
+    R_NOP, /* cancelled within its batch (coalesce) */
 };
 
 /* One journal record. References (s, m) are held while the record waits. */
@@ -439,8 +440,80 @@ static int apply(store_t *st, const rec_t *r)
     case R_RET_DEL:
         sqlite3_bind_blob(S[S_RET_DEL], 1, r->blob, (int)r->blob_len, SQLITE_STATIC);
         return run_stmt(st, S_RET_DEL);
+    case R_NOP:
+        break;
     }
     return rc;
+}
+
+/* Within one batch, a row written and deleted again never needs to reach the disk: a message
+ * queued, sent and acknowledged while the previous batch was being committed (the usual case under
+ * load) costs nothing. Pairs cancelled: OUT_PUT ... OUT_DEL of one (session, seq), with the
+ * OUT_STATEs between folded into the OUT_PUT; MSG_ADD ... MSG_DEL of one message (a MSG_DEL comes
+ * only after every reference to the message was deleted). */
+static uint64_t rec_key(const rec_t *r)
+{
+    if (r->kind == R_MSG_ADD || r->kind == R_MSG_DEL)
+        return r->msg_id * 0x9E3779B97F4A7C15ull;
+    return ((uint64_t)(uintptr_t)r->s * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)r->seq * 0xC2B2AE3D27D4EB4Full);
+}
+
+static bool rec_same(const rec_t *a, const rec_t *b)
+{
+    if (a->kind == R_MSG_ADD)
+        return a->msg_id == b->msg_id;
+    return a->s == b->s && a->seq == b->seq;
+}
+
+static size_t coalesce(rec_t *v, size_t n, uint32_t **table, size_t *table_cap)
+{
+    size_t cap = 64;
+    while (cap < 2 * n)
+        cap *= 2;
+    if (*table_cap < cap) {
+        free(*table);
+        *table = xmalloc(cap * sizeof(uint32_t));
+        *table_cap = cap;
+    }
+    uint32_t *t = *table;
+    memset(t, 0xff, cap * sizeof(uint32_t));
+    size_t cancelled = 0;
+    for (size_t i = 0; i < n; i++) {
+        rec_t *r = &v[i];
+        bool opens = r->kind == R_OUT_PUT || r->kind == R_MSG_ADD;
+        bool closes = r->kind == R_OUT_DEL || r->kind == R_MSG_DEL || r->kind == R_OUT_STATE;
+        if (!opens && !closes)
+            continue;
+        size_t h = (size_t)(rec_key(r) & (cap - 1));
+        while (t[h] != UINT32_MAX) {
+            rec_t *o = &v[t[h]];
+            bool pair = (o->kind == R_OUT_PUT && r->kind != R_MSG_ADD && r->kind != R_MSG_DEL && r->kind != R_OUT_PUT) ||
+                        (o->kind == R_MSG_ADD && r->kind == R_MSG_DEL);
+            if (pair && rec_same(o, r))
+                break;
+            h = (h + 1) & (cap - 1);
+        }
+        if (opens) {
+            if (t[h] == UINT32_MAX)
+                t[h] = (uint32_t)i;
+            continue;
+        }
+        if (t[h] == UINT32_MAX)
+            continue; /* its row was written by an earlier batch */
+        rec_t *o = &v[t[h]];
+        if (r->kind == R_OUT_STATE) {
+            o->state = r->state;
+            o->pid = r->pid;
+            o->msg_id = r->msg_id;
+            r->kind = R_NOP;
+            cancelled++;
+            continue;
+        }
+        o->kind = R_NOP; /* the opening record stays in the table as a tombstone: probes go on */
+        r->kind = R_NOP;
+        cancelled += 2;
+    }
+    return cancelled;
 }
 
 /* One transaction for the whole batch. */
@@ -475,7 +548,8 @@ static void *store_main(void *arg)
 {
     store_t *st = arg;
     rec_t *batch = NULL;
-    size_t batch_cap = 0;
+    size_t batch_cap = 0, table_cap = 0;
+    uint32_t *table = NULL; /* coalesce's hash table, reused */
     pthread_mutex_lock(&st->lock);
     for (;;) {
         while (st->n == 0 && !st->stopping)
@@ -490,6 +564,7 @@ static void *store_main(void *arg)
         st->n = 0;
         pthread_mutex_unlock(&st->lock);
 
+        coalesce(v, n, &table, &table_cap);
         /* A failed commit is retried: replies wait rather than claim durability we do not have. */
         int tries = 0;
         while (apply_batch(st, v, n) != SQLITE_OK) {
@@ -516,6 +591,7 @@ static void *store_main(void *arg)
     st->stopped = true;
     pthread_mutex_unlock(&st->lock);
     free(batch);
+    free(table);
     return NULL;
 }
 

@@ -540,6 +540,11 @@ static void *worker_main(void *arg)
     /* Shutdown: close every connection (wills of clients that did not disconnect are published as
      * the session ends, as Mosquitto does on a clean stop). */
     for (int fd = 0; fd < w->conns_cap; fd++) {
+        conn_t *c = w->conns[fd];
+        /* What a client sent before the stop is handled first: its acknowledgements count (and,
+         * with persistence, are written), its DISCONNECT discards its will. */
+        if (c && c->state == CONN_ACTIVE && !c->waiting)
+            conn_on_readable(c);
         if (w->conns[fd])
             conn_close(w->conns[fd], "broker shutting down");
     }
