@@ -187,6 +187,15 @@ typedef struct tombo_options {
     uint32_t max_packet_size;     /* v5 Maximum Packet Size we accept; 0: not sent (no limit but
                                      the protocol's 256 MB). Larger packets close the connection. */
     uint16_t topic_alias_max;     /* v5 Topic Alias Maximum we accept from the broker; default 0 */
+    uint16_t send_topic_alias_max; /* v5: topic aliases we may assign to the topics we publish, at
+                                     most this many and never more than the broker's CONNACK
+                                     Topic Alias Maximum allows; default 0 (never). The first
+                                     PUBLISH to a topic on a connection carries the topic and an
+                                     alias, later ones the alias alone; when all are in use the
+                                     least recently used alias is rebound. Aliases start afresh
+                                     on every connection; a retransmission (DUP) carries its full
+                                     topic. A publish whose props hold a TOPIC_ALIAS fails INVAL
+                                     when this is on (the library owns the aliases then). */
     int connect_timeout_ms;       /* TCP connect timeout; default 10000 */
     /* Automatic reconnect (used by tombo_loop, tombo_loop_forever and the loop thread) after a lost
      * connection, never after tombo_disconnect(). Delay doubles from reconnect_min_ms up to

@@ -201,6 +201,7 @@ void tombo_client_destroy(tombo_client_t *c)
         close(c->wake_fd);
     session_free_msgs(c);
     subs_free(c);
+    alias_out_reset(c);
     if (c->aliases)
         for (int i = 0; i < c->opts.topic_alias_max; i++)
             free(c->aliases[i]);
@@ -263,6 +264,7 @@ static tombo_err_t open_locked(tombo_client_t *c)
     c->server_max_qos = 2;
     c->server_retain = true;
     c->server_keepalive = -1;
+    alias_out_reset(c);
     e = session_send_connect(c);
     if (e == TOMBO_OK) {
         e = net_flush(c);
@@ -358,6 +360,8 @@ tombo_err_t tombo_publish(tombo_client_t *c, int *mid, const char *topic, const 
         return TOMBO_ERR_TOPIC_INVALID;
     if (len > MQTT_MAX_REMAINING)
         return TOMBO_ERR_PAYLOAD_SIZE;
+    if (props && c->opts.send_topic_alias_max && (props->mp.has & MQTT_HAS(MQTT_PROP_TOPIC_ALIAS)))
+        return TOMBO_ERR_INVAL;
     pthread_mutex_lock(&c->lock);
     tombo_err_t e = TOMBO_OK;
     if (c->fd < 0) {
