@@ -273,8 +273,9 @@ void tombo_set_log_level(tombo_client_t *c, int mask);
 
 /* Open the TCP connection and send CONNECT. Blocks for the TCP connect only (connect_timeout_ms);
  * the CONNACK is handled by the loop and reported through on_connect. keepalive in seconds
- * (0 disables). Returns TOMBO_OK, LOOKUP, ERRNO (connection refused...), TIMEOUT, INVAL, BUSY
- * (already connected), NOMEM. Call it before starting the loop, or from the loop's thread. */
+ * (0 disables). Port 0 connects to the Unix domain socket whose path is `host` (as libmosquitto
+ * does). Returns TOMBO_OK, LOOKUP, ERRNO (connection refused, no such socket...), TIMEOUT, INVAL,
+ * BUSY (already connected), NOMEM. Call it before starting the loop, or from the loop's thread. */
 tombo_err_t tombo_connect(tombo_client_t *c, const char *host, int port, int keepalive);
 /* Reconnect now to the last host and port, e.g. from on_disconnect. */
 tombo_err_t tombo_reconnect(tombo_client_t *c);

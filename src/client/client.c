@@ -282,7 +282,7 @@ static tombo_err_t open_locked(tombo_client_t *c)
 
 tombo_err_t tombo_connect(tombo_client_t *c, const char *host, int port, int keepalive)
 {
-    if (!c || !host || !*host || port <= 0 || port > 65535 || keepalive < 0 || keepalive > 65535)
+    if (!c || !host || !*host || port < 0 || port > 65535 || keepalive < 0 || keepalive > 65535)
         return TOMBO_ERR_INVAL;
     if (c->opts.version == TOMBO_MQTT_V31 && (!c->client_id[0] || strlen(c->client_id) > 23))
         return TOMBO_ERR_INVAL;

@@ -26,6 +26,9 @@ void tool_cfg_init(tool_cfg_t *cfg, enum tool_kind kind)
 
 void tool_cfg_free(tool_cfg_t *cfg)
 {
+    for (int i = 0; i < cfg->nfile_lines; i++)
+        free(cfg->file_lines[i]);
+    free(cfg->file_lines);
     free(cfg->topics);
     tombo_props_free(cfg->p_connect);
     tombo_props_free(cfg->p_publish);
@@ -269,6 +272,12 @@ int tool_parse_common(tool_cfg_t *cfg, int argc, char **argv, int *i)
             return -1;
         }
         cfg->port = (int)n;
+        cfg->port_set = true;
+    } else if (!strcmp(a, "--unix")) {
+        if (!(v = arg(cfg, argc, argv, i, "socket path")))
+            return -1;
+        cfg->host = v;
+        cfg->unix_socket = true;
     } else if (!strcmp(a, "-t") || !strcmp(a, "--topic")) {
         if (!(v = arg(cfg, argc, argv, i, "topic")))
             return -1;
@@ -383,6 +392,62 @@ int tool_parse_common(tool_cfg_t *cfg, int argc, char **argv, int *i)
     return 1;
 }
 
+static FILE *open_options_file(const tool_cfg_t *cfg)
+{
+    const char *names[2] = {cfg->kind == TOOL_PUB ? "tombo_pub" : "tombo_sub",
+                            cfg->kind == TOOL_PUB ? "mosquitto_pub" : "mosquitto_sub"};
+    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+    for (int k = 0; k < 2; k++) {
+        char path[4096];
+        if (xdg)
+            snprintf(path, sizeof(path), "%s/%s", xdg, names[k]);
+        else if (home)
+            snprintf(path, sizeof(path), "%s/.config/%s", home, names[k]);
+        else
+            return NULL;
+        FILE *f = fopen(path, "r");
+        if (f)
+            return f;
+    }
+    return NULL;
+}
+
+int tool_options_file(tool_cfg_t *cfg, int (*parse)(int argc, char **argv))
+{
+    FILE *f = open_options_file(cfg);
+    if (!f)
+        return 0;
+    char line[1024];
+    int rc = 0;
+    while (rc >= 0 && fgets(line, sizeof(line), f)) {
+        if (line[0] == '#')
+            continue;
+        size_t n = strlen(line);
+        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = 0;
+        char **l = realloc(cfg->file_lines, (size_t)(cfg->nfile_lines + 1) * sizeof(*l));
+        char *copy = strdup(line);
+        if (l)
+            cfg->file_lines = l;
+        if (!l || !copy) {
+            free(copy);
+            tool_err(cfg, "Error: Out of memory.\n");
+            rc = -1;
+            break;
+        }
+        cfg->file_lines[cfg->nfile_lines++] = copy;
+        /* As mosquitto: the flag is the first word, its argument all the rest of the line. */
+        char *save = NULL, *args[3] = {NULL, NULL, NULL};
+        args[1] = strtok_r(copy, " ", &save);
+        if (!args[1])
+            continue;
+        args[2] = strtok_r(NULL, "", &save);
+        rc = parse(args[2] ? 3 : 2, args);
+    }
+    fclose(f);
+    return rc < 0 ? rc : 0;
+}
+
 int tool_cfg_finish(tool_cfg_t *cfg)
 {
     if (cfg->will_payload && !cfg->will_topic) {
@@ -470,7 +535,8 @@ tombo_client_t *tool_client_new(tool_cfg_t *cfg)
 
 int tool_connect(tool_cfg_t *cfg, tombo_client_t *c)
 {
-    tombo_err_t e = tombo_connect(c, cfg->host, cfg->port, cfg->keepalive);
+    int port = cfg->unix_socket && !cfg->port_set ? 0 : cfg->port; /* port 0: a Unix socket path */
+    tombo_err_t e = tombo_connect(c, cfg->host, port, cfg->keepalive);
     if (e == TOMBO_OK)
         return 0;
     if (e == TOMBO_ERR_ERRNO)

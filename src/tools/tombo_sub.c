@@ -37,10 +37,12 @@ static void usage(void)
 {
     printf("tombo-sub is a simple MQTT client that subscribes to topics and prints the messages it receives.\n"
            "tombo-sub version %s running on libtombo %s.\n\n"
-           "Usage: tombo-sub {[-h host] [-p port] [-u username] [-P password] -t topic ...}\n"
+           "Usage: tombo-sub {[-h host] [--unix path] [-p port] [-u username] [-P password] -t topic ...\n"
+           "                  | -L URL [-t topic]}\n"
            "                 [-c] [-k keepalive] [-q qos] [-x session-expiry-interval]\n"
            "                 [-C msg_count] [-E] [-R] [--retained-only] [-T filter_out ...] [-U topic ...]\n"
-           "                 [-F format] [-W timeout_secs] [-A bind_address] [--nodelay]\n"
+           "                 [-F format] [--pretty] [--random-filter chance] [-W timeout_secs]\n"
+           "                 [-A bind_address] [--nodelay]\n"
            "                 [-i id] [-I id_prefix] [-d] [-N] [--quiet] [-v] [-V protocol-version]\n"
            "                 [--will-topic [--will-payload payload] [--will-qos qos] [--will-retain]]\n"
            "                 [--retain-as-published] [--retain-handling always|new|never] [--no-local]\n"
@@ -57,12 +59,16 @@ static void usage(void)
            "      %%m message id, %%x/%%X payload in hex, %%I ISO 8601 time, %%U Unix time,\n"
            "      %%C content type, %%D correlation data, %%E message expiry, %%F payload format,\n"
            "      %%P user properties, %%R response topic, %%S subscription identifiers,\n"
-           "      %%j the message as JSON, %%%%;\n"
+           "      %%A topic alias, %%j the message as JSON, %%J the same with a JSON payload\n"
+           "      parsed (an error when it is not JSON), %%%%;\n"
+           "      %%-10t left-aligns in 10 columns, %%05m pads with zeros, %%.3t cuts to 3 characters;\n"
            "      @ followed by a strftime character for the time; \\n \\t \\\\ ... escapes.\n"
            " -h : mqtt host to connect to. Defaults to localhost.\n"
            " -i : id to use for this client.\n"
            " -I : define the client id as id_prefix appended with the process id.\n"
            " -k : keep alive in seconds for this client. Defaults to 60.\n"
+           " -L : specify user, password, hostname, port and topic as a URL in the form:\n"
+           "      mqtt://[username[:password]@]host[:port]/topic (mqtts:// comes with TLS).\n"
            " -N : do not add an end of line character when printing the payload.\n"
            " -p : network port to connect to. Defaults to 1883.\n"
            " -P : provide a password\n"
@@ -78,10 +84,19 @@ static void usage(void)
            " -W : Specifies a timeout in seconds how long to process incoming MQTT messages.\n"
            " -x : Set the session-expiry-interval property on the CONNECT packet (MQTT v5).\n"
            " --help : display this message.\n"
+           " --pretty : print %%j/%%J JSON indented rather than on one line.\n"
            " --quiet : don't print error messages.\n"
+           " --random-filter : only print this percentage of received messages (100: all, 50.0: half\n"
+           "                   on average; -C still counts every message).\n"
+           " --remove-retained : clear each retained message received (publish an empty retained\n"
+           "                     message on its topic). Use -T for those to keep.\n"
            " --retained-only : only handle messages with the retained flag set, and exit when the\n"
            "                   first non-retained message is received.\n"
-           " --will-payload, --will-qos, --will-retain, --will-topic : the client's Will.\n",
+           " --unix : connect to a broker through a unix domain socket instead of a TCP socket,\n"
+           "          e.g. /tmp/mosquitto.sock\n"
+           " --will-payload, --will-qos, --will-retain, --will-topic : the client's Will.\n"
+           "\nOptions are read first from $XDG_CONFIG_HOME/tombo_sub (or ~/.config/tombo_sub; else\n"
+           "mosquitto_sub's file there), one flag and its argument per line.\n",
            TOMBO_VERSION, tombo_lib_version());
 }
 
@@ -210,7 +225,8 @@ static void on_signal(int sig)
     stop_signal = sig;
 }
 
-static int parse(int argc, char **argv)
+/* The flags in argv[1..argc) (the command line, or one line of the options file). */
+static int parse_args(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
         int r = tool_parse_common(&cfg.base, argc, argv, &i);
@@ -302,6 +318,13 @@ static int parse(int argc, char **argv)
             return -1;
         }
     }
+    return 0;
+}
+
+static int parse(int argc, char **argv)
+{
+    if (tool_options_file(&cfg.base, parse_args) < 0 || parse_args(argc, argv) < 0)
+        return -1;
     if (cfg.base.ntopics == 0 && cfg.nunsub == 0) {
         tool_usage_error(&cfg.base, "You must specify a topic to subscribe to.\n");
         return -1;
