@@ -56,7 +56,8 @@ extern "C" {
     X(THREAD, -18, "thread error")                                                          \
     X(SERVER_DISCONNECT, -19, "the broker closed the connection with a DISCONNECT")        \
     X(KEEPALIVE, -20, "no answer from the broker within the keepalive")                    \
-    X(BUSY, -21, "already running")
+    X(BUSY, -21, "already running")                                                        \
+    X(PROXY, -22, "the SOCKS5 proxy refused or failed")
 
 typedef enum tombo_err {
 #define TOMBO_ERR_ENUM(name, val, msg) TOMBO_ERR_##name = val,
@@ -208,6 +209,14 @@ typedef struct tombo_options {
     size_t offline_queue;         /* publishes kept while not connected (sent on (re)connect);
                                      0 (default): publishing while disconnected fails NO_CONN */
     const char *bind_address;     /* local address to bind to; NULL: any */
+    /* SOCKS5 proxy (RFC 1928, as libmosquitto's mosquitto_socks5_set): when socks5_host is set,
+     * every connection goes to the proxy, which is asked to CONNECT to the broker by name (the
+     * proxy resolves it; an IPv4/IPv6 literal is sent as an address). With socks5_username the
+     * username/password method (RFC 1929) is offered as well as none. Failures: TOMBO_ERR_PROXY. */
+    const char *socks5_host;
+    int socks5_port;              /* default 1080 when 0 */
+    const char *socks5_username;
+    const char *socks5_password;
 } tombo_options_t;
 
 /* Fill *o with the defaults described above. */

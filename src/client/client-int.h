@@ -157,6 +157,9 @@ tombo_err_t buf_reserve(tbuf_t *b, size_t extra);
 tombo_err_t net_send_packet(tombo_client_t *c, const mqtt_packet_t *p);
 tombo_err_t net_send_bytes(tombo_client_t *c, const uint8_t *data, size_t len);
 
+/* socks5.c: the proxy handshake on a connected socket */
+tombo_err_t socks5_handshake(tombo_client_t *c, int fd);
+
 /* session.c: connect/connack, outgoing queue, acks */
 tombo_err_t session_send_connect(tombo_client_t *c);
 void session_pump(tombo_client_t *c);

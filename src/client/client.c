@@ -97,6 +97,9 @@ tombo_client_t *tombo_client_new(const char *client_id, const tombo_options_t *o
         return NULL;
     if (o.will_payload_len > 65535 || (o.password && (o.password_len ? o.password_len : strlen(o.password)) > 65535))
         return NULL;
+    if ((o.socks5_username && strlen(o.socks5_username) > 255) ||
+        (o.socks5_password && strlen(o.socks5_password) > 255) || o.socks5_port < 0 || o.socks5_port > 65535)
+        return NULL;
     if (o.connect_timeout_ms <= 0)
         o.connect_timeout_ms = 10000;
     tombo_client_t *c = calloc(1, sizeof(*c));
@@ -134,6 +137,11 @@ tombo_client_t *tombo_client_new(const char *client_id, const tombo_options_t *o
         o.will_payload_len = 0;
     }
     o.bind_address = dup_str(o.bind_address, &fail);
+    o.socks5_host = dup_str(o.socks5_host, &fail);
+    o.socks5_username = dup_str(o.socks5_username, &fail);
+    o.socks5_password = dup_str(o.socks5_password, &fail);
+    if (o.socks5_port <= 0)
+        o.socks5_port = 1080;
     if (o.will_props && !(c->will_props = props_dup(o.will_props)))
         fail = true;
     if (o.connect_props && !(c->connect_props = props_dup(o.connect_props)))
@@ -217,6 +225,9 @@ void tombo_client_destroy(tombo_client_t *c)
     free((void *)c->opts.will_topic);
     free((void *)c->opts.will_payload);
     free((void *)c->opts.bind_address);
+    free((void *)c->opts.socks5_host);
+    free((void *)c->opts.socks5_username);
+    free((void *)c->opts.socks5_password);
     tombo_props_free(c->will_props);
     tombo_props_free(c->connect_props);
     if (has_lock)

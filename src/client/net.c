@@ -118,11 +118,13 @@ tombo_err_t net_open(tombo_client_t *c)
 {
     if (c->port == 0)
         return open_unix(c);
+    /* Through a SOCKS5 proxy: connect to the proxy, which connects to the broker. */
+    const char *host = c->opts.socks5_host ? c->opts.socks5_host : c->host;
     char port[16];
-    snprintf(port, sizeof(port), "%d", c->port);
+    snprintf(port, sizeof(port), "%d", c->opts.socks5_host ? c->opts.socks5_port : c->port);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res = NULL;
-    int gr = getaddrinfo(c->host, port, &hints, &res);
+    int gr = getaddrinfo(host, port, &hints, &res);
     if (gr != 0 || !res) {
         if (gr == EAI_MEMORY)
             return TOMBO_ERR_NOMEM;
@@ -139,6 +141,11 @@ tombo_err_t net_open(tombo_client_t *c)
     }
     int e = errno;
     freeaddrinfo(res);
+    if (err == TOMBO_OK && c->opts.socks5_host && (err = socks5_handshake(c, c->fd)) != TOMBO_OK) {
+        e = errno;
+        close(c->fd);
+        c->fd = -1;
+    }
     errno = e;
     return err;
 }

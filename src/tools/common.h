@@ -38,6 +38,9 @@ typedef struct tool_cfg {
     int max_inflight;
     bool reconnect;           /* reconnect (1 s delay) after a lost connection, as mosquitto_sub does */
     bool unix_socket;         /* --unix: host is a socket path (port 0 unless -p is given) */
+    const char *socks5_host, *socks5_username, *socks5_password; /* --proxy, in proxy_buf */
+    int socks5_port;
+    char proxy_buf[1024];
     bool port_set;            /* -p given */
     char **file_lines;        /* options file lines that argv-like pointers above may point into (owned) */
     int nfile_lines;
