@@ -345,12 +345,11 @@ int tool_parse_common(tool_cfg_t *cfg, int argc, char **argv, int *i)
             return -1;
         }
         cfg->port = (int)n;
-        cfg->port_set = true;
     } else if (!strcmp(a, "--unix")) {
         if (!(v = arg(cfg, argc, argv, i, "socket path")))
             return -1;
         cfg->host = v;
-        cfg->unix_socket = true;
+        cfg->port = 0; /* as mosquitto: a later -p makes host a TCP host name again */
     } else if (!strcmp(a, "--proxy")) {
         if (!(v = arg(cfg, argc, argv, i, "proxy url")))
             return -1;
@@ -616,16 +615,17 @@ tombo_client_t *tool_client_new(tool_cfg_t *cfg)
 
 int tool_connect(tool_cfg_t *cfg, tombo_client_t *c)
 {
-    int port = cfg->unix_socket && !cfg->port_set ? 0 : cfg->port; /* port 0: a Unix socket path */
-    tombo_err_t e = tombo_connect(c, cfg->host, port, cfg->keepalive);
+    tombo_err_t e = tombo_connect(c, cfg->host, cfg->port, cfg->keepalive); /* port 0: --unix */
     if (e == TOMBO_OK)
         return 0;
     if (e == TOMBO_ERR_ERRNO)
         tool_err(cfg, "Error: %s\n", strerror(errno));
     else if (e == TOMBO_ERR_LOOKUP)
         tool_err(cfg, "Unable to connect (Lookup error.).\n");
-    else if (e == TOMBO_ERR_PROXY)
-        tool_err(cfg, "Unable to connect (Error in proxy.).\n");
+    else if (e == TOMBO_ERR_PROXY) {
+        tool_err(cfg, "Error: Proxy error.\n");
+        return 16; /* libmosquitto's MOSQ_ERR_PROXY, mosquitto_pub's exit code */
+    }
     else
         tool_err(cfg, "Unable to connect (%s).\n", tombo_strerror(e));
     return 1;

@@ -16,7 +16,7 @@ typedef struct tool_cfg {
     enum tool_kind kind;
     const char *name;         /* "tombo-pub" / "tombo-sub" */
     const char *host;
-    int port;
+    int port;                 /* 0: host is a Unix socket path (--unix) */
     const char *id;
     const char *id_prefix;
     char id_buf[64];
@@ -37,11 +37,9 @@ typedef struct tool_cfg {
     const char *bind_address;
     int max_inflight;
     bool reconnect;           /* reconnect (1 s delay) after a lost connection, as mosquitto_sub does */
-    bool unix_socket;         /* --unix: host is a socket path (port 0 unless -p is given) */
     const char *socks5_host, *socks5_username, *socks5_password; /* --proxy, in proxy_buf */
     int socks5_port;
     char proxy_buf[1024];
-    bool port_set;            /* -p given */
     char **file_lines;        /* options file lines that argv-like pointers above may point into (owned) */
     int nfile_lines;
     /* -D properties per command. */
@@ -65,7 +63,8 @@ int tool_cfg_finish(tool_cfg_t *cfg);
 void tool_usage_error(const tool_cfg_t *cfg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Create the client from cfg (debug logging to stdout with -d). NULL after printing an error. */
 tombo_client_t *tool_client_new(tool_cfg_t *cfg);
-/* Connect, printing mosquitto's message on failure. Returns 0 or 1. */
+/* Connect, printing mosquitto's message on failure. Returns 0, or the exit code: 1, or 16 when the
+ * SOCKS5 proxy failed (as mosquitto_pub). */
 int tool_connect(tool_cfg_t *cfg, tombo_client_t *c);
 /* Print the CONNACK refusal text. */
 void tool_connack_error(const tool_cfg_t *cfg, int reason);

@@ -263,8 +263,9 @@ int main(int argc, char **argv)
     tombo_set_on_connect(c, on_connect);
     tombo_set_on_publish(c, on_publish);
     tombo_set_on_disconnect(c, on_disconnect);
-    if (tool_connect(&cfg, c))
+    if ((rc = tool_connect(&cfg, c)) != 0)
         goto out;
+    rc = 1;
     if (tombo_loop_start(c) != TOMBO_OK) {
         tool_err(&cfg, "Error: unable to start the network thread.\n");
         goto out;

@@ -367,8 +367,9 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    if (tool_connect(&cfg.base, c))
+    if ((rc = tool_connect(&cfg.base, c)) != 0)
         goto out;
+    rc = 1;
     struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
     bool timed_out = false;
