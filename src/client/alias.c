@@ -147,8 +147,9 @@ static bool bind_alias(alias_out_t *t, uint16_t a, const uint8_t *topic, uint32_
 }
 
 /* Write one outgoing PUBLISH (the stored full-topic encoding `data`) to the output buffer, with
- * a topic alias when this connection uses them (see the design note). *alias_out gets the alias
- * used (0: none) and *topic_sent whether the topic name went on the wire, for the debug log. */
+ * a topic alias when this connection uses them (see the design note). *alias_used gets the alias
+ * sent (0: none) and *topic_sent whether the topic name went on the wire, for the debug log.
+ * Lock held. Returns what net_send_bytes returns (NO_CONN, NOMEM). */
 tombo_err_t alias_send_publish(tombo_client_t *c, const uint8_t *data, size_t len, uint16_t *alias_used,
                                bool *topic_sent)
 {
