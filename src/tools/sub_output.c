@@ -239,7 +239,7 @@ static bool print_json(const sub_output_t *o, const tool_cfg_t *cfg, const tombo
         jb_string(&b, m->payload, m->payload_len);
     else
         ok = jb_parse(&b, m->payload, m->payload_len);
-    jb_obj_close(&b, 7);
+    jb_obj_close(&b, 1 /* not empty */);
     if (b.oom) {
         tool_err(cfg, "Error: Out of memory.\n");
     } else if (!ok) {

@@ -58,7 +58,7 @@ static void usage(void)
            " -F : output format: %%t topic, %%p payload, %%q qos, %%r retain, %%l payload length,\n"
            "      %%m message id, %%x/%%X payload in hex, %%I ISO 8601 time, %%U Unix time,\n"
            "      %%C content type, %%D correlation data, %%E message expiry, %%F payload format,\n"
-           "      %%P user properties, %%R response topic, %%S subscription identifiers,\n"
+           "      %%P user properties, %%R response topic, %%S subscription identifier (the first),\n"
            "      %%A topic alias, %%j the message as JSON, %%J the same with a JSON payload\n"
            "      parsed (an error when it is not JSON), %%%%;\n"
            "      %%-10t left-aligns in 10 columns, %%05m pads with zeros, %%.3t cuts to 3 characters;\n"
