@@ -306,6 +306,18 @@ static void ring_pop(outring_t *r)
 
 static inline uint32_t *outmsg_ids(outmsg_t *o) { return o->n_ids > 1 ? o->ids.many : &o->ids.one; }
 
+/* The subscription identifiers a delivery carries: one inline, more on the heap (freed with it). */
+static void outmsg_set_ids(outmsg_t *o, const uint32_t *ids, uint32_t n_ids)
+{
+    o->n_ids = (uint16_t)n_ids;
+    if (n_ids == 1) {
+        o->ids.one = ids[0];
+    } else if (n_ids > 1) {
+        o->ids.many = xmalloc(n_ids * sizeof(uint32_t));
+        memcpy(o->ids.many, ids, n_ids * sizeof(uint32_t));
+    }
+}
+
 /* Drop the oldest QoS 0 message, else the oldest queued one, to make room (max_queued_messages). */
 static void queue_drop_one(session_t *s)
 {
@@ -360,13 +372,7 @@ void session_deliver(worker_t *from, session_t *s, msg_t *msg, uint8_t qos, uint
     o->qos = qos;
     o->retain = retain;
     o->state = OUT_QUEUED;
-    o->n_ids = (uint16_t)n_ids;
-    if (n_ids == 1) {
-        o->ids.one = ids[0];
-    } else if (n_ids > 1) {
-        o->ids.many = xmalloc(n_ids * sizeof(uint32_t));
-        memcpy(o->ids.many, ids, n_ids * sizeof(uint32_t));
-    }
+    outmsg_set_ids(o, ids, n_ids);
     s->queued_bytes += msg->payload.len;
     o->seq = ++s->out_seq;
     if (qos > 0 && s->persist)
@@ -603,13 +609,7 @@ void session_restore_out(session_t *s, const outmsg_t *src, const uint32_t *ids,
     *o = *src;
     if (o->msg)
         msg_hold(o->msg);
-    o->n_ids = (uint16_t)n_ids;
-    if (n_ids == 1) {
-        o->ids.one = ids[0];
-    } else if (n_ids > 1) {
-        o->ids.many = xmalloc(n_ids * sizeof(uint32_t));
-        memcpy(o->ids.many, ids, n_ids * sizeof(uint32_t));
-    }
+    outmsg_set_ids(o, ids, n_ids);
     if (queued) {
         o->state = OUT_QUEUED;
         o->id = 0;
