@@ -107,6 +107,7 @@ static uint8_t connect_attach(conn_t *c)
     rq->username = NULL;
     s->auth = rq->auth;
     session_persist_update(s);
+    session_update_fast(s);
     pthread_mutex_unlock(&s->lock);
     msg_release(oldwill);
     c->session = s; /* the registry_get reference becomes the connection's */

@@ -170,6 +170,11 @@ void session_release(session_t *s)
 {
     if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
+    for (delivery_t *d = atomic_load(&s->incoming), *next; d; d = next) {
+        next = d->next; /* pushed after the session ended */
+        msg_release(d->msg);
+        free(d);
+    }
     outring_free(&s->queue);
     outring_free(&s->inflight);
     for (uint32_t i = 0; i < s->n_subs; i++)
@@ -202,6 +207,7 @@ void session_end(session_t *s)
         return;
     }
     s->ended = 1;
+    session_update_fast(s); /* what waits lock-free is dropped: the session is over */
     if (s->persist) {
         /* Before the messages go: their rows must be gone when the last reference deletes them. */
         store_session_del(b->store, s);
@@ -342,30 +348,25 @@ static void queue_drop_one(session_t *s)
     ring_pop(q);
 }
 
-void session_deliver(worker_t *from, session_t *s, msg_t *msg, uint8_t qos, uint8_t retain, const uint32_t *ids, uint32_t n_ids)
+/* Queue msg for s (lock held): the ACL read check, the queue limits, the journal. False when it
+ * was dropped. */
+static bool enqueue(session_t *s, msg_t *msg, uint8_t qos, uint8_t retain, const uint32_t *ids, uint32_t n_ids)
 {
     broker_t *b = s->broker;
-    pthread_mutex_lock(&s->lock);
     if (s->ended || (qos == 0 && !s->conn && !b->cfg.queue_qos0_messages) ||
-        !auth_acl(s->auth, s->client_id, s->username, msg->topic.p, msg->topic.len, AUTH_READ)) {
-        pthread_mutex_unlock(&s->lock);
-        return;
-    }
+        !auth_acl(s->auth, s->client_id, s->username, msg->topic.p, msg->topic.len, AUTH_READ))
+        return false;
     uint32_t maxq = b->cfg.max_queued_messages;
     uint64_t maxb = b->cfg.max_queued_bytes;
     /* Only messages waiting beyond the in-flight window count against the queue limits, as in
      * Mosquitto. A connected client whose window is not full takes the message straight away. */
     if (maxq && s->queue.n >= maxq) {
-        if (qos == 0 || !s->conn) {
-            pthread_mutex_unlock(&s->lock);
-            return; /* new message dropped, as Mosquitto does when the queue is full */
-        }
+        if (qos == 0 || !s->conn)
+            return false; /* new message dropped, as Mosquitto does when the queue is full */
         queue_drop_one(s);
     }
-    if (maxb && s->queued_bytes + msg->payload.len > maxb && s->queue.n > 0) {
-        pthread_mutex_unlock(&s->lock);
-        return;
-    }
+    if (maxb && s->queued_bytes + msg->payload.len > maxb && s->queue.n > 0)
+        return false;
     outmsg_t *o = ring_push(&s->queue);
     msg_hold(msg);
     o->msg = msg;
@@ -377,17 +378,90 @@ void session_deliver(worker_t *from, session_t *s, msg_t *msg, uint8_t qos, uint
     o->seq = ++s->out_seq;
     if (qos > 0 && s->persist)
         store_out_put(b->store, s, o);
-    int wake = -1;
-    if (s->conn && !s->flush_pending) {
-        s->flush_pending = 1;
-        wake = s->worker;
+    return true;
+}
+
+/* Move the lock-free deliveries into the queue, oldest first (lock held). */
+static void take_incoming(session_t *s)
+{
+    delivery_t *d = atomic_exchange_explicit(&s->incoming, NULL, memory_order_acquire);
+    if (!d)
+        return;
+    delivery_t *fifo = NULL;
+    uint32_t n = 0;
+    while (d) {
+        delivery_t *next = d->next;
+        d->next = fifo;
+        fifo = d;
+        d = next;
+        n++;
     }
+    atomic_fetch_sub_explicit(&s->incoming_n, n, memory_order_relaxed);
+    while (fifo) {
+        d = fifo;
+        fifo = d->next;
+        enqueue(s, d->msg, d->qos, d->retain, d->ids, d->n_ids);
+        msg_release(d->msg);
+        free(d);
+    }
+}
+
+void session_update_fast(session_t *s)
+{
+    bool fast = s->conn && !s->persist && !s->ended;
+    atomic_store(&s->fast, fast);
+    if (!fast)
+        take_incoming(s);
+}
+
+/* Ask the owning worker to flush s, unless a FLUSH is already on its way. */
+static void want_flush(worker_t *from, session_t *s)
+{
+    if (atomic_exchange(&s->flush_pending, 1))
+        return;
+    /* Read after the exchange: a reconnect sets `worker` before it clears flush_pending. */
+    int wake = atomic_load(&s->worker);
+    if (wake < 0) {
+        atomic_store(&s->flush_pending, 0); /* offline: the next lock holder queues what waits */
+        return;
+    }
+    session_hold(s);
+    inbox_item_t it = {.kind = INBOX_FLUSH_SESSION, .session = s};
+    worker_defer(from, wake, &it);
+}
+
+void session_deliver(worker_t *from, session_t *s, msg_t *msg, uint8_t qos, uint8_t retain, const uint32_t *ids,
+                     uint32_t n_ids)
+{
+    if (atomic_load_explicit(&s->fast, memory_order_acquire)) {
+        /* A QoS 0 message to a backlog already at max_queued_messages is dropped here, as
+         * enqueue would; everything else is decided when the owner queues it. */
+        uint32_t maxq = s->broker->cfg.max_queued_messages;
+        if (qos == 0 && maxq && atomic_load_explicit(&s->incoming_n, memory_order_relaxed) >= maxq)
+            return;
+        delivery_t *d = xmalloc(sizeof(*d) + n_ids * sizeof(uint32_t));
+        msg_hold(msg);
+        d->msg = msg;
+        d->qos = qos;
+        d->retain = retain;
+        d->n_ids = (uint16_t)n_ids;
+        if (n_ids)
+            memcpy(d->ids, ids, n_ids * sizeof(uint32_t));
+        d->next = atomic_load_explicit(&s->incoming, memory_order_relaxed);
+        while (!atomic_compare_exchange_weak_explicit(&s->incoming, &d->next, d, memory_order_release,
+                                                      memory_order_relaxed))
+            ;
+        atomic_fetch_add_explicit(&s->incoming_n, 1, memory_order_relaxed);
+        want_flush(from, s);
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    take_incoming(s); /* deliveries made lock-free before this one go first */
+    bool queued = enqueue(s, msg, qos, retain, ids, n_ids);
+    bool online = s->conn != NULL;
     pthread_mutex_unlock(&s->lock);
-    if (wake >= 0) {
-        session_hold(s);
-        inbox_item_t it = {.kind = INBOX_FLUSH_SESSION, .session = s};
-        worker_defer(from, wake, &it);
-    }
+    if (queued && online)
+        want_flush(from, s);
 }
 
 static inline bool bit_get(const uint8_t *bm, uint16_t id) { return bm && (bm[id >> 3] >> (id & 7)) & 1; }
@@ -414,7 +488,8 @@ void session_flush(session_t *s, conn_t *c)
 {
     int64_t now = c->w->now;
     pthread_mutex_lock(&s->lock);
-    s->flush_pending = 0;
+    s->flush_pending = 0; /* before taking `incoming` (see want_flush) */
+    take_incoming(s);
     if (s->conn != c) {
         pthread_mutex_unlock(&s->lock);
         return;
@@ -589,12 +664,15 @@ void session_persist_update(session_t *s)
     if (!st || s->ended)
         return;
     if (s->expiry > 0) {
+        if (!s->persist)
+            take_incoming(s); /* queued (and so journaled below) before it becomes durable */
         store_session_put(st, s, !s->persist); /* a session that just became durable: all of it */
         s->persist = 1;
     } else if (s->persist) {
         store_session_del(st, s);
         s->persist = 0;
     }
+    session_update_fast(s);
 }
 
 void session_restore_out(session_t *s, const outmsg_t *src, const uint32_t *ids, uint32_t n_ids)

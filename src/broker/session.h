@@ -39,6 +39,17 @@ typedef struct outmsg {
     } ids;
 } outmsg_t;
 
+/* A delivery made without the session's lock (session_deliver's fast path): pushed on the
+ * session's `incoming` stack by the publishing thread, moved into its queue in order by the next
+ * holder of the lock (its worker's flush, at the latest). */
+typedef struct delivery {
+    struct delivery *next;
+    msg_t *msg;      /* one reference */
+    uint8_t qos, retain;
+    uint16_t n_ids;
+    uint32_t ids[];
+} delivery_t;
+
 /* A FIFO ring of outmsg_t. */
 typedef struct outring {
     outmsg_t *v;
@@ -65,9 +76,9 @@ typedef struct session {
     struct conn *conn;  /* attached connection, or NULL while offline */
     uint64_t conn_id;   /* id and fd of `conn`, to address it across threads without touching it */
     int conn_fd;
-    int worker;         /* worker owning `conn` */
+    _Atomic int worker; /* worker owning `conn` (-1: offline); written under lock, read by the fast path */
     uint8_t version;    /* protocol level of the last connection */
-    uint8_t flush_pending; /* already in its worker's flush list */
+    _Atomic uint8_t flush_pending; /* a FLUSH is on its way to `worker` */
     uint8_t ended;      /* removed from the registry; deliveries are dropped */
     uint8_t persist;    /* written to the persistence store (store.h): expiry > 0 and persistence on */
     uint16_t next_id;   /* last packet identifier used towards the client */
@@ -91,6 +102,12 @@ typedef struct session {
     msg_t *will;         /* will message, or NULL */
     int64_t will_at;     /* monotonic ms when the delayed will is due (0: none scheduled) */
     uint32_t out_seq;    /* last outmsg_t.seq given */
+
+    /* --- the lock-free delivery path (session_deliver) --- */
+    _Atomic(delivery_t *) incoming; /* newest first; taken whole under lock */
+    atomic_uint incoming_n;
+    _Atomic uint8_t fast; /* connected, not persistent, not ended: deliveries skip the lock (set
+                           * under lock by session_update_fast) */
 } session_t;
 
 void session_hold(session_t *s);
@@ -113,7 +130,12 @@ bool session_sub_remove(session_t *s, const uint8_t *filter, size_t n);
  * identifiers, from worker `from`'s thread. Takes its own msg reference when it keeps the message.
  * Thread-safe. The worker owning the session's connection is asked to flush it: through `from`'s
  * outbox, sent once at the end of the loop turn (worker_send_outbox), so a burst of deliveries to
- * another worker costs one lock and one wake-up, not one per message. */
+ * another worker costs one wake-up, not one per message.
+ *
+ * No lock for a connected session that is not persisted (the common case): the delivery is pushed
+ * on the session's lock-free `incoming` stack and the owning worker moves it into the queue (ACL
+ * read check and queue limits apply then) when it flushes. Offline and persistent sessions take
+ * the session lock: their queue must be journaled, or drained by nobody else. */
 struct worker;
 void session_deliver(struct worker *from, session_t *s, msg_t *msg, uint8_t qos, uint8_t retain, const uint32_t *ids,
                      uint32_t n_ids);
@@ -138,6 +160,10 @@ bool session_qos2_begin(session_t *s, uint16_t id);
 bool session_qos2_end(session_t *s, uint16_t id);
 
 void outring_free(outring_t *r);
+
+/* Lock held: recompute whether deliveries may skip the lock (after conn, persist or ended
+ * changed); when they may not any more, the pending lock-free ones are queued now. */
+void session_update_fast(session_t *s);
 
 /* Start-up (store_load): put back a queued or in-flight message read from the persistence store.
  * Takes its own msg reference. */

@@ -269,6 +269,7 @@ static void conn_detach(conn_t *c)
         s->conn = NULL;
         s->worker = -1;
         s->flush_pending = 0;
+        session_update_fast(s); /* deliveries take the lock again; those on their way are queued */
     }
     uint32_t expiry = s->expiry;
     pthread_mutex_unlock(&s->lock);

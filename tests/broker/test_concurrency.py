@@ -206,3 +206,60 @@ def test_retained_from_many_publishers(broker):
     s.expect_none(0.2)
     for c in pubs + [s]:
         c.disconnect()
+
+
+def test_subscribers_dropping_and_resuming_under_load_lose_nothing_MQTT_3_1_2_5(make_broker):
+    """[MQTT-3.1.2-5] QoS 1 messages for a session that is offline are kept for it -- also while
+    its client drops and comes back many times in the middle of a stream from other workers
+    (deliveries race with the session going offline and online again). Every message arrives
+    at least once."""
+    import rawmqtt
+    broker = make_broker("allow_anonymous true\nmax_queued_messages 0\n")  # no queue limit drops
+    n_pairs, n_msgs = 4, 1500
+    for i in range(n_pairs):
+        c = rawmqtt.connected(broker.port, V311, "churn-%d" % i, clean=False)
+        c.subscribe([("churn/%d" % i, 1)])
+        c.disconnect()
+    seen = [set() for _ in range(n_pairs)]
+
+    def publisher(i):
+        def run():
+            c = rawmqtt.Client(broker.port, version=V311, timeout=30)
+            c.connect(V311, client_id="churn-pub-%d" % i)
+            for start in range(0, n_msgs, 100):
+                c.send(b"".join(rawmqtt.publish("churn/%d" % i, b"%d" % k, qos=1, packet_id=k % 65535 + 1,
+                                                version=V311) for k in range(start, start + 100)))
+                acks = 0
+                while acks < 100:
+                    if c.read_packet().type == PUBACK:
+                        acks += 1
+            c.disconnect()
+        return run
+
+    def subscriber(i):
+        def run():
+            rounds = 0
+            deadline = time.time() + 50
+            while len(seen[i]) < n_msgs and time.time() < deadline:
+                c = rawmqtt.Client(broker.port, version=V311, timeout=5)
+                c.connect(V311, client_id="churn-%d" % i, clean=False)
+                rounds += 1
+                got = 0
+                try:
+                    # Read a few, then drop the connection without DISCONNECT.
+                    while got < 37:
+                        p = c.read_packet(1)
+                        if p.type == PUBLISH:
+                            seen[i].add(int(p.payload))
+                            c.send(rawmqtt.ack(PUBACK, p.packet_id, version=V311))
+                            got += 1
+                except (TimeoutError, OSError):
+                    pass
+                c.close()
+            assert rounds > 10
+        return run
+
+    _run_all([publisher(i) for i in range(n_pairs)] + [subscriber(i) for i in range(n_pairs)], timeout=60)
+    for i in range(n_pairs):
+        missing = sorted(set(range(n_msgs)) - seen[i])
+        assert not missing, "subscriber %d never got %d messages, e.g. %s" % (i, len(missing), missing[:10])
