@@ -53,7 +53,7 @@ pytest: asan
 # The multi-threaded paths under ThreadSanitizer: the broker's many-client tests and libtombo's
 # publish-from-several-threads tests.
 tsan-test: tsan
-	TOMBO_BUILD=$(CURDIR)/build/tsan TOMBO_TSAN=1 $(PY) -m pytest -q -p no:cacheprovider -m tsan tests/broker
+	TOMBO_BUILD=$(CURDIR)/build/tsan TOMBO_TSAN=1 $(PY) -m pytest -q -p no:cacheprovider tests/broker
 	TOMBO_BUILD=$(CURDIR)/build/tsan TOMBO_TSAN=1 $(PY) -m pytest -q -p no:cacheprovider tests/client/test_library.py tests/client/test_alias.py
 
 test: deps-test
