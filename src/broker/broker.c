@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "broker/log.h"
+#include "broker/slab.h"
 
 
 static void hold_session(void *s) { session_hold(s); }
@@ -204,7 +205,6 @@ void broker_free(broker_t *b)
 {
     for (int i = 0; i < b->n_workers; i++)
         worker_free(&b->workers[i]);
-    free(b->workers);
     for (int i = 0; b->listen_fds && i < b->cfg.n_listeners; i++)
         if (b->listen_fds[i] >= 0)
             close(b->listen_fds[i]);
@@ -219,6 +219,10 @@ void broker_free(broker_t *b)
     registry_free(b);
     subtree_free(b->subs);
     retain_free(b->retained);
+    /* Last: the messages released above went back to their workers' pools. */
+    for (int i = 0; b->workers && i < b->n_workers; i++)
+        slab_pool_free(b->workers[i].pool);
+    free(b->workers);
     pthread_mutex_destroy(&b->reg_lock);
     pthread_mutex_destroy(&b->timers_lock);
 }

@@ -35,20 +35,32 @@ typedef struct inbox_item {
 #define WHEEL_SLOTS 256
 #define WHEEL_TICK_MS 250
 
+/* A batch of inbox items, the unit handed from one thread to a worker (worker.c). A slab block of
+ * the sending thread: the receiver frees it back after processing. */
+typedef struct inbox_batch {
+    struct inbox_batch *next;
+    uint32_t n, cap;
+    inbox_item_t items[];
+} inbox_batch_t;
+
 typedef struct worker {
     struct broker *b;
     int index;
     pthread_t thread;
     int epfd;
-    int evfd;           /* wakes the loop when the inbox goes from empty to non-empty */
+    int evfd;           /* wakes the loop when a sender finds it (maybe) asleep */
     int *listen_fds;
     int n_listen;
+    struct slab_pool *pool; /* messages and batches this worker allocates (slab.h) */
 
-    pthread_mutex_t inbox_lock;
-    inbox_item_t *inbox;  /* guarded by inbox_lock */
-    size_t inbox_n, inbox_cap;
-    inbox_item_t *inbox_work; /* swapped in for processing */
-    size_t inbox_work_cap;
+    /* Inbox: a lock-free many-producer/one-consumer stack of batches. Senders push with a CAS;
+     * the worker takes the whole stack with one exchange per loop turn and reverses it. The
+     * padding keeps the two fields other threads write off the cache lines of the worker's own
+     * fields (workers are calloc'ed, so no _Alignas). */
+    char pad_before_inbox[64];
+    _Atomic(inbox_batch_t *) inbox;
+    atomic_int sleeping;  /* 1 from just before epoll_wait until it returns: senders wake it */
+    char pad_after_inbox[64];
 
     conn_t **conns;     /* indexed by fd: connections of this worker */
     int conns_cap;
@@ -60,8 +72,8 @@ typedef struct worker {
     sub_result_t match; /* reused for every PUBLISH this worker routes */
     uint8_t *rbuf;      /* 64 KB scratch every read of this worker goes into first */
     struct outbox {     /* items for worker i, sent at the end of the turn */
-        inbox_item_t *v;
-        size_t n, cap;
+        inbox_batch_t *newest; /* being filled; ->next is the previous one, down to oldest */
+        inbox_batch_t *oldest;
     } *outbox;
 
     /* statistics, written by this worker only, read by $SYS */

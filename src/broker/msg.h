@@ -2,7 +2,8 @@
  *
  * Ownership: a msg_t is reference counted (atomic) and immutable once built. Subscribers' queues,
  * in-flight tables, the retained store and wills each hold one reference. Topic, payload and the
- * raw MQTT 5 property block live in the same allocation as the header: one malloc per message. */
+ * raw MQTT 5 property block live in the same allocation as the header, a block of the building
+ * thread's slab (slab.h); each encoding is another slab block, freed with the message. */
 #ifndef TOMBO_BROKER_MSG_H
 #define TOMBO_BROKER_MSG_H
 

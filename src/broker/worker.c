@@ -3,10 +3,20 @@
  *
  * Each worker owns its connections for life. Each listening socket is opened once and watched by
  * every worker with EPOLLEXCLUSIVE, so one worker wakes per new connection and accepts it; no
- * SO_REUSEPORT, which would let a second broker started by mistake share the port silently. Other
- * threads reach a worker only through worker_post() (mutex-protected vector, eventfd wake when it
- * goes from empty to non-empty). Output is written once per loop turn for every connection that
- * has any (flush list); closed connections are freed there too, at a known point of the loop. */
+ * SO_REUSEPORT, which would let a second broker started by mistake share the port silently. Output
+ * is written once per loop turn for every connection that has any (flush list); closed
+ * connections are freed there too, at a known point of the loop.
+ *
+ * Inbox: other threads reach a worker only through its inbox, a lock-free stack of batches
+ * (inbox_batch_t). A worker collects what it sends to worker i during a loop turn in its outbox
+ * (a chain of batches, no atomics), and at the end of the turn pushes the whole chain onto i's
+ * stack with one compare-and-swap. Worker i takes the whole stack with one exchange each loop
+ * turn and reverses it, so each sender's items arrive in the order they were sent. Wake-ups: a
+ * worker stores `sleeping = 1` and then checks its inbox before epoll_wait; a sender pushes and
+ * then checks `sleeping`. Both sides use sequentially consistent operations, so at least one of
+ * them sees the other (Dekker): either the worker finds the batch and does not block, or the
+ * sender sees it asleep and writes the eventfd. A busy worker costs its senders no system call.
+ * Batches are slab blocks of the sender's pool, given back by the receiver after processing. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +33,7 @@
 
 #include "broker/broker.h"
 #include "broker/log.h"
+#include "broker/slab.h"
 
 #define NEW_CONN_TIMEOUT_MS 10000 /* time to send CONNECT after the TCP handshake */
 
@@ -31,59 +42,66 @@
 #define TAG_EVENTFD ((uint64_t)1)
 #define TAG_LISTEN_BASE ((uint64_t)16)
 
-void worker_post(worker_t *w, const inbox_item_t *it)
+#define INBOX_BATCH 48 /* items per batch: 16 + 48 * 40 bytes, one 2 KB slab class */
+
+static inbox_batch_t *batch_new(uint32_t cap)
 {
-    pthread_mutex_lock(&w->inbox_lock);
-    if (w->inbox_n == w->inbox_cap) {
-        w->inbox_cap = w->inbox_cap ? w->inbox_cap * 2 : 64;
-        w->inbox = xrealloc(w->inbox, w->inbox_cap * sizeof(*w->inbox));
-    }
-    w->inbox[w->inbox_n++] = *it;
-    bool wake = w->inbox_n == 1;
-    pthread_mutex_unlock(&w->inbox_lock);
-    if (wake) {
+    inbox_batch_t *bt = slab_alloc(sizeof(*bt) + cap * sizeof(inbox_item_t));
+    bt->next = NULL;
+    bt->n = 0;
+    bt->cap = cap;
+    return bt;
+}
+
+/* Push the chain newest -> ... -> oldest onto t's inbox and wake t if it may be asleep. */
+static void inbox_push(worker_t *t, inbox_batch_t *newest, inbox_batch_t *oldest)
+{
+    inbox_batch_t *top = atomic_load_explicit(&t->inbox, memory_order_relaxed);
+    do {
+        oldest->next = top;
+    } while (!atomic_compare_exchange_weak_explicit(&t->inbox, &top, newest, memory_order_seq_cst,
+                                                    memory_order_relaxed));
+    /* seq_cst: ordered after the push (see the Dekker note above). Whoever turns `sleeping` from
+     * 1 to 0 writes the eventfd; the other senders need not. */
+    if (atomic_load_explicit(&t->sleeping, memory_order_seq_cst) && atomic_exchange(&t->sleeping, 0)) {
         uint64_t one = 1;
-        ssize_t r = write(w->evfd, &one, sizeof(one));
+        ssize_t r = write(t->evfd, &one, sizeof(one));
         (void)r;
     }
+}
+
+void worker_post(worker_t *w, const inbox_item_t *it)
+{
+    inbox_batch_t *bt = batch_new(1);
+    bt->items[bt->n++] = *it;
+    inbox_push(w, bt, bt);
 }
 
 void worker_defer(worker_t *from, int to, const inbox_item_t *it)
 {
     struct outbox *o = &from->outbox[to];
-    if (o->n == o->cap) {
-        o->cap = o->cap ? o->cap * 2 : 64;
-        o->v = xrealloc(o->v, o->cap * sizeof(*o->v));
+    if (!o->newest || o->newest->n == o->newest->cap) {
+        inbox_batch_t *bt = batch_new(INBOX_BATCH);
+        bt->next = o->newest;
+        if (!o->oldest)
+            o->oldest = bt;
+        o->newest = bt;
     }
-    o->v[o->n++] = *it;
+    o->newest->items[o->newest->n++] = *it;
 }
 
-/* Hand every deferred item to its worker: one lock and at most one wake-up per worker. Items for
- * ourselves are processed by the caller's next inbox pass. */
+/* Hand every deferred chain to its worker: one CAS and at most one wake-up per worker. Items for
+ * ourselves are processed by process_own_outbox first; what it leaves goes through our own inbox,
+ * handled next turn. */
 static void worker_send_outbox(worker_t *w)
 {
     broker_t *b = w->b;
     for (int i = 0; i < b->n_workers; i++) {
         struct outbox *o = &w->outbox[i];
-        if (o->n == 0)
+        if (!o->newest)
             continue;
-        worker_t *t = &b->workers[i];
-        pthread_mutex_lock(&t->inbox_lock);
-        if (t->inbox_n + o->n > t->inbox_cap) {
-            while (t->inbox_n + o->n > t->inbox_cap)
-                t->inbox_cap = t->inbox_cap ? t->inbox_cap * 2 : 64;
-            t->inbox = xrealloc(t->inbox, t->inbox_cap * sizeof(*t->inbox));
-        }
-        bool wake = t->inbox_n == 0;
-        memcpy(t->inbox + t->inbox_n, o->v, o->n * sizeof(*o->v));
-        t->inbox_n += o->n;
-        pthread_mutex_unlock(&t->inbox_lock);
-        o->n = 0;
-        if (wake) {
-            uint64_t one = 1;
-            ssize_t r = write(t->evfd, &one, sizeof(one));
-            (void)r;
-        }
+        inbox_push(&b->workers[i], o->newest, o->oldest);
+        o->newest = o->oldest = NULL;
     }
 }
 
@@ -378,22 +396,31 @@ static void process_items(worker_t *w, inbox_item_t *items, size_t n)
     }
 }
 
+/* Run a chain newest -> ... -> oldest in send order and give the batches back. */
+static void process_chain(worker_t *w, inbox_batch_t *list)
+{
+    inbox_batch_t *fifo = NULL;
+    while (list) {
+        inbox_batch_t *next = list->next;
+        list->next = fifo;
+        fifo = list;
+        list = next;
+    }
+    while (fifo) {
+        inbox_batch_t *next = fifo->next;
+        process_items(w, fifo->items, fifo->n);
+        slab_free(fifo);
+        fifo = next;
+    }
+}
+
+/* Take everything senders pushed (acquire: pairs with their CAS, so the items they wrote are
+ * visible). */
 static void process_inbox(worker_t *w)
 {
-    uint64_t v;
-    ssize_t r = read(w->evfd, &v, sizeof(v));
-    (void)r;
-    pthread_mutex_lock(&w->inbox_lock);
-    inbox_item_t *items = w->inbox;
-    size_t n = w->inbox_n;
-    w->inbox = w->inbox_work;
-    size_t cap = w->inbox_cap;
-    w->inbox_cap = w->inbox_work_cap;
-    w->inbox_work_cap = cap;
-    w->inbox_work = items;
-    w->inbox_n = 0;
-    pthread_mutex_unlock(&w->inbox_lock);
-    process_items(w, items, n);
+    if (!atomic_load_explicit(&w->inbox, memory_order_relaxed))
+        return;
+    process_chain(w, atomic_exchange_explicit(&w->inbox, NULL, memory_order_acquire));
 }
 
 /* Items this worker deferred for itself are handled right away, at the end of the turn, so a
@@ -402,13 +429,10 @@ static void process_inbox(worker_t *w)
 static void process_own_outbox(worker_t *w)
 {
     struct outbox *o = &w->outbox[w->index];
-    for (int round = 0; round < 4 && o->n > 0; round++) {
-        inbox_item_t *items = o->v;
-        size_t n = o->n;
-        o->v = NULL;
-        o->n = o->cap = 0;
-        process_items(w, items, n);
-        free(items);
+    for (int round = 0; round < 4 && o->newest; round++) {
+        inbox_batch_t *list = o->newest;
+        o->newest = o->oldest = NULL;
+        process_chain(w, list);
     }
 }
 
@@ -448,15 +472,22 @@ static void *worker_main(void *arg)
     broker_t *b = w->b;
     struct epoll_event evs[256];
     int64_t next_sys = 0;
+    slab_thread_attach(w->pool);
     w->now = now_ms();
     w->wheel_now = w->now / WHEEL_TICK_MS;
     while (!atomic_load(&b->stop)) {
-        int n = epoll_wait(w->epfd, evs, 256, WHEEL_TICK_MS);
+        /* seq_cst store, then seq_cst load of the inbox: see the Dekker note at the top. */
+        atomic_store_explicit(&w->sleeping, 1, memory_order_seq_cst);
+        int timeout = atomic_load_explicit(&w->inbox, memory_order_seq_cst) ? 0 : WHEEL_TICK_MS;
+        int n = epoll_wait(w->epfd, evs, 256, timeout);
+        atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
         w->now = now_ms();
         for (int i = 0; i < n; i++) {
             uint64_t tag = evs[i].data.u64;
             if (tag == TAG_EVENTFD) {
-                process_inbox(w);
+                uint64_t v;
+                ssize_t r = read(w->evfd, &v, sizeof(v));
+                (void)r;
             } else if (tag >= TAG_LISTEN_BASE && tag < TAG_LISTEN_BASE + (uint64_t)w->n_listen) {
                 accept_all(w, (int)(tag - TAG_LISTEN_BASE));
             } else {
@@ -474,6 +505,7 @@ static void *worker_main(void *arg)
                     conn_want_flush(c);
             }
         }
+        process_inbox(w);
         wheel_tick(w);
         if (w->index == 0) {
             if (atomic_exchange(&b->reload, 0))
@@ -488,6 +520,7 @@ static void *worker_main(void *arg)
         process_own_outbox(w);
         worker_send_outbox(w);
         flush_all(w);
+        slab_collect();
     }
     /* Shutdown: close every connection (wills of clients that did not disconnect are published as
      * the session ends, as Mosquitto does on a clean stop). */
@@ -498,6 +531,7 @@ static void *worker_main(void *arg)
     process_own_outbox(w);
     worker_send_outbox(w);
     flush_all(w);
+    slab_thread_attach(NULL);
     return NULL;
 }
 
@@ -544,7 +578,9 @@ int worker_init(worker_t *w, broker_t *b, int index, char *err, size_t errlen)
     memset(w, 0, sizeof(*w));
     w->b = b;
     w->index = index;
-    pthread_mutex_init(&w->inbox_lock, NULL);
+    w->pool = slab_pool_new();
+    atomic_init(&w->inbox, NULL);
+    atomic_init(&w->sleeping, 0);
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_EVENTFD};
@@ -568,24 +604,30 @@ int worker_start(worker_t *w)
     return pthread_create(&w->thread, NULL, worker_main, w);
 }
 
+/* Release what a chain of batches still holds (shutdown). */
+static void chain_free(inbox_batch_t *list)
+{
+    while (list) {
+        inbox_batch_t *next = list->next;
+        for (uint32_t k = 0; k < list->n; k++)
+            if (list->items[k].kind == INBOX_FLUSH_SESSION)
+                session_release(list->items[k].session);
+        slab_free(list);
+        list = next;
+    }
+}
+
 void worker_free(worker_t *w)
 {
     close(w->epfd);
     close(w->evfd);
-    for (size_t i = 0; i < w->inbox_n; i++)
-        if (w->inbox[i].kind == INBOX_FLUSH_SESSION)
-            session_release(w->inbox[i].session);
-    free(w->inbox);
-    free(w->inbox_work);
-    for (int i = 0; w->outbox && i < w->b->n_workers; i++) {
-        for (size_t k = 0; k < w->outbox[i].n; k++)
-            if (w->outbox[i].v[k].kind == INBOX_FLUSH_SESSION)
-                session_release(w->outbox[i].v[k].session);
-        free(w->outbox[i].v);
-    }
+    chain_free(atomic_exchange(&w->inbox, NULL));
+    for (int i = 0; w->outbox && i < w->b->n_workers; i++)
+        chain_free(w->outbox[i].newest);
     free(w->outbox);
     free(w->conns);
     sub_result_free(&w->match);
     free(w->rbuf);
-    pthread_mutex_destroy(&w->inbox_lock);
+    /* w->pool outlives this: messages still held by sessions and the retained store go back to it
+     * when broker_free releases them; broker_free frees the pools last. */
 }
