@@ -3,6 +3,7 @@
 
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "broker/buf.h"
 
@@ -170,6 +171,19 @@ void *slab_alloc(size_t n)
         POISON((uint8_t *)(h + 1) + n, slab_class_size(c) - n);
     }
     return h + 1;
+}
+
+void *slab_realloc(void *ptr, size_t used, size_t n)
+{
+    if (ptr && n > SLAB_MAX && ((slab_hdr_t *)ptr - 1)->owner == 0) {
+        slab_hdr_t *h = xrealloc((slab_hdr_t *)ptr - 1, sizeof(*h) + n);
+        return h + 1;
+    }
+    void *p = slab_alloc(n);
+    if (used)
+        memcpy(p, ptr, used < n ? used : n);
+    slab_free(ptr);
+    return p;
 }
 
 void slab_free(void *ptr)

@@ -2,7 +2,7 @@
  *
  * Design: each worker thread owns a pool (slab_pool_t) and attaches it to itself at start
  * (slab_thread_attach). slab_alloc takes a block of the calling thread's pool from a free list of
- * its size class (19 classes, 32 B to 16 KB, two per power of two); a miss drains the blocks other
+ * its size class (25 classes, 32 B to 128 KB, two per power of two); a miss drains the blocks other
  * threads gave back, and only then calls malloc. A block remembers the pool it came from (in a
  * 16-byte header), so slab_free from any thread works:
  *   - on the owning thread: pushed on its free list, no atomic operation at all;
@@ -12,7 +12,7 @@
  *     takes the whole stack back in one atomic exchange when it runs dry or once per loop turn
  *     (slab_collect);
  *   - blocks of a thread without a pool (the main thread at start-up and shutdown, a store
- *     thread) and blocks over 16 KB are plain malloc/free, marked as such in the header.
+ *     thread) and blocks over 128 KB are plain malloc/free, marked as such in the header.
  * So in the steady state a message costs no malloc and no lock: blocks circulate between the
  * free lists and the remote stacks. Free lists keep at most SLAB_CACHE_BYTES of each class (and
  * at least a few blocks); beyond that a freed block goes back to malloc, so a burst's memory is
@@ -32,8 +32,9 @@
 
 typedef struct slab_pool slab_pool_t;
 
-#define SLAB_CLASSES 19
-#define SLAB_MAX ((size_t)16384)          /* larger requests use malloc */
+#define SLAB_CLASSES 25
+#define SLAB_MAX ((size_t)128 << 10)      /* larger requests use malloc; 128 KB: a connection's
+                                            * input buffer for a partial packet (64 KB reads) */
 #define SLAB_CACHE_BYTES ((size_t)2 << 20) /* free bytes kept per class and pool */
 
 /* Statistics of one pool; written by its owner, read by anyone (relaxed, approximate). */
@@ -56,6 +57,10 @@ void slab_thread_attach(slab_pool_t *p);
 /* A block of at least n bytes, aligned for any type, from the calling thread's pool (or malloc).
  * Aborts on out-of-memory, as xmalloc does. */
 void *slab_alloc(size_t n);
+/* Grow (or shrink) a block to n bytes keeping its first `used` bytes (ptr may be NULL): a block
+ * of malloc on both sides is realloc'ed (no copy for large buffers), else a new block is taken
+ * and the old one freed. */
+void *slab_realloc(void *ptr, size_t used, size_t n);
 /* Give a block from slab_alloc back; any thread; NULL is a no-op. */
 void slab_free(void *ptr);
 /* Owner thread: take back the blocks other threads freed (once per loop turn keeps the remote
