@@ -8,59 +8,26 @@
 
 #include "broker/config.h"
 #include "broker/conn.h"
+#include "broker/inbox.h"
 #include "broker/retain.h"
 #include "broker/session.h"
 #include "broker/subtree.h"
-
-/* Items other threads send a worker. */
-enum inbox_kind {
-    INBOX_FLUSH_SESSION, /* write the session's queued messages to its connection */
-    INBOX_KICK_CONN,     /* session taken over: drain and close (fd, conn_id), then answer the
-                          * waiting connection with INBOX_TAKEOVER_DONE */
-    INBOX_TAKEOVER_DONE, /* (fd, conn_id) may now attach to its session */
-};
-typedef struct inbox_item {
-    uint8_t kind;
-    uint8_t rc;         /* KICK: reason code for the DISCONNECT */
-    int fd;             /* KICK, TAKEOVER_DONE: connection fd and id */
-    uint64_t conn_id;
-    session_t *session; /* FLUSH: one reference */
-    int reply_worker;   /* KICK: who waits, and which connection */
-    int reply_fd;
-    uint64_t reply_id;
-} inbox_item_t;
 
 /* Keepalive timer wheel: 256 slots of 250 ms (a 64 s horizon; later deadlines are re-slotted when
  * their slot comes round). */
 #define WHEEL_SLOTS 256
 #define WHEEL_TICK_MS 250
 
-/* A batch of inbox items, the unit handed from one thread to a worker (worker.c). A slab block of
- * the sending thread: the receiver frees it back after processing. */
-typedef struct inbox_batch {
-    struct inbox_batch *next;
-    uint32_t n, cap;
-    inbox_item_t items[];
-} inbox_batch_t;
-
 typedef struct worker {
     struct broker *b;
     int index;
     pthread_t thread;
     int epfd;
-    int evfd;           /* wakes the loop when a sender finds it (maybe) asleep */
     int *listen_fds;
     int n_listen;
     struct slab_pool *pool; /* messages and batches this worker allocates (slab.h) */
 
-    /* Inbox: a lock-free many-producer/one-consumer stack of batches. Senders push with a CAS;
-     * the worker takes the whole stack with one exchange per loop turn and reverses it. The
-     * padding keeps the two fields other threads write off the cache lines of the worker's own
-     * fields (workers are calloc'ed, so no _Alignas). */
-    char pad_before_inbox[64];
-    _Atomic(inbox_batch_t *) inbox;
-    atomic_int sleeping;  /* 1 from just before epoll_wait until it returns: senders wake it */
-    char pad_after_inbox[64];
+    inbox_t inbox;      /* what other threads send this worker (inbox.h) */
 
     conn_t **conns;     /* indexed by fd: connections of this worker */
     int conns_cap;
@@ -71,10 +38,7 @@ typedef struct worker {
     int64_t now;        /* ms, refreshed each loop turn */
     sub_result_t match; /* reused for every PUBLISH this worker routes */
     uint8_t *rbuf;      /* 64 KB scratch every read of this worker goes into first */
-    struct outbox {     /* items for worker i, sent at the end of the turn */
-        inbox_batch_t *newest; /* being filled; ->next is the previous one, down to oldest */
-        inbox_batch_t *oldest;
-    } *outbox;
+    inbox_chain_t *outbox; /* items for worker i, pushed at the end of the turn */
 
     /* statistics, written by this worker only, read by $SYS */
     atomic_ulong msgs_in, msgs_out, bytes_in, bytes_out, pub_dropped;

@@ -7,16 +7,11 @@
  * is written once per loop turn for every connection that has any (flush list); closed
  * connections are freed there too, at a known point of the loop.
  *
- * Inbox: other threads reach a worker only through its inbox, a lock-free stack of batches
- * (inbox_batch_t). A worker collects what it sends to worker i during a loop turn in its outbox
- * (a chain of batches, no atomics), and at the end of the turn pushes the whole chain onto i's
- * stack with one compare-and-swap. Worker i takes the whole stack with one exchange each loop
- * turn and reverses it, so each sender's items arrive in the order they were sent. Wake-ups: a
- * worker stores `sleeping = 1` and then checks its inbox before epoll_wait; a sender pushes and
- * then checks `sleeping`. Both sides use sequentially consistent operations, so at least one of
- * them sees the other (Dekker): either the worker finds the batch and does not block, or the
- * sender sees it asleep and writes the eventfd. A busy worker costs its senders no system call.
- * Batches are slab blocks of the sender's pool, given back by the receiver after processing. */
+ * Inbox: other threads reach a worker only through its inbox (inbox.h: a lock-free stack of
+ * batches, eventfd wake-up only when the worker may be blocked in epoll_wait). A worker collects
+ * what it sends to worker i during a loop turn in its outbox[i] (a chain of batches, no atomics)
+ * and pushes the whole chain with one compare-and-swap at the end of the turn; it takes its own
+ * inbox once per turn. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -27,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -42,53 +36,9 @@
 #define TAG_EVENTFD ((uint64_t)1)
 #define TAG_LISTEN_BASE ((uint64_t)16)
 
-#define INBOX_BATCH 48 /* items per batch: 16 + 48 * 40 bytes, one 2 KB slab class */
+void worker_post(worker_t *w, const inbox_item_t *it) { inbox_post(&w->inbox, it); }
 
-static inbox_batch_t *batch_new(uint32_t cap)
-{
-    inbox_batch_t *bt = slab_alloc(sizeof(*bt) + cap * sizeof(inbox_item_t));
-    bt->next = NULL;
-    bt->n = 0;
-    bt->cap = cap;
-    return bt;
-}
-
-/* Push the chain newest -> ... -> oldest onto t's inbox and wake t if it may be asleep. */
-static void inbox_push(worker_t *t, inbox_batch_t *newest, inbox_batch_t *oldest)
-{
-    inbox_batch_t *top = atomic_load_explicit(&t->inbox, memory_order_relaxed);
-    do {
-        oldest->next = top;
-    } while (!atomic_compare_exchange_weak_explicit(&t->inbox, &top, newest, memory_order_seq_cst,
-                                                    memory_order_relaxed));
-    /* seq_cst: ordered after the push (see the Dekker note above). Whoever turns `sleeping` from
-     * 1 to 0 writes the eventfd; the other senders need not. */
-    if (atomic_load_explicit(&t->sleeping, memory_order_seq_cst) && atomic_exchange(&t->sleeping, 0)) {
-        uint64_t one = 1;
-        ssize_t r = write(t->evfd, &one, sizeof(one));
-        (void)r;
-    }
-}
-
-void worker_post(worker_t *w, const inbox_item_t *it)
-{
-    inbox_batch_t *bt = batch_new(1);
-    bt->items[bt->n++] = *it;
-    inbox_push(w, bt, bt);
-}
-
-void worker_defer(worker_t *from, int to, const inbox_item_t *it)
-{
-    struct outbox *o = &from->outbox[to];
-    if (!o->newest || o->newest->n == o->newest->cap) {
-        inbox_batch_t *bt = batch_new(INBOX_BATCH);
-        bt->next = o->newest;
-        if (!o->oldest)
-            o->oldest = bt;
-        o->newest = bt;
-    }
-    o->newest->items[o->newest->n++] = *it;
-}
+void worker_defer(worker_t *from, int to, const inbox_item_t *it) { inbox_append(&from->outbox[to], it); }
 
 /* Hand every deferred chain to its worker: one CAS and at most one wake-up per worker. Items for
  * ourselves are processed by process_own_outbox first; what it leaves goes through our own inbox,
@@ -97,11 +47,7 @@ static void worker_send_outbox(worker_t *w)
 {
     broker_t *b = w->b;
     for (int i = 0; i < b->n_workers; i++) {
-        struct outbox *o = &w->outbox[i];
-        if (!o->newest)
-            continue;
-        inbox_push(&b->workers[i], o->newest, o->oldest);
-        o->newest = o->oldest = NULL;
+        inbox_push(&b->workers[i].inbox, &w->outbox[i]);
     }
 }
 
@@ -396,16 +342,9 @@ static void process_items(worker_t *w, inbox_item_t *items, size_t n)
     }
 }
 
-/* Run a chain newest -> ... -> oldest in send order and give the batches back. */
-static void process_chain(worker_t *w, inbox_batch_t *list)
+/* Run a chain of batches (oldest first) and give the batches back. */
+static void process_chain(worker_t *w, inbox_batch_t *fifo)
 {
-    inbox_batch_t *fifo = NULL;
-    while (list) {
-        inbox_batch_t *next = list->next;
-        list->next = fifo;
-        fifo = list;
-        list = next;
-    }
     while (fifo) {
         inbox_batch_t *next = fifo->next;
         process_items(w, fifo->items, fifo->n);
@@ -414,26 +353,14 @@ static void process_chain(worker_t *w, inbox_batch_t *list)
     }
 }
 
-/* Take everything senders pushed (acquire: pairs with their CAS, so the items they wrote are
- * visible). */
-static void process_inbox(worker_t *w)
-{
-    if (!atomic_load_explicit(&w->inbox, memory_order_relaxed))
-        return;
-    process_chain(w, atomic_exchange_explicit(&w->inbox, NULL, memory_order_acquire));
-}
-
 /* Items this worker deferred for itself are handled right away, at the end of the turn, so a
  * delivery between two clients of one worker costs no wake-up. Handling them may defer more (a
  * will published on close); a few rounds, then the rest goes through the inbox. */
 static void process_own_outbox(worker_t *w)
 {
-    struct outbox *o = &w->outbox[w->index];
-    for (int round = 0; round < 4 && o->newest; round++) {
-        inbox_batch_t *list = o->newest;
-        o->newest = o->oldest = NULL;
-        process_chain(w, list);
-    }
+    inbox_chain_t *o = &w->outbox[w->index];
+    for (int round = 0; round < 4 && o->newest; round++)
+        process_chain(w, inbox_chain_fifo(o));
 }
 
 /* ---- the loop ---- */
@@ -476,18 +403,14 @@ static void *worker_main(void *arg)
     w->now = now_ms();
     w->wheel_now = w->now / WHEEL_TICK_MS;
     while (!atomic_load(&b->stop)) {
-        /* seq_cst store, then seq_cst load of the inbox: see the Dekker note at the top. */
-        atomic_store_explicit(&w->sleeping, 1, memory_order_seq_cst);
-        int timeout = atomic_load_explicit(&w->inbox, memory_order_seq_cst) ? 0 : WHEEL_TICK_MS;
+        int timeout = inbox_sleep_begin(&w->inbox) ? 0 : WHEEL_TICK_MS;
         int n = epoll_wait(w->epfd, evs, 256, timeout);
-        atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
+        inbox_sleep_end(&w->inbox);
         w->now = now_ms();
         for (int i = 0; i < n; i++) {
             uint64_t tag = evs[i].data.u64;
             if (tag == TAG_EVENTFD) {
-                uint64_t v;
-                ssize_t r = read(w->evfd, &v, sizeof(v));
-                (void)r;
+                inbox_clear_wake(&w->inbox);
             } else if (tag >= TAG_LISTEN_BASE && tag < TAG_LISTEN_BASE + (uint64_t)w->n_listen) {
                 accept_all(w, (int)(tag - TAG_LISTEN_BASE));
             } else {
@@ -505,7 +428,7 @@ static void *worker_main(void *arg)
                     conn_want_flush(c);
             }
         }
-        process_inbox(w);
+        process_chain(w, inbox_take(&w->inbox));
         wheel_tick(w);
         if (w->index == 0) {
             if (atomic_exchange(&b->reload, 0))
@@ -579,12 +502,13 @@ int worker_init(worker_t *w, broker_t *b, int index, char *err, size_t errlen)
     w->b = b;
     w->index = index;
     w->pool = slab_pool_new();
-    atomic_init(&w->inbox, NULL);
-    atomic_init(&w->sleeping, 0);
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
-    w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (inbox_init(&w->inbox) < 0) {
+        snprintf(err, errlen, "eventfd: %s", strerror(errno));
+        return -1;
+    }
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_EVENTFD};
-    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &ev);
+    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->inbox.evfd, &ev);
     sub_result_init(&w->match);
     w->rbuf = xmalloc(64 * 1024);
     w->outbox = xcalloc((size_t)b->n_workers, sizeof(*w->outbox));
@@ -620,10 +544,10 @@ static void chain_free(inbox_batch_t *list)
 void worker_free(worker_t *w)
 {
     close(w->epfd);
-    close(w->evfd);
-    chain_free(atomic_exchange(&w->inbox, NULL));
+    chain_free(inbox_take(&w->inbox));
+    inbox_destroy(&w->inbox);
     for (int i = 0; w->outbox && i < w->b->n_workers; i++)
-        chain_free(w->outbox[i].newest);
+        chain_free(inbox_chain_fifo(&w->outbox[i]));
     free(w->outbox);
     free(w->conns);
     sub_result_free(&w->match);
