@@ -30,15 +30,32 @@ typedef struct slab_hdr {
 } slab_hdr_t;
 
 #define POOL_ALIGN 64 /* pool addresses leave the low 6 bits for the class */
+#define OUT_SLOTS 16  /* outgoing remote-free chains a pool gathers, by (owner pool, class) */
+#define OUT_BATCH 32  /* blocks per chain: one CAS on the owner's stack per OUT_BATCH frees */
+
+/* The remote stack is a stack of chains of blocks of one class; the first block of a chain
+ * carries its length and last block in its (free) body. */
+typedef struct chain_info {
+    slab_hdr_t *tail;
+    uint32_t n;
+} chain_info_t;
 
 struct slab_pool {
-    /* Blocks freed by other threads: pushed with a CAS by any thread, taken whole by the owner. */
+    /* Chains freed by other threads: pushed with a CAS by any thread, taken whole by the owner. */
     _Alignas(POOL_ALIGN) _Atomic(slab_hdr_t *) remote;
     /* Owner thread only. */
     _Alignas(POOL_ALIGN) struct slab_list {
         slab_hdr_t *head;
         uint32_t n, max;
     } list[SLAB_CLASSES];
+    /* Other pools' blocks this thread freed, gathered into chains (owner thread only); pushed
+     * when OUT_BATCH long, when the slot is needed for another pool or class, on slab_collect
+     * (each loop turn) and when the thread detaches. */
+    struct out_slot {
+        slab_pool_t *to;
+        slab_hdr_t *head, *tail;
+        uint32_t n, cls;
+    } out[OUT_SLOTS];
     atomic_ulong allocs, mallocs, remote_in, released;
 };
 
@@ -80,6 +97,7 @@ slab_pool_t *slab_pool_new(void)
         size_t max = SLAB_CACHE_BYTES / slab_class_size(c);
         p->list[c] = (struct slab_list){NULL, 0, (uint32_t)(max < 16 ? 16 : max)};
     }
+    memset(p->out, 0, sizeof(p->out));
     atomic_init(&p->allocs, 0);
     atomic_init(&p->mallocs, 0);
     atomic_init(&p->remote_in, 0);
@@ -102,28 +120,74 @@ static void put_local(slab_pool_t *p, slab_hdr_t *h)
     l->n++;
 }
 
-/* Owner: take every block other threads gave back. The acquire pairs with the pushers' release,
- * so what they wrote into the blocks happens before we reuse them. */
+/* Owner: take every chain other threads gave back and splice each onto its class's free list,
+ * touching only the first and last block of a chain. The acquire pairs with the pushers'
+ * release, so what they wrote into the blocks happens before we reuse them. */
 static void drain_remote(slab_pool_t *p)
 {
     slab_hdr_t *h = atomic_exchange_explicit(&p->remote, NULL, memory_order_acquire);
-    unsigned long n = 0;
+    unsigned long total = 0;
     while (h) {
-        slab_hdr_t *next = h->next;
-        put_local(p, h);
-        h = next;
-        n++;
+        chain_info_t *ci = (chain_info_t *)(h + 1);
+        slab_hdr_t *tail = ci->tail;
+        uint32_t n = ci->n;
+        POISON(ci, sizeof(*ci));
+        slab_hdr_t *next_chain = tail->next;
+        struct slab_list *l = &p->list[h->owner & (POOL_ALIGN - 1)];
+        tail->next = l->head;
+        l->head = h;
+        l->n += n;
+        while (l->n > l->max) { /* over the cache limit: back to malloc */
+            slab_hdr_t *x = l->head;
+            l->head = x->next;
+            l->n--;
+            UNPOISON(x + 1, slab_class_size((unsigned)(x->owner & (POOL_ALIGN - 1))));
+            free(x);
+            bump(&p->released, 1);
+        }
+        total += n;
+        h = next_chain;
     }
-    if (n)
-        bump(&p->remote_in, n);
+    if (total)
+        bump(&p->remote_in, total);
+}
+
+/* Push the chain head..tail (n blocks of one class of pool `to`) onto to's remote stack. */
+static void push_chain(slab_pool_t *to, slab_hdr_t *head, slab_hdr_t *tail, uint32_t n)
+{
+    chain_info_t *ci = (chain_info_t *)(head + 1);
+    UNPOISON(ci, sizeof(*ci));
+    ci->tail = tail;
+    ci->n = n;
+    slab_hdr_t *top = atomic_load_explicit(&to->remote, memory_order_relaxed);
+    do {
+        tail->next = top;
+    } while (!atomic_compare_exchange_weak_explicit(&to->remote, &top, head, memory_order_release,
+                                                    memory_order_relaxed));
+}
+
+static void flush_slot(struct out_slot *o)
+{
+    if (o->n) {
+        push_chain(o->to, o->head, o->tail, o->n);
+        o->n = 0;
+        o->to = NULL;
+    }
+}
+
+static void flush_out(slab_pool_t *p)
+{
+    for (unsigned i = 0; i < OUT_SLOTS; i++)
+        flush_slot(&p->out[i]);
 }
 
 void slab_pool_free(slab_pool_t *p)
 {
     if (!p)
         return;
+    flush_out(p); /* empty unless its thread never detached; the target pools must still exist */
     slab_hdr_t *h = atomic_exchange_explicit(&p->remote, NULL, memory_order_acquire);
-    while (h) {
+    while (h) { /* chains are linked through their blocks: one walk frees them all */
         slab_hdr_t *next = h->next;
         UNPOISON(h + 1, slab_class_size((unsigned)(h->owner & (POOL_ALIGN - 1))));
         free(h);
@@ -143,7 +207,12 @@ void slab_pool_free(slab_pool_t *p)
     free(p);
 }
 
-void slab_thread_attach(slab_pool_t *p) { tls_pool = p; }
+void slab_thread_attach(slab_pool_t *p)
+{
+    if (tls_pool && tls_pool != p)
+        flush_out(tls_pool);
+    tls_pool = p;
+}
 
 void *slab_alloc(size_t n)
 {
@@ -201,17 +270,37 @@ void slab_free(void *ptr)
         put_local(p, h);
         return;
     }
-    /* Another thread's block: onto its owner's remote stack. */
-    slab_hdr_t *top = atomic_load_explicit(&p->remote, memory_order_relaxed);
-    do {
-        h->next = top;
-    } while (!atomic_compare_exchange_weak_explicit(&p->remote, &top, h, memory_order_release, memory_order_relaxed));
+    /* Another thread's block: gathered into a chain for its owner, or pushed alone by a thread
+     * without a pool. */
+    slab_pool_t *me = tls_pool;
+    if (!me) {
+        push_chain(p, h, h, 1);
+        return;
+    }
+    unsigned cls = (unsigned)(h->owner & (POOL_ALIGN - 1));
+    struct out_slot *o = &me->out[(((uintptr_t)p >> 6) * 31 + cls) % OUT_SLOTS];
+    if (o->n && (o->to != p || o->cls != cls))
+        flush_slot(o);
+    if (o->n == 0) {
+        o->to = p;
+        o->cls = cls;
+        o->tail = h;
+        h->next = NULL;
+    } else {
+        h->next = o->head;
+    }
+    o->head = h;
+    if (++o->n >= OUT_BATCH)
+        flush_slot(o);
 }
 
 void slab_collect(void)
 {
     slab_pool_t *p = tls_pool;
-    if (p && atomic_load_explicit(&p->remote, memory_order_relaxed))
+    if (!p)
+        return;
+    flush_out(p);
+    if (atomic_load_explicit(&p->remote, memory_order_relaxed))
         drain_remote(p);
 }
 

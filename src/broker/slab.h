@@ -6,11 +6,13 @@
  * threads gave back, and only then calls malloc. A block remembers the pool it came from (in a
  * 16-byte header), so slab_free from any thread works:
  *   - on the owning thread: pushed on its free list, no atomic operation at all;
- *   - on another thread (a message published on worker A, released last on worker B): pushed on
- *     the owner's "remote" stack with one compare-and-swap (a Treiber stack; many producers, one
- *     consumer which only ever takes the whole stack with an exchange, so no ABA), and the owner
- *     takes the whole stack back in one atomic exchange when it runs dry or once per loop turn
- *     (slab_collect);
+ *   - on another thread (a message published on worker A, released last on worker B): B gathers
+ *     A's blocks of one class into a chain (no atomics) and pushes the chain onto A's "remote"
+ *     stack with one compare-and-swap once it is 32 long, or at the end of B's loop turn
+ *     (slab_collect); the stack has many producers and one consumer, which only ever takes the
+ *     whole stack with an exchange, so no ABA. A takes it back when a class runs dry or once per
+ *     loop turn, and splices each chain onto its free list touching two blocks of it, not all;
+ *     a thread without a pool pushes each block alone;
  *   - blocks of a thread without a pool (the main thread at start-up and shutdown, a store
  *     thread) and blocks over 128 KB are plain malloc/free, marked as such in the header.
  * So in the steady state a message costs no malloc and no lock: blocks circulate between the
@@ -63,8 +65,9 @@ void *slab_alloc(size_t n);
 void *slab_realloc(void *ptr, size_t used, size_t n);
 /* Give a block from slab_alloc back; any thread; NULL is a no-op. */
 void slab_free(void *ptr);
-/* Owner thread: take back the blocks other threads freed (once per loop turn keeps the remote
- * stack short while this thread allocates little). Cheap when there are none. */
+/* Owner thread, once per loop turn: push the chains of other pools' blocks this thread gathered,
+ * and take back the blocks other threads freed (keeps the remote stack short while this thread
+ * allocates little). Cheap when there are none. Detaching (slab_thread_attach) pushes too. */
 void slab_collect(void);
 
 /* Copy of p's counters. */
