@@ -54,7 +54,7 @@ pytest: asan
 # publish-from-several-threads tests.
 tsan-test: tsan
 	TOMBO_BUILD=$(CURDIR)/build/tsan TOMBO_TSAN=1 $(PY) -m pytest -q -p no:cacheprovider -m tsan tests/broker
-	TOMBO_BUILD=$(CURDIR)/build/tsan TOMBO_TSAN=1 $(PY) -m pytest -q -p no:cacheprovider tests/client/test_library.py
+	TOMBO_BUILD=$(CURDIR)/build/tsan TOMBO_TSAN=1 $(PY) -m pytest -q -p no:cacheprovider tests/client/test_library.py tests/client/test_alias.py
 
 test: deps-test
 	@$(MAKE) --no-print-directory unit

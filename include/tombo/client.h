@@ -56,7 +56,8 @@ extern "C" {
     X(THREAD, -18, "thread error")                                                          \
     X(SERVER_DISCONNECT, -19, "the broker closed the connection with a DISCONNECT")        \
     X(KEEPALIVE, -20, "no answer from the broker within the keepalive")                    \
-    X(BUSY, -21, "already running")
+    X(BUSY, -21, "already running")                                                        \
+    X(PROXY, -22, "the SOCKS5 proxy refused or failed")
 
 typedef enum tombo_err {
 #define TOMBO_ERR_ENUM(name, val, msg) TOMBO_ERR_##name = val,
@@ -187,6 +188,15 @@ typedef struct tombo_options {
     uint32_t max_packet_size;     /* v5 Maximum Packet Size we accept; 0: not sent (no limit but
                                      the protocol's 256 MB). Larger packets close the connection. */
     uint16_t topic_alias_max;     /* v5 Topic Alias Maximum we accept from the broker; default 0 */
+    uint16_t send_topic_alias_max; /* v5: topic aliases we may assign to the topics we publish, at
+                                     most this many and never more than the broker's CONNACK
+                                     Topic Alias Maximum allows; default 0 (never). The first
+                                     PUBLISH to a topic on a connection carries the topic and an
+                                     alias, later ones the alias alone; when all are in use the
+                                     least recently used alias is rebound. Aliases start afresh
+                                     on every connection; a retransmission (DUP) carries its full
+                                     topic. A publish whose props hold a TOPIC_ALIAS fails INVAL
+                                     when this is on (the library owns the aliases then). */
     int connect_timeout_ms;       /* TCP connect timeout; default 10000 */
     /* Automatic reconnect (used by tombo_loop, tombo_loop_forever and the loop thread) after a lost
      * connection, never after tombo_disconnect(). Delay doubles from reconnect_min_ms up to
@@ -199,6 +209,14 @@ typedef struct tombo_options {
     size_t offline_queue;         /* publishes kept while not connected (sent on (re)connect);
                                      0 (default): publishing while disconnected fails NO_CONN */
     const char *bind_address;     /* local address to bind to; NULL: any */
+    /* SOCKS5 proxy (RFC 1928, as libmosquitto's mosquitto_socks5_set): when socks5_host is set,
+     * every connection goes to the proxy, which is asked to CONNECT to the broker by name (the
+     * proxy resolves it; an IPv4/IPv6 literal is sent as an address). With socks5_username the
+     * username/password method (RFC 1929) is offered as well as none. Failures: TOMBO_ERR_PROXY. */
+    const char *socks5_host;
+    int socks5_port;              /* default 1080 when 0 */
+    const char *socks5_username;
+    const char *socks5_password;
 } tombo_options_t;
 
 /* Fill *o with the defaults described above. */
@@ -264,8 +282,9 @@ void tombo_set_log_level(tombo_client_t *c, int mask);
 
 /* Open the TCP connection and send CONNECT. Blocks for the TCP connect only (connect_timeout_ms);
  * the CONNACK is handled by the loop and reported through on_connect. keepalive in seconds
- * (0 disables). Returns TOMBO_OK, LOOKUP, ERRNO (connection refused...), TIMEOUT, INVAL, BUSY
- * (already connected), NOMEM. Call it before starting the loop, or from the loop's thread. */
+ * (0 disables). Port 0 connects to the Unix domain socket whose path is `host` (as libmosquitto
+ * does). Returns TOMBO_OK, LOOKUP, ERRNO (connection refused, no such socket...), TIMEOUT, INVAL,
+ * BUSY (already connected), NOMEM. Call it before starting the loop, or from the loop's thread. */
 tombo_err_t tombo_connect(tombo_client_t *c, const char *host, int port, int keepalive);
 /* Reconnect now to the last host and port, e.g. from on_disconnect. */
 tombo_err_t tombo_reconnect(tombo_client_t *c);

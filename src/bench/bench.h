@@ -56,6 +56,7 @@ typedef struct bench_cfg {
     const char *id_prefix;
     bool quiet;
     bool open_loop;       /* max rate without the end-to-end window */
+    uint32_t session_expiry; /* 0: clean sessions; else persistent ones (3.x: clean session 0) */
     uint32_t nonce;       /* run nonce in every payload */
 } bench_cfg_t;
 

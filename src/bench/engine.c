@@ -201,7 +201,15 @@ static int send_connect(bench_thread_t *t, conn_t *c)
     memset(&p, 0, sizeof(p));
     p.type = MQTT_CONNECT;
     p.connect.version = (uint8_t)cfg->version;
-    p.connect.clean = 1;
+    p.connect.clean = 1; /* client ids are new each run: so are sessions */
+    if (cfg->session_expiry) {
+        if (cfg->version == MQTT_V5) {
+            p.props.has |= MQTT_HAS(MQTT_PROP_SESSION_EXPIRY);
+            p.props.session_expiry = cfg->session_expiry;
+        } else {
+            p.connect.clean = 0;
+        }
+    }
     p.connect.keepalive = KEEPALIVE;
     p.connect.client_id.p = (const uint8_t *)id;
     p.connect.client_id.len = (uint32_t)n;

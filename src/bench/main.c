@@ -50,6 +50,8 @@ static void usage(FILE *f)
             "  --pending N     handshakes in progress per thread (64)\n"
             "  --connect-timeout SEC  (60)\n"
             "  --id-prefix S   client id prefix (tb)\n"
+            "  --session-expiry SEC  persistent sessions (the broker queues and, with persistence,\n"
+            "                  stores their QoS 1/2 messages); 3.x: clean session 0 (0 = clean)\n"
             "  --json[=FILE]   machine-readable summary to stdout (or FILE) instead of text\n"
             "  --plot FILE.svg latency distribution and rates over time\n"
             "  --quiet         no live line\n"
@@ -69,7 +71,8 @@ static int parse_num(const char *opt, const char *s, double lo, double hi, doubl
     return 0;
 }
 
-enum { O_WARMUP = 256, O_DRAIN, O_JSON, O_PLOT, O_SRC, O_PENDING, O_CTIMEOUT, O_IDPREFIX, O_QUIET, O_HELP, O_OPEN };
+enum { O_WARMUP = 256, O_DRAIN, O_JSON, O_PLOT, O_SRC, O_PENDING, O_CTIMEOUT, O_IDPREFIX, O_QUIET, O_HELP, O_OPEN,
+       O_EXPIRY };
 
 static int parse_args(int argc, char **argv, bench_cfg_t *c)
 {
@@ -84,6 +87,7 @@ static int parse_args(int argc, char **argv, bench_cfg_t *c)
         {"id-prefix", required_argument, NULL, O_IDPREFIX},
         {"quiet", no_argument, NULL, O_QUIET},
         {"open-loop", no_argument, NULL, O_OPEN},
+        {"session-expiry", required_argument, NULL, O_EXPIRY},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -155,6 +159,10 @@ static int parse_args(int argc, char **argv, bench_cfg_t *c)
         case O_IDPREFIX: c->id_prefix = optarg; break;
         case O_QUIET: c->quiet = true; break;
         case O_OPEN: c->open_loop = true; break;
+        case O_EXPIRY:
+            if (parse_num("--session-expiry", optarg, 0, 4294967295.0, &v)) return -1;
+            c->session_expiry = (uint32_t)v;
+            break;
         case O_HELP: usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }

@@ -5,10 +5,12 @@
  * the anonymous section, one section per user name (sorted, found by binary search on every
  * check) and the patterns; within each group, deny rules are kept apart from granting rules
  * because Mosquitto puts denials first: any matching deny wins over any grant of the same group.
- * Nothing is mutated after auth_load(), so checks need no lock. */
+ * A loaded set is never mutated: SIGHUP loads a new one and swaps it in (auth_reload), checks read
+ * it under a read lock. */
 #include "broker/auth.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +43,8 @@ struct acl_user {
     struct acl_rules rules;
 };
 
-struct auth {
+/* What the two files say: immutable once loaded; a reload builds a new one. */
+struct auth_data {
     bool has_pwfile;
     struct pw_user *users;
     size_t n_users;
@@ -55,6 +58,15 @@ struct auth {
 
     char **warnings;
     int n_warnings;
+};
+
+/* The files' paths and their current contents. Checks read `d` under the read lock; SIGHUP's
+ * auth_reload swaps in a freshly loaded one under the write lock (the files change rarely). */
+struct auth {
+    pthread_rwlock_t lock;
+    struct auth_data *d;
+    char *pw_path, *acl_path;
+    bool has_pwfile, has_acl; /* a file is configured: fixed for the broker's life */
 };
 
 static void *xrealloc(void *p, size_t n)
@@ -73,7 +85,7 @@ static char *xstrdup(const char *s)
     return memcpy(xrealloc(NULL, n), s, n);
 }
 
-static void add_warning(auth_t *a, const char *fmt, ...)
+static void add_warning(struct auth_data *a, const char *fmt, ...)
 {
     char buf[512];
     va_list ap;
@@ -102,7 +114,7 @@ static char *trim(char *s)
 
 /* ---------------------------------------------------------------- password file */
 
-static int load_pwfile(auth_t *a, const char *path, char *err, size_t errlen)
+static int load_pwfile(struct auth_data *a, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -191,7 +203,7 @@ static void rules_free(struct acl_rules *r)
     free(r->grant);
 }
 
-static struct acl_rules *user_rules(auth_t *a, const char *name)
+static struct acl_rules *user_rules(struct auth_data *a, const char *name)
 {
     for (size_t i = 0; i < a->n_acl_users; i++) /* load time only; sorted afterwards */
         if (!strcmp(a->acl_users[i].name, name))
@@ -227,7 +239,7 @@ static char *next_word(char **s)
     return w;
 }
 
-static int parse_acl_line(auth_t *a, char *line, const char *path, unsigned lineno, char **cur_user, char *err,
+static int parse_acl_line(struct auth_data *a, char *line, const char *path, unsigned lineno, char **cur_user, char *err,
                           size_t errlen)
 {
     char *rest = trim(line);
@@ -287,7 +299,7 @@ static int parse_acl_line(auth_t *a, char *line, const char *path, unsigned line
     return 0;
 }
 
-static int load_aclfile(auth_t *a, const char *path, char *err, size_t errlen)
+static int load_aclfile(struct auth_data *a, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -317,19 +329,63 @@ static int load_aclfile(auth_t *a, const char *path, char *err, size_t errlen)
 
 /* ---------------------------------------------------------------- public */
 
-auth_t *auth_load(const char *password_file, const char *acl_file, char *err, size_t errlen)
+static void data_free(struct auth_data *a);
+
+static struct auth_data *data_load(const char *password_file, const char *acl_file, char *err, size_t errlen)
 {
-    auth_t *a = xrealloc(NULL, sizeof(*a));
+    struct auth_data *a = xrealloc(NULL, sizeof(*a));
     memset(a, 0, sizeof(*a));
     if ((password_file && load_pwfile(a, password_file, err, errlen) != 0) ||
         (acl_file && load_aclfile(a, acl_file, err, errlen) != 0)) {
-        auth_free(a);
+        data_free(a);
         return NULL;
     }
     return a;
 }
 
+auth_t *auth_load(const char *password_file, const char *acl_file, char *err, size_t errlen)
+{
+    struct auth_data *d = data_load(password_file, acl_file, err, errlen);
+    if (!d)
+        return NULL;
+    auth_t *a = xrealloc(NULL, sizeof(*a));
+    memset(a, 0, sizeof(*a));
+    pthread_rwlock_init(&a->lock, NULL);
+    a->d = d;
+    a->pw_path = password_file ? xstrdup(password_file) : NULL;
+    a->acl_path = acl_file ? xstrdup(acl_file) : NULL;
+    a->has_pwfile = d->has_pwfile;
+    a->has_acl = d->has_acl;
+    return a;
+}
+
+int auth_reload(auth_t *a, char *err, size_t errlen)
+{
+    if (!a)
+        return 0;
+    struct auth_data *d = data_load(a->pw_path, a->acl_path, err, errlen);
+    if (!d)
+        return -1; /* the files as they were stay in force */
+    pthread_rwlock_wrlock(&a->lock);
+    struct auth_data *old = a->d;
+    a->d = d;
+    pthread_rwlock_unlock(&a->lock);
+    data_free(old);
+    return 0;
+}
+
 void auth_free(auth_t *a)
+{
+    if (!a)
+        return;
+    data_free(a->d);
+    free(a->pw_path);
+    free(a->acl_path);
+    pthread_rwlock_destroy(&a->lock);
+    free(a);
+}
+
+static void data_free(struct auth_data *a)
 {
     if (!a)
         return;
@@ -351,7 +407,7 @@ void auth_free(auth_t *a)
 
 const char *auth_warning(const auth_t *a, int i)
 {
-    return a && i >= 0 && i < a->n_warnings ? a->warnings[i] : NULL;
+    return a && i >= 0 && i < a->d->n_warnings ? a->d->warnings[i] : NULL;
 }
 
 bool auth_has_password_file(const auth_t *a)
@@ -364,8 +420,8 @@ bool auth_has_acl(const auth_t *a)
     return a && a->has_acl;
 }
 
-uint8_t auth_connect(const auth_t *a, bool allow_anonymous, const uint8_t *user, size_t ulen, bool has_user,
-                     const uint8_t *pw, size_t pwlen, bool has_pw)
+static uint8_t data_connect(const struct auth_data *a, bool allow_anonymous, const uint8_t *user, size_t ulen,
+                            bool has_user, const uint8_t *pw, size_t pwlen, bool has_pw)
 {
     /* Mosquitto reads a zero-length user name or password as absent. */
     if (ulen == 0)
@@ -437,10 +493,10 @@ static bool pattern_match(const struct acl_rule *p, const char *cid, size_t clen
     return m;
 }
 
-bool auth_acl(const auth_t *a, const char *client_id, const char *username, const uint8_t *topic, size_t n,
-              int access)
+static bool data_acl(const struct auth_data *a, const char *client_id, const char *username, const uint8_t *topic,
+                     size_t n, int access)
 {
-    if (!a || !a->has_acl)
+    if (!a->has_acl)
         return true;
     if (username && !*username)
         username = NULL; /* an empty user name is no user name (Mosquitto) */
@@ -493,4 +549,28 @@ bool auth_acl(const auth_t *a, const char *client_id, const char *username, cons
             return true;
     }
     return false;
+}
+
+uint8_t auth_connect(const auth_t *a, bool allow_anonymous, const uint8_t *user, size_t ulen, bool has_user,
+                     const uint8_t *pw, size_t pwlen, bool has_pw)
+{
+    if (!a)
+        return data_connect(NULL, allow_anonymous, user, ulen, has_user, pw, pwlen, has_pw);
+    auth_t *m = (auth_t *)a; /* the lock is not part of the value */
+    pthread_rwlock_rdlock(&m->lock);
+    uint8_t rc = data_connect(a->d, allow_anonymous, user, ulen, has_user, pw, pwlen, has_pw);
+    pthread_rwlock_unlock(&m->lock);
+    return rc;
+}
+
+bool auth_acl(const auth_t *a, const char *client_id, const char *username, const uint8_t *topic, size_t n,
+              int access)
+{
+    if (!a || !a->has_acl)
+        return true;
+    auth_t *m = (auth_t *)a;
+    pthread_rwlock_rdlock(&m->lock);
+    bool ok = data_acl(a->d, client_id, username, topic, n, access);
+    pthread_rwlock_unlock(&m->lock);
+    return ok;
 }

@@ -1,19 +1,22 @@
 /* auth.h -- authentication (password_file) and authorisation (acl_file) with Mosquitto 2.0's file
  * formats and meaning, so a mosquitto.conf with its password and ACL files works unchanged.
  *
- * Design: auth_load() reads both files once into an immutable auth_t; every check afterwards is a
+ * Design: auth_load() reads both files into an immutable set of users and rules; every check is a
  * read-only function of it, with no allocation in the common case (ACL patterns that expand to more
  * than 256 bytes use a temporary heap buffer). One auth_t serves one set of security settings: one
- * per listener when per_listener_settings is true, otherwise one for the whole broker. Reloading
- * (SIGHUP) means loading a new auth_t and swapping the pointer once no thread uses the old one.
+ * per listener when per_listener_settings is true, otherwise one for the whole broker. SIGHUP reads
+ * the files again (auth_reload) and swaps the new set in; the auth_t pointer itself never changes,
+ * so sessions and connections keep theirs.
  *
- * Thread-safety: an auth_t is read-only after auth_load(); auth_connect() and auth_acl() may be
- * called from any number of threads at once. Ownership: the caller owns the auth_t and frees it with
- * auth_free(); auth_load() copies what it needs from its arguments.
+ * Thread-safety: auth_connect() and auth_acl() may be called from any number of threads at once
+ * (they hold a read lock on the current set); auth_reload() from any thread. Ownership: the caller
+ * owns the auth_t and frees it with auth_free(); auth_load() copies what it needs from its
+ * arguments.
  *
  * Cost: auth_connect() with a $7$ hash runs PBKDF2-HMAC-SHA512 with the file's iteration count (101
- * from mosquitto_passwd: about 0.1 ms), once per CONNECT carrying a user name; cheap enough for a
- * worker thread. auth_acl() is a handful of topic matches: call it per PUBLISH and per delivery. */
+ * from mosquitto_passwd: about 0.1 ms), once per CONNECT carrying a user name: the broker runs it
+ * on its auth thread (authq.h). auth_acl() is a handful of topic matches: per PUBLISH and per
+ * delivery. */
 #ifndef TOMBO_BROKER_AUTH_H
 #define TOMBO_BROKER_AUTH_H
 
@@ -40,8 +43,13 @@ auth_t *auth_load(const char *password_file, const char *acl_file, char *err, si
 
 void auth_free(auth_t *a);
 
-/* Non-fatal problems found by auth_load() ("FILE:LINE: message"), for the broker's log: i from 0
- * while it returns non-NULL. Valid while a lives. */
+/* Read the same files again (SIGHUP). On success the new users and rules apply to every check from
+ * now on, including connected clients' ACL checks, and 0 is returned; on error (err as for
+ * auth_load) the previous ones stay in force and -1 is returned. a == NULL: nothing to do. */
+int auth_reload(auth_t *a, char *err, size_t errlen);
+
+/* Non-fatal problems found by auth_load() or the last auth_reload() ("FILE:LINE: message"), for the
+ * broker's log: i from 0 while it returns non-NULL. Valid until the next reload. */
 const char *auth_warning(const auth_t *a, int i);
 
 /* Was a password file / an ACL file loaded? (a may be NULL: no.) With no ACL file the broker can skip

@@ -2,6 +2,7 @@
  * expiry, delayed wills) that worker 0 runs from a min-heap. */
 #include "broker/broker.h"
 #include "broker/auth.h"
+#include "broker/authq.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,11 +12,31 @@
 
 #include "broker/log.h"
 #include "broker/slab.h"
+#include "broker/store.h"
 
 
 static void hold_session(void *s) { session_hold(s); }
 static void hold_msg(void *m) { msg_hold(m); }
 static void release_msg(void *m) { msg_release(m); }
+static void retained_changed(void *st, const uint8_t *topic, size_t n, void *m) { store_retain(st, topic, n, m); }
+
+/* Persistence: open the database, restore what it holds, and journal changes from now on. */
+static int open_store(broker_t *b)
+{
+    char path[4096], err[4352];
+    if (config_persistence_path(&b->cfg, path, sizeof(path)) != 0) {
+        log_printf(TLOG_ERR, "Error: the persistence database path is too long.");
+        return -1;
+    }
+    b->store = store_open(path, err, sizeof(err));
+    if (!b->store || store_load(b->store, b, err, sizeof(err)) != 0) {
+        log_printf(TLOG_ERR, "Error: %s.", err);
+        return -1;
+    }
+    retain_observe(b->retained, retained_changed, b->store);
+    log_printf(TLOG_NOTICE, "Persistence: %s (each acknowledged message is committed first).", path);
+    return 0;
+}
 
 int broker_init(broker_t *b)
 {
@@ -28,12 +49,6 @@ int broker_init(broker_t *b)
     b->retained = retain_new(hold_msg, release_msg);
     if (!b->subs || !b->retained)
         return -1;
-    if (b->cfg.persistence) {
-        /* Said plainly rather than ignored: a user who asked for durability must know it is not
-         * there yet. */
-        log_printf(TLOG_WARNING, "Warning: persistence is not implemented in this version of tombo yet: sessions, "
-                                 "queued and retained messages are kept in memory only and lost on restart.");
-    }
     b->n_workers = b->cfg.threads > 0 ? b->cfg.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (b->n_workers < 1)
         b->n_workers = 1;
@@ -56,6 +71,8 @@ int broker_init(broker_t *b)
                 log_printf(TLOG_WARNING, "Warning: %s", auth_warning(b->auth[i], k));
         }
     }
+    if (b->cfg.persistence && open_store(b) != 0)
+        return -1;
     b->listen_fds = xmalloc(((size_t)b->cfg.n_listeners + 1) * sizeof(int));
     for (int i = 0; i <= b->cfg.n_listeners; i++)
         b->listen_fds[i] = -1;
@@ -89,6 +106,17 @@ int broker_run(broker_t *b)
 {
     log_printf(TLOG_NOTICE, "tombo version %s running with %d worker thread%s.", TOMBO_VERSION, b->n_workers,
                b->n_workers == 1 ? "" : "s");
+    if (b->store && store_start(b->store, b) != 0) {
+        log_printf(TLOG_ERR, "Error: cannot start the persistence thread.");
+        return -1;
+    }
+    bool passwords = false;
+    for (int i = 0; i < b->cfg.n_listeners; i++)
+        passwords |= auth_has_password_file(b->auth[i]);
+    if (passwords && !(b->authq = authq_start(b, 1))) {
+        log_printf(TLOG_ERR, "Error: cannot start the authentication thread.");
+        return -1;
+    }
     for (int i = 0; i < b->n_workers; i++) {
         if (worker_start(&b->workers[i]) != 0) {
             log_printf(TLOG_ERR, "Error: cannot start worker thread %d.", i);
@@ -184,12 +212,34 @@ void broker_timers_run(broker_t *b, int64_t now)
     }
 }
 
+void broker_reload(broker_t *b)
+{
+    log_reopen();
+    for (int i = 0; i < b->cfg.n_listeners; i++) {
+        if (i > 0 && !b->cfg.per_listener_settings)
+            break; /* one auth_t for all listeners */
+        if (!auth_has_password_file(b->auth[i]) && !auth_has_acl(b->auth[i]))
+            continue;
+        char err[512];
+        if (auth_reload(b->auth[i], err, sizeof(err)) != 0) {
+            log_printf(TLOG_ERR, "Error: reloading the password or ACL file: %s; the previous ones stay in force.",
+                       err);
+            continue;
+        }
+        for (int k = 0; auth_warning(b->auth[i], k); k++)
+            log_printf(TLOG_WARNING, "Warning: %s", auth_warning(b->auth[i], k));
+        log_printf(TLOG_NOTICE, "Reloaded the password and ACL files.");
+    }
+}
+
 void session_publish_will(worker_t *w, session_t *s)
 {
     pthread_mutex_lock(&s->lock);
     msg_t *will = s->will;
     s->will = NULL;
     s->will_at = 0;
+    if (will && s->persist)
+        store_session_put(w->b->store, s, false); /* published: not again after a restart */
     pthread_mutex_unlock(&s->lock);
     if (!will)
         return;
@@ -203,7 +253,11 @@ void session_publish_will(worker_t *w, session_t *s)
 
 void broker_free(broker_t *b)
 {
-    for (int i = 0; i < b->n_workers; i++)
+    /* The store writes what the workers left it, then records nothing more: tearing down the
+     * in-memory state below must not erase the durable one. */
+    store_stop(b->store);
+    authq_stop(b->authq); /* it posts to the workers' inboxes: stopped before they are freed */
+    for (int i = 0; b->workers && i < b->n_workers; i++) /* none if start-up failed before them */
         worker_free(&b->workers[i]);
     for (int i = 0; b->listen_fds && i < b->cfg.n_listeners; i++)
         if (b->listen_fds[i] >= 0)
@@ -219,6 +273,7 @@ void broker_free(broker_t *b)
     registry_free(b);
     subtree_free(b->subs);
     retain_free(b->retained);
+    store_free(b->store);
     /* Last: the messages released above went back to their workers' pools. */
     for (int i = 0; b->workers && i < b->n_workers; i++)
         slab_pool_free(b->workers[i].pool);

@@ -37,6 +37,11 @@ typedef struct worker {
     int64_t wheel_now;  /* ticks (now / WHEEL_TICK_MS): last slot processed */
     int64_t now;        /* ms, refreshed each loop turn */
     sub_result_t match; /* reused for every PUBLISH this worker routes */
+    uint32_t turn;      /* loop turns, to coalesce holds on a connection within one */
+    struct held { int fd; uint64_t id; } *held; /* connections with output on hold (persistence) */
+    size_t n_held, cap_held;
+    _Atomic uint64_t store_wait; /* lowest store sequence a hold waits for (0: none); the store
+                                  * thread wakes the worker when it commits that far */
     uint8_t *rbuf;      /* 64 KB scratch every read of this worker goes into first */
     inbox_chain_t *outbox; /* items for worker i, pushed at the end of the turn */
 
@@ -58,6 +63,8 @@ typedef struct broker {
 
     subtree_t *subs;
     retain_t *retained;
+    struct store *store; /* persistence, or NULL */
+    struct authq *authq; /* password checks off the workers */
 
     pthread_mutex_t reg_lock;  /* guards the session registry */
     struct registry *reg;
@@ -74,6 +81,9 @@ typedef struct broker {
 int broker_init(broker_t *b);
 int broker_run(broker_t *b);   /* starts the workers, returns after stop */
 void broker_free(broker_t *b);
+/* SIGHUP (worker 0): reopen the log file (logrotate's postrotate sends it, as for Mosquitto) and
+ * read the password and ACL files again; a file that no longer loads keeps its previous contents. */
+void broker_reload(broker_t *b);
 
 /* Broker internals shared by broker.c, worker.c, session.c (one thread each at start-up and
  * shutdown; the rest run on worker threads as their comments say). */

@@ -16,6 +16,7 @@
 
 #include "broker/broker.h"
 #include "broker/log.h"
+#include "broker/store.h"
 
 #define READ_CHUNK (64 * 1024)
 
@@ -26,6 +27,90 @@ void conn_want_flush(conn_t *c)
         c->flush_next = c->w->flush_list;
         c->w->flush_list = c;
     }
+}
+
+/* ---- output held for the persistence store ---- */
+
+struct conn_holds {
+    uint32_t n, cap;
+    struct hold {
+        uint64_t pos;  /* bytes from here on (counted like out_sent) wait ... */
+        uint64_t seq;  /* ... until the store has committed this far */
+        uint32_t turn; /* the worker's loop turn it was made in */
+    } v[];
+};
+
+void conn_hold_durable(conn_t *c)
+{
+    worker_t *w = c->w;
+    store_t *st = w->b->store;
+    if (!st || c->state == CONN_CLOSED)
+        return;
+    uint64_t need = store_need(st);
+    if (!need)
+        return;
+    uint64_t pos = c->out_sent + buf_used(&c->out);
+    struct conn_holds *h = c->holds;
+    if (h && h->n > 0) {
+        struct hold *last = &h->v[h->n - 1];
+        /* One hold per turn: later packets of the turn wait for the newest record too. The first
+         * hold of a connection is never extended, so output keeps moving under steady load. */
+        if (h->n > 1 && (last->turn == w->turn || last->pos == pos)) {
+            last->seq = need;
+            return;
+        }
+    }
+    if (!h || h->n == h->cap) {
+        uint32_t cap = h ? h->cap * 2 : 4;
+        h = xrealloc(h, sizeof(*h) + cap * sizeof(h->v[0]));
+        if (!c->holds)
+            h->n = 0;
+        h->cap = cap;
+        c->holds = h;
+    }
+    h->v[h->n++] = (struct hold){pos, need, w->turn};
+    if (h->n == 1) {
+        if (w->n_held == w->cap_held) {
+            w->cap_held = w->cap_held ? w->cap_held * 2 : 64;
+            w->held = xrealloc(w->held, w->cap_held * sizeof(*w->held));
+        }
+        w->held[w->n_held++] = (struct held){c->fd, c->id};
+    }
+}
+
+size_t conn_writable(const conn_t *c)
+{
+    size_t n = buf_used(&c->out);
+    if (c->holds && c->holds->n > 0) {
+        uint64_t lim = c->holds->v[0].pos - c->out_sent;
+        if (lim < n)
+            n = (size_t)lim;
+    }
+    return n;
+}
+
+/* Drop the holds the store has committed; true if the connection still has some. Sets *first to
+ * the sequence its oldest remaining hold waits for. */
+bool conn_release_holds(conn_t *c, uint64_t committed, uint64_t *first)
+{
+    struct conn_holds *h = c->holds;
+    if (!h)
+        return false;
+    uint32_t k = 0;
+    while (k < h->n && h->v[k].seq <= committed)
+        k++;
+    if (k > 0) {
+        memmove(h->v, h->v + k, (h->n - k) * sizeof(h->v[0]));
+        h->n -= k;
+        conn_want_flush(c);
+    }
+    if (h->n == 0) {
+        free(h);
+        c->holds = NULL;
+        return false;
+    }
+    *first = h->v[0].seq;
+    return true;
 }
 
 bool conn_send(conn_t *c, const mqtt_packet_t *p)
@@ -302,8 +387,9 @@ static ssize_t process_bytes(conn_t *c, const uint8_t *data, size_t len)
         if (rc == MQTT_RC_SUCCESS) {
             if (c->state == CONN_NEW) {
                 rc = handle_connect(c, &p);
-                if (rc == MQTT_RC_SUCCESS && c->awaiting_takeover) {
-                    /* Nothing more is read until the session's old connection is gone. */
+                if (rc == MQTT_RC_SUCCESS && c->waiting) {
+                    /* Nothing more is read until the password is checked or the session's old
+                     * connection is gone. */
                     conn_set_reading(c, false);
                     return (ssize_t)(off + total);
                 }
@@ -341,7 +427,7 @@ static ssize_t process_bytes(conn_t *c, const uint8_t *data, size_t len)
 void conn_on_readable(conn_t *c)
 {
     worker_t *w = c->w;
-    if (c->awaiting_takeover)
+    if (c->waiting)
         return;
     for (int round = 0; round < 4 && c->state != CONN_CLOSED; round++) {
         bool partial = buf_used(&c->in) > 0;
@@ -391,7 +477,7 @@ void conn_connect_resumed(conn_t *c)
         conn_fail(c, rc, "bad CONNECT");
         return;
     }
-    if (c->awaiting_takeover || c->state == CONN_CLOSED)
+    if (c->waiting || c->state == CONN_CLOSED)
         return; /* taken over again meanwhile: wait once more */
     conn_set_reading(c, true);
     /* Packets that came behind the CONNECT, then whatever the socket has. */

@@ -17,6 +17,11 @@
 struct worker;
 
 enum conn_state { CONN_NEW = 0, CONN_ACTIVE, CONN_CLOSED };
+enum conn_wait {
+    WAIT_NONE = 0,
+    WAIT_TAKEOVER, /* for the session's old connection to close (INBOX_TAKEOVER_DONE) */
+    WAIT_AUTH,     /* for the password check on the auth thread (INBOX_AUTH_DONE) */
+};
 
 typedef struct conn {
     /* Fields are ordered to leave no padding: one per client, a million clients. */
@@ -30,12 +35,14 @@ typedef struct conn {
     const struct tombo_listener *l; /* the listener it came in on (its security settings) */
     uint8_t want_write;     /* EPOLLOUT armed */
     uint8_t taken_over;
-    uint8_t awaiting_takeover; /* CONNECT waits for the session's old connection to close */
+    uint8_t waiting;        /* enum conn_wait: the CONNECT waits for another thread; nothing is read */
     uint8_t request_problem_info;
     uint16_t keepalive;
     uint16_t topic_alias_max_in;
     struct connect_req *pending; /* that CONNECT, until it is answered */
     buf_t in, out;
+    uint64_t out_sent;      /* bytes of `out` written to the socket since the connection began */
+    struct conn_holds *holds; /* output waiting for the persistence store (NULL: none) */
     session_t *session;     /* one reference while attached */
     char peer[64];
 
@@ -65,6 +72,16 @@ void conn_on_readable(conn_t *c);
 void conn_connect_resumed(conn_t *c);
 /* Ask the worker to flush this connection at the end of the loop turn. */
 void conn_want_flush(conn_t *c);
+/* Persistence: what is appended next must not reach the client before the records this thread
+ * gave the store are committed (a PUBACK for a message, a QoS 2 packet id). No-op without
+ * persistence or when everything is already committed. */
+void conn_hold_durable(conn_t *c);
+/* Bytes of c->out that may be written now (everything before the first hold). */
+size_t conn_writable(const conn_t *c);
+/* Owning worker, each loop turn: release the holds the store has committed. */
+void worker_release_holds(struct worker *w);
+bool conn_release_holds(conn_t *c, uint64_t committed, uint64_t *first);
+
 /* Encode a packet onto the output buffer (at the connection's protocol level). Drops it (returning
  * false) when it exceeds the client's Maximum Packet Size. */
 bool conn_send(conn_t *c, const mqtt_packet_t *p);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "broker/auth.h"
+#include "broker/authq.h"
 #include "broker/broker.h"
 #include "broker/log.h"
 
@@ -72,7 +73,7 @@ static uint8_t connect_attach(conn_t *c)
         int oldw = s->worker;
         pthread_mutex_unlock(&s->lock);
         session_release(s);
-        c->awaiting_takeover = 1;
+        c->waiting = WAIT_TAKEOVER;
         worker_post(&b->workers[oldw], &it);
         return MQTT_RC_SUCCESS;
     }
@@ -105,6 +106,7 @@ static uint8_t connect_attach(conn_t *c)
     s->username = rq->username;
     rq->username = NULL;
     s->auth = rq->auth;
+    session_persist_update(s);
     pthread_mutex_unlock(&s->lock);
     msg_release(oldwill);
     c->session = s; /* the registry_get reference becomes the connection's */
@@ -144,6 +146,7 @@ static uint8_t connect_attach(conn_t *c)
             pr->server_keep_alive = rq->keepalive;
         }
     }
+    conn_hold_durable(c); /* with persistence: a persistent session exists once it is committed */
     conn_send(c, &ack);
     atomic_fetch_add(&b->clients_total, 1);
     if (cfg->connection_messages) {
@@ -163,7 +166,7 @@ static uint8_t connect_attach(conn_t *c)
 
 uint8_t connect_resume(conn_t *c)
 {
-    c->awaiting_takeover = 0;
+    c->waiting = WAIT_NONE;
     return connect_attach(c);
 }
 
@@ -191,12 +194,7 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
         return MQTT_RC_CLIENT_ID_NOT_VALID; /* MQTT 3.1: 1 to 23 characters */
     }
 
-    /* Authentication: the listener's password file and allow_anonymous. */
     const auth_t *auth = b->auth[c->l - b->cfg.listeners];
-    if (auth_connect(auth, c->l->allow_anonymous, p->connect.username.p, p->connect.username.len,
-                     p->connect.has_username, p->connect.password.p, p->connect.password.len,
-                     p->connect.has_password) != MQTT_RC_SUCCESS)
-        return MQTT_RC_NOT_AUTHORIZED;
     if (v5 && (p->props.has & MQTT_HAS(MQTT_PROP_AUTH_METHOD)))
         return MQTT_RC_BAD_AUTH_METHOD; /* no enhanced authentication method is configured */
 
@@ -265,6 +263,19 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
     rq->assigned = assigned;
     rq->server_ka = server_ka;
     c->pending = rq;
+
+    /* Authentication: the listener's password file and allow_anonymous. Hashing a password is
+     * slow, so that check runs on the auth thread and the CONNECT is answered when it is back
+     * (INBOX_AUTH_DONE); the connection reads nothing meanwhile. */
+    if (b->authq && authq_needed(auth, p->connect.has_username, p->connect.username.len)) {
+        authq_submit(b->authq, w->index, c->fd, c->id, auth, c->l->allow_anonymous, p->connect.username.p,
+                     p->connect.username.len, p->connect.has_username, p->connect.password.p, p->connect.password.len, p->connect.has_password);
+        c->waiting = WAIT_AUTH;
+        return MQTT_RC_SUCCESS;
+    }
+    if (auth_connect(auth, c->l->allow_anonymous, p->connect.username.p, p->connect.username.len, p->connect.has_username,
+                     p->connect.password.p, p->connect.password.len, p->connect.has_password) != MQTT_RC_SUCCESS)
+        return MQTT_RC_NOT_AUTHORIZED; /* the caller fails the connection, which frees c->pending */
     return connect_attach(c);
 }
 
@@ -279,6 +290,7 @@ uint8_t handle_disconnect(conn_t *c, mqtt_packet_t *p)
             return MQTT_RC_PROTOCOL_ERROR; /* [MQTT-3.14.2-2] */
         }
         s->expiry = p->props.session_expiry;
+        session_persist_update(s);
         pthread_mutex_unlock(&s->lock);
     }
     /* 0x04 Disconnect with Will Message keeps the will; anything else discards it [MQTT-3.14.4-3]. */

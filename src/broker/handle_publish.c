@@ -14,6 +14,7 @@ static void send_ack(conn_t *c, uint8_t type, uint16_t id, uint8_t reason)
     a.type = type;
     a.id = id;
     a.reason = reason;
+    conn_hold_durable(c); /* with persistence: sent once what it acknowledges is committed */
     conn_send(c, &a);
 }
 

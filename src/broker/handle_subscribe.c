@@ -75,6 +75,7 @@ uint8_t handle_subscribe(conn_t *c, mqtt_packet_t *p)
     ack.type = MQTT_SUBACK;
     ack.id = p->id;
     ack.suback.codes = (mqtt_bytes_t){rc, i};
+    conn_hold_durable(c); /* with persistence: the subscriptions are committed first */
     conn_send(c, &ack);
 
     for (uint32_t k = 0; k < n_want; k++) {
@@ -107,6 +108,7 @@ uint8_t handle_unsubscribe(conn_t *c, mqtt_packet_t *p)
     ack.type = MQTT_UNSUBACK;
     ack.id = p->id;
     ack.suback.codes = (mqtt_bytes_t){rc, i};
+    conn_hold_durable(c);
     conn_send(c, &ack);
     if (rc != codes)
         free(rc);

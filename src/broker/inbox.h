@@ -30,6 +30,7 @@ enum inbox_kind {
     INBOX_KICK_CONN,     /* session taken over: drain and close (fd, conn_id), then answer the
                           * waiting connection with INBOX_TAKEOVER_DONE */
     INBOX_TAKEOVER_DONE, /* (fd, conn_id) may now attach to its session */
+    INBOX_AUTH_DONE,     /* (fd, conn_id)'s password was checked: rc is the result (authq.h) */
 };
 typedef struct inbox_item {
     uint8_t kind;

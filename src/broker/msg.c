@@ -11,6 +11,7 @@
 
 #include "broker/buf.h"
 #include "broker/slab.h"
+#include "broker/store.h"
 
 int64_t now_ms(void)
 {
@@ -39,6 +40,8 @@ msg_t *msg_new(mqtt_bytes_t topic, mqtt_bytes_t payload, uint8_t qos, uint8_t re
     m->retain = retain;
     m->has_expiry = 0;
     m->expiry_at = 0;
+    m->store_id = 0;
+    m->store = NULL;
     uint8_t *p = m->data;
     memcpy(p, topic.p, topic.len);
     m->topic = (mqtt_bytes_t){p, topic.len};
@@ -75,6 +78,8 @@ msg_t *msg_new(mqtt_bytes_t topic, mqtt_bytes_t payload, uint8_t qos, uint8_t re
 void msg_release(msg_t *m)
 {
     if (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
+        if (m->store_id)
+            store_msg_gone(m->store, m->store_id);
         for (int i = 0; i < MSG_ENC_CLASSES; i++) {
             msg_enc_t *e = atomic_load_explicit(&m->enc[i], memory_order_relaxed);
             if (e)

@@ -37,6 +37,10 @@ typedef struct msg {
     uint8_t retain;    /* retain flag it was published with */
     uint8_t has_expiry;
     int64_t expiry_at; /* CLOCK_MONOTONIC ms after which it must not be delivered */
+    /* Persistence (store.h): its row in the store, set under the store's lock by the first durable
+     * reference; when the last reference goes, the row is deleted. 0: not stored. */
+    uint64_t store_id;
+    struct store *store;
     mqtt_bytes_t topic;
     mqtt_bytes_t payload;
     mqtt_props_t props; /* only MSG_FORWARD_PROPS; views point into data[] */

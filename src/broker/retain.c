@@ -31,6 +31,8 @@ struct retain_store {
     rnode_t *root;
     void (*hold)(void *msg);
     void (*release)(void *msg);
+    void (*changed)(void *ctx, const uint8_t *topic, size_t n, void *msg);
+    void *changed_ctx;
     atomic_size_t count;
 };
 
@@ -111,6 +113,12 @@ void retain_free(retain_t *rs)
     free(rs);
 }
 
+void retain_observe(retain_t *rs, void (*changed)(void *ctx, const uint8_t *topic, size_t n, void *msg), void *ctx)
+{
+    rs->changed = changed;
+    rs->changed_ctx = ctx;
+}
+
 int retain_set(retain_t *rs, const uint8_t *topic, size_t n, void *msg)
 {
     void *old = NULL;
@@ -144,6 +152,8 @@ int retain_set(retain_t *rs, const uint8_t *topic, size_t n, void *msg)
     if (msg)
         rs->hold(msg);
     nd->msg = msg;
+    if (rs->changed && (old || msg))
+        rs->changed(rs->changed_ctx, topic, n, msg);
     if (!old && msg)
         atomic_fetch_add_explicit(&rs->count, 1, memory_order_relaxed);
     else if (old && !msg)

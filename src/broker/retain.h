@@ -26,6 +26,12 @@ void retain_free(retain_t *rs);
  * out-of-memory (store unchanged, no reference taken). Thread-safe. */
 int retain_set(retain_t *rs, const uint8_t *topic, size_t n, void *msg);
 
+/* Have changed(ctx, topic, n, msg) called, under the write lock, whenever a topic's retained message
+ * is replaced or cleared (msg NULL): the persistence journal records it in the store's own order.
+ * Set once, before other threads use the store. */
+void retain_observe(retain_t *rs, void (*changed)(void *ctx, const uint8_t *topic, size_t n, void *msg),
+                    void *ctx);
+
 /* Call cb(msg, arg) for every retained message whose topic matches `filter` (n bytes, a valid
  * filter without the "$share/GROUP/" prefix: strip it first). Wildcards at the first level do not
  * match topics starting with '$' [MQTT-4.7.2-1]. Each message is held before cb and cb owns that

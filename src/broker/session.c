@@ -12,6 +12,7 @@
 #include "broker/broker.h"
 #include "broker/auth.h"
 #include "broker/log.h"
+#include "broker/store.h"
 
 /* ---- registry: open hashing on the client id ---- */
 
@@ -201,6 +202,11 @@ void session_end(session_t *s)
         return;
     }
     s->ended = 1;
+    if (s->persist) {
+        /* Before the messages go: their rows must be gone when the last reference deletes them. */
+        store_session_del(b->store, s);
+        s->persist = 0;
+    }
     sess_sub_t *subs = s->subs;
     uint32_t n = s->n_subs;
     s->subs = NULL;
@@ -234,6 +240,8 @@ bool session_sub_add(session_t *s, const uint8_t *filter, size_t n, uint8_t opti
         if (s->subs[i].len == n && memcmp(s->subs[i].filter, filter, n) == 0) {
             s->subs[i].options = options;
             s->subs[i].sub_id = sub_id;
+            if (s->persist)
+                store_sub_put(s->broker->store, s, &s->subs[i]);
             pthread_mutex_unlock(&s->lock);
             return true;
         }
@@ -243,6 +251,8 @@ bool session_sub_add(session_t *s, const uint8_t *filter, size_t n, uint8_t opti
         s->subs = xrealloc(s->subs, s->cap_subs * sizeof(*s->subs));
     }
     s->subs[s->n_subs++] = (sess_sub_t){xstrndup((const char *)filter, n), (uint16_t)n, options, sub_id};
+    if (s->persist)
+        store_sub_put(s->broker->store, s, &s->subs[s->n_subs - 1]);
     pthread_mutex_unlock(&s->lock);
     return false;
 }
@@ -252,6 +262,8 @@ bool session_sub_remove(session_t *s, const uint8_t *filter, size_t n)
     pthread_mutex_lock(&s->lock);
     for (uint32_t i = 0; i < s->n_subs; i++) {
         if (s->subs[i].len == n && memcmp(s->subs[i].filter, filter, n) == 0) {
+            if (s->persist)
+                store_sub_del(s->broker->store, s, s->subs[i].filter, n);
             free(s->subs[i].filter);
             s->subs[i] = s->subs[--s->n_subs];
             pthread_mutex_unlock(&s->lock);
@@ -294,6 +306,18 @@ static void ring_pop(outring_t *r)
 
 static inline uint32_t *outmsg_ids(outmsg_t *o) { return o->n_ids > 1 ? o->ids.many : &o->ids.one; }
 
+/* The subscription identifiers a delivery carries: one inline, more on the heap (freed with it). */
+static void outmsg_set_ids(outmsg_t *o, const uint32_t *ids, uint32_t n_ids)
+{
+    o->n_ids = (uint16_t)n_ids;
+    if (n_ids == 1) {
+        o->ids.one = ids[0];
+    } else if (n_ids > 1) {
+        o->ids.many = xmalloc(n_ids * sizeof(uint32_t));
+        memcpy(o->ids.many, ids, n_ids * sizeof(uint32_t));
+    }
+}
+
 /* Drop the oldest QoS 0 message, else the oldest queued one, to make room (max_queued_messages). */
 static void queue_drop_one(session_t *s)
 {
@@ -312,6 +336,8 @@ static void queue_drop_one(session_t *s)
     }
     outmsg_t *o = ring_at(q, 0);
     s->queued_bytes -= o->msg->payload.len;
+    if (s->persist)
+        store_out_del(s->broker->store, s, o->seq);
     outmsg_clear(o);
     ring_pop(q);
 }
@@ -346,14 +372,11 @@ void session_deliver(worker_t *from, session_t *s, msg_t *msg, uint8_t qos, uint
     o->qos = qos;
     o->retain = retain;
     o->state = OUT_QUEUED;
-    o->n_ids = (uint16_t)n_ids;
-    if (n_ids == 1) {
-        o->ids.one = ids[0];
-    } else if (n_ids > 1) {
-        o->ids.many = xmalloc(n_ids * sizeof(uint32_t));
-        memcpy(o->ids.many, ids, n_ids * sizeof(uint32_t));
-    }
+    outmsg_set_ids(o, ids, n_ids);
     s->queued_bytes += msg->payload.len;
+    o->seq = ++s->out_seq;
+    if (qos > 0 && s->persist)
+        store_out_put(b->store, s, o);
     int wake = -1;
     if (s->conn && !s->flush_pending) {
         s->flush_pending = 1;
@@ -407,6 +430,8 @@ void session_flush(session_t *s, conn_t *c)
         ring_pop(&s->queue);
         s->queued_bytes -= cur.msg->payload.len;
         if (msg_expired(cur.msg, now)) {
+            if (cur.qos > 0 && s->persist)
+                store_out_del(s->broker->store, s, cur.seq);
             outmsg_clear(&cur);
             continue;
         }
@@ -417,8 +442,16 @@ void session_flush(session_t *s, conn_t *c)
         }
         cur.id = next_packet_id(s);
         cur.state = cur.qos == 1 ? OUT_WAIT_PUBACK : OUT_WAIT_PUBREC;
+        if (s->persist) {
+            store_out_state(s->broker->store, s, &cur);
+            /* QoS 2 is exactly once only if the packet id is durable before the client sees it. */
+            if (cur.qos == 2)
+                conn_hold_durable(c);
+        }
         if (!conn_send_publish(c, cur.msg, cur.qos, cur.retain, 0, cur.id, outmsg_ids(&cur), cur.n_ids)) {
             /* Too large for the client: dropped, as [MQTT-3.1.2-25] requires. */
+            if (s->persist)
+                store_out_del(s->broker->store, s, cur.seq);
             bit_clr(s->out_ids, cur.id);
             outmsg_clear(&cur);
             continue;
@@ -461,6 +494,8 @@ static outmsg_t *inflight_find(session_t *s, uint16_t id)
 
 static void inflight_done(session_t *s, outmsg_t *o)
 {
+    if (s->persist)
+        store_out_del(s->broker->store, s, o->seq);
     bit_clr(s->out_ids, o->id);
     outmsg_clear(o);
     o->state = OUT_QUEUED; /* a hole */
@@ -496,6 +531,8 @@ bool session_pubrec(session_t *s, uint16_t id, bool failed)
                 o->msg = NULL;
             }
             o->state = OUT_WAIT_PUBCOMP;
+            if (s->persist)
+                store_out_state(s->broker->store, s, o);
         }
     }
     pthread_mutex_unlock(&s->lock);
@@ -523,6 +560,8 @@ bool session_qos2_begin(session_t *s, uint16_t id)
     if (fresh) {
         bit_set(s->in_qos2, id);
         s->in_qos2_n++;
+        if (s->persist)
+            store_in2(s->broker->store, s, id, true);
     }
     pthread_mutex_unlock(&s->lock);
     return fresh;
@@ -535,7 +574,55 @@ bool session_qos2_end(session_t *s, uint16_t id)
     if (had) {
         bit_clr(s->in_qos2, id);
         s->in_qos2_n--;
+        if (s->persist)
+            store_in2(s->broker->store, s, id, false);
     }
     pthread_mutex_unlock(&s->lock);
     return had;
+}
+
+/* ---- persistence ---- */
+
+void session_persist_update(session_t *s)
+{
+    store_t *st = s->broker->store;
+    if (!st || s->ended)
+        return;
+    if (s->expiry > 0) {
+        store_session_put(st, s, !s->persist); /* a session that just became durable: all of it */
+        s->persist = 1;
+    } else if (s->persist) {
+        store_session_del(st, s);
+        s->persist = 0;
+    }
+}
+
+void session_restore_out(session_t *s, const outmsg_t *src, const uint32_t *ids, uint32_t n_ids)
+{
+    pthread_mutex_lock(&s->lock);
+    bool queued = src->state == OUT_QUEUED || src->id == 0 || bit_get(s->out_ids, src->id);
+    if (queued && !src->msg) {
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    outmsg_t *o = ring_push(queued ? &s->queue : &s->inflight);
+    *o = *src;
+    if (o->msg)
+        msg_hold(o->msg);
+    outmsg_set_ids(o, ids, n_ids);
+    if (queued) {
+        o->state = OUT_QUEUED;
+        o->id = 0;
+        if (o->msg)
+            s->queued_bytes += o->msg->payload.len;
+    } else {
+        if (!s->out_ids)
+            s->out_ids = xcalloc(8192, 1);
+        bit_set(s->out_ids, o->id);
+        o->dup = 1;
+        s->inflight_live++;
+    }
+    if (o->seq > s->out_seq)
+        s->out_seq = o->seq;
+    pthread_mutex_unlock(&s->lock);
 }

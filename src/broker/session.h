@@ -32,6 +32,7 @@ typedef struct outmsg {
     uint8_t state;    /* enum out_state */
     uint8_t dup;      /* sent before: set DUP on resend */
     uint16_t n_ids;   /* subscription identifiers */
+    uint32_t seq;     /* per session, in delivery order: its key in the persistence store */
     union {
         uint32_t one;
         uint32_t *many; /* n_ids > 1: heap array owned by this entry */
@@ -68,6 +69,7 @@ typedef struct session {
     uint8_t version;    /* protocol level of the last connection */
     uint8_t flush_pending; /* already in its worker's flush list */
     uint8_t ended;      /* removed from the registry; deliveries are dropped */
+    uint8_t persist;    /* written to the persistence store (store.h): expiry > 0 and persistence on */
     uint16_t next_id;   /* last packet identifier used towards the client */
     uint32_t expiry;    /* session expiry interval, seconds (UINT32_MAX: never) */
     char *username;     /* of the last connection; NULL: none (ACL identity) */
@@ -88,6 +90,7 @@ typedef struct session {
     uint32_t will_delay; /* seconds */
     msg_t *will;         /* will message, or NULL */
     int64_t will_at;     /* monotonic ms when the delayed will is due (0: none scheduled) */
+    uint32_t out_seq;    /* last outmsg_t.seq given */
 } session_t;
 
 void session_hold(session_t *s);
@@ -135,5 +138,12 @@ bool session_qos2_begin(session_t *s, uint16_t id);
 bool session_qos2_end(session_t *s, uint16_t id);
 
 void outring_free(outring_t *r);
+
+/* Start-up (store_load): put back a queued or in-flight message read from the persistence store.
+ * Takes its own msg reference. */
+void session_restore_out(session_t *s, const outmsg_t *o, const uint32_t *ids, uint32_t n_ids);
+/* Called under s->lock when the session's expiry is set (CONNECT, DISCONNECT): record it in the
+ * persistence store, or forget it there when it no longer outlives its connection. */
+void session_persist_update(session_t *s);
 
 #endif

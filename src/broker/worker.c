@@ -28,6 +28,7 @@
 #include "broker/broker.h"
 #include "broker/log.h"
 #include "broker/slab.h"
+#include "broker/store.h"
 
 #define NEW_CONN_TIMEOUT_MS 10000 /* time to send CONNECT after the TCP handshake */
 
@@ -178,15 +179,17 @@ static void accept_all(worker_t *w, int li)
 /* Write as much output as the socket takes. Returns false if the connection broke. */
 static bool conn_write(conn_t *c)
 {
-    while (buf_used(&c->out) > 0) {
-        ssize_t n = send(c->fd, buf_head(&c->out), buf_used(&c->out), MSG_NOSIGNAL);
+    size_t avail;
+    while ((avail = conn_writable(c)) > 0) {
+        ssize_t n = send(c->fd, buf_head(&c->out), avail, MSG_NOSIGNAL);
         if (n > 0) {
             atomic_fetch_add_explicit(&c->w->bytes_out, (unsigned long)n, memory_order_relaxed);
+            c->out_sent += (uint64_t)n;
             buf_consume(&c->out, (size_t)n);
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             if (!c->want_write) {
                 c->want_write = 1;
-                struct epoll_event ev = {.events = (c->awaiting_takeover ? 0 : EPOLLIN | EPOLLRDHUP) | EPOLLOUT,
+                struct epoll_event ev = {.events = (c->waiting ? 0 : EPOLLIN | EPOLLRDHUP) | EPOLLOUT,
                                          .data.ptr = c};
                 epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
             }
@@ -199,7 +202,7 @@ static bool conn_write(conn_t *c)
     }
     if (c->want_write) {
         c->want_write = 0;
-        struct epoll_event ev = {.events = c->awaiting_takeover ? 0 : EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+        struct epoll_event ev = {.events = c->waiting ? 0 : EPOLLIN | EPOLLRDHUP, .data.ptr = c};
         epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
     }
     buf_shrink(&c->out);
@@ -211,6 +214,7 @@ static void conn_free(conn_t *c)
     connect_req_free(c->pending);
     buf_free(&c->in);
     buf_free(&c->out);
+    free(c->holds);
     conn_free_aliases(c);
     free(c);
 }
@@ -261,12 +265,18 @@ static void conn_detach(conn_t *c)
     }
     if (end) {
         session_end(s);
-    } else if (mine && expiry != UINT32_MAX) {
+    } else if (mine) {
         int64_t at = c->w->now + (int64_t)expiry * 1000;
         pthread_mutex_lock(&s->lock);
-        s->expire_at = at;
+        if (expiry != UINT32_MAX)
+            s->expire_at = at;
+        /* Persistence: when it went offline (its expiry counts from then across a restart) and
+         * whether its will is still waiting. */
+        if (s->persist && s->conn == NULL)
+            store_session_put(b->store, s, false);
         pthread_mutex_unlock(&s->lock);
-        broker_timer_add(b, at, BT_SESSION_EXPIRY, s);
+        if (expiry != UINT32_MAX)
+            broker_timer_add(b, at, BT_SESSION_EXPIRY, s);
     }
     session_release(s);
 }
@@ -336,8 +346,16 @@ static void process_items(worker_t *w, inbox_item_t *items, size_t n)
             worker_post(&w->b->workers[it->reply_worker], &done);
         } else if (it->kind == INBOX_TAKEOVER_DONE) {
             conn_t *c = conn_lookup(w, it->fd, it->conn_id);
-            if (c && c->awaiting_takeover && c->state == CONN_NEW)
+            if (c && c->waiting == WAIT_TAKEOVER && c->state == CONN_NEW)
                 conn_connect_resumed(c);
+        } else if (it->kind == INBOX_AUTH_DONE) {
+            conn_t *c = conn_lookup(w, it->fd, it->conn_id);
+            if (c && c->waiting == WAIT_AUTH && c->state == CONN_NEW) {
+                if (it->rc == MQTT_RC_SUCCESS)
+                    conn_connect_resumed(c);
+                else
+                    conn_fail(c, it->rc, "bad CONNECT");
+            }
         }
     }
 }
@@ -361,6 +379,34 @@ static void process_own_outbox(worker_t *w)
     inbox_chain_t *o = &w->outbox[w->index];
     for (int round = 0; round < 4 && o->newest; round++)
         process_chain(w, inbox_chain_fifo(o));
+}
+
+/* ---- output held for the persistence store ---- */
+
+void worker_release_holds(worker_t *w)
+{
+    store_t *st = w->b->store;
+    if (!st || w->n_held == 0)
+        return;
+    for (;;) {
+        uint64_t committed = store_committed(st), wait = 0;
+        size_t k = 0;
+        for (size_t i = 0; i < w->n_held; i++) {
+            conn_t *c = conn_lookup(w, w->held[i].fd, w->held[i].id);
+            uint64_t first;
+            if (!c || !conn_release_holds(c, committed, &first))
+                continue;
+            if (!wait || first < wait)
+                wait = first;
+            w->held[k++] = w->held[i];
+        }
+        w->n_held = k;
+        /* Publish what we wait for, then look again: a commit that raced with us either sees
+         * store_wait and wakes us, or is seen here. */
+        atomic_store(&w->store_wait, wait);
+        if (!wait || store_committed(st) < wait)
+            return;
+    }
 }
 
 /* ---- the loop ---- */
@@ -417,7 +463,7 @@ static void *worker_main(void *arg)
                 conn_t *c = evs[i].data.ptr;
                 if (c->state == CONN_CLOSED)
                     continue;
-                if (c->awaiting_takeover) {
+                if (c->waiting) {
                     if (evs[i].events & (EPOLLERR | EPOLLHUP))
                         conn_close(c, "closed by client");
                     continue; /* its input waits until the CONNECT is answered */
@@ -432,7 +478,7 @@ static void *worker_main(void *arg)
         wheel_tick(w);
         if (w->index == 0) {
             if (atomic_exchange(&b->reload, 0))
-                log_reopen(); /* logrotate's postrotate sends SIGHUP, as for Mosquitto */
+                broker_reload(b); /* SIGHUP: log file, password and ACL files */
             broker_timers_run(b, w->now);
             if (b->cfg.sys_interval > 0 && w->now >= next_sys) {
                 if (next_sys)
@@ -442,12 +488,19 @@ static void *worker_main(void *arg)
         }
         process_own_outbox(w);
         worker_send_outbox(w);
+        worker_release_holds(w);
         flush_all(w);
         slab_collect();
+        w->turn++;
     }
     /* Shutdown: close every connection (wills of clients that did not disconnect are published as
      * the session ends, as Mosquitto does on a clean stop). */
     for (int fd = 0; fd < w->conns_cap; fd++) {
+        conn_t *c = w->conns[fd];
+        /* What a client sent before the stop is handled first: its acknowledgements count (and,
+         * with persistence, are written), its DISCONNECT discards its will. */
+        if (c && c->state == CONN_ACTIVE && !c->waiting)
+            conn_on_readable(c);
         if (w->conns[fd])
             conn_close(w->conns[fd], "broker shutting down");
     }
@@ -549,6 +602,7 @@ void worker_free(worker_t *w)
     for (int i = 0; w->outbox && i < w->b->n_workers; i++)
         chain_free(inbox_chain_fifo(&w->outbox[i]));
     free(w->outbox);
+    free(w->held);
     free(w->conns);
     sub_result_free(&w->match);
     free(w->rbuf);

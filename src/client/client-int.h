@@ -54,6 +54,17 @@ typedef struct subrec {
 
 enum conn_state { CS_IDLE, CS_CONNECTING, CS_CONNECTED, CS_CLOSING };
 
+/* Topic aliases we assign to the topics we publish, for the current connection (alias.c).
+ * Ownership: ent[1..max] topics and both arrays belong to the client; alias_out_reset frees them. */
+typedef struct alias_out {
+    struct alias_ent *ent;  /* indexed by alias 1..max; ent[0] unused */
+    uint16_t *bucket;       /* hash buckets: first alias of each chain, 0 = empty */
+    uint32_t mask;          /* buckets - 1 */
+    uint16_t max;           /* aliases usable now: min(option, broker's Topic Alias Maximum); 0 = off */
+    uint16_t used;          /* aliases 1..used are bound */
+    uint16_t head, tail;    /* recency list: most and least recently sent */
+} alias_out_t;
+
 struct tombo_client {
     pthread_mutex_t lock;
 
@@ -106,6 +117,7 @@ struct tombo_client {
     uint8_t qos2_in[8192];  /* bit per packet id: QoS 2 PUBLISH received, PUBREL not yet */
     uint32_t qos2_in_n;     /* bits set in qos2_in: our side of the broker's Receive Maximum */
     char **aliases;         /* topic alias table, opts.topic_alias_max entries */
+    alias_out_t alias_out;  /* outgoing aliases (ours), reset per connection */
     char *topic_buf;
     size_t topic_cap;
 
@@ -145,6 +157,9 @@ tombo_err_t buf_reserve(tbuf_t *b, size_t extra);
 tombo_err_t net_send_packet(tombo_client_t *c, const mqtt_packet_t *p);
 tombo_err_t net_send_bytes(tombo_client_t *c, const uint8_t *data, size_t len);
 
+/* socks5.c: the proxy handshake on a connected socket */
+tombo_err_t socks5_handshake(tombo_client_t *c, int fd);
+
 /* session.c: connect/connack, outgoing queue, acks */
 tombo_err_t session_send_connect(tombo_client_t *c);
 void session_pump(tombo_client_t *c);
@@ -152,6 +167,12 @@ void session_on_connack(tombo_client_t *c, const mqtt_packet_t *p);
 void session_ack(tombo_client_t *c, const mqtt_packet_t *p);
 void session_free_msgs(tombo_client_t *c);
 void session_report_done0(tombo_client_t *c);
+
+/* alias.c: outgoing topic aliases */
+void alias_out_reset(tombo_client_t *c);
+tombo_err_t alias_out_init(tombo_client_t *c, uint16_t broker_max);
+tombo_err_t alias_send_publish(tombo_client_t *c, const uint8_t *data, size_t len, uint16_t *alias_used,
+                               bool *topic_sent);
 
 /* handle.c: incoming packets */
 void handle_packets(tombo_client_t *c);

@@ -97,6 +97,9 @@ tombo_client_t *tombo_client_new(const char *client_id, const tombo_options_t *o
         return NULL;
     if (o.will_payload_len > 65535 || (o.password && (o.password_len ? o.password_len : strlen(o.password)) > 65535))
         return NULL;
+    if ((o.socks5_username && strlen(o.socks5_username) > 255) ||
+        (o.socks5_password && strlen(o.socks5_password) > 255) || o.socks5_port < 0 || o.socks5_port > 65535)
+        return NULL;
     if (o.connect_timeout_ms <= 0)
         o.connect_timeout_ms = 10000;
     tombo_client_t *c = calloc(1, sizeof(*c));
@@ -134,6 +137,11 @@ tombo_client_t *tombo_client_new(const char *client_id, const tombo_options_t *o
         o.will_payload_len = 0;
     }
     o.bind_address = dup_str(o.bind_address, &fail);
+    o.socks5_host = dup_str(o.socks5_host, &fail);
+    o.socks5_username = dup_str(o.socks5_username, &fail);
+    o.socks5_password = dup_str(o.socks5_password, &fail);
+    if (o.socks5_port <= 0)
+        o.socks5_port = 1080;
     if (o.will_props && !(c->will_props = props_dup(o.will_props)))
         fail = true;
     if (o.connect_props && !(c->connect_props = props_dup(o.connect_props)))
@@ -201,6 +209,7 @@ void tombo_client_destroy(tombo_client_t *c)
         close(c->wake_fd);
     session_free_msgs(c);
     subs_free(c);
+    alias_out_reset(c);
     if (c->aliases)
         for (int i = 0; i < c->opts.topic_alias_max; i++)
             free(c->aliases[i]);
@@ -216,6 +225,9 @@ void tombo_client_destroy(tombo_client_t *c)
     free((void *)c->opts.will_topic);
     free((void *)c->opts.will_payload);
     free((void *)c->opts.bind_address);
+    free((void *)c->opts.socks5_host);
+    free((void *)c->opts.socks5_username);
+    free((void *)c->opts.socks5_password);
     tombo_props_free(c->will_props);
     tombo_props_free(c->connect_props);
     if (has_lock)
@@ -263,6 +275,7 @@ static tombo_err_t open_locked(tombo_client_t *c)
     c->server_max_qos = 2;
     c->server_retain = true;
     c->server_keepalive = -1;
+    alias_out_reset(c);
     e = session_send_connect(c);
     if (e == TOMBO_OK) {
         e = net_flush(c);
@@ -280,7 +293,7 @@ static tombo_err_t open_locked(tombo_client_t *c)
 
 tombo_err_t tombo_connect(tombo_client_t *c, const char *host, int port, int keepalive)
 {
-    if (!c || !host || !*host || port <= 0 || port > 65535 || keepalive < 0 || keepalive > 65535)
+    if (!c || !host || !*host || port < 0 || port > 65535 || keepalive < 0 || keepalive > 65535)
         return TOMBO_ERR_INVAL;
     if (c->opts.version == TOMBO_MQTT_V31 && (!c->client_id[0] || strlen(c->client_id) > 23))
         return TOMBO_ERR_INVAL;
@@ -358,6 +371,8 @@ tombo_err_t tombo_publish(tombo_client_t *c, int *mid, const char *topic, const 
         return TOMBO_ERR_TOPIC_INVALID;
     if (len > MQTT_MAX_REMAINING)
         return TOMBO_ERR_PAYLOAD_SIZE;
+    if (props && c->opts.send_topic_alias_max && (props->mp.has & MQTT_HAS(MQTT_PROP_TOPIC_ALIAS)))
+        return TOMBO_ERR_INVAL;
     pthread_mutex_lock(&c->lock);
     tombo_err_t e = TOMBO_OK;
     if (c->fd < 0) {

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "client-int.h"
@@ -49,7 +50,7 @@ static tombo_err_t connect_one(tombo_client_t *c, const struct addrinfo *ai, int
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
     if (fd < 0)
         return TOMBO_ERR_ERRNO;
-    if (c->opts.bind_address) {
+    if (c->opts.bind_address && ai->ai_family != AF_UNIX) {
         struct addrinfo hints = {.ai_family = ai->ai_family, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
         struct addrinfo *b = NULL;
         if (getaddrinfo(c->opts.bind_address, NULL, &hints, &b) != 0 || !b) {
@@ -66,7 +67,7 @@ static tombo_err_t connect_one(tombo_client_t *c, const struct addrinfo *ai, int
         }
     }
     if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-        if (errno != EINPROGRESS) {
+        if (errno != EINPROGRESS && !(ai->ai_family == AF_UNIX && errno == EAGAIN)) {
             int e = errno;
             close(fd);
             errno = e;
@@ -91,19 +92,39 @@ static tombo_err_t connect_one(tombo_client_t *c, const struct addrinfo *ai, int
         }
     }
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (ai->ai_family != AF_UNIX)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     *out = fd;
     return TOMBO_OK;
+}
+
+/* port 0: c->host is the path of a Unix domain socket (as libmosquitto's port 0). */
+static tombo_err_t open_unix(tombo_client_t *c)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    size_t n = strlen(c->host);
+    if (n >= sizeof(sa.sun_path)) {
+        errno = ENAMETOOLONG;
+        return TOMBO_ERR_ERRNO;
+    }
+    memcpy(sa.sun_path, c->host, n + 1);
+    struct addrinfo ai = {.ai_family = AF_UNIX, .ai_socktype = SOCK_STREAM, .ai_addr = (struct sockaddr *)&sa,
+                          .ai_addrlen = (socklen_t)sizeof(sa)};
+    return connect_one(c, &ai, &c->fd);
 }
 
 /* Resolve c->host and connect to the first address that answers; sets c->fd. */
 tombo_err_t net_open(tombo_client_t *c)
 {
+    if (c->port == 0)
+        return open_unix(c);
+    /* Through a SOCKS5 proxy: connect to the proxy, which connects to the broker. */
+    const char *host = c->opts.socks5_host ? c->opts.socks5_host : c->host;
     char port[16];
-    snprintf(port, sizeof(port), "%d", c->port);
+    snprintf(port, sizeof(port), "%d", c->opts.socks5_host ? c->opts.socks5_port : c->port);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res = NULL;
-    int gr = getaddrinfo(c->host, port, &hints, &res);
+    int gr = getaddrinfo(host, port, &hints, &res);
     if (gr != 0 || !res) {
         if (gr == EAI_MEMORY)
             return TOMBO_ERR_NOMEM;
@@ -120,6 +141,11 @@ tombo_err_t net_open(tombo_client_t *c)
     }
     int e = errno;
     freeaddrinfo(res);
+    if (err == TOMBO_OK && c->opts.socks5_host && (err = socks5_handshake(c, c->fd)) != TOMBO_OK) {
+        e = errno;
+        close(c->fd);
+        c->fd = -1;
+    }
     errno = e;
     return err;
 }

@@ -28,6 +28,7 @@ void conn_lost(tombo_client_t *c, tombo_err_t err, int reason, const tombo_props
     net_close(c);
     c->state = CS_IDLE;
     c->ping_sent_ms = 0;
+    alias_out_reset(c);
     if (c->aliases)
         for (int i = 0; i < c->opts.topic_alias_max; i++) {
             free(c->aliases[i]);

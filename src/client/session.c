@@ -128,11 +128,18 @@ void session_pump(tombo_client_t *c)
             m = n;
             continue;
         }
-        if (net_send_bytes(c, m->data, m->len) != TOMBO_OK)
+        uint16_t alias;
+        bool topic_sent;
+        if (alias_send_publish(c, m->data, m->len, &alias, &topic_sent) != TOMBO_OK)
             break;
-        client_log(c, TOMBO_LOG_DEBUG, "Client %s sending PUBLISH (d%d, q%d, r%d, m%u, %zu bytes)",
-                   c->client_id ? c->client_id : "", (m->data[0] >> 3) & 1, m->qos, m->data[0] & 1, m->mid,
-                   m->len);
+        if (alias)
+            client_log(c, TOMBO_LOG_DEBUG, "Client %s sending PUBLISH (d%d, q%d, r%d, m%u, alias %u%s)",
+                       c->client_id ? c->client_id : "", (m->data[0] >> 3) & 1, m->qos, m->data[0] & 1, m->mid,
+                       alias, topic_sent ? " with topic" : "");
+        else
+            client_log(c, TOMBO_LOG_DEBUG, "Client %s sending PUBLISH (d%d, q%d, r%d, m%u, %zu bytes)",
+                       c->client_id ? c->client_id : "", (m->data[0] >> 3) & 1, m->qos, m->data[0] & 1, m->mid,
+                       m->len);
         c->queued--;
         if (m->qos == 0) {
             omsg_t *n = m->next;
@@ -208,6 +215,8 @@ static void resume_inflight(tombo_client_t *c, bool session_present)
             send_pubrel(c, m->mid, 0);
             c->inflight++;
         } else {
+            /* The stored bytes carry the full topic and no alias: the mapping of the old
+             * connection is gone [MQTT-3.3.2-7]. */
             m->data[0] |= 0x08;
             net_send_bytes(c, m->data, m->len);
             client_log(c, TOMBO_LOG_DEBUG, "Client %s sending PUBLISH (d1, q%d, m%u) again", c->client_id,
@@ -250,6 +259,8 @@ void session_on_connack(tombo_client_t *c, const mqtt_packet_t *p)
             c->client_id = id;
         }
     }
+    if (alias_out_init(c, (mp->has & MQTT_HAS(MQTT_PROP_TOPIC_ALIAS_MAX)) ? mp->topic_alias_max : 0) != TOMBO_OK)
+        client_log(c, TOMBO_LOG_WARNING, "out of memory: no topic aliases on this connection");
     if (!sp) {
         memset(c->qos2_in, 0, sizeof(c->qos2_in));
         c->qos2_in_n = 0;

@@ -26,6 +26,9 @@ void tool_cfg_init(tool_cfg_t *cfg, enum tool_kind kind)
 
 void tool_cfg_free(tool_cfg_t *cfg)
 {
+    for (int i = 0; i < cfg->nfile_lines; i++)
+        free(cfg->file_lines[i]);
+    free(cfg->file_lines);
     free(cfg->topics);
     tombo_props_free(cfg->p_connect);
     tombo_props_free(cfg->p_publish);
@@ -253,6 +256,79 @@ static int parse_url(tool_cfg_t *cfg, const char *url)
     return add_topic(cfg, slash + 1) ? 1 : -1;
 }
 
+/* %25 -> %, %3a/%3A -> :, %40 -> @ in place (the escapes mosquitto_sub decodes in --proxy). */
+static bool url_decode(char *s)
+{
+    char *o = s;
+    for (; *s; s++) {
+        if (*s != '%') {
+            *o++ = *s;
+            continue;
+        }
+        if (s[1] == '2' && s[2] == '5')
+            *o++ = '%';
+        else if (s[1] == '3' && (s[2] == 'a' || s[2] == 'A'))
+            *o++ = ':';
+        else if (s[1] == '4' && s[2] == '0')
+            *o++ = '@';
+        else
+            return false;
+        s += 2;
+    }
+    *o = 0;
+    return true;
+}
+
+/* --proxy socks5h://[username[:password]@]host[:port] (port 1080 by default). */
+static int parse_proxy(tool_cfg_t *cfg, const char *url)
+{
+    if (strncmp(url, "socks5h://", 10) != 0) {
+        tool_usage_error(cfg, "Unsupported proxy protocol: %s\n", url);
+        return -1;
+    }
+    size_t n = strlen(url + 10);
+    if (n >= sizeof(cfg->proxy_buf)) {
+        tool_usage_error(cfg, "Invalid proxy.\n");
+        return -1;
+    }
+    char *s = memcpy(cfg->proxy_buf, url + 10, n + 1);
+    char *at = strchr(s, '@');
+    const char *user = NULL, *pass = NULL;
+    if (at) {
+        *at = 0;
+        char *colon = strchr(s, ':');
+        if (colon) {
+            *colon = 0;
+            pass = colon + 1;
+        }
+        user = s;
+        s = at + 1;
+        if (!*user || strchr(s, '@') || !url_decode((char *)user) || (pass && !url_decode((char *)pass))) {
+            tool_usage_error(cfg, "Invalid proxy.\n");
+            return -1;
+        }
+    }
+    char *colon = strchr(s, ':');
+    int port = 1080;
+    if (colon) {
+        *colon = 0;
+        port = atoi(colon + 1);
+        if (port < 1 || port > 65535) {
+            tool_usage_error(cfg, "Invalid proxy port %d\n", port);
+            return -1;
+        }
+    }
+    if (!*s) {
+        tool_usage_error(cfg, "Invalid proxy.\n");
+        return -1;
+    }
+    cfg->socks5_host = s;
+    cfg->socks5_port = port;
+    cfg->socks5_username = user;
+    cfg->socks5_password = pass;
+    return 1;
+}
+
 int tool_parse_common(tool_cfg_t *cfg, int argc, char **argv, int *i)
 {
     const char *a = argv[*i], *v;
@@ -269,6 +345,15 @@ int tool_parse_common(tool_cfg_t *cfg, int argc, char **argv, int *i)
             return -1;
         }
         cfg->port = (int)n;
+    } else if (!strcmp(a, "--unix")) {
+        if (!(v = arg(cfg, argc, argv, i, "socket path")))
+            return -1;
+        cfg->host = v;
+        cfg->port = 0; /* as mosquitto: a later -p makes host a TCP host name again */
+    } else if (!strcmp(a, "--proxy")) {
+        if (!(v = arg(cfg, argc, argv, i, "proxy url")))
+            return -1;
+        return parse_proxy(cfg, v);
     } else if (!strcmp(a, "-t") || !strcmp(a, "--topic")) {
         if (!(v = arg(cfg, argc, argv, i, "topic")))
             return -1;
@@ -383,6 +468,62 @@ int tool_parse_common(tool_cfg_t *cfg, int argc, char **argv, int *i)
     return 1;
 }
 
+static FILE *open_options_file(const tool_cfg_t *cfg)
+{
+    const char *names[2] = {cfg->kind == TOOL_PUB ? "tombo_pub" : "tombo_sub",
+                            cfg->kind == TOOL_PUB ? "mosquitto_pub" : "mosquitto_sub"};
+    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+    for (int k = 0; k < 2; k++) {
+        char path[4096];
+        if (xdg)
+            snprintf(path, sizeof(path), "%s/%s", xdg, names[k]);
+        else if (home)
+            snprintf(path, sizeof(path), "%s/.config/%s", home, names[k]);
+        else
+            return NULL;
+        FILE *f = fopen(path, "r");
+        if (f)
+            return f;
+    }
+    return NULL;
+}
+
+int tool_options_file(tool_cfg_t *cfg, int (*parse)(int argc, char **argv))
+{
+    FILE *f = open_options_file(cfg);
+    if (!f)
+        return 0;
+    char line[1024];
+    int rc = 0;
+    while (rc >= 0 && fgets(line, sizeof(line), f)) {
+        if (line[0] == '#')
+            continue;
+        size_t n = strlen(line);
+        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = 0;
+        char **l = realloc(cfg->file_lines, (size_t)(cfg->nfile_lines + 1) * sizeof(*l));
+        char *copy = strdup(line);
+        if (l)
+            cfg->file_lines = l;
+        if (!l || !copy) {
+            free(copy);
+            tool_err(cfg, "Error: Out of memory.\n");
+            rc = -1;
+            break;
+        }
+        cfg->file_lines[cfg->nfile_lines++] = copy;
+        /* As mosquitto: the flag is the first word, its argument all the rest of the line. */
+        char *save = NULL, *args[3] = {NULL, NULL, NULL};
+        args[1] = strtok_r(copy, " ", &save);
+        if (!args[1])
+            continue;
+        args[2] = strtok_r(NULL, "", &save);
+        rc = parse(args[2] ? 3 : 2, args);
+    }
+    fclose(f);
+    return rc < 0 ? rc : 0;
+}
+
 int tool_cfg_finish(tool_cfg_t *cfg)
 {
     if (cfg->will_payload && !cfg->will_topic) {
@@ -447,6 +588,10 @@ tombo_client_t *tool_client_new(tool_cfg_t *cfg)
     o.connect_props = cfg->p_connect;
     o.max_inflight = cfg->max_inflight;
     o.bind_address = cfg->bind_address;
+    o.socks5_host = cfg->socks5_host;
+    o.socks5_port = cfg->socks5_port;
+    o.socks5_username = cfg->socks5_username;
+    o.socks5_password = cfg->socks5_password;
     if (cfg->reconnect) {
         /* libmosquitto's default: retry every second; the tool subscribes again in on_connect. */
         o.auto_reconnect = true;
@@ -470,13 +615,17 @@ tombo_client_t *tool_client_new(tool_cfg_t *cfg)
 
 int tool_connect(tool_cfg_t *cfg, tombo_client_t *c)
 {
-    tombo_err_t e = tombo_connect(c, cfg->host, cfg->port, cfg->keepalive);
+    tombo_err_t e = tombo_connect(c, cfg->host, cfg->port, cfg->keepalive); /* port 0: --unix */
     if (e == TOMBO_OK)
         return 0;
     if (e == TOMBO_ERR_ERRNO)
         tool_err(cfg, "Error: %s\n", strerror(errno));
     else if (e == TOMBO_ERR_LOOKUP)
         tool_err(cfg, "Unable to connect (Lookup error.).\n");
+    else if (e == TOMBO_ERR_PROXY) {
+        tool_err(cfg, "Error: Proxy error.\n");
+        return 16; /* libmosquitto's MOSQ_ERR_PROXY, mosquitto_pub's exit code */
+    }
     else
         tool_err(cfg, "Unable to connect (%s).\n", tombo_strerror(e));
     return 1;

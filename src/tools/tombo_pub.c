@@ -25,7 +25,8 @@ static void usage(void)
 {
     printf("tombo-pub is a simple MQTT client that will publish a message on a single topic and exit.\n"
            "tombo-pub version %s running on libtombo %s.\n\n"
-           "Usage: tombo-pub {[-h host] [-p port] [-u username] [-P password] -t topic}\n"
+           "Usage: tombo-pub {[-h host] [--unix path] [-p port] [-u username] [-P password] -t topic\n"
+           "                  | -L URL}\n"
            "                 {-f file | -l | -n | -m message | -s}\n"
            "                 [-c] [-k keepalive] [-q qos] [-r] [--repeat N] [--repeat-delay time]\n"
            "                 [-x session-expiry] [-A bind_address] [--nodelay] [-i id] [-I id_prefix]\n"
@@ -43,6 +44,8 @@ static void usage(void)
            " -i : id to use for this client.\n"
            " -I : define the client id as id_prefix appended with the process id.\n"
            " -k : keep alive in seconds for this client. Defaults to 60.\n"
+           " -L : specify user, password, hostname, port and topic as a URL in the form:\n"
+           "      mqtt://[username[:password]@]host[:port]/topic (mqtts:// comes with TLS).\n"
            " -l : read messages from stdin, sending a separate message for each line.\n"
            " -m : message payload to send.\n"
            " -M : the maximum inflight messages for QoS 1/2.\n"
@@ -61,7 +64,11 @@ static void usage(void)
            " --quiet : don't print error messages.\n"
            " --repeat : if publish mode is -f, -m, or -s, then repeat the publish N times.\n"
            " --repeat-delay : if using --repeat, wait time seconds between publishes. Defaults to 0.\n"
-           " --will-payload, --will-qos, --will-retain, --will-topic : the client's Will.\n",
+           " --unix : connect to a broker through a unix domain socket instead of a TCP socket,\n"
+           "          e.g. /tmp/mosquitto.sock\n"
+           " --will-payload, --will-qos, --will-retain, --will-topic : the client's Will.\n"
+           "\nOptions are read first from $XDG_CONFIG_HOME/tombo_pub (or ~/.config/tombo_pub; else\n"
+           "mosquitto_pub's file there), one flag and its argument per line.\n",
            TOMBO_VERSION, tombo_lib_version());
 }
 
@@ -152,29 +159,26 @@ static int publish_one(tombo_client_t *c, const void *payload, size_t len)
     return 0;
 }
 
-int main(int argc, char **argv)
+static enum mode mode = M_NONE;
+static const char *message, *file;
+static long long repeat = 1;
+static double repeat_delay;
+
+/* The flags in argv[1..argc) (the command line, or one line of the options file). Returns 0, -1
+ * after an error, -2 after --help. */
+static int parse_args(int argc, char **argv)
 {
-    tool_cfg_init(&cfg, TOOL_PUB);
-    enum mode mode = M_NONE;
-    const char *message = NULL, *file = NULL;
-    long long repeat = 1;
-    double repeat_delay = 0;
-    int rc = 1;
-    char *data = NULL;
-    size_t data_len = 0;
-    tombo_client_t *c = NULL;
     for (int i = 1; i < argc; i++) {
         int r = tool_parse_common(&cfg, argc, argv, &i);
         if (r < 0)
-            goto out;
+            return -1;
         if (r > 0)
             continue;
         const char *a = argv[i];
         enum mode m = M_NONE;
         if (!strcmp(a, "--help")) {
             usage();
-            rc = 1; /* as mosquitto_pub */
-            goto out;
+            return -2;
         } else if ((!strcmp(a, "-m") || !strcmp(a, "--message")) && i + 1 < argc) {
             m = M_MSG;
             message = argv[++i];
@@ -192,27 +196,39 @@ int main(int argc, char **argv)
             repeat = strtoll(argv[++i], &end, 10);
             if (*end || repeat < 1) {
                 tool_usage_error(&cfg, "Invalid repeat count \"%s\".\n", argv[i]);
-                goto out;
+                return -1;
             }
         } else if (!strcmp(a, "--repeat-delay") && i + 1 < argc) {
             char *end;
             repeat_delay = strtod(argv[++i], &end);
             if (*end || repeat_delay < 0) {
                 tool_usage_error(&cfg, "Invalid repeat delay \"%s\".\n", argv[i]);
-                goto out;
+                return -1;
             }
         } else {
             tool_usage_error(&cfg, "Unknown option '%s'.\n", a);
-            goto out;
+            return -1;
         }
         if (m != M_NONE) {
             if (mode != M_NONE) {
                 tool_usage_error(&cfg, "Only one type of message can be sent at once.\n");
-                goto out;
+                return -1;
             }
             mode = m;
         }
     }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    tool_cfg_init(&cfg, TOOL_PUB);
+    int rc = 1; /* also after --help, as mosquitto_pub */
+    char *data = NULL;
+    size_t data_len = 0;
+    tombo_client_t *c = NULL;
+    if (tool_options_file(&cfg, parse_args) < 0 || parse_args(argc, argv) < 0)
+        goto out;
     if (!cfg.ntopics || mode == M_NONE) {
         tool_err(&cfg, "Error: Both topic and message must be supplied.\n");
         usage();
@@ -247,8 +263,9 @@ int main(int argc, char **argv)
     tombo_set_on_connect(c, on_connect);
     tombo_set_on_publish(c, on_publish);
     tombo_set_on_disconnect(c, on_disconnect);
-    if (tool_connect(&cfg, c))
+    if ((rc = tool_connect(&cfg, c)) != 0)
         goto out;
+    rc = 1;
     if (tombo_loop_start(c) != TOMBO_OK) {
         tool_err(&cfg, "Error: unable to start the network thread.\n");
         goto out;

@@ -8,14 +8,16 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "sub_output.h"
 #include "mqtt/topic.h"
 
 typedef struct sub_cfg {
     tool_cfg_t base;
-    bool verbose, no_eol, no_retained, retained_only, exit_after_sub, remove_retained;
+    sub_output_t out;
+    bool no_retained, retained_only, exit_after_sub, remove_retained;
     long long msg_count;
     long long timeout;
-    const char *format;
+    long random_filter;   /* --random-filter: messages printed per 10000 (10000: all) */
     const char **filter_out;
     int nfilter_out;
     const char **unsub;
@@ -35,10 +37,12 @@ static void usage(void)
 {
     printf("tombo-sub is a simple MQTT client that subscribes to topics and prints the messages it receives.\n"
            "tombo-sub version %s running on libtombo %s.\n\n"
-           "Usage: tombo-sub {[-h host] [-p port] [-u username] [-P password] -t topic ...}\n"
+           "Usage: tombo-sub {[-h host] [--unix path] [-p port] [-u username] [-P password] -t topic ...\n"
+           "                  | -L URL [-t topic]}\n"
            "                 [-c] [-k keepalive] [-q qos] [-x session-expiry-interval]\n"
            "                 [-C msg_count] [-E] [-R] [--retained-only] [-T filter_out ...] [-U topic ...]\n"
-           "                 [-F format] [-W timeout_secs] [-A bind_address] [--nodelay]\n"
+           "                 [-F format] [--pretty] [--random-filter chance] [-W timeout_secs]\n"
+           "                 [-A bind_address] [--nodelay]\n"
            "                 [-i id] [-I id_prefix] [-d] [-N] [--quiet] [-v] [-V protocol-version]\n"
            "                 [--will-topic [--will-payload payload] [--will-qos qos] [--will-retain]]\n"
            "                 [--retain-as-published] [--retain-handling always|new|never] [--no-local]\n"
@@ -54,13 +58,17 @@ static void usage(void)
            " -F : output format: %%t topic, %%p payload, %%q qos, %%r retain, %%l payload length,\n"
            "      %%m message id, %%x/%%X payload in hex, %%I ISO 8601 time, %%U Unix time,\n"
            "      %%C content type, %%D correlation data, %%E message expiry, %%F payload format,\n"
-           "      %%P user properties, %%R response topic, %%S subscription identifiers,\n"
-           "      %%j the message as JSON, %%%%;\n"
+           "      %%P user properties, %%R response topic, %%S subscription identifier (the first),\n"
+           "      %%A topic alias, %%j the message as JSON, %%J the same with a JSON payload\n"
+           "      parsed (an error when it is not JSON), %%%%;\n"
+           "      %%-10t left-aligns in 10 columns, %%05m pads with zeros, %%.3t cuts to 3 characters;\n"
            "      @ followed by a strftime character for the time; \\n \\t \\\\ ... escapes.\n"
            " -h : mqtt host to connect to. Defaults to localhost.\n"
            " -i : id to use for this client.\n"
            " -I : define the client id as id_prefix appended with the process id.\n"
            " -k : keep alive in seconds for this client. Defaults to 60.\n"
+           " -L : specify user, password, hostname, port and topic as a URL in the form:\n"
+           "      mqtt://[username[:password]@]host[:port]/topic (mqtts:// comes with TLS).\n"
            " -N : do not add an end of line character when printing the payload.\n"
            " -p : network port to connect to. Defaults to 1883.\n"
            " -P : provide a password\n"
@@ -76,10 +84,19 @@ static void usage(void)
            " -W : Specifies a timeout in seconds how long to process incoming MQTT messages.\n"
            " -x : Set the session-expiry-interval property on the CONNECT packet (MQTT v5).\n"
            " --help : display this message.\n"
+           " --pretty : print %%j/%%J JSON indented rather than on one line.\n"
            " --quiet : don't print error messages.\n"
+           " --random-filter : only print this percentage of received messages (100: all, 50.0: half\n"
+           "                   on average; -C still counts every message).\n"
+           " --remove-retained : clear each retained message received (publish an empty retained\n"
+           "                     message on its topic). Use -T for those to keep.\n"
            " --retained-only : only handle messages with the retained flag set, and exit when the\n"
            "                   first non-retained message is received.\n"
-           " --will-payload, --will-qos, --will-retain, --will-topic : the client's Will.\n",
+           " --unix : connect to a broker through a unix domain socket instead of a TCP socket,\n"
+           "          e.g. /tmp/mosquitto.sock\n"
+           " --will-payload, --will-qos, --will-retain, --will-topic : the client's Will.\n"
+           "\nOptions are read first from $XDG_CONFIG_HOME/tombo_sub (or ~/.config/tombo_sub; else\n"
+           "mosquitto_sub's file there), one flag and its argument per line.\n",
            TOMBO_VERSION, tombo_lib_version());
 }
 
@@ -91,292 +108,6 @@ static bool push(const char ***list, int *n, const char *v)
     l[(*n)++] = v;
     *list = l;
     return true;
-}
-
-/* Validate a -F format the way mosquitto_sub does, so a bad one fails before connecting. */
-static bool format_valid(const char *f)
-{
-    for (const char *p = f; *p; p++) {
-        if (*p == '%') {
-            p++;
-            while (*p == '-' || *p == '0' || (*p >= '0' && *p <= '9') || *p == '.')
-                p++;
-            if (!*p) {
-                tool_usage_error(&cfg.base, "Incomplete format specifier.\n");
-                return false;
-            }
-            if (!strchr("%ACDEFIjlmpPqrRStUxX", *p)) {
-                tool_usage_error(&cfg.base, "Invalid format specifier '%c'.\n", *p);
-                return false;
-            }
-        } else if (*p == '\\') {
-            p++;
-            if (!*p) {
-                tool_usage_error(&cfg.base, "Incomplete escape specifier.\n");
-                return false;
-            }
-            if (!strchr("\\0aenrtv", *p)) {
-                tool_usage_error(&cfg.base, "Invalid escape specifier '%c'.\n", *p);
-                return false;
-            }
-        } else if (*p == '@') {
-            p++;
-            if (!*p) {
-                tool_usage_error(&cfg.base, "Incomplete format specifier.\n");
-                return false;
-            }
-        }
-    }
-    return true;
-}
-
-static void print_padded(const char *s, size_t n, int width, bool left)
-{
-    int pad = width > (int)n ? width - (int)n : 0;
-    if (!left)
-        for (int i = 0; i < pad; i++)
-            putchar(' ');
-    fwrite(s, 1, n, stdout);
-    if (left)
-        for (int i = 0; i < pad; i++)
-            putchar(' ');
-}
-
-static void print_num(long long v, int width, bool left, bool zero)
-{
-    if (left)
-        printf("%-*lld", width, v);
-    else if (zero)
-        printf("%0*lld", width, v);
-    else
-        printf("%*lld", width, v);
-}
-
-static void print_prop_string(const tombo_props_t *p, int id)
-{
-    const char *s;
-    size_t n;
-    if (tombo_props_get_string(p, id, &s, &n))
-        fwrite(s, 1, n, stdout);
-}
-
-/* A JSON string, escaped as mosquitto_sub's %j does (cJSON's rules). */
-static void json_string(const char *s, size_t n)
-{
-    putchar('"');
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        switch (ch) {
-        case '"': fputs("\\\"", stdout); break;
-        case '\\': fputs("\\\\", stdout); break;
-        case '\b': fputs("\\b", stdout); break;
-        case '\f': fputs("\\f", stdout); break;
-        case '\n': fputs("\\n", stdout); break;
-        case '\r': fputs("\\r", stdout); break;
-        case '\t': fputs("\\t", stdout); break;
-        default:
-            if (ch < 0x20)
-                printf("\\u%04x", ch);
-            else
-                putchar(ch);
-        }
-    }
-    putchar('"');
-}
-
-static void json_prop_string(const tombo_props_t *p, int id, const char *name, bool *first)
-{
-    const char *v;
-    size_t n;
-    if (!tombo_props_get_string(p, id, &v, &n))
-        return;
-    printf("%s\"%s\":", *first ? "" : ",", name);
-    json_string(v, n);
-    *first = false;
-}
-
-static void json_prop_int(const tombo_props_t *p, int id, const char *name, bool *first)
-{
-    uint32_t v;
-    if (!tombo_props_get_int(p, id, &v))
-        return;
-    printf("%s\"%s\":%u", *first ? "" : ",", name, v);
-    *first = false;
-}
-
-/* %j: the message as one JSON object, in mosquitto_sub's layout. */
-static void print_json(const tombo_message_t *m, const struct timespec *now, const struct tm *tm)
-{
-    char ts[64], zone[16];
-    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", tm);
-    strftime(zone, sizeof(zone), "%z", tm);
-    printf("{\"tst\":\"%s.%06ldZ%s\",\"topic\":", ts, now->tv_nsec / 1000, zone);
-    json_string(m->topic, strlen(m->topic));
-    printf(",\"qos\":%d,\"retain\":%d,\"payloadlen\":%zu", m->qos, m->retain ? 1 : 0, m->payload_len);
-    if (cfg.base.version == TOMBO_MQTT_V5 && m->props) {
-        /* In the order the broker sent them, as mosquitto_sub; user properties grouped in one
-         * object where the first one was. */
-        const tombo_props_t *p = m->props;
-        size_t n = tombo_props_count(p), sub_ids = 0;
-        bool first = true, users_done = false, any = false;
-        for (size_t i = 0; i < n; i++) {
-            int id = tombo_props_id_at(p, i);
-            const char *name = id == TOMBO_PROP_CONTENT_TYPE         ? "content-type"
-                               : id == TOMBO_PROP_RESPONSE_TOPIC     ? "response-topic"
-                               : id == TOMBO_PROP_CORRELATION_DATA   ? "correlation-data"
-                               : id == TOMBO_PROP_PAYLOAD_FORMAT     ? "payload-format-indicator"
-                               : id == TOMBO_PROP_MESSAGE_EXPIRY     ? "message-expiry-interval"
-                               : id == TOMBO_PROP_SUBSCRIPTION_ID    ? "subscription-identifier"
-                               : id == TOMBO_PROP_USER_PROPERTY      ? "user-properties"
-                                                                     : NULL;
-            if (!name || (id == TOMBO_PROP_USER_PROPERTY && users_done))
-                continue;
-            if (!any)
-                fputs(",\"properties\":{", stdout);
-            any = true;
-            if (id == TOMBO_PROP_USER_PROPERTY) {
-                printf("%s\"user-properties\":{", first ? "" : ",");
-                size_t nu = tombo_props_user_count(p);
-                for (size_t u = 0; u < nu; u++) {
-                    const char *k, *val;
-                    size_t kl, vl;
-                    if (!tombo_props_get_user(p, u, &k, &kl, &val, &vl))
-                        continue;
-                    if (u)
-                        putchar(',');
-                    json_string(k, kl);
-                    putchar(':');
-                    json_string(val, vl);
-                }
-                putchar('}');
-                users_done = true;
-                first = false;
-            } else if (id == TOMBO_PROP_SUBSCRIPTION_ID) {
-                uint32_t v;
-                if (tombo_props_get_sub_id(p, sub_ids++, &v)) {
-                    printf("%s\"%s\":%u", first ? "" : ",", name, v);
-                    first = false;
-                }
-            } else if (id == TOMBO_PROP_PAYLOAD_FORMAT || id == TOMBO_PROP_MESSAGE_EXPIRY) {
-                json_prop_int(p, id, name, &first);
-            } else {
-                json_prop_string(p, id, name, &first);
-            }
-        }
-        if (any)
-            putchar('}');
-    }
-    fputs(",\"payload\":", stdout);
-    if (m->payload_len)
-        json_string(m->payload, m->payload_len);
-    else
-        fputs("null", stdout);
-    putchar('}');
-}
-
-static void print_formatted(const tombo_message_t *m)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    struct tm tm;
-    localtime_r(&now.tv_sec, &tm);
-    const unsigned char *pl = m->payload;
-    for (const char *f = cfg.format; *f; f++) {
-        if (*f == '\\') {
-            f++;
-            static const char from[] = "\\0aenrtv", to[] = "\\\0\a\033\n\r\t\v";
-            const char *k = strchr(from, *f);
-            putchar(to[k - from]);
-        } else if (*f == '@') {
-            f++;
-            if (*f == '@') {
-                putchar('@');
-            } else if (*f == 'N') {
-                printf("%09ld", now.tv_nsec);
-            } else {
-                char spec[3] = {'%', *f, 0}, out[128];
-                size_t n = strftime(out, sizeof(out), spec, &tm);
-                fwrite(out, 1, n, stdout);
-            }
-        } else if (*f == '%') {
-            f++;
-            bool left = false, zero = false;
-            int width = 0;
-            while (*f == '-' || *f == '0') {
-                if (*f == '-')
-                    left = true;
-                else
-                    zero = true;
-                f++;
-            }
-            while (*f >= '0' && *f <= '9')
-                width = width * 10 + (*f++ - '0');
-            if (*f == '.') /* precision: accepted and ignored */
-                for (f++; *f >= '0' && *f <= '9'; f++) {
-                }
-            uint32_t v;
-            switch (*f) {
-            case '%': putchar('%'); break;
-            case 't': print_padded(m->topic, strlen(m->topic), width, left); break;
-            case 'p': print_padded((const char *)pl, m->payload_len, width, left); break;
-            case 'q': putchar('0' + m->qos); break;
-            case 'r': putchar(m->retain ? '1' : '0'); break;
-            case 'l': print_num((long long)m->payload_len, width, left, zero); break;
-            case 'm': print_num(m->mid, width, left, zero); break;
-            case 'x':
-            case 'X':
-                for (size_t i = 0; i < m->payload_len; i++)
-                    printf(*f == 'x' ? "%02x" : "%02X", pl[i]);
-                break;
-            case 'I': {
-                char out[64];
-                size_t n = strftime(out, sizeof(out), "%Y-%m-%dT%H:%M:%S%z", &tm);
-                fwrite(out, 1, n, stdout);
-                break;
-            }
-            case 'U': printf("%lld.%09ld", (long long)now.tv_sec, now.tv_nsec); break;
-            case 'j': print_json(m, &now, &tm); break;
-            case 'C': print_prop_string(m->props, TOMBO_PROP_CONTENT_TYPE); break;
-            case 'D': print_prop_string(m->props, TOMBO_PROP_CORRELATION_DATA); break;
-            case 'R': print_prop_string(m->props, TOMBO_PROP_RESPONSE_TOPIC); break;
-            case 'E':
-                if (tombo_props_get_int(m->props, TOMBO_PROP_MESSAGE_EXPIRY, &v))
-                    print_num(v, width, left, zero);
-                break;
-            case 'F':
-                if (tombo_props_get_int(m->props, TOMBO_PROP_PAYLOAD_FORMAT, &v))
-                    print_num(v, width, left, zero);
-                break;
-            case 'A': /* topic aliases are resolved by libtombo: never printed */ break;
-            case 'S': {
-                size_t n = tombo_props_sub_id_count(m->props);
-                for (size_t i = 0; i < n; i++)
-                    if (tombo_props_get_sub_id(m->props, i, &v))
-                        printf(i ? ",%u" : "%u", v);
-                break;
-            }
-            case 'P': {
-                size_t n = tombo_props_user_count(m->props);
-                for (size_t i = 0; i < n; i++) {
-                    const char *k, *val;
-                    size_t kl, vl;
-                    if (!tombo_props_get_user(m->props, i, &k, &kl, &val, &vl))
-                        continue;
-                    if (i)
-                        putchar(' ');
-                    fwrite(k, 1, kl, stdout);
-                    putchar(':');
-                    fwrite(val, 1, vl, stdout);
-                }
-                break;
-            }
-            }
-        } else {
-            putchar(*f);
-        }
-    }
-    if (!cfg.no_eol)
-        putchar('\n');
 }
 
 static void on_message(tombo_client_t *c, void *user, const tombo_message_t *m)
@@ -397,23 +128,11 @@ static void on_message(tombo_client_t *c, void *user, const tombo_message_t *m)
         tombo_publish(c, NULL, m->topic, NULL, 0, 1, true, NULL);
     if (cfg.no_retained && m->retain)
         return;
-    if (cfg.format) {
-        print_formatted(m);
-    } else if (cfg.verbose) {
-        if (m->payload_len) {
-            printf("%s ", m->topic);
-            fwrite(m->payload, 1, m->payload_len, stdout);
-            if (!cfg.no_eol)
-                putchar('\n');
-        } else if (!cfg.no_eol) { /* as mosquitto_sub: -v -N prints nothing for an empty payload */
-            printf("%s (null)\n", m->topic);
-        }
-    } else if (m->payload_len) { /* as mosquitto_sub: an empty payload prints nothing */
-        fwrite(m->payload, 1, m->payload_len, stdout);
-        if (!cfg.no_eol)
-            putchar('\n');
+    if (cfg.random_filter < 10000 && (long)(random() % 10000) >= cfg.random_filter) {
+        /* --random-filter: not printed, but counted for -C as mosquitto_sub does */
+    } else {
+        sub_print_message(&cfg.out, &cfg.base, m);
     }
-    fflush(stdout);
     received++;
     if (cfg.msg_count > 0 && received >= cfg.msg_count) {
         done = true;
@@ -506,7 +225,8 @@ static void on_signal(int sig)
     stop_signal = sig;
 }
 
-static int parse(int argc, char **argv)
+/* The flags in argv[1..argc) (the command line, or one line of the options file). */
+static int parse_args(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
         int r = tool_parse_common(&cfg.base, argc, argv, &i);
@@ -521,9 +241,24 @@ static int parse(int argc, char **argv)
             usage();
             exit(1); /* as mosquitto_sub */
         } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-            cfg.verbose = true;
+            cfg.out.verbose = true;
         } else if (!strcmp(a, "-N")) {
-            cfg.no_eol = true;
+            cfg.out.eol = false;
+        } else if (!strcmp(a, "--pretty")) {
+            cfg.out.pretty = true;
+        } else if (!strcmp(a, "--random-filter")) {
+            if (i + 1 >= argc) {
+                tool_usage_error(&cfg.base, "--random-filter argument given but no chance specified.\n");
+                return -1;
+            }
+            /* A percentage to one decimal. mosquitto_sub 2.0.11 accepts the same range (0.1 up to
+             * 1000) but prints a tenth of what its help promises; tombo-sub does what it says. */
+            int tenths = (int)(10.0 * atof(argv[++i]));
+            if (tenths > 10000 || tenths < 1) {
+                tool_usage_error(&cfg.base, "--random-filter chance must be between 0.1-100.0\n");
+                return -1;
+            }
+            cfg.random_filter = tenths >= 1000 ? 10000 : tenths * 10;
         } else if (!strcmp(a, "-R")) {
             cfg.no_retained = true;
         } else if (!strcmp(a, "--retained-only")) {
@@ -555,9 +290,12 @@ static int parse(int argc, char **argv)
             else
                 cfg.timeout = n;
         } else if (!strcmp(a, "-F") && i + 1 < argc) {
-            cfg.format = argv[++i];
-            if (!format_valid(cfg.format))
+            cfg.out.format = argv[++i];
+            const char *err = sub_format_error(cfg.out.format);
+            if (err) {
+                tool_usage_error(&cfg.base, "%s\n", err);
                 return -1;
+            }
         } else if ((!strcmp(a, "-T") || !strcmp(a, "--filter-out")) && i + 1 < argc) {
             const char *v = argv[++i];
             if (!mqtt_topic_filter_valid((const uint8_t *)v, strlen(v))) {
@@ -580,6 +318,13 @@ static int parse(int argc, char **argv)
             return -1;
         }
     }
+    return 0;
+}
+
+static int parse(int argc, char **argv)
+{
+    if (tool_options_file(&cfg.base, parse_args) < 0 || parse_args(argc, argv) < 0)
+        return -1;
     if (cfg.base.ntopics == 0 && cfg.nunsub == 0) {
         tool_usage_error(&cfg.base, "You must specify a topic to subscribe to.\n");
         return -1;
@@ -602,12 +347,17 @@ int main(int argc, char **argv)
 {
     tool_cfg_init(&cfg.base, TOOL_SUB);
     cfg.base.reconnect = true;
+    cfg.out.eol = true;
+    cfg.random_filter = 10000;
     int rc = 1;
     tombo_client_t *c = NULL;
     if (parse(argc, argv) < 0)
         goto out;
     if (!(c = tool_client_new(&cfg.base)))
         goto out;
+    struct timespec seed;
+    clock_gettime(CLOCK_REALTIME, &seed);
+    srandom((unsigned)seed.tv_nsec);
     tombo_set_on_connect(c, on_connect);
     tombo_set_on_message(c, on_message);
     tombo_set_on_subscribe(c, on_subscribe);
@@ -617,8 +367,9 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    if (tool_connect(&cfg.base, c))
+    if ((rc = tool_connect(&cfg.base, c)) != 0)
         goto out;
+    rc = 1;
     struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
     bool timed_out = false;

@@ -9,12 +9,18 @@ retained messages included, needs read access.
 Password files are made by mosquitto_passwd and by tombo-passwd (when built), both hash formats, so
 each broker is shown to take either tool's files.
 """
+import base64
+import hashlib
 import os
+import select
+import signal
 import subprocess
+import time
 
 import pytest
 
 from conftest import is_reference
+import rawmqtt
 from rawmqtt import (CONNACK, PUBACK, PUBLISH, PUBREC, V311, V5, Client, Closed, connected)
 
 NOT_AUTHORIZED = 0x87
@@ -169,6 +175,7 @@ def test_missing_password_file_stops_startup(tmp_path):
     finally:
         b.stop()  # stops it by its PID if it did start
     assert "nonexistent" in str(e.value)
+    assert "exited with 1:" in str(e.value) and "Sanitizer" not in str(e.value)  # not a crash on the way out
 
 
 def test_plain_text_entries_cannot_log_in(make_broker, tmp_path):
@@ -383,6 +390,7 @@ def test_bad_acl_file_stops_startup(tmp_path):
     finally:
         b.stop()  # stops it by its PID if it did start
     assert "acl" in str(e.value).lower()
+    assert "exited with 1:" in str(e.value) and "Sanitizer" not in str(e.value)
 
 
 def test_acl_denied_qos2_v311_flow_completes_without_delivery(acl_broker):
@@ -449,3 +457,97 @@ def test_per_listener_settings(make_broker, tmp_path):
     connected(b.port, V311, "p1", username="alice", password="secret").disconnect()
     connected(open_port, V311, "p2").disconnect()
     connected(open_port, V311, "p3", username="anyone", password="x").disconnect()
+
+
+@pytest.mark.tsan
+@pytest.mark.skipif(is_reference(), reason="Mosquitto checks passwords on its only thread")
+def test_password_check_runs_off_the_worker_thread(make_broker, tmp_path):
+    """A slow password hash (here PBKDF2 with 600,000 iterations, a good fraction of a second) is checked on
+    the auth thread: a client already connected to the same (only) worker keeps being served while
+    another client's CONNECT waits for its check."""
+    salt = b"0123456789ab"
+    iters = 600000
+    digest = hashlib.pbkdf2_hmac("sha512", b"slowpass", salt, iters)
+    pw = write(tmp_path / "pw", "slow:$7$%d$%s$%s\n" % (iters, base64.b64encode(salt).decode(),
+                                                          base64.b64encode(digest).decode()))
+    b = make_broker("threads 1\n" + security_conf(True, pw))
+    fast = connected(b.port, V311, "anon")
+    slow = Client(b.port, version=V311, timeout=30)
+    t0 = time.monotonic()
+    slow.send(rawmqtt.connect(V311, client_id="slow", username="slow", password="slowpass"))
+    time.sleep(0.05)  # the CONNECT is in the broker's hands
+    pings = 0
+    while True:
+        fast.ping()  # answered while the password is being checked
+        pings += 1
+        r, _, _ = select.select([slow.sock], [], [], 0.05)
+        if r:
+            break
+        assert time.monotonic() - t0 < 30
+    ack = slow.expect(rawmqtt.CONNACK)
+    assert ack.reason == 0
+    print("pings answered during the check: %d" % pings)
+    assert pings >= 3, "the worker answered only %d pings during the check" % pings
+    # A wrong password goes the same way and is refused.
+    bad = Client(b.port, version=V311, timeout=30)
+    bad.send(rawmqtt.connect(V311, client_id="bad", username="slow", password="wrong"))
+    assert bad.expect(rawmqtt.CONNACK).reason == 5
+    fast.ping()
+    fast.disconnect()
+
+
+def wait_log(b, text, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while text not in b.log():
+        assert time.monotonic() < deadline, "%r not in the log:\n%s" % (text, b.log()[-2000:])
+        time.sleep(0.05)
+
+
+@pytest.mark.tsan
+@pytest.mark.skipif(is_reference(), reason="tombo's log lines are checked")
+def test_sighup_reloads_password_and_acl_files(make_broker, tmp_path):
+    """SIGHUP reads password_file and acl_file again, as Mosquitto does: a user added with
+    tombo-passwd can log in, a changed password takes effect, and connected clients are checked
+    against the new rules. A file that no longer loads is reported and the previous one stays."""
+    pw = make_pwfile(str(tmp_path / "pw"), "tombo-passwd", users={"alice": "secret"})
+    acl = write(tmp_path / "acl", "user alice\ntopic readwrite a/#\n")
+    b = make_broker(security_conf(False, pw, acl))
+    assert Client(b.port, version=V311).connect(V311, client_id="c1", username="carol", password="c").reason == 5
+    alice = connected(b.port, V5, "alice", username="alice", password="secret")
+    alice.subscribe([("#", 1)])
+    alice.publish("b/1", b"denied", qos=1)
+
+    subprocess.run([tombo_passwd(), "-b", pw, "carol", "c"], check=True, timeout=30)
+    subprocess.run([tombo_passwd(), "-b", pw, "alice", "new"], check=True, timeout=30)
+    write(tmp_path / "acl", "user alice\ntopic readwrite a/#\ntopic readwrite b/#\n")
+    b.proc.send_signal(signal.SIGHUP)
+    wait_log(b, "Reloaded the password and ACL files.")
+
+    carol = connected(b.port, V311, "c2", username="carol", password="c")
+    assert Client(b.port, version=V311).connect(V311, client_id="c3", username="alice",
+                                                  password="secret").reason == 5
+    connected(b.port, V311, "c4", username="alice", password="new").disconnect()
+    alice.publish("b/2", b"allowed now", qos=1)  # the connected client: new rules apply
+    got = [p.payload for p in drain_publishes(alice)]
+    assert got == [b"allowed now"]
+
+    write(tmp_path / "acl", "user alice\nbogus line\n")
+    b.proc.send_signal(signal.SIGHUP)
+    wait_log(b, "the previous ones stay in force")
+    alice.publish("b/3", b"still allowed", qos=1)
+    assert [p.payload for p in drain_publishes(alice)] == [b"still allowed"]
+    carol.disconnect()
+    alice.disconnect()
+
+
+def drain_publishes(c, timeout=0.5):
+    out = []
+    try:
+        while True:
+            p = c.read_packet(timeout)
+            if p.type == PUBLISH:
+                out.append(p)
+                if p.qos == 1:
+                    c.send(rawmqtt.ack(PUBACK, p.packet_id, version=c.version))
+    except (TimeoutError, OSError):
+        return out

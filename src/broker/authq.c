@@ -1,0 +1,134 @@
+/* authq.c -- the auth thread(s): a FIFO of password checks (see authq.h). */
+#include "broker/authq.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker.h"
+
+typedef struct job {
+    struct job *next;
+    int worker, fd;
+    uint64_t conn_id;
+    const auth_t *auth;
+    bool allow_anonymous, has_user, has_pw;
+    size_t ulen, pwlen;
+    uint8_t *user, *pw; /* one allocation: user then password */
+} job_t;
+
+struct authq {
+    struct broker *b;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    job_t *head, **tail; /* guarded by lock */
+    bool stop;           /* guarded by lock */
+    int n_threads;
+    pthread_t *threads;
+};
+
+static void job_free(job_t *j)
+{
+    explicit_bzero(j->user, j->ulen + j->pwlen); /* the password does not linger in freed memory */
+    free(j->user);
+    free(j);
+}
+
+static void *authq_main(void *arg)
+{
+    authq_t *q = arg;
+    pthread_mutex_lock(&q->lock);
+    for (;;) {
+        while (!q->head && !q->stop)
+            pthread_cond_wait(&q->cond, &q->lock);
+        if (q->stop)
+            break;
+        job_t *j = q->head;
+        q->head = j->next;
+        if (!q->head)
+            q->tail = &q->head;
+        pthread_mutex_unlock(&q->lock);
+
+        uint8_t rc = auth_connect(j->auth, j->allow_anonymous, j->user, j->ulen, j->has_user, j->pw, j->pwlen,
+                                  j->has_pw);
+        inbox_item_t it = {.kind = INBOX_AUTH_DONE, .rc = rc, .fd = j->fd, .conn_id = j->conn_id};
+        worker_post(&q->b->workers[j->worker], &it);
+        job_free(j);
+
+        pthread_mutex_lock(&q->lock);
+    }
+    pthread_mutex_unlock(&q->lock);
+    return NULL;
+}
+
+authq_t *authq_start(struct broker *b, int threads)
+{
+    authq_t *q = xcalloc(1, sizeof(*q));
+    q->b = b;
+    q->tail = &q->head;
+    pthread_mutex_init(&q->lock, NULL);
+    pthread_cond_init(&q->cond, NULL);
+    q->threads = xcalloc((size_t)threads, sizeof(pthread_t));
+    for (int i = 0; i < threads; i++) {
+        if (pthread_create(&q->threads[i], NULL, authq_main, q) != 0)
+            break;
+        q->n_threads++;
+    }
+    if (q->n_threads == 0) {
+        authq_stop(q);
+        return NULL;
+    }
+    return q;
+}
+
+void authq_stop(authq_t *q)
+{
+    if (!q)
+        return;
+    pthread_mutex_lock(&q->lock);
+    q->stop = true;
+    pthread_cond_broadcast(&q->cond);
+    pthread_mutex_unlock(&q->lock);
+    for (int i = 0; i < q->n_threads; i++)
+        pthread_join(q->threads[i], NULL);
+    while (q->head) {
+        job_t *j = q->head;
+        q->head = j->next;
+        job_free(j);
+    }
+    free(q->threads);
+    pthread_cond_destroy(&q->cond);
+    pthread_mutex_destroy(&q->lock);
+    free(q);
+}
+
+bool authq_needed(const auth_t *a, bool has_user, size_t ulen)
+{
+    return auth_has_password_file(a) && has_user && ulen > 0;
+}
+
+void authq_submit(authq_t *q, int worker, int fd, uint64_t conn_id, const auth_t *a, bool allow_anonymous,
+                  const uint8_t *user, size_t ulen, bool has_user, const uint8_t *pw, size_t pwlen, bool has_pw)
+{
+    job_t *j = xcalloc(1, sizeof(*j));
+    j->worker = worker;
+    j->fd = fd;
+    j->conn_id = conn_id;
+    j->auth = a;
+    j->allow_anonymous = allow_anonymous;
+    j->has_user = has_user;
+    j->has_pw = has_pw;
+    j->ulen = ulen;
+    j->pwlen = pwlen;
+    j->user = xmalloc(ulen + pwlen + 1);
+    if (ulen)
+        memcpy(j->user, user, ulen);
+    if (pwlen)
+        memcpy(j->user + ulen, pw, pwlen);
+    j->pw = j->user + ulen;
+    pthread_mutex_lock(&q->lock);
+    *q->tail = j;
+    q->tail = &j->next;
+    pthread_cond_signal(&q->cond);
+    pthread_mutex_unlock(&q->lock);
+}

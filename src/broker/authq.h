@@ -1,0 +1,34 @@
+/* authq.h -- password checks off the worker threads.
+ *
+ * A password check against a password_file entry runs PBKDF2-HMAC-SHA512 (about 75 us with
+ * Mosquitto's 101 iterations, far more with a stronger hash): done on a worker, a burst of
+ * reconnecting devices would stall every client of that worker. So a CONNECT that needs one parks
+ * its connection (conn.waiting = WAIT_AUTH, nothing more is read from it), the check runs on the
+ * auth thread, and the result comes back to the connection's worker through its inbox
+ * (INBOX_AUTH_DONE), which then answers the CONNECT. Checks that need no hashing (anonymous
+ * clients, no password file) stay inline. */
+#ifndef TOMBO_BROKER_AUTHQ_H
+#define TOMBO_BROKER_AUTHQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/auth.h"
+
+struct broker;
+typedef struct authq authq_t;
+
+authq_t *authq_start(struct broker *b, int threads);
+/* Stops the threads; checks still queued are dropped (their connections are closing anyway). */
+void authq_stop(authq_t *q);
+
+/* Whether auth_connect() for these credentials has to hash a password. */
+bool authq_needed(const auth_t *a, bool has_user, size_t ulen);
+
+/* Check the credentials on an auth thread and post INBOX_AUTH_DONE (rc: auth_connect's result) to
+ * worker `worker` for connection (fd, conn_id). Copies user and password. */
+void authq_submit(authq_t *q, int worker, int fd, uint64_t conn_id, const auth_t *a, bool allow_anonymous,
+                  const uint8_t *user, size_t ulen, bool has_user, const uint8_t *pw, size_t pwlen, bool has_pw);
+
+#endif

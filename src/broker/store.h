@@ -1,0 +1,69 @@
+/* store.h -- durable broker state (`persistence true`): persistent sessions, their subscriptions,
+ * queued and in-flight QoS 1/2 messages and inbound QoS 2 packet ids, and retained messages, in an
+ * SQLite database.
+ *
+ * Design: a journal with group commit. A thread that changes durable state in memory appends a
+ * record to the store's queue at that moment, under the lock that orders the change (the session's
+ * lock, the retained store's write lock), so the journal's order is the memory's order. The store's
+ * own thread takes the whole queue, applies it in one transaction, commits, and then publishes the
+ * sequence number it reached (store_committed). Nothing on a worker waits for the disk.
+ *
+ * What must not be seen before it is durable waits instead on the connection: a PUBACK, PUBREC,
+ * PUBREL, PUBCOMP, SUBACK or UNSUBACK, and a QoS 2 PUBLISH to a persistent session, are appended
+ * behind a hold (conn_hold) when the thread has records not yet committed (store_need); the bytes
+ * from the hold on are written once the store has committed that far. So a client that got a PUBACK
+ * knows its message survives `kill -9`.
+ *
+ * Only persistent sessions (session expiry > 0, or 3.x clean session 0) are written (with their
+ * will and the time they went offline), and only their QoS 1 and 2 messages: clean sessions and QoS 0 live in memory only, as in Mosquitto. A
+ * message is written once (msgs table) however many sessions reference it, when the first durable
+ * reference appears; it is deleted when the last in-memory reference goes (msg_release). */
+#ifndef TOMBO_BROKER_STORE_H
+#define TOMBO_BROKER_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/msg.h"
+#include "broker/session.h"
+
+struct broker;
+typedef struct store store_t;
+
+/* Open (creating if needed) the database at `path`. NULL with a message in err on failure. */
+store_t *store_open(const char *path, char *err, size_t errlen);
+/* Restore sessions, subscriptions, queued/in-flight messages and retained messages into b (its
+ * registry, subscription tree and retained store must exist; no worker runs yet). */
+int store_load(store_t *st, struct broker *b, char *err, size_t errlen);
+/* Start the store thread. */
+int store_start(store_t *st, struct broker *b);
+/* Write everything submitted so far and stop the thread. Records submitted afterwards (the
+ * in-memory teardown at shutdown) are ignored, so stopping keeps the database as it was. */
+void store_stop(store_t *st);
+void store_free(store_t *st);
+
+/* The sequence number of the last record the store has committed. */
+uint64_t store_committed(store_t *st);
+/* 0 when every record the calling thread submitted is committed, else the sequence number it must
+ * wait for before sending what depends on them. */
+uint64_t store_need(store_t *st);
+
+/* Journal records. Each is called where the in-memory change happens, under the lock named. */
+/* s->lock: the session became persistent, or its expiry, identity, will or connection changed
+ * (connect, disconnect, will published); `full` also writes its
+ * subscriptions, queued and in-flight messages and inbound QoS 2 ids (it was not persistent). */
+void store_session_put(store_t *st, session_t *s, bool full);
+void store_session_del(store_t *st, session_t *s);            /* s->lock */
+void store_sub_put(store_t *st, session_t *s, const sess_sub_t *sub); /* s->lock */
+void store_sub_del(store_t *st, session_t *s, const char *filter, size_t n); /* s->lock */
+void store_out_put(store_t *st, session_t *s, const outmsg_t *o);   /* s->lock; o->seq is the key */
+void store_out_state(store_t *st, session_t *s, const outmsg_t *o); /* s->lock */
+void store_out_del(store_t *st, session_t *s, uint32_t seq);        /* s->lock */
+void store_in2(store_t *st, session_t *s, uint16_t id, bool add);   /* s->lock */
+/* The retained store's write lock: topic's retained message is now m (NULL: cleared). */
+void store_retain(store_t *st, const uint8_t *topic, size_t n, msg_t *m);
+/* msg_release: the last reference to a stored message is gone. */
+void store_msg_gone(store_t *st, uint64_t id);
+
+#endif
