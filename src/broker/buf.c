@@ -77,7 +77,7 @@ void buf_consume(buf_t *b, size_t n)
 
 void buf_shrink(buf_t *b)
 {
-    if (b->off == b->len && b->cap > 4 * 1024) {
+    if (b->off == b->len && (b->cap > 4 * 1024 || b->cap <= 64)) {
         slab_free(b->data);
         b->data = NULL;
         b->cap = b->off = b->len = 0;
