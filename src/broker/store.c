@@ -346,7 +346,7 @@ static int write_msg(store_t *st, const rec_t *r)
     p.publish.topic = m->topic;
     p.publish.payload = m->payload;
     p.id = m->qos ? 1 : 0;
-    p.props = m->props;
+    msg_props(m, &p.props);
     size_t n = mqtt_encoded_len(&p, MQTT_V5);
     uint8_t *bytes = xmalloc(n);
     mqtt_encode(&p, MQTT_V5, bytes);
