@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "broker/log.h"
+#include "broker/slab.h"
 #include "broker/store.h"
 
 
@@ -258,7 +259,6 @@ void broker_free(broker_t *b)
     authq_stop(b->authq); /* it posts to the workers' inboxes: stopped before they are freed */
     for (int i = 0; b->workers && i < b->n_workers; i++) /* none if start-up failed before them */
         worker_free(&b->workers[i]);
-    free(b->workers);
     for (int i = 0; b->listen_fds && i < b->cfg.n_listeners; i++)
         if (b->listen_fds[i] >= 0)
             close(b->listen_fds[i]);
@@ -274,6 +274,10 @@ void broker_free(broker_t *b)
     subtree_free(b->subs);
     retain_free(b->retained);
     store_free(b->store);
+    /* Last: the messages released above went back to their workers' pools. */
+    for (int i = 0; b->workers && i < b->n_workers; i++)
+        slab_pool_free(b->workers[i].pool);
+    free(b->workers);
     pthread_mutex_destroy(&b->reg_lock);
     pthread_mutex_destroy(&b->timers_lock);
 }

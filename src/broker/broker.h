@@ -8,28 +8,10 @@
 
 #include "broker/config.h"
 #include "broker/conn.h"
+#include "broker/inbox.h"
 #include "broker/retain.h"
 #include "broker/session.h"
 #include "broker/subtree.h"
-
-/* Items other threads send a worker. */
-enum inbox_kind {
-    INBOX_FLUSH_SESSION, /* write the session's queued messages to its connection */
-    INBOX_KICK_CONN,     /* session taken over: drain and close (fd, conn_id), then answer the
-                          * waiting connection with INBOX_TAKEOVER_DONE */
-    INBOX_TAKEOVER_DONE, /* (fd, conn_id) may now attach to its session */
-    INBOX_AUTH_DONE,     /* (fd, conn_id)'s password was checked: rc is the result (authq.h) */
-};
-typedef struct inbox_item {
-    uint8_t kind;
-    uint8_t rc;         /* KICK: reason code for the DISCONNECT */
-    int fd;             /* KICK, TAKEOVER_DONE: connection fd and id */
-    uint64_t conn_id;
-    session_t *session; /* FLUSH: one reference */
-    int reply_worker;   /* KICK: who waits, and which connection */
-    int reply_fd;
-    uint64_t reply_id;
-} inbox_item_t;
 
 /* Keepalive timer wheel: 256 slots of 250 ms (a 64 s horizon; later deadlines are re-slotted when
  * their slot comes round). */
@@ -41,15 +23,11 @@ typedef struct worker {
     int index;
     pthread_t thread;
     int epfd;
-    int evfd;           /* wakes the loop when the inbox goes from empty to non-empty */
     int *listen_fds;
     int n_listen;
+    struct slab_pool *pool; /* messages and batches this worker allocates (slab.h) */
 
-    pthread_mutex_t inbox_lock;
-    inbox_item_t *inbox;  /* guarded by inbox_lock */
-    size_t inbox_n, inbox_cap;
-    inbox_item_t *inbox_work; /* swapped in for processing */
-    size_t inbox_work_cap;
+    inbox_t inbox;      /* what other threads send this worker (inbox.h) */
 
     conn_t **conns;     /* indexed by fd: connections of this worker */
     int conns_cap;
@@ -65,10 +43,7 @@ typedef struct worker {
     _Atomic uint64_t store_wait; /* lowest store sequence a hold waits for (0: none); the store
                                   * thread wakes the worker when it commits that far */
     uint8_t *rbuf;      /* 64 KB scratch every read of this worker goes into first */
-    struct outbox {     /* items for worker i, sent at the end of the turn */
-        inbox_item_t *v;
-        size_t n, cap;
-    } *outbox;
+    inbox_chain_t *outbox; /* items for worker i, pushed at the end of the turn */
 
     /* statistics, written by this worker only, read by $SYS */
     atomic_ulong msgs_in, msgs_out, bytes_in, bytes_out, pub_dropped;

@@ -1,9 +1,14 @@
-/* buf.c -- growable byte buffers and abort-on-OOM allocation for the broker. */
+/* buf.c -- growable byte buffers and abort-on-OOM allocation for the broker.
+ * Buffer memory comes from the calling worker's slab (slab.h): a connection's output buffer that
+ * is released after a burst and taken again next turn costs a free-list push and pop, not a
+ * malloc and a chain of reallocs; capacities double from 64, so they are exact slab classes. */
 #include "broker/buf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "broker/slab.h"
 
 static void oom(size_t n)
 {
@@ -58,7 +63,7 @@ uint8_t *buf_reserve(buf_t *b, size_t n)
     size_t cap = b->cap ? b->cap : 64; /* a CONNACK or PINGRESP fits: idle clients stay small */
     while (cap - b->len < n)
         cap *= 2;
-    b->data = xrealloc(b->data, cap);
+    b->data = slab_realloc(b->data, b->len, cap);
     b->cap = cap;
     return b->data + b->len;
 }
@@ -72,8 +77,8 @@ void buf_consume(buf_t *b, size_t n)
 
 void buf_shrink(buf_t *b)
 {
-    if (b->off == b->len && b->cap > 4 * 1024) {
-        free(b->data);
+    if (b->off == b->len && (b->cap > 4 * 1024 || b->cap <= 64)) {
+        slab_free(b->data);
         b->data = NULL;
         b->cap = b->off = b->len = 0;
     }
@@ -81,7 +86,7 @@ void buf_shrink(buf_t *b)
 
 void buf_free(buf_t *b)
 {
-    free(b->data);
+    slab_free(b->data);
     b->data = NULL;
     b->cap = b->off = b->len = 0;
 }

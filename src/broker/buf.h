@@ -22,8 +22,10 @@ static inline size_t buf_used(const buf_t *b) { return b->len - b->off; }
 static inline uint8_t *buf_head(const buf_t *b) { return b->data + b->off; }
 /* Drop n bytes from the front; an emptied buffer resets to offset 0. */
 void buf_consume(buf_t *b, size_t n);
-/* Release the memory when the buffer is empty and over 4 KB: a burst's buffer goes back, a small
- * one stays for the next reply instead of a malloc per loop turn. */
+/* Release the memory when the buffer is empty and over 4 KB (a burst's buffer goes back) or at
+ * most 64 B (an idle client's CONNACK or PINGRESP: idle connections then hold no output buffer;
+ * taking a small block again from the worker's slab is a free-list pop). Sizes in between stay
+ * for the next turn of a busy connection instead of growing again from 64 B. */
 void buf_shrink(buf_t *b);
 void buf_free(buf_t *b);
 

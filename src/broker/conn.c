@@ -219,7 +219,7 @@ bool conn_send_publish(conn_t *c, msg_t *m, uint8_t qos, uint8_t retain, uint8_t
     p.publish.topic = m->topic;
     p.publish.payload = m->payload;
     if (c->version == MQTT_V5) {
-        p.props = m->props;
+        msg_props(m, &p.props);
         if (m->has_expiry) {
             uint32_t left = msg_expiry_left(m, c->w->now);
             p.props.has |= MQTT_HAS(MQTT_PROP_MESSAGE_EXPIRY);

@@ -23,7 +23,7 @@ static void on_signal(int sig)
     /* Wake every worker now rather than at its next tick; write() is async-signal-safe. */
     uint64_t one = 1;
     for (int i = 0; i < g_broker->n_workers && g_broker->workers; i++) {
-        ssize_t r = write(g_broker->workers[i].evfd, &one, sizeof(one));
+        ssize_t r = write(g_broker->workers[i].inbox.evfd, &one, sizeof(one));
         (void)r;
     }
 }

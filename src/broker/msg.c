@@ -1,4 +1,8 @@
-/* msg.c -- reference-counted application messages. */
+/* msg.c -- reference-counted application messages.
+ *
+ * A message and its encodings come from the slab of the thread that builds them (slab.h): on a
+ * worker, a free-list pop, no malloc and no lock in the steady state; the last msg_release, on
+ * whichever thread, gives each block back to the pool it came from. */
 #include "broker/msg.h"
 
 #include <stdlib.h>
@@ -6,6 +10,7 @@
 #include <time.h>
 
 #include "broker/buf.h"
+#include "broker/slab.h"
 #include "broker/store.h"
 
 int64_t now_ms(void)
@@ -27,7 +32,7 @@ msg_t *msg_new(mqtt_bytes_t topic, mqtt_bytes_t payload, uint8_t qos, uint8_t re
                int64_t now)
 {
     uint32_t rawlen = props ? props->raw.len : 0;
-    msg_t *m = xmalloc(sizeof(*m) + topic.len + payload.len + rawlen + 1);
+    msg_t *m = slab_alloc(sizeof(*m) + topic.len + payload.len + rawlen + 1);
     atomic_init(&m->refs, 1);
     for (int i = 0; i < MSG_ENC_CLASSES; i++)
         atomic_init(&m->enc[i], NULL);
@@ -45,22 +50,25 @@ msg_t *msg_new(mqtt_bytes_t topic, mqtt_bytes_t payload, uint8_t qos, uint8_t re
         memcpy(p, payload.p, payload.len);
     m->payload = (mqtt_bytes_t){p, payload.len};
     p += payload.len;
-    memset(&m->props, 0, sizeof(m->props));
+    m->props_has = 0;
+    m->user_n = 0;
     if (props) {
         if (rawlen)
             memcpy(p, props->raw.p, rawlen);
         const uint8_t *old = props->raw.p;
-        m->props.has = props->has & MSG_FORWARD_PROPS;
-        m->props.payload_format = props->payload_format;
-        if (m->props.has & MQTT_HAS(MQTT_PROP_CONTENT_TYPE))
-            m->props.content_type = rebase(props->content_type, old, p);
-        if (m->props.has & MQTT_HAS(MQTT_PROP_RESPONSE_TOPIC))
-            m->props.response_topic = rebase(props->response_topic, old, p);
-        if (m->props.has & MQTT_HAS(MQTT_PROP_CORRELATION_DATA))
-            m->props.correlation_data = rebase(props->correlation_data, old, p);
+        m->props_has = props->has & MSG_FORWARD_PROPS;
+        m->payload_format = props->payload_format;
+        m->content_type = m->props_has & MQTT_HAS(MQTT_PROP_CONTENT_TYPE) ? rebase(props->content_type, old, p)
+                                                                          : (mqtt_bytes_t){NULL, 0};
+        m->response_topic = m->props_has & MQTT_HAS(MQTT_PROP_RESPONSE_TOPIC)
+                                ? rebase(props->response_topic, old, p)
+                                : (mqtt_bytes_t){NULL, 0};
+        m->correlation_data = m->props_has & MQTT_HAS(MQTT_PROP_CORRELATION_DATA)
+                                  ? rebase(props->correlation_data, old, p)
+                                  : (mqtt_bytes_t){NULL, 0};
         if (props->user_n) {
-            m->props.user_n = props->user_n;
-            m->props.user_src = (mqtt_bytes_t){p, rawlen};
+            m->user_n = props->user_n;
+            m->user_src = (mqtt_bytes_t){p, rawlen};
         }
         if (props->has & MQTT_HAS(MQTT_PROP_MESSAGE_EXPIRY)) {
             m->has_expiry = 1;
@@ -70,14 +78,36 @@ msg_t *msg_new(mqtt_bytes_t topic, mqtt_bytes_t payload, uint8_t qos, uint8_t re
     return m;
 }
 
+void msg_props(const msg_t *m, mqtt_props_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!m->props_has && !m->user_n)
+        return;
+    out->has = m->props_has;
+    out->payload_format = m->payload_format;
+    if (m->props_has & MQTT_HAS(MQTT_PROP_CONTENT_TYPE))
+        out->content_type = m->content_type;
+    if (m->props_has & MQTT_HAS(MQTT_PROP_RESPONSE_TOPIC))
+        out->response_topic = m->response_topic;
+    if (m->props_has & MQTT_HAS(MQTT_PROP_CORRELATION_DATA))
+        out->correlation_data = m->correlation_data;
+    if (m->user_n) {
+        out->user_n = m->user_n;
+        out->user_src = m->user_src;
+    }
+}
+
 void msg_release(msg_t *m)
 {
     if (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
         if (m->store_id)
             store_msg_gone(m->store, m->store_id);
-        for (int i = 0; i < MSG_ENC_CLASSES; i++)
-            free(atomic_load_explicit(&m->enc[i], memory_order_relaxed));
-        free(m);
+        for (int i = 0; i < MSG_ENC_CLASSES; i++) {
+            msg_enc_t *e = atomic_load_explicit(&m->enc[i], memory_order_relaxed);
+            if (e)
+                slab_free(e);
+        }
+        slab_free(m);
     }
 }
 
@@ -96,15 +126,15 @@ const msg_enc_t *msg_encoded(msg_t *m, uint8_t version, uint8_t qos, uint8_t ret
     p.publish.payload = m->payload;
     p.id = qos ? 1 : 0; /* any non-zero id: patched per receiver */
     if (version == MQTT_V5)
-        p.props = m->props;
+        msg_props(m, &p.props);
     size_t n = mqtt_encoded_len(&p, version);
-    e = xmalloc(sizeof(*e) + n);
+    e = slab_alloc(sizeof(*e) + n);
     e->len = (uint32_t)mqtt_encode(&p, version, e->bytes);
     e->id_off = qos ? (uint32_t)mqtt_publish_id_offset(&p, version) : 0;
     msg_enc_t *expected = NULL;
     if (!atomic_compare_exchange_strong_explicit(&m->enc[cls], &expected, e, memory_order_acq_rel,
                                                  memory_order_acquire)) {
-        free(e); /* another worker encoded it first */
+        slab_free(e); /* another worker encoded it first */
         return expected;
     }
     return e;

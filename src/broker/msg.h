@@ -2,7 +2,8 @@
  *
  * Ownership: a msg_t is reference counted (atomic) and immutable once built. Subscribers' queues,
  * in-flight tables, the retained store and wills each hold one reference. Topic, payload and the
- * raw MQTT 5 property block live in the same allocation as the header: one malloc per message. */
+ * raw MQTT 5 property block live in the same allocation as the header, a block of the building
+ * thread's slab (slab.h); each encoding is another slab block, freed with the message. */
 #ifndef TOMBO_BROKER_MSG_H
 #define TOMBO_BROKER_MSG_H
 
@@ -42,9 +43,18 @@ typedef struct msg {
     struct store *store;
     mqtt_bytes_t topic;
     mqtt_bytes_t payload;
-    mqtt_props_t props; /* only MSG_FORWARD_PROPS; views point into data[] */
+    /* The forwarded MQTT 5 properties (MSG_FORWARD_PROPS), views into data[]; msg_props()
+     * gives them as an mqtt_props_t. Kept this small rather than as an mqtt_props_t (250 bytes,
+     * whose zeroing was three quarters of msg_new's time) since most messages have none. */
+    uint64_t props_has;  /* 0: no properties */
+    uint32_t user_n;     /* user properties, in user_src (the publisher's raw property block) */
+    uint8_t payload_format;
+    mqtt_bytes_t content_type, response_topic, correlation_data, user_src;
     uint8_t data[];
 } msg_t;
+
+/* m's forwardable properties as a full property set (to encode a PUBLISH): everything else zero. */
+void msg_props(const msg_t *m, mqtt_props_t *out);
 
 /* Build a message, copying topic, payload and the forwardable part of `props` (may be NULL, e.g.
  * v3 publishers). Message expiry in props becomes an absolute deadline from now_ms. */

@@ -346,7 +346,7 @@ static int write_msg(store_t *st, const rec_t *r)
     p.publish.topic = m->topic;
     p.publish.payload = m->payload;
     p.id = m->qos ? 1 : 0;
-    p.props = m->props;
+    msg_props(m, &p.props);
     size_t n = mqtt_encoded_len(&p, MQTT_V5);
     uint8_t *bytes = xmalloc(n);
     mqtt_encode(&p, MQTT_V5, bytes);
@@ -538,7 +538,7 @@ static void wake_waiters(store_t *st, uint64_t committed)
         uint64_t want = atomic_load(&b->workers[i].store_wait);
         if (want && want <= committed) {
             uint64_t one = 1;
-            ssize_t wr = write(b->workers[i].evfd, &one, sizeof(one));
+            ssize_t wr = write(b->workers[i].inbox.evfd, &one, sizeof(one));
             (void)wr;
         }
     }

@@ -3,10 +3,15 @@
  *
  * Each worker owns its connections for life. Each listening socket is opened once and watched by
  * every worker with EPOLLEXCLUSIVE, so one worker wakes per new connection and accepts it; no
- * SO_REUSEPORT, which would let a second broker started by mistake share the port silently. Other
- * threads reach a worker only through worker_post() (mutex-protected vector, eventfd wake when it
- * goes from empty to non-empty). Output is written once per loop turn for every connection that
- * has any (flush list); closed connections are freed there too, at a known point of the loop. */
+ * SO_REUSEPORT, which would let a second broker started by mistake share the port silently. Output
+ * is written once per loop turn for every connection that has any (flush list); closed
+ * connections are freed there too, at a known point of the loop.
+ *
+ * Inbox: other threads reach a worker only through its inbox (inbox.h: a lock-free stack of
+ * batches, eventfd wake-up only when the worker may be blocked in epoll_wait). A worker collects
+ * what it sends to worker i during a loop turn in its outbox[i] (a chain of batches, no atomics)
+ * and pushes the whole chain with one compare-and-swap at the end of the turn; it takes its own
+ * inbox once per turn. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,12 +22,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "broker/broker.h"
 #include "broker/log.h"
+#include "broker/slab.h"
 #include "broker/store.h"
 
 #define NEW_CONN_TIMEOUT_MS 10000 /* time to send CONNECT after the TCP handshake */
@@ -32,59 +37,18 @@
 #define TAG_EVENTFD ((uint64_t)1)
 #define TAG_LISTEN_BASE ((uint64_t)16)
 
-void worker_post(worker_t *w, const inbox_item_t *it)
-{
-    pthread_mutex_lock(&w->inbox_lock);
-    if (w->inbox_n == w->inbox_cap) {
-        w->inbox_cap = w->inbox_cap ? w->inbox_cap * 2 : 64;
-        w->inbox = xrealloc(w->inbox, w->inbox_cap * sizeof(*w->inbox));
-    }
-    w->inbox[w->inbox_n++] = *it;
-    bool wake = w->inbox_n == 1;
-    pthread_mutex_unlock(&w->inbox_lock);
-    if (wake) {
-        uint64_t one = 1;
-        ssize_t r = write(w->evfd, &one, sizeof(one));
-        (void)r;
-    }
-}
+void worker_post(worker_t *w, const inbox_item_t *it) { inbox_post(&w->inbox, it); }
 
-void worker_defer(worker_t *from, int to, const inbox_item_t *it)
-{
-    struct outbox *o = &from->outbox[to];
-    if (o->n == o->cap) {
-        o->cap = o->cap ? o->cap * 2 : 64;
-        o->v = xrealloc(o->v, o->cap * sizeof(*o->v));
-    }
-    o->v[o->n++] = *it;
-}
+void worker_defer(worker_t *from, int to, const inbox_item_t *it) { inbox_append(&from->outbox[to], it); }
 
-/* Hand every deferred item to its worker: one lock and at most one wake-up per worker. Items for
- * ourselves are processed by the caller's next inbox pass. */
+/* Hand every deferred chain to its worker: one CAS and at most one wake-up per worker. Items for
+ * ourselves are processed by process_own_outbox first; what it leaves goes through our own inbox,
+ * handled next turn. */
 static void worker_send_outbox(worker_t *w)
 {
     broker_t *b = w->b;
     for (int i = 0; i < b->n_workers; i++) {
-        struct outbox *o = &w->outbox[i];
-        if (o->n == 0)
-            continue;
-        worker_t *t = &b->workers[i];
-        pthread_mutex_lock(&t->inbox_lock);
-        if (t->inbox_n + o->n > t->inbox_cap) {
-            while (t->inbox_n + o->n > t->inbox_cap)
-                t->inbox_cap = t->inbox_cap ? t->inbox_cap * 2 : 64;
-            t->inbox = xrealloc(t->inbox, t->inbox_cap * sizeof(*t->inbox));
-        }
-        bool wake = t->inbox_n == 0;
-        memcpy(t->inbox + t->inbox_n, o->v, o->n * sizeof(*o->v));
-        t->inbox_n += o->n;
-        pthread_mutex_unlock(&t->inbox_lock);
-        o->n = 0;
-        if (wake) {
-            uint64_t one = 1;
-            ssize_t r = write(t->evfd, &one, sizeof(one));
-            (void)r;
-        }
+        inbox_push(&b->workers[i].inbox, &w->outbox[i]);
     }
 }
 
@@ -397,22 +361,15 @@ static void process_items(worker_t *w, inbox_item_t *items, size_t n)
     }
 }
 
-static void process_inbox(worker_t *w)
+/* Run a chain of batches (oldest first) and give the batches back. */
+static void process_chain(worker_t *w, inbox_batch_t *fifo)
 {
-    uint64_t v;
-    ssize_t r = read(w->evfd, &v, sizeof(v));
-    (void)r;
-    pthread_mutex_lock(&w->inbox_lock);
-    inbox_item_t *items = w->inbox;
-    size_t n = w->inbox_n;
-    w->inbox = w->inbox_work;
-    size_t cap = w->inbox_cap;
-    w->inbox_cap = w->inbox_work_cap;
-    w->inbox_work_cap = cap;
-    w->inbox_work = items;
-    w->inbox_n = 0;
-    pthread_mutex_unlock(&w->inbox_lock);
-    process_items(w, items, n);
+    while (fifo) {
+        inbox_batch_t *next = fifo->next;
+        process_items(w, fifo->items, fifo->n);
+        slab_free(fifo);
+        fifo = next;
+    }
 }
 
 /* Items this worker deferred for itself are handled right away, at the end of the turn, so a
@@ -420,15 +377,9 @@ static void process_inbox(worker_t *w)
  * will published on close); a few rounds, then the rest goes through the inbox. */
 static void process_own_outbox(worker_t *w)
 {
-    struct outbox *o = &w->outbox[w->index];
-    for (int round = 0; round < 4 && o->n > 0; round++) {
-        inbox_item_t *items = o->v;
-        size_t n = o->n;
-        o->v = NULL;
-        o->n = o->cap = 0;
-        process_items(w, items, n);
-        free(items);
-    }
+    inbox_chain_t *o = &w->outbox[w->index];
+    for (int round = 0; round < 4 && o->newest; round++)
+        process_chain(w, inbox_chain_fifo(o));
 }
 
 /* ---- output held for the persistence store ---- */
@@ -495,15 +446,18 @@ static void *worker_main(void *arg)
     broker_t *b = w->b;
     struct epoll_event evs[256];
     int64_t next_sys = 0;
+    slab_thread_attach(w->pool);
     w->now = now_ms();
     w->wheel_now = w->now / WHEEL_TICK_MS;
     while (!atomic_load(&b->stop)) {
-        int n = epoll_wait(w->epfd, evs, 256, WHEEL_TICK_MS);
+        int timeout = inbox_sleep_begin(&w->inbox) ? 0 : WHEEL_TICK_MS;
+        int n = epoll_wait(w->epfd, evs, 256, timeout);
+        inbox_sleep_end(&w->inbox);
         w->now = now_ms();
         for (int i = 0; i < n; i++) {
             uint64_t tag = evs[i].data.u64;
             if (tag == TAG_EVENTFD) {
-                process_inbox(w);
+                inbox_clear_wake(&w->inbox);
             } else if (tag >= TAG_LISTEN_BASE && tag < TAG_LISTEN_BASE + (uint64_t)w->n_listen) {
                 accept_all(w, (int)(tag - TAG_LISTEN_BASE));
             } else {
@@ -521,6 +475,7 @@ static void *worker_main(void *arg)
                     conn_want_flush(c);
             }
         }
+        process_chain(w, inbox_take(&w->inbox));
         wheel_tick(w);
         if (w->index == 0) {
             if (atomic_exchange(&b->reload, 0))
@@ -536,6 +491,7 @@ static void *worker_main(void *arg)
         worker_send_outbox(w);
         worker_release_holds(w);
         flush_all(w);
+        slab_collect();
         w->turn++;
     }
     /* Shutdown: close every connection (wills of clients that did not disconnect are published as
@@ -552,6 +508,7 @@ static void *worker_main(void *arg)
     process_own_outbox(w);
     worker_send_outbox(w);
     flush_all(w);
+    slab_thread_attach(NULL);
     return NULL;
 }
 
@@ -598,11 +555,14 @@ int worker_init(worker_t *w, broker_t *b, int index, char *err, size_t errlen)
     memset(w, 0, sizeof(*w));
     w->b = b;
     w->index = index;
-    pthread_mutex_init(&w->inbox_lock, NULL);
+    w->pool = slab_pool_new();
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
-    w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (inbox_init(&w->inbox) < 0) {
+        snprintf(err, errlen, "eventfd: %s", strerror(errno));
+        return -1;
+    }
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_EVENTFD};
-    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &ev);
+    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->inbox.evfd, &ev);
     sub_result_init(&w->match);
     w->rbuf = xmalloc(64 * 1024);
     w->outbox = xcalloc((size_t)b->n_workers, sizeof(*w->outbox));
@@ -622,25 +582,31 @@ int worker_start(worker_t *w)
     return pthread_create(&w->thread, NULL, worker_main, w);
 }
 
+/* Release what a chain of batches still holds (shutdown). */
+static void chain_free(inbox_batch_t *list)
+{
+    while (list) {
+        inbox_batch_t *next = list->next;
+        for (uint32_t k = 0; k < list->n; k++)
+            if (list->items[k].kind == INBOX_FLUSH_SESSION)
+                session_release(list->items[k].session);
+        slab_free(list);
+        list = next;
+    }
+}
+
 void worker_free(worker_t *w)
 {
     close(w->epfd);
-    close(w->evfd);
-    for (size_t i = 0; i < w->inbox_n; i++)
-        if (w->inbox[i].kind == INBOX_FLUSH_SESSION)
-            session_release(w->inbox[i].session);
-    free(w->inbox);
-    free(w->inbox_work);
-    for (int i = 0; w->outbox && i < w->b->n_workers; i++) {
-        for (size_t k = 0; k < w->outbox[i].n; k++)
-            if (w->outbox[i].v[k].kind == INBOX_FLUSH_SESSION)
-                session_release(w->outbox[i].v[k].session);
-        free(w->outbox[i].v);
-    }
+    chain_free(inbox_take(&w->inbox));
+    inbox_destroy(&w->inbox);
+    for (int i = 0; w->outbox && i < w->b->n_workers; i++)
+        chain_free(inbox_chain_fifo(&w->outbox[i]));
     free(w->outbox);
     free(w->held);
     free(w->conns);
     sub_result_free(&w->match);
     free(w->rbuf);
-    pthread_mutex_destroy(&w->inbox_lock);
+    /* w->pool outlives this: messages still held by sessions and the retained store go back to it
+     * when broker_free releases them; broker_free frees the pools last. */
 }
