@@ -12,6 +12,7 @@
 #include "broker/broker.h"
 #include "broker/auth.h"
 #include "broker/log.h"
+#include "broker/slab.h"
 #include "broker/store.h"
 
 /* ---- registry: open hashing on the client id ---- */
@@ -173,7 +174,7 @@ void session_release(session_t *s)
     for (delivery_t *d = atomic_load(&s->incoming), *next; d; d = next) {
         next = d->next; /* pushed after the session ended */
         msg_release(d->msg);
-        free(d);
+        slab_free(d);
     }
     outring_free(&s->queue);
     outring_free(&s->inflight);
@@ -402,7 +403,7 @@ static void take_incoming(session_t *s)
         fifo = d->next;
         enqueue(s, d->msg, d->qos, d->retain, d->ids, d->n_ids);
         msg_release(d->msg);
-        free(d);
+        slab_free(d);
     }
 }
 
@@ -439,7 +440,7 @@ void session_deliver(worker_t *from, session_t *s, msg_t *msg, uint8_t qos, uint
         uint32_t maxq = s->broker->cfg.max_queued_messages;
         if (qos == 0 && maxq && atomic_load_explicit(&s->incoming_n, memory_order_relaxed) >= maxq)
             return;
-        delivery_t *d = xmalloc(sizeof(*d) + n_ids * sizeof(uint32_t));
+        delivery_t *d = slab_alloc(sizeof(*d) + n_ids * sizeof(uint32_t)); /* no malloc in the steady state */
         msg_hold(msg);
         d->msg = msg;
         d->qos = qos;
