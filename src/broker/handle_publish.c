@@ -6,6 +6,7 @@
 #include "broker/broker.h"
 #include "broker/auth.h"
 #include "broker/log.h"
+#include "broker/store.h"
 
 static void send_ack(conn_t *c, uint8_t type, uint16_t id, uint8_t reason)
 {
@@ -122,6 +123,11 @@ uint8_t handle_publish(conn_t *c, mqtt_packet_t *p)
             reason = MQTT_RC_NOT_AUTHORIZED;
         }
     }
+    /* With persistence, the QoS 2 id and every durable copy of the message commit together: a
+     * crash between them would either lose the message (id kept, so the client's resend is taken
+     * for a duplicate) or deliver it twice (copies kept, id lost). */
+    store_t *st = qos > 0 ? b->store : NULL;
+    store_group_begin(st);
     if (qos == 2 && !session_qos2_begin(s, p->id))
         accept = false; /* a retransmission of a message we already have: ack it, do not deliver twice */
 
@@ -132,6 +138,7 @@ uint8_t handle_publish(conn_t *c, mqtt_packet_t *p)
         if (n == 0 && v5 && qos > 0 && reason == MQTT_RC_SUCCESS)
             reason = MQTT_RC_NO_MATCHING_SUBSCRIBERS;
     }
+    store_group_end(st);
     if (qos == 1)
         send_ack(c, MQTT_PUBACK, p->id, reason);
     else if (qos == 2)

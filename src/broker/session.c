@@ -667,7 +667,9 @@ void session_persist_update(session_t *s)
     if (s->expiry > 0) {
         if (!s->persist)
             take_incoming(s); /* queued (and so journaled below) before it becomes durable */
+        store_group_begin(st); /* the session and all its state, or nothing */
         store_session_put(st, s, !s->persist); /* a session that just became durable: all of it */
+        store_group_end(st);
         s->persist = 1;
     } else if (s->persist) {
         store_session_del(st, s);

@@ -113,6 +113,8 @@ struct store {
     rec_t *q;
     size_t n, cap;
     uint64_t submitted;   /* sequence number of the last record queued */
+    int open_groups;      /* threads inside store_group_begin/end */
+    size_t cut;           /* q[0..cut) holds no part of an open group: it may be written */
     uint64_t next_msg_id;
     bool loading;         /* store_load: only message deletions are recorded */
     bool stopping;        /* store_stop: write what is queued, then end */
@@ -156,9 +158,38 @@ static bool push_locked(store_t *st, rec_t *r)
         msg_hold(r->m);
     st->q[st->n++] = *r;
     tls_last = ++st->submitted;
-    if (st->n == 1)
-        pthread_cond_signal(&st->cond);
+    if (st->open_groups == 0) {
+        if (st->cut == 0)
+            pthread_cond_signal(&st->cond);
+        st->cut = st->n;
+    }
     return true;
+}
+
+/* Records of one group are committed together: the store thread cuts its batches only where no
+ * group is open. Groups nest per thread (only the outermost counts). */
+static _Thread_local int tls_group_depth;
+
+void store_group_begin(store_t *st)
+{
+    if (!st || tls_group_depth++ > 0)
+        return;
+    pthread_mutex_lock(&st->lock);
+    st->open_groups++;
+    pthread_mutex_unlock(&st->lock);
+}
+
+void store_group_end(store_t *st)
+{
+    if (!st || --tls_group_depth > 0)
+        return;
+    pthread_mutex_lock(&st->lock);
+    if (--st->open_groups == 0 && st->cut < st->n) {
+        if (st->cut == 0)
+            pthread_cond_signal(&st->cond);
+        st->cut = st->n;
+    }
+    pthread_mutex_unlock(&st->lock);
 }
 
 static void push(store_t *st, rec_t *r)
@@ -552,16 +583,26 @@ static void *store_main(void *arg)
     uint32_t *table = NULL; /* coalesce's hash table, reused */
     pthread_mutex_lock(&st->lock);
     for (;;) {
-        while (st->n == 0 && !st->stopping)
+        while (st->cut == 0 && !(st->stopping && st->open_groups == 0))
             pthread_cond_wait(&st->cond, &st->lock);
         if (st->n == 0)
             break; /* stopping, and everything is written */
+        /* The batch: everything up to the last point outside every group; the rest (records of a
+         * group still open) waits for the next one. */
+        size_t n = st->stopping && st->open_groups == 0 ? st->n : st->cut;
+        size_t rest = st->n - n, vcap = st->cap;
         rec_t *v = st->q;
-        size_t n = st->n, vcap = st->cap;
-        uint64_t upto = st->submitted;
+        uint64_t upto = st->submitted - rest;
+        if (batch_cap < rest + 256) {
+            batch_cap = rest + 256;
+            batch = xrealloc(batch, batch_cap * sizeof(*batch));
+        }
+        if (rest)
+            memcpy(batch, v + n, rest * sizeof(*v));
         st->q = batch;
         st->cap = batch_cap;
-        st->n = 0;
+        st->n = rest;
+        st->cut = 0;
         pthread_mutex_unlock(&st->lock);
 
         coalesce(v, n, &table, &table_cap);

@@ -43,6 +43,12 @@ int store_start(store_t *st, struct broker *b);
 void store_stop(store_t *st);
 void store_free(store_t *st);
 
+/* Records a thread makes between these two calls are committed in one transaction, never split
+ * by a crash: an inbound QoS 2 id and the copies of its message queued for subscribers, a session
+ * and its state. Nestable; st may be NULL. */
+void store_group_begin(store_t *st);
+void store_group_end(store_t *st);
+
 /* The sequence number of the last record the store has committed. */
 uint64_t store_committed(store_t *st);
 /* 0 when every record the calling thread submitted is committed, else the sequence number it must

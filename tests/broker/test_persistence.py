@@ -365,3 +365,85 @@ def test_database_is_sqlite_and_one_broker_per_database(make_broker, tmp_path):
     db.close()
     assert rows == [(b"inspect",)]
     assert subs == [(b"i/#", 1)]
+
+
+@pytest.mark.tsan
+@tombo_only
+def test_qos2_exactly_once_through_kill9_MQTT_4_3_3(make_broker):
+    """QoS 2 is exactly once [MQTT-4.3.3] even when the broker is killed in the middle of a
+    stream: the publisher, resuming its session, re-sends what was not PUBREC'd (PUBLISH with DUP)
+    and what was not PUBCOMP'd (PUBREL) [MQTT-4.4.0-1], and the persistent subscriber gets every
+    message exactly once -- none lost with the broker's memory, none delivered twice because the
+    broker forgot it had one."""
+    b = make_broker(CONF + "max_queued_messages 0\n")
+    settle_subscriber(b.port, "exact-sub", [("x/#", 2)])
+    n = 3000
+    state = {}  # packet id -> "sent" | "rec" (PUBREL sent) | "comp"
+    pub = Client(b.port, version=V311, timeout=5)
+    pub.connect(V311, client_id="exact-pub", clean=False)
+
+    def handle(p, c):
+        if p.type == PUBREC:
+            state[p.packet_id] = "rec"
+            c.send(ack(PUBREL, p.packet_id, version=V311))
+        elif p.type == PUBCOMP:
+            state[p.packet_id] = "comp"
+
+    killed = False
+    for start in range(1, n + 1, 250):
+        ids = range(start, min(start + 250, n + 1))
+        pub.send(b"".join(publish("x/%d" % i, b"%d" % i, qos=2, packet_id=i, version=V311) for i in ids))
+        for i in ids:
+            state[i] = "sent"
+        while sum(1 for i in ids if state[i] == "sent") > 50:
+            handle(pub.read_packet(5), pub)
+        if sum(1 for v in state.values() if v == "comp") >= 1000:
+            os.kill(b.proc.pid, signal.SIGKILL)
+            killed = True
+            break
+    assert killed
+    try:
+        while True:
+            handle(pub.read_packet(1), pub)
+    except Exception:
+        pass
+    pub.close()
+    b.stop()
+    b.start()
+
+    pub = Client(b.port, version=V311, timeout=5)
+    assert pub.connect(V311, client_id="exact-pub", clean=False).session_present
+    for i, v in sorted(state.items()):
+        if v == "sent":
+            pub.send(publish("x/%d" % i, b"%d" % i, qos=2, dup=True, packet_id=i, version=V311))
+        elif v == "rec":
+            pub.send(ack(PUBREL, i, version=V311))
+    while any(v != "comp" for v in state.values()):
+        handle(pub.read_packet(5), pub)
+    # Publish the rest of the stream, then see what the subscriber got.
+    for start in range(max(state) + 1, n + 1, 250):
+        ids = range(start, min(start + 250, n + 1))
+        pub.send(b"".join(publish("x/%d" % i, b"%d" % i, qos=2, packet_id=i, version=V311) for i in ids))
+        for i in ids:
+            state[i] = "sent"
+        while any(state[i] != "comp" for i in ids):
+            handle(pub.read_packet(5), pub)
+    pub.disconnect()
+
+    c = resume(b.port, "exact-sub")
+    counts = {}
+    try:
+        while True:
+            p = c.read_packet(1.5)
+            if p.type == PUBLISH:
+                counts[int(p.payload)] = counts.get(int(p.payload), 0) + 1
+                c.send(ack(PUBREC, p.packet_id, version=V311))
+            elif p.type == PUBREL:
+                c.send(ack(PUBCOMP, p.packet_id, version=V311))
+    except (TimeoutError, socket.timeout):
+        pass
+    c.close()
+    lost = sorted(set(range(1, n + 1)) - set(counts))
+    twice = sorted(k for k, v in counts.items() if v > 1)
+    assert not lost and not twice, "lost %d (e.g. %s), delivered twice %d (e.g. %s)" % (
+        len(lost), lost[:5], len(twice), twice[:5])
