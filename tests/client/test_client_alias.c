@@ -15,21 +15,8 @@
 
 #include "tombo/client.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-#define CHECK_OK(e)                                                                                \
-    do {                                                                                           \
-        tombo_err_t e_ = (e);                                                                      \
-        if (e_ != TOMBO_OK) {                                                                      \
-            fprintf(stderr, "%s:%d: %s -> %s\n", __FILE__, __LINE__, #e, tombo_strerror(e_));      \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
+
 
 static int connects, subacks, acked, received, bad_topic;
 static int aliased_with_topic, aliased_without_topic, unaliased, max_alias_seen;
