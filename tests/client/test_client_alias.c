@@ -17,7 +17,6 @@
 
 #include "check.h"
 
-
 static int connects, subacks, acked, received, bad_topic;
 static int aliased_with_topic, aliased_without_topic, unaliased, max_alias_seen;
 static int first_after_connect_ok = 1, first_after_connect_pending;

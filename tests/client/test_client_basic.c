@@ -13,7 +13,6 @@
 
 #include "check.h"
 
-
 typedef struct state {
     pthread_mutex_t mu;
     pthread_cond_t cond;
