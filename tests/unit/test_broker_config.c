@@ -17,27 +17,7 @@
 #include "broker/config.h"
 #include "broker/log.h"
 
-static int failures;
-static int checks;
-
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        checks++;                                                                    \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                              \
-        }                                                                            \
-    } while (0)
-#define CHECK_STR(a, b)                                                                            \
-    do {                                                                                           \
-        checks++;                                                                                  \
-        const char *a_ = (a), *b_ = (b);                                                           \
-        if (!((a_ == NULL && b_ == NULL) || (a_ && b_ && !strcmp(a_, b_)))) {                      \
-            fprintf(stderr, "%s:%d: %s == \"%s\", expected \"%s\"\n", __FILE__, __LINE__, #a,      \
-                    a_ ? a_ : "(null)", b_ ? b_ : "(null)");                                       \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+#include "unit.h"
 
 static char tmpdir[256];
 
@@ -885,6 +865,5 @@ int main(void)
     test_log_topic();
     test_log_threads();
     rm_rf(tmpdir);
-    printf("test_broker_config: %d checks, %d failures\n", checks, failures);
-    return failures ? 1 : 0;
+    UNIT_DONE();
 }

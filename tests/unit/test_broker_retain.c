@@ -11,23 +11,7 @@
 #include "broker/retain.h"
 #include "ref_match.h"
 
-static int failures;
-#define CHECK(c)                                                                   \
-    do {                                                                           \
-        if (!(c)) {                                                                \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
-            failures++;                                                            \
-        }                                                                          \
-    } while (0)
-#define CHECK_EQ(a, b)                                                                          \
-    do {                                                                                        \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                     \
-        if (a_ != b_) {                                                                         \
-            fprintf(stderr, "%s:%d: %s == %s failed: %lld != %lld\n", __FILE__, __LINE__, #a, #b, \
-                    a_, b_);                                                                    \
-            failures++;                                                                         \
-        }                                                                                       \
-    } while (0)
+#include "unit.h"
 
 #define S(str) (const uint8_t *)(str), strlen(str)
 
@@ -100,7 +84,7 @@ static const char *lookup(retain_t *rs, const char *filter)
         if (strcmp(got_, want) != 0) {                                                            \
             fprintf(stderr, "%s:%d: lookup '%s': got '%s' want '%s'\n", __FILE__, __LINE__, filter, \
                     got_, want);                                                                  \
-            failures++;                                                                           \
+            unit_failures++;                                                                           \
         }                                                                                         \
     } while (0)
 
@@ -315,10 +299,5 @@ int main(void)
     test_reentrant();
     test_deep();
     test_threads();
-    if (failures) {
-        fprintf(stderr, "test_broker_retain: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("test_broker_retain: ok\n");
-    return 0;
+    UNIT_DONE();
 }

@@ -11,23 +11,7 @@
 #include "broker/subtree.h"
 #include "ref_match.h"
 
-static int failures;
-#define CHECK(c)                                                                   \
-    do {                                                                           \
-        if (!(c)) {                                                                \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
-            failures++;                                                            \
-        }                                                                          \
-    } while (0)
-#define CHECK_EQ(a, b)                                                                          \
-    do {                                                                                        \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                     \
-        if (a_ != b_) {                                                                         \
-            fprintf(stderr, "%s:%d: %s == %s failed: %lld != %lld\n", __FILE__, __LINE__, #a, #b, \
-                    a_, b_);                                                                    \
-            failures++;                                                                         \
-        }                                                                                       \
-    } while (0)
+#include "unit.h"
 
 #define S(str) (const uint8_t *)(str), strlen(str)
 
@@ -151,7 +135,7 @@ static void test_random(void)
             const sub_match_t *m = find(&r, O(o), 0);
             if ((want_qos >= 0) != (m != NULL)) {
                 fprintf(stderr, "  random: topic '%s' owner %d want %d got %p\n", topic, o, want_qos, (void *)m);
-                failures++;
+                unit_failures++;
                 continue;
             }
             if (m) {
@@ -560,10 +544,5 @@ int main(void)
     test_deep();
     test_threads();
     bench();
-    if (failures) {
-        fprintf(stderr, "test_broker_subtree: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("test_broker_subtree: ok\n");
-    return 0;
+    UNIT_DONE();
 }

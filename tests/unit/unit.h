@@ -34,6 +34,18 @@ static const char *unit_case = "";
         }                                                                                          \
     } while (0)
 
+/* C strings equal (either may be NULL: both must be). */
+#define CHECK_STR(a, b)                                                                            \
+    do {                                                                                           \
+        const char *unit_sa_ = (a), *unit_sb_ = (b);                                               \
+        unit_checks++;                                                                             \
+        if (!((!unit_sa_ && !unit_sb_) || (unit_sa_ && unit_sb_ && !strcmp(unit_sa_, unit_sb_)))) { \
+            fprintf(stderr, "%s:%d: %s: %s == \"%s\", expected \"%s\"\n", __FILE__, __LINE__,     \
+                    unit_case, #a, unit_sa_ ? unit_sa_ : "(null)", unit_sb_ ? unit_sb_ : "(null)");  \
+            unit_failures++;                                                                       \
+        }                                                                                          \
+    } while (0)
+
 /* Byte views equal (pointer/length pairs). */
 #define CHECK_MEM(p1, n1, p2, n2)                                                                  \
     do {                                                                                           \
