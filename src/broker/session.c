@@ -311,7 +311,6 @@ static void ring_pop(outring_t *r)
 
 /* ---- delivery ---- */
 
-static inline uint32_t *outmsg_ids(outmsg_t *o) { return o->n_ids > 1 ? o->ids.many : &o->ids.one; }
 
 /* The subscription identifiers a delivery carries: one inline, more on the heap (freed with it). */
 static void outmsg_set_ids(outmsg_t *o, const uint32_t *ids, uint32_t n_ids)

@@ -50,6 +50,9 @@ typedef struct delivery {
     uint32_t ids[];
 } delivery_t;
 
+/* Its subscription identifiers (n_ids of them). */
+static inline const uint32_t *outmsg_ids(const outmsg_t *o) { return o->n_ids > 1 ? o->ids.many : &o->ids.one; }
+
 /* A FIFO ring of outmsg_t. */
 typedef struct outring {
     outmsg_t *v;

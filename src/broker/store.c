@@ -231,17 +231,12 @@ static int32_t listener_of(store_t *st, const session_t *s)
     return 0;
 }
 
-static inline uint32_t *outmsg_ids_of(const outmsg_t *o)
-{
-    return o->n_ids > 1 ? o->ids.many : (uint32_t *)&o->ids.one;
-}
-
-static void out_put(store_t *st, session_t *s, const outmsg_t *o)
+void store_out_put(store_t *st, session_t *s, const outmsg_t *o)
 {
     rec_t r = {.kind = R_OUT_PUT, .s = s, .seq = o->seq, .qos = o->qos, .retain = o->retain, .state = o->state,
                .pid = o->id, .u32 = o->n_ids};
     if (o->n_ids)
-        r.blob = dup_bytes(outmsg_ids_of(o), o->n_ids * sizeof(uint32_t));
+        r.blob = dup_bytes(outmsg_ids(o), o->n_ids * sizeof(uint32_t));
     pthread_mutex_lock(&st->lock);
     if (o->msg)
         r.msg_id = msg_ref_locked(st, o->msg);
@@ -250,8 +245,6 @@ static void out_put(store_t *st, session_t *s, const outmsg_t *o)
     if (!ok)
         free(r.blob);
 }
-
-void store_out_put(store_t *st, session_t *s, const outmsg_t *o) { out_put(st, s, o); }
 
 void store_out_state(store_t *st, session_t *s, const outmsg_t *o)
 {
@@ -298,7 +291,7 @@ void store_session_put(store_t *st, session_t *s, bool full)
         for (uint32_t i = 0; i < q->n; i++) {
             const outmsg_t *o = &q->v[(q->head + i) % q->cap];
             if (o->qos > 0 && (o->msg || o->state == OUT_WAIT_PUBCOMP))
-                out_put(st, s, o);
+                store_out_put(st, s, o);
         }
     }
     for (uint32_t id = 1; s->in_qos2 && id <= 65535; id++)
