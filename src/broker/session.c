@@ -579,17 +579,19 @@ static void inflight_done(session_t *s, outmsg_t *o)
         ring_pop(&s->inflight);
 }
 
-bool session_puback(session_t *s, uint16_t id)
+/* The last acknowledgement of a flow (PUBACK, PUBCOMP): the entry in `state` is done. */
+static bool inflight_finish(session_t *s, uint16_t id, uint8_t state)
 {
     pthread_mutex_lock(&s->lock);
     outmsg_t *o = inflight_find(s, id);
-    bool ok = o && o->state == OUT_WAIT_PUBACK;
-    if (ok) {
+    bool ok = o && o->state == state;
+    if (ok)
         inflight_done(s, o);
-    }
     pthread_mutex_unlock(&s->lock);
     return ok;
 }
+
+bool session_puback(session_t *s, uint16_t id) { return inflight_finish(s, id, OUT_WAIT_PUBACK); }
 
 bool session_pubrec(session_t *s, uint16_t id, bool failed)
 {
@@ -599,7 +601,7 @@ bool session_pubrec(session_t *s, uint16_t id, bool failed)
     if (ok) {
         if (failed) {
             inflight_done(s, o);
-            } else {
+        } else {
             /* The message is delivered; keep only the id until PUBCOMP. */
             if (o->msg) {
                 msg_release(o->msg);
@@ -614,17 +616,7 @@ bool session_pubrec(session_t *s, uint16_t id, bool failed)
     return ok;
 }
 
-bool session_pubcomp(session_t *s, uint16_t id)
-{
-    pthread_mutex_lock(&s->lock);
-    outmsg_t *o = inflight_find(s, id);
-    bool ok = o && o->state == OUT_WAIT_PUBCOMP;
-    if (ok) {
-        inflight_done(s, o);
-    }
-    pthread_mutex_unlock(&s->lock);
-    return ok;
-}
+bool session_pubcomp(session_t *s, uint16_t id) { return inflight_finish(s, id, OUT_WAIT_PUBCOMP); }
 
 bool session_qos2_begin(session_t *s, uint16_t id)
 {
