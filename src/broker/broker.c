@@ -45,6 +45,7 @@ int broker_init(broker_t *b)
     pthread_mutex_init(&b->reg_lock, NULL);
     pthread_mutex_init(&b->timers_lock, NULL);
     b->reg = registry_new();
+    bp_marks_init(&b->bp, b->cfg.max_queued_messages, b->cfg.max_queued_bytes);
     b->subs = subtree_new(hold_session);
     b->retained = retain_new(hold_msg, release_msg);
     if (!b->subs || !b->retained)
@@ -247,7 +248,7 @@ void session_publish_will(worker_t *w, session_t *s)
     bool allowed = auth_acl(s->auth, s->client_id, s->username, will->topic.p, will->topic.len, AUTH_WRITE);
     pthread_mutex_unlock(&s->lock);
     if (allowed)
-        broker_publish(w, will, NULL);
+        broker_publish(w, will, NULL, NULL);
     msg_release(will);
 }
 

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "broker/backpressure.h"
 #include "broker/config.h"
 #include "broker/conn.h"
 #include "broker/inbox.h"
@@ -40,6 +41,9 @@ typedef struct worker {
     uint32_t turn;      /* loop turns, to coalesce holds on a connection within one */
     struct held { int fd; uint64_t id; } *held; /* connections with output on hold (persistence) */
     size_t n_held, cap_held;
+    struct held *paused; /* connections not read for backpressure (backpressure.h) */
+    size_t n_paused, cap_paused;
+    uint8_t resume_pending; /* an INBOX_RESUME came: look at them this turn */
     _Atomic uint64_t store_wait; /* lowest store sequence a hold waits for (0: none); the store
                                   * thread wakes the worker when it commits that far */
     uint8_t *rbuf;      /* 64 KB scratch every read of this worker goes into first */
@@ -72,6 +76,9 @@ typedef struct broker {
     pthread_mutex_t timers_lock; /* session expiry and delayed wills (worker 0 runs them) */
     struct btimer *timers;
     size_t n_timers, cap_timers;
+
+    bp_marks_t bp;             /* backpressure marks (backpressure.h) */
+    atomic_ulong msgs_dropped; /* messages for slow consumers and full offline queues */
 
     atomic_ulong clients_total;
     atomic_ulong clients_maximum;

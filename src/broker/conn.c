@@ -298,6 +298,7 @@ void conn_fail(conn_t *c, uint8_t rc, const char *why)
         p.reason = rc;
         conn_send(c, &p);
     }
+    c->linger = buf_used(&c->out) > 0; /* the client should read what we answered */
     conn_close(c, NULL);
 }
 
@@ -342,10 +343,14 @@ static bool protocol_name_known(const uint8_t *body, uint32_t len)
     return (n == 4 && memcmp(body + 2, "MQTT", 4) == 0) || (n == 6 && memcmp(body + 2, "MQIsdp", 6) == 0);
 }
 
-/* Watch the socket for input or not (output interest is kept as it is). */
-static void conn_set_reading(conn_t *c, bool on)
+/* Input is watched unless the CONNECT waits for another thread or a receiver pushes back;
+ * output while there is more than the socket took. */
+void conn_update_events(conn_t *c)
 {
-    struct epoll_event ev = {.events = (on ? EPOLLIN | EPOLLRDHUP : 0) | (c->want_write ? EPOLLOUT : 0),
+    if (c->state == CONN_CLOSED)
+        return;
+    bool reading = !c->waiting && !c->bp_paused;
+    struct epoll_event ev = {.events = (reading ? EPOLLIN | EPOLLRDHUP : 0) | (c->want_write ? EPOLLOUT : 0),
                              .data.ptr = c};
     epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
@@ -390,7 +395,7 @@ static ssize_t process_bytes(conn_t *c, const uint8_t *data, size_t len)
                 if (rc == MQTT_RC_SUCCESS && c->waiting) {
                     /* Nothing more is read until the password is checked or the session's old
                      * connection is gone. */
-                    conn_set_reading(c, false);
+                    conn_update_events(c);
                     return (ssize_t)(off + total);
                 }
             } else {
@@ -417,6 +422,8 @@ static ssize_t process_bytes(conn_t *c, const uint8_t *data, size_t len)
         if (c->state == CONN_CLOSED)
             return -1;
         off += total;
+        if (c->bp_on)
+            return (ssize_t)off; /* a receiver is full: the rest waits (backpressure.h) */
     }
     return -1;
 }
@@ -427,9 +434,9 @@ static ssize_t process_bytes(conn_t *c, const uint8_t *data, size_t len)
 void conn_on_readable(conn_t *c)
 {
     worker_t *w = c->w;
-    if (c->waiting)
+    if (c->waiting || c->bp_on)
         return;
-    for (int round = 0; round < 4 && c->state != CONN_CLOSED; round++) {
+    for (int round = 0; round < 4 && c->state != CONN_CLOSED && !c->bp_on; round++) {
         bool partial = buf_used(&c->in) > 0;
         uint8_t *dst = partial ? buf_reserve(&c->in, READ_CHUNK) : w->rbuf;
         ssize_t n = recv(c->fd, dst, READ_CHUNK, 0);
@@ -468,6 +475,8 @@ void conn_on_readable(conn_t *c)
             return;
         }
     }
+    if (c->bp_on && c->state != CONN_CLOSED)
+        bp_pause(c);
 }
 
 void conn_connect_resumed(conn_t *c)
@@ -479,8 +488,12 @@ void conn_connect_resumed(conn_t *c)
     }
     if (c->waiting || c->state == CONN_CLOSED)
         return; /* taken over again meanwhile: wait once more */
-    conn_set_reading(c, true);
-    /* Packets that came behind the CONNECT, then whatever the socket has. */
+    conn_update_events(c);
+    conn_resume_input(c); /* packets that came behind the CONNECT, then whatever the socket has */
+}
+
+void conn_resume_input(conn_t *c)
+{
     if (buf_used(&c->in) > 0) {
         ssize_t used = process_bytes(c, buf_head(&c->in), buf_used(&c->in));
         if (used < 0)
@@ -488,6 +501,10 @@ void conn_connect_resumed(conn_t *c)
         buf_consume(&c->in, (size_t)used);
         if (buf_used(&c->in) == 0)
             buf_free(&c->in);
+        if (c->bp_on) {
+            bp_pause(c);
+            return;
+        }
     }
     conn_on_readable(c);
 }

@@ -37,6 +37,10 @@ typedef struct conn {
     uint8_t taken_over;
     uint8_t waiting;        /* enum conn_wait: the CONNECT waits for another thread; nothing is read */
     uint8_t request_problem_info;
+    uint8_t bp_paused;      /* not read until bp_on drains (backpressure.h) */
+    uint8_t out_full;       /* its session's queue waits for `out` to drain below BP_OUT_HIGH */
+    uint8_t linger;         /* closing after a reason code: drain the input before closing the fd */
+    uint8_t draining;       /* CONN_CLOSED, write side shut, input read and discarded (fd still open) */
     uint16_t keepalive;
     uint16_t topic_alias_max_in;
     struct connect_req *pending; /* that CONNECT, until it is answered */
@@ -44,6 +48,9 @@ typedef struct conn {
     uint64_t out_sent;      /* bytes of `out` written to the socket since the connection began */
     struct conn_holds *holds; /* output waiting for the persistence store (NULL: none) */
     session_t *session;     /* one reference while attached */
+    session_t *bp_on;       /* the receiver this connection's publishing waits for (one reference) */
+    uint64_t bp_progress;   /* bp_on->progress when last seen, and since when (ms) */
+    int64_t bp_since;
     char peer[64];
 
     /* keepalive: deadline on the worker's timer wheel */
@@ -61,8 +68,15 @@ typedef struct conn {
     uint16_t *aliases_in_len;
 } conn_t;
 
-/* Close: flush what can be flushed, publish the will if due, detach from the session. */
+/* Close: flush what can be flushed, publish the will if due, detach from the session. With
+ * c->linger set (conn_fail after a DISCONNECT or CONNACK with a reason code), the socket's write
+ * side is shut and what the client still sends is read and discarded for a while (at most
+ * LINGER_MS and LINGER_BYTES) before the fd is closed: closing a socket with unread input resets
+ * it, and the client would fail on a broken pipe instead of reading why it was disconnected. */
 void conn_close(conn_t *c, const char *why);
+/* A draining connection (c->draining): read and discard; the fd is closed at EOF, error, or once
+ * the time or byte budget is spent (`expired`). */
+void conn_drain(conn_t *c, bool expired);
 /* A protocol error: log `why`, send CONNACK (before CONNECT completed) or DISCONNECT (v5) carrying
  * reason code `rc` where the spec allows, then close. */
 void conn_fail(conn_t *c, uint8_t rc, const char *why);
@@ -70,6 +84,13 @@ void conn_fail(conn_t *c, uint8_t rc, const char *why);
 void conn_on_readable(conn_t *c);
 /* Its session takeover completed: answer the CONNECT and go on reading. */
 void conn_connect_resumed(conn_t *c);
+/* The connection's worker: the connection with this fd and id, or NULL when it is gone. */
+conn_t *conn_lookup(struct worker *w, int fd, uint64_t id);
+/* Re-arm its epoll interest after reading or writing interest changed (waiting, bp_paused,
+ * want_write). */
+void conn_update_events(conn_t *c);
+/* It may be read again: handle what waits in its input buffer, then read the socket. */
+void conn_resume_input(conn_t *c);
 /* Ask the worker to flush this connection at the end of the loop turn. */
 void conn_want_flush(conn_t *c);
 /* Persistence: what is appended next must not reach the client before the records this thread
@@ -102,9 +123,10 @@ uint8_t connect_resume(conn_t *c);
 void connect_req_free(struct connect_req *rq);
 
 /* Route msg to every matching subscriber (and the retained store when msg->retain), from worker
- * w's thread. `from` is the publishing session (for no-local), or NULL. Returns the number of
- * receivers. */
-size_t broker_publish(struct worker *w, msg_t *msg, const session_t *from);
+ * w's thread. `from` is the publishing session (for no-local), or NULL. `pub`, the connection it
+ * came from (NULL for wills and $SYS), is blocked when a receiver is full (backpressure.h).
+ * Returns the number of receivers. */
+size_t broker_publish(struct worker *w, msg_t *msg, const session_t *from, conn_t *pub);
 
 void conn_free_aliases(conn_t *c);
 

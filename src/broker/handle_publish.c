@@ -19,7 +19,7 @@ static void send_ack(conn_t *c, uint8_t type, uint16_t id, uint8_t reason)
     conn_send(c, &a);
 }
 
-size_t broker_publish(worker_t *w, msg_t *msg, const session_t *from)
+size_t broker_publish(worker_t *w, msg_t *msg, const session_t *from, conn_t *pub)
 {
     broker_t *b = w->b;
     if (msg->retain)
@@ -34,6 +34,8 @@ size_t broker_publish(worker_t *w, msg_t *msg, const session_t *from)
         /* [MQTT-3.3.1-12] the retain flag is cleared unless retain-as-published */
         uint8_t retain = m->retain_as_published ? msg->retain : 0;
         session_deliver(w, s, msg, qos, retain, sub_match_ids(r, m), m->n_ids);
+        if (pub)
+            bp_after_delivery(pub, s);
         session_release(s); /* the reference subtree_match took */
     }
     return n;
@@ -133,7 +135,7 @@ uint8_t handle_publish(conn_t *c, mqtt_packet_t *p)
 
     if (accept) {
         msg_t *m = msg_new(p->publish.topic, p->publish.payload, qos, p->publish.retain, v5 ? &p->props : NULL, w->now);
-        size_t n = broker_publish(w, m, s);
+        size_t n = broker_publish(w, m, s, c);
         msg_release(m);
         if (n == 0 && v5 && qos > 0 && reason == MQTT_RC_SUCCESS)
             reason = MQTT_RC_NO_MATCHING_SUBSCRIBERS;

@@ -31,6 +31,7 @@ enum inbox_kind {
                           * waiting connection with INBOX_TAKEOVER_DONE */
     INBOX_TAKEOVER_DONE, /* (fd, conn_id) may now attach to its session */
     INBOX_AUTH_DONE,     /* (fd, conn_id)'s password was checked: rc is the result (authq.h) */
+    INBOX_RESUME,        /* a receiver drained: look at the connections paused for backpressure */
 };
 typedef struct inbox_item {
     uint8_t kind;

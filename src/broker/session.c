@@ -218,6 +218,7 @@ void session_end(session_t *s)
     uint32_t n = s->n_subs;
     s->subs = NULL;
     s->n_subs = s->cap_subs = 0;
+    backlog_sub(s, s->queue.n, s->queued_bytes);
     outring_free(&s->queue);
     outring_free(&s->inflight);
     s->inflight_live = 0;
@@ -324,49 +325,34 @@ static void outmsg_set_ids(outmsg_t *o, const uint32_t *ids, uint32_t n_ids)
     }
 }
 
-/* Drop the oldest QoS 0 message, else the oldest queued one, to make room (max_queued_messages). */
-static void queue_drop_one(session_t *s)
-{
-    outring_t *q = &s->queue;
-    for (uint32_t i = 0; i < q->n; i++) {
-        outmsg_t *o = ring_at(q, i);
-        if (o->qos == 0) {
-            s->queued_bytes -= o->msg->payload.len;
-            outmsg_clear(o);
-            /* close the gap: shift the older entries forward by one */
-            for (uint32_t k = i; k > 0; k--)
-                *ring_at(q, k) = *ring_at(q, k - 1);
-            ring_pop(q);
-            return;
-        }
-    }
-    outmsg_t *o = ring_at(q, 0);
-    s->queued_bytes -= o->msg->payload.len;
-    if (s->persist)
-        store_out_del(s->broker->store, s, o->seq);
-    outmsg_clear(o);
-    ring_pop(q);
-}
-
 /* Queue msg for s (lock held): the ACL read check, the queue limits, the journal. False when it
- * was dropped. */
+ * was not queued. The caller has counted it in the backlog; a message not queued is taken off.
+ *
+ * Limits: a connected receiver that keeps up is bounded by backpressure (publishers wait for it),
+ * so nothing it could take is dropped. An offline session, or a slow consumer, is bounded by
+ * max_queued_messages / max_queued_bytes, counting only what waits beyond the in-flight window (as
+ * Mosquitto does): a new message that does not fit is dropped. A slow consumer's QoS 0 messages
+ * beyond the backpressure mark are dropped too, even with max_queued_messages 0 (unlimited). */
 static bool enqueue(session_t *s, msg_t *msg, uint8_t qos, uint8_t retain, const uint32_t *ids, uint32_t n_ids)
 {
     broker_t *b = s->broker;
+    bool drop = false;
     if (s->ended || (qos == 0 && !s->conn && !b->cfg.queue_qos0_messages) ||
-        !auth_acl(s->auth, s->client_id, s->username, msg->topic.p, msg->topic.len, AUTH_READ))
+        !auth_acl(s->auth, s->client_id, s->username, msg->topic.p, msg->topic.len, AUTH_READ)) {
+        backlog_sub(s, 1, msg->payload.len);
         return false;
-    uint32_t maxq = b->cfg.max_queued_messages;
-    uint64_t maxb = b->cfg.max_queued_bytes;
-    /* Only messages waiting beyond the in-flight window count against the queue limits, as in
-     * Mosquitto. A connected client whose window is not full takes the message straight away. */
-    if (maxq && s->queue.n >= maxq) {
-        if (qos == 0 || !s->conn)
-            return false; /* new message dropped, as Mosquitto does when the queue is full */
-        queue_drop_one(s);
     }
-    if (maxb && s->queued_bytes + msg->payload.len > maxb && s->queue.n > 0)
+    if (!s->conn || atomic_load(&s->slow)) {
+        uint32_t maxq = b->cfg.max_queued_messages;
+        uint64_t maxb = b->cfg.max_queued_bytes;
+        drop = (maxq && s->queue.n >= maxq) || (maxb && s->queued_bytes + msg->payload.len > maxb && s->queue.n > 0) ||
+               (qos == 0 && s->conn && s->queue.n >= b->bp.high_n);
+    }
+    if (drop) {
+        backlog_sub(s, 1, msg->payload.len);
+        bp_count_drop(b);
         return false;
+    }
     outmsg_t *o = ring_push(&s->queue);
     msg_hold(msg);
     o->msg = msg;
@@ -388,15 +374,12 @@ static void take_incoming(session_t *s)
     if (!d)
         return;
     delivery_t *fifo = NULL;
-    uint32_t n = 0;
     while (d) {
         delivery_t *next = d->next;
         d->next = fifo;
         fifo = d;
         d = next;
-        n++;
     }
-    atomic_fetch_sub_explicit(&s->incoming_n, n, memory_order_relaxed);
     while (fifo) {
         d = fifo;
         fifo = d->next;
@@ -434,11 +417,13 @@ void session_deliver(worker_t *from, session_t *s, msg_t *msg, uint8_t qos, uint
                      uint32_t n_ids)
 {
     if (atomic_load_explicit(&s->fast, memory_order_acquire)) {
-        /* A QoS 0 message to a backlog already at max_queued_messages is dropped here, as
-         * enqueue would; everything else is decided when the owner queues it. */
-        uint32_t maxq = s->broker->cfg.max_queued_messages;
-        if (qos == 0 && maxq && atomic_load_explicit(&s->incoming_n, memory_order_relaxed) >= maxq)
+        /* A slow consumer's QoS 0 beyond the mark is dropped here, as enqueue would; everything
+         * else is decided when the owner queues it. */
+        if (qos == 0 && atomic_load_explicit(&s->slow, memory_order_relaxed) &&
+            atomic_load_explicit(&s->backlog_n, memory_order_relaxed) >= s->broker->bp.high_n) {
+            bp_count_drop(s->broker);
             return;
+        }
         delivery_t *d = slab_alloc(sizeof(*d) + n_ids * sizeof(uint32_t)); /* no malloc in the steady state */
         msg_hold(msg);
         d->msg = msg;
@@ -447,16 +432,17 @@ void session_deliver(worker_t *from, session_t *s, msg_t *msg, uint8_t qos, uint
         d->n_ids = (uint16_t)n_ids;
         if (n_ids)
             memcpy(d->ids, ids, n_ids * sizeof(uint32_t));
+        backlog_add(s, 1, msg->payload.len); /* before it can be taken: the taker may subtract */
         d->next = atomic_load_explicit(&s->incoming, memory_order_relaxed);
         while (!atomic_compare_exchange_weak_explicit(&s->incoming, &d->next, d, memory_order_release,
                                                       memory_order_relaxed))
             ;
-        atomic_fetch_add_explicit(&s->incoming_n, 1, memory_order_relaxed);
         want_flush(from, s);
         return;
     }
     pthread_mutex_lock(&s->lock);
     take_incoming(s); /* deliveries made lock-free before this one go first */
+    backlog_add(s, 1, msg->payload.len);
     bool queued = enqueue(s, msg, qos, retain, ids, n_ids);
     bool online = s->conn != NULL;
     pthread_mutex_unlock(&s->lock);
@@ -495,15 +481,23 @@ void session_flush(session_t *s, conn_t *c)
         return;
     }
     uint32_t maxf = s->inflight_max ? s->inflight_max : 65535;
-    /* Bound what one connection buffers in user space: the rest waits in the session queue, where
-     * the queue limits apply, until the socket drains. */
-    while (s->queue.n > 0 && buf_used(&c->out) < 4u * 1024 * 1024) {
+    uint32_t popped = 0;
+    uint64_t popped_bytes = 0;
+    /* Bound what one connection buffers in user space: the rest waits in the session queue until
+     * the socket drains (worker flush_all comes back for it: out_full). */
+    while (s->queue.n > 0) {
+        if (buf_used(&c->out) >= BP_OUT_HIGH) {
+            c->out_full = 1;
+            break;
+        }
         outmsg_t *o = ring_at(&s->queue, 0);
         if (o->qos > 0 && s->inflight_live >= maxf)
             break;
         outmsg_t cur = *o;
         ring_pop(&s->queue);
         s->queued_bytes -= cur.msg->payload.len;
+        popped++;
+        popped_bytes += cur.msg->payload.len;
         if (msg_expired(cur.msg, now)) {
             if (cur.qos > 0 && s->persist)
                 store_out_del(s->broker->store, s, cur.seq);
@@ -534,6 +528,8 @@ void session_flush(session_t *s, conn_t *c)
         *ring_push(&s->inflight) = cur;
         s->inflight_live++;
     }
+    backlog_sub(s, popped, popped_bytes);
+    bp_after_drain(c->w, s, popped);
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -685,8 +681,10 @@ void session_restore_out(session_t *s, const outmsg_t *src, const uint32_t *ids,
     if (queued) {
         o->state = OUT_QUEUED;
         o->id = 0;
-        if (o->msg)
+        if (o->msg) {
             s->queued_bytes += o->msg->payload.len;
+            backlog_add(s, 1, o->msg->payload.len);
+        }
     } else {
         if (!s->out_ids)
             s->out_ids = xcalloc(8192, 1);

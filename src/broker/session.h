@@ -105,12 +105,19 @@ typedef struct session {
     msg_t *will;         /* will message, or NULL */
     int64_t will_at;     /* monotonic ms when the delayed will is due (0: none scheduled) */
     uint32_t out_seq;    /* last outmsg_t.seq given */
+    int64_t stuck_since; /* ms: over the high-water mark with nothing taken off the queue since */
 
     /* --- the lock-free delivery path (session_deliver) --- */
     _Atomic(delivery_t *) incoming; /* newest first; taken whole under lock */
-    atomic_uint incoming_n;
     _Atomic uint8_t fast; /* connected, not persistent, not ended: deliveries skip the lock (set
                            * under lock by session_update_fast) */
+
+    /* --- backpressure (backpressure.h) --- */
+    _Atomic uint8_t slow;     /* a slow consumer: publishers no longer wait for it */
+    atomic_uint backlog_n;    /* messages delivered to it and not yet written: `incoming` + queue */
+    _Atomic uint64_t backlog_bytes; /* their payload bytes */
+    _Atomic uint64_t progress;      /* messages taken off the queue so far (written or expired) */
+    _Atomic uint64_t waiters; /* bit i: worker i has publishers paused until the backlog drains */
 } session_t;
 
 void session_hold(session_t *s);

@@ -11,7 +11,7 @@ static void sys_pub(worker_t *w, const char *topic, const char *value)
 {
     msg_t *m = msg_new((mqtt_bytes_t){(const uint8_t *)topic, (uint32_t)strlen(topic)},
                        (mqtt_bytes_t){(const uint8_t *)value, (uint32_t)strlen(value)}, 0, 1, NULL, w->now);
-    broker_publish(w, m, NULL);
+    broker_publish(w, m, NULL, NULL);
     msg_release(m);
 }
 
@@ -36,6 +36,7 @@ void sys_publish(broker_t *b)
         dropped += atomic_load_explicit(&x->pub_dropped, memory_order_relaxed);
         connected += atomic_load_explicit(&x->clients, memory_order_relaxed);
     }
+    dropped += atomic_load_explicit(&b->msgs_dropped, memory_order_relaxed);
     unsigned long long total = registry_count(b);
     unsigned long max = atomic_load(&b->clients_maximum);
     if ((unsigned long long)connected > max)

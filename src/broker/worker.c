@@ -31,6 +31,8 @@
 #include "broker/store.h"
 
 #define NEW_CONN_TIMEOUT_MS 10000 /* time to send CONNECT after the TCP handshake */
+#define LINGER_MS 2000            /* a closing connection's input is drained this long at most ... */
+#define LINGER_BYTES (1u << 20)   /* ... and this much */
 
 /* epoll data: listeners and the eventfd are tagged by small integers below this; connections by
  * pointer. */
@@ -56,6 +58,8 @@ static void worker_send_outbox(worker_t *w)
 
 static int64_t conn_deadline(const conn_t *c)
 {
+    if (c->draining)
+        return c->last_rx + LINGER_MS; /* last_rx: when it started draining */
     if (c->state == CONN_NEW)
         return c->last_rx + NEW_CONN_TIMEOUT_MS;
     if (c->keepalive == 0)
@@ -92,9 +96,11 @@ void wheel_schedule(conn_t *c)
     c->tw_prev = &w->wheel[slot];
 }
 
-static void wheel_tick(worker_t *w)
+/* Returns whether a tick went by. */
+static bool wheel_tick(worker_t *w)
 {
     int64_t now_tick = w->now / WHEEL_TICK_MS;
+    bool ticked = w->wheel_now < now_tick;
     while (w->wheel_now < now_tick) {
         w->wheel_now++;
         uint32_t slot = (uint32_t)(w->wheel_now % WHEEL_SLOTS);
@@ -109,7 +115,9 @@ static void wheel_tick(worker_t *w)
             if (d == 0)
                 continue;
             if (d <= w->now) {
-                if (c->state == CONN_NEW)
+                if (c->draining)
+                    conn_drain(c, true);
+                else if (c->state == CONN_NEW)
                     conn_close(c, "no CONNECT in time");
                 else
                     conn_fail(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keepalive timeout");
@@ -118,6 +126,7 @@ static void wheel_tick(worker_t *w)
             }
         }
     }
+    return ticked;
 }
 
 /* ---- accept and close ---- */
@@ -189,9 +198,7 @@ static bool conn_write(conn_t *c)
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             if (!c->want_write) {
                 c->want_write = 1;
-                struct epoll_event ev = {.events = (c->waiting ? 0 : EPOLLIN | EPOLLRDHUP) | EPOLLOUT,
-                                         .data.ptr = c};
-                epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+                conn_update_events(c);
             }
             return true;
         } else if (n < 0 && errno == EINTR) {
@@ -202,8 +209,7 @@ static bool conn_write(conn_t *c)
     }
     if (c->want_write) {
         c->want_write = 0;
-        struct epoll_event ev = {.events = c->waiting ? 0 : EPOLLIN | EPOLLRDHUP, .data.ptr = c};
-        epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+        conn_update_events(c);
     }
     buf_shrink(&c->out);
     return true;
@@ -218,6 +224,8 @@ static void conn_free(conn_t *c)
     conn_free_aliases(c);
     free(c);
 }
+
+static void conn_release_fd(conn_t *c);
 
 /* Detach from the session: wills, session end or expiry. */
 static void conn_detach(conn_t *c)
@@ -234,6 +242,7 @@ static void conn_detach(conn_t *c)
         s->worker = -1;
         s->flush_pending = 0;
         session_update_fast(s); /* deliveries take the lock again; those on their way are queued */
+        bp_wake_waiters(c->w, s); /* offline: max_queued_* bound it, nobody waits for it */
     }
     uint32_t expiry = s->expiry;
     pthread_mutex_unlock(&s->lock);
@@ -297,20 +306,63 @@ void conn_close(conn_t *c, const char *why)
         conn_write(c);
     c->state = CONN_CLOSED;
     wheel_unlink(c);
+    atomic_fetch_sub_explicit(&w->clients, 1, memory_order_relaxed);
+    bp_conn_closed(c);
+    conn_detach(c);
+    if (c->linger && !atomic_load(&w->b->stop)) {
+        /* The fd stays open, its output is shut (FIN after what the kernel holds), and its input
+         * is drained until EOF or the budget runs out (conn_drain). */
+        shutdown(c->fd, SHUT_WR);
+        c->draining = 1;
+        c->last_rx = w->now;
+        c->out_sent = 0; /* from here on: bytes discarded */
+        buf_free(&c->in);
+        c->want_write = 0;
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+        epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+        wheel_schedule(c);
+        return;
+    }
+    conn_release_fd(c);
+}
+
+/* Close the fd and forget it; the connection is freed at the end of the loop turn, once nothing
+ * on the stack can still refer to it. */
+static void conn_release_fd(conn_t *c)
+{
+    worker_t *w = c->w;
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     if (c->fd < w->conns_cap && w->conns[c->fd] == c)
         w->conns[c->fd] = NULL;
     close(c->fd);
     c->fd = -1;
-    atomic_fetch_sub_explicit(&w->clients, 1, memory_order_relaxed);
-    conn_detach(c);
-    /* Freed at the end of the loop turn, once nothing on the stack can still refer to it. */
+    c->draining = 0;
+    wheel_unlink(c);
     conn_want_flush(c);
+}
+
+void conn_drain(conn_t *c, bool expired)
+{
+    while (!expired) {
+        ssize_t n = recv(c->fd, c->w->rbuf, 64 * 1024, 0);
+        if (n > 0) {
+            c->out_sent += (uint64_t)n;
+            if (c->out_sent > LINGER_BYTES)
+                break;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return; /* more may come: wait for it, until the deadline */
+        break;      /* EOF or error */
+    }
+    conn_release_fd(c);
 }
 
 /* ---- inbox ---- */
 
-static conn_t *conn_lookup(worker_t *w, int fd, uint64_t id)
+conn_t *conn_lookup(worker_t *w, int fd, uint64_t id)
 {
     if (fd < 0 || fd >= w->conns_cap)
         return NULL;
@@ -349,6 +401,8 @@ static void process_items(worker_t *w, inbox_item_t *items, size_t n)
             conn_t *c = conn_lookup(w, it->fd, it->conn_id);
             if (c && c->waiting == WAIT_TAKEOVER && c->state == CONN_NEW)
                 conn_connect_resumed(c);
+        } else if (it->kind == INBOX_RESUME) {
+            w->resume_pending = 1; /* bp_check_paused, once this turn */
         } else if (it->kind == INBOX_AUTH_DONE) {
             conn_t *c = conn_lookup(w, it->fd, it->conn_id);
             if (c && c->waiting == WAIT_AUTH && c->state == CONN_NEW) {
@@ -422,17 +476,27 @@ static void flush_all(worker_t *w)
         c->in_flush_list = 0;
         c->flush_next = NULL;
         if (c->state == CONN_CLOSED) {
-            conn_free(c);
+            if (!c->draining) /* a draining one is freed once its fd is closed */
+                conn_free(c);
             continue;
         }
-        if (!conn_write(c))
+        if (!conn_write(c)) {
             conn_close(c, "write error");
+            continue;
+        }
+        /* The socket took enough: what waits in the session's queue may follow. */
+        if (c->out_full && buf_used(&c->out) < BP_OUT_HIGH / 2 && c->session) {
+            c->out_full = 0;
+            session_flush(c->session, c);
+            if (!conn_write(c))
+                conn_close(c, "write error");
+        }
     }
     /* conn_close above may have queued closed connections again */
     while (w->flush_list) {
         conn_t *c = w->flush_list;
         w->flush_list = c->flush_next;
-        if (c->state == CONN_CLOSED)
+        if (c->state == CONN_CLOSED && !c->draining)
             conn_free(c);
         else
             c->in_flush_list = 0;
@@ -450,7 +514,7 @@ static void *worker_main(void *arg)
     w->now = now_ms();
     w->wheel_now = w->now / WHEEL_TICK_MS;
     while (!atomic_load(&b->stop)) {
-        int timeout = inbox_sleep_begin(&w->inbox) ? 0 : WHEEL_TICK_MS;
+        int timeout = inbox_sleep_begin(&w->inbox) || w->resume_pending ? 0 : WHEEL_TICK_MS;
         int n = epoll_wait(w->epfd, evs, 256, timeout);
         inbox_sleep_end(&w->inbox);
         w->now = now_ms();
@@ -462,12 +526,19 @@ static void *worker_main(void *arg)
                 accept_all(w, (int)(tag - TAG_LISTEN_BASE));
             } else {
                 conn_t *c = evs[i].data.ptr;
+                if (c->draining) {
+                    conn_drain(c, false);
+                    continue;
+                }
                 if (c->state == CONN_CLOSED)
                     continue;
-                if (c->waiting) {
-                    if (evs[i].events & (EPOLLERR | EPOLLHUP))
+                if (c->waiting || c->bp_paused) {
+                    if (evs[i].events & (EPOLLERR | EPOLLHUP)) {
                         conn_close(c, "closed by client");
-                    continue; /* its input waits until the CONNECT is answered */
+                        continue;
+                    }
+                    if (c->waiting)
+                        continue; /* its input waits until the CONNECT is answered */
                 }
                 if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))
                     conn_on_readable(c);
@@ -476,7 +547,9 @@ static void *worker_main(void *arg)
             }
         }
         process_chain(w, inbox_take(&w->inbox));
-        wheel_tick(w);
+        bool ticked = wheel_tick(w);
+        if (w->resume_pending || (ticked && w->n_paused))
+            bp_check_paused(w, ticked);
         if (w->index == 0) {
             if (atomic_exchange(&b->reload, 0))
                 broker_reload(b); /* SIGHUP: log file, password and ACL files */
@@ -500,9 +573,15 @@ static void *worker_main(void *arg)
         conn_t *c = w->conns[fd];
         /* What a client sent before the stop is handled first: its acknowledgements count (and,
          * with persistence, are written), its DISCONNECT discards its will. */
+        if (c && c->bp_on) {
+            bp_conn_closed(c); /* nothing is delivered any more: no reason to wait */
+            conn_update_events(c);
+        }
         if (c && c->state == CONN_ACTIVE && !c->waiting)
-            conn_on_readable(c);
-        if (w->conns[fd])
+            conn_resume_input(c);
+        if (w->conns[fd] && w->conns[fd]->draining)
+            conn_drain(w->conns[fd], true);
+        else if (w->conns[fd])
             conn_close(w->conns[fd], "broker shutting down");
     }
     process_own_outbox(w);
@@ -604,6 +683,7 @@ void worker_free(worker_t *w)
         chain_free(inbox_chain_fifo(&w->outbox[i]));
     free(w->outbox);
     free(w->held);
+    free(w->paused);
     free(w->conns);
     sub_result_free(&w->match);
     free(w->rbuf);
