@@ -36,28 +36,23 @@
 #define TLOG_DEST_STDERR 0x02u
 #define TLOG_DEST_FILE 0x04u
 #define TLOG_DEST_SYSLOG 0x08u
-#define TLOG_DEST_TOPIC 0x10u /* $SYS/broker/log/<E|W|N|I|M>: needs log_set_topic_hook() */
-
-enum tombo_protocol { TOMBO_PROTO_MQTT = 0, TOMBO_PROTO_WEBSOCKETS = 1 };
+#define TLOG_DEST_TOPIC 0x10u /* $SYS/broker/log/<E|W|N|I|M>: log.c can, but the config refuses
+                                * `log_dest topic` until the broker installs log_set_topic_hook() */
 
 /* Most -p ports the command line takes. */
 #define TOMBO_MAX_CMD_PORTS 16
 
-/* One listening socket. The security fields hold the values that apply to clients of this
+/* One listening socket, always plain MQTT over TCP: the parser refuses `protocol websockets` and
+ * every TLS directive until the broker implements them, so no field here stands for a setting the
+ * broker would ignore. The security fields hold the values that apply to clients of this
  * listener: after config_finish() they are the global ones (copied) unless per_listener_settings
  * is true, in which case they come from the lines that followed this `listener`. */
 struct tombo_listener {
     uint16_t port;
     char *address;       /* bind address or host name; NULL: all interfaces (IPv4 and IPv6) */
     bool optional;       /* local-only ::1 listener: failing to bind it is not fatal */
-    uint8_t protocol;    /* enum tombo_protocol; `protocol mqtt|websockets`, default mqtt */
     uint8_t max_qos;     /* `max_qos`, default 2 */
     int max_connections; /* `max_connections`, default -1 = unlimited */
-
-    /* TLS, stored for the security work (not used by the broker yet). */
-    char *certfile, *keyfile, *cafile;
-    char *tls_version;        /* NULL (TLS 1.2 and 1.3), "tlsv1.1", "tlsv1.2" or "tlsv1.3" */
-    bool require_certificate; /* default false */
 
     /* Security (see above). */
     int allow_anonymous; /* 0/1 after config_finish (-1 while unset) */
@@ -69,6 +64,9 @@ struct tombo_listener {
     char *origin; /* where it was defined, for messages: "FILE:LINE", "command line -p" or "default" */
 };
 
+/* Every field is honoured by the broker. A directive whose meaning tombo does not implement has no
+ * field: config.c refuses it (or, for pure tuning that needs no code, accepts only the values whose
+ * behaviour tombo already has, e.g. `upgrade_outgoing_qos false`). */
 struct tombo_config {
     char *config_file; /* -c FILE, or NULL */
 
@@ -89,13 +87,11 @@ struct tombo_config {
     bool persistence;           /* default false */
     char *persistence_location; /* directory, default NULL = current directory */
     char *persistence_file;     /* default "tombo.db" (SQLite, not Mosquitto's format) */
-    uint32_t autosave_interval; /* default 1800; accepted, tombo commits every message instead */
 
     /* Limits. 0 means "no limit" for every one of them except max_keepalive. */
     uint32_t max_queued_messages;   /* default 1000 */
     uint64_t max_queued_bytes;      /* default 0 */
     uint32_t max_inflight_messages; /* default 20, at most 65535 */
-    uint64_t max_inflight_bytes;    /* default 0 */
     uint32_t message_size_limit;    /* default 0, at most 268435455 */
     uint32_t max_packet_size;       /* default 0 = none; when set, 20..268435460 */
     uint32_t max_keepalive;         /* default 65535, 10..65535 */
@@ -105,11 +101,8 @@ struct tombo_config {
     bool set_tcp_nodelay;      /* default false */
     uint32_t sys_interval;     /* seconds, default 10, 0 = no $SYS */
     bool retain_available;     /* default true */
-    bool upgrade_outgoing_qos; /* default false */
     bool queue_qos0_messages;  /* default false */
-    bool check_retain_source;  /* default true */
     bool connection_messages;  /* default true */
-    char *clientid_prefixes;   /* default NULL = any client id */
 
     /* Logging. */
     unsigned log_type;          /* TLOG_* bits, default TLOG_DEFAULT */
@@ -119,10 +112,7 @@ struct tombo_config {
     char *log_timestamp_format; /* strftime format, default NULL = seconds since the epoch */
 
     /* Process. */
-    char *user;     /* default NULL: tombo does not change user unless asked */
-    char *pid_file; /* default NULL */
-    bool daemon;    /* -d */
-    int threads;    /* tombo only: worker threads; default (0 before config_finish) = online cores */
+    int threads; /* tombo only: worker threads; default (0 before config_finish) = online cores */
 
     /* Notes for the log once it is open (deprecated directives, local-only mode, ignored -p):
      * log_init() prints them as warnings. */
@@ -150,8 +140,9 @@ int config_load(struct tombo_config *cfg, const char *path, char *err, size_t er
  * it; call it yourself only on a config filled by hand. Returns 0 or -1 with err. */
 int config_finish(struct tombo_config *cfg, char *err, size_t errlen);
 
-/* The command line: tombo [-c FILE] [-p PORT]... [-v] [-d] [-h] [--version]
- * (long forms --config-file, --port, --verbose, --daemon, --help). Loads the config file if given
+/* The command line: tombo [-c FILE] [-p PORT]... [-v] [-h] [--version]
+ * (long forms --config-file, --port, --verbose, --help); -d/--daemon is refused until tombo can
+ * daemonise. Loads the config file if given
  * and finishes cfg. Returns 0 to run, 1 when help or the version was printed on stdout (exit 0),
  * -1 on error (message in err; exit 1). */
 int config_args(struct tombo_config *cfg, int argc, char **argv, char *err, size_t errlen);

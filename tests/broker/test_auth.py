@@ -48,7 +48,7 @@ def make_pwfile(path, tool, hash_type="sha512-pbkdf2", users=USERS):
 
 def security_conf(allow_anonymous, pwfile=None, aclfile=None):
     # As root, Mosquitto drops to user "mosquitto", which cannot read files in the test's private
-    # directory: "user root" keeps it root. tombo ignores `user`.
+    # directory: "user root" keeps it root. tombo refuses `user` (it never changes user).
     conf = "user root\n" if is_reference() else ""
     conf += "allow_anonymous %s\n" % ("true" if allow_anonymous else "false")
     if pwfile:

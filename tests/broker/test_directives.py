@@ -1,0 +1,663 @@
+"""Every mosquitto.conf(5) directive of Mosquitto 2.0, one row each, with tombo's status, proved by
+starting the real broker binary with a config holding that directive.
+
+The project's rule: a directive that is accepted works; one whose meaning the broker does not
+implement stops start-up with `FILE:LINE: NAME: not supported yet by tombo (what to do instead)`.
+A directive that is accepted and ignored (a TLS listener serving plain MQTT) is the worst bug tombo
+can have, so this table cannot be bypassed:
+  - every directive of Mosquitto 2.0 has a row (the list below, and the installed manpage when
+    there is one);
+  - every directive src/broker/config.c accepts has a row that says it works, and every one it
+    refuses has a row that says so (the test reads config.c's two tables);
+  - each row is run against the binary: WORKS / NOOP / TOMBO rows start and listen, REFUSED rows
+    exit non-zero with FILE:LINE and the message, without ever listening;
+  - a WORKS row names the test file that proves the directive's behaviour, and that file must use
+    the directive.
+docs/config.md has the same table for users. The behaviour tests at the end cover the directives
+no other test file exercised.
+"""
+import gzip
+import os
+import re
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import ROOT, broker_cmd, free_port, is_reference
+from clients import PahoClient, Raw, V5, unique_id
+
+CONFIG_C = os.path.join(ROOT, "src", "broker", "config.c")
+MANPAGE = "/usr/share/man/man5/mosquitto.conf.5.gz"
+TESTS = os.path.join(ROOT, "tests")
+
+WORKS = "works"        # implemented with Mosquitto's meaning; `where` is the test file proving it
+NOOP = "no-op"         # accepted; tombo's one behaviour already is what every accepted value asks for
+REFUSED = "refused"    # stops start-up with FILE:LINE: ... not supported yet by tombo (...)
+TOMBO = "tombo-only"   # not a Mosquitto directive
+
+# Mosquitto 2.0's directives: the mosquitto.conf(5) headings of Mosquitto 2.0.11, plus the ones
+# its parser accepts without documenting them (clientid/username/password: old names of the
+# bridge's remote_*, plugin/plugin_opt_*: 2.0 names of auth_plugin/auth_opt_*, retry_interval:
+# "no longer available", retained_persistence: alias of persistence).
+MOSQUITTO_20 = """
+acl_file allow_anonymous allow_duplicate_messages allow_zero_length_clientid auth_opt_*
+auth_plugin auth_plugin_deny_special_chars auto_id_prefix autosave_interval autosave_on_changes
+check_retain_source clientid_prefixes connection_messages include_dir log_dest log_facility
+log_timestamp log_timestamp_format log_type max_inflight_bytes max_inflight_messages max_keepalive
+max_packet_size max_queued_bytes max_queued_messages memory_limit message_size_limit password_file
+per_listener_settings persistence persistence_file persistence_location
+persistent_client_expiration pid_file psk_file queue_qos0_messages retain_available
+set_tcp_nodelay sys_interval upgrade_outgoing_qos user
+bind_address bind_interface http_dir listener max_connections max_qos max_topic_alias mount_point
+port protocol socket_domain use_username_as_clientid websockets_log_level websockets_headers_size
+cafile capath certfile ciphers ciphers_tls1.3 crlfile dhparamfile keyfile require_certificate
+tls_engine tls_engine_kpass_sha1 tls_keyform tls_version use_identity_as_username
+use_subject_as_username psk_hint
+address addresses bridge_attempt_unsubscribe bridge_bind_address bridge_max_packet_size
+bridge_outgoing_retain bridge_protocol_version cleansession local_cleansession connection
+keepalive_interval idle_timeout local_clientid local_password local_username notifications
+notifications_local_only notification_topic remote_clientid remote_password remote_username
+restart_timeout round_robin start_type threshold topic try_private bridge_alpn bridge_cafile
+bridge_capath bridge_certfile bridge_identity bridge_insecure bridge_keyfile bridge_psk
+bridge_require_ocsp bridge_tls_version
+clientid username password plugin plugin_opt_* retry_interval retained_persistence
+""".split()
+
+# (directive, config line(s), status, where/why). The lines follow `listener PORT 127.0.0.1` (line 1)
+# and precede `allow_anonymous true`; tokens: PORT2 (a second free port), DIR (a fresh directory),
+# FILE (an empty file). A directive may have several rows (one value works, another is refused).
+ROWS = [
+    # ---- general
+    ("acl_file", "acl_file FILE", WORKS, "broker/test_auth.py"),
+    ("allow_anonymous", "allow_anonymous false", WORKS, "broker/test_config.py"),
+    ("allow_duplicate_messages", "allow_duplicate_messages true", NOOP,
+     "tombo always sends one copy per client, which both values allow (test_subscribe.py [MQTT-3.3.5-1])"),
+    ("allow_zero_length_clientid", "allow_zero_length_clientid false", WORKS, "broker/test_directives.py"),
+    ("auth_opt_*", "auth_opt_db_host localhost", REFUSED, "plugins"),
+    ("auth_plugin", "auth_plugin /usr/lib/mosquitto_dynamic_security.so", REFUSED, "plugins"),
+    ("auth_plugin_deny_special_chars", "auth_plugin_deny_special_chars true", REFUSED, "plugins"),
+    ("auto_id_prefix", "auto_id_prefix gen-", WORKS, "broker/test_directives.py"),
+    ("autosave_interval", "autosave_interval 60", NOOP,
+     "tombo commits every message before acknowledging it (docs/persistence.md)"),
+    ("autosave_on_changes", "autosave_on_changes true", NOOP, "as autosave_interval"),
+    ("check_retain_source", "check_retain_source false", NOOP,
+     "tombo never re-checks a retained message's publisher: the behaviour asked for"),
+    ("check_retain_source", "check_retain_source true", REFUSED, "the re-check is not implemented"),
+    ("clientid_prefixes", "clientid_prefixes secure-", REFUSED, "security restriction not implemented"),
+    ("connection_messages", "connection_messages false", WORKS, "broker/test_directives.py"),
+    ("include_dir", "include_dir DIR", WORKS, "broker/test_config.py"),
+    ("log_dest", "log_dest file DIR/x.log", WORKS, "broker/test_config.py"),
+    ("log_dest", "log_dest stderr topic", REFUSED, "log on $SYS/broker/log not implemented"),
+    ("log_dest", "log_dest dlt", REFUSED, "no DLT"),
+    ("log_facility", "log_facility 5", REFUSED, "syslog facility is fixed"),
+    ("log_timestamp", "log_timestamp false", WORKS, "broker/test_directives.py"),
+    ("log_timestamp_format", "log_timestamp_format %Y-%m-%dT%H:%M:%S", WORKS, "broker/test_directives.py"),
+    ("log_type", "log_type all", WORKS, "broker/test_config.py"),
+    ("max_inflight_bytes", "max_inflight_bytes 0", NOOP, "0 (no byte limit, the default) is tombo's behaviour"),
+    ("max_inflight_bytes", "max_inflight_bytes 1000", REFUSED, "byte limit not implemented"),
+    ("max_inflight_messages", "max_inflight_messages 5", WORKS, "broker/test_publish_qos.py"),
+    ("max_keepalive", "max_keepalive 60", WORKS, "broker/test_keepalive.py"),
+    ("max_packet_size", "max_packet_size 1000", WORKS, "broker/test_malformed.py"),
+    ("max_queued_bytes", "max_queued_bytes 10000", WORKS, "broker/test_session.py"),
+    ("max_queued_messages", "max_queued_messages 10", WORKS, "broker/test_session.py"),
+    ("memory_limit", "memory_limit 100000000", REFUSED, "no memory limit"),
+    ("message_size_limit", "message_size_limit 1000", WORKS, "broker/test_session.py"),
+    ("password_file", "password_file FILE", WORKS, "broker/test_auth.py"),
+    ("per_listener_settings", "per_listener_settings true", WORKS, "broker/test_auth.py"),
+    ("persistence", "persistence true", WORKS, "broker/test_persistence.py"),
+    ("persistence_file", "persistence true\npersistence_file x.db", WORKS, "broker/test_directives.py"),
+    ("persistence_location", "persistence true\npersistence_location DIR/", WORKS, "broker/test_directives.py"),
+    # An hour at least: its parsing is unit-tested; the session expiry it sets is the one
+    # test_session.py exercises through MQTT 5's Session Expiry Interval.
+    ("persistent_client_expiration", "persistent_client_expiration 2d", WORKS, "unit/test_broker_config.c"),
+    ("pid_file", "pid_file DIR/tombo.pid", REFUSED, "no PID file"),
+    ("psk_file", "psk_file FILE", REFUSED, "TLS-PSK"),
+    ("queue_qos0_messages", "queue_qos0_messages true", WORKS, "broker/test_directives.py"),
+    ("retain_available", "retain_available false", WORKS, "broker/test_directives.py"),
+    ("set_tcp_nodelay", "set_tcp_nodelay true", WORKS, "broker/test_tutorial.py"),
+    ("sys_interval", "sys_interval 1", WORKS, "broker/test_sys.py"),
+    ("upgrade_outgoing_qos", "upgrade_outgoing_qos false", NOOP, "the default: the QoS the specification requires"),
+    ("upgrade_outgoing_qos", "upgrade_outgoing_qos true", REFUSED, "non-standard upgrade not implemented"),
+    ("user", "user nobody", REFUSED, "tombo never changes user"),
+    # ---- listeners
+    ("bind_address", "port PORT2\nbind_address 127.0.0.1", WORKS, "broker/test_directives.py"),
+    ("bind_interface", "bind_interface lo", REFUSED, "use the interface's address"),
+    ("http_dir", "http_dir DIR", REFUSED, "WebSockets"),
+    ("listener", "listener PORT2 127.0.0.1", WORKS, "broker/test_config.py"),
+    ("listener", "listener 0 DIR/mqtt.sock", REFUSED, "Unix socket"),
+    ("max_connections", "max_connections 10", WORKS, "broker/test_directives.py"),
+    ("max_qos", "max_qos 1", WORKS, "broker/test_directives.py"),
+    ("max_topic_alias", "max_topic_alias 5", REFUSED, "fixed at 10"),
+    ("mount_point", "mount_point site1/", REFUSED, "not implemented"),
+    ("port", "port PORT2\nbind_address 127.0.0.1", WORKS, "broker/test_directives.py"),
+    ("protocol", "protocol mqtt", WORKS, "broker/test_directives.py"),
+    ("protocol", "protocol websockets", REFUSED, "WebSockets"),
+    ("socket_domain", "socket_domain ipv4", REFUSED, "use an address of that family"),
+    ("use_username_as_clientid", "use_username_as_clientid true", REFUSED, "not implemented"),
+    ("websockets_log_level", "websockets_log_level 255", REFUSED, "WebSockets"),
+    ("websockets_headers_size", "websockets_headers_size 4096", REFUSED, "WebSockets"),
+    # ---- TLS (listeners): every one refused, so no TLS listener can serve plain MQTT
+    ("cafile", "cafile FILE", REFUSED, "TLS"),
+    ("capath", "capath DIR", REFUSED, "TLS"),
+    ("certfile", "certfile FILE", REFUSED, "TLS"),
+    ("ciphers", "ciphers ECDHE-RSA-AES256-GCM-SHA384", REFUSED, "TLS"),
+    ("ciphers_tls1.3", "ciphers_tls1.3 TLS_AES_256_GCM_SHA384", REFUSED, "TLS"),
+    ("crlfile", "crlfile FILE", REFUSED, "TLS"),
+    ("dhparamfile", "dhparamfile FILE", REFUSED, "TLS"),
+    ("keyfile", "keyfile FILE", REFUSED, "TLS"),
+    ("require_certificate", "require_certificate true", REFUSED, "TLS"),
+    ("require_certificate", "require_certificate false", REFUSED, "TLS"),
+    ("tls_engine", "tls_engine pkcs11", REFUSED, "TLS"),
+    ("tls_engine_kpass_sha1", "tls_engine_kpass_sha1 0123456789abcdef0123456789abcdef01234567", REFUSED, "TLS"),
+    ("tls_keyform", "tls_keyform pem", REFUSED, "TLS"),
+    ("tls_version", "tls_version tlsv1.2", REFUSED, "TLS"),
+    ("use_identity_as_username", "use_identity_as_username true", REFUSED, "TLS client certificates"),
+    ("use_subject_as_username", "use_subject_as_username true", REFUSED, "TLS client certificates"),
+    ("psk_hint", "psk_hint tombo", REFUSED, "TLS-PSK"),
+    # ---- bridges
+    ("connection", "connection b1", REFUSED, "bridges"),
+    ("address", "address 127.0.0.1:1884", REFUSED, "bridges"),
+    ("addresses", "addresses 127.0.0.1:1884", REFUSED, "bridges"),
+    ("bridge_attempt_unsubscribe", "bridge_attempt_unsubscribe true", REFUSED, "bridges"),
+    ("bridge_bind_address", "bridge_bind_address 127.0.0.1", REFUSED, "bridges"),
+    ("bridge_max_packet_size", "bridge_max_packet_size 1000", REFUSED, "bridges"),
+    ("bridge_outgoing_retain", "bridge_outgoing_retain true", REFUSED, "bridges"),
+    ("bridge_protocol_version", "bridge_protocol_version mqttv311", REFUSED, "bridges"),
+    ("cleansession", "cleansession true", REFUSED, "bridges"),
+    ("local_cleansession", "local_cleansession true", REFUSED, "bridges"),
+    ("keepalive_interval", "keepalive_interval 60", REFUSED, "bridges"),
+    ("idle_timeout", "idle_timeout 60", REFUSED, "bridges"),
+    ("local_clientid", "local_clientid x", REFUSED, "bridges"),
+    ("local_password", "local_password x", REFUSED, "bridges"),
+    ("local_username", "local_username x", REFUSED, "bridges"),
+    ("notifications", "notifications true", REFUSED, "bridges"),
+    ("notifications_local_only", "notifications_local_only true", REFUSED, "bridges"),
+    ("notification_topic", "notification_topic a/b", REFUSED, "bridges"),
+    ("remote_clientid", "remote_clientid x", REFUSED, "bridges"),
+    ("remote_password", "remote_password x", REFUSED, "bridges"),
+    ("remote_username", "remote_username x", REFUSED, "bridges"),
+    ("restart_timeout", "restart_timeout 5 30", REFUSED, "bridges"),
+    ("round_robin", "round_robin true", REFUSED, "bridges"),
+    ("start_type", "start_type automatic", REFUSED, "bridges"),
+    ("threshold", "threshold 10", REFUSED, "bridges"),
+    ("topic", "topic # both 0", REFUSED, "bridges"),
+    ("try_private", "try_private true", REFUSED, "bridges"),
+    ("bridge_alpn", "bridge_alpn mqtt", REFUSED, "bridges"),
+    ("bridge_cafile", "bridge_cafile FILE", REFUSED, "bridges"),
+    ("bridge_capath", "bridge_capath DIR", REFUSED, "bridges"),
+    ("bridge_certfile", "bridge_certfile FILE", REFUSED, "bridges"),
+    ("bridge_identity", "bridge_identity x", REFUSED, "bridges"),
+    ("bridge_insecure", "bridge_insecure false", REFUSED, "bridges"),
+    ("bridge_keyfile", "bridge_keyfile FILE", REFUSED, "bridges"),
+    ("bridge_psk", "bridge_psk 0123456789abcdef", REFUSED, "bridges"),
+    ("bridge_require_ocsp", "bridge_require_ocsp false", REFUSED, "bridges"),
+    ("bridge_tls_version", "bridge_tls_version tlsv1.2", REFUSED, "bridges"),
+    # ---- accepted by Mosquitto 2.0.11 without a manpage entry
+    ("clientid", "clientid x", REFUSED, "bridges"),
+    ("username", "username x", REFUSED, "bridges"),
+    ("password", "password x", REFUSED, "bridges"),
+    ("plugin", "plugin /usr/lib/mosquitto_dynamic_security.so", REFUSED, "plugins"),
+    ("plugin_opt_*", "plugin_opt_config_file FILE", REFUSED, "plugins"),
+    ("retry_interval", "retry_interval 20", NOOP, "Mosquitto 2 ignores it too, with a warning; so does tombo"),
+    ("retained_persistence", "retained_persistence true", WORKS, "broker/test_directives.py"),
+    # ---- tombo's own
+    ("threads", "threads 2", TOMBO, "broker/test_directives.py"),
+]
+
+ROW_IDS = ["%s:%s" % (r[0], r[1].split("\n")[-1].split(" ", 1)[-1][:24]) for r in ROWS]
+
+
+def _matches(pattern, name):
+    return name.startswith(pattern[:-1]) if pattern.endswith("*") else name == pattern
+
+
+def _table_names():
+    return {r[0] for r in ROWS}
+
+
+def _c_tables():
+    """The names config.c accepts (directives[]) and refuses (unsupported[] and the prefixes)."""
+    with open(CONFIG_C) as f:
+        src = f.read()
+    acc = src[src.index("static const struct directive directives[] = {"):]
+    acc = acc[:acc.index("\n};")]
+    accepted = set(re.findall(r"^\s*(?:FN|[A-Z]+_[GLS])\(([\w.]+)", acc, re.M))
+    accepted |= set(re.findall(r'^\s*\{"([\w.]+)"', acc, re.M))
+    ref = src[src.index("} unsupported[] = {"):]
+    ref = ref[:ref.index("\n};")]
+    refused = set(re.findall(r'\{"([\w.]+)",', ref))
+    refused |= {p + "*" for p in re.findall(r'strncmp\(name, "(\w+_)", \d+\)', src)}
+    return accepted, refused
+
+
+def _manpage_names():
+    with gzip.open(MANPAGE, "rt", errors="replace") as f:
+        lines = f.read().split("\n")
+    names = set()
+    for prev, line in zip(lines, lines[1:]):
+        m = re.match(r"\\fB([a-z_0-9.]+(?:\\\*)?)\\fR", line)
+        if prev == ".PP" and m:
+            names.add(m.group(1).replace("\\*", "*"))
+    names.discard("mosquitto")
+    return names
+
+
+# ---------------------------------------------------------------- the table is complete
+
+def test_every_mosquitto_directive_has_a_row():
+    """Each directive of Mosquitto 2.0 has at least one row, and the table names nothing else
+    (besides tombo's own)."""
+    names = _table_names()
+    missing = [d for d in MOSQUITTO_20 if d not in names]
+    assert not missing, "directives without a row: %s" % missing
+    extra = sorted(n for n in names if n not in MOSQUITTO_20
+                   and not all(r[2] == TOMBO for r in ROWS if r[0] == n))
+    assert not extra, "rows for names that are not Mosquitto 2.0 directives: %s" % extra
+
+
+@pytest.mark.skipif(not os.path.exists(MANPAGE), reason="mosquitto.conf(5) is not installed")
+def test_the_installed_manpage_has_no_directive_without_a_row():
+    """The list above against the mosquitto.conf(5) installed with Debian's mosquitto package."""
+    man = _manpage_names()
+    assert len(man) > 100, sorted(man)
+    missing = sorted(d for d in man if d not in MOSQUITTO_20)
+    assert not missing, "mosquitto.conf(5) directives missing from MOSQUITTO_20: %s" % missing
+
+
+def test_config_c_accepts_and_refuses_only_what_the_table_says():
+    """A directive added to config.c's directives[] without a WORKS/NOOP/TOMBO row here, or to
+    unsupported[] without a REFUSED row, fails this test: nothing slips in unclassified."""
+    accepted, refused = _c_tables()
+    assert len(accepted) > 30 and len(refused) > 50, (accepted, refused)
+    status = {}
+    for name, _, st, _ in ROWS:
+        status.setdefault(name, set()).add(st)
+    for name in sorted(accepted):
+        assert name in status, "config.c accepts '%s', which has no row in ROWS" % name
+        assert status[name] & {WORKS, NOOP, TOMBO}, "config.c accepts '%s', but ROWS says %s" % (
+            name, status[name])
+    for name in sorted(refused):
+        assert name in status, "config.c refuses '%s', which has no row in ROWS" % name
+        assert status[name] == {REFUSED}, "config.c refuses '%s', but ROWS says %s" % (name, status[name])
+    for name, sts in status.items():
+        if sts & {WORKS, NOOP, TOMBO}:
+            assert name in accepted, "ROWS says '%s' is accepted, but config.c's directives[] lacks it" % name
+        else:
+            assert name in refused, "ROWS says '%s' is refused, but config.c's unsupported[] lacks it" % name
+
+
+def test_works_rows_name_a_test_file_that_uses_the_directive():
+    """A WORKS row's `where` is a test file that sets the directive (proof of its behaviour)."""
+    for name, _, st, where in ROWS:
+        if st not in (WORKS, TOMBO):
+            continue
+        path = os.path.join(TESTS, where)
+        assert os.path.exists(path), "%s: %s does not exist" % (name, where)
+        with open(path) as f:
+            text = f.read()
+        assert re.search(r"(^|[\"\s]|\\n)%s " % re.escape(name), text, re.M), "%s: %s never sets it" % (name, where)
+
+
+# ---------------------------------------------------------------- each row against the binary
+
+def _write_conf(row_text):
+    d = tempfile.mkdtemp(prefix="tombo-dir-")
+    sub = os.path.join(d, "sub")
+    os.mkdir(sub)
+    os.chmod(d, 0o777)
+    empty = os.path.join(d, "empty.file")
+    open(empty, "w").close()
+    port, port2 = free_port(), free_port()
+    text = row_text.replace("PORT2", str(port2)).replace("DIR", sub).replace("FILE", empty)
+    conf = os.path.join(d, "t.conf")
+    with open(conf, "w") as f:
+        f.write("listener %d 127.0.0.1\n%s\nallow_anonymous true\n" % (port, text))
+    return d, conf, port
+
+
+def _listening(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.3):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(is_reference(), reason="tombo's classification")
+@pytest.mark.parametrize("row", ROWS, ids=ROW_IDS)
+def test_directive_row(row):
+    name, text, status, _ = row
+    d, conf, port = _write_conf(text)
+    env = dict(os.environ)
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+    log = open(os.path.join(d, "out.log"), "wb")
+    p = subprocess.Popen(broker_cmd(conf), stdout=log, stderr=subprocess.STDOUT, cwd=d, env=env)
+    try:
+        deadline = time.time() + 10
+        listened = False
+        while time.time() < deadline and p.poll() is None:
+            if _listening(port):
+                listened = True
+                break
+            time.sleep(0.05)
+        if status == REFUSED:
+            p.wait(10)
+        else:
+            assert listened and p.poll() is None, "did not start"
+    finally:
+        if p.poll() is None:
+            p.terminate()
+            p.wait(15)
+        log.close()
+    with open(os.path.join(d, "out.log"), "rb") as f:
+        out = f.read().decode("utf-8", "replace")
+    assert "ERROR: AddressSanitizer" not in out and "runtime error:" not in out, out
+    if status == REFUSED:
+        line = 2 + text.count("\n")
+        word = text.split("\n")[-1].split()[0]
+        assert p.returncode != 0, out
+        assert not listened, "a refused directive must stop start-up before listening: " + out
+        assert re.search(r"%s:%d: %s[^\n]*: not supported yet by tombo \(.+\)" % (
+            re.escape(conf), line, re.escape(word)), out), out
+    else:
+        assert p.returncode == 0, out
+        assert "not supported" not in out, out
+
+
+# ---------------------------------------------------------------- TLS never falls back to plain MQTT
+
+def _make_certs(d):
+    def run(*args):
+        subprocess.run(["openssl"] + list(args), cwd=d, check=True, capture_output=True, timeout=60)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+        "-days", "2", "-subj", "/CN=tombo test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+        "-subj", "/CN=localhost")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.crt", "-days", "2")
+    for f in os.listdir(d):
+        os.chmod(os.path.join(d, f), 0o644)
+
+
+def _plain_connack(port):
+    """Send a plain MQTT 3.1.1 CONNECT; True if a CONNACK comes back."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.settimeout(1)
+            s.sendall(bytes([0x10, 13, 0, 4]) + b"MQTT" + bytes([4, 2, 0, 60, 0, 1]) + b"x")
+            return s.recv(4)[:1] == b"\x20"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/openssl"), reason="openssl is needed for the certificates")
+def test_tls_listener_never_serves_plain_mqtt():
+    """A listener with certfile, keyfile, cafile and require_certificate true (real files): tombo
+    exits non-zero at start-up with FILE:LINE naming the first TLS line, and no plain MQTT CONNECT
+    is ever answered on that port, while it runs or after. (Mosquitto serves TLS there; a plain
+    CONNECT gets no CONNACK from it either.)"""
+    d = tempfile.mkdtemp(prefix="tombo-tls-")
+    os.chmod(d, 0o755)
+    _make_certs(d)
+    port = free_port()
+    conf = os.path.join(d, "tls.conf")
+    with open(conf, "w") as f:
+        f.write("listener %d 127.0.0.1\n"
+                "certfile %s/server.crt\n"
+                "keyfile %s/server.key\n"
+                "cafile %s/ca.crt\n"
+                "require_certificate true\n"
+                "allow_anonymous true\n" % (port, d, d, d))
+    log = open(os.path.join(d, "out.log"), "wb")
+    p = subprocess.Popen(broker_cmd(conf), stdout=log, stderr=subprocess.STDOUT, cwd=d)
+    answered = False
+    try:
+        deadline = time.time() + (5 if is_reference() else 10)
+        while time.time() < deadline:
+            answered |= _plain_connack(port)
+            if p.poll() is not None:
+                break
+            time.sleep(0.05)
+        answered |= _plain_connack(port)
+    finally:
+        if p.poll() is None:
+            p.terminate()
+            p.wait(15)
+        log.close()
+    with open(os.path.join(d, "out.log"), "rb") as f:
+        out = f.read().decode("utf-8", "replace")
+    assert not answered, "plain MQTT served on a TLS listener:\n" + out
+    if not is_reference():
+        assert p.returncode not in (0, None), out
+        assert "%s:2: certfile: not supported yet by tombo (TLS is not implemented yet; terminate TLS " \
+               "in front of tombo (stunnel, haproxy) or keep Mosquitto for this listener)" % conf in out, out
+
+
+@pytest.mark.skipif(is_reference(), reason="tombo's classification")
+@pytest.mark.parametrize("where", ["before", "include"])
+def test_tls_lines_anywhere_are_refused(where, tmp_path):
+    """TLS lines before any `listener` (the default listener) or in an include_dir file are
+    refused just the same, with that file and line."""
+    port = free_port()
+    inc = tmp_path / "conf.d"
+    inc.mkdir()
+    if where == "before":
+        conf = tmp_path / "a.conf"
+        conf.write_text("keyfile /etc/ssl/k.pem\nlistener %d 127.0.0.1\n" % port)
+        want = "%s:1: keyfile: not supported yet by tombo" % conf
+    else:
+        (inc / "tls.conf").write_text("# TLS\nlistener %d 127.0.0.1\ncafile /etc/ssl/ca.pem\n" % port)
+        conf = tmp_path / "a.conf"
+        conf.write_text("allow_anonymous true\ninclude_dir %s\n" % inc)
+        want = "%s:3: cafile: not supported yet by tombo" % (inc / "tls.conf")
+    r = subprocess.run(broker_cmd(str(conf)), capture_output=True, timeout=15, cwd=str(tmp_path))
+    out = (r.stdout + r.stderr).decode("utf-8", "replace")
+    assert r.returncode != 0 and want in out, out
+
+
+@pytest.mark.skipif(is_reference(), reason="tombo's classification")
+def test_dash_d_is_refused():
+    """-d (daemonise) is not implemented: refused on the command line rather than ignored."""
+    r = subprocess.run([broker_cmd("x")[0], "-d", "-p", str(free_port())], capture_output=True, timeout=15)
+    out = (r.stdout + r.stderr).decode("utf-8", "replace")
+    assert r.returncode != 0 and "-d: not supported yet by tombo" in out, out
+
+
+# ---------------------------------------------------------------- behaviour of the directives
+# that no other test file covered
+
+def _log_text(b, path, want, timeout=5):
+    deadline = time.time() + timeout
+    text = ""
+    while time.time() < deadline:
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+            if want is None or want in text:
+                return text
+        time.sleep(0.1)
+    return text
+
+
+def test_port_and_bind_address(make_broker):
+    """port PORT with bind_address 127.0.0.1 (deprecated in Mosquitto, still honoured): a
+    listener on that port and address, besides the `listener` one."""
+    port2 = free_port()
+    make_broker("port %d\nbind_address 127.0.0.1\nallow_anonymous true\n" % port2)
+
+    class Other:
+        host = "127.0.0.1"
+        port = port2
+    c = PahoClient(Other)
+    c.connect()
+    c.disconnect()
+
+
+def test_protocol_mqtt(make_broker):
+    """protocol mqtt: the listener speaks MQTT over TCP."""
+    b = make_broker("protocol mqtt\nallow_anonymous true\n")
+    c = PahoClient(b)
+    c.connect()
+    c.subscribe("pm/t", 1)
+    c.publish("pm/t", b"x", 1)
+    assert c.get().payload == b"x"
+    c.disconnect()
+
+
+@pytest.mark.skipif(is_reference(), reason="Mosquitto 2.0.11 let the second client in here; not investigated yet")
+def test_max_connections(make_broker):
+    """max_connections 1 (one worker, so the count is exact): a second client is turned away
+    while the first is connected, and gets in once it has left."""
+    b = make_broker("max_connections 1\n%sallow_anonymous true\n" % ("" if is_reference() else "threads 1\n"))
+    first = Raw(b)
+    first.connect(unique_id())
+    second = Raw(b)
+    with pytest.raises((AssertionError, ConnectionError, OSError)):
+        second.connect(unique_id())
+    first.disconnect()
+    first.close()
+    deadline = time.time() + 5
+    while True:
+        try:
+            third = Raw(b)
+            third.connect(unique_id())
+            break
+        except (AssertionError, ConnectionError, OSError):
+            assert time.time() < deadline, "no room after the first client left"
+            time.sleep(0.1)
+    third.close()
+
+
+def test_max_qos(make_broker):
+    """max_qos 1: told to MQTT 5 clients in CONNACK (Maximum QoS 1); a subscription at QoS 2 is
+    granted QoS 1."""
+    b = make_broker("max_qos 1\nallow_anonymous true\n")
+    r = Raw(b, version=5)
+    p = r.connect(unique_id())
+    assert p.prop("maximum_qos") == 1
+    r.close()
+    c = PahoClient(b)
+    c.connect()
+    assert c.subscribe("mq/t", 2) == [1]
+    c.disconnect()
+
+
+def test_allow_zero_length_clientid(make_broker):
+    """allow_zero_length_clientid false: an empty client id is refused, 0x02 on 3.1.1 and 0x85 on
+    5.0 [MQTT-3.1.3-8]; with the default (true) it is accepted."""
+    b = make_broker("allow_zero_length_clientid false\nallow_anonymous true\n")
+    assert Raw(b, version=4).connect("", expect_reason=None).reason == 0x02
+    # 0x85 Client Identifier not valid; Mosquitto 2.0.11 answers 0x80 (unspecified error)
+    assert Raw(b, version=5).connect("", expect_reason=None).reason == (0x80 if is_reference() else 0x85)
+    b2 = make_broker("allow_anonymous true\n")
+    assert Raw(b2, version=4).connect("", expect_reason=None).reason == 0
+
+
+def test_auto_id_prefix(make_broker):
+    """auto_id_prefix gen-: a client id assigned to an MQTT 5 client that sent none starts with it."""
+    b = make_broker("auto_id_prefix gen-\nallow_anonymous true\n")
+    p = Raw(b, version=5).connect("")
+    assert p.prop("assigned_client_id").startswith("gen-"), p
+
+
+@pytest.mark.parametrize("directive", ["persistence", "retained_persistence"])
+def test_persistence_location_and_file(make_broker, directive):
+    """persistence_location DIR/ and persistence_file NAME: the database is DIR/NAME, and a
+    retained message survives a restart from it (retained_persistence is Mosquitto's old name of
+    persistence)."""
+    d = tempfile.mkdtemp(prefix="tombo-db-")
+    os.chmod(d, 0o777)
+    b = make_broker("%s true\npersistence_location %s/\npersistence_file my.db\nallow_anonymous true\n"
+                    % (directive, d))
+    c = PahoClient(b)
+    c.connect()
+    c.publish("pl/t", b"kept", 1, retain=True)
+    c.disconnect()
+    b.restart()
+    assert os.path.exists(os.path.join(d, "my.db")), os.listdir(d)
+    c = PahoClient(b)
+    c.connect()
+    c.subscribe("pl/t", 1)
+    assert c.get().payload == b"kept"
+    c.disconnect()
+
+
+def test_queue_qos0_messages(make_broker):
+    """queue_qos0_messages true: a QoS 0 message published while a persistent client is offline is
+    delivered when it comes back."""
+    b = make_broker("queue_qos0_messages true\nallow_anonymous true\n")
+    cid = unique_id("q0")
+    c = PahoClient(b, client_id=cid, clean=False)
+    c.connect()
+    c.subscribe("q0/t", 0)
+    c.disconnect()
+    pub = PahoClient(b)
+    pub.connect()
+    pub.publish("q0/t", b"while away", 0)
+    pub.disconnect()
+    c = PahoClient(b, client_id=cid, clean=False)
+    c.connect()
+    assert c.get().payload == b"while away"
+    c.disconnect()
+
+
+def test_connection_messages(make_broker):
+    """connection_messages false: no `New client connected` line; true (the default): one, naming
+    the client."""
+    d = tempfile.mkdtemp(prefix="tombo-log-")
+    os.chmod(d, 0o777)
+    for flag in ("false", "true"):
+        path = os.path.join(d, "%s.log" % flag)
+        b = make_broker("connection_messages %s\nlog_dest file %s\nallow_anonymous true\n" % (flag, path))
+        cid = unique_id("cm")
+        c = PahoClient(b, client_id=cid)
+        c.connect()
+        c.disconnect()
+        text = _log_text(b, path, cid if flag == "true" else None, timeout=3 if flag == "false" else 5)
+        if flag == "true":
+            assert "New client connected" in text and cid in text, text
+        else:
+            time.sleep(0.5)
+            text = _log_text(b, path, None)
+            assert "New client connected" not in text and cid not in text, text
+
+
+def test_log_timestamp_and_format(make_broker):
+    """log_timestamp false: lines start with the message; log_timestamp_format: lines start with
+    the strftime date."""
+    d = tempfile.mkdtemp(prefix="tombo-log-")
+    os.chmod(d, 0o777)
+    p1 = os.path.join(d, "plain.log")
+    make_broker("log_timestamp false\nlog_dest file %s\nallow_anonymous true\n" % p1)
+    text = _log_text(None, p1, "\n")
+    first = text.splitlines()[0]
+    assert not re.match(r"^\d+: ", first), text
+    p2 = os.path.join(d, "fmt.log")
+    make_broker("log_timestamp_format %%Y-%%m-%%dT%%H:%%M:%%S\nlog_dest file %s\nallow_anonymous true\n" % p2)
+    text = _log_text(None, p2, "\n")
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d: ", text.splitlines()[0]), text
+
+
+def test_retain_available_false(make_broker):
+    """retain_available false: told to MQTT 5 clients (Retain Available 0), and a client that
+    publishes a retained message is disconnected (0x9A on 5.0)."""
+    b = make_broker("retain_available false\nallow_anonymous true\n")
+    r = Raw(b, version=5)
+    p = r.connect(unique_id())
+    assert p.prop("retain_available") == 0, p
+    r.publish("ra/t", b"x", qos=0, retain=True)
+    got = r.closed()
+    assert got and got[-1].reason == 0x9A, got
+
+
+@pytest.mark.skipif(is_reference(), reason="tombo only")
+def test_threads(make_broker):
+    """threads 3 (tombo only): three worker threads, said in the start-up log."""
+    b = make_broker("threads 3\nallow_anonymous true\n")
+    deadline = time.time() + 5
+    while "with 3 worker threads" not in b.log() and time.time() < deadline:
+        time.sleep(0.1)
+    assert "with 3 worker threads" in b.log(), b.log()
