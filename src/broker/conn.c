@@ -49,7 +49,7 @@ void conn_hold_durable(conn_t *c)
     uint64_t need = store_need(st);
     if (!need)
         return;
-    uint64_t pos = c->out_sent + buf_used(&c->out);
+    uint64_t pos = c->out_sent + outq_pending(&c->out);
     struct conn_holds *h = c->holds;
     if (h && h->n > 0) {
         struct hold *last = &h->v[h->n - 1];
@@ -80,7 +80,7 @@ void conn_hold_durable(conn_t *c)
 
 size_t conn_writable(const conn_t *c)
 {
-    size_t n = buf_used(&c->out);
+    size_t n = outq_pending(&c->out);
     if (c->holds && c->holds->n > 0) {
         uint64_t lim = c->holds->v[0].pos - c->out_sent;
         if (lim < n)
@@ -120,9 +120,9 @@ bool conn_send(conn_t *c, const mqtt_packet_t *p)
     size_t n = mqtt_encoded_len(p, c->version);
     if (c->max_packet_out && n > c->max_packet_out)
         return false;
-    uint8_t *dst = buf_reserve(&c->out, n);
+    uint8_t *dst = outq_reserve(&c->out, n);
     size_t w = mqtt_encode(p, c->version, dst);
-    buf_commit(&c->out, w);
+    outq_commit(&c->out, w);
     conn_want_flush(c);
     return true;
 }
@@ -198,13 +198,27 @@ bool conn_send_publish(conn_t *c, msg_t *m, uint8_t qos, uint8_t retain, uint8_t
         const msg_enc_t *e = msg_encoded(m, c->version, qos, retain);
         if (c->max_packet_out && e->len > c->max_packet_out)
             return false;
-        uint8_t *dst = buf_reserve(&c->out, e->len);
-        memcpy(dst, e->bytes, e->len);
-        if (qos) {
-            dst[e->id_off] = (uint8_t)(id >> 8);
-            dst[e->id_off + 1] = (uint8_t)id;
+        if (e->len >= OUTQ_REF_MIN) {
+            /* Referenced, not copied: only the packet identifier is the receiver's own. */
+            if (!qos) {
+                outq_ref(&c->out, m, e->bytes, e->len);
+            } else {
+                outq_ref(&c->out, m, e->bytes, e->id_off);
+                uint8_t *dst = outq_reserve(&c->out, 2);
+                dst[0] = (uint8_t)(id >> 8);
+                dst[1] = (uint8_t)id;
+                outq_commit(&c->out, 2);
+                outq_ref(&c->out, m, e->bytes + e->id_off + 2, e->len - e->id_off - 2);
+            }
+        } else {
+            uint8_t *dst = outq_reserve(&c->out, e->len);
+            memcpy(dst, e->bytes, e->len);
+            if (qos) {
+                dst[e->id_off] = (uint8_t)(id >> 8);
+                dst[e->id_off + 1] = (uint8_t)id;
+            }
+            outq_commit(&c->out, e->len);
         }
-        buf_commit(&c->out, e->len);
         conn_want_flush(c);
         atomic_fetch_add_explicit(&c->w->msgs_out, 1, memory_order_relaxed);
         return true;
@@ -298,7 +312,7 @@ void conn_fail(conn_t *c, uint8_t rc, const char *why)
         p.reason = rc;
         conn_send(c, &p);
     }
-    c->linger = buf_used(&c->out) > 0; /* the client should read what we answered */
+    c->linger = outq_pending(&c->out) > 0; /* the client should read what we answered */
     conn_close(c, NULL);
 }
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "broker/buf.h"
+#include "broker/outq.h"
 #include "broker/config.h"
 #include "broker/session.h"
 #include "mqtt/packet.h"
@@ -44,7 +45,8 @@ typedef struct conn {
     uint16_t keepalive;
     uint16_t topic_alias_max_in;
     struct connect_req *pending; /* that CONNECT, until it is answered */
-    buf_t in, out;
+    buf_t in;
+    outq_t out;             /* own bytes and references to shared encodings (outq.h) */
     uint64_t out_sent;      /* bytes of `out` written to the socket since the connection began */
     struct conn_holds *holds; /* output waiting for the persistence store (NULL: none) */
     session_t *session;     /* one reference while attached */

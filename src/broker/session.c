@@ -486,7 +486,7 @@ void session_flush(session_t *s, conn_t *c)
     /* Bound what one connection buffers in user space: the rest waits in the session queue until
      * the socket drains (worker flush_all comes back for it: out_full). */
     while (s->queue.n > 0) {
-        if (buf_used(&c->out) >= BP_OUT_HIGH) {
+        if (outq_pending(&c->out) >= BP_OUT_HIGH) {
             c->out_full = 1;
             break;
         }

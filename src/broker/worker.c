@@ -190,11 +190,13 @@ static bool conn_write(conn_t *c)
 {
     size_t avail;
     while ((avail = conn_writable(c)) > 0) {
-        ssize_t n = send(c->fd, buf_head(&c->out), avail, MSG_NOSIGNAL);
+        struct iovec iov[64];
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)outq_iov(&c->out, iov, 64, avail)};
+        ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
         if (n > 0) {
             atomic_fetch_add_explicit(&c->w->bytes_out, (unsigned long)n, memory_order_relaxed);
             c->out_sent += (uint64_t)n;
-            buf_consume(&c->out, (size_t)n);
+            outq_consume(&c->out, (size_t)n);
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             if (!c->want_write) {
                 c->want_write = 1;
@@ -211,7 +213,7 @@ static bool conn_write(conn_t *c)
         c->want_write = 0;
         conn_update_events(c);
     }
-    buf_shrink(&c->out);
+    outq_shrink(&c->out);
     return true;
 }
 
@@ -219,7 +221,7 @@ static void conn_free(conn_t *c)
 {
     connect_req_free(c->pending);
     buf_free(&c->in);
-    buf_free(&c->out);
+    outq_free(&c->out);
     free(c->holds);
     conn_free_aliases(c);
     free(c);
@@ -302,7 +304,7 @@ void conn_close(conn_t *c, const char *why)
                    c->peer, why);
     }
     /* Best effort: send what is buffered (a CONNACK or DISCONNECT with the reason). */
-    if (buf_used(&c->out) > 0)
+    if (outq_pending(&c->out) > 0)
         conn_write(c);
     c->state = CONN_CLOSED;
     wheel_unlink(c);
@@ -485,7 +487,7 @@ static void flush_all(worker_t *w)
             continue;
         }
         /* The socket took enough: what waits in the session's queue may follow. */
-        if (c->out_full && buf_used(&c->out) < BP_OUT_HIGH / 2 && c->session) {
+        if (c->out_full && outq_pending(&c->out) < BP_OUT_HIGH / 2 && c->session) {
             c->out_full = 0;
             session_flush(c->session, c);
             if (!conn_write(c))
