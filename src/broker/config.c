@@ -697,6 +697,7 @@ static const struct directive directives[] = {
     BOOL_G(persistence),
     {"retained_persistence", V_BOOL, S_GLOBAL, 0, CFG_FIELD(persistence), 0, 0, NULL}, /* Mosquitto's alias */
     STR_G(persistence_location),
+    STR_G(pid_file),
     STR_G(persistence_file),
     FN(autosave_interval, h_autosave_interval),       /* accepted: tombo commits every change */
     FN(autosave_on_changes, h_bool_either),           /* the same */
@@ -762,8 +763,6 @@ static const struct {
     {"log_facility", "syslog lines use facility daemon; remove the line"},
     {"user", "tombo does not change user, and does not drop root privileges as Mosquitto does; start it as "
              "that user instead (systemd User=, runuser -u NAME)"},
-    {"pid_file", "tombo does not write a PID file yet; let the service manager track the process "
-                 "(systemd Type=simple) or remove the line"},
     /* bridges */
     {"connection", WHY_BRIDGE}, {"address", WHY_BRIDGE}, {"addresses", WHY_BRIDGE},
     {"bridge_attempt_unsubscribe", WHY_BRIDGE}, {"bridge_bind_address", WHY_BRIDGE},
@@ -925,6 +924,7 @@ void config_free(struct tombo_config *cfg)
     free(cfg->password_file);
     free(cfg->acl_file);
     free(cfg->persistence_location);
+    free(cfg->pid_file);
     free(cfg->persistence_file);
     free(cfg->log_file);
     free(cfg->log_timestamp_format);

@@ -86,6 +86,7 @@ struct tombo_config {
     /* Persistence. */
     bool persistence;           /* default false */
     char *persistence_location; /* directory, default NULL = current directory */
+    char *pid_file;             /* written with the broker's PID at start, removed at exit (NULL: none) */
     char *persistence_file;     /* default "tombo.db" (SQLite, not Mosquitto's format) */
 
     /* Limits. 0 means "no limit" for every one of them except max_keepalive. */

@@ -1,4 +1,5 @@
 /* main.c -- the tombo broker: command line, configuration, signals, run. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,17 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     int rc = 1;
+    FILE *pf = NULL;
+    if (b.cfg.pid_file && !(pf = fopen(b.cfg.pid_file, "w"))) {
+        log_printf(TLOG_ERR, "Error: Unable to write pid file %s: %s.", b.cfg.pid_file, strerror(errno));
+        log_close();
+        config_free(&b.cfg);
+        return 1;
+    }
+    if (pf) {
+        fprintf(pf, "%d\n", (int)getpid());
+        fclose(pf);
+    }
     if (broker_init(&b) == 0) {
         /* Installed once the workers' eventfds exist: the handler writes to them. */
         g_broker = &b;
@@ -70,6 +82,8 @@ int main(int argc, char **argv)
         rc = broker_run(&b) == 0 ? 0 : 1;
     }
     broker_free(&b);
+    if (b.cfg.pid_file)
+        unlink(b.cfg.pid_file);
     log_close();
     config_free(&b.cfg);
     return rc;

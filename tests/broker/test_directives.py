@@ -113,7 +113,7 @@ ROWS = [
     # An hour at least: its parsing is unit-tested; the session expiry it sets is the one
     # test_session.py exercises through MQTT 5's Session Expiry Interval.
     ("persistent_client_expiration", "persistent_client_expiration 2d", WORKS, "unit/test_broker_config.c"),
-    ("pid_file", "pid_file DIR/tombo.pid", REFUSED, "no PID file"),
+    ("pid_file", "pid_file DIR/tombo.pid", WORKS, "broker/test_directives.py"),
     ("psk_file", "psk_file FILE", REFUSED, "TLS-PSK"),
     ("queue_qos0_messages", "queue_qos0_messages true", WORKS, "broker/test_directives.py"),
     ("retain_available", "retain_available false", WORKS, "broker/test_directives.py"),
@@ -661,3 +661,14 @@ def test_threads(make_broker):
     while "with 3 worker threads" not in b.log() and time.time() < deadline:
         time.sleep(0.1)
     assert "with 3 worker threads" in b.log(), b.log()
+
+
+def test_pid_file(make_broker, tmp_path):
+    """pid_file (Debian's stock mosquitto.conf has one): the broker writes its PID there at start
+    and removes the file when it stops."""
+    path = tmp_path / "tombo.pid"
+    b = make_broker("allow_anonymous true\npid_file %s\n" % path)
+    assert path.read_text() == "%d\n" % b.proc.pid
+    b.expect_exit = True
+    assert b.stop() == 0
+    assert not path.exists()
