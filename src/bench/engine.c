@@ -165,7 +165,7 @@ static void epoll_set(bench_thread_t *t, conn_t *c, bool want_out)
 
 static void conn_flush(bench_thread_t *t, conn_t *c, uint64_t now)
 {
-    if (c->fd < 0)
+    if (c->fd < 0 || c->state == CS_CONNECTING) /* storm: reconnecting; EPOLLOUT says when */
         return;
     while (c->out_off < c->out_len) {
         ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
