@@ -19,13 +19,14 @@
  *   being counted. */
 #define BENCH_MAGIC 0x31764254u /* "TBv1" */
 #define BENCH_PAYLOAD_MIN 32
-/* Largest payload: every packet must fit in one 64 KB read. */
-#define BENCH_PAYLOAD_MAX 65000
+/* Largest payload. A packet larger than one 64 KB read is completed in its connection's own
+ * input buffer (engine.c conn_read_big). */
+#define BENCH_PAYLOAD_MAX (16u << 20)
 #define BENCH_READ_SIZE 65536
 /* A connection stops generating once this many bytes wait in its output buffer. */
 #define BENCH_OUT_HIGH 65536
 
-enum bench_mode { MODE_CONN, MODE_PUB, MODE_SUB, MODE_PAIRS, MODE_FANIN, MODE_FANOUT };
+enum bench_mode { MODE_CONN, MODE_PUB, MODE_SUB, MODE_PAIRS, MODE_FANIN, MODE_FANOUT, MODE_RETAINED, MODE_STORM };
 
 /* Run phases, advanced by the main thread only (engine threads read them). */
 enum bench_phase { PH_CONNECT, PH_RUN, PH_DRAIN, PH_STOP };
@@ -47,7 +48,10 @@ typedef struct bench_cfg {
     double drain;         /* max seconds to wait for in-flight messages after the end */
     double connect_timeout;
     const char *topic;    /* template, %i = publisher index */
-    const char *filter;   /* subscriber filter template; NULL = derived from the scenario */
+    const char *filter;   /* subscriber filter templates, comma-separated (subscriber i takes the
+                             i-th mod their number); NULL = derived from the scenario */
+    uint32_t topics;      /* --topics N: publishers spread their messages over topic(0..N-1) */
+    uint64_t count;       /* -n: retained mode, messages to store (100000) */
     const char *json;     /* NULL, "-" (stdout) or a file */
     const char *plot;     /* SVG file or NULL */
     int threads;
@@ -110,6 +114,7 @@ typedef struct pub_state {
     uint64_t *ids;        /* QoS>0: bitmap of packet ids in flight (65536 bits) */
     uint64_t *rel;        /* QoS 2: ids whose PUBREC came (PUBREL sent) */
     char *topic;
+    uint32_t topic_off, topic_digits; /* --topics: where the index digits sit in tmpl */
 } pub_state_t;
 
 typedef struct sub_state {
@@ -120,7 +125,10 @@ typedef struct sub_state {
     uint64_t *rel_ids;    /* QoS 2: ids received, PUBREC sent, PUBREL awaited (65536 bits) */
 } sub_state_t;
 
-enum conn_state { CS_IDLE, CS_CONNECTING, CS_CONNACK, CS_SUBACK, CS_READY, CS_CLOSED };
+/* CS_CLOSING: storm mode sent DISCONNECT and waits for the broker to close first (so the
+ * TIME_WAIT is the broker's and the bench's ephemeral ports stay free). CS_WAIT: retained mode's
+ * subscriber, connected, subscribes once every retained message is stored. */
+enum conn_state { CS_IDLE, CS_CONNECTING, CS_CONNACK, CS_SUBACK, CS_READY, CS_CLOSED, CS_CLOSING, CS_WAIT };
 enum conn_role { ROLE_IDLE, ROLE_PUB, ROLE_SUB };
 
 struct bench_thread;
@@ -134,7 +142,8 @@ typedef struct conn {
     uint8_t role, state;
     bool epollout, dirty;
     uint8_t *in;           /* partial packet carried between reads */
-    uint32_t in_len;
+    uint32_t in_len, in_cap;
+    uint64_t started_ns;   /* when the TCP connect began (storm: handshake latency) */
     uint8_t *out;          /* pending output */
     uint32_t out_len, out_off, out_cap;
     uint64_t last_tx_ns;
@@ -146,7 +155,7 @@ typedef struct conn {
 /* Counters one thread publishes for the live line; written with relaxed stores once per loop
  * turn, read by the main thread. */
 typedef struct live_counters {
-    _Atomic uint64_t sent, recv, distinct, done, inflight, errors, conns, subs_ready, handshakes;
+    _Atomic uint64_t sent, recv, distinct, done, inflight, errors, conns, subs_ready, handshakes, cycles;
     _Atomic int drain_seen; /* a turn ran in PH_DRAIN and its counters are stored */
 } live_counters_t;
 
@@ -156,6 +165,7 @@ typedef struct thr_totals {
     uint64_t gaps;                  /* sequence numbers skipped, per publisher seen */
     uint64_t stalls;                /* end-to-end window given up after 1 s without progress */
     uint64_t meas_sent, meas_recv;  /* within the measurement window (by send timestamp) */
+    uint64_t cycles, meas_cycles;   /* storm: CONNACKs received in the run / in the window */
     hist_t lat;                     /* end-to-end latency of measured messages */
 } thr_totals_t;
 
@@ -179,6 +189,7 @@ typedef struct bench_thread {
     live_counters_t live;
     uint64_t conns_up, subs_ready, handshakes_done;
     uint64_t inflight;
+    bool kicked;          /* storm: cycling started; retained: subscriptions sent */
 } bench_thread_t;
 
 /* A per-second sample for the live line and the plot. */
@@ -199,6 +210,8 @@ typedef struct bench_run {
     pub_state_t **pub_by_id;  /* publishers by pub_id (end-to-end window) */
     uint32_t fan;             /* deliveries per published message (pairs 1, fan-in/out S) */
     bool e2e;                 /* end-to-end window active */
+    _Atomic int retained_go;  /* retained: every message stored, the subscriber may subscribe */
+    _Atomic uint64_t sub_ns;  /* retained: when the SUBSCRIBE went out */
     unsigned dst_len;
     /* results */
     double connect_secs;
@@ -208,6 +221,8 @@ typedef struct bench_run {
     double drain_secs;
     double meas_secs;
     struct rusage ru_meas0, ru_meas1, ru_end;
+    double load_secs;         /* retained: publishing and storing every message */
+    double retained_secs;     /* retained: SUBSCRIBE to the last message received (0: not all came) */
     bench_sample_t *samples;
     uint32_t nsamples, samples_cap;
     uint64_t conns_peak;
@@ -229,6 +244,14 @@ int mode_parse(const char *s, enum bench_mode *m);
 /* Deliveries the subscribers should see when the publishers sent `sent_total` messages;
  * false when the mode cannot know (sub alone, pub alone, conn). */
 bool scenario_expected(const bench_run_t *r, uint64_t sent_total, uint64_t *expected);
+/* QoS of the publishers' flows: -q, except retained mode's load (QoS 1: acknowledged = stored). */
+int scenario_pub_qos(const bench_cfg_t *c);
+/* Messages publisher p sends in all (retained: its share of -n); UINT64_MAX = no limit. */
+uint64_t scenario_pub_share(const bench_run_t *r, const pub_state_t *p);
+/* --topics / retained: digits of the zero-padded topic index (0: one topic per publisher), and
+ * the topic index of publisher p's message `seq`. */
+uint32_t scenario_topic_digits(const bench_cfg_t *c);
+uint64_t scenario_topic_of(const bench_run_t *r, const pub_state_t *p, uint64_t seq);
 
 /* engine.c */
 int engine_init(bench_run_t *r);
@@ -241,10 +264,10 @@ int engine_run(bench_run_t *r);
 
 /* Figures derived from a finished run, shared by the text and JSON reports. */
 typedef struct bench_result {
-    uint64_t sent, recv, distinct, dup, ooo, foreign, lost, done, errors, stalls;
+    uint64_t sent, recv, distinct, dup, ooo, foreign, lost, done, errors, stalls, cycles;
     bool expected_known;
     uint64_t expected;
-    double meas_secs, sent_rate, recv_rate;
+    double meas_secs, sent_rate, recv_rate, cycle_rate;
     double p50, p90, p99, p999, max, mean, min; /* microseconds */
     uint64_t lat_count;
     double cpu_meas, cpu_pct, cpu_us_per_msg, cpu_total;

@@ -30,7 +30,7 @@
 #endif
 
 #define RBUF_SIZE (3 * BENCH_READ_SIZE)
-#define MAX_PACKET (2 * BENCH_READ_SIZE - MQTT_MAX_HEADER)
+#define MAX_PACKET (BENCH_PAYLOAD_MAX + BENCH_READ_SIZE)
 #define KEEPALIVE 60
 #define EVENTS 512
 
@@ -83,7 +83,7 @@ static void conn_close(bench_thread_t *t, conn_t *c)
     if (c->state == CS_CONNECTING || c->state == CS_CONNACK) {
         t->pending--;
         t->handshakes_done++;
-    } else if (c->state == CS_SUBACK || c->state == CS_READY) {
+    } else if (c->state == CS_SUBACK || c->state == CS_READY || c->state == CS_CLOSING || c->state == CS_WAIT) {
         t->conns_up--;
     }
     if (c->pub)
@@ -91,7 +91,7 @@ static void conn_close(bench_thread_t *t, conn_t *c)
     c->state = CS_CLOSED;
     free(c->in);
     c->in = NULL;
-    c->in_len = 0;
+    c->in_len = c->in_cap = 0;
     free(c->out);
     c->out = NULL;
     c->out_len = c->out_off = c->out_cap = 0;
@@ -165,7 +165,7 @@ static void epoll_set(bench_thread_t *t, conn_t *c, bool want_out)
 
 static void conn_flush(bench_thread_t *t, conn_t *c, uint64_t now)
 {
-    if (c->fd < 0)
+    if (c->fd < 0 || c->state == CS_CONNECTING) /* storm: reconnecting; EPOLLOUT says when */
         return;
     while (c->out_off < c->out_len) {
         ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
@@ -245,7 +245,7 @@ static void conn_start(bench_thread_t *t, conn_t *c, uint64_t now)
         return;
     }
     c->epollout = true;
-    c->last_tx_ns = now;
+    c->last_tx_ns = c->started_ns = now;
     if (connect(c->fd, (struct sockaddr *)r->dst, r->dst_len) < 0 && errno != EINPROGRESS) {
         conn_fail(t, c, "connect", errno);
         return;
@@ -354,6 +354,8 @@ static void on_publish(bench_thread_t *t, conn_t *c, const mqtt_packet_t *p, uin
     uint64_t m1 = atomic_load_explicit(&r->meas_end_ns, memory_order_relaxed);
     if (m0 && now >= m0 && now < m1) {
         t->t.meas_recv++;
+        if (r->cfg.mode == MODE_RETAINED) /* stored long ago: the latency is time since subscribing */
+            ts = atomic_load_explicit(&r->sub_ns, memory_order_relaxed);
         hist_record(&t->t.lat, now > ts ? now - ts : 0);
     }
 }
@@ -384,7 +386,7 @@ static void on_ack(bench_thread_t *t, conn_t *c, const mqtt_packet_t *p)
         conn_fail(t, c, "PUBCOMP before PUBREC", 0);
         return;
     }
-    if (p->type == MQTT_PUBACK && t->run->cfg.qos != 1) {
+    if (p->type == MQTT_PUBACK && scenario_pub_qos(&t->run->cfg) != 1) {
         conn_fail(t, c, "PUBACK for a QoS 2 message", 0);
         return;
     }
@@ -395,6 +397,43 @@ static void on_ack(bench_thread_t *t, conn_t *c, const mqtt_packet_t *p)
     ps->done++;
     t->inflight--;
     t->t.done++;
+}
+
+static void send_subscribe(bench_thread_t *t, conn_t *c)
+{
+    const bench_cfg_t *cfg = &t->run->cfg;
+    mqtt_sub_t sub;
+    memset(&sub, 0, sizeof(sub));
+    sub.filter.p = (const uint8_t *)c->sub->filter;
+    sub.filter.len = (uint32_t)strlen(c->sub->filter);
+    sub.qos = (uint8_t)cfg->qos;
+    sub.options = (uint8_t)cfg->qos;
+    mqtt_packet_t s;
+    memset(&s, 0, sizeof(s));
+    s.type = MQTT_SUBSCRIBE;
+    s.id = 1;
+    s.subscribe.list = &sub;
+    s.subscribe.count = 1;
+    c->state = CS_SUBACK;
+    out_packet(t, c, &s);
+}
+
+/* Storm: one more handshake done; say DISCONNECT and wait for the broker to close. */
+static void storm_cycle(bench_thread_t *t, conn_t *c, uint64_t now)
+{
+    bench_run_t *r = t->run;
+    uint64_t m0 = atomic_load_explicit(&r->meas_start_ns, memory_order_relaxed);
+    uint64_t m1 = atomic_load_explicit(&r->meas_end_ns, memory_order_relaxed);
+    t->t.cycles++;
+    if (m0 && now >= m0 && now < m1) {
+        t->t.meas_cycles++;
+        hist_record(&t->t.lat, now - c->started_ns);
+    }
+    mqtt_packet_t p;
+    memset(&p, 0, sizeof(p));
+    p.type = MQTT_DISCONNECT;
+    out_packet(t, c, &p);
+    c->state = CS_CLOSING;
 }
 
 static void on_packet(bench_thread_t *t, conn_t *c, const mqtt_header_t *h, const uint8_t *body, uint64_t now)
@@ -426,24 +465,14 @@ static void on_packet(bench_thread_t *t, conn_t *c, const mqtt_header_t *h, cons
         if (c->pub && cfg->version == MQTT_V5 && (p.props.has & MQTT_HAS(MQTT_PROP_RECEIVE_MAX)) &&
             p.props.receive_max < c->pub->window)
             c->pub->window = p.props.receive_max; /* the broker's Receive Maximum caps our window */
-        if (c->sub) {
-            mqtt_sub_t sub;
-            memset(&sub, 0, sizeof(sub));
-            sub.filter.p = (const uint8_t *)c->sub->filter;
-            sub.filter.len = (uint32_t)strlen(c->sub->filter);
-            sub.qos = (uint8_t)cfg->qos;
-            sub.options = (uint8_t)cfg->qos;
-            mqtt_packet_t s;
-            memset(&s, 0, sizeof(s));
-            s.type = MQTT_SUBSCRIBE;
-            s.id = 1;
-            s.subscribe.list = &sub;
-            s.subscribe.count = 1;
-            c->state = CS_SUBACK;
-            out_packet(t, c, &s);
-        } else {
+        if (c->sub && cfg->mode == MODE_RETAINED)
+            c->state = CS_WAIT; /* subscribes once every retained message is stored */
+        else if (c->sub)
+            send_subscribe(t, c);
+        else
             c->state = CS_READY;
-        }
+        if (cfg->mode == MODE_STORM && atomic_load_explicit(&t->run->phase, memory_order_relaxed) == PH_RUN)
+            storm_cycle(t, c, now);
         break;
     case MQTT_SUBACK:
         if (c->state != CS_SUBACK || p.suback.codes.len < 1 || p.suback.codes.p[0] >= 0x80) {
@@ -477,17 +506,77 @@ static void on_packet(bench_thread_t *t, conn_t *c, const mqtt_header_t *h, cons
     }
 }
 
+/* The broker closed the connection: expected in storm mode after our DISCONNECT (then connect
+ * again while the run lasts), a failure otherwise. */
+static void conn_eof(bench_thread_t *t, conn_t *c)
+{
+    if (c->state != CS_CLOSING) {
+        conn_fail(t, c, "connection closed by the broker", 0);
+        return;
+    }
+    conn_close(t, c);
+    if (atomic_load_explicit(&t->run->phase, memory_order_relaxed) == PH_RUN)
+        conn_start(t, c, bench_now_ns());
+}
+
+/* A packet larger than one read whose start is in c->in: read the rest of it straight into
+ * c->in (no copy through the read buffer) and handle it. 1: handled, read on; 0: no such
+ * packet pending; -1: stop reading this connection for now (incomplete, or closed). */
+static int conn_read_big(bench_thread_t *t, conn_t *c)
+{
+    mqtt_header_t h;
+    if (!c->in_len || mqtt_header_parse(c->in, c->in_len, &h) <= 0)
+        return 0;
+    size_t total = (size_t)h.header_len + h.remaining;
+    if (total <= BENCH_READ_SIZE)
+        return 0;
+    if (c->in_cap < total) {
+        uint8_t *nb = realloc(c->in, total);
+        if (!nb) {
+            conn_fail(t, c, "out of memory", 0);
+            return -1;
+        }
+        c->in = nb;
+        c->in_cap = (uint32_t)total;
+    }
+    while (c->in_len < total) {
+        ssize_t n = recv(c->fd, c->in + c->in_len, total - c->in_len, 0);
+        if (n == 0) {
+            conn_eof(t, c);
+            return -1;
+        }
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                conn_fail(t, c, "read", errno);
+            return -1;
+        }
+        c->in_len += (uint32_t)n;
+    }
+    on_packet(t, c, &h, c->in + h.header_len, bench_now_ns());
+    if (c->fd < 0)
+        return -1;
+    free(c->in); /* thousands of fan-out subscribers must not each keep a big buffer */
+    c->in = NULL;
+    c->in_len = c->in_cap = 0;
+    return 1;
+}
+
 /* Read up to 64 KB at a time (a few times while the socket keeps filling them) and handle every
  * complete packet; a partial packet is carried in c->in to the next read. */
 static void conn_read(bench_thread_t *t, conn_t *c)
 {
     for (int round = 0; round < 4 && c->fd >= 0; round++) {
+        int big = conn_read_big(t, c);
+        if (big < 0)
+            return;
+        if (big > 0)
+            continue;
         uint32_t have = c->in_len;
         if (have)
             memcpy(t->rbuf, c->in, have);
         ssize_t n = recv(c->fd, t->rbuf + have, BENCH_READ_SIZE, 0);
         if (n == 0) {
-            conn_fail(t, c, "connection closed by the broker", 0);
+            conn_eof(t, c);
             return;
         }
         if (n < 0) {
@@ -523,9 +612,11 @@ static void conn_read(bench_thread_t *t, conn_t *c)
             }
             memmove(nb, t->rbuf + off, left);
             c->in = nb;
+            c->in_cap = (uint32_t)left;
         } else {
             free(c->in);
             c->in = NULL;
+            c->in_cap = 0;
         }
         c->in_len = (uint32_t)left;
         if ((size_t)n < BENCH_READ_SIZE)
@@ -542,11 +633,13 @@ static int pub_prepare(bench_thread_t *t, conn_t *c)
     uint8_t *payload = calloc(1, cfg->payload);
     if (!payload)
         return -1;
+    int qos = scenario_pub_qos(cfg);
     mqtt_packet_t p;
     memset(&p, 0, sizeof(p));
     p.type = MQTT_PUBLISH;
-    p.id = cfg->qos ? 1 : 0;
-    p.publish.qos = (uint8_t)cfg->qos;
+    p.id = qos ? 1 : 0;
+    p.publish.qos = (uint8_t)qos;
+    p.publish.retain = cfg->mode == MODE_RETAINED;
     p.publish.topic.p = (const uint8_t *)ps->topic;
     p.publish.topic.len = (uint32_t)strlen(ps->topic);
     p.publish.payload.p = payload;
@@ -558,8 +651,16 @@ static int pub_prepare(bench_thread_t *t, conn_t *c)
         return -1;
     }
     ps->tmpl_len = (uint32_t)mqtt_encode(&p, (uint8_t)cfg->version, ps->tmpl);
-    ps->id_off = cfg->qos ? (uint32_t)mqtt_publish_id_offset(&p, (uint8_t)cfg->version) : 0;
+    ps->id_off = qos ? (uint32_t)mqtt_publish_id_offset(&p, (uint8_t)cfg->version) : 0;
     ps->pl_off = ps->tmpl_len - cfg->payload;
+    if (ps->topic_digits) { /* the index digits: fixed header, 2 length bytes, the literal prefix */
+        mqtt_header_t h;
+        if (mqtt_header_parse(ps->tmpl, ps->tmpl_len, &h) <= 0) {
+            free(payload);
+            return -1;
+        }
+        ps->topic_off = h.header_len + 2 + (uint32_t)(strstr(cfg->topic, "%i") - cfg->topic);
+    }
     put_le32(ps->tmpl + ps->pl_off, BENCH_MAGIC);
     put_le32(ps->tmpl + ps->pl_off + 4, cfg->nonce);
     put_le32(ps->tmpl + ps->pl_off + 8, ps->pub_id);
@@ -583,8 +684,8 @@ static bool pub_generate(bench_thread_t *t, conn_t *c, uint64_t now)
     uint64_t m0 = atomic_load_explicit(&r->meas_start_ns, memory_order_relaxed);
     uint64_t m1 = atomic_load_explicit(&r->meas_end_ns, memory_order_relaxed);
     bool measured = m0 && now >= m0 && now < m1;
-    int qos = r->cfg.qos;
-    uint64_t limit = UINT64_MAX; /* end-to-end: highest seq + 1 allowed */
+    int qos = scenario_pub_qos(&r->cfg);
+    uint64_t limit = scenario_pub_share(r, ps); /* highest seq + 1 allowed */
     if (r->e2e) {
         uint64_t got = atomic_load_explicit(&ps->delivered, memory_order_relaxed) + ps->e2e_base;
         limit = got / r->fan + ps->window;
@@ -619,6 +720,11 @@ static bool pub_generate(bench_thread_t *t, conn_t *c, uint64_t now)
             return false;
         }
         memcpy(o, ps->tmpl, ps->tmpl_len);
+        if (ps->topic_digits) {
+            uint64_t v = scenario_topic_of(r, ps, ps->seq);
+            for (uint32_t k = ps->topic_digits; k-- > 0; v /= 10)
+                o[ps->topic_off + k] = (uint8_t)('0' + v % 10);
+        }
         put_le64(o + ps->pl_off + 16, ps->seq);
         put_le64(o + ps->pl_off + 24, now);
         if (qos) {
@@ -649,6 +755,7 @@ static void publish_counters(bench_thread_t *t)
 {
     live_counters_t *l = &t->live;
     atomic_store_explicit(&l->sent, t->t.sent, memory_order_relaxed);
+    atomic_store_explicit(&l->cycles, t->t.cycles, memory_order_relaxed);
     atomic_store_explicit(&l->recv, t->t.recv, memory_order_relaxed);
     atomic_store_explicit(&l->distinct, t->t.distinct, memory_order_relaxed);
     atomic_store_explicit(&l->done, t->t.done, memory_order_relaxed);
@@ -711,6 +818,20 @@ void *engine_thread(void *arg)
             if (c->fd >= 0 && (evs[i].events & EPOLLOUT))
                 conn_flush(t, c, now);
         }
+        if (phase == PH_RUN && r->cfg.mode == MODE_STORM && !t->kicked) {
+            t->kicked = true; /* connected during the connect phase: start cycling */
+            for (uint32_t i = 0; i < t->nconns; i++)
+                if (t->conns[i].state == CS_READY)
+                    storm_cycle(t, &t->conns[i], now);
+        }
+        if (r->cfg.mode == MODE_RETAINED && !t->kicked && atomic_load(&r->retained_go)) {
+            t->kicked = true;
+            uint64_t zero = 0;
+            atomic_compare_exchange_strong(&r->sub_ns, &zero, now);
+            for (uint32_t i = 0; i < t->nconns; i++)
+                if (t->conns[i].state == CS_WAIT)
+                    send_subscribe(t, &t->conns[i]);
+        }
         bool busy = false;
         uint64_t next_due = UINT64_MAX;
         if (phase == PH_RUN) {
@@ -757,7 +878,7 @@ void *engine_thread(void *arg)
     uint64_t now = bench_now_ns();
     for (uint32_t i = 0; i < t->nconns; i++) {
         conn_t *c = &t->conns[i];
-        if (c->fd >= 0 && c->state >= CS_SUBACK) {
+        if (c->fd >= 0 && c->state >= CS_SUBACK && c->state != CS_CLOSING) {
             mqtt_packet_t p;
             memset(&p, 0, sizeof(p));
             p.type = MQTT_DISCONNECT;
@@ -836,7 +957,7 @@ int engine_init(bench_run_t *r)
     }
     r->fan = r->cfg.mode == MODE_PAIRS ? 1 : r->cfg.subs;
     r->e2e = r->cfg.rate <= 0 && !r->cfg.open_loop && r->cfg.pubs && r->cfg.subs && r->cfg.mode != MODE_PUB &&
-             r->cfg.mode != MODE_SUB;
+             r->cfg.mode != MODE_SUB && r->cfg.mode != MODE_RETAINED;
     r->pub_by_id = calloc(r->cfg.pubs ? r->cfg.pubs : 1, sizeof(pub_state_t *));
     if (!r->pub_by_id)
         return -1;

@@ -28,6 +28,9 @@ static void usage(FILE *f)
             "  pairs    -c publishers and -c subscribers, subscriber i hears publisher i\n"
             "  fanin    -c publishers to topic(i), -S subscribers (1) on topic(+)\n"
             "  fanout   -P publishers (1), -c subscribers on the same topic\n"
+            "  retained -c publishers (10) store -n retained messages (QoS 1) on topic(0..n-1),\n"
+            "           then -S subscribers (1) subscribe to # (or -F): time until all arrived\n"
+            "  storm    -c clients connect, get CONNACK, DISCONNECT, connect again: handshakes/s\n"
             "options:\n"
             "  -h HOST         broker host (127.0.0.1)\n"
             "  -p PORT         broker port (1883)\n"
@@ -43,7 +46,10 @@ static void usage(FILE *f)
             "  --warmup SEC    publish this long before measuring (1)\n"
             "  --drain SEC     wait at most this long for in-flight messages at the end (5)\n"
             "  -t TEMPLATE     topic template, %%i = publisher index (bench/%%i)\n"
-            "  -F TEMPLATE     subscriber filter template, %%i = subscriber index\n"
+            "  -F TEMPLATES    subscriber filter templates, %%i = subscriber index; a comma-separated\n"
+            "                  list gives subscriber i the (i mod count)-th\n"
+            "  --topics N      spread each publisher's messages over topic(0..N-1), zero-padded\n"
+            "  -n N            retained: messages to store (100000)\n"
             "  -V 3|4|5        MQTT version: 3 = 3.1, 4 = 3.1.1, 5 = 5.0 (4)\n"
             "  -T N            threads (2)\n"
             "  --src N         source addresses 127.0.0.1..N for loopback (auto: 1 + clients/16000)\n"
@@ -72,7 +78,7 @@ static int parse_num(const char *opt, const char *s, double lo, double hi, doubl
 }
 
 enum { O_WARMUP = 256, O_DRAIN, O_JSON, O_PLOT, O_SRC, O_PENDING, O_CTIMEOUT, O_IDPREFIX, O_QUIET, O_HELP, O_OPEN,
-       O_EXPIRY };
+       O_EXPIRY, O_TOPICS };
 
 static int parse_args(int argc, char **argv, bench_cfg_t *c)
 {
@@ -88,6 +94,7 @@ static int parse_args(int argc, char **argv, bench_cfg_t *c)
         {"quiet", no_argument, NULL, O_QUIET},
         {"open-loop", no_argument, NULL, O_OPEN},
         {"session-expiry", required_argument, NULL, O_EXPIRY},
+        {"topics", required_argument, NULL, O_TOPICS},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -121,7 +128,7 @@ static int parse_args(int argc, char **argv, bench_cfg_t *c)
     optind = 2;
     int o;
     double v;
-    while ((o = getopt_long(argc, argv, "h:p:c:P:S:q:s:r:w:d:t:F:V:T:", longopts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "h:p:c:P:S:q:s:r:w:d:t:F:V:T:n:", longopts, NULL)) != -1) {
         switch (o) {
         case 'h': c->host = optarg; break;
         case 'p': if (parse_num("-p", optarg, 1, 65535, &v)) return -1; c->port = (int)v; break;
@@ -137,6 +144,8 @@ static int parse_args(int argc, char **argv, bench_cfg_t *c)
         case 'w': if (parse_num("-w", optarg, 1, 32768, &v)) return -1; c->window = (uint32_t)v; break;
         case 'd': if (parse_num("-d", optarg, 0.1, 1e6, &v)) return -1; c->duration = v; break;
         case 't': c->topic = optarg; break;
+        case 'n': if (parse_num("-n", optarg, 1, 1e9, &v)) return -1; c->count = (uint64_t)v; break;
+        case O_TOPICS: if (parse_num("--topics", optarg, 1, 1e9, &v)) return -1; c->topics = (uint32_t)v; break;
         case 'F': c->filter = optarg; break;
         case 'V':
             if (parse_num("-V", optarg, 3, 5, &v)) return -1;

@@ -10,7 +10,7 @@
 #include <time.h>
 
 typedef struct totals {
-    uint64_t sent, recv, distinct, done, inflight, errors, conns, subs_ready, handshakes;
+    uint64_t sent, recv, distinct, done, inflight, errors, conns, subs_ready, handshakes, cycles;
 } totals_t;
 
 static void sum_live(const bench_run_t *r, totals_t *s)
@@ -27,6 +27,7 @@ static void sum_live(const bench_run_t *r, totals_t *s)
         s->conns += atomic_load_explicit(&l->conns, memory_order_relaxed);
         s->subs_ready += atomic_load_explicit(&l->subs_ready, memory_order_relaxed);
         s->handshakes += atomic_load_explicit(&l->handshakes, memory_order_relaxed);
+        s->cycles += atomic_load_explicit(&l->cycles, memory_order_relaxed);
     }
 }
 
@@ -71,7 +72,10 @@ static void sample_tick(bench_run_t *r, sampler_t *sm, int phase, bool force)
     bench_sample_t *s = &r->samples[r->nsamples++];
     s->t = (double)(now - sm->t0) / 1e9;
     s->sent_rate = (double)(cur.sent - sm->last.sent) / dt;
-    s->recv_rate = (double)(cur.recv - sm->last.recv) / dt;
+    if (r->cfg.mode == MODE_STORM) /* the plot's "received" line: handshakes per second */
+        s->recv_rate = (double)(cur.cycles - sm->last.cycles) / dt;
+    else
+        s->recv_rate = (double)(cur.recv - sm->last.recv) / dt;
     s->conns = cur.conns;
     s->errors = cur.errors;
     if (cur.conns > r->conns_peak)
@@ -79,6 +83,89 @@ static void sample_tick(bench_run_t *r, sampler_t *sm, int phase, bool force)
     report_live(r, s, phase);
     sm->last = cur;
     sm->last_ns = now;
+}
+
+/* The run phase of every other mode: warm-up, then the measured window of -d seconds. */
+static void run_timed(bench_run_t *r, sampler_t *sm)
+{
+    const bench_cfg_t *cfg = &r->cfg;
+    uint64_t now = r->t_run_ns;
+    uint64_t m0 = now + (uint64_t)(cfg->warmup * 1e9);
+    uint64_t m1 = m0 + (uint64_t)(cfg->duration * 1e9);
+    atomic_store(&r->meas_end_ns, m1);
+    atomic_store(&r->meas_start_ns, m0 ? m0 : 1);
+    atomic_store_explicit(&r->phase, PH_RUN, memory_order_release);
+    bool got0 = false;
+    while (!bench_interrupted) {
+        now = bench_now_ns();
+        if (!got0 && now >= m0) {
+            getrusage(RUSAGE_SELF, &r->ru_meas0);
+            got0 = true;
+        }
+        if (now >= m1)
+            break;
+        sample_tick(r, sm, PH_RUN, false);
+        uint64_t wait = (got0 ? m1 : m0) - now;
+        sleep_ms(wait > 20000000 ? 20 : (int)(wait / 1000000) + 1);
+    }
+    if (!got0)
+        getrusage(RUSAGE_SELF, &r->ru_meas0);
+    getrusage(RUSAGE_SELF, &r->ru_meas1);
+    now = bench_now_ns();
+    if (now < m1) { /* interrupted: the window ends now */
+        atomic_store(&r->meas_end_ns, now);
+        m1 = now;
+    }
+    r->meas_secs = m1 > m0 ? (double)(m1 - m0) / 1e9 : 0;
+}
+
+/* Retained mode's run phase: the publishers store every message (QoS 1, so each PUBACK means
+ * stored), then the subscribers subscribe and the run waits for every message to arrive. Each
+ * of the two steps may take up to 60 s + -d; the second ends after 3 s without an arrival. */
+static void run_retained(bench_run_t *r, sampler_t *sm)
+{
+    const bench_cfg_t *cfg = &r->cfg;
+    totals_t cur;
+    uint64_t limit = (uint64_t)((60 + cfg->duration) * 1e9);
+    uint64_t t0 = bench_now_ns(), now = t0;
+    atomic_store(&r->meas_end_ns, UINT64_MAX);
+    atomic_store(&r->meas_start_ns, UINT64_MAX); /* nothing is measured while storing */
+    atomic_store_explicit(&r->phase, PH_RUN, memory_order_release);
+    for (;;) {
+        sum_live(r, &cur);
+        now = bench_now_ns();
+        if (cur.done >= cfg->count || bench_interrupted || now - t0 > limit)
+            break;
+        sample_tick(r, sm, PH_RUN, false);
+        sleep_ms(2);
+    }
+    r->load_secs = (double)(now - t0) / 1e9;
+    if (cur.done < cfg->count) {
+        fprintf(stderr, "tombo-bench: %lu of %lu retained messages acknowledged after %.1f s\n",
+                (unsigned long)cur.done, (unsigned long)cfg->count, r->load_secs);
+        getrusage(RUSAGE_SELF, &r->ru_meas0);
+        r->ru_meas1 = r->ru_meas0;
+        return;
+    }
+    uint64_t expected = cfg->count * cfg->subs;
+    getrusage(RUSAGE_SELF, &r->ru_meas0); /* the bench's CPU: receiving, as for the broker */
+    atomic_store(&r->meas_start_ns, 1);   /* every arrival from now on is measured */
+    atomic_store(&r->retained_go, 1);
+    t0 = bench_now_ns();
+    uint64_t seen = 0, moved = t0;
+    for (;;) {
+        sum_live(r, &cur);
+        now = bench_now_ns();
+        if (cur.distinct != seen)
+            seen = cur.distinct, moved = now;
+        /* a broker that drops some never sends them: 3 s without an arrival ends the wait */
+        if (cur.distinct >= expected || bench_interrupted || now - t0 > limit || now - moved > 3000000000ull)
+            break;
+        sample_tick(r, sm, PH_RUN, false);
+        sleep_ms(1);
+    }
+    getrusage(RUSAGE_SELF, &r->ru_meas1);
+    r->meas_secs = (double)(now - t0) / 1e9;
 }
 
 int engine_run(bench_run_t *r)
@@ -101,7 +188,8 @@ int engine_run(bench_run_t *r)
     uint64_t deadline = sm.t0 + (uint64_t)(cfg->connect_timeout * 1e9);
     while (started == cfg->threads) {
         sum_live(r, &cur);
-        if (cur.handshakes >= r->nclients && cur.subs_ready + cur.errors >= cfg->subs)
+        if (cur.handshakes >= r->nclients &&
+            (cfg->mode == MODE_RETAINED || cur.subs_ready + cur.errors >= cfg->subs))
             break;
         if (bench_now_ns() > deadline || bench_interrupted) {
             fprintf(stderr, "tombo-bench: %s; %lu of %u clients connected\n",
@@ -119,34 +207,12 @@ int engine_run(bench_run_t *r)
 
     /* run: publish; the measurement window starts after the warm-up */
     r->t_run_ns = now;
-    uint64_t m0 = now + (uint64_t)(cfg->warmup * 1e9);
-    uint64_t m1 = m0 + (uint64_t)(cfg->duration * 1e9);
-    atomic_store(&r->meas_end_ns, m1);
-    atomic_store(&r->meas_start_ns, m0 ? m0 : 1);
-    if (!bench_interrupted && started == cfg->threads)
-        atomic_store_explicit(&r->phase, PH_RUN, memory_order_release);
-    bool got0 = false;
-    while (!bench_interrupted && started == cfg->threads) {
-        now = bench_now_ns();
-        if (!got0 && now >= m0) {
-            getrusage(RUSAGE_SELF, &r->ru_meas0);
-            got0 = true;
-        }
-        if (now >= m1)
-            break;
-        sample_tick(r, &sm, PH_RUN, false);
-        uint64_t wait = (got0 ? m1 : m0) - now;
-        sleep_ms(wait > 20000000 ? 20 : (int)(wait / 1000000) + 1);
+    if (!bench_interrupted && started == cfg->threads) {
+        if (cfg->mode == MODE_RETAINED)
+            run_retained(r, &sm);
+        else
+            run_timed(r, &sm);
     }
-    if (!got0)
-        getrusage(RUSAGE_SELF, &r->ru_meas0);
-    getrusage(RUSAGE_SELF, &r->ru_meas1);
-    now = bench_now_ns();
-    if (now < m1) { /* interrupted: the window ends now */
-        atomic_store(&r->meas_end_ns, now);
-        m1 = now;
-    }
-    r->meas_secs = m1 > m0 ? (double)(m1 - m0) / 1e9 : 0;
 
     /* drain: no new messages; wait for in-flight flows and deliveries */
     uint64_t d0 = bench_now_ns();
@@ -182,9 +248,12 @@ int engine_run(bench_run_t *r)
         T->sent += x->sent, T->recv += x->recv, T->distinct += x->distinct, T->dup += x->dup;
         T->ooo += x->ooo, T->foreign += x->foreign, T->done += x->done, T->errors += x->errors;
         T->gaps += x->gaps, T->stalls += x->stalls, T->meas_sent += x->meas_sent, T->meas_recv += x->meas_recv;
+        T->cycles += x->cycles, T->meas_cycles += x->meas_cycles;
         hist_merge(&T->lat, &x->lat);
     }
     r->sent_total = T->sent;
+    if (cfg->mode == MODE_RETAINED && T->lat.count && T->distinct >= cfg->count * cfg->subs)
+        r->retained_secs = (double)T->lat.max / 1e9; /* the last arrival, from the SUBSCRIBE */
     scenario_expected(r, T->sent, &r->expected);
     return started == cfg->threads ? 0 : -1;
 }
