@@ -31,8 +31,10 @@ struct conn;
 struct worker;
 struct broker;
 
-/* Defaults of the marks; max_queued_messages / max_queued_bytes lower them when smaller. */
-#define BP_HIGH_MSGS 1000u
+/* Defaults of the marks; max_queued_messages / max_queued_bytes lower them when smaller. 256
+ * messages: deep enough to batch, shallow enough that 100 receivers' backlogs stay in cache (1000
+ * delivered up to 40% less in unthrottled pairs and fan-in: slab misses, pointer chasing). */
+#define BP_HIGH_MSGS 256u
 #define BP_HIGH_BYTES (4u * 1024 * 1024)
 /* No progress for this long while over the mark: a slow consumer. */
 #define BP_SLOW_MS 1000
