@@ -15,9 +15,11 @@
  *   costs O(N). Subscription ids are collected as (entry, id) pairs and laid out contiguously per
  *   entry at the end.
  * - Nodes left empty by a remove are freed at once, walking up through the parents.
- * - One pthread rwlock, writer-preferring; the count is an atomic so $SYS reads it without locking. */
+ * - One big-reader lock (brlock.h), writer-preferring; the count is an atomic so $SYS reads it
+ *   without locking. */
 #include "broker/subtree.h"
 
+#include "broker/brlock.h"
 #include "broker/levels.h"
 
 #include <pthread.h>
@@ -186,7 +188,7 @@ typedef struct snode {
 } snode_t;
 
 struct subtree {
-    pthread_rwlock_t lock;
+    brlock_t lock; /* first: the struct is 64-byte aligned for it */
     snode_t *root;
     void (*hold)(void *owner);
     atomic_size_t count;
@@ -308,20 +310,16 @@ static snode_t *filter_node(snode_t *root, const uint8_t *f, size_t n, bool crea
 
 subtree_t *subtree_new(void (*hold)(void *owner))
 {
-    subtree_t *t = calloc(1, sizeof *t);
+    subtree_t *t = aligned_alloc(_Alignof(subtree_t), (sizeof *t + 63) & ~(size_t)63);
     if (!t)
         return NULL;
+    memset(t, 0, sizeof *t);
     t->root = node_new(NULL, NULL, 0, 0);
     if (!t->root) {
         free(t);
         return NULL;
     }
-    pthread_rwlockattr_t a;
-    pthread_rwlockattr_init(&a);
-    /* glibc's default lets a steady stream of readers starve writers forever. */
-    pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-    pthread_rwlock_init(&t->lock, &a);
-    pthread_rwlockattr_destroy(&a);
+    brlock_init(&t->lock); /* writer-preferring: a PUBLISH stream cannot starve a SUBSCRIBE */
     t->hold = hold;
     atomic_init(&t->count, 0);
     return t;
@@ -358,7 +356,7 @@ void subtree_free(subtree_t *t)
         node_free(nd);
         nd = p;
     }
-    pthread_rwlock_destroy(&t->lock);
+    brlock_destroy(&t->lock);
     free(t);
 }
 
@@ -371,7 +369,7 @@ int subtree_add(subtree_t *t, const uint8_t *filter, size_t n, void *owner, uint
     int rc = -1;
     bool oom = false;
 
-    pthread_rwlock_wrlock(&t->lock);
+    brlock_wrlock(&t->lock);
     snode_t *nd = filter_node(t->root, filter, n, true, &oom);
     if (!nd)
         goto out;
@@ -418,11 +416,11 @@ int subtree_add(subtree_t *t, const uint8_t *filter, size_t n, void *owner, uint
 added:
     atomic_fetch_add_explicit(&t->count, 1, memory_order_relaxed);
 out:
-    pthread_rwlock_unlock(&t->lock);
+    brlock_wrunlock(&t->lock);
     return rc;
 fail:
     node_purge(t->root, nd);
-    pthread_rwlock_unlock(&t->lock);
+    brlock_wrunlock(&t->lock);
     return -1;
 }
 
@@ -433,7 +431,7 @@ bool subtree_remove(subtree_t *t, const uint8_t *filter, size_t n, void *owner)
     share_split(&filter, &n, &group, &gn);
     bool found = false, oom = false;
 
-    pthread_rwlock_wrlock(&t->lock);
+    brlock_wrlock(&t->lock);
     snode_t *nd = filter_node(t->root, filter, n, false, &oom);
     if (!nd)
         goto out;
@@ -469,7 +467,7 @@ bool subtree_remove(subtree_t *t, const uint8_t *filter, size_t n, void *owner)
         atomic_fetch_sub_explicit(&t->count, 1, memory_order_relaxed);
     node_purge(t->root, nd);
 out:
-    pthread_rwlock_unlock(&t->lock);
+    brlock_wrunlock(&t->lock);
     return found;
 }
 
@@ -663,7 +661,7 @@ void subtree_match(subtree_t *t, const uint8_t *topic, size_t n, const void *pub
     }
     bool dollar = n > 0 && topic[0] == '$';
 
-    pthread_rwlock_rdlock(&t->lock);
+    unsigned rd = brlock_rdlock(&t->lock);
     size_t sp = 0;
     grow(&r->stk, &r->cap_stk, 1, sizeof *r->stk);
     r->stk[sp++] = (struct sub_frame){t->root, 0};
@@ -686,6 +684,6 @@ void subtree_match(subtree_t *t, const uint8_t *topic, size_t n, const void *pub
         if (k)
             r->stk[sp++] = (struct sub_frame){k, f.lv + 1};
     }
-    pthread_rwlock_unlock(&t->lock);
+    brlock_rdunlock(&t->lock, rd);
     layout_ids(r);
 }
