@@ -32,7 +32,8 @@ extern "C" {
 #endif
 
 /* Marks the library's exported functions. libtombo is built with hidden visibility, so these, and
- * nothing else, are in libtombo.so's dynamic symbol table (tests/client/exports.py checks it). */
+ * nothing else, are in libtombo.so's dynamic symbol table (checked by
+ * tests/client/check_exports.py). */
 #if defined(__GNUC__)
 #define TOMBO_API __attribute__((visibility("default")))
 #else

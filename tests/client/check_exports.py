@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """check_exports.py -- libtombo.so exports its public API and nothing else.
 
 Usage: check_exports.py LIBTOMBO_SO INCLUDE_DIR. Compares the functions declared in INCLUDE_DIR/tombo/*.h
