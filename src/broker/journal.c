@@ -157,7 +157,7 @@ bool journal_push_locked(journal_t *j, jrec_t *r)
     return true;
 }
 
-/* Records of one group are committed together: the store thread cuts its batches only where no
+/* Records of one group are committed together: the journal thread cuts its batches only where no
  * group is open. Groups nest per thread (only the outermost counts). */
 static _Thread_local int tls_group_depth;
 
