@@ -45,7 +45,7 @@ fuzz-test: fuzz
 	@scripts/fuzz.sh build/fuzz $(FUZZ_SECONDS)
 
 # One pytest run per directory: each has its own conftest.py, imported by name by its tests.
-PYTEST_DIRS := tests/broker tests/client tests/bench
+PYTEST_DIRS := tests/broker tests/client tests/tools tests/bench
 pytest: asan
 	@set -e; for d in $(PYTEST_DIRS); do echo "== pytest $$d"; \
 	  TOMBO_BUILD=$(CURDIR)/build/asan $(PY) -m pytest -q -p no:cacheprovider $$d; done

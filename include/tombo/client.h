@@ -31,6 +31,15 @@
 extern "C" {
 #endif
 
+/* Marks the library's exported functions. libtombo is built with hidden visibility, so these, and
+ * nothing else, are in libtombo.so's dynamic symbol table (checked by
+ * tests/client/check_exports.py). */
+#if defined(__GNUC__)
+#define TOMBO_API __attribute__((visibility("default")))
+#else
+#define TOMBO_API
+#endif
+
 /* ---- Errors ---------------------------------------------------------------------------------- */
 
 /* X(NAME, value, message): one table gives the enum, tombo_strerror() and tombo_errname(). */
@@ -67,13 +76,13 @@ typedef enum tombo_err {
 #define TOMBO_OK TOMBO_ERR_OK
 
 /* A short message for err ("out of memory"); "unknown error" for values outside the table. */
-const char *tombo_strerror(int err);
+TOMBO_API const char *tombo_strerror(int err);
 /* The name of err without prefix ("NOMEM"); "UNKNOWN" outside the table. */
-const char *tombo_errname(int err);
+TOMBO_API const char *tombo_errname(int err);
 
 /* Text for an MQTT reason code as reported to callbacks. `version` is TOMBO_MQTT_V31/V311/V5:
  * for v3 CONNACK return codes pass connack = true ("Connection Refused: not authorised."). */
-const char *tombo_reason_string(int version, bool connack, int reason);
+TOMBO_API const char *tombo_reason_string(int version, bool connack, int reason);
 
 /* Protocol versions (the protocol level byte of CONNECT). */
 #define TOMBO_MQTT_V31 3
@@ -120,42 +129,42 @@ enum tombo_prop_id {
 typedef struct tombo_props tombo_props_t;
 
 /* A new empty list, NULL on out-of-memory. */
-tombo_props_t *tombo_props_new(void);
+TOMBO_API tombo_props_t *tombo_props_new(void);
 /* Free a list made by tombo_props_new(); NULL is allowed. Never pass a callback's view. */
-void tombo_props_free(tombo_props_t *p);
+TOMBO_API void tombo_props_free(tombo_props_t *p);
 
 /* Set a numeric property (byte, u16, u32 or varint identifiers). Returns TOMBO_ERR_INVAL for an
  * unknown or non-numeric identifier or a value out of its range. Setting twice replaces. */
-tombo_err_t tombo_props_set_int(tombo_props_t *p, int id, uint32_t value);
+TOMBO_API tombo_err_t tombo_props_set_int(tombo_props_t *p, int id, uint32_t value);
 /* Set a string property (NUL-terminated, must be valid MQTT UTF-8) or, with _binary, a binary one
  * (CORRELATION_DATA, AUTH_DATA). Returns INVAL for a wrong identifier, UTF8_INVALID, NOMEM. */
-tombo_err_t tombo_props_set_string(tombo_props_t *p, int id, const char *value);
-tombo_err_t tombo_props_set_binary(tombo_props_t *p, int id, const void *data, size_t len);
+TOMBO_API tombo_err_t tombo_props_set_string(tombo_props_t *p, int id, const char *value);
+TOMBO_API tombo_err_t tombo_props_set_binary(tombo_props_t *p, int id, const void *data, size_t len);
 /* Append a user property (may repeat, order kept). */
-tombo_err_t tombo_props_add_user(tombo_props_t *p, const char *key, const char *value);
+TOMBO_API tombo_err_t tombo_props_add_user(tombo_props_t *p, const char *key, const char *value);
 /* Convenience setters for the common PUBLISH properties. */
-tombo_err_t tombo_props_set_content_type(tombo_props_t *p, const char *type);
-tombo_err_t tombo_props_set_response_topic(tombo_props_t *p, const char *topic);
-tombo_err_t tombo_props_set_correlation_data(tombo_props_t *p, const void *data, size_t len);
-tombo_err_t tombo_props_set_message_expiry(tombo_props_t *p, uint32_t seconds);
+TOMBO_API tombo_err_t tombo_props_set_content_type(tombo_props_t *p, const char *type);
+TOMBO_API tombo_err_t tombo_props_set_response_topic(tombo_props_t *p, const char *topic);
+TOMBO_API tombo_err_t tombo_props_set_correlation_data(tombo_props_t *p, const void *data, size_t len);
+TOMBO_API tombo_err_t tombo_props_set_message_expiry(tombo_props_t *p, uint32_t seconds);
 
 /* Read a property from any list (yours or a callback's view).
  * get_int: true and *out set when the numeric property is present.
  * get_string (string and binary properties): true and data, len set (not NUL-terminated; valid while the list is).
  * user_count/get_user: the user properties, index 0..count-1, in the order received. */
-bool tombo_props_get_int(const tombo_props_t *p, int id, uint32_t *out);
-bool tombo_props_get_string(const tombo_props_t *p, int id, const char **data, size_t *len);
-size_t tombo_props_user_count(const tombo_props_t *p);
-bool tombo_props_get_user(const tombo_props_t *p, size_t index, const char **key, size_t *key_len,
-                          const char **value, size_t *value_len);
+TOMBO_API bool tombo_props_get_int(const tombo_props_t *p, int id, uint32_t *out);
+TOMBO_API bool tombo_props_get_string(const tombo_props_t *p, int id, const char **data, size_t *len);
+TOMBO_API size_t tombo_props_user_count(const tombo_props_t *p);
+TOMBO_API bool tombo_props_get_user(const tombo_props_t *p, size_t index, const char **key, size_t *key_len,
+                                    const char **value, size_t *value_len);
 /* The properties in their order: count (each user property and subscription identifier counted),
  * and the identifier of the index-th one (0 when out of range). A received list keeps the order
  * of the packet; a list you built gives ascending identifiers, then user properties. */
-size_t tombo_props_count(const tombo_props_t *p);
-int tombo_props_id_at(const tombo_props_t *p, size_t index);
+TOMBO_API size_t tombo_props_count(const tombo_props_t *p);
+TOMBO_API int tombo_props_id_at(const tombo_props_t *p, size_t index);
 /* Subscription identifiers carried by a received PUBLISH: count, and the index-th one. */
-size_t tombo_props_sub_id_count(const tombo_props_t *p);
-bool tombo_props_get_sub_id(const tombo_props_t *p, size_t index, uint32_t *out);
+TOMBO_API size_t tombo_props_sub_id_count(const tombo_props_t *p);
+TOMBO_API bool tombo_props_get_sub_id(const tombo_props_t *p, size_t index, uint32_t *out);
 
 /* ---- Client ---------------------------------------------------------------------------------- */
 
@@ -220,7 +229,7 @@ typedef struct tombo_options {
 } tombo_options_t;
 
 /* Fill *o with the defaults described above. */
-void tombo_options_init(tombo_options_t *o);
+TOMBO_API void tombo_options_init(tombo_options_t *o);
 
 /* A received message, valid only during on_message (copy what you keep). topic is NUL-terminated;
  * payload is followed by a NUL byte that is not counted in payload_len, so text payloads can be
@@ -263,36 +272,36 @@ typedef void (*tombo_on_log_cb)(tombo_client_t *c, void *user, int level, const 
 /* Create a client. client_id may be NULL or "" to let the broker assign one (v3.1.1 requires
  * clean_start then; v3.1 requires an id). opts may be NULL for the defaults. Returns NULL on
  * out-of-memory or invalid options (an id that is not valid UTF-8, a bad version or will QoS). */
-tombo_client_t *tombo_client_new(const char *client_id, const tombo_options_t *opts);
+TOMBO_API tombo_client_t *tombo_client_new(const char *client_id, const tombo_options_t *opts);
 /* Close the connection (without DISCONNECT: the will is sent), stop the loop thread, free
  * everything. NULL is allowed. Must not be called from a callback. */
-void tombo_client_destroy(tombo_client_t *c);
+TOMBO_API void tombo_client_destroy(tombo_client_t *c);
 
 /* Set the callbacks and the user pointer given to them; any may be NULL. */
-void tombo_set_user(tombo_client_t *c, void *user);
-void tombo_set_on_connect(tombo_client_t *c, tombo_on_connect_cb cb);
-void tombo_set_on_disconnect(tombo_client_t *c, tombo_on_disconnect_cb cb);
-void tombo_set_on_message(tombo_client_t *c, tombo_on_message_cb cb);
-void tombo_set_on_publish(tombo_client_t *c, tombo_on_publish_cb cb);
-void tombo_set_on_subscribe(tombo_client_t *c, tombo_on_subscribe_cb cb);
-void tombo_set_on_unsubscribe(tombo_client_t *c, tombo_on_unsubscribe_cb cb);
-void tombo_set_on_log(tombo_client_t *c, tombo_on_log_cb cb);
+TOMBO_API void tombo_set_user(tombo_client_t *c, void *user);
+TOMBO_API void tombo_set_on_connect(tombo_client_t *c, tombo_on_connect_cb cb);
+TOMBO_API void tombo_set_on_disconnect(tombo_client_t *c, tombo_on_disconnect_cb cb);
+TOMBO_API void tombo_set_on_message(tombo_client_t *c, tombo_on_message_cb cb);
+TOMBO_API void tombo_set_on_publish(tombo_client_t *c, tombo_on_publish_cb cb);
+TOMBO_API void tombo_set_on_subscribe(tombo_client_t *c, tombo_on_subscribe_cb cb);
+TOMBO_API void tombo_set_on_unsubscribe(tombo_client_t *c, tombo_on_unsubscribe_cb cb);
+TOMBO_API void tombo_set_on_log(tombo_client_t *c, tombo_on_log_cb cb);
 /* Only log lines whose level is in the mask (default: all). */
-void tombo_set_log_level(tombo_client_t *c, int mask);
+TOMBO_API void tombo_set_log_level(tombo_client_t *c, int mask);
 
 /* Open the TCP connection and send CONNECT. Blocks for the TCP connect only (connect_timeout_ms);
  * the CONNACK is handled by the loop and reported through on_connect. keepalive in seconds
  * (0 disables). Port 0 connects to the Unix domain socket whose path is `host` (as libmosquitto
  * does). Returns TOMBO_OK, LOOKUP, ERRNO (connection refused, no such socket...), TIMEOUT, INVAL,
  * BUSY (already connected), NOMEM. Call it before starting the loop, or from the loop's thread. */
-tombo_err_t tombo_connect(tombo_client_t *c, const char *host, int port, int keepalive);
+TOMBO_API tombo_err_t tombo_connect(tombo_client_t *c, const char *host, int port, int keepalive);
 /* Reconnect now to the last host and port, e.g. from on_disconnect. */
-tombo_err_t tombo_reconnect(tombo_client_t *c);
+TOMBO_API tombo_err_t tombo_reconnect(tombo_client_t *c);
 
 /* Send DISCONNECT with a v5 reason code (0 = normal) and optional properties, then close the
  * connection; the loop (tombo_loop_forever returns) and automatic reconnect stop. The will is not
  * sent (unless reason is 0x04 on v5). Returns NO_CONN when not connected. */
-tombo_err_t tombo_disconnect(tombo_client_t *c, int reason, const tombo_props_t *props);
+TOMBO_API tombo_err_t tombo_disconnect(tombo_client_t *c, int reason, const tombo_props_t *props);
 
 /* Publish payload[0..len) to topic. Copies everything; returns at once. *mid (may be NULL) gets
  * the message id, also given to on_publish (QoS 0 messages get ids too, for on_publish).
@@ -301,8 +310,8 @@ tombo_err_t tombo_disconnect(tombo_client_t *c, int reason, const tombo_props_t 
  * Errors: INVAL, TOPIC_INVALID (wildcards, empty, bad UTF-8), QOS_INVALID, PAYLOAD_SIZE (over
  * 268435455 bytes), PACKET_TOO_LARGE (over the broker's maximum packet size), NOT_SUPPORTED (QoS
  * above the broker's Maximum QoS, retain when not available), NOMEM. */
-tombo_err_t tombo_publish(tombo_client_t *c, int *mid, const char *topic, const void *payload, size_t len,
-                          int qos, bool retain, const tombo_props_t *props);
+TOMBO_API tombo_err_t tombo_publish(tombo_client_t *c, int *mid, const char *topic, const void *payload, size_t len,
+                                    int qos, bool retain, const tombo_props_t *props);
 
 /* Subscription options (MQTT 5; only qos is used on v3). */
 typedef struct tombo_sub_opts {
@@ -315,48 +324,48 @@ typedef struct tombo_sub_opts {
 /* Subscribe to one filter with the given QoS (opts may be NULL; when given its qos is used and
  * `qos` ignored). props: v5 SUBSCRIBE properties (subscription identifier, user properties).
  * Returns INVAL, TOPIC_INVALID, QOS_INVALID, NO_CONN, NOMEM. */
-tombo_err_t tombo_subscribe(tombo_client_t *c, int *mid, const char *filter, int qos, const tombo_sub_opts_t *opts,
-                            const tombo_props_t *props);
+TOMBO_API tombo_err_t tombo_subscribe(tombo_client_t *c, int *mid, const char *filter, int qos,
+                                      const tombo_sub_opts_t *opts, const tombo_props_t *props);
 /* Subscribe to count filters in one SUBSCRIBE; opts has count entries (NULL: QoS 0 each). */
-tombo_err_t tombo_subscribe_many(tombo_client_t *c, int *mid, int count, const char *const *filters,
-                                 const tombo_sub_opts_t *opts, const tombo_props_t *props);
+TOMBO_API tombo_err_t tombo_subscribe_many(tombo_client_t *c, int *mid, int count, const char *const *filters,
+                                           const tombo_sub_opts_t *opts, const tombo_props_t *props);
 /* Unsubscribe from one or count filters. */
-tombo_err_t tombo_unsubscribe(tombo_client_t *c, int *mid, const char *filter, const tombo_props_t *props);
-tombo_err_t tombo_unsubscribe_many(tombo_client_t *c, int *mid, int count, const char *const *filters,
-                                   const tombo_props_t *props);
+TOMBO_API tombo_err_t tombo_unsubscribe(tombo_client_t *c, int *mid, const char *filter, const tombo_props_t *props);
+TOMBO_API tombo_err_t tombo_unsubscribe_many(tombo_client_t *c, int *mid, int count, const char *const *filters,
+                                             const tombo_props_t *props);
 
 /* Run the network once: wait up to timeout_ms (-1: until something happens) for the socket, read
  * and handle every complete packet, write what is pending, send keepalive pings, and reconnect
  * when automatic reconnect is due. Returns TOMBO_OK, or NO_CONN when not connected and not
  * reconnecting, or the error that closed the connection. Not to be called while the loop thread
  * runs. */
-tombo_err_t tombo_loop(tombo_client_t *c, int timeout_ms);
+TOMBO_API tombo_err_t tombo_loop(tombo_client_t *c, int timeout_ms);
 /* Run tombo_loop until tombo_disconnect() or tombo_loop_stop() is called, or the connection is
  * lost without auto_reconnect. Returns TOMBO_OK after tombo_disconnect, else the error. */
-tombo_err_t tombo_loop_forever(tombo_client_t *c);
+TOMBO_API tombo_err_t tombo_loop_forever(tombo_client_t *c);
 /* Run tombo_loop_forever in a new thread. BUSY if already running, THREAD if it cannot start. */
-tombo_err_t tombo_loop_start(tombo_client_t *c);
+TOMBO_API tombo_err_t tombo_loop_start(tombo_client_t *c);
 /* Stop the loop thread and wait for it (it finishes its current step); TOMBO_OK if it was not
  * running. Does not disconnect. Must not be called from a callback. */
-tombo_err_t tombo_loop_stop(tombo_client_t *c);
+TOMBO_API tombo_err_t tombo_loop_stop(tombo_client_t *c);
 
 /* The socket to watch (POLLIN; and POLLOUT when tombo_want_write()), -1 when not connected. When
  * it is readable or writable, or at least every second for keepalive, call tombo_loop(c, 0). */
-int tombo_socket(tombo_client_t *c);
+TOMBO_API int tombo_socket(tombo_client_t *c);
 /* True when output is waiting for the socket to become writable. */
-bool tombo_want_write(tombo_client_t *c);
+TOMBO_API bool tombo_want_write(tombo_client_t *c);
 /* True between a successful CONNACK and the end of that connection. */
-bool tombo_is_connected(tombo_client_t *c);
+TOMBO_API bool tombo_is_connected(tombo_client_t *c);
 /* Protocol version in use, and the client id (the broker's assigned one once connected). The id
  * string belongs to the client and may be replaced by the next CONNACK: read it from a callback or
  * while no loop runs, and copy it to keep it. */
-int tombo_version(const tombo_client_t *c);
-const char *tombo_client_id(tombo_client_t *c);
+TOMBO_API int tombo_version(const tombo_client_t *c);
+TOMBO_API const char *tombo_client_id(tombo_client_t *c);
 /* Number of QoS 1/2 publishes not yet completed plus messages waiting to be sent. */
-size_t tombo_pending(tombo_client_t *c);
+TOMBO_API size_t tombo_pending(tombo_client_t *c);
 
 /* Library version string ("0.1.0"). */
-const char *tombo_lib_version(void);
+TOMBO_API const char *tombo_lib_version(void);
 
 #ifdef __cplusplus
 }

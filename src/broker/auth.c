@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/auth_hash.h"
 #include "mqtt/mqtt.h"
 #include "mqtt/topic.h"
+#include "pwhash/pwhash.h"
 
 struct pw_user {
     char *name;

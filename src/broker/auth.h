@@ -30,7 +30,7 @@ typedef struct auth auth_t;
  * with "FILE:LINE: message" (or "FILE: message" when the file cannot be read) in err.
  *
  * Password file (mosquitto_passwd's): `username:HASH` per line, HASH "$7$..." or "$6$..." (see
- * auth_hash.h); blanks around both are trimmed. As in Mosquitto 2.0.11, lines starting with '#' and
+ * pwhash.h); blanks around both are trimmed. As in Mosquitto 2.0.11, lines starting with '#' and
  * lines without ':' are skipped, and an entry whose hash cannot be decoded (a plain-text password,
  * a missing hash) is dropped with a warning (the user cannot log in) rather than failing the load;
  * only an unreadable file is an error. For a user listed twice, the first valid entry counts.

@@ -10,8 +10,8 @@
 #include <time.h>
 
 #include "broker/buf.h"
+#include "broker/msg_hook.h"
 #include "broker/slab.h"
-#include "broker/store.h"
 
 int64_t now_ms(void)
 {
@@ -97,11 +97,16 @@ void msg_props(const msg_t *m, mqtt_props_t *out)
     }
 }
 
+/* Who hears of a stored message's end (msg_hook.h): written before the workers start. */
+static msg_gone_fn *gone_hook;
+
+void msg_set_gone_hook(msg_gone_fn *fn) { gone_hook = fn; }
+
 void msg_release(msg_t *m)
 {
     if (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
-        if (m->store_id)
-            store_msg_gone(m->store, m->store_id);
+        if (m->store_id && gone_hook)
+            gone_hook(m->store, m->store_id);
         for (int i = 0; i < MSG_ENC_CLASSES; i++) {
             msg_enc_t *e = atomic_load_explicit(&m->enc[i], memory_order_relaxed);
             if (e)

@@ -17,7 +17,11 @@
  * Only persistent sessions (session expiry > 0, or 3.x clean session 0) are written (with their
  * will and the time they went offline), and only their QoS 1 and 2 messages: clean sessions and QoS 0 live in memory only, as in Mosquitto. A
  * message is written once (msgs table) however many sessions reference it, when the first durable
- * reference appears; it is deleted when the last in-memory reference goes (msg_release). */
+ * reference appears; it is deleted when the last in-memory reference goes (msg_release calls the
+ * hook of msg_hook.h, which the store sets when it opens).
+ *
+ * Files: store.c (this interface: the broker's changes as records) over journal.c (the queue, the
+ * thread and the SQL; no broker knowledge); recovery.c reads the database back at start-up. */
 #ifndef TOMBO_BROKER_STORE_H
 #define TOMBO_BROKER_STORE_H
 
@@ -26,6 +30,7 @@
 #include <stdint.h>
 
 #include "broker/msg.h"
+#include "broker/recovery.h" /* store_load, for the callers that reach it through this header */
 #include "broker/session.h"
 
 struct broker;
@@ -33,9 +38,6 @@ typedef struct store store_t;
 
 /* Open (creating if needed) the database at `path`. NULL with a message in err on failure. */
 store_t *store_open(const char *path, char *err, size_t errlen);
-/* Restore sessions, subscriptions, queued/in-flight messages and retained messages into b (its
- * registry, subscription tree and retained store must exist; no worker runs yet). */
-int store_load(store_t *st, struct broker *b, char *err, size_t errlen);
 /* Start the store thread. */
 int store_start(store_t *st, struct broker *b);
 /* Write everything submitted so far and stop the thread. Records submitted afterwards (the
@@ -69,7 +71,14 @@ void store_out_del(store_t *st, session_t *s, uint32_t seq);        /* s->lock *
 void store_in2(store_t *st, session_t *s, uint16_t id, bool add);   /* s->lock */
 /* The retained store's write lock: topic's retained message is now m (NULL: cleared). */
 void store_retain(store_t *st, const uint8_t *topic, size_t n, msg_t *m);
-/* msg_release: the last reference to a stored message is gone. */
+/* msg_release (through msg_hook.h): the last reference to a stored message is gone. */
 void store_msg_gone(store_t *st, uint64_t id);
+
+/* For recovery.c, before the thread starts: the broker the store serves, the journal under it,
+ * and a message read back from its row `id` (it is stored already). */
+struct journal;
+void store_bind(store_t *st, struct broker *b);
+struct journal *store_journal(store_t *st);
+void store_msg_loaded(store_t *st, msg_t *m, uint64_t id);
 
 #endif

@@ -21,10 +21,12 @@
  *
  * Table: entries indexed by alias (1..max), a hash chain per bucket for lookup by topic, and a
  * doubly linked recency list. All under the client's lock; reset with every new connection. */
+#include "alias.h"
+
 #include <stdlib.h>
 #include <string.h>
 
-#include "client-int.h"
+#include "net.h"
 
 struct alias_ent {
     char *topic;           /* owned copy, NULL while the alias is unused */

@@ -1,4 +1,6 @@
-/* client-int.h -- libtombo internals shared by the files of src/client (never installed).
+/* client-int.h -- libtombo's internal types, shared by the files of src/client (never installed).
+ * Types only: each file's functions are declared in the header named after it (net.h, session.h,
+ * ...), so a file's includes say what it calls.
  *
  * Design: one struct per client, guarded by one recursive mutex (callbacks run with it held so
  * they may call back into the library). Outgoing publishes are encoded once, at tombo_publish,
@@ -10,7 +12,6 @@
 #define TOMBO_CLIENT_INT_H
 
 #include <pthread.h>
-#include <stdarg.h>
 
 #include "mqtt/packet.h"
 #include "tombo/client.h"
@@ -136,55 +137,5 @@ struct tombo_client {
     bool thread_running;
     volatile int stop_thread;
 };
-
-/* util (client.c) */
-uint64_t client_now_ms(void);
-void client_log(tombo_client_t *c, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-void client_wake(tombo_client_t *c);
-uint16_t client_next_mid(tombo_client_t *c);
-
-/* props.c */
-void props_view(tombo_props_t *view, const mqtt_props_t *mp);
-tombo_props_t *props_dup(const tombo_props_t *p);
-extern const tombo_props_t props_empty;
-
-/* net.c: socket and buffers */
-tombo_err_t net_open(tombo_client_t *c);
-void net_close(tombo_client_t *c);
-tombo_err_t net_flush(tombo_client_t *c);
-tombo_err_t net_read(tombo_client_t *c);
-tombo_err_t buf_reserve(tbuf_t *b, size_t extra);
-tombo_err_t net_send_packet(tombo_client_t *c, const mqtt_packet_t *p);
-tombo_err_t net_send_bytes(tombo_client_t *c, const uint8_t *data, size_t len);
-
-/* socks5.c: the proxy handshake on a connected socket */
-tombo_err_t socks5_handshake(tombo_client_t *c, int fd);
-
-/* session.c: connect/connack, outgoing queue, acks */
-tombo_err_t session_send_connect(tombo_client_t *c);
-void session_pump(tombo_client_t *c);
-void session_on_connack(tombo_client_t *c, const mqtt_packet_t *p);
-void session_ack(tombo_client_t *c, const mqtt_packet_t *p);
-void session_free_msgs(tombo_client_t *c);
-void session_report_done0(tombo_client_t *c);
-
-/* alias.c: outgoing topic aliases */
-void alias_out_reset(tombo_client_t *c);
-tombo_err_t alias_out_init(tombo_client_t *c, uint16_t broker_max);
-tombo_err_t alias_send_publish(tombo_client_t *c, const uint8_t *data, size_t len, uint16_t *alias_used,
-                               bool *topic_sent);
-
-/* handle.c: incoming packets */
-void handle_packets(tombo_client_t *c);
-
-/* reconnect.c */
-void conn_lost(tombo_client_t *c, tombo_err_t err, int reason, const tombo_props_t *props);
-void reconnect_schedule(tombo_client_t *c);
-void reconnect_reset(tombo_client_t *c);
-void reconnect_try(tombo_client_t *c);
-void resubscribe(tombo_client_t *c);
-
-/* subs kept for re-subscribing (client.c) */
-void subs_free(tombo_client_t *c);
 
 #endif

@@ -1,59 +1,25 @@
 /* client.c -- the libtombo client object: creation and options, callbacks, connect/disconnect,
- * publish, subscribe and unsubscribe. The network loop is in loop.c, the session in session.c. */
+ * publish, subscribe and unsubscribe. The network loop is in loop.c, the session in session.c,
+ * the subscriptions kept for re-subscribing in subs.c. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "client-int.h"
+#include "alias.h"
+#include "clock.h"
+#include "log.h"
+#include "loop.h"
+#include "net.h"
+#include "props.h"
+#include "reconnect.h"
+#include "session.h"
+#include "subs.h"
 #include "mqtt/topic.h"
 #include "mqtt/utf8.h"
-
-uint64_t client_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-void client_log(tombo_client_t *c, int level, const char *fmt, ...)
-{
-    if (!c->on_log || !(c->log_mask & level))
-        return;
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    c->on_log(c, c->user, level, line);
-}
-
-void client_wake(tombo_client_t *c)
-{
-    uint64_t one = 1;
-    if (c->wake_fd >= 0 && write(c->wake_fd, &one, sizeof(one)) < 0) {
-        /* EAGAIN: the counter is already non-zero, the loop will wake anyway. */
-    }
-}
-
-/* Next free packet id (never 0, skipping ids of messages still in the list). */
-uint16_t client_next_mid(tombo_client_t *c)
-{
-    for (int tries = 0; tries < 65536; tries++) {
-        c->last_mid = (uint16_t)(c->last_mid + 1);
-        if (c->last_mid == 0)
-            c->last_mid = 1;
-        bool used = false;
-        for (omsg_t *m = c->head; m && !used; m = m->next)
-            used = m->mid == c->last_mid && m->qos > 0;
-        if (!used)
-            return c->last_mid;
-    }
-    return c->last_mid;
-}
 
 void tombo_options_init(tombo_options_t *o)
 {
@@ -183,19 +149,6 @@ tombo_client_t *tombo_client_new(const char *client_id, const tombo_options_t *o
     return c;
 }
 
-void subs_free(tombo_client_t *c)
-{
-    subrec_t *s = c->subs;
-    while (s) {
-        subrec_t *n = s->next;
-        free(s->filter);
-        tombo_props_free(s->props);
-        free(s);
-        s = n;
-    }
-    c->subs = NULL;
-}
-
 void tombo_client_destroy(tombo_client_t *c)
 {
     if (!c)
@@ -287,7 +240,7 @@ static tombo_err_t open_locked(tombo_client_t *c)
         c->state = CS_IDLE;
         return e;
     }
-    client_wake(c);
+    loop_wake(c);
     return TOMBO_OK;
 }
 
@@ -353,7 +306,7 @@ tombo_err_t tombo_disconnect(tombo_client_t *c, int reason, const tombo_props_t 
         conn_lost(c, TOMBO_OK, reason, NULL);
         e = TOMBO_OK;
     } else {
-        client_wake(c);
+        loop_wake(c);
     }
     pthread_mutex_unlock(&c->lock);
     return e;
@@ -390,7 +343,7 @@ tombo_err_t tombo_publish(tombo_client_t *c, int *mid, const char *topic, const 
     mqtt_packet_t p;
     memset(&p, 0, sizeof(p));
     p.type = MQTT_PUBLISH;
-    p.id = qos ? client_next_mid(c) : 0;
+    p.id = qos ? session_next_mid(c) : 0;
     p.publish.qos = (uint8_t)qos;
     p.publish.retain = retain;
     p.publish.topic.p = (const uint8_t *)topic;
@@ -429,49 +382,10 @@ tombo_err_t tombo_publish(tombo_client_t *c, int *mid, const char *topic, const 
         *mid = m->mid;
     session_pump(c);
     if (c->fd >= 0 && net_flush(c) == TOMBO_ERR_CONN_LOST)
-        client_wake(c); /* the loop will see the error and close */
-    client_wake(c);
+        loop_wake(c); /* the loop will see the error and close */
+    loop_wake(c);
     pthread_mutex_unlock(&c->lock);
     return TOMBO_OK;
-}
-
-static tombo_err_t remember_sub(tombo_client_t *c, const char *filter, const tombo_sub_opts_t *o,
-                                const tombo_props_t *props)
-{
-    subrec_t *s;
-    for (s = c->subs; s; s = s->next)
-        if (!strcmp(s->filter, filter))
-            break;
-    tombo_props_t *pc = NULL;
-    if (props && c->opts.version == MQTT_V5 && !(pc = props_dup(props)))
-        return TOMBO_ERR_NOMEM;
-    if (!s) {
-        s = calloc(1, sizeof(*s));
-        if (!s || !(s->filter = strdup(filter))) {
-            free(s);
-            tombo_props_free(pc);
-            return TOMBO_ERR_NOMEM;
-        }
-        s->next = c->subs;
-        c->subs = s;
-    }
-    tombo_props_free(s->props);
-    s->props = pc;
-    s->opts = *o;
-    return TOMBO_OK;
-}
-
-static void forget_sub(tombo_client_t *c, const char *filter)
-{
-    for (subrec_t **pp = &c->subs; *pp; pp = &(*pp)->next)
-        if (!strcmp((*pp)->filter, filter)) {
-            subrec_t *s = *pp;
-            *pp = s->next;
-            free(s->filter);
-            tombo_props_free(s->props);
-            free(s);
-            return;
-        }
 }
 
 tombo_err_t tombo_subscribe_many(tombo_client_t *c, int *mid, int count, const char *const *filters,
@@ -509,19 +423,19 @@ tombo_err_t tombo_subscribe_many(tombo_client_t *c, int *mid, int count, const c
         mqtt_packet_t p;
         memset(&p, 0, sizeof(p));
         p.type = MQTT_SUBSCRIBE;
-        p.id = client_next_mid(c);
+        p.id = session_next_mid(c);
         if (props && v5)
             p.props = props->mp;
         p.subscribe.count = (uint32_t)count;
         p.subscribe.list = list;
         e = net_send_packet(c, &p);
         for (int i = 0; e == TOMBO_OK && i < count; i++)
-            e = remember_sub(c, filters[i], opts ? &opts[i] : &(tombo_sub_opts_t){0}, props);
+            e = subs_remember(c, filters[i], opts ? &opts[i] : &(tombo_sub_opts_t){0}, props);
         if (e == TOMBO_OK) {
             if (mid)
                 *mid = p.id;
             net_flush(c);
-            client_wake(c);
+            loop_wake(c);
         }
     }
     pthread_mutex_unlock(&c->lock);
@@ -560,7 +474,7 @@ tombo_err_t tombo_unsubscribe_many(tombo_client_t *c, int *mid, int count, const
         mqtt_packet_t p;
         memset(&p, 0, sizeof(p));
         p.type = MQTT_UNSUBSCRIBE;
-        p.id = client_next_mid(c);
+        p.id = session_next_mid(c);
         if (props && c->opts.version == MQTT_V5)
             p.props = props->mp;
         p.unsubscribe.count = (uint32_t)count;
@@ -568,11 +482,11 @@ tombo_err_t tombo_unsubscribe_many(tombo_client_t *c, int *mid, int count, const
         e = net_send_packet(c, &p);
         if (e == TOMBO_OK) {
             for (int i = 0; i < count; i++)
-                forget_sub(c, filters[i]);
+                subs_forget(c, filters[i]);
             if (mid)
                 *mid = p.id;
             net_flush(c);
-            client_wake(c);
+            loop_wake(c);
         }
     }
     pthread_mutex_unlock(&c->lock);

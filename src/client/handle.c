@@ -1,10 +1,16 @@
 /* handle.c -- turns the bytes read from the broker into packets (via the shared codec) and hands
  * each to its handler: PUBLISH delivery (QoS 0/1/2, topic aliases), CONNACK, acks, PINGRESP,
  * DISCONNECT. A protocol violation closes the connection with the reason code the codec gives. */
+#include "handle.h"
+
 #include <stdlib.h>
 #include <string.h>
 
-#include "client-int.h"
+#include "log.h"
+#include "net.h"
+#include "props.h"
+#include "reconnect.h"
+#include "session.h"
 
 /* Close with a v5 DISCONNECT carrying `reason` (when the version has one). */
 static void protocol_error(tombo_client_t *c, uint8_t reason)

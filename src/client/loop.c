@@ -2,12 +2,19 @@
  * background thread (tombo_loop_start/stop), keepalive pings and timeouts. poll() runs without the
  * client's lock, on the socket and on the wake eventfd that other threads signal when they queue
  * output or change the connection. */
+#include "loop.h"
+
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "client-int.h"
+#include "clock.h"
+#include "handle.h"
+#include "log.h"
+#include "net.h"
+#include "reconnect.h"
+#include "session.h"
 
 /* Keepalive: returns the ms until the next keepalive event (-1: none), closing the connection or
  * sending PINGREQ when one is due. Lock held. */
@@ -226,7 +233,7 @@ tombo_err_t tombo_loop_stop(tombo_client_t *c)
     }
     pthread_t t = c->thread;
     __atomic_store_n(&c->stop_thread, 1, __ATOMIC_RELEASE);
-    client_wake(c);
+    loop_wake(c);
     pthread_mutex_unlock(&c->lock);
     pthread_join(t, NULL);
     pthread_mutex_lock(&c->lock);
@@ -234,4 +241,12 @@ tombo_err_t tombo_loop_stop(tombo_client_t *c)
     __atomic_store_n(&c->stop_thread, 0, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&c->lock);
     return TOMBO_OK;
+}
+
+void loop_wake(tombo_client_t *c)
+{
+    uint64_t one = 1;
+    if (c->wake_fd >= 0 && write(c->wake_fd, &one, sizeof(one)) < 0) {
+        /* EAGAIN: the counter is already non-zero, the loop will wake anyway. */
+    }
 }

@@ -1,5 +1,7 @@
 /* net.c -- the client's TCP socket and its byte buffers: connect with a timeout, non-blocking
  * reads into the input buffer, and writing the output buffer as far as the socket takes it. */
+#include "net.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -13,7 +15,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "client-int.h"
+#include "clock.h"
+#include "log.h"
+#include "socks5.h"
 
 tombo_err_t buf_reserve(tbuf_t *b, size_t extra)
 {

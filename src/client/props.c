@@ -1,11 +1,12 @@
 /* props.c -- tombo_props_t: building MQTT 5 property lists for sending, and reading received ones.
  * A list is an mqtt_props_t (what the codec encodes and decodes) plus owned copies of the strings
  * it points to, so sending needs no conversion and a received list is a zero-copy view. */
+#include "props.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "client-int.h"
 #include "mqtt/utf8.h"
 
 const tombo_props_t props_empty = {{0}, false, {0}, NULL, 0};

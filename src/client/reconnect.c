@@ -1,12 +1,19 @@
 /* reconnect.c -- losing a connection and getting it back: closing and reporting on_disconnect,
- * automatic reconnect with exponential backoff and jitter, and re-subscribing when the broker
- * did not keep the session. */
+ * and automatic reconnect with exponential backoff and jitter (re-subscribing, when the broker did
+ * not keep the session, is subs.c's). */
+#include "reconnect.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
-#include "client-int.h"
+#include "alias.h"
+#include "clock.h"
+#include "log.h"
+#include "loop.h"
+#include "net.h"
+#include "props.h"
 
 /* The connection is over (err says why; TOMBO_OK after tombo_disconnect). If another thread is in
  * poll() on the socket, only shut it down: that thread closes it (no fd reuse under its feet). */
@@ -19,7 +26,7 @@ void conn_lost(tombo_client_t *c, tombo_err_t err, int reason, const tombo_props
             c->state = CS_CLOSING;
             c->close_err = err;
             shutdown(c->fd, SHUT_RDWR);
-            client_wake(c);
+            loop_wake(c);
         }
         return;
     }
@@ -92,27 +99,3 @@ void reconnect_try(tombo_client_t *c)
 }
 
 /* Subscribe again to every filter we hold (one SUBSCRIBE each: each may carry its own properties). */
-void resubscribe(tombo_client_t *c)
-{
-    for (subrec_t *s = c->subs; s; s = s->next) {
-        mqtt_sub_t e;
-        memset(&e, 0, sizeof(e));
-        e.filter.p = (const uint8_t *)s->filter;
-        e.filter.len = (uint32_t)strlen(s->filter);
-        e.qos = (uint8_t)s->opts.qos;
-        e.no_local = s->opts.no_local;
-        e.retain_as_published = s->opts.retain_as_published;
-        e.retain_handling = (uint8_t)s->opts.retain_handling;
-        e.options = (uint8_t)(e.qos | (e.no_local << 2) | (e.retain_as_published << 3) | (e.retain_handling << 4));
-        mqtt_packet_t p;
-        memset(&p, 0, sizeof(p));
-        p.type = MQTT_SUBSCRIBE;
-        p.id = client_next_mid(c);
-        if (s->props)
-            p.props = s->props->mp;
-        p.subscribe.count = 1;
-        p.subscribe.list = &e;
-        client_log(c, TOMBO_LOG_INFO, "re-subscribing to %s", s->filter);
-        net_send_packet(c, &p);
-    }
-}

@@ -1,10 +1,18 @@
 /* session.c -- the MQTT session as the client sees it: CONNECT and CONNACK, the ordered list of
  * outgoing publishes (in-flight window, waiting messages, offline queue), their acknowledgement
  * flows (PUBACK; PUBREC/PUBREL/PUBCOMP) and retransmission with DUP when a session resumes. */
+#include "session.h"
+
 #include <stdlib.h>
 #include <string.h>
 
-#include "client-int.h"
+#include "alias.h"
+#include "clock.h"
+#include "log.h"
+#include "net.h"
+#include "props.h"
+#include "reconnect.h"
+#include "subs.h"
 
 tombo_err_t session_send_connect(tombo_client_t *c)
 {
@@ -270,7 +278,7 @@ void session_on_connack(tombo_client_t *c, const mqtt_packet_t *p)
     c->was_connected = true;
     reconnect_reset(c);
     if (renew)
-        resubscribe(c);
+        subs_resubscribe(c);
     if (c->on_connect)
         c->on_connect(c, c->user, 0, sp, &view);
     if (gen != c->gen)
@@ -365,4 +373,20 @@ void session_ack(tombo_client_t *c, const mqtt_packet_t *p)
     }
     if (gen == c->gen)
         session_pump(c);
+}
+
+/* Next free packet id (never 0, skipping ids of messages still in the list). */
+uint16_t session_next_mid(tombo_client_t *c)
+{
+    for (int tries = 0; tries < 65536; tries++) {
+        c->last_mid = (uint16_t)(c->last_mid + 1);
+        if (c->last_mid == 0)
+            c->last_mid = 1;
+        bool used = false;
+        for (omsg_t *m = c->head; m && !used; m = m->next)
+            used = m->mid == c->last_mid && m->qos > 0;
+        if (!used)
+            return c->last_mid;
+    }
+    return c->last_mid;
 }

@@ -3,6 +3,8 @@
  * connected socket before any MQTT byte, blocking up to connect_timeout_ms in total, like the TCP
  * connect itself. The broker's name goes to the proxy unresolved ("socks5h"), so names that only
  * the proxy can resolve work. */
+#include "socks5.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
@@ -10,7 +12,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "client-int.h"
+#include "clock.h"
+#include "log.h"
 
 /* Move all of buf through the socket (send when `out`, else receive), before the deadline. */
 static tombo_err_t xfer(int fd, void *buf, size_t len, bool out, uint64_t deadline)

@@ -10,6 +10,7 @@
 #define TOMBO_MQTT_PACKET_H
 
 #include "mqtt/mqtt.h"
+#include "mqtt/varint.h" /* packet users frame remaining lengths with it */
 
 /* A view of bytes owned by someone else. */
 typedef struct mqtt_bytes {
@@ -193,12 +194,6 @@ size_t mqtt_encoded_len(const mqtt_packet_t *p, uint8_t version);
  * can be patched per receiver. */
 size_t mqtt_encode(const mqtt_packet_t *p, uint8_t version, uint8_t *out);
 size_t mqtt_publish_id_offset(const mqtt_packet_t *p, uint8_t version);
-
-/* Variable byte integer helpers. mqtt_varint_decode returns bytes used (1..4), 0 when more bytes are
- * needed, -1 when malformed. mqtt_varint_encode returns bytes written (1..4). */
-int mqtt_varint_decode(const uint8_t *buf, size_t len, uint32_t *out);
-int mqtt_varint_encode(uint32_t v, uint8_t *out);
-int mqtt_varint_len(uint32_t v);
 
 /* Encoded size of a property block's content (without its length prefix). */
 size_t mqtt_props_len(const mqtt_props_t *props);

@@ -1,42 +1,11 @@
-/* props.c -- variable byte integers and MQTT 5 properties (MQTT 5.0 section 2.2.2): decoding with
- * every placement, duplicate and value rule of the spec, encoding in identifier order, and the
- * iterators over repeated properties. Decoding is zero-copy: strings are views into the input. */
+/* props.c -- MQTT 5 properties (MQTT 5.0 section 2.2.2): decoding with every placement, duplicate
+ * and value rule of the spec, encoding in identifier order, and the iterators over repeated
+ * properties. Decoding is zero-copy: strings are views into the input. */
 #include <string.h>
 
 #include "mqtt/topic.h"
 #include "mqtt/utf8.h"
 #include "mqtt/wire.h"
-
-int mqtt_varint_decode(const uint8_t *buf, size_t len, uint32_t *out)
-{
-    uint32_t v = 0;
-    for (size_t i = 0; i < 4; i++) {
-        if (i >= len)
-            return 0;
-        v |= (uint32_t)(buf[i] & 0x7F) << (7 * i);
-        if (!(buf[i] & 0x80)) {
-            *out = v;
-            return (int)i + 1;
-        }
-    }
-    return -1; /* a fifth byte would be needed [MQTT-1.5.5] */
-}
-
-int mqtt_varint_len(uint32_t v)
-{
-    return v < 128u ? 1 : v < 16384u ? 2 : v < 2097152u ? 3 : 4;
-}
-
-int mqtt_varint_encode(uint32_t v, uint8_t *out)
-{
-    int n = 0;
-    do {
-        uint8_t b = v & 0x7F;
-        v >>= 7;
-        out[n++] = (uint8_t)(v ? b | 0x80 : b);
-    } while (v && n < 4);
-    return n;
-}
 
 /* Property table indexed by identifier: value type (`known` is 0 for an unassigned identifier) and the packets the
  * property may appear in, as a bit mask of packet types with bit 0 for the will properties

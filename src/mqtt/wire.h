@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "mqtt/packet.h"
+#include "mqtt/varint.h"
 
 /* A read cursor over [p, end). Every reader returns false, without moving, when the bytes run out. */
 typedef struct rd {

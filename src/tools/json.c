@@ -3,7 +3,7 @@
  * they differ (raw control bytes inside strings, "01", "-.5", a bad \u digit read as U+0000), and
  * prints while it parses: a value is appended as it is read, and dropped if the whole text turns
  * out invalid. Tested byte for byte against libcjson itself and against mosquitto_sub
- * (tests/client/test_tools.py). */
+ * (tests/tools/test_tools.py). */
 #include "json.h"
 
 #include <float.h>

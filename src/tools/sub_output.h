@@ -5,7 +5,7 @@
 
 #include <stdbool.h>
 
-#include "common.h"
+#include "tool_cfg.h"
 
 typedef struct sub_output {
     const char *format; /* -F; NULL: the payload, or "topic payload" with -v */

@@ -15,7 +15,7 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "broker/auth_hash.h"
+#include "pwhash/pwhash.h"
 
 #define MAX_PASSWORD 65535
 #define MAX_USERNAME 65535

@@ -9,7 +9,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common.h"
+#include "args.h"
+#include "client_setup.h"
+#include "options_file.h"
 #include "mqtt/topic.h"
 
 enum mode { M_NONE, M_MSG, M_FILE, M_NULL, M_STDIN, M_LINES };

@@ -7,7 +7,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common.h"
+#include "args.h"
+#include "client_setup.h"
+#include "options_file.h"
 #include "sub_output.h"
 #include "mqtt/topic.h"
 

@@ -112,7 +112,7 @@ ROWS = [
     ("persistence_location", "persistence true\npersistence_location DIR/", WORKS, "broker/test_directives.py"),
     # An hour at least: its parsing is unit-tested; the session expiry it sets is the one
     # test_session.py exercises through MQTT 5's Session Expiry Interval.
-    ("persistent_client_expiration", "persistent_client_expiration 2d", WORKS, "unit/test_broker_config.c"),
+    ("persistent_client_expiration", "persistent_client_expiration 2d", WORKS, "unit/broker/test_broker_config.c"),
     ("pid_file", "pid_file DIR/tombo.pid", WORKS, "broker/test_directives.py"),
     ("psk_file", "psk_file FILE", REFUSED, "TLS-PSK"),
     ("queue_qos0_messages", "queue_qos0_messages true", WORKS, "broker/test_directives.py"),

@@ -1,8 +1,9 @@
-"""Fixtures for the client tests (libtombo, tombo-pub/tombo-sub, the examples).
+"""Fixtures for the client tests (libtombo, its C test programs, the examples); tests/tools/conftest.py
+loads this file too.
 
 The broker comes from tests/broker/conftest.py's rules (same Broker class, loaded from there):
   TOMBO_BUILD=<cmake build dir>  binaries under it: src/broker/tombo (the broker), src/tools/tombo-*,
-                                 examples/*, src/client/test_client_* (the C test programs)
+                                 examples/*, tests/client/test_client_* (the C test programs)
   TOMBO_REFERENCE=mosquitto      run the tests against Debian's mosquitto instead of tombo.
 Every client process is started with a timeout; a sanitizer report on its stderr fails the test.
 """

@@ -20,7 +20,7 @@ from conftest import binary, check_sanitizers, client_env
 
 
 def run_client(port, mode):
-    p = subprocess.run([binary("src", "client", "test_client_alias"), "127.0.0.1", str(port), mode],
+    p = subprocess.run([binary("tests", "client", "test_client_alias"), "127.0.0.1", str(port), mode],
                        capture_output=True, timeout=60, env=client_env())
     check_sanitizers("test_client_alias", p.stderr)
     assert p.returncode == 0, "test_client_alias failed (%s):\n%s\n%s" % (p.returncode, p.stdout.decode(),

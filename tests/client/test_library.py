@@ -8,7 +8,7 @@ from conftest import binary, check_sanitizers, client_env
 
 
 def run(prog, *args, timeout=60):
-    p = subprocess.run([binary("src", "client", prog)] + [str(a) for a in args], capture_output=True,
+    p = subprocess.run([binary("tests", "client", prog)] + [str(a) for a in args], capture_output=True,
                        timeout=timeout, env=client_env())
     check_sanitizers(prog, p.stderr)
     assert p.returncode == 0, "%s failed (%s):\n%s\n%s" % (prog, p.returncode, p.stdout.decode(),

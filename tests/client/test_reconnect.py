@@ -55,7 +55,7 @@ def test_reconnect_after_broker_restart(version, mode, tmp_path):
     broker = Broker(conf).start()
     proc = None
     try:
-        proc = Proc([binary("src", "client", "test_client_reconnect"), "127.0.0.1", str(broker.port), str(version),
+        proc = Proc([binary("tests", "client", "test_client_reconnect"), "127.0.0.1", str(broker.port), str(version),
                      mode])
         proc.expect("READY")
         proc.expect("BURST")

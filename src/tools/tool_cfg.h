@@ -1,7 +1,8 @@
-/* common.h -- what tombo-pub and tombo-sub share: the mosquitto_pub/sub common flags, -D MQTT 5
- * properties, building the client from them, and mosquitto-compatible error messages. */
-#ifndef TOMBO_TOOLS_COMMON_H
-#define TOMBO_TOOLS_COMMON_H
+/* tool_cfg.h -- the settings tombo-pub and tombo-sub run with, filled from the options file and the
+ * command line (args.h, url.h, options_file.h) and turned into a client (client_setup.h); and the
+ * rules and messages all of those share. */
+#ifndef TOMBO_TOOLS_TOOL_CFG_H
+#define TOMBO_TOOLS_TOOL_CFG_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -48,27 +49,13 @@ typedef struct tool_cfg {
 
 void tool_cfg_init(tool_cfg_t *cfg, enum tool_kind kind);
 void tool_cfg_free(tool_cfg_t *cfg);
-/* Try the common flag at argv[*i] (advancing *i past its arguments). Returns 1 when handled,
- * 0 when the flag is not a common one, -1 after printing an error. */
-int tool_parse_common(tool_cfg_t *cfg, int argc, char **argv, int *i);
-/* Read the options file mosquitto_pub/sub read before their arguments: $XDG_CONFIG_HOME/tombo_pub
- * (or ~/.config/tombo_pub; tombo_sub for tombo-sub), or when that does not exist mosquitto's own
- * (mosquitto_pub / mosquitto_sub), so existing setups carry over. Each line not starting with '#'
- * is a flag and, after the first space, its argument, given to parse(argc, argv) with argv[0] NULL.
- * Returns 0 (also when there is no file) or parse's negative result. */
-int tool_options_file(tool_cfg_t *cfg, int (*parse)(int argc, char **argv));
-/* Checks after parsing (version-dependent rules, client id). Returns 0 or -1 after an error. */
-int tool_cfg_finish(tool_cfg_t *cfg);
 /* Print "Error: ..." (unless --quiet) followed by the usage hint as mosquitto does. */
 void tool_usage_error(const tool_cfg_t *cfg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Create the client from cfg (debug logging to stdout with -d). NULL after printing an error. */
-tombo_client_t *tool_client_new(tool_cfg_t *cfg);
-/* Connect, printing mosquitto's message on failure. Returns 0, or the exit code: 1, or 16 when the
- * SOCKS5 proxy failed (as mosquitto_pub). */
-int tool_connect(tool_cfg_t *cfg, tombo_client_t *c);
-/* Print the CONNACK refusal text. */
-void tool_connack_error(const tool_cfg_t *cfg, int reason);
 /* Message for stderr unless --quiet. */
 void tool_err(const tool_cfg_t *cfg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A decimal number in [lo, hi], the whole of s. False for anything else (no message). */
+bool tool_parse_int(const char *s, long long lo, long long hi, long long *out);
+/* Add a topic (-t, -L): tombo-pub takes one. False after printing an error, or out of memory. */
+bool tool_add_topic(tool_cfg_t *cfg, const char *t);
 
 #endif

@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include "broker/auth.h"
-#include "broker/auth_hash.h"
 #include "mqtt/mqtt.h"
+#include "pwhash/pwhash.h"
 #include "unit.h"
 
 static char tmpdir[256];

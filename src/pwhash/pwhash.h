@@ -1,4 +1,4 @@
-/* auth_hash.h -- password hashes in mosquitto_passwd's format, shared by the broker (auth.c) and
+/* pwhash.h -- password hashes in mosquitto_passwd's format, shared by the broker (auth.c) and
  * the tombo-passwd tool, so a file written by either tool works with either broker.
  *
  *   $7$ITERATIONS$SALT$HASH  PBKDF2-HMAC-SHA512 (Mosquitto 2's default: 101 iterations, 12-byte salt)
@@ -6,8 +6,8 @@
  *
  * SALT and HASH are standard base64 with '=' padding; HASH is always 64 bytes. Pure functions over
  * caller-owned memory (OpenSSL 3 EVP), no globals: safe to call from any thread. */
-#ifndef TOMBO_BROKER_AUTH_HASH_H
-#define TOMBO_BROKER_AUTH_HASH_H
+#ifndef TOMBO_PWHASH_H
+#define TOMBO_PWHASH_H
 
 #include <stdbool.h>
 #include <stddef.h>

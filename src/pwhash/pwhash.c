@@ -1,6 +1,6 @@
-/* auth_hash.c -- mosquitto_passwd's password hashes ($6$ SHA-512, $7$ PBKDF2-HMAC-SHA512) on
- * OpenSSL 3's EVP API: parse, make, format, verify. See auth_hash.h. */
-#include "broker/auth_hash.h"
+/* pwhash.c -- mosquitto_passwd's password hashes ($6$ SHA-512, $7$ PBKDF2-HMAC-SHA512) on
+ * OpenSSL 3's EVP API: parse, make, format, verify. See pwhash.h. */
+#include "pwhash/pwhash.h"
 
 #include <limits.h>
 #include <stdio.h>

@@ -1,0 +1,15 @@
+/* net.h -- the client's socket and its byte buffers (net.c): open, read, write, close. */
+#ifndef TOMBO_CLIENT_NET_H
+#define TOMBO_CLIENT_NET_H
+
+#include "client-int.h"
+
+tombo_err_t net_open(tombo_client_t *c);
+void net_close(tombo_client_t *c);
+tombo_err_t net_flush(tombo_client_t *c);
+tombo_err_t net_read(tombo_client_t *c);
+tombo_err_t buf_reserve(tbuf_t *b, size_t extra);
+tombo_err_t net_send_packet(tombo_client_t *c, const mqtt_packet_t *p);
+tombo_err_t net_send_bytes(tombo_client_t *c, const uint8_t *data, size_t len);
+
+#endif

@@ -1,0 +1,16 @@
+/* client_setup.h -- the libtombo client of tombo-pub and tombo-sub, made and connected from their
+ * settings with mosquitto_pub/sub's messages (client_setup.c). */
+#ifndef TOMBO_TOOLS_CLIENT_SETUP_H
+#define TOMBO_TOOLS_CLIENT_SETUP_H
+
+#include "tool_cfg.h"
+
+/* Create the client from cfg (debug logging to stdout with -d). NULL after printing an error. */
+tombo_client_t *tool_client_new(tool_cfg_t *cfg);
+/* Connect, printing mosquitto's message on failure. Returns 0, or the exit code: 1, or 16 when the
+ * SOCKS5 proxy failed (as mosquitto_pub). */
+int tool_connect(tool_cfg_t *cfg, tombo_client_t *c);
+/* Print the CONNACK refusal text. */
+void tool_connack_error(const tool_cfg_t *cfg, int reason);
+
+#endif
