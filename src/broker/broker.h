@@ -103,6 +103,8 @@ void worker_free(worker_t *w);
 void broker_timers_run(broker_t *b, int64_t now); /* worker 0, each loop turn */
 /* (Re)place c on its worker's keepalive wheel after its deadline changed. Owning worker only. */
 void wheel_schedule(conn_t *c);
+/* Take c off its worker's wheel (closing). Owning worker only. */
+void wheel_unlink(conn_t *c);
 
 /* Worker API, safe from any thread. */
 void worker_post(worker_t *w, const inbox_item_t *it);

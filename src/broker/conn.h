@@ -17,6 +17,9 @@
 
 struct worker;
 
+#define LINGER_MS 2000          /* a closing connection's input is drained this long at most ... */
+#define LINGER_BYTES (1u << 20) /* ... and this much */
+
 enum conn_state { CONN_NEW = 0, CONN_ACTIVE, CONN_CLOSED };
 enum conn_wait {
     WAIT_NONE = 0,
@@ -88,6 +91,14 @@ void conn_on_readable(conn_t *c);
 void conn_connect_resumed(conn_t *c);
 /* The connection's worker: the connection with this fd and id, or NULL when it is gone. */
 conn_t *conn_lookup(struct worker *w, int fd, uint64_t id);
+/* Owning worker, on accept: enter c in the worker's fd-indexed table (grown as needed). */
+void conn_register(struct worker *w, conn_t *c);
+/* Write as much output as the socket takes (up to the first hold). Returns false if the connection
+ * broke; the caller closes it. Arms EPOLLOUT when the socket is full. */
+bool conn_write(conn_t *c);
+/* Free a closed connection (CONN_CLOSED, fd released): only from the worker's flush of the end of
+ * the loop turn, when nothing on the stack refers to it any more. */
+void conn_free(conn_t *c);
 /* Re-arm its epoll interest after reading or writing interest changed (waiting, bp_paused,
  * want_write). */
 void conn_update_events(conn_t *c);
