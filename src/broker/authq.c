@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "broker/broker.h"
+#include "broker/buf.h"
+#include "broker/worker.h"
 
 typedef struct job {
     struct job *next;

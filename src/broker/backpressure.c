@@ -5,6 +5,9 @@
 #include <stdlib.h>
 
 #include "broker/broker.h"
+#include "broker/buf.h"
+#include "broker/conn.h"
+#include "broker/worker.h"
 #include "broker/log.h"
 
 void bp_marks_init(bp_marks_t *m, uint32_t max_queued_messages, uint64_t max_queued_bytes)

@@ -1,6 +1,9 @@
 /* broker.c -- the broker's lifetime: shared stores, workers, and the global timers (session
  * expiry, delayed wills) that worker 0 runs from a min-heap. */
 #include "broker/broker.h"
+#include "broker/buf.h"
+#include "broker/conn.h"
+#include "broker/worker.h"
 #include "broker/auth.h"
 #include "broker/authq.h"
 

@@ -16,6 +16,8 @@
 #include <sys/socket.h>
 
 #include "broker/broker.h"
+#include "broker/buf.h"
+#include "broker/worker.h"
 #include "broker/log.h"
 
 #define READ_CHUNK (64 * 1024)

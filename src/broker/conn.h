@@ -112,8 +112,8 @@ void conn_want_flush(conn_t *c);
 void conn_hold_durable(conn_t *c);
 /* Bytes of c->out that may be written now (everything before the first hold). */
 size_t conn_writable(const conn_t *c);
-/* Owning worker, each loop turn: release the holds the store has committed. */
-void worker_release_holds(struct worker *w);
+/* Owning worker (worker_release_holds): drop c's holds up to `committed`; true if some remain, the
+ * oldest waiting for *first. */
 bool conn_release_holds(conn_t *c, uint64_t committed, uint64_t *first);
 
 /* Encode a packet onto the output buffer (at the connection's protocol level). Drops it (returning

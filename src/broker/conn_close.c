@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "broker/broker.h"
+#include "broker/buf.h"
+#include "broker/worker.h"
 #include "broker/log.h"
 #include "broker/store.h"
 

@@ -14,6 +14,8 @@
 #include <sys/socket.h>
 
 #include "broker/broker.h"
+#include "broker/buf.h"
+#include "broker/worker.h"
 #include "broker/store.h"
 
 void conn_want_flush(conn_t *c)

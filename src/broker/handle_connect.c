@@ -9,6 +9,9 @@
 #include "broker/auth.h"
 #include "broker/authq.h"
 #include "broker/broker.h"
+#include "broker/buf.h"
+#include "broker/conn.h"
+#include "broker/worker.h"
 #include "broker/log.h"
 
 /* Topic aliases we accept from each client (CONNACK Topic Alias Maximum), as Mosquitto's default. */

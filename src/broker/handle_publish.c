@@ -4,6 +4,9 @@
 #include <string.h>
 
 #include "broker/broker.h"
+#include "broker/buf.h"
+#include "broker/conn.h"
+#include "broker/worker.h"
 #include "broker/auth.h"
 #include "broker/log.h"
 #include "broker/store.h"

@@ -10,6 +10,9 @@
 #include <unistd.h>
 
 #include "broker/broker.h"
+#include "broker/buf.h"
+#include "broker/conn.h"
+#include "broker/worker.h"
 #include "broker/auth.h"
 #include "broker/log.h"
 #include "broker/slab.h"

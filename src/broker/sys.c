@@ -6,6 +6,8 @@
 #include <time.h>
 
 #include "broker/broker.h"
+#include "broker/conn.h"
+#include "broker/worker.h"
 
 static void sys_pub(worker_t *w, const char *topic, const char *value)
 {

@@ -26,6 +26,9 @@
 #include <unistd.h>
 
 #include "broker/broker.h"
+#include "broker/buf.h"
+#include "broker/conn.h"
+#include "broker/worker.h"
 #include "broker/log.h"
 #include "broker/slab.h"
 #include "broker/store.h"
