@@ -2,7 +2,7 @@
  * expiry, delayed wills) that worker 0 runs from a min-heap. */
 #include "broker/broker.h"
 #include "broker/buf.h"
-#include "broker/conn.h"
+#include "broker/route.h"
 #include "broker/worker.h"
 #include "broker/auth.h"
 #include "broker/authq.h"
@@ -251,7 +251,7 @@ void session_publish_will(worker_t *w, session_t *s)
     bool allowed = auth_acl(s->auth, s->client_id, s->username, will->topic.p, will->topic.len, AUTH_WRITE);
     pthread_mutex_unlock(&s->lock);
     if (allowed)
-        broker_publish(w, will, NULL, NULL);
+        route_publish(w, will, NULL, NULL);
     msg_release(will);
 }
 

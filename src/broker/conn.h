@@ -135,12 +135,6 @@ uint8_t handle_disconnect(conn_t *c, mqtt_packet_t *p);
 uint8_t connect_resume(conn_t *c);
 void connect_req_free(struct connect_req *rq);
 
-/* Route msg to every matching subscriber (and the retained store when msg->retain), from worker
- * w's thread. `from` is the publishing session (for no-local), or NULL. `pub`, the connection it
- * came from (NULL for wills and $SYS), is blocked when a receiver is full (backpressure.h).
- * Returns the number of receivers. */
-size_t broker_publish(struct worker *w, msg_t *msg, const session_t *from, conn_t *pub);
-
 void conn_free_aliases(conn_t *c);
 
 #endif
