@@ -19,6 +19,7 @@
 #include "broker/worker.h"
 #include "broker/log.h"
 #include "broker/store.h"
+#include "broker/wheel.h"
 
 /* ---- errors and close ---- */
 

@@ -13,6 +13,7 @@
 #include "broker/conn.h"
 #include "broker/worker.h"
 #include "broker/log.h"
+#include "broker/wheel.h"
 
 /* Topic aliases we accept from each client (CONNACK Topic Alias Maximum), as Mosquitto's default. */
 #define TOPIC_ALIAS_MAX_IN 10

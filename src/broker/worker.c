@@ -1,7 +1,7 @@
 /* worker.c -- a worker thread: its epoll loop, accepting connections, its inbox and the flush of
  * output at the end of each loop turn. A connection's own life (read, write, close) is in conn*.c.
  *
- * Each worker owns its connections for life. Each listening socket is opened once and watched by
+ * Each worker owns its connections for life (keepalive deadlines on its wheel, wheel.c). Each listening socket is opened once and watched by
  * every worker with EPOLLEXCLUSIVE, so one worker wakes per new connection and accepts it; no
  * SO_REUSEPORT, which would let a second broker started by mistake share the port silently. Output
  * is written once per loop turn for every connection that has any (flush list); closed
@@ -28,12 +28,11 @@
 #include "broker/broker.h"
 #include "broker/buf.h"
 #include "broker/conn.h"
-#include "broker/worker.h"
 #include "broker/log.h"
 #include "broker/slab.h"
 #include "broker/store.h"
-
-#define NEW_CONN_TIMEOUT_MS 10000 /* time to send CONNECT after the TCP handshake */
+#include "broker/wheel.h"
+#include "broker/worker.h"
 
 /* epoll data: listeners and the eventfd are tagged by small integers below this; connections by
  * pointer. */
@@ -53,81 +52,6 @@ static void worker_send_outbox(worker_t *w)
     for (int i = 0; i < b->n_workers; i++) {
         inbox_push(&b->workers[i].inbox, &w->outbox[i]);
     }
-}
-
-/* ---- keepalive wheel ---- */
-
-static int64_t conn_deadline(const conn_t *c)
-{
-    if (c->draining)
-        return c->last_rx + LINGER_MS; /* last_rx: when it started draining */
-    if (c->state == CONN_NEW)
-        return c->last_rx + NEW_CONN_TIMEOUT_MS;
-    if (c->keepalive == 0)
-        return 0;
-    return c->last_rx + (int64_t)c->keepalive * 1500; /* [MQTT-3.1.2-24]: 1.5 times the keep alive */
-}
-
-void wheel_unlink(conn_t *c)
-{
-    if (c->tw_prev) {
-        *c->tw_prev = c->tw_next;
-        if (c->tw_next)
-            c->tw_next->tw_prev = c->tw_prev;
-        c->tw_prev = NULL;
-        c->tw_next = NULL;
-    }
-}
-
-void wheel_schedule(conn_t *c)
-{
-    worker_t *w = c->w;
-    wheel_unlink(c);
-    int64_t d = conn_deadline(c);
-    if (d == 0)
-        return;
-    int64_t tick = d / WHEEL_TICK_MS + 1;
-    if (tick <= w->wheel_now)
-        tick = w->wheel_now + 1;
-    uint32_t slot = (uint32_t)(tick % WHEEL_SLOTS);
-    c->tw_next = w->wheel[slot];
-    if (c->tw_next)
-        c->tw_next->tw_prev = &c->tw_next;
-    w->wheel[slot] = c;
-    c->tw_prev = &w->wheel[slot];
-}
-
-/* Returns whether a tick went by. */
-static bool wheel_tick(worker_t *w)
-{
-    int64_t now_tick = w->now / WHEEL_TICK_MS;
-    bool ticked = w->wheel_now < now_tick;
-    while (w->wheel_now < now_tick) {
-        w->wheel_now++;
-        uint32_t slot = (uint32_t)(w->wheel_now % WHEEL_SLOTS);
-        conn_t *list = w->wheel[slot];
-        w->wheel[slot] = NULL;
-        if (list)
-            list->tw_prev = &list;
-        while (list) {
-            conn_t *c = list;
-            wheel_unlink(c);
-            int64_t d = conn_deadline(c);
-            if (d == 0)
-                continue;
-            if (d <= w->now) {
-                if (c->draining)
-                    conn_drain(c, true);
-                else if (c->state == CONN_NEW)
-                    conn_close(c, "no CONNECT in time");
-                else
-                    conn_fail(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keepalive timeout");
-            } else {
-                wheel_schedule(c);
-            }
-        }
-    }
-    return ticked;
 }
 
 /* ---- accept ---- */
@@ -317,7 +241,7 @@ static void *worker_main(void *arg)
     int64_t next_sys = 0;
     slab_thread_attach(w->pool);
     w->now = now_ms();
-    w->wheel_now = w->now / WHEEL_TICK_MS;
+    w->wheel.now = w->now / WHEEL_TICK_MS;
     while (!atomic_load(&b->stop)) {
         int timeout = inbox_sleep_begin(&w->inbox) || w->resume_pending ? 0 : WHEEL_TICK_MS;
         int n = epoll_wait(w->epfd, evs, 256, timeout);

@@ -10,14 +10,10 @@
 
 #include "broker/inbox.h"
 #include "broker/subtree.h"
+#include "broker/wheel.h"
 
 struct broker;
 struct conn;
-
-/* Keepalive timer wheel: 256 slots of 250 ms (a 64 s horizon; later deadlines are re-slotted when
- * their slot comes round). */
-#define WHEEL_SLOTS 256
-#define WHEEL_TICK_MS 250
 
 /* Ownership: everything here belongs to the worker's own thread, except where a field says
  * otherwise (inbox, store_wait, the statistics). The worker does not own listen_fds (the broker
@@ -37,8 +33,7 @@ typedef struct worker {
     int conns_cap;
     uint64_t next_conn_id;
     struct conn *flush_list; /* connections with output to write this turn */
-    struct conn *wheel[WHEEL_SLOTS];
-    int64_t wheel_now;  /* ticks (now / WHEEL_TICK_MS): last slot processed */
+    wheel_t wheel;      /* keepalive deadlines of its connections (wheel.h) */
     int64_t now;        /* ms, refreshed each loop turn */
     sub_result_t match; /* reused for every PUBLISH this worker routes */
     uint32_t turn;      /* loop turns, to coalesce holds on a connection within one */
@@ -75,10 +70,5 @@ void worker_defer(worker_t *from, int to, const inbox_item_t *it);
 
 /* Owning worker, each loop turn: release the output holds the store has committed. */
 void worker_release_holds(worker_t *w);
-
-/* (Re)place c on its worker's keepalive wheel after its deadline changed. Owning worker only. */
-void wheel_schedule(struct conn *c);
-/* Take c off its worker's wheel (closing). Owning worker only. */
-void wheel_unlink(struct conn *c);
 
 #endif
