@@ -10,6 +10,7 @@
 #include "broker/config.h"
 #include "broker/session.h"
 #include "broker/subtree.h"
+#include "broker/timers.h"
 
 /* Transitional: store.c (branch arch) still reaches these through broker.h. Once it includes them
  * itself, these lines go. */
@@ -38,9 +39,7 @@ typedef struct broker {
     pthread_mutex_t reg_lock;  /* guards the session registry */
     struct registry *reg;
 
-    pthread_mutex_t timers_lock; /* session expiry and delayed wills (worker 0 runs them) */
-    struct btimer *timers;
-    size_t n_timers, cap_timers;
+    timers_t timers;           /* session expiry and delayed wills (worker 0 runs them) */
 
     bp_marks_t bp;             /* backpressure marks (backpressure.h) */
     atomic_ulong msgs_dropped; /* messages for slow consumers and full offline queues */
@@ -61,11 +60,6 @@ void broker_reload(broker_t *b);
  * shutdown only. */
 struct registry *registry_new(void);
 void registry_free(broker_t *b);
-
-void broker_timers_run(broker_t *b, int64_t now); /* worker 0, each loop turn */
-/* Global timers (session expiry, will delay): fire `kind` for s at `at_ms`. Takes a reference. */
-enum btimer_kind { BT_SESSION_EXPIRY, BT_WILL };
-void broker_timer_add(broker_t *b, int64_t at_ms, int kind, session_t *s);
 
 /* Publish a session's will now (if it has one) and forget it. */
 void session_publish_will(struct worker *w, session_t *s);

@@ -31,6 +31,7 @@
 #include "broker/log.h"
 #include "broker/slab.h"
 #include "broker/store.h"
+#include "broker/timers.h"
 #include "broker/wheel.h"
 #include "broker/worker.h"
 
