@@ -2,7 +2,6 @@
  * listening sockets, authentication, persistence), and SIGHUP's reload. */
 #include "broker/broker.h"
 #include "broker/buf.h"
-#include "broker/route.h"
 #include "broker/worker.h"
 #include "broker/auth.h"
 #include "broker/authq.h"
@@ -154,25 +153,6 @@ void broker_reload(broker_t *b)
             log_printf(TLOG_WARNING, "Warning: %s", auth_warning(b->auth[i], k));
         log_printf(TLOG_NOTICE, "Reloaded the password and ACL files.");
     }
-}
-
-void session_publish_will(worker_t *w, session_t *s)
-{
-    pthread_mutex_lock(&s->lock);
-    msg_t *will = s->will;
-    s->will = NULL;
-    s->will_at = 0;
-    if (will && s->persist)
-        store_session_put(w->b->store, s, false); /* published: not again after a restart */
-    pthread_mutex_unlock(&s->lock);
-    if (!will)
-        return;
-    pthread_mutex_lock(&s->lock);
-    bool allowed = auth_acl(s->auth, s->client_id, s->username, will->topic.p, will->topic.len, AUTH_WRITE);
-    pthread_mutex_unlock(&s->lock);
-    if (allowed)
-        route_publish(w, will, NULL, NULL);
-    msg_release(will);
 }
 
 void broker_free(broker_t *b)

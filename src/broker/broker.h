@@ -61,9 +61,6 @@ void broker_reload(broker_t *b);
 struct registry *registry_new(void);
 void registry_free(broker_t *b);
 
-/* Publish a session's will now (if it has one) and forget it. */
-void session_publish_will(struct worker *w, session_t *s);
-
 /* $SYS */
 void sys_publish(broker_t *b);
 

@@ -20,6 +20,7 @@
 #include "broker/log.h"
 #include "broker/store.h"
 #include "broker/wheel.h"
+#include "broker/will.h"
 
 /* ---- errors and close ---- */
 
@@ -100,7 +101,7 @@ static void conn_release_fd(conn_t *c)
     conn_want_flush(c);
 }
 
-/* Detach from the session: wills, session end or expiry. */
+/* Detach from the session: its will (will.c), then its end or its expiry timer. */
 static void conn_detach(conn_t *c)
 {
     session_t *s = c->session;
@@ -121,31 +122,7 @@ static void conn_detach(conn_t *c)
     pthread_mutex_unlock(&s->lock);
 
     bool end = mine && expiry == 0;
-    msg_t *will = NULL;
-    pthread_mutex_lock(&s->lock);
-    will = s->will;
-    uint32_t delay = s->will_delay;
-    if (!mine) {
-        /* Taken over: the new connection owns the session's will now; ours is in s->will only if it
-         * was not replaced, which handle_connect takes care of. */
-        will = NULL;
-    } else if (will && (c->got_disconnect == 1)) {
-        /* Normal DISCONNECT: the will is discarded [MQTT-3.1.2-10]. */
-        msg_release(will);
-        s->will = NULL;
-        will = NULL;
-    }
-    pthread_mutex_unlock(&s->lock);
-
-    if (will && (delay == 0 || end)) {
-        session_publish_will(c->w, s);
-    } else if (will) {
-        int64_t at = c->w->now + (int64_t)delay * 1000;
-        pthread_mutex_lock(&s->lock);
-        s->will_at = at;
-        pthread_mutex_unlock(&s->lock);
-        broker_timer_add(b, at, BT_WILL, s);
-    }
+    will_on_disconnect(c->w, s, mine, c->got_disconnect == 1, end);
     if (end) {
         session_end(s);
     } else if (mine) {

@@ -11,6 +11,7 @@
 #include "broker/broker.h"
 #include "broker/buf.h"
 #include "broker/conn.h"
+#include "broker/will.h"
 #include "broker/worker.h"
 #include "broker/log.h"
 #include "broker/wheel.h"
@@ -85,7 +86,7 @@ static uint8_t connect_attach(conn_t *c)
         /* [MQTT-3.1.2-4] clean start discards the old session; a will still waiting for its delay
          * goes out as that session ends. */
         pthread_mutex_unlock(&s->lock);
-        session_publish_will(w, s);
+        will_publish_now(w, s);
         session_end(s);
         session_release(s);
         s = registry_get(b, rq->id, rq->idlen, &existed);

@@ -699,3 +699,46 @@ void session_restore_out(session_t *s, const outmsg_t *src, const uint32_t *ids,
         s->out_seq = o->seq;
     pthread_mutex_unlock(&s->lock);
 }
+
+/* ---- will and ACL, for will.c and the packet handlers ---- */
+
+msg_t *session_take_will(session_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    msg_t *will = s->will;
+    s->will = NULL;
+    s->will_at = 0;
+    if (will && s->persist)
+        store_session_put(s->broker->store, s, false); /* published: not again after a restart */
+    pthread_mutex_unlock(&s->lock);
+    return will;
+}
+
+bool session_will_pending(session_t *s, bool discard, uint32_t *delay)
+{
+    pthread_mutex_lock(&s->lock);
+    msg_t *will = s->will;
+    *delay = s->will_delay;
+    if (will && discard) {
+        msg_release(will);
+        s->will = NULL;
+        will = NULL;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return will != NULL;
+}
+
+void session_will_schedule(session_t *s, int64_t at)
+{
+    pthread_mutex_lock(&s->lock);
+    s->will_at = at;
+    pthread_mutex_unlock(&s->lock);
+}
+
+bool session_acl_write(session_t *s, const uint8_t *topic, size_t len)
+{
+    pthread_mutex_lock(&s->lock); /* username and auth change when a new connection attaches */
+    bool allowed = auth_acl(s->auth, s->client_id, s->username, topic, len, AUTH_WRITE);
+    pthread_mutex_unlock(&s->lock);
+    return allowed;
+}

@@ -169,6 +169,19 @@ bool session_pubcomp(session_t *s, uint16_t id);
 bool session_qos2_begin(session_t *s, uint16_t id);
 bool session_qos2_end(session_t *s, uint16_t id);
 
+/* Wills (will.c). session_take_will: the will, now the caller's reference, and s keeps none (also
+ * in the persistence store); NULL when there is none. session_will_pending: whether s has a will
+ * waiting, and its delay in seconds; with `discard` (a normal DISCONNECT) the will is dropped and
+ * false returned. session_will_schedule: the delayed will is due at `at` (monotonic ms); a BT_WILL
+ * timer for another time does nothing. */
+msg_t *session_take_will(session_t *s);
+bool session_will_pending(session_t *s, bool discard, uint32_t *delay);
+void session_will_schedule(session_t *s, int64_t at);
+
+/* May this session's client publish to `topic`? Checks its listener's ACL with the identity of its
+ * last connection. Any thread; takes the session lock (the identity changes on reconnect). */
+bool session_acl_write(session_t *s, const uint8_t *topic, size_t len);
+
 void outring_free(outring_t *r);
 
 /* Lock held: recompute whether deliveries may skip the lock (after conn, persist or ended

@@ -13,6 +13,7 @@
 #include "broker/broker.h"
 #include "broker/buf.h"
 #include "broker/log.h"
+#include "broker/will.h"
 #include "broker/worker.h"
 
 struct btimer {
@@ -96,10 +97,10 @@ void broker_timers_run(broker_t *b, int64_t now)
         pthread_mutex_unlock(&s->lock);
         if (fire) {
             if (e.kind == BT_WILL) {
-                session_publish_will(w, s);
+                will_publish_now(w, s);
             } else {
                 /* Session expiry: a will still waiting for its delay goes out now [MQTT-3.1.3-9]. */
-                session_publish_will(w, s);
+                will_publish_now(w, s);
                 log_printf(TLOG_NOTICE, "Session of client %s expired.", s->client_id);
                 session_end(s);
             }
