@@ -109,32 +109,15 @@ static void conn_detach(conn_t *c)
         return;
     broker_t *b = c->w->b;
     c->session = NULL;
-    pthread_mutex_lock(&s->lock);
-    bool mine = s->conn == c;
-    if (mine) {
-        s->conn = NULL;
-        s->worker = -1;
-        s->flush_pending = 0;
-        session_update_fast(s); /* deliveries take the lock again; those on their way are queued */
-        bp_wake_waiters(c->w, s); /* offline: max_queued_* bound it, nobody waits for it */
-    }
-    uint32_t expiry = s->expiry;
-    pthread_mutex_unlock(&s->lock);
-
+    uint32_t expiry;
+    bool mine = session_detach_conn(s, c, &expiry);
     bool end = mine && expiry == 0;
     will_on_disconnect(c->w, s, mine, c->got_disconnect == 1, end);
     if (end) {
         session_end(s);
     } else if (mine) {
         int64_t at = c->w->now + (int64_t)expiry * 1000;
-        pthread_mutex_lock(&s->lock);
-        if (expiry != UINT32_MAX)
-            s->expire_at = at;
-        /* Persistence: when it went offline (its expiry counts from then across a restart) and
-         * whether its will is still waiting. */
-        if (s->persist && s->conn == NULL)
-            store_session_put(b->store, s, false);
-        pthread_mutex_unlock(&s->lock);
+        session_start_expiry(s, expiry, at);
         if (expiry != UINT32_MAX)
             broker_timer_add(b, at, BT_SESSION_EXPIRY, s);
     }

@@ -71,10 +71,8 @@ uint8_t handle_publish(conn_t *c, mqtt_packet_t *p)
      * [MQTT-3.3.4-7]; QoS 1 is acknowledged at once. 3.1.1 has no such limit: its clients are
      * never told one. */
     if (qos == 2 && v5 && b->cfg.max_inflight_messages) {
-        pthread_mutex_lock(&s->lock);
-        uint32_t pending = s->in_qos2_n;
-        bool dup = s->in_qos2 && ((s->in_qos2[p->id >> 3] >> (p->id & 7)) & 1);
-        pthread_mutex_unlock(&s->lock);
+        bool dup;
+        uint32_t pending = session_qos2_pending(s, p->id, &dup);
         if (!dup && pending >= b->cfg.max_inflight_messages)
             return MQTT_RC_RECEIVE_MAX_EXCEEDED;
     }
@@ -96,11 +94,7 @@ uint8_t handle_publish(conn_t *c, mqtt_packet_t *p)
     }
     /* The ACL, when there is one; without, no lock is taken on this path. */
     if (accept && auth_has_acl(b->auth[c->l - b->cfg.listeners])) {
-        pthread_mutex_lock(&s->lock);
-        bool allowed = auth_acl(s->auth, s->client_id, s->username, p->publish.topic.p, p->publish.topic.len,
-                                AUTH_WRITE);
-        pthread_mutex_unlock(&s->lock);
-        if (!allowed) {
+        if (!session_acl_write(s, p->publish.topic.p, p->publish.topic.len)) {
             log_printf(TLOG_DEBUG, "Denied PUBLISH from %s to %.*s.", s->client_id, (int)p->publish.topic.len,
                        (const char *)p->publish.topic.p);
             accept = false;

@@ -1,7 +1,8 @@
 /* session.c -- session lifecycle, the client-id registry, and the per-session message queues.
  *
  * Locking: the registry lock is taken before a session lock, never the other way round. A session's
- * lock guards its queues, in-flight state, subscriptions list and connection pointer. */
+ * lock guards its queues, in-flight state, subscriptions list and connection pointer; only this
+ * file takes it: other modules go through the functions of session.h. */
 #include "broker/session.h"
 
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "broker/backpressure.h"
 #include "broker/broker.h"
 #include "broker/buf.h"
 #include "broker/conn.h"
@@ -17,6 +19,9 @@
 #include "broker/log.h"
 #include "broker/slab.h"
 #include "broker/store.h"
+
+static void session_update_fast(session_t *s);
+static void session_persist_update(session_t *s);
 
 /* ---- registry: open hashing on the client id ---- */
 
@@ -392,7 +397,9 @@ static void take_incoming(session_t *s)
     }
 }
 
-void session_update_fast(session_t *s)
+/* Lock held: recompute whether deliveries may skip the lock (after conn, persist or ended
+ * changed); when they may not any more, the pending lock-free ones are queued now. */
+static void session_update_fast(session_t *s)
 {
     bool fast = s->conn && !s->persist && !s->ended;
     atomic_store(&s->fast, fast);
@@ -649,7 +656,9 @@ bool session_qos2_end(session_t *s, uint16_t id)
 
 /* ---- persistence ---- */
 
-void session_persist_update(session_t *s)
+/* Called under s->lock when the session's expiry is set (CONNECT, DISCONNECT): record it in the
+ * persistence store, or forget it there when it no longer outlives its connection. */
+static void session_persist_update(session_t *s)
 {
     store_t *st = s->broker->store;
     if (!st || s->ended)
@@ -741,4 +750,110 @@ bool session_acl_write(session_t *s, const uint8_t *topic, size_t len)
     bool allowed = auth_acl(s->auth, s->client_id, s->username, topic, len, AUTH_WRITE);
     pthread_mutex_unlock(&s->lock);
     return allowed;
+}
+
+/* ---- a connection comes and goes ---- */
+
+int session_attach(session_t *s, struct conn *c, const session_login_t *login, bool clean, session_holder_t *holder)
+{
+    pthread_mutex_lock(&s->lock);
+    if (s->conn) {
+        *holder = (session_holder_t){.worker = s->worker, .fd = s->conn_fd, .conn_id = s->conn_id};
+        pthread_mutex_unlock(&s->lock);
+        return SESSION_BUSY;
+    }
+    if (clean) {
+        pthread_mutex_unlock(&s->lock);
+        return SESSION_STALE;
+    }
+    msg_t *oldwill = s->will;
+    s->conn = c;
+    s->worker = c->w->index;
+    s->conn_id = c->id;
+    s->conn_fd = c->fd;
+    s->version = c->version;
+    s->expiry = login->expiry;
+    s->expire_at = 0;
+    s->will = login->will;
+    s->will_delay = login->will_delay;
+    s->will_at = 0;
+    s->inflight_max = login->inflight_max;
+    s->flush_pending = 0;
+    free(s->username);
+    s->username = login->username;
+    s->auth = login->auth;
+    session_persist_update(s);
+    session_update_fast(s);
+    pthread_mutex_unlock(&s->lock);
+    msg_release(oldwill);
+    return SESSION_ATTACHED;
+}
+
+bool session_detach_conn(session_t *s, const struct conn *c, uint32_t *expiry)
+{
+    pthread_mutex_lock(&s->lock);
+    bool mine = s->conn == c;
+    if (mine) {
+        s->conn = NULL;
+        s->worker = -1;
+        s->flush_pending = 0;
+        session_update_fast(s); /* deliveries take the lock again; those on their way are queued */
+        bp_wake_waiters(c->w, s); /* offline: max_queued_* bound it, nobody waits for it */
+    }
+    *expiry = s->expiry;
+    pthread_mutex_unlock(&s->lock);
+    return mine;
+}
+
+void session_start_expiry(session_t *s, uint32_t expiry, int64_t at)
+{
+    pthread_mutex_lock(&s->lock);
+    if (expiry != UINT32_MAX)
+        s->expire_at = at;
+    /* Persistence: when it went offline (its expiry counts from then across a restart) and
+     * whether its will is still waiting. */
+    if (s->persist && s->conn == NULL)
+        store_session_put(s->broker->store, s, false);
+    pthread_mutex_unlock(&s->lock);
+}
+
+bool session_disconnect_expiry(session_t *s, uint32_t expiry)
+{
+    pthread_mutex_lock(&s->lock);
+    if (s->expiry == 0 && expiry != 0) {
+        pthread_mutex_unlock(&s->lock);
+        return false;
+    }
+    s->expiry = expiry;
+    session_persist_update(s);
+    pthread_mutex_unlock(&s->lock);
+    return true;
+}
+
+struct conn *session_flush_target(session_t *s, int worker)
+{
+    pthread_mutex_lock(&s->lock);
+    struct conn *c = s->worker == worker ? s->conn : NULL;
+    if (!c)
+        s->flush_pending = 0;
+    pthread_mutex_unlock(&s->lock);
+    return c;
+}
+
+bool session_timer_current(session_t *s, bool will, int64_t at)
+{
+    pthread_mutex_lock(&s->lock);
+    bool offline = s->conn == NULL && !s->ended;
+    bool current = offline && (will ? s->will && s->will_at == at : s->expire_at == at);
+    pthread_mutex_unlock(&s->lock);
+    return current;
+}
+
+uint32_t session_qos2_pending(session_t *s, uint16_t id, bool *dup)
+{
+    pthread_mutex_lock(&s->lock);
+    uint32_t pending = s->in_qos2_n;
+    *dup = s->in_qos2 && ((s->in_qos2[id >> 3] >> (id & 7)) & 1);
+    pthread_mutex_unlock(&s->lock);
+    return pending;
 }

@@ -91,11 +91,7 @@ void broker_timers_run(broker_t *b, int64_t now)
     struct btimer e;
     while (timer_pop(&b->timers, now, &e)) {
         session_t *s = e.s;
-        pthread_mutex_lock(&s->lock);
-        bool offline = s->conn == NULL && !s->ended;
-        bool fire = offline && (e.kind == BT_WILL ? s->will && s->will_at == e.at : s->expire_at == e.at);
-        pthread_mutex_unlock(&s->lock);
-        if (fire) {
+        if (session_timer_current(s, e.kind == BT_WILL, e.at)) {
             if (e.kind == BT_WILL) {
                 will_publish_now(w, s);
             } else {

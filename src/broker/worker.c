@@ -106,11 +106,7 @@ static void process_items(worker_t *w, inbox_item_t *items, size_t n)
         inbox_item_t *it = &items[i];
         if (it->kind == INBOX_FLUSH_SESSION) {
             session_t *s = it->session;
-            pthread_mutex_lock(&s->lock);
-            conn_t *c = s->worker == w->index ? s->conn : NULL;
-            if (!c)
-                s->flush_pending = 0;
-            pthread_mutex_unlock(&s->lock);
+            conn_t *c = session_flush_target(s, w->index);
             if (c && c->state == CONN_ACTIVE)
                 session_flush(s, c);
             session_release(s);
