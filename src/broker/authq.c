@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/mem.h"
 #include "broker/broker.h"
-#include "broker/buf.h"
 #include "broker/worker.h"
 
 typedef struct job {

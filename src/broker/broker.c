@@ -1,7 +1,8 @@
 /* broker.c -- the broker's lifetime: configuration to running workers and back (shared stores,
  * listening sockets, authentication, persistence), and SIGHUP's reload. */
+#include "base/mem.h"
+#include "base/slab.h"
 #include "broker/broker.h"
-#include "broker/buf.h"
 #include "broker/worker.h"
 #include "broker/auth.h"
 #include "broker/authq.h"
@@ -13,7 +14,6 @@
 #include <unistd.h>
 
 #include "broker/log.h"
-#include "broker/slab.h"
 #include "broker/store.h"
 
 

@@ -15,8 +15,9 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include "base/buf.h"
+#include "base/mem.h"
 #include "broker/broker.h"
-#include "broker/buf.h"
 #include "broker/worker.h"
 #include "broker/log.h"
 

@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "broker/buf.h"
+#include "base/buf.h"
 #include "broker/outq.h"
 #include "broker/config.h"
 #include "broker/session.h"

@@ -5,6 +5,7 @@
  * flush list, which frees it at the end of the loop turn, once nothing on the stack can refer to it
  * (conn_free). A connection closed after a reason code lingers: its write side is shut and its input
  * drained (conn_drain) so the client reads the reason instead of a reset. */
+#include "base/buf.h"
 #include "broker/conn.h"
 
 #include <errno.h>
@@ -15,7 +16,6 @@
 #include <unistd.h>
 
 #include "broker/broker.h"
-#include "broker/buf.h"
 #include "broker/worker.h"
 #include "broker/log.h"
 #include "broker/store.h"

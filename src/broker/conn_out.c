@@ -6,6 +6,7 @@
  * encodings) and the connection is put on its worker's flush list; the worker writes every listed
  * connection once at the end of the loop turn (conn_write, one writev per 64 blocks). A hold marks
  * a byte position in the stream that may not be written before a store sequence is committed. */
+#include "base/mem.h"
 #include "broker/conn.h"
 
 #include <errno.h>
@@ -14,7 +15,6 @@
 #include <sys/socket.h>
 
 #include "broker/broker.h"
-#include "broker/buf.h"
 #include "broker/worker.h"
 #include "broker/store.h"
 

@@ -6,10 +6,10 @@
 
 #include <stdlib.h>
 
+#include "base/mem.h"
 #include "broker/auth.h"
 #include "broker/authq.h"
 #include "broker/broker.h"
-#include "broker/buf.h"
 #include "broker/conn.h"
 #include "broker/will.h"
 #include "broker/worker.h"

@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/mem.h"
 #include "broker/broker.h"
-#include "broker/buf.h"
 #include "broker/conn.h"
 #include "broker/worker.h"
 #include "broker/log.h"

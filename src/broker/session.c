@@ -10,14 +10,14 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "base/mem.h"
+#include "base/slab.h"
 #include "broker/backpressure.h"
 #include "broker/broker.h"
-#include "broker/buf.h"
 #include "broker/conn.h"
 #include "broker/worker.h"
 #include "broker/auth.h"
 #include "broker/log.h"
-#include "broker/slab.h"
 #include "broker/store.h"
 
 static void session_update_fast(session_t *s);

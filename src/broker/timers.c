@@ -10,8 +10,8 @@
 
 #include <stdlib.h>
 
+#include "base/mem.h"
 #include "broker/broker.h"
-#include "broker/buf.h"
 #include "broker/log.h"
 #include "broker/will.h"
 #include "broker/worker.h"

@@ -25,11 +25,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/mem.h"
+#include "base/slab.h"
 #include "broker/broker.h"
-#include "broker/buf.h"
 #include "broker/conn.h"
 #include "broker/log.h"
-#include "broker/slab.h"
 #include "broker/store.h"
 #include "broker/timers.h"
 #include "broker/wheel.h"
