@@ -1,11 +1,6 @@
 /* broker.c -- the broker's lifetime: configuration to running workers and back (shared stores,
  * listening sockets, authentication, persistence), and SIGHUP's reload. */
-#include "base/mem.h"
-#include "base/slab.h"
 #include "broker/broker.h"
-#include "broker/worker.h"
-#include "broker/auth.h"
-#include "broker/authq.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,9 +8,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+#include "base/mem.h"
+#include "base/slab.h"
+#include "broker/auth.h"
+#include "broker/authq.h"
 #include "broker/log.h"
 #include "broker/store.h"
-
+#include "broker/worker.h"
 
 static void hold_session(void *s) { session_hold(s); }
 static void hold_msg(void *m) { msg_hold(m); }
