@@ -1,8 +1,10 @@
-/* session.c -- session lifecycle, the client-id registry, and the per-session message queues.
+/* session.c -- session lifecycle, the client-id registry, the per-session message queues, and the
+ * state a connection changes on its session as it attaches and detaches.
  *
  * Locking: the registry lock is taken before a session lock, never the other way round. A session's
  * lock guards its queues, in-flight state, subscriptions list and connection pointer; only this
- * file takes it: other modules go through the functions of session.h. */
+ * file takes it (store.c still does at start-up and when journaling: to move behind session
+ * functions with branch arch's split of the store): other modules use the functions of session.h. */
 #include "broker/session.h"
 
 #include <stdlib.h>
