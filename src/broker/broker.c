@@ -14,6 +14,7 @@
 #include "broker/auth.h"
 #include "broker/authq.h"
 #include "broker/log.h"
+#include "broker/registry.h"
 #include "broker/store.h"
 #include "broker/worker.h"
 

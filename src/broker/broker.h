@@ -8,14 +8,14 @@
 
 #include "broker/backpressure.h"
 #include "broker/config.h"
-#include "broker/session.h"
+#include "broker/retain.h"
 #include "broker/subtree.h"
 #include "broker/timers.h"
 
-/* Transitional: store.c (branch arch) still reaches these through broker.h. Once it includes them
- * itself, these lines go. */
+/* Transitional: store.c (branch arch) still reaches these through broker.h (xmalloc, registry_get,
+ * worker_t). Once it includes them itself, these lines go. */
 #include "broker/buf.h"
-#include "broker/retain.h"
+#include "broker/registry.h"
 #include "broker/worker.h"
 
 struct worker;
@@ -55,11 +55,6 @@ void broker_free(broker_t *b);
 /* SIGHUP (worker 0): reopen the log file (logrotate's postrotate sends it, as for Mosquitto) and
  * read the password and ACL files again; a file that no longer loads keeps its previous contents. */
 void broker_reload(broker_t *b);
-
-/* Session registry (session.c): created by broker_init; registry_free ends every session, at
- * shutdown only. */
-struct registry *registry_new(void);
-void registry_free(broker_t *b);
 
 /* $SYS */
 void sys_publish(broker_t *b);

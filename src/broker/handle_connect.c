@@ -14,6 +14,7 @@
 #include "broker/will.h"
 #include "broker/worker.h"
 #include "broker/log.h"
+#include "broker/registry.h"
 #include "broker/wheel.h"
 
 /* Topic aliases we accept from each client (CONNACK Topic Alias Maximum), as Mosquitto's default. */

@@ -1,5 +1,5 @@
-/* session.c -- session lifecycle, the client-id registry, the per-session message queues, and the
- * state a connection changes on its session as it attaches and detaches.
+/* session.c -- session lifecycle, the per-session message queues, and the state a connection
+ * changes on its session as it attaches and detaches. The client-id registry is registry.c.
  *
  * Locking: the registry lock is taken before a session lock, never the other way round. A session's
  * lock guards its queues, in-flight state, subscriptions list and connection pointer; only this
@@ -20,139 +20,25 @@
 #include "broker/worker.h"
 #include "broker/auth.h"
 #include "broker/log.h"
+#include "broker/registry.h"
 #include "broker/store.h"
 
 static void session_update_fast(session_t *s);
 static void session_persist_update(session_t *s);
 
-/* ---- registry: open hashing on the client id ---- */
+/* ---- lifetime ---- */
 
-struct registry {
-    session_t **slots;
-    size_t cap, n;
-};
-
-static uint64_t hash_id(const char *s, size_t n)
+session_t *session_new(broker_t *b, const char *id, size_t len)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
-    return h;
-}
-
-static size_t reg_find(struct registry *r, const char *id, size_t len, bool *found)
-{
-    size_t mask = r->cap - 1, i = hash_id(id, len) & mask;
-    for (;;) {
-        session_t *s = r->slots[i];
-        if (!s) {
-            *found = false;
-            return i;
-        }
-        if (s->client_id_len == len && memcmp(s->client_id, id, len) == 0) {
-            *found = true;
-            return i;
-        }
-        i = (i + 1) & mask;
-    }
-}
-
-static void reg_grow(struct registry *r)
-{
-    size_t oldcap = r->cap;
-    session_t **old = r->slots;
-    r->cap = oldcap ? oldcap * 2 : 1024;
-    r->slots = xcalloc(r->cap, sizeof(*r->slots));
-    for (size_t i = 0; i < oldcap; i++) {
-        if (old[i]) {
-            bool f;
-            r->slots[reg_find(r, old[i]->client_id, old[i]->client_id_len, &f)] = old[i];
-        }
-    }
-    free(old);
-}
-
-/* Backward-shift deletion keeps probe chains intact without tombstones. */
-static void reg_delete(struct registry *r, size_t i)
-{
-    size_t mask = r->cap - 1, j = i;
-    r->slots[i] = NULL;
-    for (;;) {
-        j = (j + 1) & mask;
-        session_t *s = r->slots[j];
-        if (!s)
-            break;
-        size_t k = hash_id(s->client_id, s->client_id_len) & mask;
-        if ((j > i && (k <= i || k > j)) || (j < i && (k <= i && k > j))) {
-            r->slots[i] = s;
-            r->slots[j] = NULL;
-            i = j;
-        }
-    }
-    r->n--;
-}
-
-session_t *registry_get(broker_t *b, const char *id, size_t len, bool *existed)
-{
-    pthread_mutex_lock(&b->reg_lock);
-    struct registry *r = b->reg;
-    if (r->n * 2 >= r->cap)
-        reg_grow(r);
-    bool found;
-    size_t i = reg_find(r, id, len, &found);
-    session_t *s;
-    if (found) {
-        s = r->slots[i];
-    } else {
-        s = xcalloc(1, sizeof(*s));
-        pthread_mutex_init(&s->lock, NULL);
-        atomic_init(&s->refs, 1); /* the registry's */
-        s->client_id = xstrndup(id, len);
-        s->client_id_len = (uint32_t)len; /* at most 65535: an MQTT string */
-        s->broker = b;
-        s->worker = -1;
-        r->slots[i] = s;
-        r->n++;
-    }
-    session_hold(s);
-    pthread_mutex_unlock(&b->reg_lock);
-    *existed = found;
+    session_t *s = xcalloc(1, sizeof(*s));
+    pthread_mutex_init(&s->lock, NULL);
+    atomic_init(&s->refs, 1); /* the registry's */
+    s->client_id = xstrndup(id, len);
+    s->client_id_len = (uint32_t)len; /* at most 65535: an MQTT string */
+    s->broker = b;
+    s->worker = -1;
     return s;
 }
-
-size_t registry_count(broker_t *b)
-{
-    pthread_mutex_lock(&b->reg_lock);
-    size_t n = b->reg->n;
-    pthread_mutex_unlock(&b->reg_lock);
-    return n;
-}
-
-struct registry *registry_new(void)
-{
-    struct registry *r = xcalloc(1, sizeof(*r));
-    reg_grow(r);
-    return r;
-}
-
-/* Free every session still registered (shutdown). */
-void registry_free(broker_t *b)
-{
-    struct registry *r = b->reg;
-    /* session_end deletes from the table, which may shift a later entry into slot i. */
-    for (size_t i = 0; i < r->cap; i++) {
-        while (r->slots[i]) {
-            session_t *s = r->slots[i];
-            session_hold(s);
-            session_end(s);
-            session_release(s);
-        }
-    }
-    free(r->slots);
-    free(r);
-}
-
-/* ---- reference counting ---- */
 
 void session_hold(session_t *s)
 {
@@ -203,14 +89,7 @@ void session_release(session_t *s)
 void session_end(session_t *s)
 {
     broker_t *b = s->broker;
-    pthread_mutex_lock(&b->reg_lock);
-    bool found;
-    size_t i = reg_find(b->reg, s->client_id, s->client_id_len, &found);
-    if (found && b->reg->slots[i] == s)
-        reg_delete(b->reg, i);
-    else
-        found = false;
-    pthread_mutex_unlock(&b->reg_lock);
+    bool found = registry_remove(b, s);
 
     pthread_mutex_lock(&s->lock);
     if (s->ended) {

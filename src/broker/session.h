@@ -123,13 +123,11 @@ typedef struct session {
 void session_hold(session_t *s);
 void session_release(session_t *s);
 
-/* Registry: find or create the session for a client id. `*existed` tells whether it was there.
- * Returns a new reference. */
-session_t *registry_get(struct broker *b, const char *id, size_t len, bool *existed);
+/* A new session for a client id with one reference (the registry's): registry_get only. */
+session_t *session_new(struct broker *b, const char *id, size_t len);
 /* End a session: remove it from the registry and the subscription tree, drop its messages. The
  * caller's reference stays valid. Publishes nothing (the will is the caller's business). */
 void session_end(session_t *s);
-size_t registry_count(struct broker *b);
 
 /* Subscriptions, remembered on the session (caller also updates the tree). Returns true if it
  * replaced an existing subscription to the same filter. */

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "broker/broker.h"
+#include "broker/registry.h"
 #include "broker/route.h"
 #include "broker/worker.h"
 
