@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/mem.h"
 #include "broker/broker.h"
+#include "broker/worker.h"
 
 typedef struct job {
     struct job *next;

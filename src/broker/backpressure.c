@@ -4,7 +4,10 @@
 
 #include <stdlib.h>
 
+#include "base/mem.h"
 #include "broker/broker.h"
+#include "broker/conn.h"
+#include "broker/worker.h"
 #include "broker/log.h"
 
 void bp_marks_init(bp_marks_t *m, uint32_t max_queued_messages, uint64_t max_queued_bytes)

@@ -69,7 +69,7 @@ static inline bool bp_over_low(const bp_marks_t *m, session_t *s)
     return atomic_load(&s->backlog_n) > m->low_n || atomic_load(&s->backlog_bytes) > m->low_bytes;
 }
 
-/* Publisher side, from the publishing connection's worker (broker_publish): s has just taken a
+/* Publisher side, from the publishing connection's worker (route_publish): s has just taken a
  * message from c. Blocks c on s when s is over the high-water mark; handle_publish's caller then
  * stops handling c's packets (conn->bp_on is set). */
 void bp_after_delivery(struct conn *c, session_t *s);

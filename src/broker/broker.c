@@ -1,8 +1,6 @@
-/* broker.c -- the broker's lifetime: shared stores, workers, and the global timers (session
- * expiry, delayed wills) that worker 0 runs from a min-heap. */
+/* broker.c -- the broker's lifetime: configuration to running workers and back (shared stores,
+ * listening sockets, authentication, persistence), and SIGHUP's reload. */
 #include "broker/broker.h"
-#include "broker/auth.h"
-#include "broker/authq.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,10 +8,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+#include "base/mem.h"
+#include "base/slab.h"
+#include "broker/auth.h"
+#include "broker/authq.h"
 #include "broker/log.h"
-#include "broker/slab.h"
+#include "broker/registry.h"
 #include "broker/store.h"
-
+#include "broker/worker.h"
 
 static void hold_session(void *s) { session_hold(s); }
 static void hold_msg(void *m) { msg_hold(m); }
@@ -43,7 +46,7 @@ int broker_init(broker_t *b)
     b->started_ms = now_ms();
     b->started_wall = time(NULL);
     pthread_mutex_init(&b->reg_lock, NULL);
-    pthread_mutex_init(&b->timers_lock, NULL);
+    timers_init(&b->timers);
     b->reg = registry_new();
     bp_marks_init(&b->bp, b->cfg.max_queued_messages, b->cfg.max_queued_bytes);
     b->subs = subtree_new(hold_session);
@@ -133,86 +136,6 @@ int broker_run(broker_t *b)
     return 0;
 }
 
-/* ---- global timers: a binary min-heap on `at` ---- */
-
-struct btimer {
-    int64_t at;
-    int kind;
-    session_t *s; /* one reference */
-};
-
-void broker_timer_add(broker_t *b, int64_t at, int kind, session_t *s)
-{
-    session_hold(s);
-    pthread_mutex_lock(&b->timers_lock);
-    if (b->n_timers == b->cap_timers) {
-        b->cap_timers = b->cap_timers ? b->cap_timers * 2 : 64;
-        b->timers = xrealloc(b->timers, b->cap_timers * sizeof(*b->timers));
-    }
-    size_t i = b->n_timers++;
-    struct btimer t = {at, kind, s};
-    while (i > 0 && b->timers[(i - 1) / 2].at > at) {
-        b->timers[i] = b->timers[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    b->timers[i] = t;
-    pthread_mutex_unlock(&b->timers_lock);
-}
-
-static bool timer_pop(broker_t *b, int64_t now, struct btimer *out)
-{
-    pthread_mutex_lock(&b->timers_lock);
-    if (b->n_timers == 0 || b->timers[0].at > now) {
-        pthread_mutex_unlock(&b->timers_lock);
-        return false;
-    }
-    *out = b->timers[0];
-    struct btimer last = b->timers[--b->n_timers];
-    size_t i = 0, n = b->n_timers;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        int64_t mv = last.at;
-        if (l < n && b->timers[l].at < mv) {
-            m = l;
-            mv = b->timers[l].at;
-        }
-        if (r < n && b->timers[r].at < mv)
-            m = r;
-        if (m == i)
-            break;
-        b->timers[i] = b->timers[m];
-        i = m;
-    }
-    if (n)
-        b->timers[i] = last;
-    pthread_mutex_unlock(&b->timers_lock);
-    return true;
-}
-
-void broker_timers_run(broker_t *b, int64_t now)
-{
-    worker_t *w = &b->workers[0];
-    struct btimer t;
-    while (timer_pop(b, now, &t)) {
-        session_t *s = t.s;
-        pthread_mutex_lock(&s->lock);
-        bool offline = s->conn == NULL && !s->ended;
-        bool fire = offline && (t.kind == BT_WILL ? s->will && s->will_at == t.at : s->expire_at == t.at);
-        pthread_mutex_unlock(&s->lock);
-        if (fire) {
-            if (t.kind == BT_WILL) {
-                session_publish_will(w, s);
-            } else {
-                /* Session expiry: a will still waiting for its delay goes out now [MQTT-3.1.3-9]. */
-                session_publish_will(w, s);
-                log_printf(TLOG_NOTICE, "Session of client %s expired.", s->client_id);
-                session_end(s);
-            }
-        }
-        session_release(s);
-    }
-}
-
 void broker_reload(broker_t *b)
 {
     log_reopen();
@@ -233,25 +156,6 @@ void broker_reload(broker_t *b)
     }
 }
 
-void session_publish_will(worker_t *w, session_t *s)
-{
-    pthread_mutex_lock(&s->lock);
-    msg_t *will = s->will;
-    s->will = NULL;
-    s->will_at = 0;
-    if (will && s->persist)
-        store_session_put(w->b->store, s, false); /* published: not again after a restart */
-    pthread_mutex_unlock(&s->lock);
-    if (!will)
-        return;
-    pthread_mutex_lock(&s->lock);
-    bool allowed = auth_acl(s->auth, s->client_id, s->username, will->topic.p, will->topic.len, AUTH_WRITE);
-    pthread_mutex_unlock(&s->lock);
-    if (allowed)
-        broker_publish(w, will, NULL, NULL);
-    msg_release(will);
-}
-
 void broker_free(broker_t *b)
 {
     /* The store writes what the workers left it, then records nothing more: tearing down the
@@ -268,9 +172,7 @@ void broker_free(broker_t *b)
         if (i == 0 || b->cfg.per_listener_settings)
             auth_free(b->auth[i]);
     free(b->auth);
-    for (size_t i = 0; i < b->n_timers; i++)
-        session_release(b->timers[i].s);
-    free(b->timers);
+    timers_free(&b->timers);
     registry_free(b);
     subtree_free(b->subs);
     retain_free(b->retained);
@@ -280,5 +182,4 @@ void broker_free(broker_t *b)
         slab_pool_free(b->workers[i].pool);
     free(b->workers);
     pthread_mutex_destroy(&b->reg_lock);
-    pthread_mutex_destroy(&b->timers_lock);
 }

@@ -34,29 +34,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/mem.h"
+
 #define MAX_INCLUDE_DEPTH 8
 
 /* ---- small helpers ------------------------------------------------------------------------- */
-
-static void *xmalloc0(size_t n)
-{
-    void *p = calloc(1, n ? n : 1);
-    if (!p) {
-        fputs("tombo: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
-
-static char *xstrdup(const char *s)
-{
-    if (!s)
-        return NULL;
-    size_t n = strlen(s) + 1;
-    char *p = xmalloc0(n);
-    memcpy(p, s, n);
-    return p;
-}
 
 static void set_str(char **field, const char *v)
 {
@@ -652,7 +634,7 @@ static int h_include_dir(struct parser *ps, const struct directive *d, char *val
     int line = ps->line;
     for (size_t i = 0; i < n && rc == 0; i++) {
         size_t len = strlen(val) + strlen(names[i]) + 2;
-        char *path = xmalloc0(len);
+        char *path = xcalloc(1, len);
         snprintf(path, len, "%s%s%s", val, val[strlen(val) - 1] == '/' ? "" : "/", names[i]);
         ps->depth++;
         rc = read_file(ps, path);

@@ -16,28 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Log types (log_type): the same bits as Mosquitto's MOSQ_LOG_*; a log line carries one of them.
- * TLOG_ rather than LOG_ so that <syslog.h> can be included next to this header. */
-#define TLOG_NONE 0x00u
-#define TLOG_INFO 0x01u
-#define TLOG_NOTICE 0x02u
-#define TLOG_WARNING 0x04u
-#define TLOG_ERR 0x08u
-#define TLOG_DEBUG 0x10u
-#define TLOG_SUBSCRIBE 0x20u
-#define TLOG_UNSUBSCRIBE 0x40u
-#define TLOG_WEBSOCKETS 0x80u
-#define TLOG_ALL 0xffu
-#define TLOG_DEFAULT (TLOG_ERR | TLOG_WARNING | TLOG_NOTICE | TLOG_INFO)
-
-/* Log destinations (log_dest). */
-#define TLOG_DEST_NONE 0x00u
-#define TLOG_DEST_STDOUT 0x01u
-#define TLOG_DEST_STDERR 0x02u
-#define TLOG_DEST_FILE 0x04u
-#define TLOG_DEST_SYSLOG 0x08u
-#define TLOG_DEST_TOPIC 0x10u /* $SYS/broker/log/<E|W|N|I|M>: log.c can, but the config refuses
-                                * `log_dest topic` until the broker installs log_set_topic_hook() */
+/* log_type and log_dest hold the log's own TLOG_* and TLOG_DEST_* bits (base/log.h); the parser
+ * maps Mosquitto's names to them. */
+#include "base/log.h"
 
 /* Most -p ports the command line takes. */
 #define TOMBO_MAX_CMD_PORTS 16

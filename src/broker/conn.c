@@ -1,4 +1,6 @@
-/* conn.c -- a client connection: batched reads, the packet dispatcher, output encoding, close.
+/* conn.c -- a client connection's input: batched reads, the packet dispatcher, its epoll interest,
+ * and the worker's fd-indexed table of connections. Output is in conn_out.c, the end of a connection
+ * in conn_close.c.
  *
  * The read path takes everything the socket has (64 KB at a time), decodes every complete packet in
  * the buffer with the shared codec and dispatches it; replies are appended to the output buffer and
@@ -12,309 +14,14 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
+#include "base/buf.h"
+#include "base/mem.h"
 #include "broker/broker.h"
+#include "broker/worker.h"
 #include "broker/log.h"
-#include "broker/store.h"
 
 #define READ_CHUNK (64 * 1024)
-
-void conn_want_flush(conn_t *c)
-{
-    if (!c->in_flush_list) {
-        c->in_flush_list = 1;
-        c->flush_next = c->w->flush_list;
-        c->w->flush_list = c;
-    }
-}
-
-/* ---- output held for the persistence store ---- */
-
-struct conn_holds {
-    uint32_t n, cap;
-    struct hold {
-        uint64_t pos;  /* bytes from here on (counted like out_sent) wait ... */
-        uint64_t seq;  /* ... until the store has committed this far */
-        uint32_t turn; /* the worker's loop turn it was made in */
-    } v[];
-};
-
-void conn_hold_durable(conn_t *c)
-{
-    worker_t *w = c->w;
-    store_t *st = w->b->store;
-    if (!st || c->state == CONN_CLOSED)
-        return;
-    uint64_t need = store_need(st);
-    if (!need)
-        return;
-    uint64_t pos = c->out_sent + outq_pending(&c->out);
-    struct conn_holds *h = c->holds;
-    if (h && h->n > 0) {
-        struct hold *last = &h->v[h->n - 1];
-        /* One hold per turn: later packets of the turn wait for the newest record too. The first
-         * hold of a connection is never extended, so output keeps moving under steady load. */
-        if (h->n > 1 && (last->turn == w->turn || last->pos == pos)) {
-            last->seq = need;
-            return;
-        }
-    }
-    if (!h || h->n == h->cap) {
-        uint32_t cap = h ? h->cap * 2 : 4;
-        h = xrealloc(h, sizeof(*h) + cap * sizeof(h->v[0]));
-        if (!c->holds)
-            h->n = 0;
-        h->cap = cap;
-        c->holds = h;
-    }
-    h->v[h->n++] = (struct hold){pos, need, w->turn};
-    if (h->n == 1) {
-        if (w->n_held == w->cap_held) {
-            w->cap_held = w->cap_held ? w->cap_held * 2 : 64;
-            w->held = xrealloc(w->held, w->cap_held * sizeof(*w->held));
-        }
-        w->held[w->n_held++] = (struct held){c->fd, c->id};
-    }
-}
-
-size_t conn_writable(const conn_t *c)
-{
-    size_t n = outq_pending(&c->out);
-    if (c->holds && c->holds->n > 0) {
-        uint64_t lim = c->holds->v[0].pos - c->out_sent;
-        if (lim < n)
-            n = (size_t)lim;
-    }
-    return n;
-}
-
-/* Drop the holds the store has committed; true if the connection still has some. Sets *first to
- * the sequence its oldest remaining hold waits for. */
-bool conn_release_holds(conn_t *c, uint64_t committed, uint64_t *first)
-{
-    struct conn_holds *h = c->holds;
-    if (!h)
-        return false;
-    uint32_t k = 0;
-    while (k < h->n && h->v[k].seq <= committed)
-        k++;
-    if (k > 0) {
-        memmove(h->v, h->v + k, (h->n - k) * sizeof(h->v[0]));
-        h->n -= k;
-        conn_want_flush(c);
-    }
-    if (h->n == 0) {
-        free(h);
-        c->holds = NULL;
-        return false;
-    }
-    *first = h->v[0].seq;
-    return true;
-}
-
-bool conn_send(conn_t *c, const mqtt_packet_t *p)
-{
-    if (c->state == CONN_CLOSED)
-        return false;
-    size_t n = mqtt_encoded_len(p, c->version);
-    if (c->max_packet_out && n > c->max_packet_out)
-        return false;
-    uint8_t *dst = outq_reserve(&c->out, n);
-    size_t w = mqtt_encode(p, c->version, dst);
-    outq_commit(&c->out, w);
-    conn_want_flush(c);
-    return true;
-}
-
-/* ---- topic aliases we assign towards the client (MQTT 5 Topic Alias Maximum) ---- */
-
-struct alias_out {
-    char *topic; /* NULL: empty slot */
-    uint16_t len;
-    uint16_t alias;
-};
-
-static uint64_t topic_hash(const uint8_t *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ s[i]) * 1099511628211ull;
-    return h;
-}
-
-/* Returns the alias for topic and whether it was already known to the client. 0: no alias. */
-static uint16_t alias_out_lookup(conn_t *c, mqtt_bytes_t topic, bool *known)
-{
-    uint32_t cap = 2u * c->topic_alias_max_out; /* table never more than half full */
-    if (!c->aliases_out)
-        c->aliases_out = xcalloc(cap, sizeof(struct alias_out));
-    uint32_t i = (uint32_t)(topic_hash(topic.p, topic.len) % cap);
-    for (;;) {
-        struct alias_out *a = &c->aliases_out[i];
-        if (!a->topic)
-            break;
-        if (a->len == topic.len && memcmp(a->topic, topic.p, topic.len) == 0) {
-            *known = true;
-            return a->alias;
-        }
-        i = (i + 1) % cap;
-    }
-    *known = false;
-    if (c->aliases_out_used >= c->topic_alias_max_out)
-        return 0; /* all aliases taken: send the full topic */
-    struct alias_out *a = &c->aliases_out[i];
-    a->topic = xstrndup((const char *)topic.p, topic.len);
-    a->len = (uint16_t)topic.len;
-    a->alias = ++c->aliases_out_used;
-    return a->alias;
-}
-
-void conn_free_aliases(conn_t *c)
-{
-    if (c->aliases_out) {
-        for (uint32_t i = 0; i < 2u * c->topic_alias_max_out; i++)
-            free(c->aliases_out[i].topic);
-        free(c->aliases_out);
-        c->aliases_out = NULL;
-    }
-    if (c->aliases_in) {
-        for (uint32_t i = 0; i <= c->topic_alias_max_in; i++)
-            free(c->aliases_in[i]);
-        free(c->aliases_in);
-        free(c->aliases_in_len);
-        c->aliases_in = NULL;
-        c->aliases_in_len = NULL;
-    }
-}
-
-bool conn_send_publish(conn_t *c, msg_t *m, uint8_t qos, uint8_t retain, uint8_t dup, uint16_t id,
-                       const uint32_t *ids, uint32_t n_ids)
-{
-    if (c->state == CONN_CLOSED)
-        return false;
-    /* The common case: bytes shared with every receiver of the same class, packet id patched. */
-    if (!dup && (c->version != MQTT_V5 || (n_ids == 0 && !m->has_expiry && c->topic_alias_max_out == 0))) {
-        const msg_enc_t *e = msg_encoded(m, c->version, qos, retain);
-        if (c->max_packet_out && e->len > c->max_packet_out)
-            return false;
-        if (e->len >= OUTQ_REF_MIN) {
-            /* Referenced, not copied: only the packet identifier is the receiver's own. */
-            if (!qos) {
-                outq_ref(&c->out, m, e->bytes, e->len);
-            } else {
-                outq_ref(&c->out, m, e->bytes, e->id_off);
-                uint8_t *dst = outq_reserve(&c->out, 2);
-                dst[0] = (uint8_t)(id >> 8);
-                dst[1] = (uint8_t)id;
-                outq_commit(&c->out, 2);
-                outq_ref(&c->out, m, e->bytes + e->id_off + 2, e->len - e->id_off - 2);
-            }
-        } else {
-            uint8_t *dst = outq_reserve(&c->out, e->len);
-            memcpy(dst, e->bytes, e->len);
-            if (qos) {
-                dst[e->id_off] = (uint8_t)(id >> 8);
-                dst[e->id_off + 1] = (uint8_t)id;
-            }
-            outq_commit(&c->out, e->len);
-        }
-        conn_want_flush(c);
-        atomic_fetch_add_explicit(&c->w->msgs_out, 1, memory_order_relaxed);
-        return true;
-    }
-    mqtt_packet_t p;
-    memset(&p, 0, sizeof(p));
-    p.type = MQTT_PUBLISH;
-    p.id = id;
-    p.publish.qos = qos;
-    p.publish.retain = retain;
-    p.publish.dup = dup;
-    p.publish.topic = m->topic;
-    p.publish.payload = m->payload;
-    if (c->version == MQTT_V5) {
-        msg_props(m, &p.props);
-        if (m->has_expiry) {
-            uint32_t left = msg_expiry_left(m, c->w->now);
-            p.props.has |= MQTT_HAS(MQTT_PROP_MESSAGE_EXPIRY);
-            p.props.message_expiry = left ? left : 1;
-        }
-        if (n_ids) {
-            p.props.has |= MQTT_HAS(MQTT_PROP_SUBSCRIPTION_ID);
-            p.props.sub_id = ids[0];
-            p.props.sub_ids = ids;
-            p.props.sub_id_n = n_ids;
-        }
-        if (c->topic_alias_max_out) {
-            bool known;
-            uint16_t a = alias_out_lookup(c, m->topic, &known);
-            if (a) {
-                p.props.has |= MQTT_HAS(MQTT_PROP_TOPIC_ALIAS);
-                p.props.topic_alias = a;
-                if (known)
-                    p.publish.topic = (mqtt_bytes_t){m->topic.p, 0};
-            }
-        }
-    }
-    if (!conn_send(c, &p))
-        return false;
-    atomic_fetch_add_explicit(&c->w->msgs_out, 1, memory_order_relaxed);
-    return true;
-}
-
-/* ---- errors and close ---- */
-
-/* The MQTT 3.1.1 CONNACK return code for a v5 reason code, or -1 when there is none (just close). */
-static int connack_v3_code(uint8_t rc)
-{
-    switch (rc) {
-    case MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION: return MQTT_CONNACK_BAD_PROTOCOL;
-    case MQTT_RC_CLIENT_ID_NOT_VALID: return MQTT_CONNACK_ID_REJECTED;
-    case MQTT_RC_SERVER_UNAVAILABLE:
-    case MQTT_RC_SERVER_BUSY: return MQTT_CONNACK_UNAVAILABLE;
-    case MQTT_RC_BAD_USERNAME_OR_PASSWORD: return MQTT_CONNACK_BAD_CREDENTIALS;
-    case MQTT_RC_NOT_AUTHORIZED:
-    case MQTT_RC_BANNED: return MQTT_CONNACK_NOT_AUTHORIZED;
-    default: return -1;
-    }
-}
-
-void conn_fail(conn_t *c, uint8_t rc, const char *why)
-{
-    if (c->state == CONN_CLOSED)
-        return;
-    const char *id = c->session ? c->session->client_id : "";
-    log_printf(TLOG_NOTICE, "Client %s [%s] disconnected: %s (%s).", *id ? id : "<unknown>", c->peer, why,
-               mqtt_rc_message(rc));
-    if (c->state == CONN_NEW) {
-        /* CONNECT was refused. An unsupported protocol level gets the 3.1.1-form answer, as the
-         * client may not speak 5.0 [MQTT-3.1.2-2]. */
-        mqtt_packet_t p;
-        memset(&p, 0, sizeof(p));
-        p.type = MQTT_CONNACK;
-        if (c->version == MQTT_V5 && rc != MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION) {
-            p.reason = rc;
-            conn_send(c, &p);
-        } else {
-            int v3 = connack_v3_code(rc);
-            if (v3 >= 0) {
-                uint8_t ver = c->version;
-                c->version = MQTT_V311;
-                p.reason = (uint8_t)v3;
-                conn_send(c, &p);
-                c->version = ver;
-            }
-        }
-    } else if (c->version == MQTT_V5 && rc >= 0x80) {
-        mqtt_packet_t p;
-        memset(&p, 0, sizeof(p));
-        p.type = MQTT_DISCONNECT;
-        p.reason = rc;
-        conn_send(c, &p);
-    }
-    c->linger = outq_pending(&c->out) > 0; /* the client should read what we answered */
-    conn_close(c, NULL);
-}
 
 /* ---- the read path ---- */
 
@@ -521,4 +228,27 @@ void conn_resume_input(conn_t *c)
         }
     }
     conn_on_readable(c);
+}
+
+/* ---- the worker's table of connections, indexed by fd ---- */
+
+void conn_register(worker_t *w, conn_t *c)
+{
+    if (c->fd >= w->conns_cap) {
+        int cap = w->conns_cap ? w->conns_cap : 1024;
+        while (cap <= c->fd)
+            cap *= 2;
+        w->conns = xrealloc(w->conns, (size_t)cap * sizeof(*w->conns));
+        memset(w->conns + w->conns_cap, 0, (size_t)(cap - w->conns_cap) * sizeof(*w->conns));
+        w->conns_cap = cap;
+    }
+    w->conns[c->fd] = c;
+}
+
+conn_t *conn_lookup(worker_t *w, int fd, uint64_t id)
+{
+    if (fd < 0 || fd >= w->conns_cap)
+        return NULL;
+    conn_t *c = w->conns[fd];
+    return c && c->id == id ? c : NULL;
 }

@@ -1,21 +1,25 @@
 /* conn.h -- one client network connection, owned for life by one worker thread.
  *
  * A connection reads up to 64 KB at a time, handles every complete packet in the buffer, appends
- * replies and deliveries to `out`, and is flushed once per loop turn (worker_flush). Nothing here is
- * touched by other threads: they reach a connection only through its worker's inbox. */
+ * replies and deliveries to `out`, and is flushed once per loop turn (the worker's flush list).
+ * Nothing here is touched by other threads: they reach a connection only through its worker's
+ * inbox. Input is conn.c, output conn_out.c, the end of a connection conn_close.c. */
 #ifndef TOMBO_BROKER_CONN_H
 #define TOMBO_BROKER_CONN_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "broker/buf.h"
+#include "base/buf.h"
 #include "broker/outq.h"
 #include "broker/config.h"
 #include "broker/session.h"
 #include "mqtt/packet.h"
 
 struct worker;
+
+#define LINGER_MS 2000          /* a closing connection's input is drained this long at most ... */
+#define LINGER_BYTES (1u << 20) /* ... and this much */
 
 enum conn_state { CONN_NEW = 0, CONN_ACTIVE, CONN_CLOSED };
 enum conn_wait {
@@ -70,7 +74,54 @@ typedef struct conn {
     uint16_t *aliases_in_len;
 } conn_t;
 
-/* Close: flush what can be flushed, publish the will if due, detach from the session. With
+/* ---- input: reads and the packet dispatcher (conn.c) ---- */
+
+/* Read and handle everything available. */
+void conn_on_readable(conn_t *c);
+/* It may be read again: handle what waits in its input buffer, then read the socket. */
+void conn_resume_input(conn_t *c);
+/* Its session takeover completed: answer the CONNECT and go on reading. */
+void conn_connect_resumed(conn_t *c);
+/* Re-arm its epoll interest after reading or writing interest changed (waiting, bp_paused,
+ * want_write). */
+void conn_update_events(conn_t *c);
+/* Owning worker, on accept: enter c in the worker's fd-indexed table (grown as needed). */
+void conn_register(struct worker *w, conn_t *c);
+/* The connection's worker: the connection with this fd and id, or NULL when it is gone. */
+conn_t *conn_lookup(struct worker *w, int fd, uint64_t id);
+
+/* ---- output: encoding, holds for the persistence store, writing (conn_out.c) ---- */
+
+/* Encode a packet onto the output buffer (at the connection's protocol level). Drops it (returning
+ * false) when it exceeds the client's Maximum Packet Size. */
+bool conn_send(conn_t *c, const mqtt_packet_t *p);
+/* Encode a PUBLISH of msg for this connection: the shared encoding by reference when it fits the
+ * receiver, else its own (v5 properties, topic alias, DUP). False when it exceeds the client's
+ * Maximum Packet Size or the connection is closed; counts msgs_out otherwise. */
+bool conn_send_publish(conn_t *c, msg_t *m, uint8_t qos, uint8_t retain, uint8_t dup, uint16_t id,
+                       const uint32_t *ids, uint32_t n_ids);
+/* Ask the worker to flush this connection at the end of the loop turn. */
+void conn_want_flush(conn_t *c);
+/* Write as much output as the socket takes (up to the first hold). Returns false if the connection
+ * broke; the caller closes it. Arms EPOLLOUT when the socket is full. */
+bool conn_write(conn_t *c);
+/* Persistence: what is appended next must not reach the client before the records this thread
+ * gave the store are committed (a PUBACK for a message, a QoS 2 packet id). No-op without
+ * persistence or when everything is already committed. */
+void conn_hold_durable(conn_t *c);
+/* Bytes of c->out that may be written now (everything before the first hold). */
+size_t conn_writable(const conn_t *c);
+/* Owning worker (worker_release_holds): drop c's holds up to `committed`; true if some remain, the
+ * oldest waiting for *first. */
+bool conn_release_holds(conn_t *c, uint64_t committed, uint64_t *first);
+
+/* ---- the end of a connection (conn_close.c) ---- */
+
+/* A protocol error: log `why`, send CONNACK (before CONNECT completed) or DISCONNECT (v5) carrying
+ * reason code `rc` where the spec allows, then close. */
+void conn_fail(conn_t *c, uint8_t rc, const char *why);
+/* Close: flush what can be flushed, detach from the session (its will: will.c). Does nothing when
+ * c is already closed, so any path may call it; c stays valid until the end of the turn. With
  * c->linger set (conn_fail after a DISCONNECT or CONNACK with a reason code), the socket's write
  * side is shut and what the client still sends is read and discarded for a while (at most
  * LINGER_MS and LINGER_BYTES) before the fd is closed: closing a socket with unread input resets
@@ -79,38 +130,9 @@ void conn_close(conn_t *c, const char *why);
 /* A draining connection (c->draining): read and discard; the fd is closed at EOF, error, or once
  * the time or byte budget is spent (`expired`). */
 void conn_drain(conn_t *c, bool expired);
-/* A protocol error: log `why`, send CONNACK (before CONNECT completed) or DISCONNECT (v5) carrying
- * reason code `rc` where the spec allows, then close. */
-void conn_fail(conn_t *c, uint8_t rc, const char *why);
-/* Read and handle everything available. */
-void conn_on_readable(conn_t *c);
-/* Its session takeover completed: answer the CONNECT and go on reading. */
-void conn_connect_resumed(conn_t *c);
-/* The connection's worker: the connection with this fd and id, or NULL when it is gone. */
-conn_t *conn_lookup(struct worker *w, int fd, uint64_t id);
-/* Re-arm its epoll interest after reading or writing interest changed (waiting, bp_paused,
- * want_write). */
-void conn_update_events(conn_t *c);
-/* It may be read again: handle what waits in its input buffer, then read the socket. */
-void conn_resume_input(conn_t *c);
-/* Ask the worker to flush this connection at the end of the loop turn. */
-void conn_want_flush(conn_t *c);
-/* Persistence: what is appended next must not reach the client before the records this thread
- * gave the store are committed (a PUBACK for a message, a QoS 2 packet id). No-op without
- * persistence or when everything is already committed. */
-void conn_hold_durable(conn_t *c);
-/* Bytes of c->out that may be written now (everything before the first hold). */
-size_t conn_writable(const conn_t *c);
-/* Owning worker, each loop turn: release the holds the store has committed. */
-void worker_release_holds(struct worker *w);
-bool conn_release_holds(conn_t *c, uint64_t committed, uint64_t *first);
-
-/* Encode a packet onto the output buffer (at the connection's protocol level). Drops it (returning
- * false) when it exceeds the client's Maximum Packet Size. */
-bool conn_send(conn_t *c, const mqtt_packet_t *p);
-/* Encode a PUBLISH of msg for this connection. */
-bool conn_send_publish(conn_t *c, msg_t *m, uint8_t qos, uint8_t retain, uint8_t dup, uint16_t id,
-                       const uint32_t *ids, uint32_t n_ids);
+/* Free a closed connection (CONN_CLOSED, fd released): only from the worker's flush of the end of
+ * the loop turn, when nothing on the stack refers to it any more. */
+void conn_free(conn_t *c);
 
 /* Packet handlers (handle_*.c), called by the dispatcher in conn.c. Each returns MQTT_RC_SUCCESS or
  * the reason code to fail the connection with. */
@@ -124,12 +146,7 @@ uint8_t handle_disconnect(conn_t *c, mqtt_packet_t *p);
 uint8_t connect_resume(conn_t *c);
 void connect_req_free(struct connect_req *rq);
 
-/* Route msg to every matching subscriber (and the retained store when msg->retain), from worker
- * w's thread. `from` is the publishing session (for no-local), or NULL. `pub`, the connection it
- * came from (NULL for wills and $SYS), is blocked when a receiver is full (backpressure.h).
- * Returns the number of receivers. */
-size_t broker_publish(struct worker *w, msg_t *msg, const session_t *from, conn_t *pub);
-
+/* Free the topic alias tables in both directions (conn_out.c; called by conn_free). */
 void conn_free_aliases(conn_t *c);
 
 #endif

@@ -6,10 +6,16 @@
 
 #include <stdlib.h>
 
+#include "base/mem.h"
 #include "broker/auth.h"
 #include "broker/authq.h"
 #include "broker/broker.h"
+#include "broker/conn.h"
+#include "broker/will.h"
+#include "broker/worker.h"
 #include "broker/log.h"
+#include "broker/registry.h"
+#include "broker/wheel.h"
 
 /* Topic aliases we accept from each client (CONNACK Topic Alias Maximum), as Mosquitto's default. */
 #define TOPIC_ALIAS_MAX_IN 10
@@ -61,55 +67,34 @@ static uint8_t connect_attach(conn_t *c)
     struct connect_req *rq = c->pending;
     bool v5 = c->version == MQTT_V5;
 
+    session_login_t login = {.will = rq->will, .username = rq->username, .auth = rq->auth,
+                             .will_delay = rq->will_delay, .expiry = rq->expiry, .inflight_max = rq->inflight_max};
+    session_holder_t old;
     bool existed;
     session_t *s = registry_get(b, rq->id, rq->idlen, &existed);
-    pthread_mutex_lock(&s->lock);
-    if (s->conn) {
-        /* Session takeover [MQTT-3.1.4-3]: the old connection gets DISCONNECT 0x8E and is closed
-         * by its own worker, which then tells us to go on. */
-        inbox_item_t it = {.kind = INBOX_KICK_CONN, .rc = MQTT_RC_SESSION_TAKEN_OVER, .fd = s->conn_fd,
-                           .conn_id = s->conn_id, .reply_worker = w->index, .reply_fd = c->fd,
-                           .reply_id = c->id};
-        int oldw = s->worker;
-        pthread_mutex_unlock(&s->lock);
-        session_release(s);
-        c->waiting = WAIT_TAKEOVER;
-        worker_post(&b->workers[oldw], &it);
-        return MQTT_RC_SUCCESS;
-    }
-    if (existed && rq->clean) {
+    int r = session_attach(s, c, &login, existed && rq->clean, &old);
+    if (r == SESSION_STALE) {
         /* [MQTT-3.1.2-4] clean start discards the old session; a will still waiting for its delay
          * goes out as that session ends. */
-        pthread_mutex_unlock(&s->lock);
-        session_publish_will(w, s);
+        will_publish_now(w, s);
         session_end(s);
         session_release(s);
         s = registry_get(b, rq->id, rq->idlen, &existed);
-        pthread_mutex_lock(&s->lock);
+        r = session_attach(s, c, &login, false, &old);
     }
-    /* A delayed will of the previous connection is cancelled by this reconnect [MQTT-3.1.3-9]. */
-    msg_t *oldwill = s->will;
-    s->conn = c;
-    s->worker = w->index;
-    s->conn_id = c->id;
-    s->conn_fd = c->fd;
-    s->version = c->version;
-    s->expiry = rq->expiry;
-    s->expire_at = 0;
-    s->will = rq->will;
-    s->will_delay = rq->will_delay;
-    s->will_at = 0;
-    rq->will = NULL;
-    s->inflight_max = rq->inflight_max;
-    s->flush_pending = 0;
-    free(s->username);
-    s->username = rq->username;
+    if (r == SESSION_BUSY) {
+        /* Session takeover [MQTT-3.1.4-3]: the old connection gets DISCONNECT 0x8E and is closed
+         * by its own worker, which then tells us to go on. */
+        inbox_item_t it = {.kind = INBOX_KICK_CONN, .rc = MQTT_RC_SESSION_TAKEN_OVER, .fd = old.fd,
+                           .conn_id = old.conn_id, .reply_worker = w->index, .reply_fd = c->fd,
+                           .reply_id = c->id};
+        session_release(s);
+        c->waiting = WAIT_TAKEOVER;
+        worker_post(&b->workers[old.worker], &it);
+        return MQTT_RC_SUCCESS;
+    }
+    rq->will = NULL; /* the session's now */
     rq->username = NULL;
-    s->auth = rq->auth;
-    session_persist_update(s);
-    session_update_fast(s);
-    pthread_mutex_unlock(&s->lock);
-    msg_release(oldwill);
     c->session = s; /* the registry_get reference becomes the connection's */
     c->state = CONN_ACTIVE;
     c->keepalive = rq->keepalive;
@@ -284,15 +269,8 @@ uint8_t handle_disconnect(conn_t *c, mqtt_packet_t *p)
 {
     session_t *s = c->session;
     if (c->version == MQTT_V5 && (p->props.has & MQTT_HAS(MQTT_PROP_SESSION_EXPIRY))) {
-        pthread_mutex_lock(&s->lock);
-        uint32_t cur = s->expiry;
-        if (cur == 0 && p->props.session_expiry != 0) {
-            pthread_mutex_unlock(&s->lock);
+        if (!session_disconnect_expiry(s, p->props.session_expiry))
             return MQTT_RC_PROTOCOL_ERROR; /* [MQTT-3.14.2-2] */
-        }
-        s->expiry = p->props.session_expiry;
-        session_persist_update(s);
-        pthread_mutex_unlock(&s->lock);
     }
     /* 0x04 Disconnect with Will Message keeps the will; anything else discards it [MQTT-3.14.4-3]. */
     c->got_disconnect = (c->version == MQTT_V5 && p->reason == MQTT_RC_DISCONNECT_WITH_WILL) ? 2 : 1;

@@ -1,9 +1,13 @@
-/* handle_publish.c -- PUBLISH from a client and the QoS 1/2 acknowledgements in both directions;
- * broker_publish routes a message to its subscribers. */
+/* handle_publish.c -- PUBLISH from a client and the QoS 1/2 acknowledgements in both directions.
+ * Routing the accepted message to its subscribers is route.c's. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/mem.h"
 #include "broker/broker.h"
+#include "broker/conn.h"
+#include "broker/route.h"
+#include "broker/worker.h"
 #include "broker/auth.h"
 #include "broker/log.h"
 #include "broker/store.h"
@@ -17,28 +21,6 @@ static void send_ack(conn_t *c, uint8_t type, uint16_t id, uint8_t reason)
     a.reason = reason;
     conn_hold_durable(c); /* with persistence: sent once what it acknowledges is committed */
     conn_send(c, &a);
-}
-
-size_t broker_publish(worker_t *w, msg_t *msg, const session_t *from, conn_t *pub)
-{
-    broker_t *b = w->b;
-    if (msg->retain)
-        retain_set(b->retained, msg->topic.p, msg->topic.len, msg->payload.len ? msg : NULL);
-    sub_result_t *r = &w->match;
-    subtree_match(b->subs, msg->topic.p, msg->topic.len, from, r);
-    size_t n = r->n;
-    for (size_t i = 0; i < n; i++) {
-        sub_match_t *m = &r->v[i];
-        session_t *s = m->owner;
-        uint8_t qos = msg->qos < m->qos ? msg->qos : m->qos;
-        /* [MQTT-3.3.1-12] the retain flag is cleared unless retain-as-published */
-        uint8_t retain = m->retain_as_published ? msg->retain : 0;
-        session_deliver(w, s, msg, qos, retain, sub_match_ids(r, m), m->n_ids);
-        if (pub)
-            bp_after_delivery(pub, s);
-        session_release(s); /* the reference subtree_match took */
-    }
-    return n;
 }
 
 /* Resolve an MQTT 5 topic alias [MQTT-3.3.2-12..3.3.2-13]: remember a new mapping, or look the
@@ -89,10 +71,8 @@ uint8_t handle_publish(conn_t *c, mqtt_packet_t *p)
      * [MQTT-3.3.4-7]; QoS 1 is acknowledged at once. 3.1.1 has no such limit: its clients are
      * never told one. */
     if (qos == 2 && v5 && b->cfg.max_inflight_messages) {
-        pthread_mutex_lock(&s->lock);
-        uint32_t pending = s->in_qos2_n;
-        bool dup = s->in_qos2 && ((s->in_qos2[p->id >> 3] >> (p->id & 7)) & 1);
-        pthread_mutex_unlock(&s->lock);
+        bool dup;
+        uint32_t pending = session_qos2_pending(s, p->id, &dup);
         if (!dup && pending >= b->cfg.max_inflight_messages)
             return MQTT_RC_RECEIVE_MAX_EXCEEDED;
     }
@@ -114,11 +94,7 @@ uint8_t handle_publish(conn_t *c, mqtt_packet_t *p)
     }
     /* The ACL, when there is one; without, no lock is taken on this path. */
     if (accept && auth_has_acl(b->auth[c->l - b->cfg.listeners])) {
-        pthread_mutex_lock(&s->lock);
-        bool allowed = auth_acl(s->auth, s->client_id, s->username, p->publish.topic.p, p->publish.topic.len,
-                                AUTH_WRITE);
-        pthread_mutex_unlock(&s->lock);
-        if (!allowed) {
+        if (!session_acl_write(s, p->publish.topic.p, p->publish.topic.len)) {
             log_printf(TLOG_DEBUG, "Denied PUBLISH from %s to %.*s.", s->client_id, (int)p->publish.topic.len,
                        (const char *)p->publish.topic.p);
             accept = false;
@@ -135,7 +111,7 @@ uint8_t handle_publish(conn_t *c, mqtt_packet_t *p)
 
     if (accept) {
         msg_t *m = msg_new(p->publish.topic, p->publish.payload, qos, p->publish.retain, v5 ? &p->props : NULL, w->now);
-        size_t n = broker_publish(w, m, s, c);
+        size_t n = route_publish(w, m, s, c);
         msg_release(m);
         if (n == 0 && v5 && qos > 0 && reason == MQTT_RC_SUCCESS)
             reason = MQTT_RC_NO_MATCHING_SUBSCRIBERS;

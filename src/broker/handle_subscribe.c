@@ -3,7 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/mem.h"
 #include "broker/broker.h"
+#include "broker/conn.h"
+#include "broker/worker.h"
 #include "broker/log.h"
 #include "mqtt/topic.h"
 

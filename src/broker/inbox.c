@@ -5,7 +5,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "broker/slab.h"
+#include "base/slab.h"
 
 int inbox_init(inbox_t *q)
 {

@@ -9,6 +9,7 @@
 
 #include "broker/broker.h"
 #include "broker/log.h"
+#include "broker/worker.h"
 
 static broker_t *g_broker; /* only for the signal handler */
 

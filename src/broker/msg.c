@@ -13,13 +13,6 @@
 #include "broker/msg_hook.h"
 #include "broker/slab.h"
 
-int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Re-point a view from the decoded packet's property block into our copy of it. */
 static mqtt_bytes_t rebase(mqtt_bytes_t v, const uint8_t *old, uint8_t *copy)
 {

@@ -4,7 +4,8 @@
 
 #include <string.h>
 
-#include "broker/slab.h"
+#include "base/buf.h"
+#include "base/slab.h"
 
 static inline outref_t *ref_at(const outq_t *q, uint32_t i) { return &q->refs[(q->head + i) & (q->cap - 1)]; }
 

@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "broker/buf.h"
+#include "base/buf.h"
 #include "broker/msg.h"
 
 /* Encodings of at least this many bytes are referenced, smaller ones copied. */

@@ -1,7 +1,10 @@
-/* session.c -- session lifecycle, the client-id registry, and the per-session message queues.
+/* session.c -- session lifecycle, the per-session message queues, and the state a connection
+ * changes on its session as it attaches and detaches. The client-id registry is registry.c.
  *
  * Locking: the registry lock is taken before a session lock, never the other way round. A session's
- * lock guards its queues, in-flight state, subscriptions list and connection pointer. */
+ * lock guards its queues, in-flight state, subscriptions list and connection pointer; only this
+ * file takes it (store.c still does at start-up and when journaling: to move behind session
+ * functions with branch arch's split of the store): other modules use the functions of session.h. */
 #include "broker/session.h"
 
 #include <stdlib.h>
@@ -9,140 +12,33 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "base/mem.h"
+#include "base/slab.h"
+#include "broker/backpressure.h"
 #include "broker/broker.h"
+#include "broker/conn.h"
+#include "broker/worker.h"
 #include "broker/auth.h"
 #include "broker/log.h"
-#include "broker/slab.h"
+#include "broker/registry.h"
 #include "broker/store.h"
 
-/* ---- registry: open hashing on the client id ---- */
+static void session_update_fast(session_t *s);
+static void session_persist_update(session_t *s);
 
-struct registry {
-    session_t **slots;
-    size_t cap, n;
-};
+/* ---- lifetime ---- */
 
-static uint64_t hash_id(const char *s, size_t n)
+session_t *session_new(broker_t *b, const char *id, size_t len)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
-    return h;
-}
-
-static size_t reg_find(struct registry *r, const char *id, size_t len, bool *found)
-{
-    size_t mask = r->cap - 1, i = hash_id(id, len) & mask;
-    for (;;) {
-        session_t *s = r->slots[i];
-        if (!s) {
-            *found = false;
-            return i;
-        }
-        if (s->client_id_len == len && memcmp(s->client_id, id, len) == 0) {
-            *found = true;
-            return i;
-        }
-        i = (i + 1) & mask;
-    }
-}
-
-static void reg_grow(struct registry *r)
-{
-    size_t oldcap = r->cap;
-    session_t **old = r->slots;
-    r->cap = oldcap ? oldcap * 2 : 1024;
-    r->slots = xcalloc(r->cap, sizeof(*r->slots));
-    for (size_t i = 0; i < oldcap; i++) {
-        if (old[i]) {
-            bool f;
-            r->slots[reg_find(r, old[i]->client_id, old[i]->client_id_len, &f)] = old[i];
-        }
-    }
-    free(old);
-}
-
-/* Backward-shift deletion keeps probe chains intact without tombstones. */
-static void reg_delete(struct registry *r, size_t i)
-{
-    size_t mask = r->cap - 1, j = i;
-    r->slots[i] = NULL;
-    for (;;) {
-        j = (j + 1) & mask;
-        session_t *s = r->slots[j];
-        if (!s)
-            break;
-        size_t k = hash_id(s->client_id, s->client_id_len) & mask;
-        if ((j > i && (k <= i || k > j)) || (j < i && (k <= i && k > j))) {
-            r->slots[i] = s;
-            r->slots[j] = NULL;
-            i = j;
-        }
-    }
-    r->n--;
-}
-
-session_t *registry_get(broker_t *b, const char *id, size_t len, bool *existed)
-{
-    pthread_mutex_lock(&b->reg_lock);
-    struct registry *r = b->reg;
-    if (r->n * 2 >= r->cap)
-        reg_grow(r);
-    bool found;
-    size_t i = reg_find(r, id, len, &found);
-    session_t *s;
-    if (found) {
-        s = r->slots[i];
-    } else {
-        s = xcalloc(1, sizeof(*s));
-        pthread_mutex_init(&s->lock, NULL);
-        atomic_init(&s->refs, 1); /* the registry's */
-        s->client_id = xstrndup(id, len);
-        s->client_id_len = (uint32_t)len; /* at most 65535: an MQTT string */
-        s->broker = b;
-        s->worker = -1;
-        r->slots[i] = s;
-        r->n++;
-    }
-    session_hold(s);
-    pthread_mutex_unlock(&b->reg_lock);
-    *existed = found;
+    session_t *s = xcalloc(1, sizeof(*s));
+    pthread_mutex_init(&s->lock, NULL);
+    atomic_init(&s->refs, 1); /* the registry's */
+    s->client_id = xstrndup(id, len);
+    s->client_id_len = (uint32_t)len; /* at most 65535: an MQTT string */
+    s->broker = b;
+    s->worker = -1;
     return s;
 }
-
-size_t registry_count(broker_t *b)
-{
-    pthread_mutex_lock(&b->reg_lock);
-    size_t n = b->reg->n;
-    pthread_mutex_unlock(&b->reg_lock);
-    return n;
-}
-
-struct registry *registry_new(void)
-{
-    struct registry *r = xcalloc(1, sizeof(*r));
-    reg_grow(r);
-    return r;
-}
-
-/* Free every session still registered (shutdown). */
-void registry_free(broker_t *b)
-{
-    struct registry *r = b->reg;
-    /* session_end deletes from the table, which may shift a later entry into slot i. */
-    for (size_t i = 0; i < r->cap; i++) {
-        while (r->slots[i]) {
-            session_t *s = r->slots[i];
-            session_hold(s);
-            session_end(s);
-            session_release(s);
-        }
-    }
-    free(r->slots);
-    free(r);
-}
-
-/* ---- reference counting ---- */
 
 void session_hold(session_t *s)
 {
@@ -193,14 +89,7 @@ void session_release(session_t *s)
 void session_end(session_t *s)
 {
     broker_t *b = s->broker;
-    pthread_mutex_lock(&b->reg_lock);
-    bool found;
-    size_t i = reg_find(b->reg, s->client_id, s->client_id_len, &found);
-    if (found && b->reg->slots[i] == s)
-        reg_delete(b->reg, i);
-    else
-        found = false;
-    pthread_mutex_unlock(&b->reg_lock);
+    bool found = registry_remove(b, s);
 
     pthread_mutex_lock(&s->lock);
     if (s->ended) {
@@ -389,7 +278,9 @@ static void take_incoming(session_t *s)
     }
 }
 
-void session_update_fast(session_t *s)
+/* Lock held: recompute whether deliveries may skip the lock (after conn, persist or ended
+ * changed); when they may not any more, the pending lock-free ones are queued now. */
+static void session_update_fast(session_t *s)
 {
     bool fast = s->conn && !s->persist && !s->ended;
     atomic_store(&s->fast, fast);
@@ -646,7 +537,9 @@ bool session_qos2_end(session_t *s, uint16_t id)
 
 /* ---- persistence ---- */
 
-void session_persist_update(session_t *s)
+/* Called under s->lock when the session's expiry is set (CONNECT, DISCONNECT): record it in the
+ * persistence store, or forget it there when it no longer outlives its connection. */
+static void session_persist_update(session_t *s)
 {
     store_t *st = s->broker->store;
     if (!st || s->ended)
@@ -695,4 +588,153 @@ void session_restore_out(session_t *s, const outmsg_t *src, const uint32_t *ids,
     if (o->seq > s->out_seq)
         s->out_seq = o->seq;
     pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- will and ACL, for will.c and the packet handlers ---- */
+
+msg_t *session_take_will(session_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    msg_t *will = s->will;
+    s->will = NULL;
+    s->will_at = 0;
+    if (will && s->persist)
+        store_session_put(s->broker->store, s, false); /* published: not again after a restart */
+    pthread_mutex_unlock(&s->lock);
+    return will;
+}
+
+bool session_will_pending(session_t *s, bool discard, uint32_t *delay)
+{
+    pthread_mutex_lock(&s->lock);
+    msg_t *will = s->will;
+    *delay = s->will_delay;
+    if (will && discard) {
+        msg_release(will);
+        s->will = NULL;
+        will = NULL;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return will != NULL;
+}
+
+void session_will_schedule(session_t *s, int64_t at)
+{
+    pthread_mutex_lock(&s->lock);
+    s->will_at = at;
+    pthread_mutex_unlock(&s->lock);
+}
+
+bool session_acl_write(session_t *s, const uint8_t *topic, size_t len)
+{
+    pthread_mutex_lock(&s->lock); /* username and auth change when a new connection attaches */
+    bool allowed = auth_acl(s->auth, s->client_id, s->username, topic, len, AUTH_WRITE);
+    pthread_mutex_unlock(&s->lock);
+    return allowed;
+}
+
+/* ---- a connection comes and goes ---- */
+
+int session_attach(session_t *s, struct conn *c, const session_login_t *login, bool clean, session_holder_t *holder)
+{
+    pthread_mutex_lock(&s->lock);
+    if (s->conn) {
+        *holder = (session_holder_t){.worker = s->worker, .fd = s->conn_fd, .conn_id = s->conn_id};
+        pthread_mutex_unlock(&s->lock);
+        return SESSION_BUSY;
+    }
+    if (clean) {
+        pthread_mutex_unlock(&s->lock);
+        return SESSION_STALE;
+    }
+    msg_t *oldwill = s->will;
+    s->conn = c;
+    s->worker = c->w->index;
+    s->conn_id = c->id;
+    s->conn_fd = c->fd;
+    s->version = c->version;
+    s->expiry = login->expiry;
+    s->expire_at = 0;
+    s->will = login->will;
+    s->will_delay = login->will_delay;
+    s->will_at = 0;
+    s->inflight_max = login->inflight_max;
+    s->flush_pending = 0;
+    free(s->username);
+    s->username = login->username;
+    s->auth = login->auth;
+    session_persist_update(s);
+    session_update_fast(s);
+    pthread_mutex_unlock(&s->lock);
+    msg_release(oldwill);
+    return SESSION_ATTACHED;
+}
+
+bool session_detach_conn(session_t *s, const struct conn *c, uint32_t *expiry)
+{
+    pthread_mutex_lock(&s->lock);
+    bool mine = s->conn == c;
+    if (mine) {
+        s->conn = NULL;
+        s->worker = -1;
+        s->flush_pending = 0;
+        session_update_fast(s); /* deliveries take the lock again; those on their way are queued */
+        bp_wake_waiters(c->w, s); /* offline: max_queued_* bound it, nobody waits for it */
+    }
+    *expiry = s->expiry;
+    pthread_mutex_unlock(&s->lock);
+    return mine;
+}
+
+void session_start_expiry(session_t *s, uint32_t expiry, int64_t at)
+{
+    pthread_mutex_lock(&s->lock);
+    if (expiry != UINT32_MAX)
+        s->expire_at = at;
+    /* Persistence: when it went offline (its expiry counts from then across a restart) and
+     * whether its will is still waiting. */
+    if (s->persist && s->conn == NULL)
+        store_session_put(s->broker->store, s, false);
+    pthread_mutex_unlock(&s->lock);
+}
+
+bool session_disconnect_expiry(session_t *s, uint32_t expiry)
+{
+    pthread_mutex_lock(&s->lock);
+    if (s->expiry == 0 && expiry != 0) {
+        pthread_mutex_unlock(&s->lock);
+        return false;
+    }
+    s->expiry = expiry;
+    session_persist_update(s);
+    pthread_mutex_unlock(&s->lock);
+    return true;
+}
+
+struct conn *session_flush_target(session_t *s, int worker)
+{
+    pthread_mutex_lock(&s->lock);
+    struct conn *c = s->worker == worker ? s->conn : NULL;
+    if (!c)
+        s->flush_pending = 0;
+    pthread_mutex_unlock(&s->lock);
+    return c;
+}
+
+bool session_timer_current(session_t *s, bool will, int64_t at)
+{
+    pthread_mutex_lock(&s->lock);
+    bool offline = s->conn == NULL && !s->ended;
+    bool current = offline && (will ? s->will && s->will_at == at : s->expire_at == at);
+    pthread_mutex_unlock(&s->lock);
+    return current;
+}
+
+uint32_t session_qos2_pending(session_t *s, uint16_t id, bool *dup)
+{
+    pthread_mutex_lock(&s->lock);
+    uint32_t pending = s->in_qos2_n;
+    *dup = s->in_qos2 && ((s->in_qos2[id >> 3] >> (id & 7)) & 1);
+    pthread_mutex_unlock(&s->lock);
+    return pending;
 }

@@ -123,13 +123,11 @@ typedef struct session {
 void session_hold(session_t *s);
 void session_release(session_t *s);
 
-/* Registry: find or create the session for a client id. `*existed` tells whether it was there.
- * Returns a new reference. */
-session_t *registry_get(struct broker *b, const char *id, size_t len, bool *existed);
+/* A new session for a client id with one reference (the registry's): registry_get only. */
+session_t *session_new(struct broker *b, const char *id, size_t len);
 /* End a session: remove it from the registry and the subscription tree, drop its messages. The
  * caller's reference stays valid. Publishes nothing (the will is the caller's business). */
 void session_end(session_t *s);
-size_t registry_count(struct broker *b);
 
 /* Subscriptions, remembered on the session (caller also updates the tree). Returns true if it
  * replaced an existing subscription to the same filter. */
@@ -169,17 +167,72 @@ bool session_pubcomp(session_t *s, uint16_t id);
 bool session_qos2_begin(session_t *s, uint16_t id);
 bool session_qos2_end(session_t *s, uint16_t id);
 
-void outring_free(outring_t *r);
+/* ---- a connection comes and goes (handle_connect.c, conn_close.c) ---- */
 
-/* Lock held: recompute whether deliveries may skip the lock (after conn, persist or ended
- * changed); when they may not any more, the pending lock-free ones are queued now. */
-void session_update_fast(session_t *s);
+/* What a CONNECT brings to its session. Ownership: on SESSION_ATTACHED the session takes `will`
+ * (a reference) and `username` (heap); otherwise they stay the caller's. */
+typedef struct session_login {
+    msg_t *will;             /* NULL: none */
+    char *username;          /* NULL: none */
+    const struct auth *auth; /* its listener's auth */
+    uint32_t will_delay;     /* seconds */
+    uint32_t expiry;         /* session expiry interval, seconds */
+    uint32_t inflight_max;   /* min(max_inflight_messages, client's Receive Maximum); 0: none */
+} session_login_t;
+
+/* Where the connection that holds a session is, to ask its worker to close it (takeover). */
+typedef struct session_holder {
+    int worker;
+    int fd;
+    uint64_t conn_id;
+} session_holder_t;
+
+enum session_attach_rc {
+    SESSION_ATTACHED, /* c now carries s: its will, expiry, identity replaced by `login`'s */
+    SESSION_BUSY,     /* another connection holds s (*holder says which); nothing changed */
+    SESSION_STALE,    /* `clean` and nobody holds s: end it and attach to a new one */
+};
+/* Connection c's worker, no lock held: attach c to s in one step under the session lock, so two
+ * CONNECTs with one client id cannot both attach. A delayed will of the previous connection is
+ * cancelled [MQTT-3.1.3-9]. `clean`: s existed and the client asked for a clean start. */
+int session_attach(session_t *s, struct conn *c, const session_login_t *login, bool clean,
+                   session_holder_t *holder);
+/* Connection c closed: detach it if it still carries s (returns whether it did; false when it was
+ * taken over) and give *expiry, the session's expiry interval. Wakes publishers waiting for s. */
+bool session_detach_conn(session_t *s, const struct conn *c, uint32_t *expiry);
+/* s went offline with expiry interval `expiry` (not 0): it expires at `at` (monotonic ms) unless
+ * `expiry` is UINT32_MAX; with persistence, when it went offline is recorded. The caller adds the
+ * BT_SESSION_EXPIRY timer. */
+void session_start_expiry(session_t *s, uint32_t expiry, int64_t at);
+/* DISCONNECT with a Session Expiry Interval: set it. False, and nothing changed, when the
+ * connection had set 0 and asks for another value [MQTT-3.14.2-2]. */
+bool session_disconnect_expiry(session_t *s, uint32_t expiry);
+/* An INBOX_FLUSH_SESSION reached worker `worker`: the connection to flush s on if that worker
+ * still owns it, else NULL (and the flush request is forgotten, so the next delivery asks again). */
+struct conn *session_flush_target(session_t *s, int worker);
+/* Is a timer (BT_WILL when `will`, else BT_SESSION_EXPIRY) set for `at` still current: s offline,
+ * not ended, and still due at exactly that time? */
+bool session_timer_current(session_t *s, bool will, int64_t at);
+/* Inbound QoS 2: how many ids await PUBREL, and whether `id` is one of them (*dup). */
+uint32_t session_qos2_pending(session_t *s, uint16_t id, bool *dup);
+
+/* Wills (will.c). session_take_will: the will, now the caller's reference, and s keeps none (also
+ * in the persistence store); NULL when there is none. session_will_pending: whether s has a will
+ * waiting, and its delay in seconds; with `discard` (a normal DISCONNECT) the will is dropped and
+ * false returned. session_will_schedule: the delayed will is due at `at` (monotonic ms); a BT_WILL
+ * timer for another time does nothing. */
+msg_t *session_take_will(session_t *s);
+bool session_will_pending(session_t *s, bool discard, uint32_t *delay);
+void session_will_schedule(session_t *s, int64_t at);
+
+/* May this session's client publish to `topic`? Checks its listener's ACL with the identity of its
+ * last connection. Any thread; takes the session lock (the identity changes on reconnect). */
+bool session_acl_write(session_t *s, const uint8_t *topic, size_t len);
+
+void outring_free(outring_t *r);
 
 /* Start-up (store_load): put back a queued or in-flight message read from the persistence store.
  * Takes its own msg reference. */
 void session_restore_out(session_t *s, const outmsg_t *o, const uint32_t *ids, uint32_t n_ids);
-/* Called under s->lock when the session's expiry is set (CONNECT, DISCONNECT): record it in the
- * persistence store, or forget it there when it no longer outlives its connection. */
-void session_persist_update(session_t *s);
 
 #endif

@@ -6,12 +6,15 @@
 #include <time.h>
 
 #include "broker/broker.h"
+#include "broker/registry.h"
+#include "broker/route.h"
+#include "broker/worker.h"
 
 static void sys_pub(worker_t *w, const char *topic, const char *value)
 {
     msg_t *m = msg_new((mqtt_bytes_t){(const uint8_t *)topic, (uint32_t)strlen(topic)},
                        (mqtt_bytes_t){(const uint8_t *)value, (uint32_t)strlen(value)}, 0, 1, NULL, w->now);
-    broker_publish(w, m, NULL, NULL);
+    route_publish(w, m, NULL, NULL);
     msg_release(m);
 }
 

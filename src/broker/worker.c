@@ -1,7 +1,7 @@
-/* worker.c -- a worker thread: its epoll loop, listening sockets, connections, inbox and
- * keepalive wheel.
+/* worker.c -- a worker thread: its epoll loop, accepting connections, its inbox and the flush of
+ * output at the end of each loop turn. A connection's own life (read, write, close) is in conn*.c.
  *
- * Each worker owns its connections for life. Each listening socket is opened once and watched by
+ * Each worker owns its connections for life (keepalive deadlines on its wheel, wheel.c). Each listening socket is opened once and watched by
  * every worker with EPOLLEXCLUSIVE, so one worker wakes per new connection and accepts it; no
  * SO_REUSEPORT, which would let a second broker started by mistake share the port silently. Output
  * is written once per loop turn for every connection that has any (flush list); closed
@@ -25,14 +25,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+#include "base/mem.h"
+#include "base/slab.h"
 #include "broker/broker.h"
+#include "broker/conn.h"
 #include "broker/log.h"
-#include "broker/slab.h"
 #include "broker/store.h"
-
-#define NEW_CONN_TIMEOUT_MS 10000 /* time to send CONNECT after the TCP handshake */
-#define LINGER_MS 2000            /* a closing connection's input is drained this long at most ... */
-#define LINGER_BYTES (1u << 20)   /* ... and this much */
+#include "broker/timers.h"
+#include "broker/wheel.h"
+#include "broker/worker.h"
 
 /* epoll data: listeners and the eventfd are tagged by small integers below this; connections by
  * pointer. */
@@ -54,95 +56,7 @@ static void worker_send_outbox(worker_t *w)
     }
 }
 
-/* ---- keepalive wheel ---- */
-
-static int64_t conn_deadline(const conn_t *c)
-{
-    if (c->draining)
-        return c->last_rx + LINGER_MS; /* last_rx: when it started draining */
-    if (c->state == CONN_NEW)
-        return c->last_rx + NEW_CONN_TIMEOUT_MS;
-    if (c->keepalive == 0)
-        return 0;
-    return c->last_rx + (int64_t)c->keepalive * 1500; /* [MQTT-3.1.2-24]: 1.5 times the keep alive */
-}
-
-static void wheel_unlink(conn_t *c)
-{
-    if (c->tw_prev) {
-        *c->tw_prev = c->tw_next;
-        if (c->tw_next)
-            c->tw_next->tw_prev = c->tw_prev;
-        c->tw_prev = NULL;
-        c->tw_next = NULL;
-    }
-}
-
-void wheel_schedule(conn_t *c)
-{
-    worker_t *w = c->w;
-    wheel_unlink(c);
-    int64_t d = conn_deadline(c);
-    if (d == 0)
-        return;
-    int64_t tick = d / WHEEL_TICK_MS + 1;
-    if (tick <= w->wheel_now)
-        tick = w->wheel_now + 1;
-    uint32_t slot = (uint32_t)(tick % WHEEL_SLOTS);
-    c->tw_next = w->wheel[slot];
-    if (c->tw_next)
-        c->tw_next->tw_prev = &c->tw_next;
-    w->wheel[slot] = c;
-    c->tw_prev = &w->wheel[slot];
-}
-
-/* Returns whether a tick went by. */
-static bool wheel_tick(worker_t *w)
-{
-    int64_t now_tick = w->now / WHEEL_TICK_MS;
-    bool ticked = w->wheel_now < now_tick;
-    while (w->wheel_now < now_tick) {
-        w->wheel_now++;
-        uint32_t slot = (uint32_t)(w->wheel_now % WHEEL_SLOTS);
-        conn_t *list = w->wheel[slot];
-        w->wheel[slot] = NULL;
-        if (list)
-            list->tw_prev = &list;
-        while (list) {
-            conn_t *c = list;
-            wheel_unlink(c);
-            int64_t d = conn_deadline(c);
-            if (d == 0)
-                continue;
-            if (d <= w->now) {
-                if (c->draining)
-                    conn_drain(c, true);
-                else if (c->state == CONN_NEW)
-                    conn_close(c, "no CONNECT in time");
-                else
-                    conn_fail(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keepalive timeout");
-            } else {
-                wheel_schedule(c);
-            }
-        }
-    }
-    return ticked;
-}
-
-/* ---- accept and close ---- */
-
-static void conn_register(worker_t *w, conn_t *c)
-{
-    if (c->fd >= w->conns_cap) {
-        int cap = w->conns_cap ? w->conns_cap : 1024;
-        while (cap <= c->fd)
-            cap *= 2;
-        w->conns = xrealloc(w->conns, (size_t)cap * sizeof(*w->conns));
-        memset(w->conns + w->conns_cap, 0, (size_t)(cap - w->conns_cap) * sizeof(*w->conns));
-        w->conns_cap = cap;
-    }
-    w->conns[c->fd] = c;
-}
+/* ---- accept ---- */
 
 static void accept_all(worker_t *w, int li)
 {
@@ -185,192 +99,7 @@ static void accept_all(worker_t *w, int li)
     }
 }
 
-/* Write as much output as the socket takes. Returns false if the connection broke. */
-static bool conn_write(conn_t *c)
-{
-    size_t avail;
-    while ((avail = conn_writable(c)) > 0) {
-        struct iovec iov[64];
-        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)outq_iov(&c->out, iov, 64, avail)};
-        ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
-        if (n > 0) {
-            atomic_fetch_add_explicit(&c->w->bytes_out, (unsigned long)n, memory_order_relaxed);
-            c->out_sent += (uint64_t)n;
-            outq_consume(&c->out, (size_t)n);
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            if (!c->want_write) {
-                c->want_write = 1;
-                conn_update_events(c);
-            }
-            return true;
-        } else if (n < 0 && errno == EINTR) {
-            continue;
-        } else {
-            return false;
-        }
-    }
-    if (c->want_write) {
-        c->want_write = 0;
-        conn_update_events(c);
-    }
-    outq_shrink(&c->out);
-    return true;
-}
-
-static void conn_free(conn_t *c)
-{
-    connect_req_free(c->pending);
-    buf_free(&c->in);
-    outq_free(&c->out);
-    free(c->holds);
-    conn_free_aliases(c);
-    free(c);
-}
-
-static void conn_release_fd(conn_t *c);
-
-/* Detach from the session: wills, session end or expiry. */
-static void conn_detach(conn_t *c)
-{
-    session_t *s = c->session;
-    if (!s)
-        return;
-    broker_t *b = c->w->b;
-    c->session = NULL;
-    pthread_mutex_lock(&s->lock);
-    bool mine = s->conn == c;
-    if (mine) {
-        s->conn = NULL;
-        s->worker = -1;
-        s->flush_pending = 0;
-        session_update_fast(s); /* deliveries take the lock again; those on their way are queued */
-        bp_wake_waiters(c->w, s); /* offline: max_queued_* bound it, nobody waits for it */
-    }
-    uint32_t expiry = s->expiry;
-    pthread_mutex_unlock(&s->lock);
-
-    bool end = mine && expiry == 0;
-    msg_t *will = NULL;
-    pthread_mutex_lock(&s->lock);
-    will = s->will;
-    uint32_t delay = s->will_delay;
-    if (!mine) {
-        /* Taken over: the new connection owns the session's will now; ours is in s->will only if it
-         * was not replaced, which handle_connect takes care of. */
-        will = NULL;
-    } else if (will && (c->got_disconnect == 1)) {
-        /* Normal DISCONNECT: the will is discarded [MQTT-3.1.2-10]. */
-        msg_release(will);
-        s->will = NULL;
-        will = NULL;
-    }
-    pthread_mutex_unlock(&s->lock);
-
-    if (will && (delay == 0 || end)) {
-        session_publish_will(c->w, s);
-    } else if (will) {
-        int64_t at = c->w->now + (int64_t)delay * 1000;
-        pthread_mutex_lock(&s->lock);
-        s->will_at = at;
-        pthread_mutex_unlock(&s->lock);
-        broker_timer_add(b, at, BT_WILL, s);
-    }
-    if (end) {
-        session_end(s);
-    } else if (mine) {
-        int64_t at = c->w->now + (int64_t)expiry * 1000;
-        pthread_mutex_lock(&s->lock);
-        if (expiry != UINT32_MAX)
-            s->expire_at = at;
-        /* Persistence: when it went offline (its expiry counts from then across a restart) and
-         * whether its will is still waiting. */
-        if (s->persist && s->conn == NULL)
-            store_session_put(b->store, s, false);
-        pthread_mutex_unlock(&s->lock);
-        if (expiry != UINT32_MAX)
-            broker_timer_add(b, at, BT_SESSION_EXPIRY, s);
-    }
-    session_release(s);
-}
-
-void conn_close(conn_t *c, const char *why)
-{
-    if (c->state == CONN_CLOSED)
-        return;
-    worker_t *w = c->w;
-    bool was_active = c->state == CONN_ACTIVE;
-    if (why && was_active && c->w->b->cfg.connection_messages) {
-        log_printf(TLOG_NOTICE, "Client %s [%s] disconnected: %s.", c->session ? c->session->client_id : "?",
-                   c->peer, why);
-    }
-    /* Best effort: send what is buffered (a CONNACK or DISCONNECT with the reason). */
-    if (outq_pending(&c->out) > 0)
-        conn_write(c);
-    c->state = CONN_CLOSED;
-    wheel_unlink(c);
-    atomic_fetch_sub_explicit(&w->clients, 1, memory_order_relaxed);
-    bp_conn_closed(c);
-    conn_detach(c);
-    if (c->linger && !atomic_load(&w->b->stop)) {
-        /* The fd stays open, its output is shut (FIN after what the kernel holds), and its input
-         * is drained until EOF or the budget runs out (conn_drain). */
-        shutdown(c->fd, SHUT_WR);
-        c->draining = 1;
-        c->last_rx = w->now;
-        c->out_sent = 0; /* from here on: bytes discarded */
-        buf_free(&c->in);
-        c->want_write = 0;
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
-        epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
-        wheel_schedule(c);
-        return;
-    }
-    conn_release_fd(c);
-}
-
-/* Close the fd and forget it; the connection is freed at the end of the loop turn, once nothing
- * on the stack can still refer to it. */
-static void conn_release_fd(conn_t *c)
-{
-    worker_t *w = c->w;
-    epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    if (c->fd < w->conns_cap && w->conns[c->fd] == c)
-        w->conns[c->fd] = NULL;
-    close(c->fd);
-    c->fd = -1;
-    c->draining = 0;
-    wheel_unlink(c);
-    conn_want_flush(c);
-}
-
-void conn_drain(conn_t *c, bool expired)
-{
-    while (!expired) {
-        ssize_t n = recv(c->fd, c->w->rbuf, 64 * 1024, 0);
-        if (n > 0) {
-            c->out_sent += (uint64_t)n;
-            if (c->out_sent > LINGER_BYTES)
-                break;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return; /* more may come: wait for it, until the deadline */
-        break;      /* EOF or error */
-    }
-    conn_release_fd(c);
-}
-
 /* ---- inbox ---- */
-
-conn_t *conn_lookup(worker_t *w, int fd, uint64_t id)
-{
-    if (fd < 0 || fd >= w->conns_cap)
-        return NULL;
-    conn_t *c = w->conns[fd];
-    return c && c->id == id ? c : NULL;
-}
 
 static void process_items(worker_t *w, inbox_item_t *items, size_t n)
 {
@@ -378,11 +107,7 @@ static void process_items(worker_t *w, inbox_item_t *items, size_t n)
         inbox_item_t *it = &items[i];
         if (it->kind == INBOX_FLUSH_SESSION) {
             session_t *s = it->session;
-            pthread_mutex_lock(&s->lock);
-            conn_t *c = s->worker == w->index ? s->conn : NULL;
-            if (!c)
-                s->flush_pending = 0;
-            pthread_mutex_unlock(&s->lock);
+            conn_t *c = session_flush_target(s, w->index);
             if (c && c->state == CONN_ACTIVE)
                 session_flush(s, c);
             session_release(s);
@@ -514,7 +239,7 @@ static void *worker_main(void *arg)
     int64_t next_sys = 0;
     slab_thread_attach(w->pool);
     w->now = now_ms();
-    w->wheel_now = w->now / WHEEL_TICK_MS;
+    w->wheel.now = w->now / WHEEL_TICK_MS;
     while (!atomic_load(&b->stop)) {
         int timeout = inbox_sleep_begin(&w->inbox) || w->resume_pending ? 0 : WHEEL_TICK_MS;
         int n = epoll_wait(w->epfd, evs, 256, timeout);

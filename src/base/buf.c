@@ -1,52 +1,12 @@
-/* buf.c -- growable byte buffers and abort-on-OOM allocation for the broker.
+/* buf.c -- growable byte buffers (reserve/commit input, append-and-flush output).
  * Buffer memory comes from the calling worker's slab (slab.h): a connection's output buffer that
  * is released after a burst and taken again next turn costs a free-list push and pop, not a
  * malloc and a chain of reallocs; capacities double from 64, so they are exact slab classes. */
-#include "broker/buf.h"
+#include "base/buf.h"
 
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "broker/slab.h"
-
-static void oom(size_t n)
-{
-    fprintf(stderr, "tombo: out of memory allocating %zu bytes\n", n);
-    abort();
-}
-
-void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p)
-        oom(n);
-    return p;
-}
-
-void *xcalloc(size_t n, size_t m)
-{
-    void *p = calloc(n ? n : 1, m ? m : 1);
-    if (!p)
-        oom(n * m);
-    return p;
-}
-
-void *xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n ? n : 1);
-    if (!p)
-        oom(n);
-    return p;
-}
-
-char *xstrndup(const char *s, size_t n)
-{
-    char *d = xmalloc(n + 1);
-    memcpy(d, s, n);
-    d[n] = 0;
-    return d;
-}
+#include "base/slab.h"
 
 uint8_t *buf_reserve(buf_t *b, size_t n)
 {

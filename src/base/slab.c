@@ -1,11 +1,11 @@
 /* slab.c -- per-worker size-class free lists with lock-free remote free (design note in slab.h). */
-#include "broker/slab.h"
+#include "base/slab.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/buf.h"
+#include "base/mem.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SLAB_ASAN 1

@@ -1,0 +1,35 @@
+/* route.c -- routing: a message published on a worker goes to the retained store and to every
+ * matching subscriber's session, with the QoS and retain flag each subscription grants.
+ *
+ * The match runs under the subscription tree's read lock and takes a reference per receiver
+ * (subtree_match); deliveries happen after the lock is released, and each receiver that is full
+ * may hold back the publishing connection (backpressure.h). */
+#include "broker/route.h"
+
+#include "broker/backpressure.h"
+#include "broker/broker.h"
+#include "broker/retain.h"
+#include "broker/subtree.h"
+#include "broker/worker.h"
+
+size_t route_publish(worker_t *w, msg_t *msg, const session_t *from, struct conn *pub)
+{
+    broker_t *b = w->b;
+    if (msg->retain)
+        retain_set(b->retained, msg->topic.p, msg->topic.len, msg->payload.len ? msg : NULL);
+    sub_result_t *r = &w->match;
+    subtree_match(b->subs, msg->topic.p, msg->topic.len, from, r);
+    size_t n = r->n;
+    for (size_t i = 0; i < n; i++) {
+        sub_match_t *m = &r->v[i];
+        session_t *s = m->owner;
+        uint8_t qos = msg->qos < m->qos ? msg->qos : m->qos;
+        /* [MQTT-3.3.1-12] the retain flag is cleared unless retain-as-published */
+        uint8_t retain = m->retain_as_published ? msg->retain : 0;
+        session_deliver(w, s, msg, qos, retain, sub_match_ids(r, m), m->n_ids);
+        if (pub)
+            bp_after_delivery(pub, s);
+        session_release(s); /* the reference subtree_match took */
+    }
+    return n;
+}

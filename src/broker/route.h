@@ -1,0 +1,19 @@
+/* route.h -- routing a published message to the retained store and its subscribers. */
+#ifndef TOMBO_BROKER_ROUTE_H
+#define TOMBO_BROKER_ROUTE_H
+
+#include <stddef.h>
+
+#include "broker/msg.h"
+#include "broker/session.h"
+
+struct worker;
+struct conn;
+
+/* Route msg to every matching subscriber (and the retained store when msg->retain), from worker
+ * w's thread. `from` is the publishing session (for no-local), or NULL. `pub`, the connection it
+ * came from (NULL for wills and $SYS), is blocked when a receiver is full (backpressure.h). The
+ * caller keeps its msg reference; receivers take their own. Returns the number of receivers. */
+size_t route_publish(struct worker *w, msg_t *msg, const session_t *from, struct conn *pub);
+
+#endif

@@ -1,0 +1,74 @@
+/* worker.h -- a worker thread: one epoll loop that owns its connections for life, its inbox from
+ * the other threads, and the statistics it alone writes. Design note in worker.c. */
+#ifndef TOMBO_BROKER_WORKER_H
+#define TOMBO_BROKER_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/inbox.h"
+#include "broker/subtree.h"
+#include "broker/wheel.h"
+
+struct broker;
+struct conn;
+
+/* Ownership: everything here belongs to the worker's own thread, except where a field says
+ * otherwise (inbox, store_wait, the statistics). The worker does not own listen_fds (the broker
+ * does) nor pool's blocks still referenced at shutdown (broker_free frees the pool last). */
+typedef struct worker {
+    struct broker *b;
+    int index;
+    pthread_t thread;
+    int epfd;
+    int *listen_fds;
+    int n_listen;
+    struct slab_pool *pool; /* messages and batches this worker allocates (slab.h) */
+
+    inbox_t inbox;      /* what other threads send this worker (inbox.h) */
+
+    struct conn **conns; /* indexed by fd: connections of this worker */
+    int conns_cap;
+    uint64_t next_conn_id;
+    struct conn *flush_list; /* connections with output to write this turn */
+    wheel_t wheel;      /* keepalive deadlines of its connections (wheel.h) */
+    int64_t now;        /* ms, refreshed each loop turn */
+    sub_result_t match; /* reused for every PUBLISH this worker routes */
+    uint32_t turn;      /* loop turns, to coalesce holds on a connection within one */
+    struct held { int fd; uint64_t id; } *held; /* connections with output on hold (persistence) */
+    size_t n_held, cap_held;
+    struct held *paused; /* connections not read for backpressure (backpressure.h) */
+    size_t n_paused, cap_paused;
+    uint8_t resume_pending; /* an INBOX_RESUME came: look at them this turn */
+    _Atomic uint64_t store_wait; /* lowest store sequence a hold waits for (0: none); the store
+                                  * thread wakes the worker when it commits that far */
+    uint8_t *rbuf;      /* 64 KB scratch every read of this worker goes into first */
+    inbox_chain_t *outbox; /* items for worker i, pushed at the end of the turn */
+
+    /* statistics, written by this worker only, read by $SYS */
+    atomic_ulong msgs_in, msgs_out, bytes_in, bytes_out, pub_dropped;
+    atomic_long clients;
+} worker_t;
+
+/* Lifetime, from the broker's thread: init (epoll, inbox, watches every listening socket), start
+ * the thread, and after it has been joined, free. worker_free leaves w->pool (see Ownership). */
+int worker_init(worker_t *w, struct broker *b, int index, char *err, size_t errlen);
+int worker_start(worker_t *w);
+void worker_free(worker_t *w);
+
+/* Open one listening socket for `host:port` (any address when host is NULL or empty). Returns the
+ * fd, or -1 with a message in err. */
+int listen_on(const char *host, int port, char *err, size_t errlen);
+
+/* Safe from any thread: hand `it` to worker w (wakes it if it may be asleep). */
+void worker_post(worker_t *w, const inbox_item_t *it);
+/* From worker `from`'s own thread: queue `it` for worker `to` (which may be `from` itself); sent at
+ * the end of from's loop turn, all items for one worker in one batch. */
+void worker_defer(worker_t *from, int to, const inbox_item_t *it);
+
+/* Owning worker, each loop turn: release the output holds the store has committed. */
+void worker_release_holds(worker_t *w);
+
+#endif
