@@ -211,12 +211,18 @@ static void flush_all(worker_t *w)
             conn_close(c, "write error");
             continue;
         }
-        /* The socket took enough: what waits in the session's queue may follow. */
+        /* The socket took enough: what waits in the session's queue may follow. Once a turn; if
+         * the socket takes that too, EPOLLOUT (writable at once) brings the connection back next
+         * turn, since no delivery may come to do it (a retained burst, paused publishers). */
         if (c->out_full && outq_pending(&c->out) < BP_OUT_HIGH / 2 && c->session) {
             c->out_full = 0;
             session_flush(c->session, c);
             if (!conn_write(c))
                 conn_close(c, "write error");
+            else if (c->out_full && !c->want_write) {
+                c->want_write = 1;
+                conn_update_events(c);
+            }
         }
     }
     /* conn_close above may have queued closed connections again */

@@ -256,3 +256,22 @@ def test_mqtt_3_3_4_7_disconnect_0x93_reaches_a_client_that_keeps_sending(make_b
     c.close()
     assert [p.type for p in got] == [rawmqtt.PUBREC, rawmqtt.PUBREC, rawmqtt.DISCONNECT], got
     assert got[-1].reason == rawmqtt.RECEIVE_MAX_EXCEEDED
+
+
+@pytest.mark.parametrize("qos", [0, 1])
+def test_retained_burst_of_100k_reaches_a_new_subscriber_MQTT_3_3_1_6(broker, qos):
+    """[MQTT-3.3.1-6] [MQTT-3.3.1-8] A new subscription to '#' gets every retained message, with
+    RETAIN set: 100,000 of them, far more than the broker writes to one connection at a time (its
+    output stops at 1 MB and goes on as the socket drains, with no other delivery to wake it)."""
+    n = 100000
+    pub = _connect(broker.port, "bp-ret-pub")
+    pad = b" " * 200  # 20 MB in all: many times what the broker writes to one connection at once
+    pub.sendall(b"".join(rawmqtt.packet(3, 0x01, struct.pack("!H", len(t)) + t + b"%d" % k + pad)
+                         for k, t in ((k, b"ret/%d" % k) for k in range(n))))
+    pub.sendall(rawmqtt.pingreq())
+    assert _recv_exact(pub, 2) == b"\xd0\x00"  # PINGRESP: every PUBLISH before it was handled
+    sub = Reader(broker.port, "bp-ret-sub", "#", qos, n, timeout=60).start()
+    sub.join()
+    assert sub.n == n, "received %d of %d retained messages" % (sub.n, n)
+    assert all(v == [int(t[4:])] for t, v in sub.got.items())
+    pub.close()
