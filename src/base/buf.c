@@ -4,6 +4,7 @@
  * malloc and a chain of reallocs; capacities double from 64, so they are exact slab classes. */
 #include "base/buf.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/slab.h"
@@ -23,14 +24,16 @@ uint8_t *buf_reserve(buf_t *b, size_t n)
     size_t cap = b->cap ? b->cap : 64; /* a CONNACK or PINGRESP fits: idle clients stay small */
     while (cap - b->len < n)
         cap *= 2;
+    if (cap > UINT32_MAX)
+        abort(); /* more than one packet and a turn's output: a caller's bug, not a client's */
     b->data = slab_realloc(b->data, b->len, cap);
-    b->cap = cap;
+    b->cap = (uint32_t)cap;
     return b->data + b->len;
 }
 
 void buf_consume(buf_t *b, size_t n)
 {
-    b->off += n;
+    b->off += (uint32_t)n;
     if (b->off >= b->len)
         b->off = b->len = 0;
 }

@@ -8,16 +8,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* 32-bit offsets: a buffer holds at most one packet (MQTT caps them at 256 MB) plus what one loop
+ * turn appends, and every client has two of them (16 bytes less per connection). */
 typedef struct buf {
     uint8_t *data;
-    size_t off;  /* first unconsumed byte */
-    size_t len;  /* end of valid bytes */
-    size_t cap;
+    uint32_t off;  /* first unconsumed byte */
+    uint32_t len;  /* end of valid bytes */
+    uint32_t cap;
 } buf_t;
 
 /* Make room for at least `n` more bytes after len; returns the write position. */
 uint8_t *buf_reserve(buf_t *b, size_t n);
-static inline void buf_commit(buf_t *b, size_t n) { b->len += n; }
+static inline void buf_commit(buf_t *b, size_t n) { b->len += (uint32_t)n; }
 static inline size_t buf_used(const buf_t *b) { return b->len - b->off; }
 static inline uint8_t *buf_head(const buf_t *b) { return b->data + b->off; }
 /* Drop n bytes from the front; an emptied buffer resets to offset 0. */

@@ -51,8 +51,6 @@ void bp_after_delivery(conn_t *c, session_t *s)
         return;
     session_hold(s);
     c->bp_on = s;
-    c->bp_progress = atomic_load(&s->progress);
-    c->bp_since = c->w->now;
 }
 
 void bp_pause(conn_t *c)
@@ -66,7 +64,7 @@ void bp_pause(conn_t *c)
         w->cap_paused = w->cap_paused ? w->cap_paused * 2 : 64;
         w->paused = xrealloc(w->paused, w->cap_paused * sizeof(*w->paused));
     }
-    w->paused[w->n_paused++] = (struct held){c->fd, c->id};
+    w->paused[w->n_paused++] = (struct paused){c->fd, c->id, atomic_load(&c->bp_on->progress), w->now};
 }
 
 void bp_conn_closed(conn_t *c)
@@ -79,7 +77,7 @@ void bp_conn_closed(conn_t *c)
 }
 
 /* May c go on? True when its receiver drained below the low-water mark, went offline or is slow. */
-static bool may_resume(worker_t *w, conn_t *c, bool tick)
+static bool may_resume(worker_t *w, conn_t *c, struct paused *pw, bool tick)
 {
     session_t *s = c->bp_on;
     const bp_marks_t *m = &w->b->bp;
@@ -87,11 +85,11 @@ static bool may_resume(worker_t *w, conn_t *c, bool tick)
         return true;
     if (tick) {
         uint64_t p = atomic_load(&s->progress);
-        if (p != c->bp_progress) {
-            c->bp_progress = p;
-            c->bp_since = w->now;
-        } else if (w->now - c->bp_since >= BP_SLOW_MS) {
-            mark_slow(w, s, w->now - c->bp_since);
+        if (p != pw->progress) {
+            pw->progress = p;
+            pw->since = w->now;
+        } else if (w->now - pw->since >= BP_SLOW_MS) {
+            mark_slow(w, s, w->now - pw->since);
             return true;
         }
     }
@@ -106,7 +104,7 @@ void bp_check_paused(worker_t *w, bool tick)
     if (w->n_paused == 0)
         return;
     /* Take the list: a resumed connection may block and be paused again while we walk it. */
-    struct held *list = w->paused;
+    struct paused *list = w->paused;
     size_t n = w->n_paused;
     w->paused = NULL;
     w->n_paused = w->cap_paused = 0;
@@ -114,7 +112,7 @@ void bp_check_paused(worker_t *w, bool tick)
         conn_t *c = conn_lookup(w, list[i].fd, list[i].id);
         if (!c || !c->bp_paused)
             continue;
-        if (!may_resume(w, c, tick)) {
+        if (!may_resume(w, c, &list[i], tick)) {
             if (w->n_paused == w->cap_paused) {
                 w->cap_paused = w->cap_paused ? w->cap_paused * 2 : 64;
                 w->paused = xrealloc(w->paused, w->cap_paused * sizeof(*w->paused));

@@ -55,8 +55,6 @@ typedef struct conn {
     struct conn_holds *holds; /* output waiting for the persistence store (NULL: none) */
     session_t *session;     /* one reference while attached */
     session_t *bp_on;       /* the receiver this connection's publishing waits for (one reference) */
-    uint64_t bp_progress;   /* bp_on->progress when last seen, and since when (ms) */
-    int64_t bp_since;
     char peer[64];
 
     /* keepalive: deadline on the worker's timer wheel */

@@ -39,7 +39,9 @@ typedef struct worker {
     uint32_t turn;      /* loop turns, to coalesce holds on a connection within one */
     struct held { int fd; uint64_t id; } *held; /* connections with output on hold (persistence) */
     size_t n_held, cap_held;
-    struct held *paused; /* connections not read for backpressure (backpressure.h) */
+    /* Connections not read for backpressure (backpressure.h), with the receiver's progress when
+     * last seen and since when: kept here, not in every connection. */
+    struct paused { int fd; uint64_t id; uint64_t progress; int64_t since; } *paused;
     size_t n_paused, cap_paused;
     uint8_t resume_pending; /* an INBOX_RESUME came: look at them this turn */
     _Atomic uint64_t store_wait; /* lowest store sequence a hold waits for (0: none); the store
