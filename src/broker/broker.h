@@ -12,11 +12,6 @@
 #include "broker/subtree.h"
 #include "broker/timers.h"
 
-/* Transitional: store.c (branch arch) still reaches these through broker.h (xmalloc, registry_get,
- * worker_t). Once it includes them itself, these lines go. */
-#include "broker/buf.h"
-#include "broker/registry.h"
-#include "broker/worker.h"
 
 struct worker;
 

@@ -28,8 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "broker/buf.h" /* xmalloc */
-#include "broker/log.h"
+#include "base/log.h"
+#include "base/mem.h"
 
 enum stmt {
     S_MSG_ADD, S_MSG_DEL, S_SESS_PUT, S_SESS_DEL, S_SESS_DEL_SUBS, S_SESS_DEL_OUT, S_SESS_DEL_IN2,

@@ -9,9 +9,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "broker/buf.h"
+#include "base/mem.h"
 #include "broker/msg_hook.h"
-#include "broker/slab.h"
+#include "base/slab.h"
 
 /* Re-point a view from the decoded packet's property block into our copy of it. */
 static mqtt_bytes_t rebase(mqtt_bytes_t v, const uint8_t *old, uint8_t *copy)

@@ -11,7 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/mem.h"
 #include "broker/broker.h"
+#include "broker/registry.h"
+#include "broker/timers.h"
 #include "broker/journal.h"
 #include "broker/log.h"
 #include "broker/store.h"
@@ -169,12 +172,8 @@ int store_load(store_t *st, broker_t *b, char *err, size_t errlen)
         uint32_t expiry = (uint32_t)sqlite3_column_int64(qss, 1);
         int li = sqlite3_column_int(qss, 3);
         const char *user = sqlite3_column_blob(qss, 2);
-        pthread_mutex_lock(&s->lock);
-        s->expiry = expiry;
-        free(s->username);
-        s->username = user ? xstrndup(user, (size_t)sqlite3_column_bytes(qss, 2)) : NULL;
-        s->auth = b->auth[li >= 0 && li < b->cfg.n_listeners ? li : 0];
-        pthread_mutex_unlock(&s->lock);
+        session_restore_identity(s, expiry, user, (size_t)sqlite3_column_bytes(qss, 2),
+                                 b->auth[li >= 0 && li < b->cfg.n_listeners ? li : 0]);
         load_session_state(b, s, msgs, nm, qs, qo, qi, counts);
         /* A session that was offline goes on expiring from its disconnect; one that was
          * connected lost its connection with the restart, so it counts from now. Its will is
@@ -195,16 +194,7 @@ int store_load(store_t *st, broker_t *b, char *err, size_t errlen)
         int64_t will_at = will ? gone + (int64_t)will_delay * 1000 : 0;
         if (will_at && will_at < now)
             will_at = now;
-        pthread_mutex_lock(&s->lock);
-        s->persist = 1;
-        s->expire_at = at;
-        if (will) {
-            msg_hold(will);
-            s->will = will;
-            s->will_delay = will_delay;
-            s->will_at = will_at;
-        }
-        pthread_mutex_unlock(&s->lock);
+        session_restore_state(s, at, will, will_delay, will_at);
         if (at)
             broker_timer_add(b, at, BT_SESSION_EXPIRY, s);
         if (will_at)

@@ -738,3 +738,28 @@ uint32_t session_qos2_pending(session_t *s, uint16_t id, bool *dup)
     pthread_mutex_unlock(&s->lock);
     return pending;
 }
+
+void session_restore_identity(session_t *s, uint32_t expiry, const char *username, size_t username_len,
+                              const struct auth *auth)
+{
+    pthread_mutex_lock(&s->lock);
+    s->expiry = expiry;
+    free(s->username);
+    s->username = username ? xstrndup(username, username_len) : NULL;
+    s->auth = auth;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void session_restore_state(session_t *s, int64_t expire_at, msg_t *will, uint32_t will_delay, int64_t will_at)
+{
+    pthread_mutex_lock(&s->lock);
+    s->persist = 1;
+    s->expire_at = expire_at;
+    if (will) {
+        msg_hold(will);
+        s->will = will;
+        s->will_delay = will_delay;
+        s->will_at = will_at;
+    }
+    pthread_mutex_unlock(&s->lock);
+}

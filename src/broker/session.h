@@ -234,5 +234,11 @@ void outring_free(outring_t *r);
 /* Start-up (store_load): put back a queued or in-flight message read from the persistence store.
  * Takes its own msg reference. */
 void session_restore_out(session_t *s, const outmsg_t *o, const uint32_t *ids, uint32_t n_ids);
+/* Start-up (recovery): the identity a stored session had (expiry, username or NULL, the auth of its
+ * listener), then what it was doing when the broker stopped: it is durable, expires at `expire_at`
+ * (0: never), and has `will` (may be NULL; takes its own reference) due at `will_at`. */
+void session_restore_identity(session_t *s, uint32_t expiry, const char *username, size_t username_len,
+                              const struct auth *auth);
+void session_restore_state(session_t *s, int64_t expire_at, msg_t *will, uint32_t will_delay, int64_t will_at);
 
 #endif

@@ -8,7 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/mem.h"
 #include "broker/broker.h"
+#include "broker/registry.h"
+#include "broker/worker.h"
 #include "broker/journal.h"
 #include "broker/msg_hook.h"
 

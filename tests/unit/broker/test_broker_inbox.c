@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "broker/inbox.h"
-#include "broker/slab.h"
+#include "base/slab.h"
 #include "unit.h"
 
 #define PRODUCERS 3

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "broker/msg.h"
-#include "broker/slab.h"
+#include "base/slab.h"
 #include "unit.h"
 
 static void test_classes(void)
