@@ -57,6 +57,7 @@ tsan-test: tsan
 	TOMBO_BUILD=$(CURDIR)/build/tsan TOMBO_TSAN=1 $(PY) -m pytest -q -p no:cacheprovider tests/client/test_library.py tests/client/test_alias.py
 
 test: deps-test
+	@scripts/check_layers.sh
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory fuzz-test
 	@$(MAKE) --no-print-directory pytest

@@ -19,7 +19,7 @@
  *   without locking. */
 #include "broker/subtree.h"
 
-#include "broker/brlock.h"
+#include "base/brlock.h"
 #include "broker/levels.h"
 
 #include <pthread.h>

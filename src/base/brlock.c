@@ -1,5 +1,5 @@
 /* brlock.c -- the big-reader lock (design note in brlock.h). */
-#include "broker/brlock.h"
+#include "base/brlock.h"
 
 #include <sched.h>
 

@@ -1,6 +1,6 @@
-/* brlock.h -- a big-reader lock: readers on different threads touch no shared cache line.
+/* brlock.h -- a big-reader lock (base layer): readers on different threads touch no shared cache line.
  *
- * Design: each reading thread counts itself in a slot of its own (RD_SLOTS slots, one cache line
+ * Design: each reading thread counts itself in a slot of its own (BRLOCK_SLOTS slots, one cache line
  * each; threads beyond that share slots, which stays correct since a slot is a counter). A reader
  * increments its slot and then looks at the writer flag; a writer raises the flag and then waits
  * for every slot to empty (sequentially consistent on both sides: one of them sees the other, so a
@@ -9,8 +9,8 @@
  * are serialised by a mutex and wait by yielding, so they are for rare changes (a SUBSCRIBE against
  * a PUBLISH stream), where a pthread rwlock would make every reader bounce one counter's cache
  * line between the cores (13% of the broker's time in unthrottled QoS 0 pairs). */
-#ifndef TOMBO_BROKER_BRLOCK_H
-#define TOMBO_BROKER_BRLOCK_H
+#ifndef TOMBO_BASE_BRLOCK_H
+#define TOMBO_BASE_BRLOCK_H
 
 #include <pthread.h>
 #include <stdatomic.h>

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# check_layers.sh -- the layers of tombo, enforced: each source directory may include only the
+# project headers of the layers below it (system headers are not checked). `make test` runs it.
+#   base     memory, slab, buffers, clock, log: knows no MQTT and nothing above it
+#   mqtt     the codec: no I/O, no globals
+#   pwhash   password hashes: shared by the broker and tombo-passwd
+#   broker   the broker (never links libtombo)
+#   client   libtombo; tools: the CLIs on libtombo; bench: tombo-bench (a client of its own)
+# A quoted include that names no directory ("alias.h") is a file of the same directory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+declare -A allowed=(
+  [base]="base"
+  [mqtt]="mqtt"
+  [pwhash]="pwhash base"
+  [broker]="broker base mqtt pwhash"
+  [client]="mqtt tombo"
+  [tools]="mqtt pwhash tombo"
+  [bench]="bench mqtt"
+)
+bad=0
+for dir in "${!allowed[@]}"; do
+  while IFS= read -r line; do
+    file=${line%%:*}
+    inc=$(sed -E 's/.*#include "([^"]+)".*/\1/' <<<"${line#*:}")
+    [[ $inc == */* ]] || continue
+    layer=${inc%%/*}
+    if [[ " ${allowed[$dir]} " != *" $layer "* ]]; then
+      echo "check_layers: $file includes \"$inc\": src/$dir may include only ${allowed[$dir]// /, }" >&2
+      bad=1
+    fi
+  done < <(grep -rn '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "src/$dir" --include='*.[ch]' | sed -E 's/^([^:]+):[0-9]+:/\1:/')
+done
+if [ $bad -ne 0 ]; then
+  exit 1
+fi
+echo "check_layers: every include goes down the layers (base < mqtt, pwhash < broker; client, tools, bench apart)"
