@@ -147,6 +147,12 @@ static void test_round_trip(void)
     session_sub_add(s, (const uint8_t *)"gone/#", 6, 0, 0);
     session_sub_remove(s, (const uint8_t *)"gone/#", 6);
     CHECK(session_qos2_begin(s, 9));
+    msg_t *f1 = msg_new(B("a/f"), B("f1"), 1, 0, NULL, 0), *f2 = msg_new(B("a/f"), B("f2"), 2, 0, NULL, 0);
+    session_deliver(w0, s, f1, 1, 0, NULL, 0);
+    session_deliver(w0, s, f2, 2, 0, NULL, 0);
+    session_flush(s, &c); /* in flight as ids 1 and 2 */
+    CHECK(session_pubrec(s, 2, false)); /* 2 waits for PUBCOMP, its message delivered */
+    CHECK_EQ(s->inflight.n, 2);
     uint32_t expiry;
     CHECK(session_detach_conn(s, &c, &expiry));
     CHECK_EQ(expiry, 3600);
@@ -157,7 +163,12 @@ static void test_round_trip(void)
     session_deliver(w0, s, m1, 1, 0, ids, 2);
     session_deliver(w0, s, m2, 2, 1, NULL, 0);
     session_deliver(w0, s, m0, 0, 0, NULL, 0); /* offline QoS 0: not kept, not stored */
-    CHECK_EQ(s->queue.n, 2);
+    mqtt_props_t pr = {0};
+    pr.has = MQTT_HAS(MQTT_PROP_MESSAGE_EXPIRY);
+    pr.message_expiry = 100;
+    msg_t *mx = msg_new(B("a/e"), B("mx"), 1, 0, &pr, now_ms());
+    session_deliver(w0, s, mx, 1, 0, NULL, 0);
+    CHECK_EQ(s->queue.n, 3);
     CHECK(m1->store_id != 0 && m2->store_id != 0 && m1->store_id != m2->store_id);
     CHECK_EQ(m0->store_id, 0);
 
@@ -192,6 +203,7 @@ static void test_round_trip(void)
     store_group_end(st);
     CHECK(wait_committed(st));
     CHECK(store_committed(st) > c1);
+    msg_release(f2); /* now the last reference: its row is deleted */
 
     session_release(s);
     session_release(cs);
@@ -200,6 +212,10 @@ static void test_round_trip(void)
     msg_release(m2);
     msg_release(mr);
     msg_release(mr2);
+    msg_release(mx);
+    msg_release(f1);
+    free(c.holds); /* the QoS 2 PUBLISH waited for the store (conn_hold_durable) */
+    outq_free(&c.out);
     broker_down(b); /* store_stop first: ending the sessions in memory does not touch the file */
 
     CASE("the rows on the file, read with sqlite3");
@@ -212,11 +228,13 @@ static void test_round_trip(void)
     CHECK_EQ(db_int(db, "SELECT will_msg_id IS NOT NULL FROM sessions"), 1);
     CHECK_EQ(db_int(db, "SELECT count(*) FROM subs"), 1);
     CHECK_EQ(db_int(db, "SELECT options * 1000 + sub_id FROM subs WHERE filter = CAST('a/+' AS BLOB)"), 1007);
-    CHECK_EQ(db_int(db, "SELECT count(*) FROM outq"), 2);
-    CHECK_EQ(db_int(db, "SELECT length(ids) FROM outq WHERE qos = 1"), 8);
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM outq"), 5);
+    CHECK_EQ(db_int(db, "SELECT length(ids) FROM outq WHERE ids IS NOT NULL"), 8);
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM outq WHERE msg_id IS NULL AND state = 3 AND pid = 2"), 1);
     CHECK_EQ(db_int(db, "SELECT count(*) FROM inq2 WHERE pid = 9"), 1);
     CHECK_EQ(db_int(db, "SELECT count(*) FROM retained"), 2);
-    CHECK_EQ(db_int(db, "SELECT count(*) FROM msgs"), 5); /* will, m1, m2, mr, mr2: each once */
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM msgs"), 7); /* will, f1, m1, m2, mx, mr, mr2: each once */
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM msgs WHERE expire_wall IS NOT NULL"), 1);
     sqlite3_close(db);
 
     CASE("recovery into a fresh broker: the session, its state and the retained messages come back");
@@ -234,8 +252,23 @@ static void test_round_trip(void)
     CHECK(s->n_subs == 1 && s->subs[0].len == 3 && !memcmp(s->subs[0].filter, "a/+", 3));
     CHECK(s->n_subs == 1 && s->subs[0].options == 1 && s->subs[0].sub_id == 7);
     CHECK_EQ(subtree_count(b->subs), 1);
-    CHECK_EQ(s->queue.n, 2);
-    if (s->queue.n == 2) {
+    CASE("[MQTT-4.4.0-1] in-flight messages come back in flight with their ids, to be resent");
+    CHECK_EQ(s->inflight.n, 2);
+    CHECK_EQ(s->inflight_live, 2);
+    if (s->inflight.n == 2) {
+        outmsg_t *i1 = &s->inflight.v[s->inflight.head], *i2 = &s->inflight.v[(s->inflight.head + 1) % s->inflight.cap];
+        CHECK(payload_is(i1->msg, "f1") && i1->id == 1 && i1->state == OUT_WAIT_PUBACK && i1->dup == 1);
+        CHECK(i2->msg == NULL && i2->id == 2 && i2->state == OUT_WAIT_PUBCOMP && i2->qos == 2);
+    }
+    CHECK(!session_puback(s, 2));
+    CHECK(session_pubcomp(s, 2));
+    CASE("queued messages come back queued, in order, with their expiry still counting");
+    CHECK_EQ(s->queue.n, 3);
+    if (s->queue.n == 3) {
+        msg_t *e = s->queue.v[(s->queue.head + 2) % s->queue.cap].msg;
+        CHECK(payload_is(e, "mx") && e->has_expiry);
+        uint32_t left = msg_expiry_left(e, now_ms());
+        CHECK(left >= 98 && left <= 100);
         outmsg_t *o1 = &s->queue.v[s->queue.head], *o2 = &s->queue.v[(s->queue.head + 1) % s->queue.cap];
         CHECK(payload_is(o1->msg, "m1") && o1->qos == 1 && o1->n_ids == 2);
         CHECK(outmsg_ids(o1)[0] == 7 && outmsg_ids(o1)[1] == 8);
@@ -243,7 +276,7 @@ static void test_round_trip(void)
         CHECK(o1->seq < o2->seq);
         CHECK(o1->msg->store_id != 0);
     }
-    CHECK_EQ(atomic_load(&s->backlog_n), 2);
+    CHECK_EQ(atomic_load(&s->backlog_n), 3);
     bool dup;
     CHECK_EQ(session_qos2_pending(s, 9, &dup), 1);
     CHECK(dup);
