@@ -672,8 +672,72 @@ static void test_connected(void)
     broker_down(b);
 }
 
+static void test_attach_will_timers(void)
+{
+    broker_t *b = broker_up(1000, 0, false);
+    bool existed;
+    session_t *s = get(b, "w", &existed);
+    conn_t c;
+    conn_fake(&c, &b->workers[1], MQTT_V5);
+    session_holder_t holder;
+
+    CASE("[MQTT-3.1.2-4] a clean start on an existing session nobody holds: STALE, nothing changed");
+    msg_t *will = msg("will/t", "bye", 1);
+    session_login_t login = {.will = will, .username = strdup("u"), .will_delay = 30, .expiry = 60};
+    CHECK_EQ(session_attach(s, &c, &login, true, &holder), SESSION_STALE);
+    CHECK(s->will == NULL && s->username == NULL);
+    CHECK_EQ(atomic_load(&s->worker), -1);
+
+    CASE("attach takes the will and the identity; the session's expiry is the login's");
+    CHECK_EQ(session_attach(s, &c, &login, false, &holder), SESSION_ATTACHED); /* takes will, username */
+    CHECK(s->will == will);
+    CHECK_STR(s->username, "u");
+    CHECK_EQ(s->expiry, 60);
+    uint32_t delay = 0;
+    CHECK(session_will_pending(s, false, &delay));
+    CHECK_EQ(delay, 30);
+
+    CASE("[MQTT-3.14.2-2] DISCONNECT may not turn an expiry of 0 into another; otherwise it sets it");
+    CHECK(session_disconnect_expiry(s, 120));
+    CHECK_EQ(s->expiry, 120);
+    CHECK(session_disconnect_expiry(s, 0));
+    CHECK(!session_disconnect_expiry(s, 5));
+    CHECK_EQ(s->expiry, 0);
+
+    CASE("offline: the expiry and will timers are current only for the time they were set for");
+    uint32_t expiry;
+    CHECK(session_detach_conn(s, &c, &expiry));
+    session_start_expiry(s, 60, 1000);
+    session_will_schedule(s, 2000);
+    CHECK(session_timer_current(s, false, 1000));
+    CHECK(!session_timer_current(s, false, 999));
+    CHECK(session_timer_current(s, true, 2000));
+    CHECK(!session_timer_current(s, true, 1000));
+    session_start_expiry(s, UINT32_MAX, 5000); /* never: the earlier deadline stays (not rescheduled) */
+    CHECK(!session_timer_current(s, false, 5000));
+
+    CASE("[MQTT-3.1.3-9] a new connection cancels the delayed will: the timer is no longer current");
+    msg_t *will2 = msg("will/t", "bye2", 0);
+    session_login_t login2 = {.will = will2, .expiry = 60};
+    CHECK_EQ(session_attach(s, &c, &login2, false, &holder), SESSION_ATTACHED);
+    CHECK(s->will == will2);
+    CHECK(!session_timer_current(s, true, 2000)); /* connected */
+    /* the old will, whose only reference the session had, is freed (ASan: no leak) */
+    CHECK(session_detach_conn(s, &c, &expiry));
+
+    CASE("session_take_will hands the will over once; a normal DISCONNECT discards it");
+    msg_t *taken = session_take_will(s);
+    CHECK(taken == will2);
+    CHECK(session_take_will(s) == NULL);
+    msg_release(taken);
+    CHECK(!session_will_pending(s, true, &delay));
+    session_release(s);
+    broker_down(b);
+}
+
 int main(void)
 {
+    test_attach_will_timers();
     test_registry();
     test_offline_queue();
     test_offline_limits();
