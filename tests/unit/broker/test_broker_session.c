@@ -382,6 +382,44 @@ static void test_offline_limits(void)
     broker_down(b);
 }
 
+static void test_slow_consumer(void)
+{
+    CASE("a slow consumer: QoS 0 beyond the mark dropped on the way, QoS 1 bounded by max_queued_messages");
+    broker_t *b = broker_up(100, 0, false);
+    worker_t *w0 = &b->workers[0], *w1 = &b->workers[1];
+    bool existed;
+    session_t *s = get(b, "slow", &existed);
+    conn_t c;
+    conn_fake(&c, w1, MQTT_V311);
+    CHECK_EQ(attach(s, &c, 1), SESSION_ATTACHED);
+    CHECK_EQ(b->bp.high_n, 100);
+    atomic_store(&s->slow, 1); /* as bp_after_drain / bp_check_paused decide after BP_SLOW_MS */
+    msg_t *m0 = msg("t", "q0", 0), *m1 = msg("t", "q1", 1);
+    for (int i = 0; i < 150; i++)
+        session_deliver(w0, s, m0, 0, 0, NULL, 0);
+    CHECK_EQ(atomic_load(&s->backlog_n), 100);
+    CHECK_EQ(atomic_load(&b->msgs_dropped), 50);
+    for (int i = 0; i < 150; i++)
+        session_deliver(w0, s, m1, 1, 0, NULL, 0); /* not dropped on the way: decided when queued */
+    CHECK_EQ(atomic_load(&s->backlog_n), 250);
+    run_outbox(w0, w1);
+    CHECK_EQ(atomic_load(&b->msgs_dropped), 50 + 150); /* the queue was full of QoS 0 */
+    static seen_t out[512];
+    CHECK_EQ(take_output(&c, out, 512), 100);
+    CHECK_EQ(atomic_load(&s->backlog_n), 0);
+    CHECK_EQ(atomic_load(&s->backlog_bytes), 0);
+    CHECK_EQ(atomic_load(&s->slow), 0); /* drained below the low mark: an ordinary receiver again */
+    CHECK_EQ(atomic_load(&m0->refs), 1);
+    CHECK_EQ(atomic_load(&m1->refs), 1);
+    uint32_t expiry;
+    CHECK(session_detach_conn(s, &c, &expiry));
+    outq_free(&c.out);
+    session_release(s);
+    msg_release(m0);
+    msg_release(m1);
+    broker_down(b);
+}
+
 static void test_qos2_inbound(void)
 {
     broker_t *b = broker_up(1000, 0, false);
@@ -834,6 +872,7 @@ int main(void)
     test_registry();
     test_offline_queue();
     test_offline_limits();
+    test_slow_consumer();
     test_qos2_inbound();
     test_acks();
     test_subscriptions();
