@@ -387,6 +387,48 @@ static size_t coalesce(jrec_t *v, size_t n, uint32_t **table, size_t *table_cap)
     return cancelled;
 }
 
+/* A message's row that no record of the batch needs any more is not written either: the MSG_ADD
+ * record itself holds a reference to the message until its batch is written, so the message's
+ * MSG_DEL (recorded by its last release) always comes in a later batch and coalesce cannot pair
+ * them. Here: a live MSG_ADD that no other live record names, whose message has no holder but this
+ * record (hooks.msg_unused), is dropped. Returns how many were. */
+static size_t drop_unused_msgs(journal_t *j, jrec_t *v, size_t n)
+{
+    size_t adds = 0;
+    for (size_t i = 0; i < n; i++)
+        adds += v[i].kind == R_MSG_ADD;
+    if (adds == 0 || !j->hooks.msg_unused)
+        return 0;
+    size_t cap = 64;
+    while (cap < 2 * n)
+        cap *= 2;
+    uint64_t *named = xcalloc(cap, sizeof(uint64_t)); /* msg ids other live records name; 0: empty */
+    for (size_t i = 0; i < n; i++) {
+        const jrec_t *r = &v[i];
+        if (r->kind == R_NOP || r->kind == R_MSG_ADD || r->kind == R_MSG_DEL || r->msg_id == 0)
+            continue;
+        size_t h = (size_t)((r->msg_id * 0x9E3779B97F4A7C15ull) & (cap - 1));
+        while (named[h] && named[h] != r->msg_id)
+            h = (h + 1) & (cap - 1);
+        named[h] = r->msg_id;
+    }
+    size_t dropped = 0;
+    for (size_t i = 0; i < n; i++) {
+        jrec_t *r = &v[i];
+        if (r->kind != R_MSG_ADD)
+            continue;
+        size_t h = (size_t)((r->msg_id * 0x9E3779B97F4A7C15ull) & (cap - 1));
+        while (named[h] && named[h] != r->msg_id)
+            h = (h + 1) & (cap - 1);
+        if (named[h] == 0 && j->hooks.msg_unused(j->hooks.ctx, r->m)) {
+            r->kind = R_NOP; /* r->m stays: its reference is released with the batch */
+            dropped++;
+        }
+    }
+    free(named);
+    return dropped;
+}
+
 /* One transaction for the whole batch. */
 static int apply_batch(journal_t *j, jrec_t *v, size_t n)
 {
@@ -433,6 +475,7 @@ static void *journal_main(void *arg)
         pthread_mutex_unlock(&j->lock);
 
         coalesce(v, n, &table, &table_cap);
+        drop_unused_msgs(j, v, n);
         /* A failed commit is retried: replies wait rather than claim durability we do not have. */
         int tries = 0;
         while (apply_batch(j, v, n) != SQLITE_OK) {

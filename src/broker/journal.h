@@ -56,6 +56,11 @@ typedef struct journal_hooks {
     void (*committed)(void *ctx, uint64_t upto);
     /* True when the broker is shutting down: a commit that keeps failing is then given up. */
     bool (*stopping)(void *ctx);
+    /* On the journal's thread, for a MSG_ADD no other record of its batch refers to: true when the
+     * record's reference is the last one to m (every holder is gone, so no record can name it
+     * again), in which case m forgets its row, so that releasing it records no deletion, and the
+     * row is never written. */
+    bool (*msg_unused)(void *ctx, void *m);
 } journal_hooks_t;
 
 typedef struct journal journal_t;

@@ -41,6 +41,17 @@ static void release_refs(void *ctx, const jrec_t *r)
         msg_release(r->m);
 }
 
+/* The journal's MSG_ADD holds the last reference to m: a message stored and done with within one
+ * batch (queued, sent and acknowledged while the previous batch was committed). */
+static bool msg_unused(void *ctx, void *msg)
+{
+    msg_t *m = msg;
+    if (atomic_load_explicit(&m->refs, memory_order_acquire) != 1)
+        return false;
+    m->store_id = 0; /* nobody else holds it: its release then records no deletion */
+    return true;
+}
+
 /* The message as an MQTT 5 PUBLISH: topic, payload, QoS, retain and the properties it forwards. */
 static void encode_msg(void *ctx, void *msg, uint8_t **bytes, size_t *n, int64_t *expire_wall)
 {
@@ -87,7 +98,7 @@ store_t *store_open(const char *path, char *err, size_t errlen)
 {
     store_t *st = xcalloc(1, sizeof(*st));
     journal_hooks_t hooks = {.ctx = st, .hold = hold_refs, .release = release_refs, .encode_msg = encode_msg,
-                             .committed = wake_waiters, .stopping = broker_stopping};
+                             .committed = wake_waiters, .stopping = broker_stopping, .msg_unused = msg_unused};
     st->j = journal_open(path, &hooks, err, errlen);
     if (!st->j) {
         free(st);

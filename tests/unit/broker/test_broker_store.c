@@ -350,14 +350,12 @@ static void test_coalesce(void)
     sqlite3 *db = db_open(path);
     CHECK_EQ(db_int(db, "SELECT count(*) FROM seen WHERE what = 'out'"), 1); /* `kept` only */
     CHECK_EQ(db_int(db, "SELECT count(*) FROM seen WHERE what = 'odel'"), 0);
-    /* KNOWN BUG, failing on purpose (src/broker/journal.c, coalesce; not fixed here): the MSG_ADD
-     * record holds a reference on its message until its batch is written, so the MSG_DEL that the
-     * last release records always comes in a later batch: the MSG_ADD ... MSG_DEL pair that coalesce
-     * means to cancel can never meet, and every acknowledged message's row is written to the file
-     * and deleted again, contrary to journal.c's and store.h's notes ("costs nothing"). */
-    CASE("KNOWN BUG journal.c: a message acknowledged within one batch still writes (and deletes) its msgs row");
-    CHECK_EQ(db_int(db, "SELECT count(*) FROM seen WHERE what = 'msg'"), 1); /* `kept` only: is 2 */
-    CHECK_EQ(db_int(db, "SELECT count(*) FROM seen WHERE what = 'mdel'"), 0); /* is 1 */
+    /* The MSG_ADD record holds a reference on its message until its batch is written, so the
+     * MSG_DEL of the last release comes in a later batch: the journal drops a MSG_ADD that no
+     * other record of its batch names and whose message has no other holder (drop_unused_msgs). */
+    CASE("a message stored and acknowledged within one batch never writes its msgs row");
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM seen WHERE what = 'msg'"), 1); /* `kept` only */
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM seen WHERE what = 'mdel'"), 0);
     CASE("the OUT_STATE of a row written in the same batch is folded into its insert");
     CHECK_EQ(db_int(db, "SELECT count(*) FROM seen WHERE what = 'upd'"), 0);
     CHECK_EQ(db_int(db, "SELECT state * 100000 + pid FROM outq"), OUT_WAIT_PUBACK * 100000 + 2);
