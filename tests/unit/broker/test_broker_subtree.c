@@ -2,6 +2,7 @@
  * overlapping subscriptions [MQTT-3.3.5-1], no-local, shared round robin, remove/replace, counts,
  * a randomized cross-check against a reference matcher, concurrency, and a printed micro benchmark. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -441,6 +442,10 @@ static void test_threads(void)
     pthread_t th[4];
     for (int i = 0; i < 4; i++)
         pthread_create(&th[i], NULL, reader, &c);
+    /* The tree's lock prefers writers: a writer changing it back to back may keep readers out for
+     * its whole loop on a loaded machine. Let them in once first, so the readers run alongside. */
+    for (int spin = 0; spin < 5000 && atomic_load(&c.matches) < 4; spin++)
+        sched_yield();
     char f[32];
     unsigned seed = 7;
     for (int k = 0; k < 20000; k++) {
