@@ -13,10 +13,15 @@
 
 static broker_t *g_broker; /* only for the signal handler */
 
+static atomic_int early_stop; /* SIGINT/SIGTERM before the workers existed (lock-free: signal-safe) */
+
 static void on_signal(int sig)
 {
-    if (!g_broker)
+    if (!g_broker) {
+        if (sig != SIGHUP)
+            atomic_store(&early_stop, 1);
         return;
+    }
     if (sig == SIGHUP) {
         atomic_store(&g_broker->reload, 1);
         return;
@@ -71,15 +76,19 @@ int main(int argc, char **argv)
         fprintf(pf, "%d\n", (int)getpid());
         fclose(pf);
     }
+    /* Installed before the listeners open (broker_init), so a SIGTERM that comes as soon as the
+     * port answers stops the broker cleanly rather than killing it; until the workers' eventfds
+     * exist the handler only remembers it. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     if (broker_init(&b) == 0) {
-        /* Installed once the workers' eventfds exist: the handler writes to them. */
         g_broker = &b;
-        struct sigaction sa;
-        memset(&sa, 0, sizeof(sa));
-        sa.sa_handler = on_signal;
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGHUP, &sa, NULL);
+        if (atomic_load(&early_stop))
+            atomic_store(&b.stop, 1);
         rc = broker_run(&b) == 0 ? 0 : 1;
     }
     broker_free(&b);
