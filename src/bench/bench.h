@@ -4,6 +4,8 @@
 #ifndef TOMBO_BENCH_H
 #define TOMBO_BENCH_H
 
+#include "base/clock.h"
+
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -229,8 +231,6 @@ typedef struct bench_run {
     long rss_kb;
 } bench_run_t;
 
-/* clock */
-uint64_t bench_now_ns(void);
 /* main.c: set by SIGINT / SIGTERM; the run then ends its window early and drains. */
 extern volatile sig_atomic_t bench_interrupted;
 

@@ -34,13 +34,6 @@
 #define KEEPALIVE 60
 #define EVENTS 512
 
-uint64_t bench_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void put_le32(uint8_t *p, uint32_t v)
 {
     memcpy(p, &v, 4); /* x86/arm little-endian hosts; the payload is only read by tombo-bench */
@@ -516,7 +509,7 @@ static void conn_eof(bench_thread_t *t, conn_t *c)
     }
     conn_close(t, c);
     if (atomic_load_explicit(&t->run->phase, memory_order_relaxed) == PH_RUN)
-        conn_start(t, c, bench_now_ns());
+        conn_start(t, c, now_ns());
 }
 
 /* A packet larger than one read whose start is in c->in: read the rest of it straight into
@@ -552,7 +545,7 @@ static int conn_read_big(bench_thread_t *t, conn_t *c)
         }
         c->in_len += (uint32_t)n;
     }
-    on_packet(t, c, &h, c->in + h.header_len, bench_now_ns());
+    on_packet(t, c, &h, c->in + h.header_len, now_ns());
     if (c->fd < 0)
         return -1;
     free(c->in); /* thousands of fan-out subscribers must not each keep a big buffer */
@@ -585,7 +578,7 @@ static void conn_read(bench_thread_t *t, conn_t *c)
             conn_fail(t, c, "read", errno);
             return;
         }
-        uint64_t now = bench_now_ns();
+        uint64_t now = now_ns();
         size_t total = have + (size_t)n, off = 0;
         while (off < total && c->fd >= 0) {
             mqtt_header_t h;
@@ -789,16 +782,16 @@ void *engine_thread(void *arg)
     bench_run_t *r = t->run;
     struct epoll_event evs[EVENTS];
     int timeout = 0;
-    t->last_ka_ns = bench_now_ns();
+    t->last_ka_ns = now_ns();
     for (;;) {
         int phase = atomic_load_explicit(&r->phase, memory_order_acquire);
         if (phase == PH_STOP)
             break;
-        uint64_t now = bench_now_ns();
+        uint64_t now = now_ns();
         while (t->next_start < t->nconns && t->pending < r->cfg.max_pending)
             conn_start(t, &t->conns[t->next_start++], now);
         int n = epoll_wait(t->ep, evs, EVENTS, timeout);
-        now = bench_now_ns();
+        now = now_ns();
         for (int i = 0; i < n; i++) {
             conn_t *c = evs[i].data.ptr;
             if (!c) { /* our eventfd */
@@ -866,7 +859,7 @@ void *engine_thread(void *arg)
         if (busy)
             timeout = 0;
         else if (next_due != UINT64_MAX) {
-            uint64_t after = bench_now_ns();
+            uint64_t after = now_ns();
             timeout = next_due <= after ? 0 : (int)((next_due - after + 999999) / 1000000);
             if (timeout > 100)
                 timeout = 100;
@@ -875,7 +868,7 @@ void *engine_thread(void *arg)
         }
     }
     /* Say goodbye properly, best effort, then close. */
-    uint64_t now = bench_now_ns();
+    uint64_t now = now_ns();
     for (uint32_t i = 0; i < t->nconns; i++) {
         conn_t *c = &t->conns[i];
         if (c->fd >= 0 && c->state >= CS_SUBACK && c->state != CS_CLOSING) {

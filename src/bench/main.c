@@ -200,7 +200,7 @@ int main(int argc, char **argv)
         return 2;
     if (scenario_setup(&run) < 0)
         return 2;
-    run.cfg.nonce = (uint32_t)getpid() * 2654435761u ^ (uint32_t)bench_now_ns();
+    run.cfg.nonce = (uint32_t)getpid() * 2654435761u ^ (uint32_t)now_ns();
     raise_nofile();
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));

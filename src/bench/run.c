@@ -53,7 +53,7 @@ typedef struct sampler {
 /* Once a second: record a sample and print the live line. */
 static void sample_tick(bench_run_t *r, sampler_t *sm, int phase, bool force)
 {
-    uint64_t now = bench_now_ns();
+    uint64_t now = now_ns();
     if (!force && now - sm->last_ns < 1000000000ull)
         return;
     totals_t cur;
@@ -97,7 +97,7 @@ static void run_timed(bench_run_t *r, sampler_t *sm)
     atomic_store_explicit(&r->phase, PH_RUN, memory_order_release);
     bool got0 = false;
     while (!bench_interrupted) {
-        now = bench_now_ns();
+        now = now_ns();
         if (!got0 && now >= m0) {
             getrusage(RUSAGE_SELF, &r->ru_meas0);
             got0 = true;
@@ -111,7 +111,7 @@ static void run_timed(bench_run_t *r, sampler_t *sm)
     if (!got0)
         getrusage(RUSAGE_SELF, &r->ru_meas0);
     getrusage(RUSAGE_SELF, &r->ru_meas1);
-    now = bench_now_ns();
+    now = now_ns();
     if (now < m1) { /* interrupted: the window ends now */
         atomic_store(&r->meas_end_ns, now);
         m1 = now;
@@ -127,13 +127,13 @@ static void run_retained(bench_run_t *r, sampler_t *sm)
     const bench_cfg_t *cfg = &r->cfg;
     totals_t cur;
     uint64_t limit = (uint64_t)((60 + cfg->duration) * 1e9);
-    uint64_t t0 = bench_now_ns(), now = t0;
+    uint64_t t0 = now_ns(), now = t0;
     atomic_store(&r->meas_end_ns, UINT64_MAX);
     atomic_store(&r->meas_start_ns, UINT64_MAX); /* nothing is measured while storing */
     atomic_store_explicit(&r->phase, PH_RUN, memory_order_release);
     for (;;) {
         sum_live(r, &cur);
-        now = bench_now_ns();
+        now = now_ns();
         if (cur.done >= cfg->count || bench_interrupted || now - t0 > limit)
             break;
         sample_tick(r, sm, PH_RUN, false);
@@ -151,11 +151,11 @@ static void run_retained(bench_run_t *r, sampler_t *sm)
     getrusage(RUSAGE_SELF, &r->ru_meas0); /* the bench's CPU: receiving, as for the broker */
     atomic_store(&r->meas_start_ns, 1);   /* every arrival from now on is measured */
     atomic_store(&r->retained_go, 1);
-    t0 = bench_now_ns();
+    t0 = now_ns();
     uint64_t seen = 0, moved = t0;
     for (;;) {
         sum_live(r, &cur);
-        now = bench_now_ns();
+        now = now_ns();
         if (cur.distinct != seen)
             seen = cur.distinct, moved = now;
         /* a broker that drops some never sends them: 3 s without an arrival ends the wait */
@@ -173,7 +173,7 @@ int engine_run(bench_run_t *r)
     const bench_cfg_t *cfg = &r->cfg;
     sampler_t sm;
     memset(&sm, 0, sizeof(sm));
-    sm.t0 = sm.last_ns = bench_now_ns();
+    sm.t0 = sm.last_ns = now_ns();
     atomic_store(&r->phase, PH_CONNECT);
     int started = 0;
     for (int i = 0; i < cfg->threads; i++) {
@@ -191,7 +191,7 @@ int engine_run(bench_run_t *r)
         if (cur.handshakes >= r->nclients &&
             (cfg->mode == MODE_RETAINED || cur.subs_ready + cur.errors >= cfg->subs))
             break;
-        if (bench_now_ns() > deadline || bench_interrupted) {
+        if (now_ns() > deadline || bench_interrupted) {
             fprintf(stderr, "tombo-bench: %s; %lu of %u clients connected\n",
                     bench_interrupted ? "interrupted" : "connect timeout", (unsigned long)cur.conns, r->nclients);
             break;
@@ -199,7 +199,7 @@ int engine_run(bench_run_t *r)
         sample_tick(r, &sm, PH_CONNECT, false);
         sleep_ms(5);
     }
-    uint64_t now = bench_now_ns();
+    uint64_t now = now_ns();
     r->connect_secs = (double)(now - sm.t0) / 1e9;
     sum_live(r, &cur);
     if (cur.conns > r->conns_peak)
@@ -215,11 +215,11 @@ int engine_run(bench_run_t *r)
     }
 
     /* drain: no new messages; wait for in-flight flows and deliveries */
-    uint64_t d0 = bench_now_ns();
+    uint64_t d0 = now_ns();
     atomic_store_explicit(&r->phase, PH_DRAIN, memory_order_release);
     uint64_t dl = d0 + (uint64_t)(cfg->drain * 1e9);
     while (started == cfg->threads) {
-        now = bench_now_ns();
+        now = now_ns();
         if (now > dl)
             break;
         if (all_drain_seen(r)) {
@@ -233,7 +233,7 @@ int engine_run(bench_run_t *r)
         sample_tick(r, &sm, PH_DRAIN, false);
         sleep_ms(2);
     }
-    r->drain_secs = (double)(bench_now_ns() - d0) / 1e9;
+    r->drain_secs = (double)(now_ns() - d0) / 1e9;
     atomic_store_explicit(&r->phase, PH_STOP, memory_order_release);
     for (int i = 0; i < started; i++)
         pthread_join(r->thr[i].tid, NULL);

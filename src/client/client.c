@@ -10,7 +10,7 @@
 
 #include "client-int.h"
 #include "alias.h"
-#include "clock.h"
+#include "base/clock.h"
 #include "log.h"
 #include "loop.h"
 #include "net.h"
@@ -139,7 +139,7 @@ tombo_client_t *tombo_client_new(const char *client_id, const tombo_options_t *o
     pthread_mutexattr_destroy(&a);
     if (!fail && (c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
         fail = true;
-    c->rng = (uint64_t)client_now_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
+    c->rng = (uint64_t)(uint64_t)now_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
     if (!c->rng)
         c->rng = 88172645463325252ull;
     if (fail) {
@@ -221,7 +221,7 @@ static tombo_err_t open_locked(tombo_client_t *c)
     c->state = CS_CONNECTING;
     c->in.off = c->in.len = 0;
     c->out.off = c->out.len = 0;
-    c->last_in_ms = c->last_out_ms = client_now_ms();
+    c->last_in_ms = c->last_out_ms = (uint64_t)now_ms();
     c->ping_sent_ms = 0;
     c->server_receive_max = 0;
     c->server_max_packet = 0;
@@ -300,8 +300,8 @@ tombo_err_t tombo_disconnect(tombo_client_t *c, int reason, const tombo_props_t 
             p.props = props->mp;
         e = net_send_packet(c, &p);
         /* Give the socket a bounded moment to take what is pending (and DISCONNECT). */
-        uint64_t deadline = client_now_ms() + 1000;
-        while (net_flush(c) == TOMBO_ERR_AGAIN && client_now_ms() < deadline)
+        uint64_t deadline = (uint64_t)now_ms() + 1000;
+        while (net_flush(c) == TOMBO_ERR_AGAIN && (uint64_t)now_ms() < deadline)
             usleep(1000);
         conn_lost(c, TOMBO_OK, reason, NULL);
         e = TOMBO_OK;

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "clock.h"
+#include "base/clock.h"
 #include "handle.h"
 #include "log.h"
 #include "net.h"
@@ -78,7 +78,7 @@ tombo_err_t tombo_loop(tombo_client_t *c, int timeout_ms)
     if (!c)
         return TOMBO_ERR_INVAL;
     pthread_mutex_lock(&c->lock);
-    uint64_t now = client_now_ms();
+    uint64_t now = (uint64_t)now_ms();
     int wait = timeout_ms;
     if (c->fd < 0) {
         if (!c->reconnect_pending) {
@@ -87,7 +87,7 @@ tombo_err_t tombo_loop(tombo_client_t *c, int timeout_ms)
         }
         if (now >= c->reconnect_at_ms) {
             reconnect_try(c);
-            now = client_now_ms();
+            now = (uint64_t)now_ms();
         }
         if (c->fd < 0) {
             int until = c->reconnect_pending ? (int)(c->reconnect_at_ms > now ? c->reconnect_at_ms - now : 0) : 0;
@@ -148,7 +148,7 @@ tombo_err_t tombo_loop(tombo_client_t *c, int timeout_ms)
             conn_lost(c, TOMBO_ERR_CONN_LOST, 0, NULL);
             result = TOMBO_ERR_CONN_LOST;
         }
-        keepalive_step(c, client_now_ms());
+        keepalive_step(c, (uint64_t)now_ms());
         session_report_done0(c);
     }
     pthread_mutex_unlock(&c->lock);

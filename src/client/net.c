@@ -15,7 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "clock.h"
+#include "base/clock.h"
 #include "log.h"
 #include "socks5.h"
 
@@ -177,7 +177,7 @@ tombo_err_t net_flush(tombo_client_t *c)
             return TOMBO_ERR_CONN_LOST;
         }
         b->off += (size_t)n;
-        c->last_out_ms = client_now_ms();
+        c->last_out_ms = (uint64_t)now_ms();
     }
     if (b->off == b->len)
         b->off = b->len = 0;
@@ -195,7 +195,7 @@ tombo_err_t net_read(tombo_client_t *c)
         ssize_t n = recv(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len - 1, MSG_DONTWAIT);
         if (n > 0) {
             c->in.len += (size_t)n;
-            c->last_in_ms = client_now_ms();
+            c->last_in_ms = (uint64_t)now_ms();
             continue;
         }
         if (n == 0)

@@ -9,7 +9,7 @@
 #include <sys/socket.h>
 
 #include "alias.h"
-#include "clock.h"
+#include "base/clock.h"
 #include "log.h"
 #include "loop.h"
 #include "net.h"
@@ -76,7 +76,7 @@ void reconnect_schedule(tombo_client_t *c)
     delay = half + (half ? rng_next(c) % (half + 1) : 0);
     c->reconnect_tries++;
     c->reconnect_pending = true;
-    c->reconnect_at_ms = client_now_ms() + delay;
+    c->reconnect_at_ms = (uint64_t)now_ms() + delay;
     client_log(c, TOMBO_LOG_INFO, "reconnecting in %llu ms", (unsigned long long)delay);
 }
 

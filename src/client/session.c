@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "alias.h"
-#include "clock.h"
+#include "base/clock.h"
 #include "log.h"
 #include "net.h"
 #include "props.h"
@@ -64,7 +64,7 @@ tombo_err_t session_send_connect(tombo_client_t *c)
         p.connect.password.p = (const uint8_t *)c->opts.password;
         p.connect.password.len = (uint32_t)c->opts.password_len;
     }
-    c->connect_sent_ms = client_now_ms();
+    c->connect_sent_ms = (uint64_t)now_ms();
     return net_send_packet(c, &p);
 }
 

@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "clock.h"
+#include "base/clock.h"
 #include "log.h"
 
 /* Move all of buf through the socket (send when `out`, else receive), before the deadline. */
@@ -32,7 +32,7 @@ static tombo_err_t xfer(int fd, void *buf, size_t len, bool out, uint64_t deadli
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return TOMBO_ERR_ERRNO;
-        uint64_t now = client_now_ms();
+        uint64_t now = (uint64_t)now_ms();
         if (now >= deadline) {
             errno = ETIMEDOUT;
             return TOMBO_ERR_TIMEOUT;
@@ -46,7 +46,7 @@ static tombo_err_t xfer(int fd, void *buf, size_t len, bool out, uint64_t deadli
 
 tombo_err_t socks5_handshake(tombo_client_t *c, int fd)
 {
-    uint64_t deadline = client_now_ms() + (uint64_t)c->opts.connect_timeout_ms;
+    uint64_t deadline = (uint64_t)now_ms() + (uint64_t)c->opts.connect_timeout_ms;
     const char *user = c->opts.socks5_username, *pass = c->opts.socks5_password ? c->opts.socks5_password : "";
     uint8_t buf[600];
     tombo_err_t e;

@@ -17,45 +17,21 @@
 #include "broker/session.h"
 #include "broker/worker.h"
 #include "mqtt/mqtt.h"
+#include "fixture.h"
 #include "unit.h"
 
 #define B(s) ((mqtt_bytes_t){(const uint8_t *)(s), (uint32_t)strlen(s)})
 
-/* ---- a broker without threads, as broker_init builds it minus listeners, auth and store ---- */
-
-static void hold_session(void *s) { session_hold(s); }
-static void hold_msg(void *m) { msg_hold(m); }
-static void release_msg(void *m) { msg_release(m); }
+/* ---- the hand-built broker of fixture.h, with the queue limits under test ---- */
 
 static broker_t *broker_up(uint32_t max_queued_messages, uint64_t max_queued_bytes, bool queue_qos0)
 {
-    broker_t *b = calloc(1, sizeof(*b));
-    config_init(&b->cfg);
+    broker_t *b = fixture_broker_new();
     b->cfg.max_queued_messages = max_queued_messages;
     b->cfg.max_queued_bytes = max_queued_bytes;
     b->cfg.queue_qos0_messages = queue_qos0;
-    pthread_mutex_init(&b->reg_lock, NULL);
-    timers_init(&b->timers);
-    b->reg = registry_new();
-    bp_marks_init(&b->bp, b->cfg.max_queued_messages, b->cfg.max_queued_bytes);
-    b->subs = subtree_new(hold_session);
-    b->retained = retain_new(hold_msg, release_msg);
-    b->auth = calloc(1, sizeof(*b->auth));
-    b->n_workers = 2;
-    b->workers = calloc(2, sizeof(worker_t));
-    char err[256];
-    for (int i = 0; i < 2; i++)
-        CHECK_EQ(worker_init(&b->workers[i], b, i, err, sizeof(err)), 0);
-    slab_thread_attach(b->workers[0].pool); /* this thread plays worker 0 */
+    fixture_broker_start(b, 2, NULL);
     return b;
-}
-
-static void broker_down(broker_t *b)
-{
-    slab_thread_attach(NULL);
-    broker_free(b);
-    config_free(&b->cfg);
-    free(b);
 }
 
 static msg_t *msg(const char *topic, const char *payload, uint8_t qos)
@@ -104,15 +80,7 @@ static void run_outbox(worker_t *from, worker_t *to)
 }
 
 /* A connection of worker w with no socket: session_flush encodes into c->out. */
-static void conn_fake(conn_t *c, worker_t *w, uint8_t version)
-{
-    memset(c, 0, sizeof(*c));
-    c->fd = -1;
-    c->id = 77;
-    c->w = w;
-    c->state = CONN_ACTIVE;
-    c->version = version;
-}
+static void conn_fake(conn_t *c, worker_t *w, uint8_t version) { fixture_conn(c, w, 77, version); }
 
 /* The PUBLISHes in c's output, taken off it. */
 typedef struct { uint16_t id; uint8_t qos, dup, type; char payload[32]; } seen_t;
@@ -237,7 +205,7 @@ static void test_registry(void)
     session_release(z);
     session_release(z2);
     session_release(e);
-    broker_down(b); /* registry_free ends the rest (ASan: no leak) */
+    fixture_broker_free(b); /* registry_free ends the rest (ASan: no leak) */
 }
 
 static void test_offline_queue(void)
@@ -313,7 +281,7 @@ static void test_offline_queue(void)
     msg_release(m0);
     msg_release(m1);
     msg_release(m2);
-    broker_down(b);
+    fixture_broker_free(b);
 
     CASE("queue_qos0_messages: an offline session queues QoS 0 too");
     b = broker_up(1000, 0, true);
@@ -325,7 +293,7 @@ static void test_offline_queue(void)
     CHECK_EQ(atomic_load(&s->backlog_n), 1);
     session_release(s);
     msg_release(m0);
-    broker_down(b); /* registry_free ends it with its queue (ASan: no leak) */
+    fixture_broker_free(b); /* registry_free ends it with its queue (ASan: no leak) */
 }
 
 static void test_offline_limits(void)
@@ -355,7 +323,7 @@ static void test_offline_limits(void)
     session_release(s);
     for (int i = 0; i < 5; i++)
         msg_release(m[i]);
-    broker_down(b);
+    fixture_broker_free(b);
 
     CASE("max_queued_bytes bounds it by payload bytes, but an empty queue takes any one message");
     b = broker_up(0, 10, false);
@@ -379,7 +347,7 @@ static void test_offline_limits(void)
     session_release(s);
     msg_release(big);
     msg_release(four);
-    broker_down(b);
+    fixture_broker_free(b);
 }
 
 static void test_slow_consumer(void)
@@ -417,7 +385,7 @@ static void test_slow_consumer(void)
     session_release(s);
     msg_release(m0);
     msg_release(m1);
-    broker_down(b);
+    fixture_broker_free(b);
 }
 
 static void test_qos2_inbound(void)
@@ -449,7 +417,7 @@ static void test_qos2_inbound(void)
     CHECK_EQ(session_qos2_pending(s, 6, &dup), 0);
     CHECK(!dup);
     session_release(s);
-    broker_down(b);
+    fixture_broker_free(b);
 }
 
 /* An in-flight entry as the store restores it. */
@@ -556,7 +524,7 @@ static void test_acks(void)
     session_release(s);
     msg_release(m1);
     msg_release(m2);
-    broker_down(b);
+    fixture_broker_free(b);
 }
 
 static void test_subscriptions(void)
@@ -582,7 +550,7 @@ static void test_subscriptions(void)
     CHECK_EQ(subtree_count(b->subs), 0);
     CHECK_EQ(s->n_subs, 0);
     session_release(s);
-    broker_down(b);
+    fixture_broker_free(b);
 }
 
 static void test_connected(void)
@@ -717,7 +685,7 @@ static void test_connected(void)
     msg_release(m1);
     msg_release(m2);
     msg_release(mx);
-    broker_down(b);
+    fixture_broker_free(b);
 }
 
 static void test_attach_will_timers(void)
@@ -780,7 +748,7 @@ static void test_attach_will_timers(void)
     msg_release(taken);
     CHECK(!session_will_pending(s, true, &delay));
     session_release(s);
-    broker_down(b);
+    fixture_broker_free(b);
 }
 
 /* ---- deliveries from another thread while the owner flushes and acknowledges (run under TSan) ---- */
@@ -862,7 +830,7 @@ static void test_cross_thread(void)
     CHECK(session_detach_conn(s, &c, &expiry));
     outq_free(&c.out);
     session_release(s);
-    broker_down(b);
+    fixture_broker_free(b);
 }
 
 int main(void)

@@ -19,51 +19,18 @@
 #include "broker/store.h"
 #include "broker/worker.h"
 #include "mqtt/mqtt.h"
+#include "fixture.h"
 #include "unit.h"
 
 #define B(s) ((mqtt_bytes_t){(const uint8_t *)(s), (uint32_t)strlen(s)})
 
-/* ---- a broker without threads, as broker_init builds it minus listeners and auth ---- */
-
-static void hold_session(void *s) { session_hold(s); }
-static void hold_msg(void *m) { msg_hold(m); }
-static void release_msg(void *m) { msg_release(m); }
-static void retained_changed(void *st, const uint8_t *topic, size_t n, void *m) { store_retain(st, topic, n, m); }
-
-/* With a store open on `path` and bound, as broker_init's open_store does (store_load included). */
+/* The hand-built broker of fixture.h with a store open on `path` and bound, as broker_init's
+ * open_store does (store_load included). */
 static broker_t *broker_up(const char *path)
 {
-    broker_t *b = calloc(1, sizeof(*b));
-    config_init(&b->cfg);
-    pthread_mutex_init(&b->reg_lock, NULL);
-    timers_init(&b->timers);
-    b->reg = registry_new();
-    bp_marks_init(&b->bp, b->cfg.max_queued_messages, b->cfg.max_queued_bytes);
-    b->subs = subtree_new(hold_session);
-    b->retained = retain_new(hold_msg, release_msg);
-    b->auth = calloc(1, sizeof(*b->auth));
-    b->n_workers = 1;
-    b->workers = calloc(1, sizeof(worker_t));
-    char err[512];
-    CHECK_EQ(worker_init(&b->workers[0], b, 0, err, sizeof(err)), 0);
-    slab_thread_attach(b->workers[0].pool); /* this thread plays worker 0 */
-    b->store = store_open(path, err, sizeof(err));
-    CHECK(b->store != NULL);
-    if (!b->store) {
-        fprintf(stderr, "store_open: %s\n", err);
-        exit(1);
-    }
-    CHECK_EQ(store_load(b->store, b, err, sizeof(err)), 0);
-    retain_observe(b->retained, retained_changed, b->store);
+    broker_t *b = fixture_broker_new();
+    fixture_broker_start(b, 1, path);
     return b;
-}
-
-static void broker_down(broker_t *b)
-{
-    slab_thread_attach(NULL);
-    broker_free(b); /* stops the store first: the teardown records nothing */
-    config_free(&b->cfg);
-    free(b);
 }
 
 /* Until every record this thread made is committed (the store thread runs). */
@@ -74,15 +41,7 @@ static bool wait_committed(store_t *st)
     return store_need(st) == 0;
 }
 
-static void conn_fake(conn_t *c, worker_t *w)
-{
-    memset(c, 0, sizeof(*c));
-    c->fd = -1;
-    c->id = 1;
-    c->w = w;
-    c->state = CONN_ACTIVE;
-    c->version = MQTT_V5;
-}
+static void conn_fake(conn_t *c, worker_t *w) { fixture_conn(c, w, 1, MQTT_V5); }
 
 /* A persistent session (expiry > 0) carried by c, as a CONNECT makes it. */
 static session_t *connect_durable(broker_t *b, const char *id, conn_t *c, const char *user, msg_t *will)
@@ -216,7 +175,7 @@ static void test_round_trip(void)
     msg_release(f1);
     free(c.holds); /* the QoS 2 PUBLISH waited for the store (conn_hold_durable) */
     outq_free(&c.out);
-    broker_down(b); /* store_stop first: ending the sessions in memory does not touch the file */
+    fixture_broker_free(b); /* store_stop first: ending the sessions in memory does not touch the file */
 
     CASE("the rows on the file, read with sqlite3");
     sqlite3 *db = db_open(path);
@@ -290,7 +249,7 @@ static void test_round_trip(void)
     CHECK(!existed);
     session_end(s);
     session_release(s);
-    broker_down(b);
+    fixture_broker_free(b);
 }
 
 /* Count, by triggers stored in the database itself, every row the journal's connection writes. */
@@ -381,7 +340,7 @@ static void test_coalesce(void)
     sqlite3_close(db);
     session_release(s);
     outq_free(&c.out);
-    broker_down(b);
+    fixture_broker_free(b);
 }
 
 static void test_one_broker_per_file(void)

@@ -1,0 +1,2 @@
+/* base_ok.c -- the base layer includes itself (right way: must compile). */
+#include "base/buf.h"
