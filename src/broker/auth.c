@@ -455,6 +455,48 @@ static bool acl_match(const char *f, size_t fn, const uint8_t *t, size_t n)
     return mqtt_topic_match((const uint8_t *)f, fn, t, n);
 }
 
+/* May some topic match both the filter f and the ACL filter a? Level by level: '#' on either side
+ * matches whatever is left (it also matches the parent level), '+' any one level, else the levels
+ * must be equal. Topics starting with '$' are matched only by filters and ACL topics that start
+ * with '$' themselves ([MQTT-4.7.2-1] for filters, acl_match for the ACL), so a '$' on one side only
+ * means no common topic. */
+static bool filters_overlap(const uint8_t *f, size_t fn, const char *a, size_t an)
+{
+    bool fd = fn > 0 && f[0] == '$', ad = an > 0 && a[0] == '$';
+    if (fd != ad)
+        return false;
+    size_t i = 0, j = 0;
+    for (;;) {
+        size_t fe = i, ae = j;
+        while (fe < fn && f[fe] != '/')
+            fe++;
+        while (ae < an && a[ae] != '/')
+            ae++;
+        bool f_hash = fe - i == 1 && f[i] == '#', a_hash = ae - j == 1 && a[j] == '#';
+        if (f_hash || a_hash)
+            return true;
+        bool f_plus = fe - i == 1 && f[i] == '+', a_plus = ae - j == 1 && a[j] == '+';
+        if (!f_plus && !a_plus && (fe - i != ae - j || memcmp(f + i, a + j, fe - i) != 0))
+            return false;
+        bool f_end = fe == fn, a_end = ae == an;
+        if (f_end && a_end)
+            return true;
+        if (f_end || a_end) /* one is done: only a '#' level left on the other still matches */
+            return !a_end ? an - (ae + 1) == 1 && a[ae + 1] == '#' : fn - (fe + 1) == 1 && f[fe + 1] == '#';
+        i = fe + 1;
+        j = ae + 1;
+    }
+}
+
+/* Does a rule of r grant READ on some topic the filter can match? */
+static bool rules_read_overlap(const struct acl_rules *r, const uint8_t *f, size_t fn)
+{
+    for (size_t i = 0; i < r->n_grant; i++)
+        if ((r->grant[i].access & AUTH_READ) && filters_overlap(f, fn, r->grant[i].topic, r->grant[i].len))
+            return true;
+    return false;
+}
+
 /* -1: a deny rule matches; 1: a rule granting `access` matches; 0: no decision. */
 static int rules_check(const struct acl_rules *r, const uint8_t *t, size_t n, int access)
 {
@@ -467,10 +509,10 @@ static int rules_check(const struct acl_rules *r, const uint8_t *t, size_t n, in
     return 0;
 }
 
-/* Expand pattern p with %c and %u into buf (or a heap buffer if it does not fit: *heap set, the
- * caller frees it) and match it against the topic. */
-static bool pattern_match(const struct acl_rule *p, const char *cid, size_t clen, const char *user, size_t ulen,
-                          const uint8_t *t, size_t n)
+/* Expand pattern p with %c and %u into buf (or a heap buffer if it does not fit) and match it
+ * against the topic (overlap == false) or test it for a common topic with the filter t (true). */
+static bool pattern_test(const struct acl_rule *p, const char *cid, size_t clen, const char *user, size_t ulen,
+                         const uint8_t *t, size_t n, bool overlap)
 {
     size_t need = p->len + p->n_c * clen + p->n_u * ulen;
     char stack[256];
@@ -487,10 +529,22 @@ static bool pattern_match(const struct acl_rule *p, const char *cid, size_t clen
             buf[o++] = p->topic[i];
         }
     }
-    bool m = acl_match(buf, o, t, n);
+    bool m = overlap ? filters_overlap(t, n, buf, o) : acl_match(buf, o, t, n);
     if (buf != stack)
         free(buf);
     return m;
+}
+
+static bool pattern_match(const struct acl_rule *p, const char *cid, size_t clen, const char *user, size_t ulen,
+                          const uint8_t *t, size_t n)
+{
+    return pattern_test(p, cid, clen, user, ulen, t, n, false);
+}
+
+static bool pattern_expand_overlap(const struct acl_rule *p, const char *cid, size_t clen, const char *user,
+                                   size_t ulen, const uint8_t *f, size_t fn)
+{
+    return pattern_test(p, cid, clen, user, ulen, f, fn, true);
 }
 
 static bool data_acl(const struct auth_data *a, const char *client_id, const char *username, const uint8_t *topic,
@@ -500,8 +554,6 @@ static bool data_acl(const struct auth_data *a, const char *client_id, const cha
         return true;
     if (username && !*username)
         username = NULL; /* an empty user name is no user name (Mosquitto) */
-    if (access & AUTH_SUBSCRIBE)
-        return true; /* Mosquitto 2.0's acl_file leaves subscriptions alone; READ filters delivery */
 
     /* 1. The client's own section. */
     const struct acl_rules *own = NULL;
@@ -522,7 +574,10 @@ static bool data_acl(const struct auth_data *a, const char *client_id, const cha
     } else if (a->has_anon) {
         own = &a->anon;
     }
-    if (own) {
+    if (access & AUTH_SUBSCRIBE) {
+        if (own && rules_read_overlap(own, topic, n))
+            return true;
+    } else if (own) {
         int r = rules_check(own, topic, n, access);
         if (r != 0)
             return r > 0;
@@ -536,6 +591,15 @@ static bool data_acl(const struct auth_data *a, const char *client_id, const cha
     if ((username && strpbrk(username, "+#")) || strpbrk(client_id, "+#"))
         return false;
     size_t clen = strlen(client_id), ulen = username ? strlen(username) : 0;
+    if (access & AUTH_SUBSCRIBE) {
+        for (size_t i = 0; i < p->n_grant; i++) {
+            if ((p->grant[i].n_u && !username) || !(p->grant[i].access & AUTH_READ))
+                continue;
+            if (pattern_expand_overlap(&p->grant[i], client_id, clen, username, ulen, topic, n))
+                return true;
+        }
+        return false;
+    }
     for (size_t i = 0; i < p->n_deny; i++) {
         if (p->deny[i].n_u && !username)
             continue;

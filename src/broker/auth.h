@@ -79,8 +79,12 @@ enum { AUTH_READ = 1, AUTH_WRITE = 2, AUTH_SUBSCRIBE = 4 };
 /* May this client do `access` on `topic` (n bytes, a topic name for READ/WRITE)?
  *   AUTH_WRITE: a PUBLISH it sends, and its will message when it is published;
  *   AUTH_READ: each message about to be delivered to it (incl. retained ones on SUBSCRIBE);
- *   AUTH_SUBSCRIBE: a SUBSCRIBE filter. Mosquitto 2.0's acl_file does not restrict subscriptions
- *     (the SUBACK grants them; READ then filters every delivery), so this returns true.
+ *   AUTH_SUBSCRIBE: a SUBSCRIBE filter (topic = the filter): true when some rule that may apply to
+ *     the client grants READ on a topic the filter can match, false when no topic it matches could
+ *     ever be delivered. Mosquitto 2.0's acl_file grants every SUBSCRIBE and delivers nothing; tombo
+ *     refuses such a filter in the SUBACK (0x80 / 0x87), as Mosquitto's dynamic-security plugin and
+ *     the paho interoperability suite's "subscribe failure" test do. Deny rules are not consulted
+ *     (a filter partly readable is granted; READ still filters every delivery).
  * Rules (Mosquitto 2.0's acl_file): no ACL file: allowed. Otherwise default deny, then
  *   1. the client's own rules: the `user NAME` section equal to username, or for a client without
  *      user name (username NULL) the `topic` lines before the first `user` line. A matching `deny`

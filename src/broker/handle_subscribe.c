@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "base/mem.h"
+#include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/worker.h"
@@ -55,6 +56,16 @@ uint8_t handle_subscribe(conn_t *c, mqtt_packet_t *p)
             if (rc != codes)
                 free(rc);
             return MQTT_RC_PROTOCOL_ERROR; /* [MQTT-3.8.3-4] */
+        }
+        /* An ACL under which nothing the filter matches is readable: refused, not granted for
+         * nothing (auth.h, AUTH_SUBSCRIBE). */
+        const uint8_t *af = shared ? plain : e.filter.p; /* $share/group/F: the ACL sees F */
+        size_t an = shared ? pn : e.filter.len;
+        if (!auth_acl(s->auth, s->client_id, s->username, af, an, AUTH_SUBSCRIBE)) {
+            rc[i++] = v5 ? MQTT_RC_NOT_AUTHORIZED : 0x80;
+            log_printf(TLOG_NOTICE, "Denied SUBSCRIBE from %s to '%.*s': the ACL allows reading no topic it matches",
+                       s->client_id, (int)e.filter.len, (const char *)e.filter.p);
+            continue;
         }
         uint8_t qos = e.qos > c->l->max_qos ? (uint8_t)c->l->max_qos : e.qos;
         uint8_t options = (uint8_t)((e.options & ~0x03) | qos);

@@ -333,8 +333,9 @@ static void test_acl_rules(void)
     CHECK(!acl(a, "c", "alic", "a/b", AUTH_READ));
     CHECK(!acl(a, "c", "", "a/b", AUTH_READ));
     CHECK(acl(a, "c", "", "anon/x", AUTH_READ)); /* "" is no user name: the anonymous rules */
-    /* subscriptions are not restricted by an acl_file (Mosquitto 2.0.11) */
-    CHECK(acl(a, "c", "bob", "a/#", AUTH_SUBSCRIBE));
+    /* a subscription needs some readable topic (Mosquitto 2.0.11 grants all: see auth.h) */
+    CHECK(!acl(a, "c", "bob", "a/#", AUTH_SUBSCRIBE));
+    CHECK(acl(a, "c", "bob", "b/+", AUTH_SUBSCRIBE));
     CHECK(acl(a, "c", NULL, "#", AUTH_SUBSCRIBE));
     auth_free(a);
 
@@ -390,6 +391,40 @@ static void test_acl_rules(void)
     CHECK(acl(NULL, "c", "u", "a", AUTH_WRITE));
 }
 
+static void test_acl_subscribe(void)
+{
+    char err[512];
+    CASE("AUTH_SUBSCRIBE: granted when some readable topic matches the filter");
+    auth_t *a = load_acl("user alice\n"
+                         "topic read a/+/temp\n"
+                         "topic write w/#\n"
+                         "topic deny d/#\n"
+                         "topic read $SYS/broker/load/#\n"
+                         "topic read x\n"
+                         "pattern read dev/%c/#\n",
+                         err, sizeof(err));
+    CHECK(a != NULL);
+    if (!a)
+        return;
+    static const struct { const char *filter; bool ok; } cases[] = {
+        {"a/1/temp", true},   {"a/+/temp", true},  {"a/#", true},        {"+/+/temp", true},
+        {"+/+/+", true},      {"#", true},         {"a/1/temp/x", false}, {"a/1", false},
+        {"+/+", true} /* dev/alice-1: '#' matches its parent */,       {"b/#", false},      {"w/#", false},       {"w/x", false},
+        {"d/#", false},       {"x", true},         {"x/#", true},        {"+", true},
+        {"$SYS/#", true},     {"$SYS/broker/+", true} /* $SYS/broker/load */, {"$SYS/broker/+/1", true}, {"$SYS/x/#", false}, {"+/broker/load/1", false},
+        {"dev/alice-1/t", true}, {"dev/other/t", false}, {"dev/+/t", true}, {"$share", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        CASE(cases[i].filter);
+        CHECK_EQ(acl(a, "alice-1", "alice", cases[i].filter, AUTH_SUBSCRIBE), cases[i].ok);
+    }
+    CASE("AUTH_SUBSCRIBE: a user with no rules of its own gets only the patterns; no ACL file grants all");
+    CHECK(!acl(a, "c", "bob", "q/#", AUTH_SUBSCRIBE));
+    CHECK(acl(a, "c", "bob", "#", AUTH_SUBSCRIBE)); /* the pattern dev/%c/# is everyone's */
+    auth_free(a);
+    CHECK(acl(NULL, "c", "bob", "#", AUTH_SUBSCRIBE));
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/tombo-unit-auth-XXXXXX");
@@ -402,6 +437,7 @@ int main(void)
     test_password_file();
     test_acl_errors();
     test_acl_rules();
+    test_acl_subscribe();
     unlink(write_file("pw", ""));
     unlink(write_file("acl", ""));
     rmdir(tmpdir);
