@@ -173,6 +173,7 @@ void broker_free(broker_t *b)
             auth_free(b->auth[i]);
     free(b->auth);
     timers_free(&b->timers);
+    sys_free(b);
     registry_free(b);
     subtree_free(b->subs);
     retain_free(b->retained);

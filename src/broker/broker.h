@@ -40,6 +40,8 @@ typedef struct broker {
     atomic_ulong msgs_dropped; /* messages for slow consumers and full offline queues */
 
     atomic_ulong clients_total;
+    atomic_ulong clients_expired; /* sessions ended by their expiry interval */
+    struct sys_state *sys;        /* $SYS: last values and load averages (sys.c; worker 0) */
     atomic_ulong clients_maximum;
     atomic_ulong auto_id_counter;
 } broker_t;
@@ -51,7 +53,9 @@ void broker_free(broker_t *b);
  * read the password and ACL files again; a file that no longer loads keeps its previous contents. */
 void broker_reload(broker_t *b);
 
-/* $SYS */
+/* $SYS (sys.c), from worker 0: every topic at start, then each sys_interval those whose value
+ * changed; sys_free at the end. */
 void sys_publish(broker_t *b);
+void sys_free(broker_t *b);
 
 #endif

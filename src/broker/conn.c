@@ -110,6 +110,7 @@ static ssize_t process_bytes(conn_t *c, const uint8_t *data, size_t len)
         mqtt_packet_t p;
         uint8_t rc = mqtt_decode(&h, head + h.header_len, c->version, MQTT_FROM_CLIENT, &p);
         c->last_rx = c->w->now;
+        stat_add(&c->w->pkts_in, 1);
         if (rc == MQTT_RC_SUCCESS) {
             if (c->state == CONN_NEW) {
                 rc = handle_connect(c, &p);
@@ -162,7 +163,7 @@ void conn_on_readable(conn_t *c)
         uint8_t *dst = partial ? buf_reserve(&c->in, READ_CHUNK) : w->rbuf;
         ssize_t n = recv(c->fd, dst, READ_CHUNK, 0);
         if (n > 0) {
-            atomic_fetch_add_explicit(&w->bytes_in, (unsigned long)n, memory_order_relaxed);
+            stat_add(&w->bytes_in, (unsigned long)n);
             ssize_t used;
             if (partial) {
                 buf_commit(&c->in, (size_t)n);

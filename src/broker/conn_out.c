@@ -122,6 +122,7 @@ bool conn_send(conn_t *c, const mqtt_packet_t *p)
     size_t w = mqtt_encode(p, c->version, dst);
     outq_commit(&c->out, w);
     conn_want_flush(c);
+    stat_add(&c->w->pkts_out, 1);
     return true;
 }
 
@@ -218,7 +219,9 @@ bool conn_send_publish(conn_t *c, msg_t *m, uint8_t qos, uint8_t retain, uint8_t
             outq_commit(&c->out, e->len);
         }
         conn_want_flush(c);
-        atomic_fetch_add_explicit(&c->w->msgs_out, 1, memory_order_relaxed);
+        stat_add(&c->w->msgs_out, 1);
+        stat_add(&c->w->pkts_out, 1);
+        stat_add(&c->w->pub_bytes_out, m->payload.len);
         return true;
     }
     mqtt_packet_t p;
@@ -256,7 +259,8 @@ bool conn_send_publish(conn_t *c, msg_t *m, uint8_t qos, uint8_t retain, uint8_t
     }
     if (!conn_send(c, &p))
         return false;
-    atomic_fetch_add_explicit(&c->w->msgs_out, 1, memory_order_relaxed);
+    stat_add(&c->w->msgs_out, 1);
+    stat_add(&c->w->pub_bytes_out, m->payload.len);
     return true;
 }
 
@@ -269,7 +273,7 @@ bool conn_write(conn_t *c)
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)outq_iov(&c->out, iov, 64, avail)};
         ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
         if (n > 0) {
-            atomic_fetch_add_explicit(&c->w->bytes_out, (unsigned long)n, memory_order_relaxed);
+            stat_add(&c->w->bytes_out, (unsigned long)n);
             c->out_sent += (uint64_t)n;
             outq_consume(&c->out, (size_t)n);
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {

@@ -163,6 +163,7 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
     const struct tombo_config *cfg = &b->cfg;
     c->version = p->connect.version;
     bool v5 = c->version == MQTT_V5;
+    stat_add(&w->connects, 1);
 
     /* Client identifier [MQTT-3.1.3-5..8]. */
     char idbuf[96];

@@ -53,7 +53,8 @@ uint8_t handle_publish(conn_t *c, mqtt_packet_t *p)
     session_t *s = c->session;
     uint8_t qos = p->publish.qos;
     bool v5 = c->version == MQTT_V5;
-    atomic_fetch_add_explicit(&w->msgs_in, 1, memory_order_relaxed);
+    stat_add(&w->msgs_in, 1);
+    stat_add(&w->pub_bytes_in, p->publish.payload.len);
 
     if (v5 && (p->props.has & MQTT_HAS(MQTT_PROP_TOPIC_ALIAS))) {
         uint8_t rc = resolve_alias(c, p);
@@ -85,7 +86,7 @@ uint8_t handle_publish(conn_t *c, mqtt_packet_t *p)
                    s->client_id, (int)p->publish.topic.len, (const char *)p->publish.topic.p, p->publish.payload.len);
         accept = false;
         reason = MQTT_RC_IMPL_SPECIFIC;
-        atomic_fetch_add_explicit(&w->pub_dropped, 1, memory_order_relaxed);
+        stat_add(&w->pub_dropped, 1);
     }
     if (accept && p->publish.topic.len >= 4 && memcmp(p->publish.topic.p, "$SYS", 4) == 0) {
         /* $SYS belongs to the broker: clients cannot publish there (as in Mosquitto). */

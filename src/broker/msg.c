@@ -13,6 +13,20 @@
 #include "broker/msg_hook.h"
 #include "base/slab.h"
 
+static msg_stats_t shared_stats;
+static _Thread_local msg_stats_t *my_stats;
+
+void msg_stats_attach(msg_stats_t *s) { my_stats = s; }
+const msg_stats_t *msg_stats_shared(void) { return &shared_stats; }
+
+static void count(atomic_ulong *own, atomic_ulong *shared, unsigned long n)
+{
+    if (own) /* only this thread writes it */
+        atomic_store_explicit(own, atomic_load_explicit(own, memory_order_relaxed) + n, memory_order_relaxed);
+    else
+        atomic_fetch_add_explicit(shared, n, memory_order_relaxed);
+}
+
 /* Re-point a view from the decoded packet's property block into our copy of it. */
 static mqtt_bytes_t rebase(mqtt_bytes_t v, const uint8_t *old, uint8_t *copy)
 {
@@ -27,6 +41,8 @@ msg_t *msg_new(mqtt_bytes_t topic, mqtt_bytes_t payload, uint8_t qos, uint8_t re
     uint32_t rawlen = props ? props->raw.len : 0;
     msg_t *m = slab_alloc(sizeof(*m) + topic.len + payload.len + rawlen + 1);
     atomic_init(&m->refs, 1);
+    count(my_stats ? &my_stats->made : NULL, &shared_stats.made, 1);
+    count(my_stats ? &my_stats->bytes_made : NULL, &shared_stats.bytes_made, payload.len);
     for (int i = 0; i < MSG_ENC_CLASSES; i++)
         atomic_init(&m->enc[i], NULL);
     m->qos = qos;
@@ -95,11 +111,14 @@ static msg_gone_fn *gone_hook;
 
 void msg_set_gone_hook(msg_gone_fn *fn) { gone_hook = fn; }
 
+
 void msg_release(msg_t *m)
 {
     if (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
         if (m->store_id && gone_hook)
             gone_hook(m->store, m->store_id);
+        count(my_stats ? &my_stats->freed : NULL, &shared_stats.freed, 1);
+        count(my_stats ? &my_stats->bytes_freed : NULL, &shared_stats.bytes_freed, m->payload.len);
         for (int i = 0; i < MSG_ENC_CLASSES; i++) {
             msg_enc_t *e = atomic_load_explicit(&m->enc[i], memory_order_relaxed);
             if (e)

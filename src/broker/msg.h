@@ -62,6 +62,18 @@ msg_t *msg_new(mqtt_bytes_t topic, mqtt_bytes_t payload, uint8_t qos, uint8_t re
                int64_t now_ms);
 static inline void msg_hold(msg_t *m) { atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed); }
 void msg_release(msg_t *m);
+
+/* Messages alive and their payload bytes, for $SYS (messages/stored, store/messages/count and
+ * bytes). Each thread that attached a counter set counts what it creates and what it frees in its
+ * own (plain adds: no shared cache line on the message path); other threads (the store's, start-up)
+ * count in a shared set with atomic adds. Alive = the sum of made - freed over every set. */
+typedef struct msg_stats {
+    atomic_ulong made, freed, bytes_made, bytes_freed;
+} msg_stats_t;
+/* The calling thread counts in `s` from now on (NULL: in the shared set). */
+void msg_stats_attach(msg_stats_t *s);
+/* The shared set, for the sum. */
+const msg_stats_t *msg_stats_shared(void);
 /* Seconds of expiry left (>= 1 while not expired), or 0 when expired. Only meaningful if has_expiry. */
 uint32_t msg_expiry_left(const msg_t *m, int64_t now_ms);
 static inline int msg_expired(const msg_t *m, int64_t now_ms) { return m->has_expiry && now_ms >= m->expiry_at; }

@@ -192,6 +192,7 @@ struct subtree {
     snode_t *root;
     void (*hold)(void *owner);
     atomic_size_t count;
+    atomic_size_t shared_count; /* of them, members of shared subscription groups */
 };
 
 #define SNAME_OFF offsetof(snode_t, name)
@@ -322,6 +323,7 @@ subtree_t *subtree_new(void (*hold)(void *owner))
     brlock_init(&t->lock); /* writer-preferring: a PUBLISH stream cannot starve a SUBSCRIBE */
     t->hold = hold;
     atomic_init(&t->count, 0);
+    atomic_init(&t->shared_count, 0);
     return t;
 }
 
@@ -415,6 +417,8 @@ int subtree_add(subtree_t *t, const uint8_t *filter, size_t n, void *owner, uint
     rc = 0;
 added:
     atomic_fetch_add_explicit(&t->count, 1, memory_order_relaxed);
+    if (group)
+        atomic_fetch_add_explicit(&t->shared_count, 1, memory_order_relaxed);
 out:
     brlock_wrunlock(&t->lock);
     return rc;
@@ -465,6 +469,8 @@ bool subtree_remove(subtree_t *t, const uint8_t *filter, size_t n, void *owner)
     }
     if (found)
         atomic_fetch_sub_explicit(&t->count, 1, memory_order_relaxed);
+    if (found && group)
+        atomic_fetch_sub_explicit(&t->shared_count, 1, memory_order_relaxed);
     node_purge(t->root, nd);
 out:
     brlock_wrunlock(&t->lock);
@@ -474,6 +480,11 @@ out:
 size_t subtree_count(subtree_t *t)
 {
     return atomic_load_explicit(&t->count, memory_order_relaxed);
+}
+
+size_t subtree_shared_count(subtree_t *t)
+{
+    return atomic_load_explicit(&t->shared_count, memory_order_relaxed);
 }
 
 /* ---- results ---- */

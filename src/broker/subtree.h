@@ -99,5 +99,7 @@ void subtree_match(subtree_t *t, const uint8_t *topic, size_t n, const void *pub
 
 /* Number of subscriptions (shared members included), for $SYS. Thread-safe, lock-free. */
 size_t subtree_count(subtree_t *t);
+/* Of those, members of shared subscriptions ($share/GROUP/FILTER), for $SYS. */
+size_t subtree_shared_count(subtree_t *t);
 
 #endif

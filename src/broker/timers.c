@@ -98,6 +98,7 @@ void broker_timers_run(broker_t *b, int64_t now)
                 /* Session expiry: a will still waiting for its delay goes out now [MQTT-3.1.3-9]. */
                 will_publish_now(w, s);
                 log_printf(TLOG_NOTICE, "Session of client %s expired.", s->client_id);
+                atomic_fetch_add_explicit(&b->clients_expired, 1, memory_order_relaxed);
                 session_end(s);
             }
         }

@@ -95,6 +95,7 @@ static void accept_all(worker_t *w, int li)
         struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
         epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);
         atomic_fetch_add_explicit(&w->clients, 1, memory_order_relaxed);
+        stat_add(&w->sockets, 1);
         wheel_schedule(c);
     }
 }
@@ -244,6 +245,7 @@ static void *worker_main(void *arg)
     struct epoll_event evs[256];
     int64_t next_sys = 0;
     slab_thread_attach(w->pool);
+    msg_stats_attach(&w->msg_stats);
     w->now = now_ms();
     w->wheel.now = w->now / WHEEL_TICK_MS;
     while (!atomic_load(&b->stop)) {
@@ -288,8 +290,7 @@ static void *worker_main(void *arg)
                 broker_reload(b); /* SIGHUP: log file, password and ACL files */
             broker_timers_run(b, w->now);
             if (b->cfg.sys_interval > 0 && w->now >= next_sys) {
-                if (next_sys)
-                    sys_publish(b);
+                sys_publish(b); /* at start too, as Mosquitto */
                 next_sys = w->now + (int64_t)b->cfg.sys_interval * 1000;
             }
         }
@@ -321,6 +322,7 @@ static void *worker_main(void *arg)
     worker_send_outbox(w);
     flush_all(w);
     slab_thread_attach(NULL);
+    msg_stats_attach(NULL);
     return NULL;
 }
 

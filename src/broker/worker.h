@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "broker/inbox.h"
+#include "broker/msg.h"
 #include "broker/subtree.h"
 #include "broker/wheel.h"
 
@@ -49,10 +50,21 @@ typedef struct worker {
     uint8_t *rbuf;      /* 64 KB scratch every read of this worker goes into first */
     inbox_chain_t *outbox; /* items for worker i, pushed at the end of the turn */
 
-    /* statistics, written by this worker only, read by $SYS */
+    /* statistics, written by this worker only (stat_add), read by $SYS (sys.c) */
     atomic_ulong msgs_in, msgs_out, bytes_in, bytes_out, pub_dropped;
+    atomic_ulong pkts_in, pkts_out;          /* MQTT packets of every type */
+    atomic_ulong pub_bytes_in, pub_bytes_out; /* PUBLISH payload bytes */
+    atomic_ulong sockets, connects;          /* accepted sockets, CONNECT packets */
+    msg_stats_t msg_stats;                  /* messages this thread made and freed (msg.h) */
     atomic_long clients;
 } worker_t;
+
+/* Add to one of a worker's statistics from that worker's own thread: a plain load and store (no
+ * locked instruction: nobody else writes it), atomic only so $SYS may read it from another. */
+static inline void stat_add(atomic_ulong *c, unsigned long n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);
+}
 
 /* Lifetime, from the broker's thread: init (epoll, inbox, watches every listening socket), start
  * the thread, and after it has been joined, free. worker_free leaves w->pool (see Ownership). */

@@ -102,3 +102,118 @@ def test_mqtt_4_7_2_1_sys_not_delivered_to_hash_subscriber(make_broker):
     c.expect_none(0.2)
     c.disconnect()
     s.disconnect()
+
+
+def _kind(topic, payload):
+    """The type of a $SYS payload, as Mosquitto writes it."""
+    if topic == "$SYS/broker/version":
+        return "version"
+    if re.fullmatch(rb"\d+ seconds", payload):
+        return "seconds"
+    if re.fullmatch(rb"\d+\.\d\d", payload):
+        return "load"
+    if re.fullmatch(rb"\d+", payload):
+        return "count"
+    return "other: %r" % payload
+
+
+def _sys_snapshot(b, settle=2.5):
+    """Every $SYS topic and its latest payload, from a subscriber on $SYS/# after some traffic."""
+    c = PahoClient(b)
+    c.connect()
+    assert c.subscribe("$SYS/#", 0) == [0]
+    p = PahoClient(b)
+    p.connect()
+    for i in range(5):
+        p.publish("sys/x/%d" % i, b"payload", 1)
+    seen = {}
+    deadline = time.time() + settle
+    while time.time() < deadline:
+        try:
+            m = c.messages.get(timeout=0.1)
+        except Exception:
+            continue
+        seen[m.topic] = m.payload
+    p.disconnect()
+    c.disconnect()
+    return seen
+
+
+def test_sys_topics_match_mosquitto_by_name_and_type(make_broker, monkeypatch):
+    """tombo publishes the same 53 $SYS topics as Debian's Mosquitto 2.0.11, started in the same
+    test with the same config, each with a payload of the same type (a count, a load average with
+    two decimals, "N seconds", the version string)."""
+    conf = "allow_anonymous true\nsys_interval 1\n"
+    ours = _sys_snapshot(make_broker(conf))
+    from conftest import Broker
+    monkeypatch.setenv("TOMBO_REFERENCE", "mosquitto")
+    ref = Broker(conf).start()
+    monkeypatch.delenv("TOMBO_REFERENCE")
+    try:
+        theirs = _sys_snapshot(ref)
+    finally:
+        ref.stop()
+    assert len(theirs) == 53, sorted(theirs)
+    assert sorted(set(theirs) - set(ours)) == [], "topics Mosquitto has and tombo lacks"
+    assert sorted(set(ours) - set(theirs)) == [], "topics tombo has and Mosquitto lacks"
+    kinds = {t: (_kind(t, ours[t]), _kind(t, theirs[t])) for t in theirs}
+    assert {t: k for t, k in kinds.items() if k[0] != k[1]} == {}
+    assert ours["$SYS/broker/version"].startswith(b"tombo version ")
+
+
+def test_sys_topics_published_at_start(make_broker):
+    """All $SYS topics are there (retained) as soon as the broker runs, not only after the first
+    sys_interval (60 s here), as with Mosquitto."""
+    b = make_broker("allow_anonymous true\nsys_interval 60\n")
+    c = PahoClient(b)
+    c.connect()
+    assert c.subscribe("$SYS/#", 0) == [0]
+    seen = {}
+    deadline = time.time() + 3
+    while len(seen) < 53 and time.time() < deadline:
+        try:
+            m = c.messages.get(timeout=0.1)
+        except Exception:
+            continue
+        seen[m.topic] = m
+    assert len(seen) == 53, sorted(seen)
+    assert all(m.retain for m in seen.values())
+    c.disconnect()
+
+
+def test_sys_load_averages_and_publish_counters_move(make_broker):
+    """After 200 PUBLISHes of 10 bytes: publish/messages/received and publish/bytes/received
+    count them, load/publish/received/1min becomes positive, messages/received (every packet)
+    exceeds the PUBLISH count, and a $share subscription shows in shared_subscriptions/count."""
+    b = make_broker("allow_anonymous true\nsys_interval 1\n")
+    s = PahoClient(b)
+    s.connect()
+    assert s.subscribe("$share/g/load/#", 0) == [0]
+    p = PahoClient(b)
+    p.connect()
+    for i in range(200):
+        p.publish("load/%d" % (i % 10), b"0123456789", 0)
+    c = PahoClient(b)
+    c.connect()
+    c.subscribe("$SYS/#", 0)
+    latest = {}
+
+    def ok():
+        def num(t):
+            return float(latest.get(t, b"0"))
+        return (num("$SYS/broker/publish/messages/received") >= 200
+                and num("$SYS/broker/publish/bytes/received") >= 2000
+                and num("$SYS/broker/load/publish/received/1min") > 0
+                and num("$SYS/broker/messages/received") > num("$SYS/broker/publish/messages/received")
+                and num("$SYS/broker/shared_subscriptions/count") == 1)
+    deadline = time.time() + 6
+    while not ok():
+        assert time.time() < deadline, {t: v for t, v in latest.items() if "load/publish" in t or "publish/" in t
+                                        or "shared" in t or t.endswith("messages/received")}
+        try:
+            m = c.messages.get(timeout=0.1)
+        except Exception:
+            continue
+        latest[m.topic] = m.payload
+    for x in (s, p, c):
+        x.disconnect()
