@@ -196,7 +196,7 @@ void log_printf(unsigned level, const char *fmt, ...)
         syslog(syslog_priority(level), "%s", msg);
     if ((dest & TLOG_DEST_TOPIC) && topic_fn && level != TLOG_DEBUG && !in_topic_hook) {
         in_topic_hook = true;
-        topic_fn(level, msg, (size_t)n, topic_ud);
+        topic_fn(level, line, len, topic_ud); /* with its timestamp, as Mosquitto publishes it */
         in_topic_hook = false;
     }
     if (line != stackbuf)

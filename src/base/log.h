@@ -72,8 +72,8 @@ void log_printf(unsigned level, const char *fmt, ...) __attribute__((format(prin
 int log_reopen(void);
 
 /* TLOG_DEST_TOPIC: the broker registers how to publish a log line on $SYS/broker/log/<X>; until it
- * does, topic logging is off. `fn` is called with the level, the message (no timestamp, no
- * newline) and `ud`, from the logging thread; log lines it produces itself are not re-published.
+ * does, topic logging is off. `fn` is called with the level, the line as logged (timestamp
+ * included, no newline) and `ud`, from the logging thread; log lines it produces itself are not re-published.
  * Debug lines never go to the topic (as in Mosquitto). Call before the workers start. */
 typedef void (*log_topic_fn)(unsigned level, const char *msg, size_t len, void *ud);
 void log_set_topic_hook(log_topic_fn fn, void *ud);

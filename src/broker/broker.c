@@ -14,6 +14,7 @@
 #include "broker/auth.h"
 #include "broker/authq.h"
 #include "broker/log.h"
+#include "broker/log_topic.h"
 #include "broker/registry.h"
 #include "broker/store.h"
 #include "broker/worker.h"
@@ -45,6 +46,7 @@ int broker_init(broker_t *b)
 {
     b->started_ms = now_ms();
     b->started_wall = time(NULL);
+    log_topic_start(b); /* first: the start-up lines wait for worker 0 too */
     pthread_mutex_init(&b->reg_lock, NULL);
     timers_init(&b->timers);
     b->reg = registry_new();
@@ -182,5 +184,6 @@ void broker_free(broker_t *b)
     for (int i = 0; b->workers && i < b->n_workers; i++)
         slab_pool_free(b->workers[i].pool);
     free(b->workers);
+    log_topic_stop(b); /* every thread that logs has stopped */
     pthread_mutex_destroy(&b->reg_lock);
 }

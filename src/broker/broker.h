@@ -42,6 +42,7 @@ typedef struct broker {
     atomic_ulong clients_total;
     atomic_ulong clients_expired; /* sessions ended by their expiry interval */
     struct sys_state *sys;        /* $SYS: last values and load averages (sys.c; worker 0) */
+    struct log_topic *log_topic;  /* log_dest topic: lines waiting for worker 0 (log_topic.h) */
     atomic_ulong clients_maximum;
     atomic_ulong auto_id_counter;
 } broker_t;

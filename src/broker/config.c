@@ -530,9 +530,7 @@ static int h_log_dest(struct parser *ps, const struct directive *d, char *val)
         else if (!strcmp(w, "syslog"))
             cfg->log_dest |= TLOG_DEST_SYSLOG;
         else if (!strcmp(w, "topic"))
-            return refuse(ps, "log_dest topic",
-                          "the log is not published on $SYS/broker/log yet; use log_dest stderr, stdout, "
-                          "file PATH or syslog");
+            cfg->log_dest |= TLOG_DEST_TOPIC;
         else if (!strcmp(w, "none"))
             cfg->log_dest = 0;
         else if (!strcmp(w, "file")) {

@@ -31,6 +31,7 @@
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/log.h"
+#include "broker/log_topic.h"
 #include "broker/store.h"
 #include "broker/timers.h"
 #include "broker/wheel.h"
@@ -289,6 +290,7 @@ static void *worker_main(void *arg)
             if (atomic_exchange(&b->reload, 0))
                 broker_reload(b); /* SIGHUP: log file, password and ACL files */
             broker_timers_run(b, w->now);
+            log_topic_drain(w);
             if (b->cfg.sys_interval > 0 && w->now >= next_sys) {
                 sys_publish(b); /* at start too, as Mosquitto */
                 next_sys = w->now + (int64_t)b->cfg.sys_interval * 1000;

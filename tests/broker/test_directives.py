@@ -90,7 +90,7 @@ ROWS = [
     ("connection_messages", "connection_messages false", WORKS, "broker/test_directives.py"),
     ("include_dir", "include_dir DIR", WORKS, "broker/test_config.py"),
     ("log_dest", "log_dest file DIR/x.log", WORKS, "broker/test_config.py"),
-    ("log_dest", "log_dest stderr topic", REFUSED, "log on $SYS/broker/log not implemented"),
+    ("log_dest", "log_dest stderr\nlog_dest topic", WORKS, "broker/test_sys.py"),
     ("log_dest", "log_dest dlt", REFUSED, "no DLT"),
     ("log_facility", "log_facility 5", REFUSED, "syslog facility is fixed"),
     ("log_timestamp", "log_timestamp false", WORKS, "broker/test_directives.py"),

@@ -217,3 +217,33 @@ def test_sys_load_averages_and_publish_counters_move(make_broker):
         latest[m.topic] = m.payload
     for x in (s, p, c):
         x.disconnect()
+
+
+def test_log_dest_topic_publishes_the_log_on_sys_broker_log(make_broker):
+    """log_dest topic: log lines go to $SYS/broker/log/<level> (N for notices such as a new
+    client, M/subscribe for log_type subscribe), not retained, as Mosquitto does; debug never."""
+    b = make_broker("allow_anonymous true\nlog_dest stderr\nlog_dest topic\nlog_type all\n")
+    c = PahoClient(b)
+    c.connect()
+    assert c.subscribe("$SYS/broker/log/#", 0) == [0]
+    other = PahoClient(b, client_id="log-watched-client")
+    other.connect()
+    other.subscribe("some/filter", 0)
+    got = {}
+    deadline = time.time() + 5
+    while time.time() < deadline and not ("$SYS/broker/log/N" in got and "$SYS/broker/log/M/subscribe" in got):
+        try:
+            m = c.messages.get(timeout=0.1)
+        except Exception:
+            continue
+        if b"log-watched-client" in m.payload:
+            got.setdefault(m.topic, m)
+    assert "$SYS/broker/log/N" in got, got
+    # The line as logged, timestamp first ("1796410387: New client connected from ...").
+    assert re.match(rb"\d+: New client connected from 127\.0\.0\.1:\d+ as log-watched-client ",
+                    got["$SYS/broker/log/N"].payload), got["$SYS/broker/log/N"].payload
+    assert b"some/filter" in got["$SYS/broker/log/M/subscribe"].payload
+    assert not got["$SYS/broker/log/N"].retain
+    assert not any(t.endswith("/D") for t in got)
+    other.disconnect()
+    c.disconnect()
