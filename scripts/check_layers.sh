@@ -4,6 +4,7 @@
 #   base     memory, slab, buffers, clock, log: knows no MQTT and nothing above it
 #   mqtt     the codec: no I/O, no globals
 #   pwhash   password hashes: shared by the broker and tombo-passwd
+#   http     HTTP/1.1 request heads and the WebSocket codec: no MQTT, no I/O
 #   broker   the broker (never links libtombo)
 #   client   libtombo; tools: the CLIs on libtombo; bench: tombo-bench (a client of its own);
 #            client and bench take only base/clock.h of the base (inline, nothing to link)
@@ -14,7 +15,8 @@ declare -A allowed=(
   [base]="base"
   [mqtt]="mqtt"
   [pwhash]="pwhash base"
-  [broker]="broker base mqtt pwhash"
+  [http]="http"
+  [broker]="broker base mqtt pwhash http"
   [client]="base mqtt tombo"
   [tools]="mqtt pwhash tombo"
   [bench]="bench base mqtt"
@@ -35,4 +37,4 @@ done
 if [ $bad -ne 0 ]; then
   exit 1
 fi
-echo "check_layers: every include goes down the layers (base, mqtt, pwhash < broker; client, tools, bench on the codec and base/clock.h)"
+echo "check_layers: every include goes down the layers (base, mqtt, pwhash, http < broker; client, tools, bench on the codec and base/clock.h)"

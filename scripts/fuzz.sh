@@ -1,8 +1,8 @@
 #!/bin/sh
 # fuzz.sh BUILD_DIR SECONDS -- run every libFuzzer target in BUILD_DIR/fuzz for SECONDS seconds each,
 # seeded with a temporary copy of fuzz/corpus/<name> (the repository is never modified) and
-# fuzz/mqtt.dict. Exits non-zero when a target crashes, leaks or fails an assertion; the crashing
-# input is kept in the work directory and its path printed.
+# fuzz/<name>.dict (fuzz/mqtt.dict when there is none). Exits non-zero when a target crashes,
+# leaks or fails an assertion; the crashing input is kept in the work directory and its path printed.
 set -eu
 if [ $# -ne 2 ]; then
     echo "usage: $0 BUILD_DIR SECONDS" >&2
@@ -25,9 +25,11 @@ for t in $targets; do
     if [ -d "$root/fuzz/corpus/$short" ]; then
         cp -R "$root/fuzz/corpus/$short/." "$work/$short/corpus/"
     fi
+    dict="$root/fuzz/$short.dict"
+    [ -f "$dict" ] || dict="$root/fuzz/mqtt.dict"
     echo "fuzz.sh: $name for ${secs}s"
     if ! "$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
-        -dict="$root/fuzz/mqtt.dict" -artifact_prefix="$work/$short/artifacts/" -print_final_stats=1 \
+        -dict="$dict" -artifact_prefix="$work/$short/artifacts/" -print_final_stats=1 \
         "$work/$short/corpus" >"$work/$short/log" 2>&1; then
         tail -n 40 "$work/$short/log" >&2
         echo "fuzz.sh: $name FAILED; crashing input and log kept in $work/$short" >&2
