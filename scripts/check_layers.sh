@@ -4,6 +4,7 @@
 #   base     memory, slab, buffers, clock, log: knows no MQTT and nothing above it
 #   mqtt     the codec: no I/O, no globals
 #   pwhash   password hashes: shared by the broker and tombo-passwd
+#   tls      TLS contexts on OpenSSL: shared by the broker and libtombo (knows no MQTT)
 #   broker   the broker (never links libtombo)
 #   client   libtombo; tools: the CLIs on libtombo; bench: tombo-bench (a client of its own)
 # A quoted include that names no directory ("alias.h") is a file of the same directory.
@@ -13,8 +14,9 @@ declare -A allowed=(
   [base]="base"
   [mqtt]="mqtt"
   [pwhash]="pwhash base"
-  [broker]="broker base mqtt pwhash"
-  [client]="mqtt tombo"
+  [tls]="tls"
+  [broker]="broker base mqtt pwhash tls"
+  [client]="mqtt tombo tls"
   [tools]="mqtt pwhash tombo"
   [bench]="bench mqtt"
 )
@@ -34,4 +36,4 @@ done
 if [ $bad -ne 0 ]; then
   exit 1
 fi
-echo "check_layers: every include goes down the layers (base < mqtt, pwhash < broker; client, tools, bench apart)"
+echo "check_layers: every include goes down the layers (base < mqtt, pwhash, tls < broker; tls < client; client, tools, bench apart)"
