@@ -78,8 +78,8 @@ void conn_fail(conn_t *c, uint8_t rc, const char *why)
 
 void conn_free(conn_t *c)
 {
-    if (c->state != CONN_CLOSED && c->tr->close)
-        c->tr->close(c);
+    if (c->tr && c->tr->close)
+        c->tr->close(c); /* normally done by conn_close already (idempotent) */
     connect_req_free(c->pending);
     buf_free(&c->in);
     outq_free(&c->out);

@@ -10,15 +10,12 @@ its CRL, and a second CA the broker does not know.
 Every refusal must leave a clear line in the broker's log and no crash (the fixture fails a test
 whose broker died or reported a sanitizer error)."""
 import os
-import resource
-import select
 import signal
 import socket
 import ssl
 import subprocess
 import time
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from clients import V311, V5, PahoClient, unique_id
