@@ -5,6 +5,7 @@
 #   mqtt     the codec: no I/O, no globals
 #   pwhash   password hashes: shared by the broker and tombo-passwd
 #   http     HTTP/1.1 request heads and the WebSocket codec: no MQTT, no I/O
+#   tls      TLS contexts on OpenSSL: shared by the broker and libtombo (knows no MQTT)
 #   broker   the broker (never links libtombo)
 #   client   libtombo; tools: the CLIs on libtombo; bench: tombo-bench (a client of its own);
 #            client and bench take only base/clock.h of the base (inline, nothing to link)
@@ -16,8 +17,9 @@ declare -A allowed=(
   [mqtt]="mqtt"
   [pwhash]="pwhash base"
   [http]="http"
-  [broker]="broker base mqtt pwhash http"
-  [client]="base mqtt tombo"
+  [tls]="tls"
+  [broker]="broker base mqtt pwhash http tls"
+  [client]="base mqtt tombo tls"
   [tools]="mqtt pwhash tombo"
   [bench]="bench base mqtt"
 )
@@ -37,4 +39,4 @@ done
 if [ $bad -ne 0 ]; then
   exit 1
 fi
-echo "check_layers: every include goes down the layers (base, mqtt, pwhash, http < broker; client, tools, bench on the codec and base/clock.h)"
+echo "check_layers: every include goes down the layers (base, mqtt, pwhash, http, tls < broker; tls < client; client, tools, bench on the codec and base/clock.h)"

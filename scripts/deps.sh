@@ -2,10 +2,11 @@
 # deps.sh -- install the Debian packages tombo needs, only those missing.
 #   scripts/deps.sh build   what `make run` needs (compiler, cmake, OpenSSL, SQLite)
 #   scripts/deps.sh test    plus the peers the tests talk to (mosquitto, nats-server, paho-mqtt, pytest, clang, node)
+#                           and the openssl CLI (test_tls.py makes its certificates with it)
 set -euo pipefail
 want=(cmake make gcc pkg-config libssl-dev libsqlite3-dev)
 if [ "${1:-build}" = test ]; then
-  want+=(clang libclang-rt-14-dev mosquitto mosquitto-clients nats-server python3-paho-mqtt python3-pytest)
+  want+=(clang libclang-rt-14-dev mosquitto mosquitto-clients nats-server openssl python3-paho-mqtt python3-pytest)
   # Node.js may come from another packaging that bundles npm (Debian's npm would conflict with it).
   command -v node >/dev/null || want+=(nodejs)
   command -v npm >/dev/null || want+=(npm)

@@ -17,6 +17,7 @@
 #include "broker/log_topic.h"
 #include "broker/registry.h"
 #include "broker/store.h"
+#include "broker/transport.h"
 #include "broker/worker.h"
 
 static void hold_session(void *s) { session_hold(s); }
@@ -77,6 +78,8 @@ int broker_init(broker_t *b)
                 log_printf(TLOG_WARNING, "Warning: %s", auth_warning(b->auth[i], k));
         }
     }
+    if (tls_listeners_init(b) != 0)
+        return -1;
     if (b->cfg.persistence && open_store(b) != 0)
         return -1;
     b->listen_fds = xmalloc(((size_t)b->cfg.n_listeners + 1) * sizeof(int));
@@ -102,8 +105,8 @@ int broker_init(broker_t *b)
     for (int i = 0; i < b->cfg.n_listeners; i++) {
         struct tombo_listener *l = &b->cfg.listeners[i];
         if (b->listen_fds[i] >= 0)
-            log_printf(TLOG_NOTICE, "Opening ipv4/ipv6 listen socket on %s port %u.", l->address ? l->address : "*",
-                       l->port);
+            log_printf(TLOG_NOTICE, "Opening ipv4/ipv6 listen socket on %s port %u%s.", l->address ? l->address : "*",
+                       l->port, tombo_listener_tls(l) ? " (TLS)" : "");
     }
     return 0;
 }
@@ -141,6 +144,7 @@ int broker_run(broker_t *b)
 void broker_reload(broker_t *b)
 {
     log_reopen();
+    tls_listeners_reload(b);
     for (int i = 0; i < b->cfg.n_listeners; i++) {
         if (i > 0 && !b->cfg.per_listener_settings)
             break; /* one auth_t for all listeners */
@@ -170,6 +174,7 @@ void broker_free(broker_t *b)
         if (b->listen_fds[i] >= 0)
             close(b->listen_fds[i]);
     free(b->listen_fds);
+    tls_listeners_free(b);
     for (int i = 0; b->auth && i < b->cfg.n_listeners; i++)
         if (i == 0 || b->cfg.per_listener_settings)
             auth_free(b->auth[i]);

@@ -21,6 +21,7 @@ typedef struct broker {
     int n_workers;
     struct auth **auth;  /* one per cfg.listeners[i] (all the same one unless per_listener_settings) */
     int *listen_fds;    /* one per cfg.listeners[i]; -1 for an optional one that could not bind */
+    struct tls_listeners *tls; /* TLS listeners' contexts (transport_tls.c) */
     atomic_int stop;
     atomic_int reload;  /* SIGHUP: worker 0 reopens the log file */
     int64_t started_ms;
@@ -50,8 +51,9 @@ typedef struct broker {
 int broker_init(broker_t *b);
 int broker_run(broker_t *b);   /* starts the workers, returns after stop */
 void broker_free(broker_t *b);
-/* SIGHUP (worker 0): reopen the log file (logrotate's postrotate sends it, as for Mosquitto) and
- * read the password and ACL files again; a file that no longer loads keeps its previous contents. */
+/* SIGHUP (worker 0): reopen the log file (logrotate's postrotate sends it, as for Mosquitto),
+ * read the password and ACL files again, and the TLS listeners' certificates, keys, CRLs and PSK
+ * file (for new connections); a file that no longer loads keeps its previous contents. */
 void broker_reload(broker_t *b);
 
 /* $SYS (sys.c), from worker 0: every topic at start, then each sys_interval those whose value

@@ -74,13 +74,26 @@ static void listener_defaults(struct tombo_listener *l)
     l->auto_id_prefix = xstrdup("auto-");
 }
 
+/* The TLS directives, indexed by enum tls_where. */
+static const char *const tls_names[TLSW_N] = {
+    "cafile", "capath", "certfile", "keyfile", "crlfile", "dhparamfile", "tls_version", "ciphers",
+    "ciphers_tls1.3", "require_certificate", "use_identity_as_username", "use_subject_as_username",
+    "psk_hint", "psk_file",
+};
+
+/* The listener's owned strings, for freeing and copying. */
+#define LISTENER_STRS(l)                                                                                   \
+    &(l)->address, &(l)->auto_id_prefix, &(l)->password_file, &(l)->acl_file, &(l)->origin, &(l)->cafile,  \
+        &(l)->capath, &(l)->certfile, &(l)->keyfile, &(l)->crlfile, &(l)->dhparamfile, &(l)->tls_version,  \
+        &(l)->ciphers, &(l)->ciphers_tls13, &(l)->psk_hint, &(l)->psk_file
+
 static void listener_free(struct tombo_listener *l)
 {
-    free(l->address);
-    free(l->auto_id_prefix);
-    free(l->password_file);
-    free(l->acl_file);
-    free(l->origin);
+    char **strs[] = {LISTENER_STRS(l)};
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+        free(*strs[i]);
+    for (int i = 0; i < TLSW_N; i++)
+        free(l->tls_where[i]);
     memset(l, 0, sizeof(*l));
 }
 
@@ -88,11 +101,11 @@ static void listener_free(struct tombo_listener *l)
 static void listener_copy(struct tombo_listener *dst, const struct tombo_listener *src)
 {
     *dst = *src;
-    dst->address = xstrdup(src->address);
-    dst->auto_id_prefix = xstrdup(src->auto_id_prefix);
-    dst->password_file = xstrdup(src->password_file);
-    dst->acl_file = xstrdup(src->acl_file);
-    dst->origin = xstrdup(src->origin);
+    char **strs[] = {LISTENER_STRS(dst)};
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+        *strs[i] = xstrdup(*strs[i]);
+    for (int i = 0; i < TLSW_N; i++)
+        dst->tls_where[i] = xstrdup(src->tls_where[i]);
 }
 
 static struct tombo_listener *listener_add(struct tombo_config *cfg)
@@ -299,13 +312,8 @@ static char *target(struct parser *ps, const struct directive *d)
 /* ---- handlers ------------------------------------------------------------------------------ */
 
 /* What to do instead of the features tombo does not have yet; see unsupported[]. */
-#define WHY_TLS                                                                                             \
-    "TLS is not implemented yet; terminate TLS in front of tombo (stunnel, haproxy) or keep Mosquitto for " \
-    "this listener"
-#define WHY_CERT_ID                                                                                         \
-    "TLS client certificates are not implemented yet, so there is no certificate to take the username "    \
-    "from; keep Mosquitto for this listener"
-#define WHY_PSK "TLS-PSK is not implemented yet; keep Mosquitto for this listener"
+#define WHY_TLS_ENGINE                                                                                      \
+    "keys in OpenSSL engines (hardware tokens) are not supported; give keyfile a PEM private key file"
 #define WHY_WS "WebSockets are not implemented yet; keep Mosquitto for this listener"
 #define WHY_BRIDGE "bridges are not implemented yet; run the bridge in a Mosquitto instance next to tombo"
 #define WHY_PLUGIN                                                                                          \
@@ -666,6 +674,21 @@ static const struct directive directives[] = {
     FN(protocol, h_protocol), /* mqtt only */
     INT_L(max_connections, -1, INT_MAX),
     INT_L(max_qos, 0, 2),
+    /* TLS (listeners; psk_file is a security setting) */
+    STR_L(cafile),
+    STR_L(capath),
+    STR_L(certfile),
+    STR_L(keyfile),
+    STR_L(crlfile),
+    STR_L(dhparamfile),
+    STR_L(tls_version),
+    STR_L(ciphers),
+    {"ciphers_tls1.3", V_STR, S_LISTENER, 0, LST_FIELD(ciphers_tls13), 0, 0, NULL},
+    BOOL_L(require_certificate),
+    BOOL_L(use_identity_as_username),
+    BOOL_L(use_subject_as_username),
+    STR_L(psk_hint),
+    STR_S(psk_file),
     /* security */
     FN(per_listener_settings, h_per_listener_settings),
     {"allow_anonymous", V_TRIBOOL, S_SECURITY, 0, SEC_FIELD(allow_anonymous), 0, 0, h_allow_anonymous},
@@ -717,13 +740,8 @@ static const struct {
     const char *name;
     const char *why;
 } unsupported[] = {
-    /* TLS (listeners) */
-    {"cafile", WHY_TLS}, {"capath", WHY_TLS}, {"certfile", WHY_TLS}, {"keyfile", WHY_TLS},
-    {"require_certificate", WHY_TLS}, {"tls_version", WHY_TLS}, {"ciphers", WHY_TLS}, {"ciphers_tls1.3", WHY_TLS},
-    {"crlfile", WHY_TLS}, {"dhparamfile", WHY_TLS}, {"tls_engine", WHY_TLS}, {"tls_engine_kpass_sha1", WHY_TLS},
-    {"tls_keyform", WHY_TLS},
-    {"use_identity_as_username", WHY_CERT_ID}, {"use_subject_as_username", WHY_CERT_ID},
-    {"psk_hint", WHY_PSK}, {"psk_file", WHY_PSK},
+    /* TLS (listeners): keys in hardware engines */
+    {"tls_engine", WHY_TLS_ENGINE}, {"tls_engine_kpass_sha1", WHY_TLS_ENGINE}, {"tls_keyform", WHY_TLS_ENGINE},
     /* WebSockets */
     {"http_dir", WHY_WS}, {"websockets_log_level", WHY_WS}, {"websockets_headers_size", WHY_WS},
     /* plugins */
@@ -812,6 +830,72 @@ static int apply(struct parser *ps, const struct directive *d, char *val)
     return perr(ps, "internal error: bad directive type for '%s'", d->name);
 }
 
+/* A TLS directive was applied: remember its FILE:LINE where its value went, for the errors that
+ * loading its file may give at start-up (config_tls_where). */
+static void note_tls_where(struct parser *ps, const struct directive *d)
+{
+    for (int i = 0; i < TLSW_N; i++) {
+        if (strcmp(d->name, tls_names[i]))
+            continue;
+        char where[300];
+        snprintf(where, sizeof(where), "%s:%d", ps->file, ps->line);
+        if (d->scope == S_SECURITY && !ps->cfg->per_listener_settings)
+            set_str(&ps->cfg->psk_file_where, where);
+        else
+            set_str(&(ps->cur >= 0 ? &ps->cfg->listeners[ps->cur] : &ps->cfg->default_listener)->tls_where[i],
+                    where);
+        return;
+    }
+}
+
+const char *config_tls_where(const struct tombo_listener *l, const char *msg)
+{
+    for (int i = 0; i < TLSW_N; i++) {
+        size_t n = strlen(tls_names[i]);
+        if (l->tls_where[i] && !strncmp(msg, tls_names[i], n) && (msg[n] == ' ' || msg[n] == ':'))
+            return l->tls_where[i];
+    }
+    return l->origin ? l->origin : "config";
+}
+
+/* The TLS settings of one listener make sense together (files are read at start-up, broker.c). */
+static int check_tls(struct tombo_listener *l, char *err, size_t errlen)
+{
+    const char *where = NULL, *msg = NULL;
+#define TLS_FAIL(w, m) do { where = l->tls_where[w]; msg = (m); goto fail; } while (0)
+    if (l->certfile && !l->keyfile)
+        TLS_FAIL(TLSW_CERTFILE, "certfile needs keyfile (the certificate's private key)");
+    if (l->keyfile && !l->certfile)
+        TLS_FAIL(TLSW_KEYFILE, "keyfile needs certfile (the certificate of that key)");
+    if (!tombo_listener_tls(l)) {
+        /* Any other TLS directive on a plain listener would be silently without effect. */
+        for (int i = 0; i < TLSW_N; i++)
+            if (l->tls_where[i] && i != TLSW_PSK_FILE) /* psk_file may be global */
+                TLS_FAIL(i, "this listener has no certfile/keyfile (nor psk_hint), so it is not a TLS "
+                            "listener; add them or remove this line");
+        return 0;
+    }
+    if (l->require_certificate && !l->cafile && !l->capath)
+        TLS_FAIL(TLSW_REQUIRE_CERTIFICATE, "require_certificate needs cafile or capath to verify client "
+                                           "certificates with");
+    if ((l->use_identity_as_username || l->use_subject_as_username) && !l->require_certificate && !l->psk_hint)
+        TLS_FAIL(l->use_identity_as_username ? TLSW_USE_IDENTITY : TLSW_USE_SUBJECT,
+                 "the username comes from the client certificate: set require_certificate true");
+    if (l->use_identity_as_username && l->use_subject_as_username)
+        TLS_FAIL(TLSW_USE_SUBJECT, "use_identity_as_username and use_subject_as_username exclude each other");
+    if (l->psk_hint && !l->psk_file)
+        TLS_FAIL(TLSW_PSK_HINT, "psk_hint needs psk_file (the identities and their keys)");
+    if (l->tls_version && strcmp(l->tls_version, "tlsv1.2") && strcmp(l->tls_version, "tlsv1.3"))
+        TLS_FAIL(TLSW_TLS_VERSION, "tls_version must be tlsv1.2 or tlsv1.3 (TLS 1.1 and older are not "
+                                   "offered)");
+    return 0;
+#undef TLS_FAIL
+fail:
+    if (err && errlen)
+        snprintf(err, errlen, "%s: %s", where ? where : (l->origin ? l->origin : "config"), msg);
+    return -1;
+}
+
 /* One line, already without its newline. */
 static int parse_line(struct parser *ps, char *line)
 {
@@ -825,8 +909,12 @@ static int parse_line(struct parser *ps, char *line)
         return 0;
     char *name = next_word(&p);
     for (size_t i = 0; i < sizeof(directives) / sizeof(directives[0]); i++)
-        if (!strcmp(name, directives[i].name))
-            return apply(ps, &directives[i], p);
+        if (!strcmp(name, directives[i].name)) {
+            if (apply(ps, &directives[i], p) < 0)
+                return -1;
+            note_tls_where(ps, &directives[i]);
+            return 0;
+        }
     const char *why = unsupported_why(name);
     if (why)
         return refuse(ps, name, why);
@@ -903,6 +991,8 @@ void config_free(struct tombo_config *cfg)
     free(cfg->auto_id_prefix);
     free(cfg->password_file);
     free(cfg->acl_file);
+    free(cfg->psk_file);
+    free(cfg->psk_file_where);
     free(cfg->persistence_location);
     free(cfg->pid_file);
     free(cfg->persistence_file);
@@ -976,8 +1066,19 @@ int config_finish(struct tombo_config *cfg, char *err, size_t errlen)
             set_str(&l->auto_id_prefix, cfg->auto_id_prefix);
             set_str(&l->password_file, cfg->password_file);
             set_str(&l->acl_file, cfg->acl_file);
+            set_str(&l->psk_file, cfg->psk_file);
+            set_str(&l->tls_where[TLSW_PSK_FILE], cfg->psk_file_where);
         }
     }
+    bool psk_used = false;
+    for (int i = 0; i < cfg->n_listeners; i++) {
+        if (check_tls(&cfg->listeners[i], err, errlen) < 0)
+            return -1;
+        psk_used |= cfg->listeners[i].psk_hint != NULL;
+    }
+    if (cfg->psk_file && !cfg->per_listener_settings && !psk_used)
+        add_warning(cfg, "%s: psk_file is used only by listeners with psk_hint; no listener has one",
+                    cfg->psk_file_where ? cfg->psk_file_where : "config");
 
     if (cfg->verbose)
         cfg->log_type = TLOG_ALL;

@@ -23,9 +23,16 @@
 /* Most -p ports the command line takes. */
 #define TOMBO_MAX_CMD_PORTS 16
 
-/* One listening socket, always plain MQTT over TCP: the parser refuses `protocol websockets` and
- * every TLS directive until the broker implements them, so no field here stands for a setting the
- * broker would ignore. The security fields hold the values that apply to clients of this
+/* TLS directives of a listener, indexing tombo_listener.tls_where (where each was set). */
+enum tls_where {
+    TLSW_CAFILE, TLSW_CAPATH, TLSW_CERTFILE, TLSW_KEYFILE, TLSW_CRLFILE, TLSW_DHPARAMFILE, TLSW_TLS_VERSION,
+    TLSW_CIPHERS, TLSW_CIPHERS_TLS13, TLSW_REQUIRE_CERTIFICATE, TLSW_USE_IDENTITY, TLSW_USE_SUBJECT,
+    TLSW_PSK_HINT, TLSW_PSK_FILE, TLSW_N
+};
+
+/* One listening socket: MQTT over TCP, or over TLS when certfile+keyfile or psk_hint are set (the
+ * parser refuses `protocol websockets` until the broker implements it, so no field here stands for
+ * a setting the broker would ignore). The security fields hold the values that apply to clients of this
  * listener: after config_finish() they are the global ones (copied) unless per_listener_settings
  * is true, in which case they come from the lines that followed this `listener`. */
 struct tombo_listener {
@@ -41,6 +48,19 @@ struct tombo_listener {
     char *auto_id_prefix;
     char *password_file;
     char *acl_file;
+
+    /* TLS, with mosquitto.conf's meaning (docs/security.md). Strings NULL when not set. The listener
+     * is TLS when certfile (+keyfile) or psk_hint is set (tombo_listener_tls). */
+    char *cafile, *capath, *certfile, *keyfile, *crlfile, *dhparamfile;
+    char *tls_version;   /* minimum: tlsv1.2 (default) or tlsv1.3 */
+    char *ciphers;       /* TLS 1.2 cipher list */
+    char *ciphers_tls13; /* `ciphers_tls1.3` */
+    char *psk_hint;      /* PSK on this listener */
+    char *psk_file;      /* security setting: global unless per_listener_settings */
+    bool require_certificate;
+    bool use_identity_as_username; /* certificate CN (or PSK identity) is the username */
+    bool use_subject_as_username;  /* certificate subject (RFC 2253) is the username */
+    char *tls_where[TLSW_N];       /* "FILE:LINE" of each TLS directive, for start-up errors */
 
     char *origin; /* where it was defined, for messages: "FILE:LINE", "command line -p" or "default" */
 };
@@ -63,6 +83,8 @@ struct tombo_config {
     char *auto_id_prefix;            /* default "auto-" */
     char *password_file;             /* default NULL */
     char *acl_file;                  /* default NULL */
+    char *psk_file;                  /* default NULL: "identity:hexkey" lines for psk_hint listeners */
+    char *psk_file_where;            /* its "FILE:LINE" */
 
     /* Persistence. */
     bool persistence;           /* default false */
@@ -131,6 +153,16 @@ int config_args(struct tombo_config *cfg, int argc, char **argv, char *err, size
 
 /* Free everything cfg owns; cfg may then be config_init()ed again. */
 void config_free(struct tombo_config *cfg);
+
+/* Does this listener speak TLS? */
+static inline bool tombo_listener_tls(const struct tombo_listener *l)
+{
+    return l->certfile || l->psk_hint;
+}
+
+/* Where the directive a TLS error message starts with ("keyfile /x: ...") was set: its "FILE:LINE",
+ * else the listener's origin. */
+const char *config_tls_where(const struct tombo_listener *l, const char *msg);
 
 /* The persistence database path: persistence_location joined with persistence_file. */
 int config_persistence_path(const struct tombo_config *cfg, char *out, size_t outlen);

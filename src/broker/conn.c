@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "base/buf.h"
 #include "base/mem.h"
@@ -158,10 +159,21 @@ void conn_on_readable(conn_t *c)
     worker_t *w = c->w;
     if (c->waiting || c->bp_on)
         return;
-    for (int round = 0; round < 4 && c->state != CONN_CLOSED && !c->bp_on; round++) {
+    const transport_t *tr = c->tr;
+    for (int round = 0; c->state != CONN_CLOSED && !c->bp_on; round++) {
+        size_t want = READ_CHUNK;
+        if (round >= 4) {
+            /* Enough for this turn -- but bytes the transport already took off the socket (TLS
+             * records) get no epoll event: read exactly those, so none are left stranded. */
+            want = tr->pending ? tr->pending(c) : 0;
+            if (want == 0)
+                break;
+            if (want > READ_CHUNK)
+                want = READ_CHUNK;
+        }
         bool partial = buf_used(&c->in) > 0;
         uint8_t *dst = partial ? buf_reserve(&c->in, READ_CHUNK) : w->rbuf;
-        ssize_t n = recv(c->fd, dst, READ_CHUNK, 0);
+        ssize_t n = tr->read(c, dst, want);
         if (n > 0) {
             stat_add(&w->bytes_in, (unsigned long)n);
             ssize_t used;
@@ -183,7 +195,7 @@ void conn_on_readable(conn_t *c)
                     buf_commit(&c->in, rest);
                 }
             }
-            if (n < READ_CHUNK)
+            if ((size_t)n < want && !(tr->pending && tr->pending(c)))
                 break;
         } else if (n == 0) {
             conn_close(c, "closed by client");
@@ -193,7 +205,7 @@ void conn_on_readable(conn_t *c)
                 break;
             if (errno == EINTR)
                 continue;
-            conn_close(c, strerror(errno));
+            conn_close(c, errno == EPROTO ? "TLS error" : strerror(errno));
             return;
         }
     }
@@ -230,6 +242,18 @@ void conn_resume_input(conn_t *c)
     }
     conn_on_readable(c);
 }
+
+/* ---- plain TCP (transport.h); TLS is transport_tls.c ---- */
+
+static ssize_t tcp_read(conn_t *c, void *buf, size_t len) { return recv(c->fd, buf, len, 0); }
+
+static ssize_t tcp_writev(conn_t *c, const struct iovec *iov, int iovcnt)
+{
+    struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
+    return sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+}
+
+const transport_t transport_tcp = {.name = "tcp", .read = tcp_read, .writev = tcp_writev};
 
 /* ---- the worker's table of connections, indexed by fd ---- */
 

@@ -14,6 +14,7 @@
 #include "broker/outq.h"
 #include "broker/config.h"
 #include "broker/session.h"
+#include "broker/transport.h"
 #include "mqtt/packet.h"
 
 struct worker;
@@ -48,11 +49,14 @@ typedef struct conn {
     uint8_t draining;       /* CONN_CLOSED, write side shut, input read and discarded (fd still open) */
     uint16_t keepalive;
     uint16_t topic_alias_max_in;
+    uint8_t tp_flags;       /* transport state (TP_* in transport.h) */
     struct connect_req *pending; /* that CONNECT, until it is answered */
     buf_t in;
     outq_t out;             /* own bytes and references to shared encodings (outq.h) */
     uint64_t out_sent;      /* bytes of `out` written to the socket since the connection began */
     struct conn_holds *holds; /* output waiting for the persistence store (NULL: none) */
+    const struct transport *tr; /* how bytes move: TCP or TLS (transport.h) */
+    struct ssl_st *ssl;     /* TLS: the connection's SSL, owned (NULL: plain TCP) */
     session_t *session;     /* one reference while attached */
     session_t *bp_on;       /* the receiver this connection's publishing waits for (one reference) */
     char peer[64];

@@ -78,6 +78,8 @@ void conn_fail(conn_t *c, uint8_t rc, const char *why)
 
 void conn_free(conn_t *c)
 {
+    if (c->tr && c->tr->close)
+        c->tr->close(c); /* normally done by conn_close already (idempotent) */
     connect_req_free(c->pending);
     buf_free(&c->in);
     outq_free(&c->out);
@@ -137,6 +139,8 @@ void conn_close(conn_t *c, const char *why)
     /* Best effort: send what is buffered (a CONNACK or DISCONNECT with the reason). */
     if (outq_pending(&c->out) > 0)
         conn_write(c);
+    if (c->tr->close)
+        c->tr->close(c); /* TLS: close_notify, then the SSL is freed */
     c->state = CONN_CLOSED;
     wheel_unlink(c);
     atomic_fetch_sub_explicit(&w->clients, 1, memory_order_relaxed);

@@ -270,8 +270,8 @@ bool conn_write(conn_t *c)
     size_t avail;
     while ((avail = conn_writable(c)) > 0) {
         struct iovec iov[64];
-        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)outq_iov(&c->out, iov, 64, avail)};
-        ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+        int cnt = outq_iov(&c->out, iov, 64, avail);
+        ssize_t n = c->tr->writev(c, iov, cnt);
         if (n > 0) {
             stat_add(&c->w->bytes_out, (unsigned long)n);
             c->out_sent += (uint64_t)n;
@@ -288,7 +288,7 @@ bool conn_write(conn_t *c)
             return false;
         }
     }
-    if (c->want_write) {
+    if (c->want_write && !(c->tp_flags & TP_READ_WANTS_WRITE)) { /* a TLS read may still need it */
         c->want_write = 0;
         conn_update_events(c);
     }

@@ -235,10 +235,24 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
             will_delay = p->connect.will_props.will_delay;
     }
 
+    /* use_identity_as_username / use_subject_as_username: the TLS identity (certificate CN or
+     * subject, PSK identity) is the username whatever the CONNECT says, and no password is
+     * checked, as in Mosquitto; no identity, no entry. */
+    char *tls_user = NULL;
+    if (c->l->use_identity_as_username || c->l->use_subject_as_username) {
+        tls_user = conn_tls_identity(c, c->l->use_subject_as_username);
+        if (!tls_user) {
+            msg_release(will);
+            return MQTT_RC_NOT_AUTHORIZED;
+        }
+    }
+
     struct connect_req *rq = xcalloc(1, sizeof(*rq));
     rq->id = xstrndup(id, idlen);
     rq->idlen = idlen;
-    if (p->connect.has_username && p->connect.username.len)
+    if (tls_user)
+        rq->username = tls_user;
+    else if (p->connect.has_username && p->connect.username.len)
         rq->username = xstrndup((const char *)p->connect.username.p, p->connect.username.len);
     rq->auth = auth;
     rq->will = will;
@@ -254,6 +268,8 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
     /* Authentication: the listener's password file and allow_anonymous. Hashing a password is
      * slow, so that check runs on the auth thread and the CONNECT is answered when it is back
      * (INBOX_AUTH_DONE); the connection reads nothing meanwhile. */
+    if (tls_user)
+        return connect_attach(c);
     if (b->authq && authq_needed(auth, p->connect.has_username, p->connect.username.len)) {
         authq_submit(b->authq, w->index, c->fd, c->id, auth, c->l->allow_anonymous, p->connect.username.p,
                      p->connect.username.len, p->connect.has_username, p->connect.password.p, p->connect.password.len, p->connect.has_password);

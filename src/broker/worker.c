@@ -84,6 +84,7 @@ static void accept_all(worker_t *w, int li)
         }
         conn_t *c = xcalloc(1, sizeof(*c));
         c->fd = fd;
+        c->tr = &transport_tcp;
         c->id = ++w->next_conn_id;
         c->w = w;
         c->l = l;
@@ -92,6 +93,11 @@ static void accept_all(worker_t *w, int li)
         char host[INET6_ADDRSTRLEN] = "?", port[8] = "";
         getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
         snprintf(c->peer, sizeof(c->peer), "%s:%s", host, port);
+        if (tombo_listener_tls(l) && !tls_conn_start(c, b, li)) {
+            close(fd);
+            free(c);
+            continue;
+        }
         conn_register(w, c);
         struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
         epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);
@@ -276,7 +282,8 @@ static void *worker_main(void *arg)
                     if (c->waiting)
                         continue; /* its input waits until the CONNECT is answered */
                 }
-                if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))
+                if ((evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) ||
+                    (c->tp_flags & TP_READ_WANTS_WRITE)) /* a TLS handshake waited for EPOLLOUT */
                     conn_on_readable(c);
                 if (c->state != CONN_CLOSED && (evs[i].events & EPOLLOUT))
                     conn_want_flush(c);
