@@ -141,6 +141,36 @@ def test_control_fields(deb, tmp_path):
         subprocess.run(["sh", "-n", str(ctrl / script)], check=True)
 
 
+def run_maintainer_script(ctrl, tmp_path, script, args, user_exists):
+    """Run a maintainer script with every command it calls replaced by a stub that logs its
+    arguments: what it would do to a machine, without doing it."""
+    stubs = tmp_path / "stubs"
+    stubs.mkdir(exist_ok=True)
+    log = tmp_path / "calls.log"
+    log.write_text("")
+    for cmd in ("getent", "adduser", "mkdir", "chown", "chmod", "rm", "systemctl"):
+        rc = 0 if cmd != "getent" or user_exists else 2
+        (stubs / cmd).write_text('#!/bin/sh\necho "%s $*" >> %s\nexit %d\n' % (cmd, log, rc))
+        (stubs / cmd).chmod(0o755)
+    subprocess.run(["/bin/sh", str(ctrl / script)] + args, env={"PATH": str(stubs)}, check=True, timeout=30)
+    return [line for line in log.read_text().split("\n") if line and not line.startswith("systemctl")]
+
+
+def test_maintainer_scripts(deb, tmp_path):
+    ctrl = tmp_path / "DEBIAN"
+    subprocess.run(["dpkg-deb", "-e", str(deb), str(ctrl)], check=True)
+    state = ["mkdir -p /var/lib/tombo", "chown tombo:tombo /var/lib/tombo", "chmod 750 /var/lib/tombo"]
+    assert run_maintainer_script(ctrl, tmp_path, "postinst", ["configure", ""], user_exists=False) == [
+        "getent passwd tombo",
+        "adduser --system --group --quiet --no-create-home --home /var/lib/tombo tombo"] + state
+    # An existing user (the Docker image makes it with eclipse-mosquitto's uid) is kept.
+    assert run_maintainer_script(ctrl, tmp_path, "postinst", ["configure", "0.1.0"], user_exists=True) == [
+        "getent passwd tombo"] + state
+    assert run_maintainer_script(ctrl, tmp_path, "postrm", ["remove"], user_exists=True) == []
+    assert run_maintainer_script(ctrl, tmp_path, "postrm", ["purge"], user_exists=True) == ["rm -rf /var/lib/tombo"]
+    assert run_maintainer_script(ctrl, tmp_path, "prerm", ["remove"], user_exists=True) == []
+
+
 def test_every_file_in_place(root):
     for path in ["usr/sbin/tombo", "usr/bin/tombo-pub", "usr/bin/tombo-sub", "usr/bin/tombo-passwd",
                  "usr/bin/tombo-bench", "usr/lib/libtombo.a", "usr/lib/libtombo.so.0",
@@ -313,3 +343,87 @@ def test_man_page_statuses_match_config_md():
     assert sorted(set(man) - set(md)) == [], "directives of tombo.conf(5) missing from docs/config.md"
     differ = {n: (md[n], man[n]) for n in md if md[n] != man[n]}
     assert differ == {}, "status in docs/config.md vs tombo.conf(5)"
+
+
+# ---- the Docker image's pieces that can be checked without Docker ------------------------------
+# (This machine has no Docker daemon: the image itself is not built here. README "Install".)
+
+def test_dockerfile_builds_what_this_test_checks(deb):
+    """The Dockerfile's build stage runs `make package` (make package-build, then the cpack command
+    the `deb` fixture runs) and installs the .deb it produces."""
+    with open(os.path.join(ROOT, "Dockerfile")) as f:
+        text = f.read()
+    assert re.search(r"^RUN make package$", text, re.M)
+    with open(os.path.join(ROOT, "Makefile")) as f:
+        mk = f.read()
+    assert re.search(r"^package: package-build\n\t@cd build/package && cpack -G DEB$", mk, re.M)
+    assert re.search(r"^install-test: package-build$", mk, re.M)
+    glob = re.search(r"^COPY --from=build /src/build/package/(\S+) /tmp/$", text, re.M).group(1)
+    assert re.fullmatch(glob.replace(".", r"\.").replace("*", ".*"), deb.name), (glob, deb.name)
+    assert re.search(r'^CMD \["/usr/sbin/tombo", "-c", "/mosquitto/config/mosquitto.conf"\]$', text, re.M)
+    assert re.search(r"^FROM debian:bookworm-slim$", text, re.M)
+
+
+def run_image_config(root, tmp_path, name):
+    """Start the installed broker with docker/NAME as the image would, the container's port 1883
+    moved to a free port of 127.0.0.1 and /mosquitto/data to a temporary directory."""
+    port = free_port()
+    data = tmp_path / "data"
+    data.mkdir()
+    with open(os.path.join(ROOT, "docker", name)) as f:
+        text = f.read()
+    assert re.search(r"^listener 1883$", text, re.M)
+    text = text.replace("listener 1883\n", "listener %d 127.0.0.1\n" % port)
+    text = text.replace("/mosquitto/data/", str(data) + "/")
+    conf = tmp_path / name
+    conf.write_text(text)
+    p = subprocess.Popen([str(root / "usr/sbin/tombo"), "-c", str(conf)], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, cwd=str(tmp_path))
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        assert p.poll() is None, p.stdout.read().decode()
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return p, port, data
+        except OSError:
+            time.sleep(0.05)
+    p.kill()
+    raise AssertionError("broker did not listen")
+
+
+def stop(p):
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    return p.returncode
+
+
+def test_image_default_config_refuses_anonymous_clients_and_persists(root, tmp_path):
+    p, port, data = run_image_config(root, tmp_path, "mosquitto.conf")
+    try:
+        r = subprocess.run([str(root / "usr/bin/tombo-pub"), "-h", "127.0.0.1", "-p", str(port), "-t", "t",
+                            "-m", "x"], env=run_env(root), capture_output=True, text=True, timeout=10)
+        assert r.returncode == 5 and "not authorised" in r.stderr, r   # CONNACK 5, as Mosquitto 2
+    finally:
+        assert stop(p) == 0
+    assert (data / "tombo.db").exists()
+    # log_dest stdout: what `docker logs` shows.
+    log = p.stdout.read().decode()
+    assert re.search(r"^\d+: tombo version %s running" % re.escape(project_version()), log, re.M), log
+
+
+def test_image_no_auth_config_relays(root, tmp_path):
+    p, port, _ = run_image_config(root, tmp_path, "mosquitto-no-auth.conf")
+    try:
+        env = run_env(root)
+        base = ["-h", "127.0.0.1", "-p", str(port), "-t", "docker/x"]
+        subprocess.run([str(root / "usr/bin/tombo-pub")] + base + ["-m", "no auth", "-r"], env=env, check=True,
+                       timeout=10)
+        out = subprocess.run([str(root / "usr/bin/tombo-sub")] + base + ["-C", "1", "-W", "10"], env=env,
+                             capture_output=True, text=True, timeout=15).stdout
+        assert out == "no auth\n"
+    finally:
+        assert stop(p) == 0
