@@ -253,6 +253,9 @@ def test_man_page_renders_without_warnings(root, page):
     r = subprocess.run(["man", "--warnings", "-l", str(root / "usr/share/man" / page)], env=env,
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0 and r.stderr == "", r.stderr
+    # The version in the page's title line is the project's.
+    th = re.search(r"^\.TH .*$", (root / "usr/share/man" / page).read_text(), re.M).group(0)
+    assert '"tombo %s"' % project_version() in th, th
     name = os.path.basename(page).rsplit(".", 1)[0]
     assert re.search(r"^NAME\n\s+%s\s+- " % re.escape(name), r.stdout, re.M), r.stdout[:300]
 
