@@ -192,6 +192,7 @@ def test_systemd_unit(root):
     exec_start = re.search(r"^ExecStart=(\S+) -c (\S+)$", unit, re.M)
     assert exec_start.groups() == ("/usr/sbin/tombo", "/etc/tombo/tombo.conf")
     assert re.search(r"^User=tombo$", unit, re.M) and re.search(r"^StateDirectory=tombo$", unit, re.M)
+    assert re.search(r"^RuntimeDirectory=tombo$", unit, re.M) and re.search(r"^LogsDirectory=tombo$", unit, re.M)
     assert re.search(r"^ExecReload=/bin/kill -HUP \$MAINPID$", unit, re.M)
     assert re.search(r"^WantedBy=multi-user.target$", unit, re.M)
     # The broker must run in the foreground (Type=simple): -d is refused.
