@@ -8,7 +8,8 @@ JOBS ?= $(shell nproc)
 PY := /usr/bin/python3
 FUZZ_SECONDS ?= 20
 
-.PHONY: all run test deps deps-test release asan tsan fuzz unit pytest tsan-test fuzz-test clean
+.PHONY: all run test deps deps-test release asan tsan fuzz unit pytest tsan-test fuzz-test clean \
+        package package-build install-test
 
 all: release
 
@@ -64,6 +65,22 @@ test: deps-test
 	@$(MAKE) --no-print-directory fuzz-test
 	@$(MAKE) --no-print-directory pytest
 	@$(MAKE) --no-print-directory tsan-test
+	@$(MAKE) --no-print-directory install-test
+
+# The Debian package (README "Install"): a release build configured for /usr (so the configuration
+# goes to /etc/tombo), then cpack: build/package/tombo_VERSION_ARCH.deb. The Dockerfile runs this.
+package-build: deps
+	@cmake -S . -B build/package -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr >/dev/null
+	@cmake --build build/package -j $(JOBS)
+
+package: package-build
+	@cd build/package && cpack -G DEB
+
+# tests/install builds the package from build/package itself (cpack into a temporary directory),
+# unpacks it into a temporary root and runs what it installed; it needs a build of its own, not
+# build/asan, so it is not in PYTEST_DIRS.
+install-test: package-build
+	@TOMBO_PACKAGE_BUILD=$(CURDIR)/build/package $(PY) -m pytest -q -p no:cacheprovider tests/install
 
 clean:
 	rm -rf build

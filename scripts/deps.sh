@@ -7,6 +7,8 @@ set -euo pipefail
 want=(cmake make gcc pkg-config libssl-dev libsqlite3-dev)
 if [ "${1:-build}" = test ]; then
   want+=(clang libclang-rt-14-dev mosquitto mosquitto-clients nats-server openssl python3-paho-mqtt python3-pytest)
+  # tests/install reads the installed man pages (man -l; groff-base comes with it).
+  want+=(man-db)
   # Node.js may come from another packaging that bundles npm (Debian's npm would conflict with it).
   command -v node >/dev/null || want+=(nodejs)
   command -v npm >/dev/null || want+=(npm)
