@@ -2,7 +2,9 @@
  * matching subscriber's session, with the QoS and retain flag each subscription grants.
  *
  * The match runs under the subscription tree's read lock and takes a reference per receiver
- * (subtree_match); deliveries happen after the lock is released, and each receiver that is full
+ * (subtree_match); deliveries happen after the match: outside the lock, or still under it within
+ * one socket read's batch (subtree_batch_begin: a writer waits for the end of the read), and each
+ * receiver that is full
  * may hold back the publishing connection (backpressure.h). */
 #include "broker/route.h"
 

@@ -5,7 +5,8 @@
  * children, so a match walks only the branches that can match. Read-mostly: subtree_match takes the
  * read lock, subtree_add/subtree_remove the write lock (writer-preferring, so a flood of PUBLISHes
  * cannot starve a SUBSCRIBE). Receivers are collected under the read lock into a caller-owned
- * sub_result_t and delivered by the caller after the lock is released.
+ * sub_result_t and delivered by the caller after the lock is released, or, in a batch
+ * (subtree_batch_begin), while the batch still holds it.
  *
  * Owners are opaque pointers (the broker passes session_t *); the tree never dereferences them. It
  * holds no reference of its own: the caller must remove an owner's subscriptions before the owner is
