@@ -298,8 +298,15 @@ static char *target(struct parser *ps, const struct directive *d)
         ps->security_set = true;
         if (cfg->per_listener_settings) {
             if (ps->cur < 0) {
-                perr(ps, "'%s' needs a 'listener' line before it when per_listener_settings is true", d->name);
-                return NULL;
+                /* As Mosquitto does: the default listener's settings. They apply to it if `port` or
+                 * `bind_address` enable it, and to the local-only listeners when no listener is
+                 * configured; never to the `listener` blocks below, which is easy to miss. */
+                add_warning(cfg,
+                            "%s:%d: '%s' before any 'listener' line with per_listener_settings true "
+                            "applies to the default listener only (as in Mosquitto), not to the "
+                            "listeners defined below",
+                            ps->file, ps->line, d->name);
+                return (char *)&cfg->default_listener + d->loff;
             }
             return (char *)&cfg->listeners[ps->cur] + d->loff;
         }
