@@ -69,6 +69,7 @@ static void listener_defaults(struct tombo_listener *l)
     l->port = 1883;
     l->max_qos = 2;
     l->max_connections = -1;
+    l->max_topic_alias = 10;
     l->allow_anonymous = -1;
     l->allow_zero_length_clientid = true;
     l->auto_id_prefix = xstrdup("auto-");
@@ -681,6 +682,8 @@ static const struct directive directives[] = {
     FN(protocol, h_protocol), /* mqtt only */
     INT_L(max_connections, -1, INT_MAX),
     INT_L(max_qos, 0, 2),
+    INT_L(max_topic_alias, 0, 65535),
+    BOOL_L(use_username_as_clientid),
     /* TLS (listeners; psk_file is a security setting) */
     STR_L(cafile),
     STR_L(capath),
@@ -758,8 +761,6 @@ static const struct {
     {"socket_domain", "give an address of the family you want on the listener line instead: "
                       "listener PORT 0.0.0.0 (IPv4) or listener PORT :: (IPv6)"},
     {"mount_point", "topics are not prefixed per listener yet; keep Mosquitto for this listener"},
-    {"use_username_as_clientid", "client ids are not replaced by usernames yet; keep Mosquitto for this listener"},
-    {"max_topic_alias", "tombo allows 10 topic aliases per client, Mosquitto's default; remove the line"},
     /* general */
     {"clientid_prefixes", "client ids are not restricted by prefix yet (the option is deprecated in Mosquitto); "
                           "restrict clients with password_file and acl_file"},

@@ -41,6 +41,8 @@ struct tombo_listener {
     bool optional;       /* local-only ::1 listener: failing to bind it is not fatal */
     uint8_t max_qos;     /* `max_qos`, default 2 */
     int max_connections; /* `max_connections`, default -1 = unlimited */
+    int max_topic_alias; /* `max_topic_alias`: aliases a 5.0 client may set, default 10 (0: none) */
+    bool use_username_as_clientid; /* the username replaces the client id; no username, no entry */
 
     /* Security (see above). */
     int allow_anonymous; /* 0/1 after config_finish (-1 while unset) */
