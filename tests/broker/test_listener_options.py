@@ -1,10 +1,15 @@
 """Listener options of mosquitto.conf(5) that change what a client of that listener may do:
 use_username_as_clientid and max_topic_alias. Each test runs against tombo and, with
 TOMBO_REFERENCE=mosquitto, against Debian's Mosquitto, whose behaviour they were written from."""
+import os
+import socket
+import subprocess
 import time
 
+import pytest
+
 from clients import DISCONNECT, PUBACK, PahoClient, Raw, V311, V5, rc_value, unique_id
-from conftest import is_reference
+from conftest import free_port, is_reference
 
 
 def _conf(extra):
@@ -61,3 +66,96 @@ def test_max_topic_alias_zero_allows_none(make_broker):
     r.publish("alias/x", b"1", qos=0, props=[(0x23, 1)])
     got = r.closed()
     assert [p.type for p in got] == [DISCONNECT] and got[0].reason == 0x94
+
+
+# ---------------------------------------------------------------- where a listener listens
+
+
+def _can_connect(family, addr, port):
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.settimeout(2)
+    try:
+        s.connect((addr, port) if family != socket.AF_UNIX else addr)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def _mosquitto_sub_unix(path, topic, count):
+    return subprocess.Popen(["mosquitto_sub", "--unix", path, "-t", topic, "-C", str(count), "-W", "10", "-q", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_unix_socket_listener(make_broker, tmp_path):
+    """`listener 0 PATH`: MQTT over a Unix socket, with Mosquitto's own clients (--unix); messages flow
+    between it and a TCP listener of the same broker. A socket file left by an earlier run is
+    replaced; tombo removes it when it stops."""
+    path = str(tmp_path / "mqtt.sock")
+    conf = _conf("listener 0 %s\n" % path)
+    # a stale socket file, as a killed broker leaves behind
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(path)
+    stale.close()
+    b = make_broker(conf, raw_conf=True)
+    deadline = time.monotonic() + 10
+    while not _can_connect(socket.AF_UNIX, path, 0):
+        assert time.monotonic() < deadline, "no Unix socket at %s" % path
+        time.sleep(0.05)
+    sub = _mosquitto_sub_unix(path, "unix/#", 2)
+    tcp = PahoClient(b)
+    tcp.connect()
+    tcp.subscribe("unix/#", 1)
+    time.sleep(0.5)  # mosquitto_sub's SUBSCRIBE is in
+    subprocess.run(["mosquitto_pub", "--unix", path, "-t", "unix/a", "-m", "over-unix", "-q", "1"], check=True,
+                   timeout=10)
+    tcp.publish("unix/b", b"over-tcp", qos=1)
+    out, err = sub.communicate(timeout=15)
+    assert sub.returncode == 0, err
+    assert sorted(out.split()) == ["over-tcp", "over-unix"]
+    assert tcp.get().payload == b"over-unix"
+    tcp.disconnect()
+    if not is_reference():
+        assert "Opening unix listen socket on path %s" % path in b.log()
+        b.expect_exit = True
+        assert b.stop() == 0
+        assert not os.path.exists(path), "the socket file was left behind"
+
+
+def test_socket_domain_and_bind_interface(make_broker):
+    """bind_interface lo puts a listener on the loopback interface's address; socket_domain picks the
+    family: ipv6 listens on ::1 only, ipv4 on 127.0.0.1 only (Mosquitto's meaning; tombo binds one
+    address per listener, see docs/config.md)."""
+    if not _can_connect(socket.AF_INET6, "::1", 9) and not os.path.exists("/proc/net/if_inet6"):
+        pytest.skip("no IPv6 on this machine")
+    p6, p4 = free_port(), free_port()
+    conf = _conf("listener %d\nbind_interface lo\nsocket_domain ipv6\n"
+                 "listener %d\nbind_interface lo\nsocket_domain ipv4\n" % (p6, p4))
+    make_broker(conf, raw_conf=True)
+    # the broker answers on PORT, its first listener, before it has opened the others
+    deadline = time.monotonic() + 10
+    while not _can_connect(socket.AF_INET, "127.0.0.1", p4):
+        assert time.monotonic() < deadline, "nothing listens on 127.0.0.1:%d" % p4
+        time.sleep(0.05)
+    assert _can_connect(socket.AF_INET6, "::1", p6)
+    assert not _can_connect(socket.AF_INET, "127.0.0.1", p6)
+    assert _can_connect(socket.AF_INET, "127.0.0.1", p4)
+    assert not _can_connect(socket.AF_INET6, "::1", p4)
+
+
+@pytest.mark.skipif(is_reference(), reason="tombo's start-up messages")
+@pytest.mark.parametrize("lines,msg", [
+    ("listener PORT2\nbind_interface no-such-if0\n", "bind_interface no-such-if0: no such interface"),
+    ("listener PORT2 127.0.0.1\nsocket_domain ipv6\n", "listener 127.0.0.1:PORT2:"),
+    ("listener 0\n", "'listener 0' needs the path of a Unix socket"),
+    ("listener 0 /tmp/x.sock\nsocket_domain ipv4\n", "'socket_domain' has no meaning on a Unix socket listener"),
+])
+def test_listener_errors_stop_startup(lines, msg):
+    """A listener that cannot be opened as written stops start-up with a message that says why."""
+    from conftest import Broker
+    p2 = free_port()
+    b = Broker(_conf(lines.replace("PORT2", str(p2))), raw_conf=True)
+    with pytest.raises(RuntimeError) as e:
+        b.start(timeout=60)  # it exits at once; a loaded machine may take a while to get there
+    assert msg.replace("PORT2", str(p2)) in str(e.value)

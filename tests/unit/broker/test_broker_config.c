@@ -410,9 +410,9 @@ static void test_errors(void)
         {"auth_opt_db x\n",
          "1: auth_opt_db: not supported yet by tombo (plugins are not implemented yet; use password_file and "
          "acl_file, or keep Mosquitto)"},
-        {"max_topic_alias 5\n",
-         "1: max_topic_alias: not supported yet by tombo (tombo allows 10 topic aliases per client, Mosquitto's "
-         "default; remove the line)"},
+        {"max_topic_alias 65536\n", "1: 'max_topic_alias' must be a number from 0 to 65535, not 65536"},
+        {"socket_domain ipx\n", "1: 'socket_domain' must be ipv4 or ipv6, not 'ipx'"},
+        {"listener 0 /tmp/sock\nbind_interface lo\n", "2: 'bind_interface' has no meaning on a Unix socket listener"},
         {"listener 8883\ntls_engine pkcs11\n",
          "2: tls_engine: not supported yet by tombo (keys in OpenSSL engines (hardware tokens) are not supported; "
          "give keyfile a PEM private key file)"},
@@ -465,10 +465,9 @@ static void test_errors(void)
         {"max_connections -2\n", "1: 'max_connections' must be a number from -1 to 2147483647, not -2"},
         {"threads 0\n", "1: 'threads' must be a number from 1 to 1024, not 0"},
         {"listener\n", "1: 'listener' needs a port: listener PORT [ADDRESS]"},
-        {"listener abc\n", "1: 'listener' port must be a number from 1 to 65535, not 'abc'"},
-        {"listener 70000\n", "1: 'listener' port must be a number from 1 to 65535, not '70000'"},
-        {"listener 0 /tmp/sock\n",
-         "1: listener 0 PATH (a Unix socket): not supported yet by tombo (listen on 127.0.0.1 or ::1 instead)"},
+        {"listener abc\n", "1: 'listener' port must be a number from 1 to 65535 (or 0 and a Unix socket path), not 'abc'"},
+        {"listener 70000\n", "1: 'listener' port must be a number from 1 to 65535 (or 0 and a Unix socket path), not '70000'"},
+        {"listener 0\n", "1: 'listener 0' needs the path of a Unix socket: listener 0 PATH"},
         {"listener 1883 127.0.0.1 extra\n", "1: 'listener': unexpected extra argument 'extra'"},
         {"port 0\n", "1: 'port' must be a number from 1 to 65535, not 0"},
         {"listener 1883\nprotocol foo\n", "2: 'protocol' must be mqtt or websockets, not 'foo'"},
