@@ -88,7 +88,8 @@ static const char *const tls_names[TLSW_N] = {
 #define LISTENER_STRS(l)                                                                                   \
     &(l)->address, &(l)->auto_id_prefix, &(l)->password_file, &(l)->acl_file, &(l)->origin, &(l)->cafile,  \
         &(l)->capath, &(l)->certfile, &(l)->keyfile, &(l)->crlfile, &(l)->dhparamfile, &(l)->tls_version,  \
-        &(l)->ciphers, &(l)->ciphers_tls13, &(l)->psk_hint, &(l)->psk_file, &(l)->bind_interface
+        &(l)->ciphers, &(l)->ciphers_tls13, &(l)->psk_hint, &(l)->psk_file, &(l)->bind_interface,      \
+        &(l)->mount_point
 
 static void listener_free(struct tombo_listener *l)
 {
@@ -422,6 +423,21 @@ static int h_bind_interface(struct parser *ps, const struct directive *d, char *
     return 0;
 }
 
+/* mount_point PREFIX: a topic prefix for the listener's clients (mount.h); it becomes part of topic
+ * names, so it may not hold a wildcard. */
+static int h_mount_point(struct parser *ps, const struct directive *d, char *val)
+{
+    char *w = one_word(ps, d->name, val);
+    if (!w)
+        return -1;
+    if (strpbrk(w, "+#"))
+        return perr(ps, "'mount_point' %s: a topic prefix cannot hold the wildcards + or #", w);
+    if (strlen(w) > 1024)
+        return perr(ps, "'mount_point' is longer than 1024 bytes");
+    set_str(&cur_listener(ps, d->name)->mount_point, w);
+    return 0;
+}
+
 /* protocol mqtt: the only protocol tombo speaks. */
 static int h_protocol(struct parser *ps, const struct directive *d, char *val)
 {
@@ -723,6 +739,7 @@ static const struct directive directives[] = {
     INT_L(max_qos, 0, 2),
     INT_L(max_topic_alias, 0, 65535),
     BOOL_L(use_username_as_clientid),
+    FN(mount_point, h_mount_point),
     /* TLS (listeners; psk_file is a security setting) */
     STR_L(cafile),
     STR_L(capath),
@@ -796,7 +813,6 @@ static const struct {
     /* plugins */
     {"auth_plugin", WHY_PLUGIN}, {"plugin", WHY_PLUGIN}, {"auth_plugin_deny_special_chars", WHY_PLUGIN},
     /* listeners */
-    {"mount_point", "topics are not prefixed per listener yet; keep Mosquitto for this listener"},
     /* general */
     {"clientid_prefixes", "client ids are not restricted by prefix yet (the option is deprecated in Mosquitto); "
                           "restrict clients with password_file and acl_file"},

@@ -46,6 +46,7 @@ struct tombo_listener {
     int max_connections; /* `max_connections`, default -1 = unlimited */
     int max_topic_alias; /* `max_topic_alias`: aliases a 5.0 client may set, default 10 (0: none) */
     bool use_username_as_clientid; /* the username replaces the client id; no username, no entry */
+    char *mount_point;   /* `mount_point`: this listener's clients live under this prefix (mount.h) */
 
     /* Security (see above). */
     int allow_anonymous; /* 0/1 after config_finish (-1 while unset) */

@@ -134,7 +134,7 @@ ROWS = [
     ("max_connections", "max_connections 10", WORKS, "broker/test_directives.py"),
     ("max_qos", "max_qos 1", WORKS, "broker/test_directives.py"),
     ("max_topic_alias", "max_topic_alias 5", WORKS, "broker/test_listener_options.py"),
-    ("mount_point", "mount_point site1/", REFUSED, "not implemented"),
+    ("mount_point", "mount_point site1/", WORKS, "broker/test_listener_options.py"),
     ("port", "port PORT2\nbind_address 127.0.0.1", WORKS, "broker/test_directives.py"),
     ("protocol", "protocol mqtt", WORKS, "broker/test_directives.py"),
     ("protocol", "protocol websockets", REFUSED, "WebSockets"),
