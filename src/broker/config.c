@@ -767,6 +767,9 @@ static const struct directive directives[] = {
     {"retained_persistence", V_BOOL, S_GLOBAL, 0, CFG_FIELD(persistence), 0, 0, NULL}, /* Mosquitto's alias */
     STR_G(persistence_location),
     STR_G(pid_file),
+    STR_G(user),
+    STR_G(clientid_prefixes),
+    INT_G(log_facility, 0, 7),
     STR_G(persistence_file),
     FN(autosave_interval, h_autosave_interval),       /* accepted: tombo commits every change */
     FN(autosave_on_changes, h_bool_either),           /* the same */
@@ -812,15 +815,9 @@ static const struct {
     {"http_dir", WHY_WS}, {"websockets_log_level", WHY_WS}, {"websockets_headers_size", WHY_WS},
     /* plugins */
     {"auth_plugin", WHY_PLUGIN}, {"plugin", WHY_PLUGIN}, {"auth_plugin_deny_special_chars", WHY_PLUGIN},
-    /* listeners */
     /* general */
-    {"clientid_prefixes", "client ids are not restricted by prefix yet (the option is deprecated in Mosquitto); "
-                          "restrict clients with password_file and acl_file"},
     {"memory_limit", "there is no overall memory limit yet; bound the queues with max_queued_messages and "
                      "max_queued_bytes, or the process with a cgroup (systemd MemoryMax=)"},
-    {"log_facility", "syslog lines use facility daemon; remove the line"},
-    {"user", "tombo does not change user, and does not drop root privileges as Mosquitto does; start it as "
-             "that user instead (systemd User=, runuser -u NAME)"},
     /* bridges */
     {"connection", WHY_BRIDGE}, {"address", WHY_BRIDGE}, {"addresses", WHY_BRIDGE},
     {"bridge_attempt_unsubscribe", WHY_BRIDGE}, {"bridge_bind_address", WHY_BRIDGE},
@@ -1035,6 +1032,7 @@ void config_init(struct tombo_config *cfg)
     cfg->log_type = TLOG_DEFAULT;
     cfg->log_dest = TLOG_DEST_STDERR;
     cfg->log_timestamp = true;
+    cfg->log_facility = -1;
     listener_defaults(&cfg->default_listener);
 }
 
@@ -1055,6 +1053,8 @@ void config_free(struct tombo_config *cfg)
     free(cfg->psk_file_where);
     free(cfg->persistence_location);
     free(cfg->pid_file);
+    free(cfg->user);
+    free(cfg->clientid_prefixes);
     free(cfg->persistence_file);
     free(cfg->log_file);
     free(cfg->log_timestamp_format);

@@ -120,9 +120,12 @@ struct tombo_config {
     char *log_file;             /* for TLOG_DEST_FILE */
     bool log_timestamp;         /* default true */
     char *log_timestamp_format; /* strftime format, default NULL = seconds since the epoch */
+    int log_facility;           /* syslog: -1 (default) daemon, 0..7 local0..local7 */
 
     /* Process. */
     int threads; /* tombo only: worker threads; default (0 before config_finish) = online cores */
+    char *user;  /* started as root: become this user once the listeners and files are open (NULL: stay) */
+    char *clientid_prefixes; /* only client ids that start with this may connect (NULL: any) */
 
     /* Notes for the log once it is open (deprecated directives, local-only mode, ignored -p):
      * log_init() prints them as warnings. */
