@@ -1165,8 +1165,10 @@ static void print_usage(void)
 {
     printf("tombo version %s\n\n"
            "tombo is an MQTT v5.0/v3.1.1/v3.1 broker, a drop-in for Mosquitto.\n\n"
-           "Usage: tombo [-c config_file] [-h] [-p port] [-v] [--version]\n\n"
+           "Usage: tombo [-c config_file] [-d] [-h] [-p port] [-v] [--version]\n\n"
            " -c : specify the broker config file (mosquitto.conf syntax).\n"
+           " -d : put the broker into the background once it has started (errors before that\n"
+           "      are still printed, and the exit status says whether it started).\n"
            " -h : display this help.\n"
            " -p : start the broker listening on the specified port (may be repeated).\n"
            "      Replaces the default listener; ignored when the config file defines listeners.\n"
@@ -1209,10 +1211,7 @@ int config_args(struct tombo_config *cfg, int argc, char **argv, char *err, size
         } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
             cfg->verbose = true;
         } else if (!strcmp(a, "-d") || !strcmp(a, "--daemon")) {
-            snprintf(err, errlen,
-                     "%s: not supported yet by tombo (it does not daemonise yet; run it in the foreground under a "
-                     "service manager, e.g. systemd Type=simple)", a);
-            return -1;
+            cfg->daemon = true;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             print_usage();
             return 1;
