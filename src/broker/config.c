@@ -12,7 +12,7 @@
  * silent no-op: a TLS listener that quietly served plain MQTT would be the worst bug tombo could
  * have. The same goes for single values (`protocol websockets`, `log_dest topic`). Pure tuning
  * that needs no code because tombo's behaviour already is what the value asks for is accepted
- * (autosave_interval: tombo commits every message; `upgrade_outgoing_qos false`: the default).
+ * (autosave_interval: tombo commits every message).
  * tests/broker/test_directives.py holds every mosquitto.conf(5) directive with its status and
  * fails when this file accepts a directive it does not list.
  *
@@ -467,13 +467,6 @@ static int only_bool(struct parser *ps, const struct directive *d, char *val, bo
     return 0;
 }
 
-static int h_upgrade_outgoing_qos(struct parser *ps, const struct directive *d, char *val)
-{
-    return only_bool(ps, d, val, false,
-                     "messages are delivered at the lower of the published and the subscribed QoS, as the MQTT "
-                     "specification requires; remove the line");
-}
-
 static int h_check_retain_source(struct parser *ps, const struct directive *d, char *val)
 {
     /* Mosquitto's default is true, which tombo cannot refuse when it is left out: docs/config.md says
@@ -786,7 +779,7 @@ static const struct directive directives[] = {
     BOOL_G(set_tcp_nodelay),
     INT_G(sys_interval, 0, 65535),
     BOOL_G(retain_available),
-    FN(upgrade_outgoing_qos, h_upgrade_outgoing_qos), /* false only */
+    BOOL_G(upgrade_outgoing_qos), /* non-standard: the spec forbids it; Mosquitto offers it */
     BOOL_G(queue_qos0_messages),
     FN(allow_duplicate_messages, h_bool_either),      /* tombo always sends one copy */
     FN(check_retain_source, h_check_retain_source),   /* false only */

@@ -112,6 +112,7 @@ struct tombo_config {
     uint32_t sys_interval;     /* seconds, default 10, 0 = no $SYS */
     bool retain_available;     /* default true */
     bool queue_qos0_messages;  /* default false */
+    bool upgrade_outgoing_qos; /* deliver at the subscription's QoS (non-standard), default false */
     bool connection_messages;  /* default true */
 
     /* Logging. */

@@ -123,8 +123,7 @@ ROWS = [
     ("retain_available", "retain_available false", WORKS, "broker/test_directives.py"),
     ("set_tcp_nodelay", "set_tcp_nodelay true", WORKS, "broker/test_tutorial.py"),
     ("sys_interval", "sys_interval 1", WORKS, "broker/test_sys.py"),
-    ("upgrade_outgoing_qos", "upgrade_outgoing_qos false", NOOP, "the default: the QoS the specification requires"),
-    ("upgrade_outgoing_qos", "upgrade_outgoing_qos true", REFUSED, "non-standard upgrade not implemented"),
+    ("upgrade_outgoing_qos", "upgrade_outgoing_qos true", WORKS, "broker/test_directives.py"),
     ("user", "user nobody", WORKS, "broker/test_directives.py"),
     # ---- listeners
     ("bind_address", "port PORT2\nbind_address 127.0.0.1", WORKS, "broker/test_directives.py"),
@@ -846,3 +845,22 @@ def test_log_dest_syslog_and_log_facility(tmp_path, facility, pri):
     assert pris, p.stdout
     assert all(x & ~7 == pri for x in pris), (pris, p.stdout)
     assert "tombo" in p.stdout and "running" in p.stdout
+
+
+@pytest.mark.parametrize("upgrade", [False, True])
+def test_upgrade_outgoing_qos(make_broker, upgrade):
+    """upgrade_outgoing_qos true (non-standard, as in Mosquitto): a QoS 0 message reaches a QoS 2
+    subscriber at QoS 2, live and retained; false (the default) keeps the lower QoS [MQTT-3.8.4-8]."""
+    b = make_broker("allow_anonymous true\n" + ("upgrade_outgoing_qos true\n" if upgrade else ""))
+    pub = PahoClient(b)
+    pub.connect()
+    pub.publish("up/r", b"kept", qos=0, retain=True)
+    sub = PahoClient(b)
+    sub.connect()
+    sub.subscribe("up/#", 2)
+    pub.publish("up/live", b"x", qos=0)
+    got = {m.topic: m.qos for m in sub.get_n(2)}
+    assert got == ({"up/r": 2, "up/live": 2} if upgrade else {"up/r": 0, "up/live": 0})
+    pub.publish("up/r", b"", qos=0, retain=True)
+    pub.disconnect()
+    sub.disconnect()

@@ -431,9 +431,6 @@ static void test_errors(void)
         {"listener 8080\nprotocol websockets\n",
          "2: protocol websockets: not supported yet by tombo (WebSockets are not implemented yet; keep Mosquitto "
          "for this listener)"},
-        {"upgrade_outgoing_qos true\n",
-         "1: upgrade_outgoing_qos true: not supported yet by tombo (messages are delivered at the lower of the "
-         "published and the subscribed QoS, as the MQTT specification requires; remove the line)"},
         {"check_retain_source true\n",
          "1: check_retain_source true: not supported yet by tombo (tombo does not re-check a retained message's "
          "publisher against the ACL when delivering it; it behaves as check_retain_source false: write that if "
