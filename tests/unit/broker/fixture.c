@@ -68,13 +68,9 @@ void fixture_broker_free(broker_t *b)
     free(b);
 }
 
-/* The listener of fixture connections: every setting at its zero default (no mount_point...). */
-static const struct tombo_listener fixture_listener;
-
 void fixture_conn(conn_t *c, worker_t *w, uint64_t id, uint8_t version)
 {
     memset(c, 0, sizeof(*c));
-    c->l = &fixture_listener; /* conn_send_publish reads the listener's mount_point */
     c->fd = -1;
     c->id = id;
     c->w = w;
