@@ -298,7 +298,8 @@ TOMBO_API void tombo_set_log_level(tombo_client_t *c, int mask);
  * through on_connect. keepalive in seconds
  * (0 disables). Port 0 connects to the Unix domain socket whose path is `host` (as libmosquitto
  * does). Returns TOMBO_OK, LOOKUP, ERRNO (connection refused, no such socket...), TIMEOUT, INVAL,
- * BUSY (already connected), NOMEM. Call it before starting the loop, or from the loop's thread. */
+ * BUSY (already connected), NOMEM, or a TLS_* error when a TLS handshake failed before the call
+ * returned (it usually fails later, in the loop). Call it before starting the loop, or from the loop's thread. */
 TOMBO_API tombo_err_t tombo_connect(tombo_client_t *c, const char *host, int port, int keepalive);
 /* Reconnect now to the last host and port, e.g. from on_disconnect. */
 TOMBO_API tombo_err_t tombo_reconnect(tombo_client_t *c);
