@@ -234,6 +234,12 @@ static tombo_err_t tls_io_error(tombo_client_t *c, int ret)
     if (e == SSL_ERROR_SSL) {
         char why[TLS_ERR_MAX];
         tls_error_string(why, sizeof(why), "protocol error");
+        if (c->state == CS_CONNECTING) {
+            /* TLS 1.3: the broker refuses our certificate after our side of the handshake is
+             * done, with an alert that arrives here, before any CONNACK. */
+            tls_fail(c, "TLS: handshake failed: %s", why);
+            return TOMBO_ERR_TLS_HANDSHAKE;
+        }
         client_log(c, TOMBO_LOG_WARNING, "TLS: %s", why);
     }
     ERR_clear_error();
@@ -257,7 +263,20 @@ static tombo_err_t tls_send(tombo_client_t *c, const uint8_t *buf, size_t len, s
         return e;
     ERR_clear_error();
     int r = SSL_write_ex(c->tls.ssl, buf, len, n);
-    return r == 1 ? TOMBO_OK : tls_io_error(c, r);
+    if (r == 1)
+        return TOMBO_OK;
+    e = tls_io_error(c, r);
+    if (e == TOMBO_ERR_CONN_LOST && c->state == CS_CONNECTING) {
+        /* The broker closed before our CONNECT went out: its alert, if it sent one, is waiting
+         * to be read and says why (TLS 1.3 refuses a client certificate this late). */
+        uint8_t scratch[512];
+        size_t got = 0;
+        ERR_clear_error();
+        r = SSL_read_ex(c->tls.ssl, scratch, sizeof(scratch), &got);
+        if (r != 1 && tls_io_error(c, r) == TOMBO_ERR_TLS_HANDSHAKE)
+            return TOMBO_ERR_TLS_HANDSHAKE;
+    }
+    return e;
 }
 
 static short tls_events(tombo_client_t *c, bool have_output)
