@@ -3,12 +3,16 @@
  *   test_client_tls HOST PORT [--cafile F] [--capath D] [--cert F] [--key F] [--insecure]
  *                   [--tls-version V] [--ciphers L] [--ciphers13 L] [--alpn L] [--psk HEX]
  *                   [--psk-identity ID] [--server-name N] [--mqtt-version 4|5] [--reconnect]
+ *                   [--threads]
  *
  * Sets the TLS options, connects, subscribes, publishes QoS 1 to itself and waits for the message.
  * With --reconnect it then cuts the connection (shutdown of its socket) and waits for the automatic
- * reconnect to carry a second round trip. Prints the libtombo debug log, then one last line:
+ * reconnect to carry a second round trip. With --threads the loop runs on libtombo's thread
+ * (tombo_loop_start) while this thread publishes 500 QoS 1 messages, all of which must come back:
+ * TLS reads and writes from two threads, for ThreadSanitizer. Prints the libtombo debug log, then one last line:
  * "OK" or "ERR NAME: tombo_tls_error()" (NAME from tombo_errname; exit 0 either way: the test
  * compares the line), or "FAIL why" (exit 1) for anything unexpected. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +22,8 @@
 #include "tombo/client.h"
 
 static int connected, got, disconnects;
+static int bulk; /* --threads: messages of the bulk run received */
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static tombo_err_t disconnect_err = TOMBO_OK;
 
 static void on_log(tombo_client_t *c, void *u, int level, const char *line)
@@ -40,8 +46,12 @@ static void on_subscribe(tombo_client_t *c, void *u, int mid, int n, const uint8
 
 static void on_message(tombo_client_t *c, void *u, const tombo_message_t *m)
 {
+    pthread_mutex_lock(&mu);
     if (m->payload_len == 8 && !memcmp(m->payload, "over tls", 8))
         got++;
+    else if (m->payload_len > 5 && !memcmp(m->payload, "bulk ", 5))
+        bulk++;
+    pthread_mutex_unlock(&mu);
 }
 
 static void on_disconnect(tombo_client_t *c, void *u, tombo_err_t err, int reason, const tombo_props_t *p)
@@ -84,7 +94,7 @@ int main(int argc, char **argv)
     tombo_tls_options_init(&t);
     tombo_options_t o;
     tombo_options_init(&o);
-    bool reconnect = false;
+    bool reconnect = false, threads = false;
     for (int i = 3; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define OPT(flag, field)            \
@@ -109,6 +119,8 @@ int main(int argc, char **argv)
             t.insecure = true;
         } else if (!strcmp(a, "--reconnect")) {
             reconnect = true;
+        } else if (!strcmp(a, "--threads")) {
+            threads = true;
         } else if (!strcmp(a, "--mqtt-version") && v) {
             o.version = atoi(v);
             i++;
@@ -148,6 +160,34 @@ int main(int argc, char **argv)
         e = run_until(c, &got, 2, true);
         if (e == TOMBO_OK && connected < 2) {
             printf("FAIL no second connection (%d)\n", connected);
+            return 1;
+        }
+    }
+    if (e == TOMBO_OK && threads) {
+        tombo_set_log_level(c, TOMBO_LOG_ERROR | TOMBO_LOG_WARNING);
+        if (tombo_loop_start(c) != TOMBO_OK) {
+            printf("FAIL loop_start\n");
+            return 1;
+        }
+        char msg[32];
+        for (int i = 0; i < 500 && e == TOMBO_OK; i++) {
+            int n = snprintf(msg, sizeof(msg), "bulk %d", i);
+            e = tombo_publish(c, NULL, "tls/roundtrip", msg, (size_t)n, 1, false, NULL);
+        }
+        double deadline = now_s() + 30;
+        int have = 0;
+        while (e == TOMBO_OK && now_s() < deadline) {
+            pthread_mutex_lock(&mu);
+            have = bulk;
+            pthread_mutex_unlock(&mu);
+            if (have >= 500)
+                break;
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        tombo_loop_stop(c);
+        if (e == TOMBO_OK && have < 500) {
+            printf("FAIL threads: %d of 500 came back\n", have);
             return 1;
         }
     }

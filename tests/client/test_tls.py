@@ -131,6 +131,15 @@ def test_reconnect_resumes_session(make_broker, pki, which):
     assert "session resumed" in out, out
 
 
+@pytest.mark.parametrize("which", BROKERS)
+def test_loop_thread_and_publishing_thread(make_broker, pki, which):
+    """The loop on libtombo's thread, 500 QoS 1 publishes from another: every one comes back (TLS
+    reads and writes from two threads under the client's lock; `make tsan-test` runs this file)."""
+    b = tls_broker(make_broker, pki, which)
+    last, out = run(b.port, "--cafile", pki("ca.crt"), "--threads")
+    assert last == "OK", out[-3000:]
+
+
 def one_shot_server(pki, alpn=None, max_version=None):
     """A one-shot TLS server (Python's ssl) that records the ALPN protocol and the cipher the
     handshake chose, then closes (it speaks no MQTT)."""
