@@ -12,7 +12,7 @@
  * silent no-op: a TLS listener that quietly served plain MQTT would be the worst bug tombo could
  * have. The same goes for single values (`protocol websockets`, `log_dest topic`). Pure tuning
  * that needs no code because tombo's behaviour already is what the value asks for is accepted
- * (autosave_interval: tombo commits every message; `upgrade_outgoing_qos false`: the default).
+ * (autosave_interval: tombo commits every message).
  * tests/broker/test_directives.py holds every mosquitto.conf(5) directive with its status and
  * fails when this file accepts a directive it does not list.
  *
@@ -467,13 +467,6 @@ static int only_bool(struct parser *ps, const struct directive *d, char *val, bo
     return 0;
 }
 
-static int h_upgrade_outgoing_qos(struct parser *ps, const struct directive *d, char *val)
-{
-    return only_bool(ps, d, val, false,
-                     "messages are delivered at the lower of the published and the subscribed QoS, as the MQTT "
-                     "specification requires; remove the line");
-}
-
 static int h_check_retain_source(struct parser *ps, const struct directive *d, char *val)
 {
     /* Mosquitto's default is true, which tombo cannot refuse when it is left out: docs/config.md says
@@ -767,6 +760,9 @@ static const struct directive directives[] = {
     {"retained_persistence", V_BOOL, S_GLOBAL, 0, CFG_FIELD(persistence), 0, 0, NULL}, /* Mosquitto's alias */
     STR_G(persistence_location),
     STR_G(pid_file),
+    STR_G(user),
+    STR_G(clientid_prefixes),
+    INT_G(log_facility, 0, 7),
     STR_G(persistence_file),
     FN(autosave_interval, h_autosave_interval),       /* accepted: tombo commits every change */
     FN(autosave_on_changes, h_bool_either),           /* the same */
@@ -783,7 +779,7 @@ static const struct directive directives[] = {
     BOOL_G(set_tcp_nodelay),
     INT_G(sys_interval, 0, 65535),
     BOOL_G(retain_available),
-    FN(upgrade_outgoing_qos, h_upgrade_outgoing_qos), /* false only */
+    BOOL_G(upgrade_outgoing_qos), /* non-standard: the spec forbids it; Mosquitto offers it */
     BOOL_G(queue_qos0_messages),
     FN(allow_duplicate_messages, h_bool_either),      /* tombo always sends one copy */
     FN(check_retain_source, h_check_retain_source),   /* false only */
@@ -812,15 +808,9 @@ static const struct {
     {"http_dir", WHY_WS}, {"websockets_log_level", WHY_WS}, {"websockets_headers_size", WHY_WS},
     /* plugins */
     {"auth_plugin", WHY_PLUGIN}, {"plugin", WHY_PLUGIN}, {"auth_plugin_deny_special_chars", WHY_PLUGIN},
-    /* listeners */
     /* general */
-    {"clientid_prefixes", "client ids are not restricted by prefix yet (the option is deprecated in Mosquitto); "
-                          "restrict clients with password_file and acl_file"},
     {"memory_limit", "there is no overall memory limit yet; bound the queues with max_queued_messages and "
                      "max_queued_bytes, or the process with a cgroup (systemd MemoryMax=)"},
-    {"log_facility", "syslog lines use facility daemon; remove the line"},
-    {"user", "tombo does not change user, and does not drop root privileges as Mosquitto does; start it as "
-             "that user instead (systemd User=, runuser -u NAME)"},
     /* bridges */
     {"connection", WHY_BRIDGE}, {"address", WHY_BRIDGE}, {"addresses", WHY_BRIDGE},
     {"bridge_attempt_unsubscribe", WHY_BRIDGE}, {"bridge_bind_address", WHY_BRIDGE},
@@ -1035,6 +1025,7 @@ void config_init(struct tombo_config *cfg)
     cfg->log_type = TLOG_DEFAULT;
     cfg->log_dest = TLOG_DEST_STDERR;
     cfg->log_timestamp = true;
+    cfg->log_facility = -1;
     listener_defaults(&cfg->default_listener);
 }
 
@@ -1055,6 +1046,8 @@ void config_free(struct tombo_config *cfg)
     free(cfg->psk_file_where);
     free(cfg->persistence_location);
     free(cfg->pid_file);
+    free(cfg->user);
+    free(cfg->clientid_prefixes);
     free(cfg->persistence_file);
     free(cfg->log_file);
     free(cfg->log_timestamp_format);
@@ -1165,8 +1158,10 @@ static void print_usage(void)
 {
     printf("tombo version %s\n\n"
            "tombo is an MQTT v5.0/v3.1.1/v3.1 broker, a drop-in for Mosquitto.\n\n"
-           "Usage: tombo [-c config_file] [-h] [-p port] [-v] [--version]\n\n"
+           "Usage: tombo [-c config_file] [-d] [-h] [-p port] [-v] [--version]\n\n"
            " -c : specify the broker config file (mosquitto.conf syntax).\n"
+           " -d : put the broker into the background once it has started (errors before that\n"
+           "      are still printed, and the exit status says whether it started).\n"
            " -h : display this help.\n"
            " -p : start the broker listening on the specified port (may be repeated).\n"
            "      Replaces the default listener; ignored when the config file defines listeners.\n"
@@ -1209,10 +1204,7 @@ int config_args(struct tombo_config *cfg, int argc, char **argv, char *err, size
         } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
             cfg->verbose = true;
         } else if (!strcmp(a, "-d") || !strcmp(a, "--daemon")) {
-            snprintf(err, errlen,
-                     "%s: not supported yet by tombo (it does not daemonise yet; run it in the foreground under a "
-                     "service manager, e.g. systemd Type=simple)", a);
-            return -1;
+            cfg->daemon = true;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             print_usage();
             return 1;
