@@ -102,9 +102,9 @@ def tombo_passwd():
     return exe
 
 
-@pytest.fixture
-def pwfile(tmp_path):
-    path = str(tmp_path / "passwd")
+@pytest.fixture(scope="module")
+def pwfile(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("scram") / "passwd")
     first = True
     for users, hash_type in ((SCRAM_USERS, "scram-sha-256"), (PBKDF2_USERS, "sha512-pbkdf2")):
         for user, pw in users.items():
