@@ -280,3 +280,122 @@ void scram_server_clear(scram_server_t *s)
 {
     OPENSSL_cleanse(s, sizeof(*s));
 }
+
+/* ---------------------------------------------------------------- the client side */
+
+int scram_client_first(scram_client_t *s, const char *user, const char *cnonce, char *out, size_t outlen)
+{
+    memset(s, 0, sizeof(*s));
+    char nonce[48];
+    if (!cnonce) {
+        if (scram_nonce(nonce, sizeof(nonce)) < 0)
+            return -1;
+        cnonce = nonce;
+    }
+    size_t o = 0, un = strlen(user);
+    if (un == 0 || un > SCRAM_MAX_USER)
+        return -1;
+    char *b = s->bare;
+    memcpy(b, "n=", 2), o = 2;
+    for (size_t i = 0; i < un; i++) { /* saslname: ',' and '=' escaped */
+        if (user[i] == ',')
+            memcpy(b + o, "=2C", 3), o += 3;
+        else if (user[i] == '=')
+            memcpy(b + o, "=3D", 3), o += 3;
+        else
+            b[o++] = user[i];
+    }
+    s->cnonce_len = strlen(cnonce);
+    if (!nonce_ok(cnonce, s->cnonce_len) || o + 3 + s->cnonce_len >= sizeof(s->bare))
+        return -1;
+    memcpy(b + o, ",r=", 3), o += 3;
+    memcpy(b + o, cnonce, s->cnonce_len), o += s->cnonce_len;
+    s->bare_len = o;
+    if (o + 3 >= outlen)
+        return -1;
+    memcpy(out, "n,,", 3);
+    memcpy(out + 3, b, o);
+    out[o + 3] = '\0';
+    return (int)(o + 3);
+}
+
+int scram_client_final(scram_client_t *s, const uint8_t *sf8, size_t n, const uint8_t *pw, size_t pwlen, char *out,
+                       size_t outlen, const char **why)
+{
+    const char *sf = (const char *)sf8;
+    *why = "malformed server-first-message";
+    if (n == 0 || n >= SCRAM_MAX_MSG || s->bare_len == 0)
+        return -1;
+    size_t i = 0;
+    const char *nonce, *salt, *iter;
+    size_t nlen, slen, ilen;
+    if (sf[0] == 'm' || attr(sf, n, &i, 'r', &nonce, &nlen) != 0 || attr(sf, n, &i, 's', &salt, &slen) != 0 ||
+        attr(sf, n, &i, 'i', &iter, &ilen) != 0)
+        return -1;
+    const char *cnonce = s->bare + s->bare_len - s->cnonce_len;
+    if (nlen <= s->cnonce_len || memcmp(nonce, cnonce, s->cnonce_len) != 0 || !nonce_ok(nonce, nlen)) {
+        *why = "server nonce does not extend ours";
+        return -1;
+    }
+    struct scram_verifier v;
+    memset(&v, 0, sizeof(v));
+    int sl = pwhash_b64_decode(salt, slen, v.salt, sizeof(v.salt));
+    long it = 0;
+    for (size_t k = 0; k < ilen && it <= PWHASH_MAX_ITERATIONS; k++)
+        it = (iter[k] >= '0' && iter[k] <= '9') ? it * 10 + (iter[k] - '0') : PWHASH_MAX_ITERATIONS + 1L;
+    if (sl < 1 || ilen == 0 || it < 1 || it > PWHASH_MAX_ITERATIONS) {
+        *why = "bad salt or iteration count";
+        return -1;
+    }
+    v.salt_len = (size_t)sl;
+    v.iterations = (int)it;
+    /* ClientKey is needed too: derive SaltedPassword once. */
+    uint8_t salted[SCRAM_KEY_LEN], client_key[SCRAM_KEY_LEN], stored[SCRAM_KEY_LEN], sig[SCRAM_KEY_LEN];
+    char am[3 * SCRAM_MAX_MSG];
+    int rc = -1;
+    *why = "internal error";
+    int w = snprintf(out, outlen, "c=biws,r=%.*s", (int)nlen, nonce); /* biws: base64("n,,") */
+    if (w < 0 || (size_t)w >= outlen)
+        goto done;
+    size_t al = 0;
+    memcpy(am, s->bare, s->bare_len), al = s->bare_len;
+    am[al++] = ',';
+    memcpy(am + al, sf, n), al += n;
+    am[al++] = ',';
+    memcpy(am + al, out, (size_t)w), al += (size_t)w;
+    if (PKCS5_PBKDF2_HMAC(pwlen ? (const char *)pw : "", (int)pwlen, v.salt, (int)v.salt_len, v.iterations,
+                          EVP_sha256(), SCRAM_KEY_LEN, salted) != 1 ||
+        hmac(salted, SCRAM_KEY_LEN, "Client Key", 10, client_key) != 0 ||
+        sha256(client_key, SCRAM_KEY_LEN, stored) != 0 || hmac(stored, SCRAM_KEY_LEN, am, al, sig) != 0 ||
+        hmac(salted, SCRAM_KEY_LEN, "Server Key", 10, s->server_key) != 0 ||
+        hmac(s->server_key, SCRAM_KEY_LEN, am, al, s->server_sig) != 0)
+        goto done;
+    uint8_t proof[SCRAM_KEY_LEN];
+    for (int k = 0; k < SCRAM_KEY_LEN; k++)
+        proof[k] = client_key[k] ^ sig[k];
+    char p64[4 * ((SCRAM_KEY_LEN + 2) / 3) + 1];
+    pwhash_b64_encode(proof, SCRAM_KEY_LEN, p64, sizeof(p64));
+    int w2 = snprintf(out + w, outlen - (size_t)w, ",p=%s", p64);
+    if (w2 < 0 || (size_t)(w + w2) >= outlen)
+        goto done;
+    s->have_sig = true;
+    rc = w + w2;
+done:
+    OPENSSL_cleanse(salted, sizeof(salted));
+    OPENSSL_cleanse(client_key, sizeof(client_key));
+    OPENSSL_cleanse(&v, sizeof(v));
+    return rc;
+}
+
+bool scram_client_verify(const scram_client_t *s, const uint8_t *sf, size_t n)
+{
+    uint8_t got[SCRAM_KEY_LEN + 3];
+    return s->have_sig && n > 2 && sf[0] == 'v' && sf[1] == '=' &&
+           pwhash_b64_decode((const char *)sf + 2, n - 2, got, sizeof(got)) == SCRAM_KEY_LEN &&
+           CRYPTO_memcmp(got, s->server_sig, SCRAM_KEY_LEN) == 0;
+}
+
+void scram_client_clear(scram_client_t *s)
+{
+    OPENSSL_cleanse(s, sizeof(*s));
+}

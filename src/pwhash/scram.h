@@ -91,4 +91,30 @@ int scram_server_finish(scram_server_t *s, const uint8_t *msg, size_t n, char *o
 /* Forget everything (the keys, the messages). */
 void scram_server_clear(scram_server_t *s);
 
+/* The client side (libtombo). Ownership: the caller's; clear with scram_client_clear. */
+typedef struct scram_client {
+    char bare[SCRAM_MAX_MSG];   /* client-first-message-bare */
+    size_t bare_len;
+    size_t cnonce_len;          /* its nonce: bare + bare_len - cnonce_len */
+    uint8_t server_key[SCRAM_KEY_LEN];
+    uint8_t server_sig[SCRAM_KEY_LEN]; /* expected in the server-final message */
+    bool have_sig;
+} scram_client_t;
+
+/* The client-first-message for user ("n,,n=USER,r=CNONCE", no authzid, no channel binding) into
+ * out with a fresh random nonce (cnonce == NULL) or the given one (tests). Returns its length, or
+ * -1 (a name too long, no random bytes, out too small). */
+int scram_client_first(scram_client_t *s, const char *user, const char *cnonce, char *out, size_t outlen);
+
+/* Answer a server-first-message: check it (our nonce extended, a salt, a count up to
+ * PWHASH_MAX_ITERATIONS), derive the keys from the password (PBKDF2: slow by design) and write the
+ * client-final-message into out. Returns its length, or -1 with *why. */
+int scram_client_final(scram_client_t *s, const uint8_t *server_first, size_t n, const uint8_t *pw, size_t pwlen,
+                       char *out, size_t outlen, const char **why);
+
+/* Does the server-final-message ("v=...") prove the server knows our verifier? Constant-time. */
+bool scram_client_verify(const scram_client_t *s, const uint8_t *server_final, size_t n);
+
+void scram_client_clear(scram_client_t *s);
+
 #endif

@@ -167,8 +167,45 @@ static void test_pwfile_entry(void)
     CHECK(pwhash_scram_verifier(&h, &v) < 0);
 }
 
+static void test_client_side(void)
+{
+    CASE("client side: RFC 7677's client-first and client-final, the server-final verified");
+    scram_client_t cl;
+    char out[256];
+    CHECK_EQ(scram_client_first(&cl, "user", "rOprNGfwEbeRWgbNEkqO", out, sizeof(out)), strlen(CFIRST));
+    CHECK_STR(out, CFIRST);
+    const char *why = NULL;
+    CHECK_EQ(scram_client_final(&cl, (const uint8_t *)SFIRST, strlen(SFIRST), (const uint8_t *)"pencil", 6, out,
+                                sizeof(out), &why),
+             strlen(CFINAL));
+    CHECK_STR(out, CFINAL);
+    CHECK(scram_client_verify(&cl, (const uint8_t *)SFINAL, strlen(SFINAL)));
+    CHECK(!scram_client_verify(&cl, (const uint8_t *)"v=AAAA", 6));
+    CHECK(scram_client_final(&cl, (const uint8_t *)"r=other,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096", 40,
+                             (const uint8_t *)"pencil", 6, out, sizeof(out), &why) < 0);
+    CHECK(scram_client_first(&cl, "a,b=c", NULL, out, sizeof(out)) > 0);
+    CHECK(strncmp(out, "n,,n=a=2Cb=3Dc,r=", 17) == 0);
+
+    CASE("client and server sides together, random nonces");
+    struct scram_verifier v = rfc_verifier("pencil");
+    scram_server_t sv;
+    int n = scram_client_first(&cl, "user", NULL, out, sizeof(out));
+    CHECK(scram_server_parse_first(&sv, (const uint8_t *)out, (size_t)n, &why) == 0);
+    char nonce[40];
+    int nl = scram_nonce(nonce, sizeof(nonce));
+    CHECK(scram_server_challenge(&sv, &v, true, nonce, (size_t)nl) == 0);
+    n = scram_client_final(&cl, (const uint8_t *)sv.first, sv.first_len, (const uint8_t *)"pencil", 6, out,
+                           sizeof(out), &why);
+    CHECK(n > 0);
+    char fin[128];
+    int fn = scram_server_finish(&sv, (const uint8_t *)out, (size_t)n, fin, sizeof(fin), &why);
+    CHECK(fn > 0 && scram_client_verify(&cl, (const uint8_t *)fin, (size_t)fn));
+    scram_client_clear(&cl);
+}
+
 int main(void)
 {
+    test_client_side();
     test_rfc7677_exchange();
     test_wrong_proof();
     test_final_checks();
