@@ -38,7 +38,10 @@ def test_installed_library_builds_the_tutorial(broker, prefix, link, tmp_path):
         libs = subprocess.run(["pkg-config", "--libs", "tombo"], env=env, capture_output=True, text=True,
                               check=True).stdout.split() + ["-Wl,-rpath," + str(prefix / "lib")]
     else:
-        libs = [str(prefix / "lib" / "libtombo.a"), "-lpthread"]
+        # libtombo.a itself, then what tombo.pc says it needs (Libs.private: pthread, libcrypto).
+        static = subprocess.run(["pkg-config", "--static", "--libs", "tombo"], env=env, capture_output=True,
+                                text=True, check=True).stdout.split()
+        libs = [str(prefix / "lib" / "libtombo.a")] + [f for f in static if f != "-ltombo" and not f.startswith("-L")]
     exe = tmp_path / "subscriber"
     subprocess.run(["gcc", "-Wall", "-o", str(exe), os.path.join(ROOT, "examples", "subscriber.c")] + cflags + libs +
                    sanitizer_flags(), check=True, timeout=120)
