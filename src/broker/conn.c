@@ -80,7 +80,7 @@ void conn_update_events(conn_t *c)
 /* Handle every complete packet in data[0..len). Returns the bytes consumed (whole packets), or
  * -1 once the connection closed. Packet views point into `data` while they are handled; handlers
  * copy what they keep. */
-static ssize_t process_bytes(conn_t *c, const uint8_t *data, size_t len)
+static ssize_t process_packets(conn_t *c, const uint8_t *data, size_t len)
 {
     size_t off = 0;
     while (c->state != CONN_CLOSED) {
@@ -158,6 +158,16 @@ static ssize_t process_bytes(conn_t *c, const uint8_t *data, size_t len)
             return (ssize_t)off; /* a receiver is full: the rest waits (backpressure.h) */
     }
     return -1;
+}
+
+/* The packets of one read as one batch of subscription-tree matches (subtree_batch_begin). */
+static ssize_t process_bytes(conn_t *c, const uint8_t *data, size_t len)
+{
+    subtree_t *t = c->w->b->subs;
+    subtree_batch_begin(t);
+    ssize_t used = process_packets(c, data, len);
+    subtree_batch_end(t);
+    return used;
 }
 
 /* Reads go into the worker's scratch buffer and are handled from there; only the tail of a packet

@@ -136,8 +136,7 @@ static uint8_t publish_mounted(conn_t *c, mqtt_packet_t *p)
 
     if (accept) {
         msg_t *m = msg_new(p->publish.topic, p->publish.payload, qos, p->publish.retain, v5 ? &p->props : NULL, w->now);
-        size_t n = route_publish(w, m, s, c);
-        msg_release(m);
+        size_t n = route_publish_give(w, m, s, c); /* our reference goes to the last receiver */
         if (n == 0 && v5 && qos > 0 && reason == MQTT_RC_SUCCESS)
             reason = MQTT_RC_NO_MATCHING_SUBSCRIBERS;
     }

@@ -28,6 +28,8 @@ enum jrec_kind {
 typedef struct jrec {
     uint8_t kind;               /* enum jrec_kind */
     uint8_t qos, retain, state; /* OUT_* */
+    uint8_t has_msg;            /* OUT_PUT: write m's packet in the row itself; OUT_STATE: the entry
+                                 * still holds its message (else an inline packet is cleared) */
     uint16_t pid;               /* OUT_*, IN2_* */
     uint32_t seq;               /* OUT_*; SUB_PUT: options; SESS_PUT: will delay */
     uint32_t u32;               /* SESS_PUT: expiry; SUB_PUT: sub_id; OUT_PUT: number of ids */
@@ -37,7 +39,7 @@ typedef struct jrec {
     void *owner;                /* the session the row belongs to (SESS_*, SUB_*, OUT_*, IN2_*) */
     const void *cid;            /* owner's client id, the row's key */
     uint32_t cid_len;
-    void *m;                    /* MSG_ADD: the message to write */
+    void *m;                    /* MSG_ADD, OUT_PUT with has_msg: the message to write */
     void *blob;                 /* SUB_*: filter; RET_*: topic; OUT_PUT: ids; SESS_PUT: username */
     uint32_t blob_len;
 } jrec_t;

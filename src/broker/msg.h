@@ -41,6 +41,9 @@ typedef struct msg {
      * reference; when the last reference goes, the row is deleted. 0: not stored. */
     uint64_t store_id;
     struct store *store;
+    /* Set under the store's lock when a persistent session's outq row took a copy of the message
+     * itself (its first durable reference, store.c): the next durable reference gets a msgs row. */
+    uint8_t store_inline;
     mqtt_bytes_t topic;
     mqtt_bytes_t payload;
     /* The forwarded MQTT 5 properties (MSG_FORWARD_PROPS), views into data[]; msg_props()

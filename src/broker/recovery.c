@@ -44,11 +44,11 @@ static msg_t *find_msg(struct loaded_msg *v, size_t n, uint64_t id)
     return NULL;
 }
 
-/* A stored PUBLISH back into a message. */
-static msg_t *read_msg(sqlite3_stmt *q, int64_t now, int64_t wall)
+/* A stored PUBLISH (column col, its expiry in col + 1) back into a message. */
+static msg_t *read_msg(sqlite3_stmt *q, int col, int64_t now, int64_t wall)
 {
-    const uint8_t *bytes = sqlite3_column_blob(q, 1);
-    int n = sqlite3_column_bytes(q, 1);
+    const uint8_t *bytes = sqlite3_column_blob(q, col);
+    int n = sqlite3_column_bytes(q, col);
     mqtt_header_t h;
     mqtt_packet_t p;
     if (!bytes || mqtt_header_parse(bytes, (size_t)n, &h) != 1 || h.type != MQTT_PUBLISH ||
@@ -56,9 +56,9 @@ static msg_t *read_msg(sqlite3_stmt *q, int64_t now, int64_t wall)
         mqtt_decode(&h, bytes + h.header_len, MQTT_V5, MQTT_FROM_CLIENT, &p) != MQTT_RC_SUCCESS)
         return NULL;
     msg_t *m = msg_new(p.publish.topic, p.publish.payload, p.publish.qos, p.publish.retain, &p.props, now);
-    if (sqlite3_column_type(q, 2) != SQLITE_NULL) {
+    if (sqlite3_column_type(q, col + 1) != SQLITE_NULL) {
         m->has_expiry = 1;
-        m->expiry_at = now + (sqlite3_column_int64(q, 2) - wall);
+        m->expiry_at = now + (sqlite3_column_int64(q, col + 1) - wall);
     }
     return m;
 }
@@ -73,7 +73,8 @@ static sqlite3_stmt *prep(sqlite3 *db, const char *sql)
 
 /* Subscriptions, queued and in-flight messages and inbound QoS 2 ids of one restored session. */
 static void load_session_state(broker_t *b, session_t *s, struct loaded_msg *msgs, size_t nm,
-                               sqlite3_stmt *qs, sqlite3_stmt *qo, sqlite3_stmt *qi, size_t counts[3])
+                               sqlite3_stmt *qs, sqlite3_stmt *qo, sqlite3_stmt *qi, size_t counts[3],
+                               int64_t now, int64_t wall)
 {
     bind_client(qs, s);
     while (sqlite3_step(qs) == SQLITE_ROW) {
@@ -97,13 +98,22 @@ static void load_session_state(broker_t *b, session_t *s, struct loaded_msg *msg
         o.retain = (uint8_t)sqlite3_column_int(qo, 3);
         o.state = (uint8_t)sqlite3_column_int(qo, 4);
         o.id = (uint16_t)sqlite3_column_int(qo, 5);
-        if (sqlite3_column_type(qo, 1) != SQLITE_NULL)
+        msg_t *own = NULL; /* the message kept in the row itself (journal.c) */
+        if (sqlite3_column_type(qo, 7) != SQLITE_NULL) {
+            own = o.msg = read_msg(qo, 7, now, wall);
+            if (own)
+                own->store_inline = 1;
+        } else if (sqlite3_column_type(qo, 1) != SQLITE_NULL) {
             o.msg = find_msg(msgs, nm, (uint64_t)sqlite3_column_int64(qo, 1));
-        if (o.state > OUT_WAIT_PUBCOMP || (o.state != OUT_WAIT_PUBCOMP && !o.msg) || o.qos == 0 || o.qos > 2)
+        }
+        if (o.state > OUT_WAIT_PUBCOMP || (o.state != OUT_WAIT_PUBCOMP && !o.msg) || o.qos == 0 || o.qos > 2) {
+            msg_release(own);
             continue; /* nothing to resume it with */
+        }
         const uint32_t *ids = sqlite3_column_blob(qo, 6);
         uint32_t n_ids = (uint32_t)((size_t)sqlite3_column_bytes(qo, 6) / sizeof(uint32_t));
         session_restore_out(s, &o, ids, n_ids);
+        msg_release(own); /* the session holds its own reference */
         counts[1]++;
     }
     sqlite3_reset(qo);
@@ -131,7 +141,8 @@ int store_load(store_t *st, broker_t *b, char *err, size_t errlen)
     sqlite3_stmt *qss = prep(db, "SELECT client_id, expiry, username, listener, offline_since, will_msg_id, "
                                  "will_delay FROM sessions");
     sqlite3_stmt *qs = prep(db, "SELECT filter, options, sub_id FROM subs WHERE client_id = ?1");
-    sqlite3_stmt *qo = prep(db, "SELECT seq, msg_id, qos, retain, state, pid, ids FROM outq WHERE client_id = ?1 "
+    sqlite3_stmt *qo = prep(db, "SELECT seq, msg_id, qos, retain, state, pid, ids, packet, expire_wall FROM outq "
+                                "WHERE client_id = ?1 "
                                 "ORDER BY seq");
     sqlite3_stmt *qi = prep(db, "SELECT pid FROM inq2 WHERE client_id = ?1");
     if (!qm || !qr || !qss || !qs || !qo || !qi) {
@@ -141,7 +152,7 @@ int store_load(store_t *st, broker_t *b, char *err, size_t errlen)
 
     while (sqlite3_step(qm) == SQLITE_ROW) {
         uint64_t id = (uint64_t)sqlite3_column_int64(qm, 0);
-        msg_t *m = read_msg(qm, now, wall);
+        msg_t *m = read_msg(qm, 1, now, wall);
         journal_saw_msg_id(j, id);
         if (!m) {
             log_printf(TLOG_WARNING, "Warning: persistence: stored message %" PRIu64 " is unreadable; skipped.", id);
@@ -174,7 +185,7 @@ int store_load(store_t *st, broker_t *b, char *err, size_t errlen)
         const char *user = sqlite3_column_blob(qss, 2);
         session_restore_identity(s, expiry, user, (size_t)sqlite3_column_bytes(qss, 2),
                                  b->auth[li >= 0 && li < b->cfg.n_listeners ? li : 0]);
-        load_session_state(b, s, msgs, nm, qs, qo, qi, counts);
+        load_session_state(b, s, msgs, nm, qs, qo, qi, counts, now, wall);
         /* A session that was offline goes on expiring from its disconnect; one that was
          * connected lost its connection with the restart, so it counts from now. Its will is
          * due will_delay after that moment (at once if the session has expired meanwhile). */

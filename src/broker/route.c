@@ -2,7 +2,9 @@
  * matching subscriber's session, with the QoS and retain flag each subscription grants.
  *
  * The match runs under the subscription tree's read lock and takes a reference per receiver
- * (subtree_match); deliveries happen after the lock is released, and each receiver that is full
+ * (subtree_match); deliveries happen after the match: outside the lock, or still under it within
+ * one socket read's batch (subtree_batch_begin: a writer waits for the end of the read), and each
+ * receiver that is full
  * may hold back the publishing connection (backpressure.h). */
 #include "broker/route.h"
 
@@ -12,7 +14,7 @@
 #include "broker/subtree.h"
 #include "broker/worker.h"
 
-size_t route_publish(worker_t *w, msg_t *msg, const session_t *from, struct conn *pub)
+static size_t route(worker_t *w, msg_t *msg, const session_t *from, struct conn *pub, bool give)
 {
     broker_t *b = w->b;
     if (msg->retain)
@@ -27,10 +29,25 @@ size_t route_publish(worker_t *w, msg_t *msg, const session_t *from, struct conn
         uint8_t qos = msg->qos < m->qos && !b->cfg.upgrade_outgoing_qos ? msg->qos : m->qos;
         /* [MQTT-3.3.1-12] the retain flag is cleared unless retain-as-published */
         uint8_t retain = m->retain_as_published ? msg->retain : 0;
-        session_deliver(w, s, msg, qos, retain, sub_match_ids(r, m), m->n_ids);
+        if (give && i == n - 1)
+            session_deliver_give(w, s, msg, qos, retain, sub_match_ids(r, m), m->n_ids);
+        else
+            session_deliver(w, s, msg, qos, retain, sub_match_ids(r, m), m->n_ids);
         if (pub)
             bp_after_delivery(pub, s);
         session_release(s); /* the reference subtree_match took */
     }
+    if (give && n == 0)
+        msg_release(msg);
     return n;
+}
+
+size_t route_publish(worker_t *w, msg_t *msg, const session_t *from, struct conn *pub)
+{
+    return route(w, msg, from, pub, false);
+}
+
+size_t route_publish_give(worker_t *w, msg_t *msg, const session_t *from, struct conn *pub)
+{
+    return route(w, msg, from, pub, true);
 }

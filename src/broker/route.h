@@ -15,5 +15,8 @@ struct conn;
  * came from (NULL for wills and $SYS), is blocked when a receiver is full (backpressure.h). The
  * caller keeps its msg reference; receivers take their own. Returns the number of receivers. */
 size_t route_publish(struct worker *w, msg_t *msg, const session_t *from, struct conn *pub);
+/* The same, consuming the caller's reference: the last receiver takes it over (or it is released
+ * when there is none). msg must not be touched after. */
+size_t route_publish_give(struct worker *w, msg_t *msg, const session_t *from, struct conn *pub);
 
 #endif

@@ -217,19 +217,24 @@ static void outmsg_set_ids(outmsg_t *o, const uint32_t *ids, uint32_t n_ids)
 
 /* Queue msg for s (lock held): the ACL read check, the queue limits, the journal. False when it
  * was not queued. The caller has counted it in the backlog; a message not queued is taken off.
+ * give: the caller's reference to msg becomes the queue's (released here when not queued) instead
+ * of the queue taking one of its own.
  *
  * Limits: a connected receiver that keeps up is bounded by backpressure (publishers wait for it),
  * so nothing it could take is dropped. An offline session, or a slow consumer, is bounded by
  * max_queued_messages / max_queued_bytes, counting only what waits beyond the in-flight window (as
  * Mosquitto does): a new message that does not fit is dropped. A slow consumer's QoS 0 messages
  * beyond the backpressure mark are dropped too, even with max_queued_messages 0 (unlimited). */
-static bool enqueue(session_t *s, msg_t *msg, uint8_t qos, uint8_t retain, const uint32_t *ids, uint32_t n_ids)
+static bool enqueue(session_t *s, msg_t *msg, uint8_t qos, uint8_t retain, const uint32_t *ids, uint32_t n_ids,
+                    bool give)
 {
     broker_t *b = s->broker;
     bool drop = false;
     if (s->ended || (qos == 0 && !s->conn && !b->cfg.queue_qos0_messages) ||
         !auth_acl(s->auth, s->client_id, s->username, msg->topic.p, msg->topic.len, AUTH_READ)) {
         backlog_sub(s, 1, msg->payload.len);
+        if (give)
+            msg_release(msg);
         return false;
     }
     if (!s->conn || atomic_load(&s->slow)) {
@@ -241,10 +246,13 @@ static bool enqueue(session_t *s, msg_t *msg, uint8_t qos, uint8_t retain, const
     if (drop) {
         backlog_sub(s, 1, msg->payload.len);
         bp_count_drop(b);
+        if (give)
+            msg_release(msg);
         return false;
     }
     outmsg_t *o = ring_push(&s->queue);
-    msg_hold(msg);
+    if (!give)
+        msg_hold(msg);
     o->msg = msg;
     o->qos = qos;
     o->retain = retain;
@@ -273,8 +281,7 @@ static void take_incoming(session_t *s)
     while (fifo) {
         d = fifo;
         fifo = d->next;
-        enqueue(s, d->msg, d->qos, d->retain, d->ids, d->n_ids);
-        msg_release(d->msg);
+        enqueue(s, d->msg, d->qos, d->retain, d->ids, d->n_ids, true); /* the delivery's reference */
         slab_free(d);
     }
 }
@@ -305,8 +312,8 @@ static void want_flush(worker_t *from, session_t *s)
     worker_defer(from, wake, &it);
 }
 
-void session_deliver(worker_t *from, session_t *s, msg_t *msg, uint8_t qos, uint8_t retain, const uint32_t *ids,
-                     uint32_t n_ids)
+static void deliver(worker_t *from, session_t *s, msg_t *msg, uint8_t qos, uint8_t retain, const uint32_t *ids,
+                    uint32_t n_ids, bool give)
 {
     if (atomic_load_explicit(&s->fast, memory_order_acquire)) {
         /* A slow consumer's QoS 0 beyond the mark is dropped here, as enqueue would; everything
@@ -314,10 +321,13 @@ void session_deliver(worker_t *from, session_t *s, msg_t *msg, uint8_t qos, uint
         if (qos == 0 && atomic_load_explicit(&s->slow, memory_order_relaxed) &&
             atomic_load_explicit(&s->backlog_n, memory_order_relaxed) >= s->broker->bp.high_n) {
             bp_count_drop(s->broker);
+            if (give)
+                msg_release(msg);
             return;
         }
         delivery_t *d = slab_alloc(sizeof(*d) + n_ids * sizeof(uint32_t)); /* no malloc in the steady state */
-        msg_hold(msg);
+        if (!give)
+            msg_hold(msg);
         d->msg = msg;
         d->qos = qos;
         d->retain = retain;
@@ -325,6 +335,7 @@ void session_deliver(worker_t *from, session_t *s, msg_t *msg, uint8_t qos, uint
         if (n_ids)
             memcpy(d->ids, ids, n_ids * sizeof(uint32_t));
         backlog_add(s, 1, msg->payload.len); /* before it can be taken: the taker may subtract */
+        /* From the push on, msg may be released by the owner (give): not touched again. */
         d->next = atomic_load_explicit(&s->incoming, memory_order_relaxed);
         while (!atomic_compare_exchange_weak_explicit(&s->incoming, &d->next, d, memory_order_release,
                                                       memory_order_relaxed))
@@ -335,11 +346,23 @@ void session_deliver(worker_t *from, session_t *s, msg_t *msg, uint8_t qos, uint
     pthread_mutex_lock(&s->lock);
     take_incoming(s); /* deliveries made lock-free before this one go first */
     backlog_add(s, 1, msg->payload.len);
-    bool queued = enqueue(s, msg, qos, retain, ids, n_ids);
+    bool queued = enqueue(s, msg, qos, retain, ids, n_ids, give);
     bool online = s->conn != NULL;
     pthread_mutex_unlock(&s->lock);
     if (queued && online)
         want_flush(from, s);
+}
+
+void session_deliver(worker_t *from, session_t *s, msg_t *msg, uint8_t qos, uint8_t retain, const uint32_t *ids,
+                     uint32_t n_ids)
+{
+    deliver(from, s, msg, qos, retain, ids, n_ids, false);
+}
+
+void session_deliver_give(worker_t *from, session_t *s, msg_t *msg, uint8_t qos, uint8_t retain, const uint32_t *ids,
+                          uint32_t n_ids)
+{
+    deliver(from, s, msg, qos, retain, ids, n_ids, true);
 }
 
 static inline bool bit_get(const uint8_t *bm, uint16_t id) { return bm && (bm[id >> 3] >> (id & 7)) & 1; }

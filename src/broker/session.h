@@ -148,6 +148,10 @@ bool session_sub_remove(session_t *s, const uint8_t *filter, size_t n);
 struct worker;
 void session_deliver(struct worker *from, session_t *s, msg_t *msg, uint8_t qos, uint8_t retain, const uint32_t *ids,
                      uint32_t n_ids);
+/* The same, giving the caller's reference to msg to the session (released if it is not queued):
+ * one reference count taken and given back less per message. The caller must not touch msg after. */
+void session_deliver_give(struct worker *from, session_t *s, msg_t *msg, uint8_t qos, uint8_t retain,
+                          const uint32_t *ids, uint32_t n_ids);
 
 /* Called by the owning worker (session lock NOT held): move queued messages into flight and encode
  * them onto conn's output buffer. */

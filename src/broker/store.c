@@ -185,9 +185,20 @@ void store_out_put(store_t *st, session_t *s, const outmsg_t *o)
     if (o->n_ids)
         r.blob = dup_bytes(outmsg_ids(o), o->n_ids * sizeof(uint32_t));
     journal_lock(st->j);
-    if (o->msg)
-        r.msg_id = msg_ref_locked(st, o->msg);
-    bool ok = (o->msg == NULL || r.msg_id != 0) && journal_push_locked(st->j, &r);
+    msg_t *m = o->msg;
+    if (m && m->store_id == 0 && !m->store_inline) {
+        /* Its first durable reference: the message goes in this row, not in a msgs row of its own
+         * (one statement instead of two when it is written, none when it is deleted: the usual
+         * QoS 1 message has one receiver). A second durable reference gets a msgs row, so a message
+         * is stored at most twice however many sessions hold it. */
+        r.m = m;
+        r.has_msg = 1;
+    } else if (m) {
+        r.msg_id = msg_ref_locked(st, m);
+    }
+    bool ok = (m == NULL || r.has_msg || r.msg_id != 0) && journal_push_locked(st->j, &r);
+    if (ok && r.has_msg)
+        m->store_inline = 1;
     journal_unlock(st->j);
     if (!ok)
         free(r.blob);
@@ -196,7 +207,7 @@ void store_out_put(store_t *st, session_t *s, const outmsg_t *o)
 void store_out_state(store_t *st, session_t *s, const outmsg_t *o)
 {
     jrec_t r = {.kind = R_OUT_STATE, SESSION_KEY(s), .seq = o->seq, .state = o->state, .pid = o->id,
-               .msg_id = o->msg ? o->msg->store_id : 0};
+               .msg_id = o->msg ? o->msg->store_id : 0, .has_msg = o->msg != NULL};
     push(st, &r);
 }
 

@@ -16,8 +16,9 @@
  *
  * Only persistent sessions (session expiry > 0, or 3.x clean session 0) are written (with their
  * will and the time they went offline), and only their QoS 1 and 2 messages: clean sessions and QoS 0 live in memory only, as in Mosquitto. A
- * message is written once (msgs table) however many sessions reference it, when the first durable
- * reference appears; it is deleted when the last in-memory reference goes (msg_release calls the
+ * message's first durable reference in a session's queue stores it in that queue row itself (deleted
+ * with the row); any further durable reference (another session, a will, a retained message) writes
+ * it once to the msgs table, deleted when the last in-memory reference goes (msg_release calls the
  * hook of msg_hook.h, which the store sets when it opens).
  *
  * Files: store.c (this interface: the broker's changes as records) over journal.c (the queue, the

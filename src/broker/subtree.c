@@ -362,6 +362,36 @@ void subtree_free(subtree_t *t)
     free(t);
 }
 
+/* The calling thread's batch (subtree_batch_begin): its tree, depth, and the read-lock slot while
+ * it holds the lock. */
+static _Thread_local struct {
+    subtree_t *t;
+    unsigned depth, slot;
+    bool held;
+} tls_batch;
+
+void subtree_batch_begin(subtree_t *t)
+{
+    if (tls_batch.depth++ == 0)
+        tls_batch.t = t;
+}
+
+static void batch_drop(subtree_t *t)
+{
+    if (tls_batch.held && tls_batch.t == t) {
+        brlock_rdunlock(&t->lock, tls_batch.slot);
+        tls_batch.held = false;
+    }
+}
+
+void subtree_batch_end(subtree_t *t)
+{
+    if (tls_batch.depth == 0 || --tls_batch.depth > 0)
+        return;
+    batch_drop(t);
+    tls_batch.t = NULL;
+}
+
 int subtree_add(subtree_t *t, const uint8_t *filter, size_t n, void *owner, uint8_t options, uint32_t sub_id)
 {
     const uint8_t *group;
@@ -371,6 +401,7 @@ int subtree_add(subtree_t *t, const uint8_t *filter, size_t n, void *owner, uint
     int rc = -1;
     bool oom = false;
 
+    batch_drop(t); /* our own batch's read lock would keep the writer waiting for itself */
     brlock_wrlock(&t->lock);
     snode_t *nd = filter_node(t->root, filter, n, true, &oom);
     if (!nd)
@@ -435,6 +466,7 @@ bool subtree_remove(subtree_t *t, const uint8_t *filter, size_t n, void *owner)
     share_split(&filter, &n, &group, &gn);
     bool found = false, oom = false;
 
+    batch_drop(t);
     brlock_wrlock(&t->lock);
     snode_t *nd = filter_node(t->root, filter, n, false, &oom);
     if (!nd)
@@ -672,7 +704,17 @@ void subtree_match(subtree_t *t, const uint8_t *topic, size_t n, const void *pub
     }
     bool dollar = n > 0 && topic[0] == '$';
 
-    unsigned rd = brlock_rdlock(&t->lock);
+    bool batch = tls_batch.depth > 0 && tls_batch.t == t;
+    unsigned rd;
+    if (batch && tls_batch.held) {
+        rd = tls_batch.slot;
+    } else {
+        rd = brlock_rdlock(&t->lock);
+        if (batch) {
+            tls_batch.slot = rd;
+            tls_batch.held = true;
+        }
+    }
     size_t sp = 0;
     grow(&r->stk, &r->cap_stk, 1, sizeof *r->stk);
     r->stk[sp++] = (struct sub_frame){t->root, 0};
@@ -695,6 +737,7 @@ void subtree_match(subtree_t *t, const uint8_t *topic, size_t n, const void *pub
         if (k)
             r->stk[sp++] = (struct sub_frame){k, f.lv + 1};
     }
-    brlock_rdunlock(&t->lock, rd);
+    if (!batch)
+        brlock_rdunlock(&t->lock, rd);
     layout_ids(r);
 }

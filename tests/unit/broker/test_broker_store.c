@@ -128,8 +128,10 @@ static void test_round_trip(void)
     msg_t *mx = msg_new(B("a/e"), B("mx"), 1, 0, &pr, now_ms());
     session_deliver(w0, s, mx, 1, 0, NULL, 0);
     CHECK_EQ(s->queue.n, 3);
-    CHECK(m1->store_id != 0 && m2->store_id != 0 && m1->store_id != m2->store_id);
+    /* each one's first durable reference: kept in its queue row, no msgs row */
+    CHECK(m1->store_inline && m2->store_inline && m1->store_id == 0 && m2->store_id == 0);
     CHECK_EQ(m0->store_id, 0);
+    CHECK_EQ(m0->store_inline, 0);
 
     CASE("a clean session's state is not journaled");
     bool existed;
@@ -162,7 +164,7 @@ static void test_round_trip(void)
     store_group_end(st);
     CHECK(wait_committed(st));
     CHECK(store_committed(st) > c1);
-    msg_release(f2); /* now the last reference: its row is deleted */
+    msg_release(f2); /* now the last reference */
 
     session_release(s);
     session_release(cs);
@@ -192,8 +194,11 @@ static void test_round_trip(void)
     CHECK_EQ(db_int(db, "SELECT count(*) FROM outq WHERE msg_id IS NULL AND state = 3 AND pid = 2"), 1);
     CHECK_EQ(db_int(db, "SELECT count(*) FROM inq2 WHERE pid = 9"), 1);
     CHECK_EQ(db_int(db, "SELECT count(*) FROM retained"), 2);
-    CHECK_EQ(db_int(db, "SELECT count(*) FROM msgs"), 7); /* will, f1, m1, m2, mx, mr, mr2: each once */
-    CHECK_EQ(db_int(db, "SELECT count(*) FROM msgs WHERE expire_wall IS NOT NULL"), 1);
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM msgs"), 3); /* will, mr, mr2; f1, m1, m2, mx are in their outq rows */
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM outq WHERE packet IS NOT NULL AND msg_id IS NULL"), 4);
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM outq WHERE packet IS NULL AND state = 3"), 1); /* f2: delivered */
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM outq WHERE expire_wall IS NOT NULL"), 1);
+    CHECK_EQ(db_int(db, "PRAGMA user_version"), 2);
     sqlite3_close(db);
 
     CASE("recovery into a fresh broker: the session, its state and the retained messages come back");
@@ -233,7 +238,7 @@ static void test_round_trip(void)
         CHECK(outmsg_ids(o1)[0] == 7 && outmsg_ids(o1)[1] == 8);
         CHECK(payload_is(o2->msg, "m2") && o2->qos == 2 && o2->retain == 1);
         CHECK(o1->seq < o2->seq);
-        CHECK(o1->msg->store_id != 0);
+        CHECK(o1->msg->store_id == 0 && o1->msg->store_inline); /* its row holds it, as before */
     }
     CHECK_EQ(atomic_load(&s->backlog_n), 3);
     bool dup;
@@ -295,6 +300,9 @@ static void test_coalesce(void)
 
     CASE("within one batch: a message queued, sent and acknowledged writes no outq and no msgs row");
     msg_t *gone = msg_new(B("t"), B("acked"), 1, 0, NULL, 0), *kept = msg_new(B("t"), B("unacked"), 1, 0, NULL, 0);
+    /* As if another session's queue row held each already: this session's rows point to msgs rows
+     * (test_inline covers the first reference, kept in the row). */
+    gone->store_inline = kept->store_inline = 1;
     session_deliver(w0, s, gone, 1, 0, NULL, 0); /* persistent: queued under the lock, journaled */
     session_deliver(w0, s, kept, 1, 0, NULL, 0);
     CHECK_EQ(s->queue.n, 2);
@@ -365,6 +373,130 @@ static void test_one_broker_per_file(void)
     CHECK(strstr(err, "/nonexistent-dir/x/tombo.db") != NULL);
 }
 
+/* A persistent session's queue row keeps its message itself when it is the message's first
+ * durable reference; a second one (another session) gets a msgs row; both come back. */
+static void test_inline(void)
+{
+    snprintf(path, sizeof(path), "%s/inline.db", dir);
+    broker_t *b = broker_up(path);
+    store_t *st = b->store;
+    worker_t *w0 = &b->workers[0];
+    conn_t c1, c2;
+    conn_fake(&c1, w0);
+    conn_fake(&c2, w0);
+    session_t *s1 = connect_durable(b, "in1", &c1, NULL, NULL), *s2 = connect_durable(b, "in2", &c2, NULL, NULL);
+    CASE("a message queued for one persistent session: in its outq row, no msgs row");
+    msg_t *one = msg_new(B("t/1"), B("solo"), 1, 0, NULL, 0), *two = msg_new(B("t/2"), B("both"), 1, 0, NULL, 0);
+    session_deliver(w0, s1, one, 1, 0, NULL, 0);
+    CHECK(one->store_inline && one->store_id == 0);
+    CASE("a message queued for two: the first row holds it, the second points to one msgs row");
+    session_deliver(w0, s1, two, 1, 0, NULL, 0);
+    session_deliver(w0, s2, two, 1, 0, NULL, 0);
+    CHECK(two->store_inline && two->store_id != 0);
+    CHECK_EQ(store_start(st, b), 0);
+    CHECK(wait_committed(st));
+    sqlite3 *db = db_open(path);
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM outq WHERE packet IS NOT NULL AND msg_id IS NULL"), 2);
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM outq WHERE packet IS NULL AND msg_id IS NOT NULL"), 1);
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM msgs"), 1);
+    sqlite3_close(db);
+    session_release(s1);
+    session_release(s2);
+    msg_release(one);
+    msg_release(two);
+    outq_free(&c1.out);
+    outq_free(&c2.out);
+    fixture_broker_free(b);
+
+    CASE("after a restart both sessions have their messages queued");
+    b = broker_up(path);
+    bool existed;
+    s1 = registry_get(b, "in1", 3, &existed);
+    s2 = registry_get(b, "in2", 3, &existed);
+    CHECK_EQ(s1->queue.n, 2);
+    CHECK_EQ(s2->queue.n, 1);
+    if (s1->queue.n == 2 && s2->queue.n == 1) {
+        CHECK(payload_is(s1->queue.v[s1->queue.head].msg, "solo"));
+        CHECK(payload_is(s1->queue.v[(s1->queue.head + 1) % s1->queue.cap].msg, "both"));
+        CHECK(payload_is(s2->queue.v[s2->queue.head].msg, "both"));
+    }
+    session_release(s1);
+    session_release(s2);
+    fixture_broker_free(b);
+}
+
+/* A database of format 1 (no outq.packet): upgraded in place on open, its rows read back. */
+static void test_upgrade_v1(void)
+{
+    snprintf(path, sizeof(path), "%s/v1.db", dir);
+    CASE("a version 1 database (outq without packet) is upgraded to version 2 and its queue restored");
+    /* The v1 message row: an MQTT 5 PUBLISH as store.c encodes it. */
+    mqtt_packet_t p;
+    memset(&p, 0, sizeof(p));
+    p.type = MQTT_PUBLISH;
+    p.publish.qos = 1;
+    p.publish.topic = B("old/t");
+    p.publish.payload = B("from v1");
+    p.id = 1;
+    size_t n = mqtt_encoded_len(&p, MQTT_V5);
+    uint8_t *pkt = malloc(n);
+    mqtt_encode(&p, MQTT_V5, pkt);
+    sqlite3 *db = NULL;
+    CHECK_EQ(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL), SQLITE_OK);
+    char *e = NULL;
+    /* journal.c's schema as of format 1 */
+    CHECK_EQ(sqlite3_exec(db,
+                          "CREATE TABLE msgs(id INTEGER PRIMARY KEY, packet BLOB NOT NULL, expire_wall INTEGER);"
+                          "CREATE TABLE retained(topic BLOB PRIMARY KEY, msg_id INTEGER NOT NULL) WITHOUT ROWID;"
+                          "CREATE TABLE sessions(client_id BLOB PRIMARY KEY, expiry INTEGER NOT NULL, username BLOB,"
+                          " listener INTEGER NOT NULL, offline_since INTEGER, will_msg_id INTEGER,"
+                          " will_delay INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+                          "CREATE TABLE subs(client_id BLOB, filter BLOB, options INTEGER NOT NULL,"
+                          " sub_id INTEGER NOT NULL, PRIMARY KEY(client_id, filter)) WITHOUT ROWID;"
+                          "CREATE TABLE outq(client_id BLOB, seq INTEGER, msg_id INTEGER, qos INTEGER NOT NULL,"
+                          " retain INTEGER NOT NULL, state INTEGER NOT NULL, pid INTEGER NOT NULL, ids BLOB,"
+                          " PRIMARY KEY(client_id, seq)) WITHOUT ROWID;"
+                          "CREATE TABLE inq2(client_id BLOB, pid INTEGER, PRIMARY KEY(client_id, pid)) WITHOUT ROWID;"
+                          "INSERT INTO sessions VALUES(CAST('v1' AS BLOB), 3600, NULL, 0, NULL, NULL, 0);"
+                          "INSERT INTO outq VALUES(CAST('v1' AS BLOB), 1, 5, 1, 0, 0, 0, NULL);"
+                          "PRAGMA user_version = 1;",
+                          NULL, NULL, &e),
+             SQLITE_OK);
+    if (e)
+        fprintf(stderr, "%s\n", e);
+    sqlite3_free(e);
+    sqlite3_stmt *q = NULL;
+    CHECK_EQ(sqlite3_prepare_v2(db, "INSERT INTO msgs(id, packet) VALUES (5, ?1)", -1, &q, NULL), SQLITE_OK);
+    sqlite3_bind_blob(q, 1, pkt, (int)n, SQLITE_STATIC);
+    CHECK_EQ(sqlite3_step(q), SQLITE_DONE);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    free(pkt);
+
+    broker_t *b = broker_up(path);
+    bool existed;
+    session_t *s = registry_get(b, "v1", 2, &existed);
+    CHECK(existed);
+    CHECK_EQ(s->queue.n, 1);
+    if (s->queue.n == 1)
+        CHECK(payload_is(s->queue.v[s->queue.head].msg, "from v1"));
+    session_release(s);
+    fixture_broker_free(b);
+    db = db_open(path);
+    CHECK_EQ(db_int(db, "PRAGMA user_version"), 2);
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM outq WHERE packet IS NULL AND msg_id = 5"), 1);
+    sqlite3_close(db);
+
+    CASE("a database of a later format is refused with a message");
+    snprintf(path, sizeof(path), "%s/v9.db", dir);
+    CHECK_EQ(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL), SQLITE_OK);
+    CHECK_EQ(sqlite3_exec(db, "PRAGMA user_version = 9", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    char err[512] = "";
+    CHECK(store_open(path, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "newer") != NULL);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof(dir), "/tmp/tombo-unit-store-XXXXXX");
@@ -375,6 +507,8 @@ int main(void)
     test_one_broker_per_file();
     test_round_trip();
     test_coalesce();
+    test_inline();
+    test_upgrade_v1();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd) != 0)
