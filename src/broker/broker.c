@@ -105,8 +105,9 @@ int broker_init(broker_t *b)
     for (int i = 0; i < b->cfg.n_listeners; i++) {
         struct tombo_listener *l = &b->cfg.listeners[i];
         if (b->listen_fds[i] >= 0)
-            log_printf(TLOG_NOTICE, "Opening ipv4/ipv6 listen socket on %s port %u%s.", l->address ? l->address : "*",
-                       l->port, tombo_listener_tls(l) ? " (TLS)" : "");
+            log_printf(TLOG_NOTICE, "Opening %s listen socket on %s port %u%s.",
+                       l->websockets ? "websockets" : "ipv4/ipv6", l->address ? l->address : "*", l->port,
+                       tombo_listener_tls(l) ? " (TLS)" : "");
     }
     return 0;
 }

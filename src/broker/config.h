@@ -30,9 +30,9 @@ enum tls_where {
     TLSW_PSK_HINT, TLSW_PSK_FILE, TLSW_N
 };
 
-/* One listening socket: MQTT over TCP, or over TLS when certfile+keyfile or psk_hint are set (the
- * parser refuses `protocol websockets` until the broker implements it, so no field here stands for
- * a setting the broker would ignore). The security fields hold the values that apply to clients of this
+/* One listening socket: MQTT over TCP, or over TLS when certfile+keyfile or psk_hint are set, and
+ * either over WebSockets with `protocol websockets` (ws, or wss with TLS: transport_ws.c). No field
+ * here stands for a setting the broker would ignore. The security fields hold the values that apply to clients of this
  * listener: after config_finish() they are the global ones (copied) unless per_listener_settings
  * is true, in which case they come from the lines that followed this `listener`. */
 struct tombo_listener {
@@ -41,6 +41,7 @@ struct tombo_listener {
     bool optional;       /* local-only ::1 listener: failing to bind it is not fatal */
     uint8_t max_qos;     /* `max_qos`, default 2 */
     int max_connections; /* `max_connections`, default -1 = unlimited */
+    bool websockets;     /* `protocol websockets`: MQTT over WebSockets (RFC 6455) */
 
     /* Security (see above). */
     int allow_anonymous; /* 0/1 after config_finish (-1 while unset) */
@@ -107,6 +108,7 @@ struct tombo_config {
     bool retain_available;     /* default true */
     bool queue_qos0_messages;  /* default false */
     bool connection_messages;  /* default true */
+    uint32_t websockets_headers_size; /* largest WebSocket opening request head, bytes; default 4096 */
 
     /* Logging. */
     unsigned log_type;          /* TLOG_* bits, default TLOG_DEFAULT */
