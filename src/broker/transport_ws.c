@@ -192,10 +192,10 @@ static void refuse(conn_t *c, int status, const char *why)
     char msg[256];
     int n = snprintf(msg, sizeof(msg), "HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", status,
                      http_reason(status));
-    ctl_queue(ws, msg, (size_t)n);
-    ctl_flush(c); /* one try: the connection closes next */
     log_printf(TLOG_NOTICE | TLOG_WEBSOCKETS, "Client <unknown> [%s] disconnected: WebSocket handshake refused: %s (%d).",
                c->peer, why, status);
+    ctl_queue(ws, msg, (size_t)n);
+    ctl_flush(c); /* one try: the connection closes next */
     ws->failed = 1;
 }
 
@@ -358,6 +358,7 @@ static ssize_t decode(conn_t *c, uint8_t *buf, size_t n)
         size_t take = n - in < ws->f_left ? n - in : (size_t)ws->f_left;
         if (ws->f.opcode & 0x8) { /* control */
             memcpy(ws->ctl + ws->ctl_len, buf + in, take);
+            ws_unmask(ws->ctl + ws->ctl_len, take, ws->f.mask, ws->f_off);
             ws->ctl_len = (uint8_t)(ws->ctl_len + take);
         } else if (take > 0) {
             ws_unmask(buf + in, take, ws->f.mask, ws->f_off);
