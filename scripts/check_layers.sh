@@ -7,7 +7,8 @@
 #   http     HTTP/1.1 request heads and the WebSocket codec: no MQTT, no I/O
 #   tls      TLS contexts on OpenSSL: shared by the broker and libtombo (knows no MQTT)
 #   broker   the broker (never links libtombo)
-#   client   libtombo; tools: the CLIs on libtombo; bench: tombo-bench (a client of its own);
+#   client   libtombo; tools: the CLIs on libtombo; bench: tombo-bench (a client of its own, and
+#            the WebSocket codec of http for --ws);
 #            client and bench take only base/clock.h of the base (inline, nothing to link)
 # A quoted include that names no directory ("alias.h") is a file of the same directory.
 set -euo pipefail
@@ -21,7 +22,7 @@ declare -A allowed=(
   [broker]="broker base mqtt pwhash http tls"
   [client]="base mqtt tombo tls"
   [tools]="mqtt pwhash tombo"
-  [bench]="bench base mqtt"
+  [bench]="bench base mqtt http"
 )
 bad=0
 for dir in "${!allowed[@]}"; do

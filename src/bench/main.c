@@ -34,6 +34,8 @@ static void usage(FILE *f)
             "options:\n"
             "  -h HOST         broker host (127.0.0.1)\n"
             "  -p PORT         broker port (1883)\n"
+            "  --ws            MQTT over WebSockets (the port of a `protocol websockets` listener):\n"
+            "                  opening handshake, then masked binary frames, one per flush\n"
             "  -c N            clients (see modes; 10)\n"
             "  -P N, -S N      publishers, subscribers (override -c)\n"
             "  -q QOS          0, 1 or 2 (0)\n"
@@ -78,7 +80,7 @@ static int parse_num(const char *opt, const char *s, double lo, double hi, doubl
 }
 
 enum { O_WARMUP = 256, O_DRAIN, O_JSON, O_PLOT, O_SRC, O_PENDING, O_CTIMEOUT, O_IDPREFIX, O_QUIET, O_HELP, O_OPEN,
-       O_EXPIRY, O_TOPICS };
+       O_EXPIRY, O_TOPICS, O_WS };
 
 static int parse_args(int argc, char **argv, bench_cfg_t *c)
 {
@@ -95,6 +97,7 @@ static int parse_args(int argc, char **argv, bench_cfg_t *c)
         {"open-loop", no_argument, NULL, O_OPEN},
         {"session-expiry", required_argument, NULL, O_EXPIRY},
         {"topics", required_argument, NULL, O_TOPICS},
+        {"ws", no_argument, NULL, O_WS},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -168,6 +171,7 @@ static int parse_args(int argc, char **argv, bench_cfg_t *c)
         case O_IDPREFIX: c->id_prefix = optarg; break;
         case O_QUIET: c->quiet = true; break;
         case O_OPEN: c->open_loop = true; break;
+        case O_WS: c->ws = true; break;
         case O_EXPIRY:
             if (parse_num("--session-expiry", optarg, 0, 4294967295.0, &v)) return -1;
             c->session_expiry = (uint32_t)v;
