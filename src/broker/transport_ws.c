@@ -455,10 +455,9 @@ static void ws_close(conn_t *c)
     struct ws_conn *ws = c->ws;
     if (!ws)
         return;
-    if (ws->phase == WSP_OPEN && !ws->failed) {
+    if (ws->phase == WSP_OPEN && !ws->failed)
         queue_close(ws, WS_CLOSE_NORMAL);
-        ctl_flush(c);
-    }
+    ctl_flush(c); /* the close, or an answer a full socket held back: one more try */
     const transport_t *lower = ws->lower;
     free(ws->head);
     free(ws);

@@ -367,3 +367,18 @@ def test_ws_and_tcp_clients_talk(make_broker):
     ws.close()
     tcp.close()
     assert b.alive()
+
+
+@pytest.mark.skipif(is_reference(), reason="tombo's log lines")
+def test_log_type_websockets(make_broker):
+    """log_type websockets logs each WebSocket connection and each close a client sends."""
+    b = make_broker(WS + "log_type websockets\n")
+    c = rawws.WsClient(b.port)
+    c.connect(version=V311, client_id="logged")
+    c.send_frame(struct.pack("!H", 1001), 0x8)
+    c.expect_ws_close(1001)
+    deadline = time.time() + 5
+    while "sent a WebSocket close (1001)" not in b.log() and time.time() < deadline:
+        time.sleep(0.05)
+    assert "WebSocket connection from [127.0.0.1:" in b.log() and "(subprotocol mqtt)" in b.log()
+    assert "sent a WebSocket close (1001)" in b.log()
