@@ -154,12 +154,11 @@ typedef struct conn {
     struct conn *next_dirty;
     pub_state_t *pub;
     sub_state_t *sub;
-    /* --ws (ws.c): out[0..ws_framed) is in frames (or is the opening request); input framing */
+    /* --ws (ws.c): out[0..ws_framed) is in frames (or is the opening request); the frames coming
+     * in (allocated at the first read, freed with the connection) */
     uint32_t ws_framed;
-    bool ws_open, ws_in_frame; /* 101 received; a frame's payload is being read */
-    uint8_t ws_hlen, ws_op;
-    uint8_t ws_hdr[14];
-    uint64_t ws_left;
+    bool ws_open; /* 101 received */
+    struct ws_reader *ws_rd;
     char ws_key[25];
 } conn_t;
 

@@ -88,6 +88,8 @@ static void conn_close(bench_thread_t *t, conn_t *c)
     free(c->out);
     c->out = NULL;
     c->out_len = c->out_off = c->out_cap = c->ws_framed = 0;
+    free(c->ws_rd);
+    c->ws_rd = NULL;
 }
 
 static void conn_fail(bench_thread_t *t, conn_t *c, const char *what, int err)
@@ -1050,6 +1052,7 @@ void engine_free(bench_run_t *r)
             for (uint32_t k = 0; t->conns && k < t->nconns; k++) {
                 free(t->conns[k].in);
                 free(t->conns[k].out);
+                free(t->conns[k].ws_rd);
                 scenario_client_free(&t->conns[k]);
             }
             free(t->conns);

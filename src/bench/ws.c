@@ -6,8 +6,7 @@
  * in the connection's output buffer (the header is inserted in front of the new bytes, which are
  * XORed with a fresh mask key): one frame per flush, as a browser's MQTT.js sends one per packet
  * or per write. Input: server frames are taken apart in place right after each recv, so the
- * engine's packet parser sees the plain MQTT stream; a frame header cut by a read waits in the
- * connection (ws_hdr). */
+ * engine's packet parser sees the plain MQTT stream (ws_read, the reader the broker uses too). */
 #include "bench/bench.h"
 #include "http/ws.h"
 
@@ -54,8 +53,8 @@ int ws_client_request(conn_t *c, const char *host, int port)
     c->out_off = 0;
     c->out_len = c->ws_framed = (uint32_t)n; /* sent as it is, not in a frame */
     c->ws_open = false;
-    c->ws_hlen = 0;
-    c->ws_left = 0;
+    free(c->ws_rd); /* storm: a new connection starts a new stream */
+    c->ws_rd = NULL;
     return 0;
 }
 
@@ -123,46 +122,30 @@ int ws_client_frame(conn_t *c)
 
 ssize_t ws_client_recv(conn_t *c, uint8_t *buf, size_t len)
 {
+    if (!c->ws_rd) {
+        c->ws_rd = calloc(1, sizeof(*c->ws_rd));
+        if (!c->ws_rd) {
+            errno = ENOMEM;
+            return -1;
+        }
+        c->ws_rd->from_server = true; /* the broker's frames are never masked */
+    }
     for (;;) {
         ssize_t n = recv(c->fd, buf, len, 0);
         if (n <= 0)
             return n;
-        size_t in = 0, out = 0, total = (size_t)n;
-        while (in < total) {
-            if (c->ws_left == 0 && !c->ws_in_frame) {
-                ws_frame_t f;
-                size_t take = total - in < WS_HEADER_MAX - (size_t)c->ws_hlen ? total - in
-                                                                             : WS_HEADER_MAX - (size_t)c->ws_hlen;
-                memcpy(c->ws_hdr + c->ws_hlen, buf + in, take);
-                int r = ws_frame_header(c->ws_hdr, c->ws_hlen + take, &f);
-                if (r == 0) {
-                    c->ws_hlen = (uint8_t)(c->ws_hlen + take);
-                    in += take;
-                    break;
-                }
-                if (r < 0 || f.masked) {
-                    errno = EPROTO; /* a server never masks (RFC 6455 5.1) */
-                    return -1;
-                }
-                in += f.header_len - c->ws_hlen;
-                c->ws_hlen = 0;
-                if (f.opcode == WS_CLOSE)
-                    return 0; /* the broker ends the connection */
-                c->ws_op = f.opcode;
-                c->ws_left = f.len;
-                c->ws_in_frame = f.len > 0;
-                continue;
+        size_t in = 0, out = 0;
+        for (;;) {
+            int r = ws_read(c->ws_rd, buf, (size_t)n, &in, &out);
+            if (r == WS_READ_MORE)
+                break;
+            if (r < 0) {
+                errno = EPROTO;
+                return -1;
             }
-            size_t take = total - in < c->ws_left ? total - in : (size_t)c->ws_left;
-            if (!(c->ws_op & 0x8)) { /* data; control payloads (ping, pong) are skipped */
-                if (out != in)
-                    memmove(buf + out, buf + in, take);
-                out += take;
-            }
-            in += take;
-            c->ws_left -= take;
-            if (c->ws_left == 0)
-                c->ws_in_frame = false;
+            if (c->ws_rd->f.opcode == WS_CLOSE)
+                return out > 0 ? (ssize_t)out : 0; /* the broker ends the connection */
+            /* a ping or pong: brokers do not ping their clients; nothing to answer */
         }
         if (out > 0)
             return (ssize_t)out;

@@ -7,12 +7,11 @@
  * (http.h), checked (ws_is_upgrade, subprotocol mqtt or mqttv3.1, or none as Mosquitto allows), and
  * answered with 101; bytes that came behind the head are the first frames.
  *
- * Input: frames are decoded in the caller's buffer, in place: each frame header is dropped and each
- * binary payload unmasked and moved down over it, so what conn.c gets is the plain MQTT byte stream,
- * whatever the framing (a packet split over frames, several packets in a frame, 1-byte frames,
- * fragmented messages). A frame header cut by a read boundary waits in c->ws->hdr (14 bytes at
- * most); payloads are never buffered here. Control frames are gathered (125 bytes at most), a ping
- * is answered with a pong, a close with a close echoing its code. An unmasked frame, a text frame
+ * Input: frames are decoded in the caller's buffer, in place, by src/http's ws_read: each frame
+ * header is dropped and each binary payload unmasked and moved down over it, so what conn.c gets is
+ * the plain MQTT byte stream, whatever the framing (a packet split over frames, several packets in a
+ * frame, 1-byte frames, fragmented messages); payloads are never buffered here. A ping is answered
+ * with a pong, a close with a close echoing its code. An unmasked frame, a text frame
  * ([MQTT-6.0.0-1]), a continuation without a message or a frame over WS_FRAME_MAX close the
  * connection with the close code RFC 6455 names (1002, 1003, 1009).
  *
@@ -49,18 +48,11 @@ enum ws_phase { WSP_HANDSHAKE = 0, WSP_OPEN, WSP_CLOSED /* a close was received 
 struct ws_conn {
     const transport_t *lower; /* TCP or TLS */
     uint8_t phase;
-    uint8_t in_frame;   /* a frame's payload is being read */
-    uint8_t in_message; /* a fragmented binary message is open (continuations may follow) */
-    uint8_t hlen;       /* bytes of a cut frame header in hdr */
-    uint8_t ctl_len;
     uint8_t eof;        /* the peer's close was answered: read returns 0 */
     uint8_t failed;     /* handshake refused or protocol error: read returns -1 */
     uint8_t ohdr_len, ohdr_sent;
     uint8_t close_sent;
-    uint8_t hdr[WS_HEADER_MAX];
-    ws_frame_t f;        /* the frame being read */
-    uint64_t f_left, f_off;
-    uint8_t ctl[125];    /* a control frame's payload */
+    ws_reader_t rd;      /* the frames coming in (src/http) */
     uint8_t ohdr[WS_SERVER_HEADER_MAX];
     uint64_t out_left;   /* payload bytes of the open output frame still to write */
     /* the opening handshake: the request head, then the frame bytes that followed it */
@@ -277,24 +269,24 @@ static void protocol_error(conn_t *c, uint16_t code, const char *why)
     ws->phase = WSP_CLOSED;
 }
 
-/* A whole control frame is in ws->ctl. */
+/* A whole control frame is in ws->rd.ctl. */
 static void on_control(conn_t *c)
 {
     struct ws_conn *ws = c->ws;
-    switch (ws->f.opcode) {
+    switch (ws->rd.f.opcode) {
     case WS_PING:
-        ctl_frame(ws, WS_PONG, ws->ctl, ws->ctl_len);
+        ctl_frame(ws, WS_PONG, ws->rd.ctl, ws->rd.ctl_len);
         break;
     case WS_CLOSE: {
         uint16_t code = WS_CLOSE_NORMAL;
-        if (ws->ctl_len == 1) {
+        if (ws->rd.ctl_len == 1) {
             protocol_error(c, WS_CLOSE_PROTOCOL_ERROR, "close frame of 1 byte");
             return;
         }
-        if (ws->ctl_len >= 2)
-            code = (uint16_t)(ws->ctl[0] << 8 | ws->ctl[1]);
+        if (ws->rd.ctl_len >= 2)
+            code = (uint16_t)(ws->rd.ctl[0] << 8 | ws->rd.ctl[1]);
         log_printf(TLOG_WEBSOCKETS, "Client [%s] sent a WebSocket close (%u).", c->peer, code);
-        queue_close(ws, ws->ctl_len >= 2 ? code : WS_CLOSE_NORMAL); /* echo its code (RFC 6455 5.5.1) */
+        queue_close(ws, ws->rd.ctl_len >= 2 ? code : WS_CLOSE_NORMAL); /* echo its code (RFC 6455 5.5.1) */
         ws->eof = 1;
         ws->phase = WSP_CLOSED;
         break;
@@ -304,84 +296,28 @@ static void on_control(conn_t *c)
     }
 }
 
-/* Decode the frames in buf[0..n) in place: returns the MQTT bytes left at buf's start, or -1 after
- * a protocol error. */
+/* Decode the frames in buf[0..n) in place (ws_read, src/http): returns the MQTT bytes left at
+ * buf's start, or -1 after a protocol error. */
 static ssize_t decode(conn_t *c, uint8_t *buf, size_t n)
 {
     struct ws_conn *ws = c->ws;
     size_t in = 0, out = 0;
-    while (in < n && ws->phase == WSP_OPEN) {
-        if (!ws->in_frame) {
-            ws_frame_t *f = &ws->f;
-            int r;
-            if (ws->hlen == 0 && (r = ws_frame_header(buf + in, n - in, f)) == 1) {
-                in += f->header_len;
-            } else {
-                size_t take = n - in < WS_HEADER_MAX - (size_t)ws->hlen ? n - in : WS_HEADER_MAX - (size_t)ws->hlen;
-                memcpy(ws->hdr + ws->hlen, buf + in, take);
-                r = ws_frame_header(ws->hdr, ws->hlen + take, f);
-                if (r == 0) {
-                    ws->hlen = (uint8_t)(ws->hlen + take);
-                    in += take;
-                    break;
-                }
-                if (r < 0) {
-                    protocol_error(c, WS_CLOSE_PROTOCOL_ERROR, "bad frame header");
-                    return -1;
-                }
-                in += f->header_len - ws->hlen;
-                ws->hlen = 0;
-            }
-            if (!f->masked) {
-                protocol_error(c, WS_CLOSE_PROTOCOL_ERROR, "frame not masked"); /* RFC 6455 5.1 */
-                return -1;
-            }
-            if (f->opcode == WS_TEXT) {
-                protocol_error(c, WS_CLOSE_UNSUPPORTED, "text frame (MQTT needs binary frames)"); /* [MQTT-6.0.0-1] */
-                return -1;
-            }
-            if ((f->opcode == WS_CONT && !ws->in_message) || (f->opcode == WS_BINARY && ws->in_message)) {
-                protocol_error(c, WS_CLOSE_PROTOCOL_ERROR, "bad fragmentation");
-                return -1;
-            }
-            if (f->len > WS_FRAME_MAX) {
-                protocol_error(c, WS_CLOSE_TOO_BIG, "frame too large");
-                return -1;
-            }
-            if (f->opcode == WS_BINARY || f->opcode == WS_CONT)
-                ws->in_message = !f->fin;
-            ws->in_frame = 1;
-            ws->f_left = f->len;
-            ws->f_off = 0;
-            ws->ctl_len = 0;
+    while (ws->phase == WSP_OPEN) {
+        int r = ws_read(&ws->rd, buf, n, &in, &out);
+        if (r == WS_READ_MORE)
+            break;
+        if (r < 0) {
+            protocol_error(c, (uint16_t)-r, ws->rd.why);
+            return -1;
         }
-        size_t take = n - in < ws->f_left ? n - in : (size_t)ws->f_left;
-        if (ws->f.opcode & 0x8) { /* control */
-            memcpy(ws->ctl + ws->ctl_len, buf + in, take);
-            ws_unmask(ws->ctl + ws->ctl_len, take, ws->f.mask, ws->f_off);
-            ws->ctl_len = (uint8_t)(ws->ctl_len + take);
-        } else if (take > 0) {
-            ws_unmask(buf + in, take, ws->f.mask, ws->f_off);
-            if (out != in)
-                memmove(buf + out, buf + in, take);
-            out += take;
-        }
-        in += take;
-        ws->f_off += take;
-        ws->f_left -= take;
-        if (ws->f_left == 0) {
-            ws->in_frame = 0;
-            if (ws->f.opcode & 0x8) {
-                on_control(c);
-                if (ws->failed)
-                    return -1;
-            }
-        }
+        on_control(c);
+        if (ws->failed)
+            return -1;
     }
     return (ssize_t)out;
 }
 
-static ssize_t ws_read(conn_t *c, void *buf, size_t len)
+static ssize_t tp_read(conn_t *c, void *buf, size_t len)
 {
     struct ws_conn *ws = c->ws;
     if (!ws) {
@@ -469,7 +405,7 @@ static void ws_close(conn_t *c)
 }
 
 const transport_t transport_ws = {
-    .name = "websockets", .read = ws_read, .writev = ws_writev, .close = ws_close, .pending = ws_pending,
+    .name = "websockets", .read = tp_read, .writev = ws_writev, .close = ws_close, .pending = ws_pending,
 };
 
 void ws_conn_start(conn_t *c, broker_t *b)
@@ -477,6 +413,7 @@ void ws_conn_start(conn_t *c, broker_t *b)
     struct ws_conn *ws = xcalloc(1, sizeof(*ws));
     ws->lower = c->tr;
     ws->head_max = b->cfg.websockets_headers_size;
+    ws->rd.max_frame = WS_FRAME_MAX;
     c->ws = ws;
     c->tr = &transport_ws;
 }
