@@ -132,13 +132,20 @@ static ssize_t ws_writev(conn_t *c, const struct iovec *iov, int iovcnt)
         errno = ws ? EAGAIN : EPIPE;
         return -1;
     }
+    /* Control bytes first, in calls of their own: what a call offers the lower transport must be
+     * offered again after its EAGAIN (TLS retries the same record), so a frame header is never
+     * put behind control bytes that may not go. */
+    if (between_frames(ws) && ws->ctl_out_sent < ws->ctl_out_len) {
+        ctl_flush(c);
+        c->tp_flags &= (uint8_t)~TP_READ_WANTS_WRITE; /* a write's EAGAIN: conn_write arms EPOLLOUT */
+        if (ws->ctl_out_sent < ws->ctl_out_len) {
+            errno = EAGAIN;
+            return -1;
+        }
+    }
     struct iovec v[66];
     int k = 0;
-    size_t ctl_n = 0, hdr_n = 0;
-    if (between_frames(ws) && ws->ctl_out_sent < ws->ctl_out_len) {
-        ctl_n = ws->ctl_out_len - ws->ctl_out_sent;
-        v[k++] = (struct iovec){ws->ctl_out + ws->ctl_out_sent, ctl_n};
-    }
+    size_t hdr_n = 0;
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
@@ -162,10 +169,7 @@ static ssize_t ws_writev(conn_t *c, const struct iovec *iov, int iovcnt)
     if (n < 0)
         return -1;
     size_t left = (size_t)n;
-    size_t t = left < ctl_n ? left : ctl_n;
-    ws->ctl_out_sent += t;
-    left -= t;
-    t = left < hdr_n ? left : hdr_n;
+    size_t t = left < hdr_n ? left : hdr_n;
     ws->ohdr_sent = (uint8_t)(ws->ohdr_sent + t);
     left -= t;
     ws->out_left -= left;

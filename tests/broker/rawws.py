@@ -86,10 +86,16 @@ def frame(payload, opcode=0x2, fin=True, mask=True, rsv=0, length=None):
 
 class WsClient(rawmqtt.Client):
     def __init__(self, port, host="127.0.0.1", timeout=rawmqtt.TIMEOUT, version=rawmqtt.V5, protocol="mqtt",
-                 tls_ca=None):
+                 tls_ca=None, rcvbuf=None):
         self.timeout = timeout
         self.version = version
-        sock = socket.create_connection((host, port), timeout=timeout)
+        if rcvbuf:  # a small receive buffer, set before connecting: the broker's writes hit EAGAIN
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.settimeout(timeout)
+            sock.connect((host, port))
+        else:
+            sock = socket.create_connection((host, port), timeout=timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if tls_ca:
             ctx = ssl.create_default_context(cafile=tls_ca)

@@ -352,6 +352,53 @@ def test_wss_raw_tls(make_broker, pki):
     c.close()
 
 
+@pytest.mark.parametrize("tls", [False, True], ids=["ws", "wss"])
+def test_slow_reader_pings_between_big_messages(make_broker, pki, tls):
+    """A subscriber with a small receive buffer reads 8 MB of 40 KB messages slowly while it pings:
+    the broker's frames are cut by full-socket writes (TLS retries the same bytes) and the pongs
+    go between frames, never inside one; every message and every pong arrives intact."""
+    b = make_broker(wss_conf(pki) if tls else WS)
+    ca = pki("ca.crt") if tls else None
+    sub = rawws.WsClient(b.port, tls_ca=ca, rcvbuf=4096, timeout=10)
+    sub.connect(version=V311, client_id="slow")
+    sub.subscribe([("slow/#", 1)])
+    pub = rawws.WsClient(b.port, tls_ca=ca, timeout=20)
+    pub.connect(version=V311, client_id="fast")
+    payloads = [bytes([i]) * 40000 for i in range(200)]
+    errors = []
+
+    def publish():
+        try:
+            for i, p in enumerate(payloads):
+                pub.publish("slow/%d" % i, p, qos=1)
+        except Exception as e:  # reported by the main thread
+            errors.append(e)
+
+    th = threading.Thread(target=publish)
+    th.start()
+    got, pings = [], 0
+    try:
+        while len(got) < len(payloads):
+            p = sub.read_packet(timeout=20)
+            assert p.type == PUBLISH
+            got.append(p.payload)
+            sub.send(rawmqtt.ack(rawmqtt.PUBACK, p.packet_id, version=V311))
+            if len(got) % 10 == 0:
+                sub.send_frame(b"p%03d" % pings, 0x9)
+                pings += 1
+            time.sleep(0.002)
+        sub.send(rawmqtt.pingreq())
+        sub.expect(PINGRESP)
+    finally:
+        th.join(30)
+    assert not errors, errors
+    assert got == payloads
+    pongs = [pl for _, op, _, pl in sub.frames if op == 0xA]
+    assert pongs == [b"p%03d" % i for i in range(pings)]
+    sub.close()
+    pub.close()
+
+
 def test_ws_and_tcp_clients_talk(make_broker):
     """A WebSocket listener beside a plain one: messages cross between the two."""
     b = make_broker(WS)
