@@ -149,6 +149,8 @@ static ssize_t ws_writev(conn_t *c, const struct iovec *iov, int iovcnt)
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
+    if (ws->close_sent && between_frames(ws))
+        return (ssize_t)total; /* no data frame after a close (RFC 6455 5.5.1): dropped */
     if (between_frames(ws)) {
         ws->ohdr_len = (uint8_t)ws_frame_header_encode(ws->ohdr, WS_BINARY, true, total);
         ws->ohdr_sent = 0;
