@@ -2,8 +2,10 @@
  * several size limits and read as a stream of WebSocket frame headers. Checked: a head length is
  * within the input and the limit, every view (method, target, field names and values) lies inside
  * the input and a shorter prefix of a complete head is never complete; a frame header is within
- * the input, at most WS_HEADER_MAX bytes, and a server header written for its length reads back.
- * Sanitizers catch the rest. */
+ * the input, at most WS_HEADER_MAX bytes, and a server header written for its length reads back;
+ * the frame stream reader (ws_read) gives the same bytes, control frames and verdict whether the
+ * input comes at once or in pieces (of a size the input's first byte picks), and never writes
+ * past what it read. Sanitizers catch the rest. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,9 +46,52 @@ static void head(const char *buf, size_t len, size_t max)
         FAIL("a prefix of a complete head is complete");
 }
 
+/* The whole input through ws_read in pieces of `step`: the data bytes into out (returns their
+ * count), a summary of control frames and the verdict into *sig. */
+static size_t stream(const uint8_t *data, size_t size, size_t step, uint8_t *out, uint64_t *sig)
+{
+    ws_reader_t r;
+    memset(&r, 0, sizeof(r));
+    r.max_frame = 1 << 20;
+    size_t got = 0;
+    *sig = 0;
+    uint8_t *piece = malloc(step ? step : 1);
+    for (size_t off = 0; off < size; off += step) {
+        size_t n = size - off < step ? size - off : step;
+        memcpy(piece, data + off, n);
+        size_t in = 0, o = 0;
+        int rc;
+        while ((rc = ws_read(&r, piece, n, &in, &o)) == WS_READ_CONTROL) {
+            *sig = *sig * 31 + r.f.opcode * 1000 + r.ctl_len;
+            if (r.ctl_len > 125 || o > in)
+                FAIL("control frame of %u bytes, out %zu > in %zu", r.ctl_len, o, in);
+        }
+        if (o > in || in > n)
+            FAIL("out %zu, in %zu, piece %zu", o, in, n);
+        memcpy(out + got, piece, o);
+        got += o;
+        if (rc < 0) {
+            *sig = *sig * 31 + (uint64_t)(-rc);
+            break;
+        }
+    }
+    free(piece);
+    return got;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    if (size > 1) {
+        uint8_t *a = malloc(size), *b = malloc(size);
+        uint64_t sa, sb;
+        size_t na = stream(data + 1, size - 1, size - 1, a, &sa);
+        size_t nb = stream(data + 1, size - 1, (size_t)data[0] % 17 + 1, b, &sb);
+        if (na != nb || sa != sb || memcmp(a, b, na) != 0)
+            FAIL("ws_read in pieces of %d differs from at once", data[0] % 17 + 1);
+        free(a);
+        free(b);
+    }
     head((const char *)data, size, 64);
     head((const char *)data, size, 4096);
     size_t off = 0;

@@ -8,8 +8,9 @@
 #   tls      TLS contexts on OpenSSL: shared by the broker and libtombo (knows no MQTT)
 #   broker   the broker (never links libtombo)
 #   client   libtombo (with the tls contexts and pwhash's SCRAM messages); tools: the CLIs on libtombo;
-#            bench: tombo-bench (a client of its own, with the tls contexts for --tls); client and
-#            bench take only base/clock.h of the base (inline, nothing to link)
+#            bench: tombo-bench (a client of its own, with the tls contexts for --tls and the
+#            WebSocket codec of http for --ws); client and bench take only base/clock.h of the base
+#            (inline, nothing to link)
 # A quoted include that names no directory ("alias.h") is a file of the same directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +23,7 @@ declare -A allowed=(
   [broker]="broker base mqtt pwhash http tls"
   [client]="base mqtt tombo tls pwhash"
   [tools]="mqtt pwhash tombo"
-  [bench]="bench base mqtt tls"
+  [bench]="bench base mqtt http tls"
 )
 bad=0
 for dir in "${!allowed[@]}"; do

@@ -65,6 +65,7 @@ typedef struct bench_cfg {
     bool open_loop;       /* max rate without the end-to-end window */
     uint32_t session_expiry; /* 0: clean sessions; else persistent ones (3.x: clean session 0) */
     uint32_t nonce;       /* run nonce in every payload */
+    bool ws;              /* --ws: MQTT over WebSockets (ws.c) */
     /* --tls: every connection over TLS (tls.c), context built by the shared src/tls library */
     bool tls;
     bool tls_resume;      /* --tls-resume: each client offers its previous session (storm) */
@@ -161,7 +162,25 @@ typedef struct conn {
     bool tls_done;         /* handshake finished */
     pub_state_t *pub;
     sub_state_t *sub;
+    /* --ws (ws.c): out[0..ws_framed) is in frames (or is the opening request); the frames coming
+     * in (allocated at the first read, freed with the connection) */
+    uint32_t ws_framed;
+    bool ws_open; /* 101 received */
+    struct ws_reader *ws_rd;
+    char ws_key[25];
 } conn_t;
+
+/* ---- WebSockets (ws.c, --ws) ---- */
+/* Put the opening request (a fresh key) in c's empty output buffer. -1 on OOM. */
+int ws_client_request(conn_t *c, const char *host, int port);
+/* The broker's answer in p[0..n): 1 when it is a complete, valid 101 (its length in *used), 0 when
+ * more is needed, -1 when refused or wrong. */
+int ws_client_response(conn_t *c, const uint8_t *p, size_t n, size_t *used);
+/* Wrap the output bytes queued since the last call in one masked binary frame. -1 on OOM. */
+int ws_client_frame(conn_t *c);
+/* recv() for a WebSocket connection: the MQTT bytes of the server's frames; 0 at EOF or a close
+ * frame; -1 with errno (EPROTO: a bad frame). */
+ssize_t ws_client_recv(conn_t *c, uint8_t *buf, size_t len);
 
 /* Counters one thread publishes for the live line; written with relaxed stores once per loop
  * turn, read by the main thread. */

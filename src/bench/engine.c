@@ -90,7 +90,9 @@ static void conn_close(bench_thread_t *t, conn_t *c)
     c->in_len = c->in_cap = 0;
     free(c->out);
     c->out = NULL;
-    c->out_len = c->out_off = c->out_cap = 0;
+    c->out_len = c->out_off = c->out_cap = c->ws_framed = 0;
+    free(c->ws_rd);
+    c->ws_rd = NULL;
 }
 
 static void conn_fail(bench_thread_t *t, conn_t *c, const char *what, int err)
@@ -103,11 +105,12 @@ static void conn_fail(bench_thread_t *t, conn_t *c, const char *what, int err)
 static uint8_t *out_reserve(bench_thread_t *t, conn_t *c, size_t n)
 {
     if (c->out_off && c->out_off == c->out_len)
-        c->out_off = c->out_len = 0;
+        c->out_off = c->out_len = c->ws_framed = 0;
     if (c->out_len + n > c->out_cap) {
         if (c->out_off) {
             memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
             c->out_len -= c->out_off;
+            c->ws_framed -= c->ws_framed ? c->out_off : 0; /* only framed bytes were sent */
             c->out_off = 0;
         }
         if (c->out_len + n > c->out_cap) {
@@ -178,6 +181,10 @@ static void conn_flush(bench_thread_t *t, conn_t *c, uint64_t now)
 {
     if (c->fd < 0 || c->state == CS_CONNECTING) /* storm: reconnecting; EPOLLOUT says when */
         return;
+    if (t->run->cfg.ws && ws_client_frame(c) < 0) {
+        conn_fail(t, c, "out of memory", 0);
+        return;
+    }
     while (c->out_off < c->out_len) {
         ssize_t n = io_send(t, c, c->out + c->out_off, c->out_len - c->out_off);
         if (n > 0) {
@@ -194,7 +201,7 @@ static void conn_flush(bench_thread_t *t, conn_t *c, uint64_t now)
         conn_fail(t, c, "write", n < 0 ? errno : EPIPE);
         return;
     }
-    c->out_off = c->out_len = 0;
+    c->out_off = c->out_len = c->ws_framed = 0;
     epoll_set(t, c, false);
     if (c->role == ROLE_IDLE && c->state == CS_READY) { /* idle clients keep no buffer */
         free(c->out);
@@ -277,11 +284,73 @@ static void conn_connected(bench_thread_t *t, conn_t *c, uint64_t now)
         conn_fail(t, c, "TLS setup", 0);
         return;
     }
-    if (send_connect(t, c) < 0) {
+    if (t->run->cfg.ws) {
+        /* The opening handshake first; CONNECT goes once the 101 is read (conn_read). */
+        c->state = CS_CONNACK;
+        if (ws_client_request(c, t->run->cfg.host, t->run->cfg.port) < 0) {
+            conn_fail(t, c, "out of memory", 0);
+            return;
+        }
+    } else if (send_connect(t, c) < 0) {
         conn_fail(t, c, "out of memory", 0);
         return;
     }
     conn_flush(t, c, now);
+}
+
+/* recv() of the MQTT stream: plain, or out of the broker's WebSocket frames. */
+static ssize_t conn_recv(bench_thread_t *t, conn_t *c, uint8_t *buf, size_t len)
+{
+    return t->run->cfg.ws ? ws_client_recv(c, buf, len) : io_recv(t, c, buf, len);
+}
+
+/* --ws: read the answer to the opening request; then send CONNECT. 1: done (read on), 0: wait,
+ * -1: the connection failed. */
+static int ws_handshake_read(bench_thread_t *t, conn_t *c)
+{
+    ssize_t n = recv(c->fd, t->rbuf + c->in_len, 4096, 0);
+    if (n == 0) {
+        conn_fail(t, c, "WebSocket handshake: connection closed by the broker", 0);
+        return -1;
+    }
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return 0;
+        conn_fail(t, c, "read", errno);
+        return -1;
+    }
+    if (c->in_len)
+        memcpy(t->rbuf, c->in, c->in_len);
+    size_t have = c->in_len + (size_t)n, used = 0;
+    int r = ws_client_response(c, t->rbuf, have, &used);
+    if (r < 0) {
+        conn_fail(t, c, "WebSocket handshake refused by the broker", 0);
+        return -1;
+    }
+    if (r == 0) {
+        uint8_t *nb = realloc(c->in, have);
+        if (!nb) {
+            conn_fail(t, c, "out of memory", 0);
+            return -1;
+        }
+        memcpy(nb, t->rbuf, have);
+        c->in = nb;
+        c->in_len = c->in_cap = (uint32_t)have;
+        return 0;
+    }
+    if (used != have) {
+        conn_fail(t, c, "WebSocket handshake: data before CONNECT", 0);
+        return -1;
+    }
+    free(c->in);
+    c->in = NULL;
+    c->in_len = c->in_cap = 0;
+    if (send_connect(t, c) < 0) {
+        conn_fail(t, c, "out of memory", 0);
+        return -1;
+    }
+    conn_flush(t, c, now_ns());
+    return c->fd >= 0 ? 1 : -1;
 }
 
 /* ---- receiving ---- */
@@ -555,7 +624,7 @@ static int conn_read_big(bench_thread_t *t, conn_t *c)
         c->in_cap = (uint32_t)total;
     }
     while (c->in_len < total) {
-        ssize_t n = io_recv(t, c, c->in + c->in_len, total - c->in_len);
+        ssize_t n = conn_recv(t, c, c->in + c->in_len, total - c->in_len);
         if (n == 0) {
             conn_eof(t, c);
             return -1;
@@ -580,6 +649,8 @@ static int conn_read_big(bench_thread_t *t, conn_t *c)
  * complete packet; a partial packet is carried in c->in to the next read. */
 static void conn_read(bench_thread_t *t, conn_t *c)
 {
+    if (t->run->cfg.ws && !c->ws_open && ws_handshake_read(t, c) <= 0)
+        return;
     for (int round = 0; round < 4 && c->fd >= 0; round++) {
         int big = conn_read_big(t, c);
         if (big < 0)
@@ -589,7 +660,7 @@ static void conn_read(bench_thread_t *t, conn_t *c)
         uint32_t have = c->in_len;
         if (have)
             memcpy(t->rbuf, c->in, have);
-        ssize_t n = io_recv(t, c, t->rbuf + have, BENCH_READ_SIZE);
+        ssize_t n = conn_recv(t, c, t->rbuf + have, BENCH_READ_SIZE);
         if (n == 0) {
             conn_eof(t, c);
             return;
@@ -1005,6 +1076,7 @@ void engine_free(bench_run_t *r)
             for (uint32_t k = 0; t->conns && k < t->nconns; k++) {
                 free(t->conns[k].in);
                 free(t->conns[k].out);
+                free(t->conns[k].ws_rd);
                 SSL_SESSION_free(t->conns[k].session);
                 scenario_client_free(&t->conns[k]);
             }

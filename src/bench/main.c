@@ -34,6 +34,8 @@ static void usage(FILE *f)
             "options:\n"
             "  -h HOST         broker host (127.0.0.1)\n"
             "  -p PORT         broker port (1883)\n"
+            "  --ws            MQTT over WebSockets (the port of a `protocol websockets` listener):\n"
+            "                  opening handshake, then masked binary frames, one per flush\n"
             "  -c N            clients (see modes; 10)\n"
             "  -P N, -S N      publishers, subscribers (override -c)\n"
             "  -q QOS          0, 1 or 2 (0)\n"
@@ -84,7 +86,7 @@ static int parse_num(const char *opt, const char *s, double lo, double hi, doubl
 
 enum { O_WARMUP = 256, O_DRAIN, O_JSON, O_PLOT, O_SRC, O_PENDING, O_CTIMEOUT, O_IDPREFIX, O_QUIET, O_HELP, O_OPEN,
        O_EXPIRY, O_TOPICS, O_TLS, O_TLS_RESUME, O_CAFILE, O_CAPATH, O_CERT, O_KEY, O_INSECURE, O_TLS_VERSION,
-       O_CIPHERS };
+       O_CIPHERS, O_WS };
 
 static int parse_args(int argc, char **argv, bench_cfg_t *c)
 {
@@ -101,6 +103,7 @@ static int parse_args(int argc, char **argv, bench_cfg_t *c)
         {"open-loop", no_argument, NULL, O_OPEN},
         {"session-expiry", required_argument, NULL, O_EXPIRY},
         {"topics", required_argument, NULL, O_TOPICS},
+        {"ws", no_argument, NULL, O_WS},
         {"tls", no_argument, NULL, O_TLS},
         {"tls-resume", no_argument, NULL, O_TLS_RESUME},
         {"cafile", required_argument, NULL, O_CAFILE},
@@ -183,6 +186,7 @@ static int parse_args(int argc, char **argv, bench_cfg_t *c)
         case O_IDPREFIX: c->id_prefix = optarg; break;
         case O_QUIET: c->quiet = true; break;
         case O_OPEN: c->open_loop = true; break;
+        case O_WS: c->ws = true; break;
         case O_EXPIRY:
             if (parse_num("--session-expiry", optarg, 0, 4294967295.0, &v)) return -1;
             c->session_expiry = (uint32_t)v;
@@ -206,6 +210,11 @@ static int parse_args(int argc, char **argv, bench_cfg_t *c)
     }
     if (!!c->certfile != !!c->keyfile) {
         fprintf(stderr, "tombo-bench: --cert and --key go together\n");
+        return -1;
+    }
+    if (c->ws && c->tls) {
+        fprintf(stderr, "tombo-bench: --ws over TLS (wss) is not supported yet: use --ws on a plain websockets "
+                        "listener\n");
         return -1;
     }
     return 0;

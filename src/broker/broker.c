@@ -108,7 +108,8 @@ int broker_init(broker_t *b)
         if (b->listen_fds[i] >= 0) {
             char what[300];
             listener_describe(l, what, sizeof(what));
-            log_printf(TLOG_NOTICE, "Opening %s%s.", what, tombo_listener_tls(l) ? " (TLS)" : "");
+            log_printf(TLOG_NOTICE, "Opening %s%s%s.", l->websockets ? "websockets " : "", what,
+                       tombo_listener_tls(l) ? " (TLS)" : "");
         }
     }
     return 0;

@@ -325,7 +325,6 @@ static char *target(struct parser *ps, const struct directive *d)
 /* What to do instead of the features tombo does not have yet; see unsupported[]. */
 #define WHY_TLS_ENGINE                                                                                      \
     "keys in OpenSSL engines (hardware tokens) are not supported; give keyfile a PEM private key file"
-#define WHY_WS "WebSockets are not implemented yet; keep Mosquitto for this listener"
 #define WHY_BRIDGE "bridges are not implemented yet; run the bridge in a Mosquitto instance next to tombo"
 #define WHY_PLUGIN                                                                                          \
     "plugins are not implemented yet; use password_file and acl_file, or keep Mosquitto"
@@ -438,17 +437,17 @@ static int h_mount_point(struct parser *ps, const struct directive *d, char *val
     return 0;
 }
 
-/* protocol mqtt: the only protocol tombo speaks. */
+/* protocol mqtt | websockets: of the current listener. */
 static int h_protocol(struct parser *ps, const struct directive *d, char *val)
 {
     char *w = one_word(ps, d->name, val);
     if (!w)
         return -1;
-    if (!strcmp(w, "websockets"))
-        return refuse(ps, "protocol websockets", WHY_WS);
-    if (strcmp(w, "mqtt"))
+    bool ws = !strcmp(w, "websockets");
+    if (!ws && strcmp(w, "mqtt"))
         return perr(ps, "'protocol' must be mqtt or websockets, not '%s'", w);
-    cur_listener(ps, d->name); /* as in Mosquitto, it enables the default listener before any `listener` */
+    /* as in Mosquitto, it applies to the default listener before any `listener` line */
+    cur_listener(ps, d->name)->websockets = ws;
     return 0;
 }
 
@@ -707,6 +706,17 @@ static int h_include_dir(struct parser *ps, const struct directive *d, char *val
     return rc;
 }
 
+/* websockets_headers_size N: the largest WebSocket opening request head (bytes) tombo reads; 0 is
+ * the default (4096). Mosquitto hands N to libwebsockets; its default drops heads near 4 KB. */
+static int h_websockets_headers_size(struct parser *ps, const struct directive *d, char *val)
+{
+    long long v = 0;
+    if (parse_int(ps, d->name, val, 0, 65536, &v) < 0)
+        return -1;
+    ps->cfg->websockets_headers_size = v ? (uint32_t)v : 4096;
+    return 0;
+}
+
 static int h_threads(struct parser *ps, const struct directive *d, char *val)
 {
     long long v = 0;
@@ -723,7 +733,8 @@ static const struct directive directives[] = {
     FN(listener, h_listener),
     FN(port, h_port),
     FN(bind_address, h_bind_address),
-    FN(protocol, h_protocol), /* mqtt only */
+    FN(protocol, h_protocol), /* mqtt or websockets */
+    FN(websockets_headers_size, h_websockets_headers_size),
     FN(socket_domain, h_socket_domain),
     FN(bind_interface, h_bind_interface),
     INT_L(max_connections, -1, INT_MAX),
@@ -803,7 +814,9 @@ static const struct {
     /* TLS (listeners): keys in hardware engines */
     {"tls_engine", WHY_TLS_ENGINE}, {"tls_engine_kpass_sha1", WHY_TLS_ENGINE}, {"tls_keyform", WHY_TLS_ENGINE},
     /* WebSockets */
-    {"http_dir", WHY_WS}, {"websockets_log_level", WHY_WS}, {"websockets_headers_size", WHY_WS},
+    {"http_dir", "WebSocket listeners do not serve files; serve them with a web server next to tombo"},
+    {"websockets_log_level", "tombo has no libwebsockets to set a log level for; use log_type websockets "
+                             "to log WebSocket handshakes and closes"},
     /* plugins */
     {"auth_plugin", WHY_PLUGIN}, {"plugin", WHY_PLUGIN}, {"auth_plugin_deny_special_chars", WHY_PLUGIN},
     /* general */
@@ -1020,6 +1033,7 @@ void config_init(struct tombo_config *cfg)
     cfg->sys_interval = 10;
     cfg->retain_available = true;
     cfg->connection_messages = true;
+    cfg->websockets_headers_size = 4096;
     cfg->log_type = TLOG_DEFAULT;
     cfg->log_dest = TLOG_DEST_STDERR;
     cfg->log_timestamp = true;

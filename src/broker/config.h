@@ -30,9 +30,9 @@ enum tls_where {
     TLSW_PSK_HINT, TLSW_PSK_FILE, TLSW_N
 };
 
-/* One listening socket: MQTT over TCP, or over TLS when certfile+keyfile or psk_hint are set (the
- * parser refuses `protocol websockets` until the broker implements it, so no field here stands for
- * a setting the broker would ignore). The security fields hold the values that apply to clients of this
+/* One listening socket: MQTT over TCP, or over TLS when certfile+keyfile or psk_hint are set, and
+ * either over WebSockets with `protocol websockets` (ws, or wss with TLS: transport_ws.c). No field
+ * here stands for a setting the broker would ignore. The security fields hold the values that apply to clients of this
  * listener: after config_finish() they are the global ones (copied) unless per_listener_settings
  * is true, in which case they come from the lines that followed this `listener`. */
 struct tombo_listener {
@@ -44,6 +44,7 @@ struct tombo_listener {
     bool optional;       /* local-only ::1 listener: failing to bind it is not fatal */
     uint8_t max_qos;     /* `max_qos`, default 2 */
     int max_connections; /* `max_connections`, default -1 = unlimited */
+    bool websockets;     /* `protocol websockets`: MQTT over WebSockets (RFC 6455) */
     int max_topic_alias; /* `max_topic_alias`: aliases a 5.0 client may set, default 10 (0: none) */
     bool use_username_as_clientid; /* the username replaces the client id; no username, no entry */
     char *mount_point;   /* `mount_point`: this listener's clients live under this prefix (mount.h) */
@@ -115,6 +116,7 @@ struct tombo_config {
     bool queue_qos0_messages;  /* default false */
     bool upgrade_outgoing_qos; /* deliver at the subscription's QoS (non-standard), default false */
     bool connection_messages;  /* default true */
+    uint32_t websockets_headers_size; /* largest WebSocket opening request head, bytes; default 4096 */
 
     /* Logging. */
     unsigned log_type;          /* TLOG_* bits, default TLOG_DEFAULT */

@@ -224,7 +224,7 @@ void conn_on_readable(conn_t *c)
                 break;
             if (errno == EINTR)
                 continue;
-            conn_close(c, errno == EPROTO ? "TLS error" : strerror(errno));
+            conn_close(c, errno != EPROTO ? strerror(errno) : c->ws ? "WebSocket protocol error" : "TLS error");
             return;
         }
     }

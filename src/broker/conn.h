@@ -59,8 +59,9 @@ typedef struct conn {
     outq_t out;             /* own bytes and references to shared encodings (outq.h) */
     uint64_t out_sent;      /* bytes of `out` written to the socket since the connection began */
     struct conn_holds *holds; /* output waiting for the persistence store (NULL: none) */
-    const struct transport *tr; /* how bytes move: TCP or TLS (transport.h) */
+    const struct transport *tr; /* how bytes move: TCP, TLS or WebSocket (transport.h) */
     struct ssl_st *ssl;     /* TLS: the connection's SSL, owned (NULL: plain TCP) */
+    struct ws_conn *ws;     /* WebSocket state, owned (NULL: not a WebSocket listener) */
     session_t *session;     /* one reference while attached */
     session_t *bp_on;       /* the receiver this connection's publishing waits for (one reference) */
     char peer[64];

@@ -6,7 +6,7 @@
  * CONNECT yet, so the wheel's CONNECT timeout covers both.
  *
  * Plain TCP (transport_tcp) is recv/sendmsg; TLS (transport_tls, transport_tls.c) is OpenSSL over
- * the same non-blocking fd. One indirect call per read or write batch; `close` and `pending` are
+ * the same non-blocking fd; WebSockets (transport_ws, transport_ws.c) are layered over either. One indirect call per read or write batch; `close` and `pending` are
  * NULL for TCP, so the plain path pays a pointer test for them, not a call. */
 #ifndef TOMBO_BROKER_TRANSPORT_H
 #define TOMBO_BROKER_TRANSPORT_H
@@ -40,10 +40,11 @@ typedef struct transport {
 
 extern const transport_t transport_tcp;
 extern const transport_t transport_tls;
+extern const transport_t transport_ws;
 
 /* conn->tp_flags (transport state kept in the connection, no allocation for TCP) */
 #define TP_HANDSHAKE 0x01       /* TLS handshake not finished: EPOLLOUT also drives it */
-#define TP_READ_WANTS_WRITE 0x02 /* TLS: a read needs the socket writable (EPOLLOUT calls read) */
+#define TP_READ_WANTS_WRITE 0x02 /* TLS, WebSocket: a read needs the socket writable (EPOLLOUT calls read) */
 #define TP_DEAD 0x04            /* TLS failed: no close_notify */
 
 /* ---- TLS listeners (transport_tls.c) ---- */
@@ -61,5 +62,11 @@ bool tls_conn_start(struct conn *c, struct broker *b, int li);
 /* The client's identity for use_identity_as_username (certificate CN, or the PSK identity) or
  * use_subject_as_username (certificate subject), malloc'ed; NULL when it has none. */
 char *conn_tls_identity(struct conn *c, bool subject);
+
+/* ---- WebSocket listeners (transport_ws.c) ---- */
+
+/* An accepted fd on a `protocol websockets` listener, after its TCP or TLS transport is set: layer
+ * the WebSocket transport over it (opening handshake pending; c->tr becomes transport_ws). */
+void ws_conn_start(struct conn *c, struct broker *b);
 
 #endif

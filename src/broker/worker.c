@@ -97,6 +97,8 @@ static void accept_all(worker_t *w, int li)
             free(c);
             continue;
         }
+        if (l->websockets)
+            ws_conn_start(c, b); /* over TCP (ws) or the TLS just set up (wss) */
         conn_register(w, c);
         struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
         epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);

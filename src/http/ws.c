@@ -110,3 +110,87 @@ bool ws_is_upgrade(const http_request_t *req)
            http_header_has_token(req, "Connection", "upgrade") && v && http_str_ieq(*v, "13") &&
            http_header(req, "Sec-WebSocket-Key") != NULL;
 }
+
+int ws_read(ws_reader_t *r, uint8_t *buf, size_t n, size_t *inp, size_t *outp)
+{
+    size_t in = *inp, out = *outp;
+    int ret = WS_READ_MORE;
+    while (in < n) {
+        if (!r->in_frame) {
+            ws_frame_t *f = &r->f;
+            int h;
+            if (r->hlen == 0 && (h = ws_frame_header(buf + in, n - in, f)) == 1) {
+                in += f->header_len;
+            } else {
+                size_t room = WS_HEADER_MAX - (size_t)r->hlen;
+                size_t take = n - in < room ? n - in : room;
+                memcpy(r->hdr + r->hlen, buf + in, take);
+                h = ws_frame_header(r->hdr, r->hlen + take, f);
+                if (h == 0) {
+                    r->hlen = (uint8_t)(r->hlen + take);
+                    in += take;
+                    break;
+                }
+                if (h < 0) {
+                    r->why = "bad frame header";
+                    ret = -WS_CLOSE_PROTOCOL_ERROR;
+                    break;
+                }
+                in += f->header_len - r->hlen;
+                r->hlen = 0;
+            }
+            if (!f->masked != r->from_server) {
+                r->why = r->from_server ? "masked frame from a server" : "frame not masked";
+                ret = -WS_CLOSE_PROTOCOL_ERROR;
+                break;
+            }
+            if (f->opcode == WS_TEXT) {
+                r->why = "text frame (MQTT needs binary frames)";
+                ret = -WS_CLOSE_UNSUPPORTED;
+                break;
+            }
+            if ((f->opcode == WS_CONT && !r->in_message) || (f->opcode == WS_BINARY && r->in_message)) {
+                r->why = "bad fragmentation";
+                ret = -WS_CLOSE_PROTOCOL_ERROR;
+                break;
+            }
+            if (r->max_frame && f->len > r->max_frame) {
+                r->why = "frame too large";
+                ret = -WS_CLOSE_TOO_BIG;
+                break;
+            }
+            if (!(f->opcode & 0x8))
+                r->in_message = !f->fin;
+            r->in_frame = 1;
+            r->left = f->len;
+            r->off = 0;
+            r->ctl_len = 0;
+        }
+        size_t take = n - in < r->left ? n - in : (size_t)r->left;
+        if (r->f.opcode & 0x8) {
+            memcpy(r->ctl + r->ctl_len, buf + in, take);
+            if (r->f.masked)
+                ws_unmask(r->ctl + r->ctl_len, take, r->f.mask, r->off);
+            r->ctl_len = (uint8_t)(r->ctl_len + take);
+        } else if (take > 0) {
+            if (r->f.masked)
+                ws_unmask(buf + in, take, r->f.mask, r->off);
+            if (out != in)
+                memmove(buf + out, buf + in, take);
+            out += take;
+        }
+        in += take;
+        r->off += take;
+        r->left -= take;
+        if (r->left == 0) {
+            r->in_frame = 0;
+            if (r->f.opcode & 0x8) {
+                ret = WS_READ_CONTROL;
+                break;
+            }
+        }
+    }
+    *inp = in;
+    *outp = out;
+    return ret;
+}

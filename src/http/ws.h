@@ -55,6 +55,40 @@ void ws_unmask(uint8_t *p, size_t n, const uint8_t mask[4], uint64_t offset);
 /* Write a server frame header (never masked) for a payload of len bytes; returns its length. */
 size_t ws_frame_header_encode(uint8_t out[WS_SERVER_HEADER_MAX], uint8_t opcode, bool fin, uint64_t len);
 
+/* ---- a stream of frames, decoded in place ----
+ *
+ * The read side of a connection: frames arrive in pieces of any size (a header may be cut
+ * anywhere); ws_read takes each piece apart in the caller's buffer: headers are dropped and data
+ * payloads (binary and continuation frames) unmasked and moved down, so buf[0..out) ends up holding
+ * the plain byte stream. Nothing is copied out but frame headers cut by the end of a piece (14 bytes
+ * at most) and control frame payloads (125 at most), kept in the reader. Checked on top of
+ * ws_frame_header: masking (client frames must be masked, server frames must not: RFC 6455 5.1),
+ * text frames (MQTT wants binary, [MQTT-6.0.0-1]: 1003), continuation without a message and a new
+ * message inside one (1002), frames longer than max_frame (1009). */
+typedef struct ws_reader {
+    /* public: set before the first ws_read */
+    uint64_t max_frame; /* largest frame payload taken (0: no limit) */
+    bool from_server;   /* the peer is a server: its frames must not be masked */
+    /* read-only after ws_read returns WS_READ_CONTROL: the control frame */
+    ws_frame_t f;
+    uint8_t ctl[125];
+    uint8_t ctl_len;
+    /* read-only after an error: why */
+    const char *why;
+    /* private */
+    uint8_t hdr[WS_HEADER_MAX];
+    uint8_t hlen, in_frame, in_message;
+    uint64_t left, off;
+} ws_reader_t;
+
+enum { WS_READ_MORE = 0, WS_READ_CONTROL = 1 };
+
+/* Decode buf[*in..n) in place, appending the data bytes at buf[*out] (*out <= *in always). Returns
+ * WS_READ_MORE when all input is taken, WS_READ_CONTROL after a whole control frame (r->f.opcode,
+ * payload r->ctl[0..ctl_len), unmasked; call again to go on), or minus the close code of a
+ * protocol error (r->why says what). */
+int ws_read(ws_reader_t *r, uint8_t *buf, size_t n, size_t *in, size_t *out);
+
 /* Is this request a valid WebSocket opening handshake (RFC 6455 section 4.2.1): GET, HTTP/1.1,
  * Upgrade: websocket, Connection: upgrade, Sec-WebSocket-Version: 13 and a key? */
 bool ws_is_upgrade(const http_request_t *req);

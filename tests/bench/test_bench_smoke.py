@@ -31,11 +31,23 @@ def free_port():
 
 @pytest.fixture
 def broker():
+    yield from run_broker("")
+
+
+@pytest.fixture
+def ws_broker():
+    """A broker whose listener speaks MQTT over WebSockets (tombo-bench --ws)."""
+    yield from run_broker("protocol websockets\n")
+
+
+def run_broker(listener_conf):
     port = free_port()
     d = tempfile.mkdtemp(prefix="tombo-bench-smoke-")
     conf = os.path.join(d, "broker.conf")
     with open(conf, "w") as f:
-        f.write("listener %d 127.0.0.1\nallow_anonymous true\n" % port)
+        if listener_conf and os.environ.get("TOMBO_REFERENCE") == "mosquitto":
+            f.write("listener %d 127.0.0.1\n" % free_port())  # Mosquitto 2.0.11 wants a plain one too
+        f.write("listener %d 127.0.0.1\n%sallow_anonymous true\n" % (port, listener_conf))
     if os.environ.get("TOMBO_REFERENCE") == "mosquitto":
         cmd = ["/usr/sbin/mosquitto", "-c", conf]
     else:
@@ -84,6 +96,29 @@ def assert_exact(res):
     assert res["distinct"] == res["expected"], res
     if res["qos"] > 0:
         assert res["completed"] == res["sent"], res
+
+
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_ws_pairs(ws_broker, qos):
+    """--ws: the opening handshake, masked frames out, the broker's frames in; exact counts."""
+    res = bench(ws_broker, "pairs", "-c", "10", "-q", str(qos), "-r", "200", "-d", "1", "--warmup", "0.5", "--ws")
+    assert_exact(res)
+    assert res["expected"] == res["sent"]
+
+
+def test_ws_big_messages(ws_broker):
+    """Packets over one 64 KB read and frames with a 64-bit length, both ways."""
+    res = bench(ws_broker, "pairs", "-c", "2", "-q", "1", "-s", "200000", "-r", "20", "-d", "1", "--warmup", "0.2",
+                "--ws")
+    assert_exact(res)
+
+
+def test_ws_refused_by_a_plain_listener(broker):
+    """--ws against a plain MQTT listener fails with a clear error instead of hanging."""
+    r = subprocess.run(bench_cmd(broker, "pairs", "-c", "1", "-d", "0.5", "--warmup", "0", "--ws",
+                                 "--connect-timeout", "3"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert r.returncode != 0 or json.loads(r.stdout)["errors"] > 0
+    assert b"WebSocket handshake" in r.stderr, r.stderr
 
 
 def test_conn_holds_clients(broker):
@@ -225,6 +260,15 @@ def test_compare_with_nats_and_relay(tmp_path):
         assert r["errors"] == 0 and r["lost"] == 0 and r["broker_rss_mb"] > 0, r
     assert sorted(os.listdir(str(tmp_path / "plots"))) == ["p0-nats.svg", "p0-relay.svg", "p0-tombo.svg",
                                                           "p2-tombo.svg"]
+
+
+def test_compare_ws_against_mosquitto(tmp_path):
+    """A --ws scenario runs tombo and Mosquitto each on a `protocol websockets` listener."""
+    out, runs = run_compare(tmp_path, "tombo,mosquitto,relay", "w | pairs -c 4 -q 0 -w 16 --ws | ws pairs\n")
+    assert "relay n/a: no MQTT over WebSockets" in out, out
+    assert sorted(r["broker"] for r in runs) == ["mosquitto", "tombo"], out
+    for r in runs:
+        assert r["errors"] == 0 and r["lost"] == 0 and r["received"] > 0, r
 
 
 def test_compare_missing_nats_is_skipped(tmp_path):

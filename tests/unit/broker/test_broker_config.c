@@ -285,6 +285,20 @@ static void test_listener_blocks(void)
     CHECK(cfg.password_file == NULL);
     config_free(&cfg);
 
+    /* protocol websockets applies to its listener only; websockets_headers_size is global */
+    rc = load(&cfg, "listener 1883\nlistener 8080\nprotocol websockets\nlistener 8081\nprotocol mqtt\n", err,
+              sizeof(err));
+    CHECK(rc == 0);
+    CHECK(!cfg.listeners[0].websockets && cfg.listeners[1].websockets && !cfg.listeners[2].websockets);
+    CHECK(cfg.websockets_headers_size == 4096);
+    config_free(&cfg);
+    rc = load(&cfg, "websockets_headers_size 8192\n", err, sizeof(err));
+    CHECK(rc == 0 && cfg.websockets_headers_size == 8192);
+    config_free(&cfg);
+    rc = load(&cfg, "websockets_headers_size 0\n", err, sizeof(err));
+    CHECK(rc == 0 && cfg.websockets_headers_size == 4096); /* 0: the default, as in Mosquitto */
+    config_free(&cfg);
+
     /* per_listener_settings: a security line before any listener is the default listener's, which
      * stays closed without port/bind_address (Mosquitto); the listener below keeps its defaults */
     rc = load(&cfg, "per_listener_settings true\nallow_anonymous true\nlistener 2000\n", err, sizeof(err));
@@ -428,9 +442,10 @@ static void test_errors(void)
         {"listener 8883\ncertfile /c\nkeyfile /k\ntls_version tlsv1.1\n",
          "4: tls_version must be tlsv1.2 or tlsv1.3 (TLS 1.1 and older are not offered)"},
         {"listener 8883\npsk_hint hint\n", "2: psk_hint needs psk_file (the identities and their keys)"},
-        {"listener 8080\nprotocol websockets\n",
-         "2: protocol websockets: not supported yet by tombo (WebSockets are not implemented yet; keep Mosquitto "
-         "for this listener)"},
+        {"listener 8080\nhttp_dir /var/www\n",
+         "2: http_dir: not supported yet by tombo (WebSocket listeners do not serve files; serve them with a web "
+         "server next to tombo)"},
+        {"websockets_headers_size 70000\n", "1: 'websockets_headers_size' must be a number from 0 to 65536, not 70000"},
         {"check_retain_source true\n",
          "1: check_retain_source true: not supported yet by tombo (tombo does not re-check a retained message's "
          "publisher against the ACL when delivering it; it behaves as check_retain_source false: write that if "
