@@ -45,6 +45,8 @@ typedef struct broker {
     struct sys_state *sys;        /* $SYS: last values and load averages (sys.c; worker 0) */
     struct log_topic *log_topic;  /* log_dest topic: lines waiting for worker 0 (log_topic.h) */
     atomic_ulong clients_maximum;
+    struct trace *trace;          /* the dashboard's packet trace of one client (trace.h) */
+    struct httpd *httpd;          /* the HTTP endpoint (httpd.h), or NULL */
     atomic_ulong auto_id_counter;
 } broker_t;
 

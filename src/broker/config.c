@@ -319,6 +319,10 @@ static char *target(struct parser *ps, const struct directive *d)
 #define WHY_PLUGIN                                                                                          \
     "plugins are not implemented yet; use password_file and acl_file, or keep Mosquitto"
 
+#define WHY_HTTP_TLS                                                                                        \
+    "the HTTP endpoint speaks plain HTTP only; bind it to 127.0.0.1 (http_listener PORT 127.0.0.1) and put a " \
+    "TLS proxy in front of it"
+
 /* A Mosquitto directive (or one value of it) that tombo does not implement: the start-up error. */
 static int refuse(struct parser *ps, const char *what, const char *why)
 {
@@ -666,6 +670,33 @@ static int h_threads(struct parser *ps, const struct directive *d, char *val)
 
 /* Every directive tombo implements. Ranges follow Mosquitto 2.0.11 where it checks them; where it
  * takes any integer (atoi), tombo refuses what makes no sense (negative counts). */
+/* http_listener PORT [ADDRESS] (tombo only): the HTTP endpoint of metrics, REST API and dashboard. */
+static int h_http_listener(struct parser *ps, const struct directive *d, char *val)
+{
+    char *p = val;
+    char *port_s = next_word(&p);
+    if (!port_s || *port_s == '#')
+        return perr(ps, "'http_listener' needs a port: http_listener PORT [ADDRESS]");
+    char *addr = next_word(&p);
+    if (addr && *addr == '#')
+        addr = NULL;
+    else if (addr && expect_end(ps, d->name, p) < 0)
+        return -1;
+    char *end;
+    errno = 0;
+    long port = strtol(port_s, &end, 10);
+    if (end == port_s || *end || errno || port < 1 || port > 65535)
+        return perr(ps, "'http_listener' port must be a number from 1 to 65535, not '%s'", port_s);
+    if (ps->cfg->http_port)
+        return perr(ps, "'http_listener' given twice: tombo has one HTTP endpoint");
+    ps->cfg->http_port = (uint16_t)port;
+    set_str(&ps->cfg->http_address, addr);
+    char where[300];
+    snprintf(where, sizeof(where), "%s:%d", ps->file, ps->line);
+    set_str(&ps->cfg->http_where, where);
+    return 0;
+}
+
 static const struct directive directives[] = {
     /* listeners */
     FN(listener, h_listener),
@@ -731,6 +762,8 @@ static const struct directive directives[] = {
     /* process */
     FN(include_dir, h_include_dir),
     FN(threads, h_threads), /* tombo only */
+    FN(http_listener, h_http_listener), /* tombo only */
+    STR_G(http_password_file),          /* tombo only */
 };
 
 /* Mosquitto 2.0 directives whose meaning tombo does not implement yet, with what to do instead.
@@ -761,6 +794,8 @@ static const struct {
     {"log_facility", "syslog lines use facility daemon; remove the line"},
     {"user", "tombo does not change user, and does not drop root privileges as Mosquitto does; start it as "
              "that user instead (systemd User=, runuser -u NAME)"},
+    /* tombo's HTTP endpoint (not Mosquitto directives: refused so that nobody believes it is TLS) */
+    {"http_certfile", WHY_HTTP_TLS}, {"http_keyfile", WHY_HTTP_TLS},
     /* bridges */
     {"connection", WHY_BRIDGE}, {"address", WHY_BRIDGE}, {"addresses", WHY_BRIDGE},
     {"bridge_attempt_unsubscribe", WHY_BRIDGE}, {"bridge_bind_address", WHY_BRIDGE},
@@ -998,6 +1033,9 @@ void config_free(struct tombo_config *cfg)
     free(cfg->persistence_file);
     free(cfg->log_file);
     free(cfg->log_timestamp_format);
+    free(cfg->http_address);
+    free(cfg->http_password_file);
+    free(cfg->http_where);
     memset(cfg, 0, sizeof(*cfg));
 }
 

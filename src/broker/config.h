@@ -117,6 +117,11 @@ struct tombo_config {
 
     /* Process. */
     int threads; /* tombo only: worker threads; default (0 before config_finish) = online cores */
+    /* HTTP endpoint (tombo only, docs/web.md): /metrics, the REST API and the dashboard. */
+    uint16_t http_port;       /* `http_listener PORT [ADDRESS]`; 0 (default): no endpoint */
+    char *http_address;       /* its bind address; NULL: all interfaces */
+    char *http_password_file; /* basic auth against this Mosquitto password file; NULL: none */
+    char *http_where;         /* "FILE:LINE" of http_listener, for start-up errors */
 
     /* Notes for the log once it is open (deprecated directives, local-only mode, ignored -p):
      * log_init() prints them as warnings. */

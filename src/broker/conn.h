@@ -50,6 +50,8 @@ typedef struct conn {
     uint16_t keepalive;
     uint16_t topic_alias_max_in;
     uint8_t tp_flags;       /* transport state (TP_* in transport.h) */
+    uint8_t traced;         /* its packets go to the trace (trace.h), as of generation trace_gen */
+    uint16_t trace_gen;
     struct connect_req *pending; /* that CONNECT, until it is answered */
     buf_t in;
     outq_t out;             /* own bytes and references to shared encodings (outq.h) */

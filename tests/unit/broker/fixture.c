@@ -12,6 +12,7 @@
 #include "broker/retain.h"
 #include "broker/session.h"
 #include "broker/store.h"
+#include "broker/trace.h"
 #include "broker/worker.h"
 
 static void hold_session(void *s) { session_hold(s); }
@@ -40,6 +41,7 @@ void fixture_broker_start(broker_t *b, int n_workers, const char *store_path)
     pthread_mutex_init(&b->reg_lock, NULL);
     timers_init(&b->timers);
     b->reg = registry_new();
+    b->trace = trace_new();
     bp_marks_init(&b->bp, b->cfg.max_queued_messages, b->cfg.max_queued_bytes);
     b->subs = subtree_new(hold_session);
     b->retained = retain_new(hold_msg, release_msg);
