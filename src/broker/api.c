@@ -309,7 +309,8 @@ static void topics_list(broker_t *b, const http_request_t *req, api_resp_t *r)
     struct collected c = {0};
     if (retain_match(b->retained, (const uint8_t *)filter, (size_t)fl, collect, &c) < 0)
         return error(r, 503, "out of memory");
-    qsort(c.v, c.n, sizeof(*c.v), by_topic);
+    if (c.n)
+        qsort(c.v, c.n, sizeof(*c.v), by_topic);
     hbuf_t *o = &r->body;
     hb_puts(o, "{\"topics\":[");
     for (size_t i = 0; i < c.n; i++) {

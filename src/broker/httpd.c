@@ -34,10 +34,14 @@
 #define HTTPD_MAX_HEAD 8192
 #define HTTPD_MAX_BODY 8192
 #define HTTPD_IDLE_MS 30000
+#define HTTPD_DRAIN_MS 2000 /* at most this long reading what follows an answer that closes */
 
 typedef struct hconn {
     int fd;
     bool close_after; /* close once `out` is written */
+    bool draining;    /* answered and write side shut: input read and dropped until EOF (or the
+                       * idle limit), since closing with unread input would reset the connection
+                       * and the client could lose the answer */
     int64_t last_ms;
     size_t in_len;
     hbuf_t out;
@@ -240,8 +244,14 @@ static bool flush_out(struct httpd *h, hconn_t *c)
         c->out_off += (size_t)w;
     }
     c->out.len = c->out_off = 0;
-    if (c->close_after)
-        return false;
+    if (c->close_after) {
+        shutdown(c->fd, SHUT_WR);
+        c->draining = true;
+        c->last_ms = now_ms() - HTTPD_IDLE_MS + HTTPD_DRAIN_MS;
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+        epoll_ctl(h->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+        return true;
+    }
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
     epoll_ctl(h->epfd, EPOLL_CTL_MOD, c->fd, &ev);
     return true;
@@ -249,6 +259,15 @@ static bool flush_out(struct httpd *h, hconn_t *c)
 
 static void on_event(struct httpd *h, hconn_t *c, uint32_t events)
 {
+    if (c->draining) {
+        char sink[4096];
+        ssize_t r;
+        while ((r = recv(c->fd, sink, sizeof(sink), 0)) > 0)
+            ;
+        if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            hconn_close(h, c);
+        return;
+    }
     c->last_ms = now_ms();
     bool eof = false;
     if (!c->close_after && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
@@ -275,7 +294,7 @@ static void on_event(struct httpd *h, hconn_t *c, uint32_t events)
     }
     if (eof)
         c->close_after = true; /* answer what came, then close */
-    if (!flush_out(h, c) || (eof && c->out_off == c->out.len)) {
+    if (!flush_out(h, c) || (eof && c->draining)) {
         hconn_close(h, c);
         return;
     }
