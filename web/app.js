@@ -191,7 +191,9 @@ async function tickTrace() {
     traceEvents = traceEvents.concat(r.events).slice(-300);
     traceAfter = r.events[r.events.length - 1].seq;
   }
+  const box = $("trace-box"), atEnd = box.scrollTop + box.clientHeight >= box.scrollHeight - 40;
   drawTrace();
+  if (atEnd) box.scrollTop = box.scrollHeight; // follow the newest packets unless the reader scrolled up
 }
 
 // ---- the loop ----
