@@ -697,6 +697,19 @@ static int h_http_listener(struct parser *ps, const struct directive *d, char *v
     return 0;
 }
 
+static int h_http_password_file(struct parser *ps, const struct directive *d, char *val)
+{
+    while (*val == ' ' || *val == '\t')
+        val++;
+    if (!*val)
+        return perr(ps, "'%s' needs a value", d->name);
+    set_str(&ps->cfg->http_password_file, val);
+    char where[300];
+    snprintf(where, sizeof(where), "%s:%d", ps->file, ps->line);
+    set_str(&ps->cfg->http_password_where, where);
+    return 0;
+}
+
 static const struct directive directives[] = {
     /* listeners */
     FN(listener, h_listener),
@@ -763,7 +776,7 @@ static const struct directive directives[] = {
     FN(include_dir, h_include_dir),
     FN(threads, h_threads), /* tombo only */
     FN(http_listener, h_http_listener), /* tombo only */
-    STR_G(http_password_file),          /* tombo only */
+    FN(http_password_file, h_http_password_file), /* tombo only */
 };
 
 /* Mosquitto 2.0 directives whose meaning tombo does not implement yet, with what to do instead.
@@ -1036,11 +1049,17 @@ void config_free(struct tombo_config *cfg)
     free(cfg->http_address);
     free(cfg->http_password_file);
     free(cfg->http_where);
+    free(cfg->http_password_where);
     memset(cfg, 0, sizeof(*cfg));
 }
 
 int config_finish(struct tombo_config *cfg, char *err, size_t errlen)
 {
+    if (cfg->http_password_file && !cfg->http_port) {
+        snprintf(err, errlen, "%s: http_password_file needs http_listener (there is no HTTP endpoint to protect)",
+                 cfg->http_password_where ? cfg->http_password_where : "config");
+        return -1;
+    }
     /* The listeners the config file named explicitly. */
     int n_explicit = cfg->n_listeners;
     struct tombo_listener *explicit_l = cfg->listeners;

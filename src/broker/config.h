@@ -122,6 +122,7 @@ struct tombo_config {
     char *http_address;       /* its bind address; NULL: all interfaces */
     char *http_password_file; /* basic auth against this Mosquitto password file; NULL: none */
     char *http_where;         /* "FILE:LINE" of http_listener, for start-up errors */
+    char *http_password_where; /* "FILE:LINE" of http_password_file */
 
     /* Notes for the log once it is open (deprecated directives, local-only mode, ignored -p):
      * log_init() prints them as warnings. */
