@@ -104,6 +104,28 @@ static void client_summary(hbuf_t *o, session_t *s)
               s->inflight_live, s->inflight_max, s->in_qos2_n, s->will ? "true" : "false");
 }
 
+/* The paging and filter parameters of a list: ?offset=&limit=&filter=TEXT. */
+typedef struct page {
+    long offset, limit;
+    long fl; /* filter length, or <= 0: none */
+    char filter[1024];
+} page_t;
+
+static long query_long(const http_request_t *req, const char *name, long dflt, long min, long max);
+
+/* False (and r holds the 400) when the parameters are malformed. */
+static bool page_params(const http_request_t *req, page_t *pg, api_resp_t *r)
+{
+    pg->offset = query_long(req, "offset", 0, 0, (long)1 << 40);
+    pg->limit = query_long(req, "limit", PAGE_DEFAULT, 0, PAGE_MAX);
+    pg->fl = uri_query(req->target, "filter", pg->filter, sizeof(pg->filter));
+    if (pg->fl == -2) {
+        error(r, 400, "bad filter parameter");
+        return false;
+    }
+    return true;
+}
+
 static long query_long(const http_request_t *req, const char *name, long dflt, long min, long max)
 {
     char buf[24];
@@ -120,12 +142,10 @@ static long query_long(const http_request_t *req, const char *name, long dflt, l
 /* GET /api/v1/clients?offset=&limit=&filter=SUBSTRING&connected=true|false */
 static void clients_list(broker_t *b, const http_request_t *req, api_resp_t *r)
 {
-    long offset = query_long(req, "offset", 0, 0, (long)1 << 40);
-    long limit = query_long(req, "limit", PAGE_DEFAULT, 0, PAGE_MAX);
-    char filter[1024], conn[8];
-    long fl = uri_query(req->target, "filter", filter, sizeof(filter));
-    if (fl == -2)
-        return error(r, 400, "bad filter parameter");
+    page_t pg;
+    if (!page_params(req, &pg, r))
+        return;
+    char conn[8];
     long cl = uri_query(req->target, "connected", conn, sizeof(conn));
     int want_conn = cl < 0 ? -1 : !strcmp(conn, "true") ? 1 : !strcmp(conn, "false") ? 0 : -2;
     if (want_conn == -2)
@@ -137,12 +157,12 @@ static void clients_list(broker_t *b, const http_request_t *req, api_resp_t *r)
     long total = 0, shown = 0;
     for (size_t i = 0; i < n; i++) {
         session_t *s = v[i];
-        if (fl > 0 && !memmem(s->client_id, s->client_id_len, filter, (size_t)fl))
+        if (pg.fl > 0 && !memmem(s->client_id, s->client_id_len, pg.filter, (size_t)pg.fl))
             continue;
         pthread_mutex_lock(&s->lock);
         bool connected = atomic_load(&s->worker) >= 0 && s->conn;
         if (want_conn < 0 || want_conn == connected) {
-            if (total >= offset && shown < limit) {
+            if (total >= pg.offset && shown < pg.limit) {
                 if (shown++)
                     hb_puts(o, ",");
                 client_summary(o, s);
@@ -151,7 +171,7 @@ static void clients_list(broker_t *b, const http_request_t *req, api_resp_t *r)
         }
         pthread_mutex_unlock(&s->lock);
     }
-    hb_printf(o, "],\"total\":%ld,\"offset\":%ld,\"limit\":%ld}\n", total, offset, limit);
+    hb_printf(o, "],\"total\":%ld,\"offset\":%ld,\"limit\":%ld}\n", total, pg.offset, pg.limit);
     release_all(v, n);
 }
 
@@ -236,12 +256,9 @@ static void client_kick(broker_t *b, session_t *s, api_resp_t *r)
 /* GET /api/v1/subscriptions?offset=&limit=&filter=SUBSTRING */
 static void subscriptions_list(broker_t *b, const http_request_t *req, api_resp_t *r)
 {
-    long offset = query_long(req, "offset", 0, 0, (long)1 << 40);
-    long limit = query_long(req, "limit", PAGE_DEFAULT, 0, PAGE_MAX);
-    char filter[1024];
-    long fl = uri_query(req->target, "filter", filter, sizeof(filter));
-    if (fl == -2)
-        return error(r, 400, "bad filter parameter");
+    page_t pg;
+    if (!page_params(req, &pg, r))
+        return;
     size_t n;
     session_t **v = sessions_sorted(b, &n);
     hbuf_t *o = &r->body;
@@ -252,9 +269,9 @@ static void subscriptions_list(broker_t *b, const http_request_t *req, api_resp_
         pthread_mutex_lock(&s->lock);
         for (uint32_t k = 0; k < s->n_subs; k++) {
             const sess_sub_t *sub = &s->subs[k];
-            if (fl > 0 && !memmem(sub->filter, sub->len, filter, (size_t)fl))
+            if (pg.fl > 0 && !memmem(sub->filter, sub->len, pg.filter, (size_t)pg.fl))
                 continue;
-            if (total++ < offset || shown >= limit)
+            if (total++ < pg.offset || shown >= pg.limit)
                 continue;
             hb_puts(o, shown++ ? ",{\"client_id\":" : "{\"client_id\":");
             hb_json_str(o, s->client_id, s->client_id_len);
@@ -265,7 +282,7 @@ static void subscriptions_list(broker_t *b, const http_request_t *req, api_resp_
         }
         pthread_mutex_unlock(&s->lock);
     }
-    hb_printf(o, "],\"total\":%ld,\"offset\":%ld,\"limit\":%ld}\n", total, offset, limit);
+    hb_printf(o, "],\"total\":%ld,\"offset\":%ld,\"limit\":%ld}\n", total, pg.offset, pg.limit);
     release_all(v, n);
 }
 

@@ -329,22 +329,32 @@ static int refuse(struct parser *ps, const char *what, const char *why)
     return perr(ps, "%s: not supported yet by tombo (%s)", what, why);
 }
 
-static int h_listener(struct parser *ps, const struct directive *d, char *val)
+/* `NAME PORT [ADDRESS]` (listener, http_listener): *port 0..65535 and *addr (NULL: none). */
+static int port_address(struct parser *ps, const char *name, char *val, long *port, char **addr)
 {
     char *p = val;
     char *port_s = next_word(&p);
     if (!port_s || *port_s == '#')
-        return perr(ps, "'listener' needs a port: listener PORT [ADDRESS]");
-    char *addr = next_word(&p);
-    if (addr && *addr == '#')
-        addr = NULL;
-    else if (addr && expect_end(ps, d->name, p) < 0)
+        return perr(ps, "'%s' needs a port: %s PORT [ADDRESS]", name, name);
+    *addr = next_word(&p);
+    if (*addr && **addr == '#')
+        *addr = NULL;
+    else if (*addr && expect_end(ps, name, p) < 0)
         return -1;
     char *end;
     errno = 0;
-    long port = strtol(port_s, &end, 10);
-    if (end == port_s || *end || errno || port < 0 || port > 65535)
-        return perr(ps, "'listener' port must be a number from 1 to 65535, not '%s'", port_s);
+    *port = strtol(port_s, &end, 10);
+    if (end == port_s || *end || errno || *port < 0 || *port > 65535)
+        return perr(ps, "'%s' port must be a number from 1 to 65535, not '%s'", name, port_s);
+    return 0;
+}
+
+static int h_listener(struct parser *ps, const struct directive *d, char *val)
+{
+    long port;
+    char *addr;
+    if (port_address(ps, d->name, val, &port, &addr) < 0)
+        return -1;
     if (port == 0)
         return refuse(ps, "listener 0 PATH (a Unix socket)", "listen on 127.0.0.1 or ::1 instead");
     struct tombo_listener *l = listener_add(ps->cfg);
@@ -673,20 +683,12 @@ static int h_threads(struct parser *ps, const struct directive *d, char *val)
 /* http_listener PORT [ADDRESS] (tombo only): the HTTP endpoint of metrics, REST API and dashboard. */
 static int h_http_listener(struct parser *ps, const struct directive *d, char *val)
 {
-    char *p = val;
-    char *port_s = next_word(&p);
-    if (!port_s || *port_s == '#')
-        return perr(ps, "'http_listener' needs a port: http_listener PORT [ADDRESS]");
-    char *addr = next_word(&p);
-    if (addr && *addr == '#')
-        addr = NULL;
-    else if (addr && expect_end(ps, d->name, p) < 0)
+    long port;
+    char *addr;
+    if (port_address(ps, d->name, val, &port, &addr) < 0)
         return -1;
-    char *end;
-    errno = 0;
-    long port = strtol(port_s, &end, 10);
-    if (end == port_s || *end || errno || port < 1 || port > 65535)
-        return perr(ps, "'http_listener' port must be a number from 1 to 65535, not '%s'", port_s);
+    if (port == 0)
+        return perr(ps, "'http_listener' port must be a number from 1 to 65535, not 0");
     if (ps->cfg->http_port)
         return perr(ps, "'http_listener' given twice: tombo has one HTTP endpoint");
     ps->cfg->http_port = (uint16_t)port;
