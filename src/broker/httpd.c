@@ -25,6 +25,7 @@
 #include "broker/api.h"
 #include "broker/auth.h"
 #include "broker/broker.h"
+#include "broker/listener.h"
 #include "broker/log.h"
 #include "broker/worker.h"
 #include "http/basic.h"
@@ -78,7 +79,8 @@ int httpd_open(broker_t *b)
             log_printf(TLOG_WARNING, "Warning: %s", auth_warning(h->auth, k));
     }
     char err[256];
-    h->lfd = listen_on(cfg->http_address, cfg->http_port, err, sizeof(err));
+    struct tombo_listener l = {.port = cfg->http_port, .address = cfg->http_address};
+    h->lfd = listener_open(&l, err, sizeof(err));
     if (h->lfd < 0) {
         log_printf(TLOG_ERR, "Error: %s: http_listener: %s", cfg->http_where ? cfg->http_where : "config", err);
         return -1;
