@@ -156,6 +156,7 @@ void broker_reload(broker_t *b)
 {
     log_reopen();
     tls_listeners_reload(b);
+    httpd_reload(b);
     for (int i = 0; i < b->cfg.n_listeners; i++) {
         if (i > 0 && !b->cfg.per_listener_settings)
             break; /* one auth_t for all listeners */

@@ -333,6 +333,18 @@ int httpd_start(broker_t *b)
     return 0;
 }
 
+void httpd_reload(broker_t *b)
+{
+    struct httpd *h = b->httpd;
+    if (!h || !h->auth)
+        return;
+    char err[512];
+    if (auth_reload(h->auth, err, sizeof(err)) != 0)
+        log_printf(TLOG_ERR, "Error: reloading http_password_file: %s; the previous one stays in force.", err);
+    else
+        log_printf(TLOG_NOTICE, "Reloaded http_password_file.");
+}
+
 void httpd_stop(broker_t *b)
 {
     struct httpd *h = b->httpd;

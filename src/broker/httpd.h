@@ -13,6 +13,8 @@ struct broker;
 int httpd_open(struct broker *b);
 /* broker_run: start its thread. 0 or -1. */
 int httpd_start(struct broker *b);
+/* SIGHUP (worker 0): read http_password_file again; on error the previous users stay. */
+void httpd_reload(struct broker *b);
 /* broker_free, before the workers are freed: stop the thread (it sees b->stop within 200 ms),
  * close every connection, free it all. Safe when nothing was opened. */
 void httpd_stop(struct broker *b);

@@ -7,6 +7,7 @@ broker lives on."""
 import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -283,7 +284,7 @@ def make_pwfile(path, users):
 
 def test_basic_auth(make_broker, tmp_path):
     """http_password_file: no or wrong credentials get 401 with a Basic challenge, the right ones
-    200, checked like MQTT passwords (a Mosquitto password file)."""
+    200, checked like MQTT passwords (a Mosquitto password file); SIGHUP reloads the file."""
     import base64
     pw = make_pwfile(str(tmp_path / "pw"), {"admin": "s3cret", "ops": "other"})
     b = http_broker(make_broker, "http_password_file %s\n" % pw)
@@ -297,6 +298,15 @@ def test_basic_auth(make_broker, tmp_path):
     assert request(b, "GET", "/api/v1/stats", auth("admin", "s3cret"))[0] == 200
     assert request(b, "GET", "/", auth("ops", "other"))[0] == 200
     assert request(b, "DELETE", "/api/v1/clients/x")[0] == 401
+    # SIGHUP reads the file again, as for password_file.
+    make_pwfile(pw, {"admin": "n3w"})
+    b.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 10
+    while request(b, "GET", "/api/v1/stats", auth("admin", "n3w"))[0] != 200 and time.time() < deadline:
+        time.sleep(0.1)
+    assert request(b, "GET", "/api/v1/stats", auth("admin", "n3w"))[0] == 200
+    assert request(b, "GET", "/api/v1/stats", auth("admin", "s3cret"))[0] == 401
+    assert request(b, "GET", "/api/v1/stats", auth("ops", "other"))[0] == 401
 
 
 def raw_http(b, data, timeout=5):
