@@ -86,6 +86,9 @@ int broker_init(broker_t *b)
         return -1;
     if (b->cfg.persistence && open_store(b) != 0)
         return -1;
+    /* Before the MQTT listeners: once a client can connect, the endpoint answers too. */
+    if (httpd_open(b) != 0)
+        return -1;
     b->listen_fds = xmalloc(((size_t)b->cfg.n_listeners + 1) * sizeof(int));
     for (int i = 0; i <= b->cfg.n_listeners; i++)
         b->listen_fds[i] = -1;
@@ -106,8 +109,6 @@ int broker_init(broker_t *b)
             return -1;
         }
     }
-    if (httpd_open(b) != 0)
-        return -1;
     for (int i = 0; i < b->cfg.n_listeners; i++) {
         struct tombo_listener *l = &b->cfg.listeners[i];
         if (b->listen_fds[i] >= 0) {

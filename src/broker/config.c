@@ -329,10 +329,6 @@ static char *target(struct parser *ps, const struct directive *d)
 #define WHY_PLUGIN                                                                                          \
     "plugins are not implemented yet; use password_file and acl_file, or keep Mosquitto"
 
-#define WHY_HTTP_TLS                                                                                        \
-    "the HTTP endpoint speaks plain HTTP only; bind it to 127.0.0.1 (http_listener PORT 127.0.0.1) and put a " \
-    "TLS proxy in front of it"
-
 /* A Mosquitto directive (or one value of it) that tombo does not implement: the start-up error. */
 static int refuse(struct parser *ps, const char *what, const char *why)
 {
@@ -756,6 +752,20 @@ static int h_http_password_file(struct parser *ps, const struct directive *d, ch
     return 0;
 }
 
+/* http_certfile / http_keyfile: the HTTP endpoint over TLS. */
+static int h_http_tls(struct parser *ps, const struct directive *d, char *val)
+{
+    while (*val == ' ' || *val == '\t')
+        val++;
+    if (!*val)
+        return perr(ps, "'%s' needs a value", d->name);
+    set_str(!strcmp(d->name, "http_certfile") ? &ps->cfg->http_certfile : &ps->cfg->http_keyfile, val);
+    char where[300];
+    snprintf(where, sizeof(where), "%s:%d", ps->file, ps->line);
+    set_str(&ps->cfg->http_tls_where, where);
+    return 0;
+}
+
 static const struct directive directives[] = {
     /* listeners */
     FN(listener, h_listener),
@@ -827,6 +837,8 @@ static const struct directive directives[] = {
     FN(threads, h_threads), /* tombo only */
     FN(http_listener, h_http_listener), /* tombo only */
     FN(http_password_file, h_http_password_file), /* tombo only */
+    FN(http_certfile, h_http_tls),                 /* tombo only */
+    FN(http_keyfile, h_http_tls),                  /* tombo only */
 };
 
 /* Mosquitto 2.0 directives whose meaning tombo does not implement yet, with what to do instead.
@@ -852,8 +864,6 @@ static const struct {
     {"log_facility", "syslog lines use facility daemon; remove the line"},
     {"user", "tombo does not change user, and does not drop root privileges as Mosquitto does; start it as "
              "that user instead (systemd User=, runuser -u NAME)"},
-    /* tombo's HTTP endpoint (not Mosquitto directives: refused so that nobody believes it is TLS) */
-    {"http_certfile", WHY_HTTP_TLS}, {"http_keyfile", WHY_HTTP_TLS},
     /* bridges */
     {"connection", WHY_BRIDGE}, {"address", WHY_BRIDGE}, {"addresses", WHY_BRIDGE},
     {"bridge_attempt_unsubscribe", WHY_BRIDGE}, {"bridge_bind_address", WHY_BRIDGE},
@@ -1095,6 +1105,9 @@ void config_free(struct tombo_config *cfg)
     free(cfg->http_password_file);
     free(cfg->http_where);
     free(cfg->http_password_where);
+    free(cfg->http_certfile);
+    free(cfg->http_keyfile);
+    free(cfg->http_tls_where);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -1103,6 +1116,16 @@ int config_finish(struct tombo_config *cfg, char *err, size_t errlen)
     if (cfg->http_password_file && !cfg->http_port) {
         snprintf(err, errlen, "%s: http_password_file needs http_listener (there is no HTTP endpoint to protect)",
                  cfg->http_password_where ? cfg->http_password_where : "config");
+        return -1;
+    }
+    if ((cfg->http_certfile || cfg->http_keyfile) && !cfg->http_port) {
+        snprintf(err, errlen, "%s: http_certfile and http_keyfile need http_listener", cfg->http_tls_where);
+        return -1;
+    }
+    if (!cfg->http_certfile != !cfg->http_keyfile) {
+        snprintf(err, errlen, "%s: %s", cfg->http_tls_where,
+                 cfg->http_certfile ? "http_certfile needs http_keyfile (the certificate's private key)"
+                                    : "http_keyfile needs http_certfile (the certificate of that key)");
         return -1;
     }
     /* The listeners the config file named explicitly. */

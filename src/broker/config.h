@@ -128,6 +128,8 @@ struct tombo_config {
     char *http_password_file; /* basic auth against this Mosquitto password file; NULL: none */
     char *http_where;         /* "FILE:LINE" of http_listener, for start-up errors */
     char *http_password_where; /* "FILE:LINE" of http_password_file */
+    char *http_certfile, *http_keyfile; /* https: PEM certificate (chain) and key; NULL: plain HTTP */
+    char *http_tls_where;     /* "FILE:LINE" of the last of them, for start-up errors */
 
     /* Notes for the log once it is open (deprecated directives, local-only mode, ignored -p):
      * log_init() prints them as warnings. */

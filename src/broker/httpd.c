@@ -11,6 +11,7 @@
 #include "broker/httpd.h"
 
 #include <errno.h>
+#include <openssl/err.h>
 #include <netdb.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@
 #include "broker/worker.h"
 #include "http/basic.h"
 #include "http/http.h"
+#include "tls/tls.h"
 
 #define HTTPD_MAX_CONNS 64
 #define HTTPD_MAX_HEAD 8192
@@ -39,6 +41,8 @@
 
 typedef struct hconn {
     int fd;
+    SSL *ssl;         /* https (http_certfile): the connection's TLS, owned; NULL: plain HTTP */
+    bool read_wants_write; /* TLS: a read waits for the socket to take a handshake record */
     bool close_after; /* close once `out` is written */
     bool draining;    /* answered and write side shut: input read and dropped until EOF (or the
                        * idle limit), since closing with unread input would reset the connection
@@ -56,6 +60,7 @@ struct httpd {
     pthread_t thread;
     bool started;
     auth_t *auth; /* http_password_file, or NULL: no authentication */
+    SSL_CTX *ctx; /* http_certfile + http_keyfile, or NULL: plain HTTP */
     hconn_t *conns[HTTPD_MAX_CONNS];
 };
 
@@ -78,6 +83,15 @@ int httpd_open(broker_t *b)
         for (int k = 0; auth_warning(h->auth, k); k++)
             log_printf(TLOG_WARNING, "Warning: %s", auth_warning(h->auth, k));
     }
+    if (cfg->http_certfile) {
+        char terr[TLS_ERR_MAX];
+        tls_options_t o = {.certfile = cfg->http_certfile, .keyfile = cfg->http_keyfile};
+        h->ctx = tls_server_ctx(&o, terr, sizeof(terr));
+        if (!h->ctx) {
+            log_printf(TLOG_ERR, "Error: %s: %s", cfg->http_tls_where ? cfg->http_tls_where : "config", terr);
+            return -1;
+        }
+    }
     char err[256];
     struct tombo_listener l = {.port = cfg->http_port, .address = cfg->http_address};
     h->lfd = listener_open(&l, err, sizeof(err));
@@ -88,8 +102,8 @@ int httpd_open(broker_t *b)
     h->epfd = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->lfd, &ev);
-    log_printf(TLOG_NOTICE, "Opening HTTP endpoint (metrics, REST API, dashboard) on %s port %u%s.",
-               cfg->http_address ? cfg->http_address : "*", cfg->http_port,
+    log_printf(TLOG_NOTICE, "Opening HTTP endpoint (metrics, REST API, dashboard) on %s port %u%s%s.",
+               cfg->http_address ? cfg->http_address : "*", cfg->http_port, h->ctx ? " (TLS)" : "",
                h->auth ? " with basic authentication" : "");
     return 0;
 }
@@ -99,6 +113,7 @@ static void hconn_close(struct httpd *h, hconn_t *c)
     for (int i = 0; i < HTTPD_MAX_CONNS; i++)
         if (h->conns[i] == c)
             h->conns[i] = NULL;
+    SSL_free(c->ssl);
     close(c->fd);
     hb_free(&c->out);
     free(c);
@@ -124,6 +139,17 @@ static void accept_all(struct httpd *h)
         }
         hconn_t *c = xcalloc(1, sizeof(*c));
         c->fd = fd;
+        if (h->ctx) {
+            c->ssl = SSL_new(h->ctx);
+            if (!c->ssl || !SSL_set_fd(c->ssl, fd)) {
+                SSL_free(c->ssl);
+                close(fd);
+                free(c);
+                continue;
+            }
+            SSL_set_accept_state(c->ssl);
+            SSL_set_mode(c->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+        }
         c->last_ms = now_ms();
         h->conns[slot] = c;
         struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
@@ -226,27 +252,75 @@ static bool handle_input(struct httpd *h, hconn_t *c)
     return true;
 }
 
+/* Bytes in and out, plain or TLS: > 0 bytes, 0 end of stream, IO_AGAIN (would block), IO_ERR. */
+enum { IO_AGAIN = -1, IO_ERR = -2 };
+
+static ssize_t tls_result(hconn_t *c, int r, bool reading)
+{
+    if (r > 0)
+        return r;
+    switch (SSL_get_error(c->ssl, r)) {
+    case SSL_ERROR_WANT_READ: return IO_AGAIN;
+    case SSL_ERROR_WANT_WRITE:
+        if (reading)
+            c->read_wants_write = true;
+        return IO_AGAIN;
+    case SSL_ERROR_ZERO_RETURN: return 0;
+    default: return IO_ERR; /* a failed handshake, a broken record, a reset */
+    }
+}
+
+static ssize_t io_read(hconn_t *c, void *buf, size_t n)
+{
+    if (c->ssl) {
+        ERR_clear_error();
+        return tls_result(c, SSL_read(c->ssl, buf, n > INT32_MAX ? INT32_MAX : (int)n), true);
+    }
+    for (;;) {
+        ssize_t r = recv(c->fd, buf, n, 0);
+        if (r >= 0)
+            return r;
+        if (errno != EINTR)
+            return errno == EAGAIN || errno == EWOULDBLOCK ? IO_AGAIN : IO_ERR;
+    }
+}
+
+static ssize_t io_write(hconn_t *c, const void *buf, size_t n)
+{
+    if (c->ssl) {
+        ERR_clear_error();
+        return tls_result(c, SSL_write(c->ssl, buf, n > INT32_MAX ? INT32_MAX : (int)n), false);
+    }
+    for (;;) {
+        ssize_t r = send(c->fd, buf, n, MSG_NOSIGNAL);
+        if (r >= 0)
+            return r;
+        if (errno != EINTR)
+            return errno == EAGAIN || errno == EWOULDBLOCK ? IO_AGAIN : IO_ERR;
+    }
+}
+
 /* Write what c has; false when it is done (closed by us) or broke. */
 static bool flush_out(struct httpd *h, hconn_t *c)
 {
     while (c->out_off < c->out.len) {
-        ssize_t w = send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        ssize_t w = io_write(c, c->out.p + c->out_off, c->out.len - c->out_off);
+        if (w <= 0) {
+            if (w == IO_AGAIN) {
                 /* closing: only the rest of the answer matters (and EPOLLRDHUP would fire on) */
                 struct epoll_event ev = {.events = c->close_after ? EPOLLOUT : EPOLLIN | EPOLLOUT | EPOLLRDHUP,
                                          .data.ptr = c};
                 epoll_ctl(h->epfd, EPOLL_CTL_MOD, c->fd, &ev);
                 return true;
             }
-            if (errno == EINTR)
-                continue;
             return false;
         }
         c->out_off += (size_t)w;
     }
     c->out.len = c->out_off = 0;
     if (c->close_after) {
+        if (c->ssl)
+            SSL_shutdown(c->ssl); /* close_notify, best effort: the socket's write side closes next */
         shutdown(c->fd, SHUT_WR);
         c->draining = true;
         c->last_ms = now_ms() - HTTPD_IDLE_MS + HTTPD_DRAIN_MS;
@@ -254,7 +328,7 @@ static bool flush_out(struct httpd *h, hconn_t *c)
         epoll_ctl(h->epfd, EPOLL_CTL_MOD, c->fd, &ev);
         return true;
     }
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | (c->read_wants_write ? EPOLLOUT : 0), .data.ptr = c};
     epoll_ctl(h->epfd, EPOLL_CTL_MOD, c->fd, &ev);
     return true;
 }
@@ -272,20 +346,19 @@ static void on_event(struct httpd *h, hconn_t *c, uint32_t events)
     }
     c->last_ms = now_ms();
     bool eof = false;
-    if (!c->close_after && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+    if (!c->close_after && ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) || c->read_wants_write)) {
+        c->read_wants_write = false;
         for (;;) {
             size_t room = sizeof(c->in) - c->in_len;
             if (room == 0)
                 break;
-            ssize_t r = recv(c->fd, c->in + c->in_len, room, 0);
+            ssize_t r = io_read(c, c->in + c->in_len, room);
             if (r > 0) {
                 c->in_len += (size_t)r;
                 continue;
             }
-            if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            if (r != IO_AGAIN)
                 eof = true;
-            if (r < 0 && errno == EINTR)
-                continue;
             break;
         }
         handle_input(h, c);
@@ -362,6 +435,7 @@ void httpd_stop(broker_t *b)
     if (h->epfd >= 0)
         close(h->epfd);
     auth_free(h->auth);
+    SSL_CTX_free(h->ctx);
     free(h);
     b->httpd = NULL;
 }

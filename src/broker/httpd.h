@@ -2,7 +2,8 @@
  * the REST API and the dashboard (api.c), served by one thread of its own with a small epoll loop,
  * so that no request ever runs on, or waits for, a worker. Optional Basic authentication against a
  * Mosquitto password file (`http_password_file`), checked with the broker's own code (auth.h).
- * Plain HTTP/1.1 with keep-alive; no TLS (refused by the config). Design note in httpd.c. */
+ * HTTP/1.1 with keep-alive, over TLS when http_certfile and http_keyfile are set (src/tls builds
+ * the context). Design note in httpd.c. */
 #ifndef TOMBO_BROKER_HTTPD_H
 #define TOMBO_BROKER_HTTPD_H
 

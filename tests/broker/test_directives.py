@@ -213,12 +213,11 @@ ROWS = [
     ("threads", "threads 2", TOMBO, "broker/test_directives.py"),
     ("http_listener", "http_listener PORT2 127.0.0.1", TOMBO, "broker/test_http.py"),
     ("http_password_file", "http_listener PORT2 127.0.0.1\nhttp_password_file FILE", TOMBO, "broker/test_http.py"),
-    ("http_certfile", "http_listener PORT2 127.0.0.1\nhttp_certfile TLSCRT", REFUSED, "no TLS on the HTTP endpoint"),
-    ("http_keyfile", "http_listener PORT2 127.0.0.1\nhttp_keyfile TLSKEY", REFUSED, "no TLS on the HTTP endpoint"),
+    ("http_certfile", "http_listener PORT2 127.0.0.1\nhttp_keyfile TLSKEY\nhttp_certfile TLSCRT", TOMBO,
+     "broker/test_http.py"),
+    ("http_keyfile", "http_listener PORT2 127.0.0.1\nhttp_certfile TLSCRT\nhttp_keyfile TLSKEY", TOMBO,
+     "broker/test_http.py"),
 ]
-
-# tombo's own names that it refuses (so that nobody believes the HTTP endpoint speaks TLS)
-TOMBO_REFUSED = {"http_certfile", "http_keyfile"}
 
 ROW_IDS = ["%s:%s" % (r[0], r[1].split("\n")[-1].split(" ", 1)[-1][:24]) for r in ROWS]
 
@@ -266,7 +265,7 @@ def test_every_mosquitto_directive_has_a_row():
     names = _table_names()
     missing = [d for d in MOSQUITTO_20 if d not in names]
     assert not missing, "directives without a row: %s" % missing
-    extra = sorted(n for n in names if n not in MOSQUITTO_20 and n not in TOMBO_REFUSED
+    extra = sorted(n for n in names if n not in MOSQUITTO_20
                    and not all(r[2] == TOMBO for r in ROWS if r[0] == n))
     assert not extra, "rows for names that are not Mosquitto 2.0 directives: %s" % extra
 

@@ -15,7 +15,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import free_port, is_reference
+from conftest import broker_cmd, free_port, is_reference
 from clients import PahoClient, Raw, V5, unique_id
 
 pytestmark = pytest.mark.skipif(is_reference(), reason="tombo's own HTTP endpoint")
@@ -387,3 +387,62 @@ def test_off_by_default(make_broker):
     """Without http_listener there is no endpoint, and the start-up log says nothing of one."""
     b = make_broker()
     assert "HTTP endpoint" not in b.log()
+
+
+def self_signed(d):
+    """A certificate for 127.0.0.1 (IP SAN) and its key, made with the openssl CLI."""
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-keyout", "k.pem", "-out", "c.pem", "-days", "2", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"], cwd=d, capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return os.path.join(d, "c.pem"), os.path.join(d, "k.pem")
+
+
+def test_https(make_broker, tmp_path):
+    """http_certfile + http_keyfile: the endpoint speaks HTTPS (certificate verified by the
+    client, keep-alive, Basic auth inside TLS), and never plain HTTP on that port."""
+    import base64
+    import ssl
+    crt, key = self_signed(str(tmp_path))
+    pw = make_pwfile(str(tmp_path / "pw"), {"admin": "s3cret"})
+    b = http_broker(make_broker, "http_certfile %s\nhttp_keyfile %s\nhttp_password_file %s\n" % (crt, key, pw))
+    ctx = ssl.create_default_context(cafile=crt)
+    c = http.client.HTTPSConnection("127.0.0.1", b.http_port, context=ctx, timeout=10)
+    hdr = {"Authorization": "Basic " + base64.b64encode(b"admin:s3cret").decode()}
+    for path in ("/api/v1/stats", "/metrics", "/"):  # one TLS connection, kept alive
+        c.request("GET", path, headers=hdr)
+        r = c.getresponse()
+        body = r.read()
+        assert r.status == 200, (path, r.status, body)
+    assert b"<main>" in body
+    c.request("GET", "/metrics")
+    r = c.getresponse()
+    r.read()
+    assert r.status == 401
+    c.close()
+    assert "(TLS) with basic authentication" in b.log()
+    out = raw_http(b, b"GET /metrics HTTP/1.1\r\n\r\n")  # plain HTTP to the TLS port
+    assert b"HTTP/1.1" not in out and b"tombo_" not in out
+    for _ in range(3):  # broken handshakes do not hurt the endpoint
+        raw_http(b, b"\x16\x03\x01\x00\x05hello", timeout=1)
+    c = http.client.HTTPSConnection("127.0.0.1", b.http_port, context=ctx, timeout=10)
+    c.request("GET", "/api/v1/stats", headers=hdr)
+    assert c.getresponse().status == 200
+    c.close()
+
+
+def test_https_bad_key_stops_start_up(tmp_path):
+    """A key that does not load, or half of the pair, stops start-up with FILE:LINE."""
+    crt, key = self_signed(str(tmp_path))
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a key\n")
+    for lines, line, msg in (
+            ("http_certfile %s\nhttp_keyfile %s\n" % (crt, bad), 3, "keyfile"),
+            ("http_certfile %s\n" % crt, 2, "http_certfile needs http_keyfile")):
+        conf = tmp_path / "t.conf"
+        conf.write_text("listener %d 127.0.0.1\nhttp_listener %d 127.0.0.1\n%s" % (free_port(), free_port(), lines))
+        r = subprocess.run(broker_cmd(str(conf)), capture_output=True, timeout=30)
+        out = r.stdout.decode() + r.stderr.decode()
+        assert r.returncode != 0, out
+        where = "%s:%d" % (conf, line + 1 if "needs" not in msg else line + 1)
+        assert where in out and msg in out, out
