@@ -46,6 +46,7 @@ struct tombo_listener {
     int max_connections; /* `max_connections`, default -1 = unlimited */
     int max_topic_alias; /* `max_topic_alias`: aliases a 5.0 client may set, default 10 (0: none) */
     bool use_username_as_clientid; /* the username replaces the client id; no username, no entry */
+    char *mount_point;   /* `mount_point`: this listener's clients live under this prefix (mount.h) */
 
     /* Security (see above). */
     int allow_anonymous; /* 0/1 after config_finish (-1 while unset) */
@@ -119,9 +120,13 @@ struct tombo_config {
     char *log_file;             /* for TLOG_DEST_FILE */
     bool log_timestamp;         /* default true */
     char *log_timestamp_format; /* strftime format, default NULL = seconds since the epoch */
+    int log_facility;           /* syslog: -1 (default) daemon, 0..7 local0..local7 */
 
     /* Process. */
     int threads; /* tombo only: worker threads; default (0 before config_finish) = online cores */
+    bool daemon; /* -d: run in the background once started (main.c) */
+    char *user;  /* started as root: become this user once the listeners and files are open (NULL: stay) */
+    char *clientid_prefixes; /* only client ids that start with this may connect (NULL: any) */
     /* HTTP endpoint (tombo only, docs/web.md): /metrics, the REST API and the dashboard. */
     uint16_t http_port;       /* `http_listener PORT [ADDRESS]`; 0 (default): no endpoint */
     char *http_address;       /* its bind address; NULL: all interfaces */
@@ -157,9 +162,8 @@ int config_load(struct tombo_config *cfg, const char *path, char *err, size_t er
  * it; call it yourself only on a config filled by hand. Returns 0 or -1 with err. */
 int config_finish(struct tombo_config *cfg, char *err, size_t errlen);
 
-/* The command line: tombo [-c FILE] [-p PORT]... [-v] [-h] [--version]
- * (long forms --config-file, --port, --verbose, --help); -d/--daemon is refused until tombo can
- * daemonise. Loads the config file if given
+/* The command line: tombo [-c FILE] [-d] [-p PORT]... [-v] [-h] [--version]
+ * (long forms --config-file, --port, --verbose, --daemon, --help). Loads the config file if given
  * and finishes cfg. Returns 0 to run, 1 when help or the version was printed on stdout (exit 0),
  * -1 on error (message in err; exit 1). */
 int config_args(struct tombo_config *cfg, int argc, char **argv, char *err, size_t errlen);
