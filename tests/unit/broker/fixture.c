@@ -72,7 +72,9 @@ void fixture_broker_free(broker_t *b)
 
 void fixture_conn(conn_t *c, worker_t *w, uint64_t id, uint8_t version)
 {
+    static const struct tombo_listener plain = {.port = 1883, .max_qos = 2, .max_connections = -1};
     memset(c, 0, sizeof(*c));
+    c->l = &plain; /* a plain listener: no mount_point, no limits (conn_out.c reads it) */
     c->fd = -1;
     c->id = id;
     c->w = w;
