@@ -12,7 +12,7 @@
  * silent no-op: a TLS listener that quietly served plain MQTT would be the worst bug tombo could
  * have. The same goes for single values (`protocol websockets`, `log_dest topic`). Pure tuning
  * that needs no code because tombo's behaviour already is what the value asks for is accepted
- * (autosave_interval: tombo commits every message; `upgrade_outgoing_qos false`: the default).
+ * (autosave_interval: tombo commits every message).
  * tests/broker/test_directives.py holds every mosquitto.conf(5) directive with its status and
  * fails when this file accepts a directive it does not list.
  *
@@ -478,13 +478,6 @@ static int only_bool(struct parser *ps, const struct directive *d, char *val, bo
     return 0;
 }
 
-static int h_upgrade_outgoing_qos(struct parser *ps, const struct directive *d, char *val)
-{
-    return only_bool(ps, d, val, false,
-                     "messages are delivered at the lower of the published and the subscribed QoS, as the MQTT "
-                     "specification requires; remove the line");
-}
-
 static int h_check_retain_source(struct parser *ps, const struct directive *d, char *val)
 {
     /* Mosquitto's default is true, which tombo cannot refuse when it is left out: docs/config.md says
@@ -511,15 +504,13 @@ static int h_autosave_interval(struct parser *ps, const struct directive *d, cha
     return parse_int(ps, d->name, val, 0, INT32_MAX, &v);
 }
 
-/* max_inflight_bytes: 0 (no byte limit, the default) is what tombo does. */
+/* max_inflight_bytes: payload bytes of outgoing QoS 1/2 messages in flight per client (0: no limit). */
 static int h_max_inflight_bytes(struct parser *ps, const struct directive *d, char *val)
 {
     long long v = 0;
     if (parse_int(ps, d->name, val, 0, INT64_MAX, &v) < 0)
         return -1;
-    if (v != 0)
-        return refuse(ps, "max_inflight_bytes other than 0",
-                      "outgoing messages in flight are limited by count only; use max_inflight_messages");
+    ps->cfg->max_inflight_bytes = (uint64_t)v;
     return 0;
 }
 
@@ -833,7 +824,7 @@ static const struct directive directives[] = {
     INT_G(max_queued_messages, 0, INT32_MAX),
     INT_G(max_queued_bytes, 0, INT64_MAX),
     INT_G(max_inflight_messages, 0, 65535),
-    FN(max_inflight_bytes, h_max_inflight_bytes), /* 0 only */
+    FN(max_inflight_bytes, h_max_inflight_bytes),
     INT_G(message_size_limit, 0, 268435455),
     INT_G(max_packet_size, 20, 268435460),
     INT_G(max_keepalive, 10, 65535),
@@ -841,7 +832,7 @@ static const struct directive directives[] = {
     BOOL_G(set_tcp_nodelay),
     INT_G(sys_interval, 0, 65535),
     BOOL_G(retain_available),
-    FN(upgrade_outgoing_qos, h_upgrade_outgoing_qos), /* false only */
+    BOOL_G(upgrade_outgoing_qos), /* non-standard: the spec forbids it; Mosquitto offers it */
     BOOL_G(queue_qos0_messages),
     FN(allow_duplicate_messages, h_bool_either),      /* tombo always sends one copy */
     FN(check_retain_source, h_check_retain_source),   /* false only */

@@ -2,6 +2,7 @@
  * publish, subscribe and unsubscribe. The network loop is in loop.c, the session in session.c,
  * the subscriptions kept for re-subscribing in subs.c. */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "reconnect.h"
 #include "session.h"
 #include "subs.h"
+#include "transport.h"
 #include "mqtt/topic.h"
 #include "mqtt/utf8.h"
 
@@ -72,6 +74,7 @@ tombo_client_t *tombo_client_new(const char *client_id, const tombo_options_t *o
     if (!c)
         return NULL;
     c->fd = -1;
+    c->tr = &transport_plain;
     c->wake_fd = -1;
     c->log_mask = ~0;
     c->server_keepalive = -1;
@@ -183,6 +186,7 @@ void tombo_client_destroy(tombo_client_t *c)
     free((void *)c->opts.socks5_password);
     tombo_props_free(c->will_props);
     tombo_props_free(c->connect_props);
+    transport_tls_free(c);
     if (has_lock)
         pthread_mutex_destroy(&c->lock);
     free(c);
@@ -381,8 +385,8 @@ tombo_err_t tombo_publish(tombo_client_t *c, int *mid, const char *topic, const 
     if (mid)
         *mid = m->mid;
     session_pump(c);
-    if (c->fd >= 0 && net_flush(c) == TOMBO_ERR_CONN_LOST)
-        loop_wake(c); /* the loop will see the error and close */
+    if (c->fd >= 0)
+        net_flush(c); /* on an error the loop, woken below, sees it again and closes */
     loop_wake(c);
     pthread_mutex_unlock(&c->lock);
     return TOMBO_OK;
@@ -514,7 +518,7 @@ bool tombo_want_write(tombo_client_t *c)
     if (!c)
         return false;
     pthread_mutex_lock(&c->lock);
-    bool w = c->fd >= 0 && c->out.off < c->out.len;
+    bool w = c->fd >= 0 && (net_events(c) & POLLOUT);
     pthread_mutex_unlock(&c->lock);
     return w;
 }
