@@ -7,9 +7,9 @@
 #   http     HTTP/1.1 request heads and the WebSocket codec: no MQTT, no I/O
 #   tls      TLS contexts on OpenSSL: shared by the broker and libtombo (knows no MQTT)
 #   broker   the broker (never links libtombo)
-#   client   libtombo; tools: the CLIs on libtombo; bench: tombo-bench (a client of its own, with
-#            the tls contexts for --tls); client and bench take only base/clock.h of the base
-#            (inline, nothing to link)
+#   client   libtombo (with the tls contexts and pwhash's SCRAM messages); tools: the CLIs on libtombo;
+#            bench: tombo-bench (a client of its own, with the tls contexts for --tls); client and
+#            bench take only base/clock.h of the base (inline, nothing to link)
 # A quoted include that names no directory ("alias.h") is a file of the same directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,7 @@ declare -A allowed=(
   [http]="http"
   [tls]="tls"
   [broker]="broker base mqtt pwhash http tls"
-  [client]="base mqtt tombo tls"
+  [client]="base mqtt tombo tls pwhash"
   [tools]="mqtt pwhash tombo"
   [bench]="bench base mqtt tls"
 )

@@ -230,6 +230,12 @@ typedef struct tombo_options {
     int socks5_port;              /* default 1080 when 0 */
     const char *socks5_username;
     const char *socks5_password;
+    /* MQTT 5 enhanced authentication: NULL (none, the default) or "SCRAM-SHA-256" (RFC 5802/7677,
+     * as tombo and EMQX offer it). username and password are then the SCRAM credentials: the
+     * password is not sent, the broker proves it knows the user's verifier (a CONNACK that does
+     * not is a protocol error: on_disconnect(TOMBO_ERR_PROTOCOL)), and a wrong password is a
+     * refused CONNACK (0x87 from tombo). Needs version 5, a username and a password. */
+    const char *auth_method;
 } tombo_options_t;
 
 /* Fill *o with the defaults described above. */
@@ -303,6 +309,11 @@ TOMBO_API void tombo_set_log_level(tombo_client_t *c, int mask);
 TOMBO_API tombo_err_t tombo_connect(tombo_client_t *c, const char *host, int port, int keepalive);
 /* Reconnect now to the last host and port, e.g. from on_disconnect. */
 TOMBO_API tombo_err_t tombo_reconnect(tombo_client_t *c);
+/* MQTT 5 re-authentication with the client's auth_method (AUTH 0x19, section 4.12.1): the same
+ * SCRAM exchange again on the open connection, which goes on meanwhile; a failure makes the broker
+ * disconnect (on_disconnect with its reason, 0x87 from tombo). Returns INVAL without auth_method,
+ * NO_CONN when not connected, BUSY while an exchange is going on. */
+TOMBO_API tombo_err_t tombo_reauthenticate(tombo_client_t *c);
 
 /* Send DISCONNECT with a v5 reason code (0 = normal) and optional properties, then close the
  * connection; the loop (tombo_loop_forever returns) and automatic reconnect stop. The will is not

@@ -57,14 +57,14 @@ void trace_set(trace_t *t, const char *id, size_t len);
 /* The per-connection test: is the client behind (id, len) traced? gen/traced are the connection's
  * cache, updated here. id may be NULL (not known yet: not traced). */
 bool trace_match_slow(trace_t *t, unsigned gen, const char *id, size_t len);
-static inline bool trace_wanted(trace_t *t, uint16_t *gen, uint8_t *traced, const char *id, size_t len)
+static inline bool trace_wanted(trace_t *t, uint8_t *gen, uint8_t *traced, const char *id, size_t len)
 {
     unsigned g = atomic_load_explicit(&t->gen, memory_order_relaxed);
     if (!(g & 1))
         return false;
-    if ((uint16_t)g != *gen || !id) {
+    if ((uint8_t)g != *gen || !id) {
         *traced = trace_match_slow(t, g, id, len);
-        *gen = id ? (uint16_t)g : (uint16_t)(g - 1); /* unknown id: look again next time */
+        *gen = id ? (uint8_t)g : (uint8_t)(g - 1); /* unknown id: look again next time */
     }
     return *traced;
 }

@@ -91,6 +91,10 @@ struct tombo_client {
     tombo_options_t opts;
     char *client_id;
     tombo_props_t *will_props, *connect_props;
+    /* Enhanced authentication (auth.c): the exchange in progress (owned) or NULL, and the last
+     * SCRAM message we made, which the CONNECT or AUTH being encoded points into. */
+    struct scram_client *scram;
+    char scram_out[1024];
 
     /* Callbacks. */
     void *user;

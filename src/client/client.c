@@ -11,6 +11,8 @@
 
 #include "client-int.h"
 #include "alias.h"
+#include "auth.h"
+#include "pwhash/scram.h"
 #include "base/clock.h"
 #include "log.h"
 #include "loop.h"
@@ -70,6 +72,9 @@ tombo_client_t *tombo_client_new(const char *client_id, const tombo_options_t *o
         return NULL;
     if (o.connect_timeout_ms <= 0)
         o.connect_timeout_ms = 10000;
+    if (o.auth_method && (strcmp(o.auth_method, SCRAM_METHOD) != 0 || o.version != TOMBO_MQTT_V5 || !o.username ||
+                          !*o.username || !o.password || strlen(o.username) > SCRAM_MAX_USER))
+        return NULL; /* SCRAM-SHA-256 is the one method; it needs MQTT 5 and both credentials */
     tombo_client_t *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
@@ -109,6 +114,7 @@ tombo_client_t *tombo_client_new(const char *client_id, const tombo_options_t *o
     o.socks5_host = dup_str(o.socks5_host, &fail);
     o.socks5_username = dup_str(o.socks5_username, &fail);
     o.socks5_password = dup_str(o.socks5_password, &fail);
+    o.auth_method = dup_str(o.auth_method, &fail);
     if (o.socks5_port <= 0)
         o.socks5_port = 1080;
     if (o.will_props && !(c->will_props = props_dup(o.will_props)))
@@ -184,6 +190,8 @@ void tombo_client_destroy(tombo_client_t *c)
     free((void *)c->opts.socks5_host);
     free((void *)c->opts.socks5_username);
     free((void *)c->opts.socks5_password);
+    free((void *)c->opts.auth_method);
+    auth_clear(c);
     tombo_props_free(c->will_props);
     tombo_props_free(c->connect_props);
     transport_tls_free(c);
@@ -283,6 +291,18 @@ tombo_err_t tombo_reconnect(tombo_client_t *c)
         return TOMBO_ERR_INVAL;
     pthread_mutex_lock(&c->lock);
     tombo_err_t e = c->host ? open_locked(c) : TOMBO_ERR_INVAL;
+    pthread_mutex_unlock(&c->lock);
+    return e;
+}
+
+tombo_err_t tombo_reauthenticate(tombo_client_t *c)
+{
+    if (!c)
+        return TOMBO_ERR_INVAL;
+    pthread_mutex_lock(&c->lock);
+    tombo_err_t e = auth_reauthenticate(c);
+    if (e == TOMBO_OK)
+        loop_wake(c); /* a loop thread flushes it */
     pthread_mutex_unlock(&c->lock);
     return e;
 }

@@ -210,6 +210,14 @@ int tool_parse_common(tool_cfg_t *cfg, int argc, char **argv, int *i)
         if (!(v = arg(cfg, argc, argv, i, "username")))
             return -1;
         cfg->username = v;
+    } else if (!strcmp(a, "--auth-method")) {
+        if (!(v = arg(cfg, argc, argv, i, "authentication method")))
+            return -1;
+        if (strcmp(v, "SCRAM-SHA-256") != 0) {
+            tool_usage_error(cfg, "Error: Unknown authentication method '%s' (SCRAM-SHA-256 is the one supported).\n", v);
+            return -1;
+        }
+        cfg->auth_method = v;
     } else if (!strcmp(a, "-P") || !strcmp(a, "--pw")) {
         if (!(v = arg(cfg, argc, argv, i, "password")))
             return -1;
@@ -371,6 +379,10 @@ int tool_cfg_finish(tool_cfg_t *cfg)
     }
     if (cfg->will_retain && !cfg->will_topic) {
         tool_usage_error(cfg, "Will retain given, but no will topic given.\n");
+        return -1;
+    }
+    if (cfg->auth_method && (cfg->version != TOMBO_MQTT_V5 || !cfg->username || !cfg->password)) {
+        tool_usage_error(cfg, "Error: --auth-method needs -V 5, a username (-u) and a password (-P).\n");
         return -1;
     }
     if (cfg->password && !cfg->username) {

@@ -25,6 +25,7 @@ tombo_client_t *tool_client_new(tool_cfg_t *cfg)
         o.session_expiry = (uint32_t)cfg->session_expiry;
     o.username = cfg->username;
     o.password = cfg->password;
+    o.auth_method = cfg->auth_method;
     o.will_topic = cfg->will_topic;
     o.will_payload = cfg->will_payload;
     o.will_payload_len = cfg->will_payload ? strlen(cfg->will_payload) : 0;

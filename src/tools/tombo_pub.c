@@ -65,6 +65,8 @@ static void usage(void)
            " -V : specify the version of the MQTT protocol to use when connecting.\n"
            "      Can be mqttv5, mqttv311 or mqttv31. Defaults to mqttv311.\n"
            " -x : Set the session-expiry-interval property on the CONNECT packet (MQTT v5).\n"
+           " --auth-method : MQTT 5 enhanced authentication, SCRAM-SHA-256: -u and -P are its user\n"
+           "                 and password, and the password is not sent (needs -V 5).\n"
            " --help : display this message.\n"
            " --quiet : don't print error messages.\n"
            " --repeat : if publish mode is -f, -m, or -s, then repeat the publish N times.\n"

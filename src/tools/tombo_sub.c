@@ -88,6 +88,8 @@ static void usage(void)
            "      Can be mqttv5, mqttv311 or mqttv31. Defaults to mqttv311.\n"
            " -W : Specifies a timeout in seconds how long to process incoming MQTT messages.\n"
            " -x : Set the session-expiry-interval property on the CONNECT packet (MQTT v5).\n"
+           " --auth-method : MQTT 5 enhanced authentication, SCRAM-SHA-256: -u and -P are its user\n"
+           "                 and password, and the password is not sent (needs -V 5).\n"
            " --help : display this message.\n"
            " --pretty : print %%j/%%J JSON indented rather than on one line.\n"
            " --quiet : don't print error messages.\n"

@@ -24,6 +24,7 @@ typedef struct tool_cfg {
     char url_buf[1024];       /* -L: host, user, password and topic point in here */
     int keepalive;
     const char *username, *password;
+    const char *auth_method;  /* --auth-method: v5 enhanced authentication (SCRAM-SHA-256) */
     int version;
     bool debug, quiet;
     bool clean;
