@@ -13,11 +13,13 @@
 #include "base/slab.h"
 #include "broker/auth.h"
 #include "broker/authq.h"
+#include "broker/httpd.h"
 #include "broker/log.h"
 #include "broker/listener.h"
 #include "broker/log_topic.h"
 #include "broker/registry.h"
 #include "broker/store.h"
+#include "broker/trace.h"
 #include "broker/transport.h"
 #include "broker/worker.h"
 
@@ -52,6 +54,7 @@ int broker_init(broker_t *b)
     pthread_mutex_init(&b->reg_lock, NULL);
     timers_init(&b->timers);
     b->reg = registry_new();
+    b->trace = trace_new();
     bp_marks_init(&b->bp, b->cfg.max_queued_messages, b->cfg.max_queued_bytes);
     b->subs = subtree_new(hold_session);
     b->retained = retain_new(hold_msg, release_msg);
@@ -82,6 +85,9 @@ int broker_init(broker_t *b)
     if (tls_listeners_init(b) != 0)
         return -1;
     if (b->cfg.persistence && open_store(b) != 0)
+        return -1;
+    /* Before the MQTT listeners: once a client can connect, the endpoint answers too. */
+    if (httpd_open(b) != 0)
         return -1;
     b->listen_fds = xmalloc(((size_t)b->cfg.n_listeners + 1) * sizeof(int));
     for (int i = 0; i <= b->cfg.n_listeners; i++)
@@ -139,8 +145,11 @@ int broker_run(broker_t *b)
             return -1;
         }
     }
+    if (httpd_start(b) != 0)
+        log_printf(TLOG_ERR, "Error: cannot start the HTTP endpoint's thread; the broker runs without it.");
     for (int i = 0; i < b->n_workers; i++)
         pthread_join(b->workers[i].thread, NULL);
+    httpd_stop(b); /* it reads the workers' statistics: stopped while they exist */
     log_printf(TLOG_NOTICE, "tombo version %s terminating", TOMBO_VERSION);
     return 0;
 }
@@ -149,6 +158,7 @@ void broker_reload(broker_t *b)
 {
     log_reopen();
     tls_listeners_reload(b);
+    httpd_reload(b);
     for (int i = 0; i < b->cfg.n_listeners; i++) {
         if (i > 0 && !b->cfg.per_listener_settings)
             break; /* one auth_t for all listeners */
@@ -171,6 +181,7 @@ void broker_free(broker_t *b)
     /* The store writes what the workers left it, then records nothing more: tearing down the
      * in-memory state below must not erase the durable one. */
     store_stop(b->store);
+    httpd_stop(b); /* when start-up failed after it opened */
     authq_stop(b->authq); /* it posts to the workers' inboxes: stopped before they are freed */
     for (int i = 0; b->workers && i < b->n_workers; i++) /* none if start-up failed before them */
         worker_free(&b->workers[i]);
@@ -195,6 +206,7 @@ void broker_free(broker_t *b)
     for (int i = 0; b->workers && i < b->n_workers; i++)
         slab_pool_free(b->workers[i].pool);
     free(b->workers);
+    trace_free(b->trace);
     log_topic_stop(b); /* every thread that logs has stopped */
     pthread_mutex_destroy(&b->reg_lock);
 }

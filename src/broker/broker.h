@@ -45,6 +45,8 @@ typedef struct broker {
     struct sys_state *sys;        /* $SYS: last values and load averages (sys.c; worker 0) */
     struct log_topic *log_topic;  /* log_dest topic: lines waiting for worker 0 (log_topic.h) */
     atomic_ulong clients_maximum;
+    struct trace *trace;          /* the dashboard's packet trace of one client (trace.h) */
+    struct httpd *httpd;          /* the HTTP endpoint (httpd.h), or NULL */
     atomic_ulong auto_id_counter;
 } broker_t;
 
@@ -52,7 +54,7 @@ int broker_init(broker_t *b);
 int broker_run(broker_t *b);   /* starts the workers, returns after stop */
 void broker_free(broker_t *b);
 /* SIGHUP (worker 0): reopen the log file (logrotate's postrotate sends it, as for Mosquitto),
- * read the password and ACL files again, and the TLS listeners' certificates, keys, CRLs and PSK
+ * read the password and ACL files (and http_password_file) again, and the TLS listeners' certificates, keys, CRLs and PSK
  * file (for new connections); a file that no longer loads keeps its previous contents. */
 void broker_reload(broker_t *b);
 

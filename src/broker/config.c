@@ -335,23 +335,34 @@ static int refuse(struct parser *ps, const char *what, const char *why)
     return perr(ps, "%s: not supported yet by tombo (%s)", what, why);
 }
 
-static int h_listener(struct parser *ps, const struct directive *d, char *val)
+/* `NAME PORT [ADDRESS]` (listener, http_listener): *port 1..65535 (or 0 when unix_ok: then ADDRESS
+ * is a socket path) and *addr (NULL: none). */
+static int port_address(struct parser *ps, const char *name, char *val, bool unix_ok, long *port, char **addr)
 {
     char *p = val;
     char *port_s = next_word(&p);
     if (!port_s || *port_s == '#')
-        return perr(ps, "'listener' needs a port: listener PORT [ADDRESS]");
-    char *addr = next_word(&p);
-    if (addr && *addr == '#')
-        addr = NULL;
-    else if (addr && expect_end(ps, d->name, p) < 0)
+        return perr(ps, "'%s' needs a port: %s PORT [ADDRESS]", name, name);
+    *addr = next_word(&p);
+    if (*addr && **addr == '#')
+        *addr = NULL;
+    else if (*addr && expect_end(ps, name, p) < 0)
         return -1;
     char *end;
     errno = 0;
-    long port = strtol(port_s, &end, 10);
-    if (end == port_s || *end || errno || port < 0 || port > 65535)
-        return perr(ps, "'listener' port must be a number from 1 to 65535 (or 0 and a Unix socket path), not '%s'",
-                    port_s);
+    *port = strtol(port_s, &end, 10);
+    if (end == port_s || *end || errno || *port < 0 || *port > 65535 || (*port == 0 && !unix_ok))
+        return perr(ps, "'%s' port must be a number from 1 to 65535%s, not '%s'", name,
+                    unix_ok ? " (or 0 and a Unix socket path)" : "", port_s);
+    return 0;
+}
+
+static int h_listener(struct parser *ps, const struct directive *d, char *val)
+{
+    long port;
+    char *addr;
+    if (port_address(ps, d->name, val, true, &port, &addr) < 0)
+        return -1;
     if (port == 0 && !addr)
         return perr(ps, "'listener 0' needs the path of a Unix socket: listener 0 PATH");
     struct tombo_listener *l = listener_add(ps->cfg);
@@ -728,6 +739,50 @@ static int h_threads(struct parser *ps, const struct directive *d, char *val)
 
 /* Every directive tombo implements. Ranges follow Mosquitto 2.0.11 where it checks them; where it
  * takes any integer (atoi), tombo refuses what makes no sense (negative counts). */
+/* http_listener PORT [ADDRESS] (tombo only): the HTTP endpoint of metrics, REST API and dashboard. */
+static int h_http_listener(struct parser *ps, const struct directive *d, char *val)
+{
+    long port;
+    char *addr;
+    if (port_address(ps, d->name, val, false, &port, &addr) < 0)
+        return -1;
+    if (ps->cfg->http_port)
+        return perr(ps, "'http_listener' given twice: tombo has one HTTP endpoint");
+    ps->cfg->http_port = (uint16_t)port;
+    set_str(&ps->cfg->http_address, addr);
+    char where[300];
+    snprintf(where, sizeof(where), "%s:%d", ps->file, ps->line);
+    set_str(&ps->cfg->http_where, where);
+    return 0;
+}
+
+static int h_http_password_file(struct parser *ps, const struct directive *d, char *val)
+{
+    while (*val == ' ' || *val == '\t')
+        val++;
+    if (!*val)
+        return perr(ps, "'%s' needs a value", d->name);
+    set_str(&ps->cfg->http_password_file, val);
+    char where[300];
+    snprintf(where, sizeof(where), "%s:%d", ps->file, ps->line);
+    set_str(&ps->cfg->http_password_where, where);
+    return 0;
+}
+
+/* http_certfile / http_keyfile: the HTTP endpoint over TLS. */
+static int h_http_tls(struct parser *ps, const struct directive *d, char *val)
+{
+    while (*val == ' ' || *val == '\t')
+        val++;
+    if (!*val)
+        return perr(ps, "'%s' needs a value", d->name);
+    set_str(!strcmp(d->name, "http_certfile") ? &ps->cfg->http_certfile : &ps->cfg->http_keyfile, val);
+    char where[300];
+    snprintf(where, sizeof(where), "%s:%d", ps->file, ps->line);
+    set_str(&ps->cfg->http_tls_where, where);
+    return 0;
+}
+
 static const struct directive directives[] = {
     /* listeners */
     FN(listener, h_listener),
@@ -802,6 +857,10 @@ static const struct directive directives[] = {
     /* process */
     FN(include_dir, h_include_dir),
     FN(threads, h_threads), /* tombo only */
+    FN(http_listener, h_http_listener), /* tombo only */
+    FN(http_password_file, h_http_password_file), /* tombo only */
+    FN(http_certfile, h_http_tls),                 /* tombo only */
+    FN(http_keyfile, h_http_tls),                  /* tombo only */
 };
 
 /* Mosquitto 2.0 directives whose meaning tombo does not implement yet, with what to do instead.
@@ -1063,11 +1122,33 @@ void config_free(struct tombo_config *cfg)
     free(cfg->persistence_file);
     free(cfg->log_file);
     free(cfg->log_timestamp_format);
+    free(cfg->http_address);
+    free(cfg->http_password_file);
+    free(cfg->http_where);
+    free(cfg->http_password_where);
+    free(cfg->http_certfile);
+    free(cfg->http_keyfile);
+    free(cfg->http_tls_where);
     memset(cfg, 0, sizeof(*cfg));
 }
 
 int config_finish(struct tombo_config *cfg, char *err, size_t errlen)
 {
+    if (cfg->http_password_file && !cfg->http_port) {
+        snprintf(err, errlen, "%s: http_password_file needs http_listener (there is no HTTP endpoint to protect)",
+                 cfg->http_password_where ? cfg->http_password_where : "config");
+        return -1;
+    }
+    if ((cfg->http_certfile || cfg->http_keyfile) && !cfg->http_port) {
+        snprintf(err, errlen, "%s: http_certfile and http_keyfile need http_listener", cfg->http_tls_where);
+        return -1;
+    }
+    if (!cfg->http_certfile != !cfg->http_keyfile) {
+        snprintf(err, errlen, "%s: %s", cfg->http_tls_where,
+                 cfg->http_certfile ? "http_certfile needs http_keyfile (the certificate's private key)"
+                                    : "http_keyfile needs http_certfile (the certificate of that key)");
+        return -1;
+    }
     /* The listeners the config file named explicitly. */
     int n_explicit = cfg->n_listeners;
     struct tombo_listener *explicit_l = cfg->listeners;

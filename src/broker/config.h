@@ -131,6 +131,14 @@ struct tombo_config {
     bool daemon; /* -d: run in the background once started (main.c) */
     char *user;  /* started as root: become this user once the listeners and files are open (NULL: stay) */
     char *clientid_prefixes; /* only client ids that start with this may connect (NULL: any) */
+    /* HTTP endpoint (tombo only, docs/web.md): /metrics, the REST API and the dashboard. */
+    uint16_t http_port;       /* `http_listener PORT [ADDRESS]`; 0 (default): no endpoint */
+    char *http_address;       /* its bind address; NULL: all interfaces */
+    char *http_password_file; /* basic auth against this Mosquitto password file; NULL: none */
+    char *http_where;         /* "FILE:LINE" of http_listener, for start-up errors */
+    char *http_password_where; /* "FILE:LINE" of http_password_file */
+    char *http_certfile, *http_keyfile; /* https: PEM certificate (chain) and key; NULL: plain HTTP */
+    char *http_tls_where;     /* "FILE:LINE" of the last of them, for start-up errors */
 
     /* Notes for the log once it is open (deprecated directives, local-only mode, ignored -p):
      * log_init() prints them as warnings. */

@@ -19,6 +19,7 @@
 #include "base/buf.h"
 #include "base/mem.h"
 #include "broker/broker.h"
+#include "broker/conn_trace.h"
 #include "broker/worker.h"
 #include "broker/log.h"
 
@@ -121,6 +122,7 @@ static ssize_t process_packets(conn_t *c, const uint8_t *data, size_t len)
         c->last_rx = c->w->now;
         stat_add(&c->w->pkts_in, 1);
         if (rc == MQTT_RC_SUCCESS) {
+            conn_trace(c, false, &p);
             if (c->state == CONN_NEW) {
                 /* CONNECT, or the AUTH that goes on with its enhanced authentication */
                 rc = p.type == MQTT_CONNECT ? handle_connect(c, &p) : handle_auth(c, &p);

@@ -53,6 +53,8 @@ typedef struct conn {
     uint16_t topic_alias_max_in;
     uint8_t tp_flags;       /* transport state (TP_* in transport.h) */
     uint8_t auth_method;    /* enum conn_auth_method: the CONNECT's Authentication Method */
+    uint8_t traced;         /* its packets go to the trace (trace.h), as of generation trace_gen */
+    uint8_t trace_gen;      /* the trace's generation, mod 256, when `traced` was decided */
     struct connect_req *pending; /* that CONNECT, until it is answered */
     struct scram_server *scram; /* an enhanced-authentication exchange in progress (owned), or NULL */
     buf_t in;

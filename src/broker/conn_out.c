@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 
 #include "broker/broker.h"
+#include "broker/conn_trace.h"
 #include "broker/worker.h"
 #include "broker/store.h"
 
@@ -123,6 +124,7 @@ bool conn_send(conn_t *c, const mqtt_packet_t *p)
     outq_commit(&c->out, w);
     conn_want_flush(c);
     stat_add(&c->w->pkts_out, 1);
+    conn_trace(c, true, p);
     return true;
 }
 
@@ -220,9 +222,17 @@ bool conn_send_publish(conn_t *c, msg_t *m, uint8_t qos, uint8_t retain, uint8_t
             outq_commit(&c->out, e->len);
         }
         conn_want_flush(c);
-        stat_add(&c->w->msgs_out, 1);
+        stat_add(&c->w->msgs_out[qos], 1);
         stat_add(&c->w->pkts_out, 1);
         stat_add(&c->w->pub_bytes_out, m->payload.len);
+        if (atomic_load_explicit(&c->w->b->trace->gen, memory_order_relaxed) & 1) {
+            mqtt_packet_t tp = {.type = MQTT_PUBLISH, .id = id};
+            tp.publish.qos = qos;
+            tp.publish.retain = retain;
+            tp.publish.topic = m->topic;
+            tp.publish.payload = m->payload;
+            conn_trace(c, true, &tp);
+        }
         return true;
     }
     mqtt_packet_t p;
@@ -268,7 +278,7 @@ bool conn_send_publish(conn_t *c, msg_t *m, uint8_t qos, uint8_t retain, uint8_t
     }
     if (!conn_send(c, &p))
         return false;
-    stat_add(&c->w->msgs_out, 1);
+    stat_add(&c->w->msgs_out[qos], 1);
     stat_add(&c->w->pub_bytes_out, m->payload.len);
     return true;
 }

@@ -53,7 +53,7 @@ uint8_t handle_publish(conn_t *c, mqtt_packet_t *p)
 {
     worker_t *w = c->w;
     bool v5 = c->version == MQTT_V5;
-    stat_add(&w->msgs_in, 1);
+    stat_add(&w->msgs_in[p->publish.qos > 2 ? 2 : p->publish.qos], 1);
     stat_add(&w->pub_bytes_in, p->publish.payload.len);
 
     if (v5 && (p->props.has & MQTT_HAS(MQTT_PROP_TOPIC_ALIAS))) {

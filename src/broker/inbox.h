@@ -32,11 +32,12 @@ enum inbox_kind {
     INBOX_TAKEOVER_DONE, /* (fd, conn_id) may now attach to its session */
     INBOX_AUTH_DONE,     /* (fd, conn_id)'s password was checked: rc is the result (authq.h) */
     INBOX_RESUME,        /* a receiver drained: look at the connections paused for backpressure */
+    INBOX_DISCONNECT,    /* close (fd, conn_id) with reason code rc (the HTTP API's kick) */
 };
 typedef struct inbox_item {
     uint8_t kind;
-    uint8_t rc;         /* KICK: reason code for the DISCONNECT */
-    int fd;             /* KICK, TAKEOVER_DONE: connection fd and id */
+    uint8_t rc;         /* KICK, DISCONNECT: reason code for the DISCONNECT */
+    int fd;             /* KICK, TAKEOVER_DONE, DISCONNECT: connection fd and id */
     uint64_t conn_id;
     struct session *session; /* FLUSH: one reference */
     int reply_worker;   /* KICK: who waits, and which connection */

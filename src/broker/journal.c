@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
 
@@ -114,7 +115,36 @@ struct journal {
     bool stopped;         /* nothing more is recorded */
 
     _Atomic uint64_t committed;
+    /* commit durations, written by the journal thread only (journal_commit_hist) */
+    _Atomic uint64_t hist[JOURNAL_HIST_N + 1], hist_count, hist_sum_ns;
 };
+
+const double journal_hist_le[JOURNAL_HIST_N] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025,
+                                                0.05,   0.1,   0.25,  0.5,   1.0,  2.5};
+
+static void hist_add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);
+}
+
+/* The journal thread: one commit took ns nanoseconds. */
+static void hist_record(journal_t *j, uint64_t ns)
+{
+    int i = 0;
+    while (i < JOURNAL_HIST_N && (double)ns > journal_hist_le[i] * 1e9)
+        i++;
+    hist_add(&j->hist[i], 1);
+    hist_add(&j->hist_count, 1);
+    hist_add(&j->hist_sum_ns, ns);
+}
+
+void journal_commit_hist(journal_t *j, journal_hist_t *out)
+{
+    for (int i = 0; i <= JOURNAL_HIST_N; i++)
+        out->bucket[i] = atomic_load_explicit(&j->hist[i], memory_order_relaxed);
+    out->count = atomic_load_explicit(&j->hist_count, memory_order_relaxed);
+    out->sum_ns = atomic_load_explicit(&j->hist_sum_ns, memory_order_relaxed);
+}
 
 /* The last record this thread queued: what its replies must wait for. */
 static _Thread_local uint64_t tls_last;
@@ -505,6 +535,7 @@ static void *journal_main(void *arg)
         drop_unused_msgs(j, v, n);
         /* A failed commit is retried: replies wait rather than claim durability we do not have. */
         int tries = 0;
+        uint64_t t0 = now_ns();
         while (apply_batch(j, v, n) != SQLITE_OK) {
             if (++tries >= 5 && j->hooks.stopping(j->hooks.ctx)) {
                 log_printf(TLOG_ERR, "Error: persistence: giving up on %zu records at shutdown.", n);
@@ -512,6 +543,7 @@ static void *journal_main(void *arg)
             }
             sleep(1);
         }
+        hist_record(j, now_ns() - t0);
         for (size_t i = 0; i < n; i++) {
             free(v[i].blob);
             j->hooks.release(j->hooks.ctx, &v[i]); /* may record a deletion: the lock is not held */

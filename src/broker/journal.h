@@ -104,6 +104,17 @@ uint64_t journal_committed(journal_t *j);
 /* 0 when every record the calling thread queued is committed, else the number to wait for. */
 uint64_t journal_need(journal_t *j);
 
+/* How long commits take: a histogram of the transactions the journal thread ran (one per batch),
+ * for /metrics. Buckets are upper bounds in seconds, Prometheus-style (the last one +Inf). */
+#define JOURNAL_HIST_N 12
+extern const double journal_hist_le[JOURNAL_HIST_N]; /* the finite bounds, ascending */
+typedef struct journal_hist {
+    uint64_t bucket[JOURNAL_HIST_N + 1]; /* commits in (le[i-1], le[i]]; the last: above le[N-1] */
+    uint64_t count, sum_ns;
+} journal_hist_t;
+/* Any thread: a copy of the histogram (each field exact when read). */
+void journal_commit_hist(journal_t *j, journal_hist_t *out);
+
 /* Wall-clock milliseconds: what rows store, since the monotonic clock starts again at boot. */
 int64_t journal_wall_ms(void);
 

@@ -107,6 +107,34 @@ size_t registry_count(broker_t *b)
     return n;
 }
 
+session_t *registry_find(broker_t *b, const char *id, size_t len)
+{
+    pthread_mutex_lock(&b->reg_lock);
+    bool found;
+    size_t i = reg_find(b->reg, id, len, &found);
+    session_t *s = found ? b->reg->slots[i] : NULL;
+    if (s)
+        session_hold(s);
+    pthread_mutex_unlock(&b->reg_lock);
+    return s;
+}
+
+session_t **registry_list(broker_t *b, size_t *n)
+{
+    pthread_mutex_lock(&b->reg_lock);
+    struct registry *r = b->reg;
+    session_t **v = xmalloc((r->n ? r->n : 1) * sizeof(*v));
+    size_t k = 0;
+    for (size_t i = 0; i < r->cap; i++)
+        if (r->slots[i]) {
+            session_hold(r->slots[i]);
+            v[k++] = r->slots[i];
+        }
+    pthread_mutex_unlock(&b->reg_lock);
+    *n = k;
+    return v;
+}
+
 struct registry *registry_new(void)
 {
     struct registry *r = xcalloc(1, sizeof(*r));

@@ -25,5 +25,10 @@ session_t *registry_get(struct broker *b, const char *id, size_t len, bool *exis
 bool registry_remove(struct broker *b, session_t *s);
 /* Any thread: how many sessions are listed ($SYS). */
 size_t registry_count(struct broker *b);
+/* Any thread: a new reference to the session of client id[0..len), or NULL (nothing is created). */
+session_t *registry_find(struct broker *b, const char *id, size_t len);
+/* Any thread: one new reference to every session listed, in a malloc'd array of *n (in no order);
+ * the caller releases each and frees the array. The lock is held only while copying pointers. */
+session_t **registry_list(struct broker *b, size_t *n);
 
 #endif

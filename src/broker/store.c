@@ -140,6 +140,8 @@ void store_free(store_t *st)
 void store_group_begin(store_t *st) { journal_group_begin(st ? st->j : NULL); }
 void store_group_end(store_t *st) { journal_group_end(st ? st->j : NULL); }
 uint64_t store_committed(store_t *st) { return journal_committed(st->j); }
+
+void store_commit_hist(store_t *st, journal_hist_t *out) { journal_commit_hist(st->j, out); }
 uint64_t store_need(store_t *st) { return journal_need(st->j); }
 
 /* ---- records ---- */

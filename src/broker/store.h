@@ -54,6 +54,9 @@ void store_group_end(store_t *st);
 
 /* The sequence number of the last record the store has committed. */
 uint64_t store_committed(store_t *st);
+/* Any thread: the histogram of commit durations (journal.h), for /metrics. */
+struct journal_hist;
+void store_commit_hist(store_t *st, struct journal_hist *out);
 /* 0 when every record the calling thread submitted is committed, else the sequence number it must
  * wait for before sending what depends on them. */
 uint64_t store_need(store_t *st);

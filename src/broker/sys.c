@@ -2,9 +2,7 @@
  * meaning, published (retained, QoS 0) by worker 0: all of them at start, then every sys_interval
  * seconds those whose value changed (uptime always), as Mosquitto does.
  *
- * Sources: the workers' own counters (worker.h, written by each worker without locked
- * instructions, summed here), the broker's (clients, drops, expiries), the tree's subscription
- * counts, the retained store, the messages alive (msg.h's per-thread counts) and the C library's
+ * Sources: one snapshot of stats.h (the same the HTTP endpoint's /metrics reads) and the C library's
  * heap figures (mallinfo2: glibc's malloc arena, in use and mapped; heap/maximum is the highest
  * value seen at a publication, where Mosquitto tracks every allocation).
  *
@@ -23,6 +21,7 @@
 #include "broker/broker.h"
 #include "broker/registry.h"
 #include "broker/route.h"
+#include "broker/stats.h"
 #include "broker/worker.h"
 
 enum load_src { L_BYTES_IN, L_BYTES_OUT, L_CONNECTS, L_PKTS_IN, L_PKTS_OUT, L_PUB_DROPPED, L_PUB_IN, L_PUB_OUT,
@@ -42,12 +41,6 @@ struct sys_state {
     int n_last;
     struct last { const char *topic; char value[40]; } last[N_LAST];
     size_t heap_max;
-};
-
-struct counters {
-    unsigned long long v[N_LOADS];
-    long long connected;
-    unsigned long long msgs_alive, msg_bytes_alive;
 };
 
 static void sys_pub(worker_t *w, const char *topic, const char *value)
@@ -87,46 +80,18 @@ static void put_u(worker_t *w, struct sys_state *st, const char *topic, unsigned
     put(w, st, topic, buf, false);
 }
 
-static unsigned long long sum(const worker_t *ws, int n, size_t off)
+/* The load-average sources of a snapshot (stats.h: one source for $SYS and /metrics). */
+static void load_counts(const stats_t *s, unsigned long long v[N_LOADS])
 {
-    unsigned long long t = 0;
-    for (int i = 0; i < n; i++)
-        t += atomic_load_explicit((const atomic_ulong *)((const char *)&ws[i] + off), memory_order_relaxed);
-    return t;
-}
-
-static void gather(broker_t *b, struct counters *c)
-{
-    const worker_t *ws = b->workers;
-    int n = b->n_workers;
-#define SUM(field) sum(ws, n, offsetof(worker_t, field))
-    c->v[L_BYTES_IN] = SUM(bytes_in);
-    c->v[L_BYTES_OUT] = SUM(bytes_out);
-    c->v[L_CONNECTS] = SUM(connects);
-    c->v[L_PKTS_IN] = SUM(pkts_in);
-    c->v[L_PKTS_OUT] = SUM(pkts_out);
-    c->v[L_PUB_DROPPED] = SUM(pub_dropped) + atomic_load_explicit(&b->msgs_dropped, memory_order_relaxed);
-    c->v[L_PUB_IN] = SUM(msgs_in);
-    c->v[L_PUB_OUT] = SUM(msgs_out);
-    c->v[L_SOCKETS] = SUM(sockets);
-#undef SUM
-    c->connected = 0;
-    unsigned long long made = 0, freed = 0, bmade = 0, bfreed = 0;
-    for (int i = 0; i < n; i++) {
-        c->connected += atomic_load_explicit(&ws[i].clients, memory_order_relaxed);
-        made += atomic_load_explicit(&ws[i].msg_stats.made, memory_order_relaxed);
-        freed += atomic_load_explicit(&ws[i].msg_stats.freed, memory_order_relaxed);
-        bmade += atomic_load_explicit(&ws[i].msg_stats.bytes_made, memory_order_relaxed);
-        bfreed += atomic_load_explicit(&ws[i].msg_stats.bytes_freed, memory_order_relaxed);
-    }
-    const msg_stats_t *sh = msg_stats_shared();
-    made += atomic_load_explicit(&sh->made, memory_order_relaxed);
-    freed += atomic_load_explicit(&sh->freed, memory_order_relaxed);
-    bmade += atomic_load_explicit(&sh->bytes_made, memory_order_relaxed);
-    bfreed += atomic_load_explicit(&sh->bytes_freed, memory_order_relaxed);
-    /* Counted by different threads at different moments: a freeing may be seen before its making. */
-    c->msgs_alive = made > freed ? made - freed : 0;
-    c->msg_bytes_alive = bmade > bfreed ? bmade - bfreed : 0;
+    v[L_BYTES_IN] = s->bytes_in;
+    v[L_BYTES_OUT] = s->bytes_out;
+    v[L_CONNECTS] = s->connects;
+    v[L_PKTS_IN] = s->pkts_in;
+    v[L_PKTS_OUT] = s->pkts_out;
+    v[L_PUB_DROPPED] = s->pub_dropped;
+    v[L_PUB_IN] = s->pub_in_total;
+    v[L_PUB_OUT] = s->pub_out_total;
+    v[L_SOCKETS] = s->sockets;
 }
 
 void sys_publish(broker_t *b)
@@ -138,14 +103,16 @@ void sys_publish(broker_t *b)
         if (!st)
             return; /* no $SYS this time rather than no broker */
     }
-    struct counters c;
-    gather(b, &c);
+    stats_t s;
+    stats_gather(b, &s);
+    unsigned long long v[N_LOADS];
+    load_counts(&s, v);
     bool first = st->last_ms == 0;
 
     /* Load averages. */
     double dt = first ? 0 : (double)(w->now - st->last_ms) / 1000.0;
     for (int k = 0; k < N_LOADS; k++) {
-        double rate = dt > 0 ? (double)(c.v[k] - st->count[k]) * 60.0 / dt : 0;
+        double rate = dt > 0 ? (double)(v[k] - st->count[k]) * 60.0 / dt : 0;
         for (int m = 0; m < 3; m++) {
             double e = dt > 0 ? exp(-dt / (60.0 * load_minutes[m])) : 1.0;
             double now = e * st->load[k][m] + (1.0 - e) * rate;
@@ -157,14 +124,12 @@ void sys_publish(broker_t *b)
             }
             st->load[k][m] = now;
         }
-        st->count[k] = c.v[k];
+        st->count[k] = v[k];
     }
     st->last_ms = w->now ? w->now : 1;
 
-    unsigned long long connected = c.connected > 0 ? (unsigned long long)c.connected : 0;
-    if (connected > atomic_load(&b->clients_maximum))
-        atomic_store(&b->clients_maximum, (unsigned long)connected);
-    unsigned long long total = registry_count(b);
+    unsigned long long connected = s.clients_connected;
+    unsigned long long total = s.sessions;
     unsigned long long disconnected = total > connected ? total - connected : 0;
     struct mallinfo2 mi = mallinfo2();
     size_t heap = mi.uordblks + mi.hblkhd;
@@ -180,25 +145,26 @@ void sys_publish(broker_t *b)
     put_u(w, st, "$SYS/broker/clients/total", total);
     put_u(w, st, "$SYS/broker/clients/disconnected", disconnected);
     put_u(w, st, "$SYS/broker/clients/inactive", disconnected); /* deprecated name */
-    put_u(w, st, "$SYS/broker/clients/maximum", atomic_load(&b->clients_maximum));
-    put_u(w, st, "$SYS/broker/clients/expired", atomic_load(&b->clients_expired));
+    put_u(w, st, "$SYS/broker/clients/maximum", s.clients_maximum);
+    put_u(w, st, "$SYS/broker/clients/expired", s.clients_expired);
     put_u(w, st, "$SYS/broker/heap/current", heap);
     put_u(w, st, "$SYS/broker/heap/maximum", st->heap_max);
-    put_u(w, st, "$SYS/broker/messages/received", c.v[L_PKTS_IN]);
-    put_u(w, st, "$SYS/broker/messages/sent", c.v[L_PKTS_OUT]);
-    put_u(w, st, "$SYS/broker/messages/stored", c.msgs_alive);
-    put_u(w, st, "$SYS/broker/store/messages/count", c.msgs_alive);
-    put_u(w, st, "$SYS/broker/store/messages/bytes", c.msg_bytes_alive);
-    put_u(w, st, "$SYS/broker/publish/messages/received", c.v[L_PUB_IN]);
-    put_u(w, st, "$SYS/broker/publish/messages/sent", c.v[L_PUB_OUT]);
-    put_u(w, st, "$SYS/broker/publish/messages/dropped", c.v[L_PUB_DROPPED]);
-    put_u(w, st, "$SYS/broker/publish/bytes/received", sum(b->workers, b->n_workers, offsetof(worker_t, pub_bytes_in)));
-    put_u(w, st, "$SYS/broker/publish/bytes/sent", sum(b->workers, b->n_workers, offsetof(worker_t, pub_bytes_out)));
-    put_u(w, st, "$SYS/broker/bytes/received", c.v[L_BYTES_IN]);
-    put_u(w, st, "$SYS/broker/bytes/sent", c.v[L_BYTES_OUT]);
-    put_u(w, st, "$SYS/broker/subscriptions/count", subtree_count(b->subs));
-    put_u(w, st, "$SYS/broker/shared_subscriptions/count", subtree_shared_count(b->subs));
-    put_u(w, st, "$SYS/broker/retained messages/count", retain_count(b->retained));
+    put_u(w, st, "$SYS/broker/messages/received", s.pkts_in);
+    put_u(w, st, "$SYS/broker/messages/sent", s.pkts_out);
+    put_u(w, st, "$SYS/broker/messages/stored", s.msgs_alive);
+    put_u(w, st, "$SYS/broker/store/messages/count", s.msgs_alive);
+    put_u(w, st, "$SYS/broker/store/messages/bytes", s.msg_bytes_alive);
+    put_u(w, st, "$SYS/broker/publish/messages/received", s.pub_in_total);
+    put_u(w, st, "$SYS/broker/publish/messages/sent", s.pub_out_total);
+    put_u(w, st, "$SYS/broker/publish/messages/dropped", s.pub_dropped);
+    put_u(w, st, "$SYS/broker/publish/bytes/received", s.pub_bytes_in);
+    put_u(w, st, "$SYS/broker/publish/bytes/sent", s.pub_bytes_out);
+    put_u(w, st, "$SYS/broker/bytes/received", s.bytes_in);
+    put_u(w, st, "$SYS/broker/bytes/sent", s.bytes_out);
+    put_u(w, st, "$SYS/broker/subscriptions/count", s.subscriptions);
+    put_u(w, st, "$SYS/broker/shared_subscriptions/count", s.shared_subscriptions);
+    put_u(w, st, "$SYS/broker/retained messages/count", s.retained);
+    stats_done(&s);
 }
 
 void sys_free(broker_t *b)

@@ -137,6 +137,10 @@ static void process_items(worker_t *w, inbox_item_t *items, size_t n)
             conn_t *c = conn_lookup(w, it->fd, it->conn_id);
             if (c && c->waiting == WAIT_TAKEOVER && c->state == CONN_NEW)
                 conn_connect_resumed(c);
+        } else if (it->kind == INBOX_DISCONNECT) {
+            conn_t *c = conn_lookup(w, it->fd, it->conn_id);
+            if (c && c->state == CONN_ACTIVE && !c->waiting)
+                conn_fail(c, it->rc, "disconnected through the HTTP API");
         } else if (it->kind == INBOX_RESUME) {
             w->resume_pending = 1; /* bp_check_paused, once this turn */
         } else if (it->kind == INBOX_AUTH_DONE) {
@@ -260,7 +264,8 @@ static void *worker_main(void *arg)
         int timeout = inbox_sleep_begin(&w->inbox) || w->resume_pending ? 0 : WHEEL_TICK_MS;
         int n = epoll_wait(w->epfd, evs, 256, timeout);
         inbox_sleep_end(&w->inbox);
-        w->now = now_ms();
+        uint64_t turn_start = now_ns(); /* the turn's busy time, for /metrics (stats.h) */
+        w->now = (int64_t)(turn_start / 1000000u);
         for (int i = 0; i < n; i++) {
             uint64_t tag = evs[i].data.u64;
             if (tag == TAG_EVENTFD) {
@@ -310,6 +315,8 @@ static void *worker_main(void *arg)
         flush_all(w);
         slab_collect();
         w->turn++;
+        stat_add(&w->loop_turns, 1);
+        stat_add(&w->loop_busy_ns, (unsigned long)(now_ns() - turn_start));
     }
     /* Shutdown: close every connection (wills of clients that did not disconnect are published as
      * the session ends, as Mosquitto does on a clean stop). */

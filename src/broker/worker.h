@@ -50,12 +50,14 @@ typedef struct worker {
     uint8_t *rbuf;      /* 64 KB scratch every read of this worker goes into first */
     inbox_chain_t *outbox; /* items for worker i, pushed at the end of the turn */
 
-    /* statistics, written by this worker only (stat_add), read by $SYS (sys.c) */
-    atomic_ulong msgs_in, msgs_out, bytes_in, bytes_out, pub_dropped;
+    /* statistics, written by this worker only (stat_add), read by stats.c for $SYS and /metrics */
+    atomic_ulong msgs_in[3], msgs_out[3];    /* PUBLISH packets received / sent, by QoS */
+    atomic_ulong bytes_in, bytes_out, pub_dropped;
     atomic_ulong pkts_in, pkts_out;          /* MQTT packets of every type */
     atomic_ulong pub_bytes_in, pub_bytes_out; /* PUBLISH payload bytes */
     atomic_ulong sockets, connects;          /* accepted sockets, CONNECT packets */
     msg_stats_t msg_stats;                  /* messages this thread made and freed (msg.h) */
+    atomic_ulong loop_turns, loop_busy_ns;  /* loop turns, and time spent in them outside epoll_wait */
     atomic_long clients;
 } worker_t;
 

@@ -211,6 +211,12 @@ ROWS = [
     ("retained_persistence", "retained_persistence true", WORKS, "broker/test_directives.py"),
     # ---- tombo's own
     ("threads", "threads 2", TOMBO, "broker/test_directives.py"),
+    ("http_listener", "http_listener PORT2 127.0.0.1", TOMBO, "broker/test_http.py"),
+    ("http_password_file", "http_listener PORT2 127.0.0.1\nhttp_password_file FILE", TOMBO, "broker/test_http.py"),
+    ("http_certfile", "http_listener PORT2 127.0.0.1\nhttp_keyfile TLSKEY\nhttp_certfile TLSCRT", TOMBO,
+     "broker/test_http.py"),
+    ("http_keyfile", "http_listener PORT2 127.0.0.1\nhttp_certfile TLSCRT\nhttp_keyfile TLSKEY", TOMBO,
+     "broker/test_http.py"),
 ]
 
 ROW_IDS = ["%s:%s" % (r[0], r[1].split("\n")[-1].split(" ", 1)[-1][:24]) for r in ROWS]
@@ -891,3 +897,17 @@ def test_max_inflight_bytes(make_broker):
     assert got == ["ib/0", "ib/1", "ib/2", "ib/big"]
     sub.ack(PUBACK, first.pid)
     pub.disconnect()
+
+
+def test_http_password_file_needs_http_listener(make_broker, tmp_path):
+    """http_password_file alone would protect nothing: start-up stops with FILE:LINE."""
+    if is_reference():
+        pytest.skip("tombo only")
+    pw = tmp_path / "pw"
+    pw.write_text("")
+    conf = tmp_path / "t.conf"
+    conf.write_text("listener %d 127.0.0.1\nhttp_password_file %s\n" % (free_port(), pw))
+    r = subprocess.run(broker_cmd(str(conf)), capture_output=True, timeout=20)
+    assert r.returncode != 0
+    assert re.search(r"%s:2: http_password_file needs http_listener" % re.escape(str(conf)),
+                     r.stdout.decode() + r.stderr.decode())

@@ -12,6 +12,7 @@
 #include "broker/retain.h"
 #include "broker/session.h"
 #include "broker/store.h"
+#include "broker/trace.h"
 #include "broker/worker.h"
 
 static void hold_session(void *s) { session_hold(s); }
@@ -40,6 +41,7 @@ void fixture_broker_start(broker_t *b, int n_workers, const char *store_path)
     pthread_mutex_init(&b->reg_lock, NULL);
     timers_init(&b->timers);
     b->reg = registry_new();
+    b->trace = trace_new();
     bp_marks_init(&b->bp, b->cfg.max_queued_messages, b->cfg.max_queued_bytes);
     b->subs = subtree_new(hold_session);
     b->retained = retain_new(hold_msg, release_msg);
@@ -70,7 +72,9 @@ void fixture_broker_free(broker_t *b)
 
 void fixture_conn(conn_t *c, worker_t *w, uint64_t id, uint8_t version)
 {
+    static const struct tombo_listener plain = {.port = 1883, .max_qos = 2, .max_connections = -1};
     memset(c, 0, sizeof(*c));
+    c->l = &plain; /* a plain listener: no mount_point, no limits (conn_out.c reads it) */
     c->fd = -1;
     c->id = id;
     c->w = w;
