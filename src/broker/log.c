@@ -5,14 +5,19 @@
 
 #include "broker/config.h"
 
-int log_init(const struct tombo_config *cfg)
+int log_configure(const struct tombo_config *cfg)
 {
     log_options_t o = {.types = cfg->log_type,
                        .dest = cfg->log_dest,
                        .file = cfg->log_file,
                        .timestamp = cfg->log_timestamp,
                        .ts_format = cfg->log_timestamp_format};
-    int rc = log_open(&o);
+    return log_open(&o);
+}
+
+int log_init(const struct tombo_config *cfg)
+{
+    int rc = log_configure(cfg);
     for (int i = 0; i < cfg->n_warnings; i++)
         log_printf(TLOG_WARNING, "%s", cfg->warnings[i]);
     return rc;

@@ -225,17 +225,18 @@ static void outmsg_set_ids(outmsg_t *o, const uint32_t *ids, uint32_t n_ids)
 static bool enqueue(session_t *s, msg_t *msg, uint8_t qos, uint8_t retain, const uint32_t *ids, uint32_t n_ids)
 {
     broker_t *b = s->broker;
+    const settings_t *set = broker_settings(b);
     bool drop = false;
-    if (s->ended || (qos == 0 && !s->conn && !b->cfg.queue_qos0_messages) ||
+    if (s->ended || (qos == 0 && !s->conn && !set->queue_qos0_messages) ||
         !auth_acl(s->auth, s->client_id, s->username, msg->topic.p, msg->topic.len, AUTH_READ)) {
         backlog_sub(s, 1, msg->payload.len);
         return false;
     }
     if (!s->conn || atomic_load(&s->slow)) {
-        uint32_t maxq = b->cfg.max_queued_messages;
-        uint64_t maxb = b->cfg.max_queued_bytes;
+        uint32_t maxq = set->max_queued_messages;
+        uint64_t maxb = set->max_queued_bytes;
         drop = (maxq && s->queue.n >= maxq) || (maxb && s->queued_bytes + msg->payload.len > maxb && s->queue.n > 0) ||
-               (qos == 0 && s->conn && s->queue.n >= b->bp.high_n);
+               (qos == 0 && s->conn && s->queue.n >= set->bp.high_n);
     }
     if (drop) {
         backlog_sub(s, 1, msg->payload.len);
@@ -311,7 +312,7 @@ void session_deliver(worker_t *from, session_t *s, msg_t *msg, uint8_t qos, uint
         /* A slow consumer's QoS 0 beyond the mark is dropped here, as enqueue would; everything
          * else is decided when the owner queues it. */
         if (qos == 0 && atomic_load_explicit(&s->slow, memory_order_relaxed) &&
-            atomic_load_explicit(&s->backlog_n, memory_order_relaxed) >= s->broker->bp.high_n) {
+            atomic_load_explicit(&s->backlog_n, memory_order_relaxed) >= broker_settings(s->broker)->bp.high_n) {
             bp_count_drop(s->broker);
             return;
         }

@@ -40,7 +40,7 @@ void fixture_broker_start(broker_t *b, int n_workers, const char *store_path)
     pthread_mutex_init(&b->reg_lock, NULL);
     timers_init(&b->timers);
     b->reg = registry_new();
-    bp_marks_init(&b->bp, b->cfg.max_queued_messages, b->cfg.max_queued_bytes);
+    settings_publish(b, settings_new(&b->cfg, &b->cfg, NULL, true));
     b->subs = subtree_new(hold_session);
     b->retained = retain_new(hold_msg, release_msg);
     b->auth = calloc(1, sizeof(*b->auth));
