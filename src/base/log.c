@@ -28,6 +28,7 @@ static char log_ts_format[128]; /* empty: seconds since the epoch */
 static char log_file_path[4096];
 static atomic_int log_fd = -1;
 static bool log_syslog_open;
+static int log_syslog_facility; /* of the open syslog */
 static log_topic_fn topic_fn;
 static void *topic_ud;
 static _Thread_local bool in_topic_hook;
@@ -93,11 +94,14 @@ int log_open(const log_options_t *o)
     int old = atomic_exchange(&log_fd, fd);
     if (old >= 0)
         close(old);
-    if (log_syslog_open && !(o->dest & TLOG_DEST_SYSLOG)) {
+    int facility = o->syslog_facility ? o->syslog_facility : LOG_DAEMON;
+    if (log_syslog_open && (!(o->dest & TLOG_DEST_SYSLOG) || facility != log_syslog_facility)) {
         closelog();
         log_syslog_open = false;
-    } else if (!log_syslog_open && (o->dest & TLOG_DEST_SYSLOG)) {
-        openlog("tombo", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+    }
+    if (!log_syslog_open && (o->dest & TLOG_DEST_SYSLOG)) {
+        openlog("tombo", LOG_PID | LOG_NDELAY, facility);
+        log_syslog_facility = facility;
         log_syslog_open = true;
     }
     log_dest = o->dest;

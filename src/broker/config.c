@@ -88,7 +88,8 @@ static const char *const tls_names[TLSW_N] = {
 #define LISTENER_STRS(l)                                                                                   \
     &(l)->address, &(l)->auto_id_prefix, &(l)->password_file, &(l)->acl_file, &(l)->origin, &(l)->cafile,  \
         &(l)->capath, &(l)->certfile, &(l)->keyfile, &(l)->crlfile, &(l)->dhparamfile, &(l)->tls_version,  \
-        &(l)->ciphers, &(l)->ciphers_tls13, &(l)->psk_hint, &(l)->psk_file, &(l)->bind_interface
+        &(l)->ciphers, &(l)->ciphers_tls13, &(l)->psk_hint, &(l)->psk_file, &(l)->bind_interface,      \
+        &(l)->mount_point
 
 static void listener_free(struct tombo_listener *l)
 {
@@ -422,6 +423,21 @@ static int h_bind_interface(struct parser *ps, const struct directive *d, char *
     return 0;
 }
 
+/* mount_point PREFIX: a topic prefix for the listener's clients (mount.h); it becomes part of topic
+ * names, so it may not hold a wildcard. */
+static int h_mount_point(struct parser *ps, const struct directive *d, char *val)
+{
+    char *w = one_word(ps, d->name, val);
+    if (!w)
+        return -1;
+    if (strpbrk(w, "+#"))
+        return perr(ps, "'mount_point' %s: a topic prefix cannot hold the wildcards + or #", w);
+    if (strlen(w) > 1024)
+        return perr(ps, "'mount_point' is longer than 1024 bytes");
+    set_str(&cur_listener(ps, d->name)->mount_point, w);
+    return 0;
+}
+
 /* protocol mqtt: the only protocol tombo speaks. */
 static int h_protocol(struct parser *ps, const struct directive *d, char *val)
 {
@@ -723,6 +739,7 @@ static const struct directive directives[] = {
     INT_L(max_qos, 0, 2),
     INT_L(max_topic_alias, 0, 65535),
     BOOL_L(use_username_as_clientid),
+    FN(mount_point, h_mount_point),
     /* TLS (listeners; psk_file is a security setting) */
     STR_L(cafile),
     STR_L(capath),
@@ -750,6 +767,9 @@ static const struct directive directives[] = {
     {"retained_persistence", V_BOOL, S_GLOBAL, 0, CFG_FIELD(persistence), 0, 0, NULL}, /* Mosquitto's alias */
     STR_G(persistence_location),
     STR_G(pid_file),
+    STR_G(user),
+    STR_G(clientid_prefixes),
+    INT_G(log_facility, 0, 7),
     STR_G(persistence_file),
     FN(autosave_interval, h_autosave_interval),       /* accepted: tombo commits every change */
     FN(autosave_on_changes, h_bool_either),           /* the same */
@@ -795,16 +815,9 @@ static const struct {
     {"http_dir", WHY_WS}, {"websockets_log_level", WHY_WS}, {"websockets_headers_size", WHY_WS},
     /* plugins */
     {"auth_plugin", WHY_PLUGIN}, {"plugin", WHY_PLUGIN}, {"auth_plugin_deny_special_chars", WHY_PLUGIN},
-    /* listeners */
-    {"mount_point", "topics are not prefixed per listener yet; keep Mosquitto for this listener"},
     /* general */
-    {"clientid_prefixes", "client ids are not restricted by prefix yet (the option is deprecated in Mosquitto); "
-                          "restrict clients with password_file and acl_file"},
     {"memory_limit", "there is no overall memory limit yet; bound the queues with max_queued_messages and "
                      "max_queued_bytes, or the process with a cgroup (systemd MemoryMax=)"},
-    {"log_facility", "syslog lines use facility daemon; remove the line"},
-    {"user", "tombo does not change user, and does not drop root privileges as Mosquitto does; start it as "
-             "that user instead (systemd User=, runuser -u NAME)"},
     /* bridges */
     {"connection", WHY_BRIDGE}, {"address", WHY_BRIDGE}, {"addresses", WHY_BRIDGE},
     {"bridge_attempt_unsubscribe", WHY_BRIDGE}, {"bridge_bind_address", WHY_BRIDGE},
@@ -1025,6 +1038,7 @@ void config_init(struct tombo_config *cfg)
     cfg->log_type = TLOG_DEFAULT;
     cfg->log_dest = TLOG_DEST_STDERR;
     cfg->log_timestamp = true;
+    cfg->log_facility = -1;
     listener_defaults(&cfg->default_listener);
 }
 
@@ -1045,6 +1059,8 @@ void config_free(struct tombo_config *cfg)
     free(cfg->psk_file_where);
     free(cfg->persistence_location);
     free(cfg->pid_file);
+    free(cfg->user);
+    free(cfg->clientid_prefixes);
     free(cfg->persistence_file);
     free(cfg->log_file);
     free(cfg->log_timestamp_format);

@@ -46,6 +46,7 @@ struct tombo_listener {
     int max_connections; /* `max_connections`, default -1 = unlimited */
     int max_topic_alias; /* `max_topic_alias`: aliases a 5.0 client may set, default 10 (0: none) */
     bool use_username_as_clientid; /* the username replaces the client id; no username, no entry */
+    char *mount_point;   /* `mount_point`: this listener's clients live under this prefix (mount.h) */
 
     /* Security (see above). */
     int allow_anonymous; /* 0/1 after config_finish (-1 while unset) */
@@ -119,9 +120,12 @@ struct tombo_config {
     char *log_file;             /* for TLOG_DEST_FILE */
     bool log_timestamp;         /* default true */
     char *log_timestamp_format; /* strftime format, default NULL = seconds since the epoch */
+    int log_facility;           /* syslog: -1 (default) daemon, 0..7 local0..local7 */
 
     /* Process. */
     int threads; /* tombo only: worker threads; default (0 before config_finish) = online cores */
+    char *user;  /* started as root: become this user once the listeners and files are open (NULL: stay) */
+    char *clientid_prefixes; /* only client ids that start with this may connect (NULL: any) */
 
     /* Notes for the log once it is open (deprecated directives, local-only mode, ignored -p):
      * log_init() prints them as warnings. */

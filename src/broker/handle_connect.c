@@ -14,6 +14,7 @@
 #include "broker/will.h"
 #include "broker/worker.h"
 #include "broker/log.h"
+#include "broker/mount.h"
 #include "broker/registry.h"
 #include "broker/wheel.h"
 
@@ -184,6 +185,12 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
     } else if (c->version == MQTT_V31 && idlen > 23) {
         return MQTT_RC_CLIENT_ID_NOT_VALID; /* MQTT 3.1: 1 to 23 characters */
     }
+    /* clientid_prefixes (deprecated in Mosquitto, which answers Not authorized as here). */
+    if (cfg->clientid_prefixes) {
+        size_t pn = strlen(cfg->clientid_prefixes);
+        if (idlen < pn || memcmp(id, cfg->clientid_prefixes, pn))
+            return MQTT_RC_NOT_AUTHORIZED;
+    }
 
     const auth_t *auth = b->auth[c->l - b->cfg.listeners];
     if (v5 && (p->props.has & MQTT_HAS(MQTT_PROP_AUTH_METHOD)))
@@ -233,8 +240,20 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
             return MQTT_RC_QOS_NOT_SUPPORTED;
         if (p->connect.will_retain && !cfg->retain_available)
             return MQTT_RC_RETAIN_NOT_SUPPORTED;
-        will = msg_new(p->connect.will_topic, p->connect.will_payload, p->connect.will_qos, p->connect.will_retain,
+        mqtt_bytes_t topic = p->connect.will_topic;
+        uint8_t mbuf[512];
+        int mowned = 0;
+        if (c->l->mount_point) { /* the will lives under the listener's prefix too */
+            size_t mn;
+            uint8_t *t = mount_add(c->l, false, topic.p, topic.len, mbuf, sizeof(mbuf), &mn, &mowned);
+            if (!t)
+                return v5 ? MQTT_RC_TOPIC_NAME_INVALID : MQTT_RC_MALFORMED_PACKET;
+            topic = (mqtt_bytes_t){t, (uint32_t)mn};
+        }
+        will = msg_new(topic, p->connect.will_payload, p->connect.will_qos, p->connect.will_retain,
                        v5 ? &p->connect.will_props : NULL, w->now);
+        if (mowned)
+            free((void *)topic.p);
         if (v5 && (p->connect.will_props.has & MQTT_HAS(MQTT_PROP_WILL_DELAY)))
             will_delay = p->connect.will_props.will_delay;
     }

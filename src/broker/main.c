@@ -1,5 +1,7 @@
 /* main.c -- the tombo broker: command line, configuration, signals, run. */
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +47,29 @@ static void raise_fd_limit(void)
     }
 }
 
+/* `user NAME`: started as root, become that user (and its groups) once everything that needs root
+ * is open -- the listeners (ports below 1024), the log and pid files, the persistence database --
+ * and before any client is served, as Mosquitto does. Not root: nothing to drop (Mosquitto too).
+ * Returns -1 after logging when the user is unknown or the change fails: better not to start than
+ * to serve as root what the config meant to run unprivileged. */
+static int drop_privileges(const char *user)
+{
+    if (!user || geteuid() != 0)
+        return 0;
+    errno = 0;
+    struct passwd *pw = getpwnam(user);
+    if (!pw) {
+        log_printf(TLOG_ERR, "Error: Invalid user '%s'%s%s.", user, errno ? ": " : "", errno ? strerror(errno) : "");
+        return -1;
+    }
+    if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+        log_printf(TLOG_ERR, "Error: Unable to drop privileges to '%s': %s.", user, strerror(errno));
+        return -1;
+    }
+    log_printf(TLOG_INFO, "Running as user %s (uid %u, gid %u).", user, (unsigned)pw->pw_uid, (unsigned)pw->pw_gid);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static broker_t b;
@@ -85,7 +110,7 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
-    if (broker_init(&b) == 0) {
+    if (broker_init(&b) == 0 && drop_privileges(b.cfg.user) == 0) {
         g_broker = &b;
         if (atomic_load(&early_stop))
             atomic_store(&b.stop, 1);

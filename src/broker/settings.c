@@ -41,6 +41,7 @@ settings_t *settings_new(const struct tombo_config *cfg, const struct tombo_conf
     s->retain_available = cfg->retain_available;
     s->queue_qos0_messages = cfg->queue_qos0_messages;
     s->connection_messages = cfg->connection_messages;
+    s->clientid_prefixes = cfg->clientid_prefixes ? xstrdup(cfg->clientid_prefixes) : NULL;
     bp_marks_init(&s->bp, cfg->max_queued_messages, cfg->max_queued_bytes);
     s->n_listeners = boot->n_listeners;
     s->l = xcalloc((size_t)boot->n_listeners + 1, sizeof(*s->l));
@@ -67,6 +68,7 @@ void settings_free(settings_t *s)
     for (int i = 0; i < s->n_listeners; i++)
         free(s->l[i].auto_id_prefix);
     free(s->l);
+    free(s->clientid_prefixes);
     free(s);
 }
 

@@ -401,9 +401,8 @@ static void test_errors(void)
     static const struct { const char *text; const char *msg; } cases[] = {
         {"bogus_directive 1\n", "1: unknown directive 'bogus_directive'"},
         {"\n# c\nallow_anonymous true\nfoo\n", "4: unknown directive 'foo'"},
-        {"mount_point x/\n",
-         "1: mount_point: not supported yet by tombo (topics are not prefixed per listener yet; keep Mosquitto for "
-         "this listener)"},
+        {"mount_point x/#\n", "1: 'mount_point' x/#: a topic prefix cannot hold the wildcards + or #"},
+        {"log_facility 8\n", "1: 'log_facility' must be a number from 0 to 7, not 8"},
         {"connection bridge1\n",
          "1: connection: not supported yet by tombo (bridges are not implemented yet; run the bridge in a Mosquitto "
          "instance next to tombo)"},
