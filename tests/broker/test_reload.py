@@ -94,7 +94,7 @@ def test_password_file_added_by_reload(make_broker, tmp_path):
 
 
 def test_client_id_settings(make_broker):
-    """auto_id_prefix and allow_zero_length_clientid."""
+    """auto_id_prefix, allow_zero_length_clientid and clientid_prefixes."""
     b = make_broker("allow_anonymous true\n")
     assert connected(b.port, V5, "").connack.props["assigned_client_id"].startswith("auto-")
     reload(b, "allow_anonymous true\nauto_id_prefix reloaded-\n")
@@ -103,6 +103,11 @@ def test_client_id_settings(make_broker):
     c = Client(b.port, version=V5)
     assert c.connect(V5, client_id="").reason == 0x85  # Client Identifier not valid
     c.close()
+    reload(b, "allow_anonymous true\nclientid_prefixes ok-\n")
+    c = Client(b.port, version=V5)
+    assert c.connect(V5, client_id="other").reason == NOT_AUTHORIZED
+    c.close()
+    connected(b.port, V5, "ok-1").disconnect()
 
 
 # -------------------------------------------------------------------------------------- limits
