@@ -12,7 +12,7 @@
  * silent no-op: a TLS listener that quietly served plain MQTT would be the worst bug tombo could
  * have. The same goes for single values (`protocol websockets`, `log_dest topic`). Pure tuning
  * that needs no code because tombo's behaviour already is what the value asks for is accepted
- * (autosave_interval: tombo commits every message; `upgrade_outgoing_qos false`: the default).
+ * (autosave_interval: tombo commits every message).
  * tests/broker/test_directives.py holds every mosquitto.conf(5) directive with its status and
  * fails when this file accepts a directive it does not list.
  *
@@ -467,13 +467,6 @@ static int only_bool(struct parser *ps, const struct directive *d, char *val, bo
     return 0;
 }
 
-static int h_upgrade_outgoing_qos(struct parser *ps, const struct directive *d, char *val)
-{
-    return only_bool(ps, d, val, false,
-                     "messages are delivered at the lower of the published and the subscribed QoS, as the MQTT "
-                     "specification requires; remove the line");
-}
-
 static int h_check_retain_source(struct parser *ps, const struct directive *d, char *val)
 {
     /* Mosquitto's default is true, which tombo cannot refuse when it is left out: docs/config.md says
@@ -786,7 +779,7 @@ static const struct directive directives[] = {
     BOOL_G(set_tcp_nodelay),
     INT_G(sys_interval, 0, 65535),
     BOOL_G(retain_available),
-    FN(upgrade_outgoing_qos, h_upgrade_outgoing_qos), /* false only */
+    BOOL_G(upgrade_outgoing_qos), /* non-standard: the spec forbids it; Mosquitto offers it */
     BOOL_G(queue_qos0_messages),
     FN(allow_duplicate_messages, h_bool_either),      /* tombo always sends one copy */
     FN(check_retain_source, h_check_retain_source),   /* false only */
@@ -1171,8 +1164,10 @@ static void print_usage(void)
 {
     printf("tombo version %s\n\n"
            "tombo is an MQTT v5.0/v3.1.1/v3.1 broker, a drop-in for Mosquitto.\n\n"
-           "Usage: tombo [-c config_file] [-h] [-p port] [-v] [--version]\n\n"
+           "Usage: tombo [-c config_file] [-d] [-h] [-p port] [-v] [--version]\n\n"
            " -c : specify the broker config file (mosquitto.conf syntax).\n"
+           " -d : put the broker into the background once it has started (errors before that\n"
+           "      are still printed, and the exit status says whether it started).\n"
            " -h : display this help.\n"
            " -p : start the broker listening on the specified port (may be repeated).\n"
            "      Replaces the default listener; ignored when the config file defines listeners.\n"
@@ -1215,10 +1210,7 @@ int config_args(struct tombo_config *cfg, int argc, char **argv, char *err, size
         } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
             cfg->verbose = true;
         } else if (!strcmp(a, "-d") || !strcmp(a, "--daemon")) {
-            snprintf(err, errlen,
-                     "%s: not supported yet by tombo (it does not daemonise yet; run it in the foreground under a "
-                     "service manager, e.g. systemd Type=simple)", a);
-            return -1;
+            cfg->daemon = true;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             print_usage();
             return 1;

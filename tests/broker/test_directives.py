@@ -23,6 +23,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import types
 
 import pytest
 
@@ -122,8 +123,7 @@ ROWS = [
     ("retain_available", "retain_available false", WORKS, "broker/test_directives.py"),
     ("set_tcp_nodelay", "set_tcp_nodelay true", WORKS, "broker/test_tutorial.py"),
     ("sys_interval", "sys_interval 1", WORKS, "broker/test_sys.py"),
-    ("upgrade_outgoing_qos", "upgrade_outgoing_qos false", NOOP, "the default: the QoS the specification requires"),
-    ("upgrade_outgoing_qos", "upgrade_outgoing_qos true", REFUSED, "non-standard upgrade not implemented"),
+    ("upgrade_outgoing_qos", "upgrade_outgoing_qos true", WORKS, "broker/test_directives.py"),
     ("user", "user nobody", WORKS, "broker/test_directives.py"),
     # ---- listeners
     ("bind_address", "port PORT2\nbind_address 127.0.0.1", WORKS, "broker/test_directives.py"),
@@ -506,12 +506,44 @@ def test_tls_lines_anywhere_are_checked(where, tmp_path):
     assert r.returncode != 0 and want in out, out
 
 
-@pytest.mark.skipif(is_reference(), reason="tombo's classification")
-def test_dash_d_is_refused():
-    """-d (daemonise) is not implemented: refused on the command line rather than ignored."""
-    r = subprocess.run([broker_cmd("x")[0], "-d", "-p", str(free_port())], capture_output=True, timeout=15)
-    out = (r.stdout + r.stderr).decode("utf-8", "replace")
-    assert r.returncode != 0 and "-d: not supported yet by tombo" in out, out
+@pytest.mark.skipif(is_reference(), reason="tombo's own start-up contract for -d")
+def test_dash_d_daemonises(tmp_path):
+    """-d: the command returns 0 once the broker serves, which then runs in its own session with the
+    PID its pid_file names; a broker that cannot start makes -d fail with the reason on stderr."""
+    port = free_port()
+    pidf, logf = tmp_path / "tombo.pid", tmp_path / "tombo.log"
+    conf = tmp_path / "d.conf"
+    conf.write_text("listener %d 127.0.0.1\nallow_anonymous true\npid_file %s\nlog_dest file %s\n" % (port, pidf, logf))
+    r = subprocess.run([broker_cmd("x")[0], "-d", "-c", str(conf)], capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    pid = int(pidf.read_text())
+    try:
+        assert os.getsid(pid) == pid  # a session of its own, away from the test's terminal
+        c = PahoClient(types.SimpleNamespace(host="127.0.0.1", port=port))
+        c.connect()
+        c.disconnect()
+    finally:
+        os.kill(pid, 15)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the daemon did not stop on SIGTERM")
+    log = logf.read_text()
+    assert "ERROR: AddressSanitizer" not in log and "runtime error:" not in log, log
+    # the port is free again; hold it so the next start fails
+    with socket.socket() as busy:
+        busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        busy.bind(("127.0.0.1", port))
+        busy.listen(1)
+        conf.write_text("listener %d 127.0.0.1\n" % port)
+        r = subprocess.run([broker_cmd("x")[0], "-d", "-c", str(conf)], capture_output=True, timeout=30)
+    assert r.returncode == 1
+    assert b"Address already in use" in r.stderr + r.stdout
 
 
 # ---------------------------------------------------------------- behaviour of the directives
@@ -813,3 +845,22 @@ def test_log_dest_syslog_and_log_facility(tmp_path, facility, pri):
     assert pris, p.stdout
     assert all(x & ~7 == pri for x in pris), (pris, p.stdout)
     assert "tombo" in p.stdout and "running" in p.stdout
+
+
+@pytest.mark.parametrize("upgrade", [False, True])
+def test_upgrade_outgoing_qos(make_broker, upgrade):
+    """upgrade_outgoing_qos true (non-standard, as in Mosquitto): a QoS 0 message reaches a QoS 2
+    subscriber at QoS 2, live and retained; false (the default) keeps the lower QoS [MQTT-3.8.4-8]."""
+    b = make_broker("allow_anonymous true\n" + ("upgrade_outgoing_qos true\n" if upgrade else ""))
+    pub = PahoClient(b)
+    pub.connect()
+    pub.publish("up/r", b"kept", qos=0, retain=True)
+    sub = PahoClient(b)
+    sub.connect()
+    sub.subscribe("up/#", 2)
+    pub.publish("up/live", b"x", qos=0)
+    got = {m.topic: m.qos for m in sub.get_n(2)}
+    assert got == ({"up/r": 2, "up/live": 2} if upgrade else {"up/r": 0, "up/live": 0})
+    pub.publish("up/r", b"", qos=0, retain=True)
+    pub.disconnect()
+    sub.disconnect()
