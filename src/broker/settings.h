@@ -48,6 +48,7 @@ typedef struct settings {
     bool retain_available;
     bool queue_qos0_messages;
     bool connection_messages;
+    bool upgrade_outgoing_qos;
     char *clientid_prefixes;        /* NULL: any client id */
     bp_marks_t bp;                  /* backpressure marks, from max_queued_* */
     int n_listeners;

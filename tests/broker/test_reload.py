@@ -179,6 +179,18 @@ def test_max_queued_messages_and_queue_qos0_messages(make_broker):
     s.disconnect()
 
 
+def test_upgrade_outgoing_qos(make_broker):
+    b = make_broker("allow_anonymous true\n")
+    sub = connected(b.port, V311, "sub")
+    sub.subscribe([("u/t", 1)])
+    pub = connected(b.port, V311, "pub")
+    pub.publish("u/t", b"a", qos=0)
+    assert [p.qos for p in drain(sub)] == [0]
+    reload(b, "allow_anonymous true\nupgrade_outgoing_qos true\n")
+    pub.publish("u/t", b"b", qos=0)
+    assert [p.qos for p in drain(sub)] == [1]  # the subscription's QoS, as Mosquitto's option does
+
+
 def test_retain_available(make_broker):
     b = make_broker("allow_anonymous true\n")
     reload(b, "allow_anonymous true\nretain_available false\n")
@@ -242,8 +254,8 @@ def test_config_error_keeps_the_previous_settings(make_broker):
     assert re.search(r"broker\.conf:3: 'max_keepalive' must be a number", b.log()), b.log()
     c = connected(b.port, V5, "still", keepalive=100)  # allow_anonymous true still
     assert c.connack.props["server_keep_alive"] == 60
-    reload(b, "allow_anonymous true\nupgrade_outgoing_qos true\n", expect="the previous one stays in force")
-    assert "broker.conf:3: upgrade_outgoing_qos true: not supported" in b.log()
+    reload(b, "allow_anonymous true\nmax_qos 3\n", expect="the previous one stays in force")
+    assert "broker.conf:3: 'max_qos' must be a number from 0 to 2, not 3" in b.log()
     reload(b, "allow_anonymous true\nmax_keepalive 30\n")  # fixed: applied
     assert connected(b.port, V5, "k", keepalive=100).connack.props["server_keep_alive"] == 30
 
