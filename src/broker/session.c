@@ -375,7 +375,7 @@ void session_flush(session_t *s, conn_t *c)
     }
     uint32_t maxf = s->inflight_max ? s->inflight_max : 65535;
     /* max_inflight_bytes: a message that alone exceeds it still goes, but only on its own. */
-    uint64_t maxb = s->broker->cfg.max_inflight_bytes;
+    uint64_t maxb = broker_settings(s->broker)->max_inflight_bytes;
     uint32_t popped = 0;
     uint64_t popped_bytes = 0;
     /* Bound what one connection buffers in user space: the rest waits in the session queue until
