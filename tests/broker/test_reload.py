@@ -4,9 +4,10 @@ new behaviour. Connected clients keep what their CONNACK told them (Receive Maxi
 Packet Size); the rest applies to everyone at once. A file that no longer parses keeps the old
 settings; a change that needs a restart (listeners, persistence, ...) is logged as such.
 
-Not run against Debian's Mosquitto (TOMBO_REFERENCE=mosquitto): there, 2.0.11 logged "Reloading
-config." but none of these settings changed for new clients in this set-up (not investigated yet),
-so the reference cannot confirm these tests."""
+Against Debian's Mosquitto (TOMBO_REFERENCE=mosquitto) 2.0.11 passes the tests of sys_interval,
+message_size_limit, upgrade_outgoing_qos and password_file; it did not apply the others on reload
+in this set-up (marked mosquitto_does_not; why is not investigated yet), and the tests that read
+tombo's log lines are skipped there."""
 import os
 import re
 import signal
@@ -23,7 +24,12 @@ from test_auth import make_pwfile
 NOT_AUTHORIZED = 0x87
 RETAIN_NOT_SUPPORTED = 0x9A
 tombo_only = pytest.mark.skipif(is_reference(), reason="tombo's log lines are checked")
-pytestmark = pytest.mark.skipif(is_reference(), reason="Mosquitto 2.0.11 applied no reloaded setting here")
+# As root, Mosquitto becomes user "mosquitto", which cannot read the config file again from the
+# test's private directory: "user root" keeps it root (tombo accepts the line too).
+ROOT = "user root\n" if is_reference() else ""
+# Run against it, Mosquitto 2.0.11 passes the tests without this mark; with it, the new value
+# never reached new clients there, though mosquitto.conf(5) says the directive is reloaded.
+mosquitto_does_not = pytest.mark.skipif(is_reference(), reason="Mosquitto 2.0.11 did not apply it on reload here")
 
 
 def wait_for(cond, what, timeout=5.0):
@@ -39,7 +45,7 @@ def reload(b, conf, expect="Reloaded the configuration"):
     moment)."""
     mark = "Reloading config." if is_reference() else expect
     before = b.log().count(mark)
-    b.conf_text = conf
+    b.conf_text = ROOT + conf
     b.write_conf()
     os.kill(b.proc.pid, signal.SIGHUP)
     wait_for(lambda: b.log().count(mark) > before, "no %r after SIGHUP:\n%s" % (mark, b.log()[-3000:]))
@@ -63,8 +69,9 @@ def drain(c, timeout=0.5):
 
 # ------------------------------------------------------------------------------------ security
 
+@mosquitto_does_not
 def test_allow_anonymous_refuses_new_clients_connected_ones_stay(make_broker):
-    b = make_broker("allow_anonymous true\n")
+    b = make_broker(ROOT + "allow_anonymous true\n")
     old = connected(b.port, V5, "early")
     reload(b, "allow_anonymous false\n")
     c = Client(b.port, version=V5)
@@ -83,11 +90,11 @@ def test_password_file_added_by_reload(make_broker, tmp_path):
     """A password_file the start-up config did not have: its users log in after SIGHUP,
     anonymous clients are refused, a wrong password too."""
     pw = make_pwfile(str(tmp_path / "pw"), "tombo-passwd", users={"alice": "secret"})
-    b = make_broker(("user root\n" if is_reference() else "") + "allow_anonymous true\n")
+    b = make_broker(ROOT + "allow_anonymous true\n")
     c = Client(b.port, version=V311)
     assert c.connect(V311, client_id="x", username="alice", password="wrong").reason == 0  # no file yet
     c.close()
-    reload(b, ("user root\n" if is_reference() else "") + "allow_anonymous false\npassword_file %s\n" % pw)
+    reload(b, "allow_anonymous false\npassword_file %s\n" % pw)
     connected(b.port, V311, "a1", username="alice", password="secret").disconnect()
     for kw in ({"username": "alice", "password": "wrong"}, {}):
         c = Client(b.port, version=V311)
@@ -95,9 +102,10 @@ def test_password_file_added_by_reload(make_broker, tmp_path):
         c.close()
 
 
+@mosquitto_does_not
 def test_client_id_settings(make_broker):
     """auto_id_prefix, allow_zero_length_clientid and clientid_prefixes."""
-    b = make_broker("allow_anonymous true\n")
+    b = make_broker(ROOT + "allow_anonymous true\n")
     assert connected(b.port, V5, "").connack.props["assigned_client_id"].startswith("auto-")
     reload(b, "allow_anonymous true\nauto_id_prefix reloaded-\n")
     assert connected(b.port, V5, "").connack.props["assigned_client_id"].startswith("reloaded-")
@@ -114,8 +122,9 @@ def test_client_id_settings(make_broker):
 
 # -------------------------------------------------------------------------------------- limits
 
+@mosquitto_does_not
 def test_max_packet_size_new_clients_get_the_new_limit(make_broker):
-    b = make_broker("allow_anonymous true\n")
+    b = make_broker(ROOT + "allow_anonymous true\n")
     old = connected(b.port, V5, "old")
     assert "max_packet_size" not in old.connack.props
     reload(b, "allow_anonymous true\nmax_packet_size 100\n")
@@ -127,8 +136,9 @@ def test_max_packet_size_new_clients_get_the_new_limit(make_broker):
     new.expect_disconnect(0x95)  # Packet too large
 
 
+@mosquitto_does_not
 def test_max_inflight_messages_is_the_new_receive_maximum(make_broker):
-    b = make_broker("allow_anonymous true\n")
+    b = make_broker(ROOT + "allow_anonymous true\n")
     old = connected(b.port, V5, "old")
     assert old.connack.props["receive_max"] == 20
     reload(b, "allow_anonymous true\nmax_inflight_messages 3\n")
@@ -144,15 +154,16 @@ def test_max_inflight_messages_is_the_new_receive_maximum(make_broker):
     new.expect_disconnect(0x93)  # Receive Maximum exceeded [MQTT-3.3.4-9]
 
 
+@mosquitto_does_not
 def test_max_keepalive_in_connack(make_broker):
-    b = make_broker("allow_anonymous true\nmax_keepalive 60\n")
+    b = make_broker(ROOT + "allow_anonymous true\nmax_keepalive 60\n")
     assert connected(b.port, V5, "k1", keepalive=100).connack.props["server_keep_alive"] == 60
     reload(b, "allow_anonymous true\nmax_keepalive 30\n")
     assert connected(b.port, V5, "k2", keepalive=100).connack.props["server_keep_alive"] == 30
 
 
 def test_message_size_limit(make_broker):
-    b = make_broker("allow_anonymous true\n")
+    b = make_broker(ROOT + "allow_anonymous true\n")
     sub = connected(b.port, V311, "sub")
     sub.subscribe([("m/#", 1)])
     pub = connected(b.port, V311, "pub")
@@ -164,10 +175,11 @@ def test_message_size_limit(make_broker):
     assert [p.payload for p in drain(sub)] == [b"short"]
 
 
+@mosquitto_does_not
 def test_max_queued_messages_and_queue_qos0_messages(make_broker):
     """An offline session's queue: max_queued_messages lowered, QoS 0 kept once
     queue_qos0_messages is on."""
-    b = make_broker("allow_anonymous true\n")
+    b = make_broker(ROOT + "allow_anonymous true\n")
     s = connected(b.port, V311, "offline", clean=False)
     s.subscribe([("q/#", 1)])
     s.disconnect()
@@ -182,7 +194,7 @@ def test_max_queued_messages_and_queue_qos0_messages(make_broker):
 
 
 def test_upgrade_outgoing_qos(make_broker):
-    b = make_broker("allow_anonymous true\n")
+    b = make_broker(ROOT + "allow_anonymous true\n")
     sub = connected(b.port, V311, "sub")
     sub.subscribe([("u/t", 1)])
     pub = connected(b.port, V311, "pub")
@@ -193,8 +205,9 @@ def test_upgrade_outgoing_qos(make_broker):
     assert [p.qos for p in drain(sub)] == [1]  # the subscription's QoS, as Mosquitto's option does
 
 
+@mosquitto_does_not
 def test_retain_available(make_broker):
-    b = make_broker("allow_anonymous true\n")
+    b = make_broker(ROOT + "allow_anonymous true\n")
     reload(b, "allow_anonymous true\nretain_available false\n")
     c = connected(b.port, V5, "r1")
     assert c.connack.props["retain_available"] == 0
@@ -211,7 +224,7 @@ def test_retain_available(make_broker):
 
 def test_sys_interval(make_broker):
     """sys_interval 0: no $SYS; reloaded to 1: published at once, then every second."""
-    b = make_broker("allow_anonymous true\nsys_interval 0\n")
+    b = make_broker(ROOT + "allow_anonymous true\nsys_interval 0\n")
     s = connected(b.port, V311, "sys")
     s.subscribe([("$SYS/broker/uptime", 0)])
     assert drain(s, 1.5) == []
@@ -230,7 +243,7 @@ def test_sys_interval(make_broker):
 @tombo_only
 def test_log_settings(make_broker, tmp_path):
     """log_type, log_dest, log_timestamp_format and connection_messages."""
-    b = make_broker("allow_anonymous true\nlog_type notice\n")
+    b = make_broker(ROOT + "allow_anonymous true\nlog_type notice\n")
     s = connected(b.port, V311, "before")
     s.subscribe([("before/t", 0)])
     wait_for(lambda: "New client connected" in b.log(), "no connection message")
@@ -251,7 +264,7 @@ def test_log_settings(make_broker, tmp_path):
 
 @tombo_only
 def test_config_error_keeps_the_previous_settings(make_broker):
-    b = make_broker("allow_anonymous true\nmax_keepalive 60\n")
+    b = make_broker(ROOT + "allow_anonymous true\nmax_keepalive 60\n")
     reload(b, "allow_anonymous false\nmax_keepalive abc\n", expect="the previous one stays in force")
     assert re.search(r"broker\.conf:3: 'max_keepalive' must be a number", b.log()), b.log()
     c = connected(b.port, V5, "still", keepalive=100)  # allow_anonymous true still
@@ -264,7 +277,7 @@ def test_config_error_keeps_the_previous_settings(make_broker):
 
 @tombo_only
 def test_listener_and_persistence_changes_are_logged_not_applied(make_broker, tmp_path):
-    b = make_broker("allow_anonymous true\n")
+    b = make_broker(ROOT + "allow_anonymous true\n")
     port2 = free_port()
     reload(b, "max_qos 1\nallow_anonymous false\nlistener %d 127.0.0.1\npersistence true\nthreads 1\n" % port2)
     log = b.log()
@@ -284,7 +297,7 @@ def test_listener_and_persistence_changes_are_logged_not_applied(make_broker, tm
 @tombo_only
 def test_same_file_reports_nothing(make_broker):
     """The same file again: nothing is reported as needing a restart."""
-    b = make_broker("allow_anonymous true\nmax_qos 1\n")
+    b = make_broker(ROOT + "allow_anonymous true\nmax_qos 1\n")
     reload(b, "allow_anonymous true\nmax_qos 1\n")
     assert "cannot be reloaded" not in b.log()
 
