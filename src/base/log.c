@@ -1,10 +1,13 @@
 /* log.c -- the log (base layer): lines to stdout, stderr, an append-only file, syslog and $SYS topics.
  * Each line is formatted into one buffer and written with a single write() per destination: the
  * kernel keeps such writes whole (O_APPEND file, pipe up to PIPE_BUF, terminal), so threads never
- * interleave inside a line and no lock is needed. */
+ * interleave inside a line. The settings (destinations, file, timestamps) sit under a read-write
+ * lock that log_printf takes for reading, so SIGHUP can change them while other threads log
+ * (log_open); the file descriptor is closed only under the write lock, never under a writer. */
 #include "base/log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,13 +19,16 @@
 
 atomic_uint log_mask_ = TLOG_DEFAULT;
 
-/* Set by log_open() before other threads log; read-only afterwards. */
+/* The settings: written by log_open/log_close/log_set_topic_hook under the write lock, read by
+ * log_printf under the read lock. */
+static pthread_rwlock_t log_lock = PTHREAD_RWLOCK_INITIALIZER;
 static unsigned log_dest = TLOG_DEST_STDERR;
 static bool log_timestamp = true;
 static char log_ts_format[128]; /* empty: seconds since the epoch */
 static char log_file_path[4096];
 static atomic_int log_fd = -1;
 static bool log_syslog_open;
+static int log_syslog_facility; /* of the open syslog */
 static log_topic_fn topic_fn;
 static void *topic_ud;
 static _Thread_local bool in_topic_hook;
@@ -72,54 +78,70 @@ static int open_log_file(const char *path)
 
 int log_open(const log_options_t *o)
 {
-    log_close();
-    int rc = 0;
+    /* The new file first: when it cannot be opened, the log stays as it was. */
+    int fd = -1;
+    if ((o->dest & TLOG_DEST_FILE) && o->file) {
+        fd = open_log_file(o->file);
+        if (fd < 0) {
+            char msg[4200];
+            int n = snprintf(msg, sizeof(msg), "Error: Unable to open log file %s for writing: %s\n", o->file,
+                             strerror(errno));
+            write_all(2, msg, n < (int)sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+            return -1;
+        }
+    }
+    pthread_rwlock_wrlock(&log_lock);
+    int old = atomic_exchange(&log_fd, fd);
+    if (old >= 0)
+        close(old);
+    int facility = o->syslog_facility ? o->syslog_facility : LOG_DAEMON;
+    if (log_syslog_open && (!(o->dest & TLOG_DEST_SYSLOG) || facility != log_syslog_facility)) {
+        closelog();
+        log_syslog_open = false;
+    }
+    if (!log_syslog_open && (o->dest & TLOG_DEST_SYSLOG)) {
+        openlog("tombo", LOG_PID | LOG_NDELAY, facility);
+        log_syslog_facility = facility;
+        log_syslog_open = true;
+    }
     log_dest = o->dest;
     log_timestamp = o->timestamp;
     snprintf(log_ts_format, sizeof(log_ts_format), "%s", o->ts_format ? o->ts_format : "");
-    if ((log_dest & TLOG_DEST_FILE) && o->file) {
-        snprintf(log_file_path, sizeof(log_file_path), "%s", o->file);
-        int fd = open_log_file(log_file_path);
-        if (fd < 0) {
-            char msg[4200];
-            int n = snprintf(msg, sizeof(msg), "Error: Unable to open log file %s for writing: %s\n", log_file_path,
-                             strerror(errno));
-            write_all(2, msg, n < (int)sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
-            rc = -1;
-        }
-        atomic_store(&log_fd, fd);
-    }
-    if (log_dest & TLOG_DEST_SYSLOG) {
-        openlog("tombo", LOG_PID | LOG_NDELAY, o->syslog_facility ? o->syslog_facility : LOG_DAEMON);
-        log_syslog_open = true;
-    }
+    snprintf(log_file_path, sizeof(log_file_path), "%s", fd >= 0 ? o->file : "");
     atomic_store(&log_mask_, o->types);
-    return rc;
+    pthread_rwlock_unlock(&log_lock);
+    return 0;
 }
 
 int log_reopen(void)
 {
+    pthread_rwlock_wrlock(&log_lock);
+    int rc = 0;
     int old = atomic_load(&log_fd);
-    if (old < 0 || !log_file_path[0])
-        return 0;
-    int fd = open_log_file(log_file_path);
-    if (fd < 0)
-        return -1;
-    /* dup2 swaps the file under the same descriptor number, so a concurrent writer never sees a
-     * closed descriptor. */
-    int rc = dup2(fd, old) < 0 ? -1 : 0;
-    close(fd);
+    if (old >= 0 && log_file_path[0]) {
+        int fd = open_log_file(log_file_path);
+        if (fd < 0)
+            rc = -1;
+        else {
+            rc = dup2(fd, old) < 0 ? -1 : 0;
+            close(fd);
+        }
+    }
+    pthread_rwlock_unlock(&log_lock);
     return rc;
 }
 
 void log_set_topic_hook(log_topic_fn fn, void *ud)
 {
+    pthread_rwlock_wrlock(&log_lock);
     topic_fn = fn;
     topic_ud = ud;
+    pthread_rwlock_unlock(&log_lock);
 }
 
 void log_close(void)
 {
+    pthread_rwlock_wrlock(&log_lock);
     int fd = atomic_exchange(&log_fd, -1);
     if (fd >= 0)
         close(fd);
@@ -132,15 +154,19 @@ void log_close(void)
     log_ts_format[0] = '\0';
     log_file_path[0] = '\0';
     atomic_store(&log_mask_, TLOG_DEFAULT);
+    pthread_rwlock_unlock(&log_lock);
 }
 
 void log_printf(unsigned level, const char *fmt, ...)
 {
     if (!log_enabled(level))
         return;
+    pthread_rwlock_rdlock(&log_lock);
     unsigned dest = log_dest;
-    if (!dest)
+    if (!dest) {
+        pthread_rwlock_unlock(&log_lock);
         return;
+    }
 
     /* "<timestamp>: " */
     char ts[160];
@@ -166,13 +192,17 @@ void log_printf(unsigned level, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(line + tslen, cap - tslen - 1, fmt, ap);
     va_end(ap);
-    if (n < 0)
+    if (n < 0) {
+        pthread_rwlock_unlock(&log_lock);
         return;
+    }
     if ((size_t)n >= cap - tslen - 1) {
         cap = tslen + (size_t)n + 2;
         line = malloc(cap);
-        if (!line)
+        if (!line) {
+            pthread_rwlock_unlock(&log_lock);
             return;
+        }
         va_start(ap, fmt);
         vsnprintf(line + tslen, cap - tslen - 1, fmt, ap);
         va_end(ap);
@@ -194,9 +224,12 @@ void log_printf(unsigned level, const char *fmt, ...)
     line[len] = '\0';
     if (dest & TLOG_DEST_SYSLOG)
         syslog(syslog_priority(level), "%s", msg);
-    if ((dest & TLOG_DEST_TOPIC) && topic_fn && level != TLOG_DEBUG && !in_topic_hook) {
+    log_topic_fn fn = topic_fn;
+    void *ud = topic_ud;
+    pthread_rwlock_unlock(&log_lock);
+    if ((dest & TLOG_DEST_TOPIC) && fn && level != TLOG_DEBUG && !in_topic_hook) {
         in_topic_hook = true;
-        topic_fn(level, line, len, topic_ud); /* with its timestamp, as Mosquitto publishes it */
+        fn(level, line, len, ud); /* with its timestamp, as Mosquitto publishes it */
         in_topic_hook = false;
     }
     if (line != stackbuf)

@@ -1,9 +1,8 @@
 /* log.h -- the log (base layer): Mosquitto's log types, destinations and line format
  * ("1700000000: message", or the time formatted with a strftime format).
  *
- * The log is process-wide state (like stderr itself): log_open() sets it up before other threads
- * start (the broker's log_init() does so from its configuration); log_printf() is then safe from
- * any thread. Each line goes out with one write() per destination, so lines from different
+ * The log is process-wide state (like stderr itself): log_open() sets it up (the broker's log_init()
+ * does so from its configuration, at start and on SIGHUP); log_printf() is safe from any thread. Each line goes out with one write() per destination, so lines from different
  * threads never interleave. Before log_open() the log behaves as Mosquitto's default: error, warning, notice and information to stderr. */
 #ifndef TOMBO_BASE_LOG_H
 #define TOMBO_BASE_LOG_H
@@ -53,9 +52,10 @@ static inline bool log_enabled(unsigned level)
     return (atomic_load_explicit(&log_mask_, memory_order_relaxed) & level) != 0;
 }
 
-/* Set up types, destinations and timestamps (not thread-safe: call before other threads log, or
- * again only while none does). Opens the file in append mode. Returns 0, or -1 when the log file
- * cannot be opened (the error is written to stderr; the other destinations are set up). */
+/* Set up types, destinations and timestamps, replacing the previous ones (SIGHUP's reload calls it
+ * again). Thread-safe: lines logged meanwhile go out whole, with the old settings or the new.
+ * Opens the file in append mode. Returns 0, or -1 when the log file cannot be opened: the error is
+ * written to stderr and the log stays as it was. */
 int log_open(const log_options_t *o);
 
 /* Log one line at `level` (one TLOG_* bit). Thread-safe. Does nothing when the level is off. */
@@ -75,7 +75,8 @@ int log_reopen(void);
 /* TLOG_DEST_TOPIC: the broker registers how to publish a log line on $SYS/broker/log/<X>; until it
  * does, topic logging is off. `fn` is called with the level, the line as logged (timestamp
  * included, no newline) and `ud`, from the logging thread; log lines it produces itself are not re-published.
- * Debug lines never go to the topic (as in Mosquitto). Call before the workers start. */
+ * Debug lines never go to the topic (as in Mosquitto). Thread-safe; the hook may still be running on
+ * another thread right after it is removed, so remove it only once the threads that log have stopped. */
 typedef void (*log_topic_fn)(unsigned level, const char *msg, size_t len, void *ud);
 void log_set_topic_hook(log_topic_fn fn, void *ud);
 

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,8 +72,8 @@ struct auth_data {
 struct auth {
     pthread_rwlock_t lock;
     struct auth_data *d;
-    char *pw_path, *acl_path;
-    bool has_pwfile, has_acl; /* a file is configured: fixed for the broker's life */
+    char *pw_path, *acl_path; /* the reloading thread's only */
+    atomic_bool has_pwfile, has_acl; /* a file is configured (a reload may add or remove one) */
     uint8_t decoy_key[32];    /* random: the salts SCRAM shows for users it does not have */
 };
 
@@ -371,19 +372,42 @@ auth_t *auth_load(const char *password_file, const char *acl_file, char *err, si
     return a;
 }
 
-int auth_reload(auth_t *a, char *err, size_t errlen)
+int auth_reload_files(auth_t *a, const char *password_file, const char *acl_file, char *err, size_t errlen)
 {
     if (!a)
         return 0;
-    struct auth_data *d = data_load(a->pw_path, a->acl_path, err, errlen);
+    struct auth_data *d = data_load(password_file, acl_file, err, errlen);
     if (!d)
         return -1; /* the files as they were stay in force */
+    char *pw = password_file ? xstrdup(password_file) : NULL;
+    char *acl = acl_file ? xstrdup(acl_file) : NULL;
+    free(a->pw_path);
+    free(a->acl_path);
+    a->pw_path = pw;
+    a->acl_path = acl;
     pthread_rwlock_wrlock(&a->lock);
     struct auth_data *old = a->d;
     a->d = d;
+    atomic_store(&a->has_pwfile, d->has_pwfile);
+    atomic_store(&a->has_acl, d->has_acl);
     pthread_rwlock_unlock(&a->lock);
     data_free(old);
     return 0;
+}
+
+int auth_reload(auth_t *a, char *err, size_t errlen)
+{
+    return a ? auth_reload_files(a, a->pw_path, a->acl_path, err, errlen) : 0;
+}
+
+const char *auth_password_file(const auth_t *a)
+{
+    return a ? a->pw_path : NULL;
+}
+
+const char *auth_acl_file(const auth_t *a)
+{
+    return a ? a->acl_path : NULL;
 }
 
 void auth_free(auth_t *a)
@@ -425,12 +449,12 @@ const char *auth_warning(const auth_t *a, int i)
 
 bool auth_has_password_file(const auth_t *a)
 {
-    return a && a->has_pwfile;
+    return a && atomic_load_explicit(&a->has_pwfile, memory_order_relaxed);
 }
 
 bool auth_has_acl(const auth_t *a)
 {
-    return a && a->has_acl;
+    return a && atomic_load_explicit(&a->has_acl, memory_order_relaxed);
 }
 
 static uint8_t data_connect(const struct auth_data *a, bool allow_anonymous, const uint8_t *user, size_t ulen,
@@ -673,7 +697,7 @@ uint8_t auth_connect(const auth_t *a, bool allow_anonymous, const uint8_t *user,
 bool auth_acl(const auth_t *a, const char *client_id, const char *username, const uint8_t *topic, size_t n,
               int access)
 {
-    if (!a || !a->has_acl)
+    if (!auth_has_acl(a))
         return true;
     auth_t *m = (auth_t *)a;
     pthread_rwlock_rdlock(&m->lock);

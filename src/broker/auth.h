@@ -5,8 +5,8 @@
  * read-only function of it, with no allocation in the common case (ACL patterns that expand to more
  * than 256 bytes use a temporary heap buffer). One auth_t serves one set of security settings: one
  * per listener when per_listener_settings is true, otherwise one for the whole broker. SIGHUP reads
- * the files again (auth_reload) and swaps the new set in; the auth_t pointer itself never changes,
- * so sessions and connections keep theirs.
+ * the files again (auth_reload, or auth_reload_files when the config names other files) and swaps
+ * the new set in; the auth_t pointer itself never changes, so sessions and connections keep theirs.
  *
  * Thread-safety: auth_connect() and auth_acl() may be called from any number of threads at once
  * (they hold a read lock on the current set); auth_reload() from any thread. Ownership: the caller
@@ -47,6 +47,12 @@ void auth_free(auth_t *a);
  * now on, including connected clients' ACL checks, and 0 is returned; on error (err as for
  * auth_load) the previous ones stay in force and -1 is returned. a == NULL: nothing to do. */
 int auth_reload(auth_t *a, char *err, size_t errlen);
+/* The same from other files (either may be NULL: none): a reload whose config names new ones. On
+ * success they are the files later auth_reload() calls read. Call from one thread at a time. */
+int auth_reload_files(auth_t *a, const char *password_file, const char *acl_file, char *err, size_t errlen);
+/* The files in force (NULL: none); for the reloading thread. */
+const char *auth_password_file(const auth_t *a);
+const char *auth_acl_file(const auth_t *a);
 
 /* Non-fatal problems found by auth_load() or the last auth_reload() ("FILE:LINE: message"), for the
  * broker's log: i from 0 while it returns non-NULL. Valid until the next reload. */

@@ -43,11 +43,11 @@ void bp_after_delivery(conn_t *c, session_t *s)
     /* A connection waits for one receiver at a time; its own session drains only when it is
      * read (its acknowledgements), so it never waits for itself: its owner notices if it is stuck. */
     if (c->bp_on || s == c->session || atomic_load(&s->worker) < 0 || atomic_load(&s->slow) ||
-        !bp_over_high(&b->bp, s))
+        !bp_over_high(&broker_settings(b)->bp, s))
         return;
     /* Say we wait, then look again: the owner drains, then looks at `waiters` (backpressure.h). */
     atomic_fetch_or(&s->waiters, worker_bit(c->w));
-    if (!bp_over_low(&b->bp, s))
+    if (!bp_over_low(&broker_settings(b)->bp, s))
         return;
     session_hold(s);
     c->bp_on = s;
@@ -80,7 +80,7 @@ void bp_conn_closed(conn_t *c)
 static bool may_resume(worker_t *w, conn_t *c, struct paused *pw, bool tick)
 {
     session_t *s = c->bp_on;
-    const bp_marks_t *m = &w->b->bp;
+    const bp_marks_t *m = &broker_settings(w->b)->bp;
     if (atomic_load(&s->worker) < 0 || atomic_load(&s->slow) || !bp_over_low(m, s))
         return true;
     if (tick) {
@@ -143,7 +143,7 @@ void bp_wake_waiters(worker_t *w, session_t *s)
 
 void bp_after_drain(worker_t *w, session_t *s, uint32_t popped)
 {
-    const bp_marks_t *m = &w->b->bp;
+    const bp_marks_t *m = &broker_settings(w->b)->bp;
     if (popped)
         atomic_fetch_add(&s->progress, popped);
     if (!bp_over_low(m, s)) {

@@ -55,7 +55,7 @@ int broker_init(broker_t *b)
     timers_init(&b->timers);
     b->reg = registry_new();
     b->trace = trace_new();
-    bp_marks_init(&b->bp, b->cfg.max_queued_messages, b->cfg.max_queued_bytes);
+    settings_publish(b, settings_new(&b->cfg, &b->cfg, NULL, true));
     b->subs = subtree_new(hold_session);
     b->retained = retain_new(hold_msg, release_msg);
     if (!b->subs || !b->retained)
@@ -132,7 +132,7 @@ int broker_run(broker_t *b)
     bool passwords = false;
     for (int i = 0; i < b->cfg.n_listeners; i++)
         passwords |= auth_has_password_file(b->auth[i]);
-    if (passwords && !(b->authq = authq_start(b, 1))) {
+    if (passwords && !(b->authq = authq_start(b, 1))) { /* a reload may start it later (reload.c) */
         log_printf(TLOG_ERR, "Error: cannot start the authentication thread.");
         return -1;
     }
@@ -152,28 +152,6 @@ int broker_run(broker_t *b)
     httpd_stop(b); /* it reads the workers' statistics: stopped while they exist */
     log_printf(TLOG_NOTICE, "tombo version %s terminating", TOMBO_VERSION);
     return 0;
-}
-
-void broker_reload(broker_t *b)
-{
-    log_reopen();
-    tls_listeners_reload(b);
-    httpd_reload(b);
-    for (int i = 0; i < b->cfg.n_listeners; i++) {
-        if (i > 0 && !b->cfg.per_listener_settings)
-            break; /* one auth_t for all listeners */
-        if (!auth_has_password_file(b->auth[i]) && !auth_has_acl(b->auth[i]))
-            continue;
-        char err[512];
-        if (auth_reload(b->auth[i], err, sizeof(err)) != 0) {
-            log_printf(TLOG_ERR, "Error: reloading the password or ACL file: %s; the previous ones stay in force.",
-                       err);
-            continue;
-        }
-        for (int k = 0; auth_warning(b->auth[i], k); k++)
-            log_printf(TLOG_WARNING, "Warning: %s", auth_warning(b->auth[i], k));
-        log_printf(TLOG_NOTICE, "Reloaded the password and ACL files.");
-    }
 }
 
 void broker_free(broker_t *b)
@@ -198,6 +176,7 @@ void broker_free(broker_t *b)
     free(b->auth);
     timers_free(&b->timers);
     sys_free(b);
+    settings_free_all(b);
     registry_free(b);
     subtree_free(b->subs);
     retain_free(b->retained);

@@ -9,6 +9,7 @@
 #include "broker/backpressure.h"
 #include "broker/config.h"
 #include "broker/retain.h"
+#include "broker/settings.h"
 #include "broker/subtree.h"
 #include "broker/timers.h"
 
@@ -16,28 +17,29 @@
 struct worker;
 
 typedef struct broker {
-    struct tombo_config cfg;
+    struct tombo_config cfg;   /* as read at start-up; its reloadable fields: see `settings` */
+    settings_t *_Atomic settings;      /* what SIGHUP may change (settings.h): broker_settings() */
+    struct settings_retired *retired; /* replaced snapshots not yet freed (worker 0) */
     struct worker *workers;
     int n_workers;
     struct auth **auth;  /* one per cfg.listeners[i] (all the same one unless per_listener_settings) */
     int *listen_fds;    /* one per cfg.listeners[i]; -1 for an optional one that could not bind */
     struct tls_listeners *tls; /* TLS listeners' contexts (transport_tls.c) */
     atomic_int stop;
-    atomic_int reload;  /* SIGHUP: worker 0 reopens the log file */
+    atomic_int reload;  /* SIGHUP: worker 0 reloads (reload.c) */
     int64_t started_ms;
     time_t started_wall;
 
     subtree_t *subs;
     retain_t *retained;
     struct store *store; /* persistence, or NULL */
-    struct authq *authq; /* password checks off the workers */
+    struct authq *_Atomic authq; /* password checks off the workers; a reload may start it */
 
     pthread_mutex_t reg_lock;  /* guards the session registry */
     struct registry *reg;
 
     timers_t timers;           /* session expiry and delayed wills (worker 0 runs them) */
 
-    bp_marks_t bp;             /* backpressure marks (backpressure.h) */
     atomic_ulong msgs_dropped; /* messages for slow consumers and full offline queues */
 
     atomic_ulong clients_total;
@@ -53,10 +55,16 @@ typedef struct broker {
 int broker_init(broker_t *b);
 int broker_run(broker_t *b);   /* starts the workers, returns after stop */
 void broker_free(broker_t *b);
-/* SIGHUP (worker 0): reopen the log file (logrotate's postrotate sends it, as for Mosquitto),
- * read the password and ACL files (and http_password_file) again, and the TLS listeners' certificates, keys, CRLs and PSK
- * file (for new connections); a file that no longer loads keeps its previous contents. */
+/* SIGHUP (worker 0, reload.c): read the config file again and apply what Mosquitto reloads (the
+ * settings, the log, password and ACL files, http_password_file, TLS certificates); what cannot change without a restart
+ * is logged as such; a file that no longer parses keeps everything as it was. */
 void broker_reload(broker_t *b);
+
+/* The settings in force (settings.h): load once, use within the current loop turn. */
+static inline const settings_t *broker_settings(const broker_t *b)
+{
+    return atomic_load_explicit(&((broker_t *)b)->settings, memory_order_acquire);
+}
 
 /* $SYS (sys.c), from worker 0: every topic at start, then each sys_interval those whose value
  * changed; sys_free at the end. */

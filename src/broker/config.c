@@ -968,6 +968,12 @@ static void note_tls_where(struct parser *ps, const struct directive *d)
     }
 }
 
+bool config_listener_same(const struct tombo_listener *a, const struct tombo_listener *b)
+{
+    return a->port == b->port && a->socket_domain == b->socket_domain &&
+           (a->address && b->address ? !strcmp(a->address, b->address) : a->address == b->address);
+}
+
 const char *config_tls_where(const struct tombo_listener *l, const char *msg)
 {
     for (int i = 0; i < TLSW_N; i++) {

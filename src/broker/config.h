@@ -181,6 +181,10 @@ static inline bool tombo_listener_tls(const struct tombo_listener *l)
     return l->certfile || l->psk_hint;
 }
 
+/* Are a and b the same listening socket (port, address, socket_domain)? A reload matches the
+ * listeners of the new file to the open ones with it. */
+bool config_listener_same(const struct tombo_listener *a, const struct tombo_listener *b);
+
 /* Where the directive a TLS error message starts with ("keyfile /x: ...") was set: its "FILE:LINE",
  * else the listener's origin. */
 const char *config_tls_where(const struct tombo_listener *l, const char *msg);

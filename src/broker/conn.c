@@ -51,7 +51,8 @@ static uint8_t dispatch(conn_t *c, mqtt_packet_t *p)
 
 static uint32_t max_inbound_packet(const conn_t *c)
 {
-    uint32_t m = c->w->b->cfg.max_packet_size;
+    /* Before CONNACK: the setting in force; after: what CONNACK announced. */
+    uint32_t m = c->state == CONN_ACTIVE ? c->max_packet_in : broker_settings(c->w->b)->max_packet_size;
     return m ? m : MQTT_MAX_REMAINING + MQTT_MAX_HEADER;
 }
 

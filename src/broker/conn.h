@@ -75,6 +75,10 @@ typedef struct conn {
 
     /* MQTT 5 limits the client told us */
     uint32_t max_packet_out;      /* 0: none */
+    /* Our limits as CONNACK announced them, kept for the connection's life (a reload changes them
+     * for new connections only: a client must not be cut off for a limit it was never told). */
+    uint32_t max_packet_in;       /* max_packet_size; 0: none */
+    uint32_t receive_max_in;      /* max_inflight_messages (Receive Maximum, 5.0); 0: none */
     uint16_t topic_alias_max_out; /* aliases we may use towards the client */
     uint16_t aliases_out_used;
     struct alias_out *aliases_out; /* hash of topic -> alias we assigned (lazily allocated) */

@@ -137,7 +137,7 @@ void conn_close(conn_t *c, const char *why)
         return;
     worker_t *w = c->w;
     bool was_active = c->state == CONN_ACTIVE;
-    if (why && was_active && c->w->b->cfg.connection_messages) {
+    if (why && was_active && broker_settings(c->w->b)->connection_messages) {
         log_printf(TLOG_NOTICE, "Client %s [%s] disconnected: %s.", c->session ? c->session->client_id : "?",
                    c->peer, why);
     }

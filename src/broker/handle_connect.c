@@ -22,10 +22,10 @@
 /* Topic aliases we accept from each client (CONNACK Topic Alias Maximum), as Mosquitto's default. */
 
 
-static void assign_client_id(broker_t *b, const struct tombo_listener *l, char *out, size_t outlen)
+static void assign_client_id(broker_t *b, const listener_settings_t *l, char *out, size_t outlen)
 {
     unsigned long n = atomic_fetch_add(&b->auto_id_counter, 1) + 1;
-    const char *prefix = l->auto_id_prefix ? l->auto_id_prefix : "auto-";
+    const char *prefix = l->auto_id_prefix;
     snprintf(out, outlen, "%s%08lX-%04lX", prefix, (unsigned long)(b->started_ms & 0xffffffff), n);
 }
 
@@ -74,7 +74,7 @@ static uint8_t connect_attach(conn_t *c)
 {
     worker_t *w = c->w;
     broker_t *b = w->b;
-    const struct tombo_config *cfg = &b->cfg;
+    const settings_t *cfg = broker_settings(b);
     struct connect_req *rq = c->pending;
     bool v5 = c->version == MQTT_V5;
 
@@ -109,6 +109,8 @@ static uint8_t connect_attach(conn_t *c)
     c->session = s; /* the registry_get reference becomes the connection's */
     c->state = CONN_ACTIVE;
     c->keepalive = rq->keepalive;
+    c->max_packet_in = cfg->max_packet_size;
+    c->receive_max_in = cfg->max_inflight_messages;
 
     mqtt_packet_t ack;
     memset(&ack, 0, sizeof(ack));
@@ -182,7 +184,8 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
 {
     worker_t *w = c->w;
     broker_t *b = w->b;
-    const struct tombo_config *cfg = &b->cfg;
+    const settings_t *cfg = broker_settings(b);
+    const listener_settings_t *ls = &cfg->l[c->l - b->cfg.listeners];
     if (c->pending)
         return MQTT_RC_PROTOCOL_ERROR; /* a second CONNECT during enhanced authentication [MQTT-3.1.0-2] */
     c->version = p->connect.version;
@@ -195,9 +198,9 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
     size_t idlen = p->connect.client_id.len;
     bool assigned = false;
     if (idlen == 0) {
-        if (!c->l->allow_zero_length_clientid || c->version == MQTT_V31 || (!v5 && !p->connect.clean))
+        if (!ls->allow_zero_length_clientid || c->version == MQTT_V31 || (!v5 && !p->connect.clean))
             return MQTT_RC_CLIENT_ID_NOT_VALID; /* [MQTT-3.1.3-8] */
-        assign_client_id(b, c->l, idbuf, sizeof(idbuf));
+        assign_client_id(b, ls, idbuf, sizeof(idbuf));
         id = idbuf;
         idlen = strlen(idbuf);
         assigned = true;
@@ -347,13 +350,14 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
     }
     if (tls_user)
         return connect_attach(c);
-    if (b->authq && authq_needed(auth, p->connect.has_username, p->connect.username.len)) {
-        authq_submit(b->authq, w->index, c->fd, c->id, auth, c->l->allow_anonymous, p->connect.username.p,
+    authq_t *aq = atomic_load_explicit(&b->authq, memory_order_acquire);
+    if (aq && authq_needed(auth, p->connect.has_username, p->connect.username.len)) {
+        authq_submit(aq, w->index, c->fd, c->id, auth, ls->allow_anonymous, p->connect.username.p,
                      p->connect.username.len, p->connect.has_username, p->connect.password.p, p->connect.password.len, p->connect.has_password);
         c->waiting = WAIT_AUTH;
         return MQTT_RC_SUCCESS;
     }
-    if (auth_connect(auth, c->l->allow_anonymous, p->connect.username.p, p->connect.username.len, p->connect.has_username,
+    if (auth_connect(auth, ls->allow_anonymous, p->connect.username.p, p->connect.username.len, p->connect.has_username,
                      p->connect.password.p, p->connect.password.len, p->connect.has_password) != MQTT_RC_SUCCESS)
         return MQTT_RC_NOT_AUTHORIZED; /* the caller fails the connection, which frees c->pending */
     return connect_attach(c);

@@ -89,22 +89,23 @@ static uint8_t publish_mounted(conn_t *c, mqtt_packet_t *p)
     bool v5 = c->version == MQTT_V5;
     if (qos > c->l->max_qos)
         return MQTT_RC_QOS_NOT_SUPPORTED; /* [MQTT-3.2.2-11] */
-    if (p->publish.retain && !b->cfg.retain_available)
+    const settings_t *set = broker_settings(b);
+    if (p->publish.retain && !set->retain_available)
         return MQTT_RC_RETAIN_NOT_SUPPORTED; /* [MQTT-3.2.2-14] */
 
     /* Receive Maximum: QoS 2 messages awaiting PUBREL count against what we announced
      * [MQTT-3.3.4-7]; QoS 1 is acknowledged at once. 3.1.1 has no such limit: its clients are
      * never told one. */
-    if (qos == 2 && v5 && b->cfg.max_inflight_messages) {
+    if (qos == 2 && v5 && c->receive_max_in) {
         bool dup;
         uint32_t pending = session_qos2_pending(s, p->id, &dup);
-        if (!dup && pending >= b->cfg.max_inflight_messages)
+        if (!dup && pending >= c->receive_max_in)
             return MQTT_RC_RECEIVE_MAX_EXCEEDED;
     }
 
     uint8_t reason = MQTT_RC_SUCCESS;
     bool accept = true;
-    if (b->cfg.message_size_limit && p->publish.payload.len > b->cfg.message_size_limit) {
+    if (set->message_size_limit && p->publish.payload.len > set->message_size_limit) {
         /* Not forwarded, but the QoS flow completes (Mosquitto's message_size_limit). */
         log_printf(TLOG_NOTICE, "Client %s: PUBLISH to %.*s dropped: payload of %u bytes exceeds message_size_limit.",
                    s->client_id, (int)p->publish.topic.len, (const char *)p->publish.topic.p, p->publish.payload.len);

@@ -7,7 +7,7 @@
 
 #include "broker/config.h"
 
-int log_init(const struct tombo_config *cfg)
+int log_configure(const struct tombo_config *cfg)
 {
     log_options_t o = {.types = cfg->log_type,
                        .dest = cfg->log_dest,
@@ -16,7 +16,12 @@ int log_init(const struct tombo_config *cfg)
                        .ts_format = cfg->log_timestamp_format,
                        /* log_facility N: localN, as in Mosquitto (LOG_LOCAL0..7 are consecutive) */
                        .syslog_facility = cfg->log_facility < 0 ? LOG_DAEMON : LOG_LOCAL0 + (cfg->log_facility << 3)};
-    int rc = log_open(&o);
+    return log_open(&o);
+}
+
+int log_init(const struct tombo_config *cfg)
+{
+    int rc = log_configure(cfg);
     for (int i = 0; i < cfg->n_warnings; i++)
         log_printf(TLOG_WARNING, "%s", cfg->warnings[i]);
     return rc;

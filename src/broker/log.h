@@ -7,10 +7,12 @@
 
 struct tombo_config;
 
-/* Set up types, destinations and timestamps from cfg (log_open's contract: before the workers
- * start, or again only while no other thread logs), then log cfg->warnings. Returns 0, or -1 when
- * the log file cannot be opened (the error is logged to stderr; the other destinations are set
- * up). */
+/* Set up types, destinations and timestamps from cfg (log_open: thread-safe), then log
+ * cfg->warnings. Returns 0, or -1 when the log file cannot be opened (the error is written to
+ * stderr and the log is left as it was). */
 int log_init(const struct tombo_config *cfg);
+
+/* The same without the warnings: SIGHUP's reload. */
+int log_configure(const struct tombo_config *cfg);
 
 #endif

@@ -66,8 +66,7 @@ static void hook(unsigned level, const char *msg, size_t len, void *ud)
 
 void log_topic_start(broker_t *b)
 {
-    if (!(b->cfg.log_dest & TLOG_DEST_TOPIC))
-        return;
+    /* Always: a reload may turn log_dest topic on; the log calls the hook only when it is. */
     struct log_topic *q = xcalloc(1, sizeof(*q));
     pthread_mutex_init(&q->lock, NULL);
     q->tail = &q->head;

@@ -16,7 +16,7 @@ struct worker;
 
 #define LOG_TOPIC_MAX 1024
 
-/* With TLOG_DEST_TOPIC in the config: set the FIFO up and register the hook. No-op otherwise. */
+/* Set the FIFO up and register the hook (the log calls it only while log_dest has topic). */
 void log_topic_start(struct broker *b);
 /* Worker 0, each loop turn: publish the waiting lines. */
 void log_topic_drain(struct worker *w);

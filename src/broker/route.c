@@ -22,11 +22,12 @@ static size_t route(worker_t *w, msg_t *msg, const session_t *from, struct conn 
     sub_result_t *r = &w->match;
     subtree_match(b->subs, msg->topic.p, msg->topic.len, from, r);
     size_t n = r->n;
+    bool upgrade = broker_settings(b)->upgrade_outgoing_qos;
     for (size_t i = 0; i < n; i++) {
         sub_match_t *m = &r->v[i];
         session_t *s = m->owner;
         /* The lower of the two [MQTT-3.8.4-8], or the subscription's with upgrade_outgoing_qos. */
-        uint8_t qos = msg->qos < m->qos && !b->cfg.upgrade_outgoing_qos ? msg->qos : m->qos;
+        uint8_t qos = msg->qos < m->qos && !upgrade ? msg->qos : m->qos;
         /* [MQTT-3.3.1-12] the retain flag is cleared unless retain-as-published */
         uint8_t retain = m->retain_as_published ? msg->retain : 0;
         if (give && i == n - 1)

@@ -229,8 +229,9 @@ static bool enqueue(session_t *s, msg_t *msg, uint8_t qos, uint8_t retain, const
                     bool give)
 {
     broker_t *b = s->broker;
+    const settings_t *set = broker_settings(b);
     bool drop = false;
-    if (s->ended || (qos == 0 && !s->conn && !b->cfg.queue_qos0_messages) ||
+    if (s->ended || (qos == 0 && !s->conn && !set->queue_qos0_messages) ||
         !auth_acl(s->auth, s->client_id, s->username, msg->topic.p, msg->topic.len, AUTH_READ)) {
         backlog_sub(s, 1, msg->payload.len);
         if (give)
@@ -238,10 +239,10 @@ static bool enqueue(session_t *s, msg_t *msg, uint8_t qos, uint8_t retain, const
         return false;
     }
     if (!s->conn || atomic_load(&s->slow)) {
-        uint32_t maxq = b->cfg.max_queued_messages;
-        uint64_t maxb = b->cfg.max_queued_bytes;
+        uint32_t maxq = set->max_queued_messages;
+        uint64_t maxb = set->max_queued_bytes;
         drop = (maxq && s->queue.n >= maxq) || (maxb && s->queued_bytes + msg->payload.len > maxb && s->queue.n > 0) ||
-               (qos == 0 && s->conn && s->queue.n >= b->bp.high_n);
+               (qos == 0 && s->conn && s->queue.n >= set->bp.high_n);
     }
     if (drop) {
         backlog_sub(s, 1, msg->payload.len);
@@ -319,7 +320,7 @@ static void deliver(worker_t *from, session_t *s, msg_t *msg, uint8_t qos, uint8
         /* A slow consumer's QoS 0 beyond the mark is dropped here, as enqueue would; everything
          * else is decided when the owner queues it. */
         if (qos == 0 && atomic_load_explicit(&s->slow, memory_order_relaxed) &&
-            atomic_load_explicit(&s->backlog_n, memory_order_relaxed) >= s->broker->bp.high_n) {
+            atomic_load_explicit(&s->backlog_n, memory_order_relaxed) >= broker_settings(s->broker)->bp.high_n) {
             bp_count_drop(s->broker);
             if (give)
                 msg_release(msg);
@@ -397,7 +398,7 @@ void session_flush(session_t *s, conn_t *c)
     }
     uint32_t maxf = s->inflight_max ? s->inflight_max : 65535;
     /* max_inflight_bytes: a message that alone exceeds it still goes, but only on its own. */
-    uint64_t maxb = s->broker->cfg.max_inflight_bytes;
+    uint64_t maxb = broker_settings(s->broker)->max_inflight_bytes;
     uint32_t popped = 0;
     uint64_t popped_bytes = 0;
     /* Bound what one connection buffers in user space: the rest waits in the session queue until

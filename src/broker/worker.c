@@ -79,7 +79,7 @@ static void accept_all(worker_t *w, int li)
             close(fd);
             continue;
         }
-        if (b->cfg.set_tcp_nodelay && ss.ss_family != AF_UNIX) {
+        if (broker_settings(b)->set_tcp_nodelay && ss.ss_family != AF_UNIX) {
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         }
@@ -261,6 +261,7 @@ static void *worker_main(void *arg)
     w->now = now_ms();
     w->wheel.now = w->now / WHEEL_TICK_MS;
     while (!atomic_load(&b->stop)) {
+        atomic_fetch_add(&w->quiescent, 1); /* holds no settings snapshot here (settings.h) */
         int timeout = inbox_sleep_begin(&w->inbox) || w->resume_pending ? 0 : WHEEL_TICK_MS;
         int n = epoll_wait(w->epfd, evs, 256, timeout);
         inbox_sleep_end(&w->inbox);
@@ -300,13 +301,18 @@ static void *worker_main(void *arg)
         if (w->resume_pending || (ticked && w->n_paused))
             bp_check_paused(w, ticked);
         if (w->index == 0) {
+            settings_reclaim(b);
+            uint32_t sys_before = broker_settings(b)->sys_interval;
             if (atomic_exchange(&b->reload, 0))
-                broker_reload(b); /* SIGHUP: log file, password and ACL files */
+                broker_reload(b); /* SIGHUP (reload.c) */
             broker_timers_run(b, w->now);
             log_topic_drain(w);
-            if (b->cfg.sys_interval > 0 && w->now >= next_sys) {
+            uint32_t sys_interval = broker_settings(b)->sys_interval;
+            if (sys_interval != sys_before) /* reloaded: the new period starts now, as in Mosquitto */
+                next_sys = sys_interval ? w->now : 0;
+            if (sys_interval > 0 && w->now >= next_sys) {
                 sys_publish(b); /* at start too, as Mosquitto */
-                next_sys = w->now + (int64_t)b->cfg.sys_interval * 1000;
+                next_sys = w->now + (int64_t)sys_interval * 1000;
             }
         }
         process_own_outbox(w);

@@ -38,6 +38,7 @@ typedef struct worker {
     int64_t now;        /* ms, refreshed each loop turn */
     sub_result_t match; /* reused for every PUBLISH this worker routes */
     uint32_t turn;      /* loop turns, to coalesce holds on a connection within one */
+    _Atomic uint64_t quiescent; /* loop turns begun, stored at the top of each: settings.h */
     struct held { int fd; uint64_t id; } *held; /* connections with output on hold (persistence) */
     size_t n_held, cap_held;
     /* Connections not read for backpressure (backpressure.h), with the receiver's progress when

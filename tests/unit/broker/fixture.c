@@ -42,7 +42,7 @@ void fixture_broker_start(broker_t *b, int n_workers, const char *store_path)
     timers_init(&b->timers);
     b->reg = registry_new();
     b->trace = trace_new();
-    bp_marks_init(&b->bp, b->cfg.max_queued_messages, b->cfg.max_queued_bytes);
+    settings_publish(b, settings_new(&b->cfg, &b->cfg, NULL, true));
     b->subs = subtree_new(hold_session);
     b->retained = retain_new(hold_msg, release_msg);
     b->auth = calloc(1, sizeof(*b->auth));

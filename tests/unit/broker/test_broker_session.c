@@ -317,7 +317,7 @@ static void test_offline_limits(void)
         CHECK(s->queue.v[(s->queue.head + i) % s->queue.cap].msg == m[i]); /* the oldest kept */
     CHECK_EQ(atomic_load(&m[3]->refs), 1);
     CHECK_EQ(atomic_load(&m[4]->refs), 1);
-    CHECK_EQ(b->bp.high_n, 3); /* the backpressure mark follows a smaller limit */
+    CHECK_EQ(broker_settings(b)->bp.high_n, 3); /* the backpressure mark follows a smaller limit */
     session_end(s);
     CHECK_EQ(atomic_load(&s->backlog_n), 0);
     session_release(s);
@@ -360,7 +360,7 @@ static void test_slow_consumer(void)
     conn_t c;
     conn_fake(&c, w1, MQTT_V311);
     CHECK_EQ(attach(s, &c, 1), SESSION_ATTACHED);
-    CHECK_EQ(b->bp.high_n, 100);
+    CHECK_EQ(broker_settings(b)->bp.high_n, 100);
     atomic_store(&s->slow, 1); /* as bp_after_drain / bp_check_paused decide after BP_SLOW_MS */
     msg_t *m0 = msg("t", "q0", 0), *m1 = msg("t", "q1", 1);
     for (int i = 0; i < 150; i++)
