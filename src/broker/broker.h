@@ -46,6 +46,8 @@ typedef struct broker {
     struct log_topic *log_topic;  /* log_dest topic: lines waiting for worker 0 (log_topic.h) */
     atomic_ulong clients_maximum;
     atomic_ulong auto_id_counter;
+    struct bridge *bridges;       /* one per cfg.bridges[i], each driven by one worker (bridge.c) */
+    int n_bridges;
 } broker_t;
 
 int broker_init(broker_t *b);

@@ -18,6 +18,7 @@
 
 #include "base/buf.h"
 #include "base/mem.h"
+#include "broker/bridge.h"
 #include "broker/broker.h"
 #include "broker/worker.h"
 #include "broker/log.h"
@@ -50,7 +51,9 @@ static uint8_t dispatch(conn_t *c, mqtt_packet_t *p)
 
 static uint32_t max_inbound_packet(const conn_t *c)
 {
-    uint32_t m = c->w->b->cfg.max_packet_size;
+    uint32_t m = c->bridge ? bridge_max_packet_in(c) : 0;
+    if (!m)
+        m = c->w->b->cfg.max_packet_size;
     return m ? m : MQTT_MAX_REMAINING + MQTT_MAX_HEADER;
 }
 
@@ -95,7 +98,7 @@ static ssize_t process_bytes(conn_t *c, const uint8_t *data, size_t len)
             return -1;
         }
         size_t total = (size_t)h.header_len + h.remaining;
-        if (c->state == CONN_NEW && h.type != MQTT_CONNECT) {
+        if (c->state == CONN_NEW && h.type != MQTT_CONNECT && !c->bridge) {
             /* [MQTT-3.1.0-1] the first packet must be CONNECT: close without a reply. */
             log_printf(TLOG_NOTICE, "Client [%s] disconnected: sent %s before CONNECT (protocol error).", c->peer,
                        mqtt_type_name(h.type));
@@ -109,11 +112,14 @@ static ssize_t process_bytes(conn_t *c, const uint8_t *data, size_t len)
         if (avail < total)
             return (ssize_t)off;
         mqtt_packet_t p;
-        uint8_t rc = mqtt_decode(&h, head + h.header_len, c->version, MQTT_FROM_CLIENT, &p);
+        uint8_t rc = mqtt_decode(&h, head + h.header_len, c->version, c->bridge ? MQTT_FROM_SERVER : MQTT_FROM_CLIENT,
+                                 &p);
         c->last_rx = c->w->now;
         stat_add(&c->w->pkts_in, 1);
         if (rc == MQTT_RC_SUCCESS) {
-            if (c->state == CONN_NEW) {
+            if (c->bridge) {
+                rc = bridge_on_packet(c, &p); /* our own connection to another broker */
+            } else if (c->state == CONN_NEW) {
                 rc = handle_connect(c, &p);
                 if (rc == MQTT_RC_SUCCESS && c->waiting) {
                     /* Nothing more is read until the password is checked or the session's old

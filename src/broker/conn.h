@@ -50,6 +50,8 @@ typedef struct conn {
     uint16_t keepalive;
     uint16_t topic_alias_max_in;
     uint8_t tp_flags;       /* transport state (TP_* in transport.h) */
+    uint8_t bridge;         /* our own bridge's connection (BRIDGE_CONN_* in bridge.h; c->l is in it) */
+    uint8_t peer_bridge;    /* the client is a bridge that set try_private (0x80 in its protocol level) */
     struct connect_req *pending; /* that CONNECT, until it is answered */
     buf_t in;
     outq_t out;             /* own bytes and references to shared encodings (outq.h) */

@@ -162,6 +162,7 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
     broker_t *b = w->b;
     const struct tombo_config *cfg = &b->cfg;
     c->version = p->connect.version;
+    c->peer_bridge = p->connect.bridge && c->version != MQTT_V5;
     bool v5 = c->version == MQTT_V5;
     stat_add(&w->connects, 1);
 

@@ -88,13 +88,14 @@ uint8_t handle_publish(conn_t *c, mqtt_packet_t *p)
         reason = MQTT_RC_IMPL_SPECIFIC;
         stat_add(&w->pub_dropped, 1);
     }
-    if (accept && p->publish.topic.len >= 4 && memcmp(p->publish.topic.p, "$SYS", 4) == 0) {
-        /* $SYS belongs to the broker: clients cannot publish there (as in Mosquitto). */
+    if (accept && !c->bridge && p->publish.topic.len >= 4 && memcmp(p->publish.topic.p, "$SYS", 4) == 0) {
+        /* $SYS belongs to the broker: clients cannot publish there (as in Mosquitto); what our own
+         * bridges bring in (another broker's $SYS, its notifications) may go there. */
         accept = false;
         reason = MQTT_RC_NOT_AUTHORIZED;
     }
     /* The ACL, when there is one; without, no lock is taken on this path. */
-    if (accept && auth_has_acl(b->auth[c->l - b->cfg.listeners])) {
+    if (accept && !c->bridge && auth_has_acl(b->auth[c->l - b->cfg.listeners])) { /* bridges: no ACL */
         if (!session_acl_write(s, p->publish.topic.p, p->publish.topic.len)) {
             log_printf(TLOG_DEBUG, "Denied PUBLISH from %s to %.*s.", s->client_id, (int)p->publish.topic.len,
                        (const char *)p->publish.topic.p);
