@@ -721,11 +721,12 @@ static int h_address(struct parser *ps, const struct directive *d, char *val)
     return 0;
 }
 
-/* One word of a `topic` line: "" stands for the empty string (Mosquitto's syntax). */
-static char *topic_word(char **p)
+/* One word of a `topic` line: "" stands for the empty string (Mosquitto's syntax). After the
+ * pattern (which may be `#`), a word starting with '#' begins a comment. */
+static char *topic_word(char **p, bool pattern)
 {
     char *w = next_word(p);
-    if (w && *w == '#')
+    if (w && *w == '#' && !pattern)
         return NULL;
     if (w && !strcmp(w, "\"\""))
         w[0] = '\0';
@@ -751,11 +752,11 @@ static int h_topic(struct parser *ps, const struct directive *d, char *val)
     if (!br)
         return -1;
     char *p = val;
-    char *pattern = topic_word(&p);
+    char *pattern = topic_word(&p, true);
     if (!pattern)
         return perr(ps, "'topic' needs a pattern: topic PATTERN [in|out|both [QOS [LOCAL_PREFIX REMOTE_PREFIX]]]");
-    char *dir_s = topic_word(&p), *qos_s = dir_s ? topic_word(&p) : NULL;
-    char *lp = qos_s ? topic_word(&p) : NULL, *rp = lp ? topic_word(&p) : NULL;
+    char *dir_s = topic_word(&p, false), *qos_s = dir_s ? topic_word(&p, false) : NULL;
+    char *lp = qos_s ? topic_word(&p, false) : NULL, *rp = lp ? topic_word(&p, false) : NULL;
     if (rp && expect_end(ps, d->name, p) < 0)
         return -1;
     uint8_t dir = BRIDGE_OUT;
