@@ -207,10 +207,10 @@ struct directive {
 #define FN(n, f) {#n, V_FN, S_GLOBAL, 0, 0, 0, 0, 0, f}
 #define BR_FIELD(f) 0, offsetof(struct tombo_bridge, f)
 #define BR_SIZE(f) sizeof(((struct tombo_bridge *)0)->f)
-#define BOOL_B(n, f) {n, V_BOOL, S_BRIDGE, 0, BR_FIELD(f), 0, 0, NULL}
-#define INT_B(n, f, lo, hi) {n, V_INT, S_BRIDGE, BR_SIZE(f), BR_FIELD(f), lo, hi, NULL}
-#define STR_B(n, f) {n, V_STR, S_BRIDGE, 0, BR_FIELD(f), 0, 0, NULL}
-#define FN_B(n, f) {n, V_FN, S_BRIDGE, 0, 0, 0, 0, 0, f}
+#define BOOL_B(n, f) {#n, V_BOOL, S_BRIDGE, 0, BR_FIELD(f), 0, 0, NULL}
+#define INT_B(n, f, lo, hi) {#n, V_INT, S_BRIDGE, BR_SIZE(f), BR_FIELD(f), lo, hi, NULL}
+#define STR_B(n, f) {#n, V_STR, S_BRIDGE, 0, BR_FIELD(f), 0, 0, NULL}
+#define FN_B(n, f) {#n, V_FN, S_BRIDGE, 0, 0, 0, 0, 0, f}
 
 /* Split the next blank-separated word off *p (NUL-terminating it); NULL at end of line. */
 static char *next_word(char **p)
@@ -1069,33 +1069,33 @@ static const struct directive directives[] = {
     STR_G(log_timestamp_format),
     /* bridges (docs/bridges.md) */
     FN(connection, h_connection),
-    FN_B("address", h_address),
-    FN_B("addresses", h_address),
-    BOOL_B("round_robin", round_robin),
-    FN_B("topic", h_topic),
-    STR_B("remote_clientid", remote_clientid),
-    STR_B("clientid", remote_clientid), /* Mosquitto's old name */
-    STR_B("remote_username", remote_username),
-    STR_B("username", remote_username), /* old name */
-    STR_B("remote_password", remote_password),
-    STR_B("password", remote_password), /* old name */
-    STR_B("local_clientid", local_clientid),
-    BOOL_B("cleansession", cleansession),
-    FN_B("local_cleansession", h_local_cleansession),
-    INT_B("keepalive_interval", keepalive, 0, 65535),
-    BOOL_B("notifications", notifications),
-    BOOL_B("notifications_local_only", notifications_local_only),
-    STR_B("notification_topic", notification_topic),
-    FN_B("restart_timeout", h_restart_timeout),
-    FN_B("start_type", h_start_type),
-    INT_B("threshold", threshold, 1, INT32_MAX),
-    INT_B("idle_timeout", idle_timeout, 1, INT32_MAX),
-    BOOL_B("try_private", try_private),
-    FN_B("bridge_protocol_version", h_bridge_protocol_version),
-    BOOL_B("bridge_attempt_unsubscribe", attempt_unsubscribe),
-    BOOL_B("bridge_outgoing_retain", outgoing_retain),
-    INT_B("bridge_max_packet_size", max_packet_size, 0, 268435460),
-    STR_B("bridge_bind_address", bind_address),
+    FN_B(address, h_address),
+    FN_B(addresses, h_address),
+    BOOL_B(round_robin, round_robin),
+    FN_B(topic, h_topic),
+    STR_B(remote_clientid, remote_clientid),
+    STR_B(clientid, remote_clientid), /* Mosquitto's old name */
+    STR_B(remote_username, remote_username),
+    STR_B(username, remote_username), /* old name */
+    STR_B(remote_password, remote_password),
+    STR_B(password, remote_password), /* old name */
+    STR_B(local_clientid, local_clientid),
+    BOOL_B(cleansession, cleansession),
+    FN_B(local_cleansession, h_local_cleansession),
+    INT_B(keepalive_interval, keepalive, 0, 65535),
+    BOOL_B(notifications, notifications),
+    BOOL_B(notifications_local_only, notifications_local_only),
+    STR_B(notification_topic, notification_topic),
+    FN_B(restart_timeout, h_restart_timeout),
+    FN_B(start_type, h_start_type),
+    INT_B(threshold, threshold, 1, INT32_MAX),
+    INT_B(idle_timeout, idle_timeout, 1, INT32_MAX),
+    BOOL_B(try_private, try_private),
+    FN_B(bridge_protocol_version, h_bridge_protocol_version),
+    BOOL_B(bridge_attempt_unsubscribe, attempt_unsubscribe),
+    BOOL_B(bridge_outgoing_retain, outgoing_retain),
+    INT_B(bridge_max_packet_size, max_packet_size, 0, 268435460),
+    STR_B(bridge_bind_address, bind_address),
     /* process */
     FN(include_dir, h_include_dir),
     FN(threads, h_threads), /* tombo only */

@@ -426,3 +426,121 @@ def test_bad_bridge_configuration_stops_start_up_with_file_and_line(tmp_path, li
     out = r.stdout + r.stderr
     assert message in out, out
     assert re.search(re.escape(str(conf)) + r":\d+:", out), out
+
+
+# ---- the other directives, each shown doing what mosquitto.conf(5) says ------------------------
+
+def test_addresses_and_round_robin_true_go_on_to_the_next_address(make_broker):
+    """round_robin true: after the connection to the first address ends, the next attempt is the
+    second address, not the first again (`addresses` is `address`'s other name)."""
+    first, second = make_broker(), make_broker()
+    local = make_broker("allow_anonymous true\nconnection rr\naddresses 127.0.0.1:%d 127.0.0.1:%d\n"
+                        "round_robin true\nrestart_timeout 1\ntopic r/# out 1\n" % (first.port, second.port))
+    wait_log(local, r"Bridge rr connected to 127\.0\.0\.1:%d" % first.port)
+    first.stop()
+    first.expect_exit = True
+    wait_log(local, r"Bridge rr connected to 127\.0\.0\.1:%d" % second.port)
+    after = local.log().split("Bridge rr: disconnected", 1)[1]
+    assert re.findall(r"Connecting bridge rr \(([^)]*)\)", after)[0] == "127.0.0.1:%d" % second.port
+
+
+def test_client_ids_keepalive_and_cleansession_reach_the_remote(make_broker):
+    """remote_clientid (old name clientid), keepalive_interval and cleansession are what the
+    CONNECT says; local_clientid names the bridge's local session."""
+    remote = make_broker()
+    local = make_broker("allow_anonymous true\nconnection ids\naddress 127.0.0.1:%d\nclientid far-end\n"
+                        "local_clientid near-end\nkeepalive_interval 7\ncleansession true\n"
+                        "restart_timeout 1\ntopic i/# out 1\n" % remote.port)
+    wait_log(remote, r"New client connected from 127\.0\.0\.1:\d+ as far-end \(p2, c1, k7\)")
+    remote.stop()
+    remote.expect_exit = True
+    wait_log(local, r"Client near-end \[127\.0\.0\.1:%d\] disconnected" % remote.port)
+
+
+def test_username_and_password_old_names_log_in(make_broker, tmp_path):
+    pwfile = tmp_path / "pw"
+    __import__("subprocess").run(["mosquitto_passwd", "-b", "-c", str(pwfile), "bridge", "right"], check=True)
+    remote = make_broker("allow_anonymous false\npassword_file %s\n" % pwfile)
+    local = make_broker("allow_anonymous true\n" + bridge_conf("up", remote, ["u/# out 1"],
+                                                               "username bridge\npassword right\n"))
+    wait_log(local, r"Bridge up connected")
+
+
+def test_try_private_false_lets_the_remote_echo_back_once(make_broker):
+    """Without try_private a 3.1.1 remote does not know the bridge is one, so it sends a `both`
+    message back: it arrives twice locally (the bridge's own no-local subscription still stops it
+    from going out again, so it is twice, not a loop)."""
+    remote = make_broker(mosquitto=True)
+    local = make_broker("allow_anonymous true\n" + bridge_conf("tp", remote, ["e/# both 1"],
+                                                               "try_private false\nnotifications false\n"))
+    lc, rc = client(local), client(remote)
+    flows(lc, "e/probe", rc, "e/probe")
+    lc.subscribe("e/x", 1)
+    lc.publish("e/x", b"once", 1)
+    got = [lc.get().payload, lc.get(timeout=5).payload]
+    time.sleep(1)
+    lc.sync()
+    lc.expect_none()
+    assert got == [b"once", b"once"]
+
+
+def test_bridge_attempt_unsubscribe_unsubscribes_out_topics_on_the_remote(make_broker):
+    remote = make_broker("allow_anonymous true\nlog_type all\n")
+    make_broker("allow_anonymous true\n" + bridge_conf("au", remote, ["out/# out 1", "in/# in 1"]))
+    wait_log(remote, r"\d+: au 1 in/#")  # log_type subscribe: CLIENT QOS FILTER
+    wait_log(remote, r"\d+: au out/#")   # log_type unsubscribe: CLIENT FILTER
+    other = make_broker("allow_anonymous true\n" + bridge_conf("nu", remote, ["out2/# out 1"],
+                                                               "bridge_attempt_unsubscribe false\n"))
+    wait_log(other, r"Bridge nu connected")
+    time.sleep(0.5)
+    assert not re.search(r"\d+: nu out2/#", remote.log())
+
+
+def test_bridge_max_packet_size_keeps_larger_messages_away(make_broker):
+    """MQTT 5: the CONNECT's Maximum Packet Size; the remote drops what would be larger."""
+    remote = make_broker()
+    local = make_broker("allow_anonymous true\n" + bridge_conf(
+        "mp", remote, ["m/# in 1"], "bridge_protocol_version mqttv50\nbridge_max_packet_size 200\n"))
+    lc, rc = client(local), client(remote)
+    flows(rc, "m/probe", lc, "m/probe")
+    lc.subscribe("m/#", 1)
+    rc.publish("m/big", b"x" * 400, 1)
+    rc.publish("m/small", b"y" * 20, 1)
+    assert lc.get().payload == b"y" * 20
+    lc.sync()
+    lc.expect_none()
+
+
+def test_bridge_bind_address_is_the_source_address(make_broker):
+    remote = make_broker()
+    local = make_broker("allow_anonymous true\n" + bridge_conf("ba", remote, ["b/# out 1"],
+                                                               "bridge_bind_address 127.0.0.2\n"))
+    wait_log(local, r"Bridge ba connected")
+    wait_log(remote, r"New client connected from 127\.0\.0\.2:")
+
+
+def test_local_cleansession_true_forgets_the_queue_at_restart(make_broker):
+    """local_cleansession true: the bridge's local session starts empty at each start, so what
+    was queued for a remote that was down is not sent after a restart (false keeps it: see
+    test_bridge_queue_survives_a_kill_of_the_bridging_broker_with_persistence)."""
+    remote = make_broker("allow_anonymous true\npersistence true\n")
+    sub_id = unique_id("persub")
+    rc = client(remote, client_id=sub_id, clean=False)
+    rc.subscribe("lc/#", 1)
+    rc.close()
+    remote.stop()
+    local = make_broker("allow_anonymous true\npersistence true\n" +
+                        bridge_conf("lcs", remote, ["lc/# out 1"], "local_cleansession true\n"))
+    lc = client(local)
+    lc.publish("lc/m", b"queued", 1)
+    lc.close()
+    local.stop()
+    local.start()
+    remote.start()
+    wait_log(local, r"Bridge lcs connected")
+    rc = client(remote, client_id=sub_id, clean=False)
+    lc = client(local)
+    lc.publish("lc/m", b"after", 1)
+    assert rc.get().payload == b"after"
+    rc.sync()
+    rc.expect_none()
