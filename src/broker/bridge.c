@@ -56,6 +56,7 @@
 #include "broker/wheel.h"
 #include "broker/worker.h"
 #include "mqtt/topic.h"
+#include "tls/tls.h"
 
 enum br_state {
     BR_INIT = 0,   /* its session is not set up yet (first tick) */
@@ -90,6 +91,7 @@ typedef struct bridge {
     struct addrinfo hints;
     char port[8];
     uint8_t *scratch;               /* remapped topics (TOPIC_SCRATCH bytes) */
+    SSL_CTX *ctx;                   /* TLS client context (NULL: plain TCP); one reference */
 } bridge_t;
 
 static bridge_t *bridge_of(const conn_t *c) { return (bridge_t *)(void *)c->l; }
@@ -330,19 +332,10 @@ static void start_connect(bridge_t *br)
     br->state = BR_CONNECTING;
 }
 
-void bridge_on_connect_done(conn_t *c)
+/* TCP (and TLS) is up: CONNECT. */
+static void send_connect(bridge_t *br, conn_t *c)
 {
-    bridge_t *br = bridge_of(c);
     const struct tombo_bridge *cfg = br->cfg;
-    int err = 0;
-    socklen_t el = sizeof(err);
-    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
-        err = errno;
-    if (err) {
-        log_printf(TLOG_NOTICE, "Bridge %s: connection to %s failed: %s.", cfg->name, c->peer, strerror(err));
-        conn_close(c, NULL);
-        return;
-    }
     c->bridge = BRIDGE_CONN_OPEN;
     bool v5 = c->version == MQTT_V5;
     mqtt_packet_t p;
@@ -381,6 +374,48 @@ void bridge_on_connect_done(conn_t *c)
     }
     conn_send(c, &p);
     conn_update_events(c); /* EPOLLIN only from now on (EPOLLOUT again when output waits) */
+}
+
+static void tls_progress(bridge_t *br, conn_t *c)
+{
+    int r = tls_conn_handshake(c);
+    if (r == 1) {
+        send_connect(br, c);
+    } else if (!(r < 0 && errno == EAGAIN)) {
+        log_printf(TLOG_ERR, "Error: bridge %s: TLS handshake with %s failed.", br->cfg->name, c->peer);
+        conn_close(c, NULL);
+    }
+}
+
+void bridge_on_event(conn_t *c)
+{
+    bridge_t *br = bridge_of(c);
+    const struct tombo_bridge *cfg = br->cfg;
+    if (c->bridge == BRIDGE_CONN_TLS) {
+        tls_progress(br, c);
+        return;
+    }
+    int err = 0;
+    socklen_t el = sizeof(err);
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+        err = errno;
+    if (err) {
+        log_printf(TLOG_NOTICE, "Bridge %s: connection to %s failed: %s.", cfg->name, c->peer, strerror(err));
+        conn_close(c, NULL);
+        return;
+    }
+    if (!br->ctx) {
+        send_connect(br, c);
+        return;
+    }
+    char msg[TLS_ERR_MAX];
+    if (!tls_conn_start_client(c, br->ctx, cfg->addrs[br->addr].host, cfg->insecure, msg, sizeof(msg))) {
+        log_printf(TLOG_ERR, "Error: bridge %s: TLS to %s: %s.", cfg->name, c->peer, msg);
+        conn_close(c, NULL);
+        return;
+    }
+    c->bridge = BRIDGE_CONN_TLS;
+    tls_progress(br, c); /* the ClientHello */
 }
 
 /* ---- the remote's packets ---- */
@@ -620,11 +655,11 @@ void bridges_tick(worker_t *w)
 
 /* ---- lifetime ---- */
 
-void bridges_init(broker_t *b)
+int bridges_init(broker_t *b)
 {
     b->n_bridges = b->cfg.n_bridges;
     if (!b->n_bridges)
-        return;
+        return 0;
     b->bridges = xcalloc((size_t)b->n_bridges, sizeof(bridge_t));
     for (int i = 0; i < b->n_bridges; i++) {
         bridge_t *br = &b->bridges[i];
@@ -638,7 +673,20 @@ void bridges_init(broker_t *b)
         br->next_pid = 65535;
         br->seed = (unsigned)(b->started_ms ^ (i * 2654435761u));
         br->scratch = xmalloc(TOPIC_SCRATCH);
+        const struct tombo_bridge *cfg = br->cfg;
+        if (!tombo_bridge_tls(cfg))
+            continue;
+        tls_options_t o = {.cafile = cfg->cafile, .capath = cfg->capath, .certfile = cfg->certfile,
+                           .keyfile = cfg->keyfile, .tls_version = cfg->tls_version, .insecure = cfg->insecure,
+                           .alpn = cfg->alpn, .psk_identity = cfg->identity, .psk_key = cfg->psk};
+        char err[TLS_ERR_MAX];
+        br->ctx = tls_client_ctx(&o, err, sizeof(err));
+        if (!br->ctx) {
+            log_printf(TLOG_ERR, "Error: %s: bridge %s: %s", cfg->where, cfg->name, err);
+            return -1;
+        }
     }
+    return 0;
 }
 
 void bridges_free(broker_t *b)
@@ -656,6 +704,7 @@ void bridges_free(broker_t *b)
         }
         if (br->s)
             session_release(br->s);
+        SSL_CTX_free(br->ctx);
         free(br->scratch);
     }
     free(b->bridges);

@@ -20,11 +20,12 @@ struct conn;
 struct msg;
 
 /* c->bridge: where a bridge connection is (0 for a client's). */
-enum { BRIDGE_CONN_NONE = 0, BRIDGE_CONN_CONNECTING, BRIDGE_CONN_OPEN };
+enum { BRIDGE_CONN_NONE = 0, BRIDGE_CONN_CONNECTING, BRIDGE_CONN_TLS, BRIDGE_CONN_OPEN };
 
 /* Broker's thread, once the workers exist: one bridge per cfg.bridges[i], each given to a worker
- * (round robin). Nothing connects before the workers run. */
-void bridges_init(struct broker *b);
+ * (round robin), with its TLS context. Nothing connects before the workers run. Returns 0, or -1
+ * after logging "Error: FILE:LINE: bridge NAME: ..." (a TLS file that does not load). */
+int bridges_init(struct broker *b);
 /* After the workers have been joined: free what the bridges hold. */
 void bridges_free(struct broker *b);
 /* Worker w, each loop turn: start, restart, ping and stop its bridges (timers, lazy start). */
@@ -32,8 +33,9 @@ void bridges_tick(struct worker *w);
 
 /* ---- hooks for a bridge connection (c->bridge != 0), called by its worker ---- */
 
-/* The TCP connect finished (EPOLLOUT or an error on the socket): send CONNECT, or close. */
-void bridge_on_connect_done(struct conn *c);
+/* An epoll event while c->bridge is BRIDGE_CONN_CONNECTING (the TCP connect finished, or failed)
+ * or BRIDGE_CONN_TLS (the TLS handshake goes on): CONNECT is sent once both are done. */
+void bridge_on_event(struct conn *c);
 /* A packet from the remote broker: CONNACK, SUBACK, PUBLISH (topic remapped to the local one) and
  * the acknowledgements. Returns MQTT_RC_SUCCESS or the reason code to close with. */
 uint8_t bridge_on_packet(struct conn *c, mqtt_packet_t *p);

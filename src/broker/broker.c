@@ -103,7 +103,8 @@ int broker_init(broker_t *b)
             return -1;
         }
     }
-    bridges_init(b);
+    if (bridges_init(b) != 0)
+        return -1;
     for (int i = 0; i < b->cfg.n_listeners; i++) {
         struct tombo_listener *l = &b->cfg.listeners[i];
         if (b->listen_fds[i] >= 0)

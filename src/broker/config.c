@@ -329,9 +329,9 @@ static char *target(struct parser *ps, const struct directive *d)
 #define WHY_TLS_ENGINE                                                                                      \
     "keys in OpenSSL engines (hardware tokens) are not supported; give keyfile a PEM private key file"
 #define WHY_WS "WebSockets are not implemented yet; keep Mosquitto for this listener"
-#define WHY_BRIDGE_TLS                                                                                      \
-    "bridges connect over plain TCP only yet; run this bridge in a Mosquitto instance next to tombo, or "     \
-    "tunnel it (stunnel, a VPN)"
+#define WHY_BRIDGE_OCSP                                                                                     \
+    "the remote's certificate is not checked by OCSP; bridge_cafile/bridge_capath verify it, remove the line " \
+    "or run this bridge in a Mosquitto instance next to tombo"
 #define WHY_BRIDGE_LOCAL                                                                                    \
     "a bridge's local side is not checked against the ACL (it may read and write every topic it is "        \
     "configured for); remove the line"
@@ -628,7 +628,8 @@ static void bridge_free(struct tombo_bridge *br)
         bridge_topic_free(&br->topics[i]);
     free(br->topics);
     char **strs[] = {&br->name, &br->where, &br->remote_clientid, &br->remote_username, &br->remote_password,
-                     &br->local_clientid, &br->notification_topic, &br->bind_address};
+                     &br->local_clientid, &br->notification_topic, &br->bind_address, &br->cafile, &br->capath,
+                     &br->certfile, &br->keyfile, &br->tls_version, &br->alpn, &br->identity, &br->psk};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         free(*strs[i]);
     memset(br, 0, sizeof(*br));
@@ -895,6 +896,17 @@ static int bridge_finish(struct tombo_config *cfg, struct tombo_bridge *br, char
         msg = "remote_clientid: MQTT 3.1 (bridge_protocol_version mqttv31) allows at most 23 characters";
     else if (br->remote_password && !br->remote_username)
         msg = "remote_password needs remote_username";
+    else if (!br->certfile != !br->keyfile)
+        msg = "bridge_certfile and bridge_keyfile go together (a client certificate and its key)";
+    else if (!br->identity != !br->psk)
+        msg = "bridge_identity and bridge_psk go together (a PSK identity and its key)";
+    else if (br->psk && (br->cafile || br->capath))
+        msg = "bridge_psk and bridge_cafile/bridge_capath exclude each other: PSK or certificates";
+    else if (!tombo_bridge_tls(br) && (br->certfile || br->insecure || br->tls_version || br->alpn))
+        msg = "TLS settings without bridge_cafile or bridge_capath (or bridge_identity/bridge_psk): this bridge "
+              "does not use TLS; add them or remove the TLS lines";
+    else if (br->tls_version && strcmp(br->tls_version, "tlsv1.2") && strcmp(br->tls_version, "tlsv1.3"))
+        msg = "bridge_tls_version must be tlsv1.2 or tlsv1.3";
     if (msg) {
         snprintf(err, errlen, "%s: bridge '%s': %s", br->where, br->name, msg);
         return -1;
@@ -1096,6 +1108,15 @@ static const struct directive directives[] = {
     BOOL_B(bridge_outgoing_retain, outgoing_retain),
     INT_B(bridge_max_packet_size, max_packet_size, 0, 268435460),
     STR_B(bridge_bind_address, bind_address),
+    STR_B(bridge_cafile, cafile),
+    STR_B(bridge_capath, capath),
+    STR_B(bridge_certfile, certfile),
+    STR_B(bridge_keyfile, keyfile),
+    BOOL_B(bridge_insecure, insecure),
+    STR_B(bridge_tls_version, tls_version),
+    STR_B(bridge_alpn, alpn),
+    STR_B(bridge_identity, identity),
+    STR_B(bridge_psk, psk),
     /* process */
     FN(include_dir, h_include_dir),
     FN(threads, h_threads), /* tombo only */
@@ -1131,10 +1152,7 @@ static const struct {
              "that user instead (systemd User=, runuser -u NAME)"},
     /* bridges: what is not done yet */
     {"local_username", WHY_BRIDGE_LOCAL}, {"local_password", WHY_BRIDGE_LOCAL},
-    {"bridge_alpn", WHY_BRIDGE_TLS}, {"bridge_cafile", WHY_BRIDGE_TLS}, {"bridge_capath", WHY_BRIDGE_TLS},
-    {"bridge_certfile", WHY_BRIDGE_TLS}, {"bridge_identity", WHY_BRIDGE_TLS}, {"bridge_insecure", WHY_BRIDGE_TLS},
-    {"bridge_keyfile", WHY_BRIDGE_TLS}, {"bridge_psk", WHY_BRIDGE_TLS}, {"bridge_require_ocsp", WHY_BRIDGE_TLS},
-    {"bridge_tls_version", WHY_BRIDGE_TLS},
+    {"bridge_require_ocsp", WHY_BRIDGE_OCSP},
 };
 
 /* Why `name` is refused, or NULL if it is not a Mosquitto directive tombo knows of. */

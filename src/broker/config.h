@@ -114,7 +114,16 @@ struct tombo_bridge {
     bool outgoing_retain;          /* default true */
     uint32_t max_packet_size;      /* bridge_max_packet_size, 0: none */
     char *bind_address;            /* bridge_bind_address, NULL: any */
+    /* TLS (bridge_*): on when cafile, capath or psk is set (bridge_tls); NULL when not set. */
+    char *cafile, *capath, *certfile, *keyfile, *tls_version, *alpn, *identity, *psk;
+    bool insecure;                 /* bridge_insecure: no check that the certificate names the host */
 };
+
+/* Does this bridge connect over TLS? */
+static inline bool tombo_bridge_tls(const struct tombo_bridge *br)
+{
+    return br->cafile || br->capath || br->psk;
+}
 
 /* Every field is honoured by the broker. A directive whose meaning tombo does not implement has no
  * field: config.c refuses it (or, for pure tuning that needs no code, accepts only the values whose

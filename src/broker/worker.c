@@ -275,8 +275,8 @@ static void *worker_main(void *arg)
                 }
                 if (c->state == CONN_CLOSED)
                     continue;
-                if (c->bridge == BRIDGE_CONN_CONNECTING) {
-                    bridge_on_connect_done(c); /* our connect() to another broker finished */
+                if (c->bridge == BRIDGE_CONN_CONNECTING || c->bridge == BRIDGE_CONN_TLS) {
+                    bridge_on_event(c); /* our connection to another broker: TCP, then TLS */
                     continue;
                 }
                 if (c->waiting || c->bp_paused) {

@@ -412,8 +412,12 @@ def test_notification_topic_and_local_only(make_broker):
     ("connection x\naddress h\ntopic a\nstart_type sometimes\n", "automatic, lazy or once"),
     ("connection x\naddress h\ntopic a\nrestart_timeout 10 5\n", "cap must be"),
     ("connection x\naddress h\ntopic a\nconnection x\n", "duplicate bridge name"),
-    ("connection x\naddress h\ntopic a\nbridge_cafile /etc/ssl/certs/ca-certificates.crt\n",
-     "bridge_cafile: not supported yet by tombo (bridges connect over plain TCP only yet"),
+    ("connection x\naddress h\ntopic a\nbridge_require_ocsp true\n",
+     "bridge_require_ocsp: not supported yet by tombo (the remote's certificate is not checked by OCSP"),
+    ("connection x\naddress h\ntopic a\nbridge_certfile c.pem\n", "bridge_certfile and bridge_keyfile go together"),
+    ("connection x\naddress h\ntopic a\nbridge_insecure true\n", "this bridge does not use TLS"),
+    ("connection x\naddress h\ntopic a\nbridge_psk 00\n", "bridge_identity and bridge_psk go together"),
+    ("connection x\naddress h\ntopic a\nbridge_cafile c\nbridge_tls_version tlsv1.1\n", "tlsv1.2 or tlsv1.3"),
     ("connection x\naddress h\ntopic a\nlocal_username u\n", "local_username: not supported yet by tombo"),
 ])
 def test_bad_bridge_configuration_stops_start_up_with_file_and_line(tmp_path, lines, message):
@@ -544,3 +548,97 @@ def test_local_cleansession_true_forgets_the_queue_at_restart(make_broker):
     assert rc.get().payload == b"after"
     rc.sync()
     rc.expect_none()
+
+
+# ---- bridges over TLS ------------------------------------------------------------------------
+
+from test_tls import PSK_KEY, paho_tls, pki  # noqa: E402,F401  (the module's certificates: a CA, server and client)
+
+
+def readable(pki):
+    """The certificates in a directory Mosquitto can read (started as root, it drops to the
+    mosquitto user; pytest's temporary directories are private)."""
+    import shutil
+    import tempfile
+    d = tempfile.mkdtemp(prefix="tombo-bridge-pki-")
+    os.chmod(d, 0o755)
+    for name in ("ca.crt", "server.crt", "server.key"):
+        shutil.copy(pki(name), os.path.join(d, name))
+        os.chmod(os.path.join(d, name), 0o644)
+    return lambda name: os.path.join(d, name) if name in ("ca.crt", "server.crt", "server.key") else pki(name)
+
+
+@pytest.mark.parametrize("remote_kind", ["mosquitto", "tombo"])
+def test_tls_bridge_verifies_the_remote_and_forwards(make_broker, pki, remote_kind):
+    """bridge_cafile: TLS to the remote, its certificate checked against the CA and the address;
+    messages cross both ways."""
+    pki = readable(pki)
+    remote = make_broker("allow_anonymous true\ncertfile %s\nkeyfile %s\n" % (pki("server.crt"), pki("server.key")),
+                         mosquitto=remote_kind == "mosquitto")
+    local = make_broker("allow_anonymous true\n" + bridge_conf(
+        "tl", remote, ["s/# both 2"], "bridge_cafile %s\nbridge_tls_version tlsv1.2\n" % pki("ca.crt")))
+    lc = client(local)
+    rc = paho_tls(remote, ca=pki("ca.crt"))
+    rc.connect()
+    flows(lc, "s/probe", rc, "s/probe")
+    flows(rc, "s/probe2", lc, "s/probe2")
+    lc.subscribe("s/down", 2)
+    rc.subscribe("s/up", 2)
+    lc.publish("s/up", b"up", 2)
+    rc.publish("s/down", b"down", 1)
+    assert rc.get().payload == b"up"
+    assert lc.get().payload == b"down"
+
+
+def test_tls_bridge_mutual_tls_and_capath(make_broker, pki):
+    pki = readable(pki)
+    remote = make_broker("allow_anonymous true\ncertfile %s\nkeyfile %s\ncafile %s\nrequire_certificate true\n"
+                         % (pki("server.crt"), pki("server.key"), pki("ca.crt")), mosquitto=True)
+    local = make_broker("allow_anonymous true\n" + bridge_conf(
+        "mt", remote, ["m/# out 1"], "bridge_capath %s\nbridge_certfile %s\nbridge_keyfile %s\n"
+        % (pki("capath"), pki("alice.crt"), pki("alice.key"))))
+    wait_log(local, r"Bridge mt connected")
+
+
+def test_tls_bridge_refuses_a_remote_of_an_unknown_ca_and_insecure_skips_the_name(make_broker, pki):
+    remote = make_broker("listener PORT\nallow_anonymous true\ncertfile %s\nkeyfile %s\n"
+                         % (pki("server.crt"), pki("server.key")), raw_conf=True)
+    bad = make_broker("allow_anonymous true\n" + bridge_conf("uk", remote, ["u/# out 1"],
+                                                             "bridge_cafile %s\n" % pki("other.crt")))
+    wait_log(bad, r"Error: bridge uk: TLS handshake with 127\.0\.0\.1:%d failed" % remote.port)
+    assert "Bridge uk connected" not in bad.log()
+    # The certificate names localhost and 127.0.0.1; reached as 127.0.0.2 it only passes insecure.
+    wrong = make_broker("allow_anonymous true\nconnection wn\naddress 127.0.0.2:%d\nrestart_timeout 1\n"
+                        "topic w/# out 1\nbridge_cafile %s\n" % (remote.port, pki("ca.crt")))
+    wait_log(wrong, r"Error: bridge wn: TLS handshake")
+    ok = make_broker("allow_anonymous true\nconnection wi\naddress 127.0.0.2:%d\nrestart_timeout 1\n"
+                     "topic w/# out 1\nbridge_cafile %s\nbridge_insecure true\n" % (remote.port, pki("ca.crt")))
+    wait_log(ok, r"Bridge wi connected")
+
+
+def test_tls_bridge_psk(make_broker, pki):
+    remote = make_broker("allow_anonymous true\npsk_hint tombo\npsk_file %s\n" % pki("psk.txt"))
+    local = make_broker("allow_anonymous true\n" + bridge_conf(
+        "pk", remote, ["p/# out 1"], "bridge_identity bob\nbridge_psk %s\n" % PSK_KEY))
+    wait_log(local, r"Bridge pk connected")
+    wrong = make_broker("allow_anonymous true\n" + bridge_conf(
+        "pw", remote, ["p/# out 1"], "bridge_identity bob\nbridge_psk %s\n" % ("ff" * 16)))
+    wait_log(wrong, r"Error: bridge pw: TLS handshake")
+
+
+def test_tls_bridge_alpn_is_offered(make_broker, pki):
+    remote = make_broker("allow_anonymous true\ncertfile %s\nkeyfile %s\n" % (pki("server.crt"), pki("server.key")))
+    local = make_broker("allow_anonymous true\n" + bridge_conf(
+        "al", remote, ["a/# out 1"], "bridge_cafile %s\nbridge_alpn mqtt\n" % pki("ca.crt")))
+    wait_log(local, r"Bridge al connected")
+
+
+def test_tls_bridge_file_errors_stop_start_up(tmp_path, pki):
+    from conftest import broker_cmd
+    import subprocess
+    conf = tmp_path / "b.conf"
+    conf.write_text("listener 1 127.0.0.1\nallow_anonymous true\nconnection bad\naddress 127.0.0.1\n"
+                    "topic a\nbridge_cafile /nonexistent/ca.crt\n")
+    r = subprocess.run(broker_cmd(str(conf)), capture_output=True, text=True, timeout=20)
+    assert r.returncode != 0
+    assert re.search(re.escape(str(conf)) + r":3: bridge bad: .*nonexistent", r.stdout + r.stderr), r.stdout + r.stderr
