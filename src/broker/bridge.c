@@ -5,7 +5,7 @@
  * (bridges_tick, once per turn) and by its connection's events. Its connection is an ordinary
  * conn_t, so reading, writing, keepalive deadlines (the wheel), output queues and closing are the
  * clients' code; only the handshake is reversed: a non-blocking connect() (the host name resolved
- * by getaddrinfo_a, off the worker), CONNECT sent, CONNACK awaited (bridge_on_packet), packets
+ * by getaddrinfo on a thread of its own unless it is numeric), CONNECT sent, CONNACK awaited (bridge_on_packet), packets
  * decoded as coming from a server.
  *
  * Outgoing: the bridge owns a local session (local_clientid) that never expires and, with
@@ -39,6 +39,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,7 +62,7 @@
 enum br_state {
     BR_INIT = 0,   /* its session is not set up yet (first tick) */
     BR_WAIT,       /* waiting for next_at (restart_timeout), or for lazy's threshold */
-    BR_RESOLVING,  /* getaddrinfo_a running */
+    BR_RESOLVING,  /* the address being resolved (resolver thread for a host name) */
     BR_CONNECTING, /* TCP connect, then CONNECT sent and CONNACK awaited (br->c set) */
     BR_UP,         /* CONNACK accepted */
     BR_STOPPED,    /* start_type once: ended for good */
@@ -86,9 +87,14 @@ typedef struct bridge {
     unsigned seed;                  /* for the jitter */
     int64_t last_ping, last_activity;
     uint16_t next_pid;              /* SUBSCRIBE/UNSUBSCRIBE ids, counting down from 65535 */
-    struct gaicb gai;
-    struct gaicb *gai_list[1];
-    struct addrinfo hints;
+    /* Name resolution (BR_RESOLVING): a numeric address at once, a host name on a thread of its own
+     * (getaddrinfo may block on DNS) that sets `resolved` when res/gai_rc are written. */
+    pthread_t resolver;
+    atomic_int resolved;
+    uint8_t resolver_running;
+    int gai_rc;
+    struct addrinfo *res, *ai;      /* the resolved addresses, the one being connected to */
+    uint8_t next_ai;                /* the connect to `ai` failed: try the next one */
     char port[8];
     uint8_t *scratch;               /* remapped topics (TOPIC_SCRATCH bytes) */
     SSL_CTX *ctx;                   /* TLS client context (NULL: plain TCP); one reference */
@@ -239,26 +245,36 @@ static void attempt_failed(bridge_t *br)
     wait_for(br, br->backoff);
 }
 
+static void *resolver_main(void *arg)
+{
+    bridge_t *br = arg;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    br->gai_rc = getaddrinfo(br->cfg->addrs[br->addr].host, br->port, &hints, &br->res);
+    atomic_store_explicit(&br->resolved, 1, memory_order_release);
+    return NULL;
+}
+
+/* Resolve the current address: a numeric one here (never blocks), a name on the resolver thread. */
 static void start_resolve(bridge_t *br)
 {
     const struct tombo_bridge_addr *a = &br->cfg->addrs[br->addr];
-    memset(&br->gai, 0, sizeof(br->gai));
-    memset(&br->hints, 0, sizeof(br->hints));
-    br->hints.ai_family = AF_UNSPEC;
-    br->hints.ai_socktype = SOCK_STREAM;
     snprintf(br->port, sizeof(br->port), "%u", a->port);
-    br->gai.ar_name = a->host;
-    br->gai.ar_service = br->port;
-    br->gai.ar_request = &br->hints;
-    br->gai_list[0] = &br->gai;
     log_printf(TLOG_NOTICE, "Connecting bridge %s (%s:%u)", br->cfg->name, a->host, a->port);
-    int rc = getaddrinfo_a(GAI_NOWAIT, br->gai_list, 1, NULL);
-    if (rc) {
-        log_printf(TLOG_ERR, "Error: bridge %s: resolving %s: %s.", br->cfg->name, a->host, gai_strerror(rc));
+    br->res = NULL;
+    br->state = BR_RESOLVING;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST};
+    br->gai_rc = getaddrinfo(a->host, br->port, &hints, &br->res);
+    if (br->gai_rc != EAI_NONAME) {
+        atomic_store(&br->resolved, 1);
+        return;
+    }
+    atomic_store(&br->resolved, 0);
+    if (pthread_create(&br->resolver, NULL, resolver_main, br) != 0) {
+        log_printf(TLOG_ERR, "Error: bridge %s: cannot start a thread to resolve %s.", br->cfg->name, a->host);
         attempt_failed(br);
         return;
     }
-    br->state = BR_RESOLVING;
+    br->resolver_running = 1;
 }
 
 /* Bind to bridge_bind_address (numeric) before connecting, when it is set. */
@@ -283,12 +299,23 @@ static int bind_local(bridge_t *br, int fd, int family)
 
 /* The name is resolved: open a socket to the first address that takes a non-blocking connect and
  * make it a connection of this worker. */
-static void start_connect(bridge_t *br)
+static void free_res(bridge_t *br)
+{
+    if (br->res)
+        freeaddrinfo(br->res);
+    br->res = NULL;
+    br->ai = NULL;
+}
+
+/* Connect to br->ai, or the first address after it that takes a non-blocking connect (a name may
+ * resolve to several, ::1 and 127.0.0.1 for localhost: bridge_on_close comes back here for the
+ * next one when a connect fails later). */
+static void connect_next(bridge_t *br)
 {
     const struct tombo_bridge_addr *a = &br->cfg->addrs[br->addr];
-    struct addrinfo *res = br->gai.ar_result;
     int fd = -1;
-    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+    for (; br->ai && fd < 0; br->ai = fd < 0 ? br->ai->ai_next : br->ai) {
+        struct addrinfo *ai = br->ai;
         fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0)
             continue;
@@ -298,11 +325,10 @@ static void start_connect(bridge_t *br)
             fd = -1;
         }
     }
-    freeaddrinfo(res);
-    br->gai.ar_result = NULL;
     if (fd < 0) {
         log_printf(TLOG_NOTICE, "Bridge %s: cannot connect to %s:%u: %s.", br->cfg->name, a->host, a->port,
                    strerror(errno));
+        free_res(br);
         attempt_failed(br);
         return;
     }
@@ -330,6 +356,12 @@ static void start_connect(bridge_t *br)
     br->c = c;
     br->was_up = 0;
     br->state = BR_CONNECTING;
+}
+
+static void start_connect(bridge_t *br)
+{
+    br->ai = br->res;
+    connect_next(br);
 }
 
 /* TCP (and TLS) is up: CONNECT. */
@@ -401,6 +433,7 @@ void bridge_on_event(conn_t *c)
         err = errno;
     if (err) {
         log_printf(TLOG_NOTICE, "Bridge %s: connection to %s failed: %s.", cfg->name, c->peer, strerror(err));
+        br->next_ai = 1;
         conn_close(c, NULL);
         return;
     }
@@ -568,6 +601,14 @@ void bridge_on_close(conn_t *c)
         br->state = BR_STOPPED;
         return;
     }
+    if (br->next_ai && br->ai && br->ai->ai_next) { /* the same name's next address */
+        br->next_ai = 0;
+        br->ai = br->ai->ai_next;
+        connect_next(br);
+        return;
+    }
+    br->next_ai = 0;
+    free_res(br);
     if (!br->was_up) {
         attempt_failed(br);
         return;
@@ -607,15 +648,16 @@ static void tick_one(bridge_t *br)
         start_resolve(br);
         break;
     case BR_RESOLVING: {
-        int rc = gai_error(&br->gai);
-        if (rc == EAI_INPROGRESS)
+        if (!atomic_load_explicit(&br->resolved, memory_order_acquire))
             break;
-        if (rc != 0) {
+        if (br->resolver_running) {
+            pthread_join(br->resolver, NULL);
+            br->resolver_running = 0;
+        }
+        if (br->gai_rc != 0) {
             log_printf(TLOG_ERR, "Error: bridge %s: resolving %s: %s.", cfg->name, cfg->addrs[br->addr].host,
-                       gai_strerror(rc));
-            if (br->gai.ar_result)
-                freeaddrinfo(br->gai.ar_result);
-            br->gai.ar_result = NULL;
+                       gai_strerror(br->gai_rc));
+            free_res(br);
             attempt_failed(br);
             break;
         }
@@ -693,15 +735,9 @@ void bridges_free(broker_t *b)
 {
     for (int i = 0; i < b->n_bridges; i++) {
         bridge_t *br = &b->bridges[i];
-        if (br->state == BR_RESOLVING) {
-            if (gai_cancel(&br->gai) != EAI_CANCELED) {
-                const struct gaicb *l[1] = {&br->gai};
-                while (gai_error(&br->gai) == EAI_INPROGRESS)
-                    gai_suspend(l, 1, NULL);
-            }
-            if (br->gai.ar_result)
-                freeaddrinfo(br->gai.ar_result);
-        }
+        if (br->resolver_running)
+            pthread_join(br->resolver, NULL); /* getaddrinfo ends within the resolver's timeouts */
+        free_res(br);
         if (br->s)
             session_release(br->s);
         SSL_CTX_free(br->ctx);

@@ -642,3 +642,15 @@ def test_tls_bridge_file_errors_stop_start_up(tmp_path, pki):
     r = subprocess.run(broker_cmd(str(conf)), capture_output=True, text=True, timeout=20)
     assert r.returncode != 0
     assert re.search(re.escape(str(conf)) + r":3: bridge bad: .*nonexistent", r.stdout + r.stderr), r.stdout + r.stderr
+
+
+def test_a_host_name_is_resolved_off_the_worker(make_broker):
+    """`address localhost:PORT`: a name (not a numeric address) is resolved on the bridge's
+    resolver thread, and the bridge connects in its first attempt. (Were the name to give several
+    addresses, ::1 then 127.0.0.1, a refused one is followed by the next within the attempt; this
+    machine's localhost has one.)"""
+    remote = make_broker()
+    local = make_broker("allow_anonymous true\nconnection ln\naddress localhost:%d\nrestart_timeout 30\n"
+                        "topic l/# out 1\n" % remote.port)
+    wait_log(local, r"Bridge ln connected to localhost:%d" % remote.port)
+    assert "next attempt" not in local.log()
