@@ -654,3 +654,14 @@ def test_a_host_name_is_resolved_off_the_worker(make_broker):
                         "topic l/# out 1\n" % remote.port)
     wait_log(local, r"Bridge ln connected to localhost:%d" % remote.port)
     assert "next attempt" not in local.log()
+
+
+def test_start_type_once_does_not_reconnect(make_broker):
+    remote = make_broker()
+    local = make_broker("allow_anonymous true\n" + bridge_conf("on", remote, ["o/# out 1"], "start_type once\n"))
+    wait_log(local, r"Bridge on connected")
+    remote.stop()
+    remote.start()
+    wait_log(local, r"Bridge on stopped \(start_type once\)")
+    time.sleep(2.5)  # restart_timeout is 1 s: an automatic bridge would be back by now
+    assert len(re.findall(r"Bridge on connected", local.log())) == 1
