@@ -28,10 +28,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <net/if.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "base/mem.h"
@@ -69,6 +71,7 @@ static void listener_defaults(struct tombo_listener *l)
     l->port = 1883;
     l->max_qos = 2;
     l->max_connections = -1;
+    l->max_topic_alias = 10;
     l->allow_anonymous = -1;
     l->allow_zero_length_clientid = true;
     l->auto_id_prefix = xstrdup("auto-");
@@ -85,7 +88,8 @@ static const char *const tls_names[TLSW_N] = {
 #define LISTENER_STRS(l)                                                                                   \
     &(l)->address, &(l)->auto_id_prefix, &(l)->password_file, &(l)->acl_file, &(l)->origin, &(l)->cafile,  \
         &(l)->capath, &(l)->certfile, &(l)->keyfile, &(l)->crlfile, &(l)->dhparamfile, &(l)->tls_version,  \
-        &(l)->ciphers, &(l)->ciphers_tls13, &(l)->psk_hint, &(l)->psk_file
+        &(l)->ciphers, &(l)->ciphers_tls13, &(l)->psk_hint, &(l)->psk_file, &(l)->bind_interface,      \
+        &(l)->mount_point
 
 static void listener_free(struct tombo_listener *l)
 {
@@ -312,8 +316,15 @@ static char *target(struct parser *ps, const struct directive *d)
         ps->security_set = true;
         if (cfg->per_listener_settings) {
             if (ps->cur < 0) {
-                perr(ps, "'%s' needs a 'listener' line before it when per_listener_settings is true", d->name);
-                return NULL;
+                /* As Mosquitto does: the default listener's settings. They apply to it if `port` or
+                 * `bind_address` enable it, and to the local-only listeners when no listener is
+                 * configured; never to the `listener` blocks below, which is easy to miss. */
+                add_warning(cfg,
+                            "%s:%d: '%s' before any 'listener' line with per_listener_settings true "
+                            "applies to the default listener only (as in Mosquitto), not to the "
+                            "listeners defined below",
+                            ps->file, ps->line, d->name);
+                return (char *)&cfg->default_listener + d->loff;
             }
             return (char *)&cfg->listeners[ps->cur] + d->loff;
         }
@@ -359,9 +370,10 @@ static int h_listener(struct parser *ps, const struct directive *d, char *val)
     errno = 0;
     long port = strtol(port_s, &end, 10);
     if (end == port_s || *end || errno || port < 0 || port > 65535)
-        return perr(ps, "'listener' port must be a number from 1 to 65535, not '%s'", port_s);
-    if (port == 0)
-        return refuse(ps, "listener 0 PATH (a Unix socket)", "listen on 127.0.0.1 or ::1 instead");
+        return perr(ps, "'listener' port must be a number from 1 to 65535 (or 0 and a Unix socket path), not '%s'",
+                    port_s);
+    if (port == 0 && !addr)
+        return perr(ps, "'listener 0' needs the path of a Unix socket: listener 0 PATH");
     struct tombo_listener *l = listener_add(ps->cfg);
     l->port = (uint16_t)port;
     l->address = xstrdup(addr);
@@ -393,6 +405,55 @@ static int h_bind_address(struct parser *ps, const struct directive *d, char *va
     set_str(&ps->cfg->default_listener.address, w);
     add_warning(ps->cfg, "%s:%d: 'bind_address' is deprecated in Mosquitto: use 'listener PORT %s'", ps->file,
                 ps->line, w);
+    return 0;
+}
+
+/* socket_domain ipv4|ipv6: the listener's IP family (both when not given). */
+static int h_socket_domain(struct parser *ps, const struct directive *d, char *val)
+{
+    char *w = one_word(ps, d->name, val);
+    if (!w)
+        return -1;
+    int family;
+    if (!strcmp(w, "ipv4"))
+        family = AF_INET;
+    else if (!strcmp(w, "ipv6"))
+        family = AF_INET6;
+    else
+        return perr(ps, "'socket_domain' must be ipv4 or ipv6, not '%s'", w);
+    struct tombo_listener *l = cur_listener(ps, d->name);
+    if (l->port == 0 && l->address && ps->cur >= 0)
+        return perr(ps, "'socket_domain' has no meaning on a Unix socket listener");
+    l->socket_domain = family;
+    return 0;
+}
+
+static int h_bind_interface(struct parser *ps, const struct directive *d, char *val)
+{
+    char *w = one_word(ps, d->name, val);
+    if (!w)
+        return -1;
+    if (strlen(w) >= IF_NAMESIZE)
+        return perr(ps, "'bind_interface' %s: an interface name has at most %d characters", w, IF_NAMESIZE - 1);
+    struct tombo_listener *l = cur_listener(ps, d->name);
+    if (l->port == 0 && l->address && ps->cur >= 0)
+        return perr(ps, "'bind_interface' has no meaning on a Unix socket listener");
+    set_str(&l->bind_interface, w);
+    return 0;
+}
+
+/* mount_point PREFIX: a topic prefix for the listener's clients (mount.h); it becomes part of topic
+ * names, so it may not hold a wildcard. */
+static int h_mount_point(struct parser *ps, const struct directive *d, char *val)
+{
+    char *w = one_word(ps, d->name, val);
+    if (!w)
+        return -1;
+    if (strpbrk(w, "+#"))
+        return perr(ps, "'mount_point' %s: a topic prefix cannot hold the wildcards + or #", w);
+    if (strlen(w) > 1024)
+        return perr(ps, "'mount_point' is longer than 1024 bytes");
+    set_str(&cur_listener(ps, d->name)->mount_point, w);
     return 0;
 }
 
@@ -1023,8 +1084,13 @@ static const struct directive directives[] = {
     FN(port, h_port),
     FN(bind_address, h_bind_address),
     FN(protocol, h_protocol), /* mqtt only */
+    FN(socket_domain, h_socket_domain),
+    FN(bind_interface, h_bind_interface),
     INT_L(max_connections, -1, INT_MAX),
     INT_L(max_qos, 0, 2),
+    INT_L(max_topic_alias, 0, 65535),
+    BOOL_L(use_username_as_clientid),
+    FN(mount_point, h_mount_point),
     /* TLS (listeners; psk_file is a security setting) */
     STR_L(cafile),
     STR_L(capath),
@@ -1136,12 +1202,6 @@ static const struct {
     /* plugins */
     {"auth_plugin", WHY_PLUGIN}, {"plugin", WHY_PLUGIN}, {"auth_plugin_deny_special_chars", WHY_PLUGIN},
     /* listeners */
-    {"bind_interface", "give the interface's address on the listener line instead: listener PORT ADDRESS"},
-    {"socket_domain", "give an address of the family you want on the listener line instead: "
-                      "listener PORT 0.0.0.0 (IPv4) or listener PORT :: (IPv6)"},
-    {"mount_point", "topics are not prefixed per listener yet; keep Mosquitto for this listener"},
-    {"use_username_as_clientid", "client ids are not replaced by usernames yet; keep Mosquitto for this listener"},
-    {"max_topic_alias", "tombo allows 10 topic aliases per client, Mosquitto's default; remove the line"},
     /* general */
     {"clientid_prefixes", "client ids are not restricted by prefix yet (the option is deprecated in Mosquitto); "
                           "restrict clients with password_file and acl_file"},

@@ -37,10 +37,16 @@ enum tls_where {
  * is true, in which case they come from the lines that followed this `listener`. */
 struct tombo_listener {
     uint16_t port;
-    char *address;       /* bind address or host name; NULL: all interfaces (IPv4 and IPv6) */
+    char *address;       /* bind address or host name; NULL: all interfaces (IPv4 and IPv6);
+                          * with port 0, the path of a Unix socket (`listener 0 PATH`) */
+    int socket_domain;   /* `socket_domain`: AF_INET or AF_INET6; AF_UNSPEC (0): both */
+    char *bind_interface; /* `bind_interface`: listen on this interface's address (listener.c) */
     bool optional;       /* local-only ::1 listener: failing to bind it is not fatal */
     uint8_t max_qos;     /* `max_qos`, default 2 */
     int max_connections; /* `max_connections`, default -1 = unlimited */
+    int max_topic_alias; /* `max_topic_alias`: aliases a 5.0 client may set, default 10 (0: none) */
+    bool use_username_as_clientid; /* the username replaces the client id; no username, no entry */
+    char *mount_point;   /* `mount_point`: this listener's clients live under this prefix (mount.h) */
 
     /* Security (see above). */
     int allow_anonymous; /* 0/1 after config_finish (-1 while unset) */
