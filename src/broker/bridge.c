@@ -4,9 +4,10 @@
  * Design. A bridge belongs to one worker for life and is driven by that worker's loop
  * (bridges_tick, once per turn) and by its connection's events. Its connection is an ordinary
  * conn_t, so reading, writing, keepalive deadlines (the wheel), output queues and closing are the
- * clients' code; only the handshake is reversed: a non-blocking connect() (the host name resolved
- * by getaddrinfo on a thread of its own unless it is numeric), CONNECT sent, CONNACK awaited (bridge_on_packet), packets
- * decoded as coming from a server.
+ * clients' code; only the handshake is reversed: a non-blocking connect() (a host name resolved by
+ * getaddrinfo on a thread of its own, a numeric address at once), with TLS the listeners' transport
+ * as a client (transport_tls.c, the context from src/tls), CONNECT sent, CONNACK awaited
+ * (bridge_on_packet), packets decoded as coming from a server.
  *
  * Outgoing: the bridge owns a local session (local_clientid) that never expires and, with
  * `persistence true`, is durable. The `out`/`both` topics are that session's subscriptions, made
@@ -666,7 +667,7 @@ static void tick_one(bridge_t *br)
     }
     case BR_UP: {
         conn_t *c = br->c;
-        if (cfg->keepalive && w->now - br->last_ping >= (int64_t)cfg->keepalive * 1000) {
+        if (c->keepalive && w->now - br->last_ping >= (int64_t)c->keepalive * 1000) { /* Server Keep Alive may set it */
             mqtt_packet_t p = {.type = MQTT_PINGREQ};
             conn_send(c, &p);
             br->last_ping = w->now;
