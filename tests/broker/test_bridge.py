@@ -76,7 +76,7 @@ def payloads(msgs):
 
 # ---- tombo <-> mosquitto ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("proto", PROTOCOLS)
+@pytest.mark.parametrize("proto", ["mqttv31"] + PROTOCOLS)
 def test_tombo_bridge_to_mosquitto_forwards_qos012_with_prefixes_both_ways(make_broker, proto):
     """tombo bridges to Mosquitto: `out` messages leave with the local prefix replaced by the
     remote one, `in` messages arrive with the remote prefix replaced by the local one, at QoS
@@ -111,7 +111,7 @@ def test_tombo_bridge_to_mosquitto_forwards_qos012_with_prefixes_both_ways(make_
     assert [m.topic for m in rc.sync() if m.topic.startswith("cloud/other") or m.topic == "site/other"] == []
 
 
-@pytest.mark.parametrize("proto", PROTOCOLS)
+@pytest.mark.parametrize("proto", ["mqttv31"] + PROTOCOLS)
 def test_mosquitto_bridge_to_tombo_forwards_both_ways(make_broker, proto):
     """Mosquitto bridges to tombo (tombo is the remote): tombo accepts its CONNECT (try_private on
     3.1.1), its subscriptions and its publications, QoS 1 and 2 both ways, prefixes remapped."""
