@@ -12,7 +12,7 @@
  * silent no-op: a TLS listener that quietly served plain MQTT would be the worst bug tombo could
  * have. The same goes for single values (`protocol websockets`, `log_dest topic`). Pure tuning
  * that needs no code because tombo's behaviour already is what the value asks for is accepted
- * (autosave_interval: tombo commits every message; `upgrade_outgoing_qos false`: the default).
+ * (autosave_interval: tombo commits every message).
  * tests/broker/test_directives.py holds every mosquitto.conf(5) directive with its status and
  * fails when this file accepts a directive it does not list.
  *
@@ -486,13 +486,6 @@ static int only_bool(struct parser *ps, const struct directive *d, char *val, bo
     return 0;
 }
 
-static int h_upgrade_outgoing_qos(struct parser *ps, const struct directive *d, char *val)
-{
-    return only_bool(ps, d, val, false,
-                     "messages are delivered at the lower of the published and the subscribed QoS, as the MQTT "
-                     "specification requires; remove the line");
-}
-
 static int h_check_retain_source(struct parser *ps, const struct directive *d, char *val)
 {
     /* Mosquitto's default is true, which tombo cannot refuse when it is left out: docs/config.md says
@@ -519,15 +512,13 @@ static int h_autosave_interval(struct parser *ps, const struct directive *d, cha
     return parse_int(ps, d->name, val, 0, INT32_MAX, &v);
 }
 
-/* max_inflight_bytes: 0 (no byte limit, the default) is what tombo does. */
+/* max_inflight_bytes: payload bytes of outgoing QoS 1/2 messages in flight per client (0: no limit). */
 static int h_max_inflight_bytes(struct parser *ps, const struct directive *d, char *val)
 {
     long long v = 0;
     if (parse_int(ps, d->name, val, 0, INT64_MAX, &v) < 0)
         return -1;
-    if (v != 0)
-        return refuse(ps, "max_inflight_bytes other than 0",
-                      "outgoing messages in flight are limited by count only; use max_inflight_messages");
+    ps->cfg->max_inflight_bytes = (uint64_t)v;
     return 0;
 }
 
@@ -1118,6 +1109,9 @@ static const struct directive directives[] = {
     {"retained_persistence", V_BOOL, S_GLOBAL, 0, CFG_FIELD(persistence), 0, 0, NULL}, /* Mosquitto's alias */
     STR_G(persistence_location),
     STR_G(pid_file),
+    STR_G(user),
+    STR_G(clientid_prefixes),
+    INT_G(log_facility, 0, 7),
     STR_G(persistence_file),
     FN(autosave_interval, h_autosave_interval),       /* accepted: tombo commits every change */
     FN(autosave_on_changes, h_bool_either),           /* the same */
@@ -1126,7 +1120,7 @@ static const struct directive directives[] = {
     INT_G(max_queued_messages, 0, INT32_MAX),
     INT_G(max_queued_bytes, 0, INT64_MAX),
     INT_G(max_inflight_messages, 0, 65535),
-    FN(max_inflight_bytes, h_max_inflight_bytes), /* 0 only */
+    FN(max_inflight_bytes, h_max_inflight_bytes),
     INT_G(message_size_limit, 0, 268435455),
     INT_G(max_packet_size, 20, 268435460),
     INT_G(max_keepalive, 10, 65535),
@@ -1134,7 +1128,7 @@ static const struct directive directives[] = {
     BOOL_G(set_tcp_nodelay),
     INT_G(sys_interval, 0, 65535),
     BOOL_G(retain_available),
-    FN(upgrade_outgoing_qos, h_upgrade_outgoing_qos), /* false only */
+    BOOL_G(upgrade_outgoing_qos), /* non-standard: the spec forbids it; Mosquitto offers it */
     BOOL_G(queue_qos0_messages),
     FN(allow_duplicate_messages, h_bool_either),      /* tombo always sends one copy */
     FN(check_retain_source, h_check_retain_source),   /* false only */
@@ -1201,15 +1195,9 @@ static const struct {
     {"http_dir", WHY_WS}, {"websockets_log_level", WHY_WS}, {"websockets_headers_size", WHY_WS},
     /* plugins */
     {"auth_plugin", WHY_PLUGIN}, {"plugin", WHY_PLUGIN}, {"auth_plugin_deny_special_chars", WHY_PLUGIN},
-    /* listeners */
     /* general */
-    {"clientid_prefixes", "client ids are not restricted by prefix yet (the option is deprecated in Mosquitto); "
-                          "restrict clients with password_file and acl_file"},
     {"memory_limit", "there is no overall memory limit yet; bound the queues with max_queued_messages and "
                      "max_queued_bytes, or the process with a cgroup (systemd MemoryMax=)"},
-    {"log_facility", "syslog lines use facility daemon; remove the line"},
-    {"user", "tombo does not change user, and does not drop root privileges as Mosquitto does; start it as "
-             "that user instead (systemd User=, runuser -u NAME)"},
     /* bridges: what is not done yet */
     {"local_username", WHY_BRIDGE_LOCAL}, {"local_password", WHY_BRIDGE_LOCAL},
     {"bridge_require_ocsp", WHY_BRIDGE_OCSP},
@@ -1412,6 +1400,7 @@ void config_init(struct tombo_config *cfg)
     cfg->log_type = TLOG_DEFAULT;
     cfg->log_dest = TLOG_DEST_STDERR;
     cfg->log_timestamp = true;
+    cfg->log_facility = -1;
     listener_defaults(&cfg->default_listener);
 }
 
@@ -1432,6 +1421,8 @@ void config_free(struct tombo_config *cfg)
     free(cfg->psk_file_where);
     free(cfg->persistence_location);
     free(cfg->pid_file);
+    free(cfg->user);
+    free(cfg->clientid_prefixes);
     free(cfg->persistence_file);
     free(cfg->log_file);
     free(cfg->log_timestamp_format);
@@ -1549,8 +1540,10 @@ static void print_usage(void)
 {
     printf("tombo version %s\n\n"
            "tombo is an MQTT v5.0/v3.1.1/v3.1 broker, a drop-in for Mosquitto.\n\n"
-           "Usage: tombo [-c config_file] [-h] [-p port] [-v] [--version]\n\n"
+           "Usage: tombo [-c config_file] [-d] [-h] [-p port] [-v] [--version]\n\n"
            " -c : specify the broker config file (mosquitto.conf syntax).\n"
+           " -d : put the broker into the background once it has started (errors before that\n"
+           "      are still printed, and the exit status says whether it started).\n"
            " -h : display this help.\n"
            " -p : start the broker listening on the specified port (may be repeated).\n"
            "      Replaces the default listener; ignored when the config file defines listeners.\n"
@@ -1593,10 +1586,7 @@ int config_args(struct tombo_config *cfg, int argc, char **argv, char *err, size
         } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
             cfg->verbose = true;
         } else if (!strcmp(a, "-d") || !strcmp(a, "--daemon")) {
-            snprintf(err, errlen,
-                     "%s: not supported yet by tombo (it does not daemonise yet; run it in the foreground under a "
-                     "service manager, e.g. systemd Type=simple)", a);
-            return -1;
+            cfg->daemon = true;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             print_usage();
             return 1;

@@ -162,6 +162,7 @@ struct tombo_config {
     uint32_t max_queued_messages;   /* default 1000 */
     uint64_t max_queued_bytes;      /* default 0 */
     uint32_t max_inflight_messages; /* default 20, at most 65535 */
+    uint64_t max_inflight_bytes;    /* payload bytes in flight to one client, default 0 = no limit */
     uint32_t message_size_limit;    /* default 0, at most 268435455 */
     uint32_t max_packet_size;       /* default 0 = none; when set, 20..268435460 */
     uint32_t max_keepalive;         /* default 65535, 10..65535 */
@@ -172,6 +173,7 @@ struct tombo_config {
     uint32_t sys_interval;     /* seconds, default 10, 0 = no $SYS */
     bool retain_available;     /* default true */
     bool queue_qos0_messages;  /* default false */
+    bool upgrade_outgoing_qos; /* deliver at the subscription's QoS (non-standard), default false */
     bool connection_messages;  /* default true */
 
     /* Bridges, in the order of their `connection` lines. */
@@ -184,9 +186,13 @@ struct tombo_config {
     char *log_file;             /* for TLOG_DEST_FILE */
     bool log_timestamp;         /* default true */
     char *log_timestamp_format; /* strftime format, default NULL = seconds since the epoch */
+    int log_facility;           /* syslog: -1 (default) daemon, 0..7 local0..local7 */
 
     /* Process. */
     int threads; /* tombo only: worker threads; default (0 before config_finish) = online cores */
+    bool daemon; /* -d: run in the background once started (main.c) */
+    char *user;  /* started as root: become this user once the listeners and files are open (NULL: stay) */
+    char *clientid_prefixes; /* only client ids that start with this may connect (NULL: any) */
 
     /* Notes for the log once it is open (deprecated directives, local-only mode, ignored -p):
      * log_init() prints them as warnings. */
@@ -214,9 +220,8 @@ int config_load(struct tombo_config *cfg, const char *path, char *err, size_t er
  * it; call it yourself only on a config filled by hand. Returns 0 or -1 with err. */
 int config_finish(struct tombo_config *cfg, char *err, size_t errlen);
 
-/* The command line: tombo [-c FILE] [-p PORT]... [-v] [-h] [--version]
- * (long forms --config-file, --port, --verbose, --help); -d/--daemon is refused until tombo can
- * daemonise. Loads the config file if given
+/* The command line: tombo [-c FILE] [-d] [-p PORT]... [-v] [-h] [--version]
+ * (long forms --config-file, --port, --verbose, --daemon, --help). Loads the config file if given
  * and finishes cfg. Returns 0 to run, 1 when help or the version was printed on stdout (exit 0),
  * -1 on error (message in err; exit 1). */
 int config_args(struct tombo_config *cfg, int argc, char **argv, char *err, size_t errlen);

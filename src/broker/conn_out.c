@@ -201,7 +201,7 @@ bool conn_send_publish(conn_t *c, msg_t *m, uint8_t qos, uint8_t retain, uint8_t
             return false;
     }
     /* The common case: bytes shared with every receiver of the same class, packet id patched. */
-    const char *mount = c->l ? c->l->mount_point : NULL; /* none for our bridges (nor unit tests' conns) */
+    const char *mount = c->l ? c->l->mount_point : NULL; /* none for our bridges and hand-built test conns */
     if (!dup && !mount && topic.p == m->topic.p &&
         (c->version != MQTT_V5 || (n_ids == 0 && !m->has_expiry && c->topic_alias_max_out == 0))) {
         const msg_enc_t *e = msg_encoded(m, c->version, qos, retain);

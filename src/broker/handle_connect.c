@@ -183,6 +183,12 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
     } else if (c->version == MQTT_V31 && idlen > 23) {
         return MQTT_RC_CLIENT_ID_NOT_VALID; /* MQTT 3.1: 1 to 23 characters */
     }
+    /* clientid_prefixes (deprecated in Mosquitto, which answers Not authorized as here). */
+    if (cfg->clientid_prefixes) {
+        size_t pn = strlen(cfg->clientid_prefixes);
+        if (idlen < pn || memcmp(id, cfg->clientid_prefixes, pn))
+            return MQTT_RC_NOT_AUTHORIZED;
+    }
 
     const auth_t *auth = b->auth[c->l - b->cfg.listeners];
     if (v5 && (p->props.has & MQTT_HAS(MQTT_PROP_AUTH_METHOD)))

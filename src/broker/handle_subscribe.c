@@ -26,7 +26,7 @@ static void deliver_retained(void *m, void *arg)
     struct retained_ctx *x = arg;
     msg_t *msg = m;
     if (!msg_expired(msg, x->now)) {
-        uint8_t qos = msg->qos < x->qos ? msg->qos : x->qos;
+        uint8_t qos = msg->qos < x->qos && !x->w->b->cfg.upgrade_outgoing_qos ? msg->qos : x->qos;
         /* [MQTT-3.3.1-8] a retained message sent for a new subscription has RETAIN set */
         session_deliver(x->w, x->s, msg, qos, 1, &x->sub_id, x->sub_id ? 1 : 0);
     }
