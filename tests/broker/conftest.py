@@ -42,8 +42,8 @@ class Broker:
     `listener PORT 127.0.0.1` line is added for self.port."""
 
     def __init__(self, conf="allow_anonymous true\n", port=None, raw_conf=False, mosquitto=False):
-        self.mosquitto = mosquitto  # run Debian's /usr/sbin/mosquitto whatever TOMBO_REFERENCE says
         self.port = port or free_port()
+        self.mosquitto = mosquitto  # run Debian's mosquitto whatever TOMBO_REFERENCE says (A/B tests)
         self.picked_port = port is None   # free to pick another port if this one is taken
         # raw_conf: write `conf` verbatim (after replacing the token PORT by self.port), with no
         # listener line added, e.g. to run the tutorial's config file unchanged.
