@@ -13,6 +13,7 @@
 #include "base/slab.h"
 #include "broker/auth.h"
 #include "broker/authq.h"
+#include "broker/bridge.h"
 #include "broker/httpd.h"
 #include "broker/log.h"
 #include "broker/listener.h"
@@ -109,6 +110,8 @@ int broker_init(broker_t *b)
             return -1;
         }
     }
+    if (bridges_init(b) != 0)
+        return -1;
     for (int i = 0; i < b->cfg.n_listeners; i++) {
         struct tombo_listener *l = &b->cfg.listeners[i];
         if (b->listen_fds[i] >= 0) {
@@ -163,6 +166,7 @@ void broker_free(broker_t *b)
     authq_stop(b->authq); /* it posts to the workers' inboxes: stopped before they are freed */
     for (int i = 0; b->workers && i < b->n_workers; i++) /* none if start-up failed before them */
         worker_free(&b->workers[i]);
+    bridges_free(b);
     for (int i = 0; b->listen_fds && i < b->cfg.n_listeners; i++)
         if (b->listen_fds[i] >= 0) {
             close(b->listen_fds[i]);

@@ -50,6 +50,8 @@ typedef struct broker {
     struct trace *trace;          /* the dashboard's packet trace of one client (trace.h) */
     struct httpd *httpd;          /* the HTTP endpoint (httpd.h), or NULL */
     atomic_ulong auto_id_counter;
+    struct bridge *bridges;       /* one per cfg.bridges[i], each driven by one worker (bridge.c) */
+    int n_bridges;
 } broker_t;
 
 int broker_init(broker_t *b);

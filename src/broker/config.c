@@ -132,6 +132,7 @@ struct parser {
     char *err;
     size_t errlen;
     int cur;       /* index of the listener being configured, -1 before the first `listener` */
+    int bridge;    /* index of the bridge being configured, -1 before the first `connection` */
     int depth;     /* include_dir nesting */
     bool log_type_set, log_dest_set, security_set, log_file_set;
 };
@@ -176,6 +177,7 @@ enum scope {
     S_GLOBAL,   /* field of struct tombo_config */
     S_LISTENER, /* field of the current listener */
     S_SECURITY, /* global, or the current listener's when per_listener_settings is true */
+    S_BRIDGE,   /* field of the current bridge (after a `connection` line) */
 };
 
 struct directive;
@@ -207,6 +209,12 @@ struct directive {
 #define BOOL_S(n) {#n, V_BOOL, S_SECURITY, 0, SEC_FIELD(n), 0, 0, NULL}
 #define STR_S(n) {#n, V_STR, S_SECURITY, 0, SEC_FIELD(n), 0, 0, NULL}
 #define FN(n, f) {#n, V_FN, S_GLOBAL, 0, 0, 0, 0, 0, f}
+#define BR_FIELD(f) 0, offsetof(struct tombo_bridge, f)
+#define BR_SIZE(f) sizeof(((struct tombo_bridge *)0)->f)
+#define BOOL_B(n, f) {#n, V_BOOL, S_BRIDGE, 0, BR_FIELD(f), 0, 0, NULL}
+#define INT_B(n, f, lo, hi) {#n, V_INT, S_BRIDGE, BR_SIZE(f), BR_FIELD(f), lo, hi, NULL}
+#define STR_B(n, f) {#n, V_STR, S_BRIDGE, 0, BR_FIELD(f), 0, 0, NULL}
+#define FN_B(n, f) {#n, V_FN, S_BRIDGE, 0, 0, 0, 0, 0, f}
 
 /* Split the next blank-separated word off *p (NUL-terminating it); NULL at end of line. */
 static char *next_word(char **p)
@@ -296,6 +304,12 @@ static char *target(struct parser *ps, const struct directive *d)
 {
     struct tombo_config *cfg = ps->cfg;
     switch (d->scope) {
+    case S_BRIDGE:
+        if (ps->bridge < 0) {
+            perr(ps, "'%s' is a bridge setting: it needs a 'connection NAME' line before it", d->name);
+            return NULL;
+        }
+        return (char *)&cfg->bridges[ps->bridge] + d->loff;
     case S_LISTENER:
         return (char *)cur_listener(ps, d->name) + d->loff;
     case S_SECURITY:
@@ -325,7 +339,12 @@ static char *target(struct parser *ps, const struct directive *d)
 /* What to do instead of the features tombo does not have yet; see unsupported[]. */
 #define WHY_TLS_ENGINE                                                                                      \
     "keys in OpenSSL engines (hardware tokens) are not supported; give keyfile a PEM private key file"
-#define WHY_BRIDGE "bridges are not implemented yet; run the bridge in a Mosquitto instance next to tombo"
+#define WHY_BRIDGE_OCSP                                                                                     \
+    "the remote's certificate is not checked by OCSP; bridge_cafile/bridge_capath verify it, remove the line " \
+    "or run this bridge in a Mosquitto instance next to tombo"
+#define WHY_BRIDGE_LOCAL                                                                                    \
+    "a bridge's local side is not checked against the ACL (it may read and write every topic it is "        \
+    "configured for); remove the line"
 #define WHY_PLUGIN                                                                                          \
     "plugins are not implemented yet; use password_file and acl_file, or keep Mosquitto"
 
@@ -650,6 +669,338 @@ static int h_persistent_client_expiration(struct parser *ps, const struct direct
     return 0;
 }
 
+
+/* ---- bridges (docs/bridges.md) ---------------------------------------------------------------- */
+
+static void bridge_topic_free(struct tombo_bridge_topic *t)
+{
+    free(t->pattern);
+    free(t->local_prefix);
+    free(t->remote_prefix);
+    free(t->local_topic);
+    free(t->remote_topic);
+}
+
+static void bridge_free(struct tombo_bridge *br)
+{
+    for (int i = 0; i < br->n_addrs; i++)
+        free(br->addrs[i].host);
+    free(br->addrs);
+    for (int i = 0; i < br->n_topics; i++)
+        bridge_topic_free(&br->topics[i]);
+    free(br->topics);
+    char **strs[] = {&br->name, &br->where, &br->remote_clientid, &br->remote_username, &br->remote_password,
+                     &br->local_clientid, &br->notification_topic, &br->bind_address, &br->cafile, &br->capath,
+                     &br->certfile, &br->keyfile, &br->tls_version, &br->alpn, &br->identity, &br->psk};
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+        free(*strs[i]);
+    memset(br, 0, sizeof(*br));
+}
+
+/* The bridge a bridge directive applies to, or NULL (error set) before any `connection`. */
+static struct tombo_bridge *cur_bridge(struct parser *ps, const char *name)
+{
+    if (ps->bridge < 0) {
+        perr(ps, "'%s' is a bridge setting: it needs a 'connection NAME' line before it", name);
+        return NULL;
+    }
+    return &ps->cfg->bridges[ps->bridge];
+}
+
+/* connection NAME: a new bridge, with Mosquitto 2.0's defaults; the bridge lines that follow
+ * configure it. */
+static int h_connection(struct parser *ps, const struct directive *d, char *val)
+{
+    char *w = one_word(ps, d->name, val);
+    if (!w)
+        return -1;
+    struct tombo_config *cfg = ps->cfg;
+    for (int i = 0; i < cfg->n_bridges; i++)
+        if (!strcmp(cfg->bridges[i].name, w))
+            return perr(ps, "duplicate bridge name '%s' (first at %s)", w, cfg->bridges[i].where);
+    cfg->bridges = xrealloc(cfg->bridges, (size_t)(cfg->n_bridges + 1) * sizeof(*cfg->bridges));
+    struct tombo_bridge *br = &cfg->bridges[cfg->n_bridges];
+    memset(br, 0, sizeof(*br));
+    br->name = xstrdup(w);
+    char where[300];
+    snprintf(where, sizeof(where), "%s:%d", ps->file, ps->line);
+    br->where = xstrdup(where);
+    br->local_cleansession = -1;
+    br->keepalive = 60;
+    br->notifications = true;
+    br->restart_base = 5;
+    br->restart_cap = 30;
+    br->threshold = 10;
+    br->idle_timeout = 60;
+    br->try_private = true;
+    br->protocol_version = 4;
+    br->attempt_unsubscribe = true;
+    br->outgoing_retain = true;
+    ps->bridge = cfg->n_bridges++;
+    return 0;
+}
+
+/* address HOST[:PORT] [HOST[:PORT] ...] (and `addresses`): the remote broker, and the addresses to
+ * fail over to, in order. An IPv6 address with a port is written [ADDR]:PORT. */
+static int h_address(struct parser *ps, const struct directive *d, char *val)
+{
+    struct tombo_bridge *br = cur_bridge(ps, d->name);
+    if (!br)
+        return -1;
+    char *p = val, *w;
+    int n = 0;
+    while ((w = next_word(&p)) && *w != '#') {
+        char *host = w, *port_s = NULL;
+        if (*w == '[') {
+            char *close = strchr(w, ']');
+            if (!close || (close[1] && close[1] != ':'))
+                return perr(ps, "'%s': bad address '%s' (expected [IPV6]:PORT)", d->name, w);
+            *close = '\0';
+            host = w + 1;
+            port_s = close[1] ? close + 2 : NULL;
+        } else {
+            char *colon = strchr(w, ':');
+            if (colon && !strchr(colon + 1, ':')) { /* one colon: HOST:PORT; more: a bare IPv6 address */
+                *colon = '\0';
+                port_s = colon + 1;
+            }
+        }
+        long port = 1883;
+        if (port_s) {
+            char *end;
+            errno = 0;
+            port = strtol(port_s, &end, 10);
+            if (end == port_s || *end || errno || port < 1 || port > 65535)
+                return perr(ps, "'%s': port must be a number from 1 to 65535, not '%s'", d->name, port_s);
+        }
+        if (!*host)
+            return perr(ps, "'%s': empty host name", d->name);
+        br->addrs = xrealloc(br->addrs, (size_t)(br->n_addrs + 1) * sizeof(*br->addrs));
+        br->addrs[br->n_addrs++] = (struct tombo_bridge_addr){xstrdup(host), (uint16_t)port};
+        n++;
+    }
+    if (n == 0)
+        return perr(ps, "'%s' needs at least one HOST[:PORT]", d->name);
+    return 0;
+}
+
+/* One word of a `topic` line: "" stands for the empty string (Mosquitto's syntax). After the
+ * pattern (which may be `#`), a word starting with '#' begins a comment. */
+static char *topic_word(char **p, bool pattern)
+{
+    char *w = next_word(p);
+    if (w && *w == '#' && !pattern)
+        return NULL;
+    if (w && !strcmp(w, "\"\""))
+        w[0] = '\0';
+    return w;
+}
+
+static bool has_wildcard(const char *s) { return strchr(s, '+') || strchr(s, '#'); }
+
+static char *join(const char *a, const char *b)
+{
+    size_t na = a ? strlen(a) : 0, nb = strlen(b);
+    char *r = xmalloc(na + nb + 1);
+    if (na)
+        memcpy(r, a, na);
+    memcpy(r + na, b, nb + 1);
+    return r;
+}
+
+/* topic PATTERN [in|out|both [QOS [LOCAL_PREFIX REMOTE_PREFIX]]] */
+static int h_topic(struct parser *ps, const struct directive *d, char *val)
+{
+    struct tombo_bridge *br = cur_bridge(ps, d->name);
+    if (!br)
+        return -1;
+    char *p = val;
+    char *pattern = topic_word(&p, true);
+    if (!pattern)
+        return perr(ps, "'topic' needs a pattern: topic PATTERN [in|out|both [QOS [LOCAL_PREFIX REMOTE_PREFIX]]]");
+    char *dir_s = topic_word(&p, false), *qos_s = dir_s ? topic_word(&p, false) : NULL;
+    char *lp = qos_s ? topic_word(&p, false) : NULL, *rp = lp ? topic_word(&p, false) : NULL;
+    if (rp && expect_end(ps, d->name, p) < 0)
+        return -1;
+    uint8_t dir = BRIDGE_OUT;
+    if (dir_s) {
+        if (!strcmp(dir_s, "out"))
+            dir = BRIDGE_OUT;
+        else if (!strcmp(dir_s, "in"))
+            dir = BRIDGE_IN;
+        else if (!strcmp(dir_s, "both"))
+            dir = BRIDGE_BOTH;
+        else
+            return perr(ps, "'topic' direction must be in, out or both, not '%s'", dir_s);
+    }
+    uint8_t qos = 0;
+    if (qos_s) {
+        if (strlen(qos_s) != 1 || qos_s[0] < '0' || qos_s[0] > '2')
+            return perr(ps, "'topic' QoS must be 0, 1 or 2, not '%s'", qos_s);
+        qos = (uint8_t)(qos_s[0] - '0');
+    }
+    if (lp && !rp)
+        return perr(ps, "'topic' with a local prefix needs a remote prefix too (\"\" for none)");
+    if (lp && !*lp)
+        lp = NULL;
+    if (rp && !*rp)
+        rp = NULL;
+    if ((lp && has_wildcard(lp)) || (rp && has_wildcard(rp)))
+        return perr(ps, "'topic' prefixes cannot contain the wildcards + or #");
+    if (!*pattern && !lp && !rp)
+        return perr(ps, "'topic \"\"' needs a local or a remote prefix: the prefix is then the whole topic");
+    if (!*pattern && ((lp && has_wildcard(lp)) || (rp && has_wildcard(rp))))
+        return perr(ps, "'topic' prefixes cannot contain wildcards");
+    /* The pattern must be a valid topic filter: '#' last and alone in its level, '+' alone. */
+    for (const char *c = pattern; *c; c++) {
+        if ((*c == '+' || *c == '#') && ((c > pattern && c[-1] != '/') || (c[1] && c[1] != '/')))
+            return perr(ps, "'topic' pattern '%s' is not a valid topic filter", pattern);
+        if (*c == '#' && c[1])
+            return perr(ps, "'topic' pattern '%s' is not a valid topic filter ('#' must be last)", pattern);
+    }
+    br->topics = xrealloc(br->topics, (size_t)(br->n_topics + 1) * sizeof(*br->topics));
+    struct tombo_bridge_topic *t = &br->topics[br->n_topics++];
+    memset(t, 0, sizeof(*t));
+    t->pattern = xstrdup(pattern);
+    t->local_prefix = xstrdup(lp);
+    t->remote_prefix = xstrdup(rp);
+    t->local_topic = join(lp, pattern);
+    t->remote_topic = join(rp, pattern);
+    t->dir = dir;
+    t->qos = qos;
+    return 0;
+}
+
+/* restart_timeout BASE [CAP]: a constant wait, or a jittered backoff from BASE up to CAP seconds. */
+static int h_restart_timeout(struct parser *ps, const struct directive *d, char *val)
+{
+    struct tombo_bridge *br = cur_bridge(ps, d->name);
+    if (!br)
+        return -1;
+    char *p = val;
+    char *a = next_word(&p), *b = next_word(&p);
+    if (b && *b == '#')
+        b = NULL;
+    if (!a || *a == '#')
+        return perr(ps, "'restart_timeout' needs a value: restart_timeout SECONDS or restart_timeout BASE CAP");
+    if (b && expect_end(ps, d->name, p) < 0)
+        return -1;
+    char *end;
+    errno = 0;
+    long base = strtol(a, &end, 10);
+    if (end == a || *end || errno || base < 1 || base > 86400)
+        return perr(ps, "'restart_timeout' must be a number of seconds from 1 to 86400, not '%s'", a);
+    long cap = 0;
+    if (b) {
+        errno = 0;
+        cap = strtol(b, &end, 10);
+        if (end == b || *end || errno || cap < base || cap > 86400)
+            return perr(ps, "'restart_timeout' cap must be a number of seconds from %ld to 86400, not '%s'", base, b);
+    }
+    br->restart_base = (uint32_t)base;
+    br->restart_cap = (uint32_t)cap;
+    return 0;
+}
+
+static int h_start_type(struct parser *ps, const struct directive *d, char *val)
+{
+    struct tombo_bridge *br = cur_bridge(ps, d->name);
+    char *w = br ? one_word(ps, d->name, val) : NULL;
+    if (!w)
+        return -1;
+    if (!strcmp(w, "automatic"))
+        br->start_type = BRIDGE_AUTOMATIC;
+    else if (!strcmp(w, "lazy"))
+        br->start_type = BRIDGE_LAZY;
+    else if (!strcmp(w, "once"))
+        br->start_type = BRIDGE_ONCE;
+    else
+        return perr(ps, "'start_type' must be automatic, lazy or once, not '%s'", w);
+    return 0;
+}
+
+static int h_bridge_protocol_version(struct parser *ps, const struct directive *d, char *val)
+{
+    struct tombo_bridge *br = cur_bridge(ps, d->name);
+    char *w = br ? one_word(ps, d->name, val) : NULL;
+    if (!w)
+        return -1;
+    if (!strcmp(w, "mqttv31"))
+        br->protocol_version = 3;
+    else if (!strcmp(w, "mqttv311"))
+        br->protocol_version = 4;
+    else if (!strcmp(w, "mqttv50"))
+        br->protocol_version = 5;
+    else
+        return perr(ps, "'bridge_protocol_version' must be mqttv31, mqttv311 or mqttv50, not '%s'", w);
+    return 0;
+}
+
+static int h_local_cleansession(struct parser *ps, const struct directive *d, char *val)
+{
+    struct tombo_bridge *br = cur_bridge(ps, d->name);
+    bool v = false;
+    if (!br || parse_bool(ps, d->name, val, &v) < 0)
+        return -1;
+    br->local_cleansession = v;
+    return 0;
+}
+
+/* A bridge's settings make sense together; fill in the defaults that depend on others. */
+static int bridge_finish(struct tombo_config *cfg, struct tombo_bridge *br, char *err, size_t errlen)
+{
+    const char *msg = NULL;
+    if (br->n_addrs == 0)
+        msg = "this bridge has no 'address' line (the remote broker to connect to)";
+    else if (br->n_topics == 0)
+        msg = "this bridge has no 'topic' line (what it forwards)";
+    else if (br->protocol_version == 3 && br->remote_clientid && strlen(br->remote_clientid) > 23)
+        msg = "remote_clientid: MQTT 3.1 (bridge_protocol_version mqttv31) allows at most 23 characters";
+    else if (br->remote_password && !br->remote_username)
+        msg = "remote_password needs remote_username";
+    else if (!br->certfile != !br->keyfile)
+        msg = "bridge_certfile and bridge_keyfile go together (a client certificate and its key)";
+    else if (!br->identity != !br->psk)
+        msg = "bridge_identity and bridge_psk go together (a PSK identity and its key)";
+    else if (br->psk && (br->cafile || br->capath))
+        msg = "bridge_psk and bridge_cafile/bridge_capath exclude each other: PSK or certificates";
+    else if (!tombo_bridge_tls(br) && (br->certfile || br->insecure || br->tls_version || br->alpn))
+        msg = "TLS settings without bridge_cafile or bridge_capath (or bridge_identity/bridge_psk): this bridge "
+              "does not use TLS; add them or remove the TLS lines";
+    else if (br->tls_version && strcmp(br->tls_version, "tlsv1.2") && strcmp(br->tls_version, "tlsv1.3"))
+        msg = "bridge_tls_version must be tlsv1.2 or tlsv1.3";
+    if (msg) {
+        snprintf(err, errlen, "%s: bridge '%s': %s", br->where, br->name, msg);
+        return -1;
+    }
+    if (!br->remote_clientid) {
+        char host[256] = "localhost";
+        gethostname(host, sizeof(host) - 1);
+        host[sizeof(host) - 1] = '\0';
+        size_t n = strlen(host) + strlen(br->name) + 2;
+        br->remote_clientid = xmalloc(n);
+        snprintf(br->remote_clientid, n, "%s.%s", host, br->name);
+    }
+    if (!br->local_clientid)
+        br->local_clientid = join("local.", br->remote_clientid);
+    if (!br->notification_topic) {
+        size_t n = strlen(br->remote_clientid) + 40;
+        br->notification_topic = xmalloc(n);
+        snprintf(br->notification_topic, n, "$SYS/broker/connection/%s/state", br->remote_clientid);
+    }
+    if (br->local_cleansession < 0)
+        br->local_cleansession = br->cleansession;
+    for (int i = 0; i < cfg->n_bridges; i++) {
+        const struct tombo_bridge *o = &cfg->bridges[i];
+        if (o != br && o->local_clientid && !strcmp(o->local_clientid, br->local_clientid)) {
+            snprintf(err, errlen, "%s: bridge '%s': local_clientid '%s' is also bridge '%s''s", br->where, br->name,
+                     br->local_clientid, o->name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int read_file(struct parser *ps, const char *path);
 
 /* include_dir DIR: every *.conf in DIR, in Mosquitto's order (see include_cmp). */
@@ -854,6 +1205,44 @@ static const struct directive directives[] = {
     FN(log_dest, h_log_dest),
     BOOL_G(log_timestamp),
     STR_G(log_timestamp_format),
+    /* bridges (docs/bridges.md) */
+    FN(connection, h_connection),
+    FN_B(address, h_address),
+    FN_B(addresses, h_address),
+    BOOL_B(round_robin, round_robin),
+    FN_B(topic, h_topic),
+    STR_B(remote_clientid, remote_clientid),
+    STR_B(clientid, remote_clientid), /* Mosquitto's old name */
+    STR_B(remote_username, remote_username),
+    STR_B(username, remote_username), /* old name */
+    STR_B(remote_password, remote_password),
+    STR_B(password, remote_password), /* old name */
+    STR_B(local_clientid, local_clientid),
+    BOOL_B(cleansession, cleansession),
+    FN_B(local_cleansession, h_local_cleansession),
+    INT_B(keepalive_interval, keepalive, 0, 65535),
+    BOOL_B(notifications, notifications),
+    BOOL_B(notifications_local_only, notifications_local_only),
+    STR_B(notification_topic, notification_topic),
+    FN_B(restart_timeout, h_restart_timeout),
+    FN_B(start_type, h_start_type),
+    INT_B(threshold, threshold, 1, INT32_MAX),
+    INT_B(idle_timeout, idle_timeout, 1, INT32_MAX),
+    BOOL_B(try_private, try_private),
+    FN_B(bridge_protocol_version, h_bridge_protocol_version),
+    BOOL_B(bridge_attempt_unsubscribe, attempt_unsubscribe),
+    BOOL_B(bridge_outgoing_retain, outgoing_retain),
+    INT_B(bridge_max_packet_size, max_packet_size, 0, 268435460),
+    STR_B(bridge_bind_address, bind_address),
+    STR_B(bridge_cafile, cafile),
+    STR_B(bridge_capath, capath),
+    STR_B(bridge_certfile, certfile),
+    STR_B(bridge_keyfile, keyfile),
+    BOOL_B(bridge_insecure, insecure),
+    STR_B(bridge_tls_version, tls_version),
+    STR_B(bridge_alpn, alpn),
+    STR_B(bridge_identity, identity),
+    STR_B(bridge_psk, psk),
     /* process */
     FN(include_dir, h_include_dir),
     FN(threads, h_threads), /* tombo only */
@@ -881,21 +1270,9 @@ static const struct {
     /* general */
     {"memory_limit", "there is no overall memory limit yet; bound the queues with max_queued_messages and "
                      "max_queued_bytes, or the process with a cgroup (systemd MemoryMax=)"},
-    /* bridges */
-    {"connection", WHY_BRIDGE}, {"address", WHY_BRIDGE}, {"addresses", WHY_BRIDGE},
-    {"bridge_attempt_unsubscribe", WHY_BRIDGE}, {"bridge_bind_address", WHY_BRIDGE},
-    {"bridge_max_packet_size", WHY_BRIDGE}, {"bridge_outgoing_retain", WHY_BRIDGE},
-    {"bridge_protocol_version", WHY_BRIDGE}, {"cleansession", WHY_BRIDGE}, {"local_cleansession", WHY_BRIDGE},
-    {"keepalive_interval", WHY_BRIDGE}, {"idle_timeout", WHY_BRIDGE}, {"local_clientid", WHY_BRIDGE},
-    {"local_password", WHY_BRIDGE}, {"local_username", WHY_BRIDGE}, {"notifications", WHY_BRIDGE},
-    {"notifications_local_only", WHY_BRIDGE}, {"notification_topic", WHY_BRIDGE},
-    {"remote_clientid", WHY_BRIDGE}, {"remote_password", WHY_BRIDGE}, {"remote_username", WHY_BRIDGE},
-    {"clientid", WHY_BRIDGE}, {"password", WHY_BRIDGE}, {"username", WHY_BRIDGE},
-    {"restart_timeout", WHY_BRIDGE}, {"round_robin", WHY_BRIDGE}, {"start_type", WHY_BRIDGE},
-    {"threshold", WHY_BRIDGE}, {"topic", WHY_BRIDGE}, {"try_private", WHY_BRIDGE}, {"bridge_alpn", WHY_BRIDGE},
-    {"bridge_cafile", WHY_BRIDGE}, {"bridge_capath", WHY_BRIDGE}, {"bridge_certfile", WHY_BRIDGE},
-    {"bridge_identity", WHY_BRIDGE}, {"bridge_insecure", WHY_BRIDGE}, {"bridge_keyfile", WHY_BRIDGE},
-    {"bridge_psk", WHY_BRIDGE}, {"bridge_require_ocsp", WHY_BRIDGE}, {"bridge_tls_version", WHY_BRIDGE},
+    /* bridges: what is not done yet */
+    {"local_username", WHY_BRIDGE_LOCAL}, {"local_password", WHY_BRIDGE_LOCAL},
+    {"bridge_require_ocsp", WHY_BRIDGE_OCSP},
 };
 
 /* Why `name` is refused, or NULL if it is not a Mosquitto directive tombo knows of. */
@@ -1078,7 +1455,7 @@ static int read_file(struct parser *ps, const char *path)
 
 static int load_file(struct tombo_config *cfg, const char *path, char *err, size_t errlen)
 {
-    struct parser ps = {.cfg = cfg, .err = err, .errlen = errlen, .cur = -1};
+    struct parser ps = {.cfg = cfg, .err = err, .errlen = errlen, .cur = -1, .bridge = -1};
     set_str(&cfg->config_file, path);
     return read_file(&ps, path);
 }
@@ -1135,6 +1512,9 @@ void config_free(struct tombo_config *cfg)
     free(cfg->http_certfile);
     free(cfg->http_keyfile);
     free(cfg->http_tls_where);
+    for (int i = 0; i < cfg->n_bridges; i++)
+        bridge_free(&cfg->bridges[i]);
+    free(cfg->bridges);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -1231,6 +1611,10 @@ int config_finish(struct tombo_config *cfg, char *err, size_t errlen)
     if (cfg->psk_file && !cfg->per_listener_settings && !psk_used)
         add_warning(cfg, "%s: psk_file is used only by listeners with psk_hint; no listener has one",
                     cfg->psk_file_where ? cfg->psk_file_where : "config");
+
+    for (int i = 0; i < cfg->n_bridges; i++)
+        if (bridge_finish(cfg, &cfg->bridges[i], err, errlen) < 0)
+            return -1;
 
     if (cfg->verbose)
         cfg->log_type = TLOG_ALL;

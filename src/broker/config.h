@@ -72,6 +72,66 @@ struct tombo_listener {
     char *origin; /* where it was defined, for messages: "FILE:LINE", "command line -p" or "default" */
 };
 
+/* Bridges (mosquitto.conf's `connection` sections; bridge.c, docs/bridges.md). */
+enum bridge_dir { BRIDGE_OUT = 1, BRIDGE_IN = 2, BRIDGE_BOTH = 3 };
+enum bridge_start { BRIDGE_AUTOMATIC = 0, BRIDGE_LAZY, BRIDGE_ONCE };
+
+/* `topic PATTERN [DIR [QOS [LOCAL_PREFIX REMOTE_PREFIX]]]`: local_topic and remote_topic are the
+ * prefixes joined with the pattern (the filters subscribed on each side). */
+struct tombo_bridge_topic {
+    char *pattern;       /* "" when given as "" (the prefixes are then the whole topic) */
+    char *local_prefix;  /* NULL: none */
+    char *remote_prefix; /* NULL: none */
+    char *local_topic;   /* local_prefix + pattern */
+    char *remote_topic;  /* remote_prefix + pattern */
+    uint8_t dir;         /* enum bridge_dir */
+    uint8_t qos;
+};
+
+struct tombo_bridge_addr {
+    char *host;
+    uint16_t port;
+};
+
+struct tombo_bridge {
+    char *name;          /* `connection NAME` */
+    char *where;         /* "FILE:LINE" of that line */
+    struct tombo_bridge_addr *addrs;
+    int n_addrs;
+    struct tombo_bridge_topic *topics;
+    int n_topics;
+    bool round_robin;              /* default false */
+    char *remote_clientid;         /* default "HOSTNAME.NAME" */
+    char *remote_username, *remote_password;
+    char *local_clientid;          /* default "local." + remote_clientid */
+    bool cleansession;             /* default false */
+    int local_cleansession;        /* default (-1 while unset): cleansession */
+    uint16_t keepalive;            /* keepalive_interval, default 60 */
+    bool notifications;            /* default true */
+    bool notifications_local_only; /* default false */
+    char *notification_topic;      /* default "$SYS/broker/connection/REMOTE_CLIENTID/state" */
+    uint32_t restart_base;         /* restart_timeout BASE [CAP], seconds: default 5 30 */
+    uint32_t restart_cap;          /* 0: a constant BASE */
+    uint8_t start_type;            /* enum bridge_start */
+    uint32_t threshold;            /* lazy: queued messages that start it, default 10 */
+    uint32_t idle_timeout;         /* lazy: seconds without traffic that stop it, default 60 */
+    bool try_private;              /* default true */
+    uint8_t protocol_version;      /* MQTT_V31/V311/V5 (3, 4, 5), default 4 */
+    bool attempt_unsubscribe;      /* default true */
+    bool outgoing_retain;          /* default true */
+    uint32_t max_packet_size;      /* bridge_max_packet_size, 0: none */
+    char *bind_address;            /* bridge_bind_address, NULL: any */
+    /* TLS (bridge_*): on when cafile, capath or psk is set (bridge_tls); NULL when not set. */
+    char *cafile, *capath, *certfile, *keyfile, *tls_version, *alpn, *identity, *psk;
+    bool insecure;                 /* bridge_insecure: no check that the certificate names the host */
+};
+
+/* Does this bridge connect over TLS? */
+static inline bool tombo_bridge_tls(const struct tombo_bridge *br)
+{
+    return br->cafile || br->capath || br->psk;
+}
+
 /* Every field is honoured by the broker. A directive whose meaning tombo does not implement has no
  * field: config.c refuses it (or, for pure tuning that needs no code, accepts only the values whose
  * behaviour tombo already has, e.g. `upgrade_outgoing_qos false`). */
@@ -117,6 +177,10 @@ struct tombo_config {
     bool upgrade_outgoing_qos; /* deliver at the subscription's QoS (non-standard), default false */
     bool connection_messages;  /* default true */
     uint32_t websockets_headers_size; /* largest WebSocket opening request head, bytes; default 4096 */
+
+    /* Bridges, in the order of their `connection` lines. */
+    struct tombo_bridge *bridges;
+    int n_bridges;
 
     /* Logging. */
     unsigned log_type;          /* TLOG_* bits, default TLOG_DEFAULT */

@@ -18,6 +18,7 @@
 
 #include "base/buf.h"
 #include "base/mem.h"
+#include "broker/bridge.h"
 #include "broker/broker.h"
 #include "broker/conn_trace.h"
 #include "broker/worker.h"
@@ -51,8 +52,11 @@ static uint8_t dispatch(conn_t *c, mqtt_packet_t *p)
 
 static uint32_t max_inbound_packet(const conn_t *c)
 {
-    /* Before CONNACK: the setting in force; after: what CONNACK announced. */
-    uint32_t m = c->state == CONN_ACTIVE ? c->max_packet_in : broker_settings(c->w->b)->max_packet_size;
+    /* Before CONNACK: the setting in force; after: what CONNACK announced (a bridge: what the remote
+     * announced, else the setting). */
+    uint32_t m = c->bridge ? bridge_max_packet_in(c) : 0;
+    if (!m)
+        m = c->state == CONN_ACTIVE && !c->bridge ? c->max_packet_in : broker_settings(c->w->b)->max_packet_size;
     return m ? m : MQTT_MAX_REMAINING + MQTT_MAX_HEADER;
 }
 
@@ -105,7 +109,7 @@ static ssize_t process_packets(conn_t *c, const uint8_t *data, size_t len)
                 conn_fail(c, MQTT_RC_PROTOCOL_ERROR, "packet other than AUTH during enhanced authentication");
             return -1;
         }
-        if (c->state == CONN_NEW && h.type != MQTT_CONNECT && !(c->scram && h.type == MQTT_AUTH)) {
+        if (c->state == CONN_NEW && h.type != MQTT_CONNECT && !(c->scram && h.type == MQTT_AUTH) && !c->bridge) {
             /* [MQTT-3.1.0-1] the first packet must be CONNECT: close without a reply. */
             log_printf(TLOG_NOTICE, "Client [%s] disconnected: sent %s before CONNECT (protocol error).", c->peer,
                        mqtt_type_name(h.type));
@@ -119,12 +123,15 @@ static ssize_t process_packets(conn_t *c, const uint8_t *data, size_t len)
         if (avail < total)
             return (ssize_t)off;
         mqtt_packet_t p;
-        uint8_t rc = mqtt_decode(&h, head + h.header_len, c->version, MQTT_FROM_CLIENT, &p);
+        uint8_t rc = mqtt_decode(&h, head + h.header_len, c->version, c->bridge ? MQTT_FROM_SERVER : MQTT_FROM_CLIENT,
+                                 &p);
         c->last_rx = c->w->now;
         stat_add(&c->w->pkts_in, 1);
         if (rc == MQTT_RC_SUCCESS) {
             conn_trace(c, false, &p);
-            if (c->state == CONN_NEW) {
+            if (c->bridge) {
+                rc = bridge_on_packet(c, &p); /* our own connection to another broker */
+            } else if (c->state == CONN_NEW) {
                 /* CONNECT, or the AUTH that goes on with its enhanced authentication */
                 rc = p.type == MQTT_CONNECT ? handle_connect(c, &p) : handle_auth(c, &p);
                 if (rc == MQTT_RC_SUCCESS && c->waiting) {

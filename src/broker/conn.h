@@ -52,6 +52,8 @@ typedef struct conn {
     uint16_t keepalive;
     uint16_t topic_alias_max_in;
     uint8_t tp_flags;       /* transport state (TP_* in transport.h) */
+    uint8_t bridge;         /* our own bridge's connection (BRIDGE_CONN_* in bridge.h; c->l is in it) */
+    uint8_t peer_bridge;    /* the client is a bridge that set try_private (0x80 in its protocol level) */
     uint8_t auth_method;    /* enum conn_auth_method: the CONNECT's Authentication Method */
     uint8_t traced;         /* its packets go to the trace (trace.h), as of generation trace_gen */
     uint8_t trace_gen;      /* the trace's generation, mod 256, when `traced` was decided */

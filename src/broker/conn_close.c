@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "broker/bridge.h"
 #include "broker/broker.h"
 #include "broker/worker.h"
 #include "broker/log.h"
@@ -47,7 +48,7 @@ void conn_fail(conn_t *c, uint8_t rc, const char *why)
     const char *id = c->session ? c->session->client_id : "";
     log_printf(TLOG_NOTICE, "Client %s [%s] disconnected: %s (%s).", *id ? id : "<unknown>", c->peer, why,
                mqtt_rc_message(rc));
-    if (c->state == CONN_NEW) {
+    if (c->state == CONN_NEW && !c->bridge) {
         /* CONNECT was refused. An unsupported protocol level gets the 3.1.1-form answer, as the
          * client may not speak 5.0 [MQTT-3.1.2-2]. */
         mqtt_packet_t p;
@@ -151,6 +152,8 @@ void conn_close(conn_t *c, const char *why)
     atomic_fetch_sub_explicit(&w->clients, 1, memory_order_relaxed);
     bp_conn_closed(c);
     conn_detach(c);
+    if (c->bridge)
+        bridge_on_close(c);
     if (c->linger && !atomic_load(&w->b->stop)) {
         /* The fd stays open, its output is shut (FIN after what the kernel holds), and its input
          * is drained until EOF or the budget runs out (conn_drain). */

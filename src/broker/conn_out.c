@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "broker/bridge.h"
 #include "broker/broker.h"
 #include "broker/conn_trace.h"
 #include "broker/worker.h"
@@ -194,9 +195,17 @@ bool conn_send_publish(conn_t *c, msg_t *m, uint8_t qos, uint8_t retain, uint8_t
 {
     if (c->state == CONN_CLOSED)
         return false;
+    mqtt_bytes_t topic = m->topic;
+    if (c->bridge) {
+        /* Our bridge to another broker: the remote's topic (prefixes) and retain flag. */
+        topic = bridge_out_topic(c, topic, &retain);
+        if (!topic.p)
+            return false;
+    }
     /* The common case: bytes shared with every receiver of the same class, packet id patched. */
-    const char *mount = c->l ? c->l->mount_point : NULL; /* hand-built test connections have no listener */
-    if (!dup && !mount && (c->version != MQTT_V5 || (n_ids == 0 && !m->has_expiry && c->topic_alias_max_out == 0))) {
+    const char *mount = c->l ? c->l->mount_point : NULL; /* none for our bridges and hand-built test conns */
+    if (!dup && !mount && topic.p == m->topic.p &&
+        (c->version != MQTT_V5 || (n_ids == 0 && !m->has_expiry && c->topic_alias_max_out == 0))) {
         const msg_enc_t *e = msg_encoded(m, c->version, qos, retain);
         if (c->max_packet_out && e->len > c->max_packet_out)
             return false;
@@ -242,7 +251,7 @@ bool conn_send_publish(conn_t *c, msg_t *m, uint8_t qos, uint8_t retain, uint8_t
     p.publish.qos = qos;
     p.publish.retain = retain;
     p.publish.dup = dup;
-    p.publish.topic = m->topic;
+    p.publish.topic = topic;
     p.publish.payload = m->payload;
     if (mount) {
         /* mount_point: the client sees topics without its listener's prefix (mount.h). What it

@@ -189,6 +189,7 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
     if (c->pending)
         return MQTT_RC_PROTOCOL_ERROR; /* a second CONNECT during enhanced authentication [MQTT-3.1.0-2] */
     c->version = p->connect.version;
+    c->peer_bridge = p->connect.bridge && c->version != MQTT_V5;
     bool v5 = c->version == MQTT_V5;
     stat_add(&w->connects, 1);
 

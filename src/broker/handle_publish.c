@@ -47,6 +47,15 @@ static uint8_t resolve_alias(conn_t *c, mqtt_packet_t *p)
     return MQTT_RC_SUCCESS;
 }
 
+/* May this PUBLISH go to a $SYS topic? Only from bridges (see handle_publish). */
+static bool sys_allowed(const conn_t *c, const mqtt_packet_t *p)
+{
+    static const char conn_prefix[] = "$SYS/broker/connection/";
+    size_t n = sizeof(conn_prefix) - 1;
+    return c->bridge || c->peer_bridge ||
+           (p->publish.topic.len > n && memcmp(p->publish.topic.p, conn_prefix, n) == 0);
+}
+
 static uint8_t publish_mounted(conn_t *c, mqtt_packet_t *p);
 
 uint8_t handle_publish(conn_t *c, mqtt_packet_t *p)
@@ -113,13 +122,15 @@ static uint8_t publish_mounted(conn_t *c, mqtt_packet_t *p)
         reason = MQTT_RC_IMPL_SPECIFIC;
         stat_add(&w->pub_dropped, 1);
     }
-    if (accept && p->publish.topic.len >= 4 && memcmp(p->publish.topic.p, "$SYS", 4) == 0) {
-        /* $SYS belongs to the broker: clients cannot publish there (as in Mosquitto). */
+    if (accept && p->publish.topic.len >= 4 && memcmp(p->publish.topic.p, "$SYS", 4) == 0 && !sys_allowed(c, p)) {
+        /* $SYS belongs to the broker: clients cannot publish there. Bridges may: ours bring in
+         * another broker's $SYS, other brokers' bridges announce themselves (try_private), and any
+         * bridge publishes its state under $SYS/broker/connection/ (docs/bridges.md). */
         accept = false;
         reason = MQTT_RC_NOT_AUTHORIZED;
     }
     /* The ACL, when there is one; without, no lock is taken on this path. */
-    if (accept && auth_has_acl(b->auth[c->l - b->cfg.listeners])) {
+    if (accept && !c->bridge && auth_has_acl(b->auth[c->l - b->cfg.listeners])) { /* bridges: no ACL */
         if (!session_acl_write(s, p->publish.topic.p, p->publish.topic.len)) {
             log_printf(TLOG_DEBUG, "Denied PUBLISH from %s to %.*s.", s->client_id, (int)p->publish.topic.len,
                        (const char *)p->publish.topic.p);

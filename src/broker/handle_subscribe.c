@@ -89,6 +89,8 @@ uint8_t handle_subscribe(conn_t *c, mqtt_packet_t *p)
         }
         uint8_t qos = e.qos > c->l->max_qos ? (uint8_t)c->l->max_qos : e.qos;
         uint8_t options = (uint8_t)((e.options & ~0x03) | qos);
+        if (c->peer_bridge)
+            options |= 0x04 | 0x08; /* a 3.1.1 bridge (try_private): no-local, retain-as-published, as Mosquitto */
         int r = subtree_add(b->subs, e.filter.p, e.filter.len, s, options, sub_id);
         if (r < 0) {
             rc[i++] = v5 ? MQTT_RC_UNSPECIFIED : 0x80;

@@ -668,6 +668,26 @@ bool session_acl_write(session_t *s, const uint8_t *topic, size_t len)
     return allowed;
 }
 
+void session_set_internal(session_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->expiry = UINT32_MAX;
+    s->expire_at = 0;
+    session_persist_update(s);
+    pthread_mutex_unlock(&s->lock);
+}
+
+char **session_sub_filters(session_t *s, uint32_t *n)
+{
+    pthread_mutex_lock(&s->lock);
+    char **v = xcalloc(s->n_subs + 1, sizeof(*v));
+    for (uint32_t i = 0; i < s->n_subs; i++)
+        v[i] = xstrndup(s->subs[i].filter, s->subs[i].len);
+    *n = s->n_subs;
+    pthread_mutex_unlock(&s->lock);
+    return v;
+}
+
 /* ---- a connection comes and goes ---- */
 
 int session_attach(session_t *s, struct conn *c, const session_login_t *login, bool clean, session_holder_t *holder)

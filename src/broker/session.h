@@ -236,6 +236,12 @@ bool session_acl_write(session_t *s, const uint8_t *topic, size_t len);
 
 void outring_free(outring_t *r);
 
+/* A bridge's local session (bridge.c): it never expires and, with persistence, is durable from now
+ * on, before any connection carries it. */
+void session_set_internal(session_t *s);
+/* Copies of its subscriptions' filters (malloc'ed, NUL-terminated; the array too); *n of them. */
+char **session_sub_filters(session_t *s, uint32_t *n);
+
 /* Start-up (store_load): put back a queued or in-flight message read from the persistence store.
  * Takes its own msg reference. */
 void session_restore_out(session_t *s, const outmsg_t *o, const uint32_t *ids, uint32_t n_ids);

@@ -59,6 +59,16 @@ void tls_listeners_free(struct broker *b);
 /* An accepted fd on TLS listener `li`: attach a server SSL to c (transport_tls, handshake pending).
  * Returns false when OpenSSL cannot make one (the caller closes the fd). */
 bool tls_conn_start(struct conn *c, struct broker *b, int li);
+/* Our bridge's connection to another broker (bridge.c), once TCP is connected: attach a client SSL
+ * made from ctx (transport_tls, handshake pending), with SNI and, unless insecure, the check that
+ * the server's certificate names `host`. False with a message in err. */
+struct ssl_ctx_st;
+bool tls_conn_start_client(struct conn *c, struct ssl_ctx_st *ctx, const char *host, bool insecure, char *err,
+                           size_t errlen);
+/* Drive that handshake (on any epoll event of the connection): 1 once done, -1 with errno EAGAIN
+ * to wait for the next event (EPOLLOUT is armed when it needs the socket writable), otherwise it
+ * failed (logged). */
+int tls_conn_handshake(struct conn *c);
 /* The client's identity for use_identity_as_username (certificate CN, or the PSK identity) or
  * use_subject_as_username (certificate subject), malloc'ed; NULL when it has none. */
 char *conn_tls_identity(struct conn *c, bool subject);

@@ -247,6 +247,38 @@ const transport_t transport_tls = {
     .name = "tls", .read = tls_read, .writev = tls_writev, .close = tls_close, .pending = tls_pending,
 };
 
+bool tls_conn_start_client(conn_t *c, SSL_CTX *ctx, const char *host, bool insecure, char *err, size_t errlen)
+{
+    SSL *ssl = SSL_new(ctx);
+    if (!ssl || !SSL_set_fd(ssl, c->fd)) {
+        tls_error_string(err, errlen, "out of memory");
+        SSL_free(ssl);
+        return false;
+    }
+    if (!tls_client_set_host(ssl, host, insecure, err, errlen)) {
+        SSL_free(ssl);
+        return false;
+    }
+    SSL_set_connect_state(ssl);
+    c->ssl = ssl;
+    c->tr = &transport_tls;
+    c->tp_flags = TP_HANDSHAKE;
+    return true;
+}
+
+int tls_conn_handshake(conn_t *c)
+{
+    if (!c->ssl)
+        return 0;
+    c->tp_flags &= (uint8_t)~TP_READ_WANTS_WRITE;
+    int r = handshake(c);
+    if (r == 1 && c->want_write) {
+        c->want_write = 0; /* armed for the handshake; conn_write arms it again if it must */
+        conn_update_events(c);
+    }
+    return r;
+}
+
 char *conn_tls_identity(conn_t *c, bool subject)
 {
     if (!c->ssl || (c->tp_flags & TP_HANDSHAKE))

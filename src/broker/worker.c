@@ -28,6 +28,7 @@
 #include "base/clock.h"
 #include "base/mem.h"
 #include "base/slab.h"
+#include "broker/bridge.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/log.h"
@@ -281,6 +282,10 @@ static void *worker_main(void *arg)
                 }
                 if (c->state == CONN_CLOSED)
                     continue;
+                if (c->bridge == BRIDGE_CONN_CONNECTING || c->bridge == BRIDGE_CONN_TLS) {
+                    bridge_on_event(c); /* our connection to another broker: TCP, then TLS */
+                    continue;
+                }
                 if (c->waiting || c->bp_paused) {
                     if (evs[i].events & (EPOLLERR | EPOLLHUP)) {
                         conn_close(c, "closed by client");
@@ -298,6 +303,8 @@ static void *worker_main(void *arg)
         }
         process_chain(w, inbox_take(&w->inbox));
         bool ticked = wheel_tick(w);
+        if (w->b->n_bridges)
+            bridges_tick(w);
         if (w->resume_pending || (ticked && w->n_paused))
             bp_check_paused(w, ticked);
         if (w->index == 0) {

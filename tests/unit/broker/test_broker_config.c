@@ -415,11 +415,15 @@ static void test_errors(void)
     static const struct { const char *text; const char *msg; } cases[] = {
         {"bogus_directive 1\n", "1: unknown directive 'bogus_directive'"},
         {"\n# c\nallow_anonymous true\nfoo\n", "4: unknown directive 'foo'"},
+        {"connection bridge1\n", "1: bridge 'bridge1': this bridge has no 'address' line (the remote broker to connect to)"},
+        {"topic a/# out 1\n", "1: 'topic' is a bridge setting: it needs a 'connection NAME' line before it"},
+        {"connection b\naddress h\ntopic a/# both 1 l/ r/#\n", "3: 'topic' prefixes cannot contain the wildcards + or #"},
+        {"connection b\naddress h\ntopic a\nbridge_require_ocsp true\n",
+         "4: bridge_require_ocsp: not supported yet by tombo (the remote's certificate is not checked by OCSP; "
+         "bridge_cafile/bridge_capath verify it, remove the line or run this bridge in a Mosquitto instance next to "
+         "tombo)"},
         {"mount_point x/#\n", "1: 'mount_point' x/#: a topic prefix cannot hold the wildcards + or #"},
         {"log_facility 8\n", "1: 'log_facility' must be a number from 0 to 7, not 8"},
-        {"connection bridge1\n",
-         "1: connection: not supported yet by tombo (bridges are not implemented yet; run the bridge in a Mosquitto "
-         "instance next to tombo)"},
         {"auth_opt_db x\n",
          "1: auth_opt_db: not supported yet by tombo (plugins are not implemented yet; use password_file and "
          "acl_file, or keep Mosquitto)"},
@@ -895,6 +899,59 @@ static void rm_rf(const char *path)
     }
 }
 
+/* A bridge section with Mosquitto's syntax: every field, the defaults that depend on others, and
+ * the topic lines' prefixes joined with their patterns. */
+static void test_bridge_section(void)
+{
+    struct tombo_config cfg;
+    char err[512];
+    int rc = load(&cfg,
+                  "listener 1883\n"
+                  "connection cloud\n"
+                  "address a.example:1884 [::1]:1885 10.0.0.1\n"
+                  "topic sensors/# out 1 site/ cloud/\n"
+                  "topic # both\n"
+                  "topic \"\" in 2 local/x remote/y\n"
+                  "remote_username u\nremote_password p\n"
+                  "restart_timeout 3\nstart_type lazy\nthreshold 4\nbridge_protocol_version mqttv50\n"
+                  "try_private false\nnotifications false\nkeepalive_interval 20\ncleansession true\n"
+                  "connection two\naddress h\ntopic t\nremote_clientid r2\n",
+                  err, sizeof(err));
+    CHECK(rc == 0);
+    CHECK_STR(err, "");
+    CHECK(cfg.n_bridges == 2);
+    const struct tombo_bridge *b = &cfg.bridges[0];
+    CHECK_STR(b->name, "cloud");
+    CHECK(b->n_addrs == 3);
+    CHECK_STR(b->addrs[0].host, "a.example");
+    CHECK(b->addrs[0].port == 1884);
+    CHECK_STR(b->addrs[1].host, "::1");
+    CHECK(b->addrs[1].port == 1885);
+    CHECK(b->addrs[2].port == 1883);
+    CHECK(b->n_topics == 3);
+    CHECK_STR(b->topics[0].local_topic, "site/sensors/#");
+    CHECK_STR(b->topics[0].remote_topic, "cloud/sensors/#");
+    CHECK(b->topics[0].dir == BRIDGE_OUT && b->topics[0].qos == 1);
+    CHECK_STR(b->topics[1].local_topic, "#");
+    CHECK(b->topics[1].dir == BRIDGE_BOTH && b->topics[1].qos == 0);
+    CHECK_STR(b->topics[2].local_topic, "local/x");
+    CHECK_STR(b->topics[2].remote_topic, "remote/y");
+    CHECK(b->topics[2].dir == BRIDGE_IN && b->topics[2].qos == 2);
+    CHECK(b->restart_base == 3 && b->restart_cap == 0);
+    CHECK(b->start_type == BRIDGE_LAZY && b->threshold == 4 && b->idle_timeout == 60);
+    CHECK(b->protocol_version == 5 && !b->try_private && !b->notifications && b->keepalive == 20);
+    CHECK(b->cleansession && b->local_cleansession == 1);
+    CHECK(strncmp(b->local_clientid, "local.", 6) == 0);
+    CHECK(strstr(b->remote_clientid, ".cloud") != NULL);
+    b = &cfg.bridges[1];
+    CHECK_STR(b->remote_clientid, "r2");
+    CHECK_STR(b->local_clientid, "local.r2");
+    CHECK_STR(b->notification_topic, "$SYS/broker/connection/r2/state");
+    CHECK(b->restart_base == 5 && b->restart_cap == 30 && b->protocol_version == 4 && b->try_private);
+    CHECK(!b->cleansession && b->local_cleansession == 0);
+    config_free(&cfg);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/tombo-config-test-XXXXXX");
@@ -913,6 +970,7 @@ int main(void)
     test_log_format();
     test_log_topic();
     test_log_threads();
+    test_bridge_section();
     rm_rf(tmpdir);
     UNIT_DONE();
 }
