@@ -713,6 +713,8 @@ static const struct directive directives[] = {
     INT_G(message_size_limit, 0, 268435455),
     INT_G(max_packet_size, 20, 268435460),
     INT_G(max_keepalive, 10, 65535),
+    INT_G(memory_limit, 0, INT64_MAX),
+    INT_G(connect_timeout, 1, 3600), /* tombo only */
     /* behaviour */
     BOOL_G(set_tcp_nodelay),
     INT_G(sys_interval, 0, 65535),
@@ -756,8 +758,6 @@ static const struct {
     /* general */
     {"clientid_prefixes", "client ids are not restricted by prefix yet (the option is deprecated in Mosquitto); "
                           "restrict clients with password_file and acl_file"},
-    {"memory_limit", "there is no overall memory limit yet; bound the queues with max_queued_messages and "
-                     "max_queued_bytes, or the process with a cgroup (systemd MemoryMax=)"},
     {"log_facility", "syslog lines use facility daemon; remove the line"},
     {"user", "tombo does not change user, and does not drop root privileges as Mosquitto does; start it as "
              "that user instead (systemd User=, runuser -u NAME)"},
@@ -969,6 +969,7 @@ void config_init(struct tombo_config *cfg)
     cfg->max_queued_messages = 1000;
     cfg->max_inflight_messages = 20;
     cfg->max_keepalive = 65535;
+    cfg->connect_timeout = 10;
     cfg->sys_interval = 10;
     cfg->retain_available = true;
     cfg->connection_messages = true;

@@ -48,10 +48,25 @@ static uint8_t dispatch(conn_t *c, mqtt_packet_t *p)
     }
 }
 
+/* The largest packet c may send now. Before CONNECT, a fixed cap whatever max_packet_size says:
+ * an unauthenticated peer must not make the broker hold more than that (security.md, Limits). */
 static uint32_t max_inbound_packet(const conn_t *c)
 {
     uint32_t m = c->w->b->cfg.max_packet_size;
+    if (c->state == CONN_NEW)
+        return m && m < CONNECT_MAX_BYTES ? m : CONNECT_MAX_BYTES;
     return m ? m : MQTT_MAX_REMAINING + MQTT_MAX_HEADER;
+}
+
+/* Bytes still missing from the packet that starts c's input buffer (0: its header is not complete
+ * yet), so a partial packet's buffer grows to that packet's size and no further. */
+static size_t packet_missing(const conn_t *c)
+{
+    mqtt_header_t h;
+    if (mqtt_header_parse(buf_head(&c->in), buf_used(&c->in), &h) <= 0)
+        return 0;
+    size_t total = (size_t)h.header_len + h.remaining;
+    return total > buf_used(&c->in) ? total - buf_used(&c->in) : 0;
 }
 
 /* Does a CONNECT body start with the protocol name "MQTT" or "MQIsdp"? */
@@ -103,6 +118,12 @@ static ssize_t process_bytes(conn_t *c, const uint8_t *data, size_t len)
             return -1;
         }
         if (total > max_inbound_packet(c)) {
+            if (c->state == CONN_NEW && total > CONNECT_MAX_BYTES) {
+                log_printf(TLOG_NOTICE, "Client [%s] disconnected: CONNECT of %zu bytes (the limit is %u).", c->peer,
+                           total, (unsigned)CONNECT_MAX_BYTES);
+                conn_close(c, NULL); /* its protocol level is not known yet: no CONNACK */
+                return -1;
+            }
             conn_fail(c, MQTT_RC_PACKET_TOO_LARGE, "packet larger than max_packet_size");
             return -1;
         }
@@ -172,7 +193,19 @@ void conn_on_readable(conn_t *c)
                 want = READ_CHUNK;
         }
         bool partial = buf_used(&c->in) > 0;
-        uint8_t *dst = partial ? buf_reserve(&c->in, READ_CHUNK) : w->rbuf;
+        if (partial) {
+            /* The buffer holds the start of one packet: read only what that packet still lacks
+             * (the rest goes through the scratch buffer next round), and do not grow at all past
+             * memory_limit (Mosquitto drops a client whose allocation fails the limit). */
+            size_t missing = packet_missing(c);
+            if (missing && missing < want)
+                want = missing;
+            if (buf_used(&c->in) + want > c->in.cap && w->mem_over) {
+                conn_fail(c, MQTT_RC_QUOTA_EXCEEDED, "memory_limit reached");
+                return;
+            }
+        }
+        uint8_t *dst = partial ? buf_reserve(&c->in, want) : w->rbuf;
         ssize_t n = tr->read(c, dst, want);
         if (n > 0) {
             stat_add(&w->bytes_in, (unsigned long)n);

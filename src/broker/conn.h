@@ -19,6 +19,7 @@
 
 struct worker;
 
+#define CONNECT_MAX_BYTES (256u << 10) /* a larger CONNECT is refused from its fixed header */
 #define LINGER_MS 2000          /* a closing connection's input is drained this long at most ... */
 #define LINGER_BYTES (1u << 20) /* ... and this much */
 
@@ -50,6 +51,7 @@ typedef struct conn {
     uint16_t keepalive;
     uint16_t topic_alias_max_in;
     uint8_t tp_flags;       /* transport state (TP_* in transport.h) */
+    uint8_t counted;        /* holds one of its listener's max_connections places (listen_clients) */
     struct connect_req *pending; /* that CONNECT, until it is answered */
     buf_t in;
     outq_t out;             /* own bytes and references to shared encodings (outq.h) */

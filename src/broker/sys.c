@@ -4,9 +4,10 @@
  *
  * Sources: the workers' own counters (worker.h, written by each worker without locked
  * instructions, summed here), the broker's (clients, drops, expiries), the tree's subscription
- * counts, the retained store, the messages alive (msg.h's per-thread counts) and the C library's
- * heap figures (mallinfo2: glibc's malloc arena, in use and mapped; heap/maximum is the highest
- * value seen at a publication, where Mosquitto tracks every allocation).
+ * counts, the retained store, the messages alive (msg.h's per-thread counts) and the broker's heap
+ * accounting (mem.h: what its allocators hold, the same count memory_limit is checked against;
+ * heap/maximum is the highest value seen when it was read, where Mosquitto tracks every
+ * allocation).
  *
  * Load averages (load/<what>/1min, 5min, 15min): Mosquitto's exponentially weighted moving
  * averages of a per-minute rate: at each publication, rate = (count - count before) * 60 / dt and
@@ -14,12 +15,12 @@
  * decimals when they move by 0.01 or more. "messages" are MQTT packets of every type, "publish"
  * PUBLISH packets; "connections" CONNECT packets, "sockets" accepted sockets. */
 #include <inttypes.h>
-#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/mem.h"
 #include "broker/broker.h"
 #include "broker/registry.h"
 #include "broker/route.h"
@@ -41,7 +42,6 @@ struct sys_state {
     double load[N_LOADS][3];
     int n_last;
     struct last { const char *topic; char value[40]; } last[N_LAST];
-    size_t heap_max;
 };
 
 struct counters {
@@ -166,10 +166,7 @@ void sys_publish(broker_t *b)
         atomic_store(&b->clients_maximum, (unsigned long)connected);
     unsigned long long total = registry_count(b);
     unsigned long long disconnected = total > connected ? total - connected : 0;
-    struct mallinfo2 mi = mallinfo2();
-    size_t heap = mi.uordblks + mi.hblkhd;
-    if (heap > st->heap_max)
-        st->heap_max = heap;
+    size_t heap = mem_used();
 
     char buf[64];
     put(w, st, "$SYS/broker/version", "tombo version " TOMBO_VERSION, false);
@@ -183,7 +180,7 @@ void sys_publish(broker_t *b)
     put_u(w, st, "$SYS/broker/clients/maximum", atomic_load(&b->clients_maximum));
     put_u(w, st, "$SYS/broker/clients/expired", atomic_load(&b->clients_expired));
     put_u(w, st, "$SYS/broker/heap/current", heap);
-    put_u(w, st, "$SYS/broker/heap/maximum", st->heap_max);
+    put_u(w, st, "$SYS/broker/heap/maximum", mem_peak());
     put_u(w, st, "$SYS/broker/messages/received", c.v[L_PKTS_IN]);
     put_u(w, st, "$SYS/broker/messages/sent", c.v[L_PKTS_OUT]);
     put_u(w, st, "$SYS/broker/messages/stored", c.msgs_alive);
