@@ -23,6 +23,7 @@
 #include "broker/log.h"
 
 #define READ_CHUNK (64 * 1024)
+#define IN_OVER_LIMIT (128 * 1024) /* input a connection may still buffer past memory_limit */
 
 /* ---- the read path ---- */
 
@@ -195,12 +196,15 @@ void conn_on_readable(conn_t *c)
         bool partial = buf_used(&c->in) > 0;
         if (partial) {
             /* The buffer holds the start of one packet: read only what that packet still lacks
-             * (the rest goes through the scratch buffer next round), and do not grow at all past
-             * memory_limit (Mosquitto drops a client whose allocation fails the limit). */
+             * (the rest goes through the scratch buffer next round). Past memory_limit it grows
+             * no further than IN_OVER_LIMIT, so a packet of ordinary size is still read and
+             * answered (PUBACK 0x97), while a client sending a larger one is dropped, as
+             * Mosquitto drops a client whose allocation fails its memory_limit. */
             size_t missing = packet_missing(c);
             if (missing && missing < want)
                 want = missing;
-            if (buf_used(&c->in) + want > c->in.cap && w->mem_over) {
+            size_t need = buf_used(&c->in) + want;
+            if (need > c->in.cap && need > IN_OVER_LIMIT && w->mem_over) {
                 conn_fail(c, MQTT_RC_QUOTA_EXCEEDED, "memory_limit reached");
                 return;
             }

@@ -313,6 +313,8 @@ static void *worker_main(void *arg)
         int n = epoll_wait(w->epfd, evs, 256, timeout);
         inbox_sleep_end(&w->inbox);
         w->now = now_ms();
+        if (b->cfg.memory_limit) /* once a turn, before the turn's packets: a sum over threads */
+            w->mem_over = mem_used() > b->cfg.memory_limit;
         for (int i = 0; i < n; i++) {
             uint64_t tag = evs[i].data.u64;
             if (tag == TAG_EVENTFD) {
@@ -343,8 +345,6 @@ static void *worker_main(void *arg)
             }
         }
         process_chain(w, inbox_take(&w->inbox));
-        if (b->cfg.memory_limit)
-            w->mem_over = mem_used() > b->cfg.memory_limit;
         bool ticked = wheel_tick(w);
         if (w->resume_pending || (ticked && w->n_paused))
             bp_check_paused(w, ticked);
