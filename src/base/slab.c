@@ -248,6 +248,11 @@ void *slab_alloc(size_t n)
     return h + 1;
 }
 
+void *slab_zalloc(size_t n)
+{
+    return memset(slab_alloc(n), 0, n);
+}
+
 void *slab_realloc(void *ptr, size_t used, size_t n)
 {
     if (ptr && n > SLAB_MAX && ((slab_hdr_t *)ptr - 1)->owner == 0) {
