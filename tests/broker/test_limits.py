@@ -3,6 +3,7 @@ CONNECT headers declaring huge packets, TLS handshakes started and abandoned, a 
 max_connections, memory_limit, and a subscriber that never reads. Bounded in count and time, on
 127.0.0.1; the broker's memory is read from /proc/PID/status while the abuse goes on, and another
 client must keep working meanwhile."""
+import os
 import re
 import resource
 import selectors
@@ -199,7 +200,10 @@ def test_1000_tls_handshakes_started_and_abandoned(small_quarantine, make_broker
         for s in socks:
             s.close()
     print("RSS %d KB at start, %d KB at most" % (base, peak))
-    assert peak - base < 128 * 1024, "RSS grew from %d KB to %d KB" % (base, peak)
+    # OpenSSL's state for a handshake in progress (about 60 KB under ASan) is not in the broker's
+    # heap count; ThreadSanitizer's shadow memory triples what RSS shows.
+    bound = (3 if os.environ.get("TOMBO_TSAN") else 1) * 128 * 1024
+    assert peak - base < bound, "RSS grew from %d KB to %d KB" % (base, peak)
 
 
 @pytest.mark.tsan
@@ -251,6 +255,39 @@ def test_connection_flood_beyond_max_connections_is_exact(make_broker):
     assert again.count("accepted") == 10, again
     for s in socks + more:
         s.close()
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def test_out_of_file_descriptors_the_listener_does_not_spin(make_broker):
+    """The broker's RLIMIT_NOFILE lowered to 128 and 300 connections coming: once accept() fails
+    with EMFILE the broker gives up its spare descriptor to accept and close the next connection,
+    so the pending ones do not wake it again and again (it uses little CPU meanwhile), logs
+    Mosquitto's warning, and serves new clients once descriptors are free again."""
+    b = make_broker("allow_anonymous true\nthreads 1\n")
+    resource.prlimit(b.proc.pid, resource.RLIMIT_NOFILE, (128, 128))  # it raises its own at start
+    socks = []
+    for _ in range(300):
+        try:
+            socks.append(socket.create_connection(("127.0.0.1", b.port), timeout=5))
+        except OSError:
+            break
+    time.sleep(0.5)
+    before = cpu_seconds(b.proc.pid)
+    time.sleep(2)
+    used = cpu_seconds(b.proc.pid) - before
+    assert used < 0.5, "the broker used %.2f s of CPU in 2 s out of descriptors" % used
+    assert "system socket count has been exceeded" in b.log()
+    left, _ = wait_all_closed(socks[150:], time.monotonic() + 5)  # beyond the limit: accepted and closed
+    assert left == 0, "%d connections beyond the descriptor limit left hanging" % left
+    for s in socks:
+        s.close()
+    time.sleep(0.5)
+    roundtrip(b.port, "emfile")
 
 
 def _fill_retained(c, n, size):
