@@ -90,7 +90,7 @@ int log_open(const log_options_t *o)
         atomic_store(&log_fd, fd);
     }
     if (log_dest & TLOG_DEST_SYSLOG) {
-        openlog("tombo", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+        openlog("tombo", LOG_PID | LOG_NDELAY, o->syslog_facility ? o->syslog_facility : LOG_DAEMON);
         log_syslog_open = true;
     }
     atomic_store(&log_mask_, o->types);

@@ -41,6 +41,7 @@ typedef struct log_options {
     const char *file;        /* for TLOG_DEST_FILE (NULL: none) */
     bool timestamp;          /* prefix each line with the time */
     const char *ts_format;   /* strftime format; NULL or empty: seconds since the epoch */
+    int syslog_facility;     /* for TLOG_DEST_SYSLOG: a LOG_* facility of syslog.h; 0 means LOG_DAEMON */
 } log_options_t;
 
 /* private: the enabled TLOG_* bits, read by log_enabled(). */

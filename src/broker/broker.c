@@ -14,6 +14,7 @@
 #include "broker/auth.h"
 #include "broker/authq.h"
 #include "broker/log.h"
+#include "broker/listener.h"
 #include "broker/log_topic.h"
 #include "broker/registry.h"
 #include "broker/store.h"
@@ -90,7 +91,7 @@ int broker_init(broker_t *b)
     }
     for (int i = 0; i < b->cfg.n_listeners; i++) {
         struct tombo_listener *l = &b->cfg.listeners[i];
-        b->listen_fds[i] = listen_on(l->address, l->port, err, sizeof(err));
+        b->listen_fds[i] = listener_open(l, err, sizeof(err));
         if (b->listen_fds[i] < 0 && !l->optional) {
             log_printf(TLOG_ERR, "Error: %s", err);
             b->n_workers = 0;
@@ -107,9 +108,11 @@ int broker_init(broker_t *b)
     }
     for (int i = 0; i < b->cfg.n_listeners; i++) {
         struct tombo_listener *l = &b->cfg.listeners[i];
-        if (b->listen_fds[i] >= 0)
-            log_printf(TLOG_NOTICE, "Opening ipv4/ipv6 listen socket on %s port %u%s.", l->address ? l->address : "*",
-                       l->port, tombo_listener_tls(l) ? " (TLS)" : "");
+        if (b->listen_fds[i] >= 0) {
+            char what[300];
+            listener_describe(l, what, sizeof(what));
+            log_printf(TLOG_NOTICE, "Opening %s%s.", what, tombo_listener_tls(l) ? " (TLS)" : "");
+        }
     }
     return 0;
 }
@@ -174,8 +177,10 @@ void broker_free(broker_t *b)
     for (int i = 0; b->workers && i < b->n_workers; i++) /* none if start-up failed before them */
         worker_free(&b->workers[i]);
     for (int i = 0; b->listen_fds && i < b->cfg.n_listeners; i++)
-        if (b->listen_fds[i] >= 0)
+        if (b->listen_fds[i] >= 0) {
             close(b->listen_fds[i]);
+            listener_cleanup(&b->cfg.listeners[i]);
+        }
     free(b->listen_fds);
     free(b->listen_clients);
     tls_listeners_free(b);

@@ -12,7 +12,7 @@
  * silent no-op: a TLS listener that quietly served plain MQTT would be the worst bug tombo could
  * have. The same goes for single values (`protocol websockets`, `log_dest topic`). Pure tuning
  * that needs no code because tombo's behaviour already is what the value asks for is accepted
- * (autosave_interval: tombo commits every message; `upgrade_outgoing_qos false`: the default).
+ * (autosave_interval: tombo commits every message).
  * tests/broker/test_directives.py holds every mosquitto.conf(5) directive with its status and
  * fails when this file accepts a directive it does not list.
  *
@@ -28,10 +28,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <net/if.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "base/mem.h"
@@ -69,6 +71,7 @@ static void listener_defaults(struct tombo_listener *l)
     l->port = 1883;
     l->max_qos = 2;
     l->max_connections = -1;
+    l->max_topic_alias = 10;
     l->allow_anonymous = -1;
     l->allow_zero_length_clientid = true;
     l->auto_id_prefix = xstrdup("auto-");
@@ -85,7 +88,8 @@ static const char *const tls_names[TLSW_N] = {
 #define LISTENER_STRS(l)                                                                                   \
     &(l)->address, &(l)->auto_id_prefix, &(l)->password_file, &(l)->acl_file, &(l)->origin, &(l)->cafile,  \
         &(l)->capath, &(l)->certfile, &(l)->keyfile, &(l)->crlfile, &(l)->dhparamfile, &(l)->tls_version,  \
-        &(l)->ciphers, &(l)->ciphers_tls13, &(l)->psk_hint, &(l)->psk_file
+        &(l)->ciphers, &(l)->ciphers_tls13, &(l)->psk_hint, &(l)->psk_file, &(l)->bind_interface,      \
+        &(l)->mount_point
 
 static void listener_free(struct tombo_listener *l)
 {
@@ -298,8 +302,15 @@ static char *target(struct parser *ps, const struct directive *d)
         ps->security_set = true;
         if (cfg->per_listener_settings) {
             if (ps->cur < 0) {
-                perr(ps, "'%s' needs a 'listener' line before it when per_listener_settings is true", d->name);
-                return NULL;
+                /* As Mosquitto does: the default listener's settings. They apply to it if `port` or
+                 * `bind_address` enable it, and to the local-only listeners when no listener is
+                 * configured; never to the `listener` blocks below, which is easy to miss. */
+                add_warning(cfg,
+                            "%s:%d: '%s' before any 'listener' line with per_listener_settings true "
+                            "applies to the default listener only (as in Mosquitto), not to the "
+                            "listeners defined below",
+                            ps->file, ps->line, d->name);
+                return (char *)&cfg->default_listener + d->loff;
             }
             return (char *)&cfg->listeners[ps->cur] + d->loff;
         }
@@ -340,9 +351,10 @@ static int h_listener(struct parser *ps, const struct directive *d, char *val)
     errno = 0;
     long port = strtol(port_s, &end, 10);
     if (end == port_s || *end || errno || port < 0 || port > 65535)
-        return perr(ps, "'listener' port must be a number from 1 to 65535, not '%s'", port_s);
-    if (port == 0)
-        return refuse(ps, "listener 0 PATH (a Unix socket)", "listen on 127.0.0.1 or ::1 instead");
+        return perr(ps, "'listener' port must be a number from 1 to 65535 (or 0 and a Unix socket path), not '%s'",
+                    port_s);
+    if (port == 0 && !addr)
+        return perr(ps, "'listener 0' needs the path of a Unix socket: listener 0 PATH");
     struct tombo_listener *l = listener_add(ps->cfg);
     l->port = (uint16_t)port;
     l->address = xstrdup(addr);
@@ -377,6 +389,55 @@ static int h_bind_address(struct parser *ps, const struct directive *d, char *va
     return 0;
 }
 
+/* socket_domain ipv4|ipv6: the listener's IP family (both when not given). */
+static int h_socket_domain(struct parser *ps, const struct directive *d, char *val)
+{
+    char *w = one_word(ps, d->name, val);
+    if (!w)
+        return -1;
+    int family;
+    if (!strcmp(w, "ipv4"))
+        family = AF_INET;
+    else if (!strcmp(w, "ipv6"))
+        family = AF_INET6;
+    else
+        return perr(ps, "'socket_domain' must be ipv4 or ipv6, not '%s'", w);
+    struct tombo_listener *l = cur_listener(ps, d->name);
+    if (l->port == 0 && l->address && ps->cur >= 0)
+        return perr(ps, "'socket_domain' has no meaning on a Unix socket listener");
+    l->socket_domain = family;
+    return 0;
+}
+
+static int h_bind_interface(struct parser *ps, const struct directive *d, char *val)
+{
+    char *w = one_word(ps, d->name, val);
+    if (!w)
+        return -1;
+    if (strlen(w) >= IF_NAMESIZE)
+        return perr(ps, "'bind_interface' %s: an interface name has at most %d characters", w, IF_NAMESIZE - 1);
+    struct tombo_listener *l = cur_listener(ps, d->name);
+    if (l->port == 0 && l->address && ps->cur >= 0)
+        return perr(ps, "'bind_interface' has no meaning on a Unix socket listener");
+    set_str(&l->bind_interface, w);
+    return 0;
+}
+
+/* mount_point PREFIX: a topic prefix for the listener's clients (mount.h); it becomes part of topic
+ * names, so it may not hold a wildcard. */
+static int h_mount_point(struct parser *ps, const struct directive *d, char *val)
+{
+    char *w = one_word(ps, d->name, val);
+    if (!w)
+        return -1;
+    if (strpbrk(w, "+#"))
+        return perr(ps, "'mount_point' %s: a topic prefix cannot hold the wildcards + or #", w);
+    if (strlen(w) > 1024)
+        return perr(ps, "'mount_point' is longer than 1024 bytes");
+    set_str(&cur_listener(ps, d->name)->mount_point, w);
+    return 0;
+}
+
 /* protocol mqtt: the only protocol tombo speaks. */
 static int h_protocol(struct parser *ps, const struct directive *d, char *val)
 {
@@ -404,13 +465,6 @@ static int only_bool(struct parser *ps, const struct directive *d, char *val, bo
         return refuse(ps, what, why);
     }
     return 0;
-}
-
-static int h_upgrade_outgoing_qos(struct parser *ps, const struct directive *d, char *val)
-{
-    return only_bool(ps, d, val, false,
-                     "messages are delivered at the lower of the published and the subscribed QoS, as the MQTT "
-                     "specification requires; remove the line");
 }
 
 static int h_check_retain_source(struct parser *ps, const struct directive *d, char *val)
@@ -672,8 +726,13 @@ static const struct directive directives[] = {
     FN(port, h_port),
     FN(bind_address, h_bind_address),
     FN(protocol, h_protocol), /* mqtt only */
+    FN(socket_domain, h_socket_domain),
+    FN(bind_interface, h_bind_interface),
     INT_L(max_connections, -1, INT_MAX),
     INT_L(max_qos, 0, 2),
+    INT_L(max_topic_alias, 0, 65535),
+    BOOL_L(use_username_as_clientid),
+    FN(mount_point, h_mount_point),
     /* TLS (listeners; psk_file is a security setting) */
     STR_L(cafile),
     STR_L(capath),
@@ -701,6 +760,9 @@ static const struct directive directives[] = {
     {"retained_persistence", V_BOOL, S_GLOBAL, 0, CFG_FIELD(persistence), 0, 0, NULL}, /* Mosquitto's alias */
     STR_G(persistence_location),
     STR_G(pid_file),
+    STR_G(user),
+    STR_G(clientid_prefixes),
+    INT_G(log_facility, 0, 7),
     STR_G(persistence_file),
     FN(autosave_interval, h_autosave_interval),       /* accepted: tombo commits every change */
     FN(autosave_on_changes, h_bool_either),           /* the same */
@@ -719,7 +781,7 @@ static const struct directive directives[] = {
     BOOL_G(set_tcp_nodelay),
     INT_G(sys_interval, 0, 65535),
     BOOL_G(retain_available),
-    FN(upgrade_outgoing_qos, h_upgrade_outgoing_qos), /* false only */
+    BOOL_G(upgrade_outgoing_qos), /* non-standard: the spec forbids it; Mosquitto offers it */
     BOOL_G(queue_qos0_messages),
     FN(allow_duplicate_messages, h_bool_either),      /* tombo always sends one copy */
     FN(check_retain_source, h_check_retain_source),   /* false only */
@@ -748,19 +810,7 @@ static const struct {
     {"http_dir", WHY_WS}, {"websockets_log_level", WHY_WS}, {"websockets_headers_size", WHY_WS},
     /* plugins */
     {"auth_plugin", WHY_PLUGIN}, {"plugin", WHY_PLUGIN}, {"auth_plugin_deny_special_chars", WHY_PLUGIN},
-    /* listeners */
-    {"bind_interface", "give the interface's address on the listener line instead: listener PORT ADDRESS"},
-    {"socket_domain", "give an address of the family you want on the listener line instead: "
-                      "listener PORT 0.0.0.0 (IPv4) or listener PORT :: (IPv6)"},
-    {"mount_point", "topics are not prefixed per listener yet; keep Mosquitto for this listener"},
-    {"use_username_as_clientid", "client ids are not replaced by usernames yet; keep Mosquitto for this listener"},
-    {"max_topic_alias", "tombo allows 10 topic aliases per client, Mosquitto's default; remove the line"},
     /* general */
-    {"clientid_prefixes", "client ids are not restricted by prefix yet (the option is deprecated in Mosquitto); "
-                          "restrict clients with password_file and acl_file"},
-    {"log_facility", "syslog lines use facility daemon; remove the line"},
-    {"user", "tombo does not change user, and does not drop root privileges as Mosquitto does; start it as "
-             "that user instead (systemd User=, runuser -u NAME)"},
     /* bridges */
     {"connection", WHY_BRIDGE}, {"address", WHY_BRIDGE}, {"addresses", WHY_BRIDGE},
     {"bridge_attempt_unsubscribe", WHY_BRIDGE}, {"bridge_bind_address", WHY_BRIDGE},
@@ -976,6 +1026,7 @@ void config_init(struct tombo_config *cfg)
     cfg->log_type = TLOG_DEFAULT;
     cfg->log_dest = TLOG_DEST_STDERR;
     cfg->log_timestamp = true;
+    cfg->log_facility = -1;
     listener_defaults(&cfg->default_listener);
 }
 
@@ -996,6 +1047,8 @@ void config_free(struct tombo_config *cfg)
     free(cfg->psk_file_where);
     free(cfg->persistence_location);
     free(cfg->pid_file);
+    free(cfg->user);
+    free(cfg->clientid_prefixes);
     free(cfg->persistence_file);
     free(cfg->log_file);
     free(cfg->log_timestamp_format);
@@ -1106,8 +1159,10 @@ static void print_usage(void)
 {
     printf("tombo version %s\n\n"
            "tombo is an MQTT v5.0/v3.1.1/v3.1 broker, a drop-in for Mosquitto.\n\n"
-           "Usage: tombo [-c config_file] [-h] [-p port] [-v] [--version]\n\n"
+           "Usage: tombo [-c config_file] [-d] [-h] [-p port] [-v] [--version]\n\n"
            " -c : specify the broker config file (mosquitto.conf syntax).\n"
+           " -d : put the broker into the background once it has started (errors before that\n"
+           "      are still printed, and the exit status says whether it started).\n"
            " -h : display this help.\n"
            " -p : start the broker listening on the specified port (may be repeated).\n"
            "      Replaces the default listener; ignored when the config file defines listeners.\n"
@@ -1150,10 +1205,7 @@ int config_args(struct tombo_config *cfg, int argc, char **argv, char *err, size
         } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
             cfg->verbose = true;
         } else if (!strcmp(a, "-d") || !strcmp(a, "--daemon")) {
-            snprintf(err, errlen,
-                     "%s: not supported yet by tombo (it does not daemonise yet; run it in the foreground under a "
-                     "service manager, e.g. systemd Type=simple)", a);
-            return -1;
+            cfg->daemon = true;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             print_usage();
             return 1;

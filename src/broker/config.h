@@ -37,10 +37,16 @@ enum tls_where {
  * is true, in which case they come from the lines that followed this `listener`. */
 struct tombo_listener {
     uint16_t port;
-    char *address;       /* bind address or host name; NULL: all interfaces (IPv4 and IPv6) */
+    char *address;       /* bind address or host name; NULL: all interfaces (IPv4 and IPv6);
+                          * with port 0, the path of a Unix socket (`listener 0 PATH`) */
+    int socket_domain;   /* `socket_domain`: AF_INET or AF_INET6; AF_UNSPEC (0): both */
+    char *bind_interface; /* `bind_interface`: listen on this interface's address (listener.c) */
     bool optional;       /* local-only ::1 listener: failing to bind it is not fatal */
     uint8_t max_qos;     /* `max_qos`, default 2 */
     int max_connections; /* `max_connections`, default -1 = unlimited */
+    int max_topic_alias; /* `max_topic_alias`: aliases a 5.0 client may set, default 10 (0: none) */
+    bool use_username_as_clientid; /* the username replaces the client id; no username, no entry */
+    char *mount_point;   /* `mount_point`: this listener's clients live under this prefix (mount.h) */
 
     /* Security (see above). */
     int allow_anonymous; /* 0/1 after config_finish (-1 while unset) */
@@ -108,6 +114,7 @@ struct tombo_config {
     uint32_t sys_interval;     /* seconds, default 10, 0 = no $SYS */
     bool retain_available;     /* default true */
     bool queue_qos0_messages;  /* default false */
+    bool upgrade_outgoing_qos; /* deliver at the subscription's QoS (non-standard), default false */
     bool connection_messages;  /* default true */
 
     /* Logging. */
@@ -116,9 +123,13 @@ struct tombo_config {
     char *log_file;             /* for TLOG_DEST_FILE */
     bool log_timestamp;         /* default true */
     char *log_timestamp_format; /* strftime format, default NULL = seconds since the epoch */
+    int log_facility;           /* syslog: -1 (default) daemon, 0..7 local0..local7 */
 
     /* Process. */
     int threads; /* tombo only: worker threads; default (0 before config_finish) = online cores */
+    bool daemon; /* -d: run in the background once started (main.c) */
+    char *user;  /* started as root: become this user once the listeners and files are open (NULL: stay) */
+    char *clientid_prefixes; /* only client ids that start with this may connect (NULL: any) */
 
     /* Notes for the log once it is open (deprecated directives, local-only mode, ignored -p):
      * log_init() prints them as warnings. */
@@ -146,9 +157,8 @@ int config_load(struct tombo_config *cfg, const char *path, char *err, size_t er
  * it; call it yourself only on a config filled by hand. Returns 0 or -1 with err. */
 int config_finish(struct tombo_config *cfg, char *err, size_t errlen);
 
-/* The command line: tombo [-c FILE] [-p PORT]... [-v] [-h] [--version]
- * (long forms --config-file, --port, --verbose, --help); -d/--daemon is refused until tombo can
- * daemonise. Loads the config file if given
+/* The command line: tombo [-c FILE] [-d] [-p PORT]... [-v] [-h] [--version]
+ * (long forms --config-file, --port, --verbose, --daemon, --help). Loads the config file if given
  * and finishes cfg. Returns 0 to run, 1 when help or the version was printed on stdout (exit 0),
  * -1 on error (message in err; exit 1). */
 int config_args(struct tombo_config *cfg, int argc, char **argv, char *err, size_t errlen);

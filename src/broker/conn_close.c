@@ -145,7 +145,7 @@ void conn_close(conn_t *c, const char *why)
     c->state = CONN_CLOSED;
     wheel_unlink(c);
     atomic_fetch_sub_explicit(&w->clients, 1, memory_order_relaxed);
-    listener_release(c);
+    worker_release_place(c);
     bp_conn_closed(c);
     conn_detach(c);
     if (c->linger && !atomic_load(&w->b->stop)) {

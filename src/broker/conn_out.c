@@ -193,7 +193,8 @@ bool conn_send_publish(conn_t *c, msg_t *m, uint8_t qos, uint8_t retain, uint8_t
     if (c->state == CONN_CLOSED)
         return false;
     /* The common case: bytes shared with every receiver of the same class, packet id patched. */
-    if (!dup && (c->version != MQTT_V5 || (n_ids == 0 && !m->has_expiry && c->topic_alias_max_out == 0))) {
+    const char *mount = c->l->mount_point;
+    if (!dup && !mount && (c->version != MQTT_V5 || (n_ids == 0 && !m->has_expiry && c->topic_alias_max_out == 0))) {
         const msg_enc_t *e = msg_encoded(m, c->version, qos, retain);
         if (c->max_packet_out && e->len > c->max_packet_out)
             return false;
@@ -233,6 +234,14 @@ bool conn_send_publish(conn_t *c, msg_t *m, uint8_t qos, uint8_t retain, uint8_t
     p.publish.dup = dup;
     p.publish.topic = m->topic;
     p.publish.payload = m->payload;
+    if (mount) {
+        /* mount_point: the client sees topics without its listener's prefix (mount.h). What it
+         * was subscribed to always has it; anything else is not its to see. */
+        size_t mn = strlen(mount);
+        if (m->topic.len <= mn || memcmp(m->topic.p, mount, mn))
+            return false;
+        p.publish.topic = (mqtt_bytes_t){m->topic.p + mn, m->topic.len - (uint32_t)mn};
+    }
     if (c->version == MQTT_V5) {
         msg_props(m, &p.props);
         if (m->has_expiry) {
@@ -248,12 +257,12 @@ bool conn_send_publish(conn_t *c, msg_t *m, uint8_t qos, uint8_t retain, uint8_t
         }
         if (c->topic_alias_max_out) {
             bool known;
-            uint16_t a = alias_out_lookup(c, m->topic, &known);
+            uint16_t a = alias_out_lookup(c, p.publish.topic, &known);
             if (a) {
                 p.props.has |= MQTT_HAS(MQTT_PROP_TOPIC_ALIAS);
                 p.props.topic_alias = a;
                 if (known)
-                    p.publish.topic = (mqtt_bytes_t){m->topic.p, 0};
+                    p.publish.topic = (mqtt_bytes_t){p.publish.topic.p, 0};
             }
         }
     }

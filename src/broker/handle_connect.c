@@ -14,11 +14,11 @@
 #include "broker/will.h"
 #include "broker/worker.h"
 #include "broker/log.h"
+#include "broker/mount.h"
 #include "broker/registry.h"
 #include "broker/wheel.h"
 
 /* Topic aliases we accept from each client (CONNACK Topic Alias Maximum), as Mosquitto's default. */
-#define TOPIC_ALIAS_MAX_IN 10
 
 
 static void assign_client_id(broker_t *b, const struct tombo_listener *l, char *out, size_t outlen)
@@ -113,8 +113,10 @@ static uint8_t connect_attach(conn_t *c)
             pr->has |= MQTT_HAS(MQTT_PROP_RECEIVE_MAX);
             pr->receive_max = (uint16_t)cfg->max_inflight_messages;
         }
-        pr->has |= MQTT_HAS(MQTT_PROP_TOPIC_ALIAS_MAX);
-        pr->topic_alias_max = TOPIC_ALIAS_MAX_IN;
+        if (c->topic_alias_max_in) { /* absent means 0: no alias may be used [MQTT-3.2.2-17] */
+            pr->has |= MQTT_HAS(MQTT_PROP_TOPIC_ALIAS_MAX);
+            pr->topic_alias_max = c->topic_alias_max_in;
+        }
         if (c->l->max_qos < 2) {
             pr->has |= MQTT_HAS(MQTT_PROP_MAX_QOS);
             pr->max_qos = (uint8_t)c->l->max_qos;
@@ -187,6 +189,12 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
     } else if (c->version == MQTT_V31 && idlen > 23) {
         return MQTT_RC_CLIENT_ID_NOT_VALID; /* MQTT 3.1: 1 to 23 characters */
     }
+    /* clientid_prefixes (deprecated in Mosquitto, which answers Not authorized as here). */
+    if (cfg->clientid_prefixes) {
+        size_t pn = strlen(cfg->clientid_prefixes);
+        if (idlen < pn || memcmp(id, cfg->clientid_prefixes, pn))
+            return MQTT_RC_NOT_AUTHORIZED;
+    }
 
     const auth_t *auth = b->auth[c->l - b->cfg.listeners];
     if (v5 && (p->props.has & MQTT_HAS(MQTT_PROP_AUTH_METHOD)))
@@ -212,7 +220,7 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
         if (pr->has & MQTT_HAS(MQTT_PROP_TOPIC_ALIAS_MAX))
             c->topic_alias_max_out = pr->topic_alias_max > 1024 ? 1024 : pr->topic_alias_max;
         c->request_problem_info = (pr->has & MQTT_HAS(MQTT_PROP_REQUEST_PROBLEM_INFO)) ? pr->request_problem_info : 1;
-        c->topic_alias_max_in = TOPIC_ALIAS_MAX_IN;
+        c->topic_alias_max_in = (uint16_t)c->l->max_topic_alias;
     }
     uint32_t inflight_max = cfg->max_inflight_messages;
     if (inflight_max == 0 || inflight_max > client_recv_max)
@@ -236,8 +244,20 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
             return MQTT_RC_QOS_NOT_SUPPORTED;
         if (p->connect.will_retain && !cfg->retain_available)
             return MQTT_RC_RETAIN_NOT_SUPPORTED;
-        will = msg_new(p->connect.will_topic, p->connect.will_payload, p->connect.will_qos, p->connect.will_retain,
+        mqtt_bytes_t topic = p->connect.will_topic;
+        uint8_t mbuf[512];
+        int mowned = 0;
+        if (c->l->mount_point) { /* the will lives under the listener's prefix too */
+            size_t mn;
+            uint8_t *t = mount_add(c->l, false, topic.p, topic.len, mbuf, sizeof(mbuf), &mn, &mowned);
+            if (!t)
+                return v5 ? MQTT_RC_TOPIC_NAME_INVALID : MQTT_RC_MALFORMED_PACKET;
+            topic = (mqtt_bytes_t){t, (uint32_t)mn};
+        }
+        will = msg_new(topic, p->connect.will_payload, p->connect.will_qos, p->connect.will_retain,
                        v5 ? &p->connect.will_props : NULL, w->now);
+        if (mowned)
+            free((void *)topic.p);
         if (v5 && (p->connect.will_props.has & MQTT_HAS(MQTT_PROP_WILL_DELAY)))
             will_delay = p->connect.will_props.will_delay;
     }
@@ -255,12 +275,23 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
     }
 
     struct connect_req *rq = xcalloc(1, sizeof(*rq));
-    rq->id = xstrndup(id, idlen);
-    rq->idlen = idlen;
     if (tls_user)
         rq->username = tls_user;
     else if (p->connect.has_username && p->connect.username.len)
         rq->username = xstrndup((const char *)p->connect.username.p, p->connect.username.len);
+    /* use_username_as_clientid: the (TLS identity or CONNECT) username is the client id, so a
+     * client can only ever take over its own session; no username, no entry, as in Mosquitto. */
+    if (c->l->use_username_as_clientid) {
+        if (!rq->username) {
+            msg_release(will);
+            connect_req_free(rq);
+            return MQTT_RC_NOT_AUTHORIZED;
+        }
+        id = rq->username;
+        idlen = strlen(rq->username);
+    }
+    rq->id = xstrndup(id, idlen);
+    rq->idlen = idlen;
     rq->auth = auth;
     rq->will = will;
     rq->will_delay = will_delay;

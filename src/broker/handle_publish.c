@@ -10,6 +10,7 @@
 #include "broker/worker.h"
 #include "broker/auth.h"
 #include "broker/log.h"
+#include "broker/mount.h"
 #include "broker/store.h"
 
 static void send_ack(conn_t *c, uint8_t type, uint16_t id, uint8_t reason)
@@ -46,12 +47,11 @@ static uint8_t resolve_alias(conn_t *c, mqtt_packet_t *p)
     return MQTT_RC_SUCCESS;
 }
 
+static uint8_t publish_mounted(conn_t *c, mqtt_packet_t *p);
+
 uint8_t handle_publish(conn_t *c, mqtt_packet_t *p)
 {
     worker_t *w = c->w;
-    broker_t *b = w->b;
-    session_t *s = c->session;
-    uint8_t qos = p->publish.qos;
     bool v5 = c->version == MQTT_V5;
     stat_add(&w->msgs_in, 1);
     stat_add(&w->pub_bytes_in, p->publish.payload.len);
@@ -63,6 +63,30 @@ uint8_t handle_publish(conn_t *c, mqtt_packet_t *p)
     } else if (p->publish.topic.len == 0) {
         return v5 ? MQTT_RC_PROTOCOL_ERROR : MQTT_RC_MALFORMED_PACKET; /* [MQTT-3.3.2-1] */
     }
+    /* mount_point: the client's topic lives under the listener's prefix. */
+    uint8_t mbuf[512];
+    int mowned = 0;
+    if (c->l->mount_point) {
+        size_t mn;
+        uint8_t *t = mount_add(c->l, false, p->publish.topic.p, p->publish.topic.len, mbuf, sizeof(mbuf), &mn, &mowned);
+        if (!t)
+            return v5 ? MQTT_RC_TOPIC_NAME_INVALID : MQTT_RC_MALFORMED_PACKET;
+        p->publish.topic = (mqtt_bytes_t){t, (uint32_t)mn};
+    }
+    uint8_t rc = publish_mounted(c, p);
+    if (mowned)
+        free((void *)p->publish.topic.p);
+    return rc;
+}
+
+/* handle_publish once the topic is the one the broker routes. */
+static uint8_t publish_mounted(conn_t *c, mqtt_packet_t *p)
+{
+    worker_t *w = c->w;
+    broker_t *b = w->b;
+    session_t *s = c->session;
+    uint8_t qos = p->publish.qos;
+    bool v5 = c->version == MQTT_V5;
     if (qos > c->l->max_qos)
         return MQTT_RC_QOS_NOT_SUPPORTED; /* [MQTT-3.2.2-11] */
     if (p->publish.retain && !b->cfg.retain_available)

@@ -9,6 +9,7 @@
 #include "broker/conn.h"
 #include "broker/worker.h"
 #include "broker/log.h"
+#include "broker/mount.h"
 #include "mqtt/topic.h"
 
 /* Retained messages go to one new subscription; collected by retain_match. */
@@ -25,7 +26,7 @@ static void deliver_retained(void *m, void *arg)
     struct retained_ctx *x = arg;
     msg_t *msg = m;
     if (!msg_expired(msg, x->now)) {
-        uint8_t qos = msg->qos < x->qos ? msg->qos : x->qos;
+        uint8_t qos = msg->qos < x->qos && !x->w->b->cfg.upgrade_outgoing_qos ? msg->qos : x->qos;
         /* [MQTT-3.3.1-8] a retained message sent for a new subscription has RETAIN set */
         session_deliver(x->w, x->s, msg, qos, 1, &x->sub_id, x->sub_id ? 1 : 0);
     }
@@ -45,13 +46,32 @@ uint8_t handle_subscribe(conn_t *c, mqtt_packet_t *p)
     struct pending { const uint8_t *f; uint32_t n; uint8_t qos; } *want = xmalloc(p->subscribe.count * sizeof(*want));
     uint32_t n_want = 0, i = 0;
 
+    uint8_t **mounted = NULL; /* mount_point: the prefixed filters, freed at the end */
+    uint32_t n_mounted = 0;
+    if (c->l->mount_point)
+        mounted = xcalloc(p->subscribe.count, sizeof(*mounted));
+
     mqtt_bytes_t cur = p->subscribe.entries;
     mqtt_sub_t e;
     while (mqtt_sub_next(c->version, &cur, &e)) {
+        if (mounted) {
+            size_t mn;
+            int owned;
+            uint8_t *f = mount_add(c->l, true, e.filter.p, e.filter.len, NULL, 0, &mn, &owned);
+            if (!f) {
+                rc[i++] = v5 ? MQTT_RC_TOPIC_FILTER_INVALID : 0x80;
+                continue;
+            }
+            mounted[n_mounted++] = f;
+            e.filter = (mqtt_bytes_t){f, (uint32_t)mn};
+        }
         const uint8_t *group, *plain;
         size_t gn, pn;
         bool shared = mqtt_share_split(e.filter.p, e.filter.len, &group, &gn, &plain, &pn);
         if (shared && e.no_local) {
+            for (uint32_t k = 0; k < n_mounted; k++)
+                free(mounted[k]);
+            free(mounted);
             free(want);
             if (rc != codes)
                 free(rc);
@@ -96,6 +116,9 @@ uint8_t handle_subscribe(conn_t *c, mqtt_packet_t *p)
         struct retained_ctx x = {c->w, s, want[k].qos, sub_id, c->w->now};
         retain_match(b->retained, want[k].f, want[k].n, deliver_retained, &x);
     }
+    for (uint32_t k = 0; k < n_mounted; k++)
+        free(mounted[k]);
+    free(mounted);
     free(want);
     if (rc != codes)
         free(rc);
@@ -111,11 +134,24 @@ uint8_t handle_unsubscribe(conn_t *c, mqtt_packet_t *p)
     uint32_t i = 0;
     mqtt_bytes_t cur = p->unsubscribe.entries, f;
     while (mqtt_unsub_next(&cur, &f)) {
+        uint8_t mbuf[512];
+        int mowned = 0;
+        if (c->l->mount_point) {
+            size_t mn;
+            uint8_t *m = mount_add(c->l, true, f.p, f.len, mbuf, sizeof(mbuf), &mn, &mowned);
+            if (!m) {
+                rc[i++] = MQTT_RC_TOPIC_FILTER_INVALID;
+                continue;
+            }
+            f = (mqtt_bytes_t){m, (uint32_t)mn};
+        }
         bool had = subtree_remove(b->subs, f.p, f.len, s);
         session_sub_remove(s, f.p, f.len);
         rc[i++] = had ? MQTT_RC_SUCCESS : MQTT_RC_NO_SUBSCRIPTION_EXISTED;
         if (log_enabled(TLOG_UNSUBSCRIBE))
             log_printf(TLOG_UNSUBSCRIBE, "%s %.*s", s->client_id, (int)f.len, (const char *)f.p);
+        if (mowned)
+            free((void *)f.p);
     }
     mqtt_packet_t ack;
     memset(&ack, 0, sizeof(ack));

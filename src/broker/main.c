@@ -1,5 +1,8 @@
 /* main.c -- the tombo broker: command line, configuration, signals, run. */
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +48,74 @@ static void raise_fd_limit(void)
     }
 }
 
+/* `user NAME`: started as root, become that user (and its groups) once everything that needs root
+ * is open -- the listeners (ports below 1024), the log and pid files, the persistence database --
+ * and before any client is served, as Mosquitto does. Not root: nothing to drop (Mosquitto too).
+ * Returns -1 after logging when the user is unknown or the change fails: better not to start than
+ * to serve as root what the config meant to run unprivileged. */
+static int drop_privileges(const char *user)
+{
+    if (!user || geteuid() != 0)
+        return 0;
+    errno = 0;
+    struct passwd *pw = getpwnam(user);
+    if (!pw) {
+        log_printf(TLOG_ERR, "Error: Invalid user '%s'%s%s.", user, errno ? ": " : "", errno ? strerror(errno) : "");
+        return -1;
+    }
+    if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+        log_printf(TLOG_ERR, "Error: Unable to drop privileges to '%s': %s.", user, strerror(errno));
+        return -1;
+    }
+    log_printf(TLOG_INFO, "Running as user %s (uid %u, gid %u).", user, (unsigned)pw->pw_uid, (unsigned)pw->pw_gid);
+    return 0;
+}
+
+/* -d: the process the shell waits for stays until the broker has started, so a start-up error is
+ * printed on the terminal and the exit status says whether it started (Mosquitto's parent returns at
+ * once). The child, in a new session, says "started" through a pipe; then stdin, stdout and stderr
+ * go to /dev/null. Called before any thread exists. Returns the write end of the pipe (child), or
+ * does not return (parent). */
+static int daemonise(void)
+{
+    int p[2];
+    if (pipe(p) != 0) {
+        fprintf(stderr, "tombo: -d: pipe: %s\n", strerror(errno));
+        exit(1);
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "tombo: -d: fork: %s\n", strerror(errno));
+        exit(1);
+    }
+    if (pid > 0) {
+        close(p[1]);
+        char ok = 0;
+        ssize_t n;
+        while ((n = read(p[0], &ok, 1)) < 0 && errno == EINTR)
+            ;
+        _exit(n == 1 && ok == 'y' ? 0 : 1);
+    }
+    close(p[0]);
+    setsid();
+    return p[1];
+}
+
+/* The broker is up: let the waiting parent go, and leave the terminal. */
+static void daemon_started(int fd)
+{
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2); /* log_dest stderr/stdout lines go nowhere from now on, as with Mosquitto -d */
+        if (null > 2)
+            close(null);
+    }
+    (void)!write(fd, "y", 1);
+    close(fd);
+}
+
 int main(int argc, char **argv)
 {
     static broker_t b;
@@ -63,6 +134,7 @@ int main(int argc, char **argv)
     }
     raise_fd_limit();
     signal(SIGPIPE, SIG_IGN);
+    int daemon_fd = b.cfg.daemon ? daemonise() : -1;
 
     int rc = 1;
     FILE *pf = NULL;
@@ -85,8 +157,10 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
-    if (broker_init(&b) == 0) {
+    if (broker_init(&b) == 0 && drop_privileges(b.cfg.user) == 0) {
         g_broker = &b;
+        if (daemon_fd >= 0)
+            daemon_started(daemon_fd);
         if (atomic_load(&early_stop))
             atomic_store(&b.stop, 1);
         rc = broker_run(&b) == 0 ? 0 : 1;

@@ -23,7 +23,8 @@ size_t route_publish(worker_t *w, msg_t *msg, const session_t *from, struct conn
     for (size_t i = 0; i < n; i++) {
         sub_match_t *m = &r->v[i];
         session_t *s = m->owner;
-        uint8_t qos = msg->qos < m->qos ? msg->qos : m->qos;
+        /* The lower of the two [MQTT-3.8.4-8], or the subscription's with upgrade_outgoing_qos. */
+        uint8_t qos = msg->qos < m->qos && !b->cfg.upgrade_outgoing_qos ? msg->qos : m->qos;
         /* [MQTT-3.3.1-12] the retain flag is cleared unless retain-as-published */
         uint8_t retain = m->retain_as_published ? msg->retain : 0;
         session_deliver(w, s, msg, qos, retain, sub_match_ids(r, m), m->n_ids);

@@ -31,6 +31,7 @@
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/log.h"
+#include "broker/listener.h"
 #include "broker/log_topic.h"
 #include "broker/store.h"
 #include "broker/timers.h"
@@ -79,8 +80,8 @@ static void accept_emfile(worker_t *w, int lfd)
 }
 
 /* max_connections, exact across workers: the place is taken with an atomic add before anything
- * else is done with the socket, and given back by conn_close (listener_release). */
-static bool listener_take(worker_t *w, int li, const struct tombo_listener *l, const struct sockaddr_storage *ss,
+ * else is done with the socket, and given back by conn_close (worker_release_place). */
+static bool take_place(worker_t *w, int li, const struct tombo_listener *l, const struct sockaddr_storage *ss,
                           socklen_t sl)
 {
     if (l->max_connections <= 0)
@@ -90,14 +91,17 @@ static bool listener_take(worker_t *w, int li, const struct tombo_listener *l, c
         return true;
     atomic_fetch_sub_explicit(n, 1, memory_order_relaxed);
     if (w->b->cfg.connection_messages) {
-        char host[INET6_ADDRSTRLEN] = "?";
-        getnameinfo((const struct sockaddr *)ss, sl, host, sizeof(host), NULL, 0, NI_NUMERICHOST);
+        char host[INET6_ADDRSTRLEN + 8] = "?"; /* the address without its port, as Mosquitto */
+        if (ss->ss_family == AF_UNIX)
+            listener_peer_name(l, ss, sl, host, sizeof(host));
+        else
+            getnameinfo((const struct sockaddr *)ss, sl, host, sizeof(host), NULL, 0, NI_NUMERICHOST);
         log_printf(TLOG_NOTICE, "Client connection from %s denied: max_connections exceeded.", host);
     }
     return false;
 }
 
-void listener_release(conn_t *c)
+void worker_release_place(conn_t *c)
 {
     if (c->counted) {
         c->counted = 0;
@@ -124,11 +128,11 @@ static void accept_all(worker_t *w, int li)
                 log_printf(TLOG_ERR, "accept: %s", strerror(errno));
             return;
         }
-        if (!listener_take(w, li, l, &ss, sl)) {
+        if (!take_place(w, li, l, &ss, sl)) {
             close(fd);
             continue;
         }
-        if (b->cfg.set_tcp_nodelay) {
+        if (b->cfg.set_tcp_nodelay && ss.ss_family != AF_UNIX) {
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         }
@@ -142,11 +146,9 @@ static void accept_all(worker_t *w, int li)
         c->counted = l->max_connections > 0;
         c->state = CONN_NEW;
         c->last_rx = w->now;
-        char host[INET6_ADDRSTRLEN] = "?", port[8] = "";
-        getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
-        snprintf(c->peer, sizeof(c->peer), "%s:%s", host, port);
+        listener_peer_name(l, &ss, sl, c->peer, sizeof(c->peer));
         if (tombo_listener_tls(l) && !tls_conn_start(c, b, li)) {
-            listener_release(c);
+            worker_release_place(c);
             close(fd);
             slab_free(c);
             continue;
@@ -388,44 +390,6 @@ static void *worker_main(void *arg)
     slab_thread_attach(NULL);
     msg_stats_attach(NULL);
     return NULL;
-}
-
-/* Open one listening socket for `host:port`. */
-int listen_on(const char *host, int port, char *err, size_t errlen)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
-    struct addrinfo *res;
-    char ps[8];
-    snprintf(ps, sizeof(ps), "%d", port);
-    int rc = getaddrinfo(host && *host ? host : NULL, ps, &hints, &res);
-    if (rc) {
-        snprintf(err, errlen, "listener %s:%d: %s", host ? host : "*", port, gai_strerror(rc));
-        return -1;
-    }
-    int fd = -1;
-    /* Prefer IPv6 wildcard (dual stack) when no address was given. */
-    struct addrinfo *ai = res;
-    if (!host || !*host) {
-        for (struct addrinfo *a = res; a; a = a->ai_next)
-            if (a->ai_family == AF_INET6)
-                ai = a;
-    }
-    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd >= 0) {
-        int one = 1, zero = 0;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (ai->ai_family == AF_INET6)
-            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
-            snprintf(err, errlen, "listener %s:%d: %s", host ? host : "*", port, strerror(errno));
-            close(fd);
-            fd = -1;
-        }
-    } else {
-        snprintf(err, errlen, "socket: %s", strerror(errno));
-    }
-    freeaddrinfo(res);
-    return fd;
 }
 
 int worker_init(worker_t *w, broker_t *b, int index, char *err, size_t errlen)

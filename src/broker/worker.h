@@ -76,9 +76,6 @@ int worker_init(worker_t *w, struct broker *b, int index, char *err, size_t errl
 int worker_start(worker_t *w);
 void worker_free(worker_t *w);
 
-/* Open one listening socket for `host:port` (any address when host is NULL or empty). Returns the
- * fd, or -1 with a message in err. */
-int listen_on(const char *host, int port, char *err, size_t errlen);
 
 /* Safe from any thread: hand `it` to worker w (wakes it if it may be asleep). */
 void worker_post(worker_t *w, const inbox_item_t *it);
@@ -88,7 +85,7 @@ void worker_defer(worker_t *from, int to, const inbox_item_t *it);
 
 /* Owning worker, closing c: give back its place under its listener's max_connections (no-op when
  * it holds none). */
-void listener_release(struct conn *c);
+void worker_release_place(struct conn *c);
 /* Owning worker, each loop turn: release the output holds the store has committed. */
 void worker_release_holds(worker_t *w);
 

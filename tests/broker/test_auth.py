@@ -481,6 +481,20 @@ def test_per_listener_settings(make_broker, tmp_path):
     connected(open_port, V311, "p3", username="anyone", password="x").disconnect()
 
 
+def test_per_listener_settings_before_any_listener(make_broker):
+    """per_listener_settings true, then a security line before any `listener`: as in Mosquitto, it
+    configures the default listener only, so the explicit listener below keeps its own default
+    (no anonymous clients). tombo says so at start-up instead of refusing the file."""
+    conf = ("user root\n" if is_reference() else "") + (
+        "per_listener_settings true\n"
+        "allow_anonymous true\n"
+        "listener PORT 127.0.0.1\n")
+    b = make_broker(conf, raw_conf=True)
+    refused(b.port, V311)
+    if not is_reference():
+        assert "applies to the default listener only" in b.log()
+
+
 @pytest.mark.tsan
 @pytest.mark.skipif(is_reference(), reason="Mosquitto checks passwords on its only thread")
 def test_password_check_runs_off_the_worker_thread(make_broker, tmp_path):

@@ -23,11 +23,12 @@ import socket
 import subprocess
 import tempfile
 import time
+import types
 
 import pytest
 
 from conftest import ROOT, broker_cmd, free_port, is_reference
-from clients import PahoClient, Raw, V5, unique_id
+from clients import PahoClient, Raw, V5, rc_value, unique_id
 
 CONFIG_C = os.path.join(ROOT, "src", "broker", "config.c")
 MANPAGE = "/usr/share/man/man5/mosquitto.conf.5.gz"
@@ -89,13 +90,13 @@ ROWS = [
     ("check_retain_source", "check_retain_source false", NOOP,
      "tombo never re-checks a retained message's publisher: the behaviour asked for"),
     ("check_retain_source", "check_retain_source true", REFUSED, "the re-check is not implemented"),
-    ("clientid_prefixes", "clientid_prefixes secure-", REFUSED, "security restriction not implemented"),
+    ("clientid_prefixes", "clientid_prefixes secure-", WORKS, "broker/test_directives.py"),
     ("connection_messages", "connection_messages false", WORKS, "broker/test_directives.py"),
     ("include_dir", "include_dir DIR", WORKS, "broker/test_config.py"),
     ("log_dest", "log_dest file DIR/x.log", WORKS, "broker/test_config.py"),
     ("log_dest", "log_dest stderr\nlog_dest topic", WORKS, "broker/test_sys.py"),
     ("log_dest", "log_dest dlt", REFUSED, "no DLT"),
-    ("log_facility", "log_facility 5", REFUSED, "syslog facility is fixed"),
+    ("log_facility", "log_facility 5", WORKS, "broker/test_directives.py"),
     ("log_timestamp", "log_timestamp false", WORKS, "broker/test_directives.py"),
     ("log_timestamp_format", "log_timestamp_format %Y-%m-%dT%H:%M:%S", WORKS, "broker/test_directives.py"),
     ("log_type", "log_type all", WORKS, "broker/test_config.py"),
@@ -122,24 +123,23 @@ ROWS = [
     ("retain_available", "retain_available false", WORKS, "broker/test_directives.py"),
     ("set_tcp_nodelay", "set_tcp_nodelay true", WORKS, "broker/test_tutorial.py"),
     ("sys_interval", "sys_interval 1", WORKS, "broker/test_sys.py"),
-    ("upgrade_outgoing_qos", "upgrade_outgoing_qos false", NOOP, "the default: the QoS the specification requires"),
-    ("upgrade_outgoing_qos", "upgrade_outgoing_qos true", REFUSED, "non-standard upgrade not implemented"),
-    ("user", "user nobody", REFUSED, "tombo never changes user"),
+    ("upgrade_outgoing_qos", "upgrade_outgoing_qos true", WORKS, "broker/test_directives.py"),
+    ("user", "user nobody", WORKS, "broker/test_directives.py"),
     # ---- listeners
     ("bind_address", "port PORT2\nbind_address 127.0.0.1", WORKS, "broker/test_directives.py"),
-    ("bind_interface", "bind_interface lo", REFUSED, "use the interface's address"),
+    ("bind_interface", "bind_interface lo", WORKS, "broker/test_listener_options.py"),
     ("http_dir", "http_dir DIR", REFUSED, "WebSockets"),
     ("listener", "listener PORT2 127.0.0.1", WORKS, "broker/test_config.py"),
-    ("listener", "listener 0 DIR/mqtt.sock", REFUSED, "Unix socket"),
+    ("listener", "listener 0 DIR/mqtt.sock", WORKS, "broker/test_listener_options.py"),
     ("max_connections", "max_connections 10", WORKS, "broker/test_directives.py"),
     ("max_qos", "max_qos 1", WORKS, "broker/test_directives.py"),
-    ("max_topic_alias", "max_topic_alias 5", REFUSED, "fixed at 10"),
-    ("mount_point", "mount_point site1/", REFUSED, "not implemented"),
+    ("max_topic_alias", "max_topic_alias 5", WORKS, "broker/test_listener_options.py"),
+    ("mount_point", "mount_point site1/", WORKS, "broker/test_listener_options.py"),
     ("port", "port PORT2\nbind_address 127.0.0.1", WORKS, "broker/test_directives.py"),
     ("protocol", "protocol mqtt", WORKS, "broker/test_directives.py"),
     ("protocol", "protocol websockets", REFUSED, "WebSockets"),
-    ("socket_domain", "socket_domain ipv4", REFUSED, "use an address of that family"),
-    ("use_username_as_clientid", "use_username_as_clientid true", REFUSED, "not implemented"),
+    ("socket_domain", "socket_domain ipv4", WORKS, "broker/test_listener_options.py"),
+    ("use_username_as_clientid", "use_username_as_clientid true", WORKS, "broker/test_listener_options.py"),
     ("websockets_log_level", "websockets_log_level 255", REFUSED, "WebSockets"),
     ("websockets_headers_size", "websockets_headers_size 4096", REFUSED, "WebSockets"),
     # ---- TLS (listeners) are above; keys in OpenSSL engines are refused
@@ -507,12 +507,44 @@ def test_tls_lines_anywhere_are_checked(where, tmp_path):
     assert r.returncode != 0 and want in out, out
 
 
-@pytest.mark.skipif(is_reference(), reason="tombo's classification")
-def test_dash_d_is_refused():
-    """-d (daemonise) is not implemented: refused on the command line rather than ignored."""
-    r = subprocess.run([broker_cmd("x")[0], "-d", "-p", str(free_port())], capture_output=True, timeout=15)
-    out = (r.stdout + r.stderr).decode("utf-8", "replace")
-    assert r.returncode != 0 and "-d: not supported yet by tombo" in out, out
+@pytest.mark.skipif(is_reference(), reason="tombo's own start-up contract for -d")
+def test_dash_d_daemonises(tmp_path):
+    """-d: the command returns 0 once the broker serves, which then runs in its own session with the
+    PID its pid_file names; a broker that cannot start makes -d fail with the reason on stderr."""
+    port = free_port()
+    pidf, logf = tmp_path / "tombo.pid", tmp_path / "tombo.log"
+    conf = tmp_path / "d.conf"
+    conf.write_text("listener %d 127.0.0.1\nallow_anonymous true\npid_file %s\nlog_dest file %s\n" % (port, pidf, logf))
+    r = subprocess.run([broker_cmd("x")[0], "-d", "-c", str(conf)], capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    pid = int(pidf.read_text())
+    try:
+        assert os.getsid(pid) == pid  # a session of its own, away from the test's terminal
+        c = PahoClient(types.SimpleNamespace(host="127.0.0.1", port=port))
+        c.connect()
+        c.disconnect()
+    finally:
+        os.kill(pid, 15)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the daemon did not stop on SIGTERM")
+    log = logf.read_text()
+    assert "ERROR: AddressSanitizer" not in log and "runtime error:" not in log, log
+    # the port is free again; hold it so the next start fails
+    with socket.socket() as busy:
+        busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        busy.bind(("127.0.0.1", port))
+        busy.listen(1)
+        conf.write_text("listener %d 127.0.0.1\n" % port)
+        r = subprocess.run([broker_cmd("x")[0], "-d", "-c", str(conf)], capture_output=True, timeout=30)
+    assert r.returncode == 1
+    assert b"Address already in use" in r.stderr + r.stdout
 
 
 # ---------------------------------------------------------------- behaviour of the directives
@@ -721,3 +753,115 @@ def test_pid_file(make_broker, tmp_path):
     b.expect_exit = True
     assert b.stop() == 0
     assert not path.exists()
+
+
+def test_clientid_prefixes(make_broker):
+    """clientid_prefixes secure-: only client ids that start with it may connect; others get Not
+    authorized (5 on 3.1.1, 0x87 on 5.0), as in Mosquitto."""
+    b = make_broker("clientid_prefixes secure-\nallow_anonymous true\n")
+    PahoClient(b, client_id="secure-1").connect()
+    for version, want in ((4, 5), (V5, 0x87)):
+        c = PahoClient(b, client_id="plain-1", protocol=version)
+        rc, _, _ = c.connect(expect_success=False)
+        assert rc_value(rc) == want
+        c.close()
+
+
+@pytest.mark.skipif(is_reference(), reason="the reference runs with 'user root'")
+def test_user_drops_root(make_broker):
+    """user nobody: started as root, the broker serves as nobody once its listeners are open."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to be dropped (the test runs as uid %d)" % os.geteuid())
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    b = make_broker("user nobody\nallow_anonymous true\n")
+    with open("/proc/%d/status" % b.proc.pid) as f:
+        status = f.read()
+    uids = re.search(r"^Uid:\s+(.*)$", status, re.M).group(1).split()
+    gids = re.search(r"^Gid:\s+(.*)$", status, re.M).group(1).split()
+    assert uids == [str(nobody.pw_uid)] * 4, status
+    assert gids == [str(nobody.pw_gid)] * 4, status
+    c = PahoClient(b)
+    c.connect()
+    c.disconnect()
+    assert "Running as user nobody" in b.log()
+
+
+def test_user_unknown_stops_startup(tmp_path):
+    """user NO-SUCH: the broker does not start (as root) rather than serve as root."""
+    if os.geteuid() != 0 or is_reference():
+        pytest.skip("as root, against tombo")
+    conf = tmp_path / "u.conf"
+    conf.write_text("listener %d 127.0.0.1\nuser no-such-user-x\n" % free_port())
+    p = subprocess.run(broker_cmd(str(conf)), capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0
+    assert "Invalid user 'no-such-user-x'" in p.stdout + p.stderr
+
+
+SYSLOG_CHILD = r"""
+import os, socket, subprocess, sys, time
+cmd, conf = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("/dev/log")
+s.settimeout(20)
+p = subprocess.Popen(cmd.split() + ["-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+try:
+    lines = []
+    while True:
+        d = s.recv(65536).decode("utf-8", "replace")
+        lines.append(d)
+        if "running" in d:
+            break
+    print("\n".join(lines))
+finally:
+    p.terminate()
+    p.wait(20)
+"""
+
+
+@pytest.mark.skipif(is_reference(), reason="runs the tombo binary in a private mount namespace")
+@pytest.mark.parametrize("facility,pri", [(None, 3 * 8), (5, (16 + 5) * 8)])
+def test_log_dest_syslog_and_log_facility(tmp_path, facility, pri):
+    """log_dest syslog writes to /dev/log with facility daemon, or localN with log_facility N (Mosquitto's
+    meaning). The broker runs in a private mount namespace whose /dev is a tmpfs holding the test's
+    own /dev/log socket, so the machine's syslog is never touched."""
+    if os.geteuid() != 0 or subprocess.run(["unshare", "-m", "true"]).returncode != 0:
+        pytest.skip("needs root and unshare -m for a private /dev/log")
+    conf = tmp_path / "s.conf"
+    conf.write_text("listener %d 127.0.0.1\nlog_dest syslog\nlog_type all\n%s" % (
+        free_port(), "" if facility is None else "log_facility %d\n" % facility))
+    child = tmp_path / "child.py"
+    child.write_text(SYSLOG_CHILD)
+    real = tmp_path / "realdev"
+    real.mkdir()
+    keep = " ".join("&& touch /dev/%s && mount --bind %s/%s /dev/%s" % (n, real, n, n)
+                    for n in ("null", "zero", "urandom", "random"))
+    script = "mount --bind /dev %s && mount -t tmpfs tmpfs /dev %s && exec %s %s '%s' %s" % (
+        real, keep, "/usr/bin/python3", child, " ".join(broker_cmd("X")[:-2]), conf)
+    p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    # "<PRI>" + the syslog header; PRI = facility * 8 + severity (notice 5, info 6)
+    pris = [int(x) for x in re.findall(r"^<(\d+)>", p.stdout, re.M)]
+    assert pris, p.stdout
+    assert all(x & ~7 == pri for x in pris), (pris, p.stdout)
+    assert "tombo" in p.stdout and "running" in p.stdout
+
+
+@pytest.mark.parametrize("upgrade", [False, True])
+def test_upgrade_outgoing_qos(make_broker, upgrade):
+    """upgrade_outgoing_qos true (non-standard, as in Mosquitto): a QoS 0 message reaches a QoS 2
+    subscriber at QoS 2, live and retained; false (the default) keeps the lower QoS [MQTT-3.8.4-8]."""
+    b = make_broker("allow_anonymous true\n" + ("upgrade_outgoing_qos true\n" if upgrade else ""))
+    pub = PahoClient(b)
+    pub.connect()
+    pub.publish("up/r", b"kept", qos=0, retain=True)
+    sub = PahoClient(b)
+    sub.connect()
+    sub.subscribe("up/#", 2)
+    pub.publish("up/live", b"x", qos=0)
+    got = {m.topic: m.qos for m in sub.get_n(2)}
+    assert got == ({"up/r": 2, "up/live": 2} if upgrade else {"up/r": 0, "up/live": 0})
+    pub.publish("up/r", b"", qos=0, retain=True)
+    pub.disconnect()
+    sub.disconnect()
