@@ -493,15 +493,13 @@ static int h_autosave_interval(struct parser *ps, const struct directive *d, cha
     return parse_int(ps, d->name, val, 0, INT32_MAX, &v);
 }
 
-/* max_inflight_bytes: 0 (no byte limit, the default) is what tombo does. */
+/* max_inflight_bytes: payload bytes of outgoing QoS 1/2 messages in flight per client (0: no limit). */
 static int h_max_inflight_bytes(struct parser *ps, const struct directive *d, char *val)
 {
     long long v = 0;
     if (parse_int(ps, d->name, val, 0, INT64_MAX, &v) < 0)
         return -1;
-    if (v != 0)
-        return refuse(ps, "max_inflight_bytes other than 0",
-                      "outgoing messages in flight are limited by count only; use max_inflight_messages");
+    ps->cfg->max_inflight_bytes = (uint64_t)v;
     return 0;
 }
 
@@ -771,7 +769,7 @@ static const struct directive directives[] = {
     INT_G(max_queued_messages, 0, INT32_MAX),
     INT_G(max_queued_bytes, 0, INT64_MAX),
     INT_G(max_inflight_messages, 0, 65535),
-    FN(max_inflight_bytes, h_max_inflight_bytes), /* 0 only */
+    FN(max_inflight_bytes, h_max_inflight_bytes),
     INT_G(message_size_limit, 0, 268435455),
     INT_G(max_packet_size, 20, 268435460),
     INT_G(max_keepalive, 10, 65535),

@@ -102,6 +102,7 @@ struct tombo_config {
     uint32_t max_queued_messages;   /* default 1000 */
     uint64_t max_queued_bytes;      /* default 0 */
     uint32_t max_inflight_messages; /* default 20, at most 65535 */
+    uint64_t max_inflight_bytes;    /* payload bytes in flight to one client, default 0 = no limit */
     uint32_t message_size_limit;    /* default 0, at most 268435455 */
     uint32_t max_packet_size;       /* default 0 = none; when set, 20..268435460 */
     uint32_t max_keepalive;         /* default 65535, 10..65535 */

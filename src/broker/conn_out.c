@@ -193,7 +193,7 @@ bool conn_send_publish(conn_t *c, msg_t *m, uint8_t qos, uint8_t retain, uint8_t
     if (c->state == CONN_CLOSED)
         return false;
     /* The common case: bytes shared with every receiver of the same class, packet id patched. */
-    const char *mount = c->l->mount_point;
+    const char *mount = c->l ? c->l->mount_point : NULL; /* hand-built test connections have no listener */
     if (!dup && !mount && (c->version != MQTT_V5 || (n_ids == 0 && !m->has_expiry && c->topic_alias_max_out == 0))) {
         const msg_enc_t *e = msg_encoded(m, c->version, qos, retain);
         if (c->max_packet_out && e->len > c->max_packet_out)

@@ -111,6 +111,7 @@ void session_end(session_t *s)
     outring_free(&s->queue);
     outring_free(&s->inflight);
     s->inflight_live = 0;
+    s->inflight_bytes = 0;
     s->queued_bytes = 0;
     slab_free(s->out_ids);
     s->out_ids = NULL;
@@ -372,6 +373,8 @@ void session_flush(session_t *s, conn_t *c)
         return;
     }
     uint32_t maxf = s->inflight_max ? s->inflight_max : 65535;
+    /* max_inflight_bytes: a message that alone exceeds it still goes, but only on its own. */
+    uint64_t maxb = s->broker->cfg.max_inflight_bytes;
     uint32_t popped = 0;
     uint64_t popped_bytes = 0;
     /* Bound what one connection buffers in user space: the rest waits in the session queue until
@@ -383,6 +386,8 @@ void session_flush(session_t *s, conn_t *c)
         }
         outmsg_t *o = ring_at(&s->queue, 0);
         if (o->qos > 0 && s->inflight_live >= maxf)
+            break;
+        if (o->qos > 0 && maxb && s->inflight_bytes && s->inflight_bytes + o->msg->payload.len > maxb)
             break;
         outmsg_t cur = *o;
         ring_pop(&s->queue);
@@ -418,6 +423,7 @@ void session_flush(session_t *s, conn_t *c)
         }
         *ring_push(&s->inflight) = cur;
         s->inflight_live++;
+        s->inflight_bytes += cur.msg->payload.len;
     }
     backlog_sub(s, popped, popped_bytes);
     bp_after_drain(c->w, s, popped);
@@ -456,6 +462,8 @@ static outmsg_t *inflight_find(session_t *s, uint16_t id)
 
 static void inflight_done(session_t *s, outmsg_t *o)
 {
+    if (o->msg)
+        s->inflight_bytes -= o->msg->payload.len;
     if (s->persist)
         store_out_del(s->broker->store, s, o->seq);
     bit_clr(s->out_ids, o->id);
@@ -491,6 +499,7 @@ bool session_pubrec(session_t *s, uint16_t id, bool failed)
         } else {
             /* The message is delivered; keep only the id until PUBCOMP. */
             if (o->msg) {
+                s->inflight_bytes -= o->msg->payload.len;
                 msg_release(o->msg);
                 o->msg = NULL;
             }
@@ -584,6 +593,8 @@ void session_restore_out(session_t *s, const outmsg_t *src, const uint32_t *ids,
         bit_set(s->out_ids, o->id);
         o->dup = 1;
         s->inflight_live++;
+        if (o->msg)
+            s->inflight_bytes += o->msg->payload.len;
     }
     if (o->seq > s->out_seq)
         s->out_seq = o->seq;

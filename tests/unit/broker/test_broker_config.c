@@ -435,9 +435,6 @@ static void test_errors(void)
          "1: check_retain_source true: not supported yet by tombo (tombo does not re-check a retained message's "
          "publisher against the ACL when delivering it; it behaves as check_retain_source false: write that if "
          "it is acceptable)"},
-        {"max_inflight_bytes 1000\n",
-         "1: max_inflight_bytes other than 0: not supported yet by tombo (outgoing messages in flight are limited "
-         "by count only; use max_inflight_messages)"},
         {"max_inflight_bytes x\n", "1: 'max_inflight_bytes' must be a number from 0 to 9223372036854775807, not 'x'"},
         {"autosave_interval -1\n", "1: 'autosave_interval' must be a number from 0 to 2147483647, not -1"},
         {"autosave_on_changes yes\n", "1: 'autosave_on_changes' must be true or false, not 'yes'"},
