@@ -53,11 +53,12 @@ pytest: asan
 
 # The multi-threaded paths under ThreadSanitizer: the unit tests of the cross-thread pieces (the
 # big-reader lock, the inboxes, slab blocks freed on another thread), the broker's many-client tests
-# and libtombo's publish-from-several-threads tests.
+# and libtombo's publish-from-several-threads tests, plain and over TLS.
 tsan-test: tsan
 	cd build/tsan && ctest --output-on-failure -R 'test_base_brlock|test_base_mem|test_broker_inbox|test_broker_slab'
 	TOMBO_BUILD=$(CURDIR)/build/tsan TOMBO_TSAN=1 $(PY) -m pytest -q -p no:cacheprovider tests/broker
-	TOMBO_BUILD=$(CURDIR)/build/tsan TOMBO_TSAN=1 $(PY) -m pytest -q -p no:cacheprovider tests/client/test_library.py tests/client/test_alias.py
+	TOMBO_BUILD=$(CURDIR)/build/tsan TOMBO_TSAN=1 $(PY) -m pytest -q -p no:cacheprovider tests/client/test_library.py tests/client/test_alias.py \
+	  tests/client/test_tls.py
 
 test: deps-test
 	@scripts/check_layers.sh

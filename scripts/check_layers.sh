@@ -7,8 +7,9 @@
 #   http     HTTP/1.1 request heads and the WebSocket codec: no MQTT, no I/O
 #   tls      TLS contexts on OpenSSL: shared by the broker and libtombo (knows no MQTT)
 #   broker   the broker (never links libtombo)
-#   client   libtombo; tools: the CLIs on libtombo; bench: tombo-bench (a client of its own);
-#            client and bench take only base/clock.h of the base (inline, nothing to link)
+#   client   libtombo (with the tls contexts and pwhash's SCRAM messages); tools: the CLIs on libtombo;
+#            bench: tombo-bench (a client of its own, with the tls contexts for --tls); client and
+#            bench take only base/clock.h of the base (inline, nothing to link)
 # A quoted include that names no directory ("alias.h") is a file of the same directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,9 +20,9 @@ declare -A allowed=(
   [http]="http"
   [tls]="tls"
   [broker]="broker base mqtt pwhash http tls"
-  [client]="base mqtt tombo tls"
+  [client]="base mqtt tombo tls pwhash"
   [tools]="mqtt pwhash tombo"
-  [bench]="bench base mqtt"
+  [bench]="bench base mqtt tls"
 )
 bad=0
 for dir in "${!allowed[@]}"; do
@@ -39,4 +40,4 @@ done
 if [ $bad -ne 0 ]; then
   exit 1
 fi
-echo "check_layers: every include goes down the layers (base, mqtt, pwhash, http, tls < broker; tls < client; client, tools, bench on the codec and base/clock.h)"
+echo "check_layers: every include goes down the layers (base, mqtt, pwhash, http, tls < broker; tls < client, bench; client, tools, bench on the codec and base/clock.h)"

@@ -66,7 +66,11 @@ extern "C" {
     X(SERVER_DISCONNECT, -19, "the broker closed the connection with a DISCONNECT")        \
     X(KEEPALIVE, -20, "no answer from the broker within the keepalive")                    \
     X(BUSY, -21, "already running")                                                        \
-    X(PROXY, -22, "the SOCKS5 proxy refused or failed")
+    X(PROXY, -22, "the SOCKS5 proxy refused or failed")                                    \
+    X(TLS_CONFIG, -23, "TLS: the settings cannot be used (see tombo_tls_error)")           \
+    X(TLS_HANDSHAKE, -24, "TLS: handshake failed")                                         \
+    X(TLS_VERIFY, -25, "TLS: certificate verify failed")                                   \
+    X(TLS_HOSTNAME, -26, "TLS: the certificate does not match the host name")
 
 typedef enum tombo_err {
 #define TOMBO_ERR_ENUM(name, val, msg) TOMBO_ERR_##name = val,
@@ -226,6 +230,12 @@ typedef struct tombo_options {
     int socks5_port;              /* default 1080 when 0 */
     const char *socks5_username;
     const char *socks5_password;
+    /* MQTT 5 enhanced authentication: NULL (none, the default) or "SCRAM-SHA-256" (RFC 5802/7677,
+     * as tombo and EMQX offer it). username and password are then the SCRAM credentials: the
+     * password is not sent, the broker proves it knows the user's verifier (a CONNACK that does
+     * not is a protocol error: on_disconnect(TOMBO_ERR_PROTOCOL)), and a wrong password is a
+     * refused CONNACK (0x87 from tombo). Needs version 5, a username and a password. */
+    const char *auth_method;
 } tombo_options_t;
 
 /* Fill *o with the defaults described above. */
@@ -290,13 +300,20 @@ TOMBO_API void tombo_set_on_log(tombo_client_t *c, tombo_on_log_cb cb);
 TOMBO_API void tombo_set_log_level(tombo_client_t *c, int mask);
 
 /* Open the TCP connection and send CONNECT. Blocks for the TCP connect only (connect_timeout_ms);
- * the CONNACK is handled by the loop and reported through on_connect. keepalive in seconds
+ * the TLS handshake (tombo_set_tls) and the CONNACK are handled by the loop, the CONNACK reported
+ * through on_connect. keepalive in seconds
  * (0 disables). Port 0 connects to the Unix domain socket whose path is `host` (as libmosquitto
  * does). Returns TOMBO_OK, LOOKUP, ERRNO (connection refused, no such socket...), TIMEOUT, INVAL,
- * BUSY (already connected), NOMEM. Call it before starting the loop, or from the loop's thread. */
+ * BUSY (already connected), NOMEM, or a TLS_* error when a TLS handshake failed before the call
+ * returned (it usually fails later, in the loop). Call it before starting the loop, or from the loop's thread. */
 TOMBO_API tombo_err_t tombo_connect(tombo_client_t *c, const char *host, int port, int keepalive);
 /* Reconnect now to the last host and port, e.g. from on_disconnect. */
 TOMBO_API tombo_err_t tombo_reconnect(tombo_client_t *c);
+/* MQTT 5 re-authentication with the client's auth_method (AUTH 0x19, section 4.12.1): the same
+ * SCRAM exchange again on the open connection, which goes on meanwhile; a failure makes the broker
+ * disconnect (on_disconnect with its reason, 0x87 from tombo). Returns INVAL without auth_method,
+ * NO_CONN when not connected, BUSY while an exchange is going on. */
+TOMBO_API tombo_err_t tombo_reauthenticate(tombo_client_t *c);
 
 /* Send DISCONNECT with a v5 reason code (0 = normal) and optional properties, then close the
  * connection; the loop (tombo_loop_forever returns) and automatic reconnect stop. The will is not
@@ -363,6 +380,51 @@ TOMBO_API int tombo_version(const tombo_client_t *c);
 TOMBO_API const char *tombo_client_id(tombo_client_t *c);
 /* Number of QoS 1/2 publishes not yet completed plus messages waiting to be sent. */
 TOMBO_API size_t tombo_pending(tombo_client_t *c);
+
+/* ---- TLS ------------------------------------------------------------------------------------- */
+
+/* TLS settings, with libmosquitto's (mosquitto_tls_set, _tls_opts_set, _tls_psk_set) meaning.
+ * Initialise with tombo_tls_options_init(); NULL / false mean "not set". The client builds its
+ * TLS context from them at once (so a bad file is reported by tombo_set_tls) and copies what it
+ * keeps: the struct and its strings may be freed after the call. */
+typedef struct tombo_tls_options {
+    const char *cafile;        /* PEM CA certificates that verify the broker */
+    const char *capath;        /* directory of hashed CA certificates (c_rehash / openssl rehash) */
+    const char *certfile;      /* client certificate (PEM) for mutual TLS; needs keyfile */
+    const char *keyfile;       /* its private key (PEM, unencrypted) */
+    bool insecure;             /* do not check that the certificate names the host (mosquitto's
+                                * --insecure); with no cafile/capath either, do not verify it at all */
+    const char *tls_version;   /* minimum version: "tlsv1.2" (default) or "tlsv1.3" */
+    const char *ciphers;       /* OpenSSL cipher list for TLS 1.2 */
+    const char *ciphers_tls13; /* OpenSSL ciphersuites for TLS 1.3 */
+    const char *alpn;          /* ALPN protocols offered, comma-separated ("mqtt") */
+    const char *psk;           /* pre-shared key in hex digits, with psk_identity: PSK instead of
+                                * certificates (TLS 1.2 PSK suites and TLS 1.3 external PSK) */
+    const char *psk_identity;
+    const char *server_name;   /* name sent as SNI and checked against the certificate; NULL: the
+                                * host given to tombo_connect (an IP literal is checked as an
+                                * address and not sent as SNI) */
+} tombo_tls_options_t;
+
+/* Fill *o with "not set". */
+TOMBO_API void tombo_tls_options_init(tombo_tls_options_t *o);
+/* Use TLS for every later connection (tombo_connect, tombo_reconnect, automatic reconnect); opts
+ * NULL goes back to plain TCP. The handshake runs inside the loop, non-blocking, after the TCP
+ * connect; it counts against connect_timeout_ms like the CONNACK does. A failed handshake ends the
+ * connection with TOMBO_ERR_TLS_VERIFY (certificate not trusted, expired...), TLS_HOSTNAME
+ * (certificate for another name) or TLS_HANDSHAKE (anything else: no shared version or cipher,
+ * wrong PSK, the broker refused our certificate), reported by on_disconnect and tombo_loop; the
+ * detail is in tombo_tls_error(). A reconnect offers the previous session for resumption.
+ * Returns TOMBO_OK, INVAL, BUSY (connected: call it before tombo_connect), NOMEM, or TLS_CONFIG
+ * with the reason in tombo_tls_error() (unreadable file, key not matching the certificate, bad
+ * cipher list or PSK). */
+TOMBO_API tombo_err_t tombo_set_tls(tombo_client_t *c, const tombo_tls_options_t *opts);
+/* The last TLS failure in words, e.g. "TLS: certificate verify failed: unable to get local issuer
+ * certificate"; "" when there was none. Owned by the client, replaced by the next failure: read it
+ * from on_disconnect or while no loop runs. */
+TOMBO_API const char *tombo_tls_error(tombo_client_t *c);
+/* True when the current connection uses TLS and its handshake is done. */
+TOMBO_API bool tombo_tls_active(tombo_client_t *c);
 
 /* Library version string ("0.1.0"). */
 TOMBO_API const char *tombo_lib_version(void);

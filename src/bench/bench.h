@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 /* Every payload starts with this header (little-endian, 32 bytes); the rest is filler:
  *   0 magic "TBv1" | 4 run nonce | 8 publisher id | 12 reserved | 16 sequence | 24 send time (ns,
@@ -64,6 +65,11 @@ typedef struct bench_cfg {
     bool open_loop;       /* max rate without the end-to-end window */
     uint32_t session_expiry; /* 0: clean sessions; else persistent ones (3.x: clean session 0) */
     uint32_t nonce;       /* run nonce in every payload */
+    /* --tls: every connection over TLS (tls.c), context built by the shared src/tls library */
+    bool tls;
+    bool tls_resume;      /* --tls-resume: each client offers its previous session (storm) */
+    bool tls_insecure;
+    const char *cafile, *capath, *certfile, *keyfile, *tls_version, *ciphers;
 } bench_cfg_t;
 
 /* Latency histogram: log-linear buckets (HdrHistogram-like), 64 sub-buckets per power of two,
@@ -150,6 +156,9 @@ typedef struct conn {
     uint32_t out_len, out_off, out_cap;
     uint64_t last_tx_ns;
     struct conn *next_dirty;
+    struct ssl_st *ssl;    /* --tls: this connection's, NULL before the TCP connect and after close */
+    struct ssl_session_st *session; /* --tls-resume: the last connection's session, offered next */
+    bool tls_done;         /* handshake finished */
     pub_state_t *pub;
     sub_state_t *sub;
 } conn_t;
@@ -168,6 +177,7 @@ typedef struct thr_totals {
     uint64_t stalls;                /* end-to-end window given up after 1 s without progress */
     uint64_t meas_sent, meas_recv;  /* within the measurement window (by send timestamp) */
     uint64_t cycles, meas_cycles;   /* storm: CONNACKs received in the run / in the window */
+    uint64_t tls_full, tls_resumed; /* --tls: handshakes done in full / resuming a session */
     hist_t lat;                     /* end-to-end latency of measured messages */
 } thr_totals_t;
 
@@ -208,6 +218,7 @@ typedef struct bench_run {
     _Atomic uint64_t meas_start_ns, meas_end_ns; /* measurement window (send timestamps) */
     uint32_t nclients;        /* total connections */
     bench_thread_t *thr;
+    struct ssl_ctx_st *tls_ctx;  /* --tls: shared by every connection (OpenSSL locks it itself) */
     struct sockaddr_storage *dst;
     pub_state_t **pub_by_id;  /* publishers by pub_id (end-to-end window) */
     uint32_t fan;             /* deliveries per published message (pairs 1, fan-in/out S) */
@@ -252,6 +263,19 @@ uint64_t scenario_pub_share(const bench_run_t *r, const pub_state_t *p);
  * the topic index of publisher p's message `seq`. */
 uint32_t scenario_topic_digits(const bench_cfg_t *c);
 uint64_t scenario_topic_of(const bench_run_t *r, const pub_state_t *p, uint64_t seq);
+
+/* tls.c: the bench's TLS layer (--tls). bench_tls_init builds the context (0, or -1 with a
+ * message); tls_attach makes c->ssl on a connected socket; tls_send/tls_recv behave as
+ * send/recv on a non-blocking socket (-1 with errno EAGAIN while the handshake or a record waits,
+ * 0 at EOF) and run the handshake first, counting it in t; tls_close frees c->ssl (keeping the
+ * session with --tls-resume). tls_want_read: the handshake waits for input, not for POLLOUT. */
+int bench_tls_init(bench_run_t *r);
+void bench_tls_free(bench_run_t *r);
+int tls_attach(bench_thread_t *t, conn_t *c);
+ssize_t tls_send(bench_thread_t *t, conn_t *c, const uint8_t *buf, size_t len);
+ssize_t tls_recv(bench_thread_t *t, conn_t *c, uint8_t *buf, size_t len);
+bool tls_want_read(const conn_t *c);
+void tls_close(bench_thread_t *t, conn_t *c);
 
 /* engine.c */
 int engine_init(bench_run_t *r);

@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
@@ -69,6 +71,7 @@ static void conn_close(bench_thread_t *t, conn_t *c)
 {
     if (c->state == CS_CLOSED)
         return;
+    tls_close(t, c);
     if (c->fd >= 0) {
         close(c->fd);
         c->fd = -1;
@@ -156,12 +159,27 @@ static void epoll_set(bench_thread_t *t, conn_t *c, bool want_out)
     c->epollout = want_out;
 }
 
+/* send(2) or, on a TLS connection, its tls.c look-alike. */
+static ssize_t io_send(bench_thread_t *t, conn_t *c, const uint8_t *buf, size_t len)
+{
+    if (c->ssl)
+        return tls_send(t, c, buf, len);
+    return send(c->fd, buf, len, MSG_NOSIGNAL);
+}
+
+static ssize_t io_recv(bench_thread_t *t, conn_t *c, uint8_t *buf, size_t len)
+{
+    if (c->ssl)
+        return tls_recv(t, c, buf, len);
+    return recv(c->fd, buf, len, 0);
+}
+
 static void conn_flush(bench_thread_t *t, conn_t *c, uint64_t now)
 {
     if (c->fd < 0 || c->state == CS_CONNECTING) /* storm: reconnecting; EPOLLOUT says when */
         return;
     while (c->out_off < c->out_len) {
-        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        ssize_t n = io_send(t, c, c->out + c->out_off, c->out_len - c->out_off);
         if (n > 0) {
             c->out_off += (uint32_t)n;
             c->last_tx_ns = now;
@@ -170,7 +188,7 @@ static void conn_flush(bench_thread_t *t, conn_t *c, uint64_t now)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            epoll_set(t, c, true);
+            epoll_set(t, c, !tls_want_read(c)); /* a TLS handshake may wait for input instead */
             return;
         }
         conn_fail(t, c, "write", n < 0 ? errno : EPIPE);
@@ -253,6 +271,10 @@ static void conn_connected(bench_thread_t *t, conn_t *c, uint64_t now)
         err = errno;
     if (err) {
         conn_fail(t, c, "connect", err);
+        return;
+    }
+    if (t->run->tls_ctx && tls_attach(t, c) < 0) {
+        conn_fail(t, c, "TLS setup", 0);
         return;
     }
     if (send_connect(t, c) < 0) {
@@ -533,7 +555,7 @@ static int conn_read_big(bench_thread_t *t, conn_t *c)
         c->in_cap = (uint32_t)total;
     }
     while (c->in_len < total) {
-        ssize_t n = recv(c->fd, c->in + c->in_len, total - c->in_len, 0);
+        ssize_t n = io_recv(t, c, c->in + c->in_len, total - c->in_len);
         if (n == 0) {
             conn_eof(t, c);
             return -1;
@@ -567,7 +589,7 @@ static void conn_read(bench_thread_t *t, conn_t *c)
         uint32_t have = c->in_len;
         if (have)
             memcpy(t->rbuf, c->in, have);
-        ssize_t n = recv(c->fd, t->rbuf + have, BENCH_READ_SIZE, 0);
+        ssize_t n = io_recv(t, c, t->rbuf + have, BENCH_READ_SIZE);
         if (n == 0) {
             conn_eof(t, c);
             return;
@@ -808,7 +830,8 @@ void *engine_thread(void *arg)
             }
             if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
                 conn_read(t, c);
-            if (c->fd >= 0 && (evs[i].events & EPOLLOUT))
+            /* TLS: a handshake finished by that read lets the CONNECT waiting behind it go. */
+            if (c->fd >= 0 && ((evs[i].events & EPOLLOUT) || (c->ssl && c->out_off < c->out_len)))
                 conn_flush(t, c, now);
         }
         if (phase == PH_RUN && r->cfg.mode == MODE_STORM && !t->kicked) {
@@ -885,6 +908,7 @@ void *engine_thread(void *arg)
             for (uint32_t k = 0; k < c->sub->ntr; k++)
                 if (c->sub->tr[k].next > c->sub->tr[k].distinct)
                     t->t.gaps += c->sub->tr[k].next - c->sub->tr[k].distinct;
+        tls_close(t, c);
         if (c->fd >= 0) {
             close(c->fd);
             c->fd = -1;
@@ -923,7 +947,7 @@ static int resolve(bench_run_t *r)
 
 int engine_init(bench_run_t *r)
 {
-    if (resolve(r) < 0)
+    if (resolve(r) < 0 || bench_tls_init(r) < 0)
         return -1;
     int nt = r->cfg.threads;
     r->thr = calloc((size_t)nt, sizeof(bench_thread_t));
@@ -981,6 +1005,7 @@ void engine_free(bench_run_t *r)
             for (uint32_t k = 0; t->conns && k < t->nconns; k++) {
                 free(t->conns[k].in);
                 free(t->conns[k].out);
+                SSL_SESSION_free(t->conns[k].session);
                 scenario_client_free(&t->conns[k]);
             }
             free(t->conns);
@@ -993,6 +1018,7 @@ void engine_free(bench_run_t *r)
         }
     }
     free(r->thr);
+    bench_tls_free(r);
     free(r->pub_by_id);
     free(r->dst);
     free(r->samples);

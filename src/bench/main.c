@@ -58,6 +58,11 @@ static void usage(FILE *f)
             "  --id-prefix S   client id prefix (tb)\n"
             "  --session-expiry SEC  persistent sessions (the broker queues and, with persistence,\n"
             "                  stores their QoS 1/2 messages); 3.x: clean session 0 (0 = clean)\n"
+            "  --tls           connect over TLS (as mosquitto_pub: verified against --cafile/--capath,\n"
+            "                  else the system's CAs; the certificate must name -h)\n"
+            "  --cafile F, --capath D, --cert F --key F, --insecure, --tls-version V, --ciphers L\n"
+            "                  TLS settings, with mosquitto_pub's meaning (each implies --tls)\n"
+            "  --tls-resume    each client resumes its previous TLS session (storm: resumed handshakes)\n"
             "  --json[=FILE]   machine-readable summary to stdout (or FILE) instead of text\n"
             "  --plot FILE.svg latency distribution and rates over time\n"
             "  --quiet         no live line\n"
@@ -78,7 +83,8 @@ static int parse_num(const char *opt, const char *s, double lo, double hi, doubl
 }
 
 enum { O_WARMUP = 256, O_DRAIN, O_JSON, O_PLOT, O_SRC, O_PENDING, O_CTIMEOUT, O_IDPREFIX, O_QUIET, O_HELP, O_OPEN,
-       O_EXPIRY, O_TOPICS };
+       O_EXPIRY, O_TOPICS, O_TLS, O_TLS_RESUME, O_CAFILE, O_CAPATH, O_CERT, O_KEY, O_INSECURE, O_TLS_VERSION,
+       O_CIPHERS };
 
 static int parse_args(int argc, char **argv, bench_cfg_t *c)
 {
@@ -95,6 +101,15 @@ static int parse_args(int argc, char **argv, bench_cfg_t *c)
         {"open-loop", no_argument, NULL, O_OPEN},
         {"session-expiry", required_argument, NULL, O_EXPIRY},
         {"topics", required_argument, NULL, O_TOPICS},
+        {"tls", no_argument, NULL, O_TLS},
+        {"tls-resume", no_argument, NULL, O_TLS_RESUME},
+        {"cafile", required_argument, NULL, O_CAFILE},
+        {"capath", required_argument, NULL, O_CAPATH},
+        {"cert", required_argument, NULL, O_CERT},
+        {"key", required_argument, NULL, O_KEY},
+        {"insecure", no_argument, NULL, O_INSECURE},
+        {"tls-version", required_argument, NULL, O_TLS_VERSION},
+        {"ciphers", required_argument, NULL, O_CIPHERS},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -172,12 +187,25 @@ static int parse_args(int argc, char **argv, bench_cfg_t *c)
             if (parse_num("--session-expiry", optarg, 0, 4294967295.0, &v)) return -1;
             c->session_expiry = (uint32_t)v;
             break;
+        case O_TLS: c->tls = true; break;
+        case O_TLS_RESUME: c->tls = c->tls_resume = true; break;
+        case O_CAFILE: c->tls = true; c->cafile = optarg; break;
+        case O_CAPATH: c->tls = true; c->capath = optarg; break;
+        case O_CERT: c->tls = true; c->certfile = optarg; break;
+        case O_KEY: c->tls = true; c->keyfile = optarg; break;
+        case O_INSECURE: c->tls = true; c->tls_insecure = true; break;
+        case O_TLS_VERSION: c->tls = true; c->tls_version = optarg; break;
+        case O_CIPHERS: c->tls = true; c->ciphers = optarg; break;
         case O_HELP: usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "tombo-bench: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    if (!!c->certfile != !!c->keyfile) {
+        fprintf(stderr, "tombo-bench: --cert and --key go together\n");
         return -1;
     }
     return 0;

@@ -84,6 +84,9 @@ void report_summary(const bench_run_t *r)
     printf(", %g s measured after %g s warm-up, %d thread(s)\n", c->duration, c->warmup, c->threads);
     printf("connections  %lu of %u up after %.2f s (peak), source addresses %d, errors %lu\n",
            (unsigned long)r->conns_peak, r->nclients, r->connect_secs, c->src_addrs, (unsigned long)o.errors);
+    if (c->tls)
+        printf("tls          %lu full handshakes, %lu resumed (--tls-resume %s)\n", (unsigned long)r->tot.tls_full,
+               (unsigned long)r->tot.tls_resumed, c->tls_resume ? "on" : "off");
     if (c->mode == MODE_STORM) {
         printf("storm        %lu handshakes (CONNECT to CONNACK, %s sessions), %.0f per second in the window\n",
                (unsigned long)o.cycles, c->session_expiry ? "persistent" : "clean", o.cycle_rate);
@@ -167,6 +170,9 @@ int report_json(const bench_run_t *r, const char *path)
             (unsigned long)r->conns_peak, r->connect_secs, c->src_addrs, (unsigned long)o.errors);
     fprintf(f, "  \"open_loop\": %s, \"session_expiry\": %u, \"topics\": %u, \"count\": %lu,\n",
             c->open_loop ? "true" : "false", c->session_expiry, c->topics, (unsigned long)c->count);
+    fprintf(f, "  \"tls\": %s, \"tls_resume\": %s, \"tls_full\": %lu, \"tls_resumed\": %lu,\n",
+            c->tls ? "true" : "false", c->tls_resume ? "true" : "false", (unsigned long)r->tot.tls_full,
+            (unsigned long)r->tot.tls_resumed);
     fprintf(f, "  \"sent\": %lu, \"received\": %lu, \"distinct\": %lu, \"completed\": %lu,\n", (unsigned long)o.sent,
             (unsigned long)o.recv, (unsigned long)o.distinct, (unsigned long)o.done);
     /* accepted: what the broker took; only QoS 1/2 acknowledgements say so, at QoS 0 it is what

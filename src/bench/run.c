@@ -249,6 +249,7 @@ int engine_run(bench_run_t *r)
         T->ooo += x->ooo, T->foreign += x->foreign, T->done += x->done, T->errors += x->errors;
         T->gaps += x->gaps, T->stalls += x->stalls, T->meas_sent += x->meas_sent, T->meas_recv += x->meas_recv;
         T->cycles += x->cycles, T->meas_cycles += x->meas_cycles;
+        T->tls_full += x->tls_full, T->tls_resumed += x->tls_resumed;
         hist_merge(&T->lat, &x->lat);
     }
     r->sent_total = T->sent;

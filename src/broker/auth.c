@@ -19,6 +19,12 @@
 #include "mqtt/mqtt.h"
 #include "mqtt/topic.h"
 #include "pwhash/pwhash.h"
+#include "pwhash/scram.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 struct pw_user {
     char *name;
@@ -67,6 +73,7 @@ struct auth {
     struct auth_data *d;
     char *pw_path, *acl_path;
     bool has_pwfile, has_acl; /* a file is configured: fixed for the broker's life */
+    uint8_t decoy_key[32];    /* random: the salts SCRAM shows for users it does not have */
 };
 
 static void *xrealloc(void *p, size_t n)
@@ -356,6 +363,11 @@ auth_t *auth_load(const char *password_file, const char *acl_file, char *err, si
     a->acl_path = acl_file ? xstrdup(acl_file) : NULL;
     a->has_pwfile = d->has_pwfile;
     a->has_acl = d->has_acl;
+    if (RAND_bytes(a->decoy_key, sizeof(a->decoy_key)) != 1) {
+        snprintf(err, errlen, "no random bytes for the SCRAM decoy key");
+        auth_free(a);
+        return NULL;
+    }
     return a;
 }
 
@@ -382,6 +394,7 @@ void auth_free(auth_t *a)
     free(a->pw_path);
     free(a->acl_path);
     pthread_rwlock_destroy(&a->lock);
+    OPENSSL_cleanse(a->decoy_key, sizeof(a->decoy_key));
     free(a);
 }
 
@@ -445,6 +458,36 @@ static uint8_t data_connect(const struct auth_data *a, bool allow_anonymous, con
     if (!has_pw)
         return MQTT_RC_NOT_AUTHORIZED;
     return pwhash_verify(&found->hash, pw, pwlen) ? MQTT_RC_SUCCESS : MQTT_RC_NOT_AUTHORIZED;
+}
+
+bool auth_scram_lookup(const auth_t *a, const char *user, size_t ulen, struct scram_verifier *v, bool *has_other)
+{
+    bool found = false;
+    *has_other = false;
+    pthread_rwlock_rdlock((pthread_rwlock_t *)&a->lock);
+    const struct auth_data *d = a->d;
+    for (size_t i = 0; i < d->n_users; i++) {
+        if (d->users[i].len == ulen && !memcmp(d->users[i].name, user, ulen)) {
+            found = pwhash_scram_verifier(&d->users[i].hash, v) == 0;
+            *has_other = !found;
+            break;
+        }
+    }
+    pthread_rwlock_unlock((pthread_rwlock_t *)&a->lock);
+    if (found)
+        return true;
+    /* A decoy: the same salt for the same name every time (HMAC of a random key), the default
+     * count, and keys nobody can match. */
+    uint8_t mac[32];
+    unsigned int len = 0;
+    memset(v, 0, sizeof(*v));
+    if (HMAC(EVP_sha256(), a->decoy_key, (int)sizeof(a->decoy_key), (const uint8_t *)user, ulen, mac, &len))
+        memcpy(v->salt, mac, SCRAM_SALT_LEN);
+    v->salt_len = SCRAM_SALT_LEN;
+    v->iterations = SCRAM_ITERATIONS;
+    RAND_bytes(v->stored_key, SCRAM_KEY_LEN);
+    RAND_bytes(v->server_key, SCRAM_KEY_LEN);
+    return false;
 }
 
 /* Does ACL filter f (fn bytes) match topic t? A '$' topic needs a '$' filter (Mosquitto). */

@@ -73,6 +73,15 @@ bool auth_has_acl(const auth_t *a);
 uint8_t auth_connect(const auth_t *a, bool allow_anonymous, const uint8_t *user, size_t ulen, bool has_user,
                      const uint8_t *pw, size_t pwlen, bool has_pw);
 
+struct scram_verifier;
+/* MQTT 5 enhanced authentication, SCRAM-SHA-256 (handle_auth.c): the verifier of `user` (ulen
+ * bytes) from a `$SCRAM-SHA-256$` entry of the password file, and true. Otherwise false, and v is
+ * a decoy (a salt derived from the name with a random key, so it is the same on every attempt;
+ * keys that match no proof), so the exchange goes on and fails only at the proof, as a wrong
+ * password does (RFC 5802 section 9); *has_other tells the log that the user exists with another
+ * hash type. Cheap (no key stretching): runs on the worker. a must be non-NULL. */
+bool auth_scram_lookup(const auth_t *a, const char *user, size_t ulen, struct scram_verifier *v, bool *has_other);
+
 /* Access kinds for auth_acl(). */
 enum { AUTH_READ = 1, AUTH_WRITE = 2, AUTH_SUBSCRIBE = 4 };
 

@@ -44,7 +44,7 @@ static uint8_t dispatch(conn_t *c, mqtt_packet_t *p)
     }
     case MQTT_DISCONNECT: return handle_disconnect(c, p);
     case MQTT_CONNECT: return MQTT_RC_PROTOCOL_ERROR; /* a second CONNECT [MQTT-3.1.0-2] */
-    case MQTT_AUTH: return MQTT_RC_PROTOCOL_ERROR;    /* no enhanced authentication was started */
+    case MQTT_AUTH: return handle_auth(c, p);         /* re-authentication (4.12.1) */
     default: return MQTT_RC_PROTOCOL_ERROR;           /* packets only a server sends */
     }
 }
@@ -111,7 +111,15 @@ static ssize_t process_bytes(conn_t *c, const uint8_t *data, size_t len)
             return -1;
         }
         size_t total = (size_t)h.header_len + h.remaining;
-        if (c->state == CONN_NEW && h.type != MQTT_CONNECT) {
+        if (c->state == CONN_NEW && c->scram && h.type != MQTT_AUTH && h.type != MQTT_CONNECT) {
+            /* [MQTT-3.1.2-30] only AUTH or DISCONNECT until the CONNACK; a DISCONNECT ends it. */
+            if (h.type == MQTT_DISCONNECT)
+                conn_close(c, "client disconnected during enhanced authentication");
+            else
+                conn_fail(c, MQTT_RC_PROTOCOL_ERROR, "packet other than AUTH during enhanced authentication");
+            return -1;
+        }
+        if (c->state == CONN_NEW && h.type != MQTT_CONNECT && !(c->scram && h.type == MQTT_AUTH)) {
             /* [MQTT-3.1.0-1] the first packet must be CONNECT: close without a reply. */
             log_printf(TLOG_NOTICE, "Client [%s] disconnected: sent %s before CONNECT (protocol error).", c->peer,
                        mqtt_type_name(h.type));
@@ -136,7 +144,8 @@ static ssize_t process_bytes(conn_t *c, const uint8_t *data, size_t len)
         stat_add(&c->w->pkts_in, 1);
         if (rc == MQTT_RC_SUCCESS) {
             if (c->state == CONN_NEW) {
-                rc = handle_connect(c, &p);
+                /* CONNECT, or the AUTH that goes on with its enhanced authentication */
+                rc = p.type == MQTT_CONNECT ? handle_connect(c, &p) : handle_auth(c, &p);
                 if (rc == MQTT_RC_SUCCESS && c->waiting) {
                     /* Nothing more is read until the password is checked or the session's old
                      * connection is gone. */

@@ -24,6 +24,8 @@ struct worker;
 #define LINGER_BYTES (1u << 20) /* ... and this much */
 
 enum conn_state { CONN_NEW = 0, CONN_ACTIVE, CONN_CLOSED };
+/* MQTT 5 enhanced authentication: the method a connection authenticated with (handle_auth.c). */
+enum conn_auth_method { AUTH_METHOD_NONE = 0, AUTH_METHOD_SCRAM_SHA256 };
 enum conn_wait {
     WAIT_NONE = 0,
     WAIT_TAKEOVER, /* for the session's old connection to close (INBOX_TAKEOVER_DONE) */
@@ -52,7 +54,9 @@ typedef struct conn {
     uint16_t topic_alias_max_in;
     uint8_t tp_flags;       /* transport state (TP_* in transport.h) */
     uint8_t counted;        /* holds one of its listener's max_connections places (listen_clients) */
+    uint8_t auth_method;    /* enum conn_auth_method: the CONNECT's Authentication Method */
     struct connect_req *pending; /* that CONNECT, until it is answered */
+    struct scram_server *scram; /* an enhanced-authentication exchange in progress (owned), or NULL */
     buf_t in;
     outq_t out;             /* own bytes and references to shared encodings (outq.h) */
     uint64_t out_sent;      /* bytes of `out` written to the socket since the connection began */
@@ -146,6 +150,16 @@ uint8_t handle_ack(conn_t *c, mqtt_packet_t *p); /* PUBACK PUBREC PUBREL PUBCOMP
 uint8_t handle_subscribe(conn_t *c, mqtt_packet_t *p);
 uint8_t handle_unsubscribe(conn_t *c, mqtt_packet_t *p);
 uint8_t handle_disconnect(conn_t *c, mqtt_packet_t *p);
+/* AUTH: the rest of a SCRAM exchange begun by CONNECT, or a re-authentication (handle_auth.c). */
+uint8_t handle_auth(conn_t *c, mqtt_packet_t *p);
+/* CONNECT named an Authentication Method: 0x8C if it is not one this listener offers, else parse
+ * the client-first message in its Authentication Data into a new c->scram and return success with
+ * *user set (malloc'ed: the SCRAM user name) -- or MQTT_RC_NOT_AUTHORIZED when it is malformed. */
+uint8_t auth_begin_connect(conn_t *c, const mqtt_props_t *props, char **user);
+/* Answer the client-first kept in c->scram with AUTH 0x18 (server-first). */
+void auth_send_challenge(conn_t *c);
+/* The server-final message waiting for the CONNACK (connect_req), set by handle_auth. */
+void connect_req_set_auth_final(struct connect_req *rq, const char *final, size_t n);
 /* The session's old connection is gone: attach and answer the waiting CONNECT. */
 uint8_t connect_resume(conn_t *c);
 void connect_req_free(struct connect_req *rq);

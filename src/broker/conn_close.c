@@ -22,6 +22,7 @@
 #include "broker/store.h"
 #include "broker/wheel.h"
 #include "broker/will.h"
+#include "pwhash/scram.h"
 
 /* ---- errors and close ---- */
 
@@ -82,6 +83,10 @@ void conn_free(conn_t *c)
     if (c->tr && c->tr->close)
         c->tr->close(c); /* normally done by conn_close already (idempotent) */
     connect_req_free(c->pending);
+    if (c->scram) {
+        scram_server_clear(c->scram);
+        free(c->scram);
+    }
     buf_free(&c->in);
     outq_free(&c->out);
     free(c->holds);

@@ -17,6 +17,7 @@
 #include "broker/mount.h"
 #include "broker/registry.h"
 #include "broker/wheel.h"
+#include "pwhash/scram.h"
 
 /* Topic aliases we accept from each client (CONNACK Topic Alias Maximum), as Mosquitto's default. */
 
@@ -43,7 +44,16 @@ struct connect_req {
     uint8_t clean;
     uint8_t assigned;   /* the broker chose the client id (5.0 Assigned Client Identifier) */
     uint8_t server_ka;  /* keepalive was lowered to max_keepalive (5.0 Server Keep Alive) */
+    char *auth_final;   /* SCRAM server-final for the CONNACK's Authentication Data, or NULL */
+    size_t auth_final_len;
 };
+
+void connect_req_set_auth_final(struct connect_req *rq, const char *final, size_t n)
+{
+    free(rq->auth_final);
+    rq->auth_final = xstrndup(final, n);
+    rq->auth_final_len = n;
+}
 
 void connect_req_free(struct connect_req *rq)
 {
@@ -51,6 +61,7 @@ void connect_req_free(struct connect_req *rq)
         return;
     free(rq->id);
     free(rq->username);
+    free(rq->auth_final);
     msg_release(rq->will);
     free(rq);
 }
@@ -133,6 +144,15 @@ static uint8_t connect_attach(conn_t *c)
             pr->has |= MQTT_HAS(MQTT_PROP_SERVER_KEEP_ALIVE);
             pr->server_keep_alive = rq->keepalive;
         }
+        if (c->auth_method == AUTH_METHOD_SCRAM_SHA256) {
+            /* [MQTT-4.12.0-5] the CONNECT's method; the SCRAM server-final as its data. */
+            pr->has |= MQTT_HAS(MQTT_PROP_AUTH_METHOD);
+            pr->auth_method = (mqtt_bytes_t){(const uint8_t *)SCRAM_METHOD, (uint32_t)strlen(SCRAM_METHOD)};
+            if (rq->auth_final) {
+                pr->has |= MQTT_HAS(MQTT_PROP_AUTH_DATA);
+                pr->auth_data = (mqtt_bytes_t){(const uint8_t *)rq->auth_final, (uint32_t)rq->auth_final_len};
+            }
+        }
     }
     conn_hold_durable(c); /* with persistence: a persistent session exists once it is committed */
     conn_send(c, &ack);
@@ -163,6 +183,8 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
     worker_t *w = c->w;
     broker_t *b = w->b;
     const struct tombo_config *cfg = &b->cfg;
+    if (c->pending)
+        return MQTT_RC_PROTOCOL_ERROR; /* a second CONNECT during enhanced authentication [MQTT-3.1.0-2] */
     c->version = p->connect.version;
     bool v5 = c->version == MQTT_V5;
     stat_add(&w->connects, 1);
@@ -197,8 +219,6 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
     }
 
     const auth_t *auth = b->auth[c->l - b->cfg.listeners];
-    if (v5 && (p->props.has & MQTT_HAS(MQTT_PROP_AUTH_METHOD)))
-        return MQTT_RC_BAD_AUTH_METHOD; /* no enhanced authentication method is configured */
 
     /* Keepalive, bounded by max_keepalive through Server Keep Alive: an MQTT 5 mechanism only, as
      * Mosquitto's max_keepalive is [MQTT-3.2.2-21]. */
@@ -274,8 +294,30 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
         }
     }
 
+    /* Enhanced authentication (handle_auth.c): the SCRAM user is the user name; a CONNECT User Name,
+     * if any, must be the same; a Password is not looked at. */
+    char *scram_user = NULL;
+    if (v5 && (p->props.has & MQTT_HAS(MQTT_PROP_AUTH_METHOD))) {
+        uint8_t rc = auth_begin_connect(c, &p->props, &scram_user);
+        if (rc == MQTT_RC_SUCCESS && p->connect.has_username && p->connect.username.len &&
+            (p->connect.username.len != strlen(scram_user) ||
+             memcmp(p->connect.username.p, scram_user, p->connect.username.len) != 0)) {
+            log_printf(TLOG_NOTICE, "Client [%s] SCRAM-SHA-256 refused: CONNECT User Name is not the SCRAM user.",
+                       c->peer);
+            free(scram_user);
+            rc = MQTT_RC_NOT_AUTHORIZED;
+        }
+        if (rc != MQTT_RC_SUCCESS) {
+            free(tls_user);
+            msg_release(will);
+            return rc;
+        }
+    }
+
     struct connect_req *rq = xcalloc(1, sizeof(*rq));
-    if (tls_user)
+    if (scram_user)
+        rq->username = scram_user;
+    else if (tls_user)
         rq->username = tls_user;
     else if (p->connect.has_username && p->connect.username.len)
         rq->username = xstrndup((const char *)p->connect.username.p, p->connect.username.len);
@@ -306,6 +348,10 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
     /* Authentication: the listener's password file and allow_anonymous. Hashing a password is
      * slow, so that check runs on the auth thread and the CONNECT is answered when it is back
      * (INBOX_AUTH_DONE); the connection reads nothing meanwhile. */
+    if (c->scram) {
+        auth_send_challenge(c); /* the CONNACK waits for the client-final AUTH */
+        return MQTT_RC_SUCCESS;
+    }
     if (tls_user)
         return connect_attach(c);
     if (b->authq && authq_needed(auth, p->connect.has_username, p->connect.username.len)) {

@@ -55,6 +55,24 @@ typedef struct subrec {
 
 enum conn_state { CS_IDLE, CS_CONNECTING, CS_CONNECTED, CS_CLOSING };
 
+/* How bytes move on the socket (transport.c): plain TCP or TLS. net.c reads and writes through it
+ * and nothing else in the library knows which one a connection uses. */
+typedef struct transport_ops transport_ops_t;
+
+/* The client's TLS state (transport.c). Ownership: ctx, ssl, session and sni are the client's;
+ * ssl lives from the TCP connect to net_close, session (the last connection's, for resumption)
+ * until the settings change or the client is destroyed. */
+typedef struct client_tls {
+    struct ssl_ctx_st *ctx;          /* NULL: plain TCP */
+    struct ssl_st *ssl;              /* the current connection's */
+    struct ssl_session_st *session;  /* offered to the next handshake */
+    char *sni;                       /* tombo_tls_options_t.server_name, or NULL */
+    bool insecure;
+    bool handshake_done;
+    tombo_err_t failed;              /* the handshake's failure, returned again until closed */
+    char err[600];                   /* tombo_tls_error() */
+} client_tls_t;
+
 /* Topic aliases we assign to the topics we publish, for the current connection (alias.c).
  * Ownership: ent[1..max] topics and both arrays belong to the client; alias_out_reset frees them. */
 typedef struct alias_out {
@@ -73,6 +91,10 @@ struct tombo_client {
     tombo_options_t opts;
     char *client_id;
     tombo_props_t *will_props, *connect_props;
+    /* Enhanced authentication (auth.c): the exchange in progress (owned) or NULL, and the last
+     * SCRAM message we made, which the CONNECT or AUTH being encoded points into. */
+    struct scram_client *scram;
+    char scram_out[1024];
 
     /* Callbacks. */
     void *user;
@@ -90,6 +112,8 @@ struct tombo_client {
     int port;
     int keepalive;          /* seconds, ours; server_keepalive overrides it once connected */
     int fd;                 /* -1 when not connected */
+    const transport_ops_t *tr; /* the transport of the open connection (transport.h) */
+    client_tls_t tls;
     int wake_fd;            /* eventfd: wakes a loop sleeping in poll() */
     enum conn_state state;
     unsigned gen;           /* bumped each time a connection is opened or closed */

@@ -2,6 +2,7 @@
  * publish, subscribe and unsubscribe. The network loop is in loop.c, the session in session.c,
  * the subscriptions kept for re-subscribing in subs.c. */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,8 @@
 
 #include "client-int.h"
 #include "alias.h"
+#include "auth.h"
+#include "pwhash/scram.h"
 #include "base/clock.h"
 #include "log.h"
 #include "loop.h"
@@ -18,6 +21,7 @@
 #include "reconnect.h"
 #include "session.h"
 #include "subs.h"
+#include "transport.h"
 #include "mqtt/topic.h"
 #include "mqtt/utf8.h"
 
@@ -68,10 +72,14 @@ tombo_client_t *tombo_client_new(const char *client_id, const tombo_options_t *o
         return NULL;
     if (o.connect_timeout_ms <= 0)
         o.connect_timeout_ms = 10000;
+    if (o.auth_method && (strcmp(o.auth_method, SCRAM_METHOD) != 0 || o.version != TOMBO_MQTT_V5 || !o.username ||
+                          !*o.username || !o.password || strlen(o.username) > SCRAM_MAX_USER))
+        return NULL; /* SCRAM-SHA-256 is the one method; it needs MQTT 5 and both credentials */
     tombo_client_t *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
     c->fd = -1;
+    c->tr = &transport_plain;
     c->wake_fd = -1;
     c->log_mask = ~0;
     c->server_keepalive = -1;
@@ -106,6 +114,7 @@ tombo_client_t *tombo_client_new(const char *client_id, const tombo_options_t *o
     o.socks5_host = dup_str(o.socks5_host, &fail);
     o.socks5_username = dup_str(o.socks5_username, &fail);
     o.socks5_password = dup_str(o.socks5_password, &fail);
+    o.auth_method = dup_str(o.auth_method, &fail);
     if (o.socks5_port <= 0)
         o.socks5_port = 1080;
     if (o.will_props && !(c->will_props = props_dup(o.will_props)))
@@ -181,8 +190,11 @@ void tombo_client_destroy(tombo_client_t *c)
     free((void *)c->opts.socks5_host);
     free((void *)c->opts.socks5_username);
     free((void *)c->opts.socks5_password);
+    free((void *)c->opts.auth_method);
+    auth_clear(c);
     tombo_props_free(c->will_props);
     tombo_props_free(c->connect_props);
+    transport_tls_free(c);
     if (has_lock)
         pthread_mutex_destroy(&c->lock);
     free(c);
@@ -279,6 +291,18 @@ tombo_err_t tombo_reconnect(tombo_client_t *c)
         return TOMBO_ERR_INVAL;
     pthread_mutex_lock(&c->lock);
     tombo_err_t e = c->host ? open_locked(c) : TOMBO_ERR_INVAL;
+    pthread_mutex_unlock(&c->lock);
+    return e;
+}
+
+tombo_err_t tombo_reauthenticate(tombo_client_t *c)
+{
+    if (!c)
+        return TOMBO_ERR_INVAL;
+    pthread_mutex_lock(&c->lock);
+    tombo_err_t e = auth_reauthenticate(c);
+    if (e == TOMBO_OK)
+        loop_wake(c); /* a loop thread flushes it */
     pthread_mutex_unlock(&c->lock);
     return e;
 }
@@ -381,8 +405,8 @@ tombo_err_t tombo_publish(tombo_client_t *c, int *mid, const char *topic, const 
     if (mid)
         *mid = m->mid;
     session_pump(c);
-    if (c->fd >= 0 && net_flush(c) == TOMBO_ERR_CONN_LOST)
-        loop_wake(c); /* the loop will see the error and close */
+    if (c->fd >= 0)
+        net_flush(c); /* on an error the loop, woken below, sees it again and closes */
     loop_wake(c);
     pthread_mutex_unlock(&c->lock);
     return TOMBO_OK;
@@ -514,7 +538,7 @@ bool tombo_want_write(tombo_client_t *c)
     if (!c)
         return false;
     pthread_mutex_lock(&c->lock);
-    bool w = c->fd >= 0 && c->out.off < c->out.len;
+    bool w = c->fd >= 0 && (net_events(c) & POLLOUT);
     pthread_mutex_unlock(&c->lock);
     return w;
 }

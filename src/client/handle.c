@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "log.h"
 #include "net.h"
 #include "props.h"
@@ -138,6 +139,10 @@ static void dispatch(tombo_client_t *c, mqtt_packet_t *p, uint8_t *end)
             protocol_error(c, MQTT_RC_PROTOCOL_ERROR);
             return;
         }
+        if (p->reason == 0 && !auth_connack_ok(c, p)) {
+            protocol_error(c, MQTT_RC_PROTOCOL_ERROR);
+            return;
+        }
         session_on_connack(c, p);
         break;
     case MQTT_PUBLISH:
@@ -163,7 +168,10 @@ static void dispatch(tombo_client_t *c, mqtt_packet_t *p, uint8_t *end)
         conn_lost(c, TOMBO_ERR_SERVER_DISCONNECT, p->reason, &view);
         break;
     }
-    default: /* AUTH (enhanced authentication is not supported) and client-only packets */
+    case MQTT_AUTH:
+        auth_on_auth(c, p);
+        break;
+    default: /* client-only packets */
         protocol_error(c, MQTT_RC_PROTOCOL_ERROR);
         break;
     }

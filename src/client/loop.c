@@ -95,9 +95,13 @@ tombo_err_t tombo_loop(tombo_client_t *c, int timeout_ms)
         }
     }
     wait = min_timeout(wait, keepalive_step(c, now));
-    if (c->fd >= 0 && net_flush(c) == TOMBO_ERR_CONN_LOST)
-        conn_lost(c, TOMBO_ERR_CONN_LOST, 0, NULL);
+    tombo_err_t fe = c->fd >= 0 ? net_flush(c) : TOMBO_OK;
+    if (fe != TOMBO_OK && fe != TOMBO_ERR_AGAIN)
+        conn_lost(c, fe, 0, NULL);
     session_report_done0(c);
+    bool pending = net_pending(c);
+    if (pending)
+        wait = 0; /* input decrypted but not read yet: poll() would not say so */
 
     struct pollfd pfd[2];
     pfd[0].fd = c->wake_fd;
@@ -107,7 +111,7 @@ tombo_err_t tombo_loop(tombo_client_t *c, int timeout_ms)
     unsigned gen = c->gen;
     if (c->fd >= 0) {
         pfd[1].fd = c->fd;
-        pfd[1].events = POLLIN | (c->out.off < c->out.len ? POLLOUT : 0);
+        pfd[1].events = net_events(c);
         pfd[1].revents = 0;
         nfds = 2;
     }
@@ -133,8 +137,9 @@ tombo_err_t tombo_loop(tombo_client_t *c, int timeout_ms)
         tombo_err_t why = c->close_err;
         conn_lost(c, why, 0, NULL);
         result = why;
-    } else if (nfds == 2 && c->fd >= 0 && gen == c->gen && r > 0) {
-        if (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+    } else if (nfds == 2 && c->fd >= 0 && gen == c->gen && (r > 0 || pending)) {
+        /* POLLOUT too: a TLS handshake waiting to write goes on inside net_read. */
+        if (pending || (pfd[1].revents & (POLLIN | POLLOUT | POLLHUP | POLLERR))) {
             tombo_err_t e = net_read(c);
             handle_packets(c);
             if (e != TOMBO_OK && gen == c->gen && c->fd >= 0) {
@@ -144,9 +149,10 @@ tombo_err_t tombo_loop(tombo_client_t *c, int timeout_ms)
         }
     }
     if (c->fd >= 0 && c->state != CS_CLOSING) {
-        if (net_flush(c) == TOMBO_ERR_CONN_LOST) {
-            conn_lost(c, TOMBO_ERR_CONN_LOST, 0, NULL);
-            result = TOMBO_ERR_CONN_LOST;
+        fe = net_flush(c);
+        if (fe != TOMBO_OK && fe != TOMBO_ERR_AGAIN) {
+            conn_lost(c, fe, 0, NULL);
+            result = fe;
         }
         keepalive_step(c, (uint64_t)now_ms());
         session_report_done0(c);

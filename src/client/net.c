@@ -1,5 +1,6 @@
 /* net.c -- the client's TCP socket and its byte buffers: connect with a timeout, non-blocking
- * reads into the input buffer, and writing the output buffer as far as the socket takes it. */
+ * reads into the input buffer, and writing the output buffer as far as the socket takes it,
+ * through the connection's transport (plain or TLS, transport.h). */
 #include "net.h"
 
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include "base/clock.h"
 #include "log.h"
 #include "socks5.h"
+#include "transport.h"
 
 tombo_err_t buf_reserve(tbuf_t *b, size_t extra)
 {
@@ -102,6 +104,19 @@ static tombo_err_t connect_one(tombo_client_t *c, const struct addrinfo *ai, int
     return TOMBO_OK;
 }
 
+/* The TCP (or Unix) connection is up: start the transport on it (TLS: before any byte is sent). */
+static tombo_err_t start_transport(tombo_client_t *c)
+{
+    c->tr = transport_for(c);
+    tombo_err_t e = c->tr->start(c);
+    if (e != TOMBO_OK) {
+        close(c->fd);
+        c->fd = -1;
+        c->tr = &transport_plain;
+    }
+    return e;
+}
+
 /* port 0: c->host is the path of a Unix domain socket (as libmosquitto's port 0). */
 static tombo_err_t open_unix(tombo_client_t *c)
 {
@@ -114,7 +129,8 @@ static tombo_err_t open_unix(tombo_client_t *c)
     memcpy(sa.sun_path, c->host, n + 1);
     struct addrinfo ai = {.ai_family = AF_UNIX, .ai_socktype = SOCK_STREAM, .ai_addr = (struct sockaddr *)&sa,
                           .ai_addrlen = (socklen_t)sizeof(sa)};
-    return connect_one(c, &ai, &c->fd);
+    tombo_err_t e = connect_one(c, &ai, &c->fd);
+    return e == TOMBO_OK ? start_transport(c) : e;
 }
 
 /* Resolve c->host and connect to the first address that answers; sets c->fd. */
@@ -150,15 +166,20 @@ tombo_err_t net_open(tombo_client_t *c)
         close(c->fd);
         c->fd = -1;
     }
+    if (err == TOMBO_OK)
+        err = start_transport(c);
     errno = e;
     return err;
 }
 
 void net_close(tombo_client_t *c)
 {
-    if (c->fd >= 0)
+    if (c->fd >= 0) {
+        c->tr->close(c);
         close(c->fd);
+    }
     c->fd = -1;
+    c->tr = &transport_plain;
     c->in.off = c->in.len = 0;
     c->out.off = c->out.len = 0;
     c->gen++;
@@ -168,15 +189,11 @@ tombo_err_t net_flush(tombo_client_t *c)
 {
     tbuf_t *b = &c->out;
     while (c->fd >= 0 && b->off < b->len) {
-        ssize_t n = send(c->fd, b->p + b->off, b->len - b->off, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return TOMBO_ERR_AGAIN;
-            return TOMBO_ERR_CONN_LOST;
-        }
-        b->off += (size_t)n;
+        size_t n = 0;
+        tombo_err_t e = c->tr->send(c, b->p + b->off, b->len - b->off, &n);
+        if (e != TOMBO_OK)
+            return e;
+        b->off += n;
         c->last_out_ms = (uint64_t)now_ms();
     }
     if (b->off == b->len)
@@ -185,28 +202,33 @@ tombo_err_t net_flush(tombo_client_t *c)
 }
 
 /* Read what the socket has (bounded, so one busy connection cannot starve the caller).
- * Returns OK, or CONN_LOST at EOF or on an error. */
+ * Returns OK, or CONN_LOST at EOF or on an error, or the TLS error that failed the handshake. */
 tombo_err_t net_read(tombo_client_t *c)
 {
     for (int round = 0; round < 16; round++) {
         tombo_err_t e = buf_reserve(&c->in, 65536);
         if (e != TOMBO_OK)
             return e;
-        ssize_t n = recv(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len - 1, MSG_DONTWAIT);
-        if (n > 0) {
-            c->in.len += (size_t)n;
-            c->last_in_ms = (uint64_t)now_ms();
-            continue;
-        }
-        if (n == 0)
-            return TOMBO_ERR_CONN_LOST;
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
+        size_t n = 0;
+        e = c->tr->recv(c, c->in.p + c->in.len, c->in.cap - c->in.len - 1, &n);
+        if (e == TOMBO_ERR_AGAIN)
             return TOMBO_OK;
-        return TOMBO_ERR_CONN_LOST;
+        if (e != TOMBO_OK)
+            return e;
+        c->in.len += n;
+        c->last_in_ms = (uint64_t)now_ms();
     }
     return TOMBO_OK;
+}
+
+short net_events(tombo_client_t *c)
+{
+    return c->tr->events(c, c->out.off < c->out.len);
+}
+
+bool net_pending(tombo_client_t *c)
+{
+    return c->fd >= 0 && c->tr->pending(c);
 }
 
 tombo_err_t net_send_bytes(tombo_client_t *c, const uint8_t *data, size_t len)

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "alias.h"
+#include "auth.h"
 #include "base/clock.h"
 #include "log.h"
 #include "loop.h"
@@ -33,6 +34,7 @@ void conn_lost(tombo_client_t *c, tombo_err_t err, int reason, const tombo_props
     bool was_connected = c->state == CS_CONNECTED;
     c->last_err = err;
     net_close(c);
+    auth_clear(c);
     c->state = CS_IDLE;
     c->ping_sent_ms = 0;
     alias_out_reset(c);

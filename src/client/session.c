@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "alias.h"
+#include "auth.h"
 #include "base/clock.h"
 #include "log.h"
 #include "net.h"
@@ -59,7 +60,10 @@ tombo_err_t session_send_connect(tombo_client_t *c)
         p.connect.username.p = (const uint8_t *)c->opts.username;
         p.connect.username.len = (uint32_t)strlen(c->opts.username);
     }
-    if (c->opts.password) {
+    tombo_err_t ae = auth_connect_props(c, &p.props);
+    if (ae != TOMBO_OK)
+        return ae;
+    if (c->opts.password && !c->opts.auth_method) { /* with SCRAM the password is never sent */
         p.connect.has_password = 1;
         p.connect.password.p = (const uint8_t *)c->opts.password;
         p.connect.password.len = (uint32_t)c->opts.password_len;

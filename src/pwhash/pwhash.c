@@ -1,6 +1,7 @@
 /* pwhash.c -- mosquitto_passwd's password hashes ($6$ SHA-512, $7$ PBKDF2-HMAC-SHA512) on
  * OpenSSL 3's EVP API: parse, make, format, verify. See pwhash.h. */
 #include "pwhash/pwhash.h"
+#include "pwhash/scram.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -94,14 +95,19 @@ static size_t field(const char *text, const char **next)
 int pwhash_decode(struct pwhash *h, const char *text, const char **why)
 {
     memset(h, 0, sizeof(*h));
-    if (text[0] != '$' || (text[1] != '6' && text[1] != '7') || text[2] != '$') {
+    const char *p, *next;
+    size_t len;
+    if (strncmp(text, PWHASH_SCRAM_PREFIX, strlen(PWHASH_SCRAM_PREFIX)) == 0) {
+        h->type = PWHASH_SCRAM_SHA256;
+        p = text + strlen(PWHASH_SCRAM_PREFIX);
+    } else if (text[0] != '$' || (text[1] != '6' && text[1] != '7') || text[2] != '$') {
         *why = "invalid password hash type";
         return -1;
+    } else {
+        h->type = text[1] - '0';
+        p = text + 3;
     }
-    h->type = text[1] - '0';
-    const char *p = text + 3, *next;
-    size_t len;
-    if (h->type == PWHASH_SHA512_PBKDF2) {
+    if (h->type != PWHASH_SHA512) {
         len = field(p, &next);
         long it = 0;
         for (size_t i = 0; i < len; i++) {
@@ -129,6 +135,23 @@ int pwhash_decode(struct pwhash *h, const char *text, const char **why)
     len = field(p, &next);
     uint8_t hash[PWHASH_LEN + 3];
     r = pwhash_b64_decode(p, len, hash, sizeof(hash));
+    if (h->type == PWHASH_SCRAM_SHA256) {
+        /* StoredKey $ ServerKey, 32 bytes each */
+        if (r != SCRAM_KEY_LEN || !next) {
+            *why = "unable to decode SCRAM StoredKey";
+            return -1;
+        }
+        memcpy(h->hash, hash, SCRAM_KEY_LEN);
+        p = next;
+        len = field(p, &next);
+        r = pwhash_b64_decode(p, len, hash, sizeof(hash));
+        if (next || r != SCRAM_KEY_LEN) {
+            *why = "unable to decode SCRAM ServerKey";
+            return -1;
+        }
+        memcpy(h->hash + SCRAM_KEY_LEN, hash, SCRAM_KEY_LEN);
+        return 0;
+    }
     if (next || r != PWHASH_LEN) {
         *why = "unable to decode password hash";
         return -1;
@@ -137,9 +160,30 @@ int pwhash_decode(struct pwhash *h, const char *text, const char **why)
     return 0;
 }
 
+int pwhash_scram_verifier(const struct pwhash *h, struct scram_verifier *v)
+{
+    if (h->type != PWHASH_SCRAM_SHA256 || h->salt_len > SCRAM_MAX_SALT)
+        return -1;
+    v->iterations = h->iterations;
+    v->salt_len = h->salt_len;
+    memcpy(v->salt, h->salt, h->salt_len);
+    memcpy(v->stored_key, h->hash, SCRAM_KEY_LEN);
+    memcpy(v->server_key, h->hash + SCRAM_KEY_LEN, SCRAM_KEY_LEN);
+    return 0;
+}
+
 /* The hash of pw under h's type, salt and iterations, into out[PWHASH_LEN]. */
 static int compute(const struct pwhash *h, const uint8_t *pw, size_t n, uint8_t *out)
 {
+    if (h->type == PWHASH_SCRAM_SHA256) {
+        struct scram_verifier v;
+        if (pwhash_scram_verifier(h, &v) != 0 || scram_verifier_derive(&v, pw, n) != 0)
+            return -1;
+        memcpy(out, v.stored_key, SCRAM_KEY_LEN);
+        memcpy(out + SCRAM_KEY_LEN, v.server_key, SCRAM_KEY_LEN);
+        OPENSSL_cleanse(&v, sizeof(v));
+        return 0;
+    }
     if (h->type == PWHASH_SHA512_PBKDF2) {
         if (n > INT_MAX || h->salt_len > INT_MAX)
             return -1;
@@ -165,12 +209,14 @@ static int compute(const struct pwhash *h, const uint8_t *pw, size_t n, uint8_t 
 int pwhash_make(struct pwhash *h, int type, const uint8_t *pw, size_t n)
 {
     memset(h, 0, sizeof(*h));
-    if (type != PWHASH_SHA512 && type != PWHASH_SHA512_PBKDF2)
+    if (type != PWHASH_SHA512 && type != PWHASH_SHA512_PBKDF2 && type != PWHASH_SCRAM_SHA256)
         return -1;
     h->type = type;
-    h->iterations = type == PWHASH_SHA512_PBKDF2 ? PWHASH_PBKDF2_ITERATIONS : 0;
-    h->salt_len = PWHASH_SALT_LEN;
-    if (RAND_bytes(h->salt, PWHASH_SALT_LEN) != 1)
+    h->iterations = type == PWHASH_SHA512_PBKDF2 ? PWHASH_PBKDF2_ITERATIONS
+                    : type == PWHASH_SCRAM_SHA256 ? SCRAM_ITERATIONS
+                                                  : 0;
+    h->salt_len = type == PWHASH_SCRAM_SHA256 ? SCRAM_SALT_LEN : PWHASH_SALT_LEN;
+    if (RAND_bytes(h->salt, (int)h->salt_len) != 1)
         return -1;
     return compute(h, pw, n, h->hash);
 }
@@ -178,6 +224,15 @@ int pwhash_make(struct pwhash *h, int type, const uint8_t *pw, size_t n)
 int pwhash_format(const struct pwhash *h, char *out, size_t outlen)
 {
     char salt[4 * ((PWHASH_MAX_SALT + 2) / 3) + 1], hash[4 * ((PWHASH_LEN + 2) / 3) + 1];
+    if (h->type == PWHASH_SCRAM_SHA256) {
+        char sk[4 * ((SCRAM_KEY_LEN + 2) / 3) + 1];
+        if (pwhash_b64_encode(h->salt, h->salt_len, salt, sizeof(salt)) < 0 ||
+            pwhash_b64_encode(h->hash, SCRAM_KEY_LEN, hash, sizeof(hash)) < 0 ||
+            pwhash_b64_encode(h->hash + SCRAM_KEY_LEN, SCRAM_KEY_LEN, sk, sizeof(sk)) < 0)
+            return -1;
+        int r = snprintf(out, outlen, PWHASH_SCRAM_PREFIX "%d$%s$%s$%s", h->iterations, salt, hash, sk);
+        return r < 0 || (size_t)r >= outlen ? -1 : r;
+    }
     if (pwhash_b64_encode(h->salt, h->salt_len, salt, sizeof(salt)) < 0 ||
         pwhash_b64_encode(h->hash, PWHASH_LEN, hash, sizeof(hash)) < 0)
         return -1;

@@ -3,6 +3,7 @@
  * checks that need the whole command line. */
 #include "args.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -126,8 +127,33 @@ static const char *arg(tool_cfg_t *cfg, int argc, char **argv, int *i, const cha
     return argv[++*i];
 }
 
+const char tool_tls_usage[] =
+    " --cafile : path to a file containing trusted CA certificates to enable encrypted\n"
+    "            communication.\n"
+    " --capath : path to a directory containing trusted CA certificates to enable encrypted\n"
+    "            communication.\n"
+    " --cert : client certificate for authentication, if required by server.\n"
+    " --key : client private key for authentication, if required by server.\n"
+    " --ciphers : openssl compatible list of TLS 1.2 ciphers to support.\n"
+    " --tls-version : minimum TLS protocol version, tlsv1.3 or tlsv1.2 (the default).\n"
+    " --tls-alpn : TLS application layer protocol negotiation protocols, e.g. mqtt.\n"
+    " --tls-use-os-certs : verify the broker against the system's CA certificates.\n"
+    " --insecure : do not check that the server certificate hostname matches the remote\n"
+    "              hostname. Using this option means that you cannot be sure that the\n"
+    "              remote host is the server you wish to connect to and so is insecure.\n"
+    "              Do not use this option in a production environment.\n"
+    " --psk : pre-shared-key in hexadecimal (no leading 0x) to enable TLS-PSK mode.\n"
+    " --psk-identity : client identity string for TLS-PSK mode.\n";
+
+/* The TLS flags (mosquitto_pub/sub's names). Returns 1 when handled, 0 when not a TLS flag, -1
+ * after an error. */
+static int parse_tls(tool_cfg_t *cfg, int argc, char **argv, int *i);
+
 int tool_parse_common(tool_cfg_t *cfg, int argc, char **argv, int *i)
 {
+    int t = parse_tls(cfg, argc, argv, i);
+    if (t != 0)
+        return t;
     const char *a = argv[*i], *v;
     long long n;
     if (!strcmp(a, "-h") || !strcmp(a, "--host")) {
@@ -184,6 +210,14 @@ int tool_parse_common(tool_cfg_t *cfg, int argc, char **argv, int *i)
         if (!(v = arg(cfg, argc, argv, i, "username")))
             return -1;
         cfg->username = v;
+    } else if (!strcmp(a, "--auth-method")) {
+        if (!(v = arg(cfg, argc, argv, i, "authentication method")))
+            return -1;
+        if (strcmp(v, "SCRAM-SHA-256") != 0) {
+            tool_usage_error(cfg, "Error: Unknown authentication method '%s' (SCRAM-SHA-256 is the one supported).\n", v);
+            return -1;
+        }
+        cfg->auth_method = v;
     } else if (!strcmp(a, "-P") || !strcmp(a, "--pw")) {
         if (!(v = arg(cfg, argc, argv, i, "password")))
             return -1;
@@ -265,14 +299,90 @@ int tool_parse_common(tool_cfg_t *cfg, int argc, char **argv, int *i)
     return 1;
 }
 
+static int parse_tls(tool_cfg_t *cfg, int argc, char **argv, int *i)
+{
+    static const struct {
+        const char *flag, *what;
+        size_t off;
+    } strs[] = {
+        {"--cafile", "cafile", offsetof(tombo_tls_options_t, cafile)},
+        {"--capath", "capath", offsetof(tombo_tls_options_t, capath)},
+        {"--cert", "cert", offsetof(tombo_tls_options_t, certfile)},
+        {"--key", "key", offsetof(tombo_tls_options_t, keyfile)},
+        {"--ciphers", "ciphers", offsetof(tombo_tls_options_t, ciphers)},
+        {"--tls-version", "version", offsetof(tombo_tls_options_t, tls_version)},
+        {"--tls-alpn", "protocol", offsetof(tombo_tls_options_t, alpn)},
+        {"--psk", "key", offsetof(tombo_tls_options_t, psk)},
+        {"--psk-identity", "identity", offsetof(tombo_tls_options_t, psk_identity)},
+    };
+    const char *a = argv[*i];
+    if (!strcmp(a, "--insecure")) {
+        cfg->tls.insecure = true;
+        return 1;
+    }
+    if (!strcmp(a, "--tls-use-os-certs")) {
+        cfg->tls_os_certs = true;
+        return 1;
+    }
+    for (size_t k = 0; k < sizeof(strs) / sizeof(strs[0]); k++) {
+        if (strcmp(a, strs[k].flag) != 0)
+            continue;
+        const char *v = arg(cfg, argc, argv, i, strs[k].what);
+        if (!v)
+            return -1;
+        *(const char **)((char *)&cfg->tls + strs[k].off) = v;
+        return 1;
+    }
+    return 0;
+}
+
+/* mosquitto_pub/sub's rules for the TLS flags; a flag that would do nothing is refused. */
+static int tls_finish(tool_cfg_t *cfg)
+{
+    const tombo_tls_options_t *t = &cfg->tls;
+    if (!!t->certfile != !!t->keyfile) {
+        tool_usage_error(cfg, "Both certfile and keyfile must be provided if one of them is set.\n");
+        return -1;
+    }
+    if ((t->cafile || t->capath) && t->psk) {
+        tool_usage_error(cfg, "Only one of --psk or --cafile/--capath may be used at once.\n");
+        return -1;
+    }
+    if (t->psk && !t->psk_identity) {
+        tool_usage_error(cfg, "--psk-identity required if --psk used.\n");
+        return -1;
+    }
+    if (t->psk_identity && !t->psk) {
+        tool_usage_error(cfg, "--psk required if --psk-identity used.\n");
+        return -1;
+    }
+    bool on = t->cafile || t->capath || t->psk || cfg->tls_os_certs;
+    if (!on && (t->certfile || t->insecure || t->ciphers || t->tls_version || t->alpn)) {
+        tool_usage_error(cfg, "TLS options given, but TLS is not enabled: add --cafile, --capath, "
+                              "--tls-use-os-certs, --psk or use an mqtts:// URL.\n");
+        return -1;
+    }
+    if (on && cfg->port == 0) {
+        tool_usage_error(cfg, "TLS over a unix socket (--unix) is not supported.\n");
+        return -1;
+    }
+    return 0;
+}
+
 int tool_cfg_finish(tool_cfg_t *cfg)
 {
+    if (tls_finish(cfg) < 0)
+        return -1;
     if (cfg->will_payload && !cfg->will_topic) {
         tool_usage_error(cfg, "Will payload given, but no will topic given.\n");
         return -1;
     }
     if (cfg->will_retain && !cfg->will_topic) {
         tool_usage_error(cfg, "Will retain given, but no will topic given.\n");
+        return -1;
+    }
+    if (cfg->auth_method && (cfg->version != TOMBO_MQTT_V5 || !cfg->username || !cfg->password)) {
+        tool_usage_error(cfg, "Error: --auth-method needs -V 5, a username (-u) and a password (-P).\n");
         return -1;
     }
     if (cfg->password && !cfg->username) {

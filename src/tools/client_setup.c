@@ -25,6 +25,7 @@ tombo_client_t *tool_client_new(tool_cfg_t *cfg)
         o.session_expiry = (uint32_t)cfg->session_expiry;
     o.username = cfg->username;
     o.password = cfg->password;
+    o.auth_method = cfg->auth_method;
     o.will_topic = cfg->will_topic;
     o.will_payload = cfg->will_payload;
     o.will_payload_len = cfg->will_payload ? strlen(cfg->will_payload) : 0;
@@ -50,6 +51,15 @@ tombo_client_t *tool_client_new(tool_cfg_t *cfg)
         tool_err(cfg, "Error: Unable to create the client (invalid options or out of memory).\n");
         return NULL;
     }
+    const tombo_tls_options_t *t = &cfg->tls;
+    if (t->cafile || t->capath || t->psk || cfg->tls_os_certs) {
+        tombo_err_t e = tombo_set_tls(c, &cfg->tls);
+        if (e != TOMBO_OK) {
+            tool_err(cfg, "Error: %s\n", e == TOMBO_ERR_TLS_CONFIG ? tombo_tls_error(c) : tombo_strerror(e));
+            tombo_client_destroy(c);
+            return NULL;
+        }
+    }
     if (cfg->debug) {
         tombo_set_on_log(c, on_log);
         tombo_set_log_level(c, TOMBO_LOG_DEBUG | TOMBO_LOG_INFO | TOMBO_LOG_WARNING | TOMBO_LOG_ERROR);
@@ -64,6 +74,8 @@ int tool_connect(tool_cfg_t *cfg, tombo_client_t *c)
     tombo_err_t e = tombo_connect(c, cfg->host, cfg->port, cfg->keepalive); /* port 0: --unix */
     if (e == TOMBO_OK)
         return 0;
+    if (tool_tls_failed(cfg, c, e))
+        return 1;
     if (e == TOMBO_ERR_ERRNO)
         tool_err(cfg, "Error: %s\n", strerror(errno));
     else if (e == TOMBO_ERR_LOOKUP)
@@ -75,6 +87,16 @@ int tool_connect(tool_cfg_t *cfg, tombo_client_t *c)
     else
         tool_err(cfg, "Unable to connect (%s).\n", tombo_strerror(e));
     return 1;
+}
+
+bool tool_tls_failed(const tool_cfg_t *cfg, tombo_client_t *c, tombo_err_t err)
+{
+    if (err != TOMBO_ERR_TLS_HANDSHAKE && err != TOMBO_ERR_TLS_VERIFY && err != TOMBO_ERR_TLS_HOSTNAME &&
+        err != TOMBO_ERR_TLS_CONFIG)
+        return false;
+    const char *why = tombo_tls_error(c);
+    tool_err(cfg, "Error: %s\n", *why ? why : tombo_strerror(err));
+    return true;
 }
 
 void tool_connack_error(const tool_cfg_t *cfg, int reason)

@@ -13,4 +13,9 @@ int tool_connect(tool_cfg_t *cfg, tombo_client_t *c);
 /* Print the CONNACK refusal text. */
 void tool_connack_error(const tool_cfg_t *cfg, int reason);
 
+/* After a connection ended with err: when it is a TLS failure, print "Error: <why>" (the detail
+ * of tombo_tls_error) and return true; the tools then stop, as mosquitto_pub/sub do after a TLS
+ * error, instead of reconnecting. */
+bool tool_tls_failed(const tool_cfg_t *cfg, tombo_client_t *c, tombo_err_t err);
+
 #endif

@@ -32,10 +32,13 @@ static void usage(void)
            " -D : delete the username rather than adding/updating its password.\n"
            " -H : specify the hashing algorithm. Defaults to sha512-pbkdf2, which is recommended.\n"
            "      Mosquitto 1.6 and earlier defaulted to sha512.\n"
+           "      -H scram-sha-256 stores a SCRAM-SHA-256 verifier (tombo only): the user can log in\n"
+           "      with MQTT 5 enhanced authentication (SCRAM-SHA-256) and with a plain password.\n"
            " -U : update a plain text password file to use hashed passwords.\n"
-           "      Lines that already hold a $6$ or $7$ hash are left as they are.\n"
+           "      Lines that already hold a $6$, $7$ or $SCRAM-SHA-256$ hash are left as they are.\n"
            "\n"
-           "The file format is mosquitto_passwd's: files work with both brokers.\n");
+           "The file format is mosquitto_passwd's: files work with both brokers\n"
+           "(Mosquitto ignores scram-sha-256 entries: those users cannot log in there).\n");
 }
 
 /* The lines of a file, each without its newline. */
@@ -210,7 +213,8 @@ static int get_password(char *pw, size_t len)
 
 static bool is_hashed(const char *h)
 {
-    return h[0] == '$' && (h[1] == '6' || h[1] == '7') && h[2] == '$';
+    return (h[0] == '$' && (h[1] == '6' || h[1] == '7') && h[2] == '$') ||
+           !strncmp(h, PWHASH_SCRAM_PREFIX, strlen(PWHASH_SCRAM_PREFIX));
 }
 
 /* -U: hash every plain-text password of the file in place. */
@@ -325,6 +329,8 @@ int main(int argc, char **argv)
                 type = PWHASH_SHA512;
             } else if (!strcmp(alg, "sha512-pbkdf2")) {
                 type = PWHASH_SHA512_PBKDF2;
+            } else if (!strcmp(alg, "scram-sha-256")) {
+                type = PWHASH_SCRAM_SHA256;
             } else {
                 fprintf(stderr, "Error: Unknown hash type '%s'\n", alg);
                 return 1;

@@ -19,7 +19,7 @@ enum mode { M_NONE, M_MSG, M_FILE, M_NULL, M_STDIN, M_LINES };
 static tool_cfg_t cfg;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
-static bool connected, gone;
+static bool connected, gone, tls_failed;
 static int connack_rc;
 static long published, completed;
 
@@ -35,6 +35,9 @@ static void usage(void)
            "                 [-d] [--quiet] [-M max_inflight] [-V protocol-version]\n"
            "                 [--will-topic [--will-payload payload] [--will-qos qos] [--will-retain]]\n"
            "                 [-D command identifier value]\n"
+           "                 [{--cafile file | --capath dir | --tls-use-os-certs} [--cert file] [--key file]\n"
+           "                   [--ciphers ciphers] [--insecure] [--tls-alpn protocol] [--tls-version version]]\n"
+           "                 [--psk hex-key --psk-identity identity [--ciphers ciphers]]\n"
            "       tombo-pub --help\n\n"
            " -A : bind the outgoing socket to this host/ip address.\n"
            " -c : disable clean session/enable persistent client mode.\n"
@@ -47,7 +50,7 @@ static void usage(void)
            " -I : define the client id as id_prefix appended with the process id.\n"
            " -k : keep alive in seconds for this client. Defaults to 60.\n"
            " -L : specify user, password, hostname, port and topic as a URL in the form:\n"
-           "      mqtt://[username[:password]@]host[:port]/topic (mqtts:// comes with TLS).\n"
+           "      mqtt(s)://[username[:password]@]host[:port]/topic (mqtts://: TLS, port 8883).\n"
            " -l : read messages from stdin, sending a separate message for each line.\n"
            " -m : message payload to send.\n"
            " -M : the maximum inflight messages for QoS 1/2.\n"
@@ -62,6 +65,8 @@ static void usage(void)
            " -V : specify the version of the MQTT protocol to use when connecting.\n"
            "      Can be mqttv5, mqttv311 or mqttv31. Defaults to mqttv311.\n"
            " -x : Set the session-expiry-interval property on the CONNECT packet (MQTT v5).\n"
+           " --auth-method : MQTT 5 enhanced authentication, SCRAM-SHA-256: -u and -P are its user\n"
+           "                 and password, and the password is not sent (needs -V 5).\n"
            " --help : display this message.\n"
            " --quiet : don't print error messages.\n"
            " --repeat : if publish mode is -f, -m, or -s, then repeat the publish N times.\n"
@@ -69,9 +74,10 @@ static void usage(void)
            " --unix : connect to a broker through a unix domain socket instead of a TCP socket,\n"
            "          e.g. /tmp/mosquitto.sock\n"
            " --will-payload, --will-qos, --will-retain, --will-topic : the client's Will.\n"
+           "%s"
            "\nOptions are read first from $XDG_CONFIG_HOME/tombo_pub (or ~/.config/tombo_pub; else\n"
            "mosquitto_pub's file there), one flag and its argument per line.\n",
-           TOMBO_VERSION, tombo_lib_version());
+           TOMBO_VERSION, tombo_lib_version(), tool_tls_usage);
 }
 
 static void on_connect(tombo_client_t *c, void *user, int reason, bool sp, const tombo_props_t *props)
@@ -110,7 +116,9 @@ static void on_disconnect(tombo_client_t *c, void *user, tombo_err_t err, int re
     (void)props;
     (void)reason;
     pthread_mutex_lock(&mu);
-    if (err != TOMBO_OK && err != TOMBO_ERR_CONN_REFUSED && connected && !gone)
+    if (!gone && tool_tls_failed(&cfg, c, err))
+        tls_failed = true;
+    else if (err != TOMBO_OK && err != TOMBO_ERR_CONN_REFUSED && connected && !gone)
         tool_err(&cfg, "Error: %s\n", tombo_strerror(err));
     gone = true;
     pthread_cond_broadcast(&cond);
@@ -284,7 +292,7 @@ int main(int argc, char **argv)
                                ? "Error: A network protocol error occurred when communicating with the broker.\n"
                                : "Error: The connection was refused.\n");
             rc = connack_rc;
-        } else {
+        } else if (!tls_failed) {
             tool_err(&cfg, "Error: the connection was lost before the broker accepted it.\n");
         }
         goto stop;

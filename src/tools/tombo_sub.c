@@ -49,6 +49,9 @@ static void usage(void)
            "                 [--will-topic [--will-payload payload] [--will-qos qos] [--will-retain]]\n"
            "                 [--retain-as-published] [--retain-handling always|new|never] [--no-local]\n"
            "                 [-D command identifier value]\n"
+           "                 [{--cafile file | --capath dir | --tls-use-os-certs} [--cert file] [--key file]\n"
+           "                   [--ciphers ciphers] [--insecure] [--tls-alpn protocol] [--tls-version version]]\n"
+           "                 [--psk hex-key --psk-identity identity [--ciphers ciphers]]\n"
            "       tombo-sub --help\n\n"
            " -A : bind the outgoing socket to this host/ip address.\n"
            " -c : disable clean session/enable persistent client mode.\n"
@@ -70,7 +73,7 @@ static void usage(void)
            " -I : define the client id as id_prefix appended with the process id.\n"
            " -k : keep alive in seconds for this client. Defaults to 60.\n"
            " -L : specify user, password, hostname, port and topic as a URL in the form:\n"
-           "      mqtt://[username[:password]@]host[:port]/topic (mqtts:// comes with TLS).\n"
+           "      mqtt(s)://[username[:password]@]host[:port]/topic (mqtts://: TLS, port 8883).\n"
            " -N : do not add an end of line character when printing the payload.\n"
            " -p : network port to connect to. Defaults to 1883.\n"
            " -P : provide a password\n"
@@ -85,6 +88,8 @@ static void usage(void)
            "      Can be mqttv5, mqttv311 or mqttv31. Defaults to mqttv311.\n"
            " -W : Specifies a timeout in seconds how long to process incoming MQTT messages.\n"
            " -x : Set the session-expiry-interval property on the CONNECT packet (MQTT v5).\n"
+           " --auth-method : MQTT 5 enhanced authentication, SCRAM-SHA-256: -u and -P are its user\n"
+           "                 and password, and the password is not sent (needs -V 5).\n"
            " --help : display this message.\n"
            " --pretty : print %%j/%%J JSON indented rather than on one line.\n"
            " --quiet : don't print error messages.\n"
@@ -97,9 +102,10 @@ static void usage(void)
            " --unix : connect to a broker through a unix domain socket instead of a TCP socket,\n"
            "          e.g. /tmp/mosquitto.sock\n"
            " --will-payload, --will-qos, --will-retain, --will-topic : the client's Will.\n"
+           "%s"
            "\nOptions are read first from $XDG_CONFIG_HOME/tombo_sub (or ~/.config/tombo_sub; else\n"
            "mosquitto_sub's file there), one flag and its argument per line.\n",
-           TOMBO_VERSION, tombo_lib_version());
+           TOMBO_VERSION, tombo_lib_version(), tool_tls_usage);
 }
 
 static bool push(const char ***list, int *n, const char *v)
@@ -211,6 +217,11 @@ static void on_disconnect(tombo_client_t *c, void *user, tombo_err_t err, int re
     (void)props;
     if (err == TOMBO_OK || err == TOMBO_ERR_CONN_REFUSED) {
         done = true;
+        return;
+    }
+    if (tool_tls_failed(&cfg.base, c, err)) { /* no point in trying again: mosquitto_sub stops too */
+        done = true;
+        exit_code = 1;
         return;
     }
     /* Lost: as mosquitto_sub, carry on; libtombo reconnects and on_connect subscribes again. */

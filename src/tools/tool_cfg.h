@@ -24,6 +24,7 @@ typedef struct tool_cfg {
     char url_buf[1024];       /* -L: host, user, password and topic point in here */
     int keepalive;
     const char *username, *password;
+    const char *auth_method;  /* --auth-method: v5 enhanced authentication (SCRAM-SHA-256) */
     int version;
     bool debug, quiet;
     bool clean;
@@ -41,6 +42,9 @@ typedef struct tool_cfg {
     const char *socks5_host, *socks5_username, *socks5_password; /* --proxy, in proxy_buf */
     int socks5_port;
     char proxy_buf[1024];
+    /* TLS (--cafile ... --tls-alpn, mqtts://): on when a CA source, a PSK or mqtts:// is given. */
+    tombo_tls_options_t tls;
+    bool tls_os_certs;        /* --tls-use-os-certs or mqtts://: the system's CAs */
     char **file_lines;        /* options file lines that argv-like pointers above may point into (owned) */
     int nfile_lines;
     /* -D properties per command. */
@@ -55,6 +59,8 @@ void tool_usage_error(const tool_cfg_t *cfg, const char *fmt, ...) __attribute__
 void tool_err(const tool_cfg_t *cfg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A decimal number in [lo, hi], the whole of s. False for anything else (no message). */
 bool tool_parse_int(const char *s, long long lo, long long hi, long long *out);
+/* The help lines of the TLS flags both tools take (args.c). */
+extern const char tool_tls_usage[];
 /* Add a topic (-t, -L): tombo-pub takes one. False after printing an error, or out of memory. */
 bool tool_add_topic(tool_cfg_t *cfg, const char *t);
 

@@ -7,19 +7,26 @@
 
 int tool_parse_url(tool_cfg_t *cfg, const char *url)
 {
-    if (strncmp(url, "mqtt://", 7) != 0) {
-        if (!strncmp(url, "mqtts://", 8))
-            tool_usage_error(cfg, "TLS (mqtts://) is not supported yet.\n");
-        else
-            tool_usage_error(cfg, "Unsupported URL scheme.\n");
+    size_t skip;
+    if (!strncmp(url, "mqtt://", 7)) {
+        skip = 7;
+        cfg->port = 1883;
+    } else if (!strncmp(url, "mqtts://", 8)) {
+        /* As mosquitto_pub/sub: port 8883, TLS verified against the system's CAs unless
+         * --cafile/--capath say otherwise. */
+        skip = 8;
+        cfg->port = 8883;
+        cfg->tls_os_certs = true;
+    } else {
+        tool_usage_error(cfg, "Unsupported URL scheme.\n");
         return -1;
     }
-    size_t n = strlen(url + 7);
+    size_t n = strlen(url + skip);
     if (n >= sizeof(cfg->url_buf)) {
         tool_usage_error(cfg, "URL too long.\n");
         return -1;
     }
-    char *s = memcpy(cfg->url_buf, url + 7, n + 1);
+    char *s = memcpy(cfg->url_buf, url + skip, n + 1);
     char *slash = strchr(s, '/');
     if (!slash || !slash[1]) {
         tool_usage_error(cfg, "Invalid URL for -L argument specified - topic missing.\n");

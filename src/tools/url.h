@@ -4,8 +4,9 @@
 
 #include "tool_cfg.h"
 
-/* -L mqtt://[username[:password]@]host[:port]/topic: sets host, port, username, password and adds
- * the topic; the parts are copied into cfg->url_buf. mqtts:// needs TLS, which comes later.
+/* -L mqtt://[username[:password]@]host[:port]/topic: sets host, port (1883), username, password and
+ * adds the topic; the parts are copied into cfg->url_buf. mqtts:// is the same with TLS on and port
+ * 8883 by default.
  * Returns 1, or -1 after printing an error. */
 int tool_parse_url(tool_cfg_t *cfg, const char *url);
 /* --proxy socks5h://[username[:password]@]host[:port] (port 1080 by default; %25, %3A and %40

@@ -41,8 +41,9 @@ class Broker:
     """A broker process. `conf` is the config text without the listener line(s); a
     `listener PORT 127.0.0.1` line is added for self.port."""
 
-    def __init__(self, conf="allow_anonymous true\n", port=None, raw_conf=False):
+    def __init__(self, conf="allow_anonymous true\n", port=None, raw_conf=False, mosquitto=False):
         self.port = port or free_port()
+        self.mosquitto = mosquitto  # run Debian's mosquitto whatever TOMBO_REFERENCE says (A/B tests)
         self.picked_port = port is None   # free to pick another port if this one is taken
         # raw_conf: write `conf` verbatim (after replacing the token PORT by self.port), with no
         # listener line added, e.g. to run the tutorial's config file unchanged.
@@ -67,7 +68,8 @@ class Broker:
         self.logf = open(self.log_path, "ab")
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-        self.proc = subprocess.Popen(broker_cmd(self.conf_path), stdout=self.logf, stderr=subprocess.STDOUT,
+        cmd = ["/usr/sbin/mosquitto", "-c", self.conf_path] if self.mosquitto else broker_cmd(self.conf_path)
+        self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT,
                                      cwd=self.dir, env=env)
         deadline = time.time() + timeout
         while time.time() < deadline:

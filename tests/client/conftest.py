@@ -21,6 +21,9 @@ _spec = importlib.util.spec_from_file_location("tombo_broker_conftest", os.path.
 broker_conftest = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(broker_conftest)
 Broker = broker_conftest.Broker
+_spec = importlib.util.spec_from_file_location("tombo_pki", os.path.join(ROOT, "tests", "broker", "pki.py"))
+pki_module = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(pki_module)
 free_port = broker_conftest.free_port
 is_reference = broker_conftest.is_reference
 
@@ -47,13 +50,20 @@ def check_sanitizers(name, stderr):
         assert marker not in text, "%s: sanitizer report:\n%s" % (name, text[-6000:])
 
 
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """Certificates and keys made by openssl for this module (tests/broker/pki.py): name -> path."""
+    return pki_module.make_pki(str(tmp_path_factory.mktemp("pki")))
+
+
 @pytest.fixture
 def make_broker(request):
-    """Factory: make_broker(conf_text) -> started Broker, stopped after the test."""
+    """Factory: make_broker(conf_text) -> started Broker, stopped after the test; mosquitto=True
+    starts Debian's mosquitto instead of tombo."""
     brokers = []
 
-    def make(conf="allow_anonymous true\n", port=None):
-        b = Broker(conf, port).start()
+    def make(conf="allow_anonymous true\n", port=None, mosquitto=False):
+        b = Broker(conf, port, mosquitto=mosquitto).start()
         brokers.append(b)
         return b
 

@@ -38,7 +38,11 @@ def test_installed_library_builds_the_tutorial(broker, prefix, link, tmp_path):
         libs = subprocess.run(["pkg-config", "--libs", "tombo"], env=env, capture_output=True, text=True,
                               check=True).stdout.split() + ["-Wl,-rpath," + str(prefix / "lib")]
     else:
-        libs = [str(prefix / "lib" / "libtombo.a"), "-lpthread"]
+        # libtombo.a carries its TLS code; OpenSSL is linked by the application (tombo.pc's
+        # Libs.private says so for `pkg-config --static`).
+        static = subprocess.run(["pkg-config", "--static", "--libs-only-l", "tombo"], env=env, capture_output=True,
+                                text=True, check=True).stdout.split()
+        libs = [str(prefix / "lib" / "libtombo.a")] + [f for f in static if f != "-ltombo"]
     exe = tmp_path / "subscriber"
     subprocess.run(["gcc", "-Wall", "-o", str(exe), os.path.join(ROOT, "examples", "subscriber.c")] + cflags + libs +
                    sanitizer_flags(), check=True, timeout=120)

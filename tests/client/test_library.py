@@ -33,3 +33,17 @@ def test_broker_limits(make_broker):
     """Maximum Packet Size and Receive Maximum from the broker's CONNACK are honoured."""
     broker = make_broker("allow_anonymous true\nmax_packet_size 1000\nmax_inflight_messages 3\n")
     assert run("test_client_limits", "127.0.0.1", broker.port).strip().endswith("OK")
+
+
+@pytest.mark.skipif(__import__("conftest").is_reference(), reason="Mosquitto 2.0 offers no enhanced authentication")
+def test_scram_enhanced_authentication(make_broker, tmp_path):
+    """auth_method SCRAM-SHA-256: login with the broker's proof checked, tombo_reauthenticate twice
+    while messages flow, a wrong password refused with 0x87 (tests/client/test_client_scram.c)."""
+    pw = str(tmp_path / "passwd")
+    subprocess.run([binary("src", "tools", "tombo-passwd"), "-H", "scram-sha-256", "-c", "-b", pw, "alice", "pencil"],
+                   check=True, timeout=30, env=client_env(), stdout=subprocess.DEVNULL)
+    broker = make_broker("allow_anonymous false\npassword_file %s\n" % pw)
+    assert run("test_client_scram", "127.0.0.1", broker.port, "alice", "pencil").strip().endswith("OK")
+    log = broker.log()
+    assert "authentication of user alice failed: invalid proof" in log  # the wrong password only
+    assert log.count("failed: invalid proof") == 1

@@ -184,7 +184,7 @@ def test_every_file_in_place(root):
     for exe in ["usr/sbin/tombo", "usr/bin/tombo-passwd", "usr/bin/tombo-pub"]:
         ldd = subprocess.run(["ldd", str(root / exe)], capture_output=True, text=True, check=True).stdout
         for lib in re.findall(r"^\s*(\S+\.so\S*) =>", ldd, re.M):
-            assert re.match(r"lib(c|m|crypto|sqlite3)\.so\.", lib), (exe, lib)
+            assert re.match(r"lib(c|m|ssl|crypto|sqlite3)\.so\.", lib), (exe, lib)  # libssl3: TLS
 
 
 def test_systemd_unit(root):

@@ -22,3 +22,4 @@ client_env = client_conftest.client_env
 check_sanitizers = client_conftest.check_sanitizers
 make_broker = client_conftest.make_broker  # fixture
 broker = client_conftest.broker  # fixture
+pki = client_conftest.pki  # fixture
