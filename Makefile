@@ -55,7 +55,7 @@ pytest: asan
 # big-reader lock, the inboxes, slab blocks freed on another thread), the broker's many-client tests
 # and libtombo's publish-from-several-threads tests, plain and over TLS.
 tsan-test: tsan
-	cd build/tsan && ctest --output-on-failure -R 'test_base_brlock|test_broker_inbox|test_broker_slab'
+	cd build/tsan && ctest --output-on-failure -R 'test_base_brlock|test_base_mem|test_broker_inbox|test_broker_slab'
 	TOMBO_BUILD=$(CURDIR)/build/tsan TOMBO_TSAN=1 $(PY) -m pytest -q -p no:cacheprovider tests/broker
 	TOMBO_BUILD=$(CURDIR)/build/tsan TOMBO_TSAN=1 $(PY) -m pytest -q -p no:cacheprovider tests/client/test_library.py tests/client/test_alias.py \
 	  tests/client/test_tls.py

@@ -26,7 +26,10 @@
 /* In front of every block; 16 bytes, so the block itself keeps malloc's alignment. */
 typedef struct slab_hdr {
     uintptr_t owner;        /* pool address | size class; 0: a plain malloc block */
-    struct slab_hdr *next;  /* free list or remote stack link, while the block is free */
+    union {
+        struct slab_hdr *next; /* free list or remote stack link, while the block is free */
+        size_t size;           /* a plain malloc block: its size, for the accounting (mem.h) */
+    };
 } slab_hdr_t;
 
 #define POOL_ALIGN 64 /* pool addresses leave the low 6 bits for the class */
@@ -222,8 +225,11 @@ void *slab_alloc(size_t n)
     if (!p || c >= SLAB_CLASSES) {
         h = xmalloc(sizeof(*h) + n);
         h->owner = 0;
+        h->size = n;
+        mem_account((long)(sizeof(*h) + n));
         return h + 1;
     }
+    mem_account((long)(sizeof(*h) + slab_class_size(c)));
     bump(&p->allocs, 1);
     struct slab_list *l = &p->list[c];
     if (!l->head)
@@ -242,10 +248,17 @@ void *slab_alloc(size_t n)
     return h + 1;
 }
 
+void *slab_zalloc(size_t n)
+{
+    return memset(slab_alloc(n), 0, n);
+}
+
 void *slab_realloc(void *ptr, size_t used, size_t n)
 {
     if (ptr && n > SLAB_MAX && ((slab_hdr_t *)ptr - 1)->owner == 0) {
         slab_hdr_t *h = xrealloc((slab_hdr_t *)ptr - 1, sizeof(*h) + n);
+        mem_account((long)n - (long)h->size);
+        h->size = n;
         return h + 1;
     }
     void *p = slab_alloc(n);
@@ -261,9 +274,11 @@ void slab_free(void *ptr)
         return;
     slab_hdr_t *h = (slab_hdr_t *)ptr - 1;
     if (h->owner == 0) {
+        mem_account(-(long)(sizeof(*h) + h->size));
         free(h);
         return;
     }
+    mem_account(-(long)(sizeof(*h) + slab_class_size((unsigned)(h->owner & (POOL_ALIGN - 1)))));
     slab_pool_t *p = (slab_pool_t *)(h->owner & ~(uintptr_t)(POOL_ALIGN - 1));
     POISON(ptr, slab_class_size((unsigned)(h->owner & (POOL_ALIGN - 1))));
     if (p == tls_pool) {

@@ -24,6 +24,10 @@
  * store, wills, timers) with no worker at hand; which pool is "mine" is a property of the calling
  * thread, as errno is. Nothing else is global.
  *
+ * Every block in use is counted in the broker's heap (mem.h's mem_account: the class size plus the
+ * header, or the size asked for above SLAB_MAX; the free lists are not counted), on the thread that
+ * takes or gives it back: a plain load and store, no locked instruction.
+ *
  * Under AddressSanitizer a block on a free list is poisoned, so a use after slab_free is reported
  * as it would be after free(). */
 #ifndef TOMBO_BASE_SLAB_H
@@ -59,6 +63,8 @@ void slab_thread_attach(slab_pool_t *p);
 /* A block of at least n bytes, aligned for any type, from the calling thread's pool (or malloc).
  * Aborts on out-of-memory, as xmalloc does. */
 void *slab_alloc(size_t n);
+/* slab_alloc, zeroed. */
+void *slab_zalloc(size_t n);
 /* Grow (or shrink) a block to n bytes keeping its first `used` bytes (ptr may be NULL): a block
  * of malloc on both sides is realloc'ed (no copy for large buffers), else a new block is taken
  * and the old one freed. */

@@ -91,8 +91,11 @@ int broker_init(broker_t *b)
     if (httpd_open(b) != 0)
         return -1;
     b->listen_fds = xmalloc(((size_t)b->cfg.n_listeners + 1) * sizeof(int));
-    for (int i = 0; i <= b->cfg.n_listeners; i++)
+    b->listen_clients = xcalloc((size_t)b->cfg.n_listeners + 1, sizeof(*b->listen_clients));
+    for (int i = 0; i <= b->cfg.n_listeners; i++) {
         b->listen_fds[i] = -1;
+        atomic_init(&b->listen_clients[i], 0);
+    }
     for (int i = 0; i < b->cfg.n_listeners; i++) {
         struct tombo_listener *l = &b->cfg.listeners[i];
         b->listen_fds[i] = listener_open(l, err, sizeof(err));
@@ -173,6 +176,7 @@ void broker_free(broker_t *b)
             listener_cleanup(&b->cfg.listeners[i]);
         }
     free(b->listen_fds);
+    free(b->listen_clients);
     tls_listeners_free(b);
     for (int i = 0; b->auth && i < b->cfg.n_listeners; i++)
         if (i == 0 || b->cfg.per_listener_settings)

@@ -24,6 +24,8 @@ typedef struct broker {
     int n_workers;
     struct auth **auth;  /* one per cfg.listeners[i] (all the same one unless per_listener_settings) */
     int *listen_fds;    /* one per cfg.listeners[i]; -1 for an optional one that could not bind */
+    atomic_int *listen_clients; /* per listener with max_connections: connections open on it, taken
+                                 * at accept by any worker, given back at close (exact) */
     struct tls_listeners *tls; /* TLS listeners' contexts (transport_tls.c) */
     atomic_int stop;
     atomic_int reload;  /* SIGHUP: worker 0 reloads (reload.c) */

@@ -1190,6 +1190,8 @@ static const struct directive directives[] = {
     INT_G(message_size_limit, 0, 268435455),
     INT_G(max_packet_size, 20, 268435460),
     INT_G(max_keepalive, 10, 65535),
+    INT_G(memory_limit, 0, INT64_MAX),
+    INT_G(connect_timeout, 1, 3600), /* tombo only */
     /* behaviour */
     BOOL_G(set_tcp_nodelay),
     INT_G(sys_interval, 0, 65535),
@@ -1268,8 +1270,6 @@ static const struct {
     /* plugins */
     {"auth_plugin", WHY_PLUGIN}, {"plugin", WHY_PLUGIN}, {"auth_plugin_deny_special_chars", WHY_PLUGIN},
     /* general */
-    {"memory_limit", "there is no overall memory limit yet; bound the queues with max_queued_messages and "
-                     "max_queued_bytes, or the process with a cgroup (systemd MemoryMax=)"},
     /* bridges: what is not done yet */
     {"local_username", WHY_BRIDGE_LOCAL}, {"local_password", WHY_BRIDGE_LOCAL},
     {"bridge_require_ocsp", WHY_BRIDGE_OCSP},
@@ -1472,6 +1472,7 @@ void config_init(struct tombo_config *cfg)
     cfg->max_queued_messages = 1000;
     cfg->max_inflight_messages = 20;
     cfg->max_keepalive = 65535;
+    cfg->connect_timeout = 10;
     cfg->sys_interval = 10;
     cfg->retain_available = true;
     cfg->connection_messages = true;

@@ -168,6 +168,8 @@ struct tombo_config {
     uint32_t max_packet_size;       /* default 0 = none; when set, 20..268435460 */
     uint32_t max_keepalive;         /* default 65535, 10..65535 */
     uint32_t persistent_client_expiration; /* seconds, default 0 = never */
+    uint64_t memory_limit;          /* bytes of the broker's heap accounting (mem.h), default 0 */
+    uint32_t connect_timeout;       /* tombo only: seconds to send CONNECT, default 10, 1..3600 */
 
     /* Behaviour. */
     bool set_tcp_nodelay;      /* default false */

@@ -25,6 +25,7 @@
 #include "broker/log.h"
 
 #define READ_CHUNK (64 * 1024)
+#define IN_OVER_LIMIT (128 * 1024) /* input a connection may still buffer past memory_limit */
 
 /* ---- the read path ---- */
 
@@ -50,6 +51,8 @@ static uint8_t dispatch(conn_t *c, mqtt_packet_t *p)
     }
 }
 
+/* The largest packet c may send now. Before CONNECT, a fixed cap whatever max_packet_size says:
+ * an unauthenticated peer must not make the broker hold more than that (security.md, Limits). */
 static uint32_t max_inbound_packet(const conn_t *c)
 {
     /* Before CONNACK: the setting in force; after: what CONNACK announced (a bridge: what the remote
@@ -57,7 +60,20 @@ static uint32_t max_inbound_packet(const conn_t *c)
     uint32_t m = c->bridge ? bridge_max_packet_in(c) : 0;
     if (!m)
         m = c->state == CONN_ACTIVE && !c->bridge ? c->max_packet_in : broker_settings(c->w->b)->max_packet_size;
+    if (c->state == CONN_NEW)
+        return m && m < CONNECT_MAX_BYTES ? m : CONNECT_MAX_BYTES;
     return m ? m : MQTT_MAX_REMAINING + MQTT_MAX_HEADER;
+}
+
+/* Bytes still missing from the packet that starts c's input buffer (0: its header is not complete
+ * yet), so a partial packet's buffer grows to that packet's size and no further. */
+static size_t packet_missing(const conn_t *c)
+{
+    mqtt_header_t h;
+    if (mqtt_header_parse(buf_head(&c->in), buf_used(&c->in), &h) <= 0)
+        return 0;
+    size_t total = (size_t)h.header_len + h.remaining;
+    return total > buf_used(&c->in) ? total - buf_used(&c->in) : 0;
 }
 
 /* Does a CONNECT body start with the protocol name "MQTT" or "MQIsdp"? */
@@ -117,6 +133,12 @@ static ssize_t process_packets(conn_t *c, const uint8_t *data, size_t len)
             return -1;
         }
         if (total > max_inbound_packet(c)) {
+            if (c->state == CONN_NEW && total > CONNECT_MAX_BYTES) {
+                log_printf(TLOG_NOTICE, "Client [%s] disconnected: CONNECT of %zu bytes (the limit is %u).", c->peer,
+                           total, (unsigned)CONNECT_MAX_BYTES);
+                conn_close(c, NULL); /* its protocol level is not known yet: no CONNACK */
+                return -1;
+            }
             conn_fail(c, MQTT_RC_PACKET_TOO_LARGE, "packet larger than max_packet_size");
             return -1;
         }
@@ -201,7 +223,22 @@ void conn_on_readable(conn_t *c)
                 want = READ_CHUNK;
         }
         bool partial = buf_used(&c->in) > 0;
-        uint8_t *dst = partial ? buf_reserve(&c->in, READ_CHUNK) : w->rbuf;
+        if (partial) {
+            /* The buffer holds the start of one packet: read only what that packet still lacks
+             * (the rest goes through the scratch buffer next round). Past memory_limit it grows
+             * no further than IN_OVER_LIMIT, so a packet of ordinary size is still read and
+             * answered (PUBACK 0x97), while a client sending a larger one is dropped, as
+             * Mosquitto drops a client whose allocation fails its memory_limit. */
+            size_t missing = packet_missing(c);
+            if (missing && missing < want)
+                want = missing;
+            size_t need = buf_used(&c->in) + want;
+            if (need > c->in.cap && need > IN_OVER_LIMIT && w->mem_over) {
+                conn_fail(c, MQTT_RC_QUOTA_EXCEEDED, "memory_limit reached");
+                return;
+            }
+        }
+        uint8_t *dst = partial ? buf_reserve(&c->in, want) : w->rbuf;
         ssize_t n = tr->read(c, dst, want);
         if (n > 0) {
             stat_add(&w->bytes_in, (unsigned long)n);

@@ -19,6 +19,7 @@
 
 struct worker;
 
+#define CONNECT_MAX_BYTES (256u << 10) /* a larger CONNECT is refused from its fixed header */
 #define LINGER_MS 2000          /* a closing connection's input is drained this long at most ... */
 #define LINGER_BYTES (1u << 20) /* ... and this much */
 
@@ -54,6 +55,7 @@ typedef struct conn {
     uint8_t tp_flags;       /* transport state (TP_* in transport.h) */
     uint8_t bridge;         /* our own bridge's connection (BRIDGE_CONN_* in bridge.h; c->l is in it) */
     uint8_t peer_bridge;    /* the client is a bridge that set try_private (0x80 in its protocol level) */
+    uint8_t counted;        /* holds one of its listener's max_connections places (listen_clients) */
     uint8_t auth_method;    /* enum conn_auth_method: the CONNECT's Authentication Method */
     uint8_t traced;         /* its packets go to the trace (trace.h), as of generation trace_gen */
     uint8_t trace_gen;      /* the trace's generation, mod 256, when `traced` was decided */

@@ -6,6 +6,7 @@
  * (conn_free). A connection closed after a reason code lingers: its write side is shut and its input
  * drained (conn_drain) so the client reads the reason instead of a reset. */
 #include "base/buf.h"
+#include "base/slab.h"
 #include "broker/conn.h"
 
 #include <errno.h>
@@ -91,7 +92,7 @@ void conn_free(conn_t *c)
     outq_free(&c->out);
     free(c->holds);
     conn_free_aliases(c);
-    free(c);
+    slab_free(c);
 }
 
 /* Close the fd and forget it; the connection is freed at the end of the loop turn, once nothing
@@ -150,6 +151,7 @@ void conn_close(conn_t *c, const char *why)
     c->state = CONN_CLOSED;
     wheel_unlink(c);
     atomic_fetch_sub_explicit(&w->clients, 1, memory_order_relaxed);
+    worker_release_place(c);
     bp_conn_closed(c);
     conn_detach(c);
     if (c->bridge)

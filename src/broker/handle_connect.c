@@ -192,6 +192,13 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
     c->peer_bridge = p->connect.bridge && c->version != MQTT_V5;
     bool v5 = c->version == MQTT_V5;
     stat_add(&w->connects, 1);
+    if (w->mem_over) {
+        /* memory_limit: no new client while the broker holds that much (CONNACK 0x89 on 5.0, 3
+         * "server unavailable" on 3.1.1: conn_fail). */
+        log_printf(TLOG_NOTICE, "Client [%s] refused: memory_limit of %llu bytes reached.", c->peer,
+                   (unsigned long long)cfg->memory_limit);
+        return MQTT_RC_SERVER_BUSY;
+    }
 
     /* Client identifier [MQTT-3.1.3-5..8]. */
     char idbuf[96];

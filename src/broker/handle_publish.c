@@ -122,6 +122,16 @@ static uint8_t publish_mounted(conn_t *c, mqtt_packet_t *p)
         reason = MQTT_RC_IMPL_SPECIFIC;
         stat_add(&w->pub_dropped, 1);
     }
+    if (accept && w->mem_over) {
+        /* memory_limit: the message is not taken. 5.0 says so in the PUBACK/PUBREC (QoS 0 is
+         * dropped, counted); 3.1.1 has no way to, so the client is disconnected, as Mosquitto
+         * drops a client whose allocation fails its memory_limit. */
+        if (!v5)
+            return MQTT_RC_QUOTA_EXCEEDED;
+        accept = false;
+        reason = MQTT_RC_QUOTA_EXCEEDED;
+        stat_add(&w->pub_dropped, 1);
+    }
     if (accept && p->publish.topic.len >= 4 && memcmp(p->publish.topic.p, "$SYS", 4) == 0 && !sys_allowed(c, p)) {
         /* $SYS belongs to the broker: clients cannot publish there. Bridges may: ours bring in
          * another broker's $SYS, other brokers' bridges announce themselves (try_private), and any

@@ -30,7 +30,7 @@ static void session_persist_update(session_t *s);
 
 session_t *session_new(broker_t *b, const char *id, size_t len)
 {
-    session_t *s = xcalloc(1, sizeof(*s));
+    session_t *s = slab_zalloc(sizeof(*s)); /* sessions and their queues count in the heap (mem.h) */
     pthread_mutex_init(&s->lock, NULL);
     atomic_init(&s->refs, 1); /* the registry's */
     s->client_id = xstrndup(id, len);
@@ -59,7 +59,7 @@ void outring_free(outring_t *r)
 {
     for (uint32_t i = 0; i < r->n; i++)
         outmsg_clear(&r->v[(r->head + i) % r->cap]);
-    free(r->v);
+    slab_free(r->v);
     memset(r, 0, sizeof(*r));
 }
 
@@ -77,13 +77,13 @@ void session_release(session_t *s)
     for (uint32_t i = 0; i < s->n_subs; i++)
         free(s->subs[i].filter);
     free(s->subs);
-    free(s->out_ids);
-    free(s->in_qos2);
+    slab_free(s->out_ids);
+    slab_free(s->in_qos2);
     msg_release(s->will);
     pthread_mutex_destroy(&s->lock);
     free(s->username);
     free(s->client_id);
-    free(s);
+    slab_free(s);
 }
 
 void session_end(session_t *s)
@@ -113,9 +113,9 @@ void session_end(session_t *s)
     s->inflight_live = 0;
     s->inflight_bytes = 0;
     s->queued_bytes = 0;
-    free(s->out_ids);
+    slab_free(s->out_ids);
     s->out_ids = NULL;
-    free(s->in_qos2);
+    slab_free(s->in_qos2);
     s->in_qos2 = NULL;
     s->in_qos2_n = 0;
     pthread_mutex_unlock(&s->lock);
@@ -178,10 +178,10 @@ static outmsg_t *ring_push(outring_t *r)
 {
     if (r->n == r->cap) {
         uint32_t cap = r->cap ? r->cap * 2 : 8;
-        outmsg_t *v = xmalloc(cap * sizeof(*v));
+        outmsg_t *v = slab_alloc(cap * sizeof(*v));
         for (uint32_t i = 0; i < r->n; i++)
             v[i] = r->v[(r->head + i) % r->cap];
-        free(r->v);
+        slab_free(r->v);
         r->v = v;
         r->cap = cap;
         r->head = 0;
@@ -375,7 +375,7 @@ static inline void bit_clr(uint8_t *bm, uint16_t id) { bm[id >> 3] &= (uint8_t)~
 static uint16_t next_packet_id(session_t *s)
 {
     if (!s->out_ids)
-        s->out_ids = xcalloc(8192, 1);
+        s->out_ids = slab_zalloc(8192);
     for (;;) {
         if (++s->next_id == 0)
             s->next_id = 1;
@@ -542,7 +542,7 @@ bool session_qos2_begin(session_t *s, uint16_t id)
 {
     pthread_mutex_lock(&s->lock);
     if (!s->in_qos2)
-        s->in_qos2 = xcalloc(8192, 1);
+        s->in_qos2 = slab_zalloc(8192);
     bool fresh = !bit_get(s->in_qos2, id);
     if (fresh) {
         bit_set(s->in_qos2, id);
@@ -613,7 +613,7 @@ void session_restore_out(session_t *s, const outmsg_t *src, const uint32_t *ids,
         }
     } else {
         if (!s->out_ids)
-            s->out_ids = xcalloc(8192, 1);
+            s->out_ids = slab_zalloc(8192);
         bit_set(s->out_ids, o->id);
         o->dup = 1;
         s->inflight_live++;

@@ -2,9 +2,10 @@
  * meaning, published (retained, QoS 0) by worker 0: all of them at start, then every sys_interval
  * seconds those whose value changed (uptime always), as Mosquitto does.
  *
- * Sources: one snapshot of stats.h (the same the HTTP endpoint's /metrics reads) and the C library's
- * heap figures (mallinfo2: glibc's malloc arena, in use and mapped; heap/maximum is the highest
- * value seen at a publication, where Mosquitto tracks every allocation).
+ * Sources: one snapshot of stats.h (the same the HTTP endpoint's /metrics reads) and the broker's
+ * heap accounting (mem.h: what its allocators hold, the same count memory_limit is checked against;
+ * heap/maximum is the highest value seen when it was read, where Mosquitto tracks every
+ * allocation).
  *
  * Load averages (load/<what>/1min, 5min, 15min): Mosquitto's exponentially weighted moving
  * averages of a per-minute rate: at each publication, rate = (count - count before) * 60 / dt and
@@ -12,12 +13,12 @@
  * decimals when they move by 0.01 or more. "messages" are MQTT packets of every type, "publish"
  * PUBLISH packets; "connections" CONNECT packets, "sockets" accepted sockets. */
 #include <inttypes.h>
-#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/mem.h"
 #include "broker/broker.h"
 #include "broker/registry.h"
 #include "broker/route.h"
@@ -40,7 +41,6 @@ struct sys_state {
     double load[N_LOADS][3];
     int n_last;
     struct last { const char *topic; char value[40]; } last[N_LAST];
-    size_t heap_max;
 };
 
 static void sys_pub(worker_t *w, const char *topic, const char *value)
@@ -131,10 +131,7 @@ void sys_publish(broker_t *b)
     unsigned long long connected = s.clients_connected;
     unsigned long long total = s.sessions;
     unsigned long long disconnected = total > connected ? total - connected : 0;
-    struct mallinfo2 mi = mallinfo2();
-    size_t heap = mi.uordblks + mi.hblkhd;
-    if (heap > st->heap_max)
-        st->heap_max = heap;
+    size_t heap = mem_used();
 
     char buf[64];
     put(w, st, "$SYS/broker/version", "tombo version " TOMBO_VERSION, false);
@@ -148,7 +145,7 @@ void sys_publish(broker_t *b)
     put_u(w, st, "$SYS/broker/clients/maximum", s.clients_maximum);
     put_u(w, st, "$SYS/broker/clients/expired", s.clients_expired);
     put_u(w, st, "$SYS/broker/heap/current", heap);
-    put_u(w, st, "$SYS/broker/heap/maximum", st->heap_max);
+    put_u(w, st, "$SYS/broker/heap/maximum", mem_peak());
     put_u(w, st, "$SYS/broker/messages/received", s.pkts_in);
     put_u(w, st, "$SYS/broker/messages/sent", s.pkts_out);
     put_u(w, st, "$SYS/broker/messages/stored", s.msgs_alive);

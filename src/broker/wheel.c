@@ -8,18 +8,26 @@
  * that finds it early re-slots it, so the hot read path costs nothing. */
 #include "broker/wheel.h"
 
+#include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/worker.h"
 
-#define NEW_CONN_TIMEOUT_MS 10000 /* time to send CONNECT after the TCP handshake */
+#define WAITING_MS 60000
 
 /* When c must have shown a sign of life (ms), or 0: never. */
 static int64_t conn_deadline(const conn_t *c)
 {
     if (c->draining)
         return c->last_rx + LINGER_MS; /* last_rx: when it started draining */
-    if (c->state == CONN_NEW)
-        return c->last_rx + NEW_CONN_TIMEOUT_MS;
+    if (c->state == CONN_NEW) {
+        /* CONNECT in time (`connect_timeout`), TLS handshake included: last_rx is the accept until
+         * a whole CONNECT has arrived. A CONNECT that came and waits for the broker (its password
+         * check, its session's old connection) is the broker's delay, not the client's: it gets
+         * WAITING_MS more, so a slow hash on a loaded machine does not cost the client its
+         * connection, while a check that never ends still does not hold it for ever. */
+        int64_t limit = (int64_t)c->w->b->cfg.connect_timeout * 1000;
+        return c->last_rx + limit + (c->waiting ? WAITING_MS : 0);
+    }
     if (c->keepalive == 0)
         return 0;
     return c->last_rx + (int64_t)c->keepalive * 1500; /* [MQTT-3.1.2-24]: 1.5 times the keep alive */

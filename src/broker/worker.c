@@ -61,6 +61,55 @@ static void worker_send_outbox(worker_t *w)
 
 /* ---- accept ---- */
 
+/* accept() failed for want of a file descriptor: the pending connection would stay in the
+ * backlog and wake us again at once. Give up the spare fd, accept the connection, close it (the
+ * client sees a close rather than a hang) and take the spare back, so the loop does not spin. */
+static void accept_emfile(worker_t *w, int lfd)
+{
+    if (w->now - w->emfile_logged >= 10000) {
+        log_printf(TLOG_WARNING, "Unable to accept new connection, system socket count has been exceeded. Try "
+                                 "increasing \"ulimit -n\" or equivalent.");
+        w->emfile_logged = w->now;
+    }
+    if (w->spare_fd >= 0) {
+        close(w->spare_fd);
+        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0)
+            close(fd);
+        w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+}
+
+/* max_connections, exact across workers: the place is taken with an atomic add before anything
+ * else is done with the socket, and given back by conn_close (worker_release_place). */
+static bool take_place(worker_t *w, int li, const struct tombo_listener *l, const struct sockaddr_storage *ss,
+                          socklen_t sl)
+{
+    if (l->max_connections <= 0)
+        return true;
+    atomic_int *n = &w->b->listen_clients[li];
+    if (atomic_fetch_add_explicit(n, 1, memory_order_relaxed) < l->max_connections)
+        return true;
+    atomic_fetch_sub_explicit(n, 1, memory_order_relaxed);
+    if (w->b->cfg.connection_messages) {
+        char host[INET6_ADDRSTRLEN + 8] = "?"; /* the address without its port, as Mosquitto */
+        if (ss->ss_family == AF_UNIX)
+            listener_peer_name(l, ss, sl, host, sizeof(host));
+        else
+            getnameinfo((const struct sockaddr *)ss, sl, host, sizeof(host), NULL, 0, NI_NUMERICHOST);
+        log_printf(TLOG_NOTICE, "Client connection from %s denied: max_connections exceeded.", host);
+    }
+    return false;
+}
+
+void worker_release_place(conn_t *c)
+{
+    if (c->counted) {
+        c->counted = 0;
+        atomic_fetch_sub_explicit(&c->w->b->listen_clients[c->l - c->w->b->cfg.listeners], 1, memory_order_relaxed);
+    }
+}
+
 static void accept_all(worker_t *w, int li)
 {
     int lfd = w->listen_fds[li];
@@ -72,11 +121,15 @@ static void accept_all(worker_t *w, int li)
         socklen_t sl = sizeof(ss);
         int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE) {
+                accept_emfile(w, lfd);
+                continue;
+            }
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
                 log_printf(TLOG_ERR, "accept: %s", strerror(errno));
             return;
         }
-        if (l->max_connections > 0 && atomic_load(&w->clients) * b->n_workers >= l->max_connections) {
+        if (!take_place(w, li, l, &ss, sl)) {
             close(fd);
             continue;
         }
@@ -84,18 +137,21 @@ static void accept_all(worker_t *w, int li)
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         }
-        conn_t *c = xcalloc(1, sizeof(*c));
+        conn_t *c = slab_alloc(sizeof(*c)); /* counted in the heap (mem.h), as its buffers are */
+        memset(c, 0, sizeof(*c));
         c->fd = fd;
         c->tr = &transport_tcp;
         c->id = ++w->next_conn_id;
         c->w = w;
         c->l = l;
+        c->counted = l->max_connections > 0;
         c->state = CONN_NEW;
         c->last_rx = w->now;
         listener_peer_name(l, &ss, sl, c->peer, sizeof(c->peer));
         if (tombo_listener_tls(l) && !tls_conn_start(c, b, li)) {
+            worker_release_place(c);
             close(fd);
-            free(c);
+            slab_free(c);
             continue;
         }
         if (l->websockets)
@@ -268,6 +324,8 @@ static void *worker_main(void *arg)
         inbox_sleep_end(&w->inbox);
         uint64_t turn_start = now_ns(); /* the turn's busy time, for /metrics (stats.h) */
         w->now = (int64_t)(turn_start / 1000000u);
+        if (b->cfg.memory_limit) /* once a turn, before the turn's packets: a sum over threads */
+            w->mem_over = mem_used() > b->cfg.memory_limit;
         for (int i = 0; i < n; i++) {
             uint64_t tag = evs[i].data.u64;
             if (tag == TAG_EVENTFD) {
@@ -359,6 +417,7 @@ static void *worker_main(void *arg)
 int worker_init(worker_t *w, broker_t *b, int index, char *err, size_t errlen)
 {
     memset(w, 0, sizeof(*w));
+    w->spare_fd = -1;
     w->b = b;
     w->index = index;
     w->pool = slab_pool_new();
@@ -371,6 +430,7 @@ int worker_init(worker_t *w, broker_t *b, int index, char *err, size_t errlen)
     epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->inbox.evfd, &ev);
     sub_result_init(&w->match);
     w->rbuf = xmalloc(64 * 1024);
+    w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     w->outbox = xcalloc((size_t)b->n_workers, sizeof(*w->outbox));
     w->listen_fds = b->listen_fds; /* shared, owned by the broker */
     w->n_listen = b->cfg.n_listeners;
@@ -404,6 +464,8 @@ static void chain_free(inbox_batch_t *list)
 void worker_free(worker_t *w)
 {
     close(w->epfd);
+    if (w->spare_fd >= 0)
+        close(w->spare_fd);
     chain_free(inbox_take(&w->inbox));
     inbox_destroy(&w->inbox);
     for (int i = 0; w->outbox && i < w->b->n_workers; i++)

@@ -46,6 +46,10 @@ typedef struct worker {
     struct paused { int fd; uint64_t id; uint64_t progress; int64_t since; } *paused;
     size_t n_paused, cap_paused;
     uint8_t resume_pending; /* an INBOX_RESUME came: look at them this turn */
+    uint8_t mem_over;       /* memory_limit reached (mem_used(), looked at once per loop turn):
+                             * new connections and PUBLISHes are refused */
+    int spare_fd;           /* /dev/null, given up to accept-and-close when accept() hits EMFILE */
+    int64_t emfile_logged;  /* when that was last logged (ms) */
     _Atomic uint64_t store_wait; /* lowest store sequence a hold waits for (0: none); the store
                                   * thread wakes the worker when it commits that far */
     uint8_t *rbuf;      /* 64 KB scratch every read of this worker goes into first */
@@ -82,6 +86,9 @@ void worker_post(worker_t *w, const inbox_item_t *it);
  * the end of from's loop turn, all items for one worker in one batch. */
 void worker_defer(worker_t *from, int to, const inbox_item_t *it);
 
+/* Owning worker, closing c: give back its place under its listener's max_connections (no-op when
+ * it holds none). */
+void worker_release_place(struct conn *c);
 /* Owning worker, each loop turn: release the output holds the store has committed. */
 void worker_release_holds(worker_t *w);
 

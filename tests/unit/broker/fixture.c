@@ -78,6 +78,7 @@ void fixture_conn(conn_t *c, worker_t *w, uint64_t id, uint8_t version)
     c->fd = -1;
     c->id = id;
     c->w = w;
+    c->l = &w->b->cfg.default_listener; /* its settings (mount_point...) are read on the output path */
     c->state = CONN_ACTIVE;
     c->version = version;
 }
