@@ -33,6 +33,7 @@ settings_t *settings_new(const struct tombo_config *cfg, const struct tombo_conf
     s->max_queued_bytes = cfg->max_queued_bytes;
     s->max_inflight_messages = cfg->max_inflight_messages;
     s->max_inflight_bytes = cfg->max_inflight_bytes;
+    s->memory_limit = (uint64_t)cfg->memory_limit;
     s->message_size_limit = cfg->message_size_limit;
     s->max_packet_size = cfg->max_packet_size;
     s->max_keepalive = cfg->max_keepalive;

@@ -40,6 +40,7 @@ typedef struct settings {
     uint64_t max_queued_bytes;
     uint32_t max_inflight_messages;
     uint64_t max_inflight_bytes;    /* 0: no limit */
+    uint64_t memory_limit;          /* bytes of the heap count (mem.h); 0: no limit */
     uint32_t message_size_limit;
     uint32_t max_packet_size;
     uint32_t max_keepalive;

@@ -324,8 +324,11 @@ static void *worker_main(void *arg)
         inbox_sleep_end(&w->inbox);
         uint64_t turn_start = now_ns(); /* the turn's busy time, for /metrics (stats.h) */
         w->now = (int64_t)(turn_start / 1000000u);
-        if (b->cfg.memory_limit) /* once a turn, before the turn's packets: a sum over threads */
-            w->mem_over = mem_used() > b->cfg.memory_limit;
+        uint64_t mem_limit = broker_settings(b)->memory_limit; /* reloaded on SIGHUP, as in Mosquitto */
+        if (mem_limit) /* once a turn, before the turn's packets: a sum over threads */
+            w->mem_over = mem_used() > mem_limit;
+        else
+            w->mem_over = false;
         for (int i = 0; i < n; i++) {
             uint64_t tag = evs[i].data.u64;
             if (tag == TAG_EVENTFD) {
