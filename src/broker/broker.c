@@ -138,9 +138,13 @@ int broker_run(broker_t *b)
     bool passwords = false;
     for (int i = 0; i < b->cfg.n_listeners; i++)
         passwords |= auth_has_password_file(b->auth[i]);
-    if (passwords && !(b->authq = authq_start(b, 1))) { /* a reload may start it later (reload.c) */
-        log_printf(TLOG_ERR, "Error: cannot start the authentication thread.");
-        return -1;
+    if (passwords) { /* else a reload may start it later (reload.c) */
+        struct authq *q = authq_start(b, 1);
+        if (!q) {
+            log_printf(TLOG_ERR, "Error: cannot start the authentication thread.");
+            return -1;
+        }
+        atomic_store(&b->authq, q);
     }
     for (int i = 0; i < b->n_workers; i++) {
         if (worker_start(&b->workers[i]) != 0) {
