@@ -63,14 +63,31 @@ class Broker:
             f.write("listener %d 127.0.0.1\n" % self.port)
             f.write(self.conf_text)
 
-    def start(self, timeout=10.0, port_retries=3):
-        self.write_conf()
-        self.logf = open(self.log_path, "ab")
+    def _popen(self, logf):
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         cmd = ["/usr/sbin/mosquitto", "-c", self.conf_path] if self.mosquitto else broker_cmd(self.conf_path)
-        self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT,
-                                     cwd=self.dir, env=env)
+        return subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=self.dir, env=env)
+
+    def run_until_exit(self, timeout=60.0):
+        """For a config that must stop start-up: run the broker, wait (bounded) for it to exit and
+        return (exit code, log); None if it had to be killed. start() cannot tell: with several
+        listeners, the first accepts connections before a later one fails to open."""
+        self.write_conf()
+        with open(self.log_path, "ab") as logf:
+            proc = self._popen(logf)
+            try:
+                rc = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                rc = None
+        return rc, self.log()
+
+    def start(self, timeout=10.0, port_retries=3):
+        self.write_conf()
+        self.logf = open(self.log_path, "ab")
+        self.proc = self._popen(self.logf)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
