@@ -248,6 +248,8 @@ static void serve_file(conn_t *c, const http_request_t *req)
     ws->phase = WSP_HTTP;
     log_printf(TLOG_WEBSOCKETS, "HTTP %.*s %.*s from [%s]: %d.", (int)req->method.n, req->method.p,
                (int)req->target.n, req->target.p, c->peer, status);
+    free(ws->head); /* req pointed into it; what came behind the head is not read */
+    ws->head = NULL;
 }
 
 /* The whole request head is in ws->head[0..len): answer it. False after refusing it. */
