@@ -1629,6 +1629,12 @@ int config_finish(struct tombo_config *cfg, char *err, size_t errlen)
     for (int i = 0; i < cfg->n_listeners; i++) {
         if (check_tls(&cfg->listeners[i], err, errlen) < 0)
             return -1;
+        if (cfg->listeners[i].http_dir && !cfg->listeners[i].websockets) { /* it would serve nothing */
+            if (err && errlen)
+                snprintf(err, errlen, "%s: http_dir needs protocol websockets on this listener (an MQTT "
+                         "listener serves no files)", cfg->listeners[i].origin ? cfg->listeners[i].origin : "config");
+            return -1;
+        }
         psk_used |= cfg->listeners[i].psk_hint != NULL;
     }
     if (cfg->psk_file && !cfg->per_listener_settings && !psk_used)

@@ -191,7 +191,8 @@ def test_wss(make_broker, www, pki):
 
 
 def test_bad_http_dir_refused(tmp_path):
-    """A directory that does not exist (or a file) stops start-up with FILE:LINE."""
+    """A directory that does not exist (or a file) stops start-up with FILE:LINE; so does http_dir
+    on an MQTT listener, where it would serve nothing (Mosquitto ignores it there)."""
     (tmp_path / "f").write_text("x")
     for d, why in [(tmp_path / "none", "No such file or directory"), (tmp_path / "f", "not a directory")]:
         conf = tmp_path / "t.conf"
@@ -199,3 +200,8 @@ def test_bad_http_dir_refused(tmp_path):
         r = subprocess.run(broker_cmd(str(conf)), capture_output=True, text=True, timeout=30)
         assert r.returncode != 0
         assert "t.conf:3: 'http_dir' %s: %s" % (d, why) in r.stderr + r.stdout
+    conf = tmp_path / "t.conf"
+    conf.write_text("listener %d 127.0.0.1\nhttp_dir %s\n" % (free_port(), tmp_path))
+    r = subprocess.run(broker_cmd(str(conf)), capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert "t.conf:1: http_dir needs protocol websockets" in r.stderr + r.stdout
