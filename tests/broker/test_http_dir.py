@@ -205,3 +205,14 @@ def test_bad_http_dir_refused(tmp_path):
     r = subprocess.run(broker_cmd(str(conf)), capture_output=True, text=True, timeout=30)
     assert r.returncode != 0
     assert "t.conf:1: http_dir needs protocol websockets" in r.stderr + r.stdout
+
+
+def test_reload_keeps_http_dir(make_broker, www, tmp_path):
+    """A listener setting: a SIGHUP with another http_dir logs that it needs a restart, and the
+    files in force stay served (as Mosquitto, whose listeners are not reloaded either)."""
+    from test_reload import reload
+    b = tombo(make_broker, www)
+    (tmp_path / "other").mkdir()
+    reload(b, WS + "http_dir %s\n" % (tmp_path / "other"))
+    assert "http_dir of " in b.log() and "cannot be reloaded: restart to apply." in b.log()
+    assert http(b.port, "/")[2] == INDEX
