@@ -108,16 +108,17 @@ static void queue_close(struct ws_conn *ws, uint16_t code)
         ws->close_sent = 1;
 }
 
-/* Write what waits in ctl_out, if no data frame is open. True when nothing is left (or the
- * connection broke: the next read or write sees it). Arms EPOLLOUT for read when the socket is full. */
-static bool ctl_flush(conn_t *c)
+/* Write p[*sent..len) to the lower transport, advancing *sent. True when nothing is left or the
+ * connection broke (errno says why: the next read or write sees it); false when the socket is
+ * full, with EPOLLOUT armed to drive read (TP_READ_WANTS_WRITE). */
+static bool lower_flush(conn_t *c, const void *p, size_t len, size_t *sent)
 {
     struct ws_conn *ws = c->ws;
-    while (ws->ctl_out_sent < ws->ctl_out_len && between_frames(ws)) {
-        struct iovec v = {ws->ctl_out + ws->ctl_out_sent, ws->ctl_out_len - ws->ctl_out_sent};
+    while (*sent < len) {
+        struct iovec v = {(char *)p + *sent, len - *sent};
         ssize_t n = ws->lower->writev(c, &v, 1);
         if (n > 0) {
-            ws->ctl_out_sent += (size_t)n;
+            *sent += (size_t)n;
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -130,9 +131,18 @@ static bool ctl_flush(conn_t *c)
             }
             return false;
         }
+        if (n == 0)
+            errno = EPIPE;
         return true;
     }
     return true;
+}
+
+/* Write what waits in ctl_out, if no data frame is open (lower_flush's result). */
+static bool ctl_flush(conn_t *c)
+{
+    struct ws_conn *ws = c->ws;
+    return !between_frames(ws) || lower_flush(c, ws->ctl_out, ws->ctl_out_len, &ws->ctl_out_sent);
 }
 
 /* One binary frame around the offered bytes (or the rest of the open one), its header an iovec of
@@ -214,28 +224,11 @@ static void refuse(conn_t *c, int status, const char *why)
 static ssize_t file_flush(conn_t *c)
 {
     struct ws_conn *ws = c->ws;
-    while (ws->file_sent < ws->file_len) {
-        struct iovec v = {ws->file_out + ws->file_sent, ws->file_len - ws->file_sent};
-        ssize_t n = ws->lower->writev(c, &v, 1);
-        if (n > 0) {
-            ws->file_sent += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN) {
-            c->tp_flags |= TP_READ_WANTS_WRITE;
-            if (!c->want_write) {
-                c->want_write = 1;
-                conn_update_events(c);
-            }
-            return -1;
-        }
-        if (n == 0)
-            errno = EPIPE;
+    if (!lower_flush(c, ws->file_out, ws->file_len, &ws->file_sent)) {
+        errno = EAGAIN;
         return -1;
     }
-    return 0;
+    return ws->file_sent == ws->file_len ? 0 : -1;
 }
 
 /* A plain HTTP request on a listener with http_dir: its answer (ws_files.c) goes out from read. */
