@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/mem.h"
@@ -89,7 +90,7 @@ static const char *const tls_names[TLSW_N] = {
     &(l)->address, &(l)->auto_id_prefix, &(l)->password_file, &(l)->acl_file, &(l)->origin, &(l)->cafile,  \
         &(l)->capath, &(l)->certfile, &(l)->keyfile, &(l)->crlfile, &(l)->dhparamfile, &(l)->tls_version,  \
         &(l)->ciphers, &(l)->ciphers_tls13, &(l)->psk_hint, &(l)->psk_file, &(l)->bind_interface,      \
-        &(l)->mount_point
+        &(l)->mount_point, &(l)->http_dir
 
 static void listener_free(struct tombo_listener *l)
 {
@@ -464,6 +465,27 @@ static int h_mount_point(struct parser *ps, const struct directive *d, char *val
     if (strlen(w) > 1024)
         return perr(ps, "'mount_point' is longer than 1024 bytes");
     set_str(&cur_listener(ps, d->name)->mount_point, w);
+    return 0;
+}
+
+/* http_dir DIR: the directory whose files the current (websockets) listener serves to plain HTTP
+ * requests. Kept canonical (realpath), so ws_files.c can tell whether a file's real path is in it. */
+static int h_http_dir(struct parser *ps, const struct directive *d, char *val)
+{
+    char *w = one_word(ps, d->name, val);
+    if (!w)
+        return -1;
+    char *real = realpath(w, NULL);
+    if (!real)
+        return perr(ps, "'http_dir' %s: %s", w, strerror(errno));
+    struct stat st;
+    if (stat(real, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        free(real);
+        return perr(ps, "'http_dir' %s: not a directory", w);
+    }
+    struct tombo_listener *l = cur_listener(ps, d->name);
+    free(l->http_dir);
+    l->http_dir = real;
     return 0;
 }
 
@@ -1140,6 +1162,7 @@ static const struct directive directives[] = {
     FN(port, h_port),
     FN(bind_address, h_bind_address),
     FN(protocol, h_protocol), /* mqtt or websockets */
+    FN(http_dir, h_http_dir),
     FN(websockets_headers_size, h_websockets_headers_size),
     FN(socket_domain, h_socket_domain),
     FN(bind_interface, h_bind_interface),
@@ -1264,7 +1287,6 @@ static const struct {
     /* TLS (listeners): keys in hardware engines */
     {"tls_engine", WHY_TLS_ENGINE}, {"tls_engine_kpass_sha1", WHY_TLS_ENGINE}, {"tls_keyform", WHY_TLS_ENGINE},
     /* WebSockets */
-    {"http_dir", "WebSocket listeners do not serve files; serve them with a web server next to tombo"},
     {"websockets_log_level", "tombo has no libwebsockets to set a log level for; use log_type websockets "
                              "to log WebSocket handshakes and closes"},
     /* plugins */
@@ -1607,6 +1629,12 @@ int config_finish(struct tombo_config *cfg, char *err, size_t errlen)
     for (int i = 0; i < cfg->n_listeners; i++) {
         if (check_tls(&cfg->listeners[i], err, errlen) < 0)
             return -1;
+        if (cfg->listeners[i].http_dir && !cfg->listeners[i].websockets) { /* it would serve nothing */
+            if (err && errlen)
+                snprintf(err, errlen, "%s: http_dir needs protocol websockets on this listener (an MQTT "
+                         "listener serves no files)", cfg->listeners[i].origin ? cfg->listeners[i].origin : "config");
+            return -1;
+        }
         psk_used |= cfg->listeners[i].psk_hint != NULL;
     }
     if (cfg->psk_file && !cfg->per_listener_settings && !psk_used)

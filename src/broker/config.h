@@ -45,6 +45,7 @@ struct tombo_listener {
     uint8_t max_qos;     /* `max_qos`, default 2 */
     int max_connections; /* `max_connections`, default -1 = unlimited */
     bool websockets;     /* `protocol websockets`: MQTT over WebSockets (RFC 6455) */
+    char *http_dir;      /* `http_dir`: canonical directory whose files a websockets listener serves (ws_files.c) */
     int max_topic_alias; /* `max_topic_alias`: aliases a 5.0 client may set, default 10 (0: none) */
     bool use_username_as_clientid; /* the username replaces the client id; no username, no entry */
     char *mount_point;   /* `mount_point`: this listener's clients live under this prefix (mount.h) */

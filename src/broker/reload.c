@@ -45,7 +45,7 @@ static const struct fixed global_fixed[] = {
 /* What makes a listener besides its socket (port, address, socket_domain: config_listener_same). */
 static const struct fixed listener_fixed[] = {
     FIX_LS(bind_interface), FIX_L(max_connections), FIX_L(max_qos), FIX_L(max_topic_alias),
-    FIX_L(use_username_as_clientid), FIX_LS(mount_point), FIX_LS(cafile), FIX_LS(capath), FIX_LS(certfile), FIX_LS(keyfile),
+    FIX_L(use_username_as_clientid), FIX_LS(mount_point), FIX_LS(http_dir), FIX_LS(cafile), FIX_LS(capath), FIX_LS(certfile), FIX_LS(keyfile),
     FIX_LS(crlfile), FIX_LS(dhparamfile), FIX_LS(tls_version), FIX_LS(ciphers),
     {"ciphers_tls1.3", offsetof(struct tombo_listener, ciphers_tls13), 0}, FIX_LS(psk_hint), FIX_LS(psk_file),
     FIX_L(require_certificate), FIX_L(use_identity_as_username), FIX_L(use_subject_as_username),

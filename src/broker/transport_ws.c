@@ -5,7 +5,10 @@
  * kept in c->ws->lower; handlers and the output queue never know. The opening handshake runs inside
  * read: the request head is gathered (at most websockets_headers_size bytes), parsed by src/http
  * (http.h), checked (ws_is_upgrade, subprotocol mqtt or mqttv3.1, or none as Mosquitto allows), and
- * answered with 101; bytes that came behind the head are the first frames.
+ * answered with 101; bytes that came behind the head are the first frames. On a listener with
+ * `http_dir`, a request that is not an upgrade (no Upgrade field) is a file request instead: its
+ * whole answer is built by ws_files.c and written from read as the socket drains, then read
+ * returns 0 and the connection ends (one request per connection, as Mosquitto does).
  *
  * Input: frames are decoded in the caller's buffer, in place, by src/http's ws_read: each frame
  * header is dropped and each binary payload unmasked and moved down over it, so what conn.c gets is
@@ -34,6 +37,7 @@
 #include "broker/conn.h"
 #include "broker/log.h"
 #include "broker/worker.h"
+#include "broker/ws_files.h"
 #include "http/http.h"
 #include "http/ws.h"
 
@@ -42,7 +46,12 @@
 #define WS_FRAME_MAX ((uint64_t)268435455 + 5)
 #define CTL_OUT_MAX 512
 
-enum ws_phase { WSP_HANDSHAKE = 0, WSP_OPEN, WSP_CLOSED /* a close was received or sent: no more input */ };
+enum ws_phase {
+    WSP_HANDSHAKE = 0,
+    WSP_OPEN,
+    WSP_CLOSED, /* a close was received or sent: no more input */
+    WSP_HTTP,   /* answering a plain HTTP request (http_dir): write file_out, then close */
+};
 
 /* Ownership: the connection's (c->ws), freed by ws_close. */
 struct ws_conn {
@@ -60,6 +69,9 @@ struct ws_conn {
     size_t head_len, head_max, early_off;
     size_t ctl_out_len, ctl_out_sent;
     uint8_t ctl_out[CTL_OUT_MAX];
+    /* WSP_HTTP: the answer to a plain HTTP request (ws_files.c), owned, written as the socket drains */
+    char *file_out;
+    size_t file_len, file_sent;
 };
 
 /* ---- output ---- */
@@ -96,16 +108,17 @@ static void queue_close(struct ws_conn *ws, uint16_t code)
         ws->close_sent = 1;
 }
 
-/* Write what waits in ctl_out, if no data frame is open. True when nothing is left (or the
- * connection broke: the next read or write sees it). Arms EPOLLOUT for read when the socket is full. */
-static bool ctl_flush(conn_t *c)
+/* Write p[*sent..len) to the lower transport, advancing *sent. True when nothing is left or the
+ * connection broke (errno says why: the next read or write sees it); false when the socket is
+ * full, with EPOLLOUT armed to drive read (TP_READ_WANTS_WRITE). */
+static bool lower_flush(conn_t *c, const void *p, size_t len, size_t *sent)
 {
     struct ws_conn *ws = c->ws;
-    while (ws->ctl_out_sent < ws->ctl_out_len && between_frames(ws)) {
-        struct iovec v = {ws->ctl_out + ws->ctl_out_sent, ws->ctl_out_len - ws->ctl_out_sent};
+    while (*sent < len) {
+        struct iovec v = {(char *)p + *sent, len - *sent};
         ssize_t n = ws->lower->writev(c, &v, 1);
         if (n > 0) {
-            ws->ctl_out_sent += (size_t)n;
+            *sent += (size_t)n;
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -118,9 +131,18 @@ static bool ctl_flush(conn_t *c)
             }
             return false;
         }
+        if (n == 0)
+            errno = EPIPE;
         return true;
     }
     return true;
+}
+
+/* Write what waits in ctl_out, if no data frame is open (lower_flush's result). */
+static bool ctl_flush(conn_t *c)
+{
+    struct ws_conn *ws = c->ws;
+    return !between_frames(ws) || lower_flush(c, ws->ctl_out, ws->ctl_out_len, &ws->ctl_out_sent);
 }
 
 /* One binary frame around the offered bytes (or the rest of the open one), its header an iovec of
@@ -128,7 +150,7 @@ static bool ctl_flush(conn_t *c)
 static ssize_t ws_writev(conn_t *c, const struct iovec *iov, int iovcnt)
 {
     struct ws_conn *ws = c->ws;
-    if (!ws || ws->phase == WSP_HANDSHAKE) {
+    if (!ws || ws->phase == WSP_HANDSHAKE || ws->phase == WSP_HTTP) {
         errno = ws ? EAGAIN : EPIPE;
         return -1;
     }
@@ -197,10 +219,40 @@ static void refuse(conn_t *c, int status, const char *why)
     ws->failed = 1;
 }
 
+/* Write what is left of the HTTP answer. 0 when all of it went (the connection then ends, as
+ * Mosquitto ends it), -1 with errno EAGAIN (EPOLLOUT armed) or the socket's error. */
+static ssize_t file_flush(conn_t *c)
+{
+    struct ws_conn *ws = c->ws;
+    if (!lower_flush(c, ws->file_out, ws->file_len, &ws->file_sent)) {
+        errno = EAGAIN;
+        return -1;
+    }
+    return ws->file_sent == ws->file_len ? 0 : -1;
+}
+
+/* A plain HTTP request on a listener with http_dir: its answer (ws_files.c) goes out from read. */
+static void serve_file(conn_t *c, const http_request_t *req)
+{
+    struct ws_conn *ws = c->ws;
+    int status;
+    ws->file_out = ws_files_answer(c->l->http_dir, req, &ws->file_len, &status);
+    ws->file_sent = 0;
+    ws->phase = WSP_HTTP;
+    log_printf(TLOG_WEBSOCKETS, "HTTP %.*s %.*s from [%s]: %d.", (int)req->method.n, req->method.p,
+               (int)req->target.n, req->target.p, c->peer, status);
+    free(ws->head); /* req pointed into it; what came behind the head is not read */
+    ws->head = NULL;
+}
+
 /* The whole request head is in ws->head[0..len): answer it. False after refusing it. */
 static bool answer(conn_t *c, size_t len, const http_request_t *req)
 {
     struct ws_conn *ws = c->ws;
+    if (!ws_is_upgrade(req) && c->l && c->l->http_dir && !http_header(req, "Upgrade")) {
+        serve_file(c, req);
+        return true;
+    }
     if (!ws_is_upgrade(req)) {
         refuse(c, 400, "not a WebSocket upgrade request");
         return false;
@@ -344,6 +396,8 @@ static ssize_t tp_read(conn_t *c, void *buf, size_t len)
             return ws->failed ? -1 : h;
         }
     }
+    if (ws->phase == WSP_HTTP)
+        return file_flush(c); /* what else the client sends is not read: the connection ends */
     for (;;) {
         ctl_flush(c);
         if (ws->eof)
@@ -402,6 +456,7 @@ static void ws_close(conn_t *c)
     ctl_flush(c); /* the close, or an answer a full socket held back: one more try */
     const transport_t *lower = ws->lower;
     free(ws->head);
+    free(ws->file_out);
     free(ws);
     c->ws = NULL;
     c->tr = lower;

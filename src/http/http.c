@@ -161,6 +161,7 @@ const char *http_reason(int status)
     case 101: return "Switching Protocols";
     case 200: return "OK";
     case 204: return "No Content";
+    case 302: return "Found";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 403: return "Forbidden";

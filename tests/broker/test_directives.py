@@ -129,7 +129,7 @@ ROWS = [
     # ---- listeners
     ("bind_address", "port PORT2\nbind_address 127.0.0.1", WORKS, "broker/test_directives.py"),
     ("bind_interface", "bind_interface lo", WORKS, "broker/test_listener_options.py"),
-    ("http_dir", "http_dir DIR", REFUSED, "do not serve files"),
+    ("http_dir", "protocol websockets\nhttp_dir DIR", WORKS, "broker/test_http_dir.py"),
     ("listener", "listener PORT2 127.0.0.1", WORKS, "broker/test_config.py"),
     ("listener", "listener 0 DIR/mqtt.sock", WORKS, "broker/test_listener_options.py"),
     ("max_connections", "max_connections 10", WORKS, "broker/test_directives.py"),

@@ -446,9 +446,9 @@ static void test_errors(void)
         {"listener 8883\ncertfile /c\nkeyfile /k\ntls_version tlsv1.1\n",
          "4: tls_version must be tlsv1.2 or tlsv1.3 (TLS 1.1 and older are not offered)"},
         {"listener 8883\npsk_hint hint\n", "2: psk_hint needs psk_file (the identities and their keys)"},
-        {"listener 8080\nhttp_dir /var/www\n",
-         "2: http_dir: not supported yet by tombo (WebSocket listeners do not serve files; serve them with a web "
-         "server next to tombo)"},
+        {"listener 8080\nhttp_dir /nonexistent/www\n", "2: 'http_dir' /nonexistent/www: No such file or directory"},
+        {"listener 8080\nhttp_dir /\n", "1: http_dir needs protocol websockets on this listener (an MQTT listener "
+                                           "serves no files)"},
         {"websockets_headers_size 70000\n", "1: 'websockets_headers_size' must be a number from 0 to 65536, not 70000"},
         {"check_retain_source true\n",
          "1: check_retain_source true: not supported yet by tombo (tombo does not re-check a retained message's "
