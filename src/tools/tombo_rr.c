@@ -4,7 +4,6 @@
  * wait (exit 27, "Timed out", as mosquitto_rr). Unlike mosquitto_rr, which sends no correlation
  * data and takes whatever arrives first, a response that carries a different Correlation Data is
  * ignored; one without any (a responder that does not copy it) is taken, as mosquitto_rr does. */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +26,6 @@ static long long timeout;
 static char corr_buf[32];
 static const char *corr = corr_buf; /* the request's Correlation Data (-D publish correlation-data wins) */
 static size_t corr_len;
-static volatile sig_atomic_t stop_signal;
 static int exit_code = 1;
 static bool done;
 
@@ -185,11 +183,6 @@ static void on_disconnect(tombo_client_t *c, void *user, tombo_err_t err, int re
     done = true;
 }
 
-static void on_signal(int sig)
-{
-    stop_signal = sig;
-}
-
 /* The flags in argv[1..argc) (the command line, or one line of the options file). */
 static int parse_args(int argc, char **argv)
 {
@@ -278,33 +271,9 @@ int main(int argc, char **argv)
     tombo_set_on_subscribe(c, on_subscribe);
     tombo_set_on_message(c, on_message);
     tombo_set_on_disconnect(c, on_disconnect);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
     if ((rc = tool_connect(&cfg, c)) != 0)
         goto out;
-    struct timespec start, now;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    bool timed_out = false;
-    while (!done) {
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (stop_signal || (timeout && now.tv_sec - start.tv_sec >= timeout)) {
-            timed_out = !stop_signal;
-            done = true;
-            tombo_disconnect(c, 0, cfg.p_disconnect);
-            break;
-        }
-        if (tombo_loop(c, 100) == TOMBO_ERR_NO_CONN)
-            break;
-    }
-    if (timed_out) {
-        tool_err(&cfg, "Timed out\n");
-        rc = 27;
-    } else {
-        rc = exit_code;
-    }
+    rc = tool_run(&cfg, c, timeout, &done) ? 27 : exit_code;
 out:
     tombo_client_destroy(c);
     free(payload.data);
