@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "base/mem.h"
+#include "base/slab.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/log.h"
@@ -334,11 +335,12 @@ static void connect_next(bridge_t *br)
         return;
     }
     worker_t *w = br->w;
-    if (w->b->cfg.set_tcp_nodelay) {
+    if (broker_settings(w->b)->set_tcp_nodelay) {
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
-    conn_t *c = xcalloc(1, sizeof(*c));
+    conn_t *c = slab_alloc(sizeof(*c)); /* as accepted connections: conn_free gives it back to the slab */
+    memset(c, 0, sizeof(*c));
     c->fd = fd;
     c->tr = &transport_tcp;
     c->id = ++w->next_conn_id;
@@ -505,7 +507,7 @@ static uint8_t on_connack(bridge_t *br, conn_t *c, mqtt_packet_t *p)
         conn_close(c, NULL);
         return MQTT_RC_SUCCESS;
     }
-    uint32_t inflight_max = br->b->cfg.max_inflight_messages;
+    uint32_t inflight_max = broker_settings(br->b)->max_inflight_messages;
     if (v5) {
         const mqtt_props_t *pr = &p->props;
         if ((pr->has & MQTT_HAS(MQTT_PROP_RECEIVE_MAX)) && (inflight_max == 0 || pr->receive_max < inflight_max))
