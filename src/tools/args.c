@@ -396,7 +396,7 @@ int tool_cfg_finish(tool_cfg_t *cfg)
     if (!cfg->id) {
         /* mosquitto_pub/sub 2.0 let a v3.1.1/v5 broker assign the id; v3.1 needs one. */
         if (cfg->version == TOMBO_MQTT_V31 || !cfg->clean) {
-            snprintf(cfg->id_buf, sizeof(cfg->id_buf), "%s_%d", cfg->kind == TOOL_PUB ? "tombo_pub" : "tombo_sub",
+            snprintf(cfg->id_buf, sizeof(cfg->id_buf), "%s_%d", cfg->file_name,
                      (int)getpid());
             cfg->id = cfg->id_buf;
         } else {

@@ -4,8 +4,10 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static void on_log(tombo_client_t *c, void *user, int level, const char *line)
 {
@@ -106,4 +108,38 @@ void tool_connack_error(const tool_cfg_t *cfg, int reason)
         tool_err(cfg, "Connection error: %c%s\n", toupper((unsigned char)text[0]), text + 1);
     else
         tool_err(cfg, "Connection error: %s\n", text);
+}
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+    stop_signal = sig;
+}
+
+bool tool_run(const tool_cfg_t *cfg, tombo_client_t *c, long long timeout, bool *done)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (!*done) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        bool timed_out = timeout && now.tv_sec - start.tv_sec >= timeout;
+        if (stop_signal || timed_out) {
+            *done = true;
+            tombo_disconnect(c, 0, cfg->p_disconnect);
+            if (timed_out && !stop_signal) {
+                tool_err(cfg, "Timed out\n");
+                return true;
+            }
+            return false;
+        }
+        if (tombo_loop(c, 100) == TOMBO_ERR_NO_CONN)
+            break;
+    }
+    return false;
 }

@@ -18,4 +18,10 @@ void tool_connack_error(const tool_cfg_t *cfg, int reason);
  * error, instead of reconnecting. */
 bool tool_tls_failed(const tool_cfg_t *cfg, tombo_client_t *c, tombo_err_t err);
 
+/* tombo-sub's and tombo-rr's wait: run c's network loop on this thread until *done (set by the
+ * callbacks), the connection is gone for good, SIGINT/SIGTERM, or `timeout` seconds (-W; 0: no
+ * limit). A signal or the timeout disconnects with -D disconnect's properties. Returns true when
+ * the timeout ended it, after printing "Timed out" (the tools then exit 27, as mosquitto's). */
+bool tool_run(const tool_cfg_t *cfg, tombo_client_t *c, long long timeout, bool *done);
+
 #endif

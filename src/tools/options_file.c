@@ -8,8 +8,7 @@
 
 static FILE *open_options_file(const tool_cfg_t *cfg)
 {
-    const char *names[2] = {cfg->kind == TOOL_PUB ? "tombo_pub" : "tombo_sub",
-                            cfg->kind == TOOL_PUB ? "mosquitto_pub" : "mosquitto_sub"};
+    const char *names[2] = {cfg->file_name, cfg->mosquitto_name};
     const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
     for (int k = 0; k < 2; k++) {
         char path[4096];

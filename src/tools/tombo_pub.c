@@ -1,7 +1,6 @@
 /* tombo-pub -- publish one message (-m, -f, -n, -s) or one per line of stdin (-l), with
  * mosquitto_pub's flags and messages. The network runs on libtombo's loop thread while main()
  * publishes, so -l streams lines as they arrive. */
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,9 +11,8 @@
 #include "args.h"
 #include "client_setup.h"
 #include "options_file.h"
+#include "payload.h"
 #include "mqtt/topic.h"
-
-enum mode { M_NONE, M_MSG, M_FILE, M_NULL, M_STDIN, M_LINES };
 
 static tool_cfg_t cfg;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -125,34 +123,6 @@ static void on_disconnect(tombo_client_t *c, void *user, tombo_err_t err, int re
     pthread_mutex_unlock(&mu);
 }
 
-static char *read_all(FILE *f, size_t *len)
-{
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    if (!buf)
-        return NULL;
-    size_t r;
-    while ((r = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += r;
-        if (n == cap) {
-            if (cap > (size_t)268435455) {
-                free(buf);
-                errno = EFBIG;
-                return NULL;
-            }
-            char *b = realloc(buf, cap * 2);
-            if (!b) {
-                free(buf);
-                return NULL;
-            }
-            buf = b;
-            cap *= 2;
-        }
-    }
-    *len = n;
-    return buf;
-}
-
 /* Publish, then wait (bounded by the connection) until at most max_inflight are outstanding. */
 static int publish_one(tombo_client_t *c, const void *payload, size_t len)
 {
@@ -169,8 +139,7 @@ static int publish_one(tombo_client_t *c, const void *payload, size_t len)
     return 0;
 }
 
-static enum mode mode = M_NONE;
-static const char *message, *file;
+static tool_payload_t payload;
 static long long repeat = 1;
 static double repeat_delay;
 
@@ -184,23 +153,14 @@ static int parse_args(int argc, char **argv)
             return -1;
         if (r > 0)
             continue;
+        if ((r = tool_payload_parse(&cfg, &payload, argc, argv, &i)) < 0)
+            return -1;
+        if (r > 0)
+            continue;
         const char *a = argv[i];
-        enum mode m = M_NONE;
         if (!strcmp(a, "--help")) {
             usage();
             return -2;
-        } else if ((!strcmp(a, "-m") || !strcmp(a, "--message")) && i + 1 < argc) {
-            m = M_MSG;
-            message = argv[++i];
-        } else if ((!strcmp(a, "-f") || !strcmp(a, "--file")) && i + 1 < argc) {
-            m = M_FILE;
-            file = argv[++i];
-        } else if (!strcmp(a, "-n") || !strcmp(a, "--null-message")) {
-            m = M_NULL;
-        } else if (!strcmp(a, "-s") || !strcmp(a, "--stdin-file")) {
-            m = M_STDIN;
-        } else if (!strcmp(a, "-l") || !strcmp(a, "--stdin-line")) {
-            m = M_LINES;
         } else if (!strcmp(a, "--repeat") && i + 1 < argc) {
             char *end;
             repeat = strtoll(argv[++i], &end, 10);
@@ -219,13 +179,6 @@ static int parse_args(int argc, char **argv)
             tool_usage_error(&cfg, "Unknown option '%s'.\n", a);
             return -1;
         }
-        if (m != M_NONE) {
-            if (mode != M_NONE) {
-                tool_usage_error(&cfg, "Only one type of message can be sent at once.\n");
-                return -1;
-            }
-            mode = m;
-        }
     }
     return 0;
 }
@@ -234,12 +187,10 @@ int main(int argc, char **argv)
 {
     tool_cfg_init(&cfg, TOOL_PUB);
     int rc = 1; /* also after --help, as mosquitto_pub */
-    char *data = NULL;
-    size_t data_len = 0;
     tombo_client_t *c = NULL;
     if (tool_options_file(&cfg, parse_args) < 0 || parse_args(argc, argv) < 0)
         goto out;
-    if (!cfg.ntopics || mode == M_NONE) {
+    if (!cfg.ntopics || payload.mode == PAYLOAD_NONE) {
         tool_err(&cfg, "Error: Both topic and message must be supplied.\n");
         usage();
         goto out;
@@ -250,24 +201,8 @@ int main(int argc, char **argv)
     }
     if (tool_cfg_finish(&cfg) < 0)
         goto out;
-    if (mode == M_FILE) {
-        FILE *f = fopen(file, "rb");
-        if (!f) {
-            tool_err(&cfg, "Error: Unable to open file \"%s\".\n", file);
-            goto out;
-        }
-        data = read_all(f, &data_len);
-        fclose(f);
-        if (!data) {
-            tool_err(&cfg, "Error loading input file \"%s\".\n", file);
-            goto out;
-        }
-    } else if (mode == M_STDIN) {
-        if (!(data = read_all(stdin, &data_len))) {
-            tool_err(&cfg, "Error loading input from stdin.\n");
-            goto out;
-        }
-    }
+    if (tool_payload_load(&cfg, &payload) < 0)
+        goto out;
     if (!(c = tool_client_new(&cfg)))
         goto out;
     tombo_set_on_connect(c, on_connect);
@@ -298,7 +233,7 @@ int main(int argc, char **argv)
         goto stop;
     }
     rc = 0;
-    if (mode == M_LINES) {
+    if (payload.mode == PAYLOAD_LINES) {
         char *line = NULL;
         size_t cap = 0;
         ssize_t n;
@@ -314,12 +249,7 @@ int main(int argc, char **argv)
                 struct timespec ts = {(time_t)repeat_delay, (long)((repeat_delay - (time_t)repeat_delay) * 1e9)};
                 nanosleep(&ts, NULL);
             }
-            if (mode == M_MSG)
-                rc = publish_one(c, message, strlen(message));
-            else if (mode == M_NULL)
-                rc = publish_one(c, NULL, 0);
-            else
-                rc = publish_one(c, data, data_len);
+            rc = publish_one(c, payload.data, payload.len);
         }
     }
     /* Wait until every message completed (QoS 0: written), or the connection is gone. */
@@ -334,7 +264,7 @@ stop:
     tombo_loop_stop(c);
 out:
     tombo_client_destroy(c);
-    free(data);
+    free(payload.data);
     tool_cfg_free(&cfg);
     return rc;
 }

@@ -1,6 +1,5 @@
 /* tombo-sub -- subscribe to topics and print the messages, with mosquitto_sub's flags and output
  * (-v, -N, -F format strings), so scripts written for mosquitto_sub work after a rename. */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +28,6 @@ typedef struct sub_cfg {
 } sub_cfg_t;
 
 static sub_cfg_t cfg;
-static volatile sig_atomic_t stop_signal;
 static long long received;
 static int exit_code;
 static bool done;
@@ -233,11 +231,6 @@ static void on_disconnect(tombo_client_t *c, void *user, tombo_err_t err, int re
     }
 }
 
-static void on_signal(int sig)
-{
-    stop_signal = sig;
-}
-
 /* The flags in argv[1..argc) (the command line, or one line of the options file). */
 static int parse_args(int argc, char **argv)
 {
@@ -375,43 +368,9 @@ int main(int argc, char **argv)
     tombo_set_on_message(c, on_message);
     tombo_set_on_subscribe(c, on_subscribe);
     tombo_set_on_disconnect(c, on_disconnect);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
     if ((rc = tool_connect(&cfg.base, c)) != 0)
         goto out;
-    rc = 1;
-    struct timespec start;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    bool timed_out = false;
-    while (!done) {
-        if (stop_signal) {
-            done = true;
-            tombo_disconnect(c, 0, cfg.base.p_disconnect);
-            break;
-        }
-        if (cfg.timeout) {
-            struct timespec now;
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            if (now.tv_sec - start.tv_sec >= cfg.timeout) {
-                timed_out = true;
-                done = true;
-                tombo_disconnect(c, 0, cfg.base.p_disconnect);
-                break;
-            }
-        }
-        tombo_err_t e = tombo_loop(c, 100);
-        if (e == TOMBO_ERR_NO_CONN)
-            break;
-    }
-    if (timed_out) {
-        tool_err(&cfg.base, "Timed out\n");
-        rc = 27;
-    } else {
-        rc = exit_code;
-    }
+    rc = tool_run(&cfg.base, c, cfg.timeout, &done) ? 27 : exit_code;
 out:
     tombo_client_destroy(c);
     free(cfg.filter_out);

@@ -13,11 +13,16 @@ void tool_cfg_init(tool_cfg_t *cfg, enum tool_kind kind)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->kind = kind;
-    cfg->name = kind == TOOL_PUB ? "tombo-pub" : "tombo-sub";
+    static const char *const names[][3] = {[TOOL_PUB] = {"tombo-pub", "tombo_pub", "mosquitto_pub"},
+                                           [TOOL_SUB] = {"tombo-sub", "tombo_sub", "mosquitto_sub"},
+                                           [TOOL_RR] = {"tombo-rr", "tombo_rr", "mosquitto_rr"}};
+    cfg->name = names[kind][0];
+    cfg->file_name = names[kind][1];
+    cfg->mosquitto_name = names[kind][2];
     cfg->host = "localhost";
     cfg->port = 1883;
     cfg->keepalive = 60;
-    cfg->version = TOMBO_MQTT_V311;
+    cfg->version = kind == TOOL_RR ? TOMBO_MQTT_V5 : TOMBO_MQTT_V311; /* as mosquitto_rr */
     cfg->clean = true;
     cfg->session_expiry = -1;
     cfg->max_inflight = 20;
@@ -74,7 +79,7 @@ bool tool_parse_int(const char *s, long long lo, long long hi, long long *out)
 
 bool tool_add_topic(tool_cfg_t *cfg, const char *t)
 {
-    if (cfg->kind == TOOL_PUB && cfg->ntopics) {
+    if (cfg->kind != TOOL_SUB && cfg->ntopics) {
         tool_usage_error(cfg, "Only one topic can be used.\n");
         return false;
     }

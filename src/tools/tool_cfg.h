@@ -9,13 +9,15 @@
 
 #include "tombo/client.h"
 
-enum tool_kind { TOOL_PUB, TOOL_SUB };
+enum tool_kind { TOOL_PUB, TOOL_SUB, TOOL_RR };
 
 /* Ownership: strings point into argv, url_buf or file_lines; props and file_lines are owned and freed
  * by tool_cfg_free. */
 typedef struct tool_cfg {
     enum tool_kind kind;
-    const char *name;         /* "tombo-pub" / "tombo-sub" */
+    const char *name;         /* "tombo-pub" / "tombo-sub" / "tombo-rr" */
+    const char *file_name;    /* "tombo_pub" ...: options file, default client id */
+    const char *mosquitto_name; /* "mosquitto_pub" ...: its options file */
     const char *host;
     int port;                 /* 0: host is a Unix socket path (--unix) */
     const char *id;

@@ -20,7 +20,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BUILD = os.environ.get("TOMBO_PACKAGE_BUILD", os.path.join(ROOT, "build", "package"))
 
-MAN_PAGES = ["man8/tombo.8", "man5/tombo.conf.5", "man1/tombo-pub.1", "man1/tombo-sub.1", "man1/tombo-passwd.1"]
+MAN_PAGES = ["man8/tombo.8", "man5/tombo.conf.5", "man1/tombo-pub.1", "man1/tombo-sub.1", "man1/tombo-rr.1",
+             "man1/tombo-passwd.1"]
 
 
 def project_version():
@@ -172,13 +173,14 @@ def test_maintainer_scripts(deb, tmp_path):
 
 
 def test_every_file_in_place(root):
-    for path in ["usr/sbin/tombo", "usr/bin/tombo-pub", "usr/bin/tombo-sub", "usr/bin/tombo-passwd",
-                 "usr/bin/tombo-bench", "usr/lib/libtombo.a", "usr/lib/libtombo.so.0",
+    for path in ["usr/sbin/tombo", "usr/bin/tombo-pub", "usr/bin/tombo-sub", "usr/bin/tombo-rr",
+                 "usr/bin/tombo-passwd", "usr/bin/tombo-bench", "usr/lib/libtombo.a", "usr/lib/libtombo.so.0",
                  "usr/include/tombo/client.h", "usr/lib/pkgconfig/tombo.pc", "etc/tombo/tombo.conf",
                  "etc/tombo/conf.d/README", "usr/lib/systemd/system/tombo.service"] + \
             ["usr/share/man/" + p for p in MAN_PAGES]:
         assert (root / path).exists(), path
-    for exe in ["usr/sbin/tombo", "usr/bin/tombo-pub", "usr/bin/tombo-sub", "usr/bin/tombo-passwd"]:
+    for exe in ["usr/sbin/tombo", "usr/bin/tombo-pub", "usr/bin/tombo-sub", "usr/bin/tombo-rr",
+                "usr/bin/tombo-passwd"]:
         assert os.access(root / exe, os.X_OK), exe
     # Only the runtime libraries the control file names (and libc) are needed.
     for exe in ["usr/sbin/tombo", "usr/bin/tombo-passwd", "usr/bin/tombo-pub"]:
