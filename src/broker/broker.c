@@ -14,6 +14,7 @@
 #include "broker/auth.h"
 #include "broker/authq.h"
 #include "broker/bridge.h"
+#include "broker/cluster.h"
 #include "broker/httpd.h"
 #include "broker/log.h"
 #include "broker/listener.h"
@@ -85,6 +86,9 @@ int broker_init(broker_t *b)
     }
     if (tls_listeners_init(b) != 0)
         return -1;
+    /* Before the store's recovery subscribes sessions: the cluster announces every filter. */
+    if (b->cfg.cluster_node && cluster_init(b) != 0)
+        return -1;
     if (b->cfg.persistence && open_store(b) != 0)
         return -1;
     /* Before the MQTT listeners: once a client can connect, the endpoint answers too. */
@@ -146,6 +150,8 @@ int broker_run(broker_t *b)
         }
         atomic_store(&b->authq, q);
     }
+    if (b->cluster && cluster_start(b) != 0)
+        return -1;
     for (int i = 0; i < b->n_workers; i++) {
         if (worker_start(&b->workers[i]) != 0) {
             log_printf(TLOG_ERR, "Error: cannot start worker thread %d.", i);
@@ -171,6 +177,7 @@ void broker_free(broker_t *b)
     store_stop(b->store);
     httpd_stop(b); /* when start-up failed after it opened */
     authq_stop(b->authq); /* it posts to the workers' inboxes: stopped before they are freed */
+    cluster_stop(b);      /* the same */
     for (int i = 0; b->workers && i < b->n_workers; i++) /* none if start-up failed before them */
         worker_free(&b->workers[i]);
     bridges_free(b);

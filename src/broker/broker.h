@@ -54,6 +54,7 @@ typedef struct broker {
     atomic_ulong auto_id_counter;
     struct bridge *bridges;       /* one per cfg.bridges[i], each driven by one worker (bridge.c) */
     int n_bridges;
+    struct cluster *cluster;      /* cluster_node: this node of a NATS cluster (cluster.c), or NULL */
 } broker_t;
 
 int broker_init(broker_t *b);

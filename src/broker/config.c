@@ -346,6 +346,9 @@ static char *target(struct parser *ps, const struct directive *d)
 #define WHY_BRIDGE_LOCAL                                                                                    \
     "a bridge's local side is not checked against the ACL (it may read and write every topic it is "        \
     "configured for); remove the line"
+#define WHY_CLUSTER_TLS                                                                                     \
+    "TLS to the NATS servers is not supported yet by tombo; use nats:// on a trusted network (or a local "   \
+    "NATS leaf node), with cluster_nats_user/cluster_nats_password or cluster_nats_token"
 #define WHY_PLUGIN                                                                                          \
     "plugins are not implemented yet; use password_file and acl_file, or keep Mosquitto"
 
@@ -1142,6 +1145,62 @@ static int h_http_password_file(struct parser *ps, const struct directive *d, ch
     return 0;
 }
 
+/* cluster_* (tombo only, docs/cluster.md): this broker as one node of a cluster on NATS JetStream. */
+static void cluster_where(struct parser *ps)
+{
+    if (ps->cfg->cluster_where)
+        return;
+    char where[300];
+    snprintf(where, sizeof(where), "%s:%d", ps->file, ps->line);
+    set_str(&ps->cfg->cluster_where, where);
+}
+
+static int h_cluster(struct parser *ps, const struct directive *d, char *val)
+{
+    while (*val == ' ' || *val == '\t')
+        val++;
+    size_t n = strlen(val);
+    while (n && (val[n - 1] == ' ' || val[n - 1] == '\t'))
+        val[--n] = 0;
+    if (!n)
+        return perr(ps, "'%s' needs a value", d->name);
+    cluster_where(ps);
+    if (!strcmp(d->name, "cluster_node")) {
+        if (n > 64 || strspn(val, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != n)
+            return perr(ps, "cluster_node '%s': a node name is 1 to 64 letters, digits, '_' or '-' "
+                            "(it is part of NATS subjects and keys)", val);
+        if (ps->cfg->cluster_node)
+            return perr(ps, "'cluster_node' given twice: a broker is one node");
+        set_str(&ps->cfg->cluster_node, val);
+    } else if (!strcmp(d->name, "cluster_nats_url")) {
+        if (strspn(val, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.:/@[]%") != n)
+            return perr(ps, "cluster_nats_url '%s': one URL (nats://HOST:PORT) per directive", val);
+        if (!strncmp(val, "tls://", 6))
+            return perr(ps, "cluster_nats_url '%s': TLS to NATS is not supported yet by tombo (use nats:// "
+                            "on a trusted network)", val);
+        if (ps->cfg->n_cluster_urls >= 32)
+            return perr(ps, "more than 32 cluster_nats_url");
+        char **v = realloc(ps->cfg->cluster_urls, (size_t)(ps->cfg->n_cluster_urls + 1) * sizeof(*v));
+        if (!v)
+            return perr(ps, "out of memory");
+        ps->cfg->cluster_urls = v;
+        v[ps->cfg->n_cluster_urls] = NULL;
+        set_str(&v[ps->cfg->n_cluster_urls++], val);
+    } else if (!strcmp(d->name, "cluster_kv_replicas")) {
+        long long v = 0;
+        if (parse_int(ps, d->name, val, 1, 5, &v) < 0)
+            return -1;
+        ps->cfg->cluster_replicas = (int)v;
+    } else if (!strcmp(d->name, "cluster_nats_user")) {
+        set_str(&ps->cfg->cluster_user, val);
+    } else if (!strcmp(d->name, "cluster_nats_password")) {
+        set_str(&ps->cfg->cluster_password, val);
+    } else {
+        set_str(&ps->cfg->cluster_token, val);
+    }
+    return 0;
+}
+
 /* http_certfile / http_keyfile: the HTTP endpoint over TLS. */
 static int h_http_tls(struct parser *ps, const struct directive *d, char *val)
 {
@@ -1275,6 +1334,12 @@ static const struct directive directives[] = {
     FN(http_password_file, h_http_password_file), /* tombo only */
     FN(http_certfile, h_http_tls),                 /* tombo only */
     FN(http_keyfile, h_http_tls),                  /* tombo only */
+    FN(cluster_node, h_cluster),                   /* tombo only */
+    FN(cluster_nats_url, h_cluster),               /* tombo only */
+    FN(cluster_nats_user, h_cluster),              /* tombo only */
+    FN(cluster_nats_password, h_cluster),          /* tombo only */
+    FN(cluster_nats_token, h_cluster),             /* tombo only */
+    FN(cluster_kv_replicas, h_cluster),            /* tombo only */
 };
 
 /* Mosquitto 2.0 directives whose meaning tombo does not implement yet, with what to do instead.
@@ -1295,6 +1360,9 @@ static const struct {
     /* bridges: what is not done yet */
     {"local_username", WHY_BRIDGE_LOCAL}, {"local_password", WHY_BRIDGE_LOCAL},
     {"bridge_require_ocsp", WHY_BRIDGE_OCSP},
+    /* cluster (tombo's own): TLS to NATS is not done yet */
+    {"cluster_nats_cafile", WHY_CLUSTER_TLS}, {"cluster_nats_certfile", WHY_CLUSTER_TLS},
+    {"cluster_nats_keyfile", WHY_CLUSTER_TLS},
 };
 
 /* Why `name` is refused, or NULL if it is not a Mosquitto directive tombo knows of. */
@@ -1535,6 +1603,14 @@ void config_free(struct tombo_config *cfg)
     free(cfg->http_certfile);
     free(cfg->http_keyfile);
     free(cfg->http_tls_where);
+    free(cfg->cluster_node);
+    for (int i = 0; i < cfg->n_cluster_urls; i++)
+        free(cfg->cluster_urls[i]);
+    free(cfg->cluster_urls);
+    free(cfg->cluster_user);
+    free(cfg->cluster_password);
+    free(cfg->cluster_token);
+    free(cfg->cluster_where);
     for (int i = 0; i < cfg->n_bridges; i++)
         bridge_free(&cfg->bridges[i]);
     free(cfg->bridges);
@@ -1543,6 +1619,21 @@ void config_free(struct tombo_config *cfg)
 
 int config_finish(struct tombo_config *cfg, char *err, size_t errlen)
 {
+    if (cfg->cluster_where) {
+        const char *why = NULL;
+        if (!cfg->cluster_node)
+            why = "a cluster needs cluster_node (this node's name)";
+        else if (!cfg->n_cluster_urls)
+            why = "a cluster needs cluster_nats_url (at least one NATS server)";
+        else if (!cfg->cluster_user != !cfg->cluster_password)
+            why = "cluster_nats_user and cluster_nats_password go together";
+        else if (cfg->cluster_token && cfg->cluster_user)
+            why = "cluster_nats_token or cluster_nats_user/cluster_nats_password, not both";
+        if (why) {
+            snprintf(err, errlen, "%s: %s", cfg->cluster_where, why);
+            return -1;
+        }
+    }
     if (cfg->http_password_file && !cfg->http_port) {
         snprintf(err, errlen, "%s: http_password_file needs http_listener (there is no HTTP endpoint to protect)",
                  cfg->http_password_where ? cfg->http_password_where : "config");

@@ -206,6 +206,14 @@ struct tombo_config {
     char *http_password_where; /* "FILE:LINE" of http_password_file */
     char *http_certfile, *http_keyfile; /* https: PEM certificate (chain) and key; NULL: plain HTTP */
     char *http_tls_where;     /* "FILE:LINE" of the last of them, for start-up errors */
+    /* Cluster on NATS JetStream (tombo only, docs/cluster.md); no cluster_node: a lone broker. */
+    char *cluster_node;        /* this node's name: [A-Za-z0-9_-], 1..64 characters */
+    char **cluster_urls;       /* cluster_nats_url, in order (nats://HOST:PORT) */
+    int n_cluster_urls;
+    char *cluster_user, *cluster_password; /* NATS user/password; NULL: none */
+    char *cluster_token;       /* NATS token; NULL: none */
+    int cluster_replicas;      /* cluster_kv_replicas: JetStream replicas of the buckets it creates (1..5) */
+    char *cluster_where;       /* "FILE:LINE" of the first cluster_* directive, for start-up errors */
 
     /* Notes for the log once it is open (deprecated directives, local-only mode, ignored -p):
      * log_init() prints them as warnings. */

@@ -10,6 +10,7 @@
 #include "broker/auth.h"
 #include "broker/authq.h"
 #include "broker/broker.h"
+#include "broker/cluster.h"
 #include "broker/conn.h"
 #include "broker/will.h"
 #include "broker/worker.h"
@@ -108,6 +109,8 @@ static uint8_t connect_attach(conn_t *c)
     rq->username = NULL;
     c->session = s; /* the registry_get reference becomes the connection's */
     c->state = CONN_ACTIVE;
+    if (b->cluster) /* client ids are unique cluster-wide */
+        cluster_client_connected(b->cluster, s->client_id, s->client_id_len);
     c->keepalive = rq->keepalive;
     c->max_packet_in = cfg->max_packet_size;
     c->receive_max_in = cfg->max_inflight_messages;

@@ -33,13 +33,17 @@ enum inbox_kind {
     INBOX_AUTH_DONE,     /* (fd, conn_id)'s password was checked: rc is the result (authq.h) */
     INBOX_RESUME,        /* a receiver drained: look at the connections paused for backpressure */
     INBOX_DISCONNECT,    /* close (fd, conn_id) with reason code rc (the HTTP API's kick) */
+    INBOX_CLUSTER,       /* from a cluster thread: rc says what, data what it carries (cluster.c) */
 };
 typedef struct inbox_item {
     uint8_t kind;
     uint8_t rc;         /* KICK, DISCONNECT: reason code for the DISCONNECT */
     int fd;             /* KICK, TAKEOVER_DONE, DISCONNECT: connection fd and id */
     uint64_t conn_id;
-    struct session *session; /* FLUSH: one reference */
+    union {
+        struct session *session; /* FLUSH: one reference */
+        void *data;              /* CLUSTER: owned by the item (cluster_on_item frees it) */
+    };
     int reply_worker;   /* KICK: who waits, and which connection */
     int reply_fd;
     uint64_t reply_id;

@@ -36,6 +36,7 @@ typedef struct msg {
     uint8_t qos;       /* QoS it was published with */
     uint8_t retain;    /* retain flag it was published with */
     uint8_t has_expiry;
+    uint8_t from_cluster; /* came from another cluster node: not forwarded again (cluster.h) */
     int64_t expiry_at; /* CLOCK_MONOTONIC ms after which it must not be delivered */
     /* Persistence (store.h): its row in the store, set under the store's lock by the first durable
      * reference; when the last reference goes, the row is deleted. 0: not stored. */

@@ -10,6 +10,7 @@
 
 #include "broker/backpressure.h"
 #include "broker/broker.h"
+#include "broker/cluster.h"
 #include "broker/retain.h"
 #include "broker/subtree.h"
 #include "broker/worker.h"
@@ -17,7 +18,12 @@
 static size_t route(worker_t *w, msg_t *msg, const session_t *from, struct conn *pub, bool give)
 {
     broker_t *b = w->b;
-    if (msg->retain)
+    size_t nodes = 0;
+    if (b->cluster && !msg->from_cluster) /* the one test a lone broker pays */
+        nodes = cluster_publish(b->cluster, w, msg);
+    /* A message from another node is stored by the retained bucket's watcher (cluster.c), in the
+     * bucket's order, not here. */
+    if (msg->retain && !msg->from_cluster)
         retain_set(b->retained, msg->topic.p, msg->topic.len, msg->payload.len ? msg : NULL);
     sub_result_t *r = &w->match;
     subtree_match(b->subs, msg->topic.p, msg->topic.len, from, r);
@@ -40,7 +46,7 @@ static size_t route(worker_t *w, msg_t *msg, const session_t *from, struct conn 
     }
     if (give && n == 0)
         msg_release(msg);
-    return n;
+    return n + nodes;
 }
 
 size_t route_publish(worker_t *w, msg_t *msg, const session_t *from, struct conn *pub)

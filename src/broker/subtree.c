@@ -193,6 +193,8 @@ struct subtree {
     void (*hold)(void *owner);
     atomic_size_t count;
     atomic_size_t shared_count; /* of them, members of shared subscription groups */
+    void (*changed)(void *ctx, const uint8_t *filter, size_t n, bool present); /* subtree_observe */
+    void *changed_ctx;
 };
 
 #define SNAME_OFF offsetof(snode_t, name)
@@ -392,6 +394,13 @@ void subtree_batch_end(subtree_t *t)
     tls_batch.t = NULL;
 }
 
+void subtree_observe(subtree_t *t, void (*changed)(void *ctx, const uint8_t *filter, size_t n, bool present),
+                     void *ctx)
+{
+    t->changed = changed;
+    t->changed_ctx = ctx;
+}
+
 int subtree_add(subtree_t *t, const uint8_t *filter, size_t n, void *owner, uint8_t options, uint32_t sub_id)
 {
     const uint8_t *group;
@@ -406,6 +415,7 @@ int subtree_add(subtree_t *t, const uint8_t *filter, size_t n, void *owner, uint
     snode_t *nd = filter_node(t->root, filter, n, true, &oom);
     if (!nd)
         goto out;
+    uint32_t before = nd->subs.n + nd->n_groups;
     sublist_t *sl = &nd->subs;
     if (group) {
         sgroup_t *g = NULL;
@@ -447,6 +457,8 @@ int subtree_add(subtree_t *t, const uint8_t *filter, size_t n, void *owner, uint
         goto fail;
     rc = 0;
 added:
+    if (t->changed && before == 0)
+        t->changed(t->changed_ctx, filter, n, true);
     atomic_fetch_add_explicit(&t->count, 1, memory_order_relaxed);
     if (group)
         atomic_fetch_add_explicit(&t->shared_count, 1, memory_order_relaxed);
@@ -471,6 +483,7 @@ bool subtree_remove(subtree_t *t, const uint8_t *filter, size_t n, void *owner)
     snode_t *nd = filter_node(t->root, filter, n, false, &oom);
     if (!nd)
         goto out;
+    uint32_t before = nd->subs.n + nd->n_groups;
     if (group) {
         for (uint32_t i = 0; i < nd->n_groups; i++) {
             sgroup_t *g = nd->groups[i];
@@ -499,6 +512,8 @@ bool subtree_remove(subtree_t *t, const uint8_t *filter, size_t n, void *owner)
             found = true;
         }
     }
+    if (found && t->changed && before && !(nd->subs.n + nd->n_groups))
+        t->changed(t->changed_ctx, filter, n, false);
     if (found)
         atomic_fetch_sub_explicit(&t->count, 1, memory_order_relaxed);
     if (found && group)

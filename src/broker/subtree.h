@@ -33,6 +33,13 @@ subtree_t *subtree_new(void (*hold)(void *owner));
 /* Free the tree and every subscription in it (owners are not touched). No other thread may use it. */
 void subtree_free(subtree_t *t);
 
+/* Have changed(ctx, filter, n, present) called, under the write lock, when a filter (its
+ * "$share/GROUP/" prefix stripped) gets its first subscription of any owner or group (present) or
+ * loses its last (!present): the cluster announces the filters this node has subscribers for.
+ * Set once, before other threads use the tree; changed must not call back into the tree. */
+void subtree_observe(subtree_t *t, void (*changed)(void *ctx, const uint8_t *filter, size_t n, bool present),
+                     void *ctx);
+
 /* Add or replace owner's subscription to `filter` (n bytes, a valid topic filter as checked by
  * mqtt_topic_filter_valid, maybe "$share/GROUP/FILTER"). options: see SUB_OPT_*; sub_id 0 = none.
  * Returns 1 if it replaced an existing subscription of the same owner to the same filter (for a

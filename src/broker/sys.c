@@ -20,6 +20,7 @@
 
 #include "base/mem.h"
 #include "broker/broker.h"
+#include "broker/cluster.h"
 #include "broker/registry.h"
 #include "broker/route.h"
 #include "broker/stats.h"
@@ -161,6 +162,18 @@ void sys_publish(broker_t *b)
     put_u(w, st, "$SYS/broker/subscriptions/count", s.subscriptions);
     put_u(w, st, "$SYS/broker/shared_subscriptions/count", s.shared_subscriptions);
     put_u(w, st, "$SYS/broker/retained messages/count", s.retained);
+    if (b->cluster) { /* tombo's own: docs/cluster.md */
+        cluster_stats_t cs;
+        cluster_stats(b->cluster, &cs);
+        put(w, st, "$SYS/broker/cluster/node", cs.node, false);
+        put(w, st, "$SYS/broker/cluster/link", cs.link_up ? "up" : "down", false);
+        put_u(w, st, "$SYS/broker/cluster/nodes", cs.nodes);
+        put_u(w, st, "$SYS/broker/cluster/forwarded/sent", cs.fwd_sent);
+        put_u(w, st, "$SYS/broker/cluster/forwarded/received", cs.fwd_received);
+        put_u(w, st, "$SYS/broker/cluster/forwarded/bytes/sent", cs.fwd_bytes_sent);
+        put_u(w, st, "$SYS/broker/cluster/forwarded/bytes/received", cs.fwd_bytes_received);
+        put_u(w, st, "$SYS/broker/cluster/bucket_errors", cs.kv_errors);
+    }
     stats_done(&s);
 }
 

@@ -29,6 +29,7 @@
 #include "base/mem.h"
 #include "base/slab.h"
 #include "broker/bridge.h"
+#include "broker/cluster.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/log.h"
@@ -198,6 +199,8 @@ static void process_items(worker_t *w, inbox_item_t *items, size_t n)
             conn_t *c = conn_lookup(w, it->fd, it->conn_id);
             if (c && c->state == CONN_ACTIVE && !c->waiting)
                 conn_fail(c, it->rc, "disconnected through the HTTP API");
+        } else if (it->kind == INBOX_CLUSTER) {
+            cluster_on_item(w, it);
         } else if (it->kind == INBOX_RESUME) {
             w->resume_pending = 1; /* bp_check_paused, once this turn */
         } else if (it->kind == INBOX_AUTH_DONE) {
@@ -459,6 +462,8 @@ static void chain_free(inbox_batch_t *list)
         for (uint32_t k = 0; k < list->n; k++)
             if (list->items[k].kind == INBOX_FLUSH_SESSION)
                 session_release(list->items[k].session);
+            else if (list->items[k].kind == INBOX_CLUSTER)
+                cluster_item_free(&list->items[k]);
         slab_free(list);
         list = next;
     }
