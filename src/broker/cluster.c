@@ -115,6 +115,7 @@ struct cluster {
     watch_t watch[N_BUCKETS];
 
     atomic_int link_up;
+    atomic_int stopping; /* cluster_stop has begun: losing NATS is expected */
     atomic_ulong fwd_sent, fwd_received, fwd_bytes_sent, fwd_bytes_received, kv_errors;
 };
 
@@ -568,7 +569,8 @@ static void on_disconnected(natsConnection *nc, void *closure)
     (void)nc;
     cluster_t *c = closure;
     atomic_store(&c->link_up, 0);
-    log_printf(TLOG_WARNING, "Warning: cluster: disconnected from NATS; reconnecting.");
+    if (!atomic_load(&c->stopping))
+        log_printf(TLOG_WARNING, "Warning: cluster: disconnected from NATS; reconnecting.");
 }
 
 static void on_reconnected(natsConnection *nc, void *closure)
@@ -681,6 +683,7 @@ void cluster_stop(broker_t *b)
     cluster_t *c = b->cluster;
     if (!c)
         return;
+    atomic_store(&c->stopping, 1);
     if (c->sub) {
         natsSubscription_Unsubscribe(c->sub);
         natsSubscription_Destroy(c->sub);
@@ -713,6 +716,8 @@ void cluster_stop(broker_t *b)
         natsConnection_Destroy(c->nc);
     }
     natsOptions_Destroy(c->opts);
+    /* nats.c's own threads (its callbacks see c) are done once this returns. */
+    nats_CloseAndWait(5000);
     subtree_observe(b->subs, NULL, NULL);
     subtree_free(c->remote);
     for (int i = 0; i < b->n_workers; i++) {
@@ -730,7 +735,6 @@ void cluster_stop(broker_t *b)
     pthread_cond_destroy(&c->q_cond);
     free(c);
     b->cluster = NULL;
-    nats_CloseAndWait(2000); /* nats.c's own threads, so that nothing is left running */
 }
 
 void cluster_stats(cluster_t *c, cluster_stats_t *out)
