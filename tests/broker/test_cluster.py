@@ -1,0 +1,343 @@
+"""A tombo cluster on NATS JetStream (issue 11, docs/cluster.md): three nats-server processes with
+JetStream forming one NATS cluster, three tombo nodes A, B and C on it, clients on different nodes.
+
+Every server is started by the test on free 127.0.0.1 ports and stopped by its PID; waits are
+bounded. The issue's T5-T8 (sessions that move, kill -9, NATS failures) are not done yet."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+from conftest import free_port, is_reference
+from clients import DISCONNECT, V5, PahoClient, Raw, unique_id
+
+NATS = os.environ.get("TOMBO_NATS", "/usr/sbin/nats-server")
+pytestmark = [
+    pytest.mark.skipif(not os.access(NATS, os.X_OK), reason="nats-server not installed (scripts/deps.sh test)"),
+    pytest.mark.skipif(is_reference(), reason="a tombo feature"),
+]
+
+
+class NatsServer:
+    def __init__(self, name, cluster_port, routes, extra=()):
+        self.port, self.mon = free_port(), free_port()
+        self.dir = tempfile.mkdtemp(prefix="tombo-nats-")
+        self.url = "nats://127.0.0.1:%d" % self.port
+        cmd = [NATS, "-a", "127.0.0.1", "-p", str(self.port), "-m", str(self.mon), "-n", name,
+               "-js", "-sd", os.path.join(self.dir, "js")] + list(extra)
+        if cluster_port:
+            cmd += ["--cluster_name", "tombo-test", "--cluster", "nats://127.0.0.1:%d" % cluster_port,
+                    "--routes", ",".join("nats://127.0.0.1:%d" % p for p in routes)]
+        self.log = open(os.path.join(self.dir, "nats.log"), "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def ready(self):
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % self.mon, timeout=1) as r:
+                return r.status == 200 and json.loads(r.read()).get("status") == "ok"
+        except Exception:
+            return False
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def wait_ready(servers, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if all(s.ready() for s in servers):
+            return
+        time.sleep(0.2)
+    raise AssertionError("NATS cluster not ready")
+
+
+@pytest.fixture(scope="module")
+def nats_cluster():
+    cports = [free_port() for _ in range(3)]
+    servers = [NatsServer("n%d" % i, cports[i], [p for k, p in enumerate(cports) if k != i]) for i in range(3)]
+    try:
+        wait_ready(servers)
+        yield servers
+    finally:
+        for s in servers:
+            s.stop()
+
+
+def node_conf(name, servers, extra=""):
+    urls = "".join("cluster_nats_url %s\n" % s.url for s in servers)
+    return "allow_anonymous true\nsys_interval 1\ncluster_node %s\n%scluster_kv_replicas 3\n%s" % (name, urls, extra)
+
+
+@pytest.fixture
+def nodes(nats_cluster, make_broker):
+    """Three tombo nodes, each told all three NATS servers (in a different order)."""
+    tag = unique_id("n").replace("-", "_")
+    out = []
+    for i, n in enumerate("ABC"):
+        order = nats_cluster[i:] + nats_cluster[:i]
+        out.append(make_broker(node_conf("%s_%s" % (n, tag), order)))
+    return out
+
+
+def connect(broker, **kw):
+    c = PahoClient(broker, **kw)
+    c.connect()
+    return c
+
+
+def routes_ready(pub, subs, topic, timeout=10):
+    """Publish `topic` on pub's node until every subscriber got one (routes travel through the
+    bucket: a SUBSCRIBE on one node is seen by the others shortly after), then drain them."""
+    deadline = time.time() + timeout
+    got = [False] * len(subs)
+    while time.time() < deadline and not all(got):
+        pub.publish(topic, b"probe", qos=0)
+        t_end = time.time() + 0.3
+        while time.time() < t_end:
+            for i, s in enumerate(subs):
+                if not s.messages.empty():
+                    got[i] = True
+            time.sleep(0.02)
+    assert all(got), "routes not seen by the publisher's node within %ss" % timeout
+    time.sleep(0.3)
+    for s in subs:
+        while not s.messages.empty():
+            s.messages.get_nowait()
+
+
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_publish_on_a_reaches_wildcard_subscribers_on_b_and_c(nodes, qos):
+    """T1-T3: QoS 0/1/2 published on node A reach subscribers on B (`+`) and C (`#`), each message
+    once, in order, at the subscription's QoS."""
+    a, b, c = nodes
+    sb = connect(b)
+    sb.subscribe("cl/+/x", qos=qos)
+    sc = connect(c, protocol=V5)
+    sc.subscribe("cl/#", qos=qos)
+    pub = connect(a)
+    routes_ready(pub, [sb, sc], "cl/probe/x")
+    n = 30
+    for i in range(n):
+        pub.publish("cl/%d/x" % i, b"m%d" % i, qos=qos)
+    for s in (sb, sc):
+        msgs = s.get_n(n)
+        assert [m.payload for m in msgs] == [b"m%d" % i for i in range(n)]
+        assert {m.qos for m in msgs} == {qos}
+        s.expect_none(0.5)
+    for x in (sb, sc, pub):
+        x.close()
+
+
+def test_v5_puback_counts_subscribers_on_other_nodes(nodes):
+    """A QoS 1 PUBLISH whose only subscriber is on another node is acknowledged with success
+    (0x00), not 'no matching subscribers' (0x10) [MQTT-3.4.2.1]."""
+    a, b, _ = nodes
+    sb = connect(b)
+    sb.subscribe("ack/#", qos=1)
+    pub = connect(a, protocol=V5)
+    routes_ready(pub, [sb], "ack/probe")
+    acks = []
+    pub.c.on_publish = lambda c, ud, mid, *rest: acks.append(mid)
+    info = pub.c.publish("ack/1", b"x", qos=1)
+    info.wait_for_publish(5)
+    assert sb.get().payload == b"x"
+    sb.close()
+    pub.close()
+
+
+def poll_retained(broker, topic, want, timeout=10):
+    """Subscribe on broker until the retained message of topic is `want` (None: none)."""
+    deadline = time.time() + timeout
+    last = "nothing"
+    while time.time() < deadline:
+        s = connect(broker)
+        s.subscribe(topic, qos=1)
+        try:
+            m = s.messages.get(timeout=0.5)
+            last = (m.payload, m.retain)
+        except Exception:
+            last = None
+        s.close()
+        if (want is None and last is None) or (want is not None and last == (want, True)):
+            return
+        time.sleep(0.2)
+    raise AssertionError("retained %s on port %d: %r, wanted %r" % (topic, broker.port, last, want))
+
+
+def test_retained_set_on_a_read_on_c_cleared_on_b(nodes):
+    """T4: a retained message set on A is read by a new subscriber on C; an empty retained
+    PUBLISH on B clears it on every node."""
+    a, b, c = nodes
+    topic = "ret/" + unique_id()
+    pa = connect(a)
+    pa.publish(topic, b"v1", qos=1, retain=True)
+    poll_retained(c, topic, b"v1")
+    poll_retained(b, topic, b"v1")
+    pb = connect(b)
+    pb.publish(topic, b"", qos=1, retain=True)
+    for n in (a, b, c):
+        poll_retained(n, topic, None)
+    pa.close()
+    pb.close()
+
+
+def test_client_id_taken_on_another_node_disconnects_the_first(nodes):
+    """T9: client ids are unique cluster-wide: the same id connecting on B makes A disconnect its
+    client with 0x8E (session taken over) on MQTT 5, as a takeover on one node does."""
+    a, b, _ = nodes
+    cid = unique_id("dup")
+    first = Raw(a, version=5)
+    first.connect(cid)
+    second = Raw(b, version=5)
+    second.connect(cid)
+    got = first.closed()  # bounded by Raw's timeout
+    assert [p.type for p in got] == [DISCONNECT], got
+    assert got[0].reason == 0x8E
+    assert second.subscribe(1, "dup/t") == [0]  # the new one is untouched
+    second.disconnect(0)
+
+
+def test_tutorial_exchange_paho_and_mosquitto_clients_on_different_nodes(nodes):
+    """T10: the tutorial's exchange (subscriber on test/+, publisher to test/{i}) with paho-mqtt
+    on B, mosquitto_sub on C and mosquitto_pub on A."""
+    a, b, c = nodes
+    paho = connect(b)
+    paho.subscribe("test/+", qos=1)
+    msub = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(c.port), "-t", "test/+", "-q", "1",
+                             "-v", "-C", "6", "-W", "30"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        probe = connect(a)
+        # mosquitto_sub's subscription must be known on A too: it gets the probes, counted below.
+        deadline = time.time() + 10
+        seen = False
+        while time.time() < deadline and not seen:
+            probe.publish("test/probe", b"probe", qos=0)
+            try:
+                paho.messages.get(timeout=0.3)
+                seen = True
+            except Exception:
+                pass
+        assert seen
+        time.sleep(1.0)  # mosquitto_sub subscribed before paho: its route is older
+        probe.close()
+        while not paho.messages.empty():
+            paho.messages.get_nowait()
+        for i in range(5):
+            subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(a.port), "-t", "test/%d" % i, "-q", "1",
+                            "-m", "Hello World %d" % i], check=True, timeout=10)
+        got = [paho.get().payload for _ in range(5)]
+        assert got == [b"Hello World %d" % i for i in range(5)]
+        out, _ = msub.communicate(timeout=30)
+        lines = [l for l in out.decode().splitlines() if not l.startswith("test/probe")]
+        assert lines[-5:] == ["test/%d Hello World %d" % (i, i) for i in range(5)], out
+    finally:
+        if msub.poll() is None:
+            msub.kill()
+            msub.wait()
+    paho.close()
+
+
+def test_sys_cluster_topics(nodes):
+    """$SYS/broker/cluster/...: the node's name, its link to NATS, the nodes it knows, and the
+    PUBLISHes it forwarded."""
+    a, b, _ = nodes
+    sb = connect(b)
+    sb.subscribe("sysf/#", qos=0)
+    pub = connect(a)
+    routes_ready(pub, [sb], "sysf/probe")
+    pub.publish("sysf/1", b"x", qos=0)
+    sb.get()
+    sysc = connect(a)
+    sysc.subscribe("$SYS/broker/cluster/#", qos=0)
+    vals = {}
+    deadline = time.time() + 5
+    while time.time() < deadline and len(vals) < 8:
+        try:
+            m = sysc.messages.get(timeout=0.5)
+            vals[m.topic] = m.payload.decode()
+        except Exception:
+            pass
+    assert vals["$SYS/broker/cluster/link"] == "up"
+    assert vals["$SYS/broker/cluster/node"].startswith("A_")
+    assert int(vals["$SYS/broker/cluster/nodes"]) == 3
+    assert int(vals["$SYS/broker/cluster/forwarded/sent"]) >= 1
+    for x in (sb, pub, sysc):
+        x.close()
+
+
+# ---------------------------------------------------------------- configuration
+
+@pytest.fixture(scope="module")
+def lone_nats():
+    s = NatsServer("lone", None, [])
+    try:
+        wait_ready([s])
+        yield s
+    finally:
+        s.stop()
+
+
+def test_cluster_needs_a_node_name_and_a_url(make_broker, tmp_path):
+    from conftest import Broker
+    for conf, msg in (("cluster_nats_url nats://127.0.0.1:1\n", "a cluster needs cluster_node"),
+                      ("cluster_node A\n", "a cluster needs cluster_nats_url"),
+                      ("cluster_node A.B\ncluster_nats_url nats://127.0.0.1:1\n", "a node name is 1 to 64"),
+                      ("cluster_node A\ncluster_nats_url tls://127.0.0.1:1\n", "TLS to NATS is not supported yet"),
+                      ("cluster_node A\ncluster_nats_url nats://127.0.0.1:1\ncluster_nats_cafile /x\n",
+                       "not supported yet")):
+        br = Broker("allow_anonymous true\n" + conf)
+        rc, log = br.run_until_exit(30)
+        assert rc not in (0, None), log
+        assert br.conf_path + ":" in log and msg in log, log
+
+
+def test_nats_unreachable_stops_start_up_with_file_and_line(tmp_path):
+    from conftest import Broker
+    br = Broker("allow_anonymous true\ncluster_node A\ncluster_nats_url nats://127.0.0.1:%d\n" % free_port())
+    rc, log = br.run_until_exit(30)
+    assert rc not in (0, None), log
+    assert "%s:3: cluster: cannot connect to NATS" % br.conf_path in log, log
+
+
+def test_nats_user_and_password(make_broker, tmp_path):
+    """cluster_nats_user / cluster_nats_password: a NATS server with a user; the wrong password
+    stops start-up."""
+    from conftest import Broker
+    s = NatsServer("auth", None, [], ["--user", "tombo", "--pass", "s3cret"])
+    try:
+        wait_ready([s])
+        ok = "allow_anonymous true\ncluster_node U1\ncluster_nats_url %s\n" % s.url
+        make_broker(ok + "cluster_nats_user tombo\ncluster_nats_password s3cret\n")
+        br = Broker(ok + "cluster_nats_user tombo\ncluster_nats_password wrong\n")
+        rc, log = br.run_until_exit(30)
+        assert rc not in (0, None) and "cannot connect to NATS" in log, log
+    finally:
+        s.stop()
+
+
+def test_nats_token(make_broker, tmp_path):
+    from conftest import Broker
+    s = NatsServer("tok", None, [], ["--auth", "t0ken"])
+    try:
+        wait_ready([s])
+        ok = "allow_anonymous true\ncluster_node T1\ncluster_nats_url %s\n" % s.url
+        make_broker(ok + "cluster_nats_token t0ken\n")
+        br = Broker(ok + "cluster_nats_token nope\n")
+        rc, log = br.run_until_exit(30)
+        assert rc not in (0, None) and "cannot connect to NATS" in log, log
+    finally:
+        s.stop()
