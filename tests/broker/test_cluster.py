@@ -79,7 +79,7 @@ def nats_cluster():
 
 def node_conf(name, servers, extra=""):
     urls = "".join("cluster_nats_url %s\n" % s.url for s in servers)
-    return "allow_anonymous true\nsys_interval 1\ncluster_node %s\n%scluster_kv_replicas 3\n%s" % (name, urls, extra)
+    return "allow_anonymous true\nsys_interval 1\ncluster_node %s\n%s" % (name, urls) + "cluster_kv_replicas 3\n" + extra
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ can have, so this table cannot be bypassed:
 docs/config.md has the same table for users. The behaviour tests at the end cover the directives
 no other test file exercised.
 """
+import atexit
 import gzip
 import os
 import re
@@ -220,7 +221,27 @@ ROWS = [
     ("http_keyfile", "http_listener PORT2 127.0.0.1\nhttp_certfile TLSCRT\nhttp_keyfile TLSKEY", TOMBO,
      "broker/test_http.py"),
     ("connect_timeout", "connect_timeout 5", TOMBO, "broker/test_limits.py"),
+    # the cluster (docs/cluster.md): NATSURL is a nats-server with JetStream started for these rows
+    ("cluster_node", "cluster_node rowA\ncluster_nats_url NATSURL", TOMBO, "broker/test_cluster.py"),
+    ("cluster_nats_url", "cluster_node rowB\ncluster_nats_url NATSURL", TOMBO, "broker/test_cluster.py"),
+    ("cluster_kv_replicas", "cluster_node rowC\ncluster_nats_url NATSURL\ncluster_kv_replicas 1", TOMBO,
+     "broker/test_cluster.py"),
+    ("cluster_nats_user", "cluster_node rowD\ncluster_nats_url NATSURL\ncluster_nats_password p\ncluster_nats_user u",
+     TOMBO, "broker/test_cluster.py"),
+    ("cluster_nats_password", "cluster_node rowE\ncluster_nats_url NATSURL\ncluster_nats_user u\n"
+     "cluster_nats_password p", TOMBO, "broker/test_cluster.py"),
+    ("cluster_nats_token", "cluster_node rowF\ncluster_nats_url NATSURL\ncluster_nats_token t", TOMBO,
+     "broker/test_cluster.py"),
+    ("cluster_nats_cafile", "cluster_node rowG\ncluster_nats_url NATSURL\ncluster_nats_cafile TLSCA", REFUSED,
+     "TLS to the NATS servers"),
+    ("cluster_nats_certfile", "cluster_node rowH\ncluster_nats_url NATSURL\ncluster_nats_certfile TLSCRT", REFUSED,
+     "TLS to the NATS servers"),
+    ("cluster_nats_keyfile", "cluster_node rowI\ncluster_nats_url NATSURL\ncluster_nats_keyfile TLSKEY", REFUSED,
+     "TLS to the NATS servers"),
 ]
+
+# tombo's own directives that are refused until they work (REFUSED rows above).
+TOMBO_NOT_YET = {"cluster_nats_cafile", "cluster_nats_certfile", "cluster_nats_keyfile"}
 
 ROW_IDS = ["%s:%s" % (r[0], r[1].split("\n")[-1].split(" ", 1)[-1][:24]) for r in ROWS]
 
@@ -268,7 +289,7 @@ def test_every_mosquitto_directive_has_a_row():
     names = _table_names()
     missing = [d for d in MOSQUITTO_20 if d not in names]
     assert not missing, "directives without a row: %s" % missing
-    extra = sorted(n for n in names if n not in MOSQUITTO_20
+    extra = sorted(n for n in names if n not in MOSQUITTO_20 and n not in TOMBO_NOT_YET
                    and not all(r[2] == TOMBO for r in ROWS if r[0] == n))
     assert not extra, "rows for names that are not Mosquitto 2.0 directives: %s" % extra
 
@@ -329,6 +350,8 @@ def _write_conf(row_text):
     if "TLS" in row_text:
         for token, path in _tls_files().items():
             row_text = row_text.replace(token, path)
+    if "NATSURL" in row_text:
+        row_text = row_text.replace("NATSURL", _nats_url())
     text = row_text.replace("PORT2", str(port2)).replace("DIR", sub).replace("FILE", empty)
     conf = os.path.join(d, "t.conf")
     with open(conf, "w") as f:
@@ -337,6 +360,31 @@ def _write_conf(row_text):
 
 
 _TLS_FILES = {}
+_NATS = []
+
+
+def _nats_url():
+    """A nats-server with JetStream for the cluster_* rows, started once, stopped by its PID at exit
+    (not installed: the rows fail, as they would without openssl for the TLS ones)."""
+    if not _NATS:
+        d = tempfile.mkdtemp(prefix="tombo-nats-rows-")
+        port, mon = free_port(), free_port()
+        p = subprocess.Popen(["/usr/sbin/nats-server", "-a", "127.0.0.1", "-p", str(port), "-m", str(mon), "-js",
+                              "-sd", d], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def stop():
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        atexit.register(stop)
+        deadline = time.time() + 20
+        while time.time() < deadline and not _listening(mon):
+            time.sleep(0.1)
+        time.sleep(0.5)  # JetStream ready a moment after the monitor port
+        _NATS.append("nats://127.0.0.1:%d" % port)
+    return _NATS[0]
 
 
 def _tls_files():
