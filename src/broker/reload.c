@@ -40,6 +40,12 @@ struct fixed {
 static const struct fixed global_fixed[] = {
     FIX_G(persistence), FIX_GS(persistence_location), FIX_GS(persistence_file), FIX_GS(pid_file),
     FIX_G(per_listener_settings), FIX_G(threads), FIX_GS(user),
+    /* the cluster: its NATS connection and buckets are made once (cluster_nats_url: the first) */
+    FIX_GS(cluster_node), {"cluster_nats_user", offsetof(struct tombo_config, cluster_user), 0},
+    {"cluster_nats_password", offsetof(struct tombo_config, cluster_password), 0},
+    {"cluster_nats_token", offsetof(struct tombo_config, cluster_token), 0},
+    {"cluster_kv_replicas", offsetof(struct tombo_config, cluster_replicas), sizeof(int)},
+    {"cluster_nats_url", offsetof(struct tombo_config, n_cluster_urls), sizeof(int)},
 };
 
 /* What makes a listener besides its socket (port, address, socket_domain: config_listener_same). */
