@@ -14,7 +14,7 @@
  *     store, so they all converge on the bucket's last value.
  *   - tombo_clients: key B64(CLIENT ID), value the node it last connected to. A node that sees
  *     another node take a client id it has connected disconnects it (0x8E on MQTT 5).
- * B64 is base64url without padding: every topic and client id becomes a valid key.
+ * B64 is base64url (padded): every topic, filter and client id becomes a valid key.
  *
  * A PUBLISH on this node (route.c) is matched against `remote` and sent once per matching node on
  * core NATS, subject tombo.n.NODE, as [1: version][4: message expiry left, s, 0: none][1: n]
@@ -50,6 +50,7 @@
 #include "broker/subtree.h"
 #include "broker/worker.h"
 #include "mqtt/packet.h"
+#include "pwhash/pwhash.h"
 
 #define WIRE_VERSION 1
 #define KEY_MAX 3000 /* NATS's control line is 4096 bytes: longer keys are not replicated */
@@ -74,6 +75,7 @@ typedef struct kvop {
     char *key;
     uint8_t *val;
     int len;
+    session_t *session; /* tombo_clients: one reference, for the revision of our write */
 } kvop_t;
 
 typedef struct watch {
@@ -119,56 +121,25 @@ struct cluster {
     atomic_ulong fwd_sent, fwd_received, fwd_bytes_sent, fwd_bytes_received, kv_errors;
 };
 
-/* ---- keys: base64url without padding ---- */
-
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+/* ---- keys: base64url (RFC 4648 section 5), padded: valid NATS key characters ---- */
 
 /* out must hold 4 * ((n + 2) / 3) + 1 bytes. */
-static size_t b64_encode(const uint8_t *in, size_t n, char *out)
+static void b64_encode(const uint8_t *in, size_t n, char *out)
 {
-    size_t o = 0, i = 0;
-    for (; i + 2 < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = b64[v >> 18];
-        out[o++] = b64[(v >> 12) & 63];
-        out[o++] = b64[(v >> 6) & 63];
-        out[o++] = b64[v & 63];
-    }
-    if (i < n) {
-        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0);
-        out[o++] = b64[v >> 18];
-        out[o++] = b64[(v >> 12) & 63];
-        if (i + 1 < n)
-            out[o++] = b64[(v >> 6) & 63];
-    }
-    out[o] = 0;
-    return o;
+    int len = pwhash_b64_encode(in, n, out, 4 * ((n + 2) / 3) + 1);
+    for (int i = 0; i < len; i++)
+        out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
 }
 
-static int b64_val(char ch)
-{
-    const char *p = ch ? strchr(b64, ch) : NULL;
-    return p ? (int)(p - b64) : -1;
-}
-
-/* Decode into out (at least n bytes); returns the length or -1 when s is not base64url. */
+/* Decode s[0..n) into out (at least n bytes); returns the length, or -1 when s is not base64url. */
 static long b64_decode(const char *s, size_t n, uint8_t *out)
 {
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64_val(s[i]);
-        if (v < 0)
-            return -1;
-        acc = acc << 6 | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (uint8_t)(acc >> bits);
-        }
-    }
-    return (long)o;
+    char *t = xmalloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        t[i] = s[i] == '-' ? '+' : s[i] == '_' ? '/' : s[i] == '+' || s[i] == '/' ? '!' : s[i];
+    int r = pwhash_b64_decode(t, n, out, n);
+    free(t);
+    return r;
 }
 
 /* A malloc'ed key: PREFIX B64(data), or NULL when it would be too long for NATS. */
@@ -186,9 +157,10 @@ static char *key_of(const char *prefix, const uint8_t *data, size_t n)
 
 /* ---- the writer thread ---- */
 
-static void enqueue(cluster_t *c, int bucket, char *key, const uint8_t *val, int len, bool del)
+static void enqueue_op(cluster_t *c, int bucket, char *key, const uint8_t *val, int len, bool del, session_t *s)
 {
     kvop_t *op = xcalloc(1, sizeof(*op));
+    op->session = s;
     op->bucket = bucket;
     op->key = key;
     op->del = del;
@@ -208,8 +180,33 @@ static void enqueue(cluster_t *c, int bucket, char *key, const uint8_t *val, int
     pthread_mutex_unlock(&c->q_lock);
 }
 
+static void enqueue(cluster_t *c, int bucket, char *key, const uint8_t *val, int len, bool del)
+{
+    enqueue_op(c, bucket, key, val, len, del, NULL);
+}
+
+static void kick_if_older(cluster_t *c, session_t *s, uint64_t rev, const char *other);
+
+/* Our write of a client id is in the bucket at revision rev (0: it failed): a write of another
+ * node seen meanwhile with a later revision means the client went there after. */
+static void client_written(cluster_t *c, session_t *s, uint64_t rev)
+{
+    pthread_mutex_lock(&s->lock);
+    s->cluster_pending--;
+    if (rev > s->cluster_rev)
+        s->cluster_rev = rev;
+    uint64_t foreign = s->cluster_pending ? 0 : s->cluster_foreign;
+    if (!s->cluster_pending)
+        s->cluster_foreign = 0;
+    pthread_mutex_unlock(&s->lock);
+    if (foreign > rev)
+        kick_if_older(c, s, foreign, "another node");
+}
+
 static void kvop_free(kvop_t *op)
 {
+    if (op->session)
+        session_release(op->session);
     free(op->key);
     free(op->val);
     free(op);
@@ -247,7 +244,8 @@ static void *writer_main(void *arg)
         bool stop = c->q_stop;
         pthread_mutex_unlock(&c->q_lock);
         kvStore *kv = c->kv[op->bucket];
-        natsStatus s = op->del ? kvStore_Delete(kv, op->key) : kvStore_Put(NULL, kv, op->key, op->val, op->len);
+        uint64_t rev = 0;
+        natsStatus s = op->del ? kvStore_Delete(kv, op->key) : kvStore_Put(&rev, kv, op->key, op->val, op->len);
         if (s != NATS_OK) {
             atomic_fetch_add(&c->kv_errors, 1);
             if (!stop) { /* NATS unreachable for now: the same write again in a while, in order */
@@ -262,6 +260,8 @@ static void *writer_main(void *arg)
         if (!c->q_head)
             c->q_tail = NULL;
         pthread_mutex_unlock(&c->q_lock);
+        if (op->session)
+            client_written(c, op->session, s == NATS_OK ? rev : 0);
         kvop_free(op);
     }
     withdraw_routes(c);
@@ -451,6 +451,23 @@ static void on_retain(cluster_t *c, kvEntry *e)
     worker_post(&c->b->workers[0], &it);
 }
 
+/* Disconnect s's connection here unless our last write of its client id is later than rev (the
+ * revision of another node's write). */
+static void kick_if_older(cluster_t *c, session_t *s, uint64_t rev, const char *other)
+{
+    broker_t *b = c->b;
+    pthread_mutex_lock(&s->lock);
+    int w = atomic_load(&s->worker);
+    inbox_item_t it = {.kind = INBOX_CLUSTER, .rc = CL_KICK, .fd = s->conn_fd, .conn_id = s->conn_id};
+    bool kick = w >= 0 && w < b->n_workers && s->conn && s->cluster_rev < rev;
+    pthread_mutex_unlock(&s->lock);
+    if (kick) {
+        log_printf(TLOG_NOTICE, "Client %.*s connected on cluster node %s: disconnecting it here.",
+                   (int)s->client_id_len, s->client_id, other);
+        worker_post(&b->workers[w], &it);
+    }
+}
+
 static void on_client(cluster_t *c, kvEntry *e)
 {
     if (kvEntry_Operation(e) != kvOp_Put)
@@ -466,17 +483,15 @@ static void on_client(cluster_t *c, kvEntry *e)
     free(id);
     if (!s)
         return;
-    broker_t *b = c->b;
+    uint64_t rev = kvEntry_Revision(e);
     pthread_mutex_lock(&s->lock);
-    int w = atomic_load(&s->worker);
-    inbox_item_t it = {.kind = INBOX_CLUSTER, .rc = CL_KICK, .fd = s->conn_fd, .conn_id = s->conn_id};
-    bool connected = w >= 0 && w < b->n_workers && s->conn;
+    bool pending = s->cluster_pending > 0;
+    if (pending && rev > s->cluster_foreign) /* decided when our write's revision is known */
+        s->cluster_foreign = rev;
     pthread_mutex_unlock(&s->lock);
+    if (!pending)
+        kick_if_older(c, s, rev, v);
     session_release(s);
-    if (connected) {
-        log_printf(TLOG_NOTICE, "Client id taken over on cluster node %s: disconnecting it here.", v);
-        worker_post(&b->workers[w], &it);
-    }
 }
 
 static void *watch_main(void *arg)
@@ -555,11 +570,16 @@ void cluster_item_free(inbox_item_t *it)
         kvEntry_Destroy(it->data);
 }
 
-void cluster_client_connected(cluster_t *c, const char *id, size_t n)
+void cluster_client_connected(cluster_t *c, session_t *s)
 {
-    char *key = key_of(NULL, (const uint8_t *)id, n);
-    if (key)
-        enqueue(c, B_CLIENTS, key, (const uint8_t *)c->node, (int)c->node_len, false);
+    char *key = key_of(NULL, (const uint8_t *)s->client_id, s->client_id_len);
+    if (!key)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->cluster_pending++;
+    pthread_mutex_unlock(&s->lock);
+    session_hold(s);
+    enqueue_op(c, B_CLIENTS, key, (const uint8_t *)c->node, (int)c->node_len, false, s);
 }
 
 /* ---- lifetime ---- */

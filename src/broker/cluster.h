@@ -32,9 +32,11 @@ void cluster_stop(struct broker *b);
  * bucket when it has the retain flag. Returns the number of nodes it was sent to. '$SYS' topics
  * stay local. */
 size_t cluster_publish(cluster_t *c, struct worker *w, struct msg *m);
-/* Worker thread: a client id was attached to a session here (CONNACK follows): any other node
- * where it is connected disconnects it (0x8E on MQTT 5). */
-void cluster_client_connected(cluster_t *c, const char *id, size_t n);
+/* Worker thread: a client was attached to session s here (CONNACK follows): any other node where
+ * its client id is connected disconnects it (0x8E on MQTT 5), unless that node's connect is the
+ * later one in the bucket's order. */
+struct session;
+void cluster_client_connected(cluster_t *c, struct session *s);
 /* Worker w: an INBOX_CLUSTER item a cluster thread posted (a forwarded PUBLISH, a retained message
  * of the bucket, a kick). */
 void cluster_on_item(struct worker *w, struct inbox_item *it);

@@ -110,7 +110,7 @@ static uint8_t connect_attach(conn_t *c)
     c->session = s; /* the registry_get reference becomes the connection's */
     c->state = CONN_ACTIVE;
     if (b->cluster) /* client ids are unique cluster-wide */
-        cluster_client_connected(b->cluster, s->client_id, s->client_id_len);
+        cluster_client_connected(b->cluster, s);
     c->keepalive = rq->keepalive;
     c->max_packet_in = cfg->max_packet_size;
     c->receive_max_in = cfg->max_inflight_messages;

@@ -79,6 +79,11 @@ typedef struct session {
     struct conn *conn;  /* attached connection, or NULL while offline */
     uint64_t conn_id;   /* id and fd of `conn`, to address it across threads without touching it */
     int conn_fd;
+    /* The cluster (cluster.c): this node's writes of the client id to the tombo_clients bucket
+     * not yet acknowledged, the bucket revision of the last one, and the highest revision of
+     * another node's write seen while ours were pending. */
+    uint32_t cluster_pending;
+    uint64_t cluster_rev, cluster_foreign;
     _Atomic int worker; /* worker owning `conn` (-1: offline); written under lock, read by the fast path */
     uint8_t version;    /* protocol level of the last connection */
     _Atomic uint8_t flush_pending; /* a FLUSH is on its way to `worker` */
