@@ -56,7 +56,7 @@ class NatsServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def wait_ready(servers, timeout=30):
+def wait_ready(servers, timeout=90):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if all(s.ready() for s in servers):
@@ -99,7 +99,7 @@ def connect(broker, **kw):
     return c
 
 
-def routes_ready(pub, subs, topic, timeout=10):
+def routes_ready(pub, subs, topic, timeout=20):
     """Publish `topic` on pub's node until every subscriber got one (routes travel through the
     bucket: a SUBSCRIBE on one node is seen by the others shortly after), then drain them."""
     deadline = time.time() + timeout
@@ -159,7 +159,7 @@ def test_v5_puback_counts_subscribers_on_other_nodes(nodes):
     pub.close()
 
 
-def poll_retained(broker, topic, want, timeout=10):
+def poll_retained(broker, topic, want, timeout=20):
     """Subscribe on broker until the retained message of topic is `want` (None: none)."""
     deadline = time.time() + timeout
     last = "nothing"
@@ -204,7 +204,7 @@ def test_client_id_taken_on_another_node_disconnects_the_first(nodes):
     first.connect(cid)
     second = Raw(b, version=5)
     second.connect(cid)
-    got = first.closed()  # bounded by Raw's timeout
+    got = first.closed(timeout=15)
     assert [p.type for p in got] == [DISCONNECT], got
     assert got[0].reason == 0x8E
     assert second.subscribe(1, "dup/t") == [0]  # the new one is untouched
