@@ -9,6 +9,7 @@
 
 #include "base/mem.h"
 #include "broker/broker.h"
+#include "broker/cluster.h"
 #include "broker/registry.h"
 #include "broker/session.h"
 #include "broker/stats.h"
@@ -439,6 +440,21 @@ static void metrics(broker_t *b, api_resp_t *r)
     metric1(o, "tombo_retained_messages", "gauge", "Retained messages.", s.retained);
     metric1(o, "tombo_subscriptions", "gauge", "Subscriptions, shared ones included.", s.subscriptions);
     metric1(o, "tombo_shared_subscriptions", "gauge", "Members of shared subscriptions.", s.shared_subscriptions);
+    if (b->cluster) { /* docs/cluster.md */
+        cluster_stats_t cs;
+        cluster_stats(b->cluster, &cs);
+        metric1(o, "tombo_cluster_link_up", "gauge", "1 when this node is connected to NATS.", (unsigned)cs.link_up);
+        metric1(o, "tombo_cluster_nodes", "gauge", "Cluster nodes up, this one included.", cs.nodes);
+        metric1(o, "tombo_cluster_forwarded_sent_total", "counter", "PUBLISHes sent to other nodes.", cs.fwd_sent);
+        metric1(o, "tombo_cluster_forwarded_received_total", "counter", "PUBLISHes received from other nodes.",
+                cs.fwd_received);
+        metric1(o, "tombo_cluster_forwarded_bytes_sent_total", "counter", "Bytes of PUBLISHes sent to other nodes.",
+                cs.fwd_bytes_sent);
+        metric1(o, "tombo_cluster_forwarded_bytes_received_total", "counter",
+                "Bytes of PUBLISHes received from other nodes.", cs.fwd_bytes_received);
+        metric1(o, "tombo_cluster_bucket_errors_total", "counter", "Key-value bucket writes that failed and were retried.",
+                cs.kv_errors);
+    }
     metric(o, "tombo_worker_clients", "gauge", "Connections owned by each worker thread.");
     for (int i = 0; i < s.n_workers; i++)
         hb_printf(o, "tombo_worker_clients{worker=\"%d\"} %llu\n", i, (unsigned long long)s.workers[i].clients);

@@ -279,6 +279,19 @@ def test_sys_cluster_topics(nodes):
         x.close()
 
 
+def test_metrics_show_the_cluster(nats_cluster, make_broker):
+    """/metrics: tombo_cluster_* next to the broker's own."""
+    port = free_port()
+    a = make_broker(node_conf(unique_id("M").replace("-", "_"), nats_cluster, "http_listener %d 127.0.0.1\n" % port))
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
+        text = r.read().decode()
+    vals = dict(l.split(" ", 1) for l in text.splitlines() if l.startswith("tombo_cluster_"))
+    assert vals["tombo_cluster_link_up"] == "1"
+    assert int(vals["tombo_cluster_nodes"]) >= 1
+    assert "tombo_cluster_forwarded_sent_total" in vals and "tombo_cluster_bucket_errors_total" in vals
+    assert a.alive()
+
+
 # ---------------------------------------------------------------- configuration
 
 @pytest.fixture(scope="module")
