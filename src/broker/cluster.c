@@ -485,8 +485,10 @@ static void on_client(cluster_t *c, kvEntry *e)
         return;
     uint64_t rev = kvEntry_Revision(e);
     pthread_mutex_lock(&s->lock);
-    bool pending = s->cluster_pending > 0;
-    if (pending && rev > s->cluster_foreign) /* decided when our write's revision is known */
+    /* Our write is on its way, or not even queued yet (a connection attaches before
+     * cluster_client_connected): decided when its revision is known (client_written). */
+    bool pending = s->cluster_pending > 0 || !s->cluster_rev;
+    if (pending && rev > s->cluster_foreign)
         s->cluster_foreign = rev;
     pthread_mutex_unlock(&s->lock);
     if (!pending)
