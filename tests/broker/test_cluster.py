@@ -330,30 +330,21 @@ def test_nats_unreachable_stops_start_up_with_file_and_line(tmp_path):
     assert "%s:3: cluster: cannot connect to NATS" % br.conf_path in log, log
 
 
-def test_nats_user_and_password(make_broker, tmp_path):
-    """cluster_nats_user / cluster_nats_password: a NATS server with a user; the wrong password
-    stops start-up."""
+@pytest.mark.parametrize("server_args,good,bad", [
+    (["--user", "tombo", "--pass", "s3cret"], "cluster_nats_user tombo\ncluster_nats_password s3cret\n",
+     "cluster_nats_user tombo\ncluster_nats_password wrong\n"),
+    (["--auth", "t0ken"], "cluster_nats_token t0ken\n", "cluster_nats_token nope\n"),
+], ids=["user-password", "token"])
+def test_nats_credentials(make_broker, server_args, good, bad):
+    """cluster_nats_user / cluster_nats_password, cluster_nats_token: a NATS server that wants
+    them; the right ones start the node, wrong ones stop start-up."""
     from conftest import Broker
-    s = NatsServer("auth", None, [], ["--user", "tombo", "--pass", "s3cret"])
+    s = NatsServer("auth", None, [], server_args)
     try:
         wait_ready([s])
-        ok = "allow_anonymous true\ncluster_node U1\ncluster_nats_url %s\n" % s.url
-        make_broker(ok + "cluster_nats_user tombo\ncluster_nats_password s3cret\n")
-        br = Broker(ok + "cluster_nats_user tombo\ncluster_nats_password wrong\n")
-        rc, log = br.run_until_exit(30)
-        assert rc not in (0, None) and "cannot connect to NATS" in log, log
-    finally:
-        s.stop()
-
-
-def test_nats_token(make_broker, tmp_path):
-    from conftest import Broker
-    s = NatsServer("tok", None, [], ["--auth", "t0ken"])
-    try:
-        wait_ready([s])
-        ok = "allow_anonymous true\ncluster_node T1\ncluster_nats_url %s\n" % s.url
-        make_broker(ok + "cluster_nats_token t0ken\n")
-        br = Broker(ok + "cluster_nats_token nope\n")
+        base = "allow_anonymous true\ncluster_node U1\ncluster_nats_url %s\n" % s.url
+        make_broker(base + good)
+        br = Broker(base + bad)
         rc, log = br.run_until_exit(30)
         assert rc not in (0, None) and "cannot connect to NATS" in log, log
     finally:
