@@ -503,30 +503,6 @@ static int h_protocol(struct parser *ps, const struct directive *d, char *val)
     return 0;
 }
 
-/* A boolean of which tombo has only one behaviour: that value is accepted (it changes nothing),
- * the other is refused with `why`. */
-static int only_bool(struct parser *ps, const struct directive *d, char *val, bool supported, const char *why)
-{
-    bool v = false;
-    if (parse_bool(ps, d->name, val, &v) < 0)
-        return -1;
-    if (v != supported) {
-        char what[80];
-        snprintf(what, sizeof(what), "%s %s", d->name, v ? "true" : "false");
-        return refuse(ps, what, why);
-    }
-    return 0;
-}
-
-static int h_check_retain_source(struct parser *ps, const struct directive *d, char *val)
-{
-    /* Mosquitto's default is true, which tombo cannot refuse when it is left out: docs/config.md says
-     * so. Written out, the user asks for a check tombo does not make, so it stops here. */
-    return only_bool(ps, d, val, false,
-                     "tombo does not re-check a retained message's publisher against the ACL when delivering it; "
-                     "it behaves as check_retain_source false: write that if it is acceptable");
-}
-
 /* A boolean whose both values tombo's one behaviour satisfies, so it is checked and needs no field:
  * autosave_on_changes only decides when Mosquitto writes its snapshot, and tombo commits every change
  * before acknowledging it; allow_duplicate_messages true lets a broker send a client one copy per
@@ -1222,7 +1198,7 @@ static const struct directive directives[] = {
     BOOL_G(upgrade_outgoing_qos), /* non-standard: the spec forbids it; Mosquitto offers it */
     BOOL_G(queue_qos0_messages),
     FN(allow_duplicate_messages, h_bool_either),      /* tombo always sends one copy */
-    FN(check_retain_source, h_check_retain_source),   /* false only */
+    BOOL_G(check_retain_source), /* Mosquitto: re-check a retained message's publisher on delivery */
     FN(retry_interval, h_retry_interval),             /* a warning, as in Mosquitto 2 */
     BOOL_G(connection_messages),
     /* logging */
@@ -1497,6 +1473,7 @@ void config_init(struct tombo_config *cfg)
     cfg->connect_timeout = 10;
     cfg->sys_interval = 10;
     cfg->retain_available = true;
+    cfg->check_retain_source = true; /* Mosquitto's default */
     cfg->connection_messages = true;
     cfg->websockets_headers_size = 4096;
     cfg->log_type = TLOG_DEFAULT;

@@ -177,6 +177,7 @@ struct tombo_config {
     uint32_t sys_interval;     /* seconds, default 10, 0 = no $SYS */
     bool retain_available;     /* default true */
     bool queue_qos0_messages;  /* default false */
+    bool check_retain_source;  /* re-check a retained message's publisher's write access on delivery, default true */
     bool upgrade_outgoing_qos; /* deliver at the subscription's QoS (non-standard), default false */
     bool connection_messages;  /* default true */
     uint32_t websockets_headers_size; /* largest WebSocket opening request head, bytes; default 4096 */

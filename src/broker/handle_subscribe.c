@@ -21,12 +21,27 @@ struct retained_ctx {
     int64_t now;
 };
 
-static void deliver_retained(void *m, void *arg)
+/* check_retain_source: may the message's publisher still write its topic under the ACL in force
+ * (which a reload may have changed since)? As Mosquitto's retain__process: a message with no
+ * source (the broker's own, a bridge's) is not checked. */
+static bool source_may_write(const retain_src_t *src, const msg_t *msg)
+{
+    if (!src || !auth_has_acl(src->auth))
+        return true;
+    if (auth_acl(src->auth, src->client_id, src->username, msg->topic.p, msg->topic.len, AUTH_WRITE))
+        return true;
+    log_printf(TLOG_DEBUG, "Retained message on %.*s not sent: its publisher %s may no longer write it "
+               "(check_retain_source).", (int)msg->topic.len, (const char *)msg->topic.p, src->client_id);
+    return false;
+}
+
+static void deliver_retained(void *m, const retain_src_t *src, void *arg)
 {
     struct retained_ctx *x = arg;
     msg_t *msg = m;
-    if (!msg_expired(msg, x->now)) {
-        uint8_t qos = msg->qos < x->qos && !broker_settings(x->w->b)->upgrade_outgoing_qos ? msg->qos : x->qos;
+    const settings_t *set = broker_settings(x->w->b);
+    if (!msg_expired(msg, x->now) && (!set->check_retain_source || source_may_write(src, msg))) {
+        uint8_t qos = msg->qos < x->qos && !set->upgrade_outgoing_qos ? msg->qos : x->qos;
         /* [MQTT-3.3.1-8] a retained message sent for a new subscription has RETAIN set */
         session_deliver(x->w, x->s, msg, qos, 1, &x->sub_id, x->sub_id ? 1 : 0);
     }

@@ -21,6 +21,7 @@
 #include "broker/auth.h"
 #include "broker/log.h"
 #include "broker/registry.h"
+#include "broker/retain.h"
 #include "broker/store.h"
 
 static void session_update_fast(session_t *s);
@@ -666,6 +667,17 @@ bool session_acl_write(session_t *s, const uint8_t *topic, size_t len)
     bool allowed = auth_acl(s->auth, s->client_id, s->username, topic, len, AUTH_WRITE);
     pthread_mutex_unlock(&s->lock);
     return allowed;
+}
+
+struct retain_src *session_retain_src(session_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    retain_src_t *src = NULL;
+    if (s->auth)
+        src = retain_src_new(s->client_id, s->client_id_len, s->username, s->username ? strlen(s->username) : 0,
+                             s->auth);
+    pthread_mutex_unlock(&s->lock);
+    return src;
 }
 
 void session_set_internal(session_t *s)

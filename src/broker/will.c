@@ -18,7 +18,7 @@ void will_publish_now(worker_t *w, session_t *s)
     if (!will)
         return;
     if (session_acl_write(s, will->topic.p, will->topic.len))
-        route_publish(w, will, NULL, NULL);
+        route_publish_will(w, will, s);
     msg_release(will);
 }
 

@@ -78,6 +78,7 @@ static void test_defaults_no_config(void)
     CHECK(cfg.sys_interval == 10);
     CHECK(cfg.retain_available);
     CHECK(!cfg.queue_qos0_messages);
+    CHECK(cfg.check_retain_source); /* Mosquitto's default */
     CHECK(cfg.connection_messages);
     CHECK(cfg.log_type == (TLOG_ERR | TLOG_WARNING | TLOG_NOTICE | TLOG_INFO));
     CHECK(cfg.log_dest == TLOG_DEST_STDERR);
@@ -158,6 +159,7 @@ static void test_every_directive(void)
     CHECK(cfg.sys_interval == 0);
     CHECK(!cfg.retain_available);
     CHECK(cfg.queue_qos0_messages);
+    CHECK(!cfg.check_retain_source);
     CHECK(!cfg.connection_messages);
     CHECK(cfg.log_type == (TLOG_ERR | TLOG_SUBSCRIBE | TLOG_UNSUBSCRIBE));
     CHECK(cfg.log_dest == (TLOG_DEST_STDOUT | TLOG_DEST_FILE));
@@ -450,10 +452,7 @@ static void test_errors(void)
         {"listener 8080\nhttp_dir /\n", "1: http_dir needs protocol websockets on this listener (an MQTT listener "
                                            "serves no files)"},
         {"websockets_headers_size 70000\n", "1: 'websockets_headers_size' must be a number from 0 to 65536, not 70000"},
-        {"check_retain_source true\n",
-         "1: check_retain_source true: not supported yet by tombo (tombo does not re-check a retained message's "
-         "publisher against the ACL when delivering it; it behaves as check_retain_source false: write that if "
-         "it is acceptable)"},
+        {"check_retain_source maybe\n", "1: 'check_retain_source' must be true or false, not 'maybe'"},
         {"max_inflight_bytes x\n", "1: 'max_inflight_bytes' must be a number from 0 to 9223372036854775807, not 'x'"},
         {"autosave_interval -1\n", "1: 'autosave_interval' must be a number from 0 to 2147483647, not -1"},
         {"autosave_on_changes yes\n", "1: 'autosave_on_changes' must be true or false, not 'yes'"},
