@@ -1473,7 +1473,6 @@ void config_init(struct tombo_config *cfg)
     cfg->connect_timeout = 10;
     cfg->sys_interval = 10;
     cfg->retain_available = true;
-    cfg->check_retain_source = true; /* Mosquitto's default */
     cfg->connection_messages = true;
     cfg->websockets_headers_size = 4096;
     cfg->log_type = TLOG_DEFAULT;

@@ -177,7 +177,9 @@ struct tombo_config {
     uint32_t sys_interval;     /* seconds, default 10, 0 = no $SYS */
     bool retain_available;     /* default true */
     bool queue_qos0_messages;  /* default false */
-    bool check_retain_source;  /* re-check a retained message's publisher's write access on delivery, default true */
+    /* Re-check a retained message's publisher's write access on delivery. Default false: what
+     * Mosquitto 2.0 does (config__init zeroes it), though mosquitto.conf(5) says true. */
+    bool check_retain_source;
     bool upgrade_outgoing_qos; /* deliver at the subscription's QoS (non-standard), default false */
     bool connection_messages;  /* default true */
     uint32_t websockets_headers_size; /* largest WebSocket opening request head, bytes; default 4096 */

@@ -78,7 +78,7 @@ static void test_defaults_no_config(void)
     CHECK(cfg.sys_interval == 10);
     CHECK(cfg.retain_available);
     CHECK(!cfg.queue_qos0_messages);
-    CHECK(cfg.check_retain_source); /* Mosquitto's default */
+    CHECK(!cfg.check_retain_source); /* what Mosquitto 2.0 does (its man page says true) */
     CHECK(cfg.connection_messages);
     CHECK(cfg.log_type == (TLOG_ERR | TLOG_WARNING | TLOG_NOTICE | TLOG_INFO));
     CHECK(cfg.log_dest == TLOG_DEST_STDERR);
@@ -119,7 +119,7 @@ static void test_every_directive(void)
                   "retain_available false\n"
                   "upgrade_outgoing_qos false\n"
                   "queue_qos0_messages true\n"
-                  "check_retain_source false\n"
+                  "check_retain_source true\n"
                   "connection_messages false\n"
                   "log_type error\n"
                   "log_type subscribe unsubscribe\n"
@@ -159,7 +159,7 @@ static void test_every_directive(void)
     CHECK(cfg.sys_interval == 0);
     CHECK(!cfg.retain_available);
     CHECK(cfg.queue_qos0_messages);
-    CHECK(!cfg.check_retain_source);
+    CHECK(cfg.check_retain_source);
     CHECK(!cfg.connection_messages);
     CHECK(cfg.log_type == (TLOG_ERR | TLOG_SUBSCRIBE | TLOG_UNSUBSCRIBE));
     CHECK(cfg.log_dest == (TLOG_DEST_STDOUT | TLOG_DEST_FILE));
