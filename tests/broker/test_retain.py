@@ -266,3 +266,16 @@ def test_check_retain_source_applies_to_a_retained_will(make_broker):
         assert time.monotonic() < deadline
     _revoke_and_reload(b, acl)
     assert _bob_gets(b, V311, "plant/will") == []
+
+
+def test_check_retain_source_is_reloaded(make_broker):
+    """check_retain_source itself changes on SIGHUP (Mosquitto rereads it with the rest of the
+    file): false, then true after a reload, withholds alice's message from then on."""
+    b, acl = _src_broker(make_broker, False)
+    _publish_retained(b, V5)
+    _revoke_and_reload(b, acl)
+    assert _bob_gets(b, V5, "plant/#") == [("plant/a", b"from alice")]
+    b.conf_text = b.conf_text.replace("check_retain_source false", "check_retain_source true")
+    b.write_conf()
+    _revoke_and_reload(b, acl)
+    assert _bob_gets(b, V5, "plant/#") == []
