@@ -413,7 +413,8 @@ static size_t coalesce(jrec_t *v, size_t n, uint32_t **table, size_t *table_cap)
         size_t h = (size_t)(rec_key(r) & (cap - 1));
         while (t[h] != UINT32_MAX) {
             jrec_t *o = &v[t[h]];
-            bool pair = (o->kind == R_OUT_PUT && r->kind != R_MSG_ADD && r->kind != R_MSG_DEL && r->kind != R_OUT_PUT) ||
+            bool out_closer = r->kind == R_OUT_STATE || r->kind == R_OUT_DEL;
+            bool pair = ((o->kind == R_OUT_PUT || o->kind == R_OUT_STATE) && out_closer) ||
                         (o->kind == R_MSG_ADD && r->kind == R_MSG_DEL);
             if (pair && rec_same(o, r))
                 break;
@@ -424,9 +425,25 @@ static size_t coalesce(jrec_t *v, size_t n, uint32_t **table, size_t *table_cap)
                 t[h] = (uint32_t)i;
             continue;
         }
-        if (t[h] == UINT32_MAX)
-            continue; /* its row was written by an earlier batch */
+        if (t[h] == UINT32_MAX) {
+            /* Its row was written by an earlier batch. A state change waits in the table: a later
+             * change or deletion of the same row in this batch makes it moot. */
+            if (r->kind == R_OUT_STATE)
+                t[h] = (uint32_t)i;
+            continue;
+        }
         jrec_t *o = &v[t[h]];
+        if (o->kind == R_OUT_STATE) {
+            /* o updates a row of an earlier batch: r supersedes it (an UPDATE sets every field
+             * but the packet, which it can only clear) or deletes the row. */
+            if (r->kind == R_OUT_STATE) {
+                r->has_msg = r->has_msg && o->has_msg;
+                t[h] = (uint32_t)i;
+            }
+            o->kind = R_NOP; /* after a deletion it stays in the table as a tombstone */
+            cancelled++;
+            continue;
+        }
         if (r->kind == R_OUT_STATE) {
             o->state = r->state;
             o->pid = r->pid;
