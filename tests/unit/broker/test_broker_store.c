@@ -350,6 +350,42 @@ static void test_coalesce(void)
     CHECK_EQ(db_int(db, "SELECT count(*) FROM seen WHERE what = 'odel'"), 1);
     CHECK_EQ(db_int(db, "SELECT count(*) FROM outq"), 0);
     CHECK_EQ(db_int(db, "SELECT count(*) FROM msgs"), 0);
+
+    CASE("a row of an earlier batch sent and acknowledged within one batch: its UPDATE is not run, only the DELETE");
+    long long upd = db_int(db, "SELECT count(*) FROM seen WHERE what = 'upd'");
+    msg_t *late = msg_new(B("t"), B("late"), 1, 0, NULL, 0);
+    session_deliver(w0, s, late, 1, 0, NULL, 0); /* queued, not sent: its row is written alone */
+    CHECK(wait_committed(st));
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM outq"), 1);
+    store_group_begin(st); /* one batch for both: a group is never split */
+    session_flush(s, &c); /* OUT_STATE */
+    CHECK_EQ(s->inflight.n, 1);
+    CHECK(session_puback(s, s->inflight.v[s->inflight.head].id)); /* OUT_DEL */
+    store_group_end(st);
+    msg_release(late);
+    CHECK(wait_committed(st));
+    sync_journal(st, s);
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM seen WHERE what = 'upd'"), upd);
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM seen WHERE what = 'odel'"), 2);
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM outq"), 0);
+
+    CASE("two state changes of a row of an earlier batch within one batch: only the last is run");
+    late = msg_new(B("t"), B("late2"), 2, 0, NULL, 0);
+    session_deliver(w0, s, late, 2, 0, NULL, 0);
+    CHECK(wait_committed(st));
+    store_group_begin(st);
+    session_flush(s, &c); /* OUT_STATE: sent, waiting for PUBREC */
+    uint16_t pid = s->inflight.v[s->inflight.head].id;
+    CHECK(session_pubrec(s, pid, false)); /* OUT_STATE: waiting for PUBCOMP, the packet cleared */
+    store_group_end(st);
+    CHECK(wait_committed(st));
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM seen WHERE what = 'upd'"), upd + 1);
+    CHECK_EQ(db_int(db, "SELECT state FROM outq"), OUT_WAIT_PUBCOMP);
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM outq WHERE packet IS NULL AND msg_id IS NULL"), 1);
+    CHECK(session_pubcomp(s, pid));
+    msg_release(late);
+    CHECK(wait_committed(st));
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM outq"), 0);
     sqlite3_close(db);
 
     CASE("session_end deletes the session's rows");
@@ -362,6 +398,7 @@ static void test_coalesce(void)
     sqlite3_close(db);
     session_release(s);
     outq_free(&c.out);
+    free(c.holds); /* the QoS 2 PUBLISH waited for the store (conn_hold_durable) */
     fixture_broker_free(b);
 }
 
