@@ -7,6 +7,7 @@
 
 #include "base/mem.h"
 #include "broker/broker.h"
+#include "broker/plugin.h"
 #include "broker/worker.h"
 
 typedef struct job {
@@ -17,6 +18,7 @@ typedef struct job {
     bool allow_anonymous, has_user, has_pw;
     size_t ulen, pwlen;
     uint8_t *user, *pw; /* one allocation: user then password */
+    struct mosquitto client; /* for plugins: id and address are copies owned by the job */
 } job_t;
 
 struct authq {
@@ -33,6 +35,8 @@ static void job_free(job_t *j)
 {
     explicit_bzero(j->user, j->ulen + j->pwlen); /* the password does not linger in freed memory */
     free(j->user);
+    free((char *)j->client.id);
+    free((char *)j->client.address);
     free(j);
 }
 
@@ -51,8 +55,8 @@ static void *authq_main(void *arg)
             q->tail = &q->head;
         pthread_mutex_unlock(&q->lock);
 
-        uint8_t rc = auth_connect(j->auth, j->allow_anonymous, j->user, j->ulen, j->has_user, j->pw, j->pwlen,
-                                  j->has_pw);
+        uint8_t rc = auth_connect_client(j->auth, j->allow_anonymous, &j->client, j->user, j->ulen, j->has_user,
+                                         j->pw, j->pwlen, j->has_pw);
         inbox_item_t it = {.kind = INBOX_AUTH_DONE, .rc = rc, .fd = j->fd, .conn_id = j->conn_id};
         worker_post(&q->b->workers[j->worker], &it);
         job_free(j);
@@ -106,13 +110,20 @@ void authq_stop(authq_t *q)
 
 bool authq_needed(const auth_t *a, bool has_user, size_t ulen)
 {
-    return auth_has_password_file(a) && has_user && ulen > 0;
+    return auth_needs_thread(a, has_user, ulen);
 }
 
 void authq_submit(authq_t *q, int worker, int fd, uint64_t conn_id, const auth_t *a, bool allow_anonymous,
-                  const uint8_t *user, size_t ulen, bool has_user, const uint8_t *pw, size_t pwlen, bool has_pw)
+                  const struct mosquitto *client, const uint8_t *user, size_t ulen, bool has_user, const uint8_t *pw,
+                  size_t pwlen, bool has_pw)
 {
     job_t *j = xcalloc(1, sizeof(*j));
+    if (client) {
+        j->client = *client;
+        j->client.id = client->id ? xstrdup(client->id) : NULL;
+        j->client.address = client->address ? xstrdup(client->address) : NULL;
+        j->client.username = NULL; /* auth_connect_client sets it from user */
+    }
     j->worker = worker;
     j->fd = fd;
     j->conn_id = conn_id;

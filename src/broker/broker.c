@@ -13,6 +13,7 @@
 #include "base/slab.h"
 #include "broker/auth.h"
 #include "broker/authq.h"
+#include "broker/plugin.h"
 #include "broker/bridge.h"
 #include "broker/httpd.h"
 #include "broker/log.h"
@@ -81,6 +82,17 @@ int broker_init(broker_t *b)
             }
             for (int k = 0; auth_warning(b->auth[i], k); k++)
                 log_printf(TLOG_WARNING, "Warning: %s", auth_warning(b->auth[i], k));
+            /* Mosquitto plugins: the broker's, or this listener's with per_listener_settings. */
+            const struct tombo_plugin_conf *pc = b->cfg.per_listener_settings ? l->plugins : b->cfg.plugins;
+            int npc = b->cfg.per_listener_settings ? l->n_plugins : b->cfg.n_plugins;
+            if (npc > 0) {
+                struct plugin_set *ps = plugin_set_load(pc, npc, aerr, sizeof(aerr));
+                if (!ps) {
+                    log_printf(TLOG_ERR, "Error: %s", aerr);
+                    return -1;
+                }
+                auth_set_plugins(b->auth[i], ps);
+            }
         }
     }
     if (tls_listeners_init(b) != 0)
@@ -137,7 +149,7 @@ int broker_run(broker_t *b)
     }
     bool passwords = false;
     for (int i = 0; i < b->cfg.n_listeners; i++)
-        passwords |= auth_has_password_file(b->auth[i]);
+        passwords |= auth_has_password_file(b->auth[i]) || plugin_set_has_basic_auth(auth_plugins(b->auth[i]));
     if (passwords) { /* else a reload may start it later (reload.c) */
         struct authq *q = authq_start(b, 1);
         if (!q) {

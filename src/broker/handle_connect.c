@@ -9,6 +9,7 @@
 #include "base/mem.h"
 #include "broker/auth.h"
 #include "broker/authq.h"
+#include "broker/plugin.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/will.h"
@@ -358,15 +359,24 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
     }
     if (tls_user)
         return connect_attach(c);
+    /* What a Mosquitto plugin may ask about the client (plugin.h): the address without its port. */
+    char addr[sizeof(c->peer)];
+    snprintf(addr, sizeof(addr), "%s", c->peer);
+    char *colon = strrchr(addr, ':');
+    if (colon && strncmp(addr, "unix:", 5))
+        *colon = '\0';
+    struct mosquitto who = {.id = rq->id, .address = addr, .protocol_version = c->version, .keepalive = ka,
+                            .clean_session = p->connect.clean, .websockets = c->ws != NULL};
     authq_t *aq = atomic_load_explicit(&b->authq, memory_order_acquire);
     if (aq && authq_needed(auth, p->connect.has_username, p->connect.username.len)) {
-        authq_submit(aq, w->index, c->fd, c->id, auth, ls->allow_anonymous, p->connect.username.p,
+        authq_submit(aq, w->index, c->fd, c->id, auth, ls->allow_anonymous, &who, p->connect.username.p,
                      p->connect.username.len, p->connect.has_username, p->connect.password.p, p->connect.password.len, p->connect.has_password);
         c->waiting = WAIT_AUTH;
         return MQTT_RC_SUCCESS;
     }
-    if (auth_connect(auth, ls->allow_anonymous, p->connect.username.p, p->connect.username.len, p->connect.has_username,
-                     p->connect.password.p, p->connect.password.len, p->connect.has_password) != MQTT_RC_SUCCESS)
+    if (auth_connect_client(auth, ls->allow_anonymous, &who, p->connect.username.p, p->connect.username.len,
+                            p->connect.has_username, p->connect.password.p, p->connect.password.len,
+                            p->connect.has_password) != MQTT_RC_SUCCESS)
         return MQTT_RC_NOT_AUTHORIZED; /* the caller fails the connection, which frees c->pending */
     return connect_attach(c);
 }

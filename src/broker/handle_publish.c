@@ -141,7 +141,9 @@ static uint8_t publish_mounted(conn_t *c, mqtt_packet_t *p)
     }
     /* The ACL, when there is one; without, no lock is taken on this path. */
     if (accept && !c->bridge && auth_has_acl(b->auth[c->l - b->cfg.listeners])) { /* bridges: no ACL */
-        if (!session_acl_write(s, p->publish.topic.p, p->publish.topic.len)) {
+        if (!session_acl_write(s, p->publish.topic.p, p->publish.topic.len,
+                               &(auth_msg_t){p->publish.payload.p, p->publish.payload.len, p->publish.qos,
+                                             p->publish.retain != 0})) {
             log_printf(TLOG_DEBUG, "Denied PUBLISH from %s to %.*s.", s->client_id, (int)p->publish.topic.len,
                        (const char *)p->publish.topic.p);
             accept = false;

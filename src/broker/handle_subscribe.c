@@ -83,7 +83,7 @@ uint8_t handle_subscribe(conn_t *c, mqtt_packet_t *p)
         size_t an = shared ? pn : e.filter.len;
         if (!auth_acl(s->auth, s->client_id, s->username, af, an, AUTH_SUBSCRIBE)) {
             rc[i++] = v5 ? MQTT_RC_NOT_AUTHORIZED : 0x80;
-            log_printf(TLOG_NOTICE, "Denied SUBSCRIBE from %s to '%.*s': the ACL allows reading no topic it matches",
+            log_printf(TLOG_NOTICE, "Denied SUBSCRIBE from %s to '%.*s' by the ACL (or a plugin)",
                        s->client_id, (int)e.filter.len, (const char *)e.filter.p);
             continue;
         }

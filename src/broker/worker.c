@@ -30,6 +30,8 @@
 #include "base/slab.h"
 #include "broker/bridge.h"
 #include "broker/broker.h"
+#include "broker/auth.h"
+#include "broker/plugin.h"
 #include "broker/conn.h"
 #include "broker/log.h"
 #include "broker/listener.h"
@@ -312,7 +314,7 @@ static void *worker_main(void *arg)
     worker_t *w = arg;
     broker_t *b = w->b;
     struct epoll_event evs[256];
-    int64_t next_sys = 0;
+    int64_t next_sys = 0, next_plugin_tick = 0;
     slab_thread_attach(w->pool);
     msg_stats_attach(&w->msg_stats);
     w->now = now_ms();
@@ -374,6 +376,12 @@ static void *worker_main(void *arg)
             if (atomic_exchange(&b->reload, 0))
                 broker_reload(b); /* SIGHUP (reload.c) */
             broker_timers_run(b, w->now);
+            if (w->now >= next_plugin_tick) { /* MOSQ_EVT_TICK for the plugins that want it (plugin.h) */
+                for (int i = 0; i < b->cfg.n_listeners; i++)
+                    if (i == 0 || b->cfg.per_listener_settings)
+                        plugin_set_tick(auth_plugins(b->auth[i]));
+                next_plugin_tick = w->now + 100;
+            }
             log_topic_drain(w);
             uint32_t sys_interval = broker_settings(b)->sys_interval;
             if (sys_interval != sys_before) /* reloaded: the new period starts now, as in Mosquitto */
