@@ -294,9 +294,7 @@ void plugin_set_reload(plugin_set_t *ps)
     for (int i = 0; i < ps->n; i++) {
         plugin_t *p = ps->p[i];
         struct mosquitto_evt_reload tmpl, ev;
-        memset(&tmpl, 0, sizeof(tmpl));
-        tmpl.options = p->opts;
-        tmpl.option_count = p->n_opts;
+        memset(&tmpl, 0, sizeof(tmpl)); /* no options: Mosquitto 2.0 passes none either */
         pthread_mutex_lock(&p->mu);
         for (int k = 0; k < p->n_cbs[MOSQ_EVT_RELOAD]; k++) {
             ev = tmpl;

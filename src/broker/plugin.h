@@ -69,8 +69,9 @@ enum plugin_answer plugin_acl_check(plugin_set_t *ps, const struct mosquitto *cl
                                     size_t n, int access, const void *payload, uint32_t payloadlen, uint8_t qos,
                                     bool retain);
 
-/* MOSQ_EVT_RELOAD (SIGHUP), with the options of the plugin's lines as loaded (Mosquitto does not
- * read plugin lines again on a reload either). */
+/* MOSQ_EVT_RELOAD (SIGHUP), with no options (options NULL, option_count 0) as Mosquitto 2.0 does;
+ * plugin lines are not read again on a reload (nor by Mosquitto): a new plugin or option needs a
+ * restart. */
 void plugin_set_reload(plugin_set_t *ps);
 /* MOSQ_EVT_TICK: worker 0 calls it every 100 ms when busy, at least every 250 ms when idle (its
  * loop wakes up for its timer wheel). */
