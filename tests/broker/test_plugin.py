@@ -118,6 +118,18 @@ def test_plugin_acl_denied_subscribe_refused_in_suback(make_broker, which, proto
 
 
 @pytest.mark.parametrize("which", BROKERS)
+def test_auth_plugin_and_auth_opt_are_the_old_names(make_broker, which):
+    """auth_plugin / auth_opt_KEY: Mosquitto 1.x's names, the same as plugin / plugin_opt_KEY."""
+    b = start(make_broker, which, "allow_anonymous false\nauth_plugin %s\nauth_opt_users carol:c4\n" % PLUGIN)
+    c = PahoClient(b, protocol=V5, username="carol", password="c4")
+    c.connect()
+    c.close()
+    c = PahoClient(b, protocol=V5, username="alice", password="secret")
+    assert rc_value(c.connect(expect_success=False)[0]) == 0x87
+    c.close()
+
+
+@pytest.mark.parametrize("which", BROKERS)
 def test_plugin_gets_reload_on_sighup(make_broker, which):
     b = start(make_broker, which, plugin_conf())
     assert wait_log(b, "test plugin: greeting")
