@@ -69,6 +69,7 @@ int broker_init(broker_t *b)
     {
         char aerr[512];
         b->auth = xcalloc((size_t)b->cfg.n_listeners + 1, sizeof(*b->auth));
+        plugin_broker_attach(b); /* what plugins publish and kick acts on this broker */
         for (int i = 0; i < b->cfg.n_listeners; i++) {
             struct tombo_listener *l = &b->cfg.listeners[i];
             if (i > 0 && !b->cfg.per_listener_settings) {
@@ -186,6 +187,7 @@ void broker_free(broker_t *b)
     for (int i = 0; b->workers && i < b->n_workers; i++) /* none if start-up failed before them */
         worker_free(&b->workers[i]);
     bridges_free(b);
+    plugin_broker_detach(); /* no worker drains plugins' messages any more */
     for (int i = 0; b->listen_fds && i < b->cfg.n_listeners; i++)
         if (b->listen_fds[i] >= 0) {
             close(b->listen_fds[i]);

@@ -9,6 +9,7 @@
 #include "broker/route.h"
 #include "broker/worker.h"
 #include "broker/auth.h"
+#include "broker/plugin.h"
 #include "broker/log.h"
 #include "broker/mount.h"
 #include "broker/store.h"
@@ -57,6 +58,27 @@ static bool sys_allowed(const conn_t *c, const mqtt_packet_t *p)
 }
 
 static uint8_t publish_mounted(conn_t *c, mqtt_packet_t *p);
+
+/* A PUBLISH to $CONTROL/...: to the plugin that registered for its topic, if one did (plugin.h).
+ * The client's user name is copied out of the session first: the plugin may kick clients, which
+ * takes sessions' locks. */
+static bool control_publish(conn_t *c, const mqtt_packet_t *p)
+{
+    broker_t *b = c->w->b;
+    plugin_set_t *ps = auth_plugins(b->auth[c->l - b->cfg.listeners]);
+    if (!ps)
+        return false;
+    session_t *s = c->session;
+    pthread_mutex_lock(&s->lock);
+    char *user = s->username ? xstrdup(s->username) : NULL;
+    pthread_mutex_unlock(&s->lock);
+    struct mosquitto who = {.id = s->client_id, .username = user, .protocol_version = c->version,
+                            .keepalive = c->keepalive, .websockets = c->ws != NULL};
+    bool taken = plugin_control(ps, &who, p->publish.topic.p, p->publish.topic.len, p->publish.payload.p,
+                                p->publish.payload.len, p->publish.qos, p->publish.retain != 0);
+    free(user);
+    return taken;
+}
 
 uint8_t handle_publish(conn_t *c, mqtt_packet_t *p)
 {
@@ -158,6 +180,12 @@ static uint8_t publish_mounted(conn_t *c, mqtt_packet_t *p)
     if (qos == 2 && !session_qos2_begin(s, p->id))
         accept = false; /* a retransmission of a message we already have: ack it, do not deliver twice */
 
+    /* $CONTROL/...: a plugin's control topic (MOSQ_EVT_CONTROL, e.g. the dynamic-security plugin's
+     * $CONTROL/dynamic-security/v1) takes the message instead of the subscribers, as in Mosquitto. */
+    if (accept && p->publish.topic.len > 9 && memcmp(p->publish.topic.p, "$CONTROL/", 9) == 0 && !c->bridge &&
+        control_publish(c, p)) {
+        accept = false;
+    }
     if (accept) {
         msg_t *m = msg_new(p->publish.topic, p->publish.payload, qos, p->publish.retain, v5 ? &p->props : NULL, w->now);
         size_t n = route_publish_give(w, m, s, c); /* our reference goes to the last receiver */

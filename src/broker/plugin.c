@@ -39,6 +39,7 @@ enum {
 typedef struct {
     MOSQ_FUNC_generic_callback cb;
     void *userdata;
+    char *topic; /* MOSQ_EVT_CONTROL: the $CONTROL/ topic it handles (owned) */
 } callback_t;
 
 /* One loaded plugin: mosquitto_plugin_id_t for the plugin. Its callbacks and every call into it
@@ -68,7 +69,7 @@ struct plugin_set {
 static bool event_supported(int event)
 {
     return event == MOSQ_EVT_BASIC_AUTH || event == MOSQ_EVT_ACL_CHECK || event == MOSQ_EVT_RELOAD ||
-           event == MOSQ_EVT_TICK;
+           event == MOSQ_EVT_TICK || event == MOSQ_EVT_CONTROL;
 }
 
 static const char *event_name(int event)
@@ -91,8 +92,11 @@ static void plugin_unload(plugin_t *p, bool initialised)
     }
     if (p->lib)
         dlclose(p->lib);
-    for (int e = 0; e < N_EVENTS; e++)
+    for (int e = 0; e < N_EVENTS; e++) {
+        for (int k = 0; k < p->n_cbs[e]; k++)
+            free(p->cbs[e][k].topic);
         free(p->cbs[e]);
+    }
     for (int i = 0; i < p->n_opts; i++) {
         free(p->opts[i].key);
         free(p->opts[i].value);
@@ -287,6 +291,38 @@ enum plugin_answer plugin_acl_check(plugin_set_t *ps, const struct mosquitto *cl
     return answer(rc);
 }
 
+bool plugin_control(plugin_set_t *ps, const struct mosquitto *client, const uint8_t *topic, size_t n,
+                    const void *payload, uint32_t payloadlen, uint8_t qos, bool retain)
+{
+    if (!ps || atomic_load_explicit(&ps->n_cbs[MOSQ_EVT_CONTROL], memory_order_relaxed) == 0)
+        return false;
+    for (int i = 0; i < ps->n; i++) {
+        plugin_t *p = ps->p[i];
+        pthread_mutex_lock(&p->mu);
+        for (int k = 0; k < p->n_cbs[MOSQ_EVT_CONTROL]; k++) {
+            callback_t *cb = &p->cbs[MOSQ_EVT_CONTROL][k];
+            if (strlen(cb->topic) != n || memcmp(cb->topic, topic, n))
+                continue;
+            struct mosquitto_evt_control ev;
+            memset(&ev, 0, sizeof(ev));
+            ev.client = (struct mosquitto *)client;
+            ev.topic = cb->topic;
+            ev.payload = payload;
+            ev.payloadlen = payloadlen;
+            ev.qos = qos;
+            ev.retain = retain;
+            int rc = cb->cb(MOSQ_EVT_CONTROL, &ev, cb->userdata);
+            if (rc != MOSQ_ERR_SUCCESS)
+                log_printf(TLOG_WARNING, "Warning: plugin %s: its %.*s handler returned %d.", p->path, (int)n,
+                           (const char *)topic, rc);
+            pthread_mutex_unlock(&p->mu);
+            return true;
+        }
+        pthread_mutex_unlock(&p->mu);
+    }
+    return false;
+}
+
 void plugin_set_reload(plugin_set_t *ps)
 {
     if (!ps)
@@ -328,8 +364,11 @@ void plugin_set_tick(plugin_set_t *ps)
 int mosquitto_callback_register(mosquitto_plugin_id_t *p, int event, MOSQ_FUNC_generic_callback cb,
                                 const void *event_data, void *userdata)
 {
-    (void)event_data; /* only MOSQ_EVT_CONTROL uses it (its topic) */
     if (!p || !cb || event <= 0 || event >= N_EVENTS)
+        return MOSQ_ERR_INVAL;
+    /* MOSQ_EVT_CONTROL: event_data is the topic, which must be under $CONTROL/ (as Mosquitto). */
+    const char *topic = event == MOSQ_EVT_CONTROL ? event_data : NULL;
+    if (event == MOSQ_EVT_CONTROL && (!topic || strncmp(topic, "$CONTROL/", 9)))
         return MOSQ_ERR_INVAL;
     if (!event_supported(event)) {
         pthread_mutex_lock(&p->mu);
@@ -342,14 +381,14 @@ int mosquitto_callback_register(mosquitto_plugin_id_t *p, int event, MOSQ_FUNC_g
     }
     pthread_mutex_lock(&p->mu);
     for (int k = 0; k < p->n_cbs[event]; k++)
-        if (p->cbs[event][k].cb == cb) {
+        if (topic ? !strcmp(p->cbs[event][k].topic, topic) : p->cbs[event][k].cb == cb) {
             pthread_mutex_unlock(&p->mu);
             return MOSQ_ERR_ALREADY_EXISTS;
         }
     callback_t *a = realloc(p->cbs[event], (size_t)(p->n_cbs[event] + 1) * sizeof(*a));
     if (!a)
         abort();
-    a[p->n_cbs[event]++] = (callback_t){cb, userdata};
+    a[p->n_cbs[event]++] = (callback_t){cb, userdata, topic ? xstrdup(topic) : NULL};
     p->cbs[event] = a;
     atomic_fetch_add(&p->set->n_cbs[event], 1);
     pthread_mutex_unlock(&p->mu);
@@ -359,12 +398,13 @@ int mosquitto_callback_register(mosquitto_plugin_id_t *p, int event, MOSQ_FUNC_g
 int mosquitto_callback_unregister(mosquitto_plugin_id_t *p, int event, MOSQ_FUNC_generic_callback cb,
                                   const void *event_data)
 {
-    (void)event_data;
     if (!p || event <= 0 || event >= N_EVENTS)
         return MOSQ_ERR_INVAL;
+    const char *topic = event == MOSQ_EVT_CONTROL ? event_data : NULL;
     pthread_mutex_lock(&p->mu);
     for (int k = 0; k < p->n_cbs[event]; k++)
-        if (p->cbs[event][k].cb == cb) {
+        if (p->cbs[event][k].cb == cb && (!topic || !strcmp(p->cbs[event][k].topic, topic))) {
+            free(p->cbs[event][k].topic);
             memmove(&p->cbs[event][k], &p->cbs[event][k + 1], (size_t)(p->n_cbs[event] - k - 1) * sizeof(callback_t));
             p->n_cbs[event]--;
             atomic_fetch_sub(&p->set->n_cbs[event], 1);

@@ -18,7 +18,8 @@
  * delivered takes the plugin's mutex, as every such check in Mosquitto runs on its one thread;
  * without one (a plugin that only authenticates), ACL checks never touch the plugin.
  *
- * Events: MOSQ_EVT_BASIC_AUTH, MOSQ_EVT_ACL_CHECK, MOSQ_EVT_RELOAD (SIGHUP) and MOSQ_EVT_TICK. A
+ * Events: MOSQ_EVT_BASIC_AUTH, MOSQ_EVT_ACL_CHECK, MOSQ_EVT_CONTROL, MOSQ_EVT_RELOAD (SIGHUP) and
+ * MOSQ_EVT_TICK. A
  * plugin that registers for another event fails to load, naming the event: tombo will not run a
  * plugin some of whose callbacks would never be called. */
 #ifndef TOMBO_BROKER_PLUGIN_H
@@ -68,6 +69,22 @@ enum plugin_answer plugin_basic_auth(plugin_set_t *ps, const struct mosquitto *c
 enum plugin_answer plugin_acl_check(plugin_set_t *ps, const struct mosquitto *client, const uint8_t *topic,
                                     size_t n, int access, const void *payload, uint32_t payloadlen, uint8_t qos,
                                     bool retain);
+
+/* MOSQ_EVT_CONTROL: a PUBLISH to `topic` (n bytes) that passed the ACL. If a plugin registered a
+ * control callback for exactly this topic ($CONTROL/...), it is called (on the calling worker,
+ * under the plugin's mutex) and true returned: the message is the plugin's, not routed to
+ * subscribers, as in Mosquitto. False: no plugin handles the topic. */
+bool plugin_control(plugin_set_t *ps, const struct mosquitto *client, const uint8_t *topic, size_t n,
+                    const void *payload, uint32_t payloadlen, uint8_t qos, bool retain);
+
+/* plugin_broker.c: the broker plugins act on (mosquitto_broker_publish, mosquitto_kick_client_*):
+ * attach before loading plugins, detach once the workers are stopped (queued messages dropped). */
+struct broker;
+struct worker;
+void plugin_broker_attach(struct broker *b);
+void plugin_broker_detach(void);
+/* Worker 0, on INBOX_PLUGIN_PUBLISH: route what plugins published since the last call. */
+void plugin_publish_drain(struct worker *w);
 
 /* MOSQ_EVT_RELOAD (SIGHUP), with no options (options NULL, option_count 0) as Mosquitto 2.0 does;
  * plugin lines are not read again on a reload (nor by Mosquitto): a new plugin or option needs a

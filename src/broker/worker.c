@@ -200,6 +200,12 @@ static void process_items(worker_t *w, inbox_item_t *items, size_t n)
             conn_t *c = conn_lookup(w, it->fd, it->conn_id);
             if (c && c->state == CONN_ACTIVE && !c->waiting)
                 conn_fail(c, it->rc, "disconnected through the HTTP API");
+        } else if (it->kind == INBOX_PLUGIN_KICK) {
+            conn_t *c = conn_lookup(w, it->fd, it->conn_id);
+            if (c && c->state == CONN_ACTIVE && !c->waiting)
+                conn_fail(c, it->rc, "disconnected by a plugin");
+        } else if (it->kind == INBOX_PLUGIN_PUBLISH) {
+            plugin_publish_drain(w);
         } else if (it->kind == INBOX_RESUME) {
             w->resume_pending = 1; /* bp_check_paused, once this turn */
         } else if (it->kind == INBOX_AUTH_DONE) {
