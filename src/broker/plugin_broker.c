@@ -6,7 +6,11 @@
  * Publishing: Mosquitto queues a plugin's message and sends it from its loop, never from inside
  * the call (a plugin may publish from within a callback, e.g. the answer to a $CONTROL request).
  * tombo does the same: mosquitto_broker_publish() appends to a queue under a mutex and wakes worker
- * 0 (INBOX_PLUGIN_PUBLISH), which routes the messages (plugin_publish_drain). */
+ * 0 (INBOX_PLUGIN_PUBLISH), which routes the messages (plugin_publish_drain).
+ *
+ * Kicks go through the same queue: a plugin is called with its mutex held, sometimes under a
+ * session's lock (an ACL check), and a kick takes sessions' locks: done inside the call, two
+ * workers could each hold what the other waits for. Worker 0 does it outside every plugin. */
 #include "broker/plugin.h"
 
 #include <pthread.h>
@@ -28,9 +32,12 @@
 
 enum { MOSQ_ERR_SUCCESS = 0, MOSQ_ERR_INVAL = 3, MOSQ_ERR_NOT_SUPPORTED = 10 };
 
+/* One thing a plugin asked for: a message to send, or clients to kick. */
 typedef struct pmsg {
     struct pmsg *next;
-    char *clientid; /* NULL: to every subscriber */
+    enum { PM_PUBLISH, PM_KICK_ID, PM_KICK_USER } kind;
+    bool with_will;  /* kicks */
+    char *clientid; /* publish: NULL to every subscriber; kicks: the id or user name (NULL: all / none) */
     char *topic;
     void *payload; /* the plugin's, freed here (mosquitto_free is free) */
     uint32_t len;
@@ -60,6 +67,21 @@ static void pmsg_free(pmsg_t *m)
     free(m);
 }
 
+/* Append m (pb.lock held; released here) and wake worker 0 if the queue was empty. */
+static void enqueue_locked(broker_t *b, pmsg_t *m)
+{
+    bool was_empty = !pb.head;
+    *pb.tail = m;
+    pb.tail = &m->next;
+    pthread_mutex_unlock(&pb.lock);
+    if (was_empty) {
+        inbox_item_t it = {.kind = INBOX_PLUGIN_PUBLISH};
+        worker_post(&b->workers[0], &it);
+    }
+}
+
+static int kick(bool by_username, const char *name, bool with_will);
+
 static int publish(const char *clientid, const char *topic, int payloadlen, void *payload, int qos, bool retain,
                    mosquitto_property *properties)
 {
@@ -80,6 +102,7 @@ static int publish(const char *clientid, const char *topic, int payloadlen, void
         return MOSQ_ERR_INVAL;
     }
     pmsg_t *m = xcalloc(1, sizeof(*m));
+    m->kind = PM_PUBLISH;
     m->clientid = clientid ? xstrdup(clientid) : NULL;
     m->topic = xstrdup(topic);
     m->payload = payloadlen ? payload : NULL;
@@ -88,14 +111,7 @@ static int publish(const char *clientid, const char *topic, int payloadlen, void
     m->len = (uint32_t)payloadlen;
     m->qos = (uint8_t)qos;
     m->retain = retain;
-    bool was_empty = !pb.head;
-    *pb.tail = m;
-    pb.tail = &m->next;
-    pthread_mutex_unlock(&pb.lock);
-    if (was_empty) {
-        inbox_item_t it = {.kind = INBOX_PLUGIN_PUBLISH};
-        worker_post(&b->workers[0], &it);
-    }
+    enqueue_locked(b, m);
     return MOSQ_ERR_SUCCESS;
 }
 
@@ -128,6 +144,12 @@ void plugin_publish_drain(struct worker *w)
     pthread_mutex_unlock(&pb.lock);
     while (m) {
         pmsg_t *next = m->next;
+        if (m->kind != PM_PUBLISH) {
+            kick(m->kind == PM_KICK_USER, m->clientid, m->with_will);
+            pmsg_free(m);
+            m = next;
+            continue;
+        }
         msg_t *msg = msg_new((mqtt_bytes_t){(const uint8_t *)m->topic, (uint32_t)strlen(m->topic)},
                              (mqtt_bytes_t){(const uint8_t *)m->payload, m->len}, m->qos, m->clientid ? 0 : m->retain,
                              NULL, w->now);
@@ -167,7 +189,7 @@ void plugin_broker_detach(void)
     }
 }
 
-/* Disconnect every connected client whose user name / client id is `name` (NULL: every client
+/* Worker 0, outside every plugin: disconnect every connected client whose user name / client id is `name` (NULL: every client
  * without user name / every client, as mosquitto_broker.h says); without its will unless
  * with_will. Returns how many were asked to go. */
 static int kick(bool by_username, const char *name, bool with_will)
@@ -202,14 +224,28 @@ static int kick(bool by_username, const char *name, bool with_will)
     return kicked;
 }
 
+static int kick_later(bool by_username, const char *name, bool with_will)
+{
+    pthread_mutex_lock(&pb.lock);
+    broker_t *b = pb.b;
+    if (!b) {
+        pthread_mutex_unlock(&pb.lock);
+        return MOSQ_ERR_INVAL;
+    }
+    pmsg_t *m = xcalloc(1, sizeof(*m));
+    m->kind = by_username ? PM_KICK_USER : PM_KICK_ID;
+    m->clientid = name ? xstrdup(name) : NULL;
+    m->with_will = with_will;
+    enqueue_locked(b, m);
+    return MOSQ_ERR_SUCCESS;
+}
+
 int mosquitto_kick_client_by_clientid(const char *clientid, bool with_will)
 {
-    kick(false, clientid, with_will);
-    return MOSQ_ERR_SUCCESS;
+    return kick_later(false, clientid, with_will);
 }
 
 int mosquitto_kick_client_by_username(const char *username, bool with_will)
 {
-    kick(true, username, with_will);
-    return MOSQ_ERR_SUCCESS;
+    return kick_later(true, username, with_will);
 }
