@@ -325,19 +325,9 @@ bool plugin_control(plugin_set_t *ps, const struct mosquitto *client, const uint
 
 void plugin_set_reload(plugin_set_t *ps)
 {
-    if (!ps)
-        return;
-    for (int i = 0; i < ps->n; i++) {
-        plugin_t *p = ps->p[i];
-        struct mosquitto_evt_reload tmpl, ev;
-        memset(&tmpl, 0, sizeof(tmpl)); /* no options: Mosquitto 2.0 passes none either */
-        pthread_mutex_lock(&p->mu);
-        for (int k = 0; k < p->n_cbs[MOSQ_EVT_RELOAD]; k++) {
-            ev = tmpl;
-            p->cbs[MOSQ_EVT_RELOAD][k].cb(MOSQ_EVT_RELOAD, &ev, p->cbs[MOSQ_EVT_RELOAD][k].userdata);
-        }
-        pthread_mutex_unlock(&p->mu);
-    }
+    struct mosquitto_evt_reload tmpl, ev;
+    memset(&tmpl, 0, sizeof(tmpl)); /* no options: Mosquitto 2.0 passes none either */
+    call_event(ps, MOSQ_EVT_RELOAD, &ev, &tmpl, sizeof(tmpl), true);
 }
 
 void plugin_set_tick(plugin_set_t *ps)

@@ -15,7 +15,8 @@
  * two threads at once, two plugins may. The mutex is recursive so that a callback may register or
  * unregister callbacks. The broker functions a plugin calls (mosquitto_client_id, ...) only read
  * what the call was given; those that act on the broker (publish, kick) queue the work for worker 0
- * (plugin_broker.c), so no broker lock is ever taken under a plugin's mutex. Cost: with an ACL callback, every PUBLISH received and every message
+ * (plugin_broker.c), so no session or registry lock is taken under a plugin's mutex. Cost: with an
+ * ACL callback, every PUBLISH received and every message
  * delivered takes the plugin's mutex, as every such check in Mosquitto runs on its one thread;
  * without one (a plugin that only authenticates), ACL checks never touch the plugin.
  *

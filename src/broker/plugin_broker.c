@@ -67,6 +67,22 @@ static void pmsg_free(pmsg_t *m)
     free(m);
 }
 
+/* A new request of this kind about `name` (copied), with pb.lock taken for enqueue_locked(); NULL
+ * (lock not held) when no broker is attached. */
+static pmsg_t *pmsg_start(int kind, const char *name, broker_t **b)
+{
+    pthread_mutex_lock(&pb.lock);
+    *b = pb.b;
+    if (!*b) {
+        pthread_mutex_unlock(&pb.lock);
+        return NULL;
+    }
+    pmsg_t *m = xcalloc(1, sizeof(*m));
+    m->kind = kind;
+    m->clientid = name ? xstrdup(name) : NULL;
+    return m;
+}
+
 /* Append m (pb.lock held; released here) and wake worker 0 if the queue was empty. */
 static void enqueue_locked(broker_t *b, pmsg_t *m)
 {
@@ -95,15 +111,10 @@ static int publish(const char *clientid, const char *topic, int payloadlen, void
                    topic);
         return MOSQ_ERR_NOT_SUPPORTED;
     }
-    pthread_mutex_lock(&pb.lock);
-    broker_t *b = pb.b;
-    if (!b) {
-        pthread_mutex_unlock(&pb.lock);
+    broker_t *b;
+    pmsg_t *m = pmsg_start(PM_PUBLISH, clientid, &b);
+    if (!m)
         return MOSQ_ERR_INVAL;
-    }
-    pmsg_t *m = xcalloc(1, sizeof(*m));
-    m->kind = PM_PUBLISH;
-    m->clientid = clientid ? xstrdup(clientid) : NULL;
     m->topic = xstrdup(topic);
     m->payload = payloadlen ? payload : NULL;
     if (!payloadlen)
@@ -226,15 +237,10 @@ static int kick(bool by_username, const char *name, bool with_will)
 
 static int kick_later(bool by_username, const char *name, bool with_will)
 {
-    pthread_mutex_lock(&pb.lock);
-    broker_t *b = pb.b;
-    if (!b) {
-        pthread_mutex_unlock(&pb.lock);
+    broker_t *b;
+    pmsg_t *m = pmsg_start(by_username ? PM_KICK_USER : PM_KICK_ID, name, &b);
+    if (!m)
         return MOSQ_ERR_INVAL;
-    }
-    pmsg_t *m = xcalloc(1, sizeof(*m));
-    m->kind = by_username ? PM_KICK_USER : PM_KICK_ID;
-    m->clientid = name ? xstrdup(name) : NULL;
     m->with_will = with_will;
     enqueue_locked(b, m);
     return MOSQ_ERR_SUCCESS;
