@@ -142,6 +142,12 @@ def test_plugin_gets_reload_on_sighup(make_broker, which):
 
 
 @pytest.mark.parametrize("which", BROKERS)
+def test_plugin_gets_ticks(make_broker, which):
+    b = start(make_broker, which, plugin_conf(extra="plugin_opt_tick yes\n"))
+    assert wait_log(b, "test plugin: tick"), b.log()
+
+
+@pytest.mark.parametrize("which", BROKERS)
 def test_plugin_per_listener_settings(make_broker, which):
     """per_listener_settings true: the plugin guards the listener whose section names it; the other
     listener has its own settings (anonymous clients, no plugin)."""
@@ -184,6 +190,13 @@ def test_plugin_registering_an_event_tombo_lacks_is_refused():
     log = refused(plugin_conf(extra="plugin_opt_register_message yes\n"))
     assert re.search(r"broker\.conf:3: plugin .* registers for MOSQ_EVT_MESSAGE, which tombo does not "
                      r"support yet", log), log
+
+
+def test_auth_plugin_of_version_4_is_refused_naming_its_version():
+    v4 = os.path.join(BUILD, "tests", "broker", "plugins", "tombo_test_plugin_v4.so")
+    log = refused("auth_plugin %s\nauth_opt_x y\n" % v4)
+    assert ("broker.conf:2: plugin %s is an auth plugin of interface version 4 (mosquitto_auth_plugin_version); "
+            "tombo loads version 5 plugins only" % v4) in log, log
 
 
 def test_plugin_missing_file_is_refused():

@@ -6,6 +6,7 @@
  *   greeting TEXT                          logged at init: "test plugin: greeting TEXT"
  *   fail_init VALUE                        mosquitto_plugin_init fails
  *   register_message VALUE                 also registers for MOSQ_EVT_MESSAGE
+ *   tick VALUE                             registers for MOSQ_EVT_TICK, logs "test plugin: tick" once
  * A client without user name is deferred (the broker's allow_anonymous decides). */
 #include <stdbool.h>
 #include <stdio.h>
@@ -78,6 +79,19 @@ static int on_reload(int event, void *data, void *ud)
     return MOSQ_ERR_SUCCESS;
 }
 
+static int on_tick(int event, void *data, void *ud)
+{
+    (void)event;
+    (void)ud;
+    (void)data; /* the times are not checked: with Mosquitto 2.0.11 the first tick came only without that check */
+    static bool said;
+    if (!said) {
+        said = true;
+        mosquitto_log_printf(MOSQ_LOG_NOTICE, "test plugin: tick");
+    }
+    return MOSQ_ERR_SUCCESS;
+}
+
 static int on_message(int event, void *data, void *ud)
 {
     (void)event;
@@ -90,7 +104,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *id, void **userdata, struct mos
 {
     pid = id;
     *userdata = NULL;
-    bool fail = false, message = false;
+    bool fail = false, message = false, tick = false;
     for (int i = 0; i < n; i++) {
         if (!strcmp(opts[i].key, "users"))
             snprintf(users, sizeof(users), "%s", opts[i].value);
@@ -102,6 +116,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *id, void **userdata, struct mos
             fail = true;
         else if (!strcmp(opts[i].key, "register_message"))
             message = true;
+        else if (!strcmp(opts[i].key, "tick"))
+            tick = true;
     }
     if (fail)
         return MOSQ_ERR_INVAL;
@@ -110,6 +126,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *id, void **userdata, struct mos
         rc = mosquitto_callback_register(pid, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, NULL);
     if (rc == MOSQ_ERR_SUCCESS)
         rc = mosquitto_callback_register(pid, MOSQ_EVT_RELOAD, on_reload, NULL, NULL);
+    if (rc == MOSQ_ERR_SUCCESS && tick)
+        rc = mosquitto_callback_register(pid, MOSQ_EVT_TICK, on_tick, NULL, NULL);
     if (rc == MOSQ_ERR_SUCCESS && message)
         rc = mosquitto_callback_register(pid, MOSQ_EVT_MESSAGE, on_message, NULL, NULL);
     return rc;
@@ -123,5 +141,6 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int n)
     mosquitto_callback_unregister(pid, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
     mosquitto_callback_unregister(pid, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL);
     mosquitto_callback_unregister(pid, MOSQ_EVT_RELOAD, on_reload, NULL);
+    mosquitto_callback_unregister(pid, MOSQ_EVT_TICK, on_tick, NULL);
     return MOSQ_ERR_SUCCESS;
 }
