@@ -771,6 +771,8 @@ bool auth_acl_msg(const auth_t *a, const char *client_id, const char *username, 
 {
     if (!auth_has_acl(a))
         return true;
+    if ((access & AUTH_UNSUBSCRIBE) && !plugin_set_has_acl(a->plugins))
+        return true;
     if (plugin_set_has_acl(a->plugins)) {
         /* The plugins first, in order; every one deferring leaves it to the ACL file, and with none
          * the check is refused (Mosquitto's mosquitto_acl_check). */
@@ -782,6 +784,8 @@ bool auth_acl_msg(const auth_t *a, const char *client_id, const char *username, 
             return r == PLUGIN_ALLOW;
         if (!atomic_load_explicit(&a->has_acl, memory_order_relaxed))
             return false;
+        if (access & AUTH_UNSUBSCRIBE)
+            return true;
     }
     auth_t *m = (auth_t *)a;
     pthread_rwlock_rdlock(&m->lock);

@@ -109,7 +109,9 @@ struct scram_verifier;
 bool auth_scram_lookup(const auth_t *a, const char *user, size_t ulen, struct scram_verifier *v, bool *has_other);
 
 /* Access kinds for auth_acl(). */
-enum { AUTH_READ = 1, AUTH_WRITE = 2, AUTH_SUBSCRIBE = 4 };
+enum { AUTH_READ = 1, AUTH_WRITE = 2, AUTH_SUBSCRIBE = 4, AUTH_UNSUBSCRIBE = 8 };
+/* AUTH_UNSUBSCRIBE (auth_acl_msg only): plugins are asked (MOSQ_ACL_UNSUBSCRIBE); acl_file allows
+ * every UNSUBSCRIBE, as Mosquitto's does. */
 
 /* May this client do `access` on `topic` (n bytes, a topic name for READ/WRITE)?
  *   AUTH_WRITE: a PUBLISH it sends, and its will message when it is published;

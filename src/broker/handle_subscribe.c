@@ -147,6 +147,17 @@ uint8_t handle_unsubscribe(conn_t *c, mqtt_packet_t *p)
             }
             f = (mqtt_bytes_t){m, (uint32_t)mn};
         }
+        /* MOSQ_ACL_UNSUBSCRIBE for plugins (auth.h); $share/group/F: the ACL sees F, as for SUBSCRIBE. */
+        const uint8_t *group, *plain;
+        size_t gn, pn;
+        bool shared = mqtt_share_split(f.p, f.len, &group, &gn, &plain, &pn);
+        if (!auth_acl_msg(s->auth, s->client_id, s->username, shared ? plain : f.p, shared ? pn : f.len,
+                          AUTH_UNSUBSCRIBE, NULL)) {
+            rc[i++] = MQTT_RC_NOT_AUTHORIZED; /* 3.1.1's UNSUBACK has no codes: the 5.0 one only */
+            if (mowned)
+                free((void *)f.p);
+            continue;
+        }
         bool had = subtree_remove(b->subs, f.p, f.len, s);
         session_sub_remove(s, f.p, f.len);
         rc[i++] = had ? MQTT_RC_SUCCESS : MQTT_RC_NO_SUBSCRIPTION_EXISTED;

@@ -121,6 +121,19 @@ def test_plugin_acl_denied_subscribe_refused_in_suback(make_broker, which, proto
 
 
 @pytest.mark.parametrize("which", BROKERS)
+def test_plugin_acl_denied_unsubscribe_not_authorized(make_broker, which):
+    """MOSQ_ACL_UNSUBSCRIBE: a refused UNSUBSCRIBE gets 0x87 in the 5.0 UNSUBACK."""
+    b = start(make_broker, which, plugin_conf())
+    c = PahoClient(b, protocol=V5, username="bob", password="pw2")
+    c.connect()
+    assert c.subscribe("public/#", qos=1) == [1]
+    assert c.unsubscribe("secret/x") == [0x87]
+    assert c.unsubscribe("public/#") == [0]
+    c.close()
+    assert wait_log(b, "test plugin: denied access 8 to secret/x"), b.log()
+
+
+@pytest.mark.parametrize("which", BROKERS)
 def test_auth_plugin_and_auth_opt_are_the_old_names(make_broker, which):
     """auth_plugin / auth_opt_KEY: Mosquitto 1.x's names, the same as plugin / plugin_opt_KEY."""
     b = start(make_broker, which, "allow_anonymous false\nauth_plugin %s\nauth_opt_users carol:c4\n" % PLUGIN)
