@@ -1,26 +1,21 @@
-/* inbox.h -- a worker's inbox: a lock-free many-producer/one-consumer handoff of item batches,
- * with an eventfd wake-up only when the consumer may be blocked.
+/* inbox.h -- a worker's inbox: what other threads send a worker (flush a session, kick or
+ * disconnect a connection, a password checked, resume after backpressure), as batches of items
+ * handed over through base/mpsc.h (lock-free, many producers, one consumer, an eventfd wake-up
+ * only when the worker may be blocked; the design note is there).
  *
- * Design: producers push a chain of batches (newest -> ... -> oldest) onto an atomic singly
- * linked stack with one compare-and-swap; the consumer takes the whole stack with one exchange
- * and reverses it, so each producer's items come out in the order it pushed them (producers are
- * not ordered among themselves). The exchange of the whole stack means no ABA problem.
- *
- * Wake-ups: before blocking, the consumer stores `sleeping = 1` and then checks the stack; a
- * producer pushes and then checks `sleeping`. Both are sequentially consistent, so at least one
- * side sees the other (Dekker): either the consumer finds the batch and does not block, or the
- * producer sees it (maybe) asleep and writes the eventfd. Of several producers, only the one that
- * turns `sleeping` from 1 to 0 writes. A busy consumer costs its producers no system call.
- *
- * Ownership: a batch is a slab block (slab.h) of the producing thread; the consumer owns it once
- * taken and gives it back with slab_free. Items are plain data; what they point to (a session
- * reference) is the consumer's to release. */
+ * This file adds what is the broker's: the items, and batches of them that are slab blocks
+ * (slab.h) of the producing thread. A producer fills a local chain (inbox_append) during its loop
+ * turn and pushes it whole at the end (inbox_push); the consumer owns a batch once taken and gives
+ * it back with slab_free. Items are plain data; what they point to (a session reference) is the
+ * consumer's to release. */
 #ifndef TOMBO_BROKER_INBOX_H
 #define TOMBO_BROKER_INBOX_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+#include "base/mpsc.h"
 
 struct session;
 
@@ -47,49 +42,50 @@ typedef struct inbox_item {
     uint64_t reply_id;
 } inbox_item_t;
 
-/* A batch of items: the unit handed from one thread to another. */
+/* A batch of items: the unit handed from one thread to another. The node comes first: a batch
+ * is an mpsc_node_t to base/mpsc.h. */
 typedef struct inbox_batch {
-    struct inbox_batch *next;
+    mpsc_node_t node;
     uint32_t n, cap;
     inbox_item_t items[];
 } inbox_batch_t;
 
 #define INBOX_BATCH 48 /* items per batch from inbox_append: 16 + 48 * 40 bytes, a 2 KB slab class */
 
-/* The padding keeps the fields producers write off the cache lines of the consumer's own data
- * around it (the struct is embedded in calloc'ed workers, so no _Alignas). */
 typedef struct inbox {
-    char pad_before[64];
-    _Atomic(inbox_batch_t *) top;
-    atomic_int sleeping; /* 1 from just before the consumer may block until it wakes */
-    int evfd;            /* readable after a wake-up: the consumer polls it with its sockets */
-    char pad_after[64];
+    mpsc_t q;
 } inbox_t;
 
 /* A local chain of batches being filled by one producer for one inbox (no atomics). */
 typedef struct inbox_chain {
-    inbox_batch_t *newest; /* being filled; ->next is the previous one, down to oldest */
+    inbox_batch_t *newest; /* being filled; ->node.next is the previous one, down to oldest */
     inbox_batch_t *oldest;
 } inbox_chain_t;
 
-int inbox_init(inbox_t *q);         /* -1 (errno set) when no eventfd */
-void inbox_destroy(inbox_t *q);     /* closes the eventfd; take the leftovers first */
+/* The batch after bt in a chain or taken list. */
+static inline inbox_batch_t *inbox_next(const inbox_batch_t *bt) { return (inbox_batch_t *)bt->node.next; }
+
+static inline int inbox_init(inbox_t *in) { return mpsc_init(&in->q); } /* -1: no eventfd */
+static inline void inbox_destroy(inbox_t *in) { mpsc_destroy(&in->q); } /* take the leftovers first */
+static inline int inbox_fd(const inbox_t *in) { return mpsc_fd(&in->q); }
 
 /* Producer side, any thread. */
 inbox_batch_t *inbox_batch_new(uint32_t cap);
 void inbox_append(inbox_chain_t *ch, const inbox_item_t *it);
 /* Push the chain (which is then empty again) and wake the consumer if it may be blocked. */
-void inbox_push(inbox_t *q, inbox_chain_t *ch);
+void inbox_push(inbox_t *in, inbox_chain_t *ch);
 /* One item on its own: a batch of one, pushed at once. */
-void inbox_post(inbox_t *q, const inbox_item_t *it);
+void inbox_post(inbox_t *in, const inbox_item_t *it);
+/* Wake the worker whatever it is doing (async-signal-safe: the stop signal uses it). */
+static inline void inbox_wake(inbox_t *in) { mpsc_wake(&in->q); }
 
 /* Consumer side, its own thread only. */
 /* About to block: returns true if items are already waiting (do not block then). */
-bool inbox_sleep_begin(inbox_t *q);
-void inbox_sleep_end(inbox_t *q);
-void inbox_clear_wake(inbox_t *q); /* after the eventfd polled readable */
-/* Everything pushed so far, oldest first per producer (a chain to walk with ->next), or NULL. */
-inbox_batch_t *inbox_take(inbox_t *q);
+static inline bool inbox_sleep_begin(inbox_t *in) { return mpsc_sleep_begin(&in->q); }
+static inline void inbox_sleep_end(inbox_t *in) { mpsc_sleep_end(&in->q); }
+static inline void inbox_clear_wake(inbox_t *in) { mpsc_clear_wake(&in->q); } /* eventfd was readable */
+/* Everything pushed so far, oldest first per producer (walk with inbox_next), or NULL. */
+static inline inbox_batch_t *inbox_take(inbox_t *in) { return (inbox_batch_t *)mpsc_take(&in->q); }
 /* Reverse a local chain newest -> oldest into oldest -> newest (the consumer's own outbox). */
 inbox_batch_t *inbox_chain_fifo(inbox_chain_t *ch);
 

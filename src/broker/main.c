@@ -31,11 +31,8 @@ static void on_signal(int sig)
     }
     atomic_store(&g_broker->stop, 1);
     /* Wake every worker now rather than at its next tick; write() is async-signal-safe. */
-    uint64_t one = 1;
-    for (int i = 0; i < g_broker->n_workers && g_broker->workers; i++) {
-        ssize_t r = write(g_broker->workers[i].inbox.evfd, &one, sizeof(one));
-        (void)r;
-    }
+    for (int i = 0; i < g_broker->n_workers && g_broker->workers; i++)
+        inbox_wake(&g_broker->workers[i].inbox);
 }
 
 /* Take as many file descriptors as we are allowed: each client is one. */

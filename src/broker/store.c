@@ -78,11 +78,8 @@ static void wake_waiters(void *ctx, uint64_t committed)
     struct broker *b = st->b;
     for (int i = 0; i < b->n_workers; i++) {
         uint64_t want = atomic_load(&b->workers[i].store_wait);
-        if (want && want <= committed) {
-            uint64_t one = 1;
-            ssize_t wr = write(b->workers[i].inbox.evfd, &one, sizeof(one));
-            (void)wr;
-        }
+        if (want && want <= committed)
+            inbox_wake(&b->workers[i].inbox);
     }
 }
 

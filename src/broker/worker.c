@@ -224,7 +224,7 @@ static void process_items(worker_t *w, inbox_item_t *items, size_t n)
 static void process_chain(worker_t *w, inbox_batch_t *fifo)
 {
     while (fifo) {
-        inbox_batch_t *next = fifo->next;
+        inbox_batch_t *next = inbox_next(fifo);
         process_items(w, fifo->items, fifo->n);
         slab_free(fifo);
         fifo = next;
@@ -444,7 +444,7 @@ int worker_init(worker_t *w, broker_t *b, int index, char *err, size_t errlen)
         return -1;
     }
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_EVENTFD};
-    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->inbox.evfd, &ev);
+    epoll_ctl(w->epfd, EPOLL_CTL_ADD, inbox_fd(&w->inbox), &ev);
     sub_result_init(&w->match);
     w->rbuf = xmalloc(64 * 1024);
     w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -469,7 +469,7 @@ int worker_start(worker_t *w)
 static void chain_free(inbox_batch_t *list)
 {
     while (list) {
-        inbox_batch_t *next = list->next;
+        inbox_batch_t *next = inbox_next(list);
         for (uint32_t k = 0; k < list->n; k++)
             if (list->items[k].kind == INBOX_FLUSH_SESSION)
                 session_release(list->items[k].session);

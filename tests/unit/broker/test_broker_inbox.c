@@ -78,7 +78,7 @@ int main(void)
     while (got < (uint64_t)PRODUCERS * PER_PRODUCER && timeouts == 0) {
         if (!inbox_sleep_begin(&q)) {
             sleeps++;
-            struct pollfd pfd = {.fd = q.evfd, .events = POLLIN};
+            struct pollfd pfd = {.fd = inbox_fd(&q), .events = POLLIN};
             int n = poll(&pfd, 1, 5000);
             if (n == 0)
                 timeouts++; /* producers push every few microseconds: a lost wake-up */
@@ -89,7 +89,7 @@ int main(void)
         }
         inbox_sleep_end(&q);
         for (inbox_batch_t *bt = inbox_take(&q), *nx; bt; bt = nx) {
-            nx = bt->next;
+            nx = inbox_next(bt);
             for (uint32_t i = 0; i < bt->n; i++) {
                 int pi = (int)(bt->items[i].conn_id >> 32);
                 uint64_t seq = bt->items[i].conn_id & 0xffffffffu;

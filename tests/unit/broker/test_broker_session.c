@@ -49,7 +49,7 @@ static int outbox_items(worker_t *from, int to, session_t *s, int *flushes)
 {
     int n = 0;
     *flushes = 0;
-    for (inbox_batch_t *bt = from->outbox[to].newest; bt; bt = bt->next) {
+    for (inbox_batch_t *bt = from->outbox[to].newest; bt; bt = inbox_next(bt)) {
         for (uint32_t i = 0; i < bt->n; i++) {
             n++;
             if (bt->items[i].kind == INBOX_FLUSH_SESSION && bt->items[i].session == s)
@@ -64,7 +64,7 @@ static void run_outbox(worker_t *from, worker_t *to)
 {
     inbox_batch_t *bt = inbox_chain_fifo(&from->outbox[to->index]);
     while (bt) {
-        inbox_batch_t *next = bt->next;
+        inbox_batch_t *next = inbox_next(bt);
         for (uint32_t i = 0; i < bt->n; i++) {
             inbox_item_t *it = &bt->items[i];
             if (it->kind != INBOX_FLUSH_SESSION)
@@ -800,7 +800,7 @@ static void test_cross_thread(void)
         spins++;
         inbox_batch_t *bt = inbox_take(&w1->inbox);
         while (bt) {
-            inbox_batch_t *next = bt->next;
+            inbox_batch_t *next = inbox_next(bt);
             for (uint32_t i = 0; i < bt->n; i++) {
                 session_t *fs = bt->items[i].session;
                 conn_t *fc = session_flush_target(fs, 1);
