@@ -12,6 +12,12 @@
 
 typedef struct job {
     struct job *next;
+    /* A $CONTROL/ PUBLISH for a plugin (authq_submit_control) when ps is set, else a CONNECT. */
+    struct plugin_set *ps;
+    uint8_t *data; /* control: topic then payload, one allocation */
+    size_t topic_len;
+    uint8_t qos;
+    bool retain;
     int worker, fd;
     uint64_t conn_id;
     const auth_t *auth;
@@ -33,10 +39,13 @@ struct authq {
 
 static void job_free(job_t *j)
 {
-    explicit_bzero(j->user, j->ulen + j->pwlen); /* the password does not linger in freed memory */
+    if (j->user) /* the password does not linger in freed memory */
+        explicit_bzero(j->user, j->ulen + j->pwlen);
     free(j->user);
     free((char *)j->client.id);
     free((char *)j->client.address);
+    free((char *)j->client.username);
+    free(j->data);
     free(j);
 }
 
@@ -55,10 +64,15 @@ static void *authq_main(void *arg)
             q->tail = &q->head;
         pthread_mutex_unlock(&q->lock);
 
-        uint8_t rc = auth_connect_client(j->auth, j->allow_anonymous, &j->client, j->user, j->ulen, j->has_user,
-                                         j->pw, j->pwlen, j->has_pw);
-        inbox_item_t it = {.kind = INBOX_AUTH_DONE, .rc = rc, .fd = j->fd, .conn_id = j->conn_id};
-        worker_post(&q->b->workers[j->worker], &it);
+        if (j->ps) {
+            plugin_control(j->ps, &j->client, j->data, j->topic_len, j->data + j->topic_len, (uint32_t)j->pwlen,
+                           j->qos, j->retain);
+        } else {
+            uint8_t rc = auth_connect_client(j->auth, j->allow_anonymous, &j->client, j->user, j->ulen, j->has_user,
+                                             j->pw, j->pwlen, j->has_pw);
+            inbox_item_t it = {.kind = INBOX_AUTH_DONE, .rc = rc, .fd = j->fd, .conn_id = j->conn_id};
+            worker_post(&q->b->workers[j->worker], &it);
+        }
         job_free(j);
 
         pthread_mutex_lock(&q->lock);
@@ -113,6 +127,15 @@ bool authq_needed(const auth_t *a, bool has_user, size_t ulen)
     return auth_needs_thread(a, has_user, ulen);
 }
 
+static void push(authq_t *q, job_t *j)
+{
+    pthread_mutex_lock(&q->lock);
+    *q->tail = j;
+    q->tail = &j->next;
+    pthread_cond_signal(&q->cond);
+    pthread_mutex_unlock(&q->lock);
+}
+
 void authq_submit(authq_t *q, int worker, int fd, uint64_t conn_id, const auth_t *a, bool allow_anonymous,
                   const struct mosquitto *client, const uint8_t *user, size_t ulen, bool has_user, const uint8_t *pw,
                   size_t pwlen, bool has_pw)
@@ -139,9 +162,25 @@ void authq_submit(authq_t *q, int worker, int fd, uint64_t conn_id, const auth_t
     if (pwlen)
         memcpy(j->user + ulen, pw, pwlen);
     j->pw = j->user + ulen;
-    pthread_mutex_lock(&q->lock);
-    *q->tail = j;
-    q->tail = &j->next;
-    pthread_cond_signal(&q->cond);
-    pthread_mutex_unlock(&q->lock);
+    push(q, j);
+}
+
+void authq_submit_control(authq_t *q, struct plugin_set *ps, const struct mosquitto *client, const uint8_t *topic,
+                          size_t topic_len, const uint8_t *payload, size_t len, uint8_t qos, bool retain)
+{
+    job_t *j = xcalloc(1, sizeof(*j));
+    j->ps = ps;
+    j->client = *client;
+    j->client.id = client->id ? xstrdup(client->id) : NULL;
+    j->client.address = client->address ? xstrdup(client->address) : NULL;
+    j->client.username = client->username ? xstrdup(client->username) : NULL;
+    j->data = xmalloc(topic_len + len + 1);
+    memcpy(j->data, topic, topic_len);
+    if (len)
+        memcpy(j->data + topic_len, payload, len);
+    j->topic_len = topic_len;
+    j->pwlen = len; /* the payload's length (j->user stays NULL: job_free wipes nothing) */
+    j->qos = qos;
+    j->retain = retain;
+    push(q, j);
 }

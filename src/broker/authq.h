@@ -36,4 +36,12 @@ void authq_submit(authq_t *q, int worker, int fd, uint64_t conn_id, const auth_t
                   const struct mosquitto *client, const uint8_t *user, size_t ulen, bool has_user, const uint8_t *pw,
                   size_t pwlen, bool has_pw);
 
+/* A PUBLISH to a plugin's $CONTROL/ topic (plugin_control_handles): its control callback runs on
+ * the auth thread, after the CONNECTs submitted before it (one thread, in order), since it may be
+ * slow (the dynamic-security plugin saves its file). Copies the client (id, username), topic and
+ * payload. */
+struct plugin_set;
+void authq_submit_control(authq_t *q, struct plugin_set *ps, const struct mosquitto *client, const uint8_t *topic,
+                          size_t topic_len, const uint8_t *payload, size_t len, uint8_t qos, bool retain);
+
 #endif

@@ -9,6 +9,7 @@
 #include "broker/route.h"
 #include "broker/worker.h"
 #include "broker/auth.h"
+#include "broker/authq.h"
 #include "broker/plugin.h"
 #include "broker/log.h"
 #include "broker/mount.h"
@@ -59,14 +60,13 @@ static bool sys_allowed(const conn_t *c, const mqtt_packet_t *p)
 
 static uint8_t publish_mounted(conn_t *c, mqtt_packet_t *p);
 
-/* A PUBLISH to $CONTROL/...: to the plugin that registered for its topic, if one did (plugin.h).
- * The client's user name is copied out of the session first: the plugin may kick clients, which
- * takes sessions' locks. */
+/* A PUBLISH to $CONTROL/...: to the plugin that registered its topic, if one did (plugin.h), on
+ * the auth thread (the callback may be slow). The client's user name is copied out of the session. */
 static bool control_publish(conn_t *c, const mqtt_packet_t *p)
 {
     broker_t *b = c->w->b;
     plugin_set_t *ps = auth_plugins(b->auth[c->l - b->cfg.listeners]);
-    if (!ps)
+    if (!plugin_control_handles(ps, p->publish.topic.p, p->publish.topic.len))
         return false;
     session_t *s = c->session;
     pthread_mutex_lock(&s->lock);
@@ -74,10 +74,15 @@ static bool control_publish(conn_t *c, const mqtt_packet_t *p)
     pthread_mutex_unlock(&s->lock);
     struct mosquitto who = {.id = s->client_id, .username = user, .protocol_version = c->version,
                             .keepalive = c->keepalive, .websockets = c->ws != NULL};
-    bool taken = plugin_control(ps, &who, p->publish.topic.p, p->publish.topic.len, p->publish.payload.p,
-                                p->publish.payload.len, p->publish.qos, p->publish.retain != 0);
+    authq_t *aq = atomic_load_explicit(&b->authq, memory_order_acquire);
+    if (aq)
+        authq_submit_control(aq, ps, &who, p->publish.topic.p, p->publish.topic.len, p->publish.payload.p,
+                             p->publish.payload.len, p->publish.qos, p->publish.retain != 0);
+    else /* no auth thread could be started (broker.c): as Mosquitto, on this thread */
+        plugin_control(ps, &who, p->publish.topic.p, p->publish.topic.len, p->publish.payload.p,
+                       p->publish.payload.len, p->publish.qos, p->publish.retain != 0);
     free(user);
-    return taken;
+    return true;
 }
 
 uint8_t handle_publish(conn_t *c, mqtt_packet_t *p)

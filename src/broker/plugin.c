@@ -64,6 +64,11 @@ struct plugin_set {
     int n;
     plugin_t **p;
     atomic_int n_cbs[N_EVENTS]; /* all plugins' callbacks per event, for the lock-free has_* */
+    /* The $CONTROL/ topics registered, for plugin_control_handles() on the workers: its own lock,
+     * never a plugin's mutex (a plugin may be busy in a slow callback on the auth thread). */
+    pthread_mutex_t ctl_lock;
+    char **ctl_topics; /* guarded by ctl_lock; one entry per registration */
+    int n_ctl;
 };
 
 static bool event_supported(int event)
@@ -192,6 +197,7 @@ plugin_set_t *plugin_set_load(const struct tombo_plugin_conf *confs, int n, char
         return NULL;
     plugin_set_t *ps = xcalloc(1, sizeof(*ps));
     ps->p = xcalloc((size_t)n, sizeof(*ps->p));
+    pthread_mutex_init(&ps->ctl_lock, NULL);
     for (int e = 0; e < N_EVENTS; e++)
         atomic_init(&ps->n_cbs[e], 0);
     for (int i = 0; i < n; i++) {
@@ -213,6 +219,10 @@ void plugin_set_free(plugin_set_t *ps)
     for (int i = ps->n - 1; i >= 0; i--) /* in reverse order of loading */
         plugin_unload(ps->p[i], true);
     free(ps->p);
+    for (int i = 0; i < ps->n_ctl; i++)
+        free(ps->ctl_topics[i]);
+    free(ps->ctl_topics);
+    pthread_mutex_destroy(&ps->ctl_lock);
     free(ps);
 }
 
@@ -289,6 +299,23 @@ enum plugin_answer plugin_acl_check(plugin_set_t *ps, const struct mosquitto *cl
     if (t != buf)
         free(t);
     return answer(rc);
+}
+
+bool plugin_control_handles(plugin_set_t *ps, const uint8_t *topic, size_t n)
+{
+    if (!ps || atomic_load_explicit(&ps->n_cbs[MOSQ_EVT_CONTROL], memory_order_relaxed) == 0)
+        return false;
+    bool found = false;
+    pthread_mutex_lock(&ps->ctl_lock);
+    for (int i = 0; i < ps->n_ctl && !found; i++)
+        found = strlen(ps->ctl_topics[i]) == n && !memcmp(ps->ctl_topics[i], topic, n);
+    pthread_mutex_unlock(&ps->ctl_lock);
+    return found;
+}
+
+bool plugin_set_has_control(const plugin_set_t *ps)
+{
+    return ps && atomic_load_explicit(&ps->n_cbs[MOSQ_EVT_CONTROL], memory_order_relaxed) > 0;
 }
 
 bool plugin_control(plugin_set_t *ps, const struct mosquitto *client, const uint8_t *topic, size_t n,
@@ -380,9 +407,32 @@ int mosquitto_callback_register(mosquitto_plugin_id_t *p, int event, MOSQ_FUNC_g
         abort();
     a[p->n_cbs[event]++] = (callback_t){cb, userdata, topic ? xstrdup(topic) : NULL};
     p->cbs[event] = a;
+    if (topic) {
+        plugin_set_t *ps = p->set;
+        pthread_mutex_lock(&ps->ctl_lock);
+        char **t = realloc(ps->ctl_topics, (size_t)(ps->n_ctl + 1) * sizeof(*t));
+        if (!t)
+            abort();
+        t[ps->n_ctl++] = xstrdup(topic);
+        ps->ctl_topics = t;
+        pthread_mutex_unlock(&ps->ctl_lock);
+    }
     atomic_fetch_add(&p->set->n_cbs[event], 1);
     pthread_mutex_unlock(&p->mu);
     return MOSQ_ERR_SUCCESS;
+}
+
+/* One registration of `topic` is gone. */
+static void ctl_forget(plugin_set_t *ps, const char *topic)
+{
+    pthread_mutex_lock(&ps->ctl_lock);
+    for (int i = 0; i < ps->n_ctl; i++)
+        if (!strcmp(ps->ctl_topics[i], topic)) {
+            free(ps->ctl_topics[i]);
+            ps->ctl_topics[i] = ps->ctl_topics[--ps->n_ctl];
+            break;
+        }
+    pthread_mutex_unlock(&ps->ctl_lock);
 }
 
 int mosquitto_callback_unregister(mosquitto_plugin_id_t *p, int event, MOSQ_FUNC_generic_callback cb,
@@ -394,6 +444,8 @@ int mosquitto_callback_unregister(mosquitto_plugin_id_t *p, int event, MOSQ_FUNC
     pthread_mutex_lock(&p->mu);
     for (int k = 0; k < p->n_cbs[event]; k++)
         if (p->cbs[event][k].cb == cb && (!topic || !strcmp(p->cbs[event][k].topic, topic))) {
+            if (p->cbs[event][k].topic)
+                ctl_forget(p->set, p->cbs[event][k].topic);
             free(p->cbs[event][k].topic);
             memmove(&p->cbs[event][k], &p->cbs[event][k + 1], (size_t)(p->n_cbs[event] - k - 1) * sizeof(callback_t));
             p->n_cbs[event]--;

@@ -10,7 +10,8 @@
  * Mosquitto (auth.c combines it with password_file and acl_file, which come after the plugins).
  *
  * Thread-safety: Mosquitto calls a plugin from its one thread; tombo's checks come from the auth
- * thread (MOSQ_EVT_BASIC_AUTH) and from every worker (MOSQ_EVT_ACL_CHECK), so each plugin has a
+ * thread (MOSQ_EVT_BASIC_AUTH, MOSQ_EVT_CONTROL) and from every worker (MOSQ_EVT_ACL_CHECK), so
+ * each plugin has a
  * mutex of its own, held for every call into it (init, callbacks, cleanup): a plugin never runs on
  * two threads at once, two plugins may. The mutex is recursive so that a callback may register or
  * unregister callbacks. The broker functions a plugin calls (mosquitto_client_id, ...) only read
@@ -72,10 +73,13 @@ enum plugin_answer plugin_acl_check(plugin_set_t *ps, const struct mosquitto *cl
                                     size_t n, int access, const void *payload, uint32_t payloadlen, uint8_t qos,
                                     bool retain);
 
-/* MOSQ_EVT_CONTROL: a PUBLISH to `topic` (n bytes) that passed the ACL. If a plugin registered a
- * control callback for exactly this topic ($CONTROL/...), it is called (on the calling worker,
- * under the plugin's mutex) and true returned: the message is the plugin's, not routed to
- * subscribers, as in Mosquitto. False: no plugin handles the topic. */
+/* MOSQ_EVT_CONTROL: has some plugin registered a control callback for exactly this topic
+ * ($CONTROL/..., n bytes)? Then a PUBLISH to it is the plugin's, not routed to subscribers, as in
+ * Mosquitto. Cheap and never waits for a plugin: for the workers. */
+bool plugin_control_handles(plugin_set_t *ps, const uint8_t *topic, size_t n);
+bool plugin_set_has_control(const plugin_set_t *ps);
+/* Call the control callback of `topic` under its plugin's mutex; false if none (any more). It may
+ * be slow (the dynamic-security plugin saves its file): the auth thread calls it (authq.h). */
 bool plugin_control(plugin_set_t *ps, const struct mosquitto *client, const uint8_t *topic, size_t n,
                     const void *payload, uint32_t payloadlen, uint8_t qos, bool retain);
 
