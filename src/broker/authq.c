@@ -12,8 +12,10 @@
 
 typedef struct job {
     struct job *next;
-    /* A $CONTROL/ PUBLISH for a plugin (authq_submit_control) when ps is set, else a CONNECT. */
+    /* A $CONTROL/ PUBLISH for a plugin (authq_submit_control) or a MOSQ_EVT_DISCONNECT (disconnect
+     * >= 0) when ps is set, else a CONNECT. */
     struct plugin_set *ps;
+    int disconnect;
     uint8_t *data; /* control: topic then payload, one allocation */
     size_t topic_len;
     uint8_t qos;
@@ -64,7 +66,9 @@ static void *authq_main(void *arg)
             q->tail = &q->head;
         pthread_mutex_unlock(&q->lock);
 
-        if (j->ps) {
+        if (j->ps && j->disconnect >= 0) {
+            plugin_disconnect(j->ps, &j->client, j->disconnect);
+        } else if (j->ps) {
             plugin_control(j->ps, &j->client, j->data, j->topic_len, j->data + j->topic_len, (uint32_t)j->pwlen,
                            j->qos, j->retain);
         } else {
@@ -165,15 +169,30 @@ void authq_submit(authq_t *q, int worker, int fd, uint64_t conn_id, const auth_t
     push(q, j);
 }
 
-void authq_submit_control(authq_t *q, struct plugin_set *ps, const struct mosquitto *client, const uint8_t *topic,
-                          size_t topic_len, const uint8_t *payload, size_t len, uint8_t qos, bool retain)
+/* A plugin job about client (copied). */
+static job_t *plugin_job(struct plugin_set *ps, const struct mosquitto *client)
 {
     job_t *j = xcalloc(1, sizeof(*j));
     j->ps = ps;
+    j->disconnect = -1;
     j->client = *client;
     j->client.id = client->id ? xstrdup(client->id) : NULL;
     j->client.address = client->address ? xstrdup(client->address) : NULL;
     j->client.username = client->username ? xstrdup(client->username) : NULL;
+    return j;
+}
+
+void authq_submit_disconnect(authq_t *q, struct plugin_set *ps, const struct mosquitto *client, int reason)
+{
+    job_t *j = plugin_job(ps, client);
+    j->disconnect = reason;
+    push(q, j);
+}
+
+void authq_submit_control(authq_t *q, struct plugin_set *ps, const struct mosquitto *client, const uint8_t *topic,
+                          size_t topic_len, const uint8_t *payload, size_t len, uint8_t qos, bool retain)
+{
+    job_t *j = plugin_job(ps, client);
     j->data = xmalloc(topic_len + len + 1);
     memcpy(j->data, topic, topic_len);
     if (len)

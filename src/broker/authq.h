@@ -41,6 +41,8 @@ void authq_submit(authq_t *q, int worker, int fd, uint64_t conn_id, const auth_t
  * slow (the dynamic-security plugin saves its file). Copies the client (id, username), topic and
  * payload. */
 struct plugin_set;
+/* MOSQ_EVT_DISCONNECT for ps's plugins, on the auth thread (in order with logins). */
+void authq_submit_disconnect(authq_t *q, struct plugin_set *ps, const struct mosquitto *client, int reason);
 void authq_submit_control(authq_t *q, struct plugin_set *ps, const struct mosquitto *client, const uint8_t *topic,
                           size_t topic_len, const uint8_t *payload, size_t len, uint8_t qos, bool retain);
 

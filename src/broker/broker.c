@@ -151,7 +151,8 @@ int broker_run(broker_t *b)
     bool passwords = false;
     for (int i = 0; i < b->cfg.n_listeners; i++)
         passwords |= auth_has_password_file(b->auth[i]) || plugin_set_has_basic_auth(auth_plugins(b->auth[i])) ||
-                     plugin_set_has_control(auth_plugins(b->auth[i]));
+                     plugin_set_has_control(auth_plugins(b->auth[i])) ||
+                     plugin_set_has_disconnect(auth_plugins(b->auth[i]));
     if (passwords) { /* else a reload may start it later (reload.c) */
         struct authq *q = authq_start(b, 1);
         if (!q) {

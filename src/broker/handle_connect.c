@@ -361,10 +361,7 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
         return connect_attach(c);
     /* What a Mosquitto plugin may ask about the client (plugin.h): the address without its port. */
     char addr[sizeof(c->peer)];
-    snprintf(addr, sizeof(addr), "%s", c->peer);
-    char *colon = strrchr(addr, ':');
-    if (colon && strncmp(addr, "unix:", 5))
-        *colon = '\0';
+    conn_address(c, addr, sizeof(addr));
     struct mosquitto who = {.id = rq->id, .address = addr, .protocol_version = c->version, .keepalive = ka,
                             .clean_session = p->connect.clean, .websockets = c->ws != NULL};
     authq_t *aq = atomic_load_explicit(&b->authq, memory_order_acquire);

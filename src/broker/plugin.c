@@ -74,7 +74,7 @@ struct plugin_set {
 static bool event_supported(int event)
 {
     return event == MOSQ_EVT_BASIC_AUTH || event == MOSQ_EVT_ACL_CHECK || event == MOSQ_EVT_RELOAD ||
-           event == MOSQ_EVT_TICK || event == MOSQ_EVT_CONTROL;
+           event == MOSQ_EVT_TICK || event == MOSQ_EVT_CONTROL || event == MOSQ_EVT_DISCONNECT;
 }
 
 static const char *event_name(int event)
@@ -348,6 +348,20 @@ bool plugin_control(plugin_set_t *ps, const struct mosquitto *client, const uint
         pthread_mutex_unlock(&p->mu);
     }
     return false;
+}
+
+bool plugin_set_has_disconnect(const plugin_set_t *ps)
+{
+    return ps && atomic_load_explicit(&ps->n_cbs[MOSQ_EVT_DISCONNECT], memory_order_relaxed) > 0;
+}
+
+void plugin_disconnect(plugin_set_t *ps, const struct mosquitto *client, int reason)
+{
+    struct mosquitto_evt_disconnect tmpl, ev;
+    memset(&tmpl, 0, sizeof(tmpl));
+    tmpl.client = (struct mosquitto *)client;
+    tmpl.reason = reason;
+    call_event(ps, MOSQ_EVT_DISCONNECT, &ev, &tmpl, sizeof(tmpl), true);
 }
 
 void plugin_set_reload(plugin_set_t *ps)

@@ -21,8 +21,8 @@
  * delivered takes the plugin's mutex, as every such check in Mosquitto runs on its one thread;
  * without one (a plugin that only authenticates), ACL checks never touch the plugin.
  *
- * Events: MOSQ_EVT_BASIC_AUTH, MOSQ_EVT_ACL_CHECK, MOSQ_EVT_CONTROL, MOSQ_EVT_RELOAD (SIGHUP) and
- * MOSQ_EVT_TICK. A
+ * Events: MOSQ_EVT_BASIC_AUTH, MOSQ_EVT_ACL_CHECK, MOSQ_EVT_CONTROL, MOSQ_EVT_DISCONNECT,
+ * MOSQ_EVT_RELOAD (SIGHUP) and MOSQ_EVT_TICK. A
  * plugin that registers for another event fails to load, naming the event: tombo will not run a
  * plugin some of whose callbacks would never be called. */
 #ifndef TOMBO_BROKER_PLUGIN_H
@@ -47,6 +47,16 @@ struct mosquitto {
     int keepalive;
     bool clean_session;
     bool websockets;
+};
+
+/* Mosquitto's MOSQ_ERR_ codes a MOSQ_EVT_DISCONNECT carries (mosquitto.h values, fixed by the ABI). */
+enum {
+    PLUGIN_ERR_SUCCESS = 0,
+    PLUGIN_ERR_PROTOCOL = 2,
+    PLUGIN_ERR_CONN_LOST = 7,
+    PLUGIN_ERR_KEEPALIVE = 19,
+    PLUGIN_ERR_MALFORMED_PACKET = 21,
+    PLUGIN_ERR_ADMINISTRATIVE_ACTION = 30,
 };
 
 /* What the plugins said. */
@@ -82,6 +92,11 @@ bool plugin_set_has_control(const plugin_set_t *ps);
  * be slow (the dynamic-security plugin saves its file): the auth thread calls it (authq.h). */
 bool plugin_control(plugin_set_t *ps, const struct mosquitto *client, const uint8_t *topic, size_t n,
                     const void *payload, uint32_t payloadlen, uint8_t qos, bool retain);
+
+/* MOSQ_EVT_DISCONNECT: a client's connection ended (reason: a PLUGIN_ERR_ code). The callbacks'
+ * answers are ignored, as in Mosquitto. Called on the auth thread (authq_submit_disconnect). */
+bool plugin_set_has_disconnect(const plugin_set_t *ps);
+void plugin_disconnect(plugin_set_t *ps, const struct mosquitto *client, int reason);
 
 /* plugin_broker.c: the broker plugins act on (mosquitto_broker_publish, mosquitto_kick_client_*):
  * attach before loading plugins, detach once the workers are stopped (queued messages dropped). */

@@ -161,6 +161,25 @@ def test_plugin_gets_ticks(make_broker, which):
 
 
 @pytest.mark.parametrize("which", BROKERS)
+def test_plugin_told_of_disconnects(make_broker, which):
+    """MOSQ_EVT_DISCONNECT with the client's id and user name. tombo's reason is MOSQ_ERR_SUCCESS (0)
+    after a DISCONNECT and MOSQ_ERR_CONN_LOST (7) when the connection just drops; Mosquitto 2.0.11
+    passes -1 whatever the cause (a difference: a reason a plugin can use)."""
+    b = start(make_broker, which, plugin_conf(extra="plugin_opt_disconnect yes\n"))
+    c = PahoClient(b, protocol=V5, username="alice", password="secret")
+    c.connect()
+    c.disconnect()
+    c.close()
+    reason = "-1" if which == "mosquitto" else "0"
+    assert wait_log(b, "test plugin: disconnect %s user alice reason %s" % (c.client_id, reason)), b.log()
+    c = PahoClient(b, protocol=V311, username="bob", password="pw2")
+    c.connect()
+    c.drop()
+    reason = "-1" if which == "mosquitto" else "7"
+    assert wait_log(b, "test plugin: disconnect %s user bob reason %s" % (c.client_id, reason)), b.log()
+
+
+@pytest.mark.parametrize("which", BROKERS)
 def test_plugin_per_listener_settings(make_broker, which):
     """per_listener_settings true: the plugin guards the listener whose section names it; the other
     listener has its own settings (anonymous clients, no plugin)."""

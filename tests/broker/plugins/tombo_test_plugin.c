@@ -7,6 +7,7 @@
  *   fail_init VALUE                        mosquitto_plugin_init fails
  *   register_message VALUE                 also registers for MOSQ_EVT_MESSAGE
  *   tick VALUE                             registers for MOSQ_EVT_TICK, logs "test plugin: tick" once
+ *   disconnect VALUE                       registers for MOSQ_EVT_DISCONNECT, logs each one
  * A client without user name is deferred (the broker's allow_anonymous decides). */
 #include <stdbool.h>
 #include <stdio.h>
@@ -92,6 +93,17 @@ static int on_tick(int event, void *data, void *ud)
     return MOSQ_ERR_SUCCESS;
 }
 
+static int on_disconnect(int event, void *data, void *ud)
+{
+    (void)event;
+    (void)ud;
+    struct mosquitto_evt_disconnect *ev = data;
+    const char *user = mosquitto_client_username(ev->client);
+    mosquitto_log_printf(MOSQ_LOG_NOTICE, "test plugin: disconnect %s user %s reason %d",
+                         mosquitto_client_id(ev->client), user ? user : "(none)", ev->reason);
+    return MOSQ_ERR_SUCCESS;
+}
+
 static int on_message(int event, void *data, void *ud)
 {
     (void)event;
@@ -104,7 +116,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *id, void **userdata, struct mos
 {
     pid = id;
     *userdata = NULL;
-    bool fail = false, message = false, tick = false;
+    bool fail = false, message = false, tick = false, disconnect = false;
     for (int i = 0; i < n; i++) {
         if (!strcmp(opts[i].key, "users"))
             snprintf(users, sizeof(users), "%s", opts[i].value);
@@ -118,6 +130,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *id, void **userdata, struct mos
             message = true;
         else if (!strcmp(opts[i].key, "tick"))
             tick = true;
+        else if (!strcmp(opts[i].key, "disconnect"))
+            disconnect = true;
     }
     if (fail)
         return MOSQ_ERR_INVAL;
@@ -128,6 +142,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *id, void **userdata, struct mos
         rc = mosquitto_callback_register(pid, MOSQ_EVT_RELOAD, on_reload, NULL, NULL);
     if (rc == MOSQ_ERR_SUCCESS && tick)
         rc = mosquitto_callback_register(pid, MOSQ_EVT_TICK, on_tick, NULL, NULL);
+    if (rc == MOSQ_ERR_SUCCESS && disconnect)
+        rc = mosquitto_callback_register(pid, MOSQ_EVT_DISCONNECT, on_disconnect, NULL, NULL);
     if (rc == MOSQ_ERR_SUCCESS && message)
         rc = mosquitto_callback_register(pid, MOSQ_EVT_MESSAGE, on_message, NULL, NULL);
     return rc;
@@ -142,5 +158,6 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int n)
     mosquitto_callback_unregister(pid, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL);
     mosquitto_callback_unregister(pid, MOSQ_EVT_RELOAD, on_reload, NULL);
     mosquitto_callback_unregister(pid, MOSQ_EVT_TICK, on_tick, NULL);
+    mosquitto_callback_unregister(pid, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
     return MOSQ_ERR_SUCCESS;
 }
