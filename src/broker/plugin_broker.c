@@ -146,13 +146,22 @@ int mosquitto_broker_publish_copy(const char *clientid, const char *topic, int p
     return rc;
 }
 
-void plugin_publish_drain(struct worker *w)
+/* Everything queued so far, now the caller's; with detach, no broker is attached any more. */
+static pmsg_t *take_all(bool detach)
 {
     pthread_mutex_lock(&pb.lock);
+    if (detach)
+        pb.b = NULL;
     pmsg_t *m = pb.head;
     pb.head = NULL;
     pb.tail = &pb.head;
     pthread_mutex_unlock(&pb.lock);
+    return m;
+}
+
+void plugin_publish_drain(struct worker *w)
+{
+    pmsg_t *m = take_all(false);
     while (m) {
         pmsg_t *next = m->next;
         if (m->kind != PM_PUBLISH) {
@@ -187,12 +196,7 @@ void plugin_publish_drain(struct worker *w)
 
 void plugin_broker_detach(void)
 {
-    pthread_mutex_lock(&pb.lock);
-    pb.b = NULL;
-    pmsg_t *m = pb.head;
-    pb.head = NULL;
-    pb.tail = &pb.head;
-    pthread_mutex_unlock(&pb.lock);
+    pmsg_t *m = take_all(true);
     while (m) {
         pmsg_t *next = m->next;
         pmsg_free(m);
