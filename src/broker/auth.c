@@ -710,7 +710,7 @@ uint8_t auth_connect(const auth_t *a, bool allow_anonymous, const uint8_t *user,
  * rules (its mosquitto_unpwd_check and the anonymous check of handle_connect.c): the plugins come
  * first, in order, and the first that does not defer decides; when every one defers, the password
  * file decides for a user name, and allow_anonymous for a client without one. */
-static uint8_t plugins_connect(const auth_t *a, bool allow_anonymous, const struct mosquitto *client,
+static uint8_t plugins_connect(const auth_t *a, bool allow_anonymous, struct mosquitto *client,
                                const uint8_t *user, size_t ulen, bool has_user, const uint8_t *pw, size_t pwlen,
                                bool has_pw, bool *decided)
 {
@@ -725,7 +725,15 @@ static uint8_t plugins_connect(const auth_t *a, bool allow_anonymous, const stru
     }
     struct mosquitto who = client ? *client : (struct mosquitto){0};
     who.username = u;
+    who.can_set_username = client != NULL; /* the caller takes a new name */
+    who.set_username = NULL;
+    who.username_changed = false;
     enum plugin_answer r = plugin_basic_auth(a->plugins, &who, u, p);
+    if (who.username_changed) {
+        free(client->set_username);
+        client->set_username = who.set_username;
+        client->username_changed = true;
+    }
     if (p) {
         OPENSSL_cleanse(p, pwlen);
         free(p);
@@ -741,7 +749,7 @@ static uint8_t plugins_connect(const auth_t *a, bool allow_anonymous, const stru
     return rc;
 }
 
-uint8_t auth_connect_client(const auth_t *a, bool allow_anonymous, const struct mosquitto *client,
+uint8_t auth_connect_client(const auth_t *a, bool allow_anonymous, struct mosquitto *client,
                             const uint8_t *user, size_t ulen, bool has_user, const uint8_t *pw, size_t pwlen,
                             bool has_pw)
 {

@@ -83,10 +83,12 @@ uint8_t auth_connect(const auth_t *a, bool allow_anonymous, const uint8_t *user,
 /* The same with the plugins of a (auth_set_plugins) asked first, MOSQ_EVT_BASIC_AUTH with Mosquitto
  * 2.0's rules: the first plugin that does not defer decides (success still needs allow_anonymous
  * for a client without user name); when all defer, the rules above. client: what the plugins may
- * ask about the client (mosquitto_client_id, ...), or NULL. A plugin may block: with plugins, call
+ * ask about the client (mosquitto_client_id, ...), or NULL; a new user name a plugin set
+ * (mosquitto_set_username) comes back in client->set_username (the caller's to free) with
+ * client->username_changed. A plugin may block: with plugins, call
  * it off the workers (auth_needs_thread). */
 struct mosquitto;
-uint8_t auth_connect_client(const auth_t *a, bool allow_anonymous, const struct mosquitto *client,
+uint8_t auth_connect_client(const auth_t *a, bool allow_anonymous, struct mosquitto *client,
                             const uint8_t *user, size_t ulen, bool has_user, const uint8_t *pw, size_t pwlen,
                             bool has_pw);
 /* Whether auth_connect_client() for these credentials may be slow: a password to hash, or a plugin

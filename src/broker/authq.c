@@ -9,6 +9,7 @@
 #include "broker/broker.h"
 #include "broker/plugin.h"
 #include "broker/worker.h"
+#include "mqtt/mqtt.h"
 
 typedef struct job {
     struct job *next;
@@ -29,8 +30,17 @@ typedef struct job {
     struct mosquitto client; /* for plugins: id and address are copies owned by the job */
 } job_t;
 
+/* A user name a plugin set while authenticating connection conn_id (mosquitto_set_username), until
+ * its worker takes it (authq_take_username). */
+typedef struct renamed {
+    struct renamed *next;
+    uint64_t conn_id;
+    char *username;
+} renamed_t;
+
 struct authq {
     struct broker *b;
+    renamed_t *renamed; /* guarded by lock */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     job_t *head, **tail; /* guarded by lock */
@@ -47,6 +57,7 @@ static void job_free(job_t *j)
     free((char *)j->client.id);
     free((char *)j->client.address);
     free((char *)j->client.username);
+    free(j->client.set_username);
     free(j->data);
     free(j);
 }
@@ -75,6 +86,17 @@ static void *authq_main(void *arg)
             uint8_t rc = auth_connect_client(j->auth, j->allow_anonymous, &j->client, j->user, j->ulen, j->has_user,
                                              j->pw, j->pwlen, j->has_pw);
             inbox_item_t it = {.kind = INBOX_AUTH_DONE, .rc = rc, .fd = j->fd, .conn_id = j->conn_id};
+            if (rc == MQTT_RC_SUCCESS && j->client.username_changed) {
+                renamed_t *r = xcalloc(1, sizeof(*r));
+                r->conn_id = j->conn_id;
+                r->username = j->client.set_username;
+                j->client.set_username = NULL;
+                pthread_mutex_lock(&q->lock);
+                r->next = q->renamed;
+                q->renamed = r;
+                pthread_mutex_unlock(&q->lock);
+                it.reply_fd = 1; /* a new user name waits (authq_take_username) */
+            }
             worker_post(&q->b->workers[j->worker], &it);
         }
         job_free(j);
@@ -119,6 +141,12 @@ void authq_stop(authq_t *q)
         job_t *j = q->head;
         q->head = j->next;
         job_free(j);
+    }
+    while (q->renamed) {
+        renamed_t *r = q->renamed;
+        q->renamed = r->next;
+        free(r->username);
+        free(r);
     }
     free(q->threads);
     pthread_cond_destroy(&q->cond);
@@ -202,4 +230,20 @@ void authq_submit_control(authq_t *q, struct plugin_set *ps, const struct mosqui
     j->qos = qos;
     j->retain = retain;
     push(q, j);
+}
+
+char *authq_take_username(authq_t *q, uint64_t conn_id)
+{
+    char *name = NULL;
+    pthread_mutex_lock(&q->lock);
+    for (renamed_t **pp = &q->renamed; *pp; pp = &(*pp)->next)
+        if ((*pp)->conn_id == conn_id) {
+            renamed_t *r = *pp;
+            *pp = r->next;
+            name = r->username;
+            free(r);
+            break;
+        }
+    pthread_mutex_unlock(&q->lock);
+    return name;
 }

@@ -41,6 +41,10 @@ void authq_submit(authq_t *q, int worker, int fd, uint64_t conn_id, const auth_t
  * slow (the dynamic-security plugin saves its file). Copies the client (id, username), topic and
  * payload. */
 struct plugin_set;
+/* INBOX_AUTH_DONE with reply_fd 1: a plugin set a new user name for connection conn_id
+ * (mosquitto_set_username, NULL: none). Returns it (the caller's to free) and forgets it. */
+char *authq_take_username(authq_t *q, uint64_t conn_id);
+
 /* MOSQ_EVT_DISCONNECT for ps's plugins, on the auth thread (in order with logins). */
 void authq_submit_disconnect(authq_t *q, struct plugin_set *ps, const struct mosquitto *client, int reason);
 void authq_submit_control(authq_t *q, struct plugin_set *ps, const struct mosquitto *client, const uint8_t *topic,

@@ -170,6 +170,9 @@ uint8_t auth_begin_connect(conn_t *c, const mqtt_props_t *props, char **user);
 void auth_send_challenge(conn_t *c);
 /* The server-final message waiting for the CONNACK (connect_req), set by handle_auth. */
 void connect_req_set_auth_final(struct connect_req *rq, const char *final, size_t n);
+/* A plugin gave the client another user name while authenticating it (mosquitto_set_username):
+ * rq takes `name` (heap, NULL: none). */
+void connect_req_set_username(struct connect_req *rq, char *name);
 /* The session's old connection is gone: attach and answer the waiting CONNECT. */
 uint8_t connect_resume(conn_t *c);
 void connect_req_free(struct connect_req *rq);

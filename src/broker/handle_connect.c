@@ -56,6 +56,12 @@ void connect_req_set_auth_final(struct connect_req *rq, const char *final, size_
     rq->auth_final_len = n;
 }
 
+void connect_req_set_username(struct connect_req *rq, char *name)
+{
+    free(rq->username);
+    rq->username = name;
+}
+
 void connect_req_free(struct connect_req *rq)
 {
     if (!rq)
@@ -371,9 +377,14 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
         c->waiting = WAIT_AUTH;
         return MQTT_RC_SUCCESS;
     }
-    if (auth_connect_client(auth, ls->allow_anonymous, &who, p->connect.username.p, p->connect.username.len,
-                            p->connect.has_username, p->connect.password.p, p->connect.password.len,
-                            p->connect.has_password) != MQTT_RC_SUCCESS)
+    uint8_t arc = auth_connect_client(auth, ls->allow_anonymous, &who, p->connect.username.p, p->connect.username.len,
+                                      p->connect.has_username, p->connect.password.p, p->connect.password.len,
+                                      p->connect.has_password);
+    if (who.username_changed && arc == MQTT_RC_SUCCESS)
+        connect_req_set_username(rq, who.set_username);
+    else
+        free(who.set_username);
+    if (arc != MQTT_RC_SUCCESS)
         return MQTT_RC_NOT_AUTHORIZED; /* the caller fails the connection, which frees c->pending */
     return connect_attach(c);
 }

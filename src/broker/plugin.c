@@ -545,6 +545,27 @@ const char *mosquitto_client_username(const struct mosquitto *client)
     return client ? client->username : NULL;
 }
 
+/* Mosquitto keeps the new name as the client's for the rest of its connection (ACL checks); tombo
+ * takes it when the plugin sets it while authenticating the client, the one time plugins use it
+ * for (mapping a login to another identity). Elsewhere it is refused, not ignored. */
+int mosquitto_set_username(struct mosquitto *client, const char *username)
+{
+    if (!client || (username && !*username))
+        return MOSQ_ERR_INVAL;
+    if (username && !mqtt_utf8_valid((const uint8_t *)username, strlen(username)))
+        return MOSQ_ERR_INVAL;
+    if (!client->can_set_username) {
+        log_printf(TLOG_ERR, "Error: a plugin called mosquitto_set_username outside MOSQ_EVT_BASIC_AUTH, which tombo "
+                             "does not support yet; the user name stays.");
+        return MOSQ_ERR_NOT_SUPPORTED;
+    }
+    free(client->set_username);
+    client->set_username = username ? xstrdup(username) : NULL;
+    client->username_changed = true;
+    client->username = client->set_username;
+    return MOSQ_ERR_SUCCESS;
+}
+
 /* The three libmosquitto functions Mosquitto's broker exports to its plugins (its dynamic-security
  * plugin uses them), with its meaning, on tombo's topic rules. */
 int mosquitto_topic_matches_sub(const char *sub, const char *topic, bool *result);

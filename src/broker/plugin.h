@@ -47,6 +47,10 @@ struct mosquitto {
     int keepalive;
     bool clean_session;
     bool websockets;
+    /* mosquitto_set_username, allowed during MOSQ_EVT_BASIC_AUTH only (can_set_username): the new
+     * user name (heap, NULL: none) for the caller to take when username_changed. */
+    bool can_set_username, username_changed;
+    char *set_username;
 };
 
 /* Mosquitto's MOSQ_ERR_ codes a MOSQ_EVT_DISCONNECT carries (mosquitto.h values, fixed by the ABI). */

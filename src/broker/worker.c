@@ -31,6 +31,7 @@
 #include "broker/bridge.h"
 #include "broker/broker.h"
 #include "broker/auth.h"
+#include "broker/authq.h"
 #include "broker/plugin.h"
 #include "broker/conn.h"
 #include "broker/log.h"
@@ -210,12 +211,18 @@ static void process_items(worker_t *w, inbox_item_t *items, size_t n)
             w->resume_pending = 1; /* bp_check_paused, once this turn */
         } else if (it->kind == INBOX_AUTH_DONE) {
             conn_t *c = conn_lookup(w, it->fd, it->conn_id);
+            char *renamed = it->reply_fd == 1 ? authq_take_username(atomic_load(&w->b->authq), it->conn_id) : NULL;
             if (c && c->waiting == WAIT_AUTH && c->state == CONN_NEW) {
+                if (it->reply_fd == 1) {
+                    connect_req_set_username(c->pending, renamed);
+                    renamed = NULL;
+                }
                 if (it->rc == MQTT_RC_SUCCESS)
                     conn_connect_resumed(c);
                 else
                     conn_fail(c, it->rc, "bad CONNECT");
             }
+            free(renamed);
         }
     }
 }

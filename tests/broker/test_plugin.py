@@ -106,7 +106,7 @@ def test_plugin_acl_denied_publish_is_not_delivered(make_broker, which, proto):
     sub.expect_none()
     pub.close()
     sub.close()
-    assert wait_log(b, "test plugin: denied access 2 to secret/plans for %s" % pub.client_id), b.log()
+    assert wait_log(b, "test plugin: denied access 2 to secret/plans for %s user alice" % pub.client_id), b.log()
 
 
 @pytest.mark.parametrize("which", BROKERS)
@@ -158,6 +158,19 @@ def test_plugin_gets_reload_on_sighup(make_broker, which):
 def test_plugin_gets_ticks(make_broker, which):
     b = start(make_broker, which, plugin_conf(extra="plugin_opt_tick yes\n"))
     assert wait_log(b, "test plugin: tick"), b.log()
+
+
+@pytest.mark.parametrize("which", BROKERS)
+@pytest.mark.parametrize("proto", [V311, V5])
+def test_plugin_set_username_while_authenticating(make_broker, which, proto):
+    """mosquitto_set_username in MOSQ_EVT_BASIC_AUTH: the client has the new name from then on (its
+    ACL checks see it)."""
+    b = start(make_broker, which, plugin_conf(extra="plugin_opt_rename alice:alice-renamed\n"))
+    c = PahoClient(b, protocol=proto, username="alice", password="secret")
+    c.connect()
+    c.publish("secret/x", b"no", qos=1)
+    c.close()
+    assert wait_log(b, "test plugin: denied access 2 to secret/x for %s user alice-renamed" % c.client_id), b.log()
 
 
 @pytest.mark.parametrize("which", BROKERS)

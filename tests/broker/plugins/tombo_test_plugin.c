@@ -8,6 +8,7 @@
  *   register_message VALUE                 also registers for MOSQ_EVT_MESSAGE
  *   tick VALUE                             registers for MOSQ_EVT_TICK, logs "test plugin: tick" once
  *   disconnect VALUE                       registers for MOSQ_EVT_DISCONNECT, logs each one
+ *   rename FROM:TO                         user FROM, once authenticated, becomes TO (mosquitto_set_username)
  * A client without user name is deferred (the broker's allow_anonymous decides). */
 #include <stdbool.h>
 #include <stdio.h>
@@ -31,6 +32,7 @@
 static mosquitto_plugin_id_t *pid;
 static char users[1024];
 static char deny[256];
+static char rename_from[128], rename_to[128];
 
 int mosquitto_plugin_version(int n, const int *versions)
 {
@@ -55,7 +57,11 @@ static int on_basic_auth(int event, void *data, void *ud)
     snprintf(want, sizeof(want), " %s:%s ", ev->username, ev->password ? ev->password : "");
     char have[1100];
     snprintf(have, sizeof(have), " %s ", users);
-    return strstr(have, want) ? MOSQ_ERR_SUCCESS : MOSQ_ERR_AUTH;
+    if (!strstr(have, want))
+        return MOSQ_ERR_AUTH;
+    if (rename_from[0] && !strcmp(ev->username, rename_from))
+        return mosquitto_set_username(ev->client, rename_to);
+    return MOSQ_ERR_SUCCESS;
 }
 
 static int on_acl_check(int event, void *data, void *ud)
@@ -64,8 +70,9 @@ static int on_acl_check(int event, void *data, void *ud)
     (void)ud;
     struct mosquitto_evt_acl_check *ev = data;
     if (deny[0] && !strncmp(ev->topic, deny, strlen(deny))) {
-        mosquitto_log_printf(MOSQ_LOG_NOTICE, "test plugin: denied access %d to %s for %s", ev->access, ev->topic,
-                             mosquitto_client_id(ev->client));
+        const char *user = mosquitto_client_username(ev->client);
+        mosquitto_log_printf(MOSQ_LOG_NOTICE, "test plugin: denied access %d to %s for %s user %s", ev->access,
+                             ev->topic, mosquitto_client_id(ev->client), user ? user : "(none)");
         return MOSQ_ERR_ACL_DENIED;
     }
     return MOSQ_ERR_SUCCESS;
@@ -132,6 +139,11 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *id, void **userdata, struct mos
             tick = true;
         else if (!strcmp(opts[i].key, "disconnect"))
             disconnect = true;
+        else if (!strcmp(opts[i].key, "rename") && strchr(opts[i].value, ':')) {
+            snprintf(rename_from, sizeof(rename_from), "%.*s", (int)(strchr(opts[i].value, ':') - opts[i].value),
+                     opts[i].value);
+            snprintf(rename_to, sizeof(rename_to), "%s", strchr(opts[i].value, ':') + 1);
+        }
     }
     if (fail)
         return MOSQ_ERR_INVAL;
