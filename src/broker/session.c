@@ -233,7 +233,8 @@ static bool enqueue(session_t *s, msg_t *msg, uint8_t qos, uint8_t retain, const
     const settings_t *set = broker_settings(b);
     bool drop = false;
     if (s->ended || (qos == 0 && !s->conn && !set->queue_qos0_messages) ||
-        !auth_acl(s->auth, s->client_id, s->username, msg->topic.p, msg->topic.len, AUTH_READ)) {
+        !auth_acl_msg(s->auth, s->client_id, s->username, msg->topic.p, msg->topic.len, AUTH_READ,
+                      &(auth_msg_t){msg->payload.p, msg->payload.len, qos, retain != 0})) {
         backlog_sub(s, 1, msg->payload.len);
         if (give)
             msg_release(msg);
@@ -661,10 +662,10 @@ void session_will_schedule(session_t *s, int64_t at)
     pthread_mutex_unlock(&s->lock);
 }
 
-bool session_acl_write(session_t *s, const uint8_t *topic, size_t len)
+bool session_acl_write(session_t *s, const uint8_t *topic, size_t len, const auth_msg_t *m)
 {
     pthread_mutex_lock(&s->lock); /* username and auth change when a new connection attaches */
-    bool allowed = auth_acl(s->auth, s->client_id, s->username, topic, len, AUTH_WRITE);
+    bool allowed = auth_acl_msg(s->auth, s->client_id, s->username, topic, len, AUTH_WRITE, m);
     pthread_mutex_unlock(&s->lock);
     return allowed;
 }

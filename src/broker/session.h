@@ -232,7 +232,8 @@ void session_will_schedule(session_t *s, int64_t at);
 
 /* May this session's client publish to `topic`? Checks its listener's ACL with the identity of its
  * last connection. Any thread; takes the session lock (the identity changes on reconnect). */
-bool session_acl_write(session_t *s, const uint8_t *topic, size_t len);
+struct auth_msg;
+bool session_acl_write(session_t *s, const uint8_t *topic, size_t len, const struct auth_msg *m);
 /* The identity of its last connection as the source of a retained message it publishes (retain.h),
  * one reference for the caller; NULL when its listener checks nothing (auth NULL: a bridge's own
  * session, whose messages no ACL applies to). Any thread; takes the session lock. */

@@ -426,9 +426,16 @@ static void test_errors(void)
          "tombo)"},
         {"mount_point x/#\n", "1: 'mount_point' x/#: a topic prefix cannot hold the wildcards + or #"},
         {"log_facility 8\n", "1: 'log_facility' must be a number from 0 to 7, not 8"},
-        {"auth_opt_db x\n",
-         "1: auth_opt_db: not supported yet by tombo (plugins are not implemented yet; use password_file and "
-         "acl_file, or keep Mosquitto)"},
+        {"auth_opt_db x\n", "1: 'auth_opt_db' without a 'plugin' line before it"},
+        {"plugin\n", "1: 'plugin' needs the path of a plugin (a .so file)"},
+        {"plugin /x.so\nplugin_opt_k\n", "2: 'plugin_opt_k' needs a value"},
+        {"plugin /x.so\nplugin_opt_ v\n", "2: 'plugin_opt_' needs a key after the prefix (plugin_opt_KEY VALUE)"},
+        {"per_listener_settings true\nlistener 1884\nplugin /x.so\nlistener 1885\nplugin_opt_a b\n",
+         "5: 'plugin_opt_a' without a 'plugin' line before it in this listener's section"},
+        {"auth_plugin_deny_special_chars true\n",
+         "1: auth_plugin_deny_special_chars: not supported yet by tombo (it applies to version 2-4 auth plugins, "
+         "which tombo does not load (version 5 plugins, as Mosquitto 2's own, are not affected by it); remove the "
+         "line)"},
         {"max_topic_alias 65536\n", "1: 'max_topic_alias' must be a number from 0 to 65535, not 65536"},
         {"socket_domain ipx\n", "1: 'socket_domain' must be ipv4 or ipv6, not 'ipx'"},
         {"listener 0 /tmp/sock\nbind_interface lo\n", "2: 'bind_interface' has no meaning on a Unix socket listener"},
@@ -951,6 +958,39 @@ static void test_bridge_section(void)
     config_free(&cfg);
 }
 
+/* plugin / auth_plugin lines with their plugin_opt_ / auth_opt_ options, in order; per listener with
+ * per_listener_settings true (the default listener's go with it into the listener it becomes). */
+static void test_plugins(void)
+{
+    struct tombo_config cfg;
+    char err[512];
+    CHECK(load(&cfg, "listener 1883\nplugin /a.so\nplugin_opt_x 1 2\nauth_opt_y z\nauth_plugin /b.so\n", err,
+               sizeof(err)) == 0);
+    CHECK(cfg.n_plugins == 2 && cfg.listeners[0].n_plugins == 0);
+    CHECK_STR(cfg.plugins[0].path, "/a.so");
+    CHECK(cfg.plugins[0].n_opts == 2 && cfg.plugins[1].n_opts == 0);
+    CHECK_STR(cfg.plugins[0].keys[0], "x");
+    CHECK_STR(cfg.plugins[0].values[0], "1 2");
+    CHECK_STR(cfg.plugins[0].keys[1], "y");
+    CHECK_STR(cfg.plugins[0].values[1], "z");
+    CHECK_STR(cfg.plugins[1].path, "/b.so");
+    char want[300];
+    snprintf(want, sizeof(want), "%s/t.conf:5", tmpdir);
+    CHECK_STR(cfg.plugins[1].where, want);
+    config_free(&cfg);
+
+    CHECK(load(&cfg, "per_listener_settings true\nlistener 1883\nplugin /a.so\nplugin_opt_k v\nlistener 1884\n",
+               err, sizeof(err)) == 0);
+    CHECK(cfg.n_plugins == 0 && cfg.n_listeners == 2);
+    CHECK(cfg.listeners[0].n_plugins == 1 && cfg.listeners[1].n_plugins == 0);
+    CHECK_STR(cfg.listeners[0].plugins[0].values[0], "v");
+    config_free(&cfg);
+
+    CHECK(load(&cfg, "per_listener_settings true\nport 1883\nplugin /a.so\nplugin_opt_k v\n", err, sizeof(err)) == 0);
+    CHECK(cfg.n_listeners == 1 && cfg.listeners[0].n_plugins == 1 && cfg.listeners[0].plugins[0].n_opts == 1);
+    config_free(&cfg);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/tombo-config-test-XXXXXX");
@@ -970,6 +1010,7 @@ int main(void)
     test_log_topic();
     test_log_threads();
     test_bridge_section();
+    test_plugins();
     rm_rf(tmpdir);
     UNIT_DONE();
 }
