@@ -7,6 +7,7 @@
  * functions with branch arch's split of the store): other modules use the functions of session.h. */
 #include "broker/session.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -69,7 +70,7 @@ void session_release(session_t *s)
     if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
     for (delivery_t *d = atomic_load(&s->incoming), *next; d; d = next) {
-        next = d->next; /* pushed after the session ended */
+        next = (delivery_t *)d->link.next; /* pushed after the session ended */
         msg_release(d->msg);
         slab_free(d);
     }
@@ -268,22 +269,17 @@ static bool enqueue(session_t *s, msg_t *msg, uint8_t qos, uint8_t retain, const
     return true;
 }
 
+_Static_assert(offsetof(delivery_t, link) == 0, "a delivery is its stack node");
+
 /* Move the lock-free deliveries into the queue, oldest first (lock held). */
 static void take_incoming(session_t *s)
 {
     delivery_t *d = atomic_exchange_explicit(&s->incoming, NULL, memory_order_acquire);
     if (!d)
         return;
-    delivery_t *fifo = NULL;
-    while (d) {
-        delivery_t *next = d->next;
-        d->next = fifo;
-        fifo = d;
-        d = next;
-    }
-    while (fifo) {
-        d = fifo;
-        fifo = d->next;
+    for (mpsc_node_t *n = mpsc_reverse(&d->link), *next; n; n = next) {
+        next = n->next;
+        d = (delivery_t *)n;
         enqueue(s, d->msg, d->qos, d->retain, d->ids, d->n_ids, true); /* the delivery's reference */
         slab_free(d);
     }
@@ -339,10 +335,11 @@ static void deliver(worker_t *from, session_t *s, msg_t *msg, uint8_t qos, uint8
             memcpy(d->ids, ids, n_ids * sizeof(uint32_t));
         backlog_add(s, 1, msg->payload.len); /* before it can be taken: the taker may subtract */
         /* From the push on, msg may be released by the owner (give): not touched again. */
-        d->next = atomic_load_explicit(&s->incoming, memory_order_relaxed);
-        while (!atomic_compare_exchange_weak_explicit(&s->incoming, &d->next, d, memory_order_release,
-                                                      memory_order_relaxed))
-            ;
+        delivery_t *top = atomic_load_explicit(&s->incoming, memory_order_relaxed);
+        do
+            d->link.next = top ? &top->link : NULL;
+        while (!atomic_compare_exchange_weak_explicit(&s->incoming, &top, d, memory_order_release,
+                                                      memory_order_relaxed));
         want_flush(from, s);
         return;
     }

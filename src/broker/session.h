@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "base/mpsc.h"
 #include "broker/msg.h"
 
 struct conn;
@@ -43,7 +44,7 @@ typedef struct outmsg {
  * session's `incoming` stack by the publishing thread, moved into its queue in order by the next
  * holder of the lock (its worker's flush, at the latest). */
 typedef struct delivery {
-    struct delivery *next;
+    mpsc_node_t link; /* first: the next older delivery on the stack (base/mpsc.h's list shape) */
     msg_t *msg;      /* one reference */
     uint8_t qos, retain;
     uint16_t n_ids;
