@@ -59,7 +59,7 @@ pytest: asan
 # HTTP endpoint's thread, WebSockets, the cluster: nats.c's threads posting to the workers). The whole suite runs under ASan; this keeps make test short.
 TSAN_BROKER := -m tsan tests/broker
 TSAN_BROKER_FILES := test_concurrency test_backpressure test_reload test_limits test_bridge test_tls test_http \
-                     test_websockets test_sys test_session test_cluster
+                     test_websockets test_sys test_session test_plugin test_cluster
 tsan-test: tsan
 	cd build/tsan && ctest --output-on-failure -R 'test_base_brlock|test_base_mem|test_base_mpsc|test_broker_inbox|test_broker_slab'
 	TOMBO_BUILD=$(CURDIR)/build/tsan TOMBO_TSAN=1 $(PY) -m pytest -q -p no:cacheprovider $(TSAN_BROKER)

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # deps.sh -- install the Debian packages tombo needs, only those missing.
-#   scripts/deps.sh build   what `make run` needs (compiler, cmake, OpenSSL, SQLite, nats.c)
+#   scripts/deps.sh build   what `make run` needs (compiler, cmake, OpenSSL, SQLite, the Mosquitto plugin headers, nats.c)
 #   scripts/deps.sh test    plus the peers the tests talk to (mosquitto, nats-server, paho-mqtt, pytest, clang, node),
 #                           prometheus_client's parser and Chromium (the HTTP endpoint's and dashboard's tests)
 #                           and the openssl CLI (test_tls.py makes its certificates with it)
 set -euo pipefail
-want=(cmake make gcc pkg-config libssl-dev libsqlite3-dev libnats-dev)
+want=(cmake make gcc pkg-config libssl-dev libsqlite3-dev mosquitto-dev libnats-dev)
 if [ "${1:-build}" = test ]; then
   want+=(clang libclang-rt-14-dev mosquitto mosquitto-clients nats-server openssl python3-paho-mqtt python3-pytest)
   # tests/install reads the installed man pages (man -l; groff-base comes with it).

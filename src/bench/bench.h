@@ -287,13 +287,15 @@ uint64_t scenario_topic_of(const bench_run_t *r, const pub_state_t *p, uint64_t 
  * message); tls_attach makes c->ssl on a connected socket; tls_send/tls_recv behave as
  * send/recv on a non-blocking socket (-1 with errno EAGAIN while the handshake or a record waits,
  * 0 at EOF) and run the handshake first, counting it in t; tls_close frees c->ssl (keeping the
- * session with --tls-resume). tls_want_read: the handshake waits for input, not for POLLOUT. */
+ * session with --tls-resume). tls_want_read: the handshake waits for input, not for POLLOUT.
+ * tls_pending: OpenSSL holds bytes it read ahead, which no epoll event will announce. */
 int bench_tls_init(bench_run_t *r);
 void bench_tls_free(bench_run_t *r);
 int tls_attach(bench_thread_t *t, conn_t *c);
 ssize_t tls_send(bench_thread_t *t, conn_t *c, const uint8_t *buf, size_t len);
 ssize_t tls_recv(bench_thread_t *t, conn_t *c, uint8_t *buf, size_t len);
 bool tls_want_read(const conn_t *c);
+bool tls_pending(const conn_t *c);
 void tls_close(bench_thread_t *t, conn_t *c);
 
 /* engine.c */

@@ -84,6 +84,10 @@ int tls_attach(bench_thread_t *t, conn_t *c)
     }
     if (cfg->tls_resume && c->session)
         SSL_set_session(ssl, c->session);
+    /* One recv per batch of records instead of a header and a body per record (the broker's
+     * reads are the same): tls_recv stops when OpenSSL holds nothing more, tls_pending says when
+     * it still does. */
+    SSL_set_read_ahead(ssl, 1);
     SSL_set_connect_state(ssl);
     c->ssl = ssl;
     return 0;
@@ -138,7 +142,9 @@ ssize_t tls_recv(bench_thread_t *t, conn_t *c, uint8_t *buf, size_t len)
 {
     if (handshake(t, c) < 0)
         return -1;
-    /* One SSL_read returns one record (16 KB at most): fill the buffer while records are there. */
+    /* One SSL_read returns one record (16 KB at most): fill the buffer while records are there, and
+     * stop when OpenSSL holds no more (its last recv was short) rather than meet EAGAIN: a short
+     * count tells the engine the socket is drained, as a short recv(2) does. */
     size_t got = 0;
     while (got < len) {
         size_t n = 0;
@@ -146,6 +152,8 @@ ssize_t tls_recv(bench_thread_t *t, conn_t *c, uint8_t *buf, size_t len)
         int r = SSL_read_ex(c->ssl, buf + got, len - got, &n);
         if (r == 1) {
             got += n;
+            if (!SSL_has_pending(c->ssl))
+                break;
             continue;
         }
         int e = SSL_get_error(c->ssl, r);
@@ -158,6 +166,11 @@ ssize_t tls_recv(bench_thread_t *t, conn_t *c, uint8_t *buf, size_t len)
         return tls_fail(c, r, "read");
     }
     return (ssize_t)got;
+}
+
+bool tls_pending(const conn_t *c)
+{
+    return c->ssl && c->tls_done && SSL_has_pending(c->ssl);
 }
 
 bool tls_want_read(const conn_t *c)

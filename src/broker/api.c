@@ -294,9 +294,10 @@ struct collected {
     size_t n, cap;
 };
 
-static void collect(void *m, void *arg)
+static void collect(void *m, const retain_src_t *src, void *arg)
 {
     struct collected *c = arg;
+    (void)src;
     if (c->n == c->cap) {
         c->cap = c->cap ? c->cap * 2 : 64;
         c->v = xrealloc(c->v, c->cap * sizeof(*c->v));

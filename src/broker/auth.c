@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/plugin.h"
 #include "mqtt/mqtt.h"
 #include "mqtt/topic.h"
 #include "pwhash/pwhash.h"
@@ -75,6 +76,7 @@ struct auth {
     char *pw_path, *acl_path; /* the reloading thread's only */
     atomic_bool has_pwfile, has_acl; /* a file is configured (a reload may add or remove one) */
     uint8_t decoy_key[32];    /* random: the salts SCRAM shows for users it does not have */
+    plugin_set_t *plugins;    /* set before the workers start, then read-only; owned */
 };
 
 static void *xrealloc(void *p, size_t n)
@@ -414,6 +416,7 @@ void auth_free(auth_t *a)
 {
     if (!a)
         return;
+    plugin_set_free(a->plugins);
     data_free(a->d);
     free(a->pw_path);
     free(a->acl_path);
@@ -454,7 +457,22 @@ bool auth_has_password_file(const auth_t *a)
 
 bool auth_has_acl(const auth_t *a)
 {
-    return a && atomic_load_explicit(&a->has_acl, memory_order_relaxed);
+    return a && (atomic_load_explicit(&a->has_acl, memory_order_relaxed) || plugin_set_has_acl(a->plugins));
+}
+
+void auth_set_plugins(auth_t *a, plugin_set_t *ps)
+{
+    a->plugins = ps;
+}
+
+plugin_set_t *auth_plugins(const auth_t *a)
+{
+    return a ? a->plugins : NULL;
+}
+
+bool auth_needs_thread(const auth_t *a, bool has_user, size_t ulen)
+{
+    return (auth_has_password_file(a) && has_user && ulen > 0) || plugin_set_has_basic_auth(auth_plugins(a));
 }
 
 static uint8_t data_connect(const struct auth_data *a, bool allow_anonymous, const uint8_t *user, size_t ulen,
@@ -685,8 +703,64 @@ static bool data_acl(const struct auth_data *a, const char *client_id, const cha
 uint8_t auth_connect(const auth_t *a, bool allow_anonymous, const uint8_t *user, size_t ulen, bool has_user,
                      const uint8_t *pw, size_t pwlen, bool has_pw)
 {
+    return auth_connect_client(a, allow_anonymous, NULL, user, ulen, has_user, pw, pwlen, has_pw);
+}
+
+/* The plugins' MOSQ_EVT_BASIC_AUTH, then (all deferred) the password file, with Mosquitto 2.0's
+ * rules (its mosquitto_unpwd_check and the anonymous check of handle_connect.c): the plugins come
+ * first, in order, and the first that does not defer decides; when every one defers, the password
+ * file decides for a user name, and allow_anonymous for a client without one. */
+static uint8_t plugins_connect(const auth_t *a, bool allow_anonymous, struct mosquitto *client,
+                               const uint8_t *user, size_t ulen, bool has_user, const uint8_t *pw, size_t pwlen,
+                               bool has_pw, bool *decided)
+{
+    *decided = true;
+    char *u = has_user && ulen ? strndup((const char *)user, ulen) : NULL;
+    char *p = has_pw && pwlen ? malloc(pwlen + 1) : NULL;
+    if ((has_user && ulen && !u) || (has_pw && pwlen && !p))
+        abort();
+    if (p) {
+        memcpy(p, pw, pwlen); /* Mosquitto hands the password as a C string: binary stops at a NUL */
+        p[pwlen] = '\0';
+    }
+    struct mosquitto who = client ? *client : (struct mosquitto){0};
+    who.username = u;
+    who.can_set_username = client != NULL; /* the caller takes a new name */
+    who.set_username = NULL;
+    who.username_changed = false;
+    enum plugin_answer r = plugin_basic_auth(a->plugins, &who, u, p);
+    if (who.username_changed) {
+        free(client->set_username);
+        client->set_username = who.set_username;
+        client->username_changed = true;
+    }
+    if (p) {
+        OPENSSL_cleanse(p, pwlen);
+        free(p);
+    }
+    uint8_t rc = MQTT_RC_NOT_AUTHORIZED;
+    if (r == PLUGIN_ALLOW)
+        rc = (u || allow_anonymous) ? MQTT_RC_SUCCESS : MQTT_RC_NOT_AUTHORIZED;
+    else if (r == PLUGIN_DEFER && !auth_has_password_file(a))
+        rc = (!u && allow_anonymous) ? MQTT_RC_SUCCESS : MQTT_RC_NOT_AUTHORIZED;
+    else if (r == PLUGIN_DEFER)
+        *decided = false; /* the password file decides */
+    free(u);
+    return rc;
+}
+
+uint8_t auth_connect_client(const auth_t *a, bool allow_anonymous, struct mosquitto *client,
+                            const uint8_t *user, size_t ulen, bool has_user, const uint8_t *pw, size_t pwlen,
+                            bool has_pw)
+{
     if (!a)
         return data_connect(NULL, allow_anonymous, user, ulen, has_user, pw, pwlen, has_pw);
+    if (plugin_set_has_basic_auth(a->plugins)) {
+        bool decided;
+        uint8_t rc = plugins_connect(a, allow_anonymous, client, user, ulen, has_user, pw, pwlen, has_pw, &decided);
+        if (decided)
+            return rc;
+    }
     auth_t *m = (auth_t *)a; /* the lock is not part of the value */
     pthread_rwlock_rdlock(&m->lock);
     uint8_t rc = data_connect(a->d, allow_anonymous, user, ulen, has_user, pw, pwlen, has_pw);
@@ -697,8 +771,30 @@ uint8_t auth_connect(const auth_t *a, bool allow_anonymous, const uint8_t *user,
 bool auth_acl(const auth_t *a, const char *client_id, const char *username, const uint8_t *topic, size_t n,
               int access)
 {
+    return auth_acl_msg(a, client_id, username, topic, n, access, NULL);
+}
+
+bool auth_acl_msg(const auth_t *a, const char *client_id, const char *username, const uint8_t *topic, size_t n,
+                  int access, const auth_msg_t *msg)
+{
     if (!auth_has_acl(a))
         return true;
+    if ((access & AUTH_UNSUBSCRIBE) && !plugin_set_has_acl(a->plugins))
+        return true;
+    if (plugin_set_has_acl(a->plugins)) {
+        /* The plugins first, in order; every one deferring leaves it to the ACL file, and with none
+         * the check is refused (Mosquitto's mosquitto_acl_check). */
+        struct mosquitto who = {.id = client_id, .username = username && *username ? username : NULL};
+        enum plugin_answer r = plugin_acl_check(a->plugins, &who, topic, n, access, msg ? msg->payload : NULL,
+                                                msg ? msg->payloadlen : 0, msg ? msg->qos : 0,
+                                                msg ? msg->retain : false);
+        if (r != PLUGIN_DEFER)
+            return r == PLUGIN_ALLOW;
+        if (!atomic_load_explicit(&a->has_acl, memory_order_relaxed))
+            return false;
+        if (access & AUTH_UNSUBSCRIBE)
+            return true;
+    }
     auth_t *m = (auth_t *)a;
     pthread_rwlock_rdlock(&m->lock);
     bool ok = data_acl(a->d, client_id, username, topic, n, access);

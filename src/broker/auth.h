@@ -58,8 +58,9 @@ const char *auth_acl_file(const auth_t *a);
  * broker's log: i from 0 while it returns non-NULL. Valid until the next reload. */
 const char *auth_warning(const auth_t *a, int i);
 
-/* Was a password file / an ACL file loaded? (a may be NULL: no.) With no ACL file the broker can skip
- * auth_acl() entirely: it would allow everything. */
+/* Was a password file / an ACL file loaded? (a may be NULL: no.) With no ACL file (and no plugin
+ * with an ACL callback: auth_has_acl says true then) the broker can skip auth_acl() entirely: it
+ * would allow everything. */
 bool auth_has_password_file(const auth_t *a);
 bool auth_has_acl(const auth_t *a);
 
@@ -79,6 +80,27 @@ bool auth_has_acl(const auth_t *a);
 uint8_t auth_connect(const auth_t *a, bool allow_anonymous, const uint8_t *user, size_t ulen, bool has_user,
                      const uint8_t *pw, size_t pwlen, bool has_pw);
 
+/* The same with the plugins of a (auth_set_plugins) asked first, MOSQ_EVT_BASIC_AUTH with Mosquitto
+ * 2.0's rules: the first plugin that does not defer decides (success still needs allow_anonymous
+ * for a client without user name); when all defer, the rules above. client: what the plugins may
+ * ask about the client (mosquitto_client_id, ...), or NULL; a new user name a plugin set
+ * (mosquitto_set_username) comes back in client->set_username (the caller's to free) with
+ * client->username_changed. A plugin may block: with plugins, call
+ * it off the workers (auth_needs_thread). */
+struct mosquitto;
+uint8_t auth_connect_client(const auth_t *a, bool allow_anonymous, struct mosquitto *client,
+                            const uint8_t *user, size_t ulen, bool has_user, const uint8_t *pw, size_t pwlen,
+                            bool has_pw);
+/* Whether auth_connect_client() for these credentials may be slow: a password to hash, or a plugin
+ * to ask (any client, with or without user name). */
+bool auth_needs_thread(const auth_t *a, bool has_user, size_t ulen);
+
+/* The Mosquitto plugins of this set of security settings (plugin.h): a takes ownership and frees
+ * them with itself. Call before the workers start. */
+struct plugin_set;
+void auth_set_plugins(auth_t *a, struct plugin_set *ps);
+struct plugin_set *auth_plugins(const auth_t *a);
+
 struct scram_verifier;
 /* MQTT 5 enhanced authentication, SCRAM-SHA-256 (handle_auth.c): the verifier of `user` (ulen
  * bytes) from a `$SCRAM-SHA-256$` entry of the password file, and true. Otherwise false, and v is
@@ -89,7 +111,9 @@ struct scram_verifier;
 bool auth_scram_lookup(const auth_t *a, const char *user, size_t ulen, struct scram_verifier *v, bool *has_other);
 
 /* Access kinds for auth_acl(). */
-enum { AUTH_READ = 1, AUTH_WRITE = 2, AUTH_SUBSCRIBE = 4 };
+enum { AUTH_READ = 1, AUTH_WRITE = 2, AUTH_SUBSCRIBE = 4, AUTH_UNSUBSCRIBE = 8 };
+/* AUTH_UNSUBSCRIBE (auth_acl_msg only): plugins are asked (MOSQ_ACL_UNSUBSCRIBE); acl_file allows
+ * every UNSUBSCRIBE, as Mosquitto's does. */
 
 /* May this client do `access` on `topic` (n bytes, a topic name for READ/WRITE)?
  *   AUTH_WRITE: a PUBLISH it sends, and its will message when it is published;
@@ -111,5 +135,19 @@ enum { AUTH_READ = 1, AUTH_WRITE = 2, AUTH_SUBSCRIBE = 4 };
  * NUL-terminated and non-NULL. The broker's own $ rules (no PUBLISH to $SYS, ...) are not here. */
 bool auth_acl(const auth_t *a, const char *client_id, const char *username, const uint8_t *topic, size_t n,
               int access);
+
+/* The message an ACL check is about, for plugins (MOSQ_EVT_ACL_CHECK carries it). */
+typedef struct auth_msg {
+    const void *payload;
+    uint32_t payloadlen;
+    uint8_t qos;
+    bool retain;
+} auth_msg_t;
+/* auth_acl with the plugins asked first (Mosquitto 2.0's mosquitto_acl_check): the first plugin
+ * that does not defer decides; all deferring, the ACL file decides, or with no ACL file the access
+ * is denied. Without plugins with an ACL callback, auth_acl exactly. msg may be NULL. Plugins are
+ * called on the calling thread, under each plugin's own mutex (plugin.h). */
+bool auth_acl_msg(const auth_t *a, const char *client_id, const char *username, const uint8_t *topic, size_t n,
+                  int access, const auth_msg_t *msg);
 
 #endif

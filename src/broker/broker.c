@@ -13,6 +13,7 @@
 #include "base/slab.h"
 #include "broker/auth.h"
 #include "broker/authq.h"
+#include "broker/plugin.h"
 #include "broker/bridge.h"
 #include "broker/cluster.h"
 #include "broker/httpd.h"
@@ -28,7 +29,10 @@
 static void hold_session(void *s) { session_hold(s); }
 static void hold_msg(void *m) { msg_hold(m); }
 static void release_msg(void *m) { msg_release(m); }
-static void retained_changed(void *st, const uint8_t *topic, size_t n, void *m) { store_retain(st, topic, n, m); }
+static void retained_changed(void *st, const uint8_t *topic, size_t n, void *m, const retain_src_t *src)
+{
+    store_retain(st, topic, n, m, src);
+}
 
 /* Persistence: open the database, restore what it holds, and journal changes from now on. */
 static int open_store(broker_t *b)
@@ -69,6 +73,7 @@ int broker_init(broker_t *b)
     {
         char aerr[512];
         b->auth = xcalloc((size_t)b->cfg.n_listeners + 1, sizeof(*b->auth));
+        plugin_broker_attach(b); /* what plugins publish and kick acts on this broker */
         for (int i = 0; i < b->cfg.n_listeners; i++) {
             struct tombo_listener *l = &b->cfg.listeners[i];
             if (i > 0 && !b->cfg.per_listener_settings) {
@@ -82,6 +87,17 @@ int broker_init(broker_t *b)
             }
             for (int k = 0; auth_warning(b->auth[i], k); k++)
                 log_printf(TLOG_WARNING, "Warning: %s", auth_warning(b->auth[i], k));
+            /* Mosquitto plugins: the broker's, or this listener's with per_listener_settings. */
+            const struct tombo_plugin_conf *pc = b->cfg.per_listener_settings ? l->plugins : b->cfg.plugins;
+            int npc = b->cfg.per_listener_settings ? l->n_plugins : b->cfg.n_plugins;
+            if (npc > 0) {
+                struct plugin_set *ps = plugin_set_load(pc, npc, aerr, sizeof(aerr));
+                if (!ps) {
+                    log_printf(TLOG_ERR, "Error: %s", aerr);
+                    return -1;
+                }
+                auth_set_plugins(b->auth[i], ps);
+            }
         }
     }
     if (tls_listeners_init(b) != 0)
@@ -141,7 +157,9 @@ int broker_run(broker_t *b)
     }
     bool passwords = false;
     for (int i = 0; i < b->cfg.n_listeners; i++)
-        passwords |= auth_has_password_file(b->auth[i]);
+        passwords |= auth_has_password_file(b->auth[i]) || plugin_set_has_basic_auth(auth_plugins(b->auth[i])) ||
+                     plugin_set_has_control(auth_plugins(b->auth[i])) ||
+                     plugin_set_has_disconnect(auth_plugins(b->auth[i]));
     if (passwords) { /* else a reload may start it later (reload.c) */
         struct authq *q = authq_start(b, 1);
         if (!q) {
@@ -181,6 +199,7 @@ void broker_free(broker_t *b)
     for (int i = 0; b->workers && i < b->n_workers; i++) /* none if start-up failed before them */
         worker_free(&b->workers[i]);
     bridges_free(b);
+    plugin_broker_detach(); /* no worker drains plugins' messages any more */
     for (int i = 0; b->listen_fds && i < b->cfg.n_listeners; i++)
         if (b->listen_fds[i] >= 0) {
             close(b->listen_fds[i]);

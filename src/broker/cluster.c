@@ -551,7 +551,7 @@ void cluster_on_item(worker_t *w, inbox_item_t *it)
             if (kvEntry_Operation(e) == kvOp_Put)
                 m = decode(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), w->now);
             if (!m || (m->topic.len == (size_t)tn && !memcmp(m->topic.p, topic, (size_t)tn)))
-                retain_set(w->b->retained, topic, (size_t)tn, m && m->payload.len ? m : NULL);
+                retain_set(w->b->retained, topic, (size_t)tn, m && m->payload.len ? m : NULL, NULL);
             if (m)
                 msg_release(m);
         }

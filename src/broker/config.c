@@ -92,8 +92,43 @@ static const char *const tls_names[TLSW_N] = {
         &(l)->ciphers, &(l)->ciphers_tls13, &(l)->psk_hint, &(l)->psk_file, &(l)->bind_interface,      \
         &(l)->mount_point, &(l)->http_dir
 
+void config_plugins_free(struct tombo_plugin_conf *pl, int n)
+{
+    for (int i = 0; i < n; i++) {
+        for (int k = 0; k < pl[i].n_opts; k++) {
+            free(pl[i].keys[k]);
+            free(pl[i].values[k]);
+        }
+        free(pl[i].keys);
+        free(pl[i].values);
+        free(pl[i].path);
+        free(pl[i].where);
+    }
+    free(pl);
+}
+
+static struct tombo_plugin_conf *plugins_copy(const struct tombo_plugin_conf *src, int n)
+{
+    if (n == 0)
+        return NULL;
+    struct tombo_plugin_conf *d = xcalloc((size_t)n, sizeof(*d));
+    for (int i = 0; i < n; i++) {
+        d[i].path = xstrdup(src[i].path);
+        d[i].where = xstrdup(src[i].where);
+        d[i].n_opts = src[i].n_opts;
+        d[i].keys = xcalloc((size_t)src[i].n_opts + 1, sizeof(char *));
+        d[i].values = xcalloc((size_t)src[i].n_opts + 1, sizeof(char *));
+        for (int k = 0; k < src[i].n_opts; k++) {
+            d[i].keys[k] = xstrdup(src[i].keys[k]);
+            d[i].values[k] = xstrdup(src[i].values[k]);
+        }
+    }
+    return d;
+}
+
 static void listener_free(struct tombo_listener *l)
 {
+    config_plugins_free(l->plugins, l->n_plugins);
     char **strs[] = {LISTENER_STRS(l)};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         free(*strs[i]);
@@ -111,6 +146,7 @@ static void listener_copy(struct tombo_listener *dst, const struct tombo_listene
         *strs[i] = xstrdup(*strs[i]);
     for (int i = 0; i < TLSW_N; i++)
         dst->tls_where[i] = xstrdup(src->tls_where[i]);
+    dst->plugins = plugins_copy(src->plugins, src->n_plugins);
 }
 
 static struct tombo_listener *listener_add(struct tombo_config *cfg)
@@ -337,6 +373,87 @@ static char *target(struct parser *ps, const struct directive *d)
 
 /* ---- handlers ------------------------------------------------------------------------------ */
 
+/* The plugin list that `plugin` lines go to in the current scope (global, or the current
+ * listener's with per_listener_settings true): like target() for S_SECURITY. */
+static int plugin_list(struct parser *ps, const struct directive *d, struct tombo_plugin_conf **pl, int **n)
+{
+    char *t = target(ps, d);
+    if (!t)
+        return -1;
+    if (t == (char *)ps->cfg + d->off) {
+        *pl = ps->cfg->plugins;
+        *n = &ps->cfg->n_plugins;
+        return 0;
+    }
+    struct tombo_listener *l = (struct tombo_listener *)(t - d->loff);
+    *pl = l->plugins;
+    *n = &l->n_plugins;
+    return 0;
+}
+
+/* `plugin PATH` / `auth_plugin PATH`: loaded at start-up (plugin.c), in the order of the lines. */
+static int h_plugin(struct parser *ps, const struct directive *d, char *val)
+{
+    while (*val == ' ' || *val == '\t')
+        val++;
+    if (!*val)
+        return perr(ps, "'%s' needs the path of a plugin (a .so file)", d->name);
+    struct tombo_plugin_conf *pl;
+    int *n;
+    if (plugin_list(ps, d, &pl, &n) < 0)
+        return -1;
+    pl = realloc(pl, (size_t)(*n + 1) * sizeof(*pl));
+    if (!pl)
+        abort();
+    struct tombo_plugin_conf *c = &pl[*n];
+    memset(c, 0, sizeof(*c));
+    c->path = xstrdup(val);
+    char where[300];
+    snprintf(where, sizeof(where), "%s:%d", ps->file, ps->line);
+    c->where = xstrdup(where);
+    c->keys = xcalloc(1, sizeof(char *));
+    c->values = xcalloc(1, sizeof(char *));
+    /* n and the array live side by side in the config or the listener */
+    if (n == &ps->cfg->n_plugins)
+        ps->cfg->plugins = pl;
+    else
+        ((struct tombo_listener *)((char *)n - offsetof(struct tombo_listener, n_plugins)))->plugins = pl;
+    (*n)++;
+    return 0;
+}
+
+static const struct directive plugin_directive;
+
+/* `plugin_opt_KEY VALUE` / `auth_opt_KEY VALUE`: an option of the last plugin of the same scope,
+ * handed to its mosquitto_plugin_init() as KEY and VALUE (the rest of the line), as in Mosquitto. */
+static int h_plugin_opt(struct parser *ps, const char *name, char *val)
+{
+    const char *key = name + (name[0] == 'p' ? 11 : 9);
+    while (*val == ' ' || *val == '\t')
+        val++;
+    if (!*key)
+        return perr(ps, "'%s' needs a key after the prefix (plugin_opt_KEY VALUE)", name);
+    if (!*val)
+        return perr(ps, "'%s' needs a value", name);
+    struct tombo_plugin_conf *pl;
+    int *n;
+    if (plugin_list(ps, &plugin_directive, &pl, &n) < 0)
+        return -1;
+    if (*n == 0)
+        return perr(ps, "'%s' without a 'plugin' line before it%s", name,
+                    ps->cfg->per_listener_settings ? " in this listener's section" : "");
+    struct tombo_plugin_conf *c = &pl[*n - 1];
+    c->keys = realloc(c->keys, (size_t)(c->n_opts + 2) * sizeof(char *));
+    c->values = realloc(c->values, (size_t)(c->n_opts + 2) * sizeof(char *));
+    if (!c->keys || !c->values)
+        abort();
+    c->keys[c->n_opts] = xstrdup(key);
+    c->values[c->n_opts] = xstrdup(val);
+    c->n_opts++;
+    c->keys[c->n_opts] = c->values[c->n_opts] = NULL;
+    return 0;
+}
+
 /* What to do instead of the features tombo does not have yet; see unsupported[]. */
 #define WHY_TLS_ENGINE                                                                                      \
     "keys in OpenSSL engines (hardware tokens) are not supported; give keyfile a PEM private key file"
@@ -349,8 +466,9 @@ static char *target(struct parser *ps, const struct directive *d)
 #define WHY_CLUSTER_TLS                                                                                     \
     "TLS to the NATS servers is not supported yet by tombo; use nats:// on a trusted network (or a local "   \
     "NATS leaf node), with cluster_nats_user/cluster_nats_password or cluster_nats_token"
-#define WHY_PLUGIN                                                                                          \
-    "plugins are not implemented yet; use password_file and acl_file, or keep Mosquitto"
+#define WHY_DENY_SPECIAL                                                                                    \
+    "it applies to version 2-4 auth plugins, which tombo does not load (version 5 plugins, as Mosquitto 2's "  \
+    "own, are not affected by it); remove the line"
 
 /* A Mosquitto directive (or one value of it) that tombo does not implement: the start-up error. */
 static int refuse(struct parser *ps, const char *what, const char *why)
@@ -504,30 +622,6 @@ static int h_protocol(struct parser *ps, const struct directive *d, char *val)
     /* as in Mosquitto, it applies to the default listener before any `listener` line */
     cur_listener(ps, d->name)->websockets = ws;
     return 0;
-}
-
-/* A boolean of which tombo has only one behaviour: that value is accepted (it changes nothing),
- * the other is refused with `why`. */
-static int only_bool(struct parser *ps, const struct directive *d, char *val, bool supported, const char *why)
-{
-    bool v = false;
-    if (parse_bool(ps, d->name, val, &v) < 0)
-        return -1;
-    if (v != supported) {
-        char what[80];
-        snprintf(what, sizeof(what), "%s %s", d->name, v ? "true" : "false");
-        return refuse(ps, what, why);
-    }
-    return 0;
-}
-
-static int h_check_retain_source(struct parser *ps, const struct directive *d, char *val)
-{
-    /* Mosquitto's default is true, which tombo cannot refuse when it is left out: docs/config.md says
-     * so. Written out, the user asks for a check tombo does not make, so it stops here. */
-    return only_bool(ps, d, val, false,
-                     "tombo does not re-check a retained message's publisher against the ACL when delivering it; "
-                     "it behaves as check_retain_source false: write that if it is acceptable");
 }
 
 /* A boolean whose both values tombo's one behaviour satisfies, so it is checked and needs no field:
@@ -1250,6 +1344,8 @@ static const struct directive directives[] = {
     {"allow_anonymous", V_TRIBOOL, S_SECURITY, 0, SEC_FIELD(allow_anonymous), 0, 0, h_allow_anonymous},
     STR_S(password_file),
     STR_S(acl_file),
+    {"plugin", V_FN, S_SECURITY, 0, SEC_FIELD(plugins), 0, 0, h_plugin},
+    {"auth_plugin", V_FN, S_SECURITY, 0, SEC_FIELD(plugins), 0, 0, h_plugin},
     BOOL_S(allow_zero_length_clientid),
     STR_S(auto_id_prefix),
     /* persistence */
@@ -1281,7 +1377,7 @@ static const struct directive directives[] = {
     BOOL_G(upgrade_outgoing_qos), /* non-standard: the spec forbids it; Mosquitto offers it */
     BOOL_G(queue_qos0_messages),
     FN(allow_duplicate_messages, h_bool_either),      /* tombo always sends one copy */
-    FN(check_retain_source, h_check_retain_source),   /* false only */
+    BOOL_G(check_retain_source), /* Mosquitto: re-check a retained message's publisher on delivery */
     FN(retry_interval, h_retry_interval),             /* a warning, as in Mosquitto 2 */
     BOOL_G(connection_messages),
     /* logging */
@@ -1355,7 +1451,7 @@ static const struct {
     {"websockets_log_level", "tombo has no libwebsockets to set a log level for; use log_type websockets "
                              "to log WebSocket handshakes and closes"},
     /* plugins */
-    {"auth_plugin", WHY_PLUGIN}, {"plugin", WHY_PLUGIN}, {"auth_plugin_deny_special_chars", WHY_PLUGIN},
+    {"auth_plugin_deny_special_chars", WHY_DENY_SPECIAL},
     /* general */
     /* bridges: what is not done yet */
     {"local_username", WHY_BRIDGE_LOCAL}, {"local_password", WHY_BRIDGE_LOCAL},
@@ -1368,8 +1464,6 @@ static const struct {
 /* Why `name` is refused, or NULL if it is not a Mosquitto directive tombo knows of. */
 static const char *unsupported_why(const char *name)
 {
-    if (!strncmp(name, "auth_opt_", 9) || !strncmp(name, "plugin_opt_", 11))
-        return WHY_PLUGIN;
     for (size_t i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]); i++)
         if (!strcmp(name, unsupported[i].name))
             return unsupported[i].why;
@@ -1490,6 +1584,8 @@ fail:
 }
 
 /* One line, already without its newline. */
+static const struct directive plugin_directive = {"plugin", V_FN, S_SECURITY, 0, SEC_FIELD(plugins), 0, 0, h_plugin};
+
 static int parse_line(struct parser *ps, char *line)
 {
     size_t len = strlen(line);
@@ -1508,6 +1604,8 @@ static int parse_line(struct parser *ps, char *line)
             note_tls_where(ps, &directives[i]);
             return 0;
         }
+    if (!strncmp(name, "plugin_opt_", 11) || !strncmp(name, "auth_opt_", 9))
+        return h_plugin_opt(ps, name, p);
     const char *why = unsupported_why(name);
     if (why)
         return refuse(ps, name, why);
@@ -1587,6 +1685,7 @@ void config_free(struct tombo_config *cfg)
     free(cfg->auto_id_prefix);
     free(cfg->password_file);
     free(cfg->acl_file);
+    config_plugins_free(cfg->plugins, cfg->n_plugins);
     free(cfg->psk_file);
     free(cfg->psk_file_where);
     free(cfg->persistence_location);

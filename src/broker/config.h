@@ -30,6 +30,15 @@ enum tls_where {
     TLSW_PSK_HINT, TLSW_PSK_FILE, TLSW_N
 };
 
+/* A `plugin PATH` (or `auth_plugin PATH`) line and the `plugin_opt_KEY VALUE` / `auth_opt_KEY VALUE`
+ * lines after it (plugin.h). */
+struct tombo_plugin_conf {
+    char *path;
+    char *where; /* "FILE:LINE" of the plugin line */
+    int n_opts;
+    char **keys, **values; /* KEY without its plugin_opt_ / auth_opt_ prefix */
+};
+
 /* One listening socket: MQTT over TCP, or over TLS when certfile+keyfile or psk_hint are set, and
  * either over WebSockets with `protocol websockets` (ws, or wss with TLS: transport_ws.c). No field
  * here stands for a setting the broker would ignore. The security fields hold the values that apply to clients of this
@@ -56,6 +65,8 @@ struct tombo_listener {
     char *auto_id_prefix;
     char *password_file;
     char *acl_file;
+    struct tombo_plugin_conf *plugins; /* with per_listener_settings true only (else cfg->plugins) */
+    int n_plugins;
 
     /* TLS, with mosquitto.conf's meaning (docs/security.md). Strings NULL when not set. The listener
      * is TLS when certfile (+keyfile) or psk_hint is set (tombo_listener_tls). */
@@ -151,6 +162,8 @@ struct tombo_config {
     char *auto_id_prefix;            /* default "auto-" */
     char *password_file;             /* default NULL */
     char *acl_file;                  /* default NULL */
+    struct tombo_plugin_conf *plugins; /* `plugin` lines, in order (per_listener_settings false) */
+    int n_plugins;
     char *psk_file;                  /* default NULL: "identity:hexkey" lines for psk_hint listeners */
     char *psk_file_where;            /* its "FILE:LINE" */
 
@@ -177,6 +190,9 @@ struct tombo_config {
     uint32_t sys_interval;     /* seconds, default 10, 0 = no $SYS */
     bool retain_available;     /* default true */
     bool queue_qos0_messages;  /* default false */
+    /* Re-check a retained message's publisher's write access on delivery. Default false: what
+     * Mosquitto 2.0 does (config__init zeroes it), though mosquitto.conf(5) says true. */
+    bool check_retain_source;
     bool upgrade_outgoing_qos; /* deliver at the subscription's QoS (non-standard), default false */
     bool connection_messages;  /* default true */
     uint32_t websockets_headers_size; /* largest WebSocket opening request head, bytes; default 4096 */
@@ -266,5 +282,8 @@ const char *config_tls_where(const struct tombo_listener *l, const char *msg);
 
 /* The persistence database path: persistence_location joined with persistence_file. */
 int config_persistence_path(const struct tombo_config *cfg, char *out, size_t outlen);
+
+/* Frees n plugin entries and the array. */
+void config_plugins_free(struct tombo_plugin_conf *pl, int n);
 
 #endif

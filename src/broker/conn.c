@@ -343,3 +343,11 @@ conn_t *conn_lookup(worker_t *w, int fd, uint64_t id)
     conn_t *c = w->conns[fd];
     return c && c->id == id ? c : NULL;
 }
+
+void conn_address(const conn_t *c, char *out, size_t n)
+{
+    snprintf(out, n, "%s", c->peer);
+    char *colon = strrchr(out, ':');
+    if (colon && strncmp(out, "unix:", 5))
+        *colon = '\0';
+}

@@ -49,6 +49,7 @@ typedef struct conn {
     uint8_t bp_paused;      /* not read until bp_on drains (backpressure.h) */
     uint8_t out_full;       /* its session's queue waits for `out` to drain below BP_OUT_HIGH */
     uint8_t linger;         /* closing after a reason code: drain the input before closing the fd */
+    uint8_t close_rc;       /* the reason code conn_fail closed it with (0: none), for plugins */
     uint8_t draining;       /* CONN_CLOSED, write side shut, input read and discarded (fd still open) */
     uint16_t keepalive;
     uint16_t topic_alias_max_in;
@@ -169,11 +170,18 @@ uint8_t auth_begin_connect(conn_t *c, const mqtt_props_t *props, char **user);
 void auth_send_challenge(conn_t *c);
 /* The server-final message waiting for the CONNACK (connect_req), set by handle_auth. */
 void connect_req_set_auth_final(struct connect_req *rq, const char *final, size_t n);
+/* A plugin gave the client another user name while authenticating it (mosquitto_set_username):
+ * rq takes `name` (heap, NULL: none). */
+void connect_req_set_username(struct connect_req *rq, char *name);
 /* The session's old connection is gone: attach and answer the waiting CONNECT. */
 uint8_t connect_resume(conn_t *c);
 void connect_req_free(struct connect_req *rq);
 
 /* Free the topic alias tables in both directions (conn_out.c; called by conn_free). */
 void conn_free_aliases(conn_t *c);
+
+/* The client's address as Mosquitto gives it to plugins (mosquitto_client_address): c->peer
+ * without its port ("unix:NAME" as is). */
+void conn_address(const conn_t *c, char *out, size_t n);
 
 #endif

@@ -8,8 +8,13 @@
 #include "base/buf.h"
 #include "base/slab.h"
 #include "broker/conn.h"
+#include "base/mem.h"
+#include "broker/auth.h"
+#include "broker/authq.h"
+#include "broker/plugin.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -76,6 +81,7 @@ void conn_fail(conn_t *c, uint8_t rc, const char *why)
         conn_send(c, &p);
     }
     c->linger = outq_pending(&c->out) > 0; /* the client should read what we answered */
+    c->close_rc = rc;
     conn_close(c, NULL);
 }
 
@@ -110,6 +116,32 @@ static void conn_release_fd(conn_t *c)
     conn_want_flush(c);
 }
 
+/* MOSQ_EVT_DISCONNECT for the plugins of the connection's listener (plugin.h), with the MOSQ_ERR_
+ * code Mosquitto's do_disconnect() gets for the same end. */
+static void plugins_disconnect(conn_t *c, session_t *s)
+{
+    broker_t *b = c->w->b;
+    plugin_set_t *ps = auth_plugins(b->auth[c->l - b->cfg.listeners]);
+    authq_t *aq = atomic_load_explicit(&b->authq, memory_order_acquire);
+    if (!plugin_set_has_disconnect(ps) || !aq)
+        return;
+    int reason = c->got_disconnect                                     ? PLUGIN_ERR_SUCCESS
+                 : c->close_rc == MQTT_RC_KEEP_ALIVE_TIMEOUT           ? PLUGIN_ERR_KEEPALIVE
+                 : c->close_rc == MQTT_RC_ADMINISTRATIVE_ACTION        ? PLUGIN_ERR_ADMINISTRATIVE_ACTION
+                 : c->close_rc == MQTT_RC_MALFORMED_PACKET             ? PLUGIN_ERR_MALFORMED_PACKET
+                 : c->close_rc == MQTT_RC_PROTOCOL_ERROR               ? PLUGIN_ERR_PROTOCOL
+                                                                       : PLUGIN_ERR_CONN_LOST;
+    pthread_mutex_lock(&s->lock);
+    char *user = s->username ? xstrdup(s->username) : NULL;
+    pthread_mutex_unlock(&s->lock);
+    char addr[sizeof(c->peer)];
+    conn_address(c, addr, sizeof(addr));
+    struct mosquitto who = {.id = s->client_id, .username = user, .address = addr, .protocol_version = c->version,
+                            .keepalive = c->keepalive, .websockets = c->ws != NULL};
+    authq_submit_disconnect(aq, ps, &who, reason);
+    free(user);
+}
+
 /* Detach from the session: its will (will.c), then its end or its expiry timer. */
 static void conn_detach(conn_t *c)
 {
@@ -117,6 +149,8 @@ static void conn_detach(conn_t *c)
     if (!s)
         return;
     broker_t *b = c->w->b;
+    if (c->state == CONN_CLOSED && !c->bridge)
+        plugins_disconnect(c, s);
     c->session = NULL;
     uint32_t expiry;
     bool mine = session_detach_conn(s, c, &expiry);

@@ -9,6 +9,7 @@
 #include "base/mem.h"
 #include "broker/auth.h"
 #include "broker/authq.h"
+#include "broker/plugin.h"
 #include "broker/broker.h"
 #include "broker/cluster.h"
 #include "broker/conn.h"
@@ -54,6 +55,12 @@ void connect_req_set_auth_final(struct connect_req *rq, const char *final, size_
     free(rq->auth_final);
     rq->auth_final = xstrndup(final, n);
     rq->auth_final_len = n;
+}
+
+void connect_req_set_username(struct connect_req *rq, char *name)
+{
+    free(rq->username);
+    rq->username = name;
 }
 
 void connect_req_free(struct connect_req *rq)
@@ -361,15 +368,26 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
     }
     if (tls_user)
         return connect_attach(c);
+    /* What a Mosquitto plugin may ask about the client (plugin.h): the address without its port. */
+    char addr[sizeof(c->peer)];
+    conn_address(c, addr, sizeof(addr));
+    struct mosquitto who = {.id = rq->id, .address = addr, .protocol_version = c->version, .keepalive = ka,
+                            .clean_session = p->connect.clean, .websockets = c->ws != NULL};
     authq_t *aq = atomic_load_explicit(&b->authq, memory_order_acquire);
     if (aq && authq_needed(auth, p->connect.has_username, p->connect.username.len)) {
-        authq_submit(aq, w->index, c->fd, c->id, auth, ls->allow_anonymous, p->connect.username.p,
+        authq_submit(aq, w->index, c->fd, c->id, auth, ls->allow_anonymous, &who, p->connect.username.p,
                      p->connect.username.len, p->connect.has_username, p->connect.password.p, p->connect.password.len, p->connect.has_password);
         c->waiting = WAIT_AUTH;
         return MQTT_RC_SUCCESS;
     }
-    if (auth_connect(auth, ls->allow_anonymous, p->connect.username.p, p->connect.username.len, p->connect.has_username,
-                     p->connect.password.p, p->connect.password.len, p->connect.has_password) != MQTT_RC_SUCCESS)
+    uint8_t arc = auth_connect_client(auth, ls->allow_anonymous, &who, p->connect.username.p, p->connect.username.len,
+                                      p->connect.has_username, p->connect.password.p, p->connect.password.len,
+                                      p->connect.has_password);
+    if (who.username_changed && arc == MQTT_RC_SUCCESS)
+        connect_req_set_username(rq, who.set_username);
+    else
+        free(who.set_username);
+    if (arc != MQTT_RC_SUCCESS)
         return MQTT_RC_NOT_AUTHORIZED; /* the caller fails the connection, which frees c->pending */
     return connect_attach(c);
 }

@@ -9,6 +9,8 @@
 #include "broker/route.h"
 #include "broker/worker.h"
 #include "broker/auth.h"
+#include "broker/authq.h"
+#include "broker/plugin.h"
 #include "broker/log.h"
 #include "broker/mount.h"
 #include "broker/store.h"
@@ -57,6 +59,31 @@ static bool sys_allowed(const conn_t *c, const mqtt_packet_t *p)
 }
 
 static uint8_t publish_mounted(conn_t *c, mqtt_packet_t *p);
+
+/* A PUBLISH to $CONTROL/...: to the plugin that registered its topic, if one did (plugin.h), on
+ * the auth thread (the callback may be slow). The client's user name is copied out of the session. */
+static bool control_publish(conn_t *c, const mqtt_packet_t *p)
+{
+    broker_t *b = c->w->b;
+    plugin_set_t *ps = auth_plugins(b->auth[c->l - b->cfg.listeners]);
+    if (!plugin_control_handles(ps, p->publish.topic.p, p->publish.topic.len))
+        return false;
+    session_t *s = c->session;
+    pthread_mutex_lock(&s->lock);
+    char *user = s->username ? xstrdup(s->username) : NULL;
+    pthread_mutex_unlock(&s->lock);
+    struct mosquitto who = {.id = s->client_id, .username = user, .protocol_version = c->version,
+                            .keepalive = c->keepalive, .websockets = c->ws != NULL};
+    authq_t *aq = atomic_load_explicit(&b->authq, memory_order_acquire);
+    if (aq)
+        authq_submit_control(aq, ps, &who, p->publish.topic.p, p->publish.topic.len, p->publish.payload.p,
+                             p->publish.payload.len, p->publish.qos, p->publish.retain != 0);
+    else /* no auth thread could be started (broker.c): as Mosquitto, on this thread */
+        plugin_control(ps, &who, p->publish.topic.p, p->publish.topic.len, p->publish.payload.p,
+                       p->publish.payload.len, p->publish.qos, p->publish.retain != 0);
+    free(user);
+    return true;
+}
 
 uint8_t handle_publish(conn_t *c, mqtt_packet_t *p)
 {
@@ -141,7 +168,9 @@ static uint8_t publish_mounted(conn_t *c, mqtt_packet_t *p)
     }
     /* The ACL, when there is one; without, no lock is taken on this path. */
     if (accept && !c->bridge && auth_has_acl(b->auth[c->l - b->cfg.listeners])) { /* bridges: no ACL */
-        if (!session_acl_write(s, p->publish.topic.p, p->publish.topic.len)) {
+        if (!session_acl_write(s, p->publish.topic.p, p->publish.topic.len,
+                               &(auth_msg_t){p->publish.payload.p, p->publish.payload.len, p->publish.qos,
+                                             p->publish.retain != 0})) {
             log_printf(TLOG_DEBUG, "Denied PUBLISH from %s to %.*s.", s->client_id, (int)p->publish.topic.len,
                        (const char *)p->publish.topic.p);
             accept = false;
@@ -156,6 +185,12 @@ static uint8_t publish_mounted(conn_t *c, mqtt_packet_t *p)
     if (qos == 2 && !session_qos2_begin(s, p->id))
         accept = false; /* a retransmission of a message we already have: ack it, do not deliver twice */
 
+    /* $CONTROL/...: a plugin's control topic (MOSQ_EVT_CONTROL, e.g. the dynamic-security plugin's
+     * $CONTROL/dynamic-security/v1) takes the message instead of the subscribers, as in Mosquitto. */
+    if (accept && p->publish.topic.len > 9 && memcmp(p->publish.topic.p, "$CONTROL/", 9) == 0 && !c->bridge &&
+        control_publish(c, p)) {
+        accept = false;
+    }
     if (accept) {
         msg_t *m = msg_new(p->publish.topic, p->publish.payload, qos, p->publish.retain, v5 ? &p->props : NULL, w->now);
         size_t n = route_publish_give(w, m, s, c); /* our reference goes to the last receiver */

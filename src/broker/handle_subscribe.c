@@ -21,12 +21,28 @@ struct retained_ctx {
     int64_t now;
 };
 
-static void deliver_retained(void *m, void *arg)
+/* check_retain_source: may the message's publisher still write its topic under the ACL in force
+ * and its plugins (which a reload may have changed since)? As Mosquitto's retain__process: a message with no
+ * source (the broker's own, a bridge's) is not checked. */
+static bool source_may_write(const retain_src_t *src, const msg_t *msg)
+{
+    if (!src || !auth_has_acl(src->auth))
+        return true;
+    auth_msg_t am = {msg->payload.p, msg->payload.len, msg->qos, true};
+    if (auth_acl_msg(src->auth, src->client_id, src->username, msg->topic.p, msg->topic.len, AUTH_WRITE, &am))
+        return true;
+    log_printf(TLOG_DEBUG, "Retained message on %.*s not sent: its publisher %s may no longer write it "
+               "(check_retain_source).", (int)msg->topic.len, (const char *)msg->topic.p, src->client_id);
+    return false;
+}
+
+static void deliver_retained(void *m, const retain_src_t *src, void *arg)
 {
     struct retained_ctx *x = arg;
     msg_t *msg = m;
-    if (!msg_expired(msg, x->now)) {
-        uint8_t qos = msg->qos < x->qos && !broker_settings(x->w->b)->upgrade_outgoing_qos ? msg->qos : x->qos;
+    const settings_t *set = broker_settings(x->w->b);
+    if (!msg_expired(msg, x->now) && (!set->check_retain_source || source_may_write(src, msg))) {
+        uint8_t qos = msg->qos < x->qos && !set->upgrade_outgoing_qos ? msg->qos : x->qos;
         /* [MQTT-3.3.1-8] a retained message sent for a new subscription has RETAIN set */
         session_deliver(x->w, x->s, msg, qos, 1, &x->sub_id, x->sub_id ? 1 : 0);
     }
@@ -83,7 +99,7 @@ uint8_t handle_subscribe(conn_t *c, mqtt_packet_t *p)
         size_t an = shared ? pn : e.filter.len;
         if (!auth_acl(s->auth, s->client_id, s->username, af, an, AUTH_SUBSCRIBE)) {
             rc[i++] = v5 ? MQTT_RC_NOT_AUTHORIZED : 0x80;
-            log_printf(TLOG_NOTICE, "Denied SUBSCRIBE from %s to '%.*s': the ACL allows reading no topic it matches",
+            log_printf(TLOG_NOTICE, "Denied SUBSCRIBE from %s to '%.*s' by the ACL (or a plugin)",
                        s->client_id, (int)e.filter.len, (const char *)e.filter.p);
             continue;
         }
@@ -146,6 +162,17 @@ uint8_t handle_unsubscribe(conn_t *c, mqtt_packet_t *p)
                 continue;
             }
             f = (mqtt_bytes_t){m, (uint32_t)mn};
+        }
+        /* MOSQ_ACL_UNSUBSCRIBE for plugins (auth.h); $share/group/F: the ACL sees F, as for SUBSCRIBE. */
+        const uint8_t *group, *plain;
+        size_t gn, pn;
+        bool shared = mqtt_share_split(f.p, f.len, &group, &gn, &plain, &pn);
+        if (!auth_acl_msg(s->auth, s->client_id, s->username, shared ? plain : f.p, shared ? pn : f.len,
+                          AUTH_UNSUBSCRIBE, NULL)) {
+            rc[i++] = MQTT_RC_NOT_AUTHORIZED; /* 3.1.1's UNSUBACK has no codes: the 5.0 one only */
+            if (mowned)
+                free((void *)f.p);
+            continue;
         }
         bool had = subtree_remove(b->subs, f.p, f.len, s);
         session_sub_remove(s, f.p, f.len);

@@ -28,6 +28,8 @@ enum inbox_kind {
     INBOX_AUTH_DONE,     /* (fd, conn_id)'s password was checked: rc is the result (authq.h) */
     INBOX_RESUME,        /* a receiver drained: look at the connections paused for backpressure */
     INBOX_DISCONNECT,    /* close (fd, conn_id) with reason code rc (the HTTP API's kick) */
+    INBOX_PLUGIN_PUBLISH, /* worker 0: send what plugins published (plugin_publish_drain) */
+    INBOX_PLUGIN_KICK,   /* close (fd, conn_id) with reason code rc (a plugin's mosquitto_kick_client_*) */
     INBOX_CLUSTER,       /* from a cluster thread: rc says what, data what it carries (cluster.c) */
 };
 typedef struct inbox_item {

@@ -31,16 +31,19 @@ typedef struct jrec {
     uint8_t has_msg;            /* OUT_PUT: write m's packet in the row itself; OUT_STATE: the entry
                                  * still holds its message (else an inline packet is cleared) */
     uint16_t pid;               /* OUT_*, IN2_* */
-    uint32_t seq;               /* OUT_*; SUB_PUT: options; SESS_PUT: will delay */
-    uint32_t u32;               /* SESS_PUT: expiry; SUB_PUT: sub_id; OUT_PUT: number of ids */
-    int32_t listener;           /* SESS_PUT */
+    uint32_t seq;               /* OUT_*; SUB_PUT: options; SESS_PUT: will delay; RET_SET: source
+                                 * username length + 1 (0: none) */
+    uint32_t u32;               /* SESS_PUT: expiry; SUB_PUT: sub_id; OUT_PUT: number of ids; RET_SET:
+                                 * source client id length + 1 (0: no source) */
+    int32_t listener;           /* SESS_PUT; RET_SET: the source's */
     int64_t offline_since;      /* SESS_PUT: wall-clock ms, 0 while connected */
     uint64_t msg_id;            /* MSG_*, RET_SET, OUT_*: the message's row; SESS_PUT: the will (0: none) */
     void *owner;                /* the session the row belongs to (SESS_*, SUB_*, OUT_*, IN2_*) */
     const void *cid;            /* owner's client id, the row's key */
     uint32_t cid_len;
     void *m;                    /* MSG_ADD, OUT_PUT with has_msg: the message to write */
-    void *blob;                 /* SUB_*: filter; RET_*: topic; OUT_PUT: ids; SESS_PUT: username */
+    void *blob;                 /* SUB_*: filter; RET_*: topic (RET_SET: then the source's client id
+                                 * and username); OUT_PUT: ids; SESS_PUT: username */
     uint32_t blob_len;
 } jrec_t;
 

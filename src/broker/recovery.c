@@ -137,7 +137,7 @@ int store_load(store_t *st, broker_t *b, char *err, size_t errlen)
     size_t nm = 0, cap = 0, n_sessions = 0, n_retained = 0, counts[3] = {0, 0, 0};
     int ret = -1;
     sqlite3_stmt *qm = prep(db, "SELECT id, packet, expire_wall FROM msgs ORDER BY id");
-    sqlite3_stmt *qr = prep(db, "SELECT topic, msg_id FROM retained");
+    sqlite3_stmt *qr = prep(db, "SELECT topic, msg_id, source_id, source_username, source_listener FROM retained");
     sqlite3_stmt *qss = prep(db, "SELECT client_id, expiry, username, listener, offline_since, will_msg_id, "
                                  "will_delay FROM sessions");
     sqlite3_stmt *qs = prep(db, "SELECT filter, options, sub_id FROM subs WHERE client_id = ?1");
@@ -169,8 +169,20 @@ int store_load(store_t *st, broker_t *b, char *err, size_t errlen)
     while (sqlite3_step(qr) == SQLITE_ROW) {
         msg_t *m = find_msg(msgs, nm, (uint64_t)sqlite3_column_int64(qr, 1));
         const uint8_t *topic = sqlite3_column_blob(qr, 0);
-        if (m && topic && retain_set(b->retained, topic, (size_t)sqlite3_column_bytes(qr, 0), m) == 0)
+        size_t tn = (size_t)sqlite3_column_bytes(qr, 0);
+        retain_src_t *src = NULL;
+        if (sqlite3_column_type(qr, 2) != SQLITE_NULL) {
+            const char *id = sqlite3_column_blob(qr, 2);
+            size_t idn = (size_t)sqlite3_column_bytes(qr, 2);
+            const char *user = sqlite3_column_type(qr, 3) != SQLITE_NULL ? sqlite3_column_blob(qr, 3) : NULL;
+            size_t un = (size_t)sqlite3_column_bytes(qr, 3);
+            int li = sqlite3_column_int(qr, 4);
+            src = retain_src_new(id ? id : "", idn, user ? user : (un ? NULL : ""), un,
+                                 b->auth[li >= 0 && li < b->cfg.n_listeners ? li : 0]);
+        }
+        if (m && topic && retain_set(b->retained, topic, tn, m, src) == 0)
             n_retained++;
+        retain_src_release(src);
     }
 
     while (sqlite3_step(qss) == SQLITE_ROW) {

@@ -13,6 +13,7 @@
 
 #include "broker/auth.h"
 #include "broker/authq.h"
+#include "broker/plugin.h"
 #include "broker/broker.h"
 #include "broker/httpd.h"
 #include "broker/listener.h"
@@ -118,6 +119,9 @@ static void reload_auth(broker_t *b, const struct tombo_config *nw, bool securit
         if (i > 0 && !b->cfg.per_listener_settings)
             break; /* one auth_t for all listeners */
         auth_t *a = b->auth[i];
+        /* Plugins get MOSQ_EVT_RELOAD with their options as loaded; plugin lines themselves are not
+         * read again (as in Mosquitto: a new plugin or option needs a restart). */
+        plugin_set_reload(auth_plugins(a));
         const char *pw = auth_password_file(a), *acl = auth_acl_file(a);
         if (security && !nw->per_listener_settings) {
             pw = nw->password_file;

@@ -9,6 +9,7 @@
  * the read lock and handed to the callback after unlocking. */
 #include "broker/retain.h"
 
+#include "base/mem.h"
 #include "broker/levels.h"
 
 #include <pthread.h>
@@ -23,6 +24,7 @@ typedef struct rnode {
     struct rnode *parent;
     level_kids_t kids;
     void *msg;           /* retained message of this topic, or NULL */
+    retain_src_t *src;   /* who published msg (NULL: the broker) */
     uint8_t name[];
 } rnode_t;
 
@@ -31,13 +33,39 @@ struct retain_store {
     rnode_t *root;
     void (*hold)(void *msg);
     void (*release)(void *msg);
-    void (*changed)(void *ctx, const uint8_t *topic, size_t n, void *msg);
+    void (*changed)(void *ctx, const uint8_t *topic, size_t n, void *msg, const retain_src_t *src);
     void *changed_ctx;
     atomic_size_t count;
 };
 
 #define RNAME_OFF offsetof(rnode_t, name)
 _Static_assert(offsetof(rnode_t, key) == 0, "level_kids_t casts level_key_t * to rnode_t *");
+
+retain_src_t *retain_src_new(const char *client_id, size_t idlen, const char *username, size_t ulen,
+                             const struct auth *auth)
+{
+    retain_src_t *s = xmalloc(sizeof(*s) + idlen + 1 + (username ? ulen + 1 : 0));
+    atomic_init(&s->refs, 1);
+    s->auth = auth;
+    s->client_id_len = (uint32_t)idlen;
+    memcpy(s->client_id, client_id, idlen);
+    s->client_id[idlen] = 0;
+    s->username = NULL;
+    s->username_len = 0;
+    if (username) {
+        s->username = s->client_id + idlen + 1;
+        s->username_len = (uint32_t)ulen;
+        memcpy(s->username, username, ulen);
+        s->username[ulen] = 0;
+    }
+    return s;
+}
+
+void retain_src_release(retain_src_t *s)
+{
+    if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+        free(s);
+}
 
 static rnode_t *rnode_new(rnode_t *parent, const uint8_t *name, size_t n, uint32_t hv)
 {
@@ -105,6 +133,7 @@ void retain_free(retain_t *rs)
         rnode_t *p = nd->parent;
         if (nd->msg)
             rs->release(nd->msg);
+        retain_src_release(nd->src);
         level_kids_free(&nd->kids);
         free(nd);
         nd = p;
@@ -113,15 +142,20 @@ void retain_free(retain_t *rs)
     free(rs);
 }
 
-void retain_observe(retain_t *rs, void (*changed)(void *ctx, const uint8_t *topic, size_t n, void *msg), void *ctx)
+void retain_observe(retain_t *rs,
+                    void (*changed)(void *ctx, const uint8_t *topic, size_t n, void *msg, const retain_src_t *src),
+                    void *ctx)
 {
     rs->changed = changed;
     rs->changed_ctx = ctx;
 }
 
-int retain_set(retain_t *rs, const uint8_t *topic, size_t n, void *msg)
+int retain_set(retain_t *rs, const uint8_t *topic, size_t n, void *msg, retain_src_t *src)
 {
     void *old = NULL;
+    retain_src_t *old_src = NULL;
+    if (!msg)
+        src = NULL;
     int rc = 0;
     pthread_rwlock_wrlock(&rs->lock);
     rnode_t *nd = rs->root;
@@ -149,11 +183,13 @@ int retain_set(retain_t *rs, const uint8_t *topic, size_t n, void *msg)
         i += ln + 1;
     }
     old = nd->msg;
+    old_src = nd->src;
     if (msg)
         rs->hold(msg);
     nd->msg = msg;
+    nd->src = retain_src_hold(src);
     if (rs->changed && (old || msg))
-        rs->changed(rs->changed_ctx, topic, n, msg);
+        rs->changed(rs->changed_ctx, topic, n, msg, src);
     if (!old && msg)
         atomic_fetch_add_explicit(&rs->count, 1, memory_order_relaxed);
     else if (old && !msg)
@@ -164,6 +200,7 @@ out:
     pthread_rwlock_unlock(&rs->lock);
     if (old)
         rs->release(old);
+    retain_src_release(old_src);
     return rc;
 }
 
@@ -193,13 +230,20 @@ static bool push(void **v, size_t *n, size_t *cap, size_t sz, const void *x)
     return true;
 }
 
-long retain_match(retain_t *rs, const uint8_t *filter, size_t n, void (*cb)(void *msg, void *arg), void *arg)
+/* A match collected under the lock: both held. */
+typedef struct rhit {
+    void *msg;
+    retain_src_t *src;
+} rhit_t;
+
+long retain_match(retain_t *rs, const uint8_t *filter, size_t n,
+                  void (*cb)(void *msg, const retain_src_t *src, void *arg), void *arg)
 {
     rlevel_t *lv = NULL;
     size_t nl = 0, cap_lv = 0;
     rframe_t *stk = NULL;
     size_t sp = 0, cap_stk = 0;
-    void **out = NULL;
+    rhit_t *out = NULL;
     size_t n_out = 0, cap_out = 0;
     bool ok = true;
 
@@ -244,9 +288,12 @@ long retain_match(retain_t *rs, const uint8_t *filter, size_t n, void (*cb)(void
         }
         /* Here: all levels consumed, or inside '#'. */
         if (nd->msg) {
-            ok = push((void **)&out, &n_out, &cap_out, sizeof nd->msg, &nd->msg);
-            if (ok)
-                rs->hold(nd->msg);
+            rhit_t h = {nd->msg, nd->src};
+            ok = push((void **)&out, &n_out, &cap_out, sizeof h, &h);
+            if (ok) {
+                rs->hold(h.msg);
+                retain_src_hold(h.src);
+            }
         }
         if (f.all) {
             for (uint32_t i = 0; i < nd->kids.cap && ok; i++) {
@@ -263,9 +310,10 @@ long retain_match(retain_t *rs, const uint8_t *filter, size_t n, void (*cb)(void
     long rc = ok ? (long)n_out : -1;
     for (size_t i = 0; i < n_out; i++) {
         if (ok)
-            cb(out[i], arg);
+            cb(out[i].msg, out[i].src, arg);
         else
-            rs->release(out[i]);
+            rs->release(out[i].msg);
+        retain_src_release(out[i].src);
     }
     free(out);
     free(stk);

@@ -15,7 +15,8 @@
 #include "broker/subtree.h"
 #include "broker/worker.h"
 
-static size_t route(worker_t *w, msg_t *msg, const session_t *from, struct conn *pub, bool give)
+/* `source`: whose identity a retained message records (check_retain_source), NULL: the broker's. */
+static size_t route(worker_t *w, msg_t *msg, const session_t *from, session_t *source, struct conn *pub, bool give)
 {
     broker_t *b = w->b;
     size_t nodes = 0;
@@ -23,8 +24,12 @@ static size_t route(worker_t *w, msg_t *msg, const session_t *from, struct conn 
         nodes = cluster_publish(b->cluster, w, msg);
     /* A message from another node is stored by the retained bucket's watcher (cluster.c), in the
      * bucket's order, not here. */
-    if (msg->retain && !msg->from_cluster)
-        retain_set(b->retained, msg->topic.p, msg->topic.len, msg->payload.len ? msg : NULL);
+    if (msg->retain && !msg->from_cluster) {
+        bool set = msg->payload.len > 0;
+        retain_src_t *src = set && source ? session_retain_src(source) : NULL;
+        retain_set(b->retained, msg->topic.p, msg->topic.len, set ? msg : NULL, src);
+        retain_src_release(src);
+    }
     sub_result_t *r = &w->match;
     subtree_match(b->subs, msg->topic.p, msg->topic.len, from, r);
     size_t n = r->n;
@@ -49,12 +54,17 @@ static size_t route(worker_t *w, msg_t *msg, const session_t *from, struct conn 
     return n + nodes;
 }
 
-size_t route_publish(worker_t *w, msg_t *msg, const session_t *from, struct conn *pub)
+size_t route_publish(worker_t *w, msg_t *msg, session_t *from, struct conn *pub)
 {
-    return route(w, msg, from, pub, false);
+    return route(w, msg, from, from, pub, false);
 }
 
-size_t route_publish_give(worker_t *w, msg_t *msg, const session_t *from, struct conn *pub)
+size_t route_publish_give(worker_t *w, msg_t *msg, session_t *from, struct conn *pub)
 {
-    return route(w, msg, from, pub, true);
+    return route(w, msg, from, from, pub, true);
+}
+
+size_t route_publish_will(worker_t *w, msg_t *msg, session_t *s)
+{
+    return route(w, msg, NULL, s, NULL, false);
 }

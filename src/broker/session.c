@@ -7,6 +7,7 @@
  * functions with branch arch's split of the store): other modules use the functions of session.h. */
 #include "broker/session.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -21,6 +22,7 @@
 #include "broker/auth.h"
 #include "broker/log.h"
 #include "broker/registry.h"
+#include "broker/retain.h"
 #include "broker/store.h"
 
 static void session_update_fast(session_t *s);
@@ -68,7 +70,7 @@ void session_release(session_t *s)
     if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
     for (delivery_t *d = atomic_load(&s->incoming), *next; d; d = next) {
-        next = d->next; /* pushed after the session ended */
+        next = (delivery_t *)d->link.next; /* pushed after the session ended */
         msg_release(d->msg);
         slab_free(d);
     }
@@ -232,7 +234,8 @@ static bool enqueue(session_t *s, msg_t *msg, uint8_t qos, uint8_t retain, const
     const settings_t *set = broker_settings(b);
     bool drop = false;
     if (s->ended || (qos == 0 && !s->conn && !set->queue_qos0_messages) ||
-        !auth_acl(s->auth, s->client_id, s->username, msg->topic.p, msg->topic.len, AUTH_READ)) {
+        !auth_acl_msg(s->auth, s->client_id, s->username, msg->topic.p, msg->topic.len, AUTH_READ,
+                      &(auth_msg_t){msg->payload.p, msg->payload.len, qos, retain != 0})) {
         backlog_sub(s, 1, msg->payload.len);
         if (give)
             msg_release(msg);
@@ -266,22 +269,17 @@ static bool enqueue(session_t *s, msg_t *msg, uint8_t qos, uint8_t retain, const
     return true;
 }
 
+_Static_assert(offsetof(delivery_t, link) == 0, "a delivery is its stack node");
+
 /* Move the lock-free deliveries into the queue, oldest first (lock held). */
 static void take_incoming(session_t *s)
 {
     delivery_t *d = atomic_exchange_explicit(&s->incoming, NULL, memory_order_acquire);
     if (!d)
         return;
-    delivery_t *fifo = NULL;
-    while (d) {
-        delivery_t *next = d->next;
-        d->next = fifo;
-        fifo = d;
-        d = next;
-    }
-    while (fifo) {
-        d = fifo;
-        fifo = d->next;
+    for (mpsc_node_t *n = mpsc_reverse(&d->link), *next; n; n = next) {
+        next = n->next;
+        d = (delivery_t *)n;
         enqueue(s, d->msg, d->qos, d->retain, d->ids, d->n_ids, true); /* the delivery's reference */
         slab_free(d);
     }
@@ -337,10 +335,11 @@ static void deliver(worker_t *from, session_t *s, msg_t *msg, uint8_t qos, uint8
             memcpy(d->ids, ids, n_ids * sizeof(uint32_t));
         backlog_add(s, 1, msg->payload.len); /* before it can be taken: the taker may subtract */
         /* From the push on, msg may be released by the owner (give): not touched again. */
-        d->next = atomic_load_explicit(&s->incoming, memory_order_relaxed);
-        while (!atomic_compare_exchange_weak_explicit(&s->incoming, &d->next, d, memory_order_release,
-                                                      memory_order_relaxed))
-            ;
+        delivery_t *top = atomic_load_explicit(&s->incoming, memory_order_relaxed);
+        do
+            d->link.next = top ? &top->link : NULL;
+        while (!atomic_compare_exchange_weak_explicit(&s->incoming, &top, d, memory_order_release,
+                                                      memory_order_relaxed));
         want_flush(from, s);
         return;
     }
@@ -660,12 +659,23 @@ void session_will_schedule(session_t *s, int64_t at)
     pthread_mutex_unlock(&s->lock);
 }
 
-bool session_acl_write(session_t *s, const uint8_t *topic, size_t len)
+bool session_acl_write(session_t *s, const uint8_t *topic, size_t len, const auth_msg_t *m)
 {
     pthread_mutex_lock(&s->lock); /* username and auth change when a new connection attaches */
-    bool allowed = auth_acl(s->auth, s->client_id, s->username, topic, len, AUTH_WRITE);
+    bool allowed = auth_acl_msg(s->auth, s->client_id, s->username, topic, len, AUTH_WRITE, m);
     pthread_mutex_unlock(&s->lock);
     return allowed;
+}
+
+struct retain_src *session_retain_src(session_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    retain_src_t *src = NULL;
+    if (s->auth)
+        src = retain_src_new(s->client_id, s->client_id_len, s->username, s->username ? strlen(s->username) : 0,
+                             s->auth);
+    pthread_mutex_unlock(&s->lock);
+    return src;
 }
 
 void session_set_internal(session_t *s)

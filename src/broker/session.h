@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "base/mpsc.h"
 #include "broker/msg.h"
 
 struct conn;
@@ -43,7 +44,7 @@ typedef struct outmsg {
  * session's `incoming` stack by the publishing thread, moved into its queue in order by the next
  * holder of the lock (its worker's flush, at the latest). */
 typedef struct delivery {
-    struct delivery *next;
+    mpsc_node_t link; /* first: the next older delivery on the stack (base/mpsc.h's list shape) */
     msg_t *msg;      /* one reference */
     uint8_t qos, retain;
     uint16_t n_ids;
@@ -237,7 +238,12 @@ void session_will_schedule(session_t *s, int64_t at);
 
 /* May this session's client publish to `topic`? Checks its listener's ACL with the identity of its
  * last connection. Any thread; takes the session lock (the identity changes on reconnect). */
-bool session_acl_write(session_t *s, const uint8_t *topic, size_t len);
+struct auth_msg;
+bool session_acl_write(session_t *s, const uint8_t *topic, size_t len, const struct auth_msg *m);
+/* The identity of its last connection as the source of a retained message it publishes (retain.h),
+ * one reference for the caller; NULL when its listener checks nothing (auth NULL: a bridge's own
+ * session, whose messages no ACL applies to). Any thread; takes the session lock. */
+struct retain_src *session_retain_src(session_t *s);
 
 void outring_free(outring_t *r);
 

@@ -44,6 +44,7 @@ settings_t *settings_new(const struct tombo_config *cfg, const struct tombo_conf
     s->queue_qos0_messages = cfg->queue_qos0_messages;
     s->connection_messages = cfg->connection_messages;
     s->upgrade_outgoing_qos = cfg->upgrade_outgoing_qos;
+    s->check_retain_source = cfg->check_retain_source;
     s->clientid_prefixes = cfg->clientid_prefixes ? xstrdup(cfg->clientid_prefixes) : NULL;
     bp_marks_init(&s->bp, cfg->max_queued_messages, cfg->max_queued_bytes);
     s->n_listeners = boot->n_listeners;

@@ -51,6 +51,7 @@ typedef struct settings {
     bool queue_qos0_messages;
     bool connection_messages;
     bool upgrade_outgoing_qos;
+    bool check_retain_source;       /* handle_subscribe.c: the publisher of a retained message may still write it */
     char *clientid_prefixes;        /* NULL: any client id */
     bp_marks_t bp;                  /* backpressure marks, from max_queued_* */
     int n_listeners;

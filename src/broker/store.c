@@ -168,11 +168,13 @@ static void *dup_bytes(const void *p, size_t n)
     return d;
 }
 
-static int32_t listener_of(store_t *st, const session_t *s)
+/* The index of the listener whose security settings are `a` (the first, without per-listener
+ * settings: they all share one): what a row stores, since recovery finds the auth by index. */
+static int32_t listener_of(store_t *st, const struct auth *a)
 {
     struct broker *b = st->b;
     for (int i = 0; b && i < b->cfg.n_listeners; i++)
-        if (b->auth[i] == s->auth)
+        if (b->auth[i] == a)
             return i;
     return 0;
 }
@@ -225,7 +227,7 @@ static int64_t offline_since(store_t *st, const session_t *s)
 
 void store_session_put(store_t *st, session_t *s, bool full)
 {
-    jrec_t r = {.kind = R_SESS_PUT, SESSION_KEY(s), .u32 = s->expiry, .listener = listener_of(st, s),
+    jrec_t r = {.kind = R_SESS_PUT, SESSION_KEY(s), .u32 = s->expiry, .listener = listener_of(st, s->auth),
                .offline_since = offline_since(st, s), .seq = s->will ? s->will_delay : 0};
     if (s->username) {
         r.blob_len = (uint32_t)strlen(s->username);
@@ -281,9 +283,23 @@ void store_in2(store_t *st, session_t *s, uint16_t id, bool add)
     push(st, &r);
 }
 
-void store_retain(store_t *st, const uint8_t *topic, size_t n, msg_t *m)
+void store_retain(store_t *st, const uint8_t *topic, size_t n, msg_t *m, const retain_src_t *src)
 {
-    jrec_t r = {.kind = m ? R_RET_SET : R_RET_DEL, .blob = dup_bytes(topic, n), .blob_len = (uint32_t)n};
+    jrec_t r = {.kind = m ? R_RET_SET : R_RET_DEL, .blob_len = (uint32_t)n};
+    if (m && src) { /* topic, client id, username in one blob (journal.h) */
+        size_t idn = src->client_id_len, un = src->username ? src->username_len : 0;
+        uint8_t *b = xmalloc(n + idn + un + 1);
+        memcpy(b, topic, n);
+        memcpy(b + n, src->client_id, idn);
+        if (un)
+            memcpy(b + n + idn, src->username, un);
+        r.blob = b;
+        r.u32 = (uint32_t)idn + 1;
+        r.seq = src->username ? (uint32_t)un + 1 : 0;
+        r.listener = listener_of(st, src->auth);
+    } else {
+        r.blob = dup_bytes(topic, n);
+    }
     journal_lock(st->j);
     if (m)
         r.msg_id = msg_ref_locked(st, m);

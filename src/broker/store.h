@@ -73,8 +73,10 @@ void store_out_put(store_t *st, session_t *s, const outmsg_t *o);   /* s->lock; 
 void store_out_state(store_t *st, session_t *s, const outmsg_t *o); /* s->lock */
 void store_out_del(store_t *st, session_t *s, uint32_t seq);        /* s->lock */
 void store_in2(store_t *st, session_t *s, uint16_t id, bool add);   /* s->lock */
-/* The retained store's write lock: topic's retained message is now m (NULL: cleared). */
-void store_retain(store_t *st, const uint8_t *topic, size_t n, msg_t *m);
+/* The retained store's write lock: topic's retained message is now m (NULL: cleared), published by
+ * src (NULL: no source; retain.h). */
+struct retain_src;
+void store_retain(store_t *st, const uint8_t *topic, size_t n, msg_t *m, const struct retain_src *src);
 /* msg_release (through msg_hook.h): the last reference to a stored message is gone. */
 void store_msg_gone(store_t *st, uint64_t id);
 

@@ -2,10 +2,13 @@
  *
  * Design note. A TLS connection is the plain non-blocking fd with an OpenSSL SSL on it (c->ssl).
  * The handshake is driven from read (EPOLLIN) and, while TP_HANDSHAKE is set, from EPOLLOUT as
- * well; WANT_READ/WANT_WRITE re-arm epoll instead of blocking. read() fills the caller's buffer from
- * as many records as are there, so one read batch costs one indirect call; records OpenSSL already
- * holds (SSL_pending) are reported by pending() so conn.c reads them without waiting for an epoll
- * event that will not come. writev() takes the output queue's iovecs zero-copy: small ones are
+ * well; WANT_READ/WANT_WRITE re-arm epoll instead of blocking. Read-ahead is on: OpenSSL reads the
+ * socket in one recv of up to a record buffer instead of a 5-byte header and then the body (two
+ * system calls per record), and read() fills the caller's buffer from as many records as are there,
+ * stopping as soon as OpenSSL holds nothing more (no third call to meet EAGAIN), so one read batch
+ * costs one indirect call and, usually, one recv -- as plain TCP. Bytes OpenSSL already took off
+ * the socket (SSL_has_pending: decrypted or not) are reported by pending() so conn.c reads them
+ * without waiting for an epoll event that will not come. writev() takes the output queue's iovecs zero-copy: small ones are
  * coalesced into one record buffer of up to 16 KB (a TLS record each would cost 22+ bytes and a
  * MAC apiece), big ones go to SSL_write directly; partial writes are on, so OpenSSL returns after
  * each record and a retry after WANT_WRITE offers the same bytes again (the queue only grows).
@@ -148,6 +151,8 @@ static ssize_t tls_read(conn_t *c, void *buf, size_t len)
         int n = SSL_read(c->ssl, (unsigned char *)buf + got, (int)want);
         if (n > 0) {
             got += (size_t)n;
+            if (!SSL_has_pending(c->ssl))
+                break; /* the last recv was short, most likely: conn.c sees a short read and stops */
             continue;
         }
         ssize_t r = ssl_fail(c, n);
@@ -238,9 +243,17 @@ static void tls_close(conn_t *c)
     c->ssl = NULL;
 }
 
+/* Bytes of decrypted records OpenSSL holds; or, when it holds only raw bytes read ahead (whole
+ * records or the start of one), a record's worth: reading then costs at most one recv that finds
+ * the socket empty. */
 static size_t tls_pending(conn_t *c)
 {
-    return c->ssl ? (size_t)SSL_pending(c->ssl) : 0;
+    if (!c->ssl)
+        return 0;
+    int n = SSL_pending(c->ssl);
+    if (n > 0)
+        return (size_t)n;
+    return SSL_has_pending(c->ssl) ? RECORD_MAX : 0;
 }
 
 const transport_t transport_tls = {
@@ -259,6 +272,7 @@ bool tls_conn_start_client(conn_t *c, SSL_CTX *ctx, const char *host, bool insec
         SSL_free(ssl);
         return false;
     }
+    SSL_set_read_ahead(ssl, 1); /* see the design note; pending() accounts for what it holds */
     SSL_set_connect_state(ssl);
     c->ssl = ssl;
     c->tr = &transport_tls;
@@ -311,6 +325,7 @@ static SSL_CTX *build_ctx(struct tls_listeners *t, const struct tombo_listener *
     }
     /* Clients that close without close_notify (most MQTT clients) end like a TCP close. */
     SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_read_ahead(ctx, 1); /* see the design note; pending() accounts for what it holds */
     return ctx;
 }
 

@@ -7,6 +7,7 @@
  * will_publish_now. */
 #include "broker/will.h"
 
+#include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/route.h"
 #include "broker/timers.h"
@@ -17,8 +18,9 @@ void will_publish_now(worker_t *w, session_t *s)
     msg_t *will = session_take_will(s);
     if (!will)
         return;
-    if (session_acl_write(s, will->topic.p, will->topic.len))
-        route_publish(w, will, NULL, NULL);
+    if (session_acl_write(s, will->topic.p, will->topic.len,
+                          &(auth_msg_t){will->payload.p, will->payload.len, will->qos, will->retain != 0}))
+        route_publish_will(w, will, s);
     msg_release(will);
 }
 

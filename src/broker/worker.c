@@ -31,6 +31,9 @@
 #include "broker/bridge.h"
 #include "broker/cluster.h"
 #include "broker/broker.h"
+#include "broker/auth.h"
+#include "broker/authq.h"
+#include "broker/plugin.h"
 #include "broker/conn.h"
 #include "broker/log.h"
 #include "broker/listener.h"
@@ -201,16 +204,28 @@ static void process_items(worker_t *w, inbox_item_t *items, size_t n)
                 conn_fail(c, it->rc, "disconnected through the HTTP API");
         } else if (it->kind == INBOX_CLUSTER) {
             cluster_on_item(w, it);
+        } else if (it->kind == INBOX_PLUGIN_KICK) {
+            conn_t *c = conn_lookup(w, it->fd, it->conn_id);
+            if (c && c->state == CONN_ACTIVE && !c->waiting)
+                conn_fail(c, it->rc, "disconnected by a plugin");
+        } else if (it->kind == INBOX_PLUGIN_PUBLISH) {
+            plugin_publish_drain(w);
         } else if (it->kind == INBOX_RESUME) {
             w->resume_pending = 1; /* bp_check_paused, once this turn */
         } else if (it->kind == INBOX_AUTH_DONE) {
             conn_t *c = conn_lookup(w, it->fd, it->conn_id);
+            char *renamed = it->reply_fd == 1 ? authq_take_username(atomic_load(&w->b->authq), it->conn_id) : NULL;
             if (c && c->waiting == WAIT_AUTH && c->state == CONN_NEW) {
+                if (it->reply_fd == 1) {
+                    connect_req_set_username(c->pending, renamed);
+                    renamed = NULL;
+                }
                 if (it->rc == MQTT_RC_SUCCESS)
                     conn_connect_resumed(c);
                 else
                     conn_fail(c, it->rc, "bad CONNECT");
             }
+            free(renamed);
         }
     }
 }
@@ -315,7 +330,7 @@ static void *worker_main(void *arg)
     worker_t *w = arg;
     broker_t *b = w->b;
     struct epoll_event evs[256];
-    int64_t next_sys = 0;
+    int64_t next_sys = 0, next_plugin_tick = 0;
     slab_thread_attach(w->pool);
     msg_stats_attach(&w->msg_stats);
     w->now = now_ms();
@@ -377,6 +392,12 @@ static void *worker_main(void *arg)
             if (atomic_exchange(&b->reload, 0))
                 broker_reload(b); /* SIGHUP (reload.c) */
             broker_timers_run(b, w->now);
+            if (w->now >= next_plugin_tick) { /* MOSQ_EVT_TICK for the plugins that want it (plugin.h) */
+                for (int i = 0; i < b->cfg.n_listeners; i++)
+                    if (i == 0 || b->cfg.per_listener_settings)
+                        plugin_set_tick(auth_plugins(b->auth[i]));
+                next_plugin_tick = w->now + 100;
+            }
             log_topic_drain(w);
             uint32_t sys_interval = broker_settings(b)->sys_interval;
             if (sys_interval != sys_before) /* reloaded: the new period starts now, as in Mosquitto */

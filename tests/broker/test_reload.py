@@ -120,6 +120,25 @@ def test_client_id_settings(make_broker):
     connected(b.port, V5, "ok-1").disconnect()
 
 
+@mosquitto_does_not
+def test_acl_file_new_rules_apply_to_connected_clients(make_broker, tmp_path):
+    """acl_file: the file named by the new config (another path) replaces the rules; clients
+    connected before the reload are checked against the new ones at once (publish and delivery)."""
+    acl1, acl2 = tmp_path / "acl1", tmp_path / "acl2"
+    acl1.write_text("topic readwrite a/#\n")
+    acl2.write_text("topic readwrite a/x\n")
+    b = make_broker(ROOT + "allow_anonymous true\nacl_file %s\n" % acl1)
+    sub = connected(b.port, V311, "sub")
+    sub.subscribe([("a/#", 1)])
+    pub = connected(b.port, V311, "pub")
+    pub.publish("a/1", b"before", qos=1)
+    assert [p.payload for p in drain(sub)] == [b"before"]
+    reload(b, "allow_anonymous true\nacl_file %s\n" % acl2)
+    pub.publish("a/1", b"denied now", qos=1)  # acknowledged, not forwarded (3.1.1)
+    pub.publish("a/x", b"still allowed", qos=1)
+    assert [p.payload for p in drain(sub)] == [b"still allowed"]
+
+
 # -------------------------------------------------------------------------------------- limits
 
 @mosquitto_does_not
@@ -238,6 +257,87 @@ def test_sys_interval(make_broker):
     assert len(got) >= 2 and all(p.topic == "$SYS/broker/uptime" for p in got), got
 
 
+@mosquitto_does_not
+def test_max_queued_bytes(make_broker):
+    """max_queued_bytes lowered by a reload: an offline session then queues QoS 1 payloads up to
+    about 500 bytes (100-byte payloads: a handful of the 30), in order."""
+    b = make_broker(ROOT + "allow_anonymous true\nmax_queued_messages 0\n")
+    s = connected(b.port, V311, "offline-b", clean=False)
+    s.subscribe([("qb/#", 1)])
+    s.disconnect()
+    reload(b, "allow_anonymous true\nmax_queued_messages 0\nmax_queued_bytes 500\n")
+    pub = connected(b.port, V311, "pub")
+    for i in range(30):
+        pub.publish("qb/t", b"%03d" % i + b"." * 97, qos=1)
+    s = connected(b.port, V311, "offline-b", clean=False)
+    got = [int(p.payload[:3]) for p in drain(s, 1.0)]
+    assert 4 <= len(got) <= 7 and got == sorted(got), got
+    s.disconnect()
+
+
+@mosquitto_does_not
+def test_max_inflight_bytes(make_broker):
+    """max_inflight_bytes 100 by a reload: a connected subscriber then has at most 100 bytes of
+    QoS 1 payloads in flight; the next message waits for a PUBACK."""
+    b = make_broker(ROOT + "allow_anonymous true\n")
+    sub = connected(b.port, V311, "sub")
+    sub.subscribe([("ib/#", 1)])
+    reload(b, "allow_anonymous true\nmax_inflight_bytes 100\n")
+    pub = connected(b.port, V311, "pub")
+    for i in range(3):
+        pub.publish("ib/%d" % i, b"x" * 60, qos=1)
+    first = sub.expect(PUBLISH)
+    assert first.topic == "ib/0"
+    with pytest.raises(TimeoutError):
+        sub.expect(PUBLISH, timeout=0.5)  # 60 + 60 > 100
+    sub.send(rawmqtt.ack(PUBACK, first.packet_id, version=V311))
+    assert sub.expect(PUBLISH).topic == "ib/1"
+
+
+QUOTA_EXCEEDED = 0x97
+
+
+@mosquitto_does_not
+def test_memory_limit(make_broker):
+    """memory_limit set by a reload: retained 100 KB messages are taken until the heap count passes
+    2 MB, then refused with 0x97; reloaded back to 0 (no limit), publishes are taken again."""
+    b = make_broker(ROOT + "allow_anonymous true\n")
+    c = connected(b.port, V5, "mem")
+    reload(b, "allow_anonymous true\nmemory_limit 2000000\n")
+    codes = []
+    for k in range(100):
+        codes.append(c.publish("fill/%d" % k, b"m" * 100 * 1024, qos=1, retain=True).reason)
+        if codes[-1] == QUOTA_EXCEEDED:
+            break
+    assert codes[-1] == QUOTA_EXCEEDED and len(codes) >= 10, codes
+    reload(b, "allow_anonymous true\n")
+    time.sleep(0.2)  # each worker checks the limit on its next loop turn
+    assert c.publish("fill/after", b"x", qos=1).reason in (0, 0x10)
+    for k in range(100):  # clear the retained messages (ASan checks the broker frees the rest)
+        c.publish("fill/%d" % k, b"", qos=0, retain=True)
+
+
+@tombo_only
+def test_persistent_client_expiration(make_broker):
+    """persistent_client_expiration set by a reload: a 3.1.1 persistent session made after it expires
+    after that time instead of never (the session expiry tombo's REST API reports)."""
+    import json
+    import urllib.request
+    http_port = free_port()
+    conf = "allow_anonymous true\nhttp_listener %d 127.0.0.1\n" % http_port
+
+    def expiry(cid):
+        with urllib.request.urlopen("http://127.0.0.1:%d/api/v1/clients/%s" % (http_port, cid), timeout=5) as r:
+            return json.loads(r.read())["session_expiry"]
+
+    b = make_broker(conf)
+    connected(b.port, V311, "pce-1", clean=False).disconnect()
+    assert expiry("pce-1") == -1  # never
+    reload(b, conf + "persistent_client_expiration 2h\n")
+    connected(b.port, V311, "pce-2", clean=False).disconnect()
+    assert expiry("pce-2") == 7200
+
+
 # ------------------------------------------------------------------------------------- logging
 
 @tombo_only
@@ -292,6 +392,34 @@ def test_listener_and_persistence_changes_are_logged_not_applied(make_broker, tm
     assert c.connect(V5, client_id="anon").reason == NOT_AUTHORIZED  # the reloadable part applied
     c.close()
     assert not (tmp_path / "tombo.db").exists()
+
+
+@tombo_only
+def test_persistence_and_per_listener_settings_changes_are_logged(make_broker, tmp_path):
+    """persistence_file, persistence_location and per_listener_settings, which Mosquitto reloads,
+    need a restart in tombo: each change is logged as such, the rest of the file applies."""
+    b = make_broker(ROOT + "allow_anonymous true\n")
+    reload(b, "per_listener_settings true\nallow_anonymous false\npersistence_file other.db\n"
+              "persistence_location %s/\n" % tmp_path)
+    log = b.log()
+    for what in ("per_listener_settings", "persistence_file", "persistence_location"):
+        assert "broker.conf: %s: cannot be reloaded: restart to apply." % what in log, log
+    c = Client(b.port, version=V5)
+    assert c.connect(V5, client_id="still-anon").reason == 0  # security kept while per_listener_settings changes
+    c.close()
+    assert not list(tmp_path.iterdir())
+
+
+@tombo_only
+def test_settings_with_nothing_to_apply_are_checked_again(make_broker):
+    """autosave_interval, autosave_on_changes, allow_duplicate_messages (one behaviour in tombo) and
+    log_facility reload without a restart warning; a bad value keeps the previous configuration."""
+    b = make_broker(ROOT + "allow_anonymous true\n")
+    reload(b, "allow_anonymous true\nautosave_interval 60\nautosave_on_changes true\n"
+              "allow_duplicate_messages false\nlog_facility 3\n")
+    assert "cannot be reloaded" not in b.log()
+    reload(b, "allow_anonymous true\nautosave_on_changes maybe\n", expect="the previous one stays in force")
+    assert "broker.conf:3: 'autosave_on_changes' must be true or false, not 'maybe'" in b.log()
 
 
 @tombo_only

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from clients import V311, V5, PahoClient, unique_id
+from clients import V311, V5, PahoClient, connect_packet, packet, publish_packet, unique_id
 from conftest import is_reference
 from pki import PSK_KEY, make_pki
 
@@ -127,6 +127,57 @@ def test_many_small_messages_and_tls13_only(make_broker, pki):
     got = sub.get_n(n, timeout=20)
     assert [int(m.payload) for m in got] == list(range(n))
     assert sub.c.socket().version() == "TLSv1.3"
+
+
+def test_burst_of_records_then_silence_is_all_handled(make_broker, pki):
+    """The broker reads TLS ahead (one recv takes many records) and reads 4 x 64 KB a turn: a
+    publisher whose records reach the socket at once -- a little over 256 KB of PUBLISH, one record
+    each, then a PINGREQ -- and then waits, gets its PINGRESP, and the subscriber every message in
+    order: what OpenSSL read ahead past the turn's end is not left waiting for an epoll event that
+    will not come."""
+    b = make_broker(tls_conf(pki))
+    sub = paho_tls(b, pki("ca.crt"))
+    sub.connect()
+    sub.subscribe("burst/r", 0)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(pki("ca.crt"))
+    for rnd in range(3):
+        # The TLS records are made in memory (ssl.SSLObject) and written with one sendall.
+        sock = socket.create_connection(("127.0.0.1", b.port), timeout=10)
+        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = ctx.wrap_bio(inc, out, server_hostname="localhost")
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                sock.sendall(out.read())
+                inc.write(sock.recv(65536))
+        sock.sendall(out.read())
+        tls.write(connect_packet(unique_id("burst")))
+        n, pad = 300, b"x" * (880 + 97 * rnd)
+        for i in range(n):
+            tls.write(publish_packet("burst/r", b"%d:" % i + pad))  # one record each
+        tls.write(packet(12, 0, b""))  # PINGREQ
+        sock.sendall(out.read())
+        got = b""
+        deadline = time.time() + 20
+        while b"\xd0\x00" not in got:  # PINGRESP after the CONNACK
+            assert time.time() < deadline, "no PINGRESP: records left unread (round %d)" % rnd
+            try:
+                got += tls.read(65536)
+            except ssl.SSLWantReadError:
+                sock.settimeout(max(0.1, deadline - time.time()))
+                try:
+                    data = sock.recv(65536)
+                except socket.timeout:
+                    continue
+                assert data, "closed by the broker"
+                inc.write(data)
+        assert got.startswith(b"\x20\x02\x00\x00")  # CONNACK, accepted
+        msgs = sub.get_n(n, timeout=20)
+        assert [int(m.payload.split(b":")[0]) for m in msgs] == list(range(n))
+        sock.close()
 
 
 def negotiated(port, ca, max_version=None, ciphers=None):

@@ -18,7 +18,10 @@
 static void hold_session(void *s) { session_hold(s); }
 static void hold_msg(void *m) { msg_hold(m); }
 static void release_msg(void *m) { msg_release(m); }
-static void retained_changed(void *st, const uint8_t *topic, size_t n, void *m) { store_retain(st, topic, n, m); }
+static void retained_changed(void *st, const uint8_t *topic, size_t n, void *m, const retain_src_t *src)
+{
+    store_retain(st, topic, n, m, src);
+}
 
 static void die(const char *what, const char *err)
 {

@@ -78,6 +78,7 @@ static void test_defaults_no_config(void)
     CHECK(cfg.sys_interval == 10);
     CHECK(cfg.retain_available);
     CHECK(!cfg.queue_qos0_messages);
+    CHECK(!cfg.check_retain_source); /* what Mosquitto 2.0 does (its man page says true) */
     CHECK(cfg.connection_messages);
     CHECK(cfg.log_type == (TLOG_ERR | TLOG_WARNING | TLOG_NOTICE | TLOG_INFO));
     CHECK(cfg.log_dest == TLOG_DEST_STDERR);
@@ -118,7 +119,7 @@ static void test_every_directive(void)
                   "retain_available false\n"
                   "upgrade_outgoing_qos false\n"
                   "queue_qos0_messages true\n"
-                  "check_retain_source false\n"
+                  "check_retain_source true\n"
                   "connection_messages false\n"
                   "log_type error\n"
                   "log_type subscribe unsubscribe\n"
@@ -158,6 +159,7 @@ static void test_every_directive(void)
     CHECK(cfg.sys_interval == 0);
     CHECK(!cfg.retain_available);
     CHECK(cfg.queue_qos0_messages);
+    CHECK(cfg.check_retain_source);
     CHECK(!cfg.connection_messages);
     CHECK(cfg.log_type == (TLOG_ERR | TLOG_SUBSCRIBE | TLOG_UNSUBSCRIBE));
     CHECK(cfg.log_dest == (TLOG_DEST_STDOUT | TLOG_DEST_FILE));
@@ -424,9 +426,16 @@ static void test_errors(void)
          "tombo)"},
         {"mount_point x/#\n", "1: 'mount_point' x/#: a topic prefix cannot hold the wildcards + or #"},
         {"log_facility 8\n", "1: 'log_facility' must be a number from 0 to 7, not 8"},
-        {"auth_opt_db x\n",
-         "1: auth_opt_db: not supported yet by tombo (plugins are not implemented yet; use password_file and "
-         "acl_file, or keep Mosquitto)"},
+        {"auth_opt_db x\n", "1: 'auth_opt_db' without a 'plugin' line before it"},
+        {"plugin\n", "1: 'plugin' needs the path of a plugin (a .so file)"},
+        {"plugin /x.so\nplugin_opt_k\n", "2: 'plugin_opt_k' needs a value"},
+        {"plugin /x.so\nplugin_opt_ v\n", "2: 'plugin_opt_' needs a key after the prefix (plugin_opt_KEY VALUE)"},
+        {"per_listener_settings true\nlistener 1884\nplugin /x.so\nlistener 1885\nplugin_opt_a b\n",
+         "5: 'plugin_opt_a' without a 'plugin' line before it in this listener's section"},
+        {"auth_plugin_deny_special_chars true\n",
+         "1: auth_plugin_deny_special_chars: not supported yet by tombo (it applies to version 2-4 auth plugins, "
+         "which tombo does not load (version 5 plugins, as Mosquitto 2's own, are not affected by it); remove the "
+         "line)"},
         {"max_topic_alias 65536\n", "1: 'max_topic_alias' must be a number from 0 to 65535, not 65536"},
         {"socket_domain ipx\n", "1: 'socket_domain' must be ipv4 or ipv6, not 'ipx'"},
         {"listener 0 /tmp/sock\nbind_interface lo\n", "2: 'bind_interface' has no meaning on a Unix socket listener"},
@@ -450,10 +459,7 @@ static void test_errors(void)
         {"listener 8080\nhttp_dir /\n", "1: http_dir needs protocol websockets on this listener (an MQTT listener "
                                            "serves no files)"},
         {"websockets_headers_size 70000\n", "1: 'websockets_headers_size' must be a number from 0 to 65536, not 70000"},
-        {"check_retain_source true\n",
-         "1: check_retain_source true: not supported yet by tombo (tombo does not re-check a retained message's "
-         "publisher against the ACL when delivering it; it behaves as check_retain_source false: write that if "
-         "it is acceptable)"},
+        {"check_retain_source maybe\n", "1: 'check_retain_source' must be true or false, not 'maybe'"},
         {"max_inflight_bytes x\n", "1: 'max_inflight_bytes' must be a number from 0 to 9223372036854775807, not 'x'"},
         {"autosave_interval -1\n", "1: 'autosave_interval' must be a number from 0 to 2147483647, not -1"},
         {"autosave_on_changes yes\n", "1: 'autosave_on_changes' must be true or false, not 'yes'"},
@@ -952,6 +958,39 @@ static void test_bridge_section(void)
     config_free(&cfg);
 }
 
+/* plugin / auth_plugin lines with their plugin_opt_ / auth_opt_ options, in order; per listener with
+ * per_listener_settings true (the default listener's go with it into the listener it becomes). */
+static void test_plugins(void)
+{
+    struct tombo_config cfg;
+    char err[512];
+    CHECK(load(&cfg, "listener 1883\nplugin /a.so\nplugin_opt_x 1 2\nauth_opt_y z\nauth_plugin /b.so\n", err,
+               sizeof(err)) == 0);
+    CHECK(cfg.n_plugins == 2 && cfg.listeners[0].n_plugins == 0);
+    CHECK_STR(cfg.plugins[0].path, "/a.so");
+    CHECK(cfg.plugins[0].n_opts == 2 && cfg.plugins[1].n_opts == 0);
+    CHECK_STR(cfg.plugins[0].keys[0], "x");
+    CHECK_STR(cfg.plugins[0].values[0], "1 2");
+    CHECK_STR(cfg.plugins[0].keys[1], "y");
+    CHECK_STR(cfg.plugins[0].values[1], "z");
+    CHECK_STR(cfg.plugins[1].path, "/b.so");
+    char want[300];
+    snprintf(want, sizeof(want), "%s/t.conf:5", tmpdir);
+    CHECK_STR(cfg.plugins[1].where, want);
+    config_free(&cfg);
+
+    CHECK(load(&cfg, "per_listener_settings true\nlistener 1883\nplugin /a.so\nplugin_opt_k v\nlistener 1884\n",
+               err, sizeof(err)) == 0);
+    CHECK(cfg.n_plugins == 0 && cfg.n_listeners == 2);
+    CHECK(cfg.listeners[0].n_plugins == 1 && cfg.listeners[1].n_plugins == 0);
+    CHECK_STR(cfg.listeners[0].plugins[0].values[0], "v");
+    config_free(&cfg);
+
+    CHECK(load(&cfg, "per_listener_settings true\nport 1883\nplugin /a.so\nplugin_opt_k v\n", err, sizeof(err)) == 0);
+    CHECK(cfg.n_listeners == 1 && cfg.listeners[0].n_plugins == 1 && cfg.listeners[0].plugins[0].n_opts == 1);
+    config_free(&cfg);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/tombo-config-test-XXXXXX");
@@ -971,6 +1010,7 @@ int main(void)
     test_log_topic();
     test_log_threads();
     test_bridge_section();
+    test_plugins();
     rm_rf(tmpdir);
     UNIT_DONE();
 }

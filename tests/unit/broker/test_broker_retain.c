@@ -45,7 +45,7 @@ static void frelease(void *p)
 static void put(retain_t *rs, const char *topic)
 {
     fmsg_t *m = fmsg_new(topic);
-    CHECK_EQ(retain_set(rs, S(topic), m), 0);
+    CHECK_EQ(retain_set(rs, S(topic), m, NULL), 0);
     frelease(m);
 }
 
@@ -54,9 +54,10 @@ struct got {
     char topics[64][64];
     int n;
 };
-static void collect(void *msg, void *arg)
+static void collect(void *msg, const retain_src_t *src, void *arg)
 {
     struct got *g = arg;
+    (void)src;
     if (g->n < 64)
         snprintf(g->topics[g->n++], 64, "%s", ((fmsg_t *)msg)->topic);
     frelease(msg);
@@ -97,27 +98,27 @@ static void test_set_replace_clear(void)
     CHECK_EQ(retain_count(rs), 2);
     CHECK_EQ(atomic_load(&live), 2);
     fmsg_t *first = fmsg_new("a/b"); /* keep our reference to watch the store's */
-    CHECK_EQ(retain_set(rs, S("a/b"), first), 0);
+    CHECK_EQ(retain_set(rs, S("a/b"), first, NULL), 0);
     CHECK_EQ(atomic_load(&first->refs), 2);
     CHECK_EQ(atomic_load(&live), 2); /* the replaced "a/b" message was freed */
     put(rs, "a/b"); /* replace: the store releases `first` */
     CHECK_EQ(atomic_load(&first->refs), 1);
     CHECK_EQ(retain_count(rs), 2);
-    CHECK_EQ(retain_set(rs, S("a/b"), first), 0); /* replace again with the same message */
+    CHECK_EQ(retain_set(rs, S("a/b"), first, NULL), 0); /* replace again with the same message */
     CHECK_EQ(atomic_load(&first->refs), 2);
-    CHECK_EQ(retain_set(rs, S("a/b"), first), 0); /* setting the current message again is harmless */
+    CHECK_EQ(retain_set(rs, S("a/b"), first, NULL), 0); /* setting the current message again is harmless */
     CHECK_EQ(atomic_load(&first->refs), 2);
-    CHECK_EQ(retain_set(rs, S("a/b"), NULL), 0); /* clear */
+    CHECK_EQ(retain_set(rs, S("a/b"), NULL, NULL), 0); /* clear */
     CHECK_EQ(atomic_load(&first->refs), 1);
     CHECK_EQ(retain_count(rs), 1);
     CHECK_LOOKUP(rs, "a/b", "");
     CHECK_LOOKUP(rs, "a/#", "a/c");
-    CHECK_EQ(retain_set(rs, S("x/y/z"), NULL), 0); /* clearing nothing */
-    CHECK_EQ(retain_set(rs, S("a"), NULL), 0);     /* an inner node with no message */
+    CHECK_EQ(retain_set(rs, S("x/y/z"), NULL, NULL), 0); /* clearing nothing */
+    CHECK_EQ(retain_set(rs, S("a"), NULL, NULL), 0);     /* an inner node with no message */
     CHECK_EQ(retain_count(rs), 1);
     CHECK_LOOKUP(rs, "a/c", "a/c");
     frelease(first);
-    CHECK_EQ(retain_set(rs, S("a/c"), NULL), 0);
+    CHECK_EQ(retain_set(rs, S("a/c"), NULL, NULL), 0);
     CHECK_EQ(retain_count(rs), 0);
     CHECK_EQ(atomic_load(&live), 0);
     retain_free(rs);
@@ -173,7 +174,7 @@ static void test_random(void)
         if (!dup && n_set < 200)
             snprintf(set[n_set++], 64, "%s", topic);
         else if (!dup)
-            CHECK_EQ(retain_set(rs, S(topic), NULL), 0);
+            CHECK_EQ(retain_set(rs, S(topic), NULL, NULL), 0);
     }
     CHECK_EQ(retain_count(rs), n_set);
     for (int j = 0; j < 1000; j++) {
@@ -203,10 +204,11 @@ static void test_random(void)
 }
 
 /* A callback may call back into the store: it runs after the lock is released. */
-static void reenter(void *msg, void *arg)
+static void reenter(void *msg, const retain_src_t *src, void *arg)
 {
     retain_t *rs = arg;
-    retain_set(rs, S(((fmsg_t *)msg)->topic), NULL);
+    (void)src;
+    retain_set(rs, S(((fmsg_t *)msg)->topic), NULL, NULL);
     frelease(msg);
 }
 
@@ -229,7 +231,7 @@ static void test_deep(void)
         s[i] = (i % 2) ? '/' : 'a';
     retain_t *rs = retain_new(fhold, frelease);
     fmsg_t *m = fmsg_new("deep");
-    CHECK_EQ(retain_set(rs, s, n, m), 0);
+    CHECK_EQ(retain_set(rs, s, n, m, NULL), 0);
     struct got g = {.n = 0};
     CHECK_EQ(retain_match(rs, s, n, collect, &g), 1);
     CHECK_EQ(retain_match(rs, S("#"), collect, &g), 1);
@@ -248,9 +250,11 @@ struct conc {
     atomic_int errors;
 };
 
-static void count_cb(void *msg, void *arg)
+static void count_cb(void *msg, const retain_src_t *src, void *arg)
 {
     (void)arg;
+    if (src && src->client_id[0] != 'w') /* read after the lock: the reference keeps it alive */
+        abort();
     frelease(msg);
 }
 
@@ -277,10 +281,17 @@ static void test_threads(void)
     char topic[32];
     for (int k = 0; k < 20000; k++) {
         snprintf(topic, sizeof topic, "k/%u/x", rand_r(&seed) % 100);
-        if (rand_r(&seed) % 2)
+        unsigned r = rand_r(&seed) % 3;
+        if (r == 0) {
             put(c.rs, topic);
-        else
-            retain_set(c.rs, S(topic), NULL);
+        } else if (r == 1) { /* with a source, which readers read after the lock is dropped */
+            fmsg_t *m = fmsg_new(topic);
+            retain_src_t *src = retain_src_new("writer", 6, "u", 1, NULL);
+            CHECK_EQ(retain_set(c.rs, S(topic), m, src), 0);
+            retain_src_release(src);
+            frelease(m);
+        } else
+            retain_set(c.rs, S(topic), NULL, NULL);
     }
     atomic_store(&c.stop, 1);
     for (int i = 0; i < 4; i++)
@@ -291,12 +302,55 @@ static void test_threads(void)
     CHECK_EQ(atomic_load(&live), 0);
 }
 
+/* What a match reports as a message's source (check_retain_source): "id/user" or "-". */
+static char src_seen[64];
+static void source_of(void *msg, const retain_src_t *src, void *arg)
+{
+    (void)arg;
+    if (src)
+        snprintf(src_seen, sizeof(src_seen), "%s/%s", src->client_id, src->username ? src->username : "(none)");
+    else
+        snprintf(src_seen, sizeof(src_seen), "-");
+    frelease(msg);
+}
+
+static void test_source(void)
+{
+    CASE("each retained message keeps the source it was set with; a replacement brings its own");
+    retain_t *rs = retain_new(fhold, frelease);
+    fmsg_t *m1 = fmsg_new("s/1"), *m2 = fmsg_new("s/1");
+    retain_src_t *a = retain_src_new("pubA", 4, "alice", 5, NULL);
+    retain_src_t *anon = retain_src_new("pubB", 4, NULL, 0, NULL);
+    CHECK_EQ(retain_set(rs, S("s/1"), m1, a), 0);
+    CHECK_EQ(atomic_load(&a->refs), 2); /* ours and the store's */
+    retain_match(rs, S("s/#"), source_of, NULL);
+    CHECK_STR(src_seen, "pubA/alice");
+    CHECK_EQ(retain_set(rs, S("s/1"), m2, anon), 0);
+    CHECK_EQ(atomic_load(&a->refs), 1); /* the store let go of the replaced one */
+    retain_match(rs, S("s/1"), source_of, NULL);
+    CHECK_STR(src_seen, "pubB/(none)");
+    CASE("a message set without source (the broker's own) reports none; clearing drops the source");
+    CHECK_EQ(retain_set(rs, S("s/1"), m1, NULL), 0);
+    retain_match(rs, S("s/1"), source_of, NULL);
+    CHECK_STR(src_seen, "-");
+    CHECK_EQ(retain_set(rs, S("s/2"), m2, anon), 0);
+    CHECK_EQ(retain_set(rs, S("s/2"), NULL, anon), 0);
+    CHECK_EQ(atomic_load(&anon->refs), 1);
+    retain_src_release(a);
+    retain_src_release(anon);
+    frelease(m1);
+    frelease(m2);
+    retain_free(rs);
+    CHECK_EQ(atomic_load(&live), 0);
+}
+
 int main(void)
 {
     test_set_replace_clear();
     test_match();
     test_random();
     test_reentrant();
+    test_source();
     test_deep();
     test_threads();
     UNIT_DONE();

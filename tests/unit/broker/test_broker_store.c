@@ -79,10 +79,15 @@ static long long db_int(sqlite3 *db, const char *sql)
 static bool payload_is(const msg_t *m, const char *s) { return m && m->payload.len == strlen(s) && !memcmp(m->payload.p, s, m->payload.len); }
 
 static int retained_seen;
-static void on_retained(void *m, void *arg)
+static const char *retained_src; /* "client_id/username" of the last match ("-" for none) */
+static void on_retained(void *m, const retain_src_t *src, void *arg)
 {
+    static char buf[64];
     if (payload_is(m, arg))
         retained_seen++;
+    if (src)
+        snprintf(buf, sizeof(buf), "%s/%s", src->client_id, src->username ? src->username : "(none)");
+    retained_src = src ? buf : "-";
     msg_release(m);
 }
 
@@ -142,7 +147,9 @@ static void test_round_trip(void)
 
     CASE("a retained message, through the retained store's observer");
     msg_t *mr = msg_new(B("r/1"), B("kept"), 1, 1, NULL, 0);
-    CHECK_EQ(retain_set(b->retained, (const uint8_t *)"r/1", 3, mr), 0);
+    retain_src_t *rsrc = retain_src_new("pub1", 4, "alice", 5, b->auth[0]);
+    CHECK_EQ(retain_set(b->retained, (const uint8_t *)"r/1", 3, mr, rsrc), 0);
+    retain_src_release(rsrc);
     CHECK(mr->store_id != 0);
 
     CASE("store_committed advances to the last record once the thread has run");
@@ -157,7 +164,7 @@ static void test_round_trip(void)
     CASE("records of an open group wait for its end, and go in together");
     msg_t *mr2 = msg_new(B("r/2"), B("kept2"), 0, 1, NULL, 0);
     store_group_begin(st);
-    CHECK_EQ(retain_set(b->retained, (const uint8_t *)"r/2", 3, mr2), 0);
+    CHECK_EQ(retain_set(b->retained, (const uint8_t *)"r/2", 3, mr2, NULL), 0);
     usleep(50 * 1000);
     CHECK(store_need(st) != 0);
     CHECK_EQ(store_committed(st), c1);
@@ -198,7 +205,12 @@ static void test_round_trip(void)
     CHECK_EQ(db_int(db, "SELECT count(*) FROM outq WHERE packet IS NOT NULL AND msg_id IS NULL"), 4);
     CHECK_EQ(db_int(db, "SELECT count(*) FROM outq WHERE packet IS NULL AND state = 3"), 1); /* f2: delivered */
     CHECK_EQ(db_int(db, "SELECT count(*) FROM outq WHERE expire_wall IS NOT NULL"), 1);
-    CHECK_EQ(db_int(db, "PRAGMA user_version"), 2);
+    CHECK_EQ(db_int(db, "PRAGMA user_version"), 3);
+    CASE("a retained message's row keeps its source: client id, username and listener (or NULLs)");
+    CHECK_EQ(db_int(db, "SELECT source_id = CAST('pub1' AS BLOB) AND source_username = CAST('alice' AS BLOB)"
+                        " AND source_listener = 0 FROM retained WHERE topic = CAST('r/1' AS BLOB)"), 1);
+    CHECK_EQ(db_int(db, "SELECT source_id IS NULL AND source_username IS NULL AND source_listener IS NULL"
+                        " FROM retained WHERE topic = CAST('r/2' AS BLOB)"), 1);
     sqlite3_close(db);
 
     CASE("recovery into a fresh broker: the session, its state and the retained messages come back");
@@ -247,7 +259,9 @@ static void test_round_trip(void)
     CHECK_EQ(retain_count(b->retained), 2);
     retained_seen = 0;
     retain_match(b->retained, (const uint8_t *)"r/1", 3, on_retained, "kept");
+    CHECK_STR(retained_src, "pub1/alice");
     retain_match(b->retained, (const uint8_t *)"r/2", 3, on_retained, "kept2");
+    CHECK_STR(retained_src, "-");
     CHECK_EQ(retained_seen, 2);
     session_release(s);
     s = registry_get(b, "clean", 5, &existed);
@@ -336,6 +350,42 @@ static void test_coalesce(void)
     CHECK_EQ(db_int(db, "SELECT count(*) FROM seen WHERE what = 'odel'"), 1);
     CHECK_EQ(db_int(db, "SELECT count(*) FROM outq"), 0);
     CHECK_EQ(db_int(db, "SELECT count(*) FROM msgs"), 0);
+
+    CASE("a row of an earlier batch sent and acknowledged within one batch: its UPDATE is not run, only the DELETE");
+    long long upd = db_int(db, "SELECT count(*) FROM seen WHERE what = 'upd'");
+    msg_t *late = msg_new(B("t"), B("late"), 1, 0, NULL, 0);
+    session_deliver(w0, s, late, 1, 0, NULL, 0); /* queued, not sent: its row is written alone */
+    CHECK(wait_committed(st));
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM outq"), 1);
+    store_group_begin(st); /* one batch for both: a group is never split */
+    session_flush(s, &c); /* OUT_STATE */
+    CHECK_EQ(s->inflight.n, 1);
+    CHECK(session_puback(s, s->inflight.v[s->inflight.head].id)); /* OUT_DEL */
+    store_group_end(st);
+    msg_release(late);
+    CHECK(wait_committed(st));
+    sync_journal(st, s);
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM seen WHERE what = 'upd'"), upd);
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM seen WHERE what = 'odel'"), 2);
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM outq"), 0);
+
+    CASE("two state changes of a row of an earlier batch within one batch: only the last is run");
+    late = msg_new(B("t"), B("late2"), 2, 0, NULL, 0);
+    session_deliver(w0, s, late, 2, 0, NULL, 0);
+    CHECK(wait_committed(st));
+    store_group_begin(st);
+    session_flush(s, &c); /* OUT_STATE: sent, waiting for PUBREC */
+    uint16_t pid = s->inflight.v[s->inflight.head].id;
+    CHECK(session_pubrec(s, pid, false)); /* OUT_STATE: waiting for PUBCOMP, the packet cleared */
+    store_group_end(st);
+    CHECK(wait_committed(st));
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM seen WHERE what = 'upd'"), upd + 1);
+    CHECK_EQ(db_int(db, "SELECT state FROM outq"), OUT_WAIT_PUBCOMP);
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM outq WHERE packet IS NULL AND msg_id IS NULL"), 1);
+    CHECK(session_pubcomp(s, pid));
+    msg_release(late);
+    CHECK(wait_committed(st));
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM outq"), 0);
     sqlite3_close(db);
 
     CASE("session_end deletes the session's rows");
@@ -348,6 +398,7 @@ static void test_coalesce(void)
     sqlite3_close(db);
     session_release(s);
     outq_free(&c.out);
+    free(c.holds); /* the QoS 2 PUBLISH waited for the store (conn_hold_durable) */
     fixture_broker_free(b);
 }
 
@@ -429,7 +480,8 @@ static void test_inline(void)
 static void test_upgrade_v1(void)
 {
     snprintf(path, sizeof(path), "%s/v1.db", dir);
-    CASE("a version 1 database (outq without packet) is upgraded to version 2 and its queue restored");
+    CASE("a version 1 database (outq without packet, retained without source) is upgraded to version 3 and its "
+         "queue and retained message restored");
     /* The v1 message row: an MQTT 5 PUBLISH as store.c encodes it. */
     mqtt_packet_t p;
     memset(&p, 0, sizeof(p));
@@ -459,6 +511,7 @@ static void test_upgrade_v1(void)
                           "CREATE TABLE inq2(client_id BLOB, pid INTEGER, PRIMARY KEY(client_id, pid)) WITHOUT ROWID;"
                           "INSERT INTO sessions VALUES(CAST('v1' AS BLOB), 3600, NULL, 0, NULL, NULL, 0);"
                           "INSERT INTO outq VALUES(CAST('v1' AS BLOB), 1, 5, 1, 0, 0, 0, NULL);"
+                          "INSERT INTO retained VALUES(CAST('old/t' AS BLOB), 5);"
                           "PRAGMA user_version = 1;",
                           NULL, NULL, &e),
              SQLITE_OK);
@@ -480,10 +533,15 @@ static void test_upgrade_v1(void)
     CHECK_EQ(s->queue.n, 1);
     if (s->queue.n == 1)
         CHECK(payload_is(s->queue.v[s->queue.head].msg, "from v1"));
+    retained_seen = 0;
+    retain_match(b->retained, (const uint8_t *)"old/#", 5, on_retained, "from v1");
+    CHECK_EQ(retained_seen, 1);
+    CHECK_STR(retained_src, "-"); /* no source: never re-checked */
     session_release(s);
     fixture_broker_free(b);
     db = db_open(path);
-    CHECK_EQ(db_int(db, "PRAGMA user_version"), 2);
+    CHECK_EQ(db_int(db, "PRAGMA user_version"), 3);
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM retained WHERE source_id IS NULL AND source_listener IS NULL"), 1);
     CHECK_EQ(db_int(db, "SELECT count(*) FROM outq WHERE packet IS NULL AND msg_id = 5"), 1);
     sqlite3_close(db);
 

@@ -1,0 +1,323 @@
+"""Mosquitto plugins (`plugin`, `auth_plugin`, `plugin_opt_*`, `auth_opt_*`): a version 5 plugin
+built against Debian's mosquitto_broker.h / mosquitto_plugin.h (tests/broker/plugins/) is loaded by
+tombo as by Mosquitto, with the same meaning. Each behaviour test runs against tombo and against
+Debian's mosquitto 2.0.11 with the same plugin file, so the two are compared in one run.
+
+The plugin accepts the user names and passwords of plugin_opt_users, defers clients without a user
+name (allow_anonymous decides), and refuses every access to topics starting with plugin_opt_deny.
+"""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from clients import PahoClient, rc_value
+from conftest import Broker
+
+V311 = mqtt.MQTTv311
+V5 = mqtt.MQTTv5
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("TOMBO_BUILD", os.path.join(ROOT, "build", "asan"))
+PLUGIN = os.path.join(BUILD, "tests", "broker", "plugins", "tombo_test_plugin.so")
+DYNSEC = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
+
+BROKERS = ["tombo", "mosquitto"]
+
+
+def plugin_conf(anonymous=False, extra=""):
+    return ("allow_anonymous %s\nplugin %s\nplugin_opt_users alice:secret bob:pw2\n"
+            "plugin_opt_deny secret/\nplugin_opt_greeting hello there\n%s"
+            % ("true" if anonymous else "false", PLUGIN, extra))
+
+
+@pytest.fixture(autouse=True)
+def need_plugin():
+    if not os.path.exists(PLUGIN):
+        pytest.skip("%s not built" % PLUGIN)
+
+
+def start(make_broker, which, conf):
+    return make_broker(conf, mosquitto=(which == "mosquitto"))
+
+
+def wait_log(b, text, timeout=5.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if text in b.log():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("which", BROKERS)
+@pytest.mark.parametrize("proto", [V311, V5])
+def test_plugin_accepts_its_users_and_gets_its_options(make_broker, which, proto):
+    b = start(make_broker, which, plugin_conf())
+    assert wait_log(b, "test plugin: greeting hello there"), b.log()  # plugin_opt_ reached init
+    c = PahoClient(b, protocol=proto, username="alice", password="secret")
+    c.connect()
+    c.close()
+    # The plugin saw the client: its id, address and protocol version (mosquitto_client_*).
+    assert wait_log(b, "test plugin: basic auth user alice client %s address 127.0.0.1 protocol %d"
+                    % (c.client_id, 5 if proto == V5 else 4)), b.log()
+
+
+@pytest.mark.parametrize("which", BROKERS)
+@pytest.mark.parametrize("proto", [V311, V5])
+@pytest.mark.parametrize("user,password", [("alice", "wrong"), ("carol", "secret"), ("alice", None)])
+def test_plugin_refuses_bad_credentials_not_authorized(make_broker, which, proto, user, password):
+    """MOSQ_ERR_AUTH from the plugin: CONNACK 5 (3.1.1) / 0x87 Not authorized (5.0), as Mosquitto."""
+    b = start(make_broker, which, plugin_conf())
+    c = PahoClient(b, protocol=proto, username=user, password=password)
+    rc = rc_value(c.connect(expect_success=False)[0])
+    c.close()
+    assert rc == (0x87 if proto == V5 else 5)
+
+
+@pytest.mark.parametrize("which", BROKERS)
+@pytest.mark.parametrize("anonymous", [False, True])
+def test_plugin_defers_anonymous_clients_to_allow_anonymous(make_broker, which, anonymous):
+    b = start(make_broker, which, plugin_conf(anonymous=anonymous))
+    c = PahoClient(b, protocol=V5)
+    rc = rc_value(c.connect(expect_success=False)[0])
+    c.close()
+    assert rc == (0 if anonymous else 0x87)
+
+
+@pytest.mark.parametrize("which", BROKERS)
+@pytest.mark.parametrize("proto", [V311, V5])
+def test_plugin_acl_denied_publish_is_not_delivered(make_broker, which, proto):
+    b = start(make_broker, which, plugin_conf())
+    sub = PahoClient(b, protocol=V5, username="bob", password="pw2")
+    sub.connect()
+    assert sub.subscribe("#", qos=1) == [1]
+    pub = PahoClient(b, protocol=proto, username="alice", password="secret")
+    pub.connect()
+    pub.publish("secret/plans", b"no", qos=1)
+    pub.publish("public/news", b"yes", qos=1)
+    m = sub.get()
+    assert (m.topic, m.payload) == ("public/news", b"yes")
+    sub.expect_none()
+    pub.close()
+    sub.close()
+    assert wait_log(b, "test plugin: denied access 2 to secret/plans for %s user alice" % pub.client_id), b.log()
+
+
+@pytest.mark.parametrize("which", BROKERS)
+@pytest.mark.parametrize("proto", [V311, V5])
+def test_plugin_acl_denied_subscribe_refused_in_suback(make_broker, which, proto):
+    b = start(make_broker, which, plugin_conf())
+    c = PahoClient(b, protocol=proto, username="bob", password="pw2")
+    c.connect()
+    assert c.subscribe("secret/#", qos=1) == [0x87 if proto == V5 else 0x80]
+    assert c.subscribe("public/#", qos=1) == [1]
+    c.close()
+
+
+@pytest.mark.parametrize("which", BROKERS)
+def test_plugin_acl_denied_unsubscribe_not_authorized(make_broker, which):
+    """MOSQ_ACL_UNSUBSCRIBE: a refused UNSUBSCRIBE gets 0x87 in the 5.0 UNSUBACK."""
+    b = start(make_broker, which, plugin_conf())
+    c = PahoClient(b, protocol=V5, username="bob", password="pw2")
+    c.connect()
+    assert c.subscribe("public/#", qos=1) == [1]
+    assert c.unsubscribe("secret/x") == [0x87]
+    assert c.unsubscribe("public/#") == [0]
+    c.close()
+    assert wait_log(b, "test plugin: denied access 8 to secret/x"), b.log()
+
+
+@pytest.mark.parametrize("which", BROKERS)
+def test_auth_plugin_and_auth_opt_are_the_old_names(make_broker, which):
+    """auth_plugin / auth_opt_KEY: Mosquitto 1.x's names, the same as plugin / plugin_opt_KEY."""
+    b = start(make_broker, which, "allow_anonymous false\nauth_plugin %s\nauth_opt_users carol:c4\n" % PLUGIN)
+    c = PahoClient(b, protocol=V5, username="carol", password="c4")
+    c.connect()
+    c.close()
+    c = PahoClient(b, protocol=V5, username="alice", password="secret")
+    assert rc_value(c.connect(expect_success=False)[0]) == 0x87
+    c.close()
+
+
+@pytest.mark.parametrize("which", BROKERS)
+def test_plugin_gets_reload_on_sighup(make_broker, which):
+    b = start(make_broker, which, plugin_conf())
+    assert wait_log(b, "test plugin: greeting")
+    b.proc.send_signal(signal.SIGHUP)
+    # Mosquitto 2.0 hands no options with MOSQ_EVT_RELOAD (options NULL, option_count 0).
+    assert wait_log(b, "test plugin: reload with 0 options"), b.log()
+
+
+@pytest.mark.parametrize("which", BROKERS)
+def test_plugin_gets_ticks(make_broker, which):
+    b = start(make_broker, which, plugin_conf(extra="plugin_opt_tick yes\n"))
+    assert wait_log(b, "test plugin: tick"), b.log()
+
+
+@pytest.mark.parametrize("which", BROKERS)
+@pytest.mark.parametrize("proto", [V311, V5])
+def test_plugin_set_username_while_authenticating(make_broker, which, proto):
+    """mosquitto_set_username in MOSQ_EVT_BASIC_AUTH: the client has the new name from then on (its
+    ACL checks see it)."""
+    b = start(make_broker, which, plugin_conf(extra="plugin_opt_rename alice:alice-renamed\n"))
+    c = PahoClient(b, protocol=proto, username="alice", password="secret")
+    c.connect()
+    c.publish("secret/x", b"no", qos=1)
+    c.close()
+    assert wait_log(b, "test plugin: denied access 2 to secret/x for %s user alice-renamed" % c.client_id), b.log()
+
+
+@pytest.mark.parametrize("which", BROKERS)
+def test_plugin_told_of_disconnects(make_broker, which):
+    """MOSQ_EVT_DISCONNECT with the client's id and user name. tombo's reason is MOSQ_ERR_SUCCESS (0)
+    after a DISCONNECT and MOSQ_ERR_CONN_LOST (7) when the connection just drops; Mosquitto 2.0.11
+    passes -1 whatever the cause (a difference: a reason a plugin can use)."""
+    b = start(make_broker, which, plugin_conf(extra="plugin_opt_disconnect yes\n"))
+    c = PahoClient(b, protocol=V5, username="alice", password="secret")
+    c.connect()
+    c.disconnect()
+    c.close()
+    reason = "-1" if which == "mosquitto" else "0"
+    assert wait_log(b, "test plugin: disconnect %s user alice reason %s" % (c.client_id, reason)), b.log()
+    c = PahoClient(b, protocol=V311, username="bob", password="pw2")
+    c.connect()
+    c.drop()
+    reason = "-1" if which == "mosquitto" else "7"
+    assert wait_log(b, "test plugin: disconnect %s user bob reason %s" % (c.client_id, reason)), b.log()
+
+
+@pytest.mark.parametrize("which", BROKERS)
+def test_plugin_per_listener_settings(make_broker, which):
+    """per_listener_settings true: the plugin guards the listener whose section names it; the other
+    listener has its own settings (anonymous clients, no plugin)."""
+    b = Broker("x", mosquitto=(which == "mosquitto"))
+    from conftest import free_port
+    p2 = free_port()
+    b.conf_text = ("per_listener_settings true\n" + plugin_conf() +
+                   "listener %d 127.0.0.1\nallow_anonymous true\n" % p2)
+    b.start()
+    try:
+        c = PahoClient(b, protocol=V5)
+        assert rc_value(c.connect(expect_success=False)[0]) == 0x87
+        c.close()
+        other = Broker("x")
+        other.port = p2
+        c = PahoClient(other, protocol=V5)
+        c.connect()
+        assert c.subscribe("secret/#", qos=1) == [1]  # no plugin on this listener
+        c.close()
+    finally:
+        b.stop()
+
+
+# ---- tombo's start-up refusals: FILE:LINE and what is wrong ----------------------------------
+
+def refused(conf):
+    b = Broker(conf)
+    rc, log = b.run_until_exit(timeout=30)
+    assert rc not in (0, None), log
+    return log
+
+
+def test_plugin_failing_init_stops_startup_with_file_line():
+    log = refused(plugin_conf(extra="plugin_opt_fail_init yes\n"))
+    assert re.search(r"broker\.conf:3: plugin .*tombo_test_plugin\.so failed to initialise "
+                     r"\(mosquitto_plugin_init returned 3\)", log), log
+
+
+def test_plugin_registering_an_event_tombo_lacks_is_refused():
+    log = refused(plugin_conf(extra="plugin_opt_register_message yes\n"))
+    assert re.search(r"broker\.conf:3: plugin .* registers for MOSQ_EVT_MESSAGE, which tombo does not "
+                     r"support yet", log), log
+
+
+def test_auth_plugin_of_version_4_is_refused_naming_its_version():
+    v4 = os.path.join(BUILD, "tests", "broker", "plugins", "tombo_test_plugin_v4.so")
+    log = refused("auth_plugin %s\nauth_opt_x y\n" % v4)
+    assert ("broker.conf:2: plugin %s is an auth plugin of interface version 4 (mosquitto_auth_plugin_version); "
+            "tombo loads version 5 plugins only" % v4) in log, log
+
+
+def test_plugin_missing_file_is_refused():
+    log = refused("plugin /nonexistent/plugin.so\n")
+    assert "broker.conf:2: cannot load plugin /nonexistent/plugin.so" in log, log
+
+
+def test_plugin_not_a_mosquitto_plugin_is_refused():
+    log = refused("plugin %s\n" % "/lib/x86_64-linux-gnu/libz.so.1")
+    assert "broker.conf:2: /lib/x86_64-linux-gnu/libz.so.1 is not a Mosquitto plugin" in log, log
+
+
+def test_plugin_opt_without_plugin_is_refused():
+    log = refused("plugin_opt_users alice:secret\n")
+    assert "broker.conf:2: 'plugin_opt_users' without a 'plugin' line before it" in log, log
+
+
+# ---- Mosquitto's dynamic-security plugin, driven by mosquitto_ctrl ----------------------------
+
+def ctrl(b, *args):
+    """mosquitto_ctrl as the dynsec admin against broker b; returns (exit code, output)."""
+    r = subprocess.run(["mosquitto_ctrl", "-h", "127.0.0.1", "-p", str(b.port), "-u", "admin", "-P", "adminpw",
+                        "dynsec"] + list(args), capture_output=True, text=True, timeout=30)
+    return r.returncode, r.stdout + r.stderr
+
+
+def dynsec_broker(make_broker, which):
+    if not os.path.exists(DYNSEC) or not shutil.which("mosquitto_ctrl"):
+        pytest.skip("no dynamic-security plugin or mosquitto_ctrl")
+    d = tempfile.mkdtemp(prefix="tombo-dynsec-")
+    os.chmod(d, 0o777)  # Mosquitto run as root saves the file as the mosquitto user
+    path = os.path.join(d, "dynsec.json")
+    r = subprocess.run(["mosquitto_ctrl", "dynsec", "init", path, "admin", "adminpw"], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    os.chmod(path, 0o666)
+    return make_broker("plugin %s\nplugin_opt_config_file %s\n" % (DYNSEC, path), mosquitto=(which == "mosquitto"))
+
+
+@pytest.mark.parametrize("which", BROKERS)
+def test_dynamic_security_plugin_manages_clients(make_broker, which):
+    """The dynamic-security plugin: its $CONTROL/dynamic-security/v1 topic (MOSQ_EVT_CONTROL), its
+    answers (mosquitto_broker_publish to the requesting client), its logins and ACLs."""
+    b = dynsec_broker(make_broker, which)
+    rc, out = ctrl(b, "createClient", "bob", "-p", "bobpw")
+    assert rc == 0, out
+    rc, out = ctrl(b, "listClients")
+    assert rc == 0 and "bob" in out.split() and "admin" in out.split(), out
+    c = PahoClient(b, protocol=V5, username="bob", password="bobpw")
+    c.connect()
+    # dynsec's default ACL: a client without roles may not subscribe
+    assert c.subscribe("a/b", qos=1) == [0x87]
+    c.close()
+    c = PahoClient(b, protocol=V5, username="bob", password="wrong")
+    assert rc_value(c.connect(expect_success=False)[0]) == 0x87
+    c.close()
+    # a role that lets bob subscribe
+    assert ctrl(b, "createRole", "reader")[0] == 0
+    assert ctrl(b, "addRoleACL", "reader", "subscribePattern", "a/#", "allow")[0] == 0
+    assert ctrl(b, "addClientRole", "bob", "reader")[0] == 0
+    c = PahoClient(b, protocol=V5, username="bob", password="bobpw")
+    c.connect()
+    assert c.subscribe("a/b", qos=1) == [1]
+    c.close()
+
+
+@pytest.mark.parametrize("which", BROKERS)
+def test_dynamic_security_disable_client_kicks_it(make_broker, which):
+    """disableClient disconnects the client's connections (mosquitto_kick_client_by_username)."""
+    b = dynsec_broker(make_broker, which)
+    assert ctrl(b, "createClient", "bob", "-p", "bobpw")[0] == 0
+    c = PahoClient(b, protocol=V5, username="bob", password="bobpw")
+    c.connect()
+    assert ctrl(b, "disableClient", "bob")[0] == 0
+    assert c.disconnected.wait(10), "bob was not disconnected"
+    c.close()
+    c = PahoClient(b, protocol=V5, username="bob", password="bobpw")
+    assert rc_value(c.connect(expect_success=False)[0]) == 0x87
+    c.close()
