@@ -191,14 +191,7 @@ static void kick_if_older(cluster_t *c, session_t *s, uint64_t rev, const char *
  * node seen meanwhile with a later revision means the client went there after. */
 static void client_written(cluster_t *c, session_t *s, uint64_t rev)
 {
-    pthread_mutex_lock(&s->lock);
-    s->cluster_pending--;
-    if (rev > s->cluster_rev)
-        s->cluster_rev = rev;
-    uint64_t foreign = s->cluster_pending ? 0 : s->cluster_foreign;
-    if (!s->cluster_pending)
-        s->cluster_foreign = 0;
-    pthread_mutex_unlock(&s->lock);
+    uint64_t foreign = session_cluster_written(s, rev);
     if (foreign > rev)
         kick_if_older(c, s, foreign, "another node");
 }
@@ -456,12 +449,9 @@ static void on_retain(cluster_t *c, kvEntry *e)
 static void kick_if_older(cluster_t *c, session_t *s, uint64_t rev, const char *other)
 {
     broker_t *b = c->b;
-    pthread_mutex_lock(&s->lock);
-    int w = atomic_load(&s->worker);
-    inbox_item_t it = {.kind = INBOX_CLUSTER, .rc = CL_KICK, .fd = s->conn_fd, .conn_id = s->conn_id};
-    bool kick = w >= 0 && w < b->n_workers && s->conn && s->cluster_rev < rev;
-    pthread_mutex_unlock(&s->lock);
-    if (kick) {
+    inbox_item_t it = {.kind = INBOX_CLUSTER, .rc = CL_KICK};
+    int w;
+    if (session_cluster_kick_target(s, rev, b->n_workers, &w, &it.fd, &it.conn_id)) {
         log_printf(TLOG_NOTICE, "Client %.*s connected on cluster node %s: disconnecting it here.",
                    (int)s->client_id_len, s->client_id, other);
         worker_post(&b->workers[w], &it);
@@ -484,14 +474,7 @@ static void on_client(cluster_t *c, kvEntry *e)
     if (!s)
         return;
     uint64_t rev = kvEntry_Revision(e);
-    pthread_mutex_lock(&s->lock);
-    /* Our write is on its way, or not even queued yet (a connection attaches before
-     * cluster_client_connected): decided when its revision is known (client_written). */
-    bool pending = s->cluster_pending > 0 || !s->cluster_rev;
-    if (pending && rev > s->cluster_foreign)
-        s->cluster_foreign = rev;
-    pthread_mutex_unlock(&s->lock);
-    if (!pending)
+    if (session_cluster_foreign(s, rev))
         kick_if_older(c, s, rev, v);
     session_release(s);
 }
@@ -577,9 +560,7 @@ void cluster_client_connected(cluster_t *c, session_t *s)
     char *key = key_of(NULL, (const uint8_t *)s->client_id, s->client_id_len);
     if (!key)
         return;
-    pthread_mutex_lock(&s->lock);
-    s->cluster_pending++;
-    pthread_mutex_unlock(&s->lock);
+    session_cluster_write_begin(s);
     session_hold(s);
     enqueue_op(c, B_CLIENTS, key, (const uint8_t *)c->node, (int)c->node_len, false, s);
 }

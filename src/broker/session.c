@@ -828,3 +828,49 @@ void session_restore_state(session_t *s, int64_t expire_at, msg_t *will, uint32_
     }
     pthread_mutex_unlock(&s->lock);
 }
+
+/* ---- the cluster's client-id ownership (session.h) ---- */
+
+void session_cluster_write_begin(session_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->cluster_pending++;
+    pthread_mutex_unlock(&s->lock);
+}
+
+uint64_t session_cluster_written(session_t *s, uint64_t rev)
+{
+    pthread_mutex_lock(&s->lock);
+    s->cluster_pending--;
+    if (rev > s->cluster_rev)
+        s->cluster_rev = rev;
+    uint64_t foreign = s->cluster_pending ? 0 : s->cluster_foreign;
+    if (!s->cluster_pending)
+        s->cluster_foreign = 0;
+    pthread_mutex_unlock(&s->lock);
+    return foreign;
+}
+
+bool session_cluster_foreign(session_t *s, uint64_t rev)
+{
+    pthread_mutex_lock(&s->lock);
+    /* Our write is on its way, or not even queued yet (a connection attaches before the cluster
+     * hears of it): decided when its revision is known (session_cluster_written). */
+    bool pending = s->cluster_pending > 0 || !s->cluster_rev;
+    if (pending && rev > s->cluster_foreign)
+        s->cluster_foreign = rev;
+    pthread_mutex_unlock(&s->lock);
+    return !pending;
+}
+
+bool session_cluster_kick_target(session_t *s, uint64_t rev, int n_workers, int *worker, int *fd, uint64_t *conn_id)
+{
+    pthread_mutex_lock(&s->lock);
+    int w = atomic_load(&s->worker);
+    bool kick = w >= 0 && w < n_workers && s->conn && s->cluster_rev < rev;
+    *worker = w;
+    *fd = s->conn_fd;
+    *conn_id = s->conn_id;
+    pthread_mutex_unlock(&s->lock);
+    return kick;
+}

@@ -245,6 +245,21 @@ bool session_acl_write(session_t *s, const uint8_t *topic, size_t len, const str
  * session, whose messages no ACL applies to). Any thread; takes the session lock. */
 struct retain_src *session_retain_src(session_t *s);
 
+/* The cluster's client-id ownership (cluster.c; any thread, each takes the session lock). A node
+ * writes the client id to the cluster's bucket on each connect and learns the revision later; a
+ * write of another node with a later revision means the client went there.
+ *   session_cluster_write_begin: one more write of ours on its way.
+ *   session_cluster_written: ours landed at `rev` (0: it failed); returns the highest foreign
+ *     revision seen while ours were on their way, when none is left pending (else 0).
+ *   session_cluster_foreign: another node wrote the id at `rev`; returns false when ours are still
+ *     on their way (the decision waits for session_cluster_written), true when it may be decided now.
+ *   session_cluster_kick_target: should the connection here go (its write is older than `rev`)?
+ *     If so, fills where it lives (worker, fd, connection id). */
+void session_cluster_write_begin(session_t *s);
+uint64_t session_cluster_written(session_t *s, uint64_t rev);
+bool session_cluster_foreign(session_t *s, uint64_t rev);
+bool session_cluster_kick_target(session_t *s, uint64_t rev, int n_workers, int *worker, int *fd, uint64_t *conn_id);
+
 void outring_free(outring_t *r);
 
 /* A bridge's local session (bridge.c): it never expires and, with persistence, is durable from now
