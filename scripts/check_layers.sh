@@ -38,7 +38,13 @@ for dir in "${!allowed[@]}"; do
     fi
   done < <(grep -rn '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "src/$dir" --include='*.[ch]' | sed -E 's/^([^:]+):[0-9]+:/\1:/')
 done
+# One owner per lock: a session's lock is taken only by session.c (others go through its functions:
+# session_inspect, session_conn_target, ...), so the lock order lives in one file.
+while IFS= read -r line; do
+  echo "check_layers: ${line%%:*}: takes a session's lock; only src/broker/session.c may (add a session function)" >&2
+  bad=1
+done < <(grep -rnE 'pthread_mutex_(lock|trylock)\(&(s|sess|session)->lock\)' src/broker --include='*.c' | grep -v '^src/broker/session\.c:')
 if [ $bad -ne 0 ]; then
   exit 1
 fi
-echo "check_layers: every include goes down the layers (base, mqtt, pwhash, http, tls < broker; tls < client, bench; client, tools, bench on the codec and base/clock.h)"
+echo "check_layers: only session.c takes a session's lock; every include goes down the layers (base, mqtt, pwhash, http, tls < broker; tls < client, bench; client, tools, bench on the codec and base/clock.h)"

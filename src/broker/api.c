@@ -90,8 +90,8 @@ static const char *version_name(uint8_t v)
     return v == MQTT_V5 ? "5.0" : v == MQTT_V311 ? "3.1.1" : v == MQTT_V31 ? "3.1" : "";
 }
 
-/* One client's summary as a JSON object; the caller holds s->lock. */
-static void client_summary(hbuf_t *o, session_t *s)
+/* One client's summary as a JSON object; s is locked (session_inspect). */
+static void client_summary(hbuf_t *o, const session_t *s)
 {
     int w = atomic_load(&s->worker);
     hb_puts(o, "{\"client_id\":");
@@ -140,6 +140,31 @@ static long query_long(const http_request_t *req, const char *name, long dflt, l
     return v < min ? min : v > max ? max : v;
 }
 
+/* A page of a list being written: rows before pg->offset are counted, not shown. */
+struct list_ctx {
+    hbuf_t *o;
+    const page_t *pg;
+    int want_conn; /* clients: -1 all, 0 offline, 1 connected */
+    long total, shown;
+};
+
+/* Is the next row on the page? Counts it either way. */
+static bool list_row(struct list_ctx *x)
+{
+    bool on_page = x->total++ >= x->pg->offset && x->shown < x->pg->limit;
+    if (on_page && x->shown++)
+        hb_puts(x->o, ",");
+    return on_page;
+}
+
+static void client_row(const session_t *s, void *arg)
+{
+    struct list_ctx *x = arg;
+    bool connected = atomic_load(&s->worker) >= 0 && s->conn;
+    if ((x->want_conn < 0 || x->want_conn == connected) && list_row(x))
+        client_summary(x->o, s);
+}
+
 /* GET /api/v1/clients?offset=&limit=&filter=SUBSTRING&connected=true|false */
 static void clients_list(broker_t *b, const http_request_t *req, api_resp_t *r)
 {
@@ -153,26 +178,15 @@ static void clients_list(broker_t *b, const http_request_t *req, api_resp_t *r)
         return error(r, 400, "connected must be true or false");
     size_t n;
     session_t **v = sessions_sorted(b, &n);
-    hbuf_t *o = &r->body;
-    hb_puts(o, "{\"clients\":[");
-    long total = 0, shown = 0;
+    struct list_ctx x = {.o = &r->body, .pg = &pg, .want_conn = want_conn};
+    hb_puts(x.o, "{\"clients\":[");
     for (size_t i = 0; i < n; i++) {
         session_t *s = v[i];
         if (pg.fl > 0 && !memmem(s->client_id, s->client_id_len, pg.filter, (size_t)pg.fl))
             continue;
-        pthread_mutex_lock(&s->lock);
-        bool connected = atomic_load(&s->worker) >= 0 && s->conn;
-        if (want_conn < 0 || want_conn == connected) {
-            if (total >= pg.offset && shown < pg.limit) {
-                if (shown++)
-                    hb_puts(o, ",");
-                client_summary(o, s);
-            }
-            total++;
-        }
-        pthread_mutex_unlock(&s->lock);
+        session_inspect(s, client_row, &x);
     }
-    hb_printf(o, "],\"total\":%ld,\"offset\":%ld,\"limit\":%ld}\n", total, pg.offset, pg.limit);
+    hb_printf(x.o, "],\"total\":%ld,\"offset\":%ld,\"limit\":%ld}\n", x.total, pg.offset, pg.limit);
     release_all(v, n);
 }
 
@@ -208,10 +222,9 @@ static void outmsgs(hbuf_t *o, const outring_t *ring, bool only_live)
 }
 
 /* GET /api/v1/clients/{id} */
-static void client_detail(session_t *s, api_resp_t *r)
+static void client_detail_locked(const session_t *s, void *arg)
 {
-    hbuf_t *o = &r->body;
-    pthread_mutex_lock(&s->lock);
+    hbuf_t *o = arg;
     client_summary(o, s);
     o->len--; /* reopen the object */
     hb_puts(o, ",\"subscription_list\":[");
@@ -234,24 +247,40 @@ static void client_detail(session_t *s, api_resp_t *r)
     else
         hb_puts(o, "null");
     hb_puts(o, "}\n");
-    pthread_mutex_unlock(&s->lock);
 }
+
+static void client_detail(session_t *s, api_resp_t *r) { session_inspect(s, client_detail_locked, &r->body); }
 
 /* DELETE /api/v1/clients/{id}: its worker closes the connection (DISCONNECT 0x98 on MQTT 5). */
 static void client_kick(broker_t *b, session_t *s, api_resp_t *r)
 {
-    pthread_mutex_lock(&s->lock);
-    int w = atomic_load(&s->worker);
-    inbox_item_t it = {.kind = INBOX_DISCONNECT, .rc = MQTT_RC_ADMINISTRATIVE_ACTION, .fd = s->conn_fd,
-                       .conn_id = s->conn_id};
-    bool connected = w >= 0 && w < b->n_workers && s->conn;
-    pthread_mutex_unlock(&s->lock);
-    if (!connected)
+    inbox_item_t it = {.kind = INBOX_DISCONNECT, .rc = MQTT_RC_ADMINISTRATIVE_ACTION};
+    int w;
+    if (!session_conn_target(s, b->n_workers, &w, &it.fd, &it.conn_id))
         return error(r, 404, "client not connected");
     worker_post(&b->workers[w], &it);
     hb_puts(&r->body, "{\"kicked\":");
     hb_json_str(&r->body, s->client_id, s->client_id_len);
     hb_puts(&r->body, "}\n");
+}
+
+static void subscription_rows(const session_t *s, void *arg)
+{
+    struct list_ctx *x = arg;
+    const page_t *pg = x->pg;
+    for (uint32_t k = 0; k < s->n_subs; k++) {
+        const sess_sub_t *sub = &s->subs[k];
+        if (pg->fl > 0 && !memmem(sub->filter, sub->len, pg->filter, (size_t)pg->fl))
+            continue;
+        if (!list_row(x))
+            continue;
+        hb_puts(x->o, "{\"client_id\":");
+        hb_json_str(x->o, s->client_id, s->client_id_len);
+        hb_puts(x->o, ",\"filter\":");
+        hb_json_str(x->o, sub->filter, sub->len);
+        hb_printf(x->o, ",\"qos\":%u,\"shared\":%s}", SUB_OPT_QOS(sub->options),
+                  sub->len > 7 && !memcmp(sub->filter, "$share/", 7) ? "true" : "false");
+    }
 }
 
 /* GET /api/v1/subscriptions?offset=&limit=&filter=SUBSTRING */
@@ -262,28 +291,11 @@ static void subscriptions_list(broker_t *b, const http_request_t *req, api_resp_
         return;
     size_t n;
     session_t **v = sessions_sorted(b, &n);
-    hbuf_t *o = &r->body;
-    hb_puts(o, "{\"subscriptions\":[");
-    long total = 0, shown = 0;
-    for (size_t i = 0; i < n; i++) {
-        session_t *s = v[i];
-        pthread_mutex_lock(&s->lock);
-        for (uint32_t k = 0; k < s->n_subs; k++) {
-            const sess_sub_t *sub = &s->subs[k];
-            if (pg.fl > 0 && !memmem(sub->filter, sub->len, pg.filter, (size_t)pg.fl))
-                continue;
-            if (total++ < pg.offset || shown >= pg.limit)
-                continue;
-            hb_puts(o, shown++ ? ",{\"client_id\":" : "{\"client_id\":");
-            hb_json_str(o, s->client_id, s->client_id_len);
-            hb_puts(o, ",\"filter\":");
-            hb_json_str(o, sub->filter, sub->len);
-            hb_printf(o, ",\"qos\":%u,\"shared\":%s}", SUB_OPT_QOS(sub->options),
-                      sub->len > 7 && !memcmp(sub->filter, "$share/", 7) ? "true" : "false");
-        }
-        pthread_mutex_unlock(&s->lock);
-    }
-    hb_printf(o, "],\"total\":%ld,\"offset\":%ld,\"limit\":%ld}\n", total, pg.offset, pg.limit);
+    struct list_ctx x = {.o = &r->body, .pg = &pg};
+    hb_puts(x.o, "{\"subscriptions\":[");
+    for (size_t i = 0; i < n; i++)
+        session_inspect(v[i], subscription_rows, &x);
+    hb_printf(x.o, "],\"total\":%ld,\"offset\":%ld,\"limit\":%ld}\n", x.total, pg.offset, pg.limit);
     release_all(v, n);
 }
 

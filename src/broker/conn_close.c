@@ -131,9 +131,7 @@ static void plugins_disconnect(conn_t *c, session_t *s)
                  : c->close_rc == MQTT_RC_MALFORMED_PACKET             ? PLUGIN_ERR_MALFORMED_PACKET
                  : c->close_rc == MQTT_RC_PROTOCOL_ERROR               ? PLUGIN_ERR_PROTOCOL
                                                                        : PLUGIN_ERR_CONN_LOST;
-    pthread_mutex_lock(&s->lock);
-    char *user = s->username ? xstrdup(s->username) : NULL;
-    pthread_mutex_unlock(&s->lock);
+    char *user = session_username_dup(s);
     char addr[sizeof(c->peer)];
     conn_address(c, addr, sizeof(addr));
     struct mosquitto who = {.id = s->client_id, .username = user, .address = addr, .protocol_version = c->version,

@@ -69,9 +69,7 @@ static bool control_publish(conn_t *c, const mqtt_packet_t *p)
     if (!plugin_control_handles(ps, p->publish.topic.p, p->publish.topic.len))
         return false;
     session_t *s = c->session;
-    pthread_mutex_lock(&s->lock);
-    char *user = s->username ? xstrdup(s->username) : NULL;
-    pthread_mutex_unlock(&s->lock);
+    char *user = session_username_dup(s);
     struct mosquitto who = {.id = s->client_id, .username = user, .protocol_version = c->version,
                             .keepalive = c->keepalive, .websockets = c->ws != NULL};
     authq_t *aq = atomic_load_explicit(&b->authq, memory_order_acquire);

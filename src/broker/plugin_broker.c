@@ -219,15 +219,17 @@ static int kick(bool by_username, const char *name, bool with_will)
     int kicked = 0;
     for (size_t i = 0; i < n; i++) {
         session_t *s = v[i];
-        pthread_mutex_lock(&s->lock);
-        bool match = by_username ? (name ? s->username && !strcmp(s->username, name) : !s->username)
-                                 : (!name || !strcmp(s->client_id, name));
-        int wk = atomic_load(&s->worker);
-        inbox_item_t it = {.kind = INBOX_PLUGIN_KICK, .rc = MQTT_RC_ADMINISTRATIVE_ACTION, .fd = s->conn_fd,
-                           .conn_id = s->conn_id};
-        bool connected = match && wk >= 0 && wk < b->n_workers && s->conn;
-        pthread_mutex_unlock(&s->lock);
-        if (connected) {
+        bool match;
+        if (by_username) {
+            char *user = session_username_dup(s);
+            match = name ? user && !strcmp(user, name) : !user;
+            free(user);
+        } else {
+            match = !name || !strcmp(s->client_id, name);
+        }
+        inbox_item_t it = {.kind = INBOX_PLUGIN_KICK, .rc = MQTT_RC_ADMINISTRATIVE_ACTION};
+        int wk;
+        if (match && session_conn_target(s, b->n_workers, &wk, &it.fd, &it.conn_id)) {
             if (!with_will)
                 msg_release(session_take_will(s));
             worker_post(&b->workers[wk], &it);

@@ -874,3 +874,32 @@ bool session_cluster_kick_target(session_t *s, uint64_t rev, int n_workers, int 
     pthread_mutex_unlock(&s->lock);
     return kick;
 }
+
+/* ---- read-only views (session.h) ---- */
+
+void session_inspect(session_t *s, void (*fn)(const session_t *s, void *arg), void *arg)
+{
+    pthread_mutex_lock(&s->lock);
+    fn(s, arg);
+    pthread_mutex_unlock(&s->lock);
+}
+
+char *session_username_dup(session_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    char *user = s->username ? xstrdup(s->username) : NULL;
+    pthread_mutex_unlock(&s->lock);
+    return user;
+}
+
+bool session_conn_target(session_t *s, int n_workers, int *worker, int *fd, uint64_t *conn_id)
+{
+    pthread_mutex_lock(&s->lock);
+    int w = atomic_load(&s->worker);
+    bool connected = w >= 0 && w < n_workers && s->conn;
+    *worker = w;
+    *fd = s->conn_fd;
+    *conn_id = s->conn_id;
+    pthread_mutex_unlock(&s->lock);
+    return connected;
+}

@@ -245,6 +245,16 @@ bool session_acl_write(session_t *s, const uint8_t *topic, size_t len, const str
  * session, whose messages no ACL applies to). Any thread; takes the session lock. */
 struct retain_src *session_retain_src(session_t *s);
 
+/* Read-only views for other threads (the HTTP API, a plugin's disconnect event), each under the
+ * session lock, which no file but session.c takes:
+ *   session_inspect: fn sees the session locked, so its subscriptions, queues and will hold still;
+ *     fn must not call back into session functions (the lock is not recursive).
+ *   session_username_dup: a malloc'ed copy of its current user name, or NULL.
+ *   session_conn_target: where its connection lives (worker, fd, connection id); false if offline. */
+void session_inspect(session_t *s, void (*fn)(const session_t *s, void *arg), void *arg);
+char *session_username_dup(session_t *s);
+bool session_conn_target(session_t *s, int n_workers, int *worker, int *fd, uint64_t *conn_id);
+
 /* The cluster's client-id ownership (cluster.c; any thread, each takes the session lock). A node
  * writes the client id to the cluster's bucket on each connect and learns the revision later; a
  * write of another node with a later revision means the client went there.
