@@ -515,9 +515,13 @@ static uint8_t on_connack(bridge_t *br, conn_t *c, mqtt_packet_t *p)
         if (pr->has & MQTT_HAS(MQTT_PROP_MAX_PACKET_SIZE))
             c->max_packet_out = pr->max_packet_size;
     }
-    session_login_t login = {.expiry = UINT32_MAX, .inflight_max = inflight_max};
+    /* local_username names the local session (seen by the HTTP API); with no listener's auth, the
+     * bridge's local side is not ACL-checked, as in Mosquitto 2.0 (docs/bridges.md). */
+    session_login_t login = {.expiry = UINT32_MAX, .inflight_max = inflight_max,
+                             .username = cfg->local_username ? strdup(cfg->local_username) : NULL};
     session_holder_t old;
     if (session_attach(br->s, c, &login, false, &old) != SESSION_ATTACHED) {
+        free(login.username);
         log_printf(TLOG_ERR, "Error: bridge %s: a client is connected with its local_clientid %s.", cfg->name,
                    cfg->local_clientid);
         conn_close(c, NULL);

@@ -461,8 +461,8 @@ static int h_plugin_opt(struct parser *ps, const char *name, char *val)
     "the remote's certificate is not checked by OCSP; bridge_cafile/bridge_capath verify it, remove the line " \
     "or run this bridge in a Mosquitto instance next to tombo"
 #define WHY_BRIDGE_LOCAL                                                                                    \
-    "a bridge's local side is not checked against the ACL (it may read and write every topic it is "        \
-    "configured for); remove the line"
+    "a bridge's local side does not log in (as in Mosquitto 2.0, it is not checked against password_file " \
+    "or the ACL); remove the line"
 #define WHY_CLUSTER_TLS                                                                                     \
     "TLS to the NATS servers is not supported yet by tombo; use nats:// on a trusted network (or a local "   \
     "NATS leaf node), with cluster_nats_user/cluster_nats_password or cluster_nats_token"
@@ -809,7 +809,7 @@ static void bridge_free(struct tombo_bridge *br)
         bridge_topic_free(&br->topics[i]);
     free(br->topics);
     char **strs[] = {&br->name, &br->where, &br->remote_clientid, &br->remote_username, &br->remote_password,
-                     &br->local_clientid, &br->notification_topic, &br->bind_address, &br->cafile, &br->capath,
+                     &br->local_clientid, &br->local_username, &br->notification_topic, &br->bind_address, &br->cafile, &br->capath,
                      &br->certfile, &br->keyfile, &br->tls_version, &br->alpn, &br->identity, &br->psk};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         free(*strs[i]);
@@ -1398,6 +1398,7 @@ static const struct directive directives[] = {
     STR_B(remote_password, remote_password),
     STR_B(password, remote_password), /* old name */
     STR_B(local_clientid, local_clientid),
+    STR_B(local_username, local_username),
     BOOL_B(cleansession, cleansession),
     FN_B(local_cleansession, h_local_cleansession),
     INT_B(keepalive_interval, keepalive, 0, 65535),
@@ -1454,7 +1455,7 @@ static const struct {
     {"auth_plugin_deny_special_chars", WHY_DENY_SPECIAL},
     /* general */
     /* bridges: what is not done yet */
-    {"local_username", WHY_BRIDGE_LOCAL}, {"local_password", WHY_BRIDGE_LOCAL},
+    {"local_password", WHY_BRIDGE_LOCAL},
     {"bridge_require_ocsp", WHY_BRIDGE_OCSP},
     /* cluster (tombo's own): TLS to NATS is not done yet */
     {"cluster_nats_cafile", WHY_CLUSTER_TLS}, {"cluster_nats_certfile", WHY_CLUSTER_TLS},

@@ -116,6 +116,7 @@ struct tombo_bridge {
     char *remote_clientid;         /* default "HOSTNAME.NAME" */
     char *remote_username, *remote_password;
     char *local_clientid;          /* default "local." + remote_clientid */
+    char *local_username;          /* the local session's user name (not ACL-checked, as Mosquitto 2.0); NULL: none */
     bool cleansession;             /* default false */
     int local_cleansession;        /* default (-1 while unset): cleansession */
     uint16_t keepalive;            /* keepalive_interval, default 60 */

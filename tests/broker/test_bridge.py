@@ -5,6 +5,8 @@ Each test names the behaviour it proves. A bridge needs a moment to connect and 
 remote, so tests first wait until a probe message crosses (flows()), then count exactly: every
 message that should cross does, once, and nothing else arrives (a round trip through each broker,
 clients.sync(), proves absence without guessing at timing)."""
+import http.client
+import json
 import os
 import re
 import signal
@@ -14,6 +16,7 @@ import time
 import pytest
 
 from clients import PahoClient, V5, V311, unique_id
+from conftest import free_port
 
 pytestmark = pytest.mark.skipif(os.environ.get("TOMBO_REFERENCE") == "mosquitto",
                                 reason="bridges are tested between tombo and mosquitto explicitly")
@@ -418,7 +421,7 @@ def test_notification_topic_and_local_only(make_broker):
     ("connection x\naddress h\ntopic a\nbridge_insecure true\n", "this bridge does not use TLS"),
     ("connection x\naddress h\ntopic a\nbridge_psk 00\n", "bridge_identity and bridge_psk go together"),
     ("connection x\naddress h\ntopic a\nbridge_cafile c\nbridge_tls_version tlsv1.1\n", "tlsv1.2 or tlsv1.3"),
-    ("connection x\naddress h\ntopic a\nlocal_username u\n", "local_username: not supported yet by tombo"),
+    ("connection x\naddress h\ntopic a\nlocal_password p\n", "local_password: not supported yet by tombo"),
 ])
 def test_bad_bridge_configuration_stops_start_up_with_file_and_line(tmp_path, lines, message):
     from conftest import broker_cmd
@@ -665,3 +668,35 @@ def test_start_type_once_does_not_reconnect(make_broker):
     wait_log(local, r"Bridge on stopped \(start_type once\)")
     time.sleep(2.5)  # restart_timeout is 1 s: an automatic bridge would be back by now
     assert len(re.findall(r"Bridge on connected", local.log())) == 1
+
+
+@pytest.mark.parametrize("local_kind", ["tombo", "mosquitto"])
+def test_local_username_names_the_local_side_which_the_acl_does_not_restrict(make_broker, tmp_path, local_kind):
+    """mosquitto.conf(5) local_username: the user name of the bridge's local side. Mosquitto 2.0
+    (checked here against Debian's 2.0.11) does not apply the local ACL to a bridge: with a
+    `user NAME` section allowing only allowed/#, the bridge still forwards denied/# both ways.
+    tombo does the same and shows the name on the bridge's local client (HTTP API)."""
+    import tempfile
+    d = tempfile.mkdtemp(prefix="tombo-bridge-acl-")  # Mosquitto drops to its user: not tmp_path
+    os.chmod(d, 0o755)
+    acl = os.path.join(d, "acl")
+    with open(acl, "w") as f:
+        f.write("topic readwrite #\nuser bob\ntopic readwrite allowed/#\n")
+    os.chmod(acl, 0o644)
+    remote = make_broker(mosquitto=True)
+    port = free_port()
+    conf = "allow_anonymous true\nacl_file %s\n" % acl
+    if local_kind == "tombo":
+        conf += "http_listener %d 127.0.0.1\n" % port
+    local = make_broker(conf + bridge_conf("bl", remote, ["denied/# both 1"], "local_username bob\n"),
+                        mosquitto=local_kind == "mosquitto")
+    lc, rc = client(local), client(remote)
+    flows(lc, "denied/out", rc, "denied/out")
+    flows(rc, "denied/in", lc, "denied/in")
+    if local_kind == "tombo":
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/api/v1/clients/local.bl")
+        r = c.getresponse()
+        body = json.loads(r.read().decode("utf-8"))
+        c.close()
+        assert r.status == 200 and body["username"] == "bob", body
