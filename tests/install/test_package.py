@@ -186,7 +186,7 @@ def test_every_file_in_place(root):
     for exe in ["usr/sbin/tombo", "usr/bin/tombo-passwd", "usr/bin/tombo-pub"]:
         ldd = subprocess.run(["ldd", str(root / exe)], capture_output=True, text=True, check=True).stdout
         for lib in re.findall(r"^\s*(\S+\.so\S*) =>", ldd, re.M):
-            assert re.match(r"lib(c|m|ssl|crypto|sqlite3)\.so\.", lib), (exe, lib)  # libssl3: TLS
+            assert re.match(r"lib(c|m|ssl|crypto|sqlite3|nats|protobuf-c)\.so\.", lib), (exe, lib)  # libssl3: TLS; libnats (and its libprotobuf-c): the cluster
 
 
 def test_systemd_unit(root):
