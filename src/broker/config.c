@@ -1,4 +1,6 @@
-/* config.c -- mosquitto.conf reader and the broker's command line.
+/* config.c -- the mosquitto.conf reader: the directive table, the general handlers and the checks
+ * run once the file is read. Bridges are in config_bridge.c, a listener's TLS checks in
+ * config_tls.c, the command line in config_args.c; what they share is config_parse.h.
  *
  * Design: one table, `directives[]`, says for each directive its value type, where the value goes
  * (the config, the current listener, or the security settings, which are per listener only when
@@ -38,19 +40,19 @@
 #include <unistd.h>
 
 #include "base/mem.h"
+#include "broker/config_parse.h"
 
 #define MAX_INCLUDE_DEPTH 8
 
 /* ---- small helpers ------------------------------------------------------------------------- */
 
-static void set_str(char **field, const char *v)
+void set_str(char **field, const char *v)
 {
     free(*field);
     *field = xstrdup(v);
 }
 
-static void add_warning(struct tombo_config *cfg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void add_warning(struct tombo_config *cfg, const char *fmt, ...)
+void add_warning(struct tombo_config *cfg, const char *fmt, ...)
 {
     char buf[512];
     va_list ap;
@@ -162,20 +164,8 @@ static struct tombo_listener *listener_add(struct tombo_config *cfg)
 
 /* ---- the parser ---------------------------------------------------------------------------- */
 
-struct parser {
-    struct tombo_config *cfg;
-    const char *file;
-    int line;
-    char *err;
-    size_t errlen;
-    int cur;       /* index of the listener being configured, -1 before the first `listener` */
-    int bridge;    /* index of the bridge being configured, -1 before the first `connection` */
-    int depth;     /* include_dir nesting */
-    bool log_type_set, log_dest_set, security_set, log_file_set;
-};
 
-static int perr(struct parser *ps, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int perr(struct parser *ps, const char *fmt, ...)
+int perr(struct parser *ps, const char *fmt, ...)
 {
     char msg[400];
     va_list ap;
@@ -209,27 +199,6 @@ static struct tombo_listener *cur_listener(struct parser *ps, const char *name)
     return &cfg->default_listener;
 }
 
-enum vtype { V_BOOL, V_TRIBOOL, V_INT, V_STR, V_FN };
-enum scope {
-    S_GLOBAL,   /* field of struct tombo_config */
-    S_LISTENER, /* field of the current listener */
-    S_SECURITY, /* global, or the current listener's when per_listener_settings is true */
-    S_BRIDGE,   /* field of the current bridge (after a `connection` line) */
-};
-
-struct directive;
-typedef int (*handler_fn)(struct parser *ps, const struct directive *d, char *val);
-
-struct directive {
-    const char *name;
-    uint8_t type;
-    uint8_t scope;
-    uint8_t size;     /* V_INT: size of the field */
-    size_t off;       /* offset in struct tombo_config (S_GLOBAL, S_SECURITY) */
-    size_t loff;      /* offset in struct tombo_listener (S_LISTENER, S_SECURITY) */
-    long long min, max;
-    handler_fn fn;
-};
 
 #define CFG_FIELD(f) offsetof(struct tombo_config, f), 0
 #define LST_FIELD(f) 0, offsetof(struct tombo_listener, f)
@@ -254,7 +223,7 @@ struct directive {
 #define FN_B(n, f) {#n, V_FN, S_BRIDGE, 0, 0, 0, 0, 0, f}
 
 /* Split the next blank-separated word off *p (NUL-terminating it); NULL at end of line. */
-static char *next_word(char **p)
+char *next_word(char **p)
 {
     char *s = *p;
     while (*s == ' ' || *s == '\t')
@@ -273,7 +242,7 @@ static char *next_word(char **p)
 }
 
 /* After the last word of a value: only blanks or a '#' comment may follow. */
-static int expect_end(struct parser *ps, const char *name, char *rest)
+int expect_end(struct parser *ps, const char *name, char *rest)
 {
     while (*rest == ' ' || *rest == '\t')
         rest++;
@@ -283,7 +252,7 @@ static int expect_end(struct parser *ps, const char *name, char *rest)
 }
 
 /* One word value: the whole value must be that word (plus an optional comment). */
-static char *one_word(struct parser *ps, const char *name, char *val)
+char *one_word(struct parser *ps, const char *name, char *val)
 {
     char *p = val;
     char *w = next_word(&p);
@@ -296,7 +265,7 @@ static char *one_word(struct parser *ps, const char *name, char *val)
     return w;
 }
 
-static int parse_bool(struct parser *ps, const char *name, char *val, bool *out)
+int parse_bool(struct parser *ps, const char *name, char *val, bool *out)
 {
     char *w = one_word(ps, name, val);
     if (!w)
@@ -310,7 +279,7 @@ static int parse_bool(struct parser *ps, const char *name, char *val, bool *out)
     return 0;
 }
 
-static int parse_int(struct parser *ps, const char *name, char *val, long long lo, long long hi, long long *out)
+int parse_int(struct parser *ps, const char *name, char *val, long long lo, long long hi, long long *out)
 {
     char *w = one_word(ps, name, val);
     if (!w)
@@ -789,337 +758,6 @@ static int h_persistent_client_expiration(struct parser *ps, const struct direct
 }
 
 
-/* ---- bridges (docs/bridges.md) ---------------------------------------------------------------- */
-
-static void bridge_topic_free(struct tombo_bridge_topic *t)
-{
-    free(t->pattern);
-    free(t->local_prefix);
-    free(t->remote_prefix);
-    free(t->local_topic);
-    free(t->remote_topic);
-}
-
-static void bridge_free(struct tombo_bridge *br)
-{
-    for (int i = 0; i < br->n_addrs; i++)
-        free(br->addrs[i].host);
-    free(br->addrs);
-    for (int i = 0; i < br->n_topics; i++)
-        bridge_topic_free(&br->topics[i]);
-    free(br->topics);
-    char **strs[] = {&br->name, &br->where, &br->remote_clientid, &br->remote_username, &br->remote_password,
-                     &br->local_clientid, &br->local_username, &br->notification_topic, &br->bind_address, &br->cafile, &br->capath,
-                     &br->certfile, &br->keyfile, &br->tls_version, &br->alpn, &br->identity, &br->psk};
-    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
-        free(*strs[i]);
-    memset(br, 0, sizeof(*br));
-}
-
-/* The bridge a bridge directive applies to, or NULL (error set) before any `connection`. */
-static struct tombo_bridge *cur_bridge(struct parser *ps, const char *name)
-{
-    if (ps->bridge < 0) {
-        perr(ps, "'%s' is a bridge setting: it needs a 'connection NAME' line before it", name);
-        return NULL;
-    }
-    return &ps->cfg->bridges[ps->bridge];
-}
-
-/* connection NAME: a new bridge, with Mosquitto 2.0's defaults; the bridge lines that follow
- * configure it. */
-static int h_connection(struct parser *ps, const struct directive *d, char *val)
-{
-    char *w = one_word(ps, d->name, val);
-    if (!w)
-        return -1;
-    struct tombo_config *cfg = ps->cfg;
-    for (int i = 0; i < cfg->n_bridges; i++)
-        if (!strcmp(cfg->bridges[i].name, w))
-            return perr(ps, "duplicate bridge name '%s' (first at %s)", w, cfg->bridges[i].where);
-    cfg->bridges = xrealloc(cfg->bridges, (size_t)(cfg->n_bridges + 1) * sizeof(*cfg->bridges));
-    struct tombo_bridge *br = &cfg->bridges[cfg->n_bridges];
-    memset(br, 0, sizeof(*br));
-    br->name = xstrdup(w);
-    char where[300];
-    snprintf(where, sizeof(where), "%s:%d", ps->file, ps->line);
-    br->where = xstrdup(where);
-    br->local_cleansession = -1;
-    br->keepalive = 60;
-    br->notifications = true;
-    br->restart_base = 5;
-    br->restart_cap = 30;
-    br->threshold = 10;
-    br->idle_timeout = 60;
-    br->try_private = true;
-    br->protocol_version = 4;
-    br->attempt_unsubscribe = true;
-    br->outgoing_retain = true;
-    ps->bridge = cfg->n_bridges++;
-    return 0;
-}
-
-/* address HOST[:PORT] [HOST[:PORT] ...] (and `addresses`): the remote broker, and the addresses to
- * fail over to, in order. An IPv6 address with a port is written [ADDR]:PORT. */
-static int h_address(struct parser *ps, const struct directive *d, char *val)
-{
-    struct tombo_bridge *br = cur_bridge(ps, d->name);
-    if (!br)
-        return -1;
-    char *p = val, *w;
-    int n = 0;
-    while ((w = next_word(&p)) && *w != '#') {
-        char *host = w, *port_s = NULL;
-        if (*w == '[') {
-            char *close = strchr(w, ']');
-            if (!close || (close[1] && close[1] != ':'))
-                return perr(ps, "'%s': bad address '%s' (expected [IPV6]:PORT)", d->name, w);
-            *close = '\0';
-            host = w + 1;
-            port_s = close[1] ? close + 2 : NULL;
-        } else {
-            char *colon = strchr(w, ':');
-            if (colon && !strchr(colon + 1, ':')) { /* one colon: HOST:PORT; more: a bare IPv6 address */
-                *colon = '\0';
-                port_s = colon + 1;
-            }
-        }
-        long port = 1883;
-        if (port_s) {
-            char *end;
-            errno = 0;
-            port = strtol(port_s, &end, 10);
-            if (end == port_s || *end || errno || port < 1 || port > 65535)
-                return perr(ps, "'%s': port must be a number from 1 to 65535, not '%s'", d->name, port_s);
-        }
-        if (!*host)
-            return perr(ps, "'%s': empty host name", d->name);
-        br->addrs = xrealloc(br->addrs, (size_t)(br->n_addrs + 1) * sizeof(*br->addrs));
-        br->addrs[br->n_addrs++] = (struct tombo_bridge_addr){xstrdup(host), (uint16_t)port};
-        n++;
-    }
-    if (n == 0)
-        return perr(ps, "'%s' needs at least one HOST[:PORT]", d->name);
-    return 0;
-}
-
-/* One word of a `topic` line: "" stands for the empty string (Mosquitto's syntax). After the
- * pattern (which may be `#`), a word starting with '#' begins a comment. */
-static char *topic_word(char **p, bool pattern)
-{
-    char *w = next_word(p);
-    if (w && *w == '#' && !pattern)
-        return NULL;
-    if (w && !strcmp(w, "\"\""))
-        w[0] = '\0';
-    return w;
-}
-
-static bool has_wildcard(const char *s) { return strchr(s, '+') || strchr(s, '#'); }
-
-static char *join(const char *a, const char *b)
-{
-    size_t na = a ? strlen(a) : 0, nb = strlen(b);
-    char *r = xmalloc(na + nb + 1);
-    if (na)
-        memcpy(r, a, na);
-    memcpy(r + na, b, nb + 1);
-    return r;
-}
-
-/* topic PATTERN [in|out|both [QOS [LOCAL_PREFIX REMOTE_PREFIX]]] */
-static int h_topic(struct parser *ps, const struct directive *d, char *val)
-{
-    struct tombo_bridge *br = cur_bridge(ps, d->name);
-    if (!br)
-        return -1;
-    char *p = val;
-    char *pattern = topic_word(&p, true);
-    if (!pattern)
-        return perr(ps, "'topic' needs a pattern: topic PATTERN [in|out|both [QOS [LOCAL_PREFIX REMOTE_PREFIX]]]");
-    char *dir_s = topic_word(&p, false), *qos_s = dir_s ? topic_word(&p, false) : NULL;
-    char *lp = qos_s ? topic_word(&p, false) : NULL, *rp = lp ? topic_word(&p, false) : NULL;
-    if (rp && expect_end(ps, d->name, p) < 0)
-        return -1;
-    uint8_t dir = BRIDGE_OUT;
-    if (dir_s) {
-        if (!strcmp(dir_s, "out"))
-            dir = BRIDGE_OUT;
-        else if (!strcmp(dir_s, "in"))
-            dir = BRIDGE_IN;
-        else if (!strcmp(dir_s, "both"))
-            dir = BRIDGE_BOTH;
-        else
-            return perr(ps, "'topic' direction must be in, out or both, not '%s'", dir_s);
-    }
-    uint8_t qos = 0;
-    if (qos_s) {
-        if (strlen(qos_s) != 1 || qos_s[0] < '0' || qos_s[0] > '2')
-            return perr(ps, "'topic' QoS must be 0, 1 or 2, not '%s'", qos_s);
-        qos = (uint8_t)(qos_s[0] - '0');
-    }
-    if (lp && !rp)
-        return perr(ps, "'topic' with a local prefix needs a remote prefix too (\"\" for none)");
-    if (lp && !*lp)
-        lp = NULL;
-    if (rp && !*rp)
-        rp = NULL;
-    if ((lp && has_wildcard(lp)) || (rp && has_wildcard(rp)))
-        return perr(ps, "'topic' prefixes cannot contain the wildcards + or #");
-    if (!*pattern && !lp && !rp)
-        return perr(ps, "'topic \"\"' needs a local or a remote prefix: the prefix is then the whole topic");
-    if (!*pattern && ((lp && has_wildcard(lp)) || (rp && has_wildcard(rp))))
-        return perr(ps, "'topic' prefixes cannot contain wildcards");
-    /* The pattern must be a valid topic filter: '#' last and alone in its level, '+' alone. */
-    for (const char *c = pattern; *c; c++) {
-        if ((*c == '+' || *c == '#') && ((c > pattern && c[-1] != '/') || (c[1] && c[1] != '/')))
-            return perr(ps, "'topic' pattern '%s' is not a valid topic filter", pattern);
-        if (*c == '#' && c[1])
-            return perr(ps, "'topic' pattern '%s' is not a valid topic filter ('#' must be last)", pattern);
-    }
-    br->topics = xrealloc(br->topics, (size_t)(br->n_topics + 1) * sizeof(*br->topics));
-    struct tombo_bridge_topic *t = &br->topics[br->n_topics++];
-    memset(t, 0, sizeof(*t));
-    t->pattern = xstrdup(pattern);
-    t->local_prefix = xstrdup(lp);
-    t->remote_prefix = xstrdup(rp);
-    t->local_topic = join(lp, pattern);
-    t->remote_topic = join(rp, pattern);
-    t->dir = dir;
-    t->qos = qos;
-    return 0;
-}
-
-/* restart_timeout BASE [CAP]: a constant wait, or a jittered backoff from BASE up to CAP seconds. */
-static int h_restart_timeout(struct parser *ps, const struct directive *d, char *val)
-{
-    struct tombo_bridge *br = cur_bridge(ps, d->name);
-    if (!br)
-        return -1;
-    char *p = val;
-    char *a = next_word(&p), *b = next_word(&p);
-    if (b && *b == '#')
-        b = NULL;
-    if (!a || *a == '#')
-        return perr(ps, "'restart_timeout' needs a value: restart_timeout SECONDS or restart_timeout BASE CAP");
-    if (b && expect_end(ps, d->name, p) < 0)
-        return -1;
-    char *end;
-    errno = 0;
-    long base = strtol(a, &end, 10);
-    if (end == a || *end || errno || base < 1 || base > 86400)
-        return perr(ps, "'restart_timeout' must be a number of seconds from 1 to 86400, not '%s'", a);
-    long cap = 0;
-    if (b) {
-        errno = 0;
-        cap = strtol(b, &end, 10);
-        if (end == b || *end || errno || cap < base || cap > 86400)
-            return perr(ps, "'restart_timeout' cap must be a number of seconds from %ld to 86400, not '%s'", base, b);
-    }
-    br->restart_base = (uint32_t)base;
-    br->restart_cap = (uint32_t)cap;
-    return 0;
-}
-
-static int h_start_type(struct parser *ps, const struct directive *d, char *val)
-{
-    struct tombo_bridge *br = cur_bridge(ps, d->name);
-    char *w = br ? one_word(ps, d->name, val) : NULL;
-    if (!w)
-        return -1;
-    if (!strcmp(w, "automatic"))
-        br->start_type = BRIDGE_AUTOMATIC;
-    else if (!strcmp(w, "lazy"))
-        br->start_type = BRIDGE_LAZY;
-    else if (!strcmp(w, "once"))
-        br->start_type = BRIDGE_ONCE;
-    else
-        return perr(ps, "'start_type' must be automatic, lazy or once, not '%s'", w);
-    return 0;
-}
-
-static int h_bridge_protocol_version(struct parser *ps, const struct directive *d, char *val)
-{
-    struct tombo_bridge *br = cur_bridge(ps, d->name);
-    char *w = br ? one_word(ps, d->name, val) : NULL;
-    if (!w)
-        return -1;
-    if (!strcmp(w, "mqttv31"))
-        br->protocol_version = 3;
-    else if (!strcmp(w, "mqttv311"))
-        br->protocol_version = 4;
-    else if (!strcmp(w, "mqttv50"))
-        br->protocol_version = 5;
-    else
-        return perr(ps, "'bridge_protocol_version' must be mqttv31, mqttv311 or mqttv50, not '%s'", w);
-    return 0;
-}
-
-static int h_local_cleansession(struct parser *ps, const struct directive *d, char *val)
-{
-    struct tombo_bridge *br = cur_bridge(ps, d->name);
-    bool v = false;
-    if (!br || parse_bool(ps, d->name, val, &v) < 0)
-        return -1;
-    br->local_cleansession = v;
-    return 0;
-}
-
-/* A bridge's settings make sense together; fill in the defaults that depend on others. */
-static int bridge_finish(struct tombo_config *cfg, struct tombo_bridge *br, char *err, size_t errlen)
-{
-    const char *msg = NULL;
-    if (br->n_addrs == 0)
-        msg = "this bridge has no 'address' line (the remote broker to connect to)";
-    else if (br->n_topics == 0)
-        msg = "this bridge has no 'topic' line (what it forwards)";
-    else if (br->protocol_version == 3 && br->remote_clientid && strlen(br->remote_clientid) > 23)
-        msg = "remote_clientid: MQTT 3.1 (bridge_protocol_version mqttv31) allows at most 23 characters";
-    else if (br->remote_password && !br->remote_username)
-        msg = "remote_password needs remote_username";
-    else if (!br->certfile != !br->keyfile)
-        msg = "bridge_certfile and bridge_keyfile go together (a client certificate and its key)";
-    else if (!br->identity != !br->psk)
-        msg = "bridge_identity and bridge_psk go together (a PSK identity and its key)";
-    else if (br->psk && (br->cafile || br->capath))
-        msg = "bridge_psk and bridge_cafile/bridge_capath exclude each other: PSK or certificates";
-    else if (!tombo_bridge_tls(br) && (br->certfile || br->insecure || br->tls_version || br->alpn))
-        msg = "TLS settings without bridge_cafile or bridge_capath (or bridge_identity/bridge_psk): this bridge "
-              "does not use TLS; add them or remove the TLS lines";
-    else if (br->tls_version && strcmp(br->tls_version, "tlsv1.2") && strcmp(br->tls_version, "tlsv1.3"))
-        msg = "bridge_tls_version must be tlsv1.2 or tlsv1.3";
-    if (msg) {
-        snprintf(err, errlen, "%s: bridge '%s': %s", br->where, br->name, msg);
-        return -1;
-    }
-    if (!br->remote_clientid) {
-        char host[256] = "localhost";
-        gethostname(host, sizeof(host) - 1);
-        host[sizeof(host) - 1] = '\0';
-        size_t n = strlen(host) + strlen(br->name) + 2;
-        br->remote_clientid = xmalloc(n);
-        snprintf(br->remote_clientid, n, "%s.%s", host, br->name);
-    }
-    if (!br->local_clientid)
-        br->local_clientid = join("local.", br->remote_clientid);
-    if (!br->notification_topic) {
-        size_t n = strlen(br->remote_clientid) + 40;
-        br->notification_topic = xmalloc(n);
-        snprintf(br->notification_topic, n, "$SYS/broker/connection/%s/state", br->remote_clientid);
-    }
-    if (br->local_cleansession < 0)
-        br->local_cleansession = br->cleansession;
-    for (int i = 0; i < cfg->n_bridges; i++) {
-        const struct tombo_bridge *o = &cfg->bridges[i];
-        if (o != br && o->local_clientid && !strcmp(o->local_clientid, br->local_clientid)) {
-            snprintf(err, errlen, "%s: bridge '%s': local_clientid '%s' is also bridge '%s''s", br->where, br->name,
-                     br->local_clientid, o->name);
-            return -1;
-        }
-    }
-    return 0;
-}
-
 static int read_file(struct parser *ps, const char *path);
 
 /* include_dir DIR: every *.conf in DIR, in Mosquitto's order (see include_cmp). */
@@ -1546,44 +1184,6 @@ const char *config_tls_where(const struct tombo_listener *l, const char *msg)
     return l->origin ? l->origin : "config";
 }
 
-/* The TLS settings of one listener make sense together (files are read at start-up, broker.c). */
-static int check_tls(struct tombo_listener *l, char *err, size_t errlen)
-{
-    const char *where = NULL, *msg = NULL;
-#define TLS_FAIL(w, m) do { where = l->tls_where[w]; msg = (m); goto fail; } while (0)
-    if (l->certfile && !l->keyfile)
-        TLS_FAIL(TLSW_CERTFILE, "certfile needs keyfile (the certificate's private key)");
-    if (l->keyfile && !l->certfile)
-        TLS_FAIL(TLSW_KEYFILE, "keyfile needs certfile (the certificate of that key)");
-    if (!tombo_listener_tls(l)) {
-        /* Any other TLS directive on a plain listener would be silently without effect. */
-        for (int i = 0; i < TLSW_N; i++)
-            if (l->tls_where[i] && i != TLSW_PSK_FILE) /* psk_file may be global */
-                TLS_FAIL(i, "this listener has no certfile/keyfile (nor psk_hint), so it is not a TLS "
-                            "listener; add them or remove this line");
-        return 0;
-    }
-    if (l->require_certificate && !l->cafile && !l->capath)
-        TLS_FAIL(TLSW_REQUIRE_CERTIFICATE, "require_certificate needs cafile or capath to verify client "
-                                           "certificates with");
-    if ((l->use_identity_as_username || l->use_subject_as_username) && !l->require_certificate && !l->psk_hint)
-        TLS_FAIL(l->use_identity_as_username ? TLSW_USE_IDENTITY : TLSW_USE_SUBJECT,
-                 "the username comes from the client certificate: set require_certificate true");
-    if (l->use_identity_as_username && l->use_subject_as_username)
-        TLS_FAIL(TLSW_USE_SUBJECT, "use_identity_as_username and use_subject_as_username exclude each other");
-    if (l->psk_hint && !l->psk_file)
-        TLS_FAIL(TLSW_PSK_HINT, "psk_hint needs psk_file (the identities and their keys)");
-    if (l->tls_version && strcmp(l->tls_version, "tlsv1.2") && strcmp(l->tls_version, "tlsv1.3"))
-        TLS_FAIL(TLSW_TLS_VERSION, "tls_version must be tlsv1.2 or tlsv1.3 (TLS 1.1 and older are not "
-                                   "offered)");
-    return 0;
-#undef TLS_FAIL
-fail:
-    if (err && errlen)
-        snprintf(err, errlen, "%s: %s", where ? where : (l->origin ? l->origin : "config"), msg);
-    return -1;
-}
-
 /* One line, already without its newline. */
 static const struct directive plugin_directive = {"plugin", V_FN, S_SECURITY, 0, SEC_FIELD(plugins), 0, 0, h_plugin};
 
@@ -1642,7 +1242,7 @@ static int read_file(struct parser *ps, const char *path)
     return rc;
 }
 
-static int load_file(struct tombo_config *cfg, const char *path, char *err, size_t errlen)
+int load_file(struct tombo_config *cfg, const char *path, char *err, size_t errlen)
 {
     struct parser ps = {.cfg = cfg, .err = err, .errlen = errlen, .cur = -1, .bridge = -1};
     set_str(&cfg->config_file, path);
@@ -1853,73 +1453,6 @@ int config_finish(struct tombo_config *cfg, char *err, size_t errlen)
 int config_load(struct tombo_config *cfg, const char *path, char *err, size_t errlen)
 {
     if (load_file(cfg, path, err, errlen) < 0)
-        return -1;
-    return config_finish(cfg, err, errlen);
-}
-
-static void print_usage(void)
-{
-    printf("tombo version %s\n\n"
-           "tombo is an MQTT v5.0/v3.1.1/v3.1 broker, a drop-in for Mosquitto.\n\n"
-           "Usage: tombo [-c config_file] [-d] [-h] [-p port] [-v] [--version]\n\n"
-           " -c : specify the broker config file (mosquitto.conf syntax).\n"
-           " -d : put the broker into the background once it has started (errors before that\n"
-           "      are still printed, and the exit status says whether it started).\n"
-           " -h : display this help.\n"
-           " -p : start the broker listening on the specified port (may be repeated).\n"
-           "      Replaces the default listener; ignored when the config file defines listeners.\n"
-           " -v : verbose mode - enable all logging types. This overrides\n"
-           "      any logging options given in the config file.\n"
-           " --version : print the version and exit.\n\n"
-           "See docs/config.md for the configuration directives.\n",
-           TOMBO_VERSION);
-}
-
-int config_args(struct tombo_config *cfg, int argc, char **argv, char *err, size_t errlen)
-{
-    const char *conf = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-c") || !strcmp(a, "--config-file")) {
-            if (i + 1 >= argc) {
-                snprintf(err, errlen, "-c argument given, but no config file specified");
-                return -1;
-            }
-            conf = argv[++i];
-        } else if (!strcmp(a, "-p") || !strcmp(a, "--port")) {
-            if (i + 1 >= argc) {
-                snprintf(err, errlen, "-p argument given, but no port specified");
-                return -1;
-            }
-            const char *s = argv[++i];
-            char *end;
-            errno = 0;
-            long port = strtol(s, &end, 10);
-            if (end == s || *end || errno || port < 1 || port > 65535) {
-                snprintf(err, errlen, "invalid port '%s' (expected 1 to 65535)", s);
-                return -1;
-            }
-            if (cfg->n_cmd_ports == TOMBO_MAX_CMD_PORTS) {
-                snprintf(err, errlen, "only %d ports can be given on the command line", TOMBO_MAX_CMD_PORTS);
-                return -1;
-            }
-            cfg->cmd_ports[cfg->n_cmd_ports++] = (uint16_t)port;
-        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-            cfg->verbose = true;
-        } else if (!strcmp(a, "-d") || !strcmp(a, "--daemon")) {
-            cfg->daemon = true;
-        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            print_usage();
-            return 1;
-        } else if (!strcmp(a, "--version")) {
-            printf("tombo %s\n", TOMBO_VERSION);
-            return 1;
-        } else {
-            snprintf(err, errlen, "unknown option '%s' (tombo -h for help)", a);
-            return -1;
-        }
-    }
-    if (conf && load_file(cfg, conf, err, errlen) < 0)
         return -1;
     return config_finish(cfg, err, errlen);
 }
