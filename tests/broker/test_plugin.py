@@ -330,6 +330,24 @@ def test_auth_plugin_of_version_3_is_refused_naming_its_version():
             "tombo loads versions 4 and 5" % v3) in log, log
 
 
+def test_v4_plugin_with_auth_start_is_refused():
+    so = os.path.join(BUILD, "tests", "broker", "plugins", "tombo_test_plugin_v4_EXT_AUTH.so")
+    log = refused("auth_plugin %s\n" % so)
+    assert ("broker.conf:2: auth plugin %s exports mosquitto_auth_start/mosquitto_auth_continue" % so) in log, log
+
+
+def test_v4_plugin_with_psk_key_get_refuses_a_psk_listener():
+    so = os.path.join(BUILD, "tests", "broker", "plugins", "tombo_test_plugin_v4_PSK.so")
+    pf = os.path.join(tempfile.mkdtemp(), "psk")
+    with open(pf, "w") as f:
+        f.write("id:0123456789abcdef\n")
+    log = refused("listener 0 127.0.0.1\npsk_hint hint\npsk_file %s\nallow_anonymous true\nauth_plugin %s\n"
+                  % (pf, so))
+    shutil.rmtree(os.path.dirname(pf))
+    assert re.search(r"broker\.conf:3: psk_hint on a listener whose auth plugin exports "
+                     r"mosquitto_auth_psk_key_get", log), log
+
+
 def test_plugin_missing_file_is_refused():
     log = refused("plugin /nonexistent/plugin.so\n")
     assert "broker.conf:2: cannot load plugin /nonexistent/plugin.so" in log, log

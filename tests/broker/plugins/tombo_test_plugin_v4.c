@@ -7,8 +7,10 @@
  *   defer PREFIX                user names starting with it are deferred (password_file decides)
  *   deny PREFIX                 topics (and filters) starting with it are refused
  *   greeting TEXT               logged at init: "test plugin v4: greeting TEXT"
- * A client without user name is deferred. */
+ * A client without user name is deferred. Built with TEST_PSK it also exports
+ * mosquitto_auth_psk_key_get and mosquitto_auth_start (tombo refuses both uses). */
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -106,4 +108,21 @@ int mosquitto_auth_acl_check(void *user_data, int access, struct mosquitto *clie
     }
     return ERR_SUCCESS;
 }
+#ifdef TEST_PSK
+int mosquitto_auth_psk_key_get(void *user_data, struct mosquitto *client, const char *hint, const char *identity,
+                               char *key, int max_key_len)
+{
+    (void)user_data, (void)client, (void)hint, (void)identity, (void)key, (void)max_key_len;
+    return ERR_PLUGIN_DEFER;
+}
+#endif
+#ifdef TEST_EXT_AUTH
+int mosquitto_auth_start(void *user_data, struct mosquitto *client, const char *method, bool reauth,
+                         const void *data_in, uint16_t data_in_len, void **data_out, uint16_t *data_out_len)
+{
+    (void)user_data, (void)client, (void)method, (void)reauth, (void)data_in, (void)data_in_len;
+    (void)data_out, (void)data_out_len;
+    return ERR_PLUGIN_DEFER;
+}
+#endif
 #endif
