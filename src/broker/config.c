@@ -426,12 +426,6 @@ static int h_plugin_opt(struct parser *ps, const char *name, char *val)
 /* What to do instead of the features tombo does not have yet; see unsupported[]. */
 #define WHY_TLS_ENGINE                                                                                      \
     "keys in OpenSSL engines (hardware tokens) are not supported; give keyfile a PEM private key file"
-#define WHY_BRIDGE_OCSP                                                                                     \
-    "the remote's certificate is not checked by OCSP; bridge_cafile/bridge_capath verify it, remove the line " \
-    "or run this bridge in a Mosquitto instance next to tombo"
-#define WHY_BRIDGE_LOCAL                                                                                    \
-    "a bridge's local side does not log in (as in Mosquitto 2.0, it is not checked against password_file " \
-    "or the ACL); remove the line"
 #define WHY_CLUSTER_TLS                                                                                     \
     "TLS to the NATS servers is not supported yet by tombo; use nats:// on a trusted network (or a local "   \
     "NATS leaf node), with cluster_nats_user/cluster_nats_password or cluster_nats_token"
@@ -1037,6 +1031,7 @@ static const struct directive directives[] = {
     STR_B(password, remote_password), /* old name */
     STR_B(local_clientid, local_clientid),
     STR_B(local_username, local_username),
+    STR_B(local_password, local_password), /* checked against password_file (bridge.c), unlike Mosquitto */
     BOOL_B(cleansession, cleansession),
     FN_B(local_cleansession, h_local_cleansession),
     INT_B(keepalive_interval, keepalive, 0, 65535),
@@ -1058,6 +1053,7 @@ static const struct directive directives[] = {
     STR_B(bridge_certfile, certfile),
     STR_B(bridge_keyfile, keyfile),
     BOOL_B(bridge_insecure, insecure),
+    BOOL_B(bridge_require_ocsp, require_ocsp),
     STR_B(bridge_tls_version, tls_version),
     STR_B(bridge_alpn, alpn),
     STR_B(bridge_identity, identity),
@@ -1092,9 +1088,6 @@ static const struct {
     /* plugins */
     {"auth_plugin_deny_special_chars", WHY_DENY_SPECIAL},
     /* general */
-    /* bridges: what is not done yet */
-    {"local_password", WHY_BRIDGE_LOCAL},
-    {"bridge_require_ocsp", WHY_BRIDGE_OCSP},
     /* cluster (tombo's own): TLS to NATS is not done yet */
     {"cluster_nats_cafile", WHY_CLUSTER_TLS}, {"cluster_nats_certfile", WHY_CLUSTER_TLS},
     {"cluster_nats_keyfile", WHY_CLUSTER_TLS},
