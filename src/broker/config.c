@@ -430,8 +430,8 @@ static int h_plugin_opt(struct parser *ps, const char *name, char *val)
     "TLS to the NATS servers is not supported yet by tombo; use nats:// on a trusted network (or a local "   \
     "NATS leaf node), with cluster_nats_user/cluster_nats_password or cluster_nats_token"
 #define WHY_DENY_SPECIAL                                                                                    \
-    "it applies to version 2-4 auth plugins, which tombo does not load (version 5 plugins, as Mosquitto 2's "  \
-    "own, are not affected by it); remove the line"
+    "tombo applies its default (true) to version 4 auth plugins and cannot turn it off yet (version 5 "      \
+    "plugins are not affected by it); remove the line"
 
 /* A Mosquitto directive (or one value of it) that tombo does not implement: the start-up error. */
 static int refuse(struct parser *ps, const char *what, const char *why)

@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "broker/config.h"
+#include "broker/plugin_v4.h"
 #include "mqtt/topic.h"
 #include "mqtt/utf8.h"
 
@@ -55,6 +56,7 @@ struct mosquitto_plugin_id_t {
     int (*cleanup)(void *, struct mosquitto_opt *, int);
     callback_t *cbs[N_EVENTS]; /* guarded by mu */
     int n_cbs[N_EVENTS];
+    bool has_psk; /* a version 4 plugin exporting mosquitto_auth_psk_key_get */
     int bad_event; /* an event tombo does not deliver that the plugin registered for, or 0 */
     struct plugin_set *set;
 };
@@ -137,18 +139,31 @@ static plugin_t *plugin_load(plugin_set_t *set, const struct tombo_plugin_conf *
         snprintf(err, errlen, "%s: cannot load plugin %s: %s", c->where, c->path, dlerror());
         goto fail;
     }
+    /* The one place the interface version is dispatched on: 5 (mosquitto_plugin_version) below,
+     * 4 (mosquitto_auth_plugin_version) in plugin_v4.c, onto the same callbacks. */
     int (*version)(int, const int *) = (int (*)(int, const int *))dlsym(p->lib, "mosquitto_plugin_version");
     if (!version) {
         int (*old)(void) = (int (*)(void))dlsym(p->lib, "mosquitto_auth_plugin_version");
-        if (old)
-            snprintf(err, errlen,
-                     "%s: plugin %s is an auth plugin of interface version %d (mosquitto_auth_plugin_version); "
-                     "tombo loads version 5 plugins only (Mosquitto 2's interface: mosquitto_plugin_version)",
-                     c->where, c->path, old());
-        else
+        if (!old) {
             snprintf(err, errlen, "%s: %s is not a Mosquitto plugin (it has no mosquitto_plugin_version)", c->where,
                      c->path);
-        goto fail;
+            goto fail;
+        }
+        int v = old();
+        if (v != 4) {
+            snprintf(err, errlen,
+                     "%s: plugin %s is an auth plugin of interface version %d (mosquitto_auth_plugin_version); "
+                     "tombo loads versions 4 and 5",
+                     c->where, c->path, v);
+            goto fail;
+        }
+        pthread_mutex_lock(&p->mu);
+        int rc = plugin_v4_open(p, p->lib, c->where, c->path, p->opts, p->n_opts, &p->userdata, &p->cleanup,
+                                &p->has_psk, err, errlen);
+        pthread_mutex_unlock(&p->mu);
+        if (rc != 0)
+            goto fail;
+        return p;
     }
     static const int supported[] = {5};
     int v = version(1, supported);
@@ -229,6 +244,14 @@ void plugin_set_free(plugin_set_t *ps)
 bool plugin_set_has_basic_auth(const plugin_set_t *ps)
 {
     return ps && atomic_load_explicit(&ps->n_cbs[MOSQ_EVT_BASIC_AUTH], memory_order_relaxed) > 0;
+}
+
+bool plugin_set_has_psk(const plugin_set_t *ps)
+{
+    for (int i = 0; ps && i < ps->n; i++)
+        if (ps->p[i]->has_psk)
+            return true;
+    return false;
 }
 
 bool plugin_set_has_acl(const plugin_set_t *ps)

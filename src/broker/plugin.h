@@ -1,4 +1,5 @@
-/* plugin.h -- Mosquitto plugins (interface version 5, mosquitto_plugin.h of Mosquitto 2.0) loaded
+/* plugin.h -- Mosquitto plugins (interface version 5, mosquitto_plugin.h of Mosquitto 2.0, and auth
+ * plugins of version 4 through plugin_v4.h) loaded
  * into tombo, so a Mosquitto user's authentication / authorisation plugin keeps working.
  *
  * Design: one plugin_set_t per set of security settings (the broker's, or one per listener with
@@ -75,6 +76,9 @@ void plugin_set_free(plugin_set_t *ps);
 /* Has some plugin a callback for this check? Lock-free (an atomic count). ps may be NULL: no. */
 bool plugin_set_has_basic_auth(const plugin_set_t *ps);
 bool plugin_set_has_acl(const plugin_set_t *ps);
+/* Does a version 4 plugin export mosquitto_auth_psk_key_get, which tombo does not call? Then a
+ * listener with psk_hint using this set is refused (broker.c): Mosquitto would ask the plugin. */
+bool plugin_set_has_psk(const plugin_set_t *ps);
 
 /* MOSQ_EVT_BASIC_AUTH with this user name and password (NULL: none). May block as long as the
  * plugin does: call it from the auth thread. */

@@ -86,7 +86,7 @@ ROWS = [
     ("allow_zero_length_clientid", "allow_zero_length_clientid false", WORKS, "broker/test_directives.py"),
     ("auth_opt_*", "auth_plugin PLUGIN\nauth_opt_users a:b", WORKS, "broker/test_plugin.py"),
     ("auth_plugin", "auth_plugin PLUGIN", WORKS, "broker/test_plugin.py"),
-    ("auth_plugin_deny_special_chars", "auth_plugin_deny_special_chars true", REFUSED, "version 2-4 auth plugins"),
+    ("auth_plugin_deny_special_chars", "auth_plugin_deny_special_chars true", REFUSED, "applies its default (true) to version 4"),
     ("auto_id_prefix", "auto_id_prefix gen-", WORKS, "broker/test_directives.py"),
     ("autosave_interval", "autosave_interval 60", NOOP,
      "tombo commits every message before acknowledging it (docs/persistence.md)"),

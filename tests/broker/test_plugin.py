@@ -216,6 +216,92 @@ def test_plugin_per_listener_settings(make_broker, which):
         b.stop()
 
 
+# ---- interface version 4 auth plugins (mosquitto_auth_*), as mosquitto-go-auth -------------------
+
+PLUGIN_V4 = os.path.join(BUILD, "tests", "broker", "plugins", "tombo_test_plugin_v4.so")
+
+
+def v4_conf(anonymous=False, extra=""):
+    return ("allow_anonymous %s\nauth_plugin %s\nauth_opt_users alice:secret bob:pw2\n"
+            "auth_opt_deny secret/\nauth_opt_greeting hello v4\n%s"
+            % ("true" if anonymous else "false", PLUGIN_V4, extra))
+
+
+@pytest.mark.parametrize("which", BROKERS)
+@pytest.mark.parametrize("proto", [V311, V5])
+def test_v4_plugin_accepts_its_users_and_gets_its_options(make_broker, which, proto):
+    b = start(make_broker, which, v4_conf())
+    assert wait_log(b, "test plugin v4: greeting hello v4"), b.log()
+    assert wait_log(b, "test plugin v4: plugin_init with 3 options"), b.log()
+    assert wait_log(b, "test plugin v4: security_init reload 0 with 3 options"), b.log()
+    c = PahoClient(b, protocol=proto, username="alice", password="secret")
+    c.connect()
+    c.close()
+    assert wait_log(b, "test plugin v4: unpwd user alice client %s" % c.client_id), b.log()
+
+
+@pytest.mark.parametrize("which", BROKERS)
+@pytest.mark.parametrize("user,password", [("alice", "wrong"), ("carol", "secret")])
+def test_v4_plugin_refuses_bad_credentials_not_authorized(make_broker, which, user, password):
+    b = start(make_broker, which, v4_conf())
+    for proto in (V311, V5):
+        c = PahoClient(b, protocol=proto, username=user, password=password)
+        rc = rc_value(c.connect(expect_success=False)[0])
+        c.close()
+        assert rc == (0x87 if proto == V5 else 5)
+
+
+@pytest.mark.parametrize("which", BROKERS)
+def test_v4_plugin_acl_read_write_subscribe(make_broker, which):
+    b = start(make_broker, which, v4_conf())
+    sub = PahoClient(b, protocol=V5, username="bob", password="pw2")
+    sub.connect()
+    assert sub.subscribe("secret/#", qos=1) == [0x87]  # MOSQ_ACL_SUBSCRIBE
+    assert sub.subscribe("#", qos=1) == [1]
+    pub = PahoClient(b, protocol=V5, username="alice", password="secret")
+    pub.connect()
+    pub.publish("secret/plans", b"no", qos=1)  # MOSQ_ACL_WRITE refused
+    pub.publish("public/news", b"yes", qos=1)
+    m = sub.get()
+    assert (m.topic, m.payload) == ("public/news", b"yes")
+    sub.expect_none()
+    pub.close()
+    sub.close()
+    assert wait_log(b, "test plugin v4: denied access 4 to secret/# for %s user bob" % sub.client_id), b.log()
+    assert wait_log(b, "test plugin v4: denied access 2 to secret/plans for %s user alice" % pub.client_id), \
+        b.log()
+
+
+@pytest.mark.parametrize("which", BROKERS)
+def test_v4_plugin_defer_falls_through_to_password_file(make_broker, which):
+    d = tempfile.mkdtemp()
+    os.chmod(d, 0o755)
+    pw = os.path.join(d, "pw")
+    subprocess.run(["/usr/bin/mosquitto_passwd", "-c", "-b", pw, "dave", "d4"], check=True, timeout=30,
+                   stdout=subprocess.DEVNULL)
+    os.chmod(pw, 0o644)
+    try:
+        b = start(make_broker, which, v4_conf(extra="auth_opt_defer da\npassword_file %s\n" % pw))
+        c = PahoClient(b, protocol=V5, username="dave", password="d4")
+        c.connect()
+        c.close()
+        c = PahoClient(b, protocol=V5, username="dave", password="bad")
+        assert rc_value(c.connect(expect_success=False)[0]) == 0x87
+        c.close()
+    finally:
+        shutil.rmtree(d)
+
+
+@pytest.mark.parametrize("which", BROKERS)
+def test_v4_plugin_reload_cleans_up_then_inits_with_reload(make_broker, which):
+    b = start(make_broker, which, v4_conf())
+    assert wait_log(b, "test plugin v4: security_init reload 0"), b.log()
+    b.proc.send_signal(signal.SIGHUP)
+    assert wait_log(b, "test plugin v4: security_init reload 1 with 3 options"), b.log()
+    log = b.log()
+    assert log.index("security_cleanup reload 1") < log.index("security_init reload 1"), log
+
+
 # ---- tombo's start-up refusals: FILE:LINE and what is wrong ----------------------------------
 
 def refused(conf):
@@ -237,11 +323,29 @@ def test_plugin_registering_an_event_tombo_lacks_is_refused():
                      r"support yet", log), log
 
 
-def test_auth_plugin_of_version_4_is_refused_naming_its_version():
-    v4 = os.path.join(BUILD, "tests", "broker", "plugins", "tombo_test_plugin_v4.so")
-    log = refused("auth_plugin %s\nauth_opt_x y\n" % v4)
-    assert ("broker.conf:2: plugin %s is an auth plugin of interface version 4 (mosquitto_auth_plugin_version); "
-            "tombo loads version 5 plugins only" % v4) in log, log
+def test_auth_plugin_of_version_3_is_refused_naming_its_version():
+    v3 = os.path.join(BUILD, "tests", "broker", "plugins", "tombo_test_plugin_v3.so")
+    log = refused("auth_plugin %s\nauth_opt_x y\n" % v3)
+    assert ("broker.conf:2: plugin %s is an auth plugin of interface version 3 (mosquitto_auth_plugin_version); "
+            "tombo loads versions 4 and 5" % v3) in log, log
+
+
+def test_v4_plugin_with_auth_start_is_refused():
+    so = os.path.join(BUILD, "tests", "broker", "plugins", "tombo_test_plugin_v4_EXT_AUTH.so")
+    log = refused("auth_plugin %s\n" % so)
+    assert ("broker.conf:2: auth plugin %s exports mosquitto_auth_start/mosquitto_auth_continue" % so) in log, log
+
+
+def test_v4_plugin_with_psk_key_get_refuses_a_psk_listener():
+    so = os.path.join(BUILD, "tests", "broker", "plugins", "tombo_test_plugin_v4_PSK.so")
+    pf = os.path.join(tempfile.mkdtemp(), "psk")
+    with open(pf, "w") as f:
+        f.write("id:0123456789abcdef\n")
+    log = refused("listener 0 127.0.0.1\npsk_hint hint\npsk_file %s\nallow_anonymous true\nauth_plugin %s\n"
+                  % (pf, so))
+    shutil.rmtree(os.path.dirname(pf))
+    assert re.search(r"broker\.conf:3: psk_hint on a listener whose auth plugin exports "
+                     r"mosquitto_auth_psk_key_get", log), log
 
 
 def test_plugin_missing_file_is_refused():

@@ -1,8 +1,128 @@
-/* tombo_test_plugin_v4.c -- a Mosquitto 1.6-style auth plugin (interface version 4, only its
- * version function): tests/broker/test_plugin.py checks tombo refuses it naming the version. */
-int mosquitto_auth_plugin_version(void);
+/* tombo_test_plugin_v4.c -- a Mosquitto auth plugin of interface version 4 (mosquitto_plugin.h's
+ * mosquitto_auth_*), as mosquitto-go-auth and most auth plugins in the wild, for
+ * tests/broker/test_plugin.py: loaded by tombo and by Debian's mosquitto alike. Built with
+ * TEST_VERSION=3 it only says version 3 (tombo refuses it naming the version). Options
+ * (auth_opt_KEY VALUE):
+ *   users "NAME:PASSWORD ..."   the user names and passwords it accepts
+ *   defer PREFIX                user names starting with it are deferred (password_file decides)
+ *   deny PREFIX                 topics (and filters) starting with it are refused
+ *   greeting TEXT               logged at init: "test plugin v4: greeting TEXT"
+ * A client without user name is deferred. Built with TEST_PSK it also exports
+ * mosquitto_auth_psk_key_get and mosquitto_auth_start (tombo refuses both uses). */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+
+#ifndef TEST_VERSION
+#define TEST_VERSION 4
+#endif
+#define ERR_SUCCESS 0 /* mosquitto.h's values (libmosquitto-dev), part of the plugin ABI */
+#define ERR_AUTH 11
+#define ERR_ACL_DENIED 12
+#define ERR_PLUGIN_DEFER 17
+#define LOG_NOTICE_ (1 << 1)
 
 int mosquitto_auth_plugin_version(void)
 {
-    return 4;
+    return TEST_VERSION;
 }
+
+#if TEST_VERSION == 4
+static char users[1024], deny[256], defer[256];
+
+static void opts_read(struct mosquitto_opt *opts, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(opts[i].key, "users"))
+            snprintf(users, sizeof(users), "%s", opts[i].value);
+        else if (!strcmp(opts[i].key, "deny"))
+            snprintf(deny, sizeof(deny), "%s", opts[i].value);
+        else if (!strcmp(opts[i].key, "defer"))
+            snprintf(defer, sizeof(defer), "%s", opts[i].value);
+        else if (!strcmp(opts[i].key, "greeting"))
+            mosquitto_log_printf(LOG_NOTICE_, "test plugin v4: greeting %s", opts[i].value);
+    }
+}
+
+int mosquitto_auth_plugin_init(void **user_data, struct mosquitto_opt *opts, int n)
+{
+    static int token;
+    *user_data = &token;
+    opts_read(opts, n);
+    mosquitto_log_printf(LOG_NOTICE_, "test plugin v4: plugin_init with %d options", n);
+    return ERR_SUCCESS;
+}
+
+int mosquitto_auth_plugin_cleanup(void *user_data, struct mosquitto_opt *opts, int n)
+{
+    (void)user_data;
+    (void)opts;
+    mosquitto_log_printf(LOG_NOTICE_, "test plugin v4: plugin_cleanup with %d options", n);
+    return ERR_SUCCESS;
+}
+
+int mosquitto_auth_security_init(void *user_data, struct mosquitto_opt *opts, int n, bool reload)
+{
+    (void)user_data;
+    (void)opts;
+    mosquitto_log_printf(LOG_NOTICE_, "test plugin v4: security_init reload %d with %d options", reload, n);
+    return ERR_SUCCESS;
+}
+
+int mosquitto_auth_security_cleanup(void *user_data, struct mosquitto_opt *opts, int n, bool reload)
+{
+    (void)user_data;
+    (void)opts;
+    mosquitto_log_printf(LOG_NOTICE_, "test plugin v4: security_cleanup reload %d with %d options", reload, n);
+    return ERR_SUCCESS;
+}
+
+int mosquitto_auth_unpwd_check(void *user_data, struct mosquitto *client, const char *username,
+                               const char *password)
+{
+    (void)user_data;
+    const char *id = mosquitto_client_id(client);
+    mosquitto_log_printf(LOG_NOTICE_, "test plugin v4: unpwd user %s client %s", username ? username : "(none)",
+                         id ? id : "(none)");
+    if (!username || (defer[0] && !strncmp(username, defer, strlen(defer))))
+        return ERR_PLUGIN_DEFER;
+    char want[600], have[1100];
+    snprintf(want, sizeof(want), " %s:%s ", username, password ? password : "");
+    snprintf(have, sizeof(have), " %s ", users);
+    return strstr(have, want) ? ERR_SUCCESS : ERR_AUTH;
+}
+
+int mosquitto_auth_acl_check(void *user_data, int access, struct mosquitto *client,
+                             const struct mosquitto_acl_msg *msg)
+{
+    (void)user_data;
+    if (deny[0] && !strncmp(msg->topic, deny, strlen(deny))) {
+        const char *id = mosquitto_client_id(client), *u = mosquitto_client_username(client);
+        mosquitto_log_printf(LOG_NOTICE_, "test plugin v4: denied access %d to %s for %s user %s", access,
+                             msg->topic, id ? id : "(none)", u ? u : "(none)");
+        return ERR_ACL_DENIED;
+    }
+    return ERR_SUCCESS;
+}
+#ifdef TEST_PSK
+int mosquitto_auth_psk_key_get(void *user_data, struct mosquitto *client, const char *hint, const char *identity,
+                               char *key, int max_key_len)
+{
+    (void)user_data, (void)client, (void)hint, (void)identity, (void)key, (void)max_key_len;
+    return ERR_PLUGIN_DEFER;
+}
+#endif
+#ifdef TEST_EXT_AUTH
+int mosquitto_auth_start(void *user_data, struct mosquitto *client, const char *method, bool reauth,
+                         const void *data_in, uint16_t data_in_len, void **data_out, uint16_t *data_out_len)
+{
+    (void)user_data, (void)client, (void)method, (void)reauth, (void)data_in, (void)data_in_len;
+    (void)data_out, (void)data_out_len;
+    return ERR_PLUGIN_DEFER;
+}
+#endif
+#endif

@@ -1,0 +1,129 @@
+/* plugin_v4.c -- Mosquitto auth plugins of interface version 4 (plugin_v4.h). */
+#include "broker/plugin_v4.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+
+#include "base/mem.h"
+
+enum { V4_ERR_SUCCESS = 0, V4_ERR_ACL_DENIED = 12 }; /* mosquitto.h's MOSQ_ERR_ values (ABI) */
+
+typedef struct {
+    void *ud; /* the plugin's user data */
+    struct mosquitto_opt *opts;
+    int n_opts;
+    int (*plugin_cleanup)(void *, struct mosquitto_opt *, int);
+    int (*security_init)(void *, struct mosquitto_opt *, int, bool);
+    int (*security_cleanup)(void *, struct mosquitto_opt *, int, bool);
+    int (*acl_check)(void *, int, struct mosquitto *, const struct mosquitto_acl_msg *);
+    int (*unpwd_check)(void *, struct mosquitto *, const char *, const char *);
+} v4_t;
+
+static bool special(const char *s)
+{
+    return s && strpbrk(s, "+#");
+}
+
+static int on_basic_auth(int event, void *data, void *userdata)
+{
+    (void)event;
+    v4_t *v = userdata;
+    struct mosquitto_evt_basic_auth *ev = data;
+    return v->unpwd_check(v->ud, ev->client, ev->username, ev->password);
+}
+
+static int on_acl_check(int event, void *data, void *userdata)
+{
+    (void)event;
+    v4_t *v = userdata;
+    struct mosquitto_evt_acl_check *ev = data;
+    if (ev->access == MOSQ_ACL_UNSUBSCRIBE)
+        return V4_ERR_SUCCESS;
+    if (special(mosquitto_client_id(ev->client)) || special(mosquitto_client_username(ev->client)))
+        return V4_ERR_ACL_DENIED;
+    struct mosquitto_acl_msg msg = {ev->topic, ev->payload, (long)ev->payloadlen, ev->qos, ev->retain};
+    return v->acl_check(v->ud, ev->access, ev->client, &msg);
+}
+
+static int on_reload(int event, void *data, void *userdata)
+{
+    (void)event;
+    (void)data;
+    v4_t *v = userdata;
+    v->security_cleanup(v->ud, v->opts, v->n_opts, true);
+    v->security_init(v->ud, v->opts, v->n_opts, true);
+    return 0;
+}
+
+static int v4_cleanup(void *userdata, struct mosquitto_opt *opts, int n)
+{
+    v4_t *v = userdata;
+    v->security_cleanup(v->ud, opts, n, false);
+    int rc = v->plugin_cleanup(v->ud, opts, n);
+    free(v);
+    return rc;
+}
+
+int plugin_v4_open(struct mosquitto_plugin_id_t *id, void *lib, const char *where, const char *path,
+                   struct mosquitto_opt *opts, int n_opts, void **userdata,
+                   int (**cleanup)(void *, struct mosquitto_opt *, int), bool *has_psk, char *err,
+                   size_t errlen)
+{
+    static const char *const required[] = {"mosquitto_auth_plugin_init", "mosquitto_auth_plugin_cleanup",
+                                           "mosquitto_auth_security_init", "mosquitto_auth_security_cleanup",
+                                           "mosquitto_auth_acl_check"};
+    void *f[5];
+    for (int i = 0; i < 5; i++)
+        if (!(f[i] = dlsym(lib, required[i]))) {
+            snprintf(err, errlen, "%s: auth plugin %s (version 4) lacks %s", where, path, required[i]);
+            return -1;
+        }
+    if (dlsym(lib, "mosquitto_auth_start") || dlsym(lib, "mosquitto_auth_continue")) {
+        snprintf(err, errlen,
+                 "%s: auth plugin %s exports mosquitto_auth_start/mosquitto_auth_continue (MQTT 5 extended "
+                 "authentication), which tombo does not support yet",
+                 where, path);
+        return -1;
+    }
+    v4_t *v = xcalloc(1, sizeof(*v));
+    v->opts = opts;
+    v->n_opts = n_opts;
+    int (*init)(void **, struct mosquitto_opt *, int);
+    *(void **)&init = f[0];
+    *(void **)&v->plugin_cleanup = f[1];
+    *(void **)&v->security_init = f[2];
+    *(void **)&v->security_cleanup = f[3];
+    *(void **)&v->acl_check = f[4];
+    *(void **)&v->unpwd_check = dlsym(lib, "mosquitto_auth_unpwd_check");
+    *has_psk = dlsym(lib, "mosquitto_auth_psk_key_get") != NULL;
+    int rc = init(&v->ud, opts, n_opts);
+    if (rc != V4_ERR_SUCCESS) {
+        snprintf(err, errlen, "%s: auth plugin %s failed to initialise (mosquitto_auth_plugin_init returned %d)",
+                 where, path, rc);
+        free(v);
+        return -1;
+    }
+    rc = v->security_init(v->ud, opts, n_opts, false);
+    if (rc != V4_ERR_SUCCESS) {
+        snprintf(err, errlen, "%s: auth plugin %s failed to initialise (mosquitto_auth_security_init returned %d)",
+                 where, path, rc);
+        v->plugin_cleanup(v->ud, opts, n_opts);
+        free(v);
+        return -1;
+    }
+    if ((v->unpwd_check && mosquitto_callback_register(id, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, v)) ||
+        mosquitto_callback_register(id, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, v) ||
+        mosquitto_callback_register(id, MOSQ_EVT_RELOAD, on_reload, NULL, v)) {
+        snprintf(err, errlen, "%s: auth plugin %s: cannot register its callbacks", where, path);
+        v4_cleanup(v, opts, n_opts);
+        return -1;
+    }
+    *userdata = v;
+    *cleanup = v4_cleanup;
+    return 0;
+}
