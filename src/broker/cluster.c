@@ -590,6 +590,27 @@ static int fail(cluster_t *c, const char *what, natsStatus s)
     return -1;
 }
 
+/* TLS to NATS (cluster_nats_cafile/certfile/keyfile, tls:// URLs); a bad file names its own line. */
+static natsStatus nats_tls(const struct tombo_config *cfg, natsOptions *o)
+{
+    bool secure = cfg->cluster_tls_file[0] || cfg->cluster_tls_file[1];
+    for (int i = 0; i < cfg->n_cluster_urls; i++)
+        secure = secure || !strncmp(cfg->cluster_urls[i], "tls://", 6);
+    natsStatus s = secure ? natsOptions_SetSecure(o, true) : NATS_OK;
+    int bad = -1;
+    if (s == NATS_OK && cfg->cluster_tls_file[0] &&
+        (s = natsOptions_LoadCATrustedCertificates(o, cfg->cluster_tls_file[0])) != NATS_OK)
+        bad = 0;
+    if (s == NATS_OK && cfg->cluster_tls_file[1] &&
+        (s = natsOptions_LoadCertificatesChain(o, cfg->cluster_tls_file[1], cfg->cluster_tls_file[2])) != NATS_OK)
+        bad = 1;
+    if (bad >= 0)
+        log_printf(TLOG_ERR, "Error: %s: cluster: cannot load '%s'%s%s: %s.", cfg->cluster_tls_where[bad],
+                   cfg->cluster_tls_file[bad], bad ? " with key " : "", bad ? cfg->cluster_tls_file[2] : "",
+                   nats_GetLastError(NULL));
+    return s;
+}
+
 int cluster_init(broker_t *b)
 {
     const struct tombo_config *cfg = &b->cfg;
@@ -617,6 +638,8 @@ int cluster_init(broker_t *b)
         s = natsOptions_SetUserInfo(c->opts, cfg->cluster_user, cfg->cluster_password);
     if (s == NATS_OK && cfg->cluster_token)
         s = natsOptions_SetToken(c->opts, cfg->cluster_token);
+    if (s == NATS_OK)
+        s = nats_tls(cfg, c->opts);
     if (s == NATS_OK)
         s = natsOptions_SetMaxReconnect(c->opts, -1); /* forever: local traffic goes on meanwhile */
     if (s == NATS_OK)
