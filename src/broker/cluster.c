@@ -30,6 +30,7 @@
 #include "broker/cluster.h"
 
 #include <nats/nats.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -98,6 +99,7 @@ struct cluster {
     const char *node; /* b->cfg.cluster_node */
     size_t node_len;
     natsOptions *opts;
+    bool tls; /* TLS to NATS: see cluster_free */
     natsConnection *nc;
     jsCtx *js;
     kvStore *kv[N_BUCKETS];
@@ -591,12 +593,13 @@ static int fail(cluster_t *c, const char *what, natsStatus s)
 }
 
 /* TLS to NATS (cluster_nats_cafile/certfile/keyfile, tls:// URLs); a bad file names its own line. */
-static natsStatus nats_tls(const struct tombo_config *cfg, natsOptions *o)
+static natsStatus nats_tls(const struct tombo_config *cfg, natsOptions *o, bool *tls)
 {
     bool secure = cfg->cluster_tls_file[0] || cfg->cluster_tls_file[1];
     for (int i = 0; i < cfg->n_cluster_urls; i++)
         secure = secure || !strncmp(cfg->cluster_urls[i], "tls://", 6);
     natsStatus s = secure ? natsOptions_SetSecure(o, true) : NATS_OK;
+    *tls = secure;
     int bad = -1;
     if (s == NATS_OK && cfg->cluster_tls_file[0] &&
         (s = natsOptions_LoadCATrustedCertificates(o, cfg->cluster_tls_file[0])) != NATS_OK)
@@ -639,7 +642,7 @@ int cluster_init(broker_t *b)
     if (s == NATS_OK && cfg->cluster_token)
         s = natsOptions_SetToken(c->opts, cfg->cluster_token);
     if (s == NATS_OK)
-        s = nats_tls(cfg, c->opts);
+        s = nats_tls(cfg, c->opts, &c->tls);
     if (s == NATS_OK)
         s = natsOptions_SetMaxReconnect(c->opts, -1); /* forever: local traffic goes on meanwhile */
     if (s == NATS_OK)
@@ -744,6 +747,10 @@ void cluster_stop(broker_t *b)
     natsOptions_Destroy(c->opts);
     /* nats.c's own threads (its callbacks see c) are done once this returns. */
     nats_CloseAndWait(5000);
+    /* nats.c's TLS clean-up frees OpenSSL's compression-method stack without clearing it
+     * (nats-io/nats.c#904): OPENSSL_cleanup at exit would free it again. */
+    if (c->tls)
+        SSL_COMP_set0_compression_methods(NULL);
     subtree_observe(b->subs, NULL, NULL);
     subtree_free(c->remote);
     for (int i = 0; i < b->n_workers; i++) {

@@ -396,7 +396,7 @@ def _nats_url(tls=False):
         while time.time() < deadline and not _listening(mon):
             time.sleep(0.1)
         time.sleep(0.5)  # JetStream ready a moment after the monitor port
-        _NATS[tls] = "%s://127.0.0.1:%d" % ("tls" if tls else "nats", port)
+        _NATS[tls] = ("tls://localhost:%d" if tls else "nats://127.0.0.1:%d") % port  # TLSCRT: CN=localhost
     return _NATS[tls]
 
 
