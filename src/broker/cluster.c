@@ -746,11 +746,14 @@ void cluster_stop(broker_t *b)
     }
     natsOptions_Destroy(c->opts);
     /* nats.c's own threads (its callbacks see c) are done once this returns. */
+    /* nats.c's TLS clean-up frees OpenSSL's compression-method stack (not its entries) without
+     * clearing it (nats-io/nats.c#904): OPENSSL_cleanup at exit would free it again. Take it out of
+     * nats.c's reach first and free it whole here. */
+    STACK_OF(SSL_COMP) *cm = c->tls ? SSL_COMP_set0_compression_methods(NULL) : NULL;
     nats_CloseAndWait(5000);
-    /* nats.c's TLS clean-up frees OpenSSL's compression-method stack without clearing it
-     * (nats-io/nats.c#904): OPENSSL_cleanup at exit would free it again. */
-    if (c->tls)
-        SSL_COMP_set0_compression_methods(NULL);
+    while (sk_SSL_COMP_num(cm) > 0)
+        OPENSSL_free(sk_SSL_COMP_pop(cm));
+    sk_SSL_COMP_free(cm);
     subtree_observe(b->subs, NULL, NULL);
     subtree_free(c->remote);
     for (int i = 0; i < b->n_workers; i++) {
