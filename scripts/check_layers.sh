@@ -9,7 +9,7 @@
 #   broker   the broker (never links libtombo)
 #   client   libtombo (with the tls contexts and pwhash's SCRAM messages); tools: the CLIs on libtombo;
 #            bench: tombo-bench (a client of its own, with the tls contexts for --tls and the
-#            WebSocket codec of http for --ws); client and bench take only base/clock.h of the base
+#            WebSocket codec of http for --ws); client and bench take only base/clock.h and base/hash.h of the base
 #            (inline, nothing to link)
 # A quoted include that names no directory ("alias.h") is a file of the same directory.
 set -euo pipefail
@@ -47,4 +47,4 @@ done < <(grep -rnE 'pthread_mutex_(lock|trylock)\(&(s|sess|session)->lock\)' src
 if [ $bad -ne 0 ]; then
   exit 1
 fi
-echo "check_layers: only session.c takes a session's lock; every include goes down the layers (base, mqtt, pwhash, http, tls < broker; tls < client, bench; client, tools, bench on the codec and base/clock.h)"
+echo "check_layers: only session.c takes a session's lock; every include goes down the layers (base, mqtt, pwhash, http, tls < broker; tls < client, bench; client, tools, bench on the codec and base/clock.h, base/hash.h)"

@@ -159,6 +159,14 @@ void log_close(void)
 
 void log_printf(unsigned level, const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
+    log_vprintf(level, fmt, ap);
+    va_end(ap);
+}
+
+void log_vprintf(unsigned level, const char *fmt, va_list ap)
+{
     if (!log_enabled(level))
         return;
     pthread_rwlock_rdlock(&log_lock);
@@ -188,11 +196,11 @@ void log_printf(unsigned level, const char *fmt, ...)
     char stackbuf[1024];
     char *line = stackbuf;
     size_t cap = sizeof(stackbuf);
-    va_list ap;
-    va_start(ap, fmt);
+    va_list again;
+    va_copy(again, ap); /* for the heap buffer of a long line */
     int n = vsnprintf(line + tslen, cap - tslen - 1, fmt, ap);
-    va_end(ap);
     if (n < 0) {
+        va_end(again);
         pthread_rwlock_unlock(&log_lock);
         return;
     }
@@ -200,13 +208,13 @@ void log_printf(unsigned level, const char *fmt, ...)
         cap = tslen + (size_t)n + 2;
         line = malloc(cap);
         if (!line) {
+            va_end(again);
             pthread_rwlock_unlock(&log_lock);
             return;
         }
-        va_start(ap, fmt);
-        vsnprintf(line + tslen, cap - tslen - 1, fmt, ap);
-        va_end(ap);
+        vsnprintf(line + tslen, cap - tslen - 1, fmt, again);
     }
+    va_end(again);
     memcpy(line, ts, tslen);
     char *msg = line + tslen;
     size_t len = tslen + (size_t)n;

@@ -7,6 +7,7 @@
 #ifndef TOMBO_BASE_LOG_H
 #define TOMBO_BASE_LOG_H
 
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -60,6 +61,7 @@ int log_open(const log_options_t *o);
 
 /* Log one line at `level` (one TLOG_* bit). Thread-safe. Does nothing when the level is off. */
 void log_printf(unsigned level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void log_vprintf(unsigned level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 /* Same, but the arguments are only evaluated when the level is enabled. */
 #define TLOG(level, ...)                       \

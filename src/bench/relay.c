@@ -5,6 +5,7 @@
  * each connection once per loop turn. Not a broker: no wildcards, no QoS, no sessions.
  *
  *   tombo-bench-relay PORT       (listens on 127.0.0.1:PORT until SIGINT/SIGTERM) */
+#include "base/hash.h"
 #include "mqtt/packet.h"
 
 #include <arpa/inet.h>
@@ -51,17 +52,9 @@ static void on_signal(int sig)
     stop = 1;
 }
 
-static uint32_t hash(const uint8_t *s, size_t n)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ s[i]) * 16777619u;
-    return h;
-}
-
 static slot_t *lookup(const uint8_t *t, size_t n)
 {
-    for (uint32_t i = hash(t, n) & (NBUCKETS - 1), k = 0; k < NBUCKETS; i = (i + 1) & (NBUCKETS - 1), k++) {
+    for (uint32_t i = fnv1a32(t, n) & (NBUCKETS - 1), k = 0; k < NBUCKETS; i = (i + 1) & (NBUCKETS - 1), k++) {
         if (!table[i].topic)
             return &table[i];
         if (table[i].len == n && !memcmp(table[i].topic, t, n))

@@ -50,9 +50,11 @@
 
 #include "base/mem.h"
 #include "base/slab.h"
+#include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/log.h"
+#include "broker/plugin.h"
 #include "broker/registry.h"
 #include "broker/route.h"
 #include "broker/subtree.h"
@@ -100,6 +102,8 @@ typedef struct bridge {
     char port[8];
     uint8_t *scratch;               /* remapped topics (TOPIC_SCRATCH bytes) */
     SSL_CTX *ctx;                   /* TLS client context (NULL: plain TCP); one reference */
+    atomic_bool login_refused;      /* local_password no longer accepted (set by a reload on worker 0):
+                                     * the bridge is down until a reload accepts it again */
 } bridge_t;
 
 static bridge_t *bridge_of(const conn_t *c) { return (bridge_t *)(void *)c->l; }
@@ -417,7 +421,12 @@ static void tls_progress(bridge_t *br, conn_t *c)
     if (r == 1) {
         send_connect(br, c);
     } else if (!(r < 0 && errno == EAGAIN)) {
-        log_printf(TLOG_ERR, "Error: bridge %s: TLS handshake with %s failed.", br->cfg->name, c->peer);
+        const char *ocsp = c->ssl ? tls_ocsp_failure(c->ssl) : NULL;
+        if (ocsp)
+            log_printf(TLOG_ERR, "Error: bridge %s: TLS handshake with %s failed: bridge_require_ocsp: %s.",
+                       br->cfg->name, c->peer, ocsp);
+        else
+            log_printf(TLOG_ERR, "Error: bridge %s: TLS handshake with %s failed.", br->cfg->name, c->peer);
         conn_close(c, NULL);
     }
 }
@@ -638,6 +647,18 @@ static void tick_one(bridge_t *br)
 {
     worker_t *w = br->w;
     const struct tombo_bridge *cfg = br->cfg;
+    if (atomic_load_explicit(&br->login_refused, memory_order_relaxed) &&
+        (br->state == BR_CONNECTING || br->state == BR_UP || br->state == BR_WAIT)) {
+        if (br->c) {
+            if (br->state == BR_UP) {
+                mqtt_packet_t p = {.type = MQTT_DISCONNECT};
+                conn_send(br->c, &p);
+                br->c->got_disconnect = 1;
+            }
+            conn_close(br->c, NULL); /* bridge_on_close: BR_WAIT, where it stays while refused */
+        }
+        return;
+    }
     switch (br->state) {
     case BR_INIT:
         bridge_setup(br);
@@ -702,6 +723,66 @@ void bridges_tick(worker_t *w)
             tick_one(&b->bridges[i]);
 }
 
+/* ---- the local side's password ---- */
+
+/* Do the broker's password checks (password_file or auth plugins, of any listener's set with
+ * per_listener_settings) accept the bridge's local_username/local_password? *checked: whether any
+ * set checks passwords at all; with none, local_password means nothing (as in Mosquitto). */
+static bool local_login_ok(broker_t *b, const struct tombo_bridge *cfg, bool *checked)
+{
+    *checked = false;
+    int n = b->cfg.per_listener_settings ? b->cfg.n_listeners : (b->cfg.n_listeners > 0);
+    for (int i = 0; i < n; i++) {
+        const auth_t *a = b->auth[i];
+        if (!auth_has_password_file(a) && !plugin_set_has_basic_auth(auth_plugins(a)))
+            continue;
+        *checked = true;
+        if (auth_connect_client(a, false, NULL, (const uint8_t *)cfg->local_username, strlen(cfg->local_username),
+                                true, (const uint8_t *)cfg->local_password, strlen(cfg->local_password),
+                                true) == MQTT_RC_SUCCESS)
+            return true;
+    }
+    return !*checked;
+}
+
+/* Start-up: a bridge whose local_password the password checks refuse does not start (nor the
+ * broker): a password that is configured is either checked or said to be unused. */
+static int check_local_login(broker_t *b, const struct tombo_bridge *cfg)
+{
+    if (!cfg->local_password)
+        return 0;
+    bool checked;
+    if (local_login_ok(b, cfg, &checked)) {
+        if (!checked)
+            log_printf(TLOG_WARNING, "Warning: %s: bridge %s: local_password is not used: no password_file or "
+                                     "auth plugin checks it (Mosquitto ignores it too).", cfg->where, cfg->name);
+        return 0;
+    }
+    log_printf(TLOG_ERR, "Error: %s: bridge %s: local_username %s with local_password is refused by the "
+                         "password_file (or auth plugin): the bridge's local side would not be allowed to log in.",
+               cfg->where, cfg->name, cfg->local_username);
+    return -1;
+}
+
+void bridges_reload(broker_t *b)
+{
+    for (int i = 0; i < b->n_bridges; i++) {
+        bridge_t *br = &b->bridges[i];
+        const struct tombo_bridge *cfg = br->cfg;
+        if (!cfg->local_password)
+            continue;
+        bool checked, refused = !local_login_ok(b, cfg, &checked);
+        bool was = atomic_exchange(&br->login_refused, refused);
+        if (refused && !was)
+            log_printf(TLOG_ERR, "Error: %s: bridge %s: local_username %s with local_password is refused by the "
+                                 "reloaded password_file (or auth plugin): the bridge stops until a reload "
+                                 "accepts it.", cfg->where, cfg->name, cfg->local_username);
+        else if (!refused && was)
+            log_printf(TLOG_NOTICE, "Bridge %s: local_username %s is accepted again: the bridge starts.", cfg->name,
+                       cfg->local_username);
+    }
+}
+
 /* ---- lifetime ---- */
 
 int bridges_init(broker_t *b)
@@ -723,11 +804,15 @@ int bridges_init(broker_t *b)
         br->seed = (unsigned)(b->started_ms ^ (i * 2654435761u));
         br->scratch = xmalloc(TOPIC_SCRATCH);
         const struct tombo_bridge *cfg = br->cfg;
+        atomic_init(&br->login_refused, false);
+        if (check_local_login(b, cfg) != 0)
+            return -1;
         if (!tombo_bridge_tls(cfg))
             continue;
         tls_options_t o = {.cafile = cfg->cafile, .capath = cfg->capath, .certfile = cfg->certfile,
                            .keyfile = cfg->keyfile, .tls_version = cfg->tls_version, .insecure = cfg->insecure,
-                           .alpn = cfg->alpn, .psk_identity = cfg->identity, .psk_key = cfg->psk};
+                           .alpn = cfg->alpn, .psk_identity = cfg->identity, .psk_key = cfg->psk,
+                           .require_ocsp = cfg->require_ocsp};
         char err[TLS_ERR_MAX];
         br->ctx = tls_client_ctx(&o, err, sizeof(err));
         if (!br->ctx) {

@@ -24,8 +24,13 @@ enum { BRIDGE_CONN_NONE = 0, BRIDGE_CONN_CONNECTING, BRIDGE_CONN_TLS, BRIDGE_CON
 
 /* Broker's thread, once the workers exist: one bridge per cfg.bridges[i], each given to a worker
  * (round robin), with its TLS context. Nothing connects before the workers run. Returns 0, or -1
- * after logging "Error: FILE:LINE: bridge NAME: ..." (a TLS file that does not load). */
+ * after logging "Error: FILE:LINE: bridge NAME: ..." (a TLS file that does not load, a
+ * local_password the password_file refuses). */
 int bridges_init(struct broker *b);
+/* Worker 0, at a reload, after the password files are read again: check each bridge's
+ * local_username/local_password again; a bridge they no longer log in stops (its worker closes its
+ * connection and does not reconnect) until a later reload accepts them, logged either way. */
+void bridges_reload(struct broker *b);
 /* After the workers have been joined: free what the bridges hold. */
 void bridges_free(struct broker *b);
 /* Worker w, each loop turn: start, restart, ping and stop its bridges (timers, lazy start). */

@@ -39,6 +39,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/hash.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "broker/broker.h"
@@ -299,14 +300,6 @@ static cnode_t *node_get(cluster_t *c, const char *name, size_t n)
 
 /* ---- forwarding ---- */
 
-static uint32_t hash_name(const uint8_t *p, size_t n)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 16777619u;
-    return h;
-}
-
 /* The wire form of m into cw->buf: see the design note. Returns its length. */
 static size_t encode(cluster_t *c, cworker_t *cw, msg_t *m, int64_t now)
 {
@@ -378,7 +371,7 @@ static void on_forward(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
         return;
     }
     broker_t *b = c->b;
-    int wi = (int)(hash_name(d + 6, d[5]) % (uint32_t)b->n_workers);
+    int wi = (int)(fnv1a32(d + 6, d[5]) % (uint32_t)b->n_workers);
     inbox_item_t it = {.kind = INBOX_CLUSTER, .rc = CL_PUBLISH, .data = msg};
     worker_post(&b->workers[wi], &it);
 }

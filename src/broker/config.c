@@ -426,12 +426,6 @@ static int h_plugin_opt(struct parser *ps, const char *name, char *val)
 /* What to do instead of the features tombo does not have yet; see unsupported[]. */
 #define WHY_TLS_ENGINE                                                                                      \
     "keys in OpenSSL engines (hardware tokens) are not supported; give keyfile a PEM private key file"
-#define WHY_BRIDGE_OCSP                                                                                     \
-    "the remote's certificate is not checked by OCSP; bridge_cafile/bridge_capath verify it, remove the line " \
-    "or run this bridge in a Mosquitto instance next to tombo"
-#define WHY_BRIDGE_LOCAL                                                                                    \
-    "a bridge's local side does not log in (as in Mosquitto 2.0, it is not checked against password_file " \
-    "or the ACL); remove the line"
 #define WHY_DENY_SPECIAL                                                                                    \
     "it applies to version 2-4 auth plugins, which tombo does not load (version 5 plugins, as Mosquitto 2's "  \
     "own, are not affected by it); remove the line"
@@ -1042,6 +1036,7 @@ static const struct directive directives[] = {
     STR_B(password, remote_password), /* old name */
     STR_B(local_clientid, local_clientid),
     STR_B(local_username, local_username),
+    STR_B(local_password, local_password), /* checked against password_file (bridge.c), unlike Mosquitto */
     BOOL_B(cleansession, cleansession),
     FN_B(local_cleansession, h_local_cleansession),
     INT_B(keepalive_interval, keepalive, 0, 65535),
@@ -1063,6 +1058,7 @@ static const struct directive directives[] = {
     STR_B(bridge_certfile, certfile),
     STR_B(bridge_keyfile, keyfile),
     BOOL_B(bridge_insecure, insecure),
+    BOOL_B(bridge_require_ocsp, require_ocsp),
     STR_B(bridge_tls_version, tls_version),
     STR_B(bridge_alpn, alpn),
     STR_B(bridge_identity, identity),
@@ -1100,9 +1096,6 @@ static const struct {
     /* plugins */
     {"auth_plugin_deny_special_chars", WHY_DENY_SPECIAL},
     /* general */
-    /* bridges: what is not done yet */
-    {"local_password", WHY_BRIDGE_LOCAL},
-    {"bridge_require_ocsp", WHY_BRIDGE_OCSP},
 };
 
 /* Why `name` is refused, or NULL if it is not a Mosquitto directive tombo knows of. */

@@ -117,6 +117,7 @@ struct tombo_bridge {
     char *remote_username, *remote_password;
     char *local_clientid;          /* default "local." + remote_clientid */
     char *local_username;          /* the local session's user name (not ACL-checked, as Mosquitto 2.0); NULL: none */
+    char *local_password;          /* checked with local_username against password_file/plugins (bridge.c) */
     bool cleansession;             /* default false */
     int local_cleansession;        /* default (-1 while unset): cleansession */
     uint16_t keepalive;            /* keepalive_interval, default 60 */
@@ -137,6 +138,7 @@ struct tombo_bridge {
     /* TLS (bridge_*): on when cafile, capath or psk is set (bridge_tls); NULL when not set. */
     char *cafile, *capath, *certfile, *keyfile, *tls_version, *alpn, *identity, *psk;
     bool insecure;                 /* bridge_insecure: no check that the certificate names the host */
+    bool require_ocsp;             /* bridge_require_ocsp: the remote must staple a good OCSP response */
 };
 
 /* Does this bridge connect over TLS? */

@@ -29,8 +29,9 @@ void bridge_free(struct tombo_bridge *br)
         bridge_topic_free(&br->topics[i]);
     free(br->topics);
     char **strs[] = {&br->name, &br->where, &br->remote_clientid, &br->remote_username, &br->remote_password,
-                     &br->local_clientid, &br->local_username, &br->notification_topic, &br->bind_address, &br->cafile, &br->capath,
-                     &br->certfile, &br->keyfile, &br->tls_version, &br->alpn, &br->identity, &br->psk};
+                     &br->local_clientid, &br->local_username, &br->local_password, &br->notification_topic,
+                     &br->bind_address, &br->cafile, &br->capath, &br->certfile, &br->keyfile, &br->tls_version,
+                     &br->alpn, &br->identity, &br->psk};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         free(*strs[i]);
     memset(br, 0, sizeof(*br));
@@ -298,11 +299,17 @@ int bridge_finish(struct tombo_config *cfg, struct tombo_bridge *br, char *err, 
         msg = "remote_password needs remote_username";
     else if (!br->certfile != !br->keyfile)
         msg = "bridge_certfile and bridge_keyfile go together (a client certificate and its key)";
+    else if (br->local_password && !br->local_username)
+        msg = "local_password needs local_username";
     else if (!br->identity != !br->psk)
         msg = "bridge_identity and bridge_psk go together (a PSK identity and its key)";
     else if (br->psk && (br->cafile || br->capath))
         msg = "bridge_psk and bridge_cafile/bridge_capath exclude each other: PSK or certificates";
-    else if (!tombo_bridge_tls(br) && (br->certfile || br->insecure || br->tls_version || br->alpn))
+    else if (br->require_ocsp && br->psk)
+        msg = "bridge_require_ocsp checks the remote's certificate: it needs bridge_cafile or bridge_capath, "
+              "not bridge_psk";
+    else if (!tombo_bridge_tls(br) &&
+             (br->certfile || br->insecure || br->tls_version || br->alpn || br->require_ocsp))
         msg = "TLS settings without bridge_cafile or bridge_capath (or bridge_identity/bridge_psk): this bridge "
               "does not use TLS; add them or remove the TLS lines";
     else if (br->tls_version && strcmp(br->tls_version, "tlsv1.2") && strcmp(br->tls_version, "tlsv1.3"))

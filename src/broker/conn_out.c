@@ -6,6 +6,7 @@
  * encodings) and the connection is put on its worker's flush list; the worker writes every listed
  * connection once at the end of the loop turn (conn_write, one writev per 64 blocks). A hold marks
  * a byte position in the stream that may not be written before a store sequence is committed. */
+#include "base/hash.h"
 #include "base/mem.h"
 #include "broker/conn.h"
 
@@ -137,21 +138,13 @@ struct alias_out {
     uint16_t alias;
 };
 
-static uint64_t topic_hash(const uint8_t *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ s[i]) * 1099511628211ull;
-    return h;
-}
-
 /* Returns the alias for topic and whether it was already known to the client. 0: no alias. */
 static uint16_t alias_out_lookup(conn_t *c, mqtt_bytes_t topic, bool *known)
 {
     uint32_t cap = 2u * c->topic_alias_max_out; /* table never more than half full */
     if (!c->aliases_out)
         c->aliases_out = xcalloc(cap, sizeof(struct alias_out));
-    uint32_t i = (uint32_t)(topic_hash(topic.p, topic.len) % cap);
+    uint32_t i = (uint32_t)(fnv1a64(topic.p, topic.len) % cap);
     for (;;) {
         struct alias_out *a = &c->aliases_out[i];
         if (!a->topic)

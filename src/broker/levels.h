@@ -20,6 +20,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "base/hash.h"
+
 /* First member of every node: the hash and length of its level name. */
 typedef struct level_key {
     uint32_t hv;  /* level_hash of the name */
@@ -32,13 +34,10 @@ typedef struct level_kids {
     uint32_t n, cap;
 } level_kids_t;
 
-/* FNV-1a of one topic level. */
+/* The hash of one topic level. */
 static inline uint32_t level_hash(const uint8_t *s, size_t n)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ s[i]) * 16777619u;
-    return h;
+    return fnv1a32(s, n);
 }
 
 /* The level name of a node whose name[] is at name_off. */

@@ -500,14 +500,12 @@ char *mosquitto_strdup(const char *s)
 void mosquitto_log_printf(int level, const char *fmt, ...)
 {
     unsigned l = (unsigned)level & TLOG_ALL;
-    if (!l || !log_enabled(l) || !fmt)
+    if (!l || !fmt)
         return;
-    char buf[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
+    log_vprintf(l, fmt, ap);
     va_end(ap);
-    log_printf(l, "%s", buf);
 }
 
 const char *mosquitto_client_address(const struct mosquitto *client)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/hash.h"
 #include "base/mem.h"
 #include "broker/broker.h"
 
@@ -17,17 +18,9 @@ struct registry {
     size_t cap, n;
 };
 
-static uint64_t hash_id(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
-    return h;
-}
-
 static size_t reg_find(struct registry *r, const char *id, size_t len, bool *found)
 {
-    size_t mask = r->cap - 1, i = hash_id(id, len) & mask;
+    size_t mask = r->cap - 1, i = fnv1a64(id, len) & mask;
     for (;;) {
         session_t *s = r->slots[i];
         if (!s) {
@@ -67,7 +60,7 @@ static void reg_delete(struct registry *r, size_t i)
         session_t *s = r->slots[j];
         if (!s)
             break;
-        size_t k = hash_id(s->client_id, s->client_id_len) & mask;
+        size_t k = fnv1a64(s->client_id, s->client_id_len) & mask;
         if ((j > i && (k <= i || k > j)) || (j < i && (k <= i && k > j))) {
             r->slots[i] = s;
             r->slots[j] = NULL;

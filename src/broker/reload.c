@@ -13,6 +13,7 @@
 
 #include "broker/auth.h"
 #include "broker/authq.h"
+#include "broker/bridge.h"
 #include "broker/plugin.h"
 #include "broker/broker.h"
 #include "broker/httpd.h"
@@ -148,6 +149,7 @@ static void reload_auth(broker_t *b, const struct tombo_config *nw, bool securit
         }
         passwords |= auth_has_password_file(a);
     }
+    bridges_reload(b); /* their local_password against the files now in force */
     /* A password file where there was none: its checks go to their own thread, as at start-up. */
     if (passwords && !atomic_load(&b->authq)) {
         authq_t *q = authq_start(b, 1);

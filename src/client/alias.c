@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/hash.h"
 #include "net.h"
 
 struct alias_ent {
@@ -34,16 +35,6 @@ struct alias_ent {
     uint16_t chain;        /* next alias in the same hash bucket, 0 = end */
     uint16_t prev, next;   /* recency list: prev is more recent, 0 = end */
 };
-
-static uint32_t topic_hash(const uint8_t *s, size_t n)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= s[i];
-        h *= 16777619u;
-    }
-    return h;
-}
 
 void alias_out_reset(tombo_client_t *c)
 {
@@ -167,7 +158,7 @@ tombo_err_t alias_send_publish(tombo_client_t *c, const uint8_t *data, size_t le
         (p.props.has & MQTT_HAS(MQTT_PROP_TOPIC_ALIAS)))
         return net_send_bytes(c, data, len); /* not ours to alias (cannot happen: we encoded it) */
     const uint8_t *topic = p.publish.topic.p;
-    uint32_t tl = p.publish.topic.len, hash = topic_hash(topic, tl);
+    uint32_t tl = p.publish.topic.len, hash = fnv1a32(topic, tl);
     uint16_t a = find(t, topic, tl, hash);
     bool known = a != 0;
     if (!known)

@@ -5,7 +5,15 @@
  * words and its name, before OpenSSL reads it; OpenSSL's own reason is added for content it
  * refuses (a corrupt key, a key that does not match). The PSK settings a callback needs (lookup for
  * servers, identity and key for clients) live in a small struct hung on the SSL_CTX's ex_data and
- * freed with it, so contexts stay independent and reloadable. */
+ * freed with it, so contexts stay independent and reloadable.
+ *
+ * OCSP stapling (require_ocsp, client side): the ClientHello asks for the server's certificate
+ * status; OpenSSL calls ocsp_status_cb once the server's certificate is verified, and a 0 from it
+ * fails the handshake with a bad_certificate_status_response alert. The callback checks the stapled
+ * response as `openssl ocsp -verify` would: signed by the issuing CA or by a responder it delegated
+ * (OCSP_basic_verify against the context's trust store), a single response for this very
+ * certificate (its CertID under the response's own hash), within its validity (5 minutes of clock
+ * skew), and "good". The reason of a refusal is kept on the SSL (ex_data) for the caller's log. */
 #include "tls/tls.h"
 
 #include <arpa/inet.h>
@@ -19,6 +27,7 @@
 #include <sys/stat.h>
 
 #include <openssl/err.h>
+#include <openssl/ocsp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -34,6 +43,7 @@ struct ctx_psk {
 
 static int psk_index = -1;     /* SSL_CTX ex_data: struct ctx_psk */
 static int identity_index = -1; /* SSL ex_data: the PSK identity a client gave (malloc'ed) */
+static int ocsp_index = -1;     /* SSL ex_data: why the stapled OCSP response was refused (malloc'ed) */
 static pthread_once_t psk_once = PTHREAD_ONCE_INIT;
 
 static void psk_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
@@ -55,6 +65,7 @@ static void psk_index_init(void)
 {
     psk_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, psk_ex_free);
     identity_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, identity_ex_free);
+    ocsp_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, identity_ex_free);
 }
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -329,6 +340,114 @@ fail:
     return NULL;
 }
 
+/* ---- OCSP stapling (client) ---- */
+
+/* The issuer of the server's certificate: the next one of the verified chain, else one of the
+ * chain the server sent. Not a new reference. */
+static X509 *peer_issuer(SSL *ssl, X509 *peer)
+{
+    STACK_OF(X509) *chain = SSL_get0_verified_chain(ssl);
+    if (chain && sk_X509_num(chain) > 1 && X509_check_issued(sk_X509_value(chain, 1), peer) == X509_V_OK)
+        return sk_X509_value(chain, 1);
+    if (chain && sk_X509_num(chain) == 1 && X509_check_issued(peer, peer) == X509_V_OK)
+        return peer; /* a self-signed certificate the trust store holds */
+    chain = SSL_get_peer_cert_chain(ssl);
+    for (int i = 0; chain && i < sk_X509_num(chain); i++)
+        if (X509_check_issued(sk_X509_value(chain, i), peer) == X509_V_OK)
+            return sk_X509_value(chain, i);
+    return NULL;
+}
+
+/* The single response of bs about `peer`, matched by CertID under each response's own hash
+ * (responders copy the request's, SHA-1 by default); -1 if none. */
+static int find_single(OCSP_BASICRESP *bs, X509 *peer, X509 *issuer)
+{
+    for (int i = 0; i < OCSP_resp_count(bs); i++) {
+        const OCSP_CERTID *cid = OCSP_SINGLERESP_get0_id(OCSP_resp_get0(bs, i));
+        ASN1_OBJECT *md_oid = NULL;
+        if (!OCSP_id_get0_info(NULL, &md_oid, NULL, NULL, (OCSP_CERTID *)cid))
+            continue;
+        const EVP_MD *md = EVP_get_digestbyobj(md_oid);
+        OCSP_CERTID *want = md ? OCSP_cert_to_id(md, peer, issuer) : NULL;
+        bool same = want && OCSP_id_cmp(want, cid) == 0;
+        OCSP_CERTID_free(want);
+        if (same)
+            return i;
+    }
+    return -1;
+}
+
+/* The verdict on the stapled response (DER, len bytes; len <= 0: none): NULL when the server's
+ * certificate is good, else why not, in `buf`. */
+static const char *ocsp_verdict(SSL *ssl, const unsigned char *der, long len, char *buf, size_t buflen)
+{
+    if (len <= 0 || !der)
+        return "no OCSP response was stapled";
+    const char *why = NULL;
+    OCSP_RESPONSE *resp = d2i_OCSP_RESPONSE(NULL, &der, len);
+    OCSP_BASICRESP *bs = NULL;
+    X509 *peer = SSL_get0_peer_certificate(ssl), *issuer = peer ? peer_issuer(ssl, peer) : NULL;
+    int st = resp ? OCSP_response_status(resp) : -1, i = -1;
+    if (!resp) {
+        why = "the stapled OCSP response cannot be parsed";
+    } else if (st != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
+        snprintf(buf, buflen, "the OCSP responder answered %s", OCSP_response_status_str(st));
+        why = buf;
+    } else if (!(bs = OCSP_response_get1_basic(resp))) {
+        why = "the stapled OCSP response is not a basic response";
+    } else if (!peer || !issuer) {
+        why = "the issuer of the server's certificate is not known, so its OCSP status cannot be checked";
+    } else if (OCSP_basic_verify(bs, SSL_get_peer_cert_chain(ssl),
+                                 SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)), 0) <= 0) {
+        char reason[160];
+        tls_error_string(reason, sizeof reason, "signature not verified");
+        snprintf(buf, buflen, "the OCSP response's signer is not trusted (%s)", reason);
+        why = buf;
+    } else if ((i = find_single(bs, peer, issuer)) < 0) {
+        why = "the OCSP response is not about the server's certificate";
+    } else {
+        int reason = -1;
+        ASN1_GENERALIZEDTIME *rev = NULL, *thisupd = NULL, *nextupd = NULL;
+        int status = OCSP_single_get0_status(OCSP_resp_get0(bs, i), &reason, &rev, &thisupd, &nextupd);
+        if (!OCSP_check_validity(thisupd, nextupd, 300, -1)) {
+            why = "the OCSP response is out of date (or not yet valid)";
+        } else if (status == V_OCSP_CERTSTATUS_REVOKED) {
+            snprintf(buf, buflen, "the OCSP response says the certificate is revoked (%s)",
+                     reason >= 0 ? OCSP_crl_reason_str(reason) : "no reason given");
+            why = buf;
+        } else if (status != V_OCSP_CERTSTATUS_GOOD) {
+            why = "the OCSP responder does not know the certificate (status unknown)";
+        }
+    }
+    ERR_clear_error();
+    OCSP_BASICRESP_free(bs);
+    OCSP_RESPONSE_free(resp);
+    return why;
+}
+
+/* SSL_CTX_set_tlsext_status_cb: 1 accepts the server's certificate status, 0 fails the handshake. */
+static int ocsp_status_cb(SSL *ssl, void *arg)
+{
+    (void)arg;
+    const unsigned char *der = NULL;
+    long len = SSL_get_tlsext_status_ocsp_resp(ssl, &der);
+    char buf[256];
+    const char *why = ocsp_verdict(ssl, der, len, buf, sizeof buf);
+    if (!why)
+        return 1;
+    char *copy = strdup(why);
+    free(SSL_get_ex_data(ssl, ocsp_index));
+    if (!SSL_set_ex_data(ssl, ocsp_index, copy))
+        free(copy);
+    return 0;
+}
+
+const char *tls_ocsp_failure(SSL *ssl)
+{
+    pthread_once(&psk_once, psk_index_init);
+    return ocsp_index < 0 ? NULL : SSL_get_ex_data(ssl, ocsp_index);
+}
+
 /* "mqtt,x-y" -> ALPN wire format (length-prefixed names). */
 static bool set_alpn(SSL_CTX *ctx, const char *list, char *err, size_t errlen)
 {
@@ -394,6 +513,18 @@ SSL_CTX *tls_client_ctx(const tls_options_t *o, char *err, size_t errlen)
             goto fail;
         }
         SSL_CTX_set_psk_client_callback(ctx, psk_client_cb);
+    }
+    if (o->require_ocsp) {
+        if (o->psk_identity) {
+            set_err(err, errlen, "OCSP stapling needs the server's certificate: not with PSK");
+            goto fail;
+        }
+        pthread_once(&psk_once, psk_index_init);
+        if (ocsp_index < 0 || !SSL_CTX_set_tlsext_status_type(ctx, TLSEXT_STATUSTYPE_ocsp) ||
+            !SSL_CTX_set_tlsext_status_cb(ctx, ocsp_status_cb)) {
+            ssl_err(err, errlen, "OCSP", "stapling", "cannot be requested");
+            goto fail;
+        }
     }
     return ctx;
 fail:

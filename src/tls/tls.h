@@ -52,6 +52,8 @@ typedef struct tls_options {
     const char *alpn;          /* comma-separated ALPN protocols, e.g. "mqtt" */
     const char *psk_identity;  /* with psk_key: PSK instead of certificates */
     const char *psk_key;       /* hex digits, as mosquitto_pub --psk */
+    bool require_ocsp;         /* the server must staple an OCSP response (RFC 6066 status_request)
+                                * that the CAs verify and that says its certificate is good */
 } tls_options_t;
 
 /* A context for accepting connections. A server needs certfile+keyfile, or psk_hint (PSK only),
@@ -61,6 +63,11 @@ SSL_CTX *tls_server_ctx(const tls_options_t *o, char *err, size_t errlen);
 /* A context for making connections. Without insecure, the server certificate is verified against
  * cafile/capath, or the system's CAs when neither is given. */
 SSL_CTX *tls_client_ctx(const tls_options_t *o, char *err, size_t errlen);
+
+/* Client side, after a handshake that failed with require_ocsp: why the server's OCSP response was
+ * refused ("no OCSP response was stapled", "the OCSP response says the certificate is revoked
+ * (keyCompromise)", ...), owned by ssl; NULL when the OCSP check did not fail it. */
+const char *tls_ocsp_failure(SSL *ssl);
 
 /* Per client connection, before the handshake: SNI (for a host name, not an IP literal) and, unless
  * `insecure`, the check that the server certificate names `host` (DNS SAN/CN or IP SAN). Returns

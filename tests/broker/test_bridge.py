@@ -415,13 +415,14 @@ def test_notification_topic_and_local_only(make_broker):
     ("connection x\naddress h\ntopic a\nstart_type sometimes\n", "automatic, lazy or once"),
     ("connection x\naddress h\ntopic a\nrestart_timeout 10 5\n", "cap must be"),
     ("connection x\naddress h\ntopic a\nconnection x\n", "duplicate bridge name"),
-    ("connection x\naddress h\ntopic a\nbridge_require_ocsp true\n",
-     "bridge_require_ocsp: not supported yet by tombo (the remote's certificate is not checked by OCSP"),
+    ("connection x\naddress h\ntopic a\nbridge_require_ocsp true\n", "this bridge does not use TLS"),
+    ("connection x\naddress h\ntopic a\nbridge_identity i\nbridge_psk 00\nbridge_require_ocsp true\n",
+     "bridge_require_ocsp checks the remote's certificate"),
     ("connection x\naddress h\ntopic a\nbridge_certfile c.pem\n", "bridge_certfile and bridge_keyfile go together"),
     ("connection x\naddress h\ntopic a\nbridge_insecure true\n", "this bridge does not use TLS"),
     ("connection x\naddress h\ntopic a\nbridge_psk 00\n", "bridge_identity and bridge_psk go together"),
     ("connection x\naddress h\ntopic a\nbridge_cafile c\nbridge_tls_version tlsv1.1\n", "tlsv1.2 or tlsv1.3"),
-    ("connection x\naddress h\ntopic a\nlocal_password p\n", "local_password: not supported yet by tombo"),
+    ("connection x\naddress h\ntopic a\nlocal_password p\n", "local_password needs local_username"),
 ])
 def test_bad_bridge_configuration_stops_start_up_with_file_and_line(tmp_path, lines, message):
     from conftest import broker_cmd
@@ -700,3 +701,91 @@ def test_local_username_names_the_local_side_which_the_acl_does_not_restrict(mak
         body = json.loads(r.read().decode("utf-8"))
         c.close()
         assert r.status == 200 and body["username"] == "bob", body
+
+
+def passwd_dir(users):
+    """A password file (mosquitto_passwd) in a directory Mosquitto can read (it drops to its user)."""
+    import subprocess
+    import tempfile
+    d = tempfile.mkdtemp(prefix="tombo-bridge-pw-")
+    os.chmod(d, 0o755)
+    pw = os.path.join(d, "pw")
+    for i, (user, password) in enumerate(users):
+        subprocess.run(["mosquitto_passwd", "-b"] + (["-c"] if i == 0 else []) + [pw, user, password], check=True)
+    os.chmod(pw, 0o644)
+    return pw
+
+
+@pytest.mark.parametrize("local_kind", ["tombo", "mosquitto"])
+def test_local_password_of_the_password_file_starts_the_bridge(make_broker, local_kind):
+    """local_username/local_password that the broker's password_file accepts: the bridge runs (on
+    Mosquitto 2.0.11 as well, which accepts local_password and never checks it)."""
+    pw = passwd_dir([("bridgeuser", "right")])
+    remote = make_broker()
+    local = make_broker("allow_anonymous true\npassword_file %s\n" % pw + bridge_conf(
+        "lp", remote, ["lp/# both 1"], "local_username bridgeuser\nlocal_password right\n"),
+        mosquitto=local_kind == "mosquitto")
+    lc, rc = client(local), client(remote)
+    flows(lc, "lp/out", rc, "lp/out")
+    flows(rc, "lp/in", lc, "lp/in")
+    if local_kind == "tombo":
+        assert "local_password is not used" not in local.log()
+
+
+def test_local_password_the_password_file_refuses_stops_start_up_with_file_and_line(make_broker):
+    """tombo, unlike Mosquitto: a local_password that the password_file refuses (a wrong password,
+    an unknown user) stops start-up at the bridge's `connection` line, so a configured password is
+    never silently meaningless. Debian's Mosquitto starts with the same config and runs the bridge."""
+    from conftest import Broker
+    pw = passwd_dir([("bridgeuser", "right")])
+    remote = make_broker()
+    for user, password in (("bridgeuser", "wrong"), ("nobody", "right")):
+        conf = "allow_anonymous true\npassword_file %s\n" % pw + bridge_conf(
+            "lw", remote, ["lw/# out 1"], "local_username %s\nlocal_password %s\n" % (user, password))
+        b = Broker(conf)
+        rc, log = b.run_until_exit(timeout=30)
+        assert rc not in (0, None), log
+        assert re.search(re.escape(b.conf_path) + r":4: bridge lw: local_username %s with local_password is "
+                         r"refused by the password_file" % user, log), log
+    mosq = make_broker(conf, mosquitto=True)
+    lc, rc = client(mosq), client(remote)
+    flows(lc, "lw/out", rc, "lw/out")
+
+
+def test_local_password_without_password_file_warns_that_it_is_not_used(make_broker):
+    """With no password_file (nor auth plugin) nothing could check local_password: the bridge runs,
+    as on Mosquitto (which ignores it), and tombo says once that it is not used."""
+    remote = make_broker()
+    local = make_broker("allow_anonymous true\n" + bridge_conf(
+        "ln", remote, ["ln/# out 1"], "local_username u\nlocal_password p\n"))
+    lc, rc = client(local), client(remote)
+    flows(lc, "ln/out", rc, "ln/out")
+    assert len(re.findall(r"Warning: [^\n]*:\d+: bridge ln: local_password is not used", local.log())) == 1
+
+
+def test_a_reload_that_refuses_local_password_stops_the_bridge_until_one_accepts_it(make_broker):
+    """SIGHUP reads the password file again and checks the bridge's local_password with it: a file
+    that no longer accepts it stops the bridge (disconnected, not restarted), one that accepts it
+    again starts it."""
+    import shutil
+    pw = passwd_dir([("bridgeuser", "right")])
+    good = pw + ".good"
+    shutil.copy(pw, good)
+    other = passwd_dir([("bridgeuser", "changed")])
+    remote = make_broker()
+    local = make_broker("allow_anonymous true\npassword_file %s\n" % pw + bridge_conf(
+        "lr", remote, ["lr/# out 1"], "local_username bridgeuser\nlocal_password right\n"))
+    lc, rc = client(local), client(remote)
+    flows(lc, "lr/out", rc, "lr/out")
+    shutil.copy(other, pw)
+    local.proc.send_signal(signal.SIGHUP)
+    wait_log(local, r"Error: [^\n]*:\d+: bridge lr: local_username bridgeuser with local_password is refused by "
+                    r"the reloaded password_file")
+    wait_log(local, r"Bridge lr: disconnected from")
+    time.sleep(2.5)  # restart_timeout is 1 s: a running bridge would be back by now
+    assert len(re.findall(r"Bridge lr connected", local.log())) == 1
+    shutil.copy(good, pw)
+    local.proc.send_signal(signal.SIGHUP)
+    wait_log(local, r"Bridge lr: local_username bridgeuser is accepted again")
+    wait_log(local, r"Bridge lr connected", count=2)
+    flows(lc, "lr/out", rc, "lr/out")

@@ -166,7 +166,7 @@ ROWS = [
     ("use_subject_as_username", TLS + "cafile TLSCA\nrequire_certificate true\nuse_subject_as_username true",
      WORKS, "broker/test_tls.py"),
     ("psk_hint", "psk_file TLSPSK\npsk_hint tombo", WORKS, "broker/test_tls.py"),
-    # ---- bridges (docs/bridges.md): the local side is not checked against the ACL
+    # ---- bridges (docs/bridges.md): the local side is not checked against the ACL (its password is, tombo only)
     ("connection", "connection b1\naddress 127.0.0.1:PORT2\ntopic # both 0", WORKS, TB),
     ("address", "connection b1\ntopic # both 0\naddress 127.0.0.1:PORT2", WORKS, TB),
     ("addresses", "connection b1\ntopic # both 0\naddresses 127.0.0.1:PORT2 127.0.0.1:1", WORKS, TB),
@@ -192,7 +192,7 @@ ROWS = [
     ("threshold", BR + "start_type lazy\nthreshold 5", WORKS, TB),
     ("topic", "connection b1\naddress 127.0.0.1:PORT2\ntopic a/# in 1 local/ remote/", WORKS, TB),
     ("try_private", BR + "try_private false", WORKS, TB),
-    ("local_password", BR + "local_password x", REFUSED, "the bridge's local side does not log in"),
+    ("local_password", BR + "local_username u\nlocal_password x", WORKS, TB),
     ("local_username", BR + "local_username x", WORKS, TB),
     ("bridge_alpn", BR + "bridge_cafile TLSCA\nbridge_alpn mqtt", WORKS, TB),
     ("bridge_cafile", BR + "bridge_cafile TLSCA", WORKS, TB),
@@ -202,7 +202,7 @@ ROWS = [
     ("bridge_insecure", BR + "bridge_cafile TLSCA\nbridge_insecure true", WORKS, TB),
     ("bridge_keyfile", BR + "bridge_cafile TLSCA\nbridge_certfile TLSCRT\nbridge_keyfile TLSKEY", WORKS, TB),
     ("bridge_psk", BR + "bridge_identity bob\nbridge_psk 00112233", WORKS, TB),
-    ("bridge_require_ocsp", BR + "bridge_require_ocsp true", REFUSED, "no OCSP check of the remote's certificate"),
+    ("bridge_require_ocsp", BR + "bridge_cafile TLSCA\nbridge_require_ocsp true", WORKS, "broker/test_bridge_ocsp.py"),
     ("bridge_tls_version", BR + "bridge_cafile TLSCA\nbridge_tls_version tlsv1.3", WORKS, TB),
     # ---- accepted by Mosquitto 2.0.11 without a manpage entry
     ("clientid", BR + "clientid x", WORKS, TB),
