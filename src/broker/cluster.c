@@ -30,6 +30,7 @@
 #include "broker/cluster.h"
 
 #include <nats/nats.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -99,6 +100,7 @@ struct cluster {
     const char *node; /* b->cfg.cluster_node */
     size_t node_len;
     natsOptions *opts;
+    bool tls; /* TLS to NATS: see cluster_free */
     natsConnection *nc;
     jsCtx *js;
     kvStore *kv[N_BUCKETS];
@@ -583,6 +585,28 @@ static int fail(cluster_t *c, const char *what, natsStatus s)
     return -1;
 }
 
+/* TLS to NATS (cluster_nats_cafile/certfile/keyfile, tls:// URLs); a bad file names its own line. */
+static natsStatus nats_tls(const struct tombo_config *cfg, natsOptions *o, bool *tls)
+{
+    bool secure = cfg->cluster_tls_file[0] || cfg->cluster_tls_file[1];
+    for (int i = 0; i < cfg->n_cluster_urls; i++)
+        secure = secure || !strncmp(cfg->cluster_urls[i], "tls://", 6);
+    natsStatus s = secure ? natsOptions_SetSecure(o, true) : NATS_OK;
+    *tls = secure;
+    int bad = -1;
+    if (s == NATS_OK && cfg->cluster_tls_file[0] &&
+        (s = natsOptions_LoadCATrustedCertificates(o, cfg->cluster_tls_file[0])) != NATS_OK)
+        bad = 0;
+    if (s == NATS_OK && cfg->cluster_tls_file[1] &&
+        (s = natsOptions_LoadCertificatesChain(o, cfg->cluster_tls_file[1], cfg->cluster_tls_file[2])) != NATS_OK)
+        bad = 1;
+    if (bad >= 0)
+        log_printf(TLOG_ERR, "Error: %s: cluster: cannot load '%s'%s%s: %s.", cfg->cluster_tls_where[bad],
+                   cfg->cluster_tls_file[bad], bad ? " with key " : "", bad ? cfg->cluster_tls_file[2] : "",
+                   nats_GetLastError(NULL));
+    return s;
+}
+
 int cluster_init(broker_t *b)
 {
     const struct tombo_config *cfg = &b->cfg;
@@ -610,6 +634,8 @@ int cluster_init(broker_t *b)
         s = natsOptions_SetUserInfo(c->opts, cfg->cluster_user, cfg->cluster_password);
     if (s == NATS_OK && cfg->cluster_token)
         s = natsOptions_SetToken(c->opts, cfg->cluster_token);
+    if (s == NATS_OK)
+        s = nats_tls(cfg, c->opts, &c->tls);
     if (s == NATS_OK)
         s = natsOptions_SetMaxReconnect(c->opts, -1); /* forever: local traffic goes on meanwhile */
     if (s == NATS_OK)
@@ -713,7 +739,14 @@ void cluster_stop(broker_t *b)
     }
     natsOptions_Destroy(c->opts);
     /* nats.c's own threads (its callbacks see c) are done once this returns. */
+    /* nats.c's TLS clean-up frees OpenSSL's compression-method stack (not its entries) without
+     * clearing it (nats-io/nats.c#904): OPENSSL_cleanup at exit would free it again. Take it out of
+     * nats.c's reach first and free it whole here. */
+    STACK_OF(SSL_COMP) *cm = c->tls ? SSL_COMP_set0_compression_methods(NULL) : NULL;
     nats_CloseAndWait(5000);
+    while (sk_SSL_COMP_num(cm) > 0)
+        OPENSSL_free(sk_SSL_COMP_pop(cm));
+    sk_SSL_COMP_free(cm);
     subtree_observe(b->subs, NULL, NULL);
     subtree_free(c->remote);
     for (int i = 0; i < b->n_workers; i++) {

@@ -426,9 +426,6 @@ static int h_plugin_opt(struct parser *ps, const char *name, char *val)
 /* What to do instead of the features tombo does not have yet; see unsupported[]. */
 #define WHY_TLS_ENGINE                                                                                      \
     "keys in OpenSSL engines (hardware tokens) are not supported; give keyfile a PEM private key file"
-#define WHY_CLUSTER_TLS                                                                                     \
-    "TLS to the NATS servers is not supported yet by tombo; use nats:// on a trusted network (or a local "   \
-    "NATS leaf node), with cluster_nats_user/cluster_nats_password or cluster_nats_token"
 #define WHY_DENY_SPECIAL                                                                                    \
     "tombo applies its default (true) to version 4 auth plugins and cannot turn it off yet (version 5 "      \
     "plugins are not affected by it); remove the line"
@@ -901,9 +898,6 @@ static int h_cluster(struct parser *ps, const struct directive *d, char *val)
     } else if (!strcmp(d->name, "cluster_nats_url")) {
         if (strspn(val, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.:/@[]%") != n)
             return perr(ps, "cluster_nats_url '%s': one URL (nats://HOST:PORT) per directive", val);
-        if (!strncmp(val, "tls://", 6))
-            return perr(ps, "cluster_nats_url '%s': TLS to NATS is not supported yet by tombo (use nats:// "
-                            "on a trusted network)", val);
         if (ps->cfg->n_cluster_urls >= 32)
             return perr(ps, "more than 32 cluster_nats_url");
         char **v = realloc(ps->cfg->cluster_urls, (size_t)(ps->cfg->n_cluster_urls + 1) * sizeof(*v));
@@ -921,6 +915,17 @@ static int h_cluster(struct parser *ps, const struct directive *d, char *val)
         set_str(&ps->cfg->cluster_user, val);
     } else if (!strcmp(d->name, "cluster_nats_password")) {
         set_str(&ps->cfg->cluster_password, val);
+    } else if (!strncmp(d->name, "cluster_nats_", 13) && strcmp(d->name, "cluster_nats_token")) {
+        /* cafile, certfile, keyfile: read by nats.c at start-up (cluster.c); unreadable is an error here */
+        int i = !strcmp(d->name, "cluster_nats_cafile") ? 0 : !strcmp(d->name, "cluster_nats_certfile") ? 1 : 2;
+        FILE *f = fopen(val, "r");
+        if (!f)
+            return perr(ps, "%s '%s': %s", d->name, val, strerror(errno));
+        fclose(f);
+        char where[300];
+        snprintf(where, sizeof(where), "%s:%d", ps->file, ps->line);
+        set_str(&ps->cfg->cluster_tls_file[i], val);
+        set_str(&ps->cfg->cluster_tls_where[i], where);
     } else {
         set_str(&ps->cfg->cluster_token, val);
     }
@@ -1070,6 +1075,9 @@ static const struct directive directives[] = {
     FN(cluster_nats_user, h_cluster),              /* tombo only */
     FN(cluster_nats_password, h_cluster),          /* tombo only */
     FN(cluster_nats_token, h_cluster),             /* tombo only */
+    FN(cluster_nats_cafile, h_cluster),            /* tombo only */
+    FN(cluster_nats_certfile, h_cluster),          /* tombo only */
+    FN(cluster_nats_keyfile, h_cluster),           /* tombo only */
     FN(cluster_kv_replicas, h_cluster),            /* tombo only */
 };
 
@@ -1088,9 +1096,6 @@ static const struct {
     /* plugins */
     {"auth_plugin_deny_special_chars", WHY_DENY_SPECIAL},
     /* general */
-    /* cluster (tombo's own): TLS to NATS is not done yet */
-    {"cluster_nats_cafile", WHY_CLUSTER_TLS}, {"cluster_nats_certfile", WHY_CLUSTER_TLS},
-    {"cluster_nats_keyfile", WHY_CLUSTER_TLS},
 };
 
 /* Why `name` is refused, or NULL if it is not a Mosquitto directive tombo knows of. */
@@ -1304,6 +1309,10 @@ void config_free(struct tombo_config *cfg)
     free(cfg->cluster_password);
     free(cfg->cluster_token);
     free(cfg->cluster_where);
+    for (int i = 0; i < 3; i++) {
+        free(cfg->cluster_tls_file[i]);
+        free(cfg->cluster_tls_where[i]);
+    }
     for (int i = 0; i < cfg->n_bridges; i++)
         bridge_free(&cfg->bridges[i]);
     free(cfg->bridges);
@@ -1322,6 +1331,8 @@ int config_finish(struct tombo_config *cfg, char *err, size_t errlen)
             why = "cluster_nats_user and cluster_nats_password go together";
         else if (cfg->cluster_token && cfg->cluster_user)
             why = "cluster_nats_token or cluster_nats_user/cluster_nats_password, not both";
+        else if (!cfg->cluster_tls_file[1] != !cfg->cluster_tls_file[2])
+            why = "cluster_nats_certfile and cluster_nats_keyfile go together (a client certificate and its key)";
         if (why) {
             snprintf(err, errlen, "%s: %s", cfg->cluster_where, why);
             return -1;

@@ -313,9 +313,10 @@ def test_cluster_needs_a_node_name_and_a_url(make_broker, tmp_path):
     for conf, msg in (("cluster_nats_url nats://127.0.0.1:1\n", "a cluster needs cluster_node"),
                       ("cluster_node A\n", "a cluster needs cluster_nats_url"),
                       ("cluster_node A.B\ncluster_nats_url nats://127.0.0.1:1\n", "a node name is 1 to 64"),
-                      ("cluster_node A\ncluster_nats_url tls://127.0.0.1:1\n", "TLS to NATS is not supported yet"),
-                      ("cluster_node A\ncluster_nats_url nats://127.0.0.1:1\ncluster_nats_cafile /x\n",
-                       "not supported yet")):
+                      ("cluster_node A\ncluster_nats_url tls://127.0.0.1:1\ncluster_nats_cafile /nonexistent\n",
+                       "cluster_nats_cafile '/nonexistent': No such file"),
+                      ("cluster_node A\ncluster_nats_url tls://127.0.0.1:1\ncluster_nats_certfile /etc/hostname\n",
+                       "cluster_nats_certfile and cluster_nats_keyfile go together")):
         br = Broker("allow_anonymous true\n" + conf)
         rc, log = br.run_until_exit(30)
         assert rc not in (0, None), log
@@ -347,5 +348,49 @@ def test_nats_credentials(make_broker, server_args, good, bad):
         br = Broker(base + bad)
         rc, log = br.run_until_exit(30)
         assert rc not in (0, None) and "cannot connect to NATS" in log, log
+    finally:
+        s.stop()
+
+
+# ---------------------------------------------------------------- TLS to NATS
+
+def test_tls_to_nats_with_client_certificates(make_broker, tmp_path):
+    """cluster_nats_cafile/certfile/keyfile: a nats-server with TLS that verifies client
+    certificates (mutual TLS); two nodes exchange a QoS 1 message through it. A node with the
+    wrong CA, or with no client certificate, is refused; a file that is not PEM names its line."""
+    from conftest import Broker
+    from pki import make_pki
+    f = make_pki(str(tmp_path))
+    s = NatsServer("tls", None, [], ["--tlsverify", "--tlscert", f("server.crt"), "--tlskey", f("server.key"),
+                                     "--tlscacert", f("ca.crt")])
+    try:
+        wait_ready([s])
+        url = s.url.replace("nats://", "tls://")
+        tls = "cluster_nats_cafile %s\ncluster_nats_certfile %s\ncluster_nats_keyfile %s\n" % (
+            f("ca.crt"), f("alice.crt"), f("alice.key"))
+        base = "allow_anonymous true\ncluster_node %s\ncluster_nats_url %s\n"
+        a = make_broker(base % ("TA", url) + tls)
+        b = make_broker(base % ("TB", s.url) + tls)  # nats:// with a cafile: TLS as well
+        sub = connect(b)
+        sub.subscribe("tls/#", qos=1)
+        pub = connect(a)
+        routes_ready(pub, [sub], "tls/probe")
+        pub.publish("tls/x", b"over TLS", qos=1)
+        m = sub.messages.get(timeout=10)
+        assert (m.topic, m.payload) == ("tls/x", b"over TLS")
+        # The wrong CA: the server's certificate is not trusted.
+        br = Broker(base % ("TC", url) + tls.replace(f("ca.crt"), f("other.crt")))
+        rc, log = br.run_until_exit(30)
+        assert rc not in (0, None) and "cannot connect to NATS" in log, log
+        # No client certificate: the server refuses the node.
+        br = Broker(base % ("TD", url) + "cluster_nats_cafile %s\n" % f("ca.crt"))
+        rc, log = br.run_until_exit(30)
+        assert rc not in (0, None) and "cannot connect to NATS" in log, log
+        # A CA file that is not PEM: start-up stops at its line.
+        junk = tmp_path / "junk.pem"
+        junk.write_text("not a certificate\n")
+        br = Broker(base % ("TE", url) + "cluster_nats_cafile %s\n" % junk)
+        rc, log = br.run_until_exit(30)
+        assert rc not in (0, None) and "%s:5: cluster: cannot load" % br.conf_path in log, log
     finally:
         s.stop()

@@ -232,16 +232,17 @@ ROWS = [
      "cluster_nats_password p", TOMBO, "broker/test_cluster.py"),
     ("cluster_nats_token", "cluster_node rowF\ncluster_nats_url NATSURL\ncluster_nats_token t", TOMBO,
      "broker/test_cluster.py"),
-    ("cluster_nats_cafile", "cluster_node rowG\ncluster_nats_url NATSURL\ncluster_nats_cafile TLSCA", REFUSED,
-     "TLS to the NATS servers"),
-    ("cluster_nats_certfile", "cluster_node rowH\ncluster_nats_url NATSURL\ncluster_nats_certfile TLSCRT", REFUSED,
-     "TLS to the NATS servers"),
-    ("cluster_nats_keyfile", "cluster_node rowI\ncluster_nats_url NATSURL\ncluster_nats_keyfile TLSKEY", REFUSED,
-     "TLS to the NATS servers"),
+    # NATSTLSURL: a nats-server with TLS (the TLSCRT certificate, clients not verified)
+    ("cluster_nats_cafile", "cluster_node rowG\ncluster_nats_url NATSTLSURL\ncluster_nats_cafile TLSCA", TOMBO,
+     "broker/test_cluster.py"),
+    ("cluster_nats_certfile", "cluster_node rowH\ncluster_nats_url NATSTLSURL\ncluster_nats_cafile TLSCA\n"
+     "cluster_nats_keyfile TLSKEY\ncluster_nats_certfile TLSCRT", TOMBO, "broker/test_cluster.py"),
+    ("cluster_nats_keyfile", "cluster_node rowI\ncluster_nats_url NATSTLSURL\ncluster_nats_cafile TLSCA\n"
+     "cluster_nats_certfile TLSCRT\ncluster_nats_keyfile TLSKEY", TOMBO, "broker/test_cluster.py"),
 ]
 
 # tombo's own directives that are refused until they work (REFUSED rows above).
-TOMBO_NOT_YET = {"cluster_nats_cafile", "cluster_nats_certfile", "cluster_nats_keyfile"}
+TOMBO_NOT_YET = set()
 
 ROW_IDS = ["%s:%s" % (r[0], r[1].split("\n")[-1].split(" ", 1)[-1][:24]) for r in ROWS]
 
@@ -358,6 +359,8 @@ def _write_conf(row_text):
             row_text = row_text.replace(token, path)
     if "NATSURL" in row_text:
         row_text = row_text.replace("NATSURL", _nats_url())
+    if "NATSTLSURL" in row_text:
+        row_text = row_text.replace("NATSTLSURL", _nats_url(tls=True))
     row_text = row_text.replace("PLUGIN", os.path.join(BUILD_DIR, "tests", "broker", "plugins",
                                                           "tombo_test_plugin.so"))
     text = row_text.replace("PORT2", str(port2)).replace("DIR", sub).replace("FILE", empty)
@@ -368,17 +371,19 @@ def _write_conf(row_text):
 
 
 _TLS_FILES = {}
-_NATS = []
+_NATS = {}
 
 
-def _nats_url():
-    """A nats-server with JetStream for the cluster_* rows, started once, stopped by its PID at exit
-    (not installed: the rows fail, as they would without openssl for the TLS ones)."""
-    if not _NATS:
+def _nats_url(tls=False):
+    """A nats-server with JetStream for the cluster_* rows (one plain, one with TLS), each started
+    once, stopped by its PID at exit (not installed: the rows fail, as they would without openssl
+    for the TLS ones)."""
+    if tls not in _NATS:
         d = tempfile.mkdtemp(prefix="tombo-nats-rows-")
         port, mon = free_port(), free_port()
+        extra = ["--tls", "--tlscert", _tls_files()["TLSCRT"], "--tlskey", _tls_files()["TLSKEY"]] if tls else []
         p = subprocess.Popen(["/usr/sbin/nats-server", "-a", "127.0.0.1", "-p", str(port), "-m", str(mon), "-js",
-                              "-sd", d], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              "-sd", d] + extra, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def stop():
             p.terminate()
@@ -391,8 +396,8 @@ def _nats_url():
         while time.time() < deadline and not _listening(mon):
             time.sleep(0.1)
         time.sleep(0.5)  # JetStream ready a moment after the monitor port
-        _NATS.append("nats://127.0.0.1:%d" % port)
-    return _NATS[0]
+        _NATS[tls] = ("tls://localhost:%d" if tls else "nats://127.0.0.1:%d") % port  # TLSCRT: CN=localhost
+    return _NATS[tls]
 
 
 def _tls_files():
