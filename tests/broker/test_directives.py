@@ -313,7 +313,7 @@ def test_config_c_accepts_and_refuses_only_what_the_table_says():
     """A directive added to config.c's directives[] without a WORKS/NOOP/TOMBO row here, or to
     unsupported[] without a REFUSED row, fails this test: nothing slips in unclassified."""
     accepted, refused = _c_tables()
-    assert len(accepted) > 30 and len(refused) > 5, (accepted, refused)
+    assert len(accepted) > 30 and len(refused) >= 3, (accepted, refused)
     status = {}
     for name, _, st, _ in ROWS:
         status.setdefault(name, set()).add(st)
