@@ -421,9 +421,8 @@ static void test_errors(void)
         {"topic a/# out 1\n", "1: 'topic' is a bridge setting: it needs a 'connection NAME' line before it"},
         {"connection b\naddress h\ntopic a/# both 1 l/ r/#\n", "3: 'topic' prefixes cannot contain the wildcards + or #"},
         {"connection b\naddress h\ntopic a\nbridge_require_ocsp true\n",
-         "4: bridge_require_ocsp: not supported yet by tombo (the remote's certificate is not checked by OCSP; "
-         "bridge_cafile/bridge_capath verify it, remove the line or run this bridge in a Mosquitto instance next to "
-         "tombo)"},
+         "1: bridge 'b': TLS settings without bridge_cafile or bridge_capath (or bridge_identity/bridge_psk): this "
+         "bridge does not use TLS; add them or remove the TLS lines"},
         {"mount_point x/#\n", "1: 'mount_point' x/#: a topic prefix cannot hold the wildcards + or #"},
         {"log_facility 8\n", "1: 'log_facility' must be a number from 0 to 7, not 8"},
         {"auth_opt_db x\n", "1: 'auth_opt_db' without a 'plugin' line before it"},
@@ -433,9 +432,8 @@ static void test_errors(void)
         {"per_listener_settings true\nlistener 1884\nplugin /x.so\nlistener 1885\nplugin_opt_a b\n",
          "5: 'plugin_opt_a' without a 'plugin' line before it in this listener's section"},
         {"auth_plugin_deny_special_chars true\n",
-         "1: auth_plugin_deny_special_chars: not supported yet by tombo (it applies to version 2-4 auth plugins, "
-         "which tombo does not load (version 5 plugins, as Mosquitto 2's own, are not affected by it); remove the "
-         "line)"},
+         "1: auth_plugin_deny_special_chars: not supported yet by tombo (tombo applies its default (true) to version 4 "
+         "auth plugins and cannot turn it off yet (version 5 plugins are not affected by it); remove the line)"},
         {"max_topic_alias 65536\n", "1: 'max_topic_alias' must be a number from 0 to 65535, not 65536"},
         {"socket_domain ipx\n", "1: 'socket_domain' must be ipv4 or ipv6, not 'ipx'"},
         {"listener 0 /tmp/sock\nbind_interface lo\n", "2: 'bind_interface' has no meaning on a Unix socket listener"},
