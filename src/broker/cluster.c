@@ -54,7 +54,8 @@
 #include "mqtt/packet.h"
 #include "pwhash/pwhash.h"
 
-#define WIRE_VERSION 1
+#define WIRE_VERSION 1        /* [version][expiry][source node][PUBLISH] */
+#define WIRE_VERSION_GROUPS 2 /* the same with the shared groups the receiver serves after the node */
 #define KEY_MAX 3000 /* NATS's control line is 4096 bytes: longer keys are not replicated */
 
 enum { CL_PUBLISH, CL_RETAIN, CL_KICK }; /* inbox_item.rc of an INBOX_CLUSTER item */
@@ -88,11 +89,29 @@ typedef struct watch {
     bool started;
 } watch_t;
 
+/* A shared group ("$share/GROUP/FILTER") of the message a worker is routing: its bytes at
+ * cworker.gbuf + off, and the node that serves it (see "Shared subscriptions" below). */
+typedef struct cgroup {
+    size_t off;
+    uint16_t len;
+    const cnode_t *node; /* NULL: this node (a message from another node lists only ours) */
+} cgroup_t;
+
 /* Per worker, touched by that worker only. */
 typedef struct cworker {
     sub_result_t res;
-    uint8_t *buf;
+    uint8_t *buf;  /* the wire form of the message being forwarded */
     size_t cap;
+    uint8_t *buf2; /* the same with the groups one node serves (wire version 2) */
+    size_t cap2;
+    /* The groups of the message being routed, for cluster_share_keep: `only` set, a message from
+     * another node, this node serves the listed groups and no other; clear, one published here,
+     * it serves every group but those listed with another node. */
+    bool only;
+    cgroup_t *g;
+    size_t ng, capg;
+    uint8_t *gbuf;
+    size_t glen, gcap;
 } cworker_t;
 
 struct cluster {
@@ -106,6 +125,7 @@ struct cluster {
     kvStore *kv[N_BUCKETS];
     natsSubscription *sub;
     subtree_t *remote;
+    cnode_t *self; /* in `remote` as a member of this node's shared groups */
     cworker_t *cw; /* [b->n_workers] */
 
     pthread_mutex_t nodes_lock; /* the list itself; names are immutable once linked */
@@ -264,10 +284,15 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-/* subtree_observe, under the local tree's write lock: announce or withdraw a filter. */
+static void share_changed(cluster_t *c, const uint8_t *share, size_t n, bool present);
+
+/* subtree_observe, under the local tree's write lock: announce or withdraw a filter, or a shared
+ * group ("$share/GROUP/FILTER": its first member came or its last left). */
 static void filter_changed(void *ctx, const uint8_t *filter, size_t n, bool present)
 {
     cluster_t *c = ctx;
+    if (n > 7 && !memcmp(filter, "$share/", 7))
+        share_changed(c, filter, n, present);
     char prefix[80];
     snprintf(prefix, sizeof(prefix), "%s.", c->node);
     char *key = key_of(prefix, filter, n);
@@ -327,13 +352,145 @@ static size_t encode(cluster_t *c, cworker_t *cw, msg_t *m, int64_t now)
     return need;
 }
 
+/* ---- shared subscriptions: one member of a group cluster-wide ----
+ *
+ * A node announces each of its shared groups as its own route key, NODE.B64("$share/GROUP/FILTER"),
+ * so `remote` holds the group with the nodes that have members of it as its members; this node is
+ * one of them too (cnode `self`, added at once by share_changed, never through the bucket). The node
+ * where a message is published matches `remote` once: for each group the match picks ONE node,
+ * round robin. A message for another node lists (wire version 2) the groups that node serves; the
+ * receiving node gives the message to its ordinary subscribers and to one member of each listed
+ * group only, and the publishing node's own route serves every group but those it gave to another
+ * node. So each message reaches one member of each group in the whole cluster, without a round trip,
+ * as long as every node sees the same routes (a group's last member leaving a node while a message
+ * for it is on its way loses that message for the group, as it would on one node). */
+
+static void share_changed(cluster_t *c, const uint8_t *share, size_t n, bool present)
+{
+    if (present)
+        subtree_add(c->remote, share, n, c->self, 0, 0);
+    else
+        subtree_remove(c->remote, share, n, c->self);
+}
+
+static void group_push(cworker_t *cw, const uint8_t *share, size_t n, const cnode_t *node)
+{
+    if (cw->ng == cw->capg) {
+        cw->capg = cw->capg ? 2 * cw->capg : 8;
+        cw->g = xrealloc(cw->g, cw->capg * sizeof(*cw->g));
+    }
+    if (cw->glen + n > cw->gcap) {
+        cw->gcap = 2 * (cw->glen + n) + 256;
+        cw->gbuf = xrealloc(cw->gbuf, cw->gcap);
+    }
+    memcpy(cw->gbuf + cw->glen, share, n);
+    cw->g[cw->ng++] = (cgroup_t){.off = cw->glen, .len = (uint16_t)n, .node = node};
+    cw->glen += n;
+}
+
+static void groups_clear(cworker_t *cw)
+{
+    cw->ng = 0;
+    cw->glen = 0;
+    cw->only = false;
+}
+
+/* sub_group_fn of the match in `remote`: every group takes part; note it, in match order. */
+static bool group_seen(void *ctx, const uint8_t *share, size_t n)
+{
+    cworker_t *cw = ctx;
+    if (n > UINT16_MAX)
+        return false; /* not a valid MQTT string: it cannot have been subscribed */
+    group_push(cw, share, n, NULL);
+    return true;
+}
+
+static const cgroup_t *group_find(const cworker_t *cw, const uint8_t *share, size_t n)
+{
+    for (size_t i = 0; i < cw->ng; i++)
+        if (cw->g[i].len == n && !memcmp(cw->gbuf + cw->g[i].off, share, n))
+            return &cw->g[i];
+    return NULL;
+}
+
+bool cluster_share_keep(void *ctx, const uint8_t *share, size_t n)
+{
+    worker_t *w = ctx;
+    cworker_t *cw = &w->b->cluster->cw[w->index];
+    const cgroup_t *g = group_find(cw, share, n);
+    if (cw->only)
+        return g != NULL;
+    return !g || g->node == NULL || g->node == w->b->cluster->self;
+}
+
+/* The wire form in cw->buf (len bytes, version 1) as version 2 in cw->buf2, with the groups node x
+ * serves: [4: k] k x [2: length][the group's "$share/GROUP/FILTER"] after the source node. Returns
+ * its length, or 0 when x serves no group (then cw->buf is what x gets). */
+static size_t encode_groups(cluster_t *c, cworker_t *cw, size_t len, const cnode_t *x)
+{
+    size_t k = 0, extra = 4;
+    for (size_t i = 0; i < cw->ng; i++)
+        if (cw->g[i].node == x) {
+            k++;
+            extra += 2 + cw->g[i].len;
+        }
+    if (!k)
+        return 0;
+    size_t head = 6 + c->node_len;
+    if (cw->cap2 < len + extra) {
+        cw->cap2 = 2 * (len + extra);
+        cw->buf2 = xrealloc(cw->buf2, cw->cap2);
+    }
+    uint8_t *p = cw->buf2;
+    memcpy(p, cw->buf, head);
+    p[0] = WIRE_VERSION_GROUPS;
+    p += head;
+    for (int sh = 24; sh >= 0; sh -= 8)
+        *p++ = (uint8_t)(k >> sh);
+    for (size_t i = 0; i < cw->ng; i++) {
+        if (cw->g[i].node != x)
+            continue;
+        *p++ = (uint8_t)(cw->g[i].len >> 8);
+        *p++ = (uint8_t)cw->g[i].len;
+        memcpy(p, cw->gbuf + cw->g[i].off, cw->g[i].len);
+        p += cw->g[i].len;
+    }
+    memcpy(p, cw->buf + head, len - head);
+    return len + extra;
+}
+
+/* The groups of a version 2 wire form (d[0..n), its source node checked) into cw, for
+ * cluster_share_keep; returns the offset of the PUBLISH, or 0 when malformed. */
+static size_t decode_groups(cworker_t *cw, const uint8_t *d, size_t n)
+{
+    size_t p = 6 + (size_t)d[5];
+    if (p + 4 > n)
+        return 0;
+    size_t k = (size_t)d[p] << 24 | (size_t)d[p + 1] << 16 | (size_t)d[p + 2] << 8 | d[p + 3];
+    p += 4;
+    for (size_t i = 0; i < k; i++) {
+        if (p + 2 > n)
+            return 0;
+        size_t len = (size_t)d[p] << 8 | d[p + 1];
+        if (p + 2 + len > n)
+            return 0;
+        group_push(cw, d + p + 2, len, NULL);
+        p += 2 + len;
+    }
+    return p;
+}
+
 size_t cluster_publish(cluster_t *c, worker_t *w, msg_t *m)
 {
+    cworker_t *cw = &c->cw[w->index];
+    groups_clear(cw); /* what this node's own route serves: every group, unless given below */
     if (m->topic.len >= 4 && !memcmp(m->topic.p, "$SYS", 4))
         return 0; /* each node's own statistics and log */
-    cworker_t *cw = &c->cw[w->index];
     sub_result_t *r = &cw->res;
-    subtree_match(c->remote, m->topic.p, m->topic.len, NULL, r);
+    subtree_match_groups(c->remote, m->topic.p, m->topic.len, NULL, r, group_seen, cw);
+    for (size_t i = 0, k = 0; i < r->n; i++) /* the node picked for each group, in match order */
+        if (r->v[i].shared)
+            cw->g[k++].node = r->v[i].owner;
     if (!r->n && !m->retain)
         return 0;
     size_t len = encode(c, cw, m, w->now);
@@ -345,15 +502,23 @@ size_t cluster_publish(cluster_t *c, worker_t *w, msg_t *m)
             log_printf(TLOG_WARNING, "Warning: cluster: topic of %u bytes too long to be retained on the other "
                                      "nodes.", m->topic.len);
     }
-    size_t sent = 0;
-    for (size_t i = 0; i < r->n; i++) { /* one entry per node: its filters are merged by the match */
+    size_t sent = 0, bytes = 0;
+    for (size_t i = 0; i < r->n; i++) { /* a node's ordinary filters are merged into one entry by the match */
         cnode_t *x = r->v[i].owner;
-        if (natsConnection_Publish(c->nc, x->subject, cw->buf, (int)len) == NATS_OK)
+        bool dup = x == c->self;
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = r->v[j].owner == x; /* its groups too went with its first entry */
+        if (dup)
+            continue;
+        size_t len2 = cw->ng ? encode_groups(c, cw, len, x) : 0;
+        if (natsConnection_Publish(c->nc, x->subject, len2 ? cw->buf2 : cw->buf, (int)(len2 ? len2 : len)) == NATS_OK) {
             sent++;
+            bytes += len2 ? len2 : len;
+        }
     }
     if (sent) {
         atomic_fetch_add_explicit(&c->fwd_sent, sent, memory_order_relaxed);
-        atomic_fetch_add_explicit(&c->fwd_bytes_sent, sent * len, memory_order_relaxed);
+        atomic_fetch_add_explicit(&c->fwd_bytes_sent, bytes, memory_order_relaxed);
     }
     return sent;
 }
@@ -366,7 +531,7 @@ static void on_forward(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     cluster_t *c = closure;
     const uint8_t *d = (const uint8_t *)natsMsg_GetData(msg);
     int n = natsMsg_GetDataLength(msg);
-    if (n < 6 || d[0] != WIRE_VERSION || 6 + d[5] > n) {
+    if (n < 6 || (d[0] != WIRE_VERSION && d[0] != WIRE_VERSION_GROUPS) || 6 + d[5] > n) {
         natsMsg_Destroy(msg);
         return;
     }
@@ -376,14 +541,22 @@ static void on_forward(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     worker_post(&b->workers[wi], &it);
 }
 
-/* Decode a wire form into a message (NULL when malformed). */
-static msg_t *decode(const uint8_t *d, size_t n, int64_t now)
+/* Decode a wire form into a message (NULL when malformed). A version 2 form's groups go to cw (NULL:
+ * only version 1, the retained bucket's). */
+static msg_t *decode(const uint8_t *d, size_t n, int64_t now, cworker_t *cw)
 {
-    if (n < 6 || d[0] != WIRE_VERSION || 6 + (size_t)d[5] > n)
+    if (n < 6 || 6 + (size_t)d[5] > n)
+        return NULL;
+    size_t off = 6 + (size_t)d[5];
+    if (d[0] == WIRE_VERSION_GROUPS && cw)
+        off = decode_groups(cw, d, n);
+    else if (d[0] != WIRE_VERSION)
+        return NULL;
+    if (!off)
         return NULL;
     uint32_t exp = (uint32_t)d[1] << 24 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 8 | d[4];
-    const uint8_t *pub = d + 6 + d[5];
-    size_t pn = n - 6 - d[5];
+    const uint8_t *pub = d + off;
+    size_t pn = n - off;
     mqtt_header_t h;
     if (mqtt_header_parse(pub, pn, &h) != 1 || h.header_len + h.remaining != pn)
         return NULL;
@@ -511,13 +684,17 @@ void cluster_on_item(worker_t *w, inbox_item_t *it)
     if (it->rc == CL_PUBLISH) {
         natsMsg *nm = it->data;
         int n = natsMsg_GetDataLength(nm);
-        msg_t *m = decode((const uint8_t *)natsMsg_GetData(nm), (size_t)n, w->now);
+        cworker_t *cw = &c->cw[w->index];
+        groups_clear(cw);
+        cw->only = true; /* this node serves the groups the message lists, and no other */
+        msg_t *m = decode((const uint8_t *)natsMsg_GetData(nm), (size_t)n, w->now, cw);
         natsMsg_Destroy(nm);
-        if (!m)
-            return;
-        atomic_fetch_add_explicit(&c->fwd_received, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&c->fwd_bytes_received, (unsigned long)n, memory_order_relaxed);
-        route_publish_give(w, m, NULL, NULL);
+        if (m) {
+            atomic_fetch_add_explicit(&c->fwd_received, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&c->fwd_bytes_received, (unsigned long)n, memory_order_relaxed);
+            route_publish_give(w, m, NULL, NULL);
+        }
+        groups_clear(cw);
     } else if (it->rc == CL_RETAIN) {
         kvEntry *e = it->data;
         const char *k = kvEntry_Key(e);
@@ -527,7 +704,7 @@ void cluster_on_item(worker_t *w, inbox_item_t *it)
         if (tn > 0) {
             msg_t *m = NULL;
             if (kvEntry_Operation(e) == kvOp_Put)
-                m = decode(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), w->now);
+                m = decode(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), w->now, NULL);
             if (!m || (m->topic.len == (size_t)tn && !memcmp(m->topic.p, topic, (size_t)tn)))
                 retain_set(w->b->retained, topic, (size_t)tn, m && m->payload.len ? m : NULL, NULL);
             if (m)
@@ -619,6 +796,7 @@ int cluster_init(broker_t *b)
     pthread_mutex_init(&c->q_lock, NULL);
     pthread_cond_init(&c->q_cond, NULL);
     c->remote = subtree_new(NULL);
+    c->self = node_get(c, c->node, c->node_len);
     c->cw = xcalloc((size_t)b->n_workers, sizeof(*c->cw));
     for (int i = 0; i < b->n_workers; i++)
         sub_result_init(&c->cw[i].res);
@@ -752,6 +930,9 @@ void cluster_stop(broker_t *b)
     for (int i = 0; i < b->n_workers; i++) {
         sub_result_free(&c->cw[i].res);
         free(c->cw[i].buf);
+        free(c->cw[i].buf2);
+        free(c->cw[i].g);
+        free(c->cw[i].gbuf);
     }
     free(c->cw);
     while (c->nodes) {

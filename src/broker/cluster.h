@@ -6,6 +6,7 @@
 #ifndef TOMBO_BROKER_CLUSTER_H
 #define TOMBO_BROKER_CLUSTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,11 @@ void cluster_stop(struct broker *b);
  * bucket when it has the retain flag. Returns the number of nodes it was sent to. '$SYS' topics
  * stay local. */
 size_t cluster_publish(cluster_t *c, struct worker *w, struct msg *m);
+/* Worker w (ctx), from route.c, as the sub_group_fn of the local match of the message it routes:
+ * whether this node serves the shared group `share` ("$share/GROUP/FILTER") for it. For a message
+ * published here, cluster_publish (called first) gave some groups to other nodes; a message from
+ * another node lists the groups this node serves. One member of each group cluster-wide. */
+bool cluster_share_keep(void *w, const uint8_t *share, size_t n);
 /* Worker thread: a client was attached to session s here (CONNACK follows): any other node where
  * its client id is connected disconnects it (0x8E on MQTT 5), unless that node's connect is the
  * later one in the bucket's order. */

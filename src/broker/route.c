@@ -31,7 +31,8 @@ static size_t route(worker_t *w, msg_t *msg, const session_t *from, session_t *s
         retain_src_release(src);
     }
     sub_result_t *r = &w->match;
-    subtree_match(b->subs, msg->topic.p, msg->topic.len, from, r);
+    /* In a cluster, one node serves each shared group for this message (cluster.h). */
+    subtree_match_groups(b->subs, msg->topic.p, msg->topic.len, from, r, b->cluster ? cluster_share_keep : NULL, w);
     size_t n = r->n;
     bool upgrade = broker_settings(b)->upgrade_outgoing_qos;
     for (size_t i = 0; i < n; i++) {

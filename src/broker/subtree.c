@@ -172,9 +172,12 @@ static void sl_free(sublist_t *sl)
 typedef struct sgroup {
     atomic_uint rr; /* round-robin cursor, bumped by readers */
     sublist_t members;
-    uint32_t len;
-    uint8_t name[];
+    uint32_t len;       /* of the group's name, at share + 7 */
+    uint32_t share_len;
+    uint8_t share[];    /* "$share/GROUP/FILTER" as subscribed: the group's identity (sub_group_fn) */
 } sgroup_t;
+
+#define SG_NAME(g) ((g)->share + 7)
 
 typedef struct snode {
     level_key_t key;           /* first: the children table points here (levels.h) */
@@ -403,7 +406,8 @@ void subtree_observe(subtree_t *t, void (*changed)(void *ctx, const uint8_t *fil
 
 int subtree_add(subtree_t *t, const uint8_t *filter, size_t n, void *owner, uint8_t options, uint32_t sub_id)
 {
-    const uint8_t *group;
+    const uint8_t *share = filter, *group;
+    size_t share_n = n;
     size_t gn;
     share_split(&filter, &n, &group, &gn);
     sub_t s = {.owner = owner, .sub_id = sub_id, .options = options};
@@ -415,12 +419,11 @@ int subtree_add(subtree_t *t, const uint8_t *filter, size_t n, void *owner, uint
     snode_t *nd = filter_node(t->root, filter, n, true, &oom);
     if (!nd)
         goto out;
-    uint32_t before = nd->subs.n + nd->n_groups;
     sublist_t *sl = &nd->subs;
     if (group) {
         sgroup_t *g = NULL;
         for (uint32_t i = 0; i < nd->n_groups; i++)
-            if (nd->groups[i]->len == gn && memcmp(nd->groups[i]->name, group, gn) == 0)
+            if (nd->groups[i]->len == gn && memcmp(SG_NAME(nd->groups[i]), group, gn) == 0)
                 g = nd->groups[i];
         if (!g) {
             if (nd->n_groups == nd->cap_groups) {
@@ -431,18 +434,21 @@ int subtree_add(subtree_t *t, const uint8_t *filter, size_t n, void *owner, uint
                 nd->groups = v;
                 nd->cap_groups = cap;
             }
-            g = calloc(1, sizeof *g + gn);
+            g = calloc(1, sizeof *g + share_n);
             if (!g)
                 goto fail;
             atomic_init(&g->rr, 0);
             g->len = (uint32_t)gn;
-            memcpy(g->name, group, gn);
+            g->share_len = (uint32_t)share_n;
+            memcpy(g->share, share, share_n);
             if (sl_add(&g->members, &s) < 0) {
                 free(g);
                 goto fail;
             }
             nd->groups[nd->n_groups++] = g;
             rc = 0;
+            if (t->changed) /* the group's first member */
+                t->changed(t->changed_ctx, share, share_n, true);
             goto added;
         }
         sl = &g->members;
@@ -456,9 +462,9 @@ int subtree_add(subtree_t *t, const uint8_t *filter, size_t n, void *owner, uint
     if (sl_add(sl, &s) < 0)
         goto fail;
     rc = 0;
-added:
-    if (t->changed && before == 0)
+    if (t->changed && !group && sl->n == 1) /* the filter's first ordinary subscription */
         t->changed(t->changed_ctx, filter, n, true);
+added:
     atomic_fetch_add_explicit(&t->count, 1, memory_order_relaxed);
     if (group)
         atomic_fetch_add_explicit(&t->shared_count, 1, memory_order_relaxed);
@@ -473,7 +479,8 @@ fail:
 
 bool subtree_remove(subtree_t *t, const uint8_t *filter, size_t n, void *owner)
 {
-    const uint8_t *group;
+    const uint8_t *share = filter, *group;
+    size_t share_n = n;
     size_t gn;
     share_split(&filter, &n, &group, &gn);
     bool found = false, oom = false;
@@ -483,17 +490,18 @@ bool subtree_remove(subtree_t *t, const uint8_t *filter, size_t n, void *owner)
     snode_t *nd = filter_node(t->root, filter, n, false, &oom);
     if (!nd)
         goto out;
-    uint32_t before = nd->subs.n + nd->n_groups;
     if (group) {
         for (uint32_t i = 0; i < nd->n_groups; i++) {
             sgroup_t *g = nd->groups[i];
-            if (g->len != gn || memcmp(g->name, group, gn) != 0)
+            if (g->len != gn || memcmp(SG_NAME(g), group, gn) != 0)
                 continue;
             int64_t pos = sl_find(&g->members, owner);
             if (pos >= 0) {
                 sl_del(&g->members, (uint32_t)pos);
                 found = true;
                 if (!g->members.n) {
+                    if (t->changed) /* its last member */
+                        t->changed(t->changed_ctx, share, share_n, false);
                     free(g);
                     nd->groups[i] = nd->groups[--nd->n_groups];
                     if (!nd->n_groups) {
@@ -510,10 +518,10 @@ bool subtree_remove(subtree_t *t, const uint8_t *filter, size_t n, void *owner)
         if (pos >= 0) {
             sl_del(&nd->subs, (uint32_t)pos);
             found = true;
+            if (t->changed && !nd->subs.n) /* its last ordinary subscription */
+                t->changed(t->changed_ctx, filter, n, false);
         }
     }
-    if (found && t->changed && before && !(nd->subs.n + nd->n_groups))
-        t->changed(t->changed_ctx, filter, n, false);
     if (found)
         atomic_fetch_sub_explicit(&t->count, 1, memory_order_relaxed);
     if (found && group)
@@ -656,8 +664,9 @@ static void emit_sub(subtree_t *t, sub_result_t *r, const sub_t *s)
     add_id(r, entry, s->sub_id);
 }
 
-/* Emit every receiver of the subscriptions ending at nd. */
-static void emit_node(subtree_t *t, sub_result_t *r, const snode_t *nd, const void *publisher)
+/* Emit every receiver of the subscriptions ending at nd; groups only when fn keeps them. */
+static void emit_node(subtree_t *t, sub_result_t *r, const snode_t *nd, const void *publisher, sub_group_fn fn,
+                      void *ctx)
 {
     const sub_t *v = nd->subs.v;
     for (uint32_t i = 0, n = nd->subs.n; i < n; i++) {
@@ -667,6 +676,8 @@ static void emit_node(subtree_t *t, sub_result_t *r, const snode_t *nd, const vo
     }
     for (uint32_t i = 0; i < nd->n_groups; i++) {
         sgroup_t *g = nd->groups[i];
+        if (fn && !fn(ctx, g->share, g->share_len))
+            continue; /* before the round robin moves: the members it serves keep their turns */
         /* No-local is a protocol error on a shared subscription [MQTT-3.8.3-4]: not consulted. */
         uint32_t k = atomic_fetch_add_explicit(&g->rr, 1, memory_order_relaxed) % g->members.n;
         const sub_t *s = &g->members.v[k];
@@ -698,6 +709,12 @@ static void layout_ids(sub_result_t *r)
 }
 
 void subtree_match(subtree_t *t, const uint8_t *topic, size_t n, const void *publisher, sub_result_t *r)
+{
+    subtree_match_groups(t, topic, n, publisher, r, NULL, NULL);
+}
+
+void subtree_match_groups(subtree_t *t, const uint8_t *topic, size_t n, const void *publisher, sub_result_t *r,
+                          sub_group_fn fn, void *ctx)
 {
     r->n = 0;
     r->n_ids = 0;
@@ -739,9 +756,9 @@ void subtree_match(subtree_t *t, const uint8_t *topic, size_t n, const void *pub
         bool first = f.lv == 0;
         /* '#' matches the remaining levels, and also the parent level itself ("a/#" matches "a"). */
         if (nd->hash && !(first && dollar))
-            emit_node(t, r, nd->hash, publisher);
+            emit_node(t, r, nd->hash, publisher, fn, ctx);
         if (f.lv == nl) {
-            emit_node(t, r, nd, publisher);
+            emit_node(t, r, nd, publisher, fn, ctx);
             continue;
         }
         grow(&r->stk, &r->cap_stk, sp + 2, sizeof *r->stk);

@@ -33,10 +33,11 @@ subtree_t *subtree_new(void (*hold)(void *owner));
 /* Free the tree and every subscription in it (owners are not touched). No other thread may use it. */
 void subtree_free(subtree_t *t);
 
-/* Have changed(ctx, filter, n, present) called, under the write lock, when a filter (its
- * "$share/GROUP/" prefix stripped) gets its first subscription of any owner or group (present) or
- * loses its last (!present): the cluster announces the filters this node has subscribers for.
- * Set once, before other threads use the tree; changed must not call back into the tree. */
+/* Have changed(ctx, filter, n, present) called, under the write lock, when a filter gets its first
+ * ordinary subscription (present) or loses its last (!present), and when a shared group gets its
+ * first member or loses its last: then `filter` is the group's "$share/GROUP/FILTER". The cluster
+ * announces the filters and groups this node has subscribers for. Set once, before other threads
+ * use the tree; changed must not call back into this tree. */
 void subtree_observe(subtree_t *t, void (*changed)(void *ctx, const uint8_t *filter, size_t n, bool present),
                      void *ctx);
 
@@ -104,6 +105,16 @@ void sub_result_free(sub_result_t *r);
  * [MQTT-4.7.2-1]. Calls hold(owner) once per entry appended. Thread-safe (read lock); aborts on
  * out-of-memory while growing r (the broker's OOM policy). */
 void subtree_match(subtree_t *t, const uint8_t *topic, size_t n, const void *publisher, sub_result_t *r);
+
+/* Which shared groups take part in a match: called under the read lock once for each group that
+ * matches, with the group's "$share/GROUP/FILTER" (its identity: the same group name under two
+ * filters is two groups), before a member is picked, so a group left out keeps its round robin
+ * where it was. Returns false to leave the group out. Must not call into the tree. */
+typedef bool (*sub_group_fn)(void *ctx, const uint8_t *share, size_t n);
+/* subtree_match, with fn (NULL: every group) choosing the groups. The shared entries of r are in
+ * the order of the fn calls that returned true (the cluster pairs each with its group that way). */
+void subtree_match_groups(subtree_t *t, const uint8_t *topic, size_t n, const void *publisher, sub_result_t *r,
+                          sub_group_fn fn, void *ctx);
 
 /* A batch of matches on the calling thread (the PUBLISHes of one socket read): the read lock is
  * taken by the first subtree_match inside it and kept until subtree_batch_end, instead of taken

@@ -159,6 +159,128 @@ def test_v5_puback_counts_subscribers_on_other_nodes(nodes):
     pub.close()
 
 
+def drain(clients, quiet=0.5):
+    """Empty the clients' queues, until none got anything for `quiet` seconds."""
+    while True:
+        time.sleep(quiet)
+        got = False
+        for x in clients:
+            while not x.messages.empty():
+                x.messages.get_nowait()
+                got = True
+        if not got:
+            return
+
+
+def shared_routes_ready(nodes, members, topic, timeout=20):
+    """Publish on each node until the group's members on every node got a message published on that
+    node (the group's routes travel through the bucket), then drain them."""
+    pubs = [connect(n) for n in nodes]
+    deadline = time.time() + timeout
+    seen = set()  # (publishing node, member)
+    want = {(i, k) for i in range(len(nodes)) for k in range(len(members))}
+    while time.time() < deadline and not want <= seen:
+        for i, p in enumerate(pubs):
+            p.publish(topic, b"probe%d" % i, qos=0)
+        t_end = time.time() + 0.2
+        while time.time() < t_end:
+            for k, m in enumerate(members):
+                while not m.messages.empty():
+                    seen.add((int(m.messages.get_nowait().payload[5:]), k))
+            time.sleep(0.02)
+    assert want <= seen, "shared routes not seen within %ss: %r" % (timeout, sorted(want - seen))
+    for p in pubs:
+        p.close()
+    drain(members)
+
+
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_shared_subscription_one_member_of_the_group_cluster_wide(nodes, qos):
+    """Issue 11: $share/GROUP/FILTER with members on A, B and C: each message published on any node
+    reaches exactly one member of the group in the whole cluster [MQTT-4.8.2-3 one session of the
+    group per message], every node's members get some, and an ordinary subscriber gets them all."""
+    a, b, c = nodes
+    group = "$share/%s/sh/+" % unique_id("g")
+    members = []
+    for n in (a, a, b, c):  # two members on A: A's share goes to one of them at a time
+        m = connect(n, protocol=V5)
+        m.subscribe(group, qos=qos)
+        members.append(m)
+    plain = connect(c, protocol=V5)
+    plain.subscribe("sh/#", qos=qos)
+    shared_routes_ready(nodes, members, "sh/probe")
+    drain([plain])
+    n = 30
+    pubs = [connect(x) for x in nodes]
+    sent = []
+    for i in range(n):
+        for k, p in enumerate(pubs):
+            payload = b"%s-%d" % (b"ABC"[k:k + 1], i)
+            p.publish("sh/%d" % k, payload, qos=qos)
+            sent.append(payload)
+    got = []  # (member index, payload)
+    deadline = time.time() + 30
+    while len(got) < len(sent) and time.time() < deadline:
+        for k, m in enumerate(members):
+            while not m.messages.empty():
+                got.append((k, m.messages.get_nowait().payload))
+        time.sleep(0.02)
+    drain_t = time.time() + 1.0  # any duplicate arrives by now
+    while time.time() < drain_t:
+        for k, m in enumerate(members):
+            while not m.messages.empty():
+                got.append((k, m.messages.get_nowait().payload))
+        time.sleep(0.05)
+    payloads = sorted(p for _, p in got)
+    assert payloads == sorted(sent), "lost %r, duplicated %r" % (
+        sorted(set(sent) - set(payloads)), sorted({p for p in payloads if payloads.count(p) > 1}))
+    per_node = {"A": 0, "B": 0, "C": 0}
+    for k, _ in got:
+        per_node["AABC"[k]] += 1
+    assert all(v > 0 for v in per_node.values()), per_node
+    # Each publishing node spreads its messages over the three nodes.
+    for src in b"ABC":
+        dest = {"AABC"[k] for k, p in got if p[0] == src}
+        assert dest == {"A", "B", "C"}, (chr(src), dest)
+    every = [m.payload for m in plain.get_n(len(sent))]
+    assert sorted(every) == sorted(sent)
+    for k in range(3):  # in order per publisher
+        mine = [p for p in every if p[0] == b"ABC"[k]]
+        assert mine == [b"%s-%d" % (b"ABC"[k:k + 1], i) for i in range(n)]
+    plain.expect_none(0.5)
+    for x in members + pubs + [plain]:
+        x.close()
+
+
+def test_shared_group_leaving_a_node_goes_to_the_others(nodes):
+    """When a node's last member of a group unsubscribes, the other nodes stop giving it that
+    group's messages: the messages go to the members left, none lost once the route is gone."""
+    a, b, c = nodes
+    group = "$share/%s/sl/#" % unique_id("g")
+    ma, mb = connect(a, protocol=V5), connect(b, protocol=V5)
+    for m in (ma, mb):
+        m.subscribe(group, qos=1)
+    shared_routes_ready([a, b, c], [ma, mb], "sl/probe")
+    ma.unsubscribe(group)
+    pc = connect(c)
+    # B alone: within the bounded wait every message published on C goes to B.
+    deadline = time.time() + 20
+    streak = 0
+    i = 0
+    while streak < 10 and time.time() < deadline:
+        pc.publish("sl/x", b"%d" % i, qos=1)
+        i += 1
+        try:
+            mb.messages.get(timeout=0.5)
+            streak += 1
+        except Exception:
+            streak = 0
+    assert streak == 10, "messages still given to A's gone member"
+    ma.expect_none(0.5)
+    for x in (ma, mb, pc):
+        x.close()
+
+
 def poll_retained(broker, topic, want, timeout=20):
     """Subscribe on broker until the retained message of topic is `want` (None: none)."""
     deadline = time.time() + timeout
