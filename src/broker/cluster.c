@@ -3,8 +3,9 @@
  *
  * Design. Three JetStream key-value buckets hold what the nodes share, and core NATS carries the
  * messages:
- *   - tombo_routes: key NODE.B64(FILTER) for each filter NODE has subscribers for, and NODE alone
- *     (its presence). Each node writes its own keys (subtree_observe tells it when a filter gets its
+ *   - tombo_routes: key NODE.B64(FILTER) for each filter NODE has subscribers for, NODE.B64(
+ *     "$share/GROUP/FILTER") for each shared group it has members of, and NODE alone (its
+ *     presence). Each node writes its own keys (subtree_observe tells it when a filter gets its
  *     first subscription or loses its last) and watches the bucket into `remote`, a subscription
  *     tree (subtree.c) whose owners are nodes: one match gives each node with a matching filter
  *     once.
@@ -21,7 +22,8 @@
  * [n: source node][a v5 PUBLISH, packet id 1]: the v5 encoding is the message's shared one
  * (msg_encoded), made once. nats.c buffers what is published and its flusher thread writes it, so
  * the sends of a loop turn go out together. The receiving node delivers it as a local publish
- * (msg->from_cluster): never forwarded again, so no loop.
+ * (msg->from_cluster): never forwarded again, so no loop. Shared groups: one node serves each, see
+ * "shared subscriptions" below (wire version 2 lists the groups the receiver serves).
  *
  * Threads: nats.c calls back on threads of its own, which never touch a worker's state: each
  * message or bucket change is posted to a worker's inbox (INBOX_CLUSTER), messages from one source

@@ -268,6 +268,87 @@ static void test_shared(void)
     subtree_free(t);
 }
 
+/* subtree_observe (the cluster's route announcements): ordinary filters and each shared group
+ * have their own first/last events, a group's with its "$share/GROUP/FILTER". */
+static char events[512];
+static void on_changed(void *ctx, const uint8_t *f, size_t n, bool present)
+{
+    (void)ctx;
+    size_t l = strlen(events);
+    snprintf(events + l, sizeof(events) - l, "%c%.*s ", present ? '+' : '-', (int)n, (const char *)f);
+}
+
+static void test_observe(void)
+{
+    subtree_t *t = subtree_new(NULL);
+    subtree_observe(t, on_changed, NULL);
+    events[0] = 0;
+    subtree_add(t, S("a/b"), O(0), 0, 0);
+    subtree_add(t, S("a/b"), O(1), 0, 0);
+    subtree_add(t, S("a/b"), O(1), 1, 0); /* replaced: no event */
+    subtree_add(t, S("$share/g/a/b"), O(2), 0, 0);
+    subtree_add(t, S("$share/g/a/b"), O(3), 0, 0);
+    subtree_add(t, S("$share/h/a/b"), O(2), 0, 0);
+    CHECK_STR(events, "+a/b +$share/g/a/b +$share/h/a/b ");
+    events[0] = 0;
+    subtree_remove(t, S("a/b"), O(0));
+    subtree_remove(t, S("a/b"), O(1));
+    subtree_remove(t, S("$share/g/a/b"), O(2));
+    subtree_remove(t, S("$share/g/a/b"), O(4)); /* not a member */
+    subtree_remove(t, S("$share/g/a/b"), O(3));
+    subtree_remove(t, S("$share/h/a/b"), O(2));
+    CHECK_STR(events, "-a/b -$share/g/a/b -$share/h/a/b ");
+    subtree_free(t);
+}
+
+/* subtree_match_groups: the function chooses the groups by their "$share/GROUP/FILTER"; a group
+ * left out does not move its round robin. */
+static bool only_g(void *ctx, const uint8_t *share, size_t n)
+{
+    int *calls = ctx;
+    (*calls)++;
+    return n == strlen("$share/g/s/+") && !memcmp(share, "$share/g/s/+", n);
+}
+
+static bool no_group(void *ctx, const uint8_t *share, size_t n)
+{
+    (void)ctx, (void)share, (void)n;
+    return false;
+}
+
+static void test_group_fn(void)
+{
+    subtree_t *t = subtree_new(NULL);
+    sub_result_t r;
+    sub_result_init(&r);
+    for (int i = 0; i < 3; i++)
+        subtree_add(t, S("$share/g/s/+"), O(i), 0, 0);
+    subtree_add(t, S("$share/h/s/+"), O(3), 0, 0);
+    subtree_add(t, S("$share/g/s/#"), O(4), 0, 0); /* group g of another filter: another group */
+    subtree_add(t, S("s/1"), O(5), 0, 0);
+    int calls = 0;
+    int order[6];
+    for (int k = 0; k < 6; k++) {
+        subtree_match_groups(t, S("s/1"), NULL, &r, only_g, &calls);
+        CHECK_EQ(r.n, 2);
+        CHECK(find(&r, O(5), 0));
+        const sub_match_t *m = r.v[0].shared ? &r.v[0] : &r.v[1];
+        order[k] = (int)((int *)m->owner - owners);
+        CHECK(order[k] < 3);
+        if (k % 2) { /* every group left out in between: g's turn stays where it was */
+            subtree_match_groups(t, S("s/1"), NULL, &r, no_group, NULL);
+            CHECK(r.n == 1 && r.v[0].owner == O(5));
+        }
+    }
+    CHECK_EQ(calls, 18); /* three groups match each time */
+    for (int k = 0; k < 3; k++) /* each member once in any three in a row */
+        CHECK(order[k] != order[(k + 1) % 3] && order[k + 3] == order[k]);
+    subtree_match_groups(t, S("s/1"), NULL, &r, NULL, NULL);
+    CHECK_EQ(r.n, 4);
+    sub_result_free(&r);
+    subtree_free(t);
+}
+
 static void test_remove_replace(void)
 {
     subtree_t *t = subtree_new(hold);
@@ -543,6 +624,8 @@ int main(void)
     test_merge();
     test_no_local();
     test_shared();
+    test_observe();
+    test_group_fn();
     test_remove_replace();
     test_fanout();
     test_gen_wrap();
