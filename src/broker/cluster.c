@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/hash.h"
@@ -86,9 +87,15 @@ typedef struct kvop {
 typedef struct watch {
     cluster_t *c;
     int bucket;
+    pthread_mutex_t mu; /* w, against cluster_stop while watch_renew replaces it */
     kvWatcher *w;
     pthread_t thread;
     bool started;
+    /* Watcher thread only (watch_stalled): the last revision it delivered, and the state of the
+     * previous check. */
+    uint64_t rev, check_rev;
+    int64_t check_at;
+    bool behind;
 } watch_t;
 
 /* A shared group ("$share/GROUP/FILTER") of the message a worker is routing: its bytes at
@@ -125,6 +132,8 @@ struct cluster {
     natsConnection *nc;
     jsCtx *js;
     kvStore *kv[N_BUCKETS];
+    jsCtx *js_renew; /* the watchers' checks and renewals: a shorter request timeout (WATCH_RENEW_WAIT_MS) */
+    kvStore *kv_renew[N_BUCKETS];
     natsSubscription *sub;
     subtree_t *remote;
     cnode_t *self; /* in `remote` as a member of this node's shared groups */
@@ -649,22 +658,109 @@ static void on_client(cluster_t *c, kvEntry *e)
     session_release(s);
 }
 
+/* ---- watchers that outlive a NATS server ----
+ *
+ * A bucket watcher is an ordered JetStream consumer, in memory on one NATS server. When that server
+ * dies, nats.c recreates the consumer on reconnect or after missed heartbeats, but a try made while
+ * the NATS cluster elects new leaders fails and the next waits for the next heartbeat (tens of
+ * seconds measured, and sometimes none came). So each watcher thread checks every WATCH_CHECK_MS
+ * that it is not behind its bucket (the stream's last sequence against the last revision it
+ * delivered) and, behind twice in a row with nothing delivered in between, watches the bucket anew:
+ * the new watcher delivers every key's last value or deletion, which the handlers apply again
+ * (adding a route or setting a retained message twice changes nothing; a client id's revision
+ * decides whether to disconnect). */
+
+#define WATCH_CHECK_MS 1000
+#define WATCH_RENEW_WAIT_MS 2000 /* a try while JetStream elects its leaders does not wait 5 s */
+
+/* Broker's thread, cluster_init: the buckets again, through a JetStream context whose requests wait
+ * less, for watch_renew. */
+static natsStatus watch_renew_init(cluster_t *c)
+{
+    jsOptions o;
+    jsOptions_Init(&o);
+    o.Wait = WATCH_RENEW_WAIT_MS;
+    natsStatus s = natsConnection_JetStream(&c->js_renew, c->nc, &o);
+    for (int i = 0; s == NATS_OK && i < N_BUCKETS; i++)
+        s = js_KeyValue(&c->kv_renew[i], c->js_renew, bucket_name[i]);
+    return s;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Watcher thread: whether wt's watcher has stopped delivering what its bucket has (see above). */
+static bool watch_stalled(watch_t *wt)
+{
+    int64_t now = mono_ms();
+    if (now - wt->check_at < WATCH_CHECK_MS || atomic_load(&wt->c->b->stop))
+        return false; /* stopping: the workers no longer take what a new watcher would deliver */
+    wt->check_at = now;
+    char stream[64];
+    snprintf(stream, sizeof(stream), "KV_%s", bucket_name[wt->bucket]);
+    jsStreamInfo *si = NULL;
+    if (js_GetStreamInfo(&si, wt->c->js_renew, stream, NULL, NULL) != NATS_OK)
+        return false; /* NATS unreachable or electing: next time */
+    bool behind = si->State.LastSeq > wt->rev;
+    jsStreamInfo_Destroy(si);
+    bool stalled = behind && wt->behind && wt->check_rev == wt->rev;
+    wt->behind = behind && !stalled;
+    wt->check_rev = wt->rev;
+    return stalled;
+}
+
+/* Watcher thread: replace wt's watcher with a new one, trying until it works or the cluster stops.
+ * Returns false when stopping. */
+static bool watch_renew(watch_t *wt)
+{
+    cluster_t *c = wt->c;
+    log_printf(TLOG_WARNING, "Warning: cluster: the watch of bucket %s stalled (its NATS server gone?); "
+                             "watching it anew.", bucket_name[wt->bucket]);
+    for (;;) {
+        pthread_mutex_lock(&wt->mu);
+        if (atomic_load(&c->stopping)) {
+            pthread_mutex_unlock(&wt->mu);
+            return false;
+        }
+        kvWatcher *w = NULL;
+        natsStatus s = kvStore_WatchAll(&w, c->kv_renew[wt->bucket], NULL);
+        if (s == NATS_OK) {
+            kvWatcher_Stop(wt->w);
+            kvWatcher_Destroy(wt->w);
+            wt->w = w;
+            wt->behind = false;
+        }
+        pthread_mutex_unlock(&wt->mu);
+        if (s == NATS_OK)
+            return true;
+        usleep(500 * 1000);
+    }
+}
+
 static void *watch_main(void *arg)
 {
     watch_t *wt = arg;
     cluster_t *c = wt->c;
     bool initial = true; /* the bucket's state at start, until a NULL entry */
+    wt->check_at = mono_ms();
     for (;;) {
         kvEntry *e = NULL;
         natsStatus s = kvWatcher_Next(&e, wt->w, 1000);
-        if (s == NATS_TIMEOUT)
-            continue;
-        if (s != NATS_OK)
-            break; /* kvWatcher_Stop */
-        if (!e) {
-            initial = false;
+        if (s == NATS_TIMEOUT || (s == NATS_OK && !e)) {
+            if (!e && s == NATS_OK)
+                initial = false;
+            if (watch_stalled(wt) && !watch_renew(wt))
+                break;
             continue;
         }
+        if (s != NATS_OK)
+            break; /* kvWatcher_Stop */
+        if (kvEntry_Revision(e) > wt->rev)
+            wt->rev = kvEntry_Revision(e);
         if (wt->bucket == B_ROUTES) {
             on_route(c, e);
         } else if (wt->bucket == B_RETAIN) {
@@ -849,6 +945,8 @@ int cluster_init(broker_t *b)
             return fail(c, what, s);
         }
     }
+    if ((s = watch_renew_init(c)) != NATS_OK)
+        return fail(c, "key-value buckets", s);
     subtree_observe(b->subs, filter_changed, c);
     log_printf(TLOG_NOTICE, "Cluster: node %s on NATS %s.", c->node, cfg->cluster_urls[0]);
     return 0;
@@ -868,6 +966,7 @@ int cluster_start(broker_t *b)
         watch_t *wt = &c->watch[i];
         wt->c = c;
         wt->bucket = i;
+        pthread_mutex_init(&wt->mu, NULL);
         if ((s = kvStore_WatchAll(&wt->w, c->kv[i], NULL)) != NATS_OK)
             return fail(c, "cannot watch a bucket", s);
         if (pthread_create(&wt->thread, NULL, watch_main, wt) != 0)
@@ -892,11 +991,16 @@ void cluster_stop(broker_t *b)
     }
     for (int i = 0; i < N_BUCKETS; i++) {
         watch_t *wt = &c->watch[i];
+        if (!wt->c)
+            continue; /* cluster_start did not get this far */
+        pthread_mutex_lock(&wt->mu); /* stopping is set: watch_renew makes no new one */
         if (wt->w)
             kvWatcher_Stop(wt->w);
+        pthread_mutex_unlock(&wt->mu);
         if (wt->started)
             pthread_join(wt->thread, NULL);
         kvWatcher_Destroy(wt->w);
+        pthread_mutex_destroy(&wt->mu);
     }
     if (c->writer_started) { /* it writes what is queued, then withdraws our routes */
         pthread_mutex_lock(&c->q_lock);
@@ -910,9 +1014,12 @@ void cluster_stop(broker_t *b)
         c->q_head = op->next;
         kvop_free(op);
     }
-    for (int i = 0; i < N_BUCKETS; i++)
+    for (int i = 0; i < N_BUCKETS; i++) {
         kvStore_Destroy(c->kv[i]);
+        kvStore_Destroy(c->kv_renew[i]);
+    }
     jsCtx_Destroy(c->js);
+    jsCtx_Destroy(c->js_renew);
     if (c->nc) {
         natsConnection_Close(c->nc);
         natsConnection_Destroy(c->nc);

@@ -2,7 +2,8 @@
 JetStream forming one NATS cluster, three tombo nodes A, B and C on it, clients on different nodes.
 
 Every server is started by the test on free 127.0.0.1 ports and stopped by its PID; waits are
-bounded. The issue's T5-T8 (sessions that move, kill -9, NATS failures) are not done yet."""
+bounded. The issue's T5, T6 and T8 (sessions that move, kill -9 of a node) are not done yet; T7 (a
+NATS server killed) is, on a NATS cluster of its own."""
 import json
 import os
 import shutil
@@ -403,6 +404,106 @@ def test_sys_cluster_topics(nodes):
     assert int(vals["$SYS/broker/cluster/forwarded/sent"]) >= 1
     for x in (sb, pub, sysc):
         x.close()
+
+
+@pytest.fixture
+def own_nats():
+    """A NATS cluster of three for one test, which may kill its servers (the module's stays intact).
+    Requested before make_broker, so the tombo nodes stop before it does."""
+    cports = [free_port() for _ in range(3)]
+    servers = [NatsServer("k%d" % i, cports[i], [p for k, p in enumerate(cports) if k != i]) for i in range(3)]
+    try:
+        wait_ready(servers)
+        yield servers
+    finally:
+        for s in servers:
+            s.stop()
+
+
+def nats_server_of(servers, node_name):
+    """The server (index) the tombo node named node_name is connected to, from NATS's /connz."""
+    for i, s in enumerate(servers):
+        if s.proc.poll() is not None:
+            continue
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/connz" % s.mon, timeout=2) as r:
+                conns = json.loads(r.read()).get("connections") or []
+        except Exception:
+            continue
+        if any(c.get("name") == "tombo " + node_name for c in conns):
+            return i
+    return None
+
+
+def deliver_until(pub, sub, topic, qos, timeout=30):
+    """Publish on `topic` until `sub` gets one (bounded): the service is back."""
+    deadline = time.time() + timeout
+    i = 0
+    while time.time() < deadline:
+        payload = b"try%d" % i
+        i += 1
+        pub.publish(topic, payload, qos=qos, wait=False)
+        t_end = time.time() + 0.5
+        while time.time() < t_end:
+            try:
+                m = sub.messages.get(timeout=0.1)
+            except Exception:
+                continue
+            if m.topic == topic:
+                drain([sub], 0.3)
+                return time.time()
+    raise AssertionError("%s at QoS %d did not arrive within %ss" % (topic, qos, timeout))
+
+
+def test_kill_one_nats_server_service_goes_on(own_nats, make_broker):
+    """T7: kill -9 the NATS server node A is connected to. nats.c reconnects A to one of the two
+    left; QoS 0 and 1 messages cross between nodes again, a new subscription's route and a retained
+    message still replicate (the buckets, three replicas, keep their quorum with two servers)."""
+    tag = unique_id("k").replace("-", "_")
+    names = ["%s_%s" % (n, tag) for n in "ABC"]
+    a, b, c = [make_broker(node_conf(names[i], own_nats[i:] + own_nats[:i])) for i in range(3)]
+    sb = connect(b)
+    sb.subscribe("kill/#", qos=1)
+    pa = connect(a)
+    routes_ready(pa, [sb], "kill/probe")
+    victim = nats_server_of(own_nats, names[0])
+    assert victim is not None
+    own_nats[victim].proc.kill()  # SIGKILL, by PID
+    own_nats[victim].proc.wait()
+    killed_at = time.time()
+    # QoS 0 and 1 from A (its NATS link was cut) to B.
+    for qos in (0, 1):
+        deliver_until(pa, sb, "kill/q%d" % qos, qos)
+    deadline = time.time() + 20
+    while nats_server_of(own_nats, names[0]) is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert nats_server_of(own_nats, names[0]) not in (None, victim)
+    # Then every message of a QoS 1 sequence arrives, once and in order.
+    for i in range(50):
+        pa.publish("kill/seq", b"%d" % i, qos=1)
+    assert [m.payload for m in sb.get_n(50, timeout=20)] == [b"%d" % i for i in range(50)]
+    sb.expect_none(0.5)
+    # A route made after the kill, on A: seen by B and C's publishers.
+    sa = connect(a, protocol=V5)
+    sa.subscribe("back/#", qos=1)
+    pb, pc = connect(b), connect(c)
+    # (The buckets' watchers whose consumer was on the dead server are watched anew: cluster.c.)
+    routes_ready(pb, [sa], "back/probe", timeout=45)
+    routes_ready(pc, [sa], "back/probe", timeout=45)
+    pc.publish("back/x", b"from C", qos=1)
+    assert sa.get(timeout=10).payload == b"from C"
+    # A retained message set on A after the kill reaches every node's store; cleared on B, gone on all.
+    pa.publish("kill/ret", b"kept", qos=1, retain=True)
+    for n in (b, c):
+        poll_retained(n, "kill/ret", b"kept", timeout=45)
+    pb.publish("kill/ret", b"", qos=1, retain=True)
+    for n in (a, b, c):
+        poll_retained(n, "kill/ret", None, timeout=45)
+    print("service back %.1fs after the kill" % (time.time() - killed_at))
+    for x in (sa, sb, pa, pb, pc):
+        x.close()
+    for n in (a, b, c):
+        assert n.alive()
 
 
 def test_metrics_show_the_cluster(nats_cluster, make_broker):
