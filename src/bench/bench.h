@@ -38,6 +38,8 @@ typedef struct bench_cfg {
     enum bench_mode mode;
     const char *host;
     int port;
+    int sub_port;         /* --sub-port: subscribers connect there (another cluster node); 0: -p */
+    double settle;        /* --settle: seconds between the last SUBACK and the first PUBLISH */
     int version;          /* 3, 4 or 5 */
     uint32_t clients;     /* -c: meaning depends on the mode */
     uint32_t pubs, subs;  /* -P / -S, resolved by scenario_setup */
@@ -245,6 +247,8 @@ typedef struct bench_run {
     _Atomic int retained_go;  /* retained: every message stored, the subscriber may subscribe */
     _Atomic uint64_t sub_ns;  /* retained: when the SUBSCRIBE went out */
     unsigned dst_len;
+    struct sockaddr_storage *dst_sub; /* --sub-port, or NULL */
+    unsigned dst_sub_len;
     /* results */
     double connect_secs;
     uint64_t expected;        /* deliveries the subscribers should have seen */

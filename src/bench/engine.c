@@ -264,7 +264,9 @@ static void conn_start(bench_thread_t *t, conn_t *c, uint64_t now)
     }
     c->epollout = true;
     c->last_tx_ns = c->started_ns = now;
-    if (connect(c->fd, (struct sockaddr *)r->dst, r->dst_len) < 0 && errno != EINPROGRESS) {
+    bool sub = c->role == ROLE_SUB && r->dst_sub;
+    if (connect(c->fd, (struct sockaddr *)(sub ? r->dst_sub : r->dst), sub ? r->dst_sub_len : r->dst_len) < 0 &&
+        errno != EINPROGRESS) {
         conn_fail(t, c, "connect", errno);
         return;
     }
@@ -994,6 +996,23 @@ static int resolve(bench_run_t *r)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
     char port[16];
+    if (r->cfg.sub_port) { /* the subscribers' node: same host, its own port */
+        snprintf(port, sizeof(port), "%d", r->cfg.sub_port);
+        int e = getaddrinfo(r->cfg.host, port, &hints, &ai);
+        if (e) {
+            fprintf(stderr, "tombo-bench: %s: %s\n", r->cfg.host, gai_strerror(e));
+            return -1;
+        }
+        r->dst_sub = calloc(1, sizeof(*r->dst_sub));
+        if (!r->dst_sub) {
+            freeaddrinfo(ai);
+            return -1;
+        }
+        memcpy(r->dst_sub, ai->ai_addr, ai->ai_addrlen);
+        r->dst_sub_len = (unsigned)ai->ai_addrlen;
+        freeaddrinfo(ai);
+        ai = NULL;
+    }
     snprintf(port, sizeof(port), "%d", r->cfg.port);
     int e = getaddrinfo(r->cfg.host, port, &hints, &ai);
     if (e) {
@@ -1094,5 +1113,6 @@ void engine_free(bench_run_t *r)
     bench_tls_free(r);
     free(r->pub_by_id);
     free(r->dst);
+    free(r->dst_sub);
     free(r->samples);
 }

@@ -34,6 +34,9 @@ static void usage(FILE *f)
             "options:\n"
             "  -h HOST         broker host (127.0.0.1)\n"
             "  -p PORT         broker port (1883)\n"
+            "  --sub-port PORT subscribers connect to this port instead (another node of a cluster)\n"
+            "  --settle SEC    wait this long after the subscriptions before publishing (0): a cluster's\n"
+            "                  routes reach the publishers' node meanwhile\n"
             "  --ws            MQTT over WebSockets (the port of a `protocol websockets` listener):\n"
             "                  opening handshake, then masked binary frames, one per flush\n"
             "  -c N            clients (see modes; 10)\n"
@@ -86,7 +89,7 @@ static int parse_num(const char *opt, const char *s, double lo, double hi, doubl
 
 enum { O_WARMUP = 256, O_DRAIN, O_JSON, O_PLOT, O_SRC, O_PENDING, O_CTIMEOUT, O_IDPREFIX, O_QUIET, O_HELP, O_OPEN,
        O_EXPIRY, O_TOPICS, O_TLS, O_TLS_RESUME, O_CAFILE, O_CAPATH, O_CERT, O_KEY, O_INSECURE, O_TLS_VERSION,
-       O_CIPHERS, O_WS };
+       O_CIPHERS, O_WS, O_SUB_PORT, O_SETTLE };
 
 static int parse_args(int argc, char **argv, bench_cfg_t *c)
 {
@@ -104,6 +107,8 @@ static int parse_args(int argc, char **argv, bench_cfg_t *c)
         {"session-expiry", required_argument, NULL, O_EXPIRY},
         {"topics", required_argument, NULL, O_TOPICS},
         {"ws", no_argument, NULL, O_WS},
+        {"sub-port", required_argument, NULL, O_SUB_PORT},
+        {"settle", required_argument, NULL, O_SETTLE},
         {"tls", no_argument, NULL, O_TLS},
         {"tls-resume", no_argument, NULL, O_TLS_RESUME},
         {"cafile", required_argument, NULL, O_CAFILE},
@@ -187,6 +192,8 @@ static int parse_args(int argc, char **argv, bench_cfg_t *c)
         case O_QUIET: c->quiet = true; break;
         case O_OPEN: c->open_loop = true; break;
         case O_WS: c->ws = true; break;
+        case O_SETTLE: if (parse_num("--settle", optarg, 0, 3600, &v)) return -1; c->settle = v; break;
+        case O_SUB_PORT: if (parse_num("--sub-port", optarg, 1, 65535, &v)) return -1; c->sub_port = (int)v; break;
         case O_EXPIRY:
             if (parse_num("--session-expiry", optarg, 0, 4294967295.0, &v)) return -1;
             c->session_expiry = (uint32_t)v;

@@ -201,6 +201,11 @@ int engine_run(bench_run_t *r)
     }
     uint64_t now = now_ns();
     r->connect_secs = (double)(now - sm.t0) / 1e9;
+    for (uint64_t end = now + (uint64_t)(cfg->settle * 1e9); now_ns() < end && !bench_interrupted;) {
+        sample_tick(r, &sm, PH_CONNECT, false);
+        sleep_ms(5);
+    }
+    now = now_ns();
     sum_live(r, &cur);
     if (cur.conns > r->conns_peak)
         r->conns_peak = cur.conns;

@@ -282,6 +282,21 @@ def test_shared_group_leaving_a_node_goes_to_the_others(nodes):
         x.close()
 
 
+@pytest.mark.parametrize("qos", [0, 1])
+def test_bench_pairs_across_nodes(nodes, qos):
+    """tombo-bench --sub-port: publishers on A, subscribers on B (bench/cluster's "across" row); the
+    bench's exact counts: nothing lost, duplicated or out of order. No timing assertion."""
+    a, b, _ = nodes
+    bench = os.path.join(os.environ.get("TOMBO_BUILD", ""), "src", "bench", "tombo-bench")
+    if not os.access(bench, os.X_OK):
+        pytest.skip("no tombo-bench in TOMBO_BUILD")
+    r = subprocess.run([bench, "pairs", "-p", str(a.port), "--sub-port", str(b.port), "-c", "10", "-q", str(qos),
+                        "-d", "2", "--warmup", "1", "--settle", "2", "--json", "--quiet"], capture_output=True, timeout=120)
+    res = json.loads(r.stdout)
+    assert res["errors"] == 0 and res["received"] > 0, res
+    assert (res["lost"], res["duplicated"], res["out_of_order"]) == (0, 0, 0), res
+
+
 def poll_retained(broker, topic, want, timeout=20):
     """Subscribe on broker until the retained message of topic is `want` (None: none)."""
     deadline = time.time() + timeout
