@@ -76,7 +76,8 @@ struct plugin_set {
 static bool event_supported(int event)
 {
     return event == MOSQ_EVT_BASIC_AUTH || event == MOSQ_EVT_ACL_CHECK || event == MOSQ_EVT_RELOAD ||
-           event == MOSQ_EVT_TICK || event == MOSQ_EVT_CONTROL || event == MOSQ_EVT_DISCONNECT;
+           event == MOSQ_EVT_TICK || event == MOSQ_EVT_CONTROL || event == MOSQ_EVT_DISCONNECT ||
+           event == MOSQ_EVT_MESSAGE;
 }
 
 static const char *event_name(int event)
@@ -159,7 +160,7 @@ static plugin_t *plugin_load(plugin_set_t *set, const struct tombo_plugin_conf *
         }
         pthread_mutex_lock(&p->mu);
         int rc = plugin_v4_open(p, p->lib, c->where, c->path, p->opts, p->n_opts, &p->userdata, &p->cleanup,
-                                &p->has_psk, err, errlen);
+                                c->deny_special_chars, &p->has_psk, err, errlen);
         pthread_mutex_unlock(&p->mu);
         if (rc != 0)
             goto fail;
@@ -371,6 +372,42 @@ bool plugin_control(plugin_set_t *ps, const struct mosquitto *client, const uint
         pthread_mutex_unlock(&p->mu);
     }
     return false;
+}
+
+bool plugin_set_has_message(const plugin_set_t *ps)
+{
+    return ps && atomic_load_explicit(&ps->n_cbs[MOSQ_EVT_MESSAGE], memory_order_relaxed) > 0;
+}
+
+/* As Mosquitto 2.0's plugin__handle_message: every callback in turn sees the message as the ones
+ * before left it (the event is not reset between them), until one answers other than
+ * MOSQ_ERR_SUCCESS. A callback may replace the payload (with mosquitto_malloc'ed memory: the old
+ * one is the broker's, not freed by the plugin), the topic (the plugin frees the old one with
+ * mosquitto_free, as Mosquitto 2.0 leaves that to it) and retain; qos is read only. */
+int plugin_message(plugin_set_t *ps, const struct mosquitto *client, struct plugin_msg *m)
+{
+    struct mosquitto_evt_message ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.client = (struct mosquitto *)client;
+    ev.topic = m->topic;
+    ev.payload = m->payload;
+    ev.payloadlen = m->payloadlen;
+    ev.qos = m->qos;
+    ev.retain = m->retain;
+    int rc = MOSQ_ERR_SUCCESS;
+    for (int i = 0; i < ps->n && rc == MOSQ_ERR_SUCCESS; i++) {
+        plugin_t *p = ps->p[i];
+        pthread_mutex_lock(&p->mu);
+        for (int k = 0; k < p->n_cbs[MOSQ_EVT_MESSAGE] && rc == MOSQ_ERR_SUCCESS; k++)
+            rc = p->cbs[MOSQ_EVT_MESSAGE][k].cb(MOSQ_EVT_MESSAGE, &ev, p->cbs[MOSQ_EVT_MESSAGE][k].userdata);
+        pthread_mutex_unlock(&p->mu);
+    }
+    m->topic = ev.topic;
+    m->payload = ev.payload;
+    m->payloadlen = ev.payloadlen;
+    m->retain = ev.retain;
+    m->properties_set = ev.properties != NULL;
+    return rc == MOSQ_ERR_SUCCESS ? PLUGIN_MSG_OK : rc == PLUGIN_ERR_ACL_DENIED ? PLUGIN_MSG_DENIED : PLUGIN_MSG_ERROR;
 }
 
 bool plugin_set_has_disconnect(const plugin_set_t *ps)

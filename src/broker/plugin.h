@@ -22,8 +22,8 @@
  * delivered takes the plugin's mutex, as every such check in Mosquitto runs on its one thread;
  * without one (a plugin that only authenticates), ACL checks never touch the plugin.
  *
- * Events: MOSQ_EVT_BASIC_AUTH, MOSQ_EVT_ACL_CHECK, MOSQ_EVT_CONTROL, MOSQ_EVT_DISCONNECT,
- * MOSQ_EVT_RELOAD (SIGHUP) and MOSQ_EVT_TICK. A
+ * Events: MOSQ_EVT_BASIC_AUTH, MOSQ_EVT_ACL_CHECK, MOSQ_EVT_MESSAGE, MOSQ_EVT_CONTROL,
+ * MOSQ_EVT_DISCONNECT, MOSQ_EVT_RELOAD (SIGHUP) and MOSQ_EVT_TICK. A
  * plugin that registers for another event fails to load, naming the event: tombo will not run a
  * plugin some of whose callbacks would never be called. */
 #ifndef TOMBO_BROKER_PLUGIN_H
@@ -59,6 +59,7 @@ enum {
     PLUGIN_ERR_SUCCESS = 0,
     PLUGIN_ERR_PROTOCOL = 2,
     PLUGIN_ERR_CONN_LOST = 7,
+    PLUGIN_ERR_ACL_DENIED = 12,
     PLUGIN_ERR_KEEPALIVE = 19,
     PLUGIN_ERR_MALFORMED_PACKET = 21,
     PLUGIN_ERR_ADMINISTRATIVE_ACTION = 30,
@@ -100,6 +101,24 @@ bool plugin_set_has_control(const plugin_set_t *ps);
  * be slow (the dynamic-security plugin saves its file): the auth thread calls it (authq.h). */
 bool plugin_control(plugin_set_t *ps, const struct mosquitto *client, const uint8_t *topic, size_t n,
                     const void *payload, uint32_t payloadlen, uint8_t qos, bool retain);
+
+/* MOSQ_EVT_MESSAGE: a PUBLISH a client sent, once it passed the ACL check, before it is routed
+ * or retained (as Mosquitto 2.0's handle__publish). Lock-free test first: without a callback for
+ * it the publish path does nothing more. The callbacks run on the calling worker under their
+ * plugin's mutex, as ACL checks do. */
+struct plugin_msg {
+    char *topic;      /* in: heap, NUL-terminated; out: the plugin's when it differs (caller frees) */
+    void *payload;    /* in: the caller's; out: the plugin's mosquitto_malloc'ed one when it differs */
+    uint32_t payloadlen;
+    uint8_t qos;      /* read only, as in Mosquitto 2.0 */
+    bool retain;
+    bool properties_set; /* out: a plugin set MQTT 5 properties, which tombo cannot read (refused) */
+};
+enum { PLUGIN_MSG_OK, PLUGIN_MSG_DENIED, PLUGIN_MSG_ERROR };
+bool plugin_set_has_message(const plugin_set_t *ps);
+/* Returns PLUGIN_MSG_OK (route m as it is now), PLUGIN_MSG_DENIED (MOSQ_ERR_ACL_DENIED: not
+ * authorised) or PLUGIN_MSG_ERROR (any other answer: Mosquitto closes the client's connection). */
+int plugin_message(plugin_set_t *ps, const struct mosquitto *client, struct plugin_msg *m);
 
 /* MOSQ_EVT_DISCONNECT: a client's connection ended (reason: a PLUGIN_ERR_ code). The callbacks'
  * answers are ignored, as in Mosquitto. Called on the auth thread (authq_submit_disconnect). */

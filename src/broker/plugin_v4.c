@@ -9,6 +9,7 @@
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
 
+#include "base/log.h"
 #include "base/mem.h"
 
 enum { V4_ERR_SUCCESS = 0, V4_ERR_ACL_DENIED = 12 }; /* mosquitto.h's MOSQ_ERR_ values (ABI) */
@@ -22,11 +23,18 @@ typedef struct {
     int (*security_cleanup)(void *, struct mosquitto_opt *, int, bool);
     int (*acl_check)(void *, int, struct mosquitto *, const struct mosquitto_acl_msg *);
     int (*unpwd_check)(void *, struct mosquitto *, const char *, const char *);
+    bool deny_special; /* auth_plugin_deny_special_chars */
 } v4_t;
 
-static bool special(const char *s)
+/* auth_plugin_deny_special_chars: a client id or user name with '+' or '#' could match other
+ * clients' topics in a plugin's pattern ACLs; Mosquitto denies such a client every access before
+ * asking the plugin (and before its own UNSUBSCRIBE shortcut). */
+static bool special(const char *what, const char *s)
 {
-    return s && strpbrk(s, "+#");
+    if (!s || !strpbrk(s, "+#"))
+        return false;
+    log_printf(TLOG_NOTICE, "ACL denying access to client with dangerous %s \"%s\"", what, s);
+    return true;
 }
 
 static int on_basic_auth(int event, void *data, void *userdata)
@@ -42,10 +50,11 @@ static int on_acl_check(int event, void *data, void *userdata)
     (void)event;
     v4_t *v = userdata;
     struct mosquitto_evt_acl_check *ev = data;
+    if (v->deny_special &&
+        (special("username", mosquitto_client_username(ev->client)) || special("client id", mosquitto_client_id(ev->client))))
+        return V4_ERR_ACL_DENIED;
     if (ev->access == MOSQ_ACL_UNSUBSCRIBE)
         return V4_ERR_SUCCESS;
-    if (special(mosquitto_client_id(ev->client)) || special(mosquitto_client_username(ev->client)))
-        return V4_ERR_ACL_DENIED;
     struct mosquitto_acl_msg msg = {ev->topic, ev->payload, (long)ev->payloadlen, ev->qos, ev->retain};
     return v->acl_check(v->ud, ev->access, ev->client, &msg);
 }
@@ -71,8 +80,8 @@ static int v4_cleanup(void *userdata, struct mosquitto_opt *opts, int n)
 
 int plugin_v4_open(struct mosquitto_plugin_id_t *id, void *lib, const char *where, const char *path,
                    struct mosquitto_opt *opts, int n_opts, void **userdata,
-                   int (**cleanup)(void *, struct mosquitto_opt *, int), bool *has_psk, char *err,
-                   size_t errlen)
+                   int (**cleanup)(void *, struct mosquitto_opt *, int), bool deny_special, bool *has_psk,
+                   char *err, size_t errlen)
 {
     static const char *const required[] = {"mosquitto_auth_plugin_init", "mosquitto_auth_plugin_cleanup",
                                            "mosquitto_auth_security_init", "mosquitto_auth_security_cleanup",
@@ -93,6 +102,7 @@ int plugin_v4_open(struct mosquitto_plugin_id_t *id, void *lib, const char *wher
     v4_t *v = xcalloc(1, sizeof(*v));
     v->opts = opts;
     v->n_opts = n_opts;
+    v->deny_special = deny_special;
     int (*init)(void **, struct mosquitto_opt *, int);
     *(void **)&init = f[0];
     *(void **)&v->plugin_cleanup = f[1];

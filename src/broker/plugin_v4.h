@@ -9,9 +9,10 @@
  * mosquitto_auth_security_init(reload=false); SIGHUP: security_cleanup(reload=true), then
  * security_init(reload=true); unload: security_cleanup(reload=false), then plugin_cleanup.
  * unpwd_check answers MOSQ_EVT_BASIC_AUTH (when exported); acl_check answers READ, WRITE and
- * SUBSCRIBE (UNSUBSCRIBE is allowed without asking, as Mosquitto does for v4), and is denied
- * without asking when the client id or user name holds '+' or '#' (Mosquitto's default
- * auth_plugin_deny_special_chars true). A plugin exporting mosquitto_auth_start/continue
+ * SUBSCRIBE (UNSUBSCRIBE is allowed without asking, as Mosquitto does for v4); with
+ * auth_plugin_deny_special_chars true (the default, deny_special) every access, UNSUBSCRIBE
+ * included, is denied without asking when the client id or user name holds '+' or '#', as in
+ * Mosquitto 2.0's security.c (the login itself is not: unpwd_check is still asked). A plugin exporting mosquitto_auth_start/continue
  * (extended authentication) is refused, as a v5 plugin registering MOSQ_EVT_EXT_AUTH_START is;
  * mosquitto_auth_psk_key_get is not called: plugin_set_has_psk() lets the broker refuse a
  * listener with psk_hint that such a plugin guards. */
@@ -31,7 +32,7 @@ struct mosquitto_plugin_id_t;
  * with "WHERE: message" in err, nothing left to clean up. */
 int plugin_v4_open(struct mosquitto_plugin_id_t *id, void *lib, const char *where, const char *path,
                    struct mosquitto_opt *opts, int n_opts, void **userdata,
-                   int (**cleanup)(void *, struct mosquitto_opt *, int), bool *has_psk, char *err,
-                   size_t errlen);
+                   int (**cleanup)(void *, struct mosquitto_opt *, int), bool deny_special, bool *has_psk,
+                   char *err, size_t errlen);
 
 #endif

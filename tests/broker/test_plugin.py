@@ -216,6 +216,74 @@ def test_plugin_per_listener_settings(make_broker, which):
         b.stop()
 
 
+@pytest.mark.parametrize("which", BROKERS)
+@pytest.mark.parametrize("proto", [V311, V5])
+def test_plugin_message_event_sees_and_rewrites_messages(make_broker, which, proto):
+    """MOSQ_EVT_MESSAGE: the plugin sees each PUBLISH (topic, payload, qos, retain, client) before
+    it is routed, and what it changes (topic, payload, retain) is what subscribers get."""
+    b = start(make_broker, which, plugin_conf(extra="plugin_opt_message yes\n"))
+    sub = PahoClient(b, protocol=V5, username="bob", password="pw2")
+    sub.connect()
+    assert sub.subscribe("#", qos=1) == [1]
+    pub = PahoClient(b, protocol=proto, username="alice", password="secret")
+    pub.connect()
+    pub.publish("plain/x", b"as is", qos=1)
+    m = sub.get()
+    assert (m.topic, m.payload) == ("plain/x", b"as is")
+    pub.publish("rewrite/y", b"world", qos=1)
+    m = sub.get()
+    assert (m.topic, m.payload) == ("rewritten/y", b"hello world")
+    pub.publish("unretain/z", b"r", qos=0, retain=True)
+    assert sub.get().payload == b"r"
+    pub.close()
+    sub.close()
+    assert wait_log(b, "test plugin: message plain/x payload as is qos 1 retain 0 from %s" % pub.client_id), b.log()
+    assert wait_log(b, "test plugin: message unretain/z payload r qos 0 retain 1 from %s" % pub.client_id), b.log()
+    # the retain flag the plugin cleared: nothing was retained
+    late = PahoClient(b, protocol=V5, username="bob", password="pw2")
+    late.connect()
+    assert late.subscribe("unretain/#", qos=1) == [1]
+    late.expect_none()
+    late.close()
+
+
+@pytest.mark.parametrize("which", BROKERS)
+@pytest.mark.parametrize("proto", [V311, V5])
+def test_plugin_message_event_denies_not_authorized(make_broker, which, proto):
+    """MOSQ_ERR_ACL_DENIED from MOSQ_EVT_MESSAGE: the message is not delivered (the QoS 1 flow still
+    completes: a 5.0 PUBACK says 0x87, Not authorized)."""
+    b = start(make_broker, which, plugin_conf(extra="plugin_opt_message yes\n"))
+    sub = PahoClient(b, protocol=V5, username="bob", password="pw2")
+    sub.connect()
+    assert sub.subscribe("#", qos=1) == [1]
+    pub = PahoClient(b, protocol=proto, username="alice", password="secret")
+    pub.connect()
+    pub.publish("deny/x", b"no", qos=1)
+    pub.publish("ok/x", b"yes", qos=1)
+    m = sub.get()
+    assert (m.topic, m.payload) == ("ok/x", b"yes")
+    sub.expect_none()
+    pub.close()
+    sub.close()
+
+
+@pytest.mark.parametrize("which", BROKERS)
+def test_plugin_message_event_error_closes_the_connection(make_broker, which):
+    """Another error from MOSQ_EVT_MESSAGE (MOSQ_ERR_INVAL): the message is dropped and the client
+    disconnected, as Mosquitto 2.0 does."""
+    b = start(make_broker, which, plugin_conf(extra="plugin_opt_message yes\n"))
+    sub = PahoClient(b, protocol=V5, username="bob", password="pw2")
+    sub.connect()
+    assert sub.subscribe("#", qos=1) == [1]
+    pub = PahoClient(b, protocol=V311, username="alice", password="secret")
+    pub.connect()
+    pub.publish("fail/x", b"no", qos=0, wait=False)
+    assert pub.disconnected.wait(10), "not disconnected"
+    sub.expect_none()
+    pub.close()
+    sub.close()
+
+
 # ---- interface version 4 auth plugins (mosquitto_auth_*), as mosquitto-go-auth -------------------
 
 PLUGIN_V4 = os.path.join(BUILD, "tests", "broker", "plugins", "tombo_test_plugin_v4.so")
@@ -302,6 +370,44 @@ def test_v4_plugin_reload_cleans_up_then_inits_with_reload(make_broker, which):
     assert log.index("security_cleanup reload 1") < log.index("security_init reload 1"), log
 
 
+@pytest.mark.parametrize("which", BROKERS)
+@pytest.mark.parametrize("setting", [None, "true", "false"])
+@pytest.mark.parametrize("client_id,user,password", [("dev+1", "alice", "secret"), ("dev2", "b#b", "pw3")])
+def test_v4_plugin_deny_special_chars(make_broker, which, setting, client_id, user, password):
+    """auth_plugin_deny_special_chars (default true), as Mosquitto 2.0's security.c: a client whose
+    id or user name holds '+' or '#' still logs in (the plugin's unpwd_check is asked), but every
+    ACL check of the plugin is denied without asking it, UNSUBSCRIBE included; false asks the
+    plugin as for any client."""
+    extra = "auth_opt_users alice:secret bob:pw2 b#b:pw3\n"
+    if setting is not None:
+        extra += "auth_plugin_deny_special_chars %s\n" % setting
+    b = start(make_broker, which, v4_conf(extra=extra))
+    deny = setting != "false"
+    c = PahoClient(b, client_id=client_id, protocol=V5, username=user, password=password)
+    c.connect()
+    assert wait_log(b, "test plugin v4: unpwd user %s client %s" % (user, client_id)), b.log()
+    assert c.subscribe("public/#", qos=1) == [0x87 if deny else 1]
+    assert c.unsubscribe("public/#") == [0x87 if deny else 0]
+    watcher = PahoClient(b, protocol=V5, username="bob", password="pw2")
+    watcher.connect()
+    assert watcher.subscribe("public/#", qos=1) == [1]
+    c.publish("public/x", b"hi", qos=1)
+    if deny:
+        watcher.expect_none()
+        assert wait_log(b, "ACL denying access to client with dangerous"), b.log()
+    else:
+        assert watcher.get().payload == b"hi"
+        assert "dangerous" not in b.log()
+    watcher.close()
+    c.close()
+
+
+def test_deny_special_chars_without_plugin_line_is_refused():
+    log = refused("auth_plugin_deny_special_chars false\n")
+    assert ("broker.conf:2: 'auth_plugin_deny_special_chars' without a 'plugin' or 'auth_plugin' line "
+            "before it") in log, log
+
+
 # ---- tombo's start-up refusals: FILE:LINE and what is wrong ----------------------------------
 
 def refused(conf):
@@ -318,8 +424,8 @@ def test_plugin_failing_init_stops_startup_with_file_line():
 
 
 def test_plugin_registering_an_event_tombo_lacks_is_refused():
-    log = refused(plugin_conf(extra="plugin_opt_register_message yes\n"))
-    assert re.search(r"broker\.conf:3: plugin .* registers for MOSQ_EVT_MESSAGE, which tombo does not "
+    log = refused(plugin_conf(extra="plugin_opt_register_ext_auth yes\n"))
+    assert re.search(r"broker\.conf:3: plugin .* registers for MOSQ_EVT_EXT_AUTH_START, which tombo does not "
                      r"support yet", log), log
 
 

@@ -5,12 +5,18 @@
  *   deny PREFIX                            topics (and filters) starting with it are refused
  *   greeting TEXT                          logged at init: "test plugin: greeting TEXT"
  *   fail_init VALUE                        mosquitto_plugin_init fails
- *   register_message VALUE                 also registers for MOSQ_EVT_MESSAGE
+ *   register_ext_auth VALUE                also registers for MOSQ_EVT_EXT_AUTH_START
+ *   message VALUE                          registers for MOSQ_EVT_MESSAGE: logs each message; refuses
+ *                                          topics under deny/ (MOSQ_ERR_ACL_DENIED), answers
+ *                                          MOSQ_ERR_INVAL under fail/; moves rewrite/X to
+ *                                          rewritten/X with "hello " before the payload; clears
+ *                                          the retain flag under unretain/
  *   tick VALUE                             registers for MOSQ_EVT_TICK, logs "test plugin: tick" once
  *   disconnect VALUE                       registers for MOSQ_EVT_DISCONNECT, logs each one
  *   rename FROM:TO                         user FROM, once authenticated, becomes TO (mosquitto_set_username)
  * A client without user name is deferred (the broker's allow_anonymous decides). */
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +28,7 @@
 #include <mosquitto.h>
 #else /* Mosquitto 2.0's values (libmosquitto-dev's mosquitto.h), part of the plugin ABI */
 #define MOSQ_ERR_SUCCESS 0
+#define MOSQ_ERR_NOMEM 1
 #define MOSQ_ERR_INVAL 3
 #define MOSQ_ERR_AUTH 11
 #define MOSQ_ERR_ACL_DENIED 12
@@ -111,11 +118,46 @@ static int on_disconnect(int event, void *data, void *ud)
     return MOSQ_ERR_SUCCESS;
 }
 
-static int on_message(int event, void *data, void *ud)
+static int on_ext_auth(int event, void *data, void *ud)
 {
     (void)event;
     (void)data;
     (void)ud;
+    return MOSQ_ERR_PLUGIN_DEFER;
+}
+
+static int on_message(int event, void *data, void *ud)
+{
+    (void)event;
+    (void)ud;
+    struct mosquitto_evt_message *ev = data;
+    mosquitto_log_printf(MOSQ_LOG_NOTICE, "test plugin: message %s payload %.*s qos %d retain %d from %s",
+                         ev->topic, (int)ev->payloadlen, ev->payload ? (const char *)ev->payload : "",
+                         ev->qos, ev->retain, mosquitto_client_id(ev->client));
+    if (!strncmp(ev->topic, "deny/", 5))
+        return MOSQ_ERR_ACL_DENIED;
+    if (!strncmp(ev->topic, "fail/", 5))
+        return MOSQ_ERR_INVAL;
+    if (!strncmp(ev->topic, "unretain/", 9))
+        ev->retain = false;
+    if (!strncmp(ev->topic, "rewrite/", 8)) {
+        size_t n = strlen(ev->topic) + 3;
+        char *topic = mosquitto_malloc(n);
+        if (!topic)
+            return MOSQ_ERR_NOMEM;
+        snprintf(topic, n, "rewritten/%s", ev->topic + 8);
+        mosquitto_free(ev->topic); /* Mosquitto 2.0 leaves the old topic to the plugin */
+        ev->topic = topic;
+        uint32_t len = ev->payloadlen + 6;
+        char *payload = mosquitto_malloc(len);
+        if (!payload)
+            return MOSQ_ERR_NOMEM;
+        memcpy(payload, "hello ", 6);
+        if (ev->payloadlen)
+            memcpy(payload + 6, ev->payload, ev->payloadlen);
+        ev->payload = payload; /* the old payload is the broker's to free */
+        ev->payloadlen = len;
+    }
     return MOSQ_ERR_SUCCESS;
 }
 
@@ -123,7 +165,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *id, void **userdata, struct mos
 {
     pid = id;
     *userdata = NULL;
-    bool fail = false, message = false, tick = false, disconnect = false;
+    bool fail = false, message = false, ext_auth = false, tick = false, disconnect = false;
     for (int i = 0; i < n; i++) {
         if (!strcmp(opts[i].key, "users"))
             snprintf(users, sizeof(users), "%s", opts[i].value);
@@ -133,7 +175,9 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *id, void **userdata, struct mos
             mosquitto_log_printf(MOSQ_LOG_NOTICE, "test plugin: greeting %s", opts[i].value);
         else if (!strcmp(opts[i].key, "fail_init"))
             fail = true;
-        else if (!strcmp(opts[i].key, "register_message"))
+        else if (!strcmp(opts[i].key, "register_ext_auth"))
+            ext_auth = true;
+        else if (!strcmp(opts[i].key, "message"))
             message = true;
         else if (!strcmp(opts[i].key, "tick"))
             tick = true;
@@ -158,6 +202,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *id, void **userdata, struct mos
         rc = mosquitto_callback_register(pid, MOSQ_EVT_DISCONNECT, on_disconnect, NULL, NULL);
     if (rc == MOSQ_ERR_SUCCESS && message)
         rc = mosquitto_callback_register(pid, MOSQ_EVT_MESSAGE, on_message, NULL, NULL);
+    if (rc == MOSQ_ERR_SUCCESS && ext_auth)
+        rc = mosquitto_callback_register(pid, MOSQ_EVT_EXT_AUTH_START, on_ext_auth, NULL, NULL);
     return rc;
 }
 
@@ -171,5 +217,6 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int n)
     mosquitto_callback_unregister(pid, MOSQ_EVT_RELOAD, on_reload, NULL);
     mosquitto_callback_unregister(pid, MOSQ_EVT_TICK, on_tick, NULL);
     mosquitto_callback_unregister(pid, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
+    mosquitto_callback_unregister(pid, MOSQ_EVT_MESSAGE, on_message, NULL);
     return MOSQ_ERR_SUCCESS;
 }
