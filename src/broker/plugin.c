@@ -25,11 +25,13 @@
 /* Return codes of Mosquitto 2.0's mosquitto.h (libmosquitto-dev), part of the plugin ABI: the
  * values are fixed. Only the broker headers (mosquitto-dev) are a build dependency. */
 enum {
+    MOSQ_ERR_AUTH_CONTINUE = -4,
     MOSQ_ERR_SUCCESS = 0,
     MOSQ_ERR_NOMEM = 1,
     MOSQ_ERR_INVAL = 3,
     MOSQ_ERR_NOT_FOUND = 6,
     MOSQ_ERR_NOT_SUPPORTED = 10,
+    MOSQ_ERR_AUTH = 11,
     MOSQ_ERR_PLUGIN_DEFER = 17,
     MOSQ_ERR_MALFORMED_UTF8 = 18,
     MOSQ_ERR_ALREADY_EXISTS = 31,
@@ -77,7 +79,7 @@ static bool event_supported(int event)
 {
     return event == MOSQ_EVT_BASIC_AUTH || event == MOSQ_EVT_ACL_CHECK || event == MOSQ_EVT_RELOAD ||
            event == MOSQ_EVT_TICK || event == MOSQ_EVT_CONTROL || event == MOSQ_EVT_DISCONNECT ||
-           event == MOSQ_EVT_MESSAGE;
+           event == MOSQ_EVT_MESSAGE || event == MOSQ_EVT_EXT_AUTH_START || event == MOSQ_EVT_EXT_AUTH_CONTINUE;
 }
 
 static const char *event_name(int event)
@@ -408,6 +410,50 @@ int plugin_message(plugin_set_t *ps, const struct mosquitto *client, struct plug
     m->retain = ev.retain;
     m->properties_set = ev.properties != NULL;
     return rc == MOSQ_ERR_SUCCESS ? PLUGIN_MSG_OK : rc == PLUGIN_ERR_ACL_DENIED ? PLUGIN_MSG_DENIED : PLUGIN_MSG_ERROR;
+}
+
+bool plugin_set_has_ext_auth(const plugin_set_t *ps)
+{
+    return ps && atomic_load_explicit(&ps->n_cbs[MOSQ_EVT_EXT_AUTH_START], memory_order_relaxed) > 0;
+}
+
+/* As Mosquitto 2.0's mosquitto_security_auth_start/continue: the callbacks in order until one
+ * answers other than MOSQ_ERR_PLUGIN_DEFER; its data_out is the answer's. */
+int plugin_ext_auth(plugin_set_t *ps, bool start, struct mosquitto *client, const char *method, const void *in,
+                    uint16_t inlen, void **out, uint16_t *outlen)
+{
+    *out = NULL;
+    *outlen = 0;
+    int event = start ? MOSQ_EVT_EXT_AUTH_START : MOSQ_EVT_EXT_AUTH_CONTINUE;
+    int rc = MOSQ_ERR_PLUGIN_DEFER;
+    for (int i = 0; ps && i < ps->n && rc == MOSQ_ERR_PLUGIN_DEFER; i++) {
+        plugin_t *p = ps->p[i];
+        pthread_mutex_lock(&p->mu);
+        for (int k = 0; k < p->n_cbs[event] && rc == MOSQ_ERR_PLUGIN_DEFER; k++) {
+            struct mosquitto_evt_extended_auth ev;
+            memset(&ev, 0, sizeof(ev));
+            ev.client = client;
+            ev.auth_method = method;
+            ev.data_in = in;
+            ev.data_in_len = inlen;
+            rc = p->cbs[event][k].cb(event, &ev, p->cbs[event][k].userdata);
+            if (rc == MOSQ_ERR_PLUGIN_DEFER) {
+                free(ev.data_out);
+            } else {
+                *out = ev.data_out;
+                *outlen = ev.data_out ? ev.data_out_len : 0;
+            }
+        }
+        pthread_mutex_unlock(&p->mu);
+    }
+    switch (rc) {
+    case MOSQ_ERR_SUCCESS: return PLUGIN_EXT_SUCCESS;
+    case MOSQ_ERR_AUTH_CONTINUE: return PLUGIN_EXT_CONTINUE;
+    case MOSQ_ERR_AUTH: return PLUGIN_EXT_DENIED;
+    case MOSQ_ERR_PLUGIN_DEFER:
+    case MOSQ_ERR_NOT_SUPPORTED: return PLUGIN_EXT_NOT_SUPPORTED;
+    default: return PLUGIN_EXT_ERROR;
+    }
 }
 
 bool plugin_set_has_disconnect(const plugin_set_t *ps)

@@ -22,7 +22,7 @@
  * delivered takes the plugin's mutex, as every such check in Mosquitto runs on its one thread;
  * without one (a plugin that only authenticates), ACL checks never touch the plugin.
  *
- * Events: MOSQ_EVT_BASIC_AUTH, MOSQ_EVT_ACL_CHECK, MOSQ_EVT_MESSAGE, MOSQ_EVT_CONTROL,
+ * Events: MOSQ_EVT_BASIC_AUTH, MOSQ_EVT_EXT_AUTH_START/CONTINUE, MOSQ_EVT_ACL_CHECK, MOSQ_EVT_MESSAGE, MOSQ_EVT_CONTROL,
  * MOSQ_EVT_DISCONNECT, MOSQ_EVT_RELOAD (SIGHUP) and MOSQ_EVT_TICK. A
  * plugin that registers for another event fails to load, naming the event: tombo will not run a
  * plugin some of whose callbacks would never be called. */
@@ -52,6 +52,7 @@ struct mosquitto {
      * user name (heap, NULL: none) for the caller to take when username_changed. */
     bool can_set_username, username_changed;
     char *set_username;
+    bool reauth; /* MOSQ_EVT_EXT_AUTH_START: a re-authentication (for version 4 plugins' auth_start) */
 };
 
 /* Mosquitto's MOSQ_ERR_ codes a MOSQ_EVT_DISCONNECT carries (mosquitto.h values, fixed by the ABI). */
@@ -119,6 +120,16 @@ bool plugin_set_has_message(const plugin_set_t *ps);
 /* Returns PLUGIN_MSG_OK (route m as it is now), PLUGIN_MSG_DENIED (MOSQ_ERR_ACL_DENIED: not
  * authorised) or PLUGIN_MSG_ERROR (any other answer: Mosquitto closes the client's connection). */
 int plugin_message(plugin_set_t *ps, const struct mosquitto *client, struct plugin_msg *m);
+
+/* MOSQ_EVT_EXT_AUTH_START / _CONTINUE: MQTT 5 enhanced authentication by a plugin, as Mosquitto
+ * 2.0: the plugins' callbacks in order until one answers other than MOSQ_ERR_PLUGIN_DEFER.
+ * *out (NULL or the plugin's mosquitto_malloc'ed data, *outlen bytes; the caller frees it) goes
+ * in the server's AUTH or CONNACK. client->reauth says whether a START is a re-authentication.
+ * Runs on the caller's thread (the worker) under each plugin's mutex. */
+enum { PLUGIN_EXT_SUCCESS, PLUGIN_EXT_CONTINUE, PLUGIN_EXT_DENIED, PLUGIN_EXT_NOT_SUPPORTED, PLUGIN_EXT_ERROR };
+bool plugin_set_has_ext_auth(const plugin_set_t *ps);
+int plugin_ext_auth(plugin_set_t *ps, bool start, struct mosquitto *client, const char *method, const void *in,
+                    uint16_t inlen, void **out, uint16_t *outlen);
 
 /* MOSQ_EVT_DISCONNECT: a client's connection ended (reason: a PLUGIN_ERR_ code). The callbacks'
  * answers are ignored, as in Mosquitto. Called on the auth thread (authq_submit_disconnect). */

@@ -11,8 +11,10 @@
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "broker/plugin.h"
 
-enum { V4_ERR_SUCCESS = 0, V4_ERR_ACL_DENIED = 12 }; /* mosquitto.h's MOSQ_ERR_ values (ABI) */
+/* mosquitto.h's MOSQ_ERR_ values (ABI) */
+enum { V4_ERR_SUCCESS = 0, V4_ERR_NOT_SUPPORTED = 10, V4_ERR_ACL_DENIED = 12, V4_ERR_PLUGIN_DEFER = 17 };
 
 typedef struct {
     void *ud; /* the plugin's user data */
@@ -23,6 +25,8 @@ typedef struct {
     int (*security_cleanup)(void *, struct mosquitto_opt *, int, bool);
     int (*acl_check)(void *, int, struct mosquitto *, const struct mosquitto_acl_msg *);
     int (*unpwd_check)(void *, struct mosquitto *, const char *, const char *);
+    int (*auth_start)(void *, struct mosquitto *, const char *, bool, const void *, uint16_t, void **, uint16_t *);
+    int (*auth_continue)(void *, struct mosquitto *, const char *, const void *, uint16_t, void **, uint16_t *);
     bool deny_special; /* auth_plugin_deny_special_chars */
 } v4_t;
 
@@ -59,6 +63,20 @@ static int on_acl_check(int event, void *data, void *userdata)
     return v->acl_check(v->ud, ev->access, ev->client, &msg);
 }
 
+/* mosquitto_auth_start / mosquitto_auth_continue. Their MOSQ_ERR_NOT_SUPPORTED lets the next
+ * plugin try, as Mosquitto 2.0 does for version 4 plugins. */
+static int on_ext_auth(int event, void *data, void *userdata)
+{
+    v4_t *v = userdata;
+    struct mosquitto_evt_extended_auth *ev = data;
+    int rc = event == MOSQ_EVT_EXT_AUTH_START
+                 ? v->auth_start(v->ud, ev->client, ev->auth_method, ev->client && ev->client->reauth, ev->data_in,
+                                 ev->data_in_len, &ev->data_out, &ev->data_out_len)
+                 : v->auth_continue(v->ud, ev->client, ev->auth_method, ev->data_in, ev->data_in_len, &ev->data_out,
+                                    &ev->data_out_len);
+    return rc == V4_ERR_NOT_SUPPORTED ? V4_ERR_PLUGIN_DEFER : rc;
+}
+
 static int on_reload(int event, void *data, void *userdata)
 {
     (void)event;
@@ -92,10 +110,9 @@ int plugin_v4_open(struct mosquitto_plugin_id_t *id, void *lib, const char *wher
             snprintf(err, errlen, "%s: auth plugin %s (version 4) lacks %s", where, path, required[i]);
             return -1;
         }
-    if (dlsym(lib, "mosquitto_auth_start") || dlsym(lib, "mosquitto_auth_continue")) {
-        snprintf(err, errlen,
-                 "%s: auth plugin %s exports mosquitto_auth_start/mosquitto_auth_continue (MQTT 5 extended "
-                 "authentication), which tombo does not support yet",
+    void *start = dlsym(lib, "mosquitto_auth_start"), *cont = dlsym(lib, "mosquitto_auth_continue");
+    if (start && !cont) { /* as Mosquitto 2.0 */
+        snprintf(err, errlen, "%s: auth plugin %s exports mosquitto_auth_start but lacks mosquitto_auth_continue",
                  where, path);
         return -1;
     }
@@ -110,6 +127,8 @@ int plugin_v4_open(struct mosquitto_plugin_id_t *id, void *lib, const char *wher
     *(void **)&v->security_cleanup = f[3];
     *(void **)&v->acl_check = f[4];
     *(void **)&v->unpwd_check = dlsym(lib, "mosquitto_auth_unpwd_check");
+    *(void **)&v->auth_start = start;
+    *(void **)&v->auth_continue = cont;
     *has_psk = dlsym(lib, "mosquitto_auth_psk_key_get") != NULL;
     int rc = init(&v->ud, opts, n_opts);
     if (rc != V4_ERR_SUCCESS) {
@@ -127,6 +146,8 @@ int plugin_v4_open(struct mosquitto_plugin_id_t *id, void *lib, const char *wher
         return -1;
     }
     if ((v->unpwd_check && mosquitto_callback_register(id, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, v)) ||
+        (v->auth_start && (mosquitto_callback_register(id, MOSQ_EVT_EXT_AUTH_START, on_ext_auth, NULL, v) ||
+                           mosquitto_callback_register(id, MOSQ_EVT_EXT_AUTH_CONTINUE, on_ext_auth, NULL, v))) ||
         mosquitto_callback_register(id, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, v) ||
         mosquitto_callback_register(id, MOSQ_EVT_RELOAD, on_reload, NULL, v)) {
         snprintf(err, errlen, "%s: auth plugin %s: cannot register its callbacks", where, path);

@@ -12,9 +12,10 @@
  * SUBSCRIBE (UNSUBSCRIBE is allowed without asking, as Mosquitto does for v4); with
  * auth_plugin_deny_special_chars true (the default, deny_special) every access, UNSUBSCRIBE
  * included, is denied without asking when the client id or user name holds '+' or '#', as in
- * Mosquitto 2.0's security.c (the login itself is not: unpwd_check is still asked). A plugin exporting mosquitto_auth_start/continue
- * (extended authentication) is refused, as a v5 plugin registering MOSQ_EVT_EXT_AUTH_START is;
- * mosquitto_auth_psk_key_get is not called: plugin_set_has_psk() lets the broker refuse a
+ * Mosquitto 2.0's security.c (the login itself is not: unpwd_check is still asked).
+ * mosquitto_auth_start/continue (MQTT 5 enhanced authentication) answer MOSQ_EVT_EXT_AUTH_START /
+ * _CONTINUE (their MOSQ_ERR_NOT_SUPPORTED lets the next plugin try; start without continue is
+ * refused at load, as in Mosquitto); mosquitto_auth_psk_key_get is not called: plugin_set_has_psk() lets the broker refuse a
  * listener with psk_hint that such a plugin guards. */
 #ifndef TOMBO_BROKER_PLUGIN_V4_H
 #define TOMBO_BROKER_PLUGIN_V4_H

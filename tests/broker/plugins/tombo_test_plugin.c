@@ -5,7 +5,12 @@
  *   deny PREFIX                            topics (and filters) starting with it are refused
  *   greeting TEXT                          logged at init: "test plugin: greeting TEXT"
  *   fail_init VALUE                        mosquitto_plugin_init fails
- *   register_ext_auth VALUE                also registers for MOSQ_EVT_EXT_AUTH_START
+ *   register_psk_key VALUE                 also registers for MOSQ_EVT_PSK_KEY
+ *   ext_auth METHOD                        MQTT 5 enhanced authentication with METHOD
+ *                                          (MOSQ_EVT_EXT_AUTH_START/CONTINUE): data "direct":
+ *                                          success with data "welcome"; "bad": MOSQ_ERR_AUTH;
+ *                                          else AUTH_CONTINUE with "challenge", then "response"
+ *                                          succeeds with "done", anything else MOSQ_ERR_AUTH
  *   message VALUE                          registers for MOSQ_EVT_MESSAGE: logs each message; refuses
  *                                          topics under deny/ (MOSQ_ERR_ACL_DENIED), answers
  *                                          MOSQ_ERR_INVAL under fail/; moves rewrite/X to
@@ -27,8 +32,10 @@
 #if __has_include(<mosquitto.h>)
 #include <mosquitto.h>
 #else /* Mosquitto 2.0's values (libmosquitto-dev's mosquitto.h), part of the plugin ABI */
+#define MOSQ_ERR_AUTH_CONTINUE -4
 #define MOSQ_ERR_SUCCESS 0
 #define MOSQ_ERR_NOMEM 1
+#define MOSQ_ERR_NOT_SUPPORTED 10
 #define MOSQ_ERR_INVAL 3
 #define MOSQ_ERR_AUTH 11
 #define MOSQ_ERR_ACL_DENIED 12
@@ -118,12 +125,52 @@ static int on_disconnect(int event, void *data, void *ud)
     return MOSQ_ERR_SUCCESS;
 }
 
-static int on_ext_auth(int event, void *data, void *ud)
+static int on_psk_key(int event, void *data, void *ud)
 {
     (void)event;
     (void)data;
     (void)ud;
     return MOSQ_ERR_PLUGIN_DEFER;
+}
+
+static char ext_method[128];
+
+static int answer(struct mosquitto_evt_extended_auth *ev, const char *text, int rc)
+{
+    size_t n = strlen(text);
+    ev->data_out = mosquitto_malloc(n);
+    if (!ev->data_out)
+        return MOSQ_ERR_NOMEM;
+    memcpy(ev->data_out, text, n);
+    ev->data_out_len = (uint16_t)n;
+    return rc;
+}
+
+static bool data_is(const struct mosquitto_evt_extended_auth *ev, const char *text)
+{
+    return ev->data_in && ev->data_in_len == strlen(text) && !memcmp(ev->data_in, text, ev->data_in_len);
+}
+
+static int on_ext_auth(int event, void *data, void *ud)
+{
+    (void)ud;
+    struct mosquitto_evt_extended_auth *ev = data;
+    const char *user = mosquitto_client_username(ev->client);
+    mosquitto_log_printf(MOSQ_LOG_NOTICE, "test plugin: ext auth %s method %s data %.*s client %s user %s",
+                         event == MOSQ_EVT_EXT_AUTH_START ? "start" : "continue",
+                         ev->auth_method ? ev->auth_method : "(none)", (int)ev->data_in_len,
+                         ev->data_in ? (const char *)ev->data_in : "", mosquitto_client_id(ev->client),
+                         user ? user : "(none)");
+    if (event == MOSQ_EVT_EXT_AUTH_START) {
+        if (!ev->auth_method || strcmp(ev->auth_method, ext_method))
+            return MOSQ_ERR_NOT_SUPPORTED;
+        if (data_is(ev, "direct"))
+            return answer(ev, "welcome", MOSQ_ERR_SUCCESS);
+        if (data_is(ev, "bad"))
+            return MOSQ_ERR_AUTH;
+        return answer(ev, "challenge", MOSQ_ERR_AUTH_CONTINUE);
+    }
+    return data_is(ev, "response") ? answer(ev, "done", MOSQ_ERR_SUCCESS) : MOSQ_ERR_AUTH;
 }
 
 static int on_message(int event, void *data, void *ud)
@@ -165,7 +212,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *id, void **userdata, struct mos
 {
     pid = id;
     *userdata = NULL;
-    bool fail = false, message = false, ext_auth = false, tick = false, disconnect = false;
+    bool fail = false, message = false, psk_key = false, tick = false, disconnect = false;
     for (int i = 0; i < n; i++) {
         if (!strcmp(opts[i].key, "users"))
             snprintf(users, sizeof(users), "%s", opts[i].value);
@@ -175,8 +222,10 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *id, void **userdata, struct mos
             mosquitto_log_printf(MOSQ_LOG_NOTICE, "test plugin: greeting %s", opts[i].value);
         else if (!strcmp(opts[i].key, "fail_init"))
             fail = true;
-        else if (!strcmp(opts[i].key, "register_ext_auth"))
-            ext_auth = true;
+        else if (!strcmp(opts[i].key, "register_psk_key"))
+            psk_key = true;
+        else if (!strcmp(opts[i].key, "ext_auth"))
+            snprintf(ext_method, sizeof(ext_method), "%s", opts[i].value);
         else if (!strcmp(opts[i].key, "message"))
             message = true;
         else if (!strcmp(opts[i].key, "tick"))
@@ -202,8 +251,12 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *id, void **userdata, struct mos
         rc = mosquitto_callback_register(pid, MOSQ_EVT_DISCONNECT, on_disconnect, NULL, NULL);
     if (rc == MOSQ_ERR_SUCCESS && message)
         rc = mosquitto_callback_register(pid, MOSQ_EVT_MESSAGE, on_message, NULL, NULL);
-    if (rc == MOSQ_ERR_SUCCESS && ext_auth)
+    if (rc == MOSQ_ERR_SUCCESS && psk_key)
+        rc = mosquitto_callback_register(pid, MOSQ_EVT_PSK_KEY, on_psk_key, NULL, NULL);
+    if (rc == MOSQ_ERR_SUCCESS && ext_method[0])
         rc = mosquitto_callback_register(pid, MOSQ_EVT_EXT_AUTH_START, on_ext_auth, NULL, NULL);
+    if (rc == MOSQ_ERR_SUCCESS && ext_method[0])
+        rc = mosquitto_callback_register(pid, MOSQ_EVT_EXT_AUTH_CONTINUE, on_ext_auth, NULL, NULL);
     return rc;
 }
 
@@ -218,5 +271,7 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int n)
     mosquitto_callback_unregister(pid, MOSQ_EVT_TICK, on_tick, NULL);
     mosquitto_callback_unregister(pid, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
     mosquitto_callback_unregister(pid, MOSQ_EVT_MESSAGE, on_message, NULL);
+    mosquitto_callback_unregister(pid, MOSQ_EVT_EXT_AUTH_START, on_ext_auth, NULL);
+    mosquitto_callback_unregister(pid, MOSQ_EVT_EXT_AUTH_CONTINUE, on_ext_auth, NULL);
     return MOSQ_ERR_SUCCESS;
 }

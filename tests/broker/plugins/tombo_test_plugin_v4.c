@@ -8,7 +8,8 @@
  *   deny PREFIX                 topics (and filters) starting with it are refused
  *   greeting TEXT               logged at init: "test plugin v4: greeting TEXT"
  * A client without user name is deferred. Built with TEST_PSK it also exports
- * mosquitto_auth_psk_key_get and mosquitto_auth_start (tombo refuses both uses). */
+ * mosquitto_auth_psk_key_get (tombo refuses a PSK listener it guards); with TEST_EXT_AUTH,
+ * mosquitto_auth_start/continue (MQTT 5 enhanced authentication, method V4-CHAL). */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,7 +21,9 @@
 #ifndef TEST_VERSION
 #define TEST_VERSION 4
 #endif
-#define ERR_SUCCESS 0 /* mosquitto.h's values (libmosquitto-dev), part of the plugin ABI */
+#define ERR_AUTH_CONTINUE -4 /* mosquitto.h's values (libmosquitto-dev), part of the plugin ABI */
+#define ERR_SUCCESS 0
+#define ERR_NOT_SUPPORTED 10
 #define ERR_AUTH 11
 #define ERR_ACL_DENIED 12
 #define ERR_PLUGIN_DEFER 17
@@ -117,12 +120,48 @@ int mosquitto_auth_psk_key_get(void *user_data, struct mosquitto *client, const 
 }
 #endif
 #ifdef TEST_EXT_AUTH
+/* Method V4-CHAL: data "direct" succeeds with "welcome", "bad" is refused, anything else gets
+ * "challenge" and must answer "response" (success with "done"). Other methods: not supported. */
+static int give(const char *text, void **out, uint16_t *outlen, int rc)
+{
+    size_t n = strlen(text);
+    if (!(*out = mosquitto_malloc(n)))
+        return 1;
+    memcpy(*out, text, n);
+    *outlen = (uint16_t)n;
+    return rc;
+}
+
+static bool is(const void *d, uint16_t n, const char *text)
+{
+    return d && n == strlen(text) && !memcmp(d, text, n);
+}
+
 int mosquitto_auth_start(void *user_data, struct mosquitto *client, const char *method, bool reauth,
                          const void *data_in, uint16_t data_in_len, void **data_out, uint16_t *data_out_len)
 {
-    (void)user_data, (void)client, (void)method, (void)reauth, (void)data_in, (void)data_in_len;
-    (void)data_out, (void)data_out_len;
-    return ERR_PLUGIN_DEFER;
+    (void)user_data;
+    mosquitto_log_printf(LOG_NOTICE_, "test plugin v4: auth_start method %s reauth %d data %.*s client %s",
+                         method ? method : "(none)", reauth, (int)data_in_len, data_in ? (const char *)data_in : "",
+                         mosquitto_client_id(client));
+    if (!method || strcmp(method, "V4-CHAL"))
+        return ERR_NOT_SUPPORTED;
+    if (is(data_in, data_in_len, "direct"))
+        return give("welcome", data_out, data_out_len, ERR_SUCCESS);
+    if (is(data_in, data_in_len, "bad"))
+        return ERR_AUTH;
+    return give("challenge", data_out, data_out_len, ERR_AUTH_CONTINUE);
+}
+
+int mosquitto_auth_continue(void *user_data, struct mosquitto *client, const char *method, const void *data_in,
+                            uint16_t data_in_len, void **data_out, uint16_t *data_out_len)
+{
+    (void)user_data;
+    (void)client;
+    (void)method;
+    if (is(data_in, data_in_len, "response"))
+        return give("done", data_out, data_out_len, ERR_SUCCESS);
+    return ERR_AUTH;
 }
 #endif
 #endif
