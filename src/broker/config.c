@@ -1437,7 +1437,8 @@ int config_finish(struct tombo_config *cfg, char *err, size_t errlen)
     }
     bool psk_used = false;
     for (int i = 0; i < cfg->n_listeners; i++) {
-        if (check_tls(&cfg->listeners[i], err, errlen) < 0)
+        bool plugins = cfg->per_listener_settings ? cfg->listeners[i].n_plugins > 0 : cfg->n_plugins > 0;
+        if (check_tls(&cfg->listeners[i], plugins, err, errlen) < 0)
             return -1;
         if (cfg->listeners[i].http_dir && !cfg->listeners[i].websockets) { /* it would serve nothing */
             if (err && errlen)

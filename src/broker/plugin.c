@@ -37,7 +37,7 @@ enum {
     MOSQ_ERR_ALREADY_EXISTS = 31,
 };
 
-#define N_EVENTS 11 /* enum mosquitto_plugin_event runs from 1 to 10 */
+#define N_EVENTS 11 /* enum mosquitto_plugin_event runs from 1 to 10: tombo delivers them all */
 
 typedef struct {
     MOSQ_FUNC_generic_callback cb;
@@ -58,8 +58,6 @@ struct mosquitto_plugin_id_t {
     int (*cleanup)(void *, struct mosquitto_opt *, int);
     callback_t *cbs[N_EVENTS]; /* guarded by mu */
     int n_cbs[N_EVENTS];
-    bool has_psk; /* a version 4 plugin exporting mosquitto_auth_psk_key_get */
-    int bad_event; /* an event tombo does not deliver that the plugin registered for, or 0 */
     struct plugin_set *set;
 };
 typedef struct mosquitto_plugin_id_t plugin_t;
@@ -74,22 +72,6 @@ struct plugin_set {
     char **ctl_topics; /* guarded by ctl_lock; one entry per registration */
     int n_ctl;
 };
-
-static bool event_supported(int event)
-{
-    return event == MOSQ_EVT_BASIC_AUTH || event == MOSQ_EVT_ACL_CHECK || event == MOSQ_EVT_RELOAD ||
-           event == MOSQ_EVT_TICK || event == MOSQ_EVT_CONTROL || event == MOSQ_EVT_DISCONNECT ||
-           event == MOSQ_EVT_MESSAGE || event == MOSQ_EVT_EXT_AUTH_START || event == MOSQ_EVT_EXT_AUTH_CONTINUE;
-}
-
-static const char *event_name(int event)
-{
-    static const char *const names[N_EVENTS] = {
-        NULL, "MOSQ_EVT_RELOAD", "MOSQ_EVT_ACL_CHECK", "MOSQ_EVT_BASIC_AUTH", "MOSQ_EVT_EXT_AUTH_START",
-        "MOSQ_EVT_EXT_AUTH_CONTINUE", "MOSQ_EVT_CONTROL", "MOSQ_EVT_MESSAGE", "MOSQ_EVT_PSK_KEY",
-        "MOSQ_EVT_TICK", "MOSQ_EVT_DISCONNECT"};
-    return event > 0 && event < N_EVENTS ? names[event] : "an unknown event";
-}
 
 /* ---- loading ------------------------------------------------------------------------------- */
 
@@ -162,7 +144,7 @@ static plugin_t *plugin_load(plugin_set_t *set, const struct tombo_plugin_conf *
         }
         pthread_mutex_lock(&p->mu);
         int rc = plugin_v4_open(p, p->lib, c->where, c->path, p->opts, p->n_opts, &p->userdata, &p->cleanup,
-                                c->deny_special_chars, &p->has_psk, err, errlen);
+                                c->deny_special_chars, err, errlen);
         pthread_mutex_unlock(&p->mu);
         if (rc != 0)
             goto fail;
@@ -189,19 +171,9 @@ static plugin_t *plugin_load(plugin_set_t *set, const struct tombo_plugin_conf *
     pthread_mutex_unlock(&p->mu);
     if (rc != MOSQ_ERR_SUCCESS) {
         p->cleanup = NULL; /* Mosquitto does not call cleanup after a failed init either */
-        if (p->bad_event)
-            snprintf(err, errlen, "%s: plugin %s registers for %s, which tombo does not support yet", c->where,
-                     c->path, event_name(p->bad_event));
-        else
-            snprintf(err, errlen, "%s: plugin %s failed to initialise (mosquitto_plugin_init returned %d)",
-                     c->where, c->path, rc);
+        snprintf(err, errlen, "%s: plugin %s failed to initialise (mosquitto_plugin_init returned %d)", c->where,
+                 c->path, rc);
         goto fail;
-    }
-    if (p->bad_event) {
-        snprintf(err, errlen, "%s: plugin %s registers for %s, which tombo does not support yet", c->where, c->path,
-                 event_name(p->bad_event));
-        plugin_unload(p, true);
-        return NULL;
     }
     return p;
 fail:
@@ -251,10 +223,63 @@ bool plugin_set_has_basic_auth(const plugin_set_t *ps)
 
 bool plugin_set_has_psk(const plugin_set_t *ps)
 {
-    for (int i = 0; ps && i < ps->n; i++)
-        if (ps->p[i]->has_psk)
-            return true;
-    return false;
+    return ps && atomic_load_explicit(&ps->n_cbs[MOSQ_EVT_PSK_KEY], memory_order_relaxed) > 0;
+}
+
+static int hexval(char ch)
+{
+    return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+}
+
+/* As Mosquitto 2.0's mosquitto_psk_key_get (after psk_file, which a listener with one uses
+ * alone) and its TLS callback: the plugins write the key as hex into a buffer of twice the
+ * binary room; it is then decoded. */
+size_t plugin_psk_lookup(void *arg, const char *identity, unsigned char *key, size_t max)
+{
+    struct plugin_psk_arg *a = arg;
+    plugin_set_t *ps = a->ps;
+    if (!ps || !identity || max == 0 || max > 1024)
+        return 0;
+    char hex[2049];
+    memset(hex, 0, sizeof(hex));
+    struct mosquitto who;
+    memset(&who, 0, sizeof(who));
+    int rc = MOSQ_ERR_PLUGIN_DEFER;
+    for (int i = 0; i < ps->n && rc == MOSQ_ERR_PLUGIN_DEFER; i++) {
+        plugin_t *p = ps->p[i];
+        pthread_mutex_lock(&p->mu);
+        for (int k = 0; k < p->n_cbs[MOSQ_EVT_PSK_KEY] && rc == MOSQ_ERR_PLUGIN_DEFER; k++) {
+            struct mosquitto_evt_psk_key ev;
+            memset(&ev, 0, sizeof(ev));
+            ev.client = &who;
+            ev.hint = a->hint;
+            ev.identity = identity;
+            ev.key = hex;
+            ev.max_key_len = (int)(2 * max);
+            rc = p->cbs[MOSQ_EVT_PSK_KEY][k].cb(MOSQ_EVT_PSK_KEY, &ev, p->cbs[MOSQ_EVT_PSK_KEY][k].userdata);
+        }
+        pthread_mutex_unlock(&p->mu);
+    }
+    if (rc != MOSQ_ERR_SUCCESS) {
+        log_printf(TLOG_NOTICE, "PSK identity %s refused by the plugins.", identity);
+        return 0;
+    }
+    size_t n = strnlen(hex, 2 * max);
+    if (n == 0 || n % 2) {
+        log_printf(TLOG_WARNING, "Warning: a plugin gave PSK identity %s a key that is not hex.", identity);
+        return 0;
+    }
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            log_printf(TLOG_WARNING, "Warning: a plugin gave PSK identity %s a key that is not hex.", identity);
+            memset(key, 0, max);
+            return 0;
+        }
+        key[i] = (unsigned char)(hi << 4 | lo);
+    }
+    memset(hex, 0, sizeof(hex));
+    return n / 2;
 }
 
 bool plugin_set_has_acl(const plugin_set_t *ps)
@@ -507,15 +532,6 @@ int mosquitto_callback_register(mosquitto_plugin_id_t *p, int event, MOSQ_FUNC_g
     const char *topic = event == MOSQ_EVT_CONTROL ? event_data : NULL;
     if (event == MOSQ_EVT_CONTROL && (!topic || strncmp(topic, "$CONTROL/", 9)))
         return MOSQ_ERR_INVAL;
-    if (!event_supported(event)) {
-        pthread_mutex_lock(&p->mu);
-        if (!p->bad_event)
-            p->bad_event = event;
-        pthread_mutex_unlock(&p->mu);
-        log_printf(TLOG_ERR, "Error: plugin %s (%s) registers for %s, which tombo does not support yet.", p->path,
-                   p->where, event_name(event));
-        return MOSQ_ERR_NOT_SUPPORTED;
-    }
     pthread_mutex_lock(&p->mu);
     for (int k = 0; k < p->n_cbs[event]; k++)
         if (topic ? !strcmp(p->cbs[event][k].topic, topic) : p->cbs[event][k].cb == cb) {

@@ -22,10 +22,9 @@
  * delivered takes the plugin's mutex, as every such check in Mosquitto runs on its one thread;
  * without one (a plugin that only authenticates), ACL checks never touch the plugin.
  *
- * Events: MOSQ_EVT_BASIC_AUTH, MOSQ_EVT_EXT_AUTH_START/CONTINUE, MOSQ_EVT_ACL_CHECK, MOSQ_EVT_MESSAGE, MOSQ_EVT_CONTROL,
- * MOSQ_EVT_DISCONNECT, MOSQ_EVT_RELOAD (SIGHUP) and MOSQ_EVT_TICK. A
- * plugin that registers for another event fails to load, naming the event: tombo will not run a
- * plugin some of whose callbacks would never be called. */
+ * Events: all of Mosquitto 2.0's: MOSQ_EVT_BASIC_AUTH, MOSQ_EVT_EXT_AUTH_START/CONTINUE,
+ * MOSQ_EVT_PSK_KEY, MOSQ_EVT_ACL_CHECK, MOSQ_EVT_MESSAGE, MOSQ_EVT_CONTROL, MOSQ_EVT_DISCONNECT,
+ * MOSQ_EVT_RELOAD (SIGHUP) and MOSQ_EVT_TICK; another number is MOSQ_ERR_INVAL, as in Mosquitto. */
 #ifndef TOMBO_BROKER_PLUGIN_H
 #define TOMBO_BROKER_PLUGIN_H
 
@@ -78,9 +77,17 @@ void plugin_set_free(plugin_set_t *ps);
 /* Has some plugin a callback for this check? Lock-free (an atomic count). ps may be NULL: no. */
 bool plugin_set_has_basic_auth(const plugin_set_t *ps);
 bool plugin_set_has_acl(const plugin_set_t *ps);
-/* Does a version 4 plugin export mosquitto_auth_psk_key_get, which tombo does not call? Then a
- * listener with psk_hint using this set is refused (broker.c): Mosquitto would ask the plugin. */
+/* MOSQ_EVT_PSK_KEY (or a version 4 plugin's mosquitto_auth_psk_key_get): has a plugin a callback
+ * for it? plugin_psk_lookup is a tls_psk_lookup_fn (tls.h) for a psk_hint listener without
+ * psk_file: arg is a struct plugin_psk_arg that outlives the TLS context. Called on the worker
+ * doing the handshake, under each plugin's mutex; the client it passes has no fields set (the
+ * connection is not an MQTT client yet). */
 bool plugin_set_has_psk(const plugin_set_t *ps);
+struct plugin_psk_arg {
+    plugin_set_t *ps;
+    char *hint; /* owned */
+};
+size_t plugin_psk_lookup(void *arg, const char *identity, unsigned char *key, size_t max);
 
 /* MOSQ_EVT_BASIC_AUTH with this user name and password (NULL: none). May block as long as the
  * plugin does: call it from the auth thread. */

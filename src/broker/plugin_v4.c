@@ -27,6 +27,7 @@ typedef struct {
     int (*unpwd_check)(void *, struct mosquitto *, const char *, const char *);
     int (*auth_start)(void *, struct mosquitto *, const char *, bool, const void *, uint16_t, void **, uint16_t *);
     int (*auth_continue)(void *, struct mosquitto *, const char *, const void *, uint16_t, void **, uint16_t *);
+    int (*psk_key_get)(void *, struct mosquitto *, const char *, const char *, char *, int);
     bool deny_special; /* auth_plugin_deny_special_chars */
 } v4_t;
 
@@ -77,6 +78,14 @@ static int on_ext_auth(int event, void *data, void *userdata)
     return rc == V4_ERR_NOT_SUPPORTED ? V4_ERR_PLUGIN_DEFER : rc;
 }
 
+static int on_psk_key(int event, void *data, void *userdata)
+{
+    (void)event;
+    v4_t *v = userdata;
+    struct mosquitto_evt_psk_key *ev = data;
+    return v->psk_key_get(v->ud, ev->client, ev->hint, ev->identity, ev->key, ev->max_key_len);
+}
+
 static int on_reload(int event, void *data, void *userdata)
 {
     (void)event;
@@ -98,8 +107,8 @@ static int v4_cleanup(void *userdata, struct mosquitto_opt *opts, int n)
 
 int plugin_v4_open(struct mosquitto_plugin_id_t *id, void *lib, const char *where, const char *path,
                    struct mosquitto_opt *opts, int n_opts, void **userdata,
-                   int (**cleanup)(void *, struct mosquitto_opt *, int), bool deny_special, bool *has_psk,
-                   char *err, size_t errlen)
+                   int (**cleanup)(void *, struct mosquitto_opt *, int), bool deny_special, char *err,
+                   size_t errlen)
 {
     static const char *const required[] = {"mosquitto_auth_plugin_init", "mosquitto_auth_plugin_cleanup",
                                            "mosquitto_auth_security_init", "mosquitto_auth_security_cleanup",
@@ -129,7 +138,7 @@ int plugin_v4_open(struct mosquitto_plugin_id_t *id, void *lib, const char *wher
     *(void **)&v->unpwd_check = dlsym(lib, "mosquitto_auth_unpwd_check");
     *(void **)&v->auth_start = start;
     *(void **)&v->auth_continue = cont;
-    *has_psk = dlsym(lib, "mosquitto_auth_psk_key_get") != NULL;
+    *(void **)&v->psk_key_get = dlsym(lib, "mosquitto_auth_psk_key_get");
     int rc = init(&v->ud, opts, n_opts);
     if (rc != V4_ERR_SUCCESS) {
         snprintf(err, errlen, "%s: auth plugin %s failed to initialise (mosquitto_auth_plugin_init returned %d)",
@@ -146,6 +155,7 @@ int plugin_v4_open(struct mosquitto_plugin_id_t *id, void *lib, const char *wher
         return -1;
     }
     if ((v->unpwd_check && mosquitto_callback_register(id, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, v)) ||
+        (v->psk_key_get && mosquitto_callback_register(id, MOSQ_EVT_PSK_KEY, on_psk_key, NULL, v)) ||
         (v->auth_start && (mosquitto_callback_register(id, MOSQ_EVT_EXT_AUTH_START, on_ext_auth, NULL, v) ||
                            mosquitto_callback_register(id, MOSQ_EVT_EXT_AUTH_CONTINUE, on_ext_auth, NULL, v))) ||
         mosquitto_callback_register(id, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, v) ||

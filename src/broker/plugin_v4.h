@@ -15,8 +15,7 @@
  * Mosquitto 2.0's security.c (the login itself is not: unpwd_check is still asked).
  * mosquitto_auth_start/continue (MQTT 5 enhanced authentication) answer MOSQ_EVT_EXT_AUTH_START /
  * _CONTINUE (their MOSQ_ERR_NOT_SUPPORTED lets the next plugin try; start without continue is
- * refused at load, as in Mosquitto); mosquitto_auth_psk_key_get is not called: plugin_set_has_psk() lets the broker refuse a
- * listener with psk_hint that such a plugin guards. */
+ * refused at load, as in Mosquitto); mosquitto_auth_psk_key_get answers MOSQ_EVT_PSK_KEY. */
 #ifndef TOMBO_BROKER_PLUGIN_V4_H
 #define TOMBO_BROKER_PLUGIN_V4_H
 
@@ -29,11 +28,11 @@ struct mosquitto_plugin_id_t;
 /* Resolve lib's version 4 functions, run its plugin_init and security_init(false) and register
  * the callbacks on id. On success returns 0 with *userdata / *cleanup set for plugin.c's
  * unload (cleanup(userdata, opts, n) runs security_cleanup(false) then plugin_cleanup);
- * *has_psk says whether the plugin exports mosquitto_auth_psk_key_get. On failure returns -1
+ * On failure returns -1
  * with "WHERE: message" in err, nothing left to clean up. */
 int plugin_v4_open(struct mosquitto_plugin_id_t *id, void *lib, const char *where, const char *path,
                    struct mosquitto_opt *opts, int n_opts, void **userdata,
-                   int (**cleanup)(void *, struct mosquitto_opt *, int), bool deny_special, bool *has_psk,
-                   char *err, size_t errlen);
+                   int (**cleanup)(void *, struct mosquitto_opt *, int), bool deny_special, char *err,
+                   size_t errlen);
 
 #endif

@@ -523,6 +523,42 @@ def test_plugin_enhanced_auth_unknown_method_MQTT_4_12_0_1(make_broker, which, k
     c.expect_closed()
 
 
+# ---- TLS-PSK keys from a plugin (MOSQ_EVT_PSK_KEY, mosquitto_auth_psk_key_get) ----------------
+
+PLUGIN_V4_PSK = os.path.join(BUILD, "tests", "broker", "plugins", "tombo_test_plugin_v4_PSK.so")
+
+
+def psk_pub(b, identity, key):
+    r = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(b.port), "--psk", key, "--psk-identity",
+                        identity, "-t", "psk/x", "-m", "y", "-q", "1"], capture_output=True, text=True, timeout=30)
+    return r.returncode, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("which", BROKERS)
+@pytest.mark.parametrize("kind", ["v5", "v4"])
+def test_plugin_gives_psk_keys(make_broker, which, kind):
+    """psk_hint without psk_file: the key of a TLS-PSK identity comes from the plugin (hex, as a
+    psk_file's); a wrong key or an identity the plugin refuses fails the handshake."""
+    if not shutil.which("mosquitto_pub"):
+        pytest.skip("no mosquitto_pub")
+    if kind == "v5":
+        conf = "psk_hint tombohint\nallow_anonymous true\nplugin %s\nplugin_opt_psk dev1:0123456789abcdef\n" % PLUGIN
+    else:
+        conf = ("psk_hint tombohint\nallow_anonymous true\nauth_plugin %s\nauth_opt_psk dev1:0123456789abcdef\n"
+                "auth_opt_users a:b\n" % PLUGIN_V4_PSK)
+    b = start(make_broker, which, conf)
+    rc, out = psk_pub(b, "dev1", "0123456789abcdef")
+    assert rc == 0, out
+    rc, out = psk_pub(b, "dev1", "ffffffffffffffff")
+    assert rc != 0, out
+    rc, out = psk_pub(b, "dev2", "0123456789abcdef")
+    assert rc != 0, out
+    if kind == "v5":
+        assert wait_log(b, "test plugin: psk key hint tombohint identity dev1"), b.log()
+    else:
+        assert wait_log(b, "test plugin v4: psk_key_get hint tombohint identity dev2"), b.log()
+
+
 # ---- tombo's start-up refusals: FILE:LINE and what is wrong ----------------------------------
 
 def refused(conf):
@@ -538,12 +574,6 @@ def test_plugin_failing_init_stops_startup_with_file_line():
                      r"\(mosquitto_plugin_init returned 3\)", log), log
 
 
-def test_plugin_registering_an_event_tombo_lacks_is_refused():
-    log = refused(plugin_conf(extra="plugin_opt_register_psk_key yes\n"))
-    assert re.search(r"broker\.conf:3: plugin .* registers for MOSQ_EVT_PSK_KEY, which tombo does not "
-                     r"support yet", log), log
-
-
 def test_auth_plugin_of_version_3_is_refused_naming_its_version():
     v3 = os.path.join(BUILD, "tests", "broker", "plugins", "tombo_test_plugin_v3.so")
     log = refused("auth_plugin %s\nauth_opt_x y\n" % v3)
@@ -551,16 +581,10 @@ def test_auth_plugin_of_version_3_is_refused_naming_its_version():
             "tombo loads versions 4 and 5" % v3) in log, log
 
 
-def test_v4_plugin_with_psk_key_get_refuses_a_psk_listener():
-    so = os.path.join(BUILD, "tests", "broker", "plugins", "tombo_test_plugin_v4_PSK.so")
-    pf = os.path.join(tempfile.mkdtemp(), "psk")
-    with open(pf, "w") as f:
-        f.write("id:0123456789abcdef\n")
-    log = refused("listener 0 127.0.0.1\npsk_hint hint\npsk_file %s\nallow_anonymous true\nauth_plugin %s\n"
-                  % (pf, so))
-    shutil.rmtree(os.path.dirname(pf))
-    assert re.search(r"broker\.conf:3: psk_hint on a listener whose auth plugin exports "
-                     r"mosquitto_auth_psk_key_get", log), log
+def test_psk_hint_without_psk_file_or_plugin_keys_is_refused():
+    """A plugin that gives no PSK keys does not make psk_hint without psk_file work."""
+    log = refused("listener 0 127.0.0.1\npsk_hint hint\nallow_anonymous true\nplugin %s\n" % PLUGIN)
+    assert re.search(r"broker\.conf:3: psk_hint needs psk_file .* or a plugin that gives keys", log), log
 
 
 def test_plugin_missing_file_is_refused():

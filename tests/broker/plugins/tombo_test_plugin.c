@@ -5,7 +5,7 @@
  *   deny PREFIX                            topics (and filters) starting with it are refused
  *   greeting TEXT                          logged at init: "test plugin: greeting TEXT"
  *   fail_init VALUE                        mosquitto_plugin_init fails
- *   register_psk_key VALUE                 also registers for MOSQ_EVT_PSK_KEY
+ *   psk IDENTITY:HEXKEY                    MOSQ_EVT_PSK_KEY: that identity's key (others: MOSQ_ERR_AUTH)
  *   ext_auth METHOD                        MQTT 5 enhanced authentication with METHOD
  *                                          (MOSQ_EVT_EXT_AUTH_START/CONTINUE): data "direct":
  *                                          success with data "welcome"; "bad": MOSQ_ERR_AUTH;
@@ -125,12 +125,22 @@ static int on_disconnect(int event, void *data, void *ud)
     return MOSQ_ERR_SUCCESS;
 }
 
+static char psk[256];
+
 static int on_psk_key(int event, void *data, void *ud)
 {
     (void)event;
-    (void)data;
     (void)ud;
-    return MOSQ_ERR_PLUGIN_DEFER;
+    struct mosquitto_evt_psk_key *ev = data;
+    mosquitto_log_printf(MOSQ_LOG_NOTICE, "test plugin: psk key hint %s identity %s", ev->hint ? ev->hint : "(none)",
+                         ev->identity);
+    const char *colon = strchr(psk, ':');
+    if (!colon || strlen(ev->identity) != (size_t)(colon - psk) || strncmp(ev->identity, psk, (size_t)(colon - psk)))
+        return MOSQ_ERR_AUTH;
+    if ((int)strlen(colon + 1) >= ev->max_key_len)
+        return MOSQ_ERR_INVAL;
+    snprintf(ev->key, (size_t)ev->max_key_len, "%s", colon + 1);
+    return MOSQ_ERR_SUCCESS;
 }
 
 static char ext_method[128];
@@ -212,7 +222,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *id, void **userdata, struct mos
 {
     pid = id;
     *userdata = NULL;
-    bool fail = false, message = false, psk_key = false, tick = false, disconnect = false;
+    bool fail = false, message = false, tick = false, disconnect = false;
     for (int i = 0; i < n; i++) {
         if (!strcmp(opts[i].key, "users"))
             snprintf(users, sizeof(users), "%s", opts[i].value);
@@ -222,8 +232,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *id, void **userdata, struct mos
             mosquitto_log_printf(MOSQ_LOG_NOTICE, "test plugin: greeting %s", opts[i].value);
         else if (!strcmp(opts[i].key, "fail_init"))
             fail = true;
-        else if (!strcmp(opts[i].key, "register_psk_key"))
-            psk_key = true;
+        else if (!strcmp(opts[i].key, "psk"))
+            snprintf(psk, sizeof(psk), "%s", opts[i].value);
         else if (!strcmp(opts[i].key, "ext_auth"))
             snprintf(ext_method, sizeof(ext_method), "%s", opts[i].value);
         else if (!strcmp(opts[i].key, "message"))
@@ -251,7 +261,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *id, void **userdata, struct mos
         rc = mosquitto_callback_register(pid, MOSQ_EVT_DISCONNECT, on_disconnect, NULL, NULL);
     if (rc == MOSQ_ERR_SUCCESS && message)
         rc = mosquitto_callback_register(pid, MOSQ_EVT_MESSAGE, on_message, NULL, NULL);
-    if (rc == MOSQ_ERR_SUCCESS && psk_key)
+    if (rc == MOSQ_ERR_SUCCESS && psk[0])
         rc = mosquitto_callback_register(pid, MOSQ_EVT_PSK_KEY, on_psk_key, NULL, NULL);
     if (rc == MOSQ_ERR_SUCCESS && ext_method[0])
         rc = mosquitto_callback_register(pid, MOSQ_EVT_EXT_AUTH_START, on_ext_auth, NULL, NULL);
@@ -271,6 +281,7 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int n)
     mosquitto_callback_unregister(pid, MOSQ_EVT_TICK, on_tick, NULL);
     mosquitto_callback_unregister(pid, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
     mosquitto_callback_unregister(pid, MOSQ_EVT_MESSAGE, on_message, NULL);
+    mosquitto_callback_unregister(pid, MOSQ_EVT_PSK_KEY, on_psk_key, NULL);
     mosquitto_callback_unregister(pid, MOSQ_EVT_EXT_AUTH_START, on_ext_auth, NULL);
     mosquitto_callback_unregister(pid, MOSQ_EVT_EXT_AUTH_CONTINUE, on_ext_auth, NULL);
     return MOSQ_ERR_SUCCESS;

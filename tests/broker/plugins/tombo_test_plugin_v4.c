@@ -7,6 +7,7 @@
  *   defer PREFIX                user names starting with it are deferred (password_file decides)
  *   deny PREFIX                 topics (and filters) starting with it are refused
  *   greeting TEXT               logged at init: "test plugin v4: greeting TEXT"
+ *   psk IDENTITY:HEXKEY         (TEST_PSK) mosquitto_auth_psk_key_get's one identity and key
  * A client without user name is deferred. Built with TEST_PSK it also exports
  * mosquitto_auth_psk_key_get (tombo refuses a PSK listener it guards); with TEST_EXT_AUTH,
  * mosquitto_auth_start/continue (MQTT 5 enhanced authentication, method V4-CHAL). */
@@ -35,7 +36,7 @@ int mosquitto_auth_plugin_version(void)
 }
 
 #if TEST_VERSION == 4
-static char users[1024], deny[256], defer[256];
+static char users[1024], deny[256], defer[256], psk[256];
 
 static void opts_read(struct mosquitto_opt *opts, int n)
 {
@@ -44,6 +45,8 @@ static void opts_read(struct mosquitto_opt *opts, int n)
             snprintf(users, sizeof(users), "%s", opts[i].value);
         else if (!strcmp(opts[i].key, "deny"))
             snprintf(deny, sizeof(deny), "%s", opts[i].value);
+        else if (!strcmp(opts[i].key, "psk"))
+            snprintf(psk, sizeof(psk), "%s", opts[i].value);
         else if (!strcmp(opts[i].key, "defer"))
             snprintf(defer, sizeof(defer), "%s", opts[i].value);
         else if (!strcmp(opts[i].key, "greeting"))
@@ -115,8 +118,16 @@ int mosquitto_auth_acl_check(void *user_data, int access, struct mosquitto *clie
 int mosquitto_auth_psk_key_get(void *user_data, struct mosquitto *client, const char *hint, const char *identity,
                                char *key, int max_key_len)
 {
-    (void)user_data, (void)client, (void)hint, (void)identity, (void)key, (void)max_key_len;
-    return ERR_PLUGIN_DEFER;
+    (void)user_data, (void)client;
+    mosquitto_log_printf(LOG_NOTICE_, "test plugin v4: psk_key_get hint %s identity %s", hint ? hint : "(none)",
+                         identity);
+    const char *colon = strchr(psk, ':');
+    if (!colon || strlen(identity) != (size_t)(colon - psk) || strncmp(identity, psk, (size_t)(colon - psk)))
+        return ERR_AUTH;
+    if ((int)strlen(colon + 1) >= max_key_len)
+        return ERR_AUTH;
+    snprintf(key, (size_t)max_key_len, "%s", colon + 1);
+    return ERR_SUCCESS;
 }
 #endif
 #ifdef TEST_EXT_AUTH
