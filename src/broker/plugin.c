@@ -125,7 +125,7 @@ static plugin_t *plugin_load(plugin_set_t *set, const struct tombo_plugin_conf *
         goto fail;
     }
     /* The one place the interface version is dispatched on: 5 (mosquitto_plugin_version) below,
-     * 4 (mosquitto_auth_plugin_version) in plugin_v4.c, onto the same callbacks. */
+     * 2 to 4 (mosquitto_auth_plugin_version) in plugin_v4.c, onto the same callbacks. */
     int (*version)(int, const int *) = (int (*)(int, const int *))dlsym(p->lib, "mosquitto_plugin_version");
     if (!version) {
         int (*old)(void) = (int (*)(void))dlsym(p->lib, "mosquitto_auth_plugin_version");
@@ -135,15 +135,15 @@ static plugin_t *plugin_load(plugin_set_t *set, const struct tombo_plugin_conf *
             goto fail;
         }
         int v = old();
-        if (v != 4) {
+        if (v < 2 || v > 4) {
             snprintf(err, errlen,
                      "%s: plugin %s is an auth plugin of interface version %d (mosquitto_auth_plugin_version); "
-                     "tombo loads versions 4 and 5",
+                     "tombo loads versions 2 to 5, as Mosquitto 2.0",
                      c->where, c->path, v);
             goto fail;
         }
         pthread_mutex_lock(&p->mu);
-        int rc = plugin_v4_open(p, p->lib, c->where, c->path, p->opts, p->n_opts, &p->userdata, &p->cleanup,
+        int rc = plugin_v4_open(p, v, p->lib, c->where, c->path, p->opts, p->n_opts, &p->userdata, &p->cleanup,
                                 c->deny_special_chars, err, errlen);
         pthread_mutex_unlock(&p->mu);
         if (rc != 0)

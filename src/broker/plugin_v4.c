@@ -28,6 +28,12 @@ typedef struct {
     int (*auth_start)(void *, struct mosquitto *, const char *, bool, const void *, uint16_t, void **, uint16_t *);
     int (*auth_continue)(void *, struct mosquitto *, const char *, const void *, uint16_t, void **, uint16_t *);
     int (*psk_key_get)(void *, struct mosquitto *, const char *, const char *, char *, int);
+    /* Version 2's own signatures (its init, cleanup and security functions take a struct
+     * mosquitto_auth_opt, laid out as struct mosquitto_opt: Mosquitto passes the same array). */
+    int (*acl_check_v2)(void *, const char *, const char *, const char *, int);
+    int (*unpwd_check_v2)(void *, const char *, const char *);
+    int (*psk_key_get_v2)(void *, const char *, const char *, char *, int);
+    int version; /* 2, 3 or 4 */
     bool deny_special; /* auth_plugin_deny_special_chars */
 } v4_t;
 
@@ -47,6 +53,8 @@ static int on_basic_auth(int event, void *data, void *userdata)
     (void)event;
     v4_t *v = userdata;
     struct mosquitto_evt_basic_auth *ev = data;
+    if (v->version == 2)
+        return v->unpwd_check_v2(v->ud, ev->username, ev->password);
     return v->unpwd_check(v->ud, ev->client, ev->username, ev->password);
 }
 
@@ -58,8 +66,11 @@ static int on_acl_check(int event, void *data, void *userdata)
     if (v->deny_special &&
         (special("username", mosquitto_client_username(ev->client)) || special("client id", mosquitto_client_id(ev->client))))
         return V4_ERR_ACL_DENIED;
-    if (ev->access == MOSQ_ACL_UNSUBSCRIBE)
-        return V4_ERR_SUCCESS;
+    if (ev->access == MOSQ_ACL_UNSUBSCRIBE || (v->version == 2 && ev->access == MOSQ_ACL_SUBSCRIBE))
+        return V4_ERR_SUCCESS; /* as Mosquitto 2.0: version 2 knew only READ and WRITE */
+    if (v->version == 2)
+        return v->acl_check_v2(v->ud, mosquitto_client_id(ev->client), mosquitto_client_username(ev->client),
+                               ev->topic, ev->access);
     struct mosquitto_acl_msg msg = {ev->topic, ev->payload, (long)ev->payloadlen, ev->qos, ev->retain};
     return v->acl_check(v->ud, ev->access, ev->client, &msg);
 }
@@ -83,6 +94,8 @@ static int on_psk_key(int event, void *data, void *userdata)
     (void)event;
     v4_t *v = userdata;
     struct mosquitto_evt_psk_key *ev = data;
+    if (v->version == 2)
+        return v->psk_key_get_v2(v->ud, ev->hint, ev->identity, ev->key, ev->max_key_len);
     return v->psk_key_get(v->ud, ev->client, ev->hint, ev->identity, ev->key, ev->max_key_len);
 }
 
@@ -105,21 +118,24 @@ static int v4_cleanup(void *userdata, struct mosquitto_opt *opts, int n)
     return rc;
 }
 
-int plugin_v4_open(struct mosquitto_plugin_id_t *id, void *lib, const char *where, const char *path,
+int plugin_v4_open(struct mosquitto_plugin_id_t *id, int version, void *lib, const char *where, const char *path,
                    struct mosquitto_opt *opts, int n_opts, void **userdata,
                    int (**cleanup)(void *, struct mosquitto_opt *, int), bool deny_special, char *err,
                    size_t errlen)
 {
-    static const char *const required[] = {"mosquitto_auth_plugin_init", "mosquitto_auth_plugin_cleanup",
-                                           "mosquitto_auth_security_init", "mosquitto_auth_security_cleanup",
-                                           "mosquitto_auth_acl_check"};
-    void *f[5];
-    for (int i = 0; i < 5; i++)
-        if (!(f[i] = dlsym(lib, required[i]))) {
-            snprintf(err, errlen, "%s: auth plugin %s (version 4) lacks %s", where, path, required[i]);
+    /* What Mosquitto 2.0 requires of each version: 4 makes the last two optional. */
+    static const char *const required[] = {"mosquitto_auth_plugin_init",     "mosquitto_auth_plugin_cleanup",
+                                           "mosquitto_auth_security_init",   "mosquitto_auth_security_cleanup",
+                                           "mosquitto_auth_acl_check",       "mosquitto_auth_unpwd_check",
+                                           "mosquitto_auth_psk_key_get"};
+    void *f[7];
+    for (int i = 0; i < 7; i++)
+        if (!(f[i] = dlsym(lib, required[i])) && (i < 5 || version < 4)) {
+            snprintf(err, errlen, "%s: auth plugin %s (version %d) lacks %s", where, path, version, required[i]);
             return -1;
         }
-    void *start = dlsym(lib, "mosquitto_auth_start"), *cont = dlsym(lib, "mosquitto_auth_continue");
+    void *start = version == 4 ? dlsym(lib, "mosquitto_auth_start") : NULL;
+    void *cont = version == 4 ? dlsym(lib, "mosquitto_auth_continue") : NULL;
     if (start && !cont) { /* as Mosquitto 2.0 */
         snprintf(err, errlen, "%s: auth plugin %s exports mosquitto_auth_start but lacks mosquitto_auth_continue",
                  where, path);
@@ -129,16 +145,23 @@ int plugin_v4_open(struct mosquitto_plugin_id_t *id, void *lib, const char *wher
     v->opts = opts;
     v->n_opts = n_opts;
     v->deny_special = deny_special;
+    v->version = version;
     int (*init)(void **, struct mosquitto_opt *, int);
     *(void **)&init = f[0];
     *(void **)&v->plugin_cleanup = f[1];
     *(void **)&v->security_init = f[2];
     *(void **)&v->security_cleanup = f[3];
-    *(void **)&v->acl_check = f[4];
-    *(void **)&v->unpwd_check = dlsym(lib, "mosquitto_auth_unpwd_check");
+    if (version == 2) {
+        *(void **)&v->acl_check_v2 = f[4];
+        *(void **)&v->unpwd_check_v2 = f[5];
+        *(void **)&v->psk_key_get_v2 = f[6];
+    } else {
+        *(void **)&v->acl_check = f[4];
+        *(void **)&v->unpwd_check = f[5];
+        *(void **)&v->psk_key_get = f[6];
+    }
     *(void **)&v->auth_start = start;
     *(void **)&v->auth_continue = cont;
-    *(void **)&v->psk_key_get = dlsym(lib, "mosquitto_auth_psk_key_get");
     int rc = init(&v->ud, opts, n_opts);
     if (rc != V4_ERR_SUCCESS) {
         snprintf(err, errlen, "%s: auth plugin %s failed to initialise (mosquitto_auth_plugin_init returned %d)",
@@ -154,8 +177,9 @@ int plugin_v4_open(struct mosquitto_plugin_id_t *id, void *lib, const char *wher
         free(v);
         return -1;
     }
-    if ((v->unpwd_check && mosquitto_callback_register(id, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, v)) ||
-        (v->psk_key_get && mosquitto_callback_register(id, MOSQ_EVT_PSK_KEY, on_psk_key, NULL, v)) ||
+    if (((v->unpwd_check || v->unpwd_check_v2) &&
+         mosquitto_callback_register(id, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, v)) ||
+        ((v->psk_key_get || v->psk_key_get_v2) && mosquitto_callback_register(id, MOSQ_EVT_PSK_KEY, on_psk_key, NULL, v)) ||
         (v->auth_start && (mosquitto_callback_register(id, MOSQ_EVT_EXT_AUTH_START, on_ext_auth, NULL, v) ||
                            mosquitto_callback_register(id, MOSQ_EVT_EXT_AUTH_CONTINUE, on_ext_auth, NULL, v))) ||
         mosquitto_callback_register(id, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, v) ||

@@ -409,6 +409,39 @@ def test_deny_special_chars_without_plugin_line_is_refused():
             "before it") in log, log
 
 
+@pytest.mark.parametrize("which", BROKERS)
+@pytest.mark.parametrize("version", [3, 2])
+def test_old_auth_plugin_versions_load(make_broker, which, version):
+    """Auth plugins of interface versions 3 and 2 (Mosquitto 1.4-1.5 and 1.3), as Mosquitto 2.0
+    loads them: logins through unpwd_check, ACL checks through acl_check (version 2's takes the
+    client id, user name, topic and access, and is never asked about SUBSCRIBE), SIGHUP reloads."""
+    so = os.path.join(BUILD, "tests", "broker", "plugins", "tombo_test_plugin_v%d.so" % version)
+    b = start(make_broker, which, "allow_anonymous false\nauth_plugin %s\nauth_opt_users alice:secret bob:pw2\n"
+              "auth_opt_deny secret/\nauth_opt_greeting hello v%d\n" % (so, version))
+    assert wait_log(b, "test plugin v4: greeting hello v%d" % version), b.log()
+    c = PahoClient(b, protocol=V5, username="alice", password="wrong")
+    assert rc_value(c.connect(expect_success=False)[0]) == 0x87
+    c.close()
+    sub = PahoClient(b, protocol=V5, username="bob", password="pw2")
+    sub.connect()
+    assert sub.subscribe("secret/#", qos=1) == [0x87 if version == 3 else 1]
+    assert sub.subscribe("#", qos=1) == [1]
+    pub = PahoClient(b, protocol=V311, username="alice", password="secret")
+    pub.connect()
+    pub.publish("secret/plans", b"no", qos=1)
+    pub.publish("public/news", b"yes", qos=1)
+    m = sub.get()
+    assert (m.topic, m.payload) == ("public/news", b"yes")
+    sub.expect_none()
+    pub.close()
+    sub.close()
+    who = "(v2)" if version == 2 else pub.client_id
+    assert wait_log(b, "test plugin v4: unpwd user alice client %s" % who), b.log()
+    assert wait_log(b, "test plugin v4: denied access 2 to secret/plans for %s user alice" % pub.client_id), b.log()
+    b.proc.send_signal(signal.SIGHUP)
+    assert wait_log(b, "test plugin v4: security_init reload 1 with 3 options"), b.log()
+
+
 # ---- MQTT 5 enhanced authentication by a plugin (MOSQ_EVT_EXT_AUTH_*, mosquitto_auth_start) ------
 
 CONTINUE, REAUTH, NOT_AUTHORIZED, BAD_AUTH_METHOD = 0x18, 0x19, 0x87, 0x8C
@@ -574,11 +607,11 @@ def test_plugin_failing_init_stops_startup_with_file_line():
                      r"\(mosquitto_plugin_init returned 3\)", log), log
 
 
-def test_auth_plugin_of_version_3_is_refused_naming_its_version():
-    v3 = os.path.join(BUILD, "tests", "broker", "plugins", "tombo_test_plugin_v3.so")
-    log = refused("auth_plugin %s\nauth_opt_x y\n" % v3)
-    assert ("broker.conf:2: plugin %s is an auth plugin of interface version 3 (mosquitto_auth_plugin_version); "
-            "tombo loads versions 4 and 5" % v3) in log, log
+def test_auth_plugin_of_version_1_is_refused_naming_its_version():
+    v1 = os.path.join(BUILD, "tests", "broker", "plugins", "tombo_test_plugin_v1.so")
+    log = refused("auth_plugin %s\nauth_opt_x y\n" % v1)
+    assert ("broker.conf:2: plugin %s is an auth plugin of interface version 1 (mosquitto_auth_plugin_version); "
+            "tombo loads versions 2 to 5, as Mosquitto 2.0" % v1) in log, log
 
 
 def test_psk_hint_without_psk_file_or_plugin_keys_is_refused():

@@ -1,7 +1,9 @@
 /* tombo_test_plugin_v4.c -- a Mosquitto auth plugin of interface version 4 (mosquitto_plugin.h's
  * mosquitto_auth_*), as mosquitto-go-auth and most auth plugins in the wild, for
  * tests/broker/test_plugin.py: loaded by tombo and by Debian's mosquitto alike. Built with
- * TEST_VERSION=3 it only says version 3 (tombo refuses it naming the version). Options
+ * TEST_VERSION=3 or 2 it is a plugin of that version (version 2's own signatures: its
+ * unpwd_check, acl_check and psk_key_get take no struct mosquitto); with TEST_VERSION=1 it only
+ * says version 1 (refused by tombo and Mosquitto, naming the version). Options
  * (auth_opt_KEY VALUE):
  *   users "NAME:PASSWORD ..."   the user names and passwords it accepts
  *   defer PREFIX                user names starting with it are deferred (password_file decides)
@@ -9,7 +11,7 @@
  *   greeting TEXT               logged at init: "test plugin v4: greeting TEXT"
  *   psk IDENTITY:HEXKEY         (TEST_PSK) mosquitto_auth_psk_key_get's one identity and key
  * A client without user name is deferred. Built with TEST_PSK it also exports
- * mosquitto_auth_psk_key_get (tombo refuses a PSK listener it guards); with TEST_EXT_AUTH,
+ * mosquitto_auth_psk_key_get (option psk); with TEST_EXT_AUTH,
  * mosquitto_auth_start/continue (MQTT 5 enhanced authentication, method V4-CHAL). */
 #include <stdbool.h>
 #include <stdint.h>
@@ -17,11 +19,32 @@
 #include <string.h>
 
 #include <mosquitto_broker.h>
-#include <mosquitto_plugin.h>
-
 #ifndef TEST_VERSION
 #define TEST_VERSION 4
 #endif
+#if TEST_VERSION == 2 /* mosquitto_plugin.h declares version 4's signatures */
+struct mosquitto_auth_opt {
+    char *key;
+    char *value;
+};
+#define OPT struct mosquitto_auth_opt
+/* Version 2's functions, as mosquitto_plugin.h of Mosquitto 1.3 declared them. */
+int mosquitto_auth_plugin_version(void);
+int mosquitto_auth_plugin_init(void **user_data, OPT *opts, int n);
+int mosquitto_auth_plugin_cleanup(void *user_data, OPT *opts, int n);
+int mosquitto_auth_security_init(void *user_data, OPT *opts, int n, bool reload);
+int mosquitto_auth_security_cleanup(void *user_data, OPT *opts, int n, bool reload);
+int mosquitto_auth_acl_check(void *user_data, const char *id, const char *u, const char *topic, int access);
+int mosquitto_auth_unpwd_check(void *user_data, const char *username, const char *password);
+int mosquitto_auth_psk_key_get(void *user_data, const char *hint, const char *identity, char *key, int max_key_len);
+#else
+#include <mosquitto_plugin.h>
+#define OPT struct mosquitto_opt
+#endif
+#if TEST_VERSION < 4 && TEST_VERSION >= 2
+#define TEST_PSK /* required before version 4 */
+#endif
+
 #define ERR_AUTH_CONTINUE -4 /* mosquitto.h's values (libmosquitto-dev), part of the plugin ABI */
 #define ERR_SUCCESS 0
 #define ERR_NOT_SUPPORTED 10
@@ -35,10 +58,10 @@ int mosquitto_auth_plugin_version(void)
     return TEST_VERSION;
 }
 
-#if TEST_VERSION == 4
+#if TEST_VERSION >= 2
 static char users[1024], deny[256], defer[256], psk[256];
 
-static void opts_read(struct mosquitto_opt *opts, int n)
+static void opts_read(OPT *opts, int n)
 {
     for (int i = 0; i < n; i++) {
         if (!strcmp(opts[i].key, "users"))
@@ -54,7 +77,7 @@ static void opts_read(struct mosquitto_opt *opts, int n)
     }
 }
 
-int mosquitto_auth_plugin_init(void **user_data, struct mosquitto_opt *opts, int n)
+int mosquitto_auth_plugin_init(void **user_data, OPT *opts, int n)
 {
     static int token;
     *user_data = &token;
@@ -63,7 +86,7 @@ int mosquitto_auth_plugin_init(void **user_data, struct mosquitto_opt *opts, int
     return ERR_SUCCESS;
 }
 
-int mosquitto_auth_plugin_cleanup(void *user_data, struct mosquitto_opt *opts, int n)
+int mosquitto_auth_plugin_cleanup(void *user_data, OPT *opts, int n)
 {
     (void)user_data;
     (void)opts;
@@ -71,7 +94,7 @@ int mosquitto_auth_plugin_cleanup(void *user_data, struct mosquitto_opt *opts, i
     return ERR_SUCCESS;
 }
 
-int mosquitto_auth_security_init(void *user_data, struct mosquitto_opt *opts, int n, bool reload)
+int mosquitto_auth_security_init(void *user_data, OPT *opts, int n, bool reload)
 {
     (void)user_data;
     (void)opts;
@@ -79,7 +102,7 @@ int mosquitto_auth_security_init(void *user_data, struct mosquitto_opt *opts, in
     return ERR_SUCCESS;
 }
 
-int mosquitto_auth_security_cleanup(void *user_data, struct mosquitto_opt *opts, int n, bool reload)
+int mosquitto_auth_security_cleanup(void *user_data, OPT *opts, int n, bool reload)
 {
     (void)user_data;
     (void)opts;
@@ -87,11 +110,18 @@ int mosquitto_auth_security_cleanup(void *user_data, struct mosquitto_opt *opts,
     return ERR_SUCCESS;
 }
 
+#if TEST_VERSION == 2
+int mosquitto_auth_unpwd_check(void *user_data, const char *username, const char *password)
+{
+    (void)user_data;
+    const char *id = "(v2)";
+#else
 int mosquitto_auth_unpwd_check(void *user_data, struct mosquitto *client, const char *username,
                                const char *password)
 {
     (void)user_data;
     const char *id = mosquitto_client_id(client);
+#endif
     mosquitto_log_printf(LOG_NOTICE_, "test plugin v4: unpwd user %s client %s", username ? username : "(none)",
                          id ? id : "(none)");
     if (!username || (defer[0] && !strncmp(username, defer, strlen(defer))))
@@ -102,23 +132,35 @@ int mosquitto_auth_unpwd_check(void *user_data, struct mosquitto *client, const 
     return strstr(have, want) ? ERR_SUCCESS : ERR_AUTH;
 }
 
+#if TEST_VERSION == 2
+int mosquitto_auth_acl_check(void *user_data, const char *id, const char *u, const char *topic, int access)
+{
+    (void)user_data;
+#else
 int mosquitto_auth_acl_check(void *user_data, int access, struct mosquitto *client,
                              const struct mosquitto_acl_msg *msg)
 {
     (void)user_data;
-    if (deny[0] && !strncmp(msg->topic, deny, strlen(deny))) {
-        const char *id = mosquitto_client_id(client), *u = mosquitto_client_username(client);
-        mosquitto_log_printf(LOG_NOTICE_, "test plugin v4: denied access %d to %s for %s user %s", access,
-                             msg->topic, id ? id : "(none)", u ? u : "(none)");
+    const char *topic = msg->topic, *id = mosquitto_client_id(client), *u = mosquitto_client_username(client);
+#endif
+    if (deny[0] && !strncmp(topic, deny, strlen(deny))) {
+        mosquitto_log_printf(LOG_NOTICE_, "test plugin v4: denied access %d to %s for %s user %s", access, topic,
+                             id ? id : "(none)", u ? u : "(none)");
         return ERR_ACL_DENIED;
     }
     return ERR_SUCCESS;
 }
 #ifdef TEST_PSK
+#if TEST_VERSION == 2
+int mosquitto_auth_psk_key_get(void *user_data, const char *hint, const char *identity, char *key, int max_key_len)
+{
+    (void)user_data;
+#else
 int mosquitto_auth_psk_key_get(void *user_data, struct mosquitto *client, const char *hint, const char *identity,
                                char *key, int max_key_len)
 {
     (void)user_data, (void)client;
+#endif
     mosquitto_log_printf(LOG_NOTICE_, "test plugin v4: psk_key_get hint %s identity %s", hint ? hint : "(none)",
                          identity);
     const char *colon = strchr(psk, ':');
