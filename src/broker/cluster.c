@@ -94,6 +94,7 @@ typedef struct watch {
     /* Watcher thread only (watch_stalled): the last revision it delivered, and the state of the
      * previous check. */
     uint64_t rev, check_rev;
+    uint64_t base; /* the stream's last sequence before the watcher was made (see watch_main) */
     int64_t check_at;
     bool behind;
 } watch_t;
@@ -693,6 +694,19 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The last sequence of a bucket's stream, 0 when NATS does not answer. */
+static uint64_t stream_last_seq(cluster_t *c, int bucket)
+{
+    char stream[64];
+    snprintf(stream, sizeof(stream), "KV_%s", bucket_name[bucket]);
+    jsStreamInfo *si = NULL;
+    if (js_GetStreamInfo(&si, c->js_renew, stream, NULL, NULL) != NATS_OK)
+        return 0;
+    uint64_t last = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    return last;
+}
+
 /* Watcher thread: whether wt's watcher has stopped delivering what its bucket has (see above). */
 static bool watch_stalled(watch_t *wt)
 {
@@ -700,13 +714,10 @@ static bool watch_stalled(watch_t *wt)
     if (now - wt->check_at < WATCH_CHECK_MS || atomic_load(&wt->c->b->stop))
         return false; /* stopping: the workers no longer take what a new watcher would deliver */
     wt->check_at = now;
-    char stream[64];
-    snprintf(stream, sizeof(stream), "KV_%s", bucket_name[wt->bucket]);
-    jsStreamInfo *si = NULL;
-    if (js_GetStreamInfo(&si, wt->c->js_renew, stream, NULL, NULL) != NATS_OK)
+    uint64_t last = stream_last_seq(wt->c, wt->bucket);
+    if (!last)
         return false; /* NATS unreachable or electing: next time */
-    bool behind = si->State.LastSeq > wt->rev;
-    jsStreamInfo_Destroy(si);
+    bool behind = last > wt->rev;
     bool stalled = behind && wt->behind && wt->check_rev == wt->rev;
     wt->behind = behind && !stalled;
     wt->check_rev = wt->rev;
@@ -727,11 +738,13 @@ static bool watch_renew(watch_t *wt)
             return false;
         }
         kvWatcher *w = NULL;
+        uint64_t base = stream_last_seq(c, wt->bucket);
         natsStatus s = kvStore_WatchAll(&w, c->kv_renew[wt->bucket], NULL);
         if (s == NATS_OK) {
             kvWatcher_Stop(wt->w);
             kvWatcher_Destroy(wt->w);
             wt->w = w;
+            wt->base = base;
             wt->behind = false;
         }
         pthread_mutex_unlock(&wt->mu);
@@ -751,8 +764,12 @@ static void *watch_main(void *arg)
         kvEntry *e = NULL;
         natsStatus s = kvWatcher_Next(&e, wt->w, 1000);
         if (s == NATS_TIMEOUT || (s == NATS_OK && !e)) {
-            if (!e && s == NATS_OK)
+            if (s == NATS_OK) { /* the bucket's state is delivered: what came before base is in it,
+                                 * or was purged (a last sequence no entry will ever reach) */
                 initial = false;
+                if (wt->base > wt->rev)
+                    wt->rev = wt->base;
+            }
             if (watch_stalled(wt) && !watch_renew(wt))
                 break;
             continue;
@@ -967,6 +984,7 @@ int cluster_start(broker_t *b)
         wt->c = c;
         wt->bucket = i;
         pthread_mutex_init(&wt->mu, NULL);
+        wt->base = stream_last_seq(c, i);
         if ((s = kvStore_WatchAll(&wt->w, c->kv[i], NULL)) != NATS_OK)
             return fail(c, "cannot watch a bucket", s);
         if (pthread_create(&wt->thread, NULL, watch_main, wt) != 0)
