@@ -68,6 +68,16 @@ static inline bool bp_over_low(const bp_marks_t *m, session_t *s)
 {
     return atomic_load(&s->backlog_n) > m->low_n || atomic_load(&s->backlog_bytes) > m->low_bytes;
 }
+/* The same, not counting `mine` of the messages (the checking worker's share of this turn,
+ * backpressure.c); bytes count in full. */
+static inline bool bp_over_high_except(const bp_marks_t *m, session_t *s, uint32_t mine)
+{
+    return atomic_load(&s->backlog_n) > m->high_n + mine || atomic_load(&s->backlog_bytes) > m->high_bytes;
+}
+static inline bool bp_over_low_except(const bp_marks_t *m, session_t *s, uint32_t mine)
+{
+    return atomic_load(&s->backlog_n) > m->low_n + mine || atomic_load(&s->backlog_bytes) > m->low_bytes;
+}
 
 /* Publisher side, from the publishing connection's worker (route_publish): s has just taken a
  * message from c. Blocks c on s when s is over the high-water mark; handle_publish's caller then
