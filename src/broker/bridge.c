@@ -343,8 +343,7 @@ static void connect_next(bridge_t *br)
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
-    conn_t *c = slab_alloc(sizeof(*c)); /* as accepted connections: conn_free gives it back to the slab */
-    memset(c, 0, sizeof(*c));
+    conn_t *c = mem_zalloc_counted(sizeof(*c)); /* as accepted connections: conn_free gives it back */
     c->fd = fd;
     c->tr = &transport_tcp;
     c->id = ++w->next_conn_id;
