@@ -42,7 +42,7 @@ static void mark_slow(worker_t *w, session_t *s, int64_t stalled_ms)
  * them and they do not count against the mark (up to one mark's worth per worker). Without this,
  * one turn that reads 50 publishers' windows for one subscriber (fan-in) crosses the mark on its
  * own and pauses publishers the subscriber is keeping up with: two epoll_ctl, an INBOX_RESUME and
- * a wake-up each time, about one pause per 75-250 delivered messages in windowed fan-in. One
+ * a wake-up each time, about one pause per 55-250 delivered messages in windowed fan-in. One
  * entry per worker: consecutive deliveries to one receiver (fan-in, the messages of one read in
  * pairs); deliveries that alternate between receivers reset it, and count in full as before. */
 static uint32_t turn_share(worker_t *w, const session_t *s, uint32_t high_n)
