@@ -42,19 +42,22 @@ static void mark_slow(worker_t *w, session_t *s, int64_t stalled_ms)
  * them and they do not count against the mark (up to one mark's worth per worker). Without this,
  * one turn that reads 50 publishers' windows for one subscriber (fan-in) crosses the mark on its
  * own and pauses publishers the subscriber is keeping up with: two epoll_ctl, an INBOX_RESUME and
- * a wake-up each time, about one pause per 55-250 delivered messages in windowed fan-in. One
- * entry per worker: consecutive deliveries to one receiver (fan-in, the messages of one read in
- * pairs); deliveries that alternate between receivers reset it, and count in full as before. */
+ * a wake-up each time, about one pause per 55-250 delivered messages in windowed fan-in. A small
+ * direct-mapped table per worker (two subscribers taking every message alternate, 100 pairs'
+ * receivers collide): a receiver that loses its entry to another starts again from 0, so a
+ * collision only takes the allowance away, as before this existed. */
 static uint32_t turn_share(worker_t *w, const session_t *s, uint32_t high_n)
 {
-    if (w->bp_turn_s != s || w->bp_turn_at != w->turn) {
-        w->bp_turn_s = s;
-        w->bp_turn_at = w->turn;
-        w->bp_turn_n = 0;
+    size_t n = sizeof(w->bp_turn) / sizeof(w->bp_turn[0]);
+    struct bp_turn *e = &w->bp_turn[((uintptr_t)s >> 6) % n];
+    if (e->s != s || e->at != w->turn) {
+        e->s = s;
+        e->at = w->turn;
+        e->n = 0;
     }
-    if (w->bp_turn_n < high_n)
-        w->bp_turn_n++;
-    return w->bp_turn_n;
+    if (e->n < high_n)
+        e->n++;
+    return e->n;
 }
 
 void bp_after_delivery(conn_t *c, session_t *s)
