@@ -353,7 +353,7 @@ static void connect_next(bridge_t *br)
     c->bridge = BRIDGE_CONN_CONNECTING;
     c->version = br->cfg->protocol_version;
     c->last_rx = w->now;
-    snprintf(c->peer, sizeof(c->peer), "%.50s:%u", a->host, a->port);
+    snprintf(c->peer, sizeof(c->peer), "%.48s:%u", a->host, a->port);
     conn_register(w, c);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP, .data.ptr = c};
     epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);
