@@ -141,8 +141,7 @@ static void accept_all(worker_t *w, int li)
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         }
-        conn_t *c = slab_alloc(sizeof(*c)); /* counted in the heap (mem.h), as its buffers are */
-        memset(c, 0, sizeof(*c));
+        conn_t *c = mem_zalloc_counted(sizeof(*c)); /* counted in the heap (mem.h), as its buffers are */
         c->fd = fd;
         c->tr = &transport_tcp;
         c->id = ++w->next_conn_id;
@@ -155,7 +154,7 @@ static void accept_all(worker_t *w, int li)
         if (tombo_listener_tls(l) && !tls_conn_start(c, b, li)) {
             worker_release_place(c);
             close(fd);
-            slab_free(c);
+            mem_free_counted(c, sizeof(*c));
             continue;
         }
         if (l->websockets)
