@@ -28,6 +28,7 @@
  * node always to the same worker, so their order holds. Bucket writes (blocking request-replies)
  * run on one writer thread fed by a queue; each bucket has a watcher thread. */
 #include "broker/cluster.h"
+#include "broker/cluster_js.h"
 
 #include <nats/nats.h>
 #include <openssl/ssl.h>
@@ -332,6 +333,8 @@ size_t cluster_publish(cluster_t *c, worker_t *w, msg_t *m)
     if (m->topic.len >= 4 && !memcmp(m->topic.p, "$SYS", 4))
         return 0; /* each node's own statistics and log */
     cworker_t *cw = &c->cw[w->index];
+    if (c->b->cluster_js)
+        cluster_js_publish_begin(c->b->cluster_js, w);
     sub_result_t *r = &cw->res;
     subtree_match(c->remote, m->topic.p, m->topic.len, NULL, r);
     if (!r->n && !m->retain)
@@ -348,8 +351,12 @@ size_t cluster_publish(cluster_t *c, worker_t *w, msg_t *m)
     size_t sent = 0;
     for (size_t i = 0; i < r->n; i++) { /* one entry per node: its filters are merged by the match */
         cnode_t *x = r->v[i].owner;
-        if (natsConnection_Publish(c->nc, x->subject, cw->buf, (int)len) == NATS_OK)
+        if (c->b->cluster_js && m->qos) { /* cluster_durability jetstream: the ack waits for it */
+            if (cluster_js_send(c->b->cluster_js, w, x->name, cw->buf, len))
+                sent++;
+        } else if (natsConnection_Publish(c->nc, x->subject, cw->buf, (int)len) == NATS_OK) {
             sent++;
+        }
     }
     if (sent) {
         atomic_fetch_add_explicit(&c->fwd_sent, sent, memory_order_relaxed);
@@ -508,16 +515,19 @@ static void *watch_main(void *arg)
 void cluster_on_item(worker_t *w, inbox_item_t *it)
 {
     cluster_t *c = w->b->cluster;
-    if (it->rc == CL_PUBLISH) {
+    if (it->rc >= CL_JS_ACK) {
+        cluster_js_on_item(w, it);
+    } else if (it->rc == CL_PUBLISH) {
         natsMsg *nm = it->data;
         int n = natsMsg_GetDataLength(nm);
         msg_t *m = decode((const uint8_t *)natsMsg_GetData(nm), (size_t)n, w->now);
+        if (m) {
+            atomic_fetch_add_explicit(&c->fwd_received, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&c->fwd_bytes_received, (unsigned long)n, memory_order_relaxed);
+            route_publish_give(w, m, NULL, NULL);
+        }
+        cluster_js_delivered(w->b->cluster_js, nm); /* from the stream: routed (or malformed), done */
         natsMsg_Destroy(nm);
-        if (!m)
-            return;
-        atomic_fetch_add_explicit(&c->fwd_received, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&c->fwd_bytes_received, (unsigned long)n, memory_order_relaxed);
-        route_publish_give(w, m, NULL, NULL);
     } else if (it->rc == CL_RETAIN) {
         kvEntry *e = it->data;
         const char *k = kvEntry_Key(e);
@@ -669,6 +679,8 @@ int cluster_init(broker_t *b)
             return fail(c, what, s);
         }
     }
+    if (cfg->cluster_durability && cluster_js_init(b, c->nc, c->node) < 0)
+        return -1;
     subtree_observe(b->subs, filter_changed, c);
     log_printf(TLOG_NOTICE, "Cluster: node %s on NATS %s.", c->node, cfg->cluster_urls[0]);
     return 0;
@@ -684,6 +696,8 @@ int cluster_start(broker_t *b)
         s = natsSubscription_SetPendingLimits(c->sub, 1 << 20, 256 << 20);
     if (s != NATS_OK)
         return fail(c, "cannot subscribe to this node's subject", s);
+    if (b->cluster_js && cluster_js_start(b, on_forward, c) < 0)
+        return -1;
     for (int i = 0; i < N_BUCKETS; i++) {
         watch_t *wt = &c->watch[i];
         wt->c = c;
@@ -706,6 +720,7 @@ void cluster_stop(broker_t *b)
     if (!c)
         return;
     atomic_store(&c->stopping, 1);
+    cluster_js_stop(b);
     if (c->sub) {
         natsSubscription_Unsubscribe(c->sub);
         natsSubscription_Destroy(c->sub);
@@ -747,6 +762,7 @@ void cluster_stop(broker_t *b)
     while (sk_SSL_COMP_num(cm) > 0)
         OPENSSL_free(sk_SSL_COMP_pop(cm));
     sk_SSL_COMP_free(cm);
+    cluster_js_free(b);
     subtree_observe(b->subs, NULL, NULL);
     subtree_free(c->remote);
     for (int i = 0; i < b->n_workers; i++) {

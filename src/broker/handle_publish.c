@@ -5,6 +5,7 @@
 
 #include "base/mem.h"
 #include "broker/broker.h"
+#include "broker/cluster_js.h"
 #include "broker/conn.h"
 #include "broker/route.h"
 #include "broker/worker.h"
@@ -189,6 +190,7 @@ static uint8_t publish_mounted(conn_t *c, mqtt_packet_t *p)
         control_publish(c, p)) {
         accept = false;
     }
+    bool routed = accept;
     if (accept) {
         msg_t *m = msg_new(p->publish.topic, p->publish.payload, qos, p->publish.retain, v5 ? &p->props : NULL, w->now);
         size_t n = route_publish_give(w, m, s, c); /* our reference goes to the last receiver */
@@ -196,6 +198,11 @@ static uint8_t publish_mounted(conn_t *c, mqtt_packet_t *p)
             reason = MQTT_RC_NO_MATCHING_SUBSCRIBERS;
     }
     store_group_end(st);
+    /* cluster_durability jetstream: a message for other nodes is acknowledged once JetStream has
+     * it (cluster_js.c), and the acknowledgements after it wait for it. */
+    if (qos > 0 && b->cluster_js &&
+        cluster_js_take_ack(b->cluster_js, c, routed, qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->id, reason))
+        return MQTT_RC_SUCCESS;
     if (qos == 1)
         send_ack(c, MQTT_PUBACK, p->id, reason);
     else if (qos == 2)
