@@ -26,7 +26,10 @@
  * Threads: nats.c calls back on threads of its own, which never touch a worker's state: each
  * message or bucket change is posted to a worker's inbox (INBOX_CLUSTER), messages from one source
  * node always to the same worker, so their order holds. Bucket writes (blocking request-replies)
- * run on one writer thread fed by a queue; each bucket has a watcher thread. */
+ * run on one writer thread fed by a queue; each bucket has a watcher thread.
+ *
+ * With cluster_durability jetstream, QoS 1/2 messages go to the other nodes through a JetStream
+ * stream instead of core NATS, and their publishers' acknowledgements wait for it: cluster_js.c. */
 #include "broker/cluster.h"
 #include "broker/cluster_js.h"
 
@@ -68,6 +71,7 @@ typedef struct cnode {
     char name[65];
     char subject[80];  /* tombo.n.NAME */
     uint8_t present;   /* its presence key is in the bucket (under nodes_lock) */
+    atomic_uchar durable; /* its presence value is "j": it consumes the stream (cluster_js.c) */
 } cnode_t;
 
 /* A bucket write for the writer thread. */
@@ -228,7 +232,9 @@ static void *writer_main(void *arg)
 {
     cluster_t *c = arg;
     withdraw_routes(c); /* a previous run's routes, before this run's announce anything */
-    enqueue(c, B_ROUTES, xstrdup(c->node), (const uint8_t *)"1", 1, false);
+    /* The presence value says whether this node reads its messages from the stream ("j",
+     * cluster_durability jetstream): the others send it QoS 1/2 there, not on core NATS. */
+    enqueue(c, B_ROUTES, xstrdup(c->node), (const uint8_t *)(c->b->cluster_js ? "j" : "1"), 1, false);
     for (;;) {
         pthread_mutex_lock(&c->q_lock);
         while (!c->q_head && !c->q_stop)
@@ -351,7 +357,8 @@ size_t cluster_publish(cluster_t *c, worker_t *w, msg_t *m)
     size_t sent = 0;
     for (size_t i = 0; i < r->n; i++) { /* one entry per node: its filters are merged by the match */
         cnode_t *x = r->v[i].owner;
-        if (c->b->cluster_js && m->qos) { /* cluster_durability jetstream: the ack waits for it */
+        if (c->b->cluster_js && m->qos && atomic_load_explicit(&x->durable, memory_order_relaxed)) {
+            /* cluster_durability jetstream, on both nodes: the publisher's ack waits for JetStream */
             if (cluster_js_send(c->b->cluster_js, w, x->name, cw->buf, len))
                 sent++;
         } else if (natsConnection_Publish(c->nc, x->subject, cw->buf, (int)len) == NATS_OK) {
@@ -423,6 +430,7 @@ static void on_route(cluster_t *c, kvEntry *e)
     if (!dot) {
         pthread_mutex_lock(&c->nodes_lock);
         x->present = put;
+        atomic_store(&x->durable, put && kvEntry_ValueLen(e) == 1 && *(const char *)kvEntry_Value(e) == 'j');
         pthread_mutex_unlock(&c->nodes_lock);
         return;
     }

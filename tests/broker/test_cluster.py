@@ -538,6 +538,17 @@ def test_t8_lost_quorum_refuses_durable_publishes(make_broker):
             except Exception:
                 pass
         assert {b"q0", b"q1"} <= seen, seen
+        sysc = connect(a)
+        sysc.subscribe("$SYS/broker/cluster/durable/refused", qos=0)
+        refused = 0
+        deadline = time.time() + 10
+        while time.time() < deadline and refused < 2:
+            try:
+                refused = int(sysc.messages.get(timeout=0.5).payload)
+            except Exception:
+                pass
+        assert refused >= 2
+        sysc.close()
         for x in (q0, local, sb):
             x.close()
         pub5.close()
