@@ -534,8 +534,7 @@ void cluster_on_item(worker_t *w, inbox_item_t *it)
             atomic_fetch_add_explicit(&c->fwd_bytes_received, (unsigned long)n, memory_order_relaxed);
             route_publish_give(w, m, NULL, NULL);
         }
-        cluster_js_delivered(w->b->cluster_js, nm); /* from the stream: routed (or malformed), done */
-        natsMsg_Destroy(nm);
+        cluster_js_delivered(w->b->cluster_js, w, nm); /* from the stream: acknowledged after the commit */
     } else if (it->rc == CL_RETAIN) {
         kvEntry *e = it->data;
         const char *k = kvEntry_Key(e);

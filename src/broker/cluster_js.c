@@ -6,7 +6,9 @@
  * nodes' filters is published asynchronously (js_PublishMsgAsync, never waiting) once per matching
  * node on tombo.d.NODE, in the forwarding encoding of cluster.c, instead of core NATS. Each node
  * consumes its own subject through a durable push consumer, tombo_NODE, and acknowledges a message
- * to JetStream once it has been routed to its local sessions (cluster_js_delivered); a node that is
+ * to JetStream once it has been routed to its local sessions and, with persistence, once the store
+ * has committed what that wrote (cluster_js_delivered, cluster_js_committed from
+ * worker_release_holds, woken by the store as held output is); a node that is
  * down finds its messages waiting when it comes back, a message whose acknowledgement was lost is
  * delivered again (at least once).
  *
@@ -38,6 +40,7 @@
 #include "broker/conn.h"
 #include "broker/inbox.h"
 #include "broker/session.h"
+#include "broker/store.h"
 #include "broker/worker.h"
 #include "mqtt/packet.h"
 
@@ -66,6 +69,10 @@ typedef struct jworker {
     size_t n, cap;
     uint64_t next_seq;
     size_t cur;        /* index+1 of the entry of the message being forwarded; 0: none */
+    /* Messages from the stream routed here, acknowledged to JetStream once the store committed
+     * up to `need` (in order: a worker's store sequences only grow). */
+    struct after_commit { natsMsg *m; uint64_t need; } *ac;
+    size_t ac_head, ac_n, ac_cap;
 } jworker_t;
 
 struct cluster_js {
@@ -180,6 +187,13 @@ void cluster_js_stop(broker_t *b)
     cluster_js_t *j = b->cluster_js;
     if (!j)
         return;
+    /* The workers are done: messages still waiting for the store's commit are not acknowledged,
+     * so JetStream delivers them again (the store's shutdown commits them: at least once). */
+    for (int i = 0; i < b->n_workers; i++) {
+        jworker_t *jw = &j->jw[i];
+        while (jw->ac_head < jw->ac_n)
+            natsMsg_Destroy(jw->ac[jw->ac_head++].m);
+    }
     /* Destroy without Unsubscribe: Unsubscribe would delete the durable consumer, and with it what
      * waits for this node. */
     natsSubscription_Destroy(j->sub);
@@ -193,8 +207,10 @@ void cluster_js_free(broker_t *b)
     cluster_js_t *j = b->cluster_js;
     if (!j)
         return;
-    for (int i = 0; i < b->n_workers; i++)
+    for (int i = 0; i < b->n_workers; i++) {
+        free(j->jw[i].ac);
         free(j->jw[i].v);
+    }
     free(j->jw);
     free(j);
     b->cluster_js = NULL;
@@ -379,12 +395,55 @@ void cluster_js_on_item(worker_t *w, inbox_item_t *it)
 
 /* ---- the receiving worker ---- */
 
-void cluster_js_delivered(cluster_js_t *j, natsMsg *nm)
+void cluster_js_delivered(cluster_js_t *j, worker_t *w, natsMsg *nm)
 {
-    if (!j || !natsMsg_GetReply(nm))
-        return; /* core NATS: nothing to acknowledge */
+    if (!j || !natsMsg_GetReply(nm)) { /* core NATS: nothing to acknowledge */
+        natsMsg_Destroy(nm);
+        return;
+    }
     atomic_fetch_add_explicit(&j->received, 1, memory_order_relaxed);
-    natsMsg_Ack(nm, NULL); /* a publish on the connection: buffered, never waits */
+    store_t *st = w->b->store;
+    uint64_t need = st ? store_need(st) : 0;
+    jworker_t *jw = &j->jw[w->index];
+    if (!need && jw->ac_n == jw->ac_head) {
+        natsMsg_Ack(nm, NULL); /* a publish on the connection: buffered, never waits */
+        natsMsg_Destroy(nm);
+        return;
+    }
+    if (jw->ac_head && jw->ac_head == jw->ac_n)
+        jw->ac_head = jw->ac_n = 0;
+    if (jw->ac_n == jw->ac_cap) {
+        if (jw->ac_head) { /* slide the live ones down before growing */
+            memmove(jw->ac, jw->ac + jw->ac_head, (jw->ac_n - jw->ac_head) * sizeof(*jw->ac));
+            jw->ac_n -= jw->ac_head;
+            jw->ac_head = 0;
+        }
+        if (jw->ac_n == jw->ac_cap) {
+            jw->ac_cap = jw->ac_cap ? jw->ac_cap * 2 : 64;
+            jw->ac = xrealloc(jw->ac, jw->ac_cap * sizeof(*jw->ac));
+        }
+    }
+    /* need 0 behind waiting ones: the order of acknowledgements does not matter to JetStream, but
+     * keeping one queue keeps this simple; it goes with the one before it. */
+    uint64_t prev = jw->ac_n > jw->ac_head ? jw->ac[jw->ac_n - 1].need : 0;
+    jw->ac[jw->ac_n++] = (struct after_commit){nm, need > prev ? need : prev};
+}
+
+bool cluster_js_commit_pending(cluster_js_t *j, worker_t *w)
+{
+    const jworker_t *jw = &j->jw[w->index];
+    return jw->ac_n > jw->ac_head;
+}
+
+uint64_t cluster_js_committed(cluster_js_t *j, worker_t *w, uint64_t committed)
+{
+    jworker_t *jw = &j->jw[w->index];
+    while (jw->ac_head < jw->ac_n && jw->ac[jw->ac_head].need <= committed) {
+        natsMsg *nm = jw->ac[jw->ac_head++].m;
+        natsMsg_Ack(nm, NULL);
+        natsMsg_Destroy(nm);
+    }
+    return jw->ac_head < jw->ac_n ? jw->ac[jw->ac_head].need : 0;
 }
 
 void cluster_js_stats(cluster_js_t *j, cluster_js_stats_t *out)

@@ -51,9 +51,15 @@ bool cluster_js_send(cluster_js_t *j, struct worker *w, const char *node, const 
  * JetStream answered: sent as given; refused or timed out: reason 0x80 on MQTT 5, the connection
  * closed without an acknowledgement on 3.1.1. */
 bool cluster_js_take_ack(cluster_js_t *j, struct conn *c, bool routed, uint8_t type, uint16_t id, uint8_t reason);
-/* Worker w: a forwarded message from the stream was routed here: acknowledge it to JetStream.
- * Messages that came over core NATS (no reply subject) are left alone. */
-void cluster_js_delivered(cluster_js_t *j, struct __natsMsg *nm);
+/* Worker w: a forwarded message was routed here; takes nm. One from the stream is acknowledged
+ * to JetStream once what routing it wrote to this node's store is committed (at once without
+ * persistence); one from core NATS (no reply subject) is just destroyed. j may be NULL. */
+void cluster_js_delivered(cluster_js_t *j, struct worker *w, struct __natsMsg *nm);
+/* Worker w, from worker_release_holds: does it hold stream messages waiting for the store? */
+bool cluster_js_commit_pending(cluster_js_t *j, struct worker *w);
+/* Worker w: acknowledge those the store has committed (up to `committed`); returns the store
+ * sequence the oldest one left waits for, 0: none. */
+uint64_t cluster_js_committed(cluster_js_t *j, struct worker *w, uint64_t committed);
 /* Worker w: an INBOX_CLUSTER item with rc >= CL_JS_ACK. */
 void cluster_js_on_item(struct worker *w, struct inbox_item *it);
 

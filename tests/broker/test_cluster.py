@@ -28,6 +28,7 @@ pytestmark = [
 
 class NatsServer:
     def __init__(self, name, cluster_port, routes, extra=()):
+        self.name = name
         self.port, self.mon = free_port(), free_port()
         self.dir = tempfile.mkdtemp(prefix="tombo-nats-")
         self.url = "nats://127.0.0.1:%d" % self.port
@@ -484,6 +485,35 @@ def test_durable_message_waits_for_a_node_killed_with_kill_9(durable_nodes, make
     msgs = sb.get_n(5, timeout=20)
     assert [m.payload for m in msgs] == [b"k%d" % i for i in range(5)]
     sb.close()
+    # B acknowledged them to JetStream (after its store committed them): nothing left for it.
+    consumer = "tombo_K_" + tag
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        states = [consumer_state(s, consumer) for s in nats_cluster]
+        leader = [st for st in states if st and st.get("leader")]
+        if leader and leader[0]["num_ack_pending"] == 0 and leader[0]["num_pending"] == 0:
+            break
+        time.sleep(0.3)
+    else:
+        raise AssertionError("consumer %s still has messages: %r" % (consumer, states))
+
+
+def consumer_state(server, name):
+    """A durable consumer of tombo_msgs as one NATS server sees it (its /jsz monitoring page):
+    num_pending, num_ack_pending and whether this server leads it; None when it does not know it."""
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/jsz?consumers=true" % server.mon, timeout=2) as r:
+            jsz = json.loads(r.read())
+    except Exception:
+        return None
+    for acc in jsz.get("account_details") or []:
+        for st in acc.get("stream_detail") or []:
+            for c in st.get("consumer_detail") or []:
+                if c.get("name") == name:
+                    cl = c.get("cluster") or {}
+                    return {"num_pending": c.get("num_pending", 0), "num_ack_pending": c.get("num_ack_pending", 0),
+                            "leader": cl.get("leader") == server.name}
+    return None
 
 
 def test_t8_lost_quorum_refuses_durable_publishes(make_broker):
