@@ -336,11 +336,11 @@ static size_t encode(cluster_t *c, cworker_t *cw, msg_t *m, int64_t now)
 
 size_t cluster_publish(cluster_t *c, worker_t *w, msg_t *m)
 {
+    if (c->b->cluster_js) /* before any return: this message's JetStream publishes start here */
+        cluster_js_publish_begin(c->b->cluster_js, w);
     if (m->topic.len >= 4 && !memcmp(m->topic.p, "$SYS", 4))
         return 0; /* each node's own statistics and log */
     cworker_t *cw = &c->cw[w->index];
-    if (c->b->cluster_js)
-        cluster_js_publish_begin(c->b->cluster_js, w);
     sub_result_t *r = &cw->res;
     subtree_match(c->remote, m->topic.p, m->topic.len, NULL, r);
     if (!r->n && !m->retain)
