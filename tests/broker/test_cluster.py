@@ -424,7 +424,7 @@ def test_cluster_durability_is_local_or_jetstream(make_broker):
 @pytest.mark.parametrize("qos", [1, 2])
 def test_durable_publish_across_nodes_arrives(durable_nodes, qos):
     """cluster_durability jetstream: QoS 1/2 PUBLISHes on A for a subscriber on B go through the
-    stream; each is acknowledged with success once JetStream has it [MQTT-4.3.2-2] [MQTT-4.3.3-2],
+    stream; each is acknowledged with success once JetStream has it [MQTT-4.3.2-4] [MQTT-4.3.3-8],
     and B gets each once, in order."""
     a, b = durable_nodes
     sb = connect(b)
