@@ -455,6 +455,44 @@ def test_durable_publish_across_nodes_arrives(durable_nodes, qos):
     sb.close()
 
 
+def test_jetstream_node_sends_to_a_local_node_over_core_nats(durable_nodes, make_broker, nats_cluster):
+    """A node with cluster_durability local has no consumer on the stream: a jetstream node sends it
+    QoS 1 over core NATS (its presence value is not j), acknowledged at once, and it arrives."""
+    a, _ = durable_nodes
+    loc = make_broker(node_conf("L_" + unique_id("l").replace("-", "_"), nats_cluster))
+    sl = connect(loc)
+    sl.subscribe("mixed/#", qos=1)
+    probe = connect(a)
+    routes_ready(probe, [sl], "mixed/probe")
+    probe.close()
+    pub = Raw(a, version=5)
+    pub.connect(unique_id("mp"))
+    for i in range(5):
+        pub.publish("mixed/%d" % i, b"m%d" % i, qos=1, pid=i + 1)
+        p = pub.recv_type(PUBACK, timeout=10)
+        assert (p.pid, p.reason) == (i + 1, 0), p
+    assert [m.payload for m in sl.get_n(5, timeout=10)] == [b"m%d" % i for i in range(5)]
+    assert consumer_state_any(nats_cluster, "tombo_" + "L_") is None  # no consumer for a local node
+    pub.disconnect(0)
+    sl.close()
+
+
+def consumer_state_any(servers, prefix):
+    """The first consumer of tombo_msgs whose name starts with prefix, as any server sees it."""
+    for s in servers:
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/jsz?consumers=true" % s.mon, timeout=2) as r:
+                jsz = json.loads(r.read())
+        except Exception:
+            continue
+        for acc in jsz.get("account_details") or []:
+            for st in acc.get("stream_detail") or []:
+                for c in st.get("consumer_detail") or []:
+                    if c.get("name", "").startswith(prefix):
+                        return c
+    return None
+
+
 def test_durable_message_waits_for_a_node_killed_with_kill_9(durable_nodes, make_broker, nats_cluster):
     """A node killed with kill -9 (its routes stay in the bucket): QoS 1 messages published on A
     meanwhile are acknowledged (JetStream has them) and wait in the stream; once B runs again
