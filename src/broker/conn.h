@@ -68,6 +68,7 @@ typedef struct conn {
     outq_t out;             /* own bytes and references to shared encodings (outq.h) */
     uint64_t out_sent;      /* bytes of `out` written to the socket since the connection began */
     struct conn_holds *holds; /* output waiting for the persistence store (NULL: none) */
+    uint32_t cluster_acks;  /* its PUBACK/PUBRECs waiting behind JetStream (cluster_js.c) */
     const struct transport *tr; /* how bytes move: TCP, TLS or WebSocket (transport.h) */
     struct ssl_st *ssl;     /* TLS: the connection's SSL, owned (NULL: plain TCP) */
     struct ws_conn *ws;     /* WebSocket state, owned (NULL: not a WebSocket listener) */
