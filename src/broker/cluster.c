@@ -28,8 +28,12 @@
  * Threads: nats.c calls back on threads of its own, which never touch a worker's state: each
  * message or bucket change is posted to a worker's inbox (INBOX_CLUSTER), messages from one source
  * node always to the same worker, so their order holds. Bucket writes (blocking request-replies)
- * run on one writer thread fed by a queue; each bucket has a watcher thread. */
+ * run on one writer thread fed by a queue; each bucket has a watcher thread.
+ *
+ * With cluster_durability jetstream, QoS 1/2 messages go to the other nodes through a JetStream
+ * stream instead of core NATS, and their publishers' acknowledgements wait for it: cluster_js.c. */
 #include "broker/cluster.h"
+#include "broker/cluster_js.h"
 
 #include <nats/nats.h>
 #include <openssl/ssl.h>
@@ -71,6 +75,7 @@ typedef struct cnode {
     char name[65];
     char subject[80];  /* tombo.n.NAME */
     uint8_t present;   /* its presence key is in the bucket (under nodes_lock) */
+    atomic_uchar durable; /* its presence value is "j": it consumes the stream (cluster_js.c) */
 } cnode_t;
 
 /* A bucket write for the writer thread. */
@@ -259,7 +264,9 @@ static void *writer_main(void *arg)
 {
     cluster_t *c = arg;
     withdraw_routes(c); /* a previous run's routes, before this run's announce anything */
-    enqueue(c, B_ROUTES, xstrdup(c->node), (const uint8_t *)"1", 1, false);
+    /* The presence value says whether this node reads its messages from the stream ("j",
+     * cluster_durability jetstream): the others send it QoS 1/2 there, not on core NATS. */
+    enqueue(c, B_ROUTES, xstrdup(c->node), (const uint8_t *)(c->b->cluster_js ? "j" : "1"), 1, false);
     for (;;) {
         pthread_mutex_lock(&c->q_lock);
         while (!c->q_head && !c->q_stop)
@@ -496,6 +503,8 @@ size_t cluster_publish(cluster_t *c, worker_t *w, msg_t *m)
 {
     cworker_t *cw = &c->cw[w->index];
     groups_clear(cw); /* what this node's own route serves: every group, unless given below */
+    if (c->b->cluster_js) /* before any return: this message's JetStream publishes start here */
+        cluster_js_publish_begin(c->b->cluster_js, w);
     if (m->topic.len >= 4 && !memcmp(m->topic.p, "$SYS", 4))
         return 0; /* each node's own statistics and log */
     sub_result_t *r = &cw->res;
@@ -523,9 +532,17 @@ size_t cluster_publish(cluster_t *c, worker_t *w, msg_t *m)
         if (dup)
             continue;
         size_t len2 = cw->ng ? encode_groups(c, cw, len, x) : 0;
-        if (natsConnection_Publish(c->nc, x->subject, len2 ? cw->buf2 : cw->buf, (int)(len2 ? len2 : len)) == NATS_OK) {
+        const uint8_t *data = len2 ? cw->buf2 : cw->buf;
+        size_t dlen = len2 ? len2 : len;
+        bool ok;
+        if (c->b->cluster_js && m->qos && atomic_load_explicit(&x->durable, memory_order_relaxed))
+            /* cluster_durability jetstream, on both nodes: the publisher's ack waits for JetStream */
+            ok = cluster_js_send(c->b->cluster_js, w, x->name, data, dlen);
+        else
+            ok = natsConnection_Publish(c->nc, x->subject, data, (int)dlen) == NATS_OK;
+        if (ok) {
             sent++;
-            bytes += len2 ? len2 : len;
+            bytes += dlen;
         }
     }
     if (sent) {
@@ -601,6 +618,7 @@ static void on_route(cluster_t *c, kvEntry *e)
     if (!dot) {
         pthread_mutex_lock(&c->nodes_lock);
         x->present = put;
+        atomic_store(&x->durable, put && kvEntry_ValueLen(e) == 1 && *(const char *)kvEntry_Value(e) == 'j');
         pthread_mutex_unlock(&c->nodes_lock);
         return;
     }
@@ -796,20 +814,22 @@ static void *watch_main(void *arg)
 void cluster_on_item(worker_t *w, inbox_item_t *it)
 {
     cluster_t *c = w->b->cluster;
-    if (it->rc == CL_PUBLISH) {
+    if (it->rc >= CL_JS_ACK) {
+        cluster_js_on_item(w, it);
+    } else if (it->rc == CL_PUBLISH) {
         natsMsg *nm = it->data;
         int n = natsMsg_GetDataLength(nm);
         cworker_t *cw = &c->cw[w->index];
         groups_clear(cw);
         cw->only = true; /* this node serves the groups the message lists, and no other */
         msg_t *m = decode((const uint8_t *)natsMsg_GetData(nm), (size_t)n, w->now, cw);
-        natsMsg_Destroy(nm);
         if (m) {
             atomic_fetch_add_explicit(&c->fwd_received, 1, memory_order_relaxed);
             atomic_fetch_add_explicit(&c->fwd_bytes_received, (unsigned long)n, memory_order_relaxed);
             route_publish_give(w, m, NULL, NULL);
         }
         groups_clear(cw);
+        cluster_js_delivered(w->b->cluster_js, w, nm); /* from the stream: acknowledged after the commit */
     } else if (it->rc == CL_RETAIN) {
         kvEntry *e = it->data;
         const char *k = kvEntry_Key(e);
@@ -964,6 +984,8 @@ int cluster_init(broker_t *b)
     }
     if ((s = watch_renew_init(c)) != NATS_OK)
         return fail(c, "key-value buckets", s);
+    if (cfg->cluster_durability && cluster_js_init(b, c->nc, c->node) < 0)
+        return -1;
     subtree_observe(b->subs, filter_changed, c);
     log_printf(TLOG_NOTICE, "Cluster: node %s on NATS %s.", c->node, cfg->cluster_urls[0]);
     return 0;
@@ -979,6 +1001,8 @@ int cluster_start(broker_t *b)
         s = natsSubscription_SetPendingLimits(c->sub, 1 << 20, 256 << 20);
     if (s != NATS_OK)
         return fail(c, "cannot subscribe to this node's subject", s);
+    if (b->cluster_js && cluster_js_start(b, on_forward, c) < 0)
+        return -1;
     for (int i = 0; i < N_BUCKETS; i++) {
         watch_t *wt = &c->watch[i];
         wt->c = c;
@@ -1003,6 +1027,7 @@ void cluster_stop(broker_t *b)
     if (!c)
         return;
     atomic_store(&c->stopping, 1);
+    cluster_js_stop(b);
     if (c->sub) {
         natsSubscription_Unsubscribe(c->sub);
         natsSubscription_Destroy(c->sub);
@@ -1052,6 +1077,7 @@ void cluster_stop(broker_t *b)
     while (sk_SSL_COMP_num(cm) > 0)
         OPENSSL_free(sk_SSL_COMP_pop(cm));
     sk_SSL_COMP_free(cm);
+    cluster_js_free(b);
     subtree_observe(b->subs, NULL, NULL);
     subtree_free(c->remote);
     for (int i = 0; i < b->n_workers; i++) {
