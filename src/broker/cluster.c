@@ -49,6 +49,8 @@
 #include "broker/registry.h"
 #include "broker/route.h"
 #include "broker/session.h"
+#include "broker/session_wire.h"
+#include "broker/store.h"
 #include "broker/subtree.h"
 #include "broker/worker.h"
 #include "mqtt/packet.h"
@@ -57,8 +59,16 @@
 #define WIRE_VERSION 1
 #define KEY_MAX 3000 /* NATS's control line is 4096 bytes: longer keys are not replicated */
 
-enum { CL_PUBLISH, CL_RETAIN, CL_KICK }; /* inbox_item.rc of an INBOX_CLUSTER item */
+/* inbox_item.rc of an INBOX_CLUSTER item. Sessions that move (docs/cluster.md): CL_TAKE (owner:
+ * another node asks for a session; fd counts the kicks of its connection so far), CL_TAKE_REPLY
+ * (new node: the answer for a waiting connection), CL_TOOK (owner: the new node has it, drop
+ * ours), CL_TAIL (new node: what queued on the owner meanwhile). */
+enum { CL_PUBLISH, CL_RETAIN, CL_KICK, CL_TAKE, CL_TAKE_REPLY, CL_TOOK, CL_TAIL };
 enum { B_ROUTES, B_RETAIN, B_CLIENTS, N_BUCKETS };
+#define OP_CONFIRM N_BUCKETS /* a kvop that is a move's confirmation, not a bucket write */
+#define TAKE_TIMEOUT_MS 3000 /* how long the owner of a session has to hand it over */
+#define TAKE_THREADS 2       /* asking owners runs on these (each waits for one answer at a time) */
+#define TAKE_KICKS 3         /* the owner closes the client's connection there at most this often */
 static const char *const bucket_name[N_BUCKETS] = {"tombo_routes", "tombo_retain", "tombo_clients"};
 
 /* A node known from the routes bucket. Never freed before cluster_stop: `remote` points to it. */
@@ -78,7 +88,23 @@ typedef struct kvop {
     uint8_t *val;
     int len;
     session_t *session; /* tombo_clients: one reference, for the revision of our write */
+    uint64_t need;      /* OP_CONFIRM: the store sequence to wait for first (0: none) */
 } kvop_t;
+
+/* A connection waiting for its session from another node (cluster_take). */
+typedef struct takeop {
+    struct takeop *next;
+    int worker, fd;
+    uint64_t conn_id;
+    size_t idlen;
+    char id[];
+} takeop_t;
+
+/* The answer, to the connection's worker (CL_TAKE_REPLY's data). */
+typedef struct take_reply {
+    natsMsg *blob;  /* the session (NULL: none: start a fresh one) */
+    char owner[65]; /* the node it comes from */
+} take_reply_t;
 
 typedef struct watch {
     cluster_t *c;
@@ -117,6 +143,17 @@ struct cluster {
     bool q_stop;
     pthread_t writer;
     bool writer_started;
+
+    /* Sessions that move: connections waiting for their session (takers), the subscriptions of
+     * this node's move subjects (tombo.take.NODE, tombo.took.NODE, tombo.r.NODE). */
+    pthread_mutex_t t_lock;
+    pthread_cond_t t_cond;
+    takeop_t *t_head, *t_tail;
+    bool t_stop;
+    pthread_t taker[TAKE_THREADS];
+    int n_takers;
+    natsSubscription *sub_take, *sub_took, *sub_tail;
+    char tail_subject[80];
     watch_t watch[N_BUCKETS];
 
     atomic_int link_up;
@@ -239,9 +276,22 @@ static void *writer_main(void *arg)
         }
         bool stop = c->q_stop;
         pthread_mutex_unlock(&c->q_lock);
-        kvStore *kv = c->kv[op->bucket];
+        natsStatus s;
         uint64_t rev = 0;
-        natsStatus s = op->del ? kvStore_Delete(kv, op->key) : kvStore_Put(&rev, kv, op->key, op->val, op->len);
+        if (op->bucket == OP_CONFIRM) {
+            /* After the route writes queued before it, and once the store has the session: the
+             * old node may drop its copy. Bounded: the store commits within milliseconds. */
+            store_t *st = c->b->store;
+            for (int i = 0; st && op->need && store_committed(st) < op->need && i < 10000 && !stop; i++)
+                usleep(1000);
+            s = natsConnection_PublishRequest(c->nc, op->key, c->tail_subject, op->val, op->len);
+            if (s != NATS_OK) /* NATS down: the old node gives up the move and keeps the session */
+                log_printf(TLOG_WARNING, "Warning: cluster: cannot confirm a session move: %s.", natsStatus_GetText(s));
+            s = NATS_OK;
+        } else {
+            kvStore *kv = c->kv[op->bucket];
+            s = op->del ? kvStore_Delete(kv, op->key) : kvStore_Put(&rev, kv, op->key, op->val, op->len);
+        }
         if (s != NATS_OK) {
             atomic_fetch_add(&c->kv_errors, 1);
             if (!stop) { /* NATS unreachable for now: the same write again in a while, in order */
@@ -505,6 +555,11 @@ static void *watch_main(void *arg)
 
 /* ---- worker side ---- */
 
+static void move_out(worker_t *w, natsMsg *m, int kicks);
+static void move_in(worker_t *w, inbox_item_t *it);
+static void move_done(worker_t *w, natsMsg *m);
+static void move_tail(worker_t *w, natsMsg *m);
+
 void cluster_on_item(worker_t *w, inbox_item_t *it)
 {
     cluster_t *c = w->b->cluster;
@@ -539,15 +594,29 @@ void cluster_on_item(worker_t *w, inbox_item_t *it)
         conn_t *cn = conn_lookup(w, it->fd, it->conn_id);
         if (cn && cn->state == CONN_ACTIVE && !cn->waiting)
             conn_fail(cn, MQTT_RC_SESSION_TAKEN_OVER, "client id connected on another cluster node");
+    } else if (it->rc == CL_TAKE) {
+        move_out(w, it->data, it->fd);
+    } else if (it->rc == CL_TAKE_REPLY) {
+        move_in(w, it);
+    } else if (it->rc == CL_TOOK) {
+        move_done(w, it->data);
+    } else if (it->rc == CL_TAIL) {
+        move_tail(w, it->data);
     }
 }
 
 void cluster_item_free(inbox_item_t *it)
 {
-    if (it->rc == CL_PUBLISH)
+    if (it->kind == INBOX_KICK_CONN || it->rc == CL_PUBLISH || it->rc == CL_TAKE || it->rc == CL_TOOK ||
+        it->rc == CL_TAIL) {
         natsMsg_Destroy(it->data);
-    else if (it->rc == CL_RETAIN)
+    } else if (it->rc == CL_RETAIN) {
         kvEntry_Destroy(it->data);
+    } else if (it->rc == CL_TAKE_REPLY) {
+        take_reply_t *tr = it->data;
+        natsMsg_Destroy(tr->blob);
+        free(tr);
+    }
 }
 
 void cluster_client_connected(cluster_t *c, session_t *s)
@@ -558,6 +627,278 @@ void cluster_client_connected(cluster_t *c, session_t *s)
     session_cluster_write_begin(s);
     session_hold(s);
     enqueue_op(c, B_CLIENTS, key, (const uint8_t *)c->node, (int)c->node_len, false, s);
+}
+
+/* ---- sessions that move (docs/cluster.md) ----
+ *
+ * New node B, a CONNECT without clean start whose client id has no session here: the worker parks
+ * the connection (WAIT_CLUSTER) and a taker thread reads the client id's owner A in tombo_clients,
+ * then asks A on tombo.take.A (a request with a timeout: TAKE_TIMEOUT_MS). A's worker 0 closes the
+ * client's connection there if it has one (INBOX_KICK_CONN, 0x8E on MQTT 5), exports the session
+ * under its lock (session_move_out: it stays on A, marked moving) and answers with it. B's worker
+ * imports it (session_wire_import: its filters enter B's tree, so B's route keys are queued), the
+ * connection attaches (the store journals it whole) and gets CONNACK session present 1, and the
+ * writer thread, after those route writes and the store's commit, confirms on tombo.took.A. A then
+ * ends its copy (its routes go after B's are written) and answers on tombo.r.B with what queued for
+ * the session on A since the export (the tail), which B delivers to it. */
+
+/* Any thread: give a taker's answer to the waiting connection's worker. */
+static void take_answer(cluster_t *c, const takeop_t *op, natsMsg *blob, const char *owner)
+{
+    take_reply_t *tr = xcalloc(1, sizeof(*tr));
+    tr->blob = blob;
+    if (owner)
+        snprintf(tr->owner, sizeof(tr->owner), "%s", owner);
+    inbox_item_t it = {.kind = INBOX_CLUSTER, .rc = CL_TAKE_REPLY, .fd = op->fd, .conn_id = op->conn_id, .data = tr};
+    worker_post(&c->b->workers[op->worker], &it);
+}
+
+/* A taker: who has the session, and ask it. Every op gets an answer, within a bounded time (the
+ * bucket read's and the request's timeouts). */
+static void take_one(cluster_t *c, takeop_t *op)
+{
+    char *key = key_of(NULL, (const uint8_t *)op->id, op->idlen);
+    char owner[65] = "";
+    kvEntry *e = NULL;
+    if (key && kvStore_Get(&e, c->kv[B_CLIENTS], key) == NATS_OK) {
+        if (kvEntry_Operation(e) == kvOp_Put)
+            snprintf(owner, sizeof(owner), "%s", kvEntry_ValueString(e) ? kvEntry_ValueString(e) : "");
+        kvEntry_Destroy(e);
+    }
+    free(key);
+    if (!owner[0] || !strcmp(owner, c->node)) { /* nobody has it, or we had it and it ended */
+        take_answer(c, op, NULL, NULL);
+        return;
+    }
+    char subj[80];
+    snprintf(subj, sizeof(subj), "tombo.take.%s", owner);
+    natsMsg *reply = NULL;
+    natsStatus s = natsConnection_Request(&reply, c->nc, subj, op->id, (int)op->idlen, TAKE_TIMEOUT_MS);
+    if (s != NATS_OK) {
+        log_printf(TLOG_WARNING, "Warning: cluster: node %s did not answer (%s): client %.*s starts a new session.",
+                   owner, natsStatus_GetText(s), (int)op->idlen, op->id);
+        take_answer(c, op, NULL, NULL);
+        return;
+    }
+    if (natsMsg_GetDataLength(reply) == 0) { /* it has no session to give */
+        natsMsg_Destroy(reply);
+        reply = NULL;
+    }
+    take_answer(c, op, reply, owner);
+}
+
+static void *taker_main(void *arg)
+{
+    cluster_t *c = arg;
+    for (;;) {
+        pthread_mutex_lock(&c->t_lock);
+        while (!c->t_head && !c->t_stop)
+            pthread_cond_wait(&c->t_cond, &c->t_lock);
+        takeop_t *op = c->t_head;
+        if (op) {
+            c->t_head = op->next;
+            if (!c->t_head)
+                c->t_tail = NULL;
+        }
+        bool stop = c->t_stop;
+        pthread_mutex_unlock(&c->t_lock);
+        if (!op)
+            break;
+        if (stop)
+            take_answer(c, op, NULL, NULL); /* shutting down: the workers free it */
+        else
+            take_one(c, op);
+        free(op);
+    }
+    return NULL;
+}
+
+void cluster_take(cluster_t *c, int worker, int fd, uint64_t conn_id, const char *id, size_t idlen)
+{
+    takeop_t *op = xcalloc(1, sizeof(*op) + idlen + 1);
+    op->worker = worker;
+    op->fd = fd;
+    op->conn_id = conn_id;
+    op->idlen = idlen;
+    memcpy(op->id, id, idlen);
+    pthread_mutex_lock(&c->t_lock);
+    if (c->t_tail)
+        c->t_tail->next = op;
+    else
+        c->t_head = op;
+    c->t_tail = op;
+    pthread_cond_signal(&c->t_cond);
+    pthread_mutex_unlock(&c->t_lock);
+}
+
+void cluster_take_confirm(cluster_t *c, session_t *s, const char *owner, uint64_t store_seq)
+{
+    char subj[80];
+    snprintf(subj, sizeof(subj), "tombo.took.%s", owner);
+    kvop_t *op = xcalloc(1, sizeof(*op));
+    op->bucket = OP_CONFIRM;
+    op->key = xstrdup(subj);
+    op->val = xmalloc(s->client_id_len ? s->client_id_len : 1);
+    memcpy(op->val, s->client_id, s->client_id_len);
+    op->len = (int)s->client_id_len;
+    op->need = store_seq;
+    pthread_mutex_lock(&c->q_lock);
+    if (c->q_tail)
+        c->q_tail->next = op;
+    else
+        c->q_head = op;
+    c->q_tail = op;
+    pthread_cond_signal(&c->q_cond);
+    pthread_mutex_unlock(&c->q_lock);
+    log_printf(TLOG_NOTICE, "Cluster: client %s took its session over from node %s.", s->client_id, owner);
+}
+
+/* nats.c threads: a move's message for this node, to worker 0 (one order for all of them). */
+static void post_move(cluster_t *c, natsMsg *m, int rc)
+{
+    inbox_item_t it = {.kind = INBOX_CLUSTER, .rc = (uint8_t)rc, .data = m};
+    worker_post(&c->b->workers[0], &it);
+}
+static void on_take(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
+{
+    (void)nc, (void)sub;
+    post_move(closure, m, CL_TAKE);
+}
+static void on_took(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
+{
+    (void)nc, (void)sub;
+    post_move(closure, m, CL_TOOK);
+}
+static void on_tail(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
+{
+    (void)nc, (void)sub;
+    post_move(closure, m, CL_TAIL);
+}
+
+/* Worker 0 of the owner: another node asks for the session of the client id in m (it->fd: how
+ * often its connection here was closed for it already). */
+static void move_out(worker_t *w, natsMsg *m, int kicks)
+{
+    cluster_t *c = w->b->cluster;
+    broker_t *b = w->b;
+    const char *id = natsMsg_GetData(m);
+    int idlen = natsMsg_GetDataLength(m);
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    session_t *s = idlen > 0 ? registry_find(b, id, (size_t)idlen) : NULL;
+    if (s) {
+        int kw, fd;
+        uint64_t cid;
+        if (session_conn_target(s, b->n_workers, &kw, &fd, &cid)) {
+            if (kicks < TAKE_KICKS) { /* closed by its worker first, which gives m back (cluster_kicked) */
+                inbox_item_t it = {.kind = INBOX_KICK_CONN, .rc = MQTT_RC_SESSION_TAKEN_OVER, .fd = fd,
+                                   .conn_id = cid, .data = m, .reply_worker = w->index, .reply_fd = -1,
+                                   .reply_id = (uint64_t)kicks + 1};
+                worker_post(&b->workers[kw], &it);
+                session_release(s);
+                return;
+            }
+        } else {
+            session_snap_t snap;
+            if (session_move_out(s, &snap, w->now, SESSION_MOVE_TIMEOUT_MS)) {
+                blob = session_wire_encode(&snap, w->now, &len);
+                log_printf(TLOG_NOTICE, "Cluster: client %s's session (%u subscriptions, %u messages) is moving "
+                                        "to another node.", s->client_id, snap.n_subs, snap.n_out);
+                session_snap_free(&snap);
+            }
+        }
+        session_release(s);
+    }
+    const char *reply = natsMsg_GetReply(m);
+    if (reply) /* an empty answer: no session here (or a clean one): a fresh start there */
+        natsConnection_Publish(c->nc, reply, blob ? blob : (const uint8_t *)"", (int)len);
+    free(blob);
+    natsMsg_Destroy(m);
+}
+
+void cluster_kicked(worker_t *w, const inbox_item_t *it)
+{
+    inbox_item_t back = {.kind = INBOX_CLUSTER, .rc = CL_TAKE, .fd = (int)it->reply_id, .data = it->data};
+    worker_post(&w->b->workers[it->reply_worker], &back);
+}
+
+/* Worker 0 of the owner: the new node has the session (m: its client id). Drop ours and answer
+ * with what queued for it since the export: [2: client id length][client id][session_wire]. */
+static void move_done(worker_t *w, natsMsg *m)
+{
+    cluster_t *c = w->b->cluster;
+    const char *id = natsMsg_GetData(m);
+    int idlen = natsMsg_GetDataLength(m);
+    session_t *s = idlen > 0 && idlen <= 65535 ? registry_find(w->b, id, (size_t)idlen) : NULL;
+    session_snap_t tail;
+    if (s && session_move_tail(s, &tail)) {
+        size_t len;
+        uint8_t *blob = session_wire_encode(&tail, w->now, &len);
+        session_end(s); /* its filters leave the tree: our routes go, after the new node's */
+        log_printf(TLOG_NOTICE, "Cluster: client %s's session moved to another node (%u messages follow).",
+                   s->client_id, tail.n_out);
+        session_snap_free(&tail);
+        const char *reply = natsMsg_GetReply(m);
+        if (reply) {
+            uint8_t *out = xmalloc(2 + (size_t)idlen + len);
+            out[0] = (uint8_t)(idlen >> 8);
+            out[1] = (uint8_t)idlen;
+            memcpy(out + 2, id, (size_t)idlen);
+            memcpy(out + 2 + idlen, blob, len);
+            natsConnection_Publish(c->nc, reply, out, (int)(2 + (size_t)idlen + len));
+            free(out);
+        }
+        free(blob);
+    }
+    if (s)
+        session_release(s);
+    natsMsg_Destroy(m);
+}
+
+/* Worker 0 of the new node: the tail of a session that moved here. */
+static void move_tail(worker_t *w, natsMsg *m)
+{
+    const uint8_t *d = (const uint8_t *)natsMsg_GetData(m);
+    size_t n = (size_t)natsMsg_GetDataLength(m);
+    size_t idlen = n >= 2 ? (size_t)(d[0] << 8 | d[1]) : 0;
+    session_t *s = n >= 2 + idlen && idlen ? registry_find(w->b, (const char *)d + 2, idlen) : NULL;
+    if (s) {
+        long k = session_wire_deliver(w, s, d + 2 + idlen, n - 2 - idlen, w->now);
+        if (k < 0)
+            log_printf(TLOG_WARNING, "Warning: cluster: the messages that followed client %s's session are "
+                                     "malformed; dropped.", s->client_id);
+        session_release(s);
+    }
+    natsMsg_Destroy(m);
+}
+
+/* Worker of a waiting connection: the answer of cluster_take. */
+static void move_in(worker_t *w, inbox_item_t *it)
+{
+    take_reply_t *tr = it->data;
+    conn_t *cn = conn_lookup(w, it->fd, it->conn_id);
+    if (cn && cn->waiting == WAIT_CLUSTER && cn->state == CONN_NEW) {
+        if (tr->blob) {
+            const char *id = connect_req_client_id(cn->pending);
+            bool existed;
+            session_t *s = registry_get(w->b, id, strlen(id), &existed);
+            if (existed) {
+                /* A session of that client id was made here meanwhile: it stays, the other node's
+                 * copy too (the move is not confirmed; it gives up after SESSION_MOVE_TIMEOUT_MS). */
+            } else if (session_wire_import(s, (const uint8_t *)natsMsg_GetData(tr->blob),
+                                           (size_t)natsMsg_GetDataLength(tr->blob), w->now) < 0) {
+                log_printf(TLOG_WARNING, "Warning: cluster: the session of client %s from node %s is malformed; "
+                                         "it starts a new one.", id, tr->owner);
+                session_end(s);
+            } else {
+                connect_req_set_moved(cn->pending, tr->owner);
+            }
+            session_release(s);
+        }
+        conn_connect_resumed(cn);
+    }
+    natsMsg_Destroy(tr->blob);
+    free(tr);
 }
 
 /* ---- lifetime ---- */
@@ -618,6 +959,9 @@ int cluster_init(broker_t *b)
     pthread_mutex_init(&c->nodes_lock, NULL);
     pthread_mutex_init(&c->q_lock, NULL);
     pthread_cond_init(&c->q_cond, NULL);
+    pthread_mutex_init(&c->t_lock, NULL);
+    pthread_cond_init(&c->t_cond, NULL);
+    snprintf(c->tail_subject, sizeof(c->tail_subject), "tombo.r.%s", c->node);
     c->remote = subtree_new(NULL);
     c->cw = xcalloc((size_t)b->n_workers, sizeof(*c->cw));
     for (int i = 0; i < b->n_workers; i++)
@@ -684,6 +1028,20 @@ int cluster_start(broker_t *b)
         s = natsSubscription_SetPendingLimits(c->sub, 1 << 20, 256 << 20);
     if (s != NATS_OK)
         return fail(c, "cannot subscribe to this node's subject", s);
+    snprintf(subj, sizeof(subj), "tombo.take.%s", c->node);
+    s = natsConnection_Subscribe(&c->sub_take, c->nc, subj, on_take, c);
+    snprintf(subj, sizeof(subj), "tombo.took.%s", c->node);
+    if (s == NATS_OK)
+        s = natsConnection_Subscribe(&c->sub_took, c->nc, subj, on_took, c);
+    if (s == NATS_OK)
+        s = natsConnection_Subscribe(&c->sub_tail, c->nc, c->tail_subject, on_tail, c);
+    if (s != NATS_OK)
+        return fail(c, "cannot subscribe to this node's session subjects", s);
+    for (int i = 0; i < TAKE_THREADS; i++) {
+        if (pthread_create(&c->taker[i], NULL, taker_main, c) != 0)
+            return fail(c, "cannot start a taker thread", NATS_NO_MEMORY);
+        c->n_takers++;
+    }
     for (int i = 0; i < N_BUCKETS; i++) {
         watch_t *wt = &c->watch[i];
         wt->c = c;
@@ -706,10 +1064,19 @@ void cluster_stop(broker_t *b)
     if (!c)
         return;
     atomic_store(&c->stopping, 1);
-    if (c->sub) {
-        natsSubscription_Unsubscribe(c->sub);
-        natsSubscription_Destroy(c->sub);
+    natsSubscription *subs[] = {c->sub, c->sub_take, c->sub_took, c->sub_tail};
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+        if (subs[i]) {
+            natsSubscription_Unsubscribe(subs[i]);
+            natsSubscription_Destroy(subs[i]);
+        }
     }
+    pthread_mutex_lock(&c->t_lock); /* takers answer what is left with nothing, then end */
+    c->t_stop = true;
+    pthread_cond_broadcast(&c->t_cond);
+    pthread_mutex_unlock(&c->t_lock);
+    for (int i = 0; i < c->n_takers; i++)
+        pthread_join(c->taker[i], NULL);
     for (int i = 0; i < N_BUCKETS; i++) {
         watch_t *wt = &c->watch[i];
         if (wt->w)
@@ -762,6 +1129,13 @@ void cluster_stop(broker_t *b)
     pthread_mutex_destroy(&c->nodes_lock);
     pthread_mutex_destroy(&c->q_lock);
     pthread_cond_destroy(&c->q_cond);
+    while (c->t_head) {
+        takeop_t *op = c->t_head;
+        c->t_head = op->next;
+        free(op);
+    }
+    pthread_mutex_destroy(&c->t_lock);
+    pthread_cond_destroy(&c->t_cond);
     free(c);
     b->cluster = NULL;
 }

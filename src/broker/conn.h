@@ -30,6 +30,7 @@ enum conn_wait {
     WAIT_NONE = 0,
     WAIT_TAKEOVER, /* for the session's old connection to close (INBOX_TAKEOVER_DONE) */
     WAIT_AUTH,     /* for the password check on the auth thread (INBOX_AUTH_DONE) */
+    WAIT_CLUSTER,  /* for the node that has its session to hand it over (cluster.c, CL_TAKE_REPLY) */
 };
 
 typedef struct conn {
@@ -173,6 +174,11 @@ void connect_req_set_auth_final(struct connect_req *rq, const char *final, size_
 /* A plugin gave the client another user name while authenticating it (mosquitto_set_username):
  * rq takes `name` (heap, NULL: none). */
 void connect_req_set_username(struct connect_req *rq, char *name);
+/* Its session was moved here from cluster node `owner` (cluster.c): once attached, that node is
+ * told to let it go (cluster_take_confirm). */
+void connect_req_set_moved(struct connect_req *rq, const char *owner);
+/* The client id the CONNECT asked for (NUL-terminated). */
+const char *connect_req_client_id(const struct connect_req *rq);
 /* The session's old connection is gone: attach and answer the waiting CONNECT. */
 uint8_t connect_resume(conn_t *c);
 void connect_req_free(struct connect_req *rq);

@@ -192,8 +192,12 @@ static void process_items(worker_t *w, inbox_item_t *items, size_t n)
                     conn_fail(c, it->rc, "session taken over");
                 }
             }
-            inbox_item_t done = {.kind = INBOX_TAKEOVER_DONE, .fd = it->reply_fd, .conn_id = it->reply_id};
-            worker_post(&w->b->workers[it->reply_worker], &done);
+            if (it->reply_fd < 0) { /* the cluster moves the session to another node (cluster.c) */
+                cluster_kicked(w, it);
+            } else {
+                inbox_item_t done = {.kind = INBOX_TAKEOVER_DONE, .fd = it->reply_fd, .conn_id = it->reply_id};
+                worker_post(&w->b->workers[it->reply_worker], &done);
+            }
         } else if (it->kind == INBOX_TAKEOVER_DONE) {
             conn_t *c = conn_lookup(w, it->fd, it->conn_id);
             if (c && c->waiting == WAIT_TAKEOVER && c->state == CONN_NEW)
@@ -483,7 +487,8 @@ static void chain_free(inbox_batch_t *list)
         for (uint32_t k = 0; k < list->n; k++)
             if (list->items[k].kind == INBOX_FLUSH_SESSION)
                 session_release(list->items[k].session);
-            else if (list->items[k].kind == INBOX_CLUSTER)
+            else if (list->items[k].kind == INBOX_CLUSTER ||
+                     (list->items[k].kind == INBOX_KICK_CONN && list->items[k].reply_fd < 0))
                 cluster_item_free(&list->items[k]);
         slab_free(list);
         list = next;
