@@ -394,3 +394,179 @@ def test_tls_to_nats_with_client_certificates(make_broker, tmp_path):
         assert rc not in (0, None) and "%s:5: cluster: cannot load" % br.conf_path in log, log
     finally:
         s.stop()
+
+
+# ---------------------------------------------------------------- sessions that move (T5)
+
+from clients import PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL  # noqa: E402
+
+
+def raw_routes_ready(pub, raw, topic, timeout=20):
+    """Publish `topic` (QoS 0) on pub's node until the Raw subscriber gets one, then drain."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        pub.publish(topic, b"probe", qos=0)
+        try:
+            p = raw.recv(0.3)
+            if p.type == PUBLISH:
+                break
+        except AssertionError:
+            pass
+    else:
+        raise AssertionError("route of %s not seen within %ss" % (topic, timeout))
+    t_end = time.time() + 0.5
+    while time.time() < t_end:
+        try:
+            raw.recv(0.1)
+        except AssertionError:
+            pass
+
+
+def take_all(raw, want, timeout=20):
+    """Receive until `want` application messages came (PUBLISH, or a PUBREL of a flow that began
+    before this call) and every QoS 2 flow begun here is complete, acknowledging each flow to its
+    end. Returns (publishes as (topic, payload, qos, dup, pid), those PUBREL ids)."""
+    pubs, rels, pending = [], [], set()
+    deadline = time.time() + timeout
+    while (len(pubs) + len(rels) < want or pending) and time.time() < deadline:
+        p = raw.recv(deadline - time.time())
+        if p.type == PUBLISH:
+            pubs.append((p.topic, p.payload, p.qos, p.dup, p.pid))
+            if p.qos == 1:
+                raw.ack(PUBACK, p.pid)
+            elif p.qos == 2:
+                pending.add(p.pid)
+                raw.ack(PUBREC, p.pid)
+        elif p.type == PUBREL:
+            if p.pid in pending:
+                pending.discard(p.pid)
+            else:
+                rels.append(p.pid)
+            raw.ack(PUBCOMP, p.pid)
+    assert not pending, "no PUBREL for %s" % pending
+    return pubs, rels
+
+
+@pytest.fixture
+def pnodes(nats_cluster, make_broker, tmp_path):
+    """Three nodes with persistence true."""
+    tag = unique_id("p").replace("-", "_")
+    out = []
+    for i, n in enumerate("ABC"):
+        d = tmp_path / n
+        d.mkdir()
+        out.append(make_broker(node_conf("%s_%s" % (n, tag), nats_cluster[i:] + nats_cluster[:i],
+                                         "persistence true\npersistence_location %s/\n" % d)))
+    return out
+
+
+@pytest.mark.tsan
+@pytest.mark.parametrize("version", [4, 5])
+@pytest.mark.parametrize("persist", [False, True], ids=["memory", "persistence"])
+def test_t5_persistent_session_moves_to_another_node_with_its_messages(request, version, persist):
+    """T5 [MQTT-3.1.2-5] [MQTT-4.4.0-1]: a persistent session with QoS 1 and 2 subscriptions on A
+    goes offline with a QoS 1 PUBLISH unacknowledged and a QoS 2 one past PUBREC; messages
+    published on C meanwhile queue on A. It reconnects on B: session present 1, the QoS 2 in
+    flight gets PUBREL (not PUBLISH) with its packet id, the QoS 1 one is resent with DUP and its
+    id, every queued message arrives (QoS 2 exactly once), and its subscriptions work on B for new
+    messages from A and C, which A no longer delivers."""
+    a, b, c = request.getfixturevalue("pnodes" if persist else "nodes")
+    cid = unique_id("mv")
+    props = [(0x11, 300)] if version == 5 else None
+    r = Raw(a, version=version)
+    r.connect(cid, clean=False, props=props)
+    assert r.subscribe(1, [("mv/q1/#", 1), ("mv/q2/#", 2)]) == [1, 2]
+    pc = connect(c)
+    raw_routes_ready(pc, r, "mv/q1/probe")
+    pc.publish("mv/q1/unacked", b"u1", qos=1)
+    p1 = r.recv_type(PUBLISH)
+    assert p1.payload == b"u1" and p1.qos == 1  # no PUBACK
+    pc.publish("mv/q2/inflight", b"i2", qos=2)
+    p2 = r.recv_type(PUBLISH)
+    assert p2.payload == b"i2" and p2.qos == 2
+    r.ack(PUBREC, p2.pid)
+    r.recv_type(PUBREL)  # no PUBCOMP
+    r.close()
+    time.sleep(0.5)
+    n = 10
+    for i in range(n):
+        pc.publish("mv/q1/%d" % i, b"a%d" % i, qos=1)
+        pc.publish("mv/q2/%d" % i, b"b%d" % i, qos=2)
+    time.sleep(1.0)  # forwarded to A, queued there
+
+    r2 = Raw(b, version=version)
+    t0 = time.time()
+    ack = r2.connect(cid, clean=False, props=props)
+    assert ack.session_present, "CONNACK on B must say session present"
+    assert time.time() - t0 < 5
+    pubs, rels = take_all(r2, 2 + 2 * n)
+    assert rels == [p2.pid], "QoS 2 past PUBREC resumes with PUBREL %d: %r" % (p2.pid, rels)
+    assert pubs[0][:2] == ("mv/q1/unacked", b"u1") and pubs[0][3] and pubs[0][4] == p1.pid, pubs[0]
+    q1 = [x[1] for x in pubs if x[0].startswith("mv/q1/")]
+    q2 = [x[1] for x in pubs if x[0].startswith("mv/q2/")]
+    assert q1 == [b"u1"] + [b"a%d" % i for i in range(n)], q1
+    assert sorted(q2) == sorted(b"b%d" % i for i in range(n)), q2  # each once
+    assert b"i2" not in q2
+
+    # the subscriptions live on B now: new messages from A and C reach it there
+    pa = connect(a)
+    raw_routes_ready(pa, r2, "mv/q1/probe-a")
+    raw_routes_ready(pc, r2, "mv/q1/probe-c")
+    pa.publish("mv/q2/from-a", b"fa", qos=2)
+    pc.publish("mv/q2/from-c", b"fc", qos=2)
+    got, _ = take_all(r2, 2)
+    assert sorted(x[1] for x in got) == [b"fa", b"fc"], got
+    time.sleep(1.0)
+    with pytest.raises(AssertionError):  # nothing twice
+        r2.recv(0.5)
+    r2.disconnect(0 if version == 5 else None)
+    pa.close()
+    pc.close()
+
+
+def test_t5_connected_client_on_a_gets_0x8e_and_its_session_moves(nodes):
+    """T5 [MQTT-3.1.4-3]: a client connected on A with a persistent session connects again on B:
+    A's connection gets DISCONNECT 0x8E (session taken over), B's CONNACK says session present,
+    and its subscription goes on on B."""
+    a, b, c = nodes
+    cid = unique_id("mvc")
+    first = Raw(a, version=5)
+    first.connect(cid, clean=False, props=[(0x11, 300)])
+    assert first.subscribe(1, [("mvc/t", 1)]) == [1]
+    second = Raw(b, version=5)
+    ack = second.connect(cid, clean=False, props=[(0x11, 300)])
+    assert ack.session_present
+    got = first.closed(timeout=15)
+    assert [p.type for p in got] == [DISCONNECT] and got[0].reason == 0x8E, got
+    pc = connect(c)
+    raw_routes_ready(pc, second, "mvc/t")
+    pc.publish("mvc/t", b"x", qos=1)
+    p = second.recv_type(PUBLISH)
+    assert p.payload == b"x" and p.qos == 1
+    second.ack(PUBACK, p.pid)
+    second.disconnect(0)
+    pc.close()
+
+
+def test_t5_a_node_that_does_not_answer_gives_a_fresh_session_in_bounded_time(nodes):
+    """T5: when the node that has the session does not answer (stopped), the client on B gets a
+    fresh session (session present 0) within a few seconds, and B logs why."""
+    a, b, _ = nodes
+    cid = unique_id("mvs")
+    r = Raw(a, version=5)
+    r.connect(cid, clean=False, props=[(0x11, 300)])
+    r.subscribe(1, [("mvs/t", 1)])
+    r.disconnect(0)
+    time.sleep(0.5)
+    os.kill(a.proc.pid, signal.SIGSTOP)
+    try:
+        r2 = Raw(b, version=5, timeout=15)
+        t0 = time.time()
+        ack = r2.connect(cid, clean=False, props=[(0x11, 300)])
+        took = time.time() - t0
+    finally:
+        os.kill(a.proc.pid, signal.SIGCONT)
+    assert not ack.session_present
+    assert took < 10, took
+    assert "did not answer" in b.log()
+    r2.disconnect(0)
