@@ -56,7 +56,7 @@
 #include "mqtt/packet.h"
 #include "pwhash/pwhash.h"
 
-#define WIRE_VERSION 1
+#define WIRE_VERSION 2 /* 1: without the recipients (still read) */
 #define KEY_MAX 3000 /* NATS's control line is 4096 bytes: longer keys are not replicated */
 
 /* inbox_item.rc of an INBOX_CLUSTER item. Sessions that move (docs/cluster.md): CL_TAKE (owner:
@@ -69,6 +69,7 @@ enum { B_ROUTES, B_RETAIN, B_CLIENTS, N_BUCKETS };
 #define TAKE_TIMEOUT_MS 3000 /* how long the owner of a session has to hand it over */
 #define TAKE_THREADS 2       /* asking owners runs on these (each waits for one answer at a time) */
 #define TAKE_KICKS 3         /* the owner closes the client's connection there at most this often */
+#define MOVE_GRACE_MS 1000   /* a moved session's routes stay this long on the old node (see move_done) */
 static const char *const bucket_name[N_BUCKETS] = {"tombo_routes", "tombo_retain", "tombo_clients"};
 
 /* A node known from the routes bucket. Never freed before cluster_stop: `remote` points to it. */
@@ -77,6 +78,7 @@ typedef struct cnode {
     char name[65];
     char subject[80];  /* tombo.n.NAME */
     uint8_t present;   /* its presence key is in the bucket (under nodes_lock) */
+    int index;         /* its bit in msg_t.cluster_to (-1: beyond 64 nodes) */
 } cnode_t;
 
 /* A bucket write for the writer thread. */
@@ -99,6 +101,15 @@ typedef struct takeop {
     size_t idlen;
     char id[];
 } takeop_t;
+
+/* A session that moved away, kept for MOVE_GRACE_MS (worker 0's list). */
+typedef struct moved {
+    struct moved *next;
+    session_t *s;  /* one reference */
+    char *reply;   /* the new node's tombo.r.NODE */
+    uint64_t node_bit; /* the new node's bit in msg_t.cluster_to (0: unknown) */
+    int64_t due;
+} moved_t;
 
 /* The answer, to the connection's worker (CL_TAKE_REPLY's data). */
 typedef struct take_reply {
@@ -136,6 +147,7 @@ struct cluster {
 
     pthread_mutex_t nodes_lock; /* the list itself; names are immutable once linked */
     cnode_t *nodes;
+    int n_nodes;
 
     pthread_mutex_t q_lock;
     pthread_cond_t q_cond;
@@ -154,6 +166,7 @@ struct cluster {
     int n_takers;
     natsSubscription *sub_take, *sub_took, *sub_tail;
     char tail_subject[80];
+    moved_t *moved; /* worker 0's only */
     watch_t watch[N_BUCKETS];
 
     atomic_int link_up;
@@ -341,6 +354,7 @@ static cnode_t *node_get(cluster_t *c, const char *name, size_t n)
         x = xcalloc(1, sizeof(*x));
         memcpy(x->name, name, n);
         snprintf(x->subject, sizeof(x->subject), "tombo.n.%s", x->name);
+        x->index = c->n_nodes < 64 ? c->n_nodes++ : -1;
         x->next = c->nodes;
         c->nodes = x;
     }
@@ -350,11 +364,15 @@ static cnode_t *node_get(cluster_t *c, const char *name, size_t n)
 
 /* ---- forwarding ---- */
 
-/* The wire form of m into cw->buf: see the design note. Returns its length. */
-static size_t encode(cluster_t *c, cworker_t *cw, msg_t *m, int64_t now)
+/* The wire form of m into cw->buf, naming the nodes of `to` (n_to of them) as its recipients:
+ * see the design note. Returns its length. */
+static size_t encode(cluster_t *c, cworker_t *cw, msg_t *m, int64_t now, const sub_match_t *to, size_t n_to)
 {
     const msg_enc_t *e = msg_encoded(m, MQTT_V5, m->qos, m->retain);
-    size_t need = 6 + c->node_len + e->len;
+    size_t names = 1;
+    for (size_t i = 0; i < n_to && i < 255; i++)
+        names += 1 + strlen(((cnode_t *)to[i].owner)->name);
+    size_t need = 6 + c->node_len + names + e->len;
     if (cw->cap < need) {
         cw->cap = need * 2;
         cw->buf = xrealloc(cw->buf, cw->cap);
@@ -368,7 +386,16 @@ static size_t encode(cluster_t *c, cworker_t *cw, msg_t *m, int64_t now)
     p[4] = (uint8_t)exp;
     p[5] = (uint8_t)c->node_len;
     memcpy(p + 6, c->node, c->node_len);
-    uint8_t *pub = p + 6 + c->node_len;
+    uint8_t *q = p + 6 + c->node_len;
+    *q++ = (uint8_t)(n_to < 255 ? n_to : 255);
+    for (size_t i = 0; i < n_to && i < 255; i++) {
+        const cnode_t *x = to[i].owner;
+        size_t xl = strlen(x->name);
+        *q++ = (uint8_t)xl;
+        memcpy(q, x->name, xl);
+        q += xl;
+    }
+    uint8_t *pub = q;
     memcpy(pub, e->bytes, e->len);
     if (m->qos) { /* a packet id of 0 is malformed with QoS > 0 */
         pub[e->id_off] = 0;
@@ -386,7 +413,7 @@ size_t cluster_publish(cluster_t *c, worker_t *w, msg_t *m)
     subtree_match(c->remote, m->topic.p, m->topic.len, NULL, r);
     if (!r->n && !m->retain)
         return 0;
-    size_t len = encode(c, cw, m, w->now);
+    size_t len = encode(c, cw, m, w->now, r->v, r->n);
     if (m->retain) {
         char *key = key_of(NULL, m->topic.p, m->topic.len);
         if (key)
@@ -398,8 +425,11 @@ size_t cluster_publish(cluster_t *c, worker_t *w, msg_t *m)
     size_t sent = 0;
     for (size_t i = 0; i < r->n; i++) { /* one entry per node: its filters are merged by the match */
         cnode_t *x = r->v[i].owner;
-        if (natsConnection_Publish(c->nc, x->subject, cw->buf, (int)len) == NATS_OK)
+        if (natsConnection_Publish(c->nc, x->subject, cw->buf, (int)len) == NATS_OK) {
             sent++;
+            if (x->index >= 0)
+                m->cluster_to |= 1ull << x->index; /* route.c delivers here after this */
+        }
     }
     if (sent) {
         atomic_fetch_add_explicit(&c->fwd_sent, sent, memory_order_relaxed);
@@ -416,7 +446,7 @@ static void on_forward(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     cluster_t *c = closure;
     const uint8_t *d = (const uint8_t *)natsMsg_GetData(msg);
     int n = natsMsg_GetDataLength(msg);
-    if (n < 6 || d[0] != WIRE_VERSION || 6 + d[5] > n) {
+    if (n < 6 || (d[0] != WIRE_VERSION && d[0] != 1) || 6 + d[5] > n) {
         natsMsg_Destroy(msg);
         return;
     }
@@ -427,13 +457,32 @@ static void on_forward(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
 }
 
 /* Decode a wire form into a message (NULL when malformed). */
-static msg_t *decode(const uint8_t *d, size_t n, int64_t now)
+static msg_t *decode(cluster_t *c, const uint8_t *d, size_t n, int64_t now)
 {
-    if (n < 6 || d[0] != WIRE_VERSION || 6 + (size_t)d[5] > n)
+    if (n < 6 || (d[0] != WIRE_VERSION && d[0] != 1) || 6 + (size_t)d[5] > n)
         return NULL;
     uint32_t exp = (uint32_t)d[1] << 24 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 8 | d[4];
     const uint8_t *pub = d + 6 + d[5];
     size_t pn = n - 6 - d[5];
+    uint64_t to = 0;
+    if (d[0] >= 2) { /* the nodes it was sent to */
+        if (pn < 1)
+            return NULL;
+        size_t k = *pub++;
+        pn--;
+        for (size_t i = 0; i < k; i++) {
+            if (pn < 1 || pn < 1 + (size_t)pub[0])
+                return NULL;
+            size_t xl = pub[0];
+            if (xl != c->node_len || memcmp(pub + 1, c->node, xl)) {
+                cnode_t *x = node_get(c, (const char *)pub + 1, xl);
+                if (x && x->index >= 0)
+                    to |= 1ull << x->index;
+            }
+            pub += 1 + xl;
+            pn -= 1 + xl;
+        }
+    }
     mqtt_header_t h;
     if (mqtt_header_parse(pub, pn, &h) != 1 || h.header_len + h.remaining != pn)
         return NULL;
@@ -447,6 +496,7 @@ static msg_t *decode(const uint8_t *d, size_t n, int64_t now)
     }
     msg_t *m = msg_new(p.publish.topic, p.publish.payload, p.publish.qos, p.publish.retain, &p.props, now);
     m->from_cluster = 1;
+    m->cluster_to = to;
     return m;
 }
 
@@ -566,7 +616,7 @@ void cluster_on_item(worker_t *w, inbox_item_t *it)
     if (it->rc == CL_PUBLISH) {
         natsMsg *nm = it->data;
         int n = natsMsg_GetDataLength(nm);
-        msg_t *m = decode((const uint8_t *)natsMsg_GetData(nm), (size_t)n, w->now);
+        msg_t *m = decode(c, (const uint8_t *)natsMsg_GetData(nm), (size_t)n, w->now);
         natsMsg_Destroy(nm);
         if (!m)
             return;
@@ -582,7 +632,7 @@ void cluster_on_item(worker_t *w, inbox_item_t *it)
         if (tn > 0) {
             msg_t *m = NULL;
             if (kvEntry_Operation(e) == kvOp_Put)
-                m = decode(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), w->now);
+                m = decode(c, kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), w->now);
             if (!m || (m->topic.len == (size_t)tn && !memcmp(m->topic.p, topic, (size_t)tn)))
                 retain_set(w->b->retained, topic, (size_t)tn, m && m->payload.len ? m : NULL, NULL);
             if (m)
@@ -822,37 +872,89 @@ void cluster_kicked(worker_t *w, const inbox_item_t *it)
     worker_post(&w->b->workers[it->reply_worker], &back);
 }
 
-/* Worker 0 of the owner: the new node has the session (m: its client id). Drop ours and answer
- * with what queued for it since the export: [2: client id length][client id][session_wire]. */
+/* Send what queued for s since the last tail to the new node's `reply` subject:
+ * [2: client id length][client id][session_wire]. Returns how many messages, -1 when s no longer
+ * moves. */
+static long send_tail(cluster_t *c, session_t *s, const char *reply, uint64_t node_bit, int64_t now)
+{
+    session_snap_t tail;
+    if (!session_move_tail(s, &tail))
+        return -1;
+    /* What was forwarded to the new node as well is delivered there by its own route: not again. */
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < tail.n_out; i++) {
+        if (tail.out[i].msg && (tail.out[i].msg->cluster_to & node_bit)) {
+            session_snap_t one = {.out = &tail.out[i], .n_out = 1};
+            session_snap_free_out(&one);
+        } else {
+            tail.out[kept++] = tail.out[i];
+        }
+    }
+    tail.n_out = kept;
+    long k = tail.n_out;
+    if (k) {
+        size_t len, idlen = s->client_id_len;
+        uint8_t *blob = session_wire_encode(&tail, now, &len);
+        uint8_t *out = xmalloc(2 + idlen + len);
+        out[0] = (uint8_t)(idlen >> 8);
+        out[1] = (uint8_t)idlen;
+        memcpy(out + 2, s->client_id, idlen);
+        memcpy(out + 2 + idlen, blob, len);
+        natsConnection_Publish(c->nc, reply, out, (int)(2 + idlen + len));
+        free(out);
+        free(blob);
+    }
+    session_snap_free(&tail);
+    return k;
+}
+
+/* Worker 0 of the owner: the new node has the session (m: its client id). What queued here since
+ * the export goes to it now; the session and its routes stay MOVE_GRACE_MS more, because a node
+ * that has not seen the new node's routes yet still sends here: what comes meanwhile follows too
+ * (cluster_tick), then the session ends (its routes go, after the new node's). */
 static void move_done(worker_t *w, natsMsg *m)
 {
     cluster_t *c = w->b->cluster;
     const char *id = natsMsg_GetData(m);
     int idlen = natsMsg_GetDataLength(m);
-    session_t *s = idlen > 0 && idlen <= 65535 ? registry_find(w->b, id, (size_t)idlen) : NULL;
-    session_snap_t tail;
-    if (s && session_move_tail(s, &tail)) {
-        size_t len;
-        uint8_t *blob = session_wire_encode(&tail, w->now, &len);
-        session_end(s); /* its filters leave the tree: our routes go, after the new node's */
-        log_printf(TLOG_NOTICE, "Cluster: client %s's session moved to another node (%u messages follow).",
-                   s->client_id, tail.n_out);
-        session_snap_free(&tail);
-        const char *reply = natsMsg_GetReply(m);
-        if (reply) {
-            uint8_t *out = xmalloc(2 + (size_t)idlen + len);
-            out[0] = (uint8_t)(idlen >> 8);
-            out[1] = (uint8_t)idlen;
-            memcpy(out + 2, id, (size_t)idlen);
-            memcpy(out + 2 + idlen, blob, len);
-            natsConnection_Publish(c->nc, reply, out, (int)(2 + (size_t)idlen + len));
-            free(out);
-        }
-        free(blob);
+    const char *reply = natsMsg_GetReply(m);
+    session_t *s = idlen > 0 && idlen <= 65535 && reply ? registry_find(w->b, id, (size_t)idlen) : NULL;
+    uint64_t bit = 0;
+    if (reply && !strncmp(reply, "tombo.r.", 8)) {
+        cnode_t *to = node_get(c, reply + 8, strlen(reply + 8));
+        bit = to && to->index >= 0 ? 1ull << to->index : 0;
     }
-    if (s)
+    if (s && send_tail(c, s, reply, bit, w->now) >= 0) {
+        moved_t *x = xcalloc(1, sizeof(*x));
+        x->s = s;
+        x->node_bit = bit;
+        x->reply = xstrdup(reply);
+        x->due = w->now + MOVE_GRACE_MS;
+        moved_t **p = &c->moved; /* in order of due time */
+        while (*p)
+            p = &(*p)->next;
+        *p = x;
+    } else if (s) {
         session_release(s);
+    }
     natsMsg_Destroy(m);
+}
+
+void cluster_tick(worker_t *w)
+{
+    cluster_t *c = w->b->cluster;
+    while (c->moved && c->moved->due <= w->now) {
+        moved_t *x = c->moved;
+        c->moved = x->next;
+        long k = send_tail(c, x->s, x->reply, x->node_bit, w->now);
+        if (k >= 0) {
+            session_end(x->s);
+            log_printf(TLOG_NOTICE, "Cluster: client %s's session moved to another node.", x->s->client_id);
+        }
+        session_release(x->s);
+        free(x->reply);
+        free(x);
+    }
 }
 
 /* Worker 0 of the new node: the tail of a session that moved here. */
@@ -1105,6 +1207,9 @@ void cluster_stop(broker_t *b)
         natsConnection_Destroy(c->nc);
     }
     natsOptions_Destroy(c->opts);
+    /* NATS messages the workers did not take any more go before nats.c does. */
+    for (int i = 0; b->workers && i < b->n_workers; i++)
+        worker_drop_inbox(&b->workers[i]);
     /* nats.c's own threads (its callbacks see c) are done once this returns. */
     /* nats.c's TLS clean-up frees OpenSSL's compression-method stack (not its entries) without
      * clearing it (nats-io/nats.c#904): OPENSSL_cleanup at exit would free it again. Take it out of
@@ -1136,6 +1241,13 @@ void cluster_stop(broker_t *b)
     }
     pthread_mutex_destroy(&c->t_lock);
     pthread_cond_destroy(&c->t_cond);
+    while (c->moved) { /* stopped within a grace period: the session stays here too */
+        moved_t *x = c->moved;
+        c->moved = x->next;
+        session_release(x->s);
+        free(x->reply);
+        free(x);
+    }
     free(c);
     b->cluster = NULL;
 }

@@ -47,6 +47,8 @@ void cluster_take(cluster_t *c, int worker, int fd, uint64_t conn_id, const char
  * store_seq (0: nothing to wait for) and this node's routes for its filters are written, `owner`
  * is told to drop its copy, and sends back what queued there meanwhile. */
 void cluster_take_confirm(cluster_t *c, struct session *s, const char *owner, uint64_t store_seq);
+/* Worker 0, each loop turn: sessions moved away whose grace period is over are ended here. */
+void cluster_tick(struct worker *w);
 /* Worker w: an INBOX_KICK_CONN the cluster sent (reply_fd < 0) is done: the session's connection
  * here is closed, so its move goes on. */
 void cluster_kicked(struct worker *w, const struct inbox_item *it);

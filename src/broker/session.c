@@ -896,6 +896,12 @@ void session_snap_free(session_snap_t *snap)
     memset(snap, 0, sizeof(*snap));
 }
 
+void session_snap_free_out(session_snap_t *snap)
+{
+    for (uint32_t i = 0; i < snap->n_out; i++)
+        outmsg_clear(&snap->out[i]);
+}
+
 /* Copy ring r's entries with seq > after onto snap->out (lock held). */
 static void snap_ring(session_snap_t *snap, outring_t *r, uint32_t after, uint32_t *cap)
 {
@@ -962,6 +968,7 @@ bool session_move_tail(session_t *s, session_snap_t *tail)
     if (ok) {
         uint32_t cap = 0;
         snap_ring(tail, &s->queue, s->moving_seq, &cap);
+        s->moving_seq = s->out_seq; /* the next tail starts after this one */
     }
     pthread_mutex_unlock(&s->lock);
     return ok;

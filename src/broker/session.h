@@ -291,15 +291,18 @@ typedef struct session_snap {
     uint32_t n_in_qos2;
 } session_snap_t;
 void session_snap_free(session_snap_t *snap);
+/* Release snap's message entries only (their msg references and ids); the array stays. */
+void session_snap_free_out(session_snap_t *snap);
 /* Owning node, worker thread: export s into *snap and mark it moving (a local CONNECT of its
  * client id is refused, SESSION_MOVING, until the move ends). Its delayed will is cancelled: the
  * client has reconnected [MQTT-3.1.3-9]. False (nothing taken) when s is ended, connected, or
  * already moving for less than `timeout_ms` (a move whose confirmation never came is abandoned
  * after that). */
 bool session_move_out(session_t *s, session_snap_t *snap, int64_t now, int64_t timeout_ms);
-/* Owning node: the other node confirmed. *tail gets the messages queued since the export (its
- * queue entries only); the caller then ends s (session_end). False when s is not moving (it
- * ended meanwhile, or the move was abandoned and a client attached here again). */
+/* Owning node, once the other node confirmed: *tail gets the messages queued since the export or
+ * the previous tail (queue entries only). The caller ends s (session_end) after the last one.
+ * False when s is not moving (it ended meanwhile, or the move was abandoned and a client
+ * attached here again). */
 bool session_move_tail(session_t *s, session_snap_t *tail);
 /* A bridge's local session (bridge.c): it never expires and, with persistence, is durable from now
  * on, before any connection carries it. */

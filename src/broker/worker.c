@@ -396,6 +396,8 @@ static void *worker_main(void *arg)
             if (atomic_exchange(&b->reload, 0))
                 broker_reload(b); /* SIGHUP (reload.c) */
             broker_timers_run(b, w->now);
+            if (b->cluster)
+                cluster_tick(w); /* sessions moved to another node: their grace period */
             if (w->now >= next_plugin_tick) { /* MOSQ_EVT_TICK for the plugins that want it (plugin.h) */
                 for (int i = 0; i < b->cfg.n_listeners; i++)
                     if (i == 0 || b->cfg.per_listener_settings)
@@ -493,6 +495,13 @@ static void chain_free(inbox_batch_t *list)
         slab_free(list);
         list = next;
     }
+}
+
+void worker_drop_inbox(worker_t *w)
+{
+    chain_free(inbox_take(&w->inbox));
+    for (int i = 0; w->outbox && i < w->b->n_workers; i++)
+        chain_free(inbox_chain_fifo(&w->outbox[i]));
 }
 
 void worker_free(worker_t *w)

@@ -570,3 +570,68 @@ def test_t5_a_node_that_does_not_answer_gives_a_fresh_session_in_bounded_time(no
     assert took < 10, took
     assert "did not answer" in b.log()
     r2.disconnect(0)
+
+
+def test_t5_messages_published_during_the_move_are_not_lost(nodes):
+    """T5: QoS 1 messages published on A and on C without a pause while the subscriber leaves A
+    and takes its session over on B all reach it on B (at least once): those queued on A move with
+    the session, those that reach A while it moves follow it, later ones come to B directly."""
+    import threading
+    a, b, c = nodes
+    cid = unique_id("mvl")
+    r = Raw(a, version=5)
+    r.connect(cid, clean=False, props=[(0x11, 300)])
+    assert r.subscribe(1, [("mvl/#", 1)]) == [1]
+    pa, pc = connect(a), connect(c)
+    raw_routes_ready(pc, r, "mvl/probe")
+    stop = threading.Event()
+    sent = {"a": [], "c": []}
+
+    def publish(client, tag):
+        i = 0
+        while not stop.is_set() and i < 400:
+            client.publish("mvl/%s/%d" % (tag, i), b"%s%d" % (tag.encode(), i), qos=1)  # waits for PUBACK
+            sent[tag].append(b"%s%d" % (tag.encode(), i))
+            i += 1
+            time.sleep(0.005)
+    threads = [threading.Thread(target=publish, args=(pa, "a")), threading.Thread(target=publish, args=(pc, "c"))]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)
+        r.close()  # in flight and unacknowledged on A: resent on B
+        time.sleep(0.5)
+        r2 = Raw(b, version=5)
+        assert r2.connect(cid, clean=False, props=[(0x11, 300)]).session_present
+        got = set()
+        t_end = time.time() + 2.5
+        while time.time() < t_end:
+            try:
+                p = r2.recv(0.2)
+            except AssertionError:
+                continue
+            if p.type == PUBLISH:
+                got.add(p.payload)
+                if p.qos:
+                    r2.ack(PUBACK, p.pid)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    deadline = time.time() + 10
+    want = set(sent["a"]) | set(sent["c"])
+    while not want <= got and time.time() < deadline:
+        try:
+            p = r2.recv(0.5)
+        except AssertionError:
+            continue
+        if p.type == PUBLISH:
+            got.add(p.payload)
+            if p.qos:
+                r2.ack(PUBACK, p.pid)
+    missing = sorted(want - got)
+    assert not missing, "%d of %d acknowledged messages lost: %r" % (len(missing), len(want), missing[:20])
+    assert len(sent["a"]) > 50 and len(sent["c"]) > 50
+    r2.disconnect(0)
+    pa.close()
+    pc.close()
