@@ -17,8 +17,9 @@
  * B64 is base64url (padded): every topic, filter and client id becomes a valid key.
  *
  * A PUBLISH on this node (route.c) is matched against `remote` and sent once per matching node on
- * core NATS, subject tombo.n.NODE, as [1: version][4: message expiry left, s, 0: none][1: n]
- * [n: source node][a v5 PUBLISH, packet id 1]: the v5 encoding is the message's shared one
+ * core NATS, subject tombo.n.NODE, as [1: version 2][4: message expiry left, s, 0: none][1: n]
+ * [n: source node][1: k][k times [1: n][n: a node it is sent to]][a v5 PUBLISH, packet id 1]
+ * (version 1 had no recipients; it is still read): the v5 encoding is the message's shared one
  * (msg_encoded), made once. nats.c buffers what is published and its flusher thread writes it, so
  * the sends of a loop turn go out together. The receiving node delivers it as a local publish
  * (msg->from_cluster): never forwarded again, so no loop.

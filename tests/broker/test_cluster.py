@@ -2,7 +2,8 @@
 JetStream forming one NATS cluster, three tombo nodes A, B and C on it, clients on different nodes.
 
 Every server is started by the test on free 127.0.0.1 ports and stopped by its PID; waits are
-bounded. The issue's T5-T8 (sessions that move, kill -9, NATS failures) are not done yet."""
+bounded. T5 (sessions that move with the old node up) is at the end; the issue's T6-T8 (kill -9,
+NATS failures) are not done yet."""
 import json
 import os
 import shutil
