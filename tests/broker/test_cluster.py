@@ -573,6 +573,7 @@ def test_t5_a_node_that_does_not_answer_gives_a_fresh_session_in_bounded_time(no
     r2.disconnect(0)
 
 
+@pytest.mark.tsan
 def test_t5_messages_published_during_the_move_are_not_lost(nodes):
     """T5: QoS 1 messages published on A and on C without a pause while the subscriber leaves A
     and takes its session over on B all reach it on B (at least once): those queued on A move with
