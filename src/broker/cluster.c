@@ -109,6 +109,7 @@ typedef struct moved {
     session_t *s;  /* one reference */
     char *reply;   /* the new node's tombo.r.NODE */
     uint64_t node_bit; /* the new node's bit in msg_t.cluster_to (0: unknown) */
+    long sent;         /* messages that followed it so far */
     int64_t due;
 } moved_t;
 
@@ -925,8 +926,10 @@ static void move_done(worker_t *w, natsMsg *m)
         cnode_t *to = node_get(c, reply + 8, strlen(reply + 8));
         bit = to && to->index >= 0 ? 1ull << to->index : 0;
     }
-    if (s && send_tail(c, s, reply, bit, w->now) >= 0) {
+    long k = s ? send_tail(c, s, reply, bit, w->now) : -1;
+    if (k >= 0) {
         moved_t *x = xcalloc(1, sizeof(*x));
+        x->sent = k;
         x->s = s;
         x->node_bit = bit;
         x->reply = xstrdup(reply);
@@ -950,7 +953,8 @@ void cluster_tick(worker_t *w)
         long k = send_tail(c, x->s, x->reply, x->node_bit, w->now);
         if (k >= 0) {
             session_end(x->s);
-            log_printf(TLOG_NOTICE, "Cluster: client %s's session moved to another node.", x->s->client_id);
+            log_printf(TLOG_NOTICE, "Cluster: client %s's session moved to another node (%ld messages followed it).",
+                       x->s->client_id, x->sent + k);
         }
         session_release(x->s);
         free(x->reply);
