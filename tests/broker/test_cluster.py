@@ -646,3 +646,38 @@ def test_t5_messages_published_during_the_move_are_not_lost(nodes, qos):
     r2.disconnect(0)
     pa.close()
     pc.close()
+
+
+def test_t5_inbound_qos2_awaiting_pubrel_moves_with_the_session(nodes):
+    """T5 [MQTT-4.3.3-8] [MQTT-4.3.3-9]: a QoS 2 PUBLISH the client sent on A, acknowledged there
+    with PUBREC, is completed on B after the move: PUBREL gets PUBCOMP 0x00 (not 0x92 "packet
+    identifier not found"), and the same PUBLISH resent with DUP to B is not delivered again."""
+    a, b, c = nodes
+    cid = unique_id("mvi")
+    sc = Raw(c, version=5)
+    sc.connect(unique_id("mvis"))
+    assert sc.subscribe(1, [("mvi/t", 2)]) == [2]
+    r = Raw(a, version=5)
+    r.connect(cid, clean=False, props=[(0x11, 300)])
+    probe = connect(a)
+    raw_routes_ready(probe, sc, "mvi/t")
+    r.publish("mvi/t", b"once", qos=2, pid=7)
+    assert r.recv_type(PUBREC).pid == 7
+    p = sc.recv_type(PUBLISH)
+    assert p.payload == b"once"
+    sc.ack(PUBREC, p.pid)
+    sc.ack(PUBCOMP, sc.recv_type(PUBREL).pid)
+    r.close()  # no PUBREL
+    r2 = Raw(b, version=5)
+    assert r2.connect(cid, clean=False, props=[(0x11, 300)]).session_present
+    r2.publish("mvi/t", b"once", qos=2, pid=7, dup=True)
+    rec = r2.recv_type(PUBREC)
+    assert rec.pid == 7 and rec.reason == 0
+    r2.ack(PUBREL, 7)
+    comp = r2.recv_type(PUBCOMP)
+    assert comp.pid == 7 and comp.reason == 0, comp
+    with pytest.raises(AssertionError):  # delivered once, on A
+        sc.recv(1.5)
+    r2.disconnect(0)
+    sc.disconnect(0)
+    probe.close()
