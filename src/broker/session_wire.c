@@ -141,9 +141,9 @@ static uint32_t get32(rbuf_t *r)
     return p ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3] : 0;
 }
 
-/* One message entry into *o (o->msg one reference, ids into `ids`, at most 65535). False when
- * malformed. */
-static bool read_out(rbuf_t *r, outmsg_t *o, uint32_t *ids, int64_t now)
+/* One message entry into *o (o->msg one reference, its subscription ids into *ids, grown as
+ * needed: *cap of them). False when malformed. */
+static bool read_out(rbuf_t *r, outmsg_t *o, uint32_t **ids, uint32_t *cap, int64_t now)
 {
     memset(o, 0, sizeof(*o));
     o->qos = get8(r);
@@ -153,8 +153,12 @@ static bool read_out(rbuf_t *r, outmsg_t *o, uint32_t *ids, int64_t now)
     o->id = get16(r);
     o->seq = get32(r);
     uint16_t k = get16(r);
+    if (k > *cap) {
+        *cap = k;
+        *ids = xrealloc(*ids, k * sizeof(uint32_t));
+    }
     for (uint32_t i = 0; i < k; i++)
-        ids[i] = get32(r);
+        (*ids)[i] = get32(r);
     o->n_ids = k;
     bool has = get8(r);
     if (r->bad || o->qos == 0 || o->qos > 2 || o->state > OUT_WAIT_PUBCOMP)
@@ -198,10 +202,10 @@ int session_wire_import(session_t *s, const uint8_t *d, size_t n, int64_t now)
             session_sub_add(s, f, fl, options, sub_id);
     }
     uint32_t no = get32(&r);
-    uint32_t *ids = xmalloc(65535 * sizeof(uint32_t));
+    uint32_t *ids = NULL, cap = 0;
     for (uint32_t i = 0; i < no && !r.bad; i++) {
         outmsg_t o;
-        if (!read_out(&r, &o, ids, now)) {
+        if (!read_out(&r, &o, &ids, &cap, now)) {
             msg_release(o.msg);
             free(ids);
             return -1;
@@ -230,11 +234,11 @@ long session_wire_deliver(struct worker *w, session_t *s, const uint8_t *d, size
         take(&r, 5);
     }
     uint32_t no = get32(&r);
-    uint32_t *ids = xmalloc(65535 * sizeof(uint32_t));
+    uint32_t *ids = NULL, cap = 0;
     long k = 0;
     for (uint32_t i = 0; i < no && !r.bad; i++) {
         outmsg_t o;
-        if (!read_out(&r, &o, ids, now) || !o.msg) {
+        if (!read_out(&r, &o, &ids, &cap, now) || !o.msg) {
             msg_release(o.msg);
             free(ids);
             return -1;
