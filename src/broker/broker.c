@@ -99,17 +99,6 @@ int broker_init(broker_t *b)
                 auth_set_plugins(b->auth[i], ps);
             }
         }
-        /* A version 4 plugin's mosquitto_auth_psk_key_get is not called (plugin_v4.h): refuse
-         * the PSK listeners it would guard rather than let psk_file alone decide. */
-        for (int i = 0; i < b->cfg.n_listeners; i++)
-            if (b->cfg.listeners[i].psk_hint && plugin_set_has_psk(auth_plugins(b->auth[i]))) {
-                const char *w = b->cfg.listeners[i].tls_where[TLSW_PSK_HINT];
-                log_printf(TLOG_ERR,
-                           "Error: %s: psk_hint on a listener whose auth plugin exports "
-                           "mosquitto_auth_psk_key_get, which tombo does not call yet",
-                           w ? w : "config");
-                return -1;
-            }
     }
     if (tls_listeners_init(b) != 0)
         return -1;

@@ -986,7 +986,7 @@ static void move_in(worker_t *w, inbox_item_t *it)
     conn_t *cn = conn_lookup(w, it->fd, it->conn_id);
     if (cn && cn->waiting == WAIT_CLUSTER && cn->state == CONN_NEW) {
         if (tr->blob) {
-            const char *id = connect_req_client_id(cn->pending);
+            const char *id = connect_req_id(cn->pending);
             bool existed;
             session_t *s = registry_get(w->b, id, strlen(id), &existed);
             if (existed) {

@@ -118,6 +118,7 @@ static struct tombo_plugin_conf *plugins_copy(const struct tombo_plugin_conf *sr
         d[i].path = xstrdup(src[i].path);
         d[i].where = xstrdup(src[i].where);
         d[i].n_opts = src[i].n_opts;
+        d[i].deny_special_chars = src[i].deny_special_chars;
         d[i].keys = xcalloc((size_t)src[i].n_opts + 1, sizeof(char *));
         d[i].values = xcalloc((size_t)src[i].n_opts + 1, sizeof(char *));
         for (int k = 0; k < src[i].n_opts; k++) {
@@ -382,6 +383,7 @@ static int h_plugin(struct parser *ps, const struct directive *d, char *val)
     c->where = xstrdup(where);
     c->keys = xcalloc(1, sizeof(char *));
     c->values = xcalloc(1, sizeof(char *));
+    c->deny_special_chars = true; /* Mosquitto's default */
     /* n and the array live side by side in the config or the listener */
     if (n == &ps->cfg->n_plugins)
         ps->cfg->plugins = pl;
@@ -423,13 +425,27 @@ static int h_plugin_opt(struct parser *ps, const char *name, char *val)
     return 0;
 }
 
+/* `auth_plugin_deny_special_chars true|false`: of the last plugin line of the same scope, as in
+ * Mosquitto 2.0 (which refuses it before any plugin line too). */
+static int h_deny_special(struct parser *ps, const struct directive *d, char *val)
+{
+    bool v = true;
+    if (parse_bool(ps, d->name, val, &v) < 0)
+        return -1;
+    struct tombo_plugin_conf *pl;
+    int *n;
+    if (plugin_list(ps, &plugin_directive, &pl, &n) < 0)
+        return -1;
+    if (*n == 0)
+        return perr(ps, "'%s' without a 'plugin' or 'auth_plugin' line before it%s", d->name,
+                    ps->cfg->per_listener_settings ? " in this listener's section" : "");
+    pl[*n - 1].deny_special_chars = v;
+    return 0;
+}
+
 /* What to do instead of the features tombo does not have yet; see unsupported[]. */
 #define WHY_TLS_ENGINE                                                                                      \
     "keys in OpenSSL engines (hardware tokens) are not supported; give keyfile a PEM private key file"
-#define WHY_DENY_SPECIAL                                                                                    \
-    "tombo applies its default (true) to version 4 auth plugins and cannot turn it off yet (version 5 "      \
-    "plugins are not affected by it); remove the line"
-
 /* A Mosquitto directive (or one value of it) that tombo does not implement: the start-up error. */
 static int refuse(struct parser *ps, const char *what, const char *why)
 {
@@ -983,6 +999,7 @@ static const struct directive directives[] = {
     STR_S(acl_file),
     {"plugin", V_FN, S_SECURITY, 0, SEC_FIELD(plugins), 0, 0, h_plugin},
     {"auth_plugin", V_FN, S_SECURITY, 0, SEC_FIELD(plugins), 0, 0, h_plugin},
+    {"auth_plugin_deny_special_chars", V_FN, S_SECURITY, 0, SEC_FIELD(plugins), 0, 0, h_deny_special},
     BOOL_S(allow_zero_length_clientid),
     STR_S(auto_id_prefix),
     /* persistence */
@@ -1093,8 +1110,6 @@ static const struct {
     /* WebSockets */
     {"websockets_log_level", "tombo has no libwebsockets to set a log level for; use log_type websockets "
                              "to log WebSocket handshakes and closes"},
-    /* plugins */
-    {"auth_plugin_deny_special_chars", WHY_DENY_SPECIAL},
     /* general */
 };
 
@@ -1422,7 +1437,8 @@ int config_finish(struct tombo_config *cfg, char *err, size_t errlen)
     }
     bool psk_used = false;
     for (int i = 0; i < cfg->n_listeners; i++) {
-        if (check_tls(&cfg->listeners[i], err, errlen) < 0)
+        bool plugins = cfg->per_listener_settings ? cfg->listeners[i].n_plugins > 0 : cfg->n_plugins > 0;
+        if (check_tls(&cfg->listeners[i], plugins, err, errlen) < 0)
             return -1;
         if (cfg->listeners[i].http_dir && !cfg->listeners[i].websockets) { /* it would serve nothing */
             if (err && errlen)

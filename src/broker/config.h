@@ -37,6 +37,9 @@ struct tombo_plugin_conf {
     char *where; /* "FILE:LINE" of the plugin line */
     int n_opts;
     char **keys, **values; /* KEY without its plugin_opt_ / auth_opt_ prefix */
+    /* auth_plugin_deny_special_chars after this plugin line (default true): a version 4 plugin's
+     * ACL check denies a client whose id or user name holds '+' or '#' without asking it. */
+    bool deny_special_chars;
 };
 
 /* One listening socket: MQTT over TCP, or over TLS when certfile+keyfile or psk_hint are set, and

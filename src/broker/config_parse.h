@@ -59,7 +59,8 @@ int parse_int(struct parser *ps, const char *name, char *val, long long lo, long
 int load_file(struct tombo_config *cfg, const char *path, char *err, size_t errlen);
 
 /* The TLS settings of one listener make sense together (config_tls.c); -1 with err set. */
-int check_tls(struct tombo_listener *l, char *err, size_t errlen);
+/* plugins: the listener has plugin lines in its scope (one may give PSK keys: checked at start-up). */
+int check_tls(struct tombo_listener *l, bool plugins, char *err, size_t errlen);
 
 /* The bridge directives (config_bridge.c). */
 int h_connection(struct parser *ps, const struct directive *d, char *val);

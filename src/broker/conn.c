@@ -117,7 +117,7 @@ static ssize_t process_packets(conn_t *c, const uint8_t *data, size_t len)
             return -1;
         }
         size_t total = (size_t)h.header_len + h.remaining;
-        if (c->state == CONN_NEW && c->scram && h.type != MQTT_AUTH && h.type != MQTT_CONNECT) {
+        if (c->state == CONN_NEW && (c->scram || c->plugin_auth) && h.type != MQTT_AUTH && h.type != MQTT_CONNECT) {
             /* [MQTT-3.1.2-30] only AUTH or DISCONNECT until the CONNACK; a DISCONNECT ends it. */
             if (h.type == MQTT_DISCONNECT)
                 conn_close(c, "client disconnected during enhanced authentication");
@@ -125,7 +125,7 @@ static ssize_t process_packets(conn_t *c, const uint8_t *data, size_t len)
                 conn_fail(c, MQTT_RC_PROTOCOL_ERROR, "packet other than AUTH during enhanced authentication");
             return -1;
         }
-        if (c->state == CONN_NEW && h.type != MQTT_CONNECT && !(c->scram && h.type == MQTT_AUTH) && !c->bridge) {
+        if (c->state == CONN_NEW && h.type != MQTT_CONNECT && !((c->scram || c->plugin_auth) && h.type == MQTT_AUTH) && !c->bridge) {
             /* [MQTT-3.1.0-1] the first packet must be CONNECT: close without a reply. */
             log_printf(TLOG_NOTICE, "Client [%s] disconnected: sent %s before CONNECT (protocol error).", c->peer,
                        mqtt_type_name(h.type));

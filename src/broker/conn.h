@@ -25,7 +25,7 @@ struct worker;
 
 enum conn_state { CONN_NEW = 0, CONN_ACTIVE, CONN_CLOSED };
 /* MQTT 5 enhanced authentication: the method a connection authenticated with (handle_auth.c). */
-enum conn_auth_method { AUTH_METHOD_NONE = 0, AUTH_METHOD_SCRAM_SHA256 };
+enum conn_auth_method { AUTH_METHOD_NONE = 0, AUTH_METHOD_SCRAM_SHA256, AUTH_METHOD_PLUGIN };
 enum conn_wait {
     WAIT_NONE = 0,
     WAIT_TAKEOVER, /* for the session's old connection to close (INBOX_TAKEOVER_DONE) */
@@ -63,6 +63,8 @@ typedef struct conn {
     uint8_t trace_gen;      /* the trace's generation, mod 256, when `traced` was decided */
     struct connect_req *pending; /* that CONNECT, until it is answered */
     struct scram_server *scram; /* an enhanced-authentication exchange in progress (owned), or NULL */
+    char *auth_method_name; /* AUTH_METHOD_PLUGIN: the CONNECT's Authentication Method (owned) */
+    uint8_t plugin_auth;    /* a plugin's enhanced-authentication exchange is in progress (handle_auth.c) */
     buf_t in;
     outq_t out;             /* own bytes and references to shared encodings (outq.h) */
     uint64_t out_sent;      /* bytes of `out` written to the socket since the connection began */
@@ -171,14 +173,31 @@ uint8_t auth_begin_connect(conn_t *c, const mqtt_props_t *props, char **user);
 void auth_send_challenge(conn_t *c);
 /* The server-final message waiting for the CONNACK (connect_req), set by handle_auth. */
 void connect_req_set_auth_final(struct connect_req *rq, const char *final, size_t n);
+/* CONNECT named an Authentication Method and a plugin registered MOSQ_EVT_EXT_AUTH_START: ask the
+ * plugins (plugin.h). Returns MQTT_RC_SUCCESS when a plugin took the method (it answers the CONNECT
+ * itself once c->pending is set: auth_plugin_connect), MQTT_RC_BAD_AUTH_METHOD when none did (the
+ * caller goes on to SCRAM), else the CONNACK's refusal. */
+struct auth_plugin_answer {
+    int rc;         /* PLUGIN_EXT_SUCCESS or PLUGIN_EXT_CONTINUE */
+    void *data;     /* for the CONNACK / AUTH (owned), or NULL */
+    uint16_t len;
+    char *username; /* mosquitto_set_username during the call (owned), when changed */
+    bool username_changed;
+};
+uint8_t auth_plugin_start(conn_t *c, const mqtt_packet_t *p, const char *id, size_t idlen,
+                          struct auth_plugin_answer *a);
+/* After auth_plugin_start took the method and c->pending is set: the CONNACK now (plugin said
+ * success), or AUTH 0x18 and wait for the client's AUTH. */
+uint8_t auth_plugin_connect(conn_t *c, struct auth_plugin_answer *a);
 /* A plugin gave the client another user name while authenticating it (mosquitto_set_username):
  * rq takes `name` (heap, NULL: none). */
 void connect_req_set_username(struct connect_req *rq, char *name);
 /* Its session was moved here from cluster node `owner` (cluster.c): once attached, that node is
  * told to let it go (cluster_take_confirm). */
 void connect_req_set_moved(struct connect_req *rq, const char *owner);
-/* The client id the CONNECT asked for (NUL-terminated). */
-const char *connect_req_client_id(const struct connect_req *rq);
+/* The waiting CONNECT's client id and user name (NULL: none), for the plugins (handle_auth.c). */
+const char *connect_req_id(const struct connect_req *rq);
+const char *connect_req_username(const struct connect_req *rq);
 /* The session's old connection is gone: attach and answer the waiting CONNECT. */
 uint8_t connect_resume(conn_t *c);
 void connect_req_free(struct connect_req *rq);

@@ -90,6 +90,7 @@ void conn_free(conn_t *c)
     if (c->tr && c->tr->close)
         c->tr->close(c); /* normally done by conn_close already (idempotent) */
     connect_req_free(c->pending);
+    free(c->auth_method_name);
     if (c->scram) {
         scram_server_clear(c->scram);
         free(c->scram);

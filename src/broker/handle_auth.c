@@ -1,5 +1,6 @@
 /* handle_auth.c -- MQTT 5 enhanced authentication (section 4.12): SCRAM-SHA-256 against the
- * `$SCRAM-SHA-256$` entries of the listener's password file, at CONNECT and as re-authentication.
+ * `$SCRAM-SHA-256$` entries of the listener's password file, at CONNECT and as re-authentication;
+ * and the methods Mosquitto plugins offer (MOSQ_EVT_EXT_AUTH_*, asked first: see below).
  *
  * Design note. At CONNECT:  CONNECT(method, client-first) -> AUTH 0x18 (server-first)
  *                           -> AUTH 0x18 (client-final) -> CONNACK 0x00 (server-final)
@@ -20,14 +21,21 @@
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/log.h"
+#include "broker/plugin.h"
+#include "broker/session.h"
 #include "broker/worker.h"
 #include "pwhash/scram.h"
 
+static bool is_method(const mqtt_props_t *pr, const char *method)
+{
+    size_t n = strlen(method);
+    return (pr->has & MQTT_HAS(MQTT_PROP_AUTH_METHOD)) && pr->auth_method.len == n &&
+           memcmp(pr->auth_method.p, method, n) == 0;
+}
+
 static bool is_scram(const mqtt_props_t *pr)
 {
-    size_t n = strlen(SCRAM_METHOD);
-    return (pr->has & MQTT_HAS(MQTT_PROP_AUTH_METHOD)) && pr->auth_method.len == n &&
-           memcmp(pr->auth_method.p, SCRAM_METHOD, n) == 0;
+    return is_method(pr, SCRAM_METHOD);
 }
 
 static void scram_end(conn_t *c)
@@ -45,17 +53,137 @@ static const auth_t *listener_auth(const conn_t *c)
     return b->auth[c->l - b->cfg.listeners];
 }
 
-/* An AUTH carrying the method and data (server-first, or server-final with reason 0). */
-static void send_auth(conn_t *c, uint8_t reason, const char *data, size_t n)
+/* An AUTH carrying the method and data (server-first, or server-final with reason 0); a plugin's
+ * AUTH may have no data. */
+static void send_auth_method(conn_t *c, const char *method, uint8_t reason, const char *data, size_t n)
 {
     mqtt_packet_t p;
     memset(&p, 0, sizeof(p));
     p.type = MQTT_AUTH;
     p.reason = reason;
-    p.props.has = MQTT_HAS(MQTT_PROP_AUTH_METHOD) | MQTT_HAS(MQTT_PROP_AUTH_DATA);
-    p.props.auth_method = (mqtt_bytes_t){(const uint8_t *)SCRAM_METHOD, (uint32_t)strlen(SCRAM_METHOD)};
+    p.props.has = MQTT_HAS(MQTT_PROP_AUTH_METHOD) | (data ? MQTT_HAS(MQTT_PROP_AUTH_DATA) : 0);
+    p.props.auth_method = (mqtt_bytes_t){(const uint8_t *)method, (uint32_t)strlen(method)};
     p.props.auth_data = (mqtt_bytes_t){(const uint8_t *)data, (uint32_t)n};
     conn_send(c, &p);
+}
+
+static void send_auth(conn_t *c, uint8_t reason, const char *data, size_t n)
+{
+    send_auth_method(c, SCRAM_METHOD, reason, data, n);
+}
+
+/* ---- enhanced authentication by a plugin (MOSQ_EVT_EXT_AUTH_START / _CONTINUE, plugin.h) ----
+ * As Mosquitto 2.0's handle_connect / handle_auth: success: CONNACK (at CONNECT, with the
+ * plugin's data and no password check) or AUTH 0x00 (re-authentication); MOSQ_ERR_AUTH_CONTINUE:
+ * AUTH 0x18 with its data, and the client's AUTH 0x18 goes to EXT_AUTH_CONTINUE; MOSQ_ERR_AUTH
+ * (or any other error): 0x87 Not authorized; no plugin taking the method: 0x8C at re-authentication
+ * (at CONNECT, tombo's own SCRAM-SHA-256 may still take it). */
+
+static int ask_plugins(conn_t *c, bool start, bool reauth, const mqtt_props_t *pr, const char *id,
+                       const char *user, struct auth_plugin_answer *a)
+{
+    char addr[sizeof(c->peer)];
+    conn_address(c, addr, sizeof(addr));
+    struct mosquitto who = {.id = id, .username = user, .address = addr, .protocol_version = c->version,
+                            .keepalive = c->keepalive, .websockets = c->ws != NULL,
+                            .can_set_username = !reauth, .reauth = reauth};
+    const void *in = (pr->has & MQTT_HAS(MQTT_PROP_AUTH_DATA)) ? pr->auth_data.p : NULL;
+    uint16_t inlen = in ? (uint16_t)(pr->auth_data.len > 65535 ? 65535 : pr->auth_data.len) : 0;
+    int rc = plugin_ext_auth(auth_plugins(listener_auth(c)), start, &who, c->auth_method_name, in, inlen, &a->data,
+                             &a->len);
+    a->rc = rc;
+    if (who.username_changed && (rc == PLUGIN_EXT_SUCCESS || rc == PLUGIN_EXT_CONTINUE)) {
+        free(a->username);
+        a->username = who.set_username;
+        a->username_changed = true;
+    } else {
+        free(who.set_username);
+    }
+    if (rc != PLUGIN_EXT_SUCCESS && rc != PLUGIN_EXT_CONTINUE) {
+        free(a->data);
+        a->data = NULL;
+        a->len = 0;
+        log_printf(TLOG_NOTICE, "Client [%s] enhanced authentication (%s) %s by the plugins.", c->peer,
+                   c->auth_method_name, rc == PLUGIN_EXT_NOT_SUPPORTED ? "not offered" : "refused");
+    }
+    return rc;
+}
+
+uint8_t auth_plugin_start(conn_t *c, const mqtt_packet_t *p, const char *id, size_t idlen,
+                          struct auth_plugin_answer *a)
+{
+    const mqtt_props_t *pr = &p->props;
+    free(c->auth_method_name);
+    c->auth_method_name = xstrndup((const char *)pr->auth_method.p, pr->auth_method.len);
+    char *cid = xstrndup(id, idlen);
+    char *user = p->connect.has_username ? xstrndup((const char *)p->connect.username.p, p->connect.username.len) : NULL;
+    int rc = ask_plugins(c, true, false, pr, cid, user, a);
+    free(cid);
+    free(user);
+    if (rc == PLUGIN_EXT_SUCCESS || rc == PLUGIN_EXT_CONTINUE) {
+        c->auth_method = AUTH_METHOD_PLUGIN;
+        return MQTT_RC_SUCCESS;
+    }
+    free(a->username);
+    a->username = NULL;
+    free(c->auth_method_name);
+    c->auth_method_name = NULL;
+    return rc == PLUGIN_EXT_NOT_SUPPORTED ? MQTT_RC_BAD_AUTH_METHOD : MQTT_RC_NOT_AUTHORIZED;
+}
+
+uint8_t auth_plugin_connect(conn_t *c, struct auth_plugin_answer *a)
+{
+    if (a->username_changed) {
+        connect_req_set_username(c->pending, a->username);
+        a->username = NULL;
+    }
+    if (a->rc == PLUGIN_EXT_CONTINUE) {
+        c->plugin_auth = 1;
+        send_auth_method(c, c->auth_method_name, MQTT_RC_CONTINUE_AUTH, a->data, a->len);
+        free(a->data);
+        return MQTT_RC_SUCCESS;
+    }
+    if (a->data)
+        connect_req_set_auth_final(c->pending, a->data, a->len);
+    free(a->data);
+    return connect_resume(c);
+}
+
+static uint8_t plugin_auth_packet(conn_t *c, mqtt_packet_t *p)
+{
+    if (!is_method(&p->props, c->auth_method_name))
+        return MQTT_RC_PROTOCOL_ERROR; /* [MQTT-4.12.0-5] / [MQTT-4.12.1-1] */
+    struct auth_plugin_answer a = {0, NULL, 0, NULL, false};
+    if (c->state == CONN_NEW) {
+        if (!c->plugin_auth || p->reason != MQTT_RC_CONTINUE_AUTH)
+            return MQTT_RC_PROTOCOL_ERROR; /* [MQTT-4.12.0-3] */
+        int rc = ask_plugins(c, false, false, &p->props, connect_req_id(c->pending),
+                             connect_req_username(c->pending), &a);
+        if (rc == PLUGIN_EXT_CONTINUE || rc == PLUGIN_EXT_SUCCESS) {
+            if (rc == PLUGIN_EXT_SUCCESS)
+                c->plugin_auth = 0;
+            return auth_plugin_connect(c, &a);
+        }
+        return rc == PLUGIN_EXT_NOT_SUPPORTED ? MQTT_RC_BAD_AUTH_METHOD : MQTT_RC_NOT_AUTHORIZED;
+    }
+    bool start = p->reason == MQTT_RC_REAUTHENTICATE;
+    if (!start && (p->reason != MQTT_RC_CONTINUE_AUTH || !c->plugin_auth))
+        return MQTT_RC_PROTOCOL_ERROR;
+    if (start && c->plugin_auth)
+        return MQTT_RC_PROTOCOL_ERROR; /* one exchange at a time */
+    char *user = c->session ? session_username_dup(c->session) : NULL;
+    int rc = ask_plugins(c, start, start, &p->props, c->session ? c->session->client_id : NULL, user, &a);
+    free(user);
+    free(a.username); /* the user name stays what it was for the session (mosquitto_set_username: not here) */
+    if (rc == PLUGIN_EXT_CONTINUE || rc == PLUGIN_EXT_SUCCESS) {
+        c->plugin_auth = rc == PLUGIN_EXT_CONTINUE;
+        send_auth_method(c, c->auth_method_name, rc == PLUGIN_EXT_CONTINUE ? MQTT_RC_CONTINUE_AUTH : MQTT_RC_SUCCESS,
+                         a.data, a.len);
+        free(a.data);
+        return MQTT_RC_SUCCESS;
+    }
+    c->plugin_auth = 0;
+    return rc == PLUGIN_EXT_NOT_SUPPORTED ? MQTT_RC_BAD_AUTH_METHOD : MQTT_RC_NOT_AUTHORIZED; /* [MQTT-4.12.1-2] */
 }
 
 /* Parse a client-first message into a new c->scram; false (logged) if it is refused. */
@@ -124,6 +252,8 @@ uint8_t handle_auth(conn_t *c, mqtt_packet_t *p)
 {
     /* [MQTT-4.12.0-7] no AUTH without a method in CONNECT; [MQTT-4.12.0-5] / [MQTT-4.12.1-1] the
      * same method in every AUTH. */
+    if (c->auth_method == AUTH_METHOD_PLUGIN)
+        return plugin_auth_packet(c, p);
     if (c->auth_method == AUTH_METHOD_NONE || !is_scram(&p->props))
         return MQTT_RC_PROTOCOL_ERROR;
     char final[128];

@@ -53,8 +53,6 @@ struct connect_req {
     char *moved_from;   /* the node the session was moved from (cluster.c), or NULL */
 };
 
-const char *connect_req_client_id(const struct connect_req *rq) { return rq->id; }
-
 void connect_req_set_moved(struct connect_req *rq, const char *owner)
 {
     free(rq->moved_from);
@@ -64,8 +62,20 @@ void connect_req_set_moved(struct connect_req *rq, const char *owner)
 void connect_req_set_auth_final(struct connect_req *rq, const char *final, size_t n)
 {
     free(rq->auth_final);
-    rq->auth_final = xstrndup(final, n);
+    rq->auth_final = xmalloc(n + 1); /* a plugin's data may hold any byte */
+    memcpy(rq->auth_final, final, n);
+    rq->auth_final[n] = '\0';
     rq->auth_final_len = n;
+}
+
+const char *connect_req_id(const struct connect_req *rq)
+{
+    return rq->id;
+}
+
+const char *connect_req_username(const struct connect_req *rq)
+{
+    return rq->username;
 }
 
 void connect_req_set_username(struct connect_req *rq, char *name)
@@ -189,10 +199,11 @@ static uint8_t connect_attach(conn_t *c)
             pr->has |= MQTT_HAS(MQTT_PROP_SERVER_KEEP_ALIVE);
             pr->server_keep_alive = rq->keepalive;
         }
-        if (c->auth_method == AUTH_METHOD_SCRAM_SHA256) {
-            /* [MQTT-4.12.0-5] the CONNECT's method; the SCRAM server-final as its data. */
+        if (c->auth_method != AUTH_METHOD_NONE) {
+            /* [MQTT-4.12.0-5] the CONNECT's method; the SCRAM server-final (or the plugin's data) as its data. */
+            const char *method = c->auth_method == AUTH_METHOD_PLUGIN ? c->auth_method_name : SCRAM_METHOD;
             pr->has |= MQTT_HAS(MQTT_PROP_AUTH_METHOD);
-            pr->auth_method = (mqtt_bytes_t){(const uint8_t *)SCRAM_METHOD, (uint32_t)strlen(SCRAM_METHOD)};
+            pr->auth_method = (mqtt_bytes_t){(const uint8_t *)method, (uint32_t)strlen(method)};
             if (rq->auth_final) {
                 pr->has |= MQTT_HAS(MQTT_PROP_AUTH_DATA);
                 pr->auth_data = (mqtt_bytes_t){(const uint8_t *)rq->auth_final, (uint32_t)rq->auth_final_len};
@@ -344,7 +355,18 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
     /* Enhanced authentication (handle_auth.c): the SCRAM user is the user name; a CONNECT User Name,
      * if any, must be the same; a Password is not looked at. */
     char *scram_user = NULL;
-    if (v5 && (p->props.has & MQTT_HAS(MQTT_PROP_AUTH_METHOD))) {
+    bool by_plugin = false; /* a plugin took the method (MOSQ_EVT_EXT_AUTH_START) */
+    struct auth_plugin_answer pa = {0, NULL, 0, NULL, false};
+    if (v5 && (p->props.has & MQTT_HAS(MQTT_PROP_AUTH_METHOD)) && plugin_set_has_ext_auth(auth_plugins(auth))) {
+        uint8_t rc = auth_plugin_start(c, p, id, idlen, &pa);
+        if (rc != MQTT_RC_SUCCESS && rc != MQTT_RC_BAD_AUTH_METHOD) {
+            free(tls_user);
+            msg_release(will);
+            return rc;
+        }
+        by_plugin = rc == MQTT_RC_SUCCESS;
+    }
+    if (v5 && (p->props.has & MQTT_HAS(MQTT_PROP_AUTH_METHOD)) && !by_plugin) {
         uint8_t rc = auth_begin_connect(c, &p->props, &scram_user);
         if (rc == MQTT_RC_SUCCESS && p->connect.has_username && p->connect.username.len &&
             (p->connect.username.len != strlen(scram_user) ||
@@ -374,6 +396,8 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
         if (!rq->username) {
             msg_release(will);
             connect_req_free(rq);
+            free(pa.data);
+            free(pa.username);
             return MQTT_RC_NOT_AUTHORIZED;
         }
         id = rq->username;
@@ -398,6 +422,9 @@ uint8_t handle_connect(conn_t *c, mqtt_packet_t *p)
     if (c->scram) {
         auth_send_challenge(c); /* the CONNACK waits for the client-final AUTH */
         return MQTT_RC_SUCCESS;
+    }
+    if (by_plugin) {
+        return auth_plugin_connect(c, &pa); /* no password check after a plugin's, as in Mosquitto */
     }
     if (tls_user)
         return connect_attach(c);

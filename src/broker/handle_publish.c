@@ -14,6 +14,7 @@
 #include "broker/log.h"
 #include "broker/mount.h"
 #include "broker/store.h"
+#include "mqtt/topic.h"
 
 static void send_ack(conn_t *c, uint8_t type, uint16_t id, uint8_t reason)
 {
@@ -81,6 +82,45 @@ static bool control_publish(conn_t *c, const mqtt_packet_t *p)
                        p->publish.payload.len, p->publish.qos, p->publish.retain != 0);
     free(user);
     return true;
+}
+
+/* MOSQ_EVT_MESSAGE (plugin.h), for a client's PUBLISH the ACL let through: the plugins may change
+ * its topic, payload and retain flag, or refuse it. Returns PLUGIN_MSG_OK with *m what to route
+ * (free m->topic, and m->payload when it is not p's), PLUGIN_MSG_DENIED, or PLUGIN_MSG_ERROR. */
+static int message_plugins(conn_t *c, plugin_set_t *ps, const mqtt_packet_t *p, struct plugin_msg *m)
+{
+    session_t *s = c->session;
+    char *user = session_username_dup(s);
+    char addr[64];
+    conn_address(c, addr, sizeof(addr));
+    struct mosquitto who = {.id = s->client_id, .username = user, .address = addr, .protocol_version = c->version,
+                            .keepalive = c->keepalive, .websockets = c->ws != NULL};
+    char *topic = xstrndup((const char *)p->publish.topic.p, p->publish.topic.len);
+    *m = (struct plugin_msg){topic, (void *)p->publish.payload.p, p->publish.payload.len, p->publish.qos,
+                             p->publish.retain != 0, false};
+    int rc = plugin_message(ps, &who, m);
+    free(user);
+    const char *why = NULL;
+    if (m->properties_set)
+        why = "set MQTT 5 properties, which tombo does not support yet";
+    else if (!m->topic || !mqtt_topic_name_valid((const uint8_t *)m->topic, strlen(m->topic)) ||
+             strlen(m->topic) > 65535)
+        why = "made the topic invalid";
+    else if (!m->payload && m->payloadlen)
+        why = "gave a payload length without a payload";
+    if (why && rc == PLUGIN_MSG_OK) {
+        log_printf(TLOG_ERR, "Error: a plugin %s for the PUBLISH from %s to %.*s; the message is refused.", why,
+                   s->client_id, (int)p->publish.topic.len, (const char *)p->publish.topic.p);
+        rc = PLUGIN_MSG_DENIED;
+    }
+    if (rc != PLUGIN_MSG_OK) {
+        free(m->topic);
+        if (m->payload != (void *)p->publish.payload.p)
+            free(m->payload);
+        m->topic = NULL;
+        m->payload = NULL;
+    }
+    return rc;
 }
 
 uint8_t handle_publish(conn_t *c, mqtt_packet_t *p)
@@ -189,13 +229,47 @@ static uint8_t publish_mounted(conn_t *c, mqtt_packet_t *p)
         control_publish(c, p)) {
         accept = false;
     }
+    /* MOSQ_EVT_MESSAGE: only when a plugin registered for it (one atomic load otherwise). */
+    struct plugin_msg pm = {NULL, NULL, 0, 0, false, false};
+    uint8_t close_rc = MQTT_RC_SUCCESS;
+    if (accept && !c->bridge) {
+        plugin_set_t *ps = auth_plugins(b->auth[c->l - b->cfg.listeners]);
+        if (plugin_set_has_message(ps)) {
+            int prc = message_plugins(c, ps, p, &pm);
+            if (prc != PLUGIN_MSG_OK) {
+                log_printf(TLOG_DEBUG, "Denied PUBLISH from %s to %.*s (plugin).", s->client_id,
+                           (int)p->publish.topic.len, (const char *)p->publish.topic.p);
+                accept = false;
+                reason = MQTT_RC_NOT_AUTHORIZED;
+                if (prc == PLUGIN_MSG_ERROR)
+                    close_rc = MQTT_RC_UNSPECIFIED; /* Mosquitto closes the connection */
+            }
+        }
+    }
     if (accept) {
-        msg_t *m = msg_new(p->publish.topic, p->publish.payload, qos, p->publish.retain, v5 ? &p->props : NULL, w->now);
+        mqtt_bytes_t topic = p->publish.topic, payload = p->publish.payload;
+        bool retain = p->publish.retain;
+        if (pm.topic) { /* through the plugins: what they left */
+            topic = (mqtt_bytes_t){(const uint8_t *)pm.topic, (uint32_t)strlen(pm.topic)};
+            payload = (mqtt_bytes_t){pm.payload, pm.payloadlen};
+            retain = pm.retain && set->retain_available;
+        }
+        msg_t *m = msg_new(topic, payload, qos, retain, v5 ? &p->props : NULL, w->now);
         size_t n = route_publish_give(w, m, s, c); /* our reference goes to the last receiver */
         if (n == 0 && v5 && qos > 0 && reason == MQTT_RC_SUCCESS)
             reason = MQTT_RC_NO_MATCHING_SUBSCRIBERS;
+        if (pm.topic) {
+            free(pm.topic);
+            if (pm.payload != (void *)p->publish.payload.p)
+                free(pm.payload);
+        }
     }
     store_group_end(st);
+    if (close_rc != MQTT_RC_SUCCESS) {
+        if (qos == 2)
+            session_qos2_end(s, p->id);
+        return close_rc;
+    }
     if (qos == 1)
         send_ack(c, MQTT_PUBACK, p->id, reason);
     else if (qos == 2)

@@ -25,17 +25,19 @@
 /* Return codes of Mosquitto 2.0's mosquitto.h (libmosquitto-dev), part of the plugin ABI: the
  * values are fixed. Only the broker headers (mosquitto-dev) are a build dependency. */
 enum {
+    MOSQ_ERR_AUTH_CONTINUE = -4,
     MOSQ_ERR_SUCCESS = 0,
     MOSQ_ERR_NOMEM = 1,
     MOSQ_ERR_INVAL = 3,
     MOSQ_ERR_NOT_FOUND = 6,
     MOSQ_ERR_NOT_SUPPORTED = 10,
+    MOSQ_ERR_AUTH = 11,
     MOSQ_ERR_PLUGIN_DEFER = 17,
     MOSQ_ERR_MALFORMED_UTF8 = 18,
     MOSQ_ERR_ALREADY_EXISTS = 31,
 };
 
-#define N_EVENTS 11 /* enum mosquitto_plugin_event runs from 1 to 10 */
+#define N_EVENTS 11 /* enum mosquitto_plugin_event runs from 1 to 10: tombo delivers them all */
 
 typedef struct {
     MOSQ_FUNC_generic_callback cb;
@@ -56,8 +58,6 @@ struct mosquitto_plugin_id_t {
     int (*cleanup)(void *, struct mosquitto_opt *, int);
     callback_t *cbs[N_EVENTS]; /* guarded by mu */
     int n_cbs[N_EVENTS];
-    bool has_psk; /* a version 4 plugin exporting mosquitto_auth_psk_key_get */
-    int bad_event; /* an event tombo does not deliver that the plugin registered for, or 0 */
     struct plugin_set *set;
 };
 typedef struct mosquitto_plugin_id_t plugin_t;
@@ -72,21 +72,6 @@ struct plugin_set {
     char **ctl_topics; /* guarded by ctl_lock; one entry per registration */
     int n_ctl;
 };
-
-static bool event_supported(int event)
-{
-    return event == MOSQ_EVT_BASIC_AUTH || event == MOSQ_EVT_ACL_CHECK || event == MOSQ_EVT_RELOAD ||
-           event == MOSQ_EVT_TICK || event == MOSQ_EVT_CONTROL || event == MOSQ_EVT_DISCONNECT;
-}
-
-static const char *event_name(int event)
-{
-    static const char *const names[N_EVENTS] = {
-        NULL, "MOSQ_EVT_RELOAD", "MOSQ_EVT_ACL_CHECK", "MOSQ_EVT_BASIC_AUTH", "MOSQ_EVT_EXT_AUTH_START",
-        "MOSQ_EVT_EXT_AUTH_CONTINUE", "MOSQ_EVT_CONTROL", "MOSQ_EVT_MESSAGE", "MOSQ_EVT_PSK_KEY",
-        "MOSQ_EVT_TICK", "MOSQ_EVT_DISCONNECT"};
-    return event > 0 && event < N_EVENTS ? names[event] : "an unknown event";
-}
 
 /* ---- loading ------------------------------------------------------------------------------- */
 
@@ -140,7 +125,7 @@ static plugin_t *plugin_load(plugin_set_t *set, const struct tombo_plugin_conf *
         goto fail;
     }
     /* The one place the interface version is dispatched on: 5 (mosquitto_plugin_version) below,
-     * 4 (mosquitto_auth_plugin_version) in plugin_v4.c, onto the same callbacks. */
+     * 2 to 4 (mosquitto_auth_plugin_version) in plugin_v4.c, onto the same callbacks. */
     int (*version)(int, const int *) = (int (*)(int, const int *))dlsym(p->lib, "mosquitto_plugin_version");
     if (!version) {
         int (*old)(void) = (int (*)(void))dlsym(p->lib, "mosquitto_auth_plugin_version");
@@ -150,16 +135,16 @@ static plugin_t *plugin_load(plugin_set_t *set, const struct tombo_plugin_conf *
             goto fail;
         }
         int v = old();
-        if (v != 4) {
+        if (v < 2 || v > 4) {
             snprintf(err, errlen,
                      "%s: plugin %s is an auth plugin of interface version %d (mosquitto_auth_plugin_version); "
-                     "tombo loads versions 4 and 5",
+                     "tombo loads versions 2 to 5, as Mosquitto 2.0",
                      c->where, c->path, v);
             goto fail;
         }
         pthread_mutex_lock(&p->mu);
-        int rc = plugin_v4_open(p, p->lib, c->where, c->path, p->opts, p->n_opts, &p->userdata, &p->cleanup,
-                                &p->has_psk, err, errlen);
+        int rc = plugin_v4_open(p, v, p->lib, c->where, c->path, p->opts, p->n_opts, &p->userdata, &p->cleanup,
+                                c->deny_special_chars, err, errlen);
         pthread_mutex_unlock(&p->mu);
         if (rc != 0)
             goto fail;
@@ -186,19 +171,9 @@ static plugin_t *plugin_load(plugin_set_t *set, const struct tombo_plugin_conf *
     pthread_mutex_unlock(&p->mu);
     if (rc != MOSQ_ERR_SUCCESS) {
         p->cleanup = NULL; /* Mosquitto does not call cleanup after a failed init either */
-        if (p->bad_event)
-            snprintf(err, errlen, "%s: plugin %s registers for %s, which tombo does not support yet", c->where,
-                     c->path, event_name(p->bad_event));
-        else
-            snprintf(err, errlen, "%s: plugin %s failed to initialise (mosquitto_plugin_init returned %d)",
-                     c->where, c->path, rc);
+        snprintf(err, errlen, "%s: plugin %s failed to initialise (mosquitto_plugin_init returned %d)", c->where,
+                 c->path, rc);
         goto fail;
-    }
-    if (p->bad_event) {
-        snprintf(err, errlen, "%s: plugin %s registers for %s, which tombo does not support yet", c->where, c->path,
-                 event_name(p->bad_event));
-        plugin_unload(p, true);
-        return NULL;
     }
     return p;
 fail:
@@ -248,10 +223,63 @@ bool plugin_set_has_basic_auth(const plugin_set_t *ps)
 
 bool plugin_set_has_psk(const plugin_set_t *ps)
 {
-    for (int i = 0; ps && i < ps->n; i++)
-        if (ps->p[i]->has_psk)
-            return true;
-    return false;
+    return ps && atomic_load_explicit(&ps->n_cbs[MOSQ_EVT_PSK_KEY], memory_order_relaxed) > 0;
+}
+
+static int hexval(char ch)
+{
+    return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+}
+
+/* As Mosquitto 2.0's mosquitto_psk_key_get (after psk_file, which a listener with one uses
+ * alone) and its TLS callback: the plugins write the key as hex into a buffer of twice the
+ * binary room; it is then decoded. */
+size_t plugin_psk_lookup(void *arg, const char *identity, unsigned char *key, size_t max)
+{
+    struct plugin_psk_arg *a = arg;
+    plugin_set_t *ps = a->ps;
+    if (!ps || !identity || max == 0 || max > 1024)
+        return 0;
+    char hex[2049];
+    memset(hex, 0, sizeof(hex));
+    struct mosquitto who;
+    memset(&who, 0, sizeof(who));
+    int rc = MOSQ_ERR_PLUGIN_DEFER;
+    for (int i = 0; i < ps->n && rc == MOSQ_ERR_PLUGIN_DEFER; i++) {
+        plugin_t *p = ps->p[i];
+        pthread_mutex_lock(&p->mu);
+        for (int k = 0; k < p->n_cbs[MOSQ_EVT_PSK_KEY] && rc == MOSQ_ERR_PLUGIN_DEFER; k++) {
+            struct mosquitto_evt_psk_key ev;
+            memset(&ev, 0, sizeof(ev));
+            ev.client = &who;
+            ev.hint = a->hint;
+            ev.identity = identity;
+            ev.key = hex;
+            ev.max_key_len = (int)(2 * max);
+            rc = p->cbs[MOSQ_EVT_PSK_KEY][k].cb(MOSQ_EVT_PSK_KEY, &ev, p->cbs[MOSQ_EVT_PSK_KEY][k].userdata);
+        }
+        pthread_mutex_unlock(&p->mu);
+    }
+    if (rc != MOSQ_ERR_SUCCESS) {
+        log_printf(TLOG_NOTICE, "PSK identity %s refused by the plugins.", identity);
+        return 0;
+    }
+    size_t n = strnlen(hex, 2 * max);
+    if (n == 0 || n % 2) {
+        log_printf(TLOG_WARNING, "Warning: a plugin gave PSK identity %s a key that is not hex.", identity);
+        return 0;
+    }
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            log_printf(TLOG_WARNING, "Warning: a plugin gave PSK identity %s a key that is not hex.", identity);
+            memset(key, 0, max);
+            return 0;
+        }
+        key[i] = (unsigned char)(hi << 4 | lo);
+    }
+    memset(hex, 0, sizeof(hex));
+    return n / 2;
 }
 
 bool plugin_set_has_acl(const plugin_set_t *ps)
@@ -373,6 +401,86 @@ bool plugin_control(plugin_set_t *ps, const struct mosquitto *client, const uint
     return false;
 }
 
+bool plugin_set_has_message(const plugin_set_t *ps)
+{
+    return ps && atomic_load_explicit(&ps->n_cbs[MOSQ_EVT_MESSAGE], memory_order_relaxed) > 0;
+}
+
+/* As Mosquitto 2.0's plugin__handle_message: every callback in turn sees the message as the ones
+ * before left it (the event is not reset between them), until one answers other than
+ * MOSQ_ERR_SUCCESS. A callback may replace the payload (with mosquitto_malloc'ed memory: the old
+ * one is the broker's, not freed by the plugin), the topic (the plugin frees the old one with
+ * mosquitto_free, as Mosquitto 2.0 leaves that to it) and retain; qos is read only. */
+int plugin_message(plugin_set_t *ps, const struct mosquitto *client, struct plugin_msg *m)
+{
+    struct mosquitto_evt_message ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.client = (struct mosquitto *)client;
+    ev.topic = m->topic;
+    ev.payload = m->payload;
+    ev.payloadlen = m->payloadlen;
+    ev.qos = m->qos;
+    ev.retain = m->retain;
+    int rc = MOSQ_ERR_SUCCESS;
+    for (int i = 0; i < ps->n && rc == MOSQ_ERR_SUCCESS; i++) {
+        plugin_t *p = ps->p[i];
+        pthread_mutex_lock(&p->mu);
+        for (int k = 0; k < p->n_cbs[MOSQ_EVT_MESSAGE] && rc == MOSQ_ERR_SUCCESS; k++)
+            rc = p->cbs[MOSQ_EVT_MESSAGE][k].cb(MOSQ_EVT_MESSAGE, &ev, p->cbs[MOSQ_EVT_MESSAGE][k].userdata);
+        pthread_mutex_unlock(&p->mu);
+    }
+    m->topic = ev.topic;
+    m->payload = ev.payload;
+    m->payloadlen = ev.payloadlen;
+    m->retain = ev.retain;
+    m->properties_set = ev.properties != NULL;
+    return rc == MOSQ_ERR_SUCCESS ? PLUGIN_MSG_OK : rc == PLUGIN_ERR_ACL_DENIED ? PLUGIN_MSG_DENIED : PLUGIN_MSG_ERROR;
+}
+
+bool plugin_set_has_ext_auth(const plugin_set_t *ps)
+{
+    return ps && atomic_load_explicit(&ps->n_cbs[MOSQ_EVT_EXT_AUTH_START], memory_order_relaxed) > 0;
+}
+
+/* As Mosquitto 2.0's mosquitto_security_auth_start/continue: the callbacks in order until one
+ * answers other than MOSQ_ERR_PLUGIN_DEFER; its data_out is the answer's. */
+int plugin_ext_auth(plugin_set_t *ps, bool start, struct mosquitto *client, const char *method, const void *in,
+                    uint16_t inlen, void **out, uint16_t *outlen)
+{
+    *out = NULL;
+    *outlen = 0;
+    int event = start ? MOSQ_EVT_EXT_AUTH_START : MOSQ_EVT_EXT_AUTH_CONTINUE;
+    int rc = MOSQ_ERR_PLUGIN_DEFER;
+    for (int i = 0; ps && i < ps->n && rc == MOSQ_ERR_PLUGIN_DEFER; i++) {
+        plugin_t *p = ps->p[i];
+        pthread_mutex_lock(&p->mu);
+        for (int k = 0; k < p->n_cbs[event] && rc == MOSQ_ERR_PLUGIN_DEFER; k++) {
+            struct mosquitto_evt_extended_auth ev;
+            memset(&ev, 0, sizeof(ev));
+            ev.client = client;
+            ev.auth_method = method;
+            ev.data_in = in;
+            ev.data_in_len = inlen;
+            rc = p->cbs[event][k].cb(event, &ev, p->cbs[event][k].userdata);
+            if (rc == MOSQ_ERR_PLUGIN_DEFER) {
+                free(ev.data_out);
+            } else {
+                *out = ev.data_out;
+                *outlen = ev.data_out ? ev.data_out_len : 0;
+            }
+        }
+        pthread_mutex_unlock(&p->mu);
+    }
+    switch (rc) {
+    case MOSQ_ERR_SUCCESS: return PLUGIN_EXT_SUCCESS;
+    case MOSQ_ERR_AUTH_CONTINUE: return PLUGIN_EXT_CONTINUE;
+    case MOSQ_ERR_AUTH: return PLUGIN_EXT_DENIED;
+    case MOSQ_ERR_PLUGIN_DEFER:
+    case MOSQ_ERR_NOT_SUPPORTED: return PLUGIN_EXT_NOT_SUPPORTED;
+    default: return PLUGIN_EXT_ERROR;
+    }
+}
+
 bool plugin_set_has_disconnect(const plugin_set_t *ps)
 {
     return ps && atomic_load_explicit(&ps->n_cbs[MOSQ_EVT_DISCONNECT], memory_order_relaxed) > 0;
@@ -424,15 +532,6 @@ int mosquitto_callback_register(mosquitto_plugin_id_t *p, int event, MOSQ_FUNC_g
     const char *topic = event == MOSQ_EVT_CONTROL ? event_data : NULL;
     if (event == MOSQ_EVT_CONTROL && (!topic || strncmp(topic, "$CONTROL/", 9)))
         return MOSQ_ERR_INVAL;
-    if (!event_supported(event)) {
-        pthread_mutex_lock(&p->mu);
-        if (!p->bad_event)
-            p->bad_event = event;
-        pthread_mutex_unlock(&p->mu);
-        log_printf(TLOG_ERR, "Error: plugin %s (%s) registers for %s, which tombo does not support yet.", p->path,
-                   p->where, event_name(event));
-        return MOSQ_ERR_NOT_SUPPORTED;
-    }
     pthread_mutex_lock(&p->mu);
     for (int k = 0; k < p->n_cbs[event]; k++)
         if (topic ? !strcmp(p->cbs[event][k].topic, topic) : p->cbs[event][k].cb == cb) {

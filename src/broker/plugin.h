@@ -22,10 +22,9 @@
  * delivered takes the plugin's mutex, as every such check in Mosquitto runs on its one thread;
  * without one (a plugin that only authenticates), ACL checks never touch the plugin.
  *
- * Events: MOSQ_EVT_BASIC_AUTH, MOSQ_EVT_ACL_CHECK, MOSQ_EVT_CONTROL, MOSQ_EVT_DISCONNECT,
- * MOSQ_EVT_RELOAD (SIGHUP) and MOSQ_EVT_TICK. A
- * plugin that registers for another event fails to load, naming the event: tombo will not run a
- * plugin some of whose callbacks would never be called. */
+ * Events: all of Mosquitto 2.0's: MOSQ_EVT_BASIC_AUTH, MOSQ_EVT_EXT_AUTH_START/CONTINUE,
+ * MOSQ_EVT_PSK_KEY, MOSQ_EVT_ACL_CHECK, MOSQ_EVT_MESSAGE, MOSQ_EVT_CONTROL, MOSQ_EVT_DISCONNECT,
+ * MOSQ_EVT_RELOAD (SIGHUP) and MOSQ_EVT_TICK; another number is MOSQ_ERR_INVAL, as in Mosquitto. */
 #ifndef TOMBO_BROKER_PLUGIN_H
 #define TOMBO_BROKER_PLUGIN_H
 
@@ -52,6 +51,7 @@ struct mosquitto {
      * user name (heap, NULL: none) for the caller to take when username_changed. */
     bool can_set_username, username_changed;
     char *set_username;
+    bool reauth; /* MOSQ_EVT_EXT_AUTH_START: a re-authentication (for version 4 plugins' auth_start) */
 };
 
 /* Mosquitto's MOSQ_ERR_ codes a MOSQ_EVT_DISCONNECT carries (mosquitto.h values, fixed by the ABI). */
@@ -59,6 +59,7 @@ enum {
     PLUGIN_ERR_SUCCESS = 0,
     PLUGIN_ERR_PROTOCOL = 2,
     PLUGIN_ERR_CONN_LOST = 7,
+    PLUGIN_ERR_ACL_DENIED = 12,
     PLUGIN_ERR_KEEPALIVE = 19,
     PLUGIN_ERR_MALFORMED_PACKET = 21,
     PLUGIN_ERR_ADMINISTRATIVE_ACTION = 30,
@@ -76,9 +77,17 @@ void plugin_set_free(plugin_set_t *ps);
 /* Has some plugin a callback for this check? Lock-free (an atomic count). ps may be NULL: no. */
 bool plugin_set_has_basic_auth(const plugin_set_t *ps);
 bool plugin_set_has_acl(const plugin_set_t *ps);
-/* Does a version 4 plugin export mosquitto_auth_psk_key_get, which tombo does not call? Then a
- * listener with psk_hint using this set is refused (broker.c): Mosquitto would ask the plugin. */
+/* MOSQ_EVT_PSK_KEY (or a version 4 plugin's mosquitto_auth_psk_key_get): has a plugin a callback
+ * for it? plugin_psk_lookup is a tls_psk_lookup_fn (tls.h) for a psk_hint listener without
+ * psk_file: arg is a struct plugin_psk_arg that outlives the TLS context. Called on the worker
+ * doing the handshake, under each plugin's mutex; the client it passes has no fields set (the
+ * connection is not an MQTT client yet). */
 bool plugin_set_has_psk(const plugin_set_t *ps);
+struct plugin_psk_arg {
+    plugin_set_t *ps;
+    char *hint; /* owned */
+};
+size_t plugin_psk_lookup(void *arg, const char *identity, unsigned char *key, size_t max);
 
 /* MOSQ_EVT_BASIC_AUTH with this user name and password (NULL: none). May block as long as the
  * plugin does: call it from the auth thread. */
@@ -100,6 +109,34 @@ bool plugin_set_has_control(const plugin_set_t *ps);
  * be slow (the dynamic-security plugin saves its file): the auth thread calls it (authq.h). */
 bool plugin_control(plugin_set_t *ps, const struct mosquitto *client, const uint8_t *topic, size_t n,
                     const void *payload, uint32_t payloadlen, uint8_t qos, bool retain);
+
+/* MOSQ_EVT_MESSAGE: a PUBLISH a client sent, once it passed the ACL check, before it is routed
+ * or retained (as Mosquitto 2.0's handle__publish). Lock-free test first: without a callback for
+ * it the publish path does nothing more. The callbacks run on the calling worker under their
+ * plugin's mutex, as ACL checks do. */
+struct plugin_msg {
+    char *topic;      /* in: heap, NUL-terminated; out: the plugin's when it differs (caller frees) */
+    void *payload;    /* in: the caller's; out: the plugin's mosquitto_malloc'ed one when it differs */
+    uint32_t payloadlen;
+    uint8_t qos;      /* read only, as in Mosquitto 2.0 */
+    bool retain;
+    bool properties_set; /* out: a plugin set MQTT 5 properties, which tombo cannot read (refused) */
+};
+enum { PLUGIN_MSG_OK, PLUGIN_MSG_DENIED, PLUGIN_MSG_ERROR };
+bool plugin_set_has_message(const plugin_set_t *ps);
+/* Returns PLUGIN_MSG_OK (route m as it is now), PLUGIN_MSG_DENIED (MOSQ_ERR_ACL_DENIED: not
+ * authorised) or PLUGIN_MSG_ERROR (any other answer: Mosquitto closes the client's connection). */
+int plugin_message(plugin_set_t *ps, const struct mosquitto *client, struct plugin_msg *m);
+
+/* MOSQ_EVT_EXT_AUTH_START / _CONTINUE: MQTT 5 enhanced authentication by a plugin, as Mosquitto
+ * 2.0: the plugins' callbacks in order until one answers other than MOSQ_ERR_PLUGIN_DEFER.
+ * *out (NULL or the plugin's mosquitto_malloc'ed data, *outlen bytes; the caller frees it) goes
+ * in the server's AUTH or CONNACK. client->reauth says whether a START is a re-authentication.
+ * Runs on the caller's thread (the worker) under each plugin's mutex. */
+enum { PLUGIN_EXT_SUCCESS, PLUGIN_EXT_CONTINUE, PLUGIN_EXT_DENIED, PLUGIN_EXT_NOT_SUPPORTED, PLUGIN_EXT_ERROR };
+bool plugin_set_has_ext_auth(const plugin_set_t *ps);
+int plugin_ext_auth(plugin_set_t *ps, bool start, struct mosquitto *client, const char *method, const void *in,
+                    uint16_t inlen, void **out, uint16_t *outlen);
 
 /* MOSQ_EVT_DISCONNECT: a client's connection ended (reason: a PLUGIN_ERR_ code). The callbacks'
  * answers are ignored, as in Mosquitto. Called on the auth thread (authq_submit_disconnect). */

@@ -33,7 +33,9 @@
 #include "base/mem.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
+#include "broker/auth.h"
 #include "broker/log.h"
+#include "broker/plugin.h"
 #include "broker/worker.h"
 #include "tls/tls.h"
 
@@ -47,6 +49,9 @@ struct tls_listeners {
     SSL_CTX **ctx;
     tls_psk_table_t **psk;
     bool *psk_owner;
+    /* psk_hint listeners without psk_file: their keys come from the plugins (plugin_psk_lookup);
+     * set once at start-up, shared by the reloaded contexts. */
+    struct plugin_psk_arg *pskp;
     /* PSK tables replaced by a reload: a handshake still running on an old context may look a key
      * up in them, so they are freed only with the broker (a few bytes per reload). */
     struct retired {
@@ -317,6 +322,15 @@ static SSL_CTX *build_ctx(struct tls_listeners *t, const struct tombo_listener *
         .require_certificate = l->require_certificate, .crlfile = l->crlfile, .dhparamfile = l->dhparamfile,
         .psk_hint = l->psk_hint, .psk_lookup = tls_psk_table_lookup, .psk_arg = t->psk[i],
     };
+    if (l->psk_hint && !t->psk[i]) { /* no psk_file: the plugins give the keys, as in Mosquitto */
+        if (!t->pskp || !t->pskp[i].ps) {
+            snprintf(err, errlen, "%s: psk_hint needs psk_file (the identities and their keys) or a plugin that gives "
+                     "keys (MOSQ_EVT_PSK_KEY, mosquitto_auth_psk_key_get)", config_tls_where(l, "psk_hint "));
+            return NULL;
+        }
+        o.psk_lookup = plugin_psk_lookup;
+        o.psk_arg = &t->pskp[i];
+    }
     char msg[TLS_ERR_MAX];
     SSL_CTX *ctx = tls_server_ctx(&o, msg, sizeof(msg));
     if (!ctx) {
@@ -334,7 +348,7 @@ static int load_psk(struct tls_listeners *t, const struct tombo_config *cfg, cha
 {
     for (int i = 0; i < t->n; i++) {
         const struct tombo_listener *l = &cfg->listeners[i];
-        if (!l->psk_hint)
+        if (!l->psk_hint || !l->psk_file) /* without psk_file: the plugins' keys (build_ctx) */
             continue;
         for (int k = 0; k < i; k++) {
             if (t->psk[k] && cfg->listeners[k].psk_file && !strcmp(cfg->listeners[k].psk_file, l->psk_file)) {
@@ -377,6 +391,14 @@ int tls_listeners_init(broker_t *b)
         log_printf(TLOG_ERR, "Error: %s", err);
         return -1;
     }
+    t->pskp = xcalloc((size_t)t->n + 1, sizeof(*t->pskp));
+    for (int i = 0; i < t->n; i++) {
+        plugin_set_t *ps = auth_plugins(b->auth[i]);
+        if (cfg->listeners[i].psk_hint && !t->psk[i] && plugin_set_has_psk(ps)) {
+            t->pskp[i].ps = ps;
+            t->pskp[i].hint = xstrdup(cfg->listeners[i].psk_hint);
+        }
+    }
     for (int i = 0; i < t->n; i++) {
         const struct tombo_listener *l = &cfg->listeners[i];
         if (!tombo_listener_tls(l))
@@ -403,7 +425,7 @@ void tls_listeners_reload(broker_t *b)
         return;
     char err[1024];
     /* New PSK tables first; the contexts built below use them. */
-    struct tls_listeners fresh = {.n = t->n};
+    struct tls_listeners fresh = {.n = t->n, .pskp = t->pskp};
     fresh.psk = xcalloc((size_t)t->n + 1, sizeof(*fresh.psk));
     fresh.psk_owner = xcalloc((size_t)t->n + 1, sizeof(*fresh.psk_owner));
     if (load_psk(&fresh, cfg, err, sizeof(err)) < 0) {
@@ -460,6 +482,9 @@ void tls_listeners_free(broker_t *b)
     free_psk(t->psk, t->psk_owner, t->n);
     free(t->psk);
     free(t->psk_owner);
+    for (int i = 0; t->pskp && i < t->n; i++)
+        free(t->pskp[i].hint);
+    free(t->pskp);
     while (t->retired) {
         struct retired *r = t->retired;
         t->retired = r->next;

@@ -329,3 +329,19 @@ def test_auth_success_reason_from_client_is_a_protocol_error_MQTT_3_15_2_1(scram
     assert ack.reason == 0
     c.send(rawmqtt.auth(0x00, auth_props(b"x")))
     c.expect_disconnect(PROTOCOL_ERROR)
+
+
+def test_scram_still_offered_beside_a_plugin_method(make_broker, pwfile):
+    """A plugin offering its own method (MOSQ_EVT_EXT_AUTH_START, tests/broker/test_plugin.py)
+    answers MOSQ_ERR_NOT_SUPPORTED to SCRAM-SHA-256: tombo's own SCRAM then takes it
+    [MQTT-4.12.0-1]. The plugin is asked first, as Mosquitto asks its plugins."""
+    plugin = os.path.join(BUILD, "tests", "broker", "plugins", "tombo_test_plugin.so")
+    if not os.path.exists(plugin):
+        pytest.skip("test plugin not built")
+    b = make_broker("allow_anonymous false\npassword_file %s\nplugin %s\nplugin_opt_ext_auth TEST-CHAL\n"
+                    % (pwfile, plugin))
+    c, ack = scram_login(b.port, "alice", SCRAM_USERS["alice"])
+    assert ack.type == CONNACK and ack.reason == 0, ack
+    assert ack.props["auth_method"] == METHOD and ack.props["auth_data"].decode() == c.scram.expected_v
+    c.close()
+    assert "test plugin: ext auth start method SCRAM-SHA-256" in b.log()

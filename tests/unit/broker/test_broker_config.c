@@ -432,8 +432,9 @@ static void test_errors(void)
         {"per_listener_settings true\nlistener 1884\nplugin /x.so\nlistener 1885\nplugin_opt_a b\n",
          "5: 'plugin_opt_a' without a 'plugin' line before it in this listener's section"},
         {"auth_plugin_deny_special_chars true\n",
-         "1: auth_plugin_deny_special_chars: not supported yet by tombo (tombo applies its default (true) to version 4 "
-         "auth plugins and cannot turn it off yet (version 5 plugins are not affected by it); remove the line)"},
+         "1: 'auth_plugin_deny_special_chars' without a 'plugin' or 'auth_plugin' line before it"},
+        {"auth_plugin /x.so\nauth_plugin_deny_special_chars maybe\n",
+         "2: 'auth_plugin_deny_special_chars' must be true or false, not 'maybe'"},
         {"max_topic_alias 65536\n", "1: 'max_topic_alias' must be a number from 0 to 65535, not 65536"},
         {"socket_domain ipx\n", "1: 'socket_domain' must be ipv4 or ipv6, not 'ipx'"},
         {"listener 0 /tmp/sock\nbind_interface lo\n", "2: 'bind_interface' has no meaning on a Unix socket listener"},
