@@ -627,6 +627,19 @@ static int h_max_inflight_bytes(struct parser *ps, const struct directive *d, ch
     return 0;
 }
 
+/* max_keepalive: 10..65535 as in Mosquitto 2.0.11, or 0, which Mosquitto accepts since 2.0.13
+ * ("allow clients to set keepalive = 0"): no limit at all, so no Server Keep Alive is sent. */
+static int h_max_keepalive(struct parser *ps, const struct directive *d, char *val)
+{
+    long long v = 0;
+    if (parse_int(ps, d->name, val, 0, 65535, &v) < 0)
+        return -1;
+    if (v > 0 && v < 10)
+        return perr(ps, "'%s' must be 0 (no limit) or a number from 10 to 65535, not %lld", d->name, v);
+    ps->cfg->max_keepalive = (uint32_t)v;
+    return 0;
+}
+
 /* retry_interval: Mosquitto 2 accepts it with a warning and does nothing; so does tombo. */
 static int h_retry_interval(struct parser *ps, const struct directive *d, char *val)
 {
@@ -927,6 +940,11 @@ static int h_cluster(struct parser *ps, const struct directive *d, char *val)
         if (parse_int(ps, d->name, val, 1, 5, &v) < 0)
             return -1;
         ps->cfg->cluster_replicas = (int)v;
+    } else if (!strcmp(d->name, "cluster_durability")) {
+        if (strcmp(val, "local") && strcmp(val, "jetstream"))
+            return perr(ps, "cluster_durability '%s': local (acknowledged once this node has the message) or "
+                            "jetstream (once JetStream has it, for messages to other nodes)", val);
+        ps->cfg->cluster_durability = !strcmp(val, "jetstream");
     } else if (!strcmp(d->name, "cluster_nats_user")) {
         set_str(&ps->cfg->cluster_user, val);
     } else if (!strcmp(d->name, "cluster_nats_password")) {
@@ -1021,7 +1039,7 @@ static const struct directive directives[] = {
     FN(max_inflight_bytes, h_max_inflight_bytes),
     INT_G(message_size_limit, 0, 268435455),
     INT_G(max_packet_size, 20, 268435460),
-    INT_G(max_keepalive, 10, 65535),
+    FN(max_keepalive, h_max_keepalive),
     INT_G(memory_limit, 0, INT64_MAX),
     INT_G(connect_timeout, 1, 3600), /* tombo only */
     /* behaviour */
@@ -1096,6 +1114,7 @@ static const struct directive directives[] = {
     FN(cluster_nats_certfile, h_cluster),          /* tombo only */
     FN(cluster_nats_keyfile, h_cluster),           /* tombo only */
     FN(cluster_kv_replicas, h_cluster),            /* tombo only */
+    FN(cluster_durability, h_cluster),             /* tombo only */
 };
 
 /* Mosquitto 2.0 directives whose meaning tombo does not implement yet, with what to do instead.
