@@ -627,6 +627,19 @@ static int h_max_inflight_bytes(struct parser *ps, const struct directive *d, ch
     return 0;
 }
 
+/* max_keepalive: 10..65535 as in Mosquitto 2.0.11, or 0, which Mosquitto accepts since 2.0.13
+ * ("allow clients to set keepalive = 0"): no limit at all, so no Server Keep Alive is sent. */
+static int h_max_keepalive(struct parser *ps, const struct directive *d, char *val)
+{
+    long long v = 0;
+    if (parse_int(ps, d->name, val, 0, 65535, &v) < 0)
+        return -1;
+    if (v > 0 && v < 10)
+        return perr(ps, "'%s' must be 0 (no limit) or a number from 10 to 65535, not %lld", d->name, v);
+    ps->cfg->max_keepalive = (uint32_t)v;
+    return 0;
+}
+
 /* retry_interval: Mosquitto 2 accepts it with a warning and does nothing; so does tombo. */
 static int h_retry_interval(struct parser *ps, const struct directive *d, char *val)
 {
@@ -1036,7 +1049,7 @@ static const struct directive directives[] = {
     FN(max_inflight_bytes, h_max_inflight_bytes),
     INT_G(message_size_limit, 0, 268435455),
     INT_G(max_packet_size, 20, 268435460),
-    INT_G(max_keepalive, 10, 65535),
+    FN(max_keepalive, h_max_keepalive),
     INT_G(memory_limit, 0, INT64_MAX),
     INT_G(connect_timeout, 1, 3600), /* tombo only */
     /* behaviour */

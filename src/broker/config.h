@@ -179,14 +179,14 @@ struct tombo_config {
     char *pid_file;             /* written with the broker's PID at start, removed at exit (NULL: none) */
     char *persistence_file;     /* default "tombo.db" (SQLite, not Mosquitto's format) */
 
-    /* Limits. 0 means "no limit" for every one of them except max_keepalive. */
+    /* Limits. 0 means "no limit" for every one of them. */
     uint32_t max_queued_messages;   /* default 1000 */
     uint64_t max_queued_bytes;      /* default 0 */
     uint32_t max_inflight_messages; /* default 20, at most 65535 */
     uint64_t max_inflight_bytes;    /* payload bytes in flight to one client, default 0 = no limit */
     uint32_t message_size_limit;    /* default 0, at most 268435455 */
     uint32_t max_packet_size;       /* default 0 = none; when set, 20..268435460 */
-    uint32_t max_keepalive;         /* default 65535, 10..65535 */
+    uint32_t max_keepalive;         /* default 65535, 10..65535, or 0: no limit */
     uint32_t persistent_client_expiration; /* seconds, default 0 = never */
     uint64_t memory_limit;          /* bytes of the broker's heap accounting (mem.h), default 0 */
     uint32_t connect_timeout;       /* tombo only: seconds to send CONNECT, default 10, 1..3600 */

@@ -8,9 +8,10 @@
  * stopping as soon as OpenSSL holds nothing more (no third call to meet EAGAIN), so one read batch
  * costs one indirect call and, usually, one recv -- as plain TCP. Bytes OpenSSL already took off
  * the socket (SSL_has_pending: decrypted or not) are reported by pending() so conn.c reads them
- * without waiting for an epoll event that will not come. writev() takes the output queue's iovecs zero-copy: small ones are
+ * without waiting for an epoll event that will not come. writev() takes the output queue's iovecs: small ones are
  * coalesced into one record buffer of up to 16 KB (a TLS record each would cost 22+ bytes and a
- * MAC apiece), big ones go to SSL_write directly; partial writes are on, so OpenSSL returns after
+ * MAC apiece), big ones and a lone last one (the usual case: small packets are the queue's own
+ * bytes, one contiguous run) go to SSL_write directly, without that copy; partial writes are on, so OpenSSL returns after
  * each record and a retry after WANT_WRITE offers the same bytes again (the queue only grows).
  *
  * Contexts: one SSL_CTX per TLS listener, built at start-up from the listener's files (a bad one
@@ -193,8 +194,9 @@ static bool write_all(conn_t *c, const unsigned char *p, size_t n, size_t *done)
 }
 
 /* What is offered to SSL_write is always a prefix of the output stream that only grows: a big first
- * iovec as it is, else the next bytes of the stream (whatever iovecs hold them) copied into one
- * record buffer. So a retry after WANT_WRITE offers the same bytes again, at least as many, as
+ * iovec, or a last one, as it is, else the next bytes of the stream (whatever iovecs hold them)
+ * copied into one record buffer. A last iovec grows or gains followers but keeps its start, so
+ * either way a retry after WANT_WRITE offers the same bytes again, at least as many, as
  * OpenSSL requires (ACCEPT_MOVING_WRITE_BUFFER lets the address change). */
 static ssize_t tls_writev(conn_t *c, const struct iovec *iov, int iovcnt)
 {
@@ -210,8 +212,11 @@ static ssize_t tls_writev(conn_t *c, const struct iovec *iov, int iovcnt)
     int i = 0;
     while (i < iovcnt) {
         bool ok;
-        if (skip == 0 && iov[i].iov_len >= RECORD_MAX) {
-            ok = write_all(c, iov[i].iov_base, iov[i].iov_len, &done); /* big: no copy */
+        if (skip == 0 && (iov[i].iov_len >= RECORD_MAX || i == iovcnt - 1)) {
+            /* Big, or the last (often the only one: small packets are the queue's own bytes, one
+             * contiguous run): SSL_write straight from the queue, no copy. A lone last iovec is
+             * what the copy would have offered anyway, the same bytes and length. */
+            ok = write_all(c, iov[i].iov_base, iov[i].iov_len, &done);
             i++;
         } else {
             size_t n = 0;

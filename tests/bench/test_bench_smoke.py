@@ -283,3 +283,26 @@ def test_compare_durable_ratio(tmp_path):
                             "d | pairs -c 2 -q 1 -r 50 --session-expiry 60 | durable | persist target=tombo/@m>=0.5\n")
     assert "(persistence on)" in out and "target tombo/@m>=0.5" in out, out
     assert len(runs) == 2 and all(r["errors"] == 0 and r["lost"] == 0 for r in runs), runs
+
+
+def test_compare_ratio_of_ratios(tmp_path):
+    """PEER/OTHER@NAME: this scenario's tombo/Mosquitto ratio over the one of scenario NAME (the TLS
+    rows' target); a bad form is refused when the scenario file is read."""
+    out, runs = run_compare(tmp_path, "tombo,mosquitto",
+                            "a | pairs -c 2 -q 0 -w 16 | plain\n"
+                            "b | pairs -c 2 -q 0 -w 16 | again | target=tombo/mosquitto@a>0 "
+                            "target=cpu:tombo/mosquitto@a>0 target=tombo/mosquitto@zz>0\n")
+    assert len(runs) == 4, out
+    got = {}
+    for line in out.splitlines():
+        if line.strip().startswith("target "):
+            parts = line.split()
+            got[parts[1]] = " ".join(parts[2:])
+    assert got["tombo/mosquitto@a>0"].endswith("met") and "NOT" not in got["tombo/mosquitto@a>0"], out
+    assert got["cpu:tombo/mosquitto@a>0"].endswith("met") and "NOT" not in got["cpu:tombo/mosquitto@a>0"], out
+    assert got["tombo/mosquitto@zz>0"] == "- n/a (zz not run)", out
+    scen = tmp_path / "bad.txt"
+    scen.write_text("x | pairs -c 2 | bad | target=tombo@a>0\n")
+    r = subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "bench", "compare"), "--scenarios-file", str(scen),
+                        "--list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert r.returncode != 0 and b"bad target" in r.stderr, r.stderr

@@ -83,3 +83,30 @@ def test_max_keepalive_zero_keepalive_v5_gets_server_keep_alive(make_broker):
     p = r.connect(unique_id(), keepalive=0)
     assert p.prop("server_keep_alive") == 30
     r.disconnect(0)
+
+
+def test_max_keepalive_0_means_no_limit(make_broker):
+    """max_keepalive 0 (accepted by Mosquitto since 2.0.13: "allow clients to set keepalive = 0"):
+    no limit, so a 5.0 client gets no Server Keep Alive, whether it asks for none or for 65535 s.
+    Debian's Mosquitto 2.0.11 refuses 0, so this runs against tombo only."""
+    from conftest import is_reference
+    if is_reference():
+        pytest.skip("Mosquitto 2.0.11 refuses max_keepalive 0 (accepted since 2.0.13)")
+    b = make_broker("allow_anonymous true\nmax_keepalive 0\n")
+    for ka in (0, 65535):
+        r = Raw(b, version=5)
+        p = r.connect(unique_id("mk0"), keepalive=ka)
+        assert p.prop("server_keep_alive") is None
+        r.disconnect(0)
+
+
+@pytest.mark.parametrize("value", ["5", "65536", "-1"])
+def test_max_keepalive_out_of_range_stops_start_up_with_file_and_line(value):
+    """Below 10 (other than 0) Mosquitto refuses max_keepalive ("Do not set below 10 seconds"); so
+    does tombo, naming the file and line."""
+    from conftest import Broker, is_reference
+    b = Broker("allow_anonymous true\nmax_keepalive %s\n" % value)
+    rc, log = b.run_until_exit(timeout=20)
+    assert rc not in (0, None), log
+    if not is_reference():
+        assert "%s:3:" % b.conf_path in log and "max_keepalive" in log, log  # line 1 is the listener

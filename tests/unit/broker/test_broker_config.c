@@ -478,7 +478,7 @@ static void test_errors(void)
         {"max_queued_messages -1\n", "1: 'max_queued_messages' must be a number from 0 to 2147483647, not -1"},
         {"max_queued_messages\n", "1: 'max_queued_messages' needs a value"},
         {"max_inflight_messages 70000\n", "1: 'max_inflight_messages' must be a number from 0 to 65535, not 70000"},
-        {"max_keepalive 5\n", "1: 'max_keepalive' must be a number from 10 to 65535, not 5"},
+        {"max_keepalive 5\n", "1: 'max_keepalive' must be 0 (no limit) or a number from 10 to 65535, not 5"},
         {"max_packet_size 10\n", "1: 'max_packet_size' must be a number from 20 to 268435460, not 10"},
         {"message_size_limit 268435456\n",
          "1: 'message_size_limit' must be a number from 0 to 268435455, not 268435456"},
