@@ -4,6 +4,7 @@
 #define TOMBO_BASE_MEM_H
 
 #include <stddef.h>
+#include <stdlib.h>
 
 /* Each returns memory for free(); none returns NULL (it aborts, with the size, on stderr). */
 void *xmalloc(size_t n);
@@ -46,5 +47,24 @@ static inline void mem_account(long delta)
  * others allocate), and the highest value mem_used() has returned. Any thread. */
 size_t mem_used(void);
 size_t mem_peak(void);
+
+/* A zeroed object of n bytes from malloc, counted in the heap as n bytes; give it back with
+ * mem_free_counted and the same n. For objects every connection keeps for its whole life
+ * (conn_t, session_t): a slab block of theirs costs a 16-byte header and the rest of its size
+ * class (384 bytes for 312..384) besides malloc's own overhead, about 96 bytes more per object,
+ * and they are not on the message path the slab is for. */
+static inline void *mem_zalloc_counted(size_t n)
+{
+    void *p = xcalloc(1, n);
+    mem_account((long)n);
+    return p;
+}
+static inline void mem_free_counted(void *p, size_t n)
+{
+    if (!p)
+        return;
+    mem_account(-(long)n);
+    free(p);
+}
 
 #endif

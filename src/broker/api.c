@@ -10,6 +10,7 @@
 #include "base/mem.h"
 #include "broker/broker.h"
 #include "broker/cluster.h"
+#include "broker/cluster_js.h"
 #include "broker/registry.h"
 #include "broker/session.h"
 #include "broker/stats.h"
@@ -467,6 +468,17 @@ static void metrics(broker_t *b, api_resp_t *r)
                 "Bytes of PUBLISHes received from other nodes.", cs.fwd_bytes_received);
         metric1(o, "tombo_cluster_bucket_errors_total", "counter", "Key-value bucket writes that failed and were retried.",
                 cs.kv_errors);
+    }
+    if (b->cluster_js) { /* cluster_durability jetstream (docs/cluster.md) */
+        cluster_js_stats_t js;
+        cluster_js_stats(b->cluster_js, &js);
+        metric1(o, "tombo_cluster_durable_sent_total", "counter", "Messages for other nodes published to JetStream.",
+                js.sent);
+        metric1(o, "tombo_cluster_durable_acked_total", "counter", "Of those, stored by JetStream.", js.acked);
+        metric1(o, "tombo_cluster_durable_refused_total", "counter",
+                "Publishers refused because JetStream did not take their message.", js.refused);
+        metric1(o, "tombo_cluster_durable_received_total", "counter", "Messages taken from JetStream for this node.",
+                js.received);
     }
     metric(o, "tombo_worker_clients", "gauge", "Connections owned by each worker thread.");
     for (int i = 0; i < s.n_workers; i++)

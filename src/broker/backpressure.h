@@ -5,7 +5,9 @@
  * are not yet written to its socket, on the lock-free `incoming` stack or in its queue. A PUBLISH
  * that takes a connected receiver's backlog over the high-water mark blocks the connection it came
  * from: that connection's worker handles no further packet of it (the rest of what it read stays in
- * its input buffer) and stops watching its socket, so TCP pushes back on the client. The worker
+ * its input buffer) and stops watching its socket, so TCP pushes back on the client. What the
+ * checking worker itself gave the receiver in its current loop turn (handed over only when the turn
+ * ends) does not count, up to one mark's worth (bp_after_delivery). The worker
  * sets its bit in the receiver's `waiters` mask first and then looks at the backlog again; the
  * receiver's owning worker, each time it drains the backlog below the low-water mark, swaps the
  * mask for 0 and sends INBOX_RESUME to every worker in it (deferred, one batch per loop turn). Both
@@ -67,6 +69,16 @@ static inline bool bp_over_high(const bp_marks_t *m, session_t *s)
 static inline bool bp_over_low(const bp_marks_t *m, session_t *s)
 {
     return atomic_load(&s->backlog_n) > m->low_n || atomic_load(&s->backlog_bytes) > m->low_bytes;
+}
+/* The same, not counting `mine` of the messages (the checking worker's share of this turn,
+ * backpressure.c); bytes count in full. */
+static inline bool bp_over_high_except(const bp_marks_t *m, session_t *s, uint32_t mine)
+{
+    return atomic_load(&s->backlog_n) > m->high_n + mine || atomic_load(&s->backlog_bytes) > m->high_bytes;
+}
+static inline bool bp_over_low_except(const bp_marks_t *m, session_t *s, uint32_t mine)
+{
+    return atomic_load(&s->backlog_n) > m->low_n + mine || atomic_load(&s->backlog_bytes) > m->low_bytes;
 }
 
 /* Publisher side, from the publishing connection's worker (route_publish): s has just taken a

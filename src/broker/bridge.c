@@ -343,8 +343,7 @@ static void connect_next(bridge_t *br)
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
-    conn_t *c = slab_alloc(sizeof(*c)); /* as accepted connections: conn_free gives it back to the slab */
-    memset(c, 0, sizeof(*c));
+    conn_t *c = mem_zalloc_counted(sizeof(*c)); /* as accepted connections: conn_free gives it back */
     c->fd = fd;
     c->tr = &transport_tcp;
     c->id = ++w->next_conn_id;
@@ -354,7 +353,7 @@ static void connect_next(bridge_t *br)
     c->bridge = BRIDGE_CONN_CONNECTING;
     c->version = br->cfg->protocol_version;
     c->last_rx = w->now;
-    snprintf(c->peer, sizeof(c->peer), "%.50s:%u", a->host, a->port);
+    snprintf(c->peer, sizeof(c->peer), "%.48s:%u", a->host, a->port);
     conn_register(w, c);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP, .data.ptr = c};
     epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);

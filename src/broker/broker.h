@@ -55,6 +55,7 @@ typedef struct broker {
     struct bridge *bridges;       /* one per cfg.bridges[i], each driven by one worker (bridge.c) */
     int n_bridges;
     struct cluster *cluster;      /* cluster_node: this node of a NATS cluster (cluster.c), or NULL */
+    struct cluster_js *cluster_js; /* cluster_durability jetstream (cluster_js.c), or NULL */
 } broker_t;
 
 int broker_init(broker_t *b);

@@ -26,8 +26,12 @@
  * Threads: nats.c calls back on threads of its own, which never touch a worker's state: each
  * message or bucket change is posted to a worker's inbox (INBOX_CLUSTER), messages from one source
  * node always to the same worker, so their order holds. Bucket writes (blocking request-replies)
- * run on one writer thread fed by a queue; each bucket has a watcher thread. */
+ * run on one writer thread fed by a queue; each bucket has a watcher thread.
+ *
+ * With cluster_durability jetstream, QoS 1/2 messages go to the other nodes through a JetStream
+ * stream instead of core NATS, and their publishers' acknowledgements wait for it: cluster_js.c. */
 #include "broker/cluster.h"
+#include "broker/cluster_js.h"
 
 #include <nats/nats.h>
 #include <openssl/ssl.h>
@@ -67,6 +71,7 @@ typedef struct cnode {
     char name[65];
     char subject[80];  /* tombo.n.NAME */
     uint8_t present;   /* its presence key is in the bucket (under nodes_lock) */
+    atomic_uchar durable; /* its presence value is "j": it consumes the stream (cluster_js.c) */
 } cnode_t;
 
 /* A bucket write for the writer thread. */
@@ -227,7 +232,9 @@ static void *writer_main(void *arg)
 {
     cluster_t *c = arg;
     withdraw_routes(c); /* a previous run's routes, before this run's announce anything */
-    enqueue(c, B_ROUTES, xstrdup(c->node), (const uint8_t *)"1", 1, false);
+    /* The presence value says whether this node reads its messages from the stream ("j",
+     * cluster_durability jetstream): the others send it QoS 1/2 there, not on core NATS. */
+    enqueue(c, B_ROUTES, xstrdup(c->node), (const uint8_t *)(c->b->cluster_js ? "j" : "1"), 1, false);
     for (;;) {
         pthread_mutex_lock(&c->q_lock);
         while (!c->q_head && !c->q_stop)
@@ -329,6 +336,8 @@ static size_t encode(cluster_t *c, cworker_t *cw, msg_t *m, int64_t now)
 
 size_t cluster_publish(cluster_t *c, worker_t *w, msg_t *m)
 {
+    if (c->b->cluster_js) /* before any return: this message's JetStream publishes start here */
+        cluster_js_publish_begin(c->b->cluster_js, w);
     if (m->topic.len >= 4 && !memcmp(m->topic.p, "$SYS", 4))
         return 0; /* each node's own statistics and log */
     cworker_t *cw = &c->cw[w->index];
@@ -348,8 +357,13 @@ size_t cluster_publish(cluster_t *c, worker_t *w, msg_t *m)
     size_t sent = 0;
     for (size_t i = 0; i < r->n; i++) { /* one entry per node: its filters are merged by the match */
         cnode_t *x = r->v[i].owner;
-        if (natsConnection_Publish(c->nc, x->subject, cw->buf, (int)len) == NATS_OK)
+        if (c->b->cluster_js && m->qos && atomic_load_explicit(&x->durable, memory_order_relaxed)) {
+            /* cluster_durability jetstream, on both nodes: the publisher's ack waits for JetStream */
+            if (cluster_js_send(c->b->cluster_js, w, x->name, cw->buf, len))
+                sent++;
+        } else if (natsConnection_Publish(c->nc, x->subject, cw->buf, (int)len) == NATS_OK) {
             sent++;
+        }
     }
     if (sent) {
         atomic_fetch_add_explicit(&c->fwd_sent, sent, memory_order_relaxed);
@@ -416,6 +430,7 @@ static void on_route(cluster_t *c, kvEntry *e)
     if (!dot) {
         pthread_mutex_lock(&c->nodes_lock);
         x->present = put;
+        atomic_store(&x->durable, put && kvEntry_ValueLen(e) == 1 && *(const char *)kvEntry_Value(e) == 'j');
         pthread_mutex_unlock(&c->nodes_lock);
         return;
     }
@@ -508,16 +523,18 @@ static void *watch_main(void *arg)
 void cluster_on_item(worker_t *w, inbox_item_t *it)
 {
     cluster_t *c = w->b->cluster;
-    if (it->rc == CL_PUBLISH) {
+    if (it->rc >= CL_JS_ACK) {
+        cluster_js_on_item(w, it);
+    } else if (it->rc == CL_PUBLISH) {
         natsMsg *nm = it->data;
         int n = natsMsg_GetDataLength(nm);
         msg_t *m = decode((const uint8_t *)natsMsg_GetData(nm), (size_t)n, w->now);
-        natsMsg_Destroy(nm);
-        if (!m)
-            return;
-        atomic_fetch_add_explicit(&c->fwd_received, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&c->fwd_bytes_received, (unsigned long)n, memory_order_relaxed);
-        route_publish_give(w, m, NULL, NULL);
+        if (m) {
+            atomic_fetch_add_explicit(&c->fwd_received, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&c->fwd_bytes_received, (unsigned long)n, memory_order_relaxed);
+            route_publish_give(w, m, NULL, NULL);
+        }
+        cluster_js_delivered(w->b->cluster_js, w, nm); /* from the stream: acknowledged after the commit */
     } else if (it->rc == CL_RETAIN) {
         kvEntry *e = it->data;
         const char *k = kvEntry_Key(e);
@@ -669,6 +686,8 @@ int cluster_init(broker_t *b)
             return fail(c, what, s);
         }
     }
+    if (cfg->cluster_durability && cluster_js_init(b, c->nc, c->node) < 0)
+        return -1;
     subtree_observe(b->subs, filter_changed, c);
     log_printf(TLOG_NOTICE, "Cluster: node %s on NATS %s.", c->node, cfg->cluster_urls[0]);
     return 0;
@@ -684,6 +703,8 @@ int cluster_start(broker_t *b)
         s = natsSubscription_SetPendingLimits(c->sub, 1 << 20, 256 << 20);
     if (s != NATS_OK)
         return fail(c, "cannot subscribe to this node's subject", s);
+    if (b->cluster_js && cluster_js_start(b, on_forward, c) < 0)
+        return -1;
     for (int i = 0; i < N_BUCKETS; i++) {
         watch_t *wt = &c->watch[i];
         wt->c = c;
@@ -706,6 +727,7 @@ void cluster_stop(broker_t *b)
     if (!c)
         return;
     atomic_store(&c->stopping, 1);
+    cluster_js_stop(b);
     if (c->sub) {
         natsSubscription_Unsubscribe(c->sub);
         natsSubscription_Destroy(c->sub);
@@ -747,6 +769,7 @@ void cluster_stop(broker_t *b)
     while (sk_SSL_COMP_num(cm) > 0)
         OPENSSL_free(sk_SSL_COMP_pop(cm));
     sk_SSL_COMP_free(cm);
+    cluster_js_free(b);
     subtree_observe(b->subs, NULL, NULL);
     subtree_free(c->remote);
     for (int i = 0; i < b->n_workers; i++) {

@@ -954,6 +954,11 @@ static int h_cluster(struct parser *ps, const struct directive *d, char *val)
         if (parse_int(ps, d->name, val, 1, 5, &v) < 0)
             return -1;
         ps->cfg->cluster_replicas = (int)v;
+    } else if (!strcmp(d->name, "cluster_durability")) {
+        if (strcmp(val, "local") && strcmp(val, "jetstream"))
+            return perr(ps, "cluster_durability '%s': local (acknowledged once this node has the message) or "
+                            "jetstream (once JetStream has it, for messages to other nodes)", val);
+        ps->cfg->cluster_durability = !strcmp(val, "jetstream");
     } else if (!strcmp(d->name, "cluster_nats_user")) {
         set_str(&ps->cfg->cluster_user, val);
     } else if (!strcmp(d->name, "cluster_nats_password")) {
@@ -1124,6 +1129,7 @@ static const struct directive directives[] = {
     FN(cluster_nats_certfile, h_cluster),          /* tombo only */
     FN(cluster_nats_keyfile, h_cluster),           /* tombo only */
     FN(cluster_kv_replicas, h_cluster),            /* tombo only */
+    FN(cluster_durability, h_cluster),             /* tombo only */
 };
 
 /* Mosquitto 2.0 directives whose meaning tombo does not implement yet, with what to do instead.

@@ -99,7 +99,7 @@ void conn_free(conn_t *c)
     outq_free(&c->out);
     free(c->holds);
     conn_free_aliases(c);
-    slab_free(c);
+    mem_free_counted(c, sizeof(*c));
 }
 
 /* Close the fd and forget it; the connection is freed at the end of the loop turn, once nothing

@@ -5,6 +5,7 @@
 
 #include "base/mem.h"
 #include "broker/broker.h"
+#include "broker/cluster_js.h"
 #include "broker/conn.h"
 #include "broker/route.h"
 #include "broker/worker.h"
@@ -246,6 +247,7 @@ static uint8_t publish_mounted(conn_t *c, mqtt_packet_t *p)
             }
         }
     }
+    bool routed = accept;
     if (accept) {
         mqtt_bytes_t topic = p->publish.topic, payload = p->publish.payload;
         bool retain = p->publish.retain;
@@ -270,6 +272,11 @@ static uint8_t publish_mounted(conn_t *c, mqtt_packet_t *p)
             session_qos2_end(s, p->id);
         return close_rc;
     }
+    /* cluster_durability jetstream: a message for other nodes is acknowledged once JetStream has
+     * it (cluster_js.c), and the acknowledgements after it wait for it. */
+    if (qos > 0 && b->cluster_js &&
+        cluster_js_take_ack(b->cluster_js, c, routed, qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->id, reason))
+        return MQTT_RC_SUCCESS;
     if (qos == 1)
         send_ack(c, MQTT_PUBACK, p->id, reason);
     else if (qos == 2)

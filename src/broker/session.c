@@ -32,7 +32,7 @@ static void session_persist_update(session_t *s);
 
 session_t *session_new(broker_t *b, const char *id, size_t len)
 {
-    session_t *s = slab_zalloc(sizeof(*s)); /* sessions and their queues count in the heap (mem.h) */
+    session_t *s = mem_zalloc_counted(sizeof(*s)); /* sessions and their queues count in the heap (mem.h) */
     pthread_mutex_init(&s->lock, NULL);
     atomic_init(&s->refs, 1); /* the registry's */
     s->client_id = xstrndup(id, len);
@@ -85,7 +85,7 @@ void session_release(session_t *s)
     pthread_mutex_destroy(&s->lock);
     free(s->username);
     free(s->client_id);
-    slab_free(s);
+    mem_free_counted(s, sizeof(*s));
 }
 
 void session_end(session_t *s)

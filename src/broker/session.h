@@ -102,8 +102,8 @@ typedef struct session {
     outring_t queue;     /* waiting for an in-flight slot (or for the client to come back) */
     outring_t inflight;  /* sent, waiting for PUBACK / PUBREC / PUBCOMP, in send order */
     uint32_t inflight_live;  /* entries of inflight with a live state */
-    uint64_t inflight_bytes; /* payload bytes of inflight entries still holding their message (max_inflight_bytes) */
     uint32_t inflight_max;   /* min(max_inflight_messages, client's Receive Maximum); 0 = unlimited */
+    uint64_t inflight_bytes; /* payload bytes of inflight entries still holding their message (max_inflight_bytes) */
     uint8_t *out_ids;    /* bitmap of packet ids in flight to the client (lazily allocated) */
     uint8_t *in_qos2;    /* bitmap of QoS 2 ids received, awaiting PUBREL (lazily allocated) */
     size_t queued_bytes;

@@ -21,6 +21,7 @@
 #include "base/mem.h"
 #include "broker/broker.h"
 #include "broker/cluster.h"
+#include "broker/cluster_js.h"
 #include "broker/registry.h"
 #include "broker/route.h"
 #include "broker/stats.h"
@@ -173,6 +174,14 @@ void sys_publish(broker_t *b)
         put_u(w, st, "$SYS/broker/cluster/forwarded/bytes/sent", cs.fwd_bytes_sent);
         put_u(w, st, "$SYS/broker/cluster/forwarded/bytes/received", cs.fwd_bytes_received);
         put_u(w, st, "$SYS/broker/cluster/bucket_errors", cs.kv_errors);
+    }
+    if (b->cluster_js) { /* cluster_durability jetstream */
+        cluster_js_stats_t js;
+        cluster_js_stats(b->cluster_js, &js);
+        put_u(w, st, "$SYS/broker/cluster/durable/sent", js.sent);
+        put_u(w, st, "$SYS/broker/cluster/durable/acked", js.acked);
+        put_u(w, st, "$SYS/broker/cluster/durable/refused", js.refused);
+        put_u(w, st, "$SYS/broker/cluster/durable/received", js.received);
     }
     stats_done(&s);
 }

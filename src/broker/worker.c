@@ -30,6 +30,7 @@
 #include "base/slab.h"
 #include "broker/bridge.h"
 #include "broker/cluster.h"
+#include "broker/cluster_js.h"
 #include "broker/broker.h"
 #include "broker/auth.h"
 #include "broker/authq.h"
@@ -141,8 +142,7 @@ static void accept_all(worker_t *w, int li)
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         }
-        conn_t *c = slab_alloc(sizeof(*c)); /* counted in the heap (mem.h), as its buffers are */
-        memset(c, 0, sizeof(*c));
+        conn_t *c = mem_zalloc_counted(sizeof(*c)); /* counted in the heap (mem.h), as its buffers are */
         c->fd = fd;
         c->tr = &transport_tcp;
         c->id = ++w->next_conn_id;
@@ -155,7 +155,7 @@ static void accept_all(worker_t *w, int li)
         if (tombo_listener_tls(l) && !tls_conn_start(c, b, li)) {
             worker_release_place(c);
             close(fd);
-            slab_free(c);
+            mem_free_counted(c, sizeof(*c));
             continue;
         }
         if (l->websockets)
@@ -256,10 +256,11 @@ static void process_own_outbox(worker_t *w)
 void worker_release_holds(worker_t *w)
 {
     store_t *st = w->b->store;
-    if (!st || w->n_held == 0)
+    cluster_js_t *js = w->b->cluster_js; /* messages from the stream acknowledged after the commit */
+    if (!st || (w->n_held == 0 && !(js && cluster_js_commit_pending(js, w))))
         return;
     for (;;) {
-        uint64_t committed = store_committed(st), wait = 0;
+        uint64_t committed = store_committed(st), wait = js ? cluster_js_committed(js, w, committed) : 0;
         size_t k = 0;
         for (size_t i = 0; i < w->n_held; i++) {
             conn_t *c = conn_lookup(w, w->held[i].fd, w->held[i].id);

@@ -46,6 +46,10 @@ typedef struct worker {
     struct paused { int fd; uint64_t id; uint64_t progress; int64_t since; } *paused;
     size_t n_paused, cap_paused;
     uint8_t resume_pending; /* an INBOX_RESUME came: look at them this turn */
+    /* Receivers this worker delivered to from publishing connections, and how many messages it
+     * gave each in the turn `at` (not handed over before the turn ends): backpressure.c's
+     * turn_share, a direct-mapped table by session address. */
+    struct bp_turn { const void *s; uint32_t at, n; } bp_turn[8];
     uint8_t mem_over;       /* memory_limit reached (mem_used(), looked at once per loop turn):
                              * new connections and PUBLISHes are refused */
     int spare_fd;           /* /dev/null, given up to accept-and-close when accept() hits EMFILE */

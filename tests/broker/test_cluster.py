@@ -2,7 +2,9 @@
 JetStream forming one NATS cluster, three tombo nodes A, B and C on it, clients on different nodes.
 
 Every server is started by the test on free 127.0.0.1 ports and stopped by its PID; waits are
-bounded. The issue's T5-T8 (sessions that move, kill -9, NATS failures) are not done yet."""
+bounded. `cluster_durability jetstream` (QoS 1/2 between nodes through a JetStream stream) and T8
+(a NATS cluster that lost its quorum refuses durable publishes) have tests of their own at the
+end; T5-T7 (sessions that move, kill -9 of a node holding sessions) are not done yet."""
 import json
 import os
 import shutil
@@ -15,7 +17,7 @@ import urllib.request
 import pytest
 
 from conftest import free_port, is_reference
-from clients import DISCONNECT, V5, PahoClient, Raw, unique_id
+from clients import DISCONNECT, PUBACK, PUBCOMP, PUBREC, PUBREL, V5, PahoClient, Raw, unique_id
 
 NATS = os.environ.get("TOMBO_NATS", "/usr/sbin/nats-server")
 pytestmark = [
@@ -26,6 +28,7 @@ pytestmark = [
 
 class NatsServer:
     def __init__(self, name, cluster_port, routes, extra=()):
+        self.name = name
         self.port, self.mon = free_port(), free_port()
         self.dir = tempfile.mkdtemp(prefix="tombo-nats-")
         self.url = "nats://127.0.0.1:%d" % self.port
@@ -394,3 +397,232 @@ def test_tls_to_nats_with_client_certificates(make_broker, tmp_path):
         assert rc not in (0, None) and "%s:5: cluster: cannot load" % br.conf_path in log, log
     finally:
         s.stop()
+
+
+# ---------------------------------------------------------------- cluster_durability jetstream
+
+DURABLE = "cluster_durability jetstream\n"
+
+
+@pytest.fixture
+def durable_nodes(nats_cluster, make_broker):
+    """Two nodes with cluster_durability jetstream on the module's NATS cluster."""
+    tag = unique_id("d").replace("-", "_")
+    return [make_broker(node_conf("%s_%s" % (n, tag), nats_cluster[i:] + nats_cluster[:i], DURABLE))
+            for i, n in enumerate("AB")]
+
+
+def test_cluster_durability_is_local_or_jetstream(make_broker):
+    from conftest import Broker
+    br = Broker("allow_anonymous true\ncluster_node A\ncluster_nats_url nats://127.0.0.1:1\n"
+                "cluster_durability always\n")
+    rc, log = br.run_until_exit(30)
+    assert rc not in (0, None), log
+    assert "%s:5: cluster_durability 'always': local" % br.conf_path in log, log
+
+
+@pytest.mark.parametrize("qos", [1, 2])
+def test_durable_publish_across_nodes_arrives(durable_nodes, qos):
+    """cluster_durability jetstream: QoS 1/2 PUBLISHes on A for a subscriber on B go through the
+    stream; each is acknowledged with success once JetStream has it [MQTT-4.3.2-4] [MQTT-4.3.3-8],
+    and B gets each once, in order."""
+    a, b = durable_nodes
+    sb = connect(b)
+    sb.subscribe("dur/#", qos=qos)
+    probe = connect(a)
+    routes_ready(probe, [sb], "dur/probe")
+    probe.close()
+    pub = Raw(a, version=5)
+    pub.connect(unique_id("dp"))
+    n = 20
+    for i in range(n):
+        pub.publish("dur/%d" % i, b"d%d" % i, qos=qos, pid=i + 1)
+    acks, comps = [], []
+    while len(acks) < n or len(comps) < (n if qos == 2 else 0):
+        p = pub.recv(timeout=10)
+        if p.type == PUBCOMP:  # a PUBCOMP may come before a later PUBREC, which waits for JetStream
+            comps.append(p.pid)
+            continue
+        acks.append((p.type, p.pid, p.reason))
+        if qos == 2:
+            pub.ack(PUBREL, p.pid)
+    assert acks == [(PUBACK if qos == 1 else PUBREC, i + 1, 0) for i in range(n)]
+    assert comps == ([i + 1 for i in range(n)] if qos == 2 else [])
+    msgs = sb.get_n(n, timeout=10)
+    assert [m.payload for m in msgs] == [b"d%d" % i for i in range(n)]
+    sb.expect_none(0.5)
+    pub.disconnect(0)
+    sb.close()
+
+
+def test_jetstream_node_sends_to_a_local_node_over_core_nats(durable_nodes, make_broker, nats_cluster):
+    """A node with cluster_durability local has no consumer on the stream: a jetstream node sends it
+    QoS 1 over core NATS (its presence value is not j), acknowledged at once, and it arrives."""
+    a, _ = durable_nodes
+    loc = make_broker(node_conf("L_" + unique_id("l").replace("-", "_"), nats_cluster))
+    sl = connect(loc)
+    sl.subscribe("mixed/#", qos=1)
+    probe = connect(a)
+    routes_ready(probe, [sl], "mixed/probe")
+    probe.close()
+    pub = Raw(a, version=5)
+    pub.connect(unique_id("mp"))
+    for i in range(5):
+        pub.publish("mixed/%d" % i, b"m%d" % i, qos=1, pid=i + 1)
+        p = pub.recv_type(PUBACK, timeout=10)
+        assert (p.pid, p.reason) == (i + 1, 0), p
+    assert [m.payload for m in sl.get_n(5, timeout=10)] == [b"m%d" % i for i in range(5)]
+    assert consumer_state_any(nats_cluster, "tombo_" + "L_") is None  # no consumer for a local node
+    pub.disconnect(0)
+    sl.close()
+
+
+def consumer_state_any(servers, prefix):
+    """The first consumer of tombo_msgs whose name starts with prefix, as any server sees it."""
+    for s in servers:
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/jsz?consumers=true" % s.mon, timeout=2) as r:
+                jsz = json.loads(r.read())
+        except Exception:
+            continue
+        for acc in jsz.get("account_details") or []:
+            for st in acc.get("stream_detail") or []:
+                for c in st.get("consumer_detail") or []:
+                    if c.get("name", "").startswith(prefix):
+                        return c
+    return None
+
+
+def test_durable_message_waits_for_a_node_killed_with_kill_9(durable_nodes, make_broker, nats_cluster):
+    """A node killed with kill -9 (its routes stay in the bucket): QoS 1 messages published on A
+    meanwhile are acknowledged (JetStream has them) and wait in the stream; once B runs again
+    (persistence on), its persistent session gets them. With core NATS they would be lost."""
+    a, _ = durable_nodes
+    tag = unique_id("k").replace("-", "_")
+    b = make_broker(node_conf("K_" + tag, nats_cluster, DURABLE + "persistence true\n"))
+    cid = unique_id("kp")
+    sb = PahoClient(b, client_id=cid, clean=False)
+    sb.connect()
+    sb.subscribe("kill/#", qos=1)
+    probe = connect(a)
+    routes_ready(probe, [sb], "kill/probe")
+    probe.close()
+    sb.close()
+    time.sleep(0.5)  # the session's subscription is committed (persistence)
+    b.stop(signal.SIGKILL)
+    pub = Raw(a, version=5)
+    pub.connect(unique_id("kpub"))
+    for i in range(5):
+        pub.publish("kill/%d" % i, b"k%d" % i, qos=1, pid=i + 1)
+        p = pub.recv_type(PUBACK, timeout=10)
+        assert (p.pid, p.reason) == (i + 1, 0), p
+    pub.disconnect(0)
+    b.start()
+    sb = PahoClient(b, client_id=cid, clean=False)
+    sb.connect()
+    msgs = sb.get_n(5, timeout=20)
+    assert [m.payload for m in msgs] == [b"k%d" % i for i in range(5)]
+    sb.close()
+    # B acknowledged them to JetStream (after its store committed them): nothing left for it.
+    consumer = "tombo_K_" + tag
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        states = [consumer_state(s, consumer) for s in nats_cluster]
+        leader = [st for st in states if st and st.get("leader")]
+        if leader and leader[0]["num_ack_pending"] == 0 and leader[0]["num_pending"] == 0:
+            break
+        time.sleep(0.3)
+    else:
+        raise AssertionError("consumer %s still has messages: %r" % (consumer, states))
+
+
+def consumer_state(server, name):
+    """A durable consumer of tombo_msgs as one NATS server sees it (its /jsz monitoring page):
+    num_pending, num_ack_pending and whether this server leads it; None when it does not know it."""
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/jsz?consumers=true" % server.mon, timeout=2) as r:
+            jsz = json.loads(r.read())
+    except Exception:
+        return None
+    for acc in jsz.get("account_details") or []:
+        for st in acc.get("stream_detail") or []:
+            for c in st.get("consumer_detail") or []:
+                if c.get("name") == name:
+                    cl = c.get("cluster") or {}
+                    return {"num_pending": c.get("num_pending", 0), "num_ack_pending": c.get("num_ack_pending", 0),
+                            "leader": cl.get("leader") == server.name}
+    return None
+
+
+def test_t8_lost_quorum_refuses_durable_publishes(make_broker):
+    """T8: of three NATS servers, two are killed. A durable QoS 1 publish (a subscriber on the
+    other node) gets no success: MQTT 5 PUBACK with reason 0x80 [MQTT-3.4.2-1], 3.1.1 a closed
+    connection and no PUBACK, both within a bounded time; QoS 0 and local delivery go on."""
+    cports = [free_port() for _ in range(3)]
+    servers = [NatsServer("q%d" % i, cports[i], [p for k, p in enumerate(cports) if k != i]) for i in range(3)]
+    try:
+        wait_ready(servers)
+        tag = unique_id("q").replace("-", "_")
+        # Both nodes prefer the server that survives: they move to it at once when the others go.
+        order = [servers[0], servers[1], servers[2]]
+        a = make_broker(node_conf("QA_" + tag, order, DURABLE))
+        b = make_broker(node_conf("QB_" + tag, order, DURABLE))
+        sb = connect(b)
+        sb.subscribe("t8/#", qos=1)
+        local = connect(a)
+        local.subscribe("t8/#", qos=1)
+        local.subscribe("t8local/#", qos=1)
+        probe = connect(a)
+        routes_ready(probe, [sb, local], "t8/probe")
+        probe.close()
+        pub5 = Raw(a, version=5)
+        pub5.connect(unique_id("q5"))
+        pub5.publish("t8/ok", b"before", qos=1, pid=1)  # with quorum: success
+        p = pub5.recv_type(PUBACK, timeout=10)
+        assert (p.pid, p.reason) == (1, 0), p
+        assert sb.get(timeout=10).payload == b"before"
+        for s in (sb, local):
+            while not s.messages.empty():
+                s.messages.get_nowait()
+        for s in servers[1:]:
+            s.proc.kill()
+            s.proc.wait()
+        t0 = time.time()
+        pub5.publish("t8/x", b"refused", qos=1, pid=2)
+        p = pub5.recv_type(PUBACK, timeout=30)
+        assert p.pid == 2 and p.reason >= 0x80, p
+        assert time.time() - t0 < 30
+        pub3 = Raw(a, version=4)
+        pub3.connect(unique_id("q3"))
+        pub3.publish("t8/y", b"refused", qos=1, pid=3)
+        got = pub3.closed(timeout=30)
+        assert all(x.type != PUBACK for x in got), got
+        # QoS 0 and messages with only local subscribers go on.
+        q0 = connect(a)
+        q0.publish("t8/zero", b"q0", qos=0)
+        q0.publish("t8local/one", b"q1", qos=1)  # success PUBACK: no other node subscribes
+        seen = set()
+        deadline = time.time() + 10
+        while time.time() < deadline and not {b"q0", b"q1"} <= seen:
+            try:
+                seen.add(local.messages.get(timeout=0.5).payload)
+            except Exception:
+                pass
+        assert {b"q0", b"q1"} <= seen, seen
+        sysc = connect(a)
+        sysc.subscribe("$SYS/broker/cluster/durable/refused", qos=0)
+        refused = 0
+        deadline = time.time() + 10
+        while time.time() < deadline and refused < 2:
+            try:
+                refused = int(sysc.messages.get(timeout=0.5).payload)
+            except Exception:
+                pass
+        assert refused >= 2
+        sysc.close()
+        for x in (q0, local, sb):
+            x.close()
+        pub5.close()
+    finally:
+        for s in servers:
+            s.stop()

@@ -227,6 +227,8 @@ ROWS = [
     ("cluster_nats_url", "cluster_node rowB\ncluster_nats_url NATSURL", TOMBO, "broker/test_cluster.py"),
     ("cluster_kv_replicas", "cluster_node rowC\ncluster_nats_url NATSURL\ncluster_kv_replicas 1", TOMBO,
      "broker/test_cluster.py"),
+    ("cluster_durability", "cluster_node rowJ\ncluster_nats_url NATSURL\ncluster_durability jetstream", TOMBO,
+     "broker/test_cluster.py"),
     ("cluster_nats_user", "cluster_node rowD\ncluster_nats_url NATSURL\ncluster_nats_password p\ncluster_nats_user u",
      TOMBO, "broker/test_cluster.py"),
     ("cluster_nats_password", "cluster_node rowE\ncluster_nats_url NATSURL\ncluster_nats_user u\n"

@@ -482,35 +482,37 @@ def start_handshakes(port, n):
 
 
 def test_abandoned_handshakes_bounded(make_broker, pki, monkeypatch):
-    """1,000 TLS handshakes started and abandoned, 100 at a time: the broker's RSS stays bounded
-    and a normal TLS client works afterwards. (Under ASan the quarantine of freed memory is made
-    small, else it alone holds up to 256 MB of what the handshakes freed.)"""
+    """2,000 TLS handshakes started and abandoned, 100 at a time: the broker's RSS stays bounded,
+    stops growing once the allocator has warmed up, and a normal TLS client works afterwards.
+    (Under ASan the quarantine of freed memory is made small, else it alone holds up to 256 MB of
+    what the handshakes freed. Under TSan the allocator and its shadow take about eight rounds to
+    reach their plateau: measured 34 MB after round 1, 55 MB from round 8 to round 40.)"""
     monkeypatch.setenv("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:quarantine_size_mb=8")
+    slack = 2 if "tsan" in os.environ.get("TOMBO_BUILD", "") else 1
     b = make_broker(tls_conf(pki))
     ok = paho_tls(b, pki("ca.crt"))
     ok.connect()
     ok.disconnect()
     base = rss_kb(b.proc.pid)
     peak = base
-    first = None
-    for _ in range(10):
+    rounds = []
+    for _ in range(20):
         socks = start_handshakes(b.port, 100)
         time.sleep(0.2)  # the broker answers each ClientHello (its flight waits in the socket)
         peak = max(peak, rss_kb(b.proc.pid))
         for t in socks:
             t.close()
-        if first is None:
-            time.sleep(0.2)
-            first = rss_kb(b.proc.pid)
+        time.sleep(0.1)
+        rounds.append(rss_kb(b.proc.pid))
     time.sleep(0.5)
     after = rss_kb(b.proc.pid)
+    print("RSS: %d KB before, peak %d KB, after each round %s KB" % (base, peak, rounds))
     # 100 handshakes in progress cost a few MB (OpenSSL buffers are released when idle); none
-    # of it may stay once they are gone. Generous bounds for ASan's allocator.
-    assert peak - base < 48 * 1024, "RSS grew %d KB with 100 handshakes in progress" % (peak - base)
-    assert after - base < 32 * 1024, "RSS grew %d KB after 1,000 abandoned handshakes" % (after - base)
-    # rounds 2..10 reuse what round 1 took: nothing accumulates per handshake
-    assert after - first < 8 * 1024, "RSS grew %d KB from round 1 to round 10" % (after - first)
-    print("RSS: %d KB before, peak %d KB, %d KB after round 1, %d KB after round 10" % (base, peak, first, after))
+    # of it may stay once they are gone. Generous bounds for the sanitizers' allocators.
+    assert peak - base < 48 * 1024 * slack, "RSS grew %d KB with 100 handshakes in progress" % (peak - base)
+    assert after - base < 32 * 1024 * slack, "RSS grew %d KB after 2,000 abandoned handshakes" % (after - base)
+    # the last ten rounds reuse what the first ten took: nothing accumulates per handshake
+    assert after - rounds[9] < 4 * 1024, "RSS grew %d KB from round 10 to round 20" % (after - rounds[9])
     assert b.alive()
     ok = paho_tls(b, pki("ca.crt"))
     ok.connect()
