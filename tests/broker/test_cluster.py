@@ -199,13 +199,38 @@ def test_retained_set_on_a_read_on_c_cleared_on_b(nodes):
     pb.close()
 
 
-def test_client_id_taken_on_another_node_disconnects_the_first(nodes):
+def kv_last_seq(servers, bucket):
+    """The last sequence of a key-value bucket's stream, as the NATS servers' monitoring reports it
+    (the highest any server has: a replica may lag)."""
+    best = 0
+    for s in servers:
+        try:
+            url = "http://127.0.0.1:%d/jsz?accounts=true&streams=true" % s.mon
+            with urllib.request.urlopen(url, timeout=2) as r:
+                doc = json.loads(r.read())
+        except Exception:
+            continue
+        for acc in doc.get("account_details") or []:
+            for st in acc.get("stream_detail") or []:
+                if st.get("name") == "KV_" + bucket:
+                    best = max(best, st.get("state", {}).get("last_seq", 0))
+    return best
+
+
+def test_client_id_taken_on_another_node_disconnects_the_first(nodes, nats_cluster):
     """T9: client ids are unique cluster-wide: the same id connecting on B makes A disconnect its
-    client with 0x8E (session taken over) on MQTT 5, as a takeover on one node does."""
+    client with 0x8E (session taken over) on MQTT 5, as a takeover on one node does.
+    A writes the client id to the bucket after its CONNACK (docs/cluster.md: two connects of one
+    id at the same moment, the later write wins), so the test waits for that write before B's
+    CONNECT: on a loaded machine B's write could otherwise come first and B's client lose."""
     a, b, _ = nodes
     cid = unique_id("dup")
+    before = kv_last_seq(nats_cluster, "tombo_clients")
     first = Raw(a, version=5)
     first.connect(cid)
+    deadline = time.time() + 15
+    while kv_last_seq(nats_cluster, "tombo_clients") <= before and time.time() < deadline:
+        time.sleep(0.05)
     second = Raw(b, version=5)
     second.connect(cid)
     got = first.closed(timeout=15)
