@@ -6,7 +6,7 @@
 # Two stages. The build stage runs `make package`, the very commands `make install-test` runs
 # before tests/install checks the package (a release build configured for /usr, then
 # `cpack -G DEB`). The runtime stage installs that .deb on debian:bookworm-slim, which pulls in
-# only its runtime dependencies (libssl3, libsqlite3-0, libnats3.4, adduser).
+# only its runtime dependencies (libssl3, libsqlite3-0, libnats3.4, libdlt2, adduser).
 #
 #   docker build -t tombo .      or      docker compose up --build
 #

@@ -31,6 +31,7 @@ static bool log_syslog_open;
 static int log_syslog_facility; /* of the open syslog */
 static log_topic_fn topic_fn;
 static void *topic_ud;
+static log_sink_fn dlt_fn;
 static _Thread_local bool in_topic_hook;
 
 static void write_all(int fd, const char *p, size_t n)
@@ -139,6 +140,13 @@ void log_set_topic_hook(log_topic_fn fn, void *ud)
     pthread_rwlock_unlock(&log_lock);
 }
 
+void log_set_dlt_hook(log_sink_fn fn)
+{
+    pthread_rwlock_wrlock(&log_lock);
+    dlt_fn = fn;
+    pthread_rwlock_unlock(&log_lock);
+}
+
 void log_close(void)
 {
     pthread_rwlock_wrlock(&log_lock);
@@ -232,6 +240,8 @@ void log_vprintf(unsigned level, const char *fmt, va_list ap)
     line[len] = '\0';
     if (dest & TLOG_DEST_SYSLOG)
         syslog(syslog_priority(level), "%s", msg);
+    if ((dest & TLOG_DEST_DLT) && dlt_fn)
+        dlt_fn(level, line); /* with its timestamp, as Mosquitto hands it to DLT */
     log_topic_fn fn = topic_fn;
     void *ud = topic_ud;
     pthread_rwlock_unlock(&log_lock);

@@ -33,6 +33,7 @@
 #define TLOG_DEST_FILE 0x04u
 #define TLOG_DEST_SYSLOG 0x08u
 #define TLOG_DEST_TOPIC 0x10u /* through the hook of log_set_topic_hook (the broker: $SYS/broker/log/X) */
+#define TLOG_DEST_DLT 0x20u   /* through the hook of log_set_dlt_hook (the broker: libdlt, broker/log.c) */
 
 /* How the log writes (log_open). */
 typedef struct log_options {
@@ -81,6 +82,13 @@ int log_reopen(void);
  * another thread right after it is removed, so remove it only once the threads that log have stopped. */
 typedef void (*log_topic_fn)(unsigned level, const char *msg, size_t len, void *ud);
 void log_set_topic_hook(log_topic_fn fn, void *ud);
+
+/* TLOG_DEST_DLT: the broker registers how to hand a line to the DLT daemon (libdlt); until it does,
+ * DLT logging is off. `fn` gets the level and the line as logged (timestamp included, no newline,
+ * NUL-terminated), every level included, from the logging thread, under the log's read lock: it must
+ * not log. Thread-safe; as with the topic hook, remove it only once the threads that log have stopped. */
+typedef void (*log_sink_fn)(unsigned level, const char *line);
+void log_set_dlt_hook(log_sink_fn fn);
 
 /* Mosquitto's topic suffix for a level: "E", "W", "N", "I", "M" (subscribe/unsubscribe), "D". */
 const char *log_level_letter(unsigned level);

@@ -18,12 +18,13 @@
  * B64 is base64url (padded): every topic, filter and client id becomes a valid key.
  *
  * A PUBLISH on this node (route.c) is matched against `remote` and sent once per matching node on
- * core NATS, subject tombo.n.NODE, as [1: version][4: message expiry left, s, 0: none][1: n]
- * [n: source node][a v5 PUBLISH, packet id 1]: the v5 encoding is the message's shared one
+ * core NATS, subject tombo.n.NODE, as [1: version 2][4: message expiry left, s, 0: none][1: n]
+ * [n: source node][1: k][k times [1: n][n: a node it is sent to]][a v5 PUBLISH, packet id 1]
+ * (version 1 had no recipients; it is still read): the v5 encoding is the message's shared one
  * (msg_encoded), made once. nats.c buffers what is published and its flusher thread writes it, so
  * the sends of a loop turn go out together. The receiving node delivers it as a local publish
  * (msg->from_cluster): never forwarded again, so no loop. Shared groups: one node serves each, see
- * "shared subscriptions" below (wire version 2 lists the groups the receiver serves).
+ * "shared subscriptions" below (wire version 3 lists the groups the receiver serves).
  *
  * Threads: nats.c calls back on threads of its own, which never touch a worker's state: each
  * message or bucket change is posted to a worker's inbox (INBOX_CLUSTER), messages from one source
@@ -56,17 +57,28 @@
 #include "broker/registry.h"
 #include "broker/route.h"
 #include "broker/session.h"
+#include "broker/session_wire.h"
+#include "broker/store.h"
 #include "broker/subtree.h"
 #include "broker/worker.h"
 #include "mqtt/packet.h"
 #include "pwhash/pwhash.h"
 
-#define WIRE_VERSION 1        /* [version][expiry][source node][PUBLISH] */
-#define WIRE_VERSION_GROUPS 2 /* the same with the shared groups the receiver serves after the node */
+#define WIRE_VERSION 2 /* 1: without the recipients (still read) */
+#define WIRE_VERSION_GROUPS 3 /* 2 with the shared groups the receiver serves after the source node */
 #define KEY_MAX 3000 /* NATS's control line is 4096 bytes: longer keys are not replicated */
 
-enum { CL_PUBLISH, CL_RETAIN, CL_KICK }; /* inbox_item.rc of an INBOX_CLUSTER item */
+/* inbox_item.rc of an INBOX_CLUSTER item. Sessions that move (docs/cluster.md): CL_TAKE (owner:
+ * another node asks for a session; fd counts the kicks of its connection so far), CL_TAKE_REPLY
+ * (new node: the answer for a waiting connection), CL_TOOK (owner: the new node has it, drop
+ * ours), CL_TAIL (new node: what queued on the owner meanwhile). */
+enum { CL_PUBLISH, CL_RETAIN, CL_KICK, CL_TAKE, CL_TAKE_REPLY, CL_TOOK, CL_TAIL };
 enum { B_ROUTES, B_RETAIN, B_CLIENTS, N_BUCKETS };
+#define OP_CONFIRM N_BUCKETS /* a kvop that is a move's confirmation, not a bucket write */
+#define TAKE_TIMEOUT_MS 3000 /* how long the owner of a session has to hand it over */
+#define TAKE_THREADS 2       /* asking owners runs on these (each waits for one answer at a time) */
+#define TAKE_KICKS 3         /* the owner closes the client's connection there at most this often */
+#define MOVE_GRACE_MS 1000   /* a moved session's routes stay this long on the old node (see move_done) */
 static const char *const bucket_name[N_BUCKETS] = {"tombo_routes", "tombo_retain", "tombo_clients"};
 
 /* A node known from the routes bucket. Never freed before cluster_stop: `remote` points to it. */
@@ -75,6 +87,7 @@ typedef struct cnode {
     char name[65];
     char subject[80];  /* tombo.n.NAME */
     uint8_t present;   /* its presence key is in the bucket (under nodes_lock) */
+    int index;         /* its bit in msg_t.cluster_to (-1: beyond 64 nodes) */
     atomic_uchar durable; /* its presence value is "j": it consumes the stream (cluster_js.c) */
 } cnode_t;
 
@@ -87,7 +100,33 @@ typedef struct kvop {
     uint8_t *val;
     int len;
     session_t *session; /* tombo_clients: one reference, for the revision of our write */
+    uint64_t need;      /* OP_CONFIRM: the store sequence to wait for first (0: none) */
 } kvop_t;
+
+/* A connection waiting for its session from another node (cluster_take). */
+typedef struct takeop {
+    struct takeop *next;
+    int worker, fd;
+    uint64_t conn_id;
+    size_t idlen;
+    char id[];
+} takeop_t;
+
+/* A session that moved away, kept for MOVE_GRACE_MS (worker 0's list). */
+typedef struct moved {
+    struct moved *next;
+    session_t *s;  /* one reference */
+    char *reply;   /* the new node's tombo.r.NODE */
+    uint64_t node_bit; /* the new node's bit in msg_t.cluster_to (0: unknown) */
+    long sent;         /* messages that followed it so far */
+    int64_t due;
+} moved_t;
+
+/* The answer, to the connection's worker (CL_TAKE_REPLY's data). */
+typedef struct take_reply {
+    natsMsg *blob;  /* the session (NULL: none: start a fresh one) */
+    char owner[65]; /* the node it comes from */
+} take_reply_t;
 
 typedef struct watch {
     cluster_t *c;
@@ -117,7 +156,7 @@ typedef struct cworker {
     sub_result_t res;
     uint8_t *buf;  /* the wire form of the message being forwarded */
     size_t cap;
-    uint8_t *buf2; /* the same with the groups one node serves (wire version 2) */
+    uint8_t *buf2; /* the same with the groups one node serves (wire version 3) */
     size_t cap2;
     /* The groups of the message being routed, for cluster_share_keep: `only` set, a message from
      * another node, this node serves the listed groups and no other; clear, one published here,
@@ -127,6 +166,8 @@ typedef struct cworker {
     size_t ng, capg;
     uint8_t *gbuf;
     size_t glen, gcap;
+    sub_match_t *to; /* the nodes a message is sent to, each once */
+    size_t capto;
 } cworker_t;
 
 struct cluster {
@@ -147,6 +188,7 @@ struct cluster {
 
     pthread_mutex_t nodes_lock; /* the list itself; names are immutable once linked */
     cnode_t *nodes;
+    int n_nodes;
 
     pthread_mutex_t q_lock;
     pthread_cond_t q_cond;
@@ -154,6 +196,18 @@ struct cluster {
     bool q_stop;
     pthread_t writer;
     bool writer_started;
+
+    /* Sessions that move: connections waiting for their session (takers), the subscriptions of
+     * this node's move subjects (tombo.take.NODE, tombo.took.NODE, tombo.r.NODE). */
+    pthread_mutex_t t_lock;
+    pthread_cond_t t_cond;
+    takeop_t *t_head, *t_tail;
+    bool t_stop;
+    pthread_t taker[TAKE_THREADS];
+    int n_takers;
+    natsSubscription *sub_take, *sub_took, *sub_tail;
+    char tail_subject[80];
+    moved_t *moved; /* worker 0's only */
     watch_t watch[N_BUCKETS];
 
     atomic_int link_up;
@@ -278,9 +332,22 @@ static void *writer_main(void *arg)
         }
         bool stop = c->q_stop;
         pthread_mutex_unlock(&c->q_lock);
-        kvStore *kv = c->kv[op->bucket];
+        natsStatus s;
         uint64_t rev = 0;
-        natsStatus s = op->del ? kvStore_Delete(kv, op->key) : kvStore_Put(&rev, kv, op->key, op->val, op->len);
+        if (op->bucket == OP_CONFIRM) {
+            /* After the route writes queued before it, and once the store has the session: the
+             * old node may drop its copy. Bounded: the store commits within milliseconds. */
+            store_t *st = c->b->store;
+            for (int i = 0; st && op->need && store_committed(st) < op->need && i < 10000 && !stop; i++)
+                usleep(1000);
+            s = natsConnection_PublishRequest(c->nc, op->key, c->tail_subject, op->val, op->len);
+            if (s != NATS_OK) /* NATS down: the old node gives up the move and keeps the session */
+                log_printf(TLOG_WARNING, "Warning: cluster: cannot confirm a session move: %s.", natsStatus_GetText(s));
+            s = NATS_OK;
+        } else {
+            kvStore *kv = c->kv[op->bucket];
+            s = op->del ? kvStore_Delete(kv, op->key) : kvStore_Put(&rev, kv, op->key, op->val, op->len);
+        }
         if (s != NATS_OK) {
             atomic_fetch_add(&c->kv_errors, 1);
             if (!stop) { /* NATS unreachable for now: the same write again in a while, in order */
@@ -335,6 +402,7 @@ static cnode_t *node_get(cluster_t *c, const char *name, size_t n)
         x = xcalloc(1, sizeof(*x));
         memcpy(x->name, name, n);
         snprintf(x->subject, sizeof(x->subject), "tombo.n.%s", x->name);
+        x->index = c->n_nodes < 64 ? c->n_nodes++ : -1;
         x->next = c->nodes;
         c->nodes = x;
     }
@@ -344,11 +412,15 @@ static cnode_t *node_get(cluster_t *c, const char *name, size_t n)
 
 /* ---- forwarding ---- */
 
-/* The wire form of m into cw->buf: see the design note. Returns its length. */
-static size_t encode(cluster_t *c, cworker_t *cw, msg_t *m, int64_t now)
+/* The wire form of m into cw->buf, naming the nodes of `to` (n_to of them) as its recipients:
+ * see the design note. Returns its length. */
+static size_t encode(cluster_t *c, cworker_t *cw, msg_t *m, int64_t now, const sub_match_t *to, size_t n_to)
 {
     const msg_enc_t *e = msg_encoded(m, MQTT_V5, m->qos, m->retain);
-    size_t need = 6 + c->node_len + e->len;
+    size_t names = 1;
+    for (size_t i = 0; i < n_to && i < 255; i++)
+        names += 1 + strlen(((cnode_t *)to[i].owner)->name);
+    size_t need = 6 + c->node_len + names + e->len;
     if (cw->cap < need) {
         cw->cap = need * 2;
         cw->buf = xrealloc(cw->buf, cw->cap);
@@ -362,7 +434,16 @@ static size_t encode(cluster_t *c, cworker_t *cw, msg_t *m, int64_t now)
     p[4] = (uint8_t)exp;
     p[5] = (uint8_t)c->node_len;
     memcpy(p + 6, c->node, c->node_len);
-    uint8_t *pub = p + 6 + c->node_len;
+    uint8_t *q = p + 6 + c->node_len;
+    *q++ = (uint8_t)(n_to < 255 ? n_to : 255);
+    for (size_t i = 0; i < n_to && i < 255; i++) {
+        const cnode_t *x = to[i].owner;
+        size_t xl = strlen(x->name);
+        *q++ = (uint8_t)xl;
+        memcpy(q, x->name, xl);
+        q += xl;
+    }
+    uint8_t *pub = q;
     memcpy(pub, e->bytes, e->len);
     if (m->qos) { /* a packet id of 0 is malformed with QoS > 0 */
         pub[e->id_off] = 0;
@@ -377,7 +458,7 @@ static size_t encode(cluster_t *c, cworker_t *cw, msg_t *m, int64_t now)
  * so `remote` holds the group with the nodes that have members of it as its members; this node is
  * one of them too (cnode `self`, added at once by share_changed, never through the bucket). The node
  * where a message is published matches `remote` once: for each group the match picks ONE node,
- * round robin. A message for another node lists (wire version 2) the groups that node serves; the
+ * round robin. A message for another node lists (wire version 3) the groups that node serves; the
  * receiving node gives the message to its ordinary subscribers and to one member of each listed
  * group only, and the publishing node's own route serves every group but those it gave to another
  * node. So each message reaches one member of each group in the whole cluster, without a round trip,
@@ -442,7 +523,7 @@ bool cluster_share_keep(void *ctx, const uint8_t *share, size_t n)
     return !g || g->node == NULL || g->node == w->b->cluster->self;
 }
 
-/* The wire form in cw->buf (len bytes, version 1) as version 2 in cw->buf2, with the groups node x
+/* The wire form in cw->buf (len bytes, version 2) as version 3 in cw->buf2, with the groups node x
  * serves: [4: k] k x [2: length][the group's "$share/GROUP/FILTER"] after the source node. Returns
  * its length, or 0 when x serves no group (then cw->buf is what x gets). */
 static size_t encode_groups(cluster_t *c, cworker_t *cw, size_t len, const cnode_t *x)
@@ -478,7 +559,7 @@ static size_t encode_groups(cluster_t *c, cworker_t *cw, size_t len, const cnode
     return len + extra;
 }
 
-/* The groups of a version 2 wire form (d[0..n), its source node checked) into cw, for
+/* The groups of a version 3 wire form (d[0..n), its source node checked) into cw, for
  * cluster_share_keep; returns the offset of the PUBLISH, or 0 when malformed. */
 static size_t decode_groups(cworker_t *cw, const uint8_t *d, size_t n)
 {
@@ -514,7 +595,19 @@ size_t cluster_publish(cluster_t *c, worker_t *w, msg_t *m)
             cw->g[k++].node = r->v[i].owner;
     if (!r->n && !m->retain)
         return 0;
-    size_t len = encode(c, cw, m, w->now);
+    size_t nto = 0; /* the recipients: each other node once (the groups' entries repeat nodes, and name this one) */
+    if (cw->capto < r->n) {
+        cw->capto = r->n * 2;
+        cw->to = xrealloc(cw->to, cw->capto * sizeof(*cw->to));
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        bool dup = r->v[i].owner == c->self;
+        for (size_t j = 0; j < nto && !dup; j++)
+            dup = cw->to[j].owner == r->v[i].owner;
+        if (!dup)
+            cw->to[nto++] = r->v[i];
+    }
+    size_t len = encode(c, cw, m, w->now, cw->to, nto);
     if (m->retain) {
         char *key = key_of(NULL, m->topic.p, m->topic.len);
         if (key)
@@ -543,6 +636,8 @@ size_t cluster_publish(cluster_t *c, worker_t *w, msg_t *m)
         if (ok) {
             sent++;
             bytes += dlen;
+            if (x->index >= 0)
+                m->cluster_to |= 1ull << x->index; /* route.c delivers here after this */
         }
     }
     if (sent) {
@@ -560,7 +655,7 @@ static void on_forward(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     cluster_t *c = closure;
     const uint8_t *d = (const uint8_t *)natsMsg_GetData(msg);
     int n = natsMsg_GetDataLength(msg);
-    if (n < 6 || (d[0] != WIRE_VERSION && d[0] != WIRE_VERSION_GROUPS) || 6 + d[5] > n) {
+    if (n < 6 || (d[0] != WIRE_VERSION && d[0] != 1 && d[0] != WIRE_VERSION_GROUPS) || 6 + d[5] > n) {
         natsMsg_Destroy(msg);
         return;
     }
@@ -570,22 +665,37 @@ static void on_forward(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     worker_post(&b->workers[wi], &it);
 }
 
-/* Decode a wire form into a message (NULL when malformed). A version 2 form's groups go to cw (NULL:
- * only version 1, the retained bucket's). */
-static msg_t *decode(const uint8_t *d, size_t n, int64_t now, cworker_t *cw)
+/* Decode a wire form into a message (NULL when malformed). A version 3 form's groups go to cw (NULL:
+ * not expected, the retained bucket's). */
+static msg_t *decode(cluster_t *c, const uint8_t *d, size_t n, int64_t now, cworker_t *cw)
 {
-    if (n < 6 || 6 + (size_t)d[5] > n)
+    if (n < 6 || (d[0] != WIRE_VERSION && d[0] != 1 && d[0] != WIRE_VERSION_GROUPS) || 6 + (size_t)d[5] > n)
         return NULL;
     size_t off = 6 + (size_t)d[5];
-    if (d[0] == WIRE_VERSION_GROUPS && cw)
-        off = decode_groups(cw, d, n);
-    else if (d[0] != WIRE_VERSION)
-        return NULL;
-    if (!off)
+    if (d[0] == WIRE_VERSION_GROUPS && (!cw || !(off = decode_groups(cw, d, n))))
         return NULL;
     uint32_t exp = (uint32_t)d[1] << 24 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 8 | d[4];
     const uint8_t *pub = d + off;
     size_t pn = n - off;
+    uint64_t to = 0;
+    if (d[0] >= 2) { /* the nodes it was sent to */
+        if (pn < 1)
+            return NULL;
+        size_t k = *pub++;
+        pn--;
+        for (size_t i = 0; i < k; i++) {
+            if (pn < 1 || pn < 1 + (size_t)pub[0])
+                return NULL;
+            size_t xl = pub[0];
+            if (xl != c->node_len || memcmp(pub + 1, c->node, xl)) {
+                cnode_t *x = node_get(c, (const char *)pub + 1, xl);
+                if (x && x->index >= 0)
+                    to |= 1ull << x->index;
+            }
+            pub += 1 + xl;
+            pn -= 1 + xl;
+        }
+    }
     mqtt_header_t h;
     if (mqtt_header_parse(pub, pn, &h) != 1 || h.header_len + h.remaining != pn)
         return NULL;
@@ -599,6 +709,7 @@ static msg_t *decode(const uint8_t *d, size_t n, int64_t now, cworker_t *cw)
     }
     msg_t *m = msg_new(p.publish.topic, p.publish.payload, p.publish.qos, p.publish.retain, &p.props, now);
     m->from_cluster = 1;
+    m->cluster_to = to;
     return m;
 }
 
@@ -811,6 +922,11 @@ static void *watch_main(void *arg)
 
 /* ---- worker side ---- */
 
+static void move_out(worker_t *w, natsMsg *m, int kicks);
+static void move_in(worker_t *w, inbox_item_t *it);
+static void move_done(worker_t *w, natsMsg *m);
+static void move_tail(worker_t *w, natsMsg *m);
+
 void cluster_on_item(worker_t *w, inbox_item_t *it)
 {
     cluster_t *c = w->b->cluster;
@@ -822,7 +938,7 @@ void cluster_on_item(worker_t *w, inbox_item_t *it)
         cworker_t *cw = &c->cw[w->index];
         groups_clear(cw);
         cw->only = true; /* this node serves the groups the message lists, and no other */
-        msg_t *m = decode((const uint8_t *)natsMsg_GetData(nm), (size_t)n, w->now, cw);
+        msg_t *m = decode(c, (const uint8_t *)natsMsg_GetData(nm), (size_t)n, w->now, cw);
         if (m) {
             atomic_fetch_add_explicit(&c->fwd_received, 1, memory_order_relaxed);
             atomic_fetch_add_explicit(&c->fwd_bytes_received, (unsigned long)n, memory_order_relaxed);
@@ -839,7 +955,7 @@ void cluster_on_item(worker_t *w, inbox_item_t *it)
         if (tn > 0) {
             msg_t *m = NULL;
             if (kvEntry_Operation(e) == kvOp_Put)
-                m = decode(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), w->now, NULL);
+                m = decode(c, kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), w->now, NULL);
             if (!m || (m->topic.len == (size_t)tn && !memcmp(m->topic.p, topic, (size_t)tn)))
                 retain_set(w->b->retained, topic, (size_t)tn, m && m->payload.len ? m : NULL, NULL);
             if (m)
@@ -851,15 +967,29 @@ void cluster_on_item(worker_t *w, inbox_item_t *it)
         conn_t *cn = conn_lookup(w, it->fd, it->conn_id);
         if (cn && cn->state == CONN_ACTIVE && !cn->waiting)
             conn_fail(cn, MQTT_RC_SESSION_TAKEN_OVER, "client id connected on another cluster node");
+    } else if (it->rc == CL_TAKE) {
+        move_out(w, it->data, it->fd);
+    } else if (it->rc == CL_TAKE_REPLY) {
+        move_in(w, it);
+    } else if (it->rc == CL_TOOK) {
+        move_done(w, it->data);
+    } else if (it->rc == CL_TAIL) {
+        move_tail(w, it->data);
     }
 }
 
 void cluster_item_free(inbox_item_t *it)
 {
-    if (it->rc == CL_PUBLISH)
+    if (it->kind == INBOX_KICK_CONN || it->rc == CL_PUBLISH || it->rc == CL_TAKE || it->rc == CL_TOOK ||
+        it->rc == CL_TAIL) {
         natsMsg_Destroy(it->data);
-    else if (it->rc == CL_RETAIN)
+    } else if (it->rc == CL_RETAIN) {
         kvEntry_Destroy(it->data);
+    } else if (it->rc == CL_TAKE_REPLY) {
+        take_reply_t *tr = it->data;
+        natsMsg_Destroy(tr->blob);
+        free(tr);
+    }
 }
 
 void cluster_client_connected(cluster_t *c, session_t *s)
@@ -870,6 +1000,333 @@ void cluster_client_connected(cluster_t *c, session_t *s)
     session_cluster_write_begin(s);
     session_hold(s);
     enqueue_op(c, B_CLIENTS, key, (const uint8_t *)c->node, (int)c->node_len, false, s);
+}
+
+/* ---- sessions that move (docs/cluster.md) ----
+ *
+ * New node B, a CONNECT without clean start whose client id has no session here: the worker parks
+ * the connection (WAIT_CLUSTER) and a taker thread reads the client id's owner A in tombo_clients,
+ * then asks A on tombo.take.A (a request with a timeout: TAKE_TIMEOUT_MS). A's worker 0 closes the
+ * client's connection there if it has one (INBOX_KICK_CONN, 0x8E on MQTT 5), exports the session
+ * under its lock (session_move_out: it stays on A, marked moving) and answers with it. B's worker
+ * imports it (session_wire_import: its filters enter B's tree, so B's route keys are queued), the
+ * connection attaches (the store journals it whole) and gets CONNACK session present 1, and the
+ * writer thread, after those route writes and the store's commit, confirms on tombo.took.A. A then
+ * ends its copy (its routes go after B's are written) and answers on tombo.r.B with what queued for
+ * the session on A since the export (the tail), which B delivers to it. */
+
+/* Any thread: give a taker's answer to the waiting connection's worker. */
+static void take_answer(cluster_t *c, const takeop_t *op, natsMsg *blob, const char *owner)
+{
+    take_reply_t *tr = xcalloc(1, sizeof(*tr));
+    tr->blob = blob;
+    if (owner)
+        snprintf(tr->owner, sizeof(tr->owner), "%s", owner);
+    inbox_item_t it = {.kind = INBOX_CLUSTER, .rc = CL_TAKE_REPLY, .fd = op->fd, .conn_id = op->conn_id, .data = tr};
+    worker_post(&c->b->workers[op->worker], &it);
+}
+
+/* A taker: who has the session, and ask it. Every op gets an answer, within a bounded time (the
+ * bucket read's and the request's timeouts). */
+static void take_one(cluster_t *c, takeop_t *op)
+{
+    char *key = key_of(NULL, (const uint8_t *)op->id, op->idlen);
+    char owner[65] = "";
+    kvEntry *e = NULL;
+    if (key && kvStore_Get(&e, c->kv[B_CLIENTS], key) == NATS_OK) {
+        if (kvEntry_Operation(e) == kvOp_Put)
+            snprintf(owner, sizeof(owner), "%s", kvEntry_ValueString(e) ? kvEntry_ValueString(e) : "");
+        kvEntry_Destroy(e);
+    }
+    free(key);
+    if (!owner[0] || !strcmp(owner, c->node)) { /* nobody has it, or we had it and it ended */
+        take_answer(c, op, NULL, NULL);
+        return;
+    }
+    char subj[80];
+    snprintf(subj, sizeof(subj), "tombo.take.%s", owner);
+    natsMsg *reply = NULL;
+    natsStatus s = natsConnection_Request(&reply, c->nc, subj, op->id, (int)op->idlen, TAKE_TIMEOUT_MS);
+    if (s != NATS_OK) {
+        log_printf(TLOG_WARNING, "Warning: cluster: node %s did not answer (%s): client %.*s starts a new session.",
+                   owner, natsStatus_GetText(s), (int)op->idlen, op->id);
+        take_answer(c, op, NULL, NULL);
+        return;
+    }
+    if (natsMsg_GetDataLength(reply) == 0) { /* it has no session to give */
+        natsMsg_Destroy(reply);
+        reply = NULL;
+    }
+    take_answer(c, op, reply, owner);
+}
+
+static void *taker_main(void *arg)
+{
+    cluster_t *c = arg;
+    for (;;) {
+        pthread_mutex_lock(&c->t_lock);
+        while (!c->t_head && !c->t_stop)
+            pthread_cond_wait(&c->t_cond, &c->t_lock);
+        takeop_t *op = c->t_head;
+        if (op) {
+            c->t_head = op->next;
+            if (!c->t_head)
+                c->t_tail = NULL;
+        }
+        bool stop = c->t_stop;
+        pthread_mutex_unlock(&c->t_lock);
+        if (!op)
+            break;
+        if (stop)
+            take_answer(c, op, NULL, NULL); /* shutting down: the workers free it */
+        else
+            take_one(c, op);
+        free(op);
+    }
+    return NULL;
+}
+
+void cluster_take(cluster_t *c, int worker, int fd, uint64_t conn_id, const char *id, size_t idlen)
+{
+    takeop_t *op = xcalloc(1, sizeof(*op) + idlen + 1);
+    op->worker = worker;
+    op->fd = fd;
+    op->conn_id = conn_id;
+    op->idlen = idlen;
+    memcpy(op->id, id, idlen);
+    pthread_mutex_lock(&c->t_lock);
+    if (c->t_tail)
+        c->t_tail->next = op;
+    else
+        c->t_head = op;
+    c->t_tail = op;
+    pthread_cond_signal(&c->t_cond);
+    pthread_mutex_unlock(&c->t_lock);
+}
+
+void cluster_take_confirm(cluster_t *c, session_t *s, const char *owner, uint64_t store_seq)
+{
+    char subj[80];
+    snprintf(subj, sizeof(subj), "tombo.took.%s", owner);
+    kvop_t *op = xcalloc(1, sizeof(*op));
+    op->bucket = OP_CONFIRM;
+    op->key = xstrdup(subj);
+    op->val = xmalloc(s->client_id_len ? s->client_id_len : 1);
+    memcpy(op->val, s->client_id, s->client_id_len);
+    op->len = (int)s->client_id_len;
+    op->need = store_seq;
+    pthread_mutex_lock(&c->q_lock);
+    if (c->q_tail)
+        c->q_tail->next = op;
+    else
+        c->q_head = op;
+    c->q_tail = op;
+    pthread_cond_signal(&c->q_cond);
+    pthread_mutex_unlock(&c->q_lock);
+    log_printf(TLOG_NOTICE, "Cluster: client %s took its session over from node %s.", s->client_id, owner);
+}
+
+/* nats.c threads: a move's message for this node, to worker 0 (one order for all of them). */
+static void post_move(cluster_t *c, natsMsg *m, int rc)
+{
+    inbox_item_t it = {.kind = INBOX_CLUSTER, .rc = (uint8_t)rc, .data = m};
+    worker_post(&c->b->workers[0], &it);
+}
+static void on_take(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
+{
+    (void)nc, (void)sub;
+    post_move(closure, m, CL_TAKE);
+}
+static void on_took(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
+{
+    (void)nc, (void)sub;
+    post_move(closure, m, CL_TOOK);
+}
+static void on_tail(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
+{
+    (void)nc, (void)sub;
+    post_move(closure, m, CL_TAIL);
+}
+
+/* Worker 0 of the owner: another node asks for the session of the client id in m (it->fd: how
+ * often its connection here was closed for it already). */
+static void move_out(worker_t *w, natsMsg *m, int kicks)
+{
+    cluster_t *c = w->b->cluster;
+    broker_t *b = w->b;
+    const char *id = natsMsg_GetData(m);
+    int idlen = natsMsg_GetDataLength(m);
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    session_t *s = idlen > 0 ? registry_find(b, id, (size_t)idlen) : NULL;
+    if (s) {
+        int kw, fd;
+        uint64_t cid;
+        if (session_conn_target(s, b->n_workers, &kw, &fd, &cid)) {
+            if (kicks < TAKE_KICKS) { /* closed by its worker first, which gives m back (cluster_kicked) */
+                inbox_item_t it = {.kind = INBOX_KICK_CONN, .rc = MQTT_RC_SESSION_TAKEN_OVER, .fd = fd,
+                                   .conn_id = cid, .data = m, .reply_worker = w->index, .reply_fd = -1,
+                                   .reply_id = (uint64_t)kicks + 1};
+                worker_post(&b->workers[kw], &it);
+                session_release(s);
+                return;
+            }
+        } else {
+            session_snap_t snap;
+            if (session_move_out(s, &snap, w->now, SESSION_MOVE_TIMEOUT_MS)) {
+                blob = session_wire_encode(&snap, w->now, &len);
+                log_printf(TLOG_NOTICE, "Cluster: client %s's session (%u subscriptions, %u messages) is moving "
+                                        "to another node.", s->client_id, snap.n_subs, snap.n_out);
+                session_snap_free(&snap);
+            }
+        }
+        session_release(s);
+    }
+    const char *reply = natsMsg_GetReply(m);
+    if (reply) /* an empty answer: no session here (or a clean one): a fresh start there */
+        natsConnection_Publish(c->nc, reply, blob ? blob : (const uint8_t *)"", (int)len);
+    free(blob);
+    natsMsg_Destroy(m);
+}
+
+void cluster_kicked(worker_t *w, const inbox_item_t *it)
+{
+    inbox_item_t back = {.kind = INBOX_CLUSTER, .rc = CL_TAKE, .fd = (int)it->reply_id, .data = it->data};
+    worker_post(&w->b->workers[it->reply_worker], &back);
+}
+
+/* Send what queued for s since the last tail to the new node's `reply` subject:
+ * [2: client id length][client id][session_wire]. Returns how many messages, -1 when s no longer
+ * moves. */
+static long send_tail(cluster_t *c, session_t *s, const char *reply, uint64_t node_bit, int64_t now)
+{
+    session_snap_t tail;
+    if (!session_move_tail(s, &tail))
+        return -1;
+    /* What was forwarded to the new node as well is delivered there by its own route: not again. */
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < tail.n_out; i++) {
+        if (tail.out[i].msg && (tail.out[i].msg->cluster_to & node_bit)) {
+            session_snap_t one = {.out = &tail.out[i], .n_out = 1};
+            session_snap_free_out(&one);
+        } else {
+            tail.out[kept++] = tail.out[i];
+        }
+    }
+    tail.n_out = kept;
+    long k = tail.n_out;
+    if (k) {
+        size_t len, idlen = s->client_id_len;
+        uint8_t *blob = session_wire_encode(&tail, now, &len);
+        uint8_t *out = xmalloc(2 + idlen + len);
+        out[0] = (uint8_t)(idlen >> 8);
+        out[1] = (uint8_t)idlen;
+        memcpy(out + 2, s->client_id, idlen);
+        memcpy(out + 2 + idlen, blob, len);
+        natsConnection_Publish(c->nc, reply, out, (int)(2 + idlen + len));
+        free(out);
+        free(blob);
+    }
+    session_snap_free(&tail);
+    return k;
+}
+
+/* Worker 0 of the owner: the new node has the session (m: its client id). What queued here since
+ * the export goes to it now; the session and its routes stay MOVE_GRACE_MS more, because a node
+ * that has not seen the new node's routes yet still sends here: what comes meanwhile follows too
+ * (cluster_tick), then the session ends (its routes go, after the new node's). */
+static void move_done(worker_t *w, natsMsg *m)
+{
+    cluster_t *c = w->b->cluster;
+    const char *id = natsMsg_GetData(m);
+    int idlen = natsMsg_GetDataLength(m);
+    const char *reply = natsMsg_GetReply(m);
+    session_t *s = idlen > 0 && idlen <= 65535 && reply ? registry_find(w->b, id, (size_t)idlen) : NULL;
+    uint64_t bit = 0;
+    if (reply && !strncmp(reply, "tombo.r.", 8)) {
+        cnode_t *to = node_get(c, reply + 8, strlen(reply + 8));
+        bit = to && to->index >= 0 ? 1ull << to->index : 0;
+    }
+    long k = s ? send_tail(c, s, reply, bit, w->now) : -1;
+    if (k >= 0) {
+        moved_t *x = xcalloc(1, sizeof(*x));
+        x->sent = k;
+        x->s = s;
+        x->node_bit = bit;
+        x->reply = xstrdup(reply);
+        x->due = w->now + MOVE_GRACE_MS;
+        moved_t **p = &c->moved; /* in order of due time */
+        while (*p)
+            p = &(*p)->next;
+        *p = x;
+    } else if (s) {
+        session_release(s);
+    }
+    natsMsg_Destroy(m);
+}
+
+void cluster_tick(worker_t *w)
+{
+    cluster_t *c = w->b->cluster;
+    while (c->moved && c->moved->due <= w->now) {
+        moved_t *x = c->moved;
+        c->moved = x->next;
+        long k = send_tail(c, x->s, x->reply, x->node_bit, w->now);
+        if (k >= 0) {
+            session_end(x->s);
+            log_printf(TLOG_NOTICE, "Cluster: client %s's session moved to another node (%ld messages followed it).",
+                       x->s->client_id, x->sent + k);
+        }
+        session_release(x->s);
+        free(x->reply);
+        free(x);
+    }
+}
+
+/* Worker 0 of the new node: the tail of a session that moved here. */
+static void move_tail(worker_t *w, natsMsg *m)
+{
+    const uint8_t *d = (const uint8_t *)natsMsg_GetData(m);
+    size_t n = (size_t)natsMsg_GetDataLength(m);
+    size_t idlen = n >= 2 ? (size_t)(d[0] << 8 | d[1]) : 0;
+    session_t *s = n >= 2 + idlen && idlen ? registry_find(w->b, (const char *)d + 2, idlen) : NULL;
+    if (s) {
+        long k = session_wire_deliver(w, s, d + 2 + idlen, n - 2 - idlen, w->now);
+        if (k < 0)
+            log_printf(TLOG_WARNING, "Warning: cluster: the messages that followed client %s's session are "
+                                     "malformed; dropped.", s->client_id);
+        session_release(s);
+    }
+    natsMsg_Destroy(m);
+}
+
+/* Worker of a waiting connection: the answer of cluster_take. */
+static void move_in(worker_t *w, inbox_item_t *it)
+{
+    take_reply_t *tr = it->data;
+    conn_t *cn = conn_lookup(w, it->fd, it->conn_id);
+    if (cn && cn->waiting == WAIT_CLUSTER && cn->state == CONN_NEW) {
+        if (tr->blob) {
+            const char *id = connect_req_id(cn->pending);
+            bool existed;
+            session_t *s = registry_get(w->b, id, strlen(id), &existed);
+            if (existed) {
+                /* A session of that client id was made here meanwhile: it stays, the other node's
+                 * copy too (the move is not confirmed; it gives up after SESSION_MOVE_TIMEOUT_MS). */
+            } else if (session_wire_import(s, (const uint8_t *)natsMsg_GetData(tr->blob),
+                                           (size_t)natsMsg_GetDataLength(tr->blob), w->now) < 0) {
+                log_printf(TLOG_WARNING, "Warning: cluster: the session of client %s from node %s is malformed; "
+                                         "it starts a new one.", id, tr->owner);
+                session_end(s);
+            } else {
+                connect_req_set_moved(cn->pending, tr->owner);
+            }
+            session_release(s);
+        }
+        conn_connect_resumed(cn);
+    }
+    natsMsg_Destroy(tr->blob);
+    free(tr);
 }
 
 /* ---- lifetime ---- */
@@ -930,6 +1387,9 @@ int cluster_init(broker_t *b)
     pthread_mutex_init(&c->nodes_lock, NULL);
     pthread_mutex_init(&c->q_lock, NULL);
     pthread_cond_init(&c->q_cond, NULL);
+    pthread_mutex_init(&c->t_lock, NULL);
+    pthread_cond_init(&c->t_cond, NULL);
+    snprintf(c->tail_subject, sizeof(c->tail_subject), "tombo.r.%s", c->node);
     c->remote = subtree_new(NULL);
     c->self = node_get(c, c->node, c->node_len);
     c->cw = xcalloc((size_t)b->n_workers, sizeof(*c->cw));
@@ -1001,6 +1461,20 @@ int cluster_start(broker_t *b)
         s = natsSubscription_SetPendingLimits(c->sub, 1 << 20, 256 << 20);
     if (s != NATS_OK)
         return fail(c, "cannot subscribe to this node's subject", s);
+    snprintf(subj, sizeof(subj), "tombo.take.%s", c->node);
+    s = natsConnection_Subscribe(&c->sub_take, c->nc, subj, on_take, c);
+    snprintf(subj, sizeof(subj), "tombo.took.%s", c->node);
+    if (s == NATS_OK)
+        s = natsConnection_Subscribe(&c->sub_took, c->nc, subj, on_took, c);
+    if (s == NATS_OK)
+        s = natsConnection_Subscribe(&c->sub_tail, c->nc, c->tail_subject, on_tail, c);
+    if (s != NATS_OK)
+        return fail(c, "cannot subscribe to this node's session subjects", s);
+    for (int i = 0; i < TAKE_THREADS; i++) {
+        if (pthread_create(&c->taker[i], NULL, taker_main, c) != 0)
+            return fail(c, "cannot start a taker thread", NATS_NO_MEMORY);
+        c->n_takers++;
+    }
     if (b->cluster_js && cluster_js_start(b, on_forward, c) < 0)
         return -1;
     for (int i = 0; i < N_BUCKETS; i++) {
@@ -1028,10 +1502,19 @@ void cluster_stop(broker_t *b)
         return;
     atomic_store(&c->stopping, 1);
     cluster_js_stop(b);
-    if (c->sub) {
-        natsSubscription_Unsubscribe(c->sub);
-        natsSubscription_Destroy(c->sub);
+    natsSubscription *subs[] = {c->sub, c->sub_take, c->sub_took, c->sub_tail};
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+        if (subs[i]) {
+            natsSubscription_Unsubscribe(subs[i]);
+            natsSubscription_Destroy(subs[i]);
+        }
     }
+    pthread_mutex_lock(&c->t_lock); /* takers answer what is left with nothing, then end */
+    c->t_stop = true;
+    pthread_cond_broadcast(&c->t_cond);
+    pthread_mutex_unlock(&c->t_lock);
+    for (int i = 0; i < c->n_takers; i++)
+        pthread_join(c->taker[i], NULL);
     for (int i = 0; i < N_BUCKETS; i++) {
         watch_t *wt = &c->watch[i];
         if (!wt->c)
@@ -1068,6 +1551,9 @@ void cluster_stop(broker_t *b)
         natsConnection_Destroy(c->nc);
     }
     natsOptions_Destroy(c->opts);
+    /* NATS messages the workers did not take any more go before nats.c does. */
+    for (int i = 0; b->workers && i < b->n_workers; i++)
+        worker_drop_inbox(&b->workers[i]);
     /* nats.c's own threads (its callbacks see c) are done once this returns. */
     /* nats.c's TLS clean-up frees OpenSSL's compression-method stack (not its entries) without
      * clearing it (nats-io/nats.c#904): OPENSSL_cleanup at exit would free it again. Take it out of
@@ -1086,6 +1572,7 @@ void cluster_stop(broker_t *b)
         free(c->cw[i].buf2);
         free(c->cw[i].g);
         free(c->cw[i].gbuf);
+        free(c->cw[i].to);
     }
     free(c->cw);
     while (c->nodes) {
@@ -1096,6 +1583,20 @@ void cluster_stop(broker_t *b)
     pthread_mutex_destroy(&c->nodes_lock);
     pthread_mutex_destroy(&c->q_lock);
     pthread_cond_destroy(&c->q_cond);
+    while (c->t_head) {
+        takeop_t *op = c->t_head;
+        c->t_head = op->next;
+        free(op);
+    }
+    pthread_mutex_destroy(&c->t_lock);
+    pthread_cond_destroy(&c->t_cond);
+    while (c->moved) { /* stopped within a grace period: the session stays here too */
+        moved_t *x = c->moved;
+        c->moved = x->next;
+        session_release(x->s);
+        free(x->reply);
+        free(x);
+    }
     free(c);
     b->cluster = NULL;
 }

@@ -43,10 +43,26 @@ bool cluster_share_keep(void *w, const uint8_t *share, size_t n);
  * later one in the bucket's order. */
 struct session;
 void cluster_client_connected(cluster_t *c, struct session *s);
+/* Worker `worker`: connection (fd, conn_id) sent a CONNECT without clean start for client id `id`,
+ * which has no session here. A cluster thread asks the node that last had the client for its
+ * session and answers the worker (INBOX_CLUSTER, CL_TAKE_REPLY) within a bounded time: with the
+ * session, imported into the registry before the connection resumes (connect_resume), or with
+ * nothing (a fresh session; a node that does not answer is logged). */
+void cluster_take(cluster_t *c, int worker, int fd, uint64_t conn_id, const char *id, size_t idlen);
+/* Worker thread: s, moved here from node `owner`, is attached; once the store has committed up to
+ * store_seq (0: nothing to wait for) and this node's routes for its filters are written, `owner`
+ * is told to drop its copy, and sends back what queued there meanwhile. */
+void cluster_take_confirm(cluster_t *c, struct session *s, const char *owner, uint64_t store_seq);
+/* Worker 0, each loop turn: sessions moved away whose grace period is over are ended here. */
+void cluster_tick(struct worker *w);
+/* Worker w: an INBOX_KICK_CONN the cluster sent (reply_fd < 0) is done: the session's connection
+ * here is closed, so its move goes on. */
+void cluster_kicked(struct worker *w, const struct inbox_item *it);
 /* Worker w: an INBOX_CLUSTER item a cluster thread posted (a forwarded PUBLISH, a retained message
  * of the bucket, a kick). */
 void cluster_on_item(struct worker *w, struct inbox_item *it);
-/* Any thread: free an INBOX_CLUSTER item that will not be handled (shutdown). */
+/* Any thread: free an INBOX_CLUSTER item, or an INBOX_KICK_CONN of the cluster (reply_fd < 0),
+ * that will not be handled (shutdown). */
 void cluster_item_free(struct inbox_item *it);
 
 /* For $SYS and /metrics: a consistent-enough read of the counters (any thread). */

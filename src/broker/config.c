@@ -742,9 +742,9 @@ static int h_log_dest(struct parser *ps, const struct directive *d, char *val)
             cfg->log_dest |= TLOG_DEST_FILE;
             return 0;
         } else if (!strcmp(w, "dlt"))
-            return refuse(ps, "log_dest dlt", "use log_dest stderr, stdout, file PATH or syslog");
+            cfg->log_dest |= TLOG_DEST_DLT; /* the DLT daemon through libdlt (broker/log.c) */
         else
-            return perr(ps, "unknown log_dest '%s' (expected stdout, stderr, file PATH, syslog, topic or none)", w);
+            return perr(ps, "unknown log_dest '%s' (expected stdout, stderr, file PATH, syslog, topic, dlt or none)", w);
     }
     if (!n)
         return perr(ps, "'%s' needs a value", d->name);
@@ -853,6 +853,20 @@ static int h_websockets_headers_size(struct parser *ps, const struct directive *
     if (parse_int(ps, d->name, val, 0, 65536, &v) < 0)
         return -1;
     ps->cfg->websockets_headers_size = v ? (uint32_t)v : 4096;
+    return 0;
+}
+
+/* websockets_log_level N: which of tombo's WebSocket events log_type websockets logs, as a mask of
+ * libwebsockets' levels (Mosquitto hands N to lws_set_log_level): 1 errors (refused handshakes,
+ * protocol errors), 2 warnings (HTTP requests answered with an error), 4 notices (handshakes,
+ * closes), 8 information (files served); other bits select nothing more. 0, the default as in
+ * Mosquitto, logs all of them (what tombo did before the directive). */
+static int h_websockets_log_level(struct parser *ps, const struct directive *d, char *val)
+{
+    long long v = 0;
+    if (parse_int(ps, d->name, val, 0, INT32_MAX, &v) < 0)
+        return -1;
+    ps->cfg->websockets_log_level = (uint32_t)v;
     return 0;
 }
 
@@ -988,6 +1002,7 @@ static const struct directive directives[] = {
     FN(protocol, h_protocol), /* mqtt or websockets */
     FN(http_dir, h_http_dir),
     FN(websockets_headers_size, h_websockets_headers_size),
+    FN(websockets_log_level, h_websockets_log_level),
     FN(socket_domain, h_socket_domain),
     FN(bind_interface, h_bind_interface),
     INT_L(max_connections, -1, INT_MAX),
@@ -1126,9 +1141,6 @@ static const struct {
 } unsupported[] = {
     /* TLS (listeners): keys in hardware engines */
     {"tls_engine", WHY_TLS_ENGINE}, {"tls_engine_kpass_sha1", WHY_TLS_ENGINE}, {"tls_keyform", WHY_TLS_ENGINE},
-    /* WebSockets */
-    {"websockets_log_level", "tombo has no libwebsockets to set a log level for; use log_type websockets "
-                             "to log WebSocket handshakes and closes"},
     /* general */
 };
 

@@ -202,6 +202,7 @@ struct tombo_config {
     bool upgrade_outgoing_qos; /* deliver at the subscription's QoS (non-standard), default false */
     bool connection_messages;  /* default true */
     uint32_t websockets_headers_size; /* largest WebSocket opening request head, bytes; default 4096 */
+    uint32_t websockets_log_level;    /* WS_LOG_* bits (transport_ws.c) of the WebSocket events logged; 0: all */
 
     /* Bridges, in the order of their `connection` lines. */
     struct tombo_bridge *bridges;

@@ -30,6 +30,7 @@ enum conn_wait {
     WAIT_NONE = 0,
     WAIT_TAKEOVER, /* for the session's old connection to close (INBOX_TAKEOVER_DONE) */
     WAIT_AUTH,     /* for the password check on the auth thread (INBOX_AUTH_DONE) */
+    WAIT_CLUSTER,  /* for the node that has its session to hand it over (cluster.c, CL_TAKE_REPLY) */
 };
 
 typedef struct conn {
@@ -195,6 +196,9 @@ uint8_t auth_plugin_connect(conn_t *c, struct auth_plugin_answer *a);
 /* A plugin gave the client another user name while authenticating it (mosquitto_set_username):
  * rq takes `name` (heap, NULL: none). */
 void connect_req_set_username(struct connect_req *rq, char *name);
+/* Its session was moved here from cluster node `owner` (cluster.c): once attached, that node is
+ * told to let it go (cluster_take_confirm). */
+void connect_req_set_moved(struct connect_req *rq, const char *owner);
 /* The waiting CONNECT's client id and user name (NULL: none), for the plugins (handle_auth.c). */
 const char *connect_req_id(const struct connect_req *rq);
 const char *connect_req_username(const struct connect_req *rq);

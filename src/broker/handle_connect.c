@@ -18,6 +18,7 @@
 #include "broker/log.h"
 #include "broker/mount.h"
 #include "broker/registry.h"
+#include "broker/store.h"
 #include "broker/wheel.h"
 #include "pwhash/scram.h"
 
@@ -48,7 +49,15 @@ struct connect_req {
     uint8_t server_ka;  /* keepalive was lowered to max_keepalive (5.0 Server Keep Alive) */
     char *auth_final;   /* SCRAM server-final for the CONNACK's Authentication Data, or NULL */
     size_t auth_final_len;
+    uint8_t cluster_asked; /* the cluster was asked for the session on another node (once) */
+    char *moved_from;   /* the node the session was moved from (cluster.c), or NULL */
 };
+
+void connect_req_set_moved(struct connect_req *rq, const char *owner)
+{
+    free(rq->moved_from);
+    rq->moved_from = xstrdup(owner);
+}
 
 void connect_req_set_auth_final(struct connect_req *rq, const char *final, size_t n)
 {
@@ -82,6 +91,7 @@ void connect_req_free(struct connect_req *rq)
     free(rq->id);
     free(rq->username);
     free(rq->auth_final);
+    free(rq->moved_from);
     msg_release(rq->will);
     free(rq);
 }
@@ -102,8 +112,26 @@ static uint8_t connect_attach(conn_t *c)
                              .will_delay = rq->will_delay, .expiry = rq->expiry, .inflight_max = rq->inflight_max};
     session_holder_t old;
     bool existed;
+    if (b->cluster && !rq->clean && !rq->cluster_asked) {
+        /* A session that is not here may be on another node: it moves here first (cluster.c).
+         * The connection waits, reading nothing; the cluster answers within a bounded time. */
+        rq->cluster_asked = 1;
+        session_t *here = registry_find(b, rq->id, rq->idlen);
+        if (!here) {
+            c->waiting = WAIT_CLUSTER;
+            cluster_take(b->cluster, w->index, c->fd, c->id, rq->id, rq->idlen);
+            return MQTT_RC_SUCCESS;
+        }
+        session_release(here);
+    }
     session_t *s = registry_get(b, rq->id, rq->idlen, &existed);
     int r = session_attach(s, c, &login, existed && rq->clean, &old);
+    if (r == SESSION_MOVING) {
+        /* Its session is on its way to another cluster node: come back later (there). */
+        log_printf(TLOG_NOTICE, "Client %s refused: its session is moving to another cluster node.", rq->id);
+        session_release(s);
+        return MQTT_RC_SERVER_BUSY;
+    }
     if (r == SESSION_STALE) {
         /* [MQTT-3.1.2-4] clean start discards the old session; a will still waiting for its delay
          * goes out as that session ends. */
@@ -128,8 +156,11 @@ static uint8_t connect_attach(conn_t *c)
     rq->username = NULL;
     c->session = s; /* the registry_get reference becomes the connection's */
     c->state = CONN_ACTIVE;
-    if (b->cluster) /* client ids are unique cluster-wide */
+    if (b->cluster) { /* client ids are unique cluster-wide */
         cluster_client_connected(b->cluster, s);
+        if (rq->moved_from) /* after the store has the whole session (session_attach journaled it) */
+            cluster_take_confirm(b->cluster, s, rq->moved_from, b->store ? store_need(b->store) : 0);
+    }
     c->keepalive = rq->keepalive;
     c->max_packet_in = cfg->max_packet_size;
     c->receive_max_in = cfg->max_inflight_messages;

@@ -125,18 +125,24 @@ int main(int argc, char **argv)
         config_free(&b.cfg);
         return r < 0 ? 1 : 0;
     }
+    if (!b.cfg.daemon)
+        log_dlt_allow(); /* log_init registers with the DLT daemon (log_dest dlt); with -d, after the fork */
     if (log_init(&b.cfg) != 0) {
+        log_dlt_stop();
         config_free(&b.cfg);
         return 1;
     }
     raise_fd_limit();
     signal(SIGPIPE, SIG_IGN);
     int daemon_fd = b.cfg.daemon ? daemonise() : -1;
+    if (b.cfg.daemon)
+        log_dlt_start(&b.cfg); /* after the fork: libdlt's threads belong to the broker's process */
 
     int rc = 1;
     FILE *pf = NULL;
     if (b.cfg.pid_file && !(pf = fopen(b.cfg.pid_file, "w"))) {
         log_printf(TLOG_ERR, "Error: Unable to write pid file %s: %s.", b.cfg.pid_file, strerror(errno));
+        log_dlt_stop();
         log_close();
         config_free(&b.cfg);
         return 1;
@@ -165,6 +171,7 @@ int main(int argc, char **argv)
     broker_free(&b);
     if (b.cfg.pid_file)
         unlink(b.cfg.pid_file);
+    log_dlt_stop();
     log_close();
     config_free(&b.cfg);
     return rc;

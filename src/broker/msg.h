@@ -38,6 +38,9 @@ typedef struct msg {
     uint8_t has_expiry;
     uint8_t from_cluster; /* came from another cluster node: not forwarded again (cluster.h) */
     int64_t expiry_at; /* CLOCK_MONOTONIC ms after which it must not be delivered */
+    /* The cluster nodes it was forwarded to as well (bit i: cluster.c's node index i): a session
+     * moving to one of them does not take it along, that node delivers it itself. */
+    uint64_t cluster_to;
     /* Persistence (store.h): its row in the store, set under the store's lock by the first durable
      * reference; when the last reference goes, the row is deleted. 0: not stored. */
     uint64_t store_id;

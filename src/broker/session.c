@@ -708,6 +708,13 @@ int session_attach(session_t *s, struct conn *c, const session_login_t *login, b
         pthread_mutex_unlock(&s->lock);
         return SESSION_BUSY;
     }
+    if (s->moving) {
+        if (c->w->now - s->moving_at < SESSION_MOVE_TIMEOUT_MS) {
+            pthread_mutex_unlock(&s->lock);
+            return SESSION_MOVING;
+        }
+        s->moving = 0; /* the other node never confirmed: the session stays here */
+    }
     if (clean) {
         pthread_mutex_unlock(&s->lock);
         return SESSION_STALE;
@@ -873,6 +880,98 @@ bool session_cluster_kick_target(session_t *s, uint64_t rev, int n_workers, int 
     *conn_id = s->conn_id;
     pthread_mutex_unlock(&s->lock);
     return kick;
+}
+
+/* ---- a session moving to another cluster node (session.h) ---- */
+
+void session_snap_free(session_snap_t *snap)
+{
+    for (uint32_t i = 0; i < snap->n_subs; i++)
+        free(snap->subs[i].filter);
+    free(snap->subs);
+    for (uint32_t i = 0; i < snap->n_out; i++)
+        outmsg_clear(&snap->out[i]);
+    free(snap->out);
+    free(snap->in_qos2);
+    memset(snap, 0, sizeof(*snap));
+}
+
+void session_snap_free_out(session_snap_t *snap)
+{
+    for (uint32_t i = 0; i < snap->n_out; i++)
+        outmsg_clear(&snap->out[i]);
+}
+
+/* Copy ring r's entries with seq > after onto snap->out (lock held). */
+static void snap_ring(session_snap_t *snap, outring_t *r, uint32_t after, uint32_t *cap)
+{
+    for (uint32_t i = 0; i < r->n; i++) {
+        const outmsg_t *o = ring_at(r, i);
+        if (o->seq <= after || (!o->msg && o->state != OUT_WAIT_PUBCOMP) || o->qos == 0)
+            continue; /* holes of the in-flight ring; QoS 0 stays behind as it would offline */
+        if (snap->n_out == *cap) {
+            *cap = *cap ? *cap * 2 : 16;
+            snap->out = xrealloc(snap->out, *cap * sizeof(*snap->out));
+        }
+        outmsg_t *d = &snap->out[snap->n_out++];
+        *d = *o;
+        if (d->msg)
+            msg_hold(d->msg);
+        d->n_ids = 0;
+        outmsg_set_ids(d, outmsg_ids(o), o->n_ids);
+    }
+}
+
+bool session_move_out(session_t *s, session_snap_t *snap, int64_t now, int64_t timeout_ms)
+{
+    memset(snap, 0, sizeof(*snap));
+    pthread_mutex_lock(&s->lock);
+    take_incoming(s);
+    if (s->ended || s->conn || (s->moving && now - s->moving_at < timeout_ms)) {
+        pthread_mutex_unlock(&s->lock);
+        return false;
+    }
+    s->moving = 1;
+    s->moving_at = now;
+    s->moving_seq = s->out_seq;
+    msg_t *will = s->will; /* cancelled by the reconnect on the other node */
+    s->will = NULL;
+    s->will_at = 0;
+    if (will && s->persist)
+        store_session_put(s->broker->store, s, false);
+    snap->subs = xcalloc(s->n_subs ? s->n_subs : 1, sizeof(*snap->subs));
+    for (uint32_t i = 0; i < s->n_subs; i++) {
+        snap->subs[i] = s->subs[i];
+        snap->subs[i].filter = xstrndup(s->subs[i].filter, s->subs[i].len);
+    }
+    snap->n_subs = s->n_subs;
+    uint32_t cap = 0;
+    snap_ring(snap, &s->inflight, 0, &cap);
+    snap_ring(snap, &s->queue, 0, &cap);
+    if (s->in_qos2_n) {
+        snap->in_qos2 = xmalloc(s->in_qos2_n * sizeof(uint16_t));
+        for (uint32_t id = 1; id <= 65535 && snap->n_in_qos2 < s->in_qos2_n; id++)
+            if (bit_get(s->in_qos2, (uint16_t)id))
+                snap->in_qos2[snap->n_in_qos2++] = (uint16_t)id;
+    }
+    pthread_mutex_unlock(&s->lock);
+    msg_release(will);
+    return true;
+}
+
+bool session_move_tail(session_t *s, session_snap_t *tail)
+{
+    memset(tail, 0, sizeof(*tail));
+    pthread_mutex_lock(&s->lock);
+    take_incoming(s);
+    bool ok = s->moving && !s->ended && !s->conn;
+    if (ok) {
+        uint32_t cap = 0;
+        snap_ring(tail, &s->queue, s->moving_seq, &cap);
+        s->moving_seq = s->out_seq; /* the next tail starts after this one */
+    }
+    pthread_mutex_unlock(&s->lock);
+    return ok;
 }
 
 /* ---- read-only views (session.h) ---- */

@@ -90,6 +90,7 @@ typedef struct session {
     _Atomic uint8_t flush_pending; /* a FLUSH is on its way to `worker` */
     uint8_t ended;      /* removed from the registry; deliveries are dropped */
     uint8_t persist;    /* written to the persistence store (store.h): expiry > 0 and persistence on */
+    uint8_t moving;     /* exported to another cluster node, which has not confirmed yet (cluster.c) */
     uint16_t next_id;   /* last packet identifier used towards the client */
     uint32_t expiry;    /* session expiry interval, seconds (UINT32_MAX: never) */
     char *username;     /* of the last connection; NULL: none (ACL identity) */
@@ -112,6 +113,8 @@ typedef struct session {
     msg_t *will;         /* will message, or NULL */
     int64_t will_at;     /* monotonic ms when the delayed will is due (0: none scheduled) */
     uint32_t out_seq;    /* last outmsg_t.seq given */
+    uint32_t moving_seq; /* while moving: out_seq at the export (what queued after follows it) */
+    int64_t moving_at;   /* while moving: when it was exported (monotonic ms) */
     int64_t stuck_since; /* ms: over the high-water mark with nothing taken off the queue since */
 
     /* --- the lock-free delivery path (session_deliver) --- */
@@ -202,6 +205,7 @@ enum session_attach_rc {
     SESSION_ATTACHED, /* c now carries s: its will, expiry, identity replaced by `login`'s */
     SESSION_BUSY,     /* another connection holds s (*holder says which); nothing changed */
     SESSION_STALE,    /* `clean` and nobody holds s: end it and attach to a new one */
+    SESSION_MOVING,   /* being moved to another cluster node (session_move_out): nothing changed */
 };
 /* Connection c's worker, no lock held: attach c to s in one step under the session lock, so two
  * CONNECTs with one client id cannot both attach. A delayed will of the previous connection is
@@ -272,6 +276,34 @@ bool session_cluster_kick_target(session_t *s, uint64_t rev, int n_workers, int 
 
 void outring_free(outring_t *r);
 
+/* ---- a session moving to another cluster node (cluster.c, session_wire.c) ----
+ * A copy of what moves, taken under the lock: the subscriptions (copies), the in-flight entries
+ * then the queued ones in delivery order (each holding a msg reference, its ids copied), and the
+ * inbound QoS 2 ids awaiting PUBREL. The will, expiry and identity do not move: the CONNECT that
+ * takes the session over brings its own. */
+#define SESSION_MOVE_TIMEOUT_MS 10000 /* a move not confirmed by then is abandoned: the session stays */
+typedef struct session_snap {
+    sess_sub_t *subs;
+    uint32_t n_subs;
+    outmsg_t *out;
+    uint32_t n_out;
+    uint16_t *in_qos2;
+    uint32_t n_in_qos2;
+} session_snap_t;
+void session_snap_free(session_snap_t *snap);
+/* Release snap's message entries only (their msg references and ids); the array stays. */
+void session_snap_free_out(session_snap_t *snap);
+/* Owning node, worker thread: export s into *snap and mark it moving (a local CONNECT of its
+ * client id is refused, SESSION_MOVING, until the move ends). Its delayed will is cancelled: the
+ * client has reconnected [MQTT-3.1.3-9]. False (nothing taken) when s is ended, connected, or
+ * already moving for less than `timeout_ms` (a move whose confirmation never came is abandoned
+ * after that). */
+bool session_move_out(session_t *s, session_snap_t *snap, int64_t now, int64_t timeout_ms);
+/* Owning node, once the other node confirmed: *tail gets the messages queued since the export or
+ * the previous tail (queue entries only). The caller ends s (session_end) after the last one.
+ * False when s is not moving (it ended meanwhile, or the move was abandoned and a client
+ * attached here again). */
+bool session_move_tail(session_t *s, session_snap_t *tail);
 /* A bridge's local session (bridge.c): it never expires and, with persistence, is durable from now
  * on, before any connection carries it. */
 void session_set_internal(session_t *s);

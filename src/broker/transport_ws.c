@@ -46,6 +46,14 @@
 #define WS_FRAME_MAX ((uint64_t)268435455 + 5)
 #define CTL_OUT_MAX 512
 
+/* websockets_log_level: the libwebsockets levels (LLL_*) Mosquitto's N selects, given to tombo's own
+ * WebSocket events. A line's class decides whether it goes out under log_type websockets; lines
+ * also logged as notices (a client disconnected) still go out under log_type notice. */
+#define WS_LOG_ERR 0x01u    /* LLL_ERR: a handshake refused, a protocol error */
+#define WS_LOG_WARN 0x02u   /* LLL_WARN: an HTTP request answered with an error status */
+#define WS_LOG_NOTICE 0x04u /* LLL_NOTICE: a handshake accepted, a close received */
+#define WS_LOG_INFO 0x08u   /* LLL_INFO: a file served */
+
 enum ws_phase {
     WSP_HANDSHAKE = 0,
     WSP_OPEN,
@@ -61,6 +69,7 @@ struct ws_conn {
     uint8_t failed;     /* handshake refused or protocol error: read returns -1 */
     uint8_t ohdr_len, ohdr_sent;
     uint8_t close_sent;
+    uint32_t log_mask;   /* websockets_log_level (WS_LOG_*), 0: all */
     ws_reader_t rd;      /* the frames coming in (src/http) */
     uint8_t ohdr[WS_SERVER_HEADER_MAX];
     uint64_t out_left;   /* payload bytes of the open output frame still to write */
@@ -73,6 +82,22 @@ struct ws_conn {
     char *file_out;
     size_t file_len, file_sent;
 };
+
+/* The TLOG_* level a WebSocket event of class `cls` (WS_LOG_*) is logged at: `level` without
+ * TLOG_WEBSOCKETS when websockets_log_level leaves the class out (0 when nothing is left). */
+static unsigned ws_log_level(const struct ws_conn *ws, unsigned cls, unsigned level)
+{
+    if (ws->log_mask && !(ws->log_mask & cls))
+        level &= ~TLOG_WEBSOCKETS;
+    return level;
+}
+
+#define WS_LOG(ws, cls, level, ...)                                    \
+    do {                                                               \
+        unsigned lv_ = ws_log_level((ws), (cls), (level));             \
+        if (lv_ && log_enabled(lv_))                                   \
+            log_printf(lv_, __VA_ARGS__);                              \
+    } while (0)
 
 /* ---- output ---- */
 
@@ -212,8 +237,8 @@ static void refuse(conn_t *c, int status, const char *why)
     char msg[256];
     int n = snprintf(msg, sizeof(msg), "HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", status,
                      http_reason(status));
-    log_printf(TLOG_NOTICE | TLOG_WEBSOCKETS, "Client <unknown> [%s] disconnected: WebSocket handshake refused: %s (%d).",
-               c->peer, why, status);
+    WS_LOG(ws, WS_LOG_ERR, TLOG_NOTICE | TLOG_WEBSOCKETS,
+           "Client <unknown> [%s] disconnected: WebSocket handshake refused: %s (%d).", c->peer, why, status);
     ctl_queue(ws, msg, (size_t)n);
     ctl_flush(c); /* one try: the connection closes next */
     ws->failed = 1;
@@ -239,8 +264,8 @@ static void serve_file(conn_t *c, const http_request_t *req)
     ws->file_out = ws_files_answer(c->l->http_dir, req, &ws->file_len, &status);
     ws->file_sent = 0;
     ws->phase = WSP_HTTP;
-    log_printf(TLOG_WEBSOCKETS, "HTTP %.*s %.*s from [%s]: %d.", (int)req->method.n, req->method.p,
-               (int)req->target.n, req->target.p, c->peer, status);
+    WS_LOG(ws, status >= 400 ? WS_LOG_WARN : WS_LOG_INFO, TLOG_WEBSOCKETS, "HTTP %.*s %.*s from [%s]: %d.",
+           (int)req->method.n, req->method.p, (int)req->target.n, req->target.p, c->peer, status);
     free(ws->head); /* req pointed into it; what came behind the head is not read */
     ws->head = NULL;
 }
@@ -282,8 +307,8 @@ static bool answer(conn_t *c, size_t len, const http_request_t *req)
     ctl_queue(ws, msg, (size_t)n);
     ws->phase = WSP_OPEN;
     ws->early_off = len;
-    log_printf(TLOG_WEBSOCKETS, "WebSocket connection from [%s] (%s%s).", c->peer, proto ? "subprotocol " : "no subprotocol",
-               proto ? proto : "");
+    WS_LOG(ws, WS_LOG_NOTICE, TLOG_WEBSOCKETS, "WebSocket connection from [%s] (%s%s).", c->peer,
+           proto ? "subprotocol " : "no subprotocol", proto ? proto : "");
     ctl_flush(c);
     return true;
 }
@@ -319,8 +344,8 @@ static ssize_t handshake(conn_t *c)
 static void protocol_error(conn_t *c, uint16_t code, const char *why)
 {
     struct ws_conn *ws = c->ws;
-    log_printf(TLOG_NOTICE | TLOG_WEBSOCKETS, "Client %s [%s] disconnected: WebSocket %s (close %u).",
-               c->session && *c->session->client_id ? c->session->client_id : "<unknown>", c->peer, why, code);
+    WS_LOG(ws, WS_LOG_ERR, TLOG_NOTICE | TLOG_WEBSOCKETS, "Client %s [%s] disconnected: WebSocket %s (close %u).",
+           c->session && *c->session->client_id ? c->session->client_id : "<unknown>", c->peer, why, code);
     queue_close(ws, code);
     ctl_flush(c);
     ws->failed = 1;
@@ -343,7 +368,7 @@ static void on_control(conn_t *c)
         }
         if (ws->rd.ctl_len >= 2)
             code = (uint16_t)(ws->rd.ctl[0] << 8 | ws->rd.ctl[1]);
-        log_printf(TLOG_WEBSOCKETS, "Client [%s] sent a WebSocket close (%u).", c->peer, code);
+        WS_LOG(ws, WS_LOG_NOTICE, TLOG_WEBSOCKETS, "Client [%s] sent a WebSocket close (%u).", c->peer, code);
         queue_close(ws, ws->rd.ctl_len >= 2 ? code : WS_CLOSE_NORMAL); /* echo its code (RFC 6455 5.5.1) */
         ws->eof = 1;
         ws->phase = WSP_CLOSED;
@@ -474,6 +499,7 @@ void ws_conn_start(conn_t *c, broker_t *b)
     struct ws_conn *ws = xcalloc(1, sizeof(*ws));
     ws->lower = c->tr;
     ws->head_max = b->cfg.websockets_headers_size;
+    ws->log_mask = b->cfg.websockets_log_level;
     ws->rd.max_frame = WS_FRAME_MAX;
     c->ws = ws;
     c->tr = &transport_ws;

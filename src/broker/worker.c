@@ -192,8 +192,12 @@ static void process_items(worker_t *w, inbox_item_t *items, size_t n)
                     conn_fail(c, it->rc, "session taken over");
                 }
             }
-            inbox_item_t done = {.kind = INBOX_TAKEOVER_DONE, .fd = it->reply_fd, .conn_id = it->reply_id};
-            worker_post(&w->b->workers[it->reply_worker], &done);
+            if (it->reply_fd < 0) { /* the cluster moves the session to another node (cluster.c) */
+                cluster_kicked(w, it);
+            } else {
+                inbox_item_t done = {.kind = INBOX_TAKEOVER_DONE, .fd = it->reply_fd, .conn_id = it->reply_id};
+                worker_post(&w->b->workers[it->reply_worker], &done);
+            }
         } else if (it->kind == INBOX_TAKEOVER_DONE) {
             conn_t *c = conn_lookup(w, it->fd, it->conn_id);
             if (c && c->waiting == WAIT_TAKEOVER && c->state == CONN_NEW)
@@ -393,6 +397,8 @@ static void *worker_main(void *arg)
             if (atomic_exchange(&b->reload, 0))
                 broker_reload(b); /* SIGHUP (reload.c) */
             broker_timers_run(b, w->now);
+            if (b->cluster)
+                cluster_tick(w); /* sessions moved to another node: their grace period */
             if (w->now >= next_plugin_tick) { /* MOSQ_EVT_TICK for the plugins that want it (plugin.h) */
                 for (int i = 0; i < b->cfg.n_listeners; i++)
                     if (i == 0 || b->cfg.per_listener_settings)
@@ -484,11 +490,19 @@ static void chain_free(inbox_batch_t *list)
         for (uint32_t k = 0; k < list->n; k++)
             if (list->items[k].kind == INBOX_FLUSH_SESSION)
                 session_release(list->items[k].session);
-            else if (list->items[k].kind == INBOX_CLUSTER)
+            else if (list->items[k].kind == INBOX_CLUSTER ||
+                     (list->items[k].kind == INBOX_KICK_CONN && list->items[k].reply_fd < 0))
                 cluster_item_free(&list->items[k]);
         slab_free(list);
         list = next;
     }
+}
+
+void worker_drop_inbox(worker_t *w)
+{
+    chain_free(inbox_take(&w->inbox));
+    for (int i = 0; w->outbox && i < w->b->n_workers; i++)
+        chain_free(inbox_chain_fifo(&w->outbox[i]));
 }
 
 void worker_free(worker_t *w)

@@ -82,6 +82,9 @@ static inline void stat_add(atomic_ulong *c, unsigned long n)
 int worker_init(worker_t *w, struct broker *b, int index, char *err, size_t errlen);
 int worker_start(worker_t *w);
 void worker_free(worker_t *w);
+/* Once it has been joined: release what its inbox and outboxes still hold (cluster_stop, while
+ * the NATS messages in them may still be destroyed). worker_free does it too. */
+void worker_drop_inbox(worker_t *w);
 
 
 /* Safe from any thread: hand `it` to worker w (wakes it if it may be asleep). */

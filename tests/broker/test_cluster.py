@@ -3,9 +3,9 @@ JetStream forming one NATS cluster, three tombo nodes A, B and C on it, clients 
 
 Every server is started by the test on free 127.0.0.1 ports and stopped by its PID; waits are
 bounded. `cluster_durability jetstream` (QoS 1/2 between nodes through a JetStream stream) and T8
-(a NATS cluster that lost its quorum refuses durable publishes) have tests of their own at the
-end, as T7 (a NATS server killed) on a NATS cluster of its own; T5 and T6 (sessions that move,
-kill -9 of a node holding sessions) are not done yet."""
+(a NATS cluster that lost its quorum refuses durable publishes) have tests of their own, and T5
+(sessions that move with the old node up) too, at the end, as T7 (a NATS server killed) on a NATS
+cluster of its own; T6 (kill -9 of a node holding sessions) is not done yet."""
 import json
 import os
 import shutil
@@ -336,13 +336,38 @@ def test_retained_set_on_a_read_on_c_cleared_on_b(nodes):
     pb.close()
 
 
-def test_client_id_taken_on_another_node_disconnects_the_first(nodes):
+def kv_last_seq(servers, bucket):
+    """The last sequence of a key-value bucket's stream, as the NATS servers' monitoring reports it
+    (the highest any server has: a replica may lag)."""
+    best = 0
+    for s in servers:
+        try:
+            url = "http://127.0.0.1:%d/jsz?accounts=true&streams=true" % s.mon
+            with urllib.request.urlopen(url, timeout=2) as r:
+                doc = json.loads(r.read())
+        except Exception:
+            continue
+        for acc in doc.get("account_details") or []:
+            for st in acc.get("stream_detail") or []:
+                if st.get("name") == "KV_" + bucket:
+                    best = max(best, st.get("state", {}).get("last_seq", 0))
+    return best
+
+
+def test_client_id_taken_on_another_node_disconnects_the_first(nodes, nats_cluster):
     """T9: client ids are unique cluster-wide: the same id connecting on B makes A disconnect its
-    client with 0x8E (session taken over) on MQTT 5, as a takeover on one node does."""
+    client with 0x8E (session taken over) on MQTT 5, as a takeover on one node does.
+    A writes the client id to the bucket after its CONNACK (docs/cluster.md: two connects of one
+    id at the same moment, the later write wins), so the test waits for that write before B's
+    CONNECT: on a loaded machine B's write could otherwise come first and B's client lose."""
     a, b, _ = nodes
     cid = unique_id("dup")
+    before = kv_last_seq(nats_cluster, "tombo_clients")
     first = Raw(a, version=5)
     first.connect(cid)
+    deadline = time.time() + 15
+    while kv_last_seq(nats_cluster, "tombo_clients") <= before and time.time() < deadline:
+        time.sleep(0.05)
     second = Raw(b, version=5)
     second.connect(cid)
     got = first.closed(timeout=15)
@@ -635,6 +660,292 @@ def test_tls_to_nats_with_client_certificates(make_broker, tmp_path):
         assert rc not in (0, None) and "%s:5: cluster: cannot load" % br.conf_path in log, log
     finally:
         s.stop()
+
+
+# ---------------------------------------------------------------- sessions that move (T5)
+
+from clients import PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL  # noqa: E402
+
+
+def raw_routes_ready(pub, raw, topic, timeout=20):
+    """Publish `topic` (QoS 0) on pub's node until the Raw subscriber gets one, then drain."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        pub.publish(topic, b"probe", qos=0)
+        try:
+            p = raw.recv(0.3)
+            if p.type == PUBLISH:
+                break
+        except AssertionError:
+            pass
+    else:
+        raise AssertionError("route of %s not seen within %ss" % (topic, timeout))
+    t_end = time.time() + 0.5
+    while time.time() < t_end:
+        try:
+            raw.recv(0.1)
+        except AssertionError:
+            pass
+
+
+def take_all(raw, want, timeout=20):
+    """Receive until `want` application messages came (PUBLISH, or a PUBREL of a flow that began
+    before this call) and every QoS 2 flow begun here is complete, acknowledging each flow to its
+    end. Returns (publishes as (topic, payload, qos, dup, pid), those PUBREL ids)."""
+    pubs, rels, pending = [], [], set()
+    deadline = time.time() + timeout
+    while (len(pubs) + len(rels) < want or pending) and time.time() < deadline:
+        p = raw.recv(deadline - time.time())
+        if p.type == PUBLISH:
+            pubs.append((p.topic, p.payload, p.qos, p.dup, p.pid))
+            if p.qos == 1:
+                raw.ack(PUBACK, p.pid)
+            elif p.qos == 2:
+                pending.add(p.pid)
+                raw.ack(PUBREC, p.pid)
+        elif p.type == PUBREL:
+            if p.pid in pending:
+                pending.discard(p.pid)
+            else:
+                rels.append(p.pid)
+            raw.ack(PUBCOMP, p.pid)
+    assert not pending, "no PUBREL for %s" % pending
+    return pubs, rels
+
+
+@pytest.fixture
+def pnodes(nats_cluster, make_broker, tmp_path):
+    """Three nodes with persistence true."""
+    tag = unique_id("p").replace("-", "_")
+    out = []
+    for i, n in enumerate("ABC"):
+        d = tmp_path / n
+        d.mkdir()
+        out.append(make_broker(node_conf("%s_%s" % (n, tag), nats_cluster[i:] + nats_cluster[:i],
+                                         "persistence true\npersistence_location %s/\n" % d)))
+    return out
+
+
+@pytest.mark.tsan
+@pytest.mark.parametrize("version", [4, 5])
+@pytest.mark.parametrize("persist", [False, True], ids=["memory", "persistence"])
+def test_t5_persistent_session_moves_to_another_node_with_its_messages(request, version, persist):
+    """T5 [MQTT-3.1.2-5] [MQTT-4.4.0-1]: a persistent session with QoS 1 and 2 subscriptions on A
+    goes offline with a QoS 1 PUBLISH unacknowledged and a QoS 2 one past PUBREC; messages
+    published on C meanwhile queue on A. It reconnects on B: session present 1, the QoS 2 in
+    flight gets PUBREL (not PUBLISH) with its packet id, the QoS 1 one is resent with DUP and its
+    id, every queued message arrives (QoS 2 exactly once), and its subscriptions work on B for new
+    messages from A and C, which A no longer delivers."""
+    a, b, c = request.getfixturevalue("pnodes" if persist else "nodes")
+    cid = unique_id("mv")
+    props = [(0x11, 300)] if version == 5 else None
+    r = Raw(a, version=version)
+    r.connect(cid, clean=False, props=props)
+    assert r.subscribe(1, [("mv/q1/#", 1), ("mv/q2/#", 2)]) == [1, 2]
+    pc = connect(c)
+    raw_routes_ready(pc, r, "mv/q1/probe")
+    pc.publish("mv/q1/unacked", b"u1", qos=1)
+    p1 = r.recv_type(PUBLISH)
+    assert p1.payload == b"u1" and p1.qos == 1  # no PUBACK
+    pc.publish("mv/q2/inflight", b"i2", qos=2)
+    p2 = r.recv_type(PUBLISH)
+    assert p2.payload == b"i2" and p2.qos == 2
+    r.ack(PUBREC, p2.pid)
+    r.recv_type(PUBREL)  # no PUBCOMP
+    r.close()
+    time.sleep(0.5)
+    n = 10
+    for i in range(n):
+        pc.publish("mv/q1/%d" % i, b"a%d" % i, qos=1)
+        pc.publish("mv/q2/%d" % i, b"b%d" % i, qos=2)
+    time.sleep(1.0)  # forwarded to A, queued there
+
+    r2 = Raw(b, version=version)
+    t0 = time.time()
+    ack = r2.connect(cid, clean=False, props=props)
+    assert ack.session_present, "CONNACK on B must say session present"
+    assert time.time() - t0 < 5
+    pubs, rels = take_all(r2, 2 + 2 * n)
+    assert rels == [p2.pid], "QoS 2 past PUBREC resumes with PUBREL %d: %r" % (p2.pid, rels)
+    assert pubs[0][:2] == ("mv/q1/unacked", b"u1") and pubs[0][3] and pubs[0][4] == p1.pid, pubs[0]
+    q1 = [x[1] for x in pubs if x[0].startswith("mv/q1/")]
+    q2 = [x[1] for x in pubs if x[0].startswith("mv/q2/")]
+    assert q1 == [b"u1"] + [b"a%d" % i for i in range(n)], q1
+    assert sorted(q2) == sorted(b"b%d" % i for i in range(n)), q2  # each once
+    assert b"i2" not in q2
+
+    # the subscriptions live on B now: new messages from A and C reach it there
+    pa = connect(a)
+    raw_routes_ready(pa, r2, "mv/q1/probe-a")
+    raw_routes_ready(pc, r2, "mv/q1/probe-c")
+    pa.publish("mv/q2/from-a", b"fa", qos=2)
+    pc.publish("mv/q2/from-c", b"fc", qos=2)
+    got, _ = take_all(r2, 2)
+    assert sorted(x[1] for x in got) == [b"fa", b"fc"], got
+    time.sleep(1.0)
+    with pytest.raises(AssertionError):  # nothing twice
+        r2.recv(0.5)
+    r2.disconnect(0 if version == 5 else None)
+    pa.close()
+    pc.close()
+
+
+def test_t5_connected_client_on_a_gets_0x8e_and_its_session_moves(nodes):
+    """T5 [MQTT-3.1.4-3]: a client connected on A with a persistent session connects again on B:
+    A's connection gets DISCONNECT 0x8E (session taken over), B's CONNACK says session present,
+    and its subscription goes on on B."""
+    a, b, c = nodes
+    cid = unique_id("mvc")
+    first = Raw(a, version=5)
+    first.connect(cid, clean=False, props=[(0x11, 300)])
+    assert first.subscribe(1, [("mvc/t", 1)]) == [1]
+    second = Raw(b, version=5)
+    ack = second.connect(cid, clean=False, props=[(0x11, 300)])
+    assert ack.session_present
+    got = first.closed(timeout=15)
+    assert [p.type for p in got] == [DISCONNECT] and got[0].reason == 0x8E, got
+    pc = connect(c)
+    raw_routes_ready(pc, second, "mvc/t")
+    pc.publish("mvc/t", b"x", qos=1)
+    p = second.recv_type(PUBLISH)
+    assert p.payload == b"x" and p.qos == 1
+    second.ack(PUBACK, p.pid)
+    second.disconnect(0)
+    pc.close()
+
+
+def test_t5_a_node_that_does_not_answer_gives_a_fresh_session_in_bounded_time(nodes):
+    """T5: when the node that has the session does not answer (stopped), the client on B gets a
+    fresh session (session present 0) within a few seconds, and B logs why."""
+    a, b, _ = nodes
+    cid = unique_id("mvs")
+    r = Raw(a, version=5)
+    r.connect(cid, clean=False, props=[(0x11, 300)])
+    r.subscribe(1, [("mvs/t", 1)])
+    r.disconnect(0)
+    time.sleep(0.5)
+    os.kill(a.proc.pid, signal.SIGSTOP)
+    try:
+        r2 = Raw(b, version=5, timeout=15)
+        t0 = time.time()
+        ack = r2.connect(cid, clean=False, props=[(0x11, 300)])
+        took = time.time() - t0
+    finally:
+        os.kill(a.proc.pid, signal.SIGCONT)
+    assert not ack.session_present
+    assert took < 10, took
+    assert "did not answer" in b.log()
+    r2.disconnect(0)
+
+
+@pytest.mark.tsan
+@pytest.mark.parametrize("qos", [1, 2])
+def test_t5_messages_published_during_the_move_are_not_lost(nodes, qos):
+    """T5: QoS 1/2 messages published on A and on C without a pause while the subscriber leaves A
+    and takes its session over on B all reach it on B: at least once at QoS 1, exactly once at
+    QoS 2 [MQTT-4.3.3-1]. Those queued on A move with the session, those that reach A while it
+    moves follow it (unless B got them itself), later ones come to B directly."""
+    import threading
+    a, b, c = nodes
+    cid = unique_id("mvl")
+    r = Raw(a, version=5)
+    r.connect(cid, clean=False, props=[(0x11, 300)])
+    assert r.subscribe(1, [("mvl/#", qos)]) == [qos]
+    pa, pc = connect(a), connect(c)
+    raw_routes_ready(pc, r, "mvl/probe")
+    stop = threading.Event()
+    sent = {"a": [], "c": []}
+
+    def publish(client, tag):
+        i = 0
+        while not stop.is_set() and i < 400:
+            client.publish("mvl/%s/%d" % (tag, i), b"%s%d" % (tag.encode(), i), qos=qos)  # waits for the ack
+            sent[tag].append(b"%s%d" % (tag.encode(), i))
+            i += 1
+            time.sleep(0.005)
+    threads = [threading.Thread(target=publish, args=(pa, "a")), threading.Thread(target=publish, args=(pc, "c"))]
+    for t in threads:
+        t.start()
+    got = []
+
+    def take(r2, timeout):
+        try:
+            p = r2.recv(timeout)
+        except AssertionError:
+            return
+        if p.type == PUBLISH and p.payload != b"probe":
+            got.append(p.payload)
+        if p.type == PUBLISH and p.qos == 1:
+            r2.ack(PUBACK, p.pid)
+        elif p.type == PUBLISH and p.qos == 2:
+            r2.ack(PUBREC, p.pid)
+        elif p.type == PUBREL:
+            r2.ack(PUBCOMP, p.pid)
+    try:
+        time.sleep(0.5)
+        r.close()  # in flight and unacknowledged on A: resent on B
+        time.sleep(0.5)
+        r2 = Raw(b, version=5)
+        assert r2.connect(cid, clean=False, props=[(0x11, 300)]).session_present
+        t_end = time.time() + 2.5
+        while time.time() < t_end:
+            take(r2, 0.2)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    deadline = time.time() + 10
+    want = set(sent["a"]) | set(sent["c"])
+    while not want <= set(got) and time.time() < deadline:
+        take(r2, 0.5)
+    t_end = time.time() + 1.0
+    while time.time() < t_end:  # nothing more: no late duplicate
+        take(r2, 0.2)
+    missing = sorted(want - set(got))
+    assert not missing, "%d of %d acknowledged messages lost: %r" % (len(missing), len(want), missing[:20])
+    assert len(sent["a"]) > 50 and len(sent["c"]) > 50
+    if qos == 2:
+        dups = sorted(x for x in set(got) if got.count(x) > 1)
+        assert not dups, "QoS 2 given twice: %r" % dups[:20]
+    assert "messages followed it" in a.log()
+    r2.disconnect(0)
+    pa.close()
+    pc.close()
+
+
+def test_t5_inbound_qos2_awaiting_pubrel_moves_with_the_session(nodes):
+    """T5 [MQTT-4.3.3-8] [MQTT-4.3.3-9]: a QoS 2 PUBLISH the client sent on A, acknowledged there
+    with PUBREC, is completed on B after the move: PUBREL gets PUBCOMP 0x00 (not 0x92 "packet
+    identifier not found"), and the same PUBLISH resent with DUP to B is not delivered again."""
+    a, b, c = nodes
+    cid = unique_id("mvi")
+    sc = Raw(c, version=5)
+    sc.connect(unique_id("mvis"))
+    assert sc.subscribe(1, [("mvi/t", 2)]) == [2]
+    r = Raw(a, version=5)
+    r.connect(cid, clean=False, props=[(0x11, 300)])
+    probe = connect(a)
+    raw_routes_ready(probe, sc, "mvi/t")
+    r.publish("mvi/t", b"once", qos=2, pid=7)
+    assert r.recv_type(PUBREC).pid == 7
+    p = sc.recv_type(PUBLISH)
+    assert p.payload == b"once"
+    sc.ack(PUBREC, p.pid)
+    sc.ack(PUBCOMP, sc.recv_type(PUBREL).pid)
+    r.close()  # no PUBREL
+    r2 = Raw(b, version=5)
+    assert r2.connect(cid, clean=False, props=[(0x11, 300)]).session_present
+    r2.publish("mvi/t", b"once", qos=2, pid=7, dup=True)
+    rec = r2.recv_type(PUBREC)
+    assert rec.pid == 7 and rec.reason == 0
+    r2.ack(PUBREL, 7)
+    comp = r2.recv_type(PUBCOMP)
+    assert comp.pid == 7 and comp.reason == 0, comp
+    with pytest.raises(AssertionError):  # delivered once, on A
+        sc.recv(1.5)
+    r2.disconnect(0)
+    sc.disconnect(0)
+    probe.close()
 
 
 # ---------------------------------------------------------------- cluster_durability jetstream

@@ -431,6 +431,64 @@ def test_log_type_websockets(make_broker):
     assert "sent a WebSocket close (1001)" in b.log()
 
 
+def ws_events(b):
+    """Cause one WebSocket event of each class websockets_log_level knows of; return the log."""
+    ok = rawws.WsClient(b.port)                     # notice: a handshake accepted, a close received
+    ok.connect(version=V311, client_id="levels")
+    ok.send_frame(struct.pack("!H", 1001), 0x8)
+    ok.expect_ws_close(1001)
+    status, _, _ = rawws.handshake(b.port, raw=rawws.request(base64.b64encode(os.urandom(16)).decode(), "chat"))
+    assert status == 400                            # error: a handshake refused
+    bad = rawws.WsClient(b.port)                    # error: a protocol error
+    bad.send_raw(rawws.frame(b"x", 0x3))
+    bad.expect_ws_close(1002)
+    for path in ("/index.html", "/nope.html"):      # info: a file served; warning: a 404
+        with socket.create_connection(("127.0.0.1", b.port), timeout=5) as s:
+            s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
+            rawws.read_head(s)
+    # Each line is written before the answer that ended its event went out: all are in the log.
+    return b.log()
+
+
+WS_EVENT_LINES = {  # libwebsockets level bit (LLL_*) -> a line of that class
+    1: ["WebSocket handshake refused: no subprotocol mqtt or mqttv3.1 (400)", "(close 1002)"],
+    2: ["HTTP GET /nope.html from [127.0.0.1:"],
+    4: ["WebSocket connection from [127.0.0.1:", "sent a WebSocket close (1001)"],
+    8: ["HTTP GET /index.html from [127.0.0.1:"],
+}
+
+
+@pytest.mark.skipif(is_reference(), reason="tombo's log lines (Mosquitto's are libwebsockets' own)")
+@pytest.mark.parametrize("level", [None, 0, 1, 2, 4, 8, 1 | 4, 2 | 8, 16, 255])
+def test_websockets_log_level(make_broker, tmp_path, level):
+    """websockets_log_level N: Mosquitto hands N to libwebsockets as its LLL_* mask; tombo gives it
+    to its own WebSocket events: 1 errors (refused handshakes, protocol errors), 2 warnings (HTTP
+    answers with an error status), 4 notices (handshakes, closes), 8 information (files served).
+    0, Mosquitto's default, and no directive at all log every class (as before the directive);
+    bits tombo has no events for (16 debug and up) add nothing."""
+    (tmp_path / "index.html").write_text("<p>hi</p>")
+    conf = WS + "http_dir %s\nlog_type websockets\n" % tmp_path
+    if level is not None:
+        conf += "websockets_log_level %d\n" % level
+    log = ws_events(make_broker(conf))
+    for bit, lines in WS_EVENT_LINES.items():
+        want = level in (None, 0) or bool(level & bit)
+        for line in lines:
+            assert (line in log) == want, "level %s, bit %d, %r:\n%s" % (level, bit, line, log)
+
+
+@pytest.mark.skipif(is_reference(), reason="tombo's log lines")
+def test_websockets_log_level_leaves_notices(make_broker, tmp_path):
+    """A refused handshake is also a client's disconnection, logged under log_type notice whatever
+    websockets_log_level says (it selects only what log_type websockets adds)."""
+    (tmp_path / "index.html").write_text("<p>hi</p>")
+    log = ws_events(make_broker(WS + "http_dir %s\nlog_type notice\nlog_type websockets\n"
+                                "websockets_log_level 8\n" % tmp_path))
+    assert "WebSocket handshake refused: no subprotocol mqtt or mqttv3.1 (400)" in log
+    assert "HTTP GET /index.html from" in log
+    assert "HTTP GET /nope.html from" not in log and "WebSocket connection from" not in log
+
+
 BROWSER_PAGE = """<!doctype html><html><body data-result="none">
 <script src="%(mqttjs)s"></script>
 <script>

@@ -220,6 +220,12 @@ static void test_syntax(void)
     CHECK(cfg.log_dest == TLOG_DEST_NONE);
     config_free(&cfg);
 
+    /* log_dest dlt: the DLT daemon, next to the other destinations (Mosquitto built WITH_DLT) */
+    rc = load(&cfg, "log_dest dlt stderr\n", err, sizeof(err));
+    CHECK(rc == 0);
+    CHECK(cfg.log_dest == (TLOG_DEST_DLT | TLOG_DEST_STDERR));
+    config_free(&cfg);
+
     /* persistent_client_expiration units */
     static const struct { const char *v; uint32_t s; } exp[] = {
         {"1h", 3600}, {"2d", 172800}, {"1w", 604800}, {"1m", 2592000}, {"1y", 31536000},
@@ -492,11 +498,9 @@ static void test_errors(void)
          "1: unknown log_type 'info' (expected error, warning, notice, information, debug, subscribe, unsubscribe, "
          "websockets, none or all)"},
         {"log_type\n", "1: 'log_type' needs a value"},
-        {"log_dest foo\n", "1: unknown log_dest 'foo' (expected stdout, stderr, file PATH, syslog, topic or none)"},
+        {"log_dest foo\n", "1: unknown log_dest 'foo' (expected stdout, stderr, file PATH, syslog, topic, dlt or none)"},
         {"log_dest file\n", "1: 'log_dest file' needs a file name"},
         {"log_dest file a.log\nlog_dest file b.log\n", "2: only one 'log_dest file' may be configured"},
-        {"log_dest dlt\n",
-         "1: log_dest dlt: not supported yet by tombo (use log_dest stderr, stdout, file PATH or syslog)"},
         {"persistent_client_expiration 5\n",
          "1: 'persistent_client_expiration' must be a positive number followed by h, d, w, m or y (e.g. 14d), not '5'"},
         {"persistent_client_expiration 14D\n",
