@@ -98,7 +98,7 @@ static void ack_handler(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
         w < (unsigned)j->b->n_workers) {
         bool ok = pa != NULL && pae == NULL;
         if (!ok) {
-            int64_t now = now_ms(), last = atomic_load(&j->last_warn_ms);
+            long long now = (long long)now_ms(), last = atomic_load(&j->last_warn_ms);
             if (now - last >= 5000 && atomic_compare_exchange_strong(&j->last_warn_ms, &last, now))
                 log_printf(TLOG_WARNING, "Warning: cluster: JetStream did not take a message for another node "
                                          "(%s): its publisher is refused.",
