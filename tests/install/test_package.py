@@ -186,7 +186,7 @@ def test_every_file_in_place(root):
     for exe in ["usr/sbin/tombo", "usr/bin/tombo-passwd", "usr/bin/tombo-pub"]:
         ldd = subprocess.run(["ldd", str(root / exe)], capture_output=True, text=True, check=True).stdout
         for lib in re.findall(r"^\s*(\S+\.so\S*) =>", ldd, re.M):
-            assert re.match(r"lib(c|m|ssl|crypto|sqlite3|nats|protobuf-c)\.so\.", lib), (exe, lib)  # libssl3: TLS; libnats (and its libprotobuf-c): the cluster
+            assert re.match(r"lib(c|m|ssl|crypto|sqlite3|nats|protobuf-c|dlt)\.so\.", lib), (exe, lib)  # libssl3: TLS; libnats (and its libprotobuf-c): the cluster; libdlt: log_dest dlt
 
 
 def test_systemd_unit(root):
@@ -210,7 +210,11 @@ def test_systemd_unit_verifies(root, tmp_path):
     copy.write_text(unit.replace("ExecStart=/usr/sbin/tombo", "ExecStart=%s" % (root / "usr/sbin/tombo")))
     r = subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60,
                        env=dict(os.environ, MANPATH=str(root / "usr/share/man")))
-    assert r.returncode == 0 and r.stderr == "", r.stderr
+    # systemd-analyze also loads the machine's other units and warns about them (Debian's
+    # dlt-daemon.service, installed for log_dest dlt's test, runs as nobody): only tombo's count.
+    ours = [line for line in r.stderr.splitlines() if line.strip() and not line.startswith("/lib/systemd/")
+            and not line.startswith("/usr/lib/systemd/system/") or "tombo" in line]
+    assert r.returncode == 0 and ours == [], r.stderr
 
 
 def test_installed_tools_relay_through_installed_broker(root, broker):
@@ -255,7 +259,11 @@ def test_man_page_renders_without_warnings(root, page):
     env = dict(os.environ, MANWIDTH="80", LC_ALL="C.UTF-8")
     r = subprocess.run(["man", "--warnings", "-l", str(root / "usr/share/man" / page)], env=env,
                        capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0 and r.stderr == "", r.stderr
+    # systemd-analyze also loads the machine's other units and warns about them (Debian's
+    # dlt-daemon.service, installed for log_dest dlt's test, runs as nobody): only tombo's count.
+    ours = [line for line in r.stderr.splitlines() if line.strip() and not line.startswith("/lib/systemd/")
+            and not line.startswith("/usr/lib/systemd/system/") or "tombo" in line]
+    assert r.returncode == 0 and ours == [], r.stderr
     # The version in the page's title line is the project's.
     th = re.search(r"^\.TH .*$", (root / "usr/share/man" / page).read_text(), re.M).group(0)
     assert '"tombo %s"' % project_version() in th, th
