@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,8 +161,20 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
-    if (broker_init(&b) == 0 && drop_privileges(b.cfg.user) == 0) {
+    /* The threads broker_init starts (nats.c's, the cluster's, libdlt's) inherit these signals
+     * blocked, so the handler never runs on them, where the workers' inboxes were written without
+     * any ordering to them (a data race TSan saw). A signal meanwhile waits and is taken below. */
+    sigset_t stop_sigs, old_mask;
+    sigemptyset(&stop_sigs);
+    sigaddset(&stop_sigs, SIGINT);
+    sigaddset(&stop_sigs, SIGTERM);
+    sigaddset(&stop_sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &stop_sigs, &old_mask);
+    int init_rc = broker_init(&b);
+    if (init_rc == 0)
         g_broker = &b;
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+    if (init_rc == 0 && drop_privileges(b.cfg.user) == 0) {
         if (daemon_fd >= 0)
             daemon_started(daemon_fd);
         if (atomic_load(&early_stop))
