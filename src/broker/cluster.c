@@ -251,6 +251,19 @@ static char *key_of(const char *prefix, const uint8_t *data, size_t n)
 
 /* ---- the writer thread ---- */
 
+/* Hand op to the writer thread, in order. */
+static void queue_push(cluster_t *c, kvop_t *op)
+{
+    pthread_mutex_lock(&c->q_lock);
+    if (c->q_tail)
+        c->q_tail->next = op;
+    else
+        c->q_head = op;
+    c->q_tail = op;
+    pthread_cond_signal(&c->q_cond);
+    pthread_mutex_unlock(&c->q_lock);
+}
+
 static void enqueue_op(cluster_t *c, int bucket, char *key, const uint8_t *val, int len, bool del, session_t *s)
 {
     kvop_t *op = xcalloc(1, sizeof(*op));
@@ -264,14 +277,7 @@ static void enqueue_op(cluster_t *c, int bucket, char *key, const uint8_t *val, 
             memcpy(op->val, val, (size_t)len);
         op->len = len;
     }
-    pthread_mutex_lock(&c->q_lock);
-    if (c->q_tail)
-        c->q_tail->next = op;
-    else
-        c->q_head = op;
-    c->q_tail = op;
-    pthread_cond_signal(&c->q_cond);
-    pthread_mutex_unlock(&c->q_lock);
+    queue_push(c, op);
 }
 
 static void enqueue(cluster_t *c, int bucket, char *key, const uint8_t *val, int len, bool del)
@@ -1115,14 +1121,7 @@ void cluster_take_confirm(cluster_t *c, session_t *s, const char *owner, uint64_
     memcpy(op->val, s->client_id, s->client_id_len);
     op->len = (int)s->client_id_len;
     op->need = store_seq;
-    pthread_mutex_lock(&c->q_lock);
-    if (c->q_tail)
-        c->q_tail->next = op;
-    else
-        c->q_head = op;
-    c->q_tail = op;
-    pthread_cond_signal(&c->q_cond);
-    pthread_mutex_unlock(&c->q_lock);
+    queue_push(c, op);
     log_printf(TLOG_NOTICE, "Cluster: client %s took its session over from node %s.", s->client_id, owner);
 }
 
