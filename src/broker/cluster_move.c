@@ -1,0 +1,416 @@
+/* cluster_move.c -- sessions that move between the nodes of a cluster (docs/cluster.md).
+ *
+ * New node B, a CONNECT without clean start whose client id has no session here: the worker parks
+ * the connection (WAIT_CLUSTER) and a taker thread reads the client id's owner A in tombo_clients,
+ * then asks A on tombo.take.A (a request with a timeout: TAKE_TIMEOUT_MS). A's worker 0 closes the
+ * client's connection there if it has one (INBOX_KICK_CONN, 0x8E on MQTT 5), exports the session
+ * under its lock (session_move_out: it stays on A, marked moving) and answers with it. B's worker
+ * imports it (session_wire_import: its filters enter B's tree, so B's route keys are queued), the
+ * connection attaches (the store journals it whole) and gets CONNACK session present 1, and the
+ * writer thread, after those route writes and the store's commit, confirms on tombo.took.A. A then
+ * ends its copy (its routes go after B's are written) and answers on tombo.r.B with what queued for
+ * the session on A since the export (the tail), which B delivers to it. */
+#include "broker/cluster_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "broker/broker.h"
+#include "broker/conn.h"
+#include "broker/inbox.h"
+#include "broker/registry.h"
+#include "broker/session_wire.h"
+#include "broker/store.h"
+#include "broker/worker.h"
+#include "mqtt/packet.h"
+
+
+/* Any thread: give a taker's answer to the waiting connection's worker. */
+static void take_answer(cluster_t *c, const takeop_t *op, natsMsg *blob, const char *owner)
+{
+    take_reply_t *tr = xcalloc(1, sizeof(*tr));
+    tr->blob = blob;
+    if (owner)
+        snprintf(tr->owner, sizeof(tr->owner), "%s", owner);
+    inbox_item_t it = {.kind = INBOX_CLUSTER, .rc = CL_TAKE_REPLY, .fd = op->fd, .conn_id = op->conn_id, .data = tr};
+    worker_post(&c->b->workers[op->worker], &it);
+}
+
+/* A taker: who has the session, and ask it. Every op gets an answer, within a bounded time (the
+ * bucket read's and the request's timeouts). */
+static void take_one(cluster_t *c, takeop_t *op)
+{
+    char *key = cluster_key_of(NULL, (const uint8_t *)op->id, op->idlen);
+    char owner[65] = "";
+    kvEntry *e = NULL;
+    if (key && kvStore_Get(&e, c->kv[B_CLIENTS], key) == NATS_OK) {
+        if (kvEntry_Operation(e) == kvOp_Put)
+            snprintf(owner, sizeof(owner), "%s", kvEntry_ValueString(e) ? kvEntry_ValueString(e) : "");
+        kvEntry_Destroy(e);
+    }
+    free(key);
+    if (!owner[0] || !strcmp(owner, c->node)) { /* nobody has it, or we had it and it ended */
+        take_answer(c, op, NULL, NULL);
+        return;
+    }
+    char subj[80];
+    snprintf(subj, sizeof(subj), "tombo.take.%s", owner);
+    natsMsg *reply = NULL;
+    natsStatus s = natsConnection_Request(&reply, c->nc, subj, op->id, (int)op->idlen, TAKE_TIMEOUT_MS);
+    if (s != NATS_OK) {
+        log_printf(TLOG_WARNING, "Warning: cluster: node %s did not answer (%s): client %.*s starts a new session.",
+                   owner, natsStatus_GetText(s), (int)op->idlen, op->id);
+        take_answer(c, op, NULL, NULL);
+        return;
+    }
+    if (natsMsg_GetDataLength(reply) == 0) { /* it has no session to give */
+        natsMsg_Destroy(reply);
+        reply = NULL;
+    }
+    take_answer(c, op, reply, owner);
+}
+
+static void *taker_main(void *arg)
+{
+    cluster_t *c = arg;
+    for (;;) {
+        pthread_mutex_lock(&c->t_lock);
+        while (!c->t_head && !c->t_stop)
+            pthread_cond_wait(&c->t_cond, &c->t_lock);
+        takeop_t *op = c->t_head;
+        if (op) {
+            c->t_head = op->next;
+            if (!c->t_head)
+                c->t_tail = NULL;
+        }
+        bool stop = c->t_stop;
+        pthread_mutex_unlock(&c->t_lock);
+        if (!op)
+            break;
+        if (stop)
+            take_answer(c, op, NULL, NULL); /* shutting down: the workers free it */
+        else
+            take_one(c, op);
+        free(op);
+    }
+    return NULL;
+}
+
+void cluster_take(cluster_t *c, int worker, int fd, uint64_t conn_id, const char *id, size_t idlen)
+{
+    takeop_t *op = xcalloc(1, sizeof(*op) + idlen + 1);
+    op->worker = worker;
+    op->fd = fd;
+    op->conn_id = conn_id;
+    op->idlen = idlen;
+    memcpy(op->id, id, idlen);
+    pthread_mutex_lock(&c->t_lock);
+    if (c->t_tail)
+        c->t_tail->next = op;
+    else
+        c->t_head = op;
+    c->t_tail = op;
+    pthread_cond_signal(&c->t_cond);
+    pthread_mutex_unlock(&c->t_lock);
+}
+
+void cluster_take_confirm(cluster_t *c, session_t *s, const char *owner, uint64_t store_seq)
+{
+    char subj[80];
+    snprintf(subj, sizeof(subj), "tombo.took.%s", owner);
+    kvop_t *op = xcalloc(1, sizeof(*op));
+    op->bucket = OP_CONFIRM;
+    op->key = xstrdup(subj);
+    op->val = xmalloc(s->client_id_len ? s->client_id_len : 1);
+    memcpy(op->val, s->client_id, s->client_id_len);
+    op->len = (int)s->client_id_len;
+    op->need = store_seq;
+    cluster_queue_push(c, op);
+    log_printf(TLOG_NOTICE, "Cluster: client %s took its session over from node %s.", s->client_id, owner);
+}
+
+/* nats.c threads: a move's message for this node, to worker 0 (one order for all of them). */
+static void post_move(cluster_t *c, natsMsg *m, int rc)
+{
+    inbox_item_t it = {.kind = INBOX_CLUSTER, .rc = (uint8_t)rc, .data = m};
+    worker_post(&c->b->workers[0], &it);
+}
+static void on_take(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
+{
+    (void)nc, (void)sub;
+    post_move(closure, m, CL_TAKE);
+}
+static void on_took(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
+{
+    (void)nc, (void)sub;
+    post_move(closure, m, CL_TOOK);
+}
+static void on_tail(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
+{
+    (void)nc, (void)sub;
+    post_move(closure, m, CL_TAIL);
+}
+
+/* Worker 0 of the owner: another node asks for the session of the client id in m (it->fd: how
+ * often its connection here was closed for it already). */
+static void move_out(worker_t *w, natsMsg *m, int kicks)
+{
+    cluster_t *c = w->b->cluster;
+    broker_t *b = w->b;
+    const char *id = natsMsg_GetData(m);
+    int idlen = natsMsg_GetDataLength(m);
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    session_t *s = idlen > 0 ? registry_find(b, id, (size_t)idlen) : NULL;
+    if (s) {
+        int kw, fd;
+        uint64_t cid;
+        if (session_conn_target(s, b->n_workers, &kw, &fd, &cid)) {
+            if (kicks < TAKE_KICKS) { /* closed by its worker first, which gives m back (cluster_kicked) */
+                inbox_item_t it = {.kind = INBOX_KICK_CONN, .rc = MQTT_RC_SESSION_TAKEN_OVER, .fd = fd,
+                                   .conn_id = cid, .data = m, .reply_worker = w->index, .reply_fd = -1,
+                                   .reply_id = (uint64_t)kicks + 1};
+                worker_post(&b->workers[kw], &it);
+                session_release(s);
+                return;
+            }
+        } else {
+            session_snap_t snap;
+            if (session_move_out(s, &snap, w->now, SESSION_MOVE_TIMEOUT_MS)) {
+                blob = session_wire_encode(&snap, w->now, &len);
+                log_printf(TLOG_NOTICE, "Cluster: client %s's session (%u subscriptions, %u messages) is moving "
+                                        "to another node.", s->client_id, snap.n_subs, snap.n_out);
+                session_snap_free(&snap);
+            }
+        }
+        session_release(s);
+    }
+    const char *reply = natsMsg_GetReply(m);
+    if (reply) /* an empty answer: no session here (or a clean one): a fresh start there */
+        natsConnection_Publish(c->nc, reply, blob ? blob : (const uint8_t *)"", (int)len);
+    free(blob);
+    natsMsg_Destroy(m);
+}
+
+void cluster_kicked(worker_t *w, const inbox_item_t *it)
+{
+    inbox_item_t back = {.kind = INBOX_CLUSTER, .rc = CL_TAKE, .fd = (int)it->reply_id, .data = it->data};
+    worker_post(&w->b->workers[it->reply_worker], &back);
+}
+
+/* Send what queued for s since the last tail to the new node's `reply` subject:
+ * [2: client id length][client id][session_wire]. Returns how many messages, -1 when s no longer
+ * moves. */
+static long send_tail(cluster_t *c, session_t *s, const char *reply, uint64_t node_bit, int64_t now)
+{
+    session_snap_t tail;
+    if (!session_move_tail(s, &tail))
+        return -1;
+    /* What was forwarded to the new node as well is delivered there by its own route: not again. */
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < tail.n_out; i++) {
+        if (tail.out[i].msg && (tail.out[i].msg->cluster_to & node_bit)) {
+            session_snap_t one = {.out = &tail.out[i], .n_out = 1};
+            session_snap_free_out(&one);
+        } else {
+            tail.out[kept++] = tail.out[i];
+        }
+    }
+    tail.n_out = kept;
+    long k = tail.n_out;
+    if (k) {
+        size_t len, idlen = s->client_id_len;
+        uint8_t *blob = session_wire_encode(&tail, now, &len);
+        uint8_t *out = xmalloc(2 + idlen + len);
+        out[0] = (uint8_t)(idlen >> 8);
+        out[1] = (uint8_t)idlen;
+        memcpy(out + 2, s->client_id, idlen);
+        memcpy(out + 2 + idlen, blob, len);
+        natsConnection_Publish(c->nc, reply, out, (int)(2 + idlen + len));
+        free(out);
+        free(blob);
+    }
+    session_snap_free(&tail);
+    return k;
+}
+
+/* Worker 0 of the owner: the new node has the session (m: its client id). What queued here since
+ * the export goes to it now; the session and its routes stay MOVE_GRACE_MS more, because a node
+ * that has not seen the new node's routes yet still sends here: what comes meanwhile follows too
+ * (cluster_tick), then the session ends (its routes go, after the new node's). */
+static void move_done(worker_t *w, natsMsg *m)
+{
+    cluster_t *c = w->b->cluster;
+    const char *id = natsMsg_GetData(m);
+    int idlen = natsMsg_GetDataLength(m);
+    const char *reply = natsMsg_GetReply(m);
+    session_t *s = idlen > 0 && idlen <= 65535 && reply ? registry_find(w->b, id, (size_t)idlen) : NULL;
+    uint64_t bit = 0;
+    if (reply && !strncmp(reply, "tombo.r.", 8)) {
+        cnode_t *to = cluster_node_get(c, reply + 8, strlen(reply + 8));
+        bit = to && to->index >= 0 ? 1ull << to->index : 0;
+    }
+    long k = s ? send_tail(c, s, reply, bit, w->now) : -1;
+    if (k >= 0) {
+        moved_t *x = xcalloc(1, sizeof(*x));
+        x->sent = k;
+        x->s = s;
+        x->node_bit = bit;
+        x->reply = xstrdup(reply);
+        x->due = w->now + MOVE_GRACE_MS;
+        moved_t **p = &c->moved; /* in order of due time */
+        while (*p)
+            p = &(*p)->next;
+        *p = x;
+    } else if (s) {
+        session_release(s);
+    }
+    natsMsg_Destroy(m);
+}
+
+void cluster_tick(worker_t *w)
+{
+    cluster_t *c = w->b->cluster;
+    while (c->moved && c->moved->due <= w->now) {
+        moved_t *x = c->moved;
+        c->moved = x->next;
+        long k = send_tail(c, x->s, x->reply, x->node_bit, w->now);
+        if (k >= 0) {
+            session_end(x->s);
+            log_printf(TLOG_NOTICE, "Cluster: client %s's session moved to another node (%ld messages followed it).",
+                       x->s->client_id, x->sent + k);
+        }
+        session_release(x->s);
+        free(x->reply);
+        free(x);
+    }
+}
+
+/* Worker 0 of the new node: the tail of a session that moved here. */
+static void move_tail(worker_t *w, natsMsg *m)
+{
+    const uint8_t *d = (const uint8_t *)natsMsg_GetData(m);
+    size_t n = (size_t)natsMsg_GetDataLength(m);
+    size_t idlen = n >= 2 ? (size_t)(d[0] << 8 | d[1]) : 0;
+    session_t *s = n >= 2 + idlen && idlen ? registry_find(w->b, (const char *)d + 2, idlen) : NULL;
+    if (s) {
+        long k = session_wire_deliver(w, s, d + 2 + idlen, n - 2 - idlen, w->now);
+        if (k < 0)
+            log_printf(TLOG_WARNING, "Warning: cluster: the messages that followed client %s's session are "
+                                     "malformed; dropped.", s->client_id);
+        session_release(s);
+    }
+    natsMsg_Destroy(m);
+}
+
+/* Worker of a waiting connection: the answer of cluster_take. */
+static void move_in(worker_t *w, inbox_item_t *it)
+{
+    take_reply_t *tr = it->data;
+    conn_t *cn = conn_lookup(w, it->fd, it->conn_id);
+    if (cn && cn->waiting == WAIT_CLUSTER && cn->state == CONN_NEW) {
+        if (tr->blob) {
+            const char *id = connect_req_id(cn->pending);
+            bool existed;
+            session_t *s = registry_get(w->b, id, strlen(id), &existed);
+            if (existed) {
+                /* A session of that client id was made here meanwhile: it stays, the other node's
+                 * copy too (the move is not confirmed; it gives up after SESSION_MOVE_TIMEOUT_MS). */
+            } else if (session_wire_import(s, (const uint8_t *)natsMsg_GetData(tr->blob),
+                                           (size_t)natsMsg_GetDataLength(tr->blob), w->now) < 0) {
+                log_printf(TLOG_WARNING, "Warning: cluster: the session of client %s from node %s is malformed; "
+                                         "it starts a new one.", id, tr->owner);
+                session_end(s);
+            } else {
+                connect_req_set_moved(cn->pending, tr->owner);
+            }
+            session_release(s);
+        }
+        conn_connect_resumed(cn);
+    }
+    natsMsg_Destroy(tr->blob);
+    free(tr);
+}
+
+void cluster_move_on_item(worker_t *w, inbox_item_t *it)
+{
+    if (it->rc == CL_TAKE)
+        move_out(w, it->data, it->fd);
+    else if (it->rc == CL_TAKE_REPLY)
+        move_in(w, it);
+    else if (it->rc == CL_TOOK)
+        move_done(w, it->data);
+    else if (it->rc == CL_TAIL)
+        move_tail(w, it->data);
+}
+
+/* ---- lifetime ---- */
+
+void cluster_move_init(cluster_t *c)
+{
+    pthread_mutex_init(&c->t_lock, NULL);
+    pthread_cond_init(&c->t_cond, NULL);
+    snprintf(c->tail_subject, sizeof(c->tail_subject), "tombo.r.%s", c->node);
+}
+
+natsStatus cluster_move_start(cluster_t *c, const char **what)
+{
+    char subj[80];
+    snprintf(subj, sizeof(subj), "tombo.take.%s", c->node);
+    natsStatus s = natsConnection_Subscribe(&c->sub_take, c->nc, subj, on_take, c);
+    snprintf(subj, sizeof(subj), "tombo.took.%s", c->node);
+    if (s == NATS_OK)
+        s = natsConnection_Subscribe(&c->sub_took, c->nc, subj, on_took, c);
+    if (s == NATS_OK)
+        s = natsConnection_Subscribe(&c->sub_tail, c->nc, c->tail_subject, on_tail, c);
+    if (s != NATS_OK) {
+        *what = "cannot subscribe to this node's session subjects";
+        return s;
+    }
+    for (int i = 0; i < TAKE_THREADS; i++) {
+        if (pthread_create(&c->taker[i], NULL, taker_main, c) != 0) {
+            *what = "cannot start a taker thread";
+            return NATS_NO_MEMORY;
+        }
+        c->n_takers++;
+    }
+    return NATS_OK;
+}
+
+void cluster_move_stop(cluster_t *c)
+{
+    natsSubscription *subs[] = {c->sub_take, c->sub_took, c->sub_tail};
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+        if (subs[i]) {
+            natsSubscription_Unsubscribe(subs[i]);
+            natsSubscription_Destroy(subs[i]);
+        }
+    }
+    pthread_mutex_lock(&c->t_lock); /* takers answer what is left with nothing, then end */
+    c->t_stop = true;
+    pthread_cond_broadcast(&c->t_cond);
+    pthread_mutex_unlock(&c->t_lock);
+    for (int i = 0; i < c->n_takers; i++)
+        pthread_join(c->taker[i], NULL);
+}
+
+void cluster_move_free(cluster_t *c)
+{
+    while (c->t_head) {
+        takeop_t *op = c->t_head;
+        c->t_head = op->next;
+        free(op);
+    }
+    pthread_mutex_destroy(&c->t_lock);
+    pthread_cond_destroy(&c->t_cond);
+    while (c->moved) { /* stopped within a grace period: the session stays here too */
+        moved_t *x = c->moved;
+        c->moved = x->next;
+        session_release(x->s);
+        free(x->reply);
+        free(x);
+    }
+}
