@@ -31,6 +31,8 @@ enum inbox_kind {
     INBOX_PLUGIN_PUBLISH, /* worker 0: send what plugins published (plugin_publish_drain) */
     INBOX_PLUGIN_KICK,   /* close (fd, conn_id) with reason code rc (a plugin's mosquitto_kick_client_*) */
     INBOX_CLUSTER,       /* from a cluster thread: rc says what, data what it carries (cluster.c) */
+    INBOX_ADOPT,         /* a connection another worker accepted for this one (fd; reply_fd: its
+                          * listener's index); this worker's client count already has it */
 };
 typedef struct inbox_item {
     uint8_t kind;
