@@ -320,10 +320,8 @@ static size_t encode(cluster_t *c, cworker_t *cw, msg_t *m, int64_t now, const s
 
 static void share_changed(cluster_t *c, const uint8_t *share, size_t n, bool present)
 {
-    if (present)
-        subtree_add(c->remote, share, n, c->self, 0, 0);
-    else
-        subtree_remove(c->remote, share, n, c->self);
+    if (present ? subtree_add(c->remote, share, n, c->self, 0, 0) == 0 : subtree_remove(c->remote, share, n, c->self))
+        atomic_fetch_add(&c->n_remote, present ? 1 : -1);
 }
 
 static void group_push(cworker_t *cw, const uint8_t *share, size_t n, const cnode_t *node)
@@ -442,7 +440,11 @@ size_t cluster_publish(cluster_t *c, worker_t *w, msg_t *m)
     if (m->topic.len >= 4 && !memcmp(m->topic.p, "$SYS", 4))
         return 0; /* each node's own statistics and log */
     sub_result_t *r = &cw->res;
-    subtree_match_groups(c->remote, m->topic.p, m->topic.len, NULL, r, group_seen, cw);
+    r->n = 0;
+    /* A node alone in the cluster, or whose peers subscribe to nothing, pays no match (and no read
+     * lock) for its own traffic: a route that arrives meanwhile is seen from the next message on. */
+    if (atomic_load_explicit(&c->n_remote, memory_order_relaxed) > 0)
+        subtree_match_groups(c->remote, m->topic.p, m->topic.len, NULL, r, group_seen, cw);
     for (size_t i = 0, k = 0; i < r->n; i++) /* the node picked for each group, in match order */
         if (r->v[i].shared)
             cw->g[k++].node = r->v[i].owner;
@@ -460,6 +462,8 @@ size_t cluster_publish(cluster_t *c, worker_t *w, msg_t *m)
         if (!dup)
             cw->to[nto++] = r->v[i];
     }
+    if (!nto && !m->retain)
+        return 0; /* only this node's own shared groups matched: nothing to encode */
     size_t len = encode(c, cw, m, w->now, cw->to, nto);
     if (m->retain) {
         char *key = cluster_key_of(NULL, m->topic.p, m->topic.len);

@@ -138,6 +138,7 @@ struct cluster {
     kvStore *kv_renew[N_BUCKETS];
     natsSubscription *sub;
     subtree_t *remote;
+    atomic_long n_remote; /* subscriptions in `remote`: none, and a message needs no match there */
     cnode_t *self; /* in `remote` as a member of this node's shared groups */
     cworker_t *cw; /* [b->n_workers] */
 

@@ -40,10 +40,8 @@ static void on_route(cluster_t *c, kvEntry *e)
     uint8_t *f = xmalloc(fl + 1);
     long n = cluster_b64_decode(dot + 1, fl, f);
     if (n > 0) {
-        if (put)
-            subtree_add(c->remote, f, (size_t)n, x, 0, 0);
-        else
-            subtree_remove(c->remote, f, (size_t)n, x);
+        if (put ? subtree_add(c->remote, f, (size_t)n, x, 0, 0) == 0 : subtree_remove(c->remote, f, (size_t)n, x))
+            atomic_fetch_add(&c->n_remote, put ? 1 : -1);
     }
     free(f);
 }
