@@ -130,11 +130,15 @@ void bp_check_paused(worker_t *w, bool tick)
     w->resume_pending = 0;
     if (w->n_paused == 0)
         return;
-    /* Take the list: a resumed connection may block and be paused again while we walk it. */
+    /* Take the list: a resumed connection may block and be paused again while we walk it, onto
+     * the spare list swapped in (kept between checks, as is this one). */
     struct paused *list = w->paused;
-    size_t n = w->n_paused;
-    w->paused = NULL;
-    w->n_paused = w->cap_paused = 0;
+    size_t n = w->n_paused, cap = w->cap_paused;
+    w->paused = w->paused_spare;
+    w->cap_paused = w->cap_spare;
+    w->n_paused = 0;
+    w->paused_spare = NULL;
+    w->cap_spare = 0;
     for (size_t i = 0; i < n; i++) {
         conn_t *c = conn_lookup(w, list[i].fd, list[i].id);
         if (!c || !c->bp_paused)
@@ -153,7 +157,10 @@ void bp_check_paused(worker_t *w, bool tick)
         conn_update_events(c);
         conn_resume_input(c);
     }
-    free(list);
+    if (w->paused_spare) /* a check nested in conn_resume_input kept its own */
+        free(w->paused_spare);
+    w->paused_spare = list;
+    w->cap_spare = cap;
 }
 
 void bp_wake_waiters(worker_t *w, session_t *s)

@@ -571,6 +571,7 @@ void worker_free(worker_t *w)
     free(w->outbox);
     free(w->held);
     free(w->paused);
+    free(w->paused_spare);
     free(w->conns);
     sub_result_free(&w->match);
     free(w->rbuf);

@@ -45,6 +45,8 @@ typedef struct worker {
      * last seen and since when: kept here, not in every connection. */
     struct paused { int fd; uint64_t id; uint64_t progress; int64_t since; } *paused;
     size_t n_paused, cap_paused;
+    struct paused *paused_spare; /* the other list bp_check_paused swaps in (no malloc per check) */
+    size_t cap_spare;
     uint8_t resume_pending; /* an INBOX_RESUME came: look at them this turn */
     /* Receivers this worker delivered to from publishing connections, and how many messages it
      * gave each in the turn `at` (not handed over before the turn ends): backpressure.c's
