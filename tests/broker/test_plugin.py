@@ -47,6 +47,24 @@ def start(make_broker, which, conf):
     return make_broker(conf, mosquitto=(which == "mosquitto"))
 
 
+def only_allowed_arrives(b, proto, denied, allowed):
+    """bob subscribes to everything, alice publishes to `denied` then to `allowed` at QoS 1: only the
+    second arrives. Returns alice's client id."""
+    sub = PahoClient(b, protocol=V5, username="bob", password="pw2")
+    sub.connect()
+    assert sub.subscribe("#", qos=1) == [1]
+    pub = PahoClient(b, protocol=proto, username="alice", password="secret")
+    pub.connect()
+    pub.publish(denied, b"no", qos=1)
+    pub.publish(allowed, b"yes", qos=1)
+    m = sub.get()
+    assert (m.topic, m.payload) == (allowed, b"yes")
+    sub.expect_none()
+    pub.close()
+    sub.close()
+    return pub.client_id
+
+
 def wait_log(b, text, timeout=5.0):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -95,19 +113,8 @@ def test_plugin_defers_anonymous_clients_to_allow_anonymous(make_broker, which, 
 @pytest.mark.parametrize("proto", [V311, V5])
 def test_plugin_acl_denied_publish_is_not_delivered(make_broker, which, proto):
     b = start(make_broker, which, plugin_conf())
-    sub = PahoClient(b, protocol=V5, username="bob", password="pw2")
-    sub.connect()
-    assert sub.subscribe("#", qos=1) == [1]
-    pub = PahoClient(b, protocol=proto, username="alice", password="secret")
-    pub.connect()
-    pub.publish("secret/plans", b"no", qos=1)
-    pub.publish("public/news", b"yes", qos=1)
-    m = sub.get()
-    assert (m.topic, m.payload) == ("public/news", b"yes")
-    sub.expect_none()
-    pub.close()
-    sub.close()
-    assert wait_log(b, "test plugin: denied access 2 to secret/plans for %s user alice" % pub.client_id), b.log()
+    pub_id = only_allowed_arrives(b, proto, "secret/plans", "public/news")
+    assert wait_log(b, "test plugin: denied access 2 to secret/plans for %s user alice" % pub_id), b.log()
 
 
 @pytest.mark.parametrize("which", BROKERS)
@@ -254,18 +261,7 @@ def test_plugin_message_event_denies_not_authorized(make_broker, which, proto):
     """MOSQ_ERR_ACL_DENIED from MOSQ_EVT_MESSAGE: the message is not delivered (the QoS 1 flow still
     completes: a 5.0 PUBACK says 0x87, Not authorized)."""
     b = start(make_broker, which, plugin_conf(extra="plugin_opt_message yes\n"))
-    sub = PahoClient(b, protocol=V5, username="bob", password="pw2")
-    sub.connect()
-    assert sub.subscribe("#", qos=1) == [1]
-    pub = PahoClient(b, protocol=proto, username="alice", password="secret")
-    pub.connect()
-    pub.publish("deny/x", b"no", qos=1)
-    pub.publish("ok/x", b"yes", qos=1)
-    m = sub.get()
-    assert (m.topic, m.payload) == ("ok/x", b"yes")
-    sub.expect_none()
-    pub.close()
-    sub.close()
+    only_allowed_arrives(b, proto, "deny/x", "ok/x")
 
 
 @pytest.mark.parametrize("which", BROKERS)
