@@ -617,16 +617,6 @@ static int h_autosave_interval(struct parser *ps, const struct directive *d, cha
     return parse_int(ps, d->name, val, 0, INT32_MAX, &v);
 }
 
-/* max_inflight_bytes: payload bytes of outgoing QoS 1/2 messages in flight per client (0: no limit). */
-static int h_max_inflight_bytes(struct parser *ps, const struct directive *d, char *val)
-{
-    long long v = 0;
-    if (parse_int(ps, d->name, val, 0, INT64_MAX, &v) < 0)
-        return -1;
-    ps->cfg->max_inflight_bytes = (uint64_t)v;
-    return 0;
-}
-
 /* max_keepalive: 10..65535 as in Mosquitto 2.0.11, or 0, which Mosquitto accepts since 2.0.13
  * ("allow clients to set keepalive = 0"): no limit at all, so no Server Keep Alive is sent. */
 static int h_max_keepalive(struct parser *ps, const struct directive *d, char *val)
@@ -856,29 +846,6 @@ static int h_websockets_headers_size(struct parser *ps, const struct directive *
     return 0;
 }
 
-/* websockets_log_level N: which of tombo's WebSocket events log_type websockets logs, as a mask of
- * libwebsockets' levels (Mosquitto hands N to lws_set_log_level): 1 errors (refused handshakes,
- * protocol errors), 2 warnings (HTTP requests answered with an error), 4 notices (handshakes,
- * closes), 8 information (files served); other bits select nothing more. 0, the default as in
- * Mosquitto, logs all of them (what tombo did before the directive). */
-static int h_websockets_log_level(struct parser *ps, const struct directive *d, char *val)
-{
-    long long v = 0;
-    if (parse_int(ps, d->name, val, 0, INT32_MAX, &v) < 0)
-        return -1;
-    ps->cfg->websockets_log_level = (uint32_t)v;
-    return 0;
-}
-
-static int h_threads(struct parser *ps, const struct directive *d, char *val)
-{
-    long long v = 0;
-    if (parse_int(ps, d->name, val, 1, 1024, &v) < 0)
-        return -1;
-    ps->cfg->threads = (int)v;
-    return 0;
-}
-
 /* Every directive tombo implements. Ranges follow Mosquitto 2.0.11 where it checks them; where it
  * takes any integer (atoi), tombo refuses what makes no sense (negative counts). */
 /* http_listener PORT [ADDRESS] (tombo only): the HTTP endpoint of metrics, REST API and dashboard. */
@@ -1002,7 +969,11 @@ static const struct directive directives[] = {
     FN(protocol, h_protocol), /* mqtt or websockets */
     FN(http_dir, h_http_dir),
     FN(websockets_headers_size, h_websockets_headers_size),
-    FN(websockets_log_level, h_websockets_log_level),
+    /* Which of tombo's WebSocket events log_type websockets logs, as a mask of libwebsockets' levels
+     * (Mosquitto hands N to lws_set_log_level): 1 errors (refused handshakes, protocol errors), 2
+     * warnings (HTTP requests answered with an error), 4 notices (handshakes, closes), 8 information
+     * (files served); other bits select nothing more. 0, the default as in Mosquitto, logs all. */
+    INT_G(websockets_log_level, 0, INT32_MAX),
     FN(socket_domain, h_socket_domain),
     FN(bind_interface, h_bind_interface),
     INT_L(max_connections, -1, INT_MAX),
@@ -1051,7 +1022,7 @@ static const struct directive directives[] = {
     INT_G(max_queued_messages, 0, INT32_MAX),
     INT_G(max_queued_bytes, 0, INT64_MAX),
     INT_G(max_inflight_messages, 0, 65535),
-    FN(max_inflight_bytes, h_max_inflight_bytes),
+    INT_G(max_inflight_bytes, 0, INT64_MAX), /* payload bytes of outgoing QoS 1/2 in flight per client (0: no limit) */
     INT_G(message_size_limit, 0, 268435455),
     INT_G(max_packet_size, 20, 268435460),
     FN(max_keepalive, h_max_keepalive),
@@ -1115,7 +1086,7 @@ static const struct directive directives[] = {
     STR_B(bridge_psk, psk),
     /* process */
     FN(include_dir, h_include_dir),
-    FN(threads, h_threads), /* tombo only */
+    INT_G(threads, 1, 1024), /* tombo only */
     FN(http_listener, h_http_listener), /* tombo only */
     FN(http_password_file, h_http_password_file), /* tombo only */
     FN(http_certfile, h_http_tls),                 /* tombo only */
