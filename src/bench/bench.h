@@ -28,6 +28,7 @@
 #define BENCH_READ_SIZE 65536
 /* A connection stops generating once this many bytes wait in its output buffer. */
 #define BENCH_OUT_HIGH 65536
+#define BENCH_MAX_SUB_PORTS 16 /* --sub-port list */
 
 enum bench_mode { MODE_CONN, MODE_PUB, MODE_SUB, MODE_PAIRS, MODE_FANIN, MODE_FANOUT, MODE_RETAINED, MODE_STORM };
 
@@ -38,7 +39,10 @@ typedef struct bench_cfg {
     enum bench_mode mode;
     const char *host;
     int port;
-    int sub_port;         /* --sub-port: subscribers connect there (another cluster node); 0: -p */
+    /* --sub-port P1[,P2...]: subscriber i connects to sub_ports[i % nsub_ports] (other cluster
+     * nodes); nsub_ports 0: every client on -p */
+    int sub_ports[BENCH_MAX_SUB_PORTS];
+    int nsub_ports;
     double settle;        /* --settle: seconds between the last SUBACK and the first PUBLISH */
     int version;          /* 3, 4 or 5 */
     uint32_t clients;     /* -c: meaning depends on the mode */
@@ -247,8 +251,8 @@ typedef struct bench_run {
     _Atomic int retained_go;  /* retained: every message stored, the subscriber may subscribe */
     _Atomic uint64_t sub_ns;  /* retained: when the SUBSCRIBE went out */
     unsigned dst_len;
-    struct sockaddr_storage *dst_sub; /* --sub-port, or NULL */
-    unsigned dst_sub_len;
+    struct sockaddr_storage *dst_sub; /* --sub-port: nsub_ports addresses, or NULL */
+    unsigned dst_sub_len[BENCH_MAX_SUB_PORTS];
     /* results */
     double connect_secs;
     uint64_t expected;        /* deliveries the subscribers should have seen */

@@ -264,8 +264,10 @@ static void conn_start(bench_thread_t *t, conn_t *c, uint64_t now)
     }
     c->epollout = true;
     c->last_tx_ns = c->started_ns = now;
+    /* subscribers are clients 0..subs-1: idx round-robin over the --sub-port list */
     bool sub = c->role == ROLE_SUB && r->dst_sub;
-    if (connect(c->fd, (struct sockaddr *)(sub ? r->dst_sub : r->dst), sub ? r->dst_sub_len : r->dst_len) < 0 &&
+    uint32_t k = sub ? c->idx % (uint32_t)r->cfg.nsub_ports : 0;
+    if (connect(c->fd, (struct sockaddr *)(sub ? &r->dst_sub[k] : r->dst), sub ? r->dst_sub_len[k] : r->dst_len) < 0 &&
         errno != EINPROGRESS) {
         conn_fail(t, c, "connect", errno);
         return;
@@ -996,22 +998,22 @@ static int resolve(bench_run_t *r)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
     char port[16];
-    if (r->cfg.sub_port) { /* the subscribers' node: same host, its own port */
-        snprintf(port, sizeof(port), "%d", r->cfg.sub_port);
-        int e = getaddrinfo(r->cfg.host, port, &hints, &ai);
-        if (e) {
-            fprintf(stderr, "tombo-bench: %s: %s\n", r->cfg.host, gai_strerror(e));
+    if (r->cfg.nsub_ports) { /* the subscribers' nodes: same host, their own ports */
+        r->dst_sub = calloc((size_t)r->cfg.nsub_ports, sizeof(*r->dst_sub));
+        if (!r->dst_sub)
             return -1;
-        }
-        r->dst_sub = calloc(1, sizeof(*r->dst_sub));
-        if (!r->dst_sub) {
+        for (int i = 0; i < r->cfg.nsub_ports; i++) {
+            snprintf(port, sizeof(port), "%d", r->cfg.sub_ports[i]);
+            int e = getaddrinfo(r->cfg.host, port, &hints, &ai);
+            if (e) {
+                fprintf(stderr, "tombo-bench: %s: %s\n", r->cfg.host, gai_strerror(e));
+                return -1;
+            }
+            memcpy(&r->dst_sub[i], ai->ai_addr, ai->ai_addrlen);
+            r->dst_sub_len[i] = (unsigned)ai->ai_addrlen;
             freeaddrinfo(ai);
-            return -1;
+            ai = NULL;
         }
-        memcpy(r->dst_sub, ai->ai_addr, ai->ai_addrlen);
-        r->dst_sub_len = (unsigned)ai->ai_addrlen;
-        freeaddrinfo(ai);
-        ai = NULL;
     }
     snprintf(port, sizeof(port), "%d", r->cfg.port);
     int e = getaddrinfo(r->cfg.host, port, &hints, &ai);

@@ -34,7 +34,8 @@ static void usage(FILE *f)
             "options:\n"
             "  -h HOST         broker host (127.0.0.1)\n"
             "  -p PORT         broker port (1883)\n"
-            "  --sub-port PORT subscribers connect to this port instead (another node of a cluster)\n"
+            "  --sub-port P1[,P2...] subscribers connect to these ports instead, round-robin\n"
+            "                  (other nodes of a cluster)\n"
             "  --settle SEC    wait this long after the subscriptions before publishing (0): a cluster's\n"
             "                  routes reach the publishers' node meanwhile\n"
             "  --ws            MQTT over WebSockets (the port of a `protocol websockets` listener):\n"
@@ -84,6 +85,33 @@ static int parse_num(const char *opt, const char *s, double lo, double hi, doubl
         return -1;
     }
     *out = v;
+    return 0;
+}
+
+/* --sub-port P1[,P2...]: subscribers spread round-robin over the ports (cluster nodes). */
+static int parse_ports(const char *s, bench_cfg_t *c)
+{
+    char buf[256];
+    if (strlen(s) >= sizeof(buf)) {
+        fprintf(stderr, "tombo-bench: --sub-port: list too long\n");
+        return -1;
+    }
+    strcpy(buf, s);
+    c->nsub_ports = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        double v;
+        if (c->nsub_ports == BENCH_MAX_SUB_PORTS) {
+            fprintf(stderr, "tombo-bench: --sub-port: at most %d ports\n", BENCH_MAX_SUB_PORTS);
+            return -1;
+        }
+        if (parse_num("--sub-port", tok, 1, 65535, &v))
+            return -1;
+        c->sub_ports[c->nsub_ports++] = (int)v;
+    }
+    if (!c->nsub_ports) {
+        fprintf(stderr, "tombo-bench: --sub-port: no port\n");
+        return -1;
+    }
     return 0;
 }
 
@@ -193,7 +221,9 @@ static int parse_args(int argc, char **argv, bench_cfg_t *c)
         case O_OPEN: c->open_loop = true; break;
         case O_WS: c->ws = true; break;
         case O_SETTLE: if (parse_num("--settle", optarg, 0, 3600, &v)) return -1; c->settle = v; break;
-        case O_SUB_PORT: if (parse_num("--sub-port", optarg, 1, 65535, &v)) return -1; c->sub_port = (int)v; break;
+        case O_SUB_PORT:
+            if (parse_ports(optarg, c) < 0) return -1;
+            break;
         case O_EXPIRY:
             if (parse_num("--session-expiry", optarg, 0, 4294967295.0, &v)) return -1;
             c->session_expiry = (uint32_t)v;
