@@ -50,6 +50,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/hash.h"
 #include "base/log.h"
 #include "base/mem.h"
@@ -174,6 +175,8 @@ static void *writer_main(void *arg)
     /* The presence value says whether this node reads its messages from the stream ("j",
      * cluster_durability jetstream): the others send it QoS 1/2 there, not on core NATS. */
     enqueue(c, B_ROUTES, xstrdup(c->node), (const uint8_t *)(c->b->cluster_js ? "j" : "1"), 1, false);
+    int64_t stop_by = 0; /* once stopping: the writes left get until then (each may wait for a timeout) */
+    long dropped = 0;
     for (;;) {
         pthread_mutex_lock(&c->q_lock);
         while (!c->q_head && !c->q_stop)
@@ -184,6 +187,34 @@ static void *writer_main(void *arg)
             break;
         }
         bool stop = c->q_stop;
+        if (stop && !stop_by)
+            stop_by = now_ms() + STOP_WRITES_MS;
+        if (stop && (!atomic_load(&c->link_up) || now_ms() >= stop_by)) {
+            /* Stopping without NATS: what is left cannot be written; the routes stay in the bucket
+             * until this node starts again (withdraw_routes), messages sent to them meanwhile go
+             * nowhere, as they would to a node killed with kill -9. */
+            c->q_head = op->next;
+            if (!c->q_head)
+                c->q_tail = NULL;
+            pthread_mutex_unlock(&c->q_lock);
+            dropped++;
+            kvop_free(op);
+            continue;
+        }
+        if (!stop && !atomic_load(&c->link_up)) {
+            /* NATS unreachable: look again in 200 ms (or at a stop) rather than spend a request
+             * timeout on each write while nats.c reconnects. */
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += 200 * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&c->q_cond, &c->q_lock, &until);
+            pthread_mutex_unlock(&c->q_lock);
+            continue;
+        }
         pthread_mutex_unlock(&c->q_lock);
         natsStatus s;
         uint64_t rev = 0;
@@ -218,6 +249,11 @@ static void *writer_main(void *arg)
         if (op->session)
             client_written(c, op->session, s == NATS_OK ? rev : 0);
         kvop_free(op);
+    }
+    if (dropped || !atomic_load(&c->link_up) || (stop_by && now_ms() >= stop_by)) {
+        log_printf(TLOG_WARNING, "Warning: cluster: NATS unreachable while stopping: %ld bucket writes not made; "
+                                 "this node's routes stay in the bucket until it starts again.", dropped);
+        return NULL;
     }
     withdraw_routes(c);
     return NULL;
@@ -790,6 +826,14 @@ void cluster_stop(broker_t *b)
     if (!c)
         return;
     atomic_store(&c->stopping, 1);
+    /* NATS unreachable (or gone a moment ago, before nats.c noticed: no PONG within a second):
+     * close the connection first, so what follows (stopping the watchers deletes their consumers,
+     * the JetStream subscriptions theirs, the writer's last bucket writes) fails at once instead
+     * of each request waiting out its timeout while nats.c reconnects: 3 watchers took 15 s. */
+    if (c->nc && (!atomic_load(&c->link_up) || natsConnection_FlushTimeout(c->nc, 1000) != NATS_OK)) {
+        atomic_store(&c->link_up, 0);
+        natsConnection_Close(c->nc);
+    }
     cluster_js_stop(b);
     if (c->sub) {
         natsSubscription_Unsubscribe(c->sub);

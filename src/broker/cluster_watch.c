@@ -131,8 +131,9 @@ static uint64_t stream_last_seq(cluster_t *c, int bucket)
 static bool watch_stalled(watch_t *wt)
 {
     int64_t now = now_ms();
-    if (now - wt->check_at < WATCH_CHECK_MS || atomic_load(&wt->c->b->stop))
-        return false; /* stopping: the workers no longer take what a new watcher would deliver */
+    if (now - wt->check_at < WATCH_CHECK_MS || atomic_load(&wt->c->b->stop) || !atomic_load(&wt->c->link_up))
+        return false; /* stopping: the workers no longer take what a new watcher would deliver;
+                       * NATS unreachable: a request would only wait out its timeout */
     wt->check_at = now;
     uint64_t last = stream_last_seq(wt->c, wt->bucket);
     if (!last)
@@ -156,6 +157,11 @@ static bool watch_renew(watch_t *wt)
         if (atomic_load(&c->stopping)) {
             pthread_mutex_unlock(&wt->mu);
             return false;
+        }
+        if (!atomic_load(&c->link_up)) { /* nats.c is reconnecting: try once it is back */
+            pthread_mutex_unlock(&wt->mu);
+            usleep(200 * 1000);
+            continue;
         }
         kvWatcher *w = NULL;
         uint64_t base = stream_last_seq(c, wt->bucket);
