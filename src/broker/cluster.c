@@ -18,13 +18,16 @@
  * B64 is base64url (padded): every topic, filter and client id becomes a valid key.
  *
  * A PUBLISH on this node (route.c) is matched against `remote` and sent once per matching node on
- * core NATS, subject tombo.n.NODE, as [1: version 2][4: message expiry left, s, 0: none][1: n]
- * [n: source node][1: k][k times [1: n][n: a node it is sent to]][a v5 PUBLISH, packet id 1]
- * (version 1 had no recipients; it is still read): the v5 encoding is the message's shared one
+ * core NATS, subject tombo.n.NODE, as [1: version 4][4: message expiry left, s, 0: none][1: n]
+ * [n: source node][8: origin][8: sequence][1: k][k times [1: n][n: a node it is sent to]][a v5
+ * PUBLISH, packet id 1] (versions 1 and 2, without the identity, 1 without the recipients too, are
+ * still read). Origin and sequence are the message's cluster identity (msg.h), given here once: a
+ * session that moved between nodes queues one identity once (dedup.h). The v5 encoding is the
+ * message's shared one
  * (msg_encoded), made once. nats.c buffers what is published and its flusher thread writes it, so
  * the sends of a loop turn go out together. The receiving node delivers it as a local publish
  * (msg->from_cluster): never forwarded again, so no loop. Shared groups: one node serves each, see
- * "shared subscriptions" below (wire version 3 lists the groups the receiver serves).
+ * "shared subscriptions" below (wire version 5, or 3 before, lists the groups the receiver serves).
  *
  * Threads: nats.c calls back on threads of its own, which never touch a worker's state: each
  * message or bucket change is posted to a worker's inbox (INBOX_CLUSTER), messages from one source
@@ -48,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -301,6 +305,25 @@ cnode_t *cluster_node_get(cluster_t *c, const char *name, size_t n)
 
 /* ---- forwarding ---- */
 
+/* The header's length up to the groups or the recipients, of a wire form whose first 6 bytes are
+ * there and whose version is known. */
+static size_t wire_head(const uint8_t *d) { return 6 + (size_t)d[5] + (d[0] >= 4 ? 16 : 0); }
+static bool wire_known(uint8_t v) { return v >= 1 && v <= WIRE_VERSION_MAX; }
+static bool wire_has_groups(uint8_t v) { return v == 3 || v == WIRE_VERSION_GROUPS; }
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+static uint64_t get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
 /* The wire form of m into cw->buf, naming the nodes of `to` (n_to of them) as its recipients:
  * see the design note. Returns its length. */
 static size_t encode(cluster_t *c, cworker_t *cw, msg_t *m, int64_t now, const sub_match_t *to, size_t n_to)
@@ -309,7 +332,7 @@ static size_t encode(cluster_t *c, cworker_t *cw, msg_t *m, int64_t now, const s
     size_t names = 1;
     for (size_t i = 0; i < n_to && i < 255; i++)
         names += 1 + strlen(((cnode_t *)to[i].owner)->name);
-    size_t need = 6 + c->node_len + names + e->len;
+    size_t need = 6 + c->node_len + 16 + names + e->len;
     if (cw->cap < need) {
         cw->cap = need * 2;
         cw->buf = xrealloc(cw->buf, cw->cap);
@@ -323,7 +346,9 @@ static size_t encode(cluster_t *c, cworker_t *cw, msg_t *m, int64_t now, const s
     p[4] = (uint8_t)exp;
     p[5] = (uint8_t)c->node_len;
     memcpy(p + 6, c->node, c->node_len);
-    uint8_t *q = p + 6 + c->node_len;
+    put64(p + 6 + c->node_len, m->cluster_origin);
+    put64(p + 6 + c->node_len + 8, m->cluster_seq);
+    uint8_t *q = p + 6 + c->node_len + 16;
     *q++ = (uint8_t)(n_to < 255 ? n_to : 255);
     for (size_t i = 0; i < n_to && i < 255; i++) {
         const cnode_t *x = to[i].owner;
@@ -410,8 +435,8 @@ bool cluster_share_keep(void *ctx, const uint8_t *share, size_t n)
     return !g || g->node == NULL || g->node == w->b->cluster->self;
 }
 
-/* The wire form in cw->buf (len bytes, version 2) as version 3 in cw->buf2, with the groups node x
- * serves: [4: k] k x [2: length][the group's "$share/GROUP/FILTER"] after the source node. Returns
+/* The wire form in cw->buf (len bytes, version 4) as version 5 in cw->buf2, with the groups node x
+ * serves: [4: k] k x [2: length][the group's "$share/GROUP/FILTER"] after the identity. Returns
  * its length, or 0 when x serves no group (then cw->buf is what x gets). */
 static size_t encode_groups(cluster_t *c, cworker_t *cw, size_t len, const cnode_t *x)
 {
@@ -423,7 +448,7 @@ static size_t encode_groups(cluster_t *c, cworker_t *cw, size_t len, const cnode
         }
     if (!k)
         return 0;
-    size_t head = 6 + c->node_len;
+    size_t head = 6 + c->node_len + 16;
     if (cw->cap2 < len + extra) {
         cw->cap2 = 2 * (len + extra);
         cw->buf2 = xrealloc(cw->buf2, cw->cap2);
@@ -446,11 +471,11 @@ static size_t encode_groups(cluster_t *c, cworker_t *cw, size_t len, const cnode
     return len + extra;
 }
 
-/* The groups of a version 3 wire form (d[0..n), its source node checked) into cw, for
- * cluster_share_keep; returns the offset of the PUBLISH, or 0 when malformed. */
+/* The groups of a version 3 or 5 wire form (d[0..n), its head checked) into cw, for
+ * cluster_share_keep; returns the offset of the recipients, or 0 when malformed. */
 static size_t decode_groups(cworker_t *cw, const uint8_t *d, size_t n)
 {
-    size_t p = 6 + (size_t)d[5];
+    size_t p = wire_head(d);
     if (p + 4 > n)
         return 0;
     size_t k = (size_t)d[p] << 24 | (size_t)d[p + 1] << 16 | (size_t)d[p + 2] << 8 | d[p + 3];
@@ -484,6 +509,10 @@ size_t cluster_publish(cluster_t *c, worker_t *w, msg_t *m)
     for (size_t i = 0, k = 0; i < r->n; i++) /* the node picked for each group, in match order */
         if (r->v[i].shared)
             cw->g[k++].node = r->v[i].owner;
+    if (!m->cluster_seq) { /* published here: its identity, given once */
+        m->cluster_origin = c->origin;
+        m->cluster_seq = (uint64_t)w->index << 48 | ++cw->seq;
+    }
     if (!r->n && !m->retain)
         return 0;
     size_t nto = 0; /* the recipients: each other node once (the groups' entries repeat nodes, and name this one) */
@@ -548,7 +577,7 @@ static void on_forward(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     cluster_t *c = closure;
     const uint8_t *d = (const uint8_t *)natsMsg_GetData(msg);
     int n = natsMsg_GetDataLength(msg);
-    if (n < 6 || (d[0] != WIRE_VERSION && d[0] != 1 && d[0] != WIRE_VERSION_GROUPS) || 6 + d[5] > n) {
+    if (n < 6 || !wire_known(d[0]) || wire_head(d) > (size_t)n) {
         natsMsg_Destroy(msg);
         return;
     }
@@ -558,14 +587,15 @@ static void on_forward(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     worker_post(&b->workers[wi], &it);
 }
 
-/* Decode a wire form into a message (NULL when malformed). A version 3 form's groups go to cw (NULL:
- * not expected, the retained bucket's). */
+/* Decode a wire form into a message (NULL when malformed). A version 3 or 5 form's groups go to cw
+ * (NULL: not expected, the retained bucket's; its messages get no identity either: a retained
+ * message sent on a subscription is a delivery of its own). */
 static msg_t *decode(cluster_t *c, const uint8_t *d, size_t n, int64_t now, cworker_t *cw)
 {
-    if (n < 6 || (d[0] != WIRE_VERSION && d[0] != 1 && d[0] != WIRE_VERSION_GROUPS) || 6 + (size_t)d[5] > n)
+    if (n < 6 || !wire_known(d[0]) || wire_head(d) > n)
         return NULL;
-    size_t off = 6 + (size_t)d[5];
-    if (d[0] == WIRE_VERSION_GROUPS && (!cw || !(off = decode_groups(cw, d, n))))
+    size_t off = wire_head(d);
+    if (wire_has_groups(d[0]) && (!cw || !(off = decode_groups(cw, d, n))))
         return NULL;
     uint32_t exp = (uint32_t)d[1] << 24 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 8 | d[4];
     const uint8_t *pub = d + off;
@@ -603,6 +633,10 @@ static msg_t *decode(cluster_t *c, const uint8_t *d, size_t n, int64_t now, cwor
     msg_t *m = msg_new(p.publish.topic, p.publish.payload, p.publish.qos, p.publish.retain, &p.props, now);
     m->from_cluster = 1;
     m->cluster_to = to;
+    if (d[0] >= 4 && cw) {
+        m->cluster_origin = get64(d + 6 + d[5]);
+        m->cluster_seq = get64(d + 6 + d[5] + 8);
+    }
     return m;
 }
 
@@ -732,6 +766,13 @@ int cluster_init(broker_t *b)
     c->b = b;
     c->node = cfg->cluster_node;
     c->node_len = strlen(c->node);
+    /* This run's own (the node's name, the time and pid): a restarted node's sequences start again. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    c->origin = fnv1a64(c->node, c->node_len) ^ ((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec) ^
+                (uint64_t)getpid() << 40;
+    if (!c->origin)
+        c->origin = 1;
     pthread_mutex_init(&c->nodes_lock, NULL);
     pthread_mutex_init(&c->q_lock, NULL);
     pthread_cond_init(&c->q_cond, NULL);

@@ -19,8 +19,12 @@
 struct worker;
 struct inbox_item;
 
-#define WIRE_VERSION 2 /* 1: without the recipients (still read) */
-#define WIRE_VERSION_GROUPS 3 /* 2 with the shared groups the receiver serves after the source node */
+/* The forwarding header's versions (cluster.c's design note): 4 carries the message's cluster
+ * identity and its recipients; 5 is 4 with the shared groups the receiver serves. Still read: 1 (no
+ * recipients), 2 (recipients), 3 (2 with the groups), all without an identity. */
+#define WIRE_VERSION 4
+#define WIRE_VERSION_GROUPS 5
+#define WIRE_VERSION_MAX 5
 #define KEY_MAX 3000 /* NATS's control line is 4096 bytes: longer keys are not replicated */
 
 /* inbox_item.rc of an INBOX_CLUSTER item. Sessions that move (docs/cluster.md): CL_TAKE (owner:
@@ -124,12 +128,14 @@ typedef struct cworker {
     size_t glen, gcap;
     sub_match_t *to; /* the nodes a message is sent to, each once */
     size_t capto;
+    uint64_t seq; /* the last cluster identity's sequence this worker gave (msg.h) */
 } cworker_t;
 
 struct cluster {
     broker_t *b;
     const char *node; /* b->cfg.cluster_node */
     size_t node_len;
+    uint64_t origin; /* this run of this node in the messages' cluster identities (msg.h; never 0) */
     natsOptions *opts;
     bool tls; /* TLS to NATS: see cluster_free */
     natsConnection *nc;

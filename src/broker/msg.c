@@ -51,6 +51,8 @@ msg_t *msg_new(mqtt_bytes_t topic, mqtt_bytes_t payload, uint8_t qos, uint8_t re
     m->from_cluster = 0;
     m->expiry_at = 0;
     m->cluster_to = 0;
+    m->cluster_origin = 0;
+    m->cluster_seq = 0;
     m->store_id = 0;
     m->store_inline = 0;
     m->store = NULL;

@@ -41,6 +41,10 @@ typedef struct msg {
     /* The cluster nodes it was forwarded to as well (bit i: cluster.c's node index i): a session
      * moving to one of them does not take it along, that node delivers it itself. */
     uint64_t cluster_to;
+    /* Its identity across the cluster, given once by the node where it was published (cluster.c)
+     * and carried with it to other nodes, forwarded or in a session that moves: a moved session
+     * queues one identity once (dedup.h). Both 0: none (never left this node). */
+    uint64_t cluster_origin, cluster_seq;
     /* Persistence (store.h): its row in the store, set under the store's lock by the first durable
      * reference; when the last reference goes, the row is deleted. 0: not stored. */
     uint64_t store_id;

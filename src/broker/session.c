@@ -18,6 +18,7 @@
 #include "broker/backpressure.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
+#include "broker/dedup.h"
 #include "broker/worker.h"
 #include "broker/auth.h"
 #include "broker/log.h"
@@ -82,6 +83,7 @@ void session_release(session_t *s)
     slab_free(s->out_ids);
     slab_free(s->in_qos2);
     msg_release(s->will);
+    dedup_free(s->moved_ids);
     pthread_mutex_destroy(&s->lock);
     free(s->username);
     free(s->client_id);
@@ -227,13 +229,27 @@ static void outmsg_set_ids(outmsg_t *o, const uint32_t *ids, uint32_t n_ids)
  * max_queued_messages / max_queued_bytes, counting only what waits beyond the in-flight window (as
  * Mosquitto does): a new message that does not fit is dropped. A slow consumer's QoS 0 messages
  * beyond the backpressure mark are dropped too, even with max_queued_messages 0 (unlimited). */
+/* Lock held: whether s moved here lately and queued msg already (session_moved_in). A lone broker's
+ * messages have no identity: one test. */
+static bool moved_dup(session_t *s, const msg_t *msg, uint8_t qos)
+{
+    if (!msg->cluster_seq || !s->moved_ids || qos == 0)
+        return false;
+    if (dedup_expired(s->moved_ids, now_ms())) {
+        dedup_free(s->moved_ids);
+        s->moved_ids = NULL;
+        return false;
+    }
+    return dedup_seen(s->moved_ids, msg->cluster_origin, msg->cluster_seq);
+}
+
 static bool enqueue(session_t *s, msg_t *msg, uint8_t qos, uint8_t retain, const uint32_t *ids, uint32_t n_ids,
                     bool give)
 {
     broker_t *b = s->broker;
     const settings_t *set = broker_settings(b);
     bool drop = false;
-    if (s->ended || (qos == 0 && !s->conn && !set->queue_qos0_messages) ||
+    if (s->ended || (qos == 0 && !s->conn && !set->queue_qos0_messages) || moved_dup(s, msg, qos) ||
         !auth_acl_msg(s->auth, s->client_id, s->username, msg->topic.p, msg->topic.len, AUTH_READ,
                       &(auth_msg_t){msg->payload.p, msg->payload.len, qos, retain != 0})) {
         backlog_sub(s, 1, msg->payload.len);
@@ -594,7 +610,7 @@ void session_restore_out(session_t *s, const outmsg_t *src, const uint32_t *ids,
 {
     pthread_mutex_lock(&s->lock);
     bool queued = src->state == OUT_QUEUED || src->id == 0 || bit_get(s->out_ids, src->id);
-    if (queued && !src->msg) {
+    if ((queued && !src->msg) || (src->msg && moved_dup(s, src->msg, src->qos))) {
         pthread_mutex_unlock(&s->lock);
         return;
     }
@@ -621,6 +637,14 @@ void session_restore_out(session_t *s, const outmsg_t *src, const uint32_t *ids,
     }
     if (o->seq > s->out_seq)
         s->out_seq = o->seq;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void session_moved_in(session_t *s, int64_t now)
+{
+    pthread_mutex_lock(&s->lock);
+    if (!s->moved_ids)
+        s->moved_ids = dedup_new(now);
     pthread_mutex_unlock(&s->lock);
 }
 

@@ -111,6 +111,7 @@ typedef struct session {
     uint32_t in_qos2_n;
     uint32_t will_delay; /* seconds */
     msg_t *will;         /* will message, or NULL */
+    struct dedup *moved_ids; /* moved here from another node lately: the cluster identities queued (dedup.h) */
     int64_t will_at;     /* monotonic ms when the delayed will is due (0: none scheduled) */
     uint32_t out_seq;    /* last outmsg_t.seq given */
     uint32_t moving_seq; /* while moving: out_seq at the export (what queued after follows it) */
@@ -310,9 +311,14 @@ void session_set_internal(session_t *s);
 /* Copies of its subscriptions' filters (malloc'ed, NUL-terminated; the array too); *n of them. */
 char **session_sub_filters(session_t *s, uint32_t *n);
 
-/* Start-up (store_load): put back a queued or in-flight message read from the persistence store.
- * Takes its own msg reference. */
+/* Start-up (store_load), or a session moving in (session_wire.c): put back a queued or in-flight
+ * message read from the persistence store or the other node. Takes its own msg reference; a
+ * message whose cluster identity s queued already (session_moved_in) is left out. */
 void session_restore_out(session_t *s, const outmsg_t *o, const uint32_t *ids, uint32_t n_ids);
+/* New node of a moving session, before its import: for DEDUP_WINDOW_MS from `now`, a QoS 1/2
+ * message with a cluster identity s queued already (with the move, or forwarded here directly) is
+ * not queued again. */
+void session_moved_in(session_t *s, int64_t now);
 /* Start-up (recovery): the identity a stored session had (expiry, username or NULL, the auth of its
  * listener), then what it was doing when the broker stopped: it is durable, expires at `expire_at`
  * (0: never), and has `will` (may be NULL; takes its own reference) due at `will_at`. */

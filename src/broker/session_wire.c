@@ -1,12 +1,14 @@
 /* session_wire.c -- a session's state as bytes, for a move between cluster nodes (session_wire.h).
  *
- * Layout, big-endian: [1: version 1]
+ * Layout, big-endian: [1: version 2]
  *   [4: subscriptions] each [2: n][n: filter][1: options][4: subscription id]
  *   [4: messages]      each [1: qos][1: retain][1: state][1: dup][2: packet id][4: seq][2: k]
  *                           [4k: subscription ids][1: has message] and with one
+ *                           [8: origin][8: sequence] (its cluster identity, msg.h; 0 0: none)
  *                           [4: expiry left, s, 0: none][4: n][n: v5 PUBLISH, packet id 1]
  *   [4: inbound QoS 2 ids] each [2: id]
- * In-flight entries come first, then the queue, each in delivery order. */
+ * In-flight entries come first, then the queue, each in delivery order. Version 1 (still read) had
+ * no identities. */
 #include "broker/session_wire.h"
 
 #include <stdlib.h>
@@ -17,7 +19,7 @@
 #include "broker/subtree.h"
 #include "mqtt/packet.h"
 
-#define WIRE_VERSION 1
+#define WIRE_VERSION 2
 
 typedef struct wbuf {
     uint8_t *p;
@@ -49,6 +51,11 @@ static void put32(wbuf_t *b, uint32_t v)
     p[1] = (uint8_t)(v >> 16);
     p[2] = (uint8_t)(v >> 8);
     p[3] = (uint8_t)v;
+}
+static void put64(wbuf_t *b, uint64_t v)
+{
+    put32(b, (uint32_t)(v >> 32));
+    put32(b, (uint32_t)v);
 }
 static void putn(wbuf_t *b, const void *d, size_t n)
 {
@@ -84,6 +91,8 @@ uint8_t *session_wire_encode(const session_snap_t *snap, int64_t now, size_t *le
         put8(&b, o->msg != NULL);
         if (!o->msg)
             continue;
+        put64(&b, o->msg->cluster_origin);
+        put64(&b, o->msg->cluster_seq);
         uint32_t exp = 0;
         if (o->msg->has_expiry) {
             exp = msg_expiry_left(o->msg, now);
@@ -141,9 +150,15 @@ static uint32_t get32(rbuf_t *r)
     return p ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3] : 0;
 }
 
-/* One message entry into *o (o->msg one reference, its subscription ids into *ids, grown as
- * needed: *cap of them). False when malformed. */
-static bool read_out(rbuf_t *r, outmsg_t *o, uint32_t **ids, uint32_t *cap, int64_t now)
+static uint64_t get64(rbuf_t *r)
+{
+    uint64_t hi = get32(r);
+    return hi << 32 | get32(r);
+}
+
+/* One message entry of a `version` encoding into *o (o->msg one reference, its subscription ids
+ * into *ids, grown as needed: *cap of them). False when malformed. */
+static bool read_out(rbuf_t *r, int version, outmsg_t *o, uint32_t **ids, uint32_t *cap, int64_t now)
 {
     memset(o, 0, sizeof(*o));
     o->qos = get8(r);
@@ -165,6 +180,7 @@ static bool read_out(rbuf_t *r, outmsg_t *o, uint32_t **ids, uint32_t *cap, int6
         return false;
     if (!has)
         return o->state == OUT_WAIT_PUBCOMP;
+    uint64_t origin = version >= 2 ? get64(r) : 0, seq = version >= 2 ? get64(r) : 0;
     uint32_t exp = get32(r);
     uint32_t len = get32(r);
     const uint8_t *pub = take(r, len);
@@ -182,14 +198,20 @@ static bool read_out(rbuf_t *r, outmsg_t *o, uint32_t **ids, uint32_t *cap, int6
         p.props.message_expiry = exp;
     }
     o->msg = msg_new(p.publish.topic, p.publish.payload, p.publish.qos, p.publish.retain, &p.props, now);
+    o->msg->cluster_origin = origin;
+    o->msg->cluster_seq = seq;
     return true;
 }
 
 int session_wire_import(session_t *s, const uint8_t *d, size_t n, int64_t now)
 {
     rbuf_t r = {d, n, 0, 0};
-    if (get8(&r) != WIRE_VERSION)
+    int version = get8(&r);
+    if (version != WIRE_VERSION && version != 1)
         return -1;
+    /* Before its filters enter the tree: a message forwarded here from now on and one that came
+     * with the session are queued once (dedup.h). */
+    session_moved_in(s, now);
     uint32_t ns = get32(&r);
     for (uint32_t i = 0; i < ns && !r.bad; i++) {
         uint16_t fl = get16(&r);
@@ -205,7 +227,7 @@ int session_wire_import(session_t *s, const uint8_t *d, size_t n, int64_t now)
     uint32_t *ids = NULL, cap = 0;
     for (uint32_t i = 0; i < no && !r.bad; i++) {
         outmsg_t o;
-        if (!read_out(&r, &o, &ids, &cap, now)) {
+        if (!read_out(&r, version, &o, &ids, &cap, now)) {
             msg_release(o.msg);
             free(ids);
             return -1;
@@ -226,7 +248,8 @@ int session_wire_import(session_t *s, const uint8_t *d, size_t n, int64_t now)
 long session_wire_deliver(struct worker *w, session_t *s, const uint8_t *d, size_t n, int64_t now)
 {
     rbuf_t r = {d, n, 0, 0};
-    if (get8(&r) != WIRE_VERSION)
+    int version = get8(&r);
+    if (version != WIRE_VERSION && version != 1)
         return -1;
     uint32_t ns = get32(&r);
     for (uint32_t i = 0; i < ns && !r.bad; i++) {
@@ -238,7 +261,7 @@ long session_wire_deliver(struct worker *w, session_t *s, const uint8_t *d, size
     long k = 0;
     for (uint32_t i = 0; i < no && !r.bad; i++) {
         outmsg_t o;
-        if (!read_out(&r, &o, &ids, &cap, now) || !o.msg) {
+        if (!read_out(&r, version, &o, &ids, &cap, now) || !o.msg) {
             msg_release(o.msg);
             free(ids);
             return -1;
