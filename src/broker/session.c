@@ -219,16 +219,6 @@ static void outmsg_set_ids(outmsg_t *o, const uint32_t *ids, uint32_t n_ids)
     }
 }
 
-/* Queue msg for s (lock held): the ACL read check, the queue limits, the journal. False when it
- * was not queued. The caller has counted it in the backlog; a message not queued is taken off.
- * give: the caller's reference to msg becomes the queue's (released here when not queued) instead
- * of the queue taking one of its own.
- *
- * Limits: a connected receiver that keeps up is bounded by backpressure (publishers wait for it),
- * so nothing it could take is dropped. An offline session, or a slow consumer, is bounded by
- * max_queued_messages / max_queued_bytes, counting only what waits beyond the in-flight window (as
- * Mosquitto does): a new message that does not fit is dropped. A slow consumer's QoS 0 messages
- * beyond the backpressure mark are dropped too, even with max_queued_messages 0 (unlimited). */
 /* Lock held: whether s moved here lately and queued msg already (session_moved_in). A lone broker's
  * messages have no identity: one test. */
 static bool moved_dup(session_t *s, const msg_t *msg, uint8_t qos)
@@ -243,6 +233,16 @@ static bool moved_dup(session_t *s, const msg_t *msg, uint8_t qos)
     return dedup_seen(s->moved_ids, msg->cluster_origin, msg->cluster_seq);
 }
 
+/* Queue msg for s (lock held): a moved session's duplicate, the ACL read check, the queue limits,
+ * the journal. False when it was not queued. The caller has counted it in the backlog; a message not queued is taken off.
+ * give: the caller's reference to msg becomes the queue's (released here when not queued) instead
+ * of the queue taking one of its own.
+ *
+ * Limits: a connected receiver that keeps up is bounded by backpressure (publishers wait for it),
+ * so nothing it could take is dropped. An offline session, or a slow consumer, is bounded by
+ * max_queued_messages / max_queued_bytes, counting only what waits beyond the in-flight window (as
+ * Mosquitto does): a new message that does not fit is dropped. A slow consumer's QoS 0 messages
+ * beyond the backpressure mark are dropped too, even with max_queued_messages 0 (unlimited). */
 static bool enqueue(session_t *s, msg_t *msg, uint8_t qos, uint8_t retain, const uint32_t *ids, uint32_t n_ids,
                     bool give)
 {
