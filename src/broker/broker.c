@@ -16,6 +16,7 @@
 #include "broker/plugin.h"
 #include "broker/bridge.h"
 #include "broker/cluster.h"
+#include "broker/cluster_sess.h"
 #include "broker/httpd.h"
 #include "broker/log.h"
 #include "broker/listener.h"
@@ -107,6 +108,8 @@ int broker_init(broker_t *b)
         return -1;
     if (b->cfg.persistence && open_store(b) != 0)
         return -1;
+    if (b->cluster_sess) /* sessions another node took while this one was down stay there */
+        cluster_sess_recovered(b);
     /* Before the MQTT listeners: once a client can connect, the endpoint answers too. */
     if (httpd_open(b) != 0)
         return -1;

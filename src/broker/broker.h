@@ -56,6 +56,7 @@ typedef struct broker {
     int n_bridges;
     struct cluster *cluster;      /* cluster_node: this node of a NATS cluster (cluster.c), or NULL */
     struct cluster_js *cluster_js; /* cluster_durability jetstream (cluster_js.c), or NULL */
+    struct cluster_sess *cluster_sess; /* cluster_sessions jetstream (cluster_sess.c), or NULL */
 } broker_t;
 
 int broker_init(broker_t *b);

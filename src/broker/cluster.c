@@ -42,6 +42,7 @@
  * stream instead of core NATS, and their publishers' acknowledgements wait for it: cluster_js.c. */
 #include "broker/cluster_int.h"
 #include "broker/cluster_js.h"
+#include "broker/cluster_sess.h"
 
 #include <nats/nats.h>
 #include <openssl/ssl.h>
@@ -640,6 +641,16 @@ static msg_t *decode(cluster_t *c, const uint8_t *d, size_t n, int64_t now, cwor
     return m;
 }
 
+msg_t *cluster_decode_msg(worker_t *w, const uint8_t *d, size_t n)
+{
+    cluster_t *c = w->b->cluster;
+    cworker_t *cw = &c->cw[w->index];
+    groups_clear(cw);
+    msg_t *m = decode(c, d, n, w->now, cw);
+    groups_clear(cw);
+    return m;
+}
+
 /* ---- worker side ---- */
 
 void cluster_on_item(worker_t *w, inbox_item_t *it)
@@ -678,6 +689,8 @@ void cluster_on_item(worker_t *w, inbox_item_t *it)
         }
         free(topic);
         kvEntry_Destroy(e);
+    } else if (it->rc == CL_SESS_DRAIN) {
+        cluster_sess_on_item(w, it);
     } else if (it->rc == CL_KICK) {
         conn_t *cn = conn_lookup(w, it->fd, it->conn_id);
         if (cn && cn->state == CONN_ACTIVE && !cn->waiting)
@@ -694,6 +707,8 @@ void cluster_item_free(inbox_item_t *it)
         natsMsg_Destroy(it->data);
     } else if (it->rc == CL_RETAIN) {
         kvEntry_Destroy(it->data);
+    } else if (it->rc == CL_SESS_DRAIN) {
+        cluster_sess_item_free(it);
     } else if (it->rc == CL_TAKE_REPLY) {
         take_reply_t *tr = it->data;
         natsMsg_Destroy(tr->blob);
@@ -833,6 +848,8 @@ int cluster_init(broker_t *b)
         return fail(c, "key-value buckets", s);
     if (cfg->cluster_durability && cluster_js_init(b, c->nc, c->node) < 0)
         return -1;
+    if (cfg->cluster_sessions && cluster_sess_init(b) < 0)
+        return -1;
     subtree_observe(b->subs, filter_changed, c);
     log_printf(TLOG_NOTICE, "Cluster: node %s on NATS %s.", c->node, cfg->cluster_urls[0]);
     return 0;
@@ -876,6 +893,7 @@ void cluster_stop(broker_t *b)
         natsConnection_Close(c->nc);
     }
     cluster_js_stop(b);
+    cluster_sess_stop(b);
     if (c->sub) {
         natsSubscription_Unsubscribe(c->sub);
         natsSubscription_Destroy(c->sub);
@@ -918,6 +936,7 @@ void cluster_stop(broker_t *b)
         OPENSSL_free(sk_SSL_COMP_pop(cm));
     sk_SSL_COMP_free(cm);
     cluster_js_free(b);
+    cluster_sess_free(b);
     subtree_observe(b->subs, NULL, NULL);
     subtree_free(c->remote);
     for (int i = 0; i < b->n_workers; i++) {

@@ -86,6 +86,8 @@ typedef struct moved {
 typedef struct take_reply {
     natsMsg *blob;  /* the session (NULL: none: start a fresh one) */
     char owner[65]; /* the node it comes from */
+    bool from_js;   /* owner dead: blob is its copy in tombo_sessions (cluster_sess.c) */
+    uint64_t upto;  /* then: the stream tombo_msgs's last sequence when it was read */
 } take_reply_t;
 
 typedef struct watch {
@@ -188,6 +190,15 @@ long cluster_b64_decode(const char *s, size_t n, uint8_t *out);
 void cluster_queue_push(cluster_t *c, kvop_t *op);
 /* The node called name[0..n), linked on first sight (NULL: a name too long). */
 cnode_t *cluster_node_get(cluster_t *c, const char *name, size_t n);
+
+/* Worker w: the message of forwarding encoding d[0..n) (its shared groups ignored), or NULL. */
+msg_t *cluster_decode_msg(struct worker *w, const uint8_t *d, size_t n);
+
+/* ---- cluster_sess.c (cluster_sessions jetstream) ---- */
+
+/* Taker thread: `owner` did not answer: its copy of client id's session in tombo_sessions as a
+ * message to import (NULL: none), and the stream's last sequence then in *upto. */
+natsMsg *cluster_sess_fetch(cluster_t *c, const char *id, size_t idlen, const char *owner, uint64_t *upto);
 
 /* ---- cluster_watch.c ---- */
 

@@ -20,6 +20,7 @@
 #include "base/mem.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
+#include "broker/cluster_sess.h"
 #include "broker/inbox.h"
 #include "broker/registry.h"
 #include "broker/session_wire.h"
@@ -35,6 +36,18 @@ static void take_answer(cluster_t *c, const takeop_t *op, natsMsg *blob, const c
     tr->blob = blob;
     if (owner)
         snprintf(tr->owner, sizeof(tr->owner), "%s", owner);
+    inbox_item_t it = {.kind = INBOX_CLUSTER, .rc = CL_TAKE_REPLY, .fd = op->fd, .conn_id = op->conn_id, .data = tr};
+    worker_post(&c->b->workers[op->worker], &it);
+}
+
+/* Taker thread: the owner is dead; the session is its copy in JetStream (cluster_sessions jetstream). */
+static void take_answer_copy(cluster_t *c, const takeop_t *op, natsMsg *blob, const char *owner, uint64_t upto)
+{
+    take_reply_t *tr = xcalloc(1, sizeof(*tr));
+    tr->blob = blob;
+    tr->from_js = true;
+    tr->upto = upto;
+    snprintf(tr->owner, sizeof(tr->owner), "%s", owner);
     inbox_item_t it = {.kind = INBOX_CLUSTER, .rc = CL_TAKE_REPLY, .fd = op->fd, .conn_id = op->conn_id, .data = tr};
     worker_post(&c->b->workers[op->worker], &it);
 }
@@ -60,6 +73,14 @@ static void take_one(cluster_t *c, takeop_t *op)
     snprintf(subj, sizeof(subj), "tombo.take.%s", owner);
     natsMsg *reply = NULL;
     natsStatus s = natsConnection_Request(&reply, c->nc, subj, op->id, (int)op->idlen, TAKE_TIMEOUT_MS);
+    if (s != NATS_OK && c->b->cluster_sess) {
+        uint64_t upto = 0;
+        natsMsg *copy = cluster_sess_fetch(c, op->id, op->idlen, owner, &upto);
+        if (copy) {
+            take_answer_copy(c, op, copy, owner, upto);
+            return;
+        }
+    }
     if (s != NATS_OK) {
         log_printf(TLOG_WARNING, "Warning: cluster: node %s did not answer (%s): client %.*s starts a new session.",
                    owner, natsStatus_GetText(s), (int)op->idlen, op->id);
@@ -326,6 +347,8 @@ static void move_in(worker_t *w, inbox_item_t *it)
                 session_end(s);
             } else {
                 connect_req_set_moved(cn->pending, tr->owner);
+                if (tr->from_js) /* what waits for the dead node in the stream */
+                    cluster_sess_drain(w->b, s, tr->owner, tr->upto);
             }
             session_release(s);
         }

@@ -926,6 +926,14 @@ static int h_cluster(struct parser *ps, const struct directive *d, char *val)
             return perr(ps, "cluster_durability '%s': local (acknowledged once this node has the message) or "
                             "jetstream (once JetStream has it, for messages to other nodes)", val);
         ps->cfg->cluster_durability = !strcmp(val, "jetstream");
+    } else if (!strcmp(d->name, "cluster_sessions")) {
+        if (strcmp(val, "local") && strcmp(val, "jetstream"))
+            return perr(ps, "cluster_sessions '%s': local (a persistent session lives in this node's store) or "
+                            "jetstream (copied to JetStream, taken by another node when this one is dead)", val);
+        ps->cfg->cluster_sessions = !strcmp(val, "jetstream");
+        char where[300];
+        snprintf(where, sizeof(where), "%s:%d", ps->file, ps->line);
+        set_str(&ps->cfg->cluster_sessions_where, where);
     } else if (!strcmp(d->name, "cluster_nats_user")) {
         set_str(&ps->cfg->cluster_user, val);
     } else if (!strcmp(d->name, "cluster_nats_password")) {
@@ -1101,6 +1109,7 @@ static const struct directive directives[] = {
     FN(cluster_nats_keyfile, h_cluster),           /* tombo only */
     FN(cluster_kv_replicas, h_cluster),            /* tombo only */
     FN(cluster_durability, h_cluster),             /* tombo only */
+    FN(cluster_sessions, h_cluster),               /* tombo only */
 };
 
 /* Mosquitto 2.0 directives whose meaning tombo does not implement yet, with what to do instead.
@@ -1326,6 +1335,7 @@ void config_free(struct tombo_config *cfg)
     free(cfg->cluster_password);
     free(cfg->cluster_token);
     free(cfg->cluster_where);
+    free(cfg->cluster_sessions_where);
     for (int i = 0; i < 3; i++) {
         free(cfg->cluster_tls_file[i]);
         free(cfg->cluster_tls_where[i]);
@@ -1352,6 +1362,20 @@ int config_finish(struct tombo_config *cfg, char *err, size_t errlen)
             why = "cluster_nats_certfile and cluster_nats_keyfile go together (a client certificate and its key)";
         if (why) {
             snprintf(err, errlen, "%s: %s", cfg->cluster_where, why);
+            return -1;
+        }
+    }
+    if (cfg->cluster_sessions) { /* docs/cluster.md "Sessions after kill -9" */
+        const char *why = NULL;
+        if (!cfg->cluster_node)
+            why = "cluster_sessions jetstream needs cluster_node (it copies sessions to the cluster's JetStream)";
+        else if (!cfg->persistence)
+            why = "cluster_sessions jetstream needs persistence true (it copies what the store commits)";
+        else if (!cfg->cluster_durability)
+            why = "cluster_sessions jetstream needs cluster_durability jetstream (the messages for a dead node "
+                  "wait in its stream)";
+        if (why) {
+            snprintf(err, errlen, "%s: %s", cfg->cluster_sessions_where, why);
             return -1;
         }
     }

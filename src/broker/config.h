@@ -237,6 +237,8 @@ struct tombo_config {
     char *cluster_token;       /* NATS token; NULL: none */
     int cluster_replicas;      /* cluster_kv_replicas: JetStream replicas of the buckets it creates (1..5) */
     int cluster_durability;    /* cluster_durability: 0 local (default), 1 jetstream (cluster_js.c) */
+    int cluster_sessions;      /* cluster_sessions: 0 local (default), 1 jetstream (cluster_sess.c) */
+    char *cluster_sessions_where; /* "FILE:LINE" of cluster_sessions, for start-up errors */
     char *cluster_where;       /* "FILE:LINE" of the first cluster_* directive, for start-up errors */
     /* TLS to NATS: cluster_nats_cafile/certfile/keyfile (PEM) and the FILE:LINE of each; NULL: none */
     char *cluster_tls_file[3], *cluster_tls_where[3]; /* [0] cafile, [1] certfile, [2] keyfile */

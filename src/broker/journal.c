@@ -596,6 +596,8 @@ static void *journal_main(void *arg)
             }
             sleep(1);
         }
+        if (j->hooks.mirror)
+            j->hooks.mirror(j->hooks.ctx, v, n);
         hist_record(j, now_ns() - t0);
         for (size_t i = 0; i < n; i++) {
             free(v[i].blob);

@@ -57,6 +57,10 @@ typedef struct journal_hooks {
     /* The row of message m: its bytes (malloc'ed, freed by the journal) and its expiry as
      * wall-clock ms (0: none). */
     void (*encode_msg)(void *ctx, void *m, uint8_t **bytes, size_t *n, int64_t *expire_wall);
+    /* Optional (NULL: none): the batch v[0..n) is in the database and its references still held;
+     * whatever must also be durable before `committed` is called is done here (cluster_sess.c:
+     * the touched sessions copied to JetStream). */
+    void (*mirror)(void *ctx, const jrec_t *v, size_t n);
     /* Every record up to sequence number `upto` is committed. */
     void (*committed)(void *ctx, uint64_t upto);
     /* True when the broker is shutting down: a commit that keeps failing is then given up. */

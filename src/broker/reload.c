@@ -48,6 +48,7 @@ static const struct fixed global_fixed[] = {
     {"cluster_nats_token", offsetof(struct tombo_config, cluster_token), 0},
     {"cluster_kv_replicas", offsetof(struct tombo_config, cluster_replicas), sizeof(int)},
     {"cluster_durability", offsetof(struct tombo_config, cluster_durability), sizeof(int)},
+    {"cluster_sessions", offsetof(struct tombo_config, cluster_sessions), sizeof(int)},
     {"cluster_nats_url", offsetof(struct tombo_config, n_cluster_urls), sizeof(int)},
 };
 

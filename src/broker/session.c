@@ -983,6 +983,33 @@ bool session_move_out(session_t *s, session_snap_t *snap, int64_t now, int64_t t
     return true;
 }
 
+bool session_snapshot(session_t *s, session_snap_t *snap)
+{
+    memset(snap, 0, sizeof(*snap));
+    pthread_mutex_lock(&s->lock);
+    if (s->ended || !s->persist || s->moving) {
+        pthread_mutex_unlock(&s->lock);
+        return false;
+    }
+    snap->subs = xcalloc(s->n_subs ? s->n_subs : 1, sizeof(*snap->subs));
+    for (uint32_t i = 0; i < s->n_subs; i++) {
+        snap->subs[i] = s->subs[i];
+        snap->subs[i].filter = xstrndup(s->subs[i].filter, s->subs[i].len);
+    }
+    snap->n_subs = s->n_subs;
+    uint32_t cap = 0;
+    snap_ring(snap, &s->inflight, 0, &cap);
+    snap_ring(snap, &s->queue, 0, &cap);
+    if (s->in_qos2_n) {
+        snap->in_qos2 = xmalloc(s->in_qos2_n * sizeof(uint16_t));
+        for (uint32_t id = 1; id <= 65535 && snap->n_in_qos2 < s->in_qos2_n; id++)
+            if (bit_get(s->in_qos2, (uint16_t)id))
+                snap->in_qos2[snap->n_in_qos2++] = (uint16_t)id;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return true;
+}
+
 bool session_move_tail(session_t *s, session_snap_t *tail)
 {
     memset(tail, 0, sizeof(*tail));

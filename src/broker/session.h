@@ -300,6 +300,9 @@ void session_snap_free_out(session_snap_t *snap);
  * already moving for less than `timeout_ms` (a move whose confirmation never came is abandoned
  * after that). */
 bool session_move_out(session_t *s, session_snap_t *snap, int64_t now, int64_t timeout_ms);
+/* Any thread (cluster_sess.c, the store's thread): a copy of s's state as session_move_out takes
+ * it, without marking it. False (nothing taken) when s is ended, not persistent or moving. */
+bool session_snapshot(session_t *s, session_snap_t *snap);
 /* Owning node, once the other node confirmed: *tail gets the messages queued since the export or
  * the previous tail (queue entries only). The caller ends s (session_end) after the last one.
  * False when s is not moving (it ended meanwhile, or the move was abandoned and a client

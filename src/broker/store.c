@@ -12,6 +12,7 @@
 #include "broker/broker.h"
 #include "broker/registry.h"
 #include "broker/worker.h"
+#include "broker/cluster_sess.h"
 #include "broker/journal.h"
 #include "broker/msg_hook.h"
 
@@ -83,6 +84,15 @@ static void wake_waiters(void *ctx, uint64_t committed)
     }
 }
 
+/* cluster_sessions jetstream: the sessions of the batch copied to JetStream before it counts as
+ * committed (cluster_sess.c). */
+static void mirror(void *ctx, const jrec_t *v, size_t n)
+{
+    store_t *st = ctx;
+    if (st->b && st->b->cluster_sess)
+        cluster_sess_mirror(st->b, v, n);
+}
+
 static bool broker_stopping(void *ctx)
 {
     store_t *st = ctx;
@@ -95,7 +105,7 @@ store_t *store_open(const char *path, char *err, size_t errlen)
 {
     store_t *st = xcalloc(1, sizeof(*st));
     journal_hooks_t hooks = {.ctx = st, .hold = hold_refs, .release = release_refs, .encode_msg = encode_msg,
-                             .committed = wake_waiters, .stopping = broker_stopping, .msg_unused = msg_unused};
+                             .committed = wake_waiters, .mirror = mirror, .stopping = broker_stopping, .msg_unused = msg_unused};
     st->j = journal_open(path, &hooks, err, errlen);
     if (!st->j) {
         free(st);
