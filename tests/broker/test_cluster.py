@@ -5,7 +5,7 @@ Every server is started by the test on free 127.0.0.1 ports and stopped by its P
 bounded. `cluster_durability jetstream` (QoS 1/2 between nodes through a JetStream stream) and T8
 (a NATS cluster that lost its quorum refuses durable publishes) have tests of their own, and T5
 (sessions that move with the old node up) too, at the end, as T7 (a NATS server killed) on a NATS
-cluster of its own; T6 (kill -9 of a node holding sessions) is not done yet."""
+cluster of its own; T6 (kill -9 of a node holding sessions, `cluster_sessions jetstream`) last."""
 import json
 import os
 import shutil
@@ -1207,3 +1207,198 @@ def test_t8_lost_quorum_refuses_durable_publishes(make_broker):
     finally:
         for s in servers:
             s.stop()
+
+
+# ---------------------------------------------------------------- cluster_sessions jetstream (T6)
+
+SESSIONS = DURABLE + "cluster_sessions jetstream\n"
+
+
+@pytest.fixture
+def snodes(nats_cluster, make_broker, tmp_path):
+    """Three nodes with persistence, cluster_durability jetstream and cluster_sessions jetstream."""
+    tag = unique_id("s").replace("-", "_")
+    out = []
+    for i, n in enumerate("ABC"):
+        d = tmp_path / n
+        d.mkdir()
+        out.append(make_broker(node_conf("%s_%s" % (n, tag), nats_cluster[i:] + nats_cluster[:i],
+                                         SESSIONS + "persistence true\npersistence_location %s/\n" % d)))
+    return out
+
+
+def test_cluster_sessions_needs_persistence_and_durability(make_broker):
+    from conftest import Broker
+    base = "allow_anonymous true\ncluster_node A\ncluster_nats_url nats://127.0.0.1:1\n"
+    # The test's broker.conf has a listener line first: the directives start at line 2.
+    for extra, line, why in [("cluster_sessions jetstream\n", 5, "needs persistence true"),
+                             ("persistence true\ncluster_sessions jetstream\n", 6,
+                              "needs cluster_durability jetstream"),
+                             ("cluster_sessions always\n", 5, "cluster_sessions 'always': local")]:
+        br = Broker(base + extra)
+        rc, log = br.run_until_exit(30)
+        assert rc not in (0, None), log
+        assert "%s:%d: " % (br.conf_path, line) in log and why in log, log
+    br = Broker("allow_anonymous true\npersistence true\ncluster_sessions jetstream\n")
+    rc, log = br.run_until_exit(30)
+    assert rc not in (0, None) and "%s:4: " % br.conf_path in log and "needs cluster_node" in log, log
+
+
+class Receiver:
+    """A persistent subscriber that acknowledges every flow, keeping the QoS 2 packet ids it
+    acknowledged with PUBREC across connections (a receiver's part of exactly once: a PUBLISH
+    again with such an id is the same message). got: payloads in arrival order, each QoS 2 once."""
+
+    def __init__(self):
+        self.got, self.pending, self.raw = [], set(), None
+
+    def poll(self, timeout):
+        try:
+            p = self.raw.recv(timeout)
+        except (AssertionError, OSError):
+            return False
+        if p.type == PUBLISH:
+            if p.qos == 1:
+                self.got.append(p.payload)
+                self.raw.ack(PUBACK, p.pid)
+            elif p.qos == 2:
+                if p.pid not in self.pending:
+                    self.got.append(p.payload)
+                    self.pending.add(p.pid)
+                self.raw.ack(PUBREC, p.pid)
+        elif p.type == PUBREL:
+            self.pending.discard(p.pid)
+            self.raw.ack(PUBCOMP, p.pid)
+        return True
+
+
+@pytest.mark.tsan
+def test_t6_kill_9_of_the_node_sessions_resume_on_another_nothing_acknowledged_lost(snodes):
+    """T6: persistent QoS 1 and QoS 2 subscribers on A; a publisher on C publishes QoS 1 and 2
+    without a pause; A is killed with kill -9 mid-stream; the subscribers reconnect on B without
+    clean start: session present, and every message whose PUBACK (PUBREC) the publisher got
+    arrives (QoS 1 maybe twice, QoS 2 once)."""
+    import threading
+    a, b, c = snodes
+    props = [(0x11, 300)]
+    cids = [unique_id("t6q1"), unique_id("t6q2")]
+    recv = [Receiver(), Receiver()]
+    for i, (cid, flt) in enumerate(zip(cids, [("t6/q1/#", 1), ("t6/q2/#", 2)])):
+        recv[i].raw = Raw(a, version=5)
+        recv[i].raw.connect(cid, clean=False, props=props)
+        assert recv[i].raw.subscribe(1, [flt]) == [flt[1]]
+    pc = connect(c)
+    raw_routes_ready(pc, recv[0].raw, "t6/q1/probe")
+    raw_routes_ready(pc, recv[1].raw, "t6/q2/probe")
+    pc.close()
+
+    acked = [[], []]
+    stop = threading.Event()
+    errors = []
+
+    def publisher():
+        pub = Raw(c, version=5)
+        pub.connect(unique_id("t6pub"))
+        i = 0
+        try:
+            while not stop.is_set():
+                i += 1
+                pid = i % 60000 + 1
+                pub.publish("t6/q1/%d" % i, b"a%d" % i, qos=1, pid=pid)
+                p = pub.recv_type(PUBACK, timeout=10)
+                if p.reason == 0:
+                    acked[0].append(b"a%d" % i)
+                pub.publish("t6/q2/%d" % i, b"b%d" % i, qos=2, pid=pid)
+                p = pub.recv_type(PUBREC, timeout=10)
+                if p.reason == 0:
+                    acked[1].append(b"b%d" % i)
+                pub.ack(PUBREL, pid)
+                pub.recv_type(PUBCOMP, timeout=10)
+        except Exception as e:  # reported below
+            errors.append(e)
+        finally:
+            pub.close()
+
+    t = threading.Thread(target=publisher)
+    t.start()
+    try:
+        end = time.time() + 2.0
+        while time.time() < end:
+            for r in recv:
+                r.poll(0.02)
+        assert recv[0].got and recv[1].got, "nothing arrived on A before the kill"
+        a.stop(signal.SIGKILL)
+        a.expect_exit = True
+        for r in recv:
+            r.raw.close()
+        time.sleep(1.0)  # published meanwhile: waits in the stream for A
+        for i, cid in enumerate(cids):
+            recv[i].raw = Raw(b, version=5)
+            t0 = time.time()
+            ack = recv[i].raw.connect(cid, clean=False, props=props)
+            assert ack.session_present, "CONNACK on B must say session present (%s)" % cid
+            assert time.time() - t0 < 8
+        end = time.time() + 2.0
+        while time.time() < end:
+            for r in recv:
+                r.poll(0.02)
+    finally:
+        stop.set()
+        t.join(30)
+    assert not errors, errors
+    quiet_until = time.time() + 7.0  # the drains of A's stream: at once, 1.5 s and 4 s later
+    deadline = time.time() + 40
+    while time.time() < quiet_until and time.time() < deadline:
+        if any([r.poll(0.05) for r in recv]):
+            quiet_until = max(quiet_until, time.time() + 2.0)
+    q1, q2 = recv[0].got, recv[1].got
+    missing1 = [x for x in acked[0] if x not in set(q1)]
+    missing2 = [x for x in acked[1] if x not in set(q2)]
+    twice2 = sorted(set(x for x in q2 if q2.count(x) > 1))
+    print("acked %d+%d, received %d+%d" % (len(acked[0]), len(acked[1]), len(q1), len(q2)))
+    assert not missing1, "QoS 1 acknowledged but lost: %r" % missing1[:20]
+    assert not missing2, "QoS 2 acknowledged but lost: %r" % missing2[:20]
+    assert not twice2, "QoS 2 twice: %r" % twice2[:20]
+    for r in recv:
+        r.raw.disconnect(0)
+
+
+def test_t6_a_restarted_node_does_not_resurrect_a_session_taken_elsewhere(snodes):
+    """T6: a session taken by B from JetStream after A's kill -9 is not restored by A when it
+    starts again (A drops it: tombo_clients names B): the client connecting on A again gets B's
+    session, with what queued on B, not A's stale copy."""
+    a, b, c = snodes
+    props = [(0x11, 300)]
+    cid = unique_id("t6r")
+    r = Raw(a, version=5)
+    r.connect(cid, clean=False, props=props)
+    assert r.subscribe(1, [("t6r/#", 1)]) == [1]
+    r.disconnect(0)
+    time.sleep(0.5)
+    a.stop(signal.SIGKILL)
+    r = Raw(b, version=5)
+    assert r.connect(cid, clean=False, props=props).session_present
+    pc = connect(c)
+    raw_routes_ready(pc, r, "t6r/probe")
+    r.disconnect(0)
+    time.sleep(0.5)
+    pc.publish("t6r/queued-on-b", b"qb", qos=1)
+    pc.close()
+    time.sleep(0.5)
+    a.start()
+    assert "was taken by node" in a.log(), a.log()[-3000:]
+    r = Raw(a, version=5)
+    assert r.connect(cid, clean=False, props=props).session_present
+    got = []
+    deadline = time.time() + 15
+    while b"qb" not in got and time.time() < deadline:
+        try:
+            p = r.recv(1)
+        except AssertionError:
+            continue
+        if p.type == PUBLISH:
+            got.append(p.payload)
+            if p.qos:
+                r.ack(PUBACK, p.pid)
+    assert b"qb" in got, got
+    r.disconnect(0)
