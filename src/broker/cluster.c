@@ -641,12 +641,23 @@ static msg_t *decode(cluster_t *c, const uint8_t *d, size_t n, int64_t now, cwor
     return m;
 }
 
-msg_t *cluster_decode_msg(worker_t *w, const uint8_t *d, size_t n)
+msg_t *cluster_decode_msg(worker_t *w, const uint8_t *d, size_t n, bool *to_self)
 {
     cluster_t *c = w->b->cluster;
     cworker_t *cw = &c->cw[w->index];
     groups_clear(cw);
     msg_t *m = decode(c, d, n, w->now, cw);
+    *to_self = false;
+    if (m && d[0] >= 2) { /* decode leaves this node out of m->cluster_to: look for it in the list */
+        size_t off = d[0] == WIRE_VERSION_GROUPS ? decode_groups(cw, d, n) : 6 + (size_t)d[5];
+        size_t k = off < n ? d[off++] : 0;
+        for (size_t i = 0; i < k && off < n && off + 1 + d[off] <= n; i++) {
+            size_t xl = d[off];
+            if (xl == c->node_len && !memcmp(d + off + 1, c->node, xl))
+                *to_self = true;
+            off += 1 + xl;
+        }
+    }
     groups_clear(cw);
     return m;
 }

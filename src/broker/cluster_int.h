@@ -191,8 +191,9 @@ void cluster_queue_push(cluster_t *c, kvop_t *op);
 /* The node called name[0..n), linked on first sight (NULL: a name too long). */
 cnode_t *cluster_node_get(cluster_t *c, const char *name, size_t n);
 
-/* Worker w: the message of forwarding encoding d[0..n) (its shared groups ignored), or NULL. */
-msg_t *cluster_decode_msg(struct worker *w, const uint8_t *d, size_t n);
+/* Worker w: the message of forwarding encoding d[0..n) (its shared groups ignored), or NULL;
+ * *to_self: it was sent to this node too. */
+msg_t *cluster_decode_msg(struct worker *w, const uint8_t *d, size_t n, bool *to_self);
 
 /* ---- cluster_sess.c (cluster_sessions jetstream) ---- */
 

@@ -361,17 +361,16 @@ static void match_subs(const session_t *s, void *arg)
 void cluster_sess_on_item(worker_t *w, inbox_item_t *it)
 {
     drained_t *r = it->data;
-    cluster_t *c = w->b->cluster;
     session_t *s = registry_find(w->b, r->id, r->idlen);
-    uint64_t self = c->self && c->self->index >= 0 ? 1ull << c->self->index : 0;
     size_t k = 0;
     for (size_t i = 0; i < r->n; i++) {
+        bool to_self = false;
         msg_t *m = s ? cluster_decode_msg(w, (const uint8_t *)natsMsg_GetData(r->m[i]),
-                                          (size_t)natsMsg_GetDataLength(r->m[i])) : NULL;
+                                          (size_t)natsMsg_GetDataLength(r->m[i]), &to_self) : NULL;
         natsMsg_Destroy(r->m[i]);
         if (!m)
             continue;
-        if (!r->all[i] && (m->cluster_to & self)) { /* sent here too: delivered by our own route */
+        if (!r->all[i] && to_self) { /* sent here too: delivered by our own route */
             msg_release(m);
             continue;
         }
