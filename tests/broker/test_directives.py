@@ -229,6 +229,8 @@ ROWS = [
      "broker/test_cluster.py"),
     ("cluster_durability", "cluster_node rowJ\ncluster_nats_url NATSURL\ncluster_durability jetstream", TOMBO,
      "broker/test_cluster.py"),
+    ("cluster_sessions", "cluster_node rowK\ncluster_nats_url NATSURL\ncluster_durability jetstream\n"
+     "persistence true\npersistence_location DIR/\ncluster_sessions jetstream", TOMBO, "broker/test_cluster.py"),
     ("cluster_nats_user", "cluster_node rowD\ncluster_nats_url NATSURL\ncluster_nats_password p\ncluster_nats_user u",
      TOMBO, "broker/test_cluster.py"),
     ("cluster_nats_password", "cluster_node rowE\ncluster_nats_url NATSURL\ncluster_nats_user u\n"
