@@ -43,8 +43,8 @@
 #define BUCKET "tombo_sessions"
 #define STREAM_MSGS "tombo_msgs"  /* cluster_js.c's */
 #define MIRROR_WAIT_MS 5000       /* one batch's acknowledgements, before it is sent again */
-#define DRAIN_PASSES 3
-static const int drain_delay_ms[DRAIN_PASSES] = {0, 1500, 4000};
+#define DRAIN_PASSES 6
+static const int drain_delay_ms[DRAIN_PASSES] = {0, 1500, 4000, 8000, 15000, 30000};
 
 /* A client id's session to drain the dead node's stream messages into. */
 typedef struct drain {
@@ -362,7 +362,7 @@ void cluster_sess_on_item(worker_t *w, inbox_item_t *it)
 {
     drained_t *r = it->data;
     session_t *s = registry_find(w->b, r->id, r->idlen);
-    size_t k = 0;
+    size_t k = 0, here = 0;
     for (size_t i = 0; i < r->n; i++) {
         bool to_self = false;
         msg_t *m = s ? cluster_decode_msg(w, (const uint8_t *)natsMsg_GetData(r->m[i]),
@@ -371,6 +371,7 @@ void cluster_sess_on_item(worker_t *w, inbox_item_t *it)
         if (!m)
             continue;
         if (!r->all[i] && to_self) { /* sent here too: delivered by our own route */
+            here++;
             msg_release(m);
             continue;
         }
@@ -384,9 +385,9 @@ void cluster_sess_on_item(worker_t *w, inbox_item_t *it)
         session_deliver_give(w, s, m, qos, a.rap ? m->retain : 0, a.sub_id ? &a.sub_id : NULL, a.sub_id ? 1 : 0);
         k++;
     }
-    if (s && k)
-        log_printf(TLOG_NOTICE, "Cluster: %zu messages that waited for the dead node in JetStream went to client %s.",
-                   k, s->client_id);
+    if (s && (k || here))
+        log_printf(TLOG_NOTICE, "Cluster: %zu messages that waited for the dead node in JetStream went to client %s "
+                   "(of %zu read; %zu sent here too).", k, s->client_id, r->n, here);
     if (s)
         session_release(s);
     free(r->m);
