@@ -1382,11 +1382,9 @@ def test_t6_kill_9_of_the_node_sessions_resume_on_another_nothing_acknowledged_l
         missing2[:20], recv[1].same_id[:20], notes)
     for r in recv:
         r.raw.disconnect(0)
-    if twice2:
-        # docs/cluster.md, cluster_sessions's limits: a message A copied with the session and was
-        # killed before acknowledging to the stream is in both (one JetStream round trip at the
-        # kill); seen in 1 of 3 runs, one message. A cluster-wide message id would close it.
-        pytest.xfail("QoS 2 twice at the kill (known window): %r" % twice2[:20])
+    # A message A copied with the session and was killed before acknowledging to the stream is in
+    # both; its cluster identity lets the taken session's window drop the second copy.
+    assert not twice2, "QoS 2 twice at the kill: %r" % twice2[:20]
 
 
 def test_t6_a_restarted_node_does_not_resurrect_a_session_taken_elsewhere(snodes):
