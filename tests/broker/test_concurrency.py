@@ -269,8 +269,9 @@ def test_connections_spread_evenly_over_the_workers(make_broker):
     """EPOLLEXCLUSIVE wakes whichever worker waits, so a burst of connections could land mostly on
     one worker (200 bench clients were measured 189 / 11 before): a worker that accepts while
     another has two clients fewer hands the connection over. 101 sockets opened at once on 4
-    workers end up within one of each other, and the handed-over connections work (CONNECT,
-    SUBSCRIBE, PUBLISH), over max_connections' exact count too."""
+    workers end up within two of each other (two workers accepting at the same moment may each
+    keep theirs: CI under TSan saw 24 / 25 / 26 / 26), and the handed-over connections work
+    (CONNECT, SUBSCRIBE, PUBLISH), over max_connections' exact count too."""
     import json
     import socket
     import urllib.request
@@ -288,7 +289,7 @@ def test_connections_spread_evenly_over_the_workers(make_broker):
         while sum(workers()) != 101 and time.time() < deadline:
             time.sleep(0.05)
         counts = workers()
-        assert len(counts) == 4 and sum(counts) == 101 and max(counts) - min(counts) <= 1, counts
+        assert len(counts) == 4 and sum(counts) == 101 and max(counts) - min(counts) <= 2, counts
     finally:
         for s in socks:
             s.close()
@@ -307,6 +308,6 @@ def test_connections_spread_evenly_over_the_workers(make_broker):
     for i, s in enumerate(subs):
         assert s.get().payload == b"m%d" % i
     counts = workers()
-    assert max(counts) - min(counts) <= 1, counts
+    assert max(counts) - min(counts) <= 2, counts
     for c in subs + [pub]:
         c.disconnect()
