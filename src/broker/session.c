@@ -946,6 +946,27 @@ static void snap_ring(session_snap_t *snap, outring_t *r, uint32_t after, uint32
     }
 }
 
+/* Lock held: s's subscriptions, in-flight entries, queue and inbound QoS 2 ids, copied into snap
+ * (session_move_out, session_snapshot). */
+static void snap_session(session_t *s, session_snap_t *snap)
+{
+    snap->subs = xcalloc(s->n_subs ? s->n_subs : 1, sizeof(*snap->subs));
+    for (uint32_t i = 0; i < s->n_subs; i++) {
+        snap->subs[i] = s->subs[i];
+        snap->subs[i].filter = xstrndup(s->subs[i].filter, s->subs[i].len);
+    }
+    snap->n_subs = s->n_subs;
+    uint32_t cap = 0;
+    snap_ring(snap, &s->inflight, 0, &cap);
+    snap_ring(snap, &s->queue, 0, &cap);
+    if (s->in_qos2_n) {
+        snap->in_qos2 = xmalloc(s->in_qos2_n * sizeof(uint16_t));
+        for (uint32_t id = 1; id <= 65535 && snap->n_in_qos2 < s->in_qos2_n; id++)
+            if (bit_get(s->in_qos2, (uint16_t)id))
+                snap->in_qos2[snap->n_in_qos2++] = (uint16_t)id;
+    }
+}
+
 bool session_move_out(session_t *s, session_snap_t *snap, int64_t now, int64_t timeout_ms)
 {
     memset(snap, 0, sizeof(*snap));
@@ -963,21 +984,7 @@ bool session_move_out(session_t *s, session_snap_t *snap, int64_t now, int64_t t
     s->will_at = 0;
     if (will && s->persist)
         store_session_put(s->broker->store, s, false);
-    snap->subs = xcalloc(s->n_subs ? s->n_subs : 1, sizeof(*snap->subs));
-    for (uint32_t i = 0; i < s->n_subs; i++) {
-        snap->subs[i] = s->subs[i];
-        snap->subs[i].filter = xstrndup(s->subs[i].filter, s->subs[i].len);
-    }
-    snap->n_subs = s->n_subs;
-    uint32_t cap = 0;
-    snap_ring(snap, &s->inflight, 0, &cap);
-    snap_ring(snap, &s->queue, 0, &cap);
-    if (s->in_qos2_n) {
-        snap->in_qos2 = xmalloc(s->in_qos2_n * sizeof(uint16_t));
-        for (uint32_t id = 1; id <= 65535 && snap->n_in_qos2 < s->in_qos2_n; id++)
-            if (bit_get(s->in_qos2, (uint16_t)id))
-                snap->in_qos2[snap->n_in_qos2++] = (uint16_t)id;
-    }
+    snap_session(s, snap);
     pthread_mutex_unlock(&s->lock);
     msg_release(will);
     return true;
@@ -991,21 +998,7 @@ bool session_snapshot(session_t *s, session_snap_t *snap)
         pthread_mutex_unlock(&s->lock);
         return false;
     }
-    snap->subs = xcalloc(s->n_subs ? s->n_subs : 1, sizeof(*snap->subs));
-    for (uint32_t i = 0; i < s->n_subs; i++) {
-        snap->subs[i] = s->subs[i];
-        snap->subs[i].filter = xstrndup(s->subs[i].filter, s->subs[i].len);
-    }
-    snap->n_subs = s->n_subs;
-    uint32_t cap = 0;
-    snap_ring(snap, &s->inflight, 0, &cap);
-    snap_ring(snap, &s->queue, 0, &cap);
-    if (s->in_qos2_n) {
-        snap->in_qos2 = xmalloc(s->in_qos2_n * sizeof(uint16_t));
-        for (uint32_t id = 1; id <= 65535 && snap->n_in_qos2 < s->in_qos2_n; id++)
-            if (bit_get(s->in_qos2, (uint16_t)id))
-                snap->in_qos2[snap->n_in_qos2++] = (uint16_t)id;
-    }
+    snap_session(s, snap);
     pthread_mutex_unlock(&s->lock);
     return true;
 }
