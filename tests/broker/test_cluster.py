@@ -86,15 +86,25 @@ def node_conf(name, servers, extra=""):
     return "allow_anonymous true\nsys_interval 1\ncluster_node %s\n%s" % (name, urls) + "cluster_kv_replicas 3\n" + extra
 
 
+def start_nodes(make_broker, servers, prefix, names="ABC", extra="", store=None):
+    """Nodes named NAME_PREFIX...-unique, node i told the NATS servers starting with the i-th; with
+    `store` (a directory), persistence in store/NAME."""
+    tag = unique_id(prefix).replace("-", "_")
+    out = []
+    for i, n in enumerate(names):
+        conf = extra
+        if store is not None:
+            d = store / n
+            d.mkdir()
+            conf += "persistence true\npersistence_location %s/\n" % d
+        out.append(make_broker(node_conf("%s_%s" % (n, tag), servers[i:] + servers[:i], conf)))
+    return out
+
+
 @pytest.fixture
 def nodes(nats_cluster, make_broker):
     """Three tombo nodes, each told all three NATS servers (in a different order)."""
-    tag = unique_id("n").replace("-", "_")
-    out = []
-    for i, n in enumerate("ABC"):
-        order = nats_cluster[i:] + nats_cluster[:i]
-        out.append(make_broker(node_conf("%s_%s" % (n, tag), order)))
-    return out
+    return start_nodes(make_broker, nats_cluster, "n")
 
 
 def connect(broker, **kw):
@@ -746,14 +756,7 @@ def take_all(raw, want, timeout=20):
 @pytest.fixture
 def pnodes(nats_cluster, make_broker, tmp_path):
     """Three nodes with persistence true."""
-    tag = unique_id("p").replace("-", "_")
-    out = []
-    for i, n in enumerate("ABC"):
-        d = tmp_path / n
-        d.mkdir()
-        out.append(make_broker(node_conf("%s_%s" % (n, tag), nats_cluster[i:] + nats_cluster[:i],
-                                         "persistence true\npersistence_location %s/\n" % d)))
-    return out
+    return start_nodes(make_broker, nats_cluster, "p", store=tmp_path)
 
 
 @pytest.mark.tsan
@@ -988,9 +991,7 @@ DURABLE = "cluster_durability jetstream\n"
 @pytest.fixture
 def durable_nodes(nats_cluster, make_broker):
     """Two nodes with cluster_durability jetstream on the module's NATS cluster."""
-    tag = unique_id("d").replace("-", "_")
-    return [make_broker(node_conf("%s_%s" % (n, tag), nats_cluster[i:] + nats_cluster[:i], DURABLE))
-            for i, n in enumerate("AB")]
+    return start_nodes(make_broker, nats_cluster, "d", names="AB", extra=DURABLE)
 
 
 def test_cluster_durability_is_local_or_jetstream(make_broker):
@@ -1220,14 +1221,7 @@ SESSIONS = DURABLE + "cluster_sessions jetstream\nmax_queued_messages 100000\n"
 @pytest.fixture
 def snodes(nats_cluster, make_broker, tmp_path):
     """Three nodes with persistence, cluster_durability jetstream and cluster_sessions jetstream."""
-    tag = unique_id("s").replace("-", "_")
-    out = []
-    for i, n in enumerate("ABC"):
-        d = tmp_path / n
-        d.mkdir()
-        out.append(make_broker(node_conf("%s_%s" % (n, tag), nats_cluster[i:] + nats_cluster[:i],
-                                         SESSIONS + "persistence true\npersistence_location %s/\n" % d)))
-    return out
+    return start_nodes(make_broker, nats_cluster, "s", extra=SESSIONS, store=tmp_path)
 
 
 def test_cluster_sessions_needs_persistence_and_durability(make_broker):
