@@ -530,11 +530,17 @@ def test_mqttjs_in_headless_chromium(make_broker, tmp_path):
         time.sleep(1)
         cl.loop_stop()
         cl.disconnect()
-    t = threading.Thread(target=answer, daemon=True)
-    t.start()
-    time.sleep(1)  # the watcher is subscribed
-    dom, err = chromium(["--virtual-time-budget=30000", "--dump-dom", "file://" + str(page)], timeout=120)
-    t.join(100)
+    # Chromium's virtual time may run out before the page's script has even connected when the
+    # machine is loaded (CI once dumped the page with data-result="none" and nothing on the
+    # broker's side): a second browser run then, not a broker's fault to report.
+    for attempt in range(2):
+        t = threading.Thread(target=answer, daemon=True)
+        t.start()
+        time.sleep(1)  # the watcher is subscribed
+        dom, err = chromium(["--virtual-time-budget=30000", "--dump-dom", "file://" + str(page)], timeout=120)
+        t.join(100)
+        if got.get("page") is not None or 'data-result="none"' not in dom:
+            break
     assert got.get("page") == "hello from chromium", (dom[-2000:], err[-2000:])
     # the DOM is dumped when Chromium's virtual time runs out, which may be before the answer
     # comes back over the real socket: only the absence of an error is checked there
