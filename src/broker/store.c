@@ -218,8 +218,16 @@ void store_out_put(store_t *st, session_t *s, const outmsg_t *o)
 void store_out_state(store_t *st, session_t *s, const outmsg_t *o)
 {
     jrec_t r = {.kind = R_OUT_STATE, SESSION_KEY(s), .seq = o->seq, .state = o->state, .pid = o->id,
-               .msg_id = o->msg ? o->msg->store_id : 0, .has_msg = o->msg != NULL};
-    push(st, &r);
+               .has_msg = o->msg != NULL};
+    /* The message's row id is read under the journal lock: the first durable reference sets it
+     * under that lock (msg_ref_locked), maybe on another worker for another session, with nothing
+     * else ordering the two (TSan: a fan-out to persistent and clean sessions with persistence). */
+    journal_lock(st->j);
+    r.msg_id = o->msg ? o->msg->store_id : 0;
+    bool ok = journal_push_locked(st->j, &r);
+    journal_unlock(st->j);
+    if (!ok)
+        free(r.blob);
 }
 
 void store_out_del(store_t *st, session_t *s, uint32_t seq)
