@@ -159,6 +159,16 @@ static void push(store_t *st, jrec_t *r)
         free(r->blob);
 }
 
+/* Push r (journal lock held, taken by the caller to read what r needs under it) unless !ok, then
+ * unlock; a record not pushed gives its blob back. */
+static void push_unlock(store_t *st, jrec_t *r, bool ok)
+{
+    ok = ok && journal_push_locked(st->j, r);
+    journal_unlock(st->j);
+    if (!ok)
+        free(r->blob);
+}
+
 /* Make sure m has a row (journal lock held): the first durable reference writes it. */
 static uint64_t msg_ref_locked(store_t *st, msg_t *m)
 {
@@ -224,10 +234,7 @@ void store_out_state(store_t *st, session_t *s, const outmsg_t *o)
      * else ordering the two (TSan: a fan-out to persistent and clean sessions with persistence). */
     journal_lock(st->j);
     r.msg_id = o->msg ? o->msg->store_id : 0;
-    bool ok = journal_push_locked(st->j, &r);
-    journal_unlock(st->j);
-    if (!ok)
-        free(r.blob);
+    push_unlock(st, &r, true);
 }
 
 void store_out_del(store_t *st, session_t *s, uint32_t seq)
@@ -254,10 +261,7 @@ void store_session_put(store_t *st, session_t *s, bool full)
     journal_lock(st->j);
     if (s->will)
         r.msg_id = msg_ref_locked(st, s->will);
-    bool ok = journal_push_locked(st->j, &r);
-    journal_unlock(st->j);
-    if (!ok)
-        free(r.blob);
+    push_unlock(st, &r, true);
     if (!full)
         return;
     for (uint32_t i = 0; i < s->n_subs; i++)
@@ -321,10 +325,7 @@ void store_retain(store_t *st, const uint8_t *topic, size_t n, msg_t *m, const r
     journal_lock(st->j);
     if (m)
         r.msg_id = msg_ref_locked(st, m);
-    bool ok = (!m || r.msg_id != 0) && journal_push_locked(st->j, &r);
-    journal_unlock(st->j);
-    if (!ok)
-        free(r.blob);
+    push_unlock(st, &r, !m || r.msg_id != 0);
 }
 
 void store_msg_gone(store_t *st, uint64_t id)
