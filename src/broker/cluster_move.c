@@ -52,6 +52,22 @@ static void take_answer_copy(cluster_t *c, const takeop_t *op, natsMsg *blob, co
     worker_post(&c->b->workers[op->worker], &it);
 }
 
+/* Taker thread: a persistent session starts on this node. Write the client id's key before the
+ * connection gets its CONNACK, so that a CONNECT on another node right after it asks this node
+ * for the session instead of reading an older owner or none (T5: connected on A, SUBACK, connected
+ * on B at once; the write queued by cluster_client_connected can come later than B's read). The
+ * queued write still follows and gives the session its revision; a failure here only logs: that
+ * write is retried in order. */
+static void claim(cluster_t *c, const char *key, const takeop_t *op)
+{
+    uint64_t rev = 0;
+    natsStatus s = key ? kvStore_Put(&rev, c->kv[B_CLIENTS], key, c->node, (int)c->node_len) : NATS_NO_MEMORY;
+    if (s != NATS_OK)
+        log_printf(TLOG_WARNING, "Warning: cluster: client id %.*s not claimed before CONNACK (%s): a CONNECT "
+                   "on another node meanwhile may start a new session.", (int)op->idlen, op->id,
+                   natsStatus_GetText(s));
+}
+
 /* A taker: who has the session, and ask it. Every op gets an answer, within a bounded time (the
  * bucket read's and the request's timeouts). */
 static void take_one(cluster_t *c, takeop_t *op)
@@ -64,11 +80,13 @@ static void take_one(cluster_t *c, takeop_t *op)
             snprintf(owner, sizeof(owner), "%s", kvEntry_ValueString(e) ? kvEntry_ValueString(e) : "");
         kvEntry_Destroy(e);
     }
-    free(key);
     if (!owner[0] || !strcmp(owner, c->node)) { /* nobody has it, or we had it and it ended */
+        claim(c, key, op);
+        free(key);
         take_answer(c, op, NULL, NULL);
         return;
     }
+    free(key);
     char subj[80];
     snprintf(subj, sizeof(subj), "tombo.take.%s", owner);
     natsMsg *reply = NULL;
@@ -90,6 +108,9 @@ static void take_one(cluster_t *c, takeop_t *op)
     if (natsMsg_GetDataLength(reply) == 0) { /* it has no session to give */
         natsMsg_Destroy(reply);
         reply = NULL;
+        key = cluster_key_of(NULL, (const uint8_t *)op->id, op->idlen);
+        claim(c, key, op);
+        free(key);
     }
     take_answer(c, op, reply, owner);
 }
