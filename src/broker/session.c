@@ -72,7 +72,8 @@ void session_release(session_t *s)
         return;
     for (delivery_t *d = atomic_load(&s->incoming), *next; d; d = next) {
         next = (delivery_t *)d->link.next; /* pushed after the session ended */
-        msg_release(d->msg);
+        for (uint32_t i = 0; i < d->n; i++)
+            msg_release(d->e[i].msg);
         slab_free(d);
     }
     outring_free(&s->queue);
@@ -296,7 +297,12 @@ static void take_incoming(session_t *s)
     for (mpsc_node_t *n = mpsc_reverse(&d->link), *next; n; n = next) {
         next = n->next;
         d = (delivery_t *)n;
-        enqueue(s, d->msg, d->qos, d->retain, d->ids, d->n_ids, true); /* the delivery's reference */
+        for (uint32_t i = 0; i < d->n; i++) {
+            if (i + 4 < d->n)
+                __builtin_prefetch(d->e[i + 4].msg); /* written by another core: start the misses early */
+            const delivery_ent_t *e = &d->e[i];
+            enqueue(s, e->msg, e->qos, e->retain, delivery_ids(d), e->n_ids, true); /* the entry's reference */
+        }
         slab_free(d);
     }
 }
@@ -327,6 +333,81 @@ static void want_flush(worker_t *from, session_t *s)
     worker_defer(from, wake, &it);
 }
 
+/* Push batch d on s's incoming stack and ask s's worker to flush it. */
+static void push_incoming(worker_t *from, session_t *s, delivery_t *d)
+{
+    backlog_add(s, d->n, d->bytes); /* before it can be taken: the taker subtracts */
+    /* From the push on, the batch and its messages are the owner's: not touched again. */
+    delivery_t *top = atomic_load_explicit(&s->incoming, memory_order_relaxed);
+    do
+        d->link.next = top ? &top->link : NULL;
+    while (!atomic_compare_exchange_weak_explicit(&s->incoming, &top, d, memory_order_release, memory_order_relaxed));
+    want_flush(from, s);
+}
+
+static inline struct stage *stage_slot(worker_t *w, const session_t *s)
+{
+    return &w->stage[((uintptr_t)s >> 6) % (sizeof(w->stage) / sizeof(w->stage[0]))];
+}
+
+static void stage_push(worker_t *w, struct stage *e)
+{
+    session_t *s = e->s;
+    delivery_t *d = e->d;
+    e->s = NULL;
+    e->d = NULL;
+    w->n_staged--;
+    if (d)
+        push_incoming(w, s, d);
+    session_release(s);
+}
+
+/* Messages w staged for s and not yet pushed (not in its backlog yet). */
+static inline uint32_t staged_for(worker_t *w, const session_t *s)
+{
+    const struct stage *e = stage_slot(w, s);
+    return e->s == s && e->d ? e->d->n : 0;
+}
+
+/* What w staged for s goes first: a delivery that does not join the batch keeps its order. */
+static inline void stage_push_for(worker_t *w, const session_t *s)
+{
+    struct stage *e = stage_slot(w, s);
+    if (e->s == s)
+        stage_push(w, e);
+}
+
+void session_stage_flush(worker_t *w)
+{
+    for (size_t i = 0; w->n_staged && i < sizeof(w->stage) / sizeof(w->stage[0]); i++)
+        if (w->stage[i].s)
+            stage_push(w, &w->stage[i]);
+}
+
+/* msg's reference is ours (taken or given) from here on. */
+static void stage_add(worker_t *w, session_t *s, msg_t *msg, uint8_t qos, uint8_t retain)
+{
+    struct stage *e = stage_slot(w, s);
+    if (e->s != s) {
+        if (e->s)
+            stage_push(w, e);
+        session_hold(s);
+        e->s = s;
+        w->n_staged++;
+    }
+    delivery_t *d = e->d;
+    if (!d) {
+        d = e->d = slab_alloc(sizeof(*d) + DELIVERY_BATCH * sizeof(delivery_ent_t)); /* no malloc in the steady state */
+        d->n = 0;
+        d->cap = DELIVERY_BATCH;
+        d->bytes = 0;
+    }
+    d->e[d->n++] = (delivery_ent_t){msg, qos, retain, 0};
+    d->bytes += msg->payload.len;
+    if (d->n == d->cap || d->bytes >= DELIVERY_BATCH_BYTES)
+        stage_push(w, e);
+}
+
 static void deliver(worker_t *from, session_t *s, msg_t *msg, uint8_t qos, uint8_t retain, const uint32_t *ids,
                     uint32_t n_ids, bool give)
 {
@@ -334,31 +415,29 @@ static void deliver(worker_t *from, session_t *s, msg_t *msg, uint8_t qos, uint8
         /* A slow consumer's QoS 0 beyond the mark is dropped here, as enqueue would; everything
          * else is decided when the owner queues it. */
         if (qos == 0 && atomic_load_explicit(&s->slow, memory_order_relaxed) &&
-            atomic_load_explicit(&s->backlog_n, memory_order_relaxed) >= broker_settings(s->broker)->bp.high_n) {
+            atomic_load_explicit(&s->backlog_n, memory_order_relaxed) + staged_for(from, s) >=
+                broker_settings(s->broker)->bp.high_n) {
             bp_count_drop(s->broker);
             if (give)
                 msg_release(msg);
             return;
         }
-        delivery_t *d = slab_alloc(sizeof(*d) + n_ids * sizeof(uint32_t)); /* no malloc in the steady state */
         if (!give)
             msg_hold(msg);
-        d->msg = msg;
-        d->qos = qos;
-        d->retain = retain;
-        d->n_ids = (uint16_t)n_ids;
-        if (n_ids)
-            memcpy(d->ids, ids, n_ids * sizeof(uint32_t));
-        backlog_add(s, 1, msg->payload.len); /* before it can be taken: the taker may subtract */
-        /* From the push on, msg may be released by the owner (give): not touched again. */
-        delivery_t *top = atomic_load_explicit(&s->incoming, memory_order_relaxed);
-        do
-            d->link.next = top ? &top->link : NULL;
-        while (!atomic_compare_exchange_weak_explicit(&s->incoming, &top, d, memory_order_release,
-                                                      memory_order_relaxed));
-        want_flush(from, s);
+        if (n_ids == 0) {
+            stage_add(from, s, msg, qos, retain);
+            return;
+        }
+        stage_push_for(from, s);
+        delivery_t *d = slab_alloc(sizeof(*d) + sizeof(delivery_ent_t) + n_ids * sizeof(uint32_t));
+        d->n = d->cap = 1;
+        d->bytes = msg->payload.len;
+        d->e[0] = (delivery_ent_t){msg, qos, retain, (uint16_t)n_ids};
+        memcpy((uint32_t *)delivery_ids(d), ids, n_ids * sizeof(uint32_t));
+        push_incoming(from, s, d);
         return;
     }
+    stage_push_for(from, s);
     pthread_mutex_lock(&s->lock);
     take_incoming(s); /* deliveries made lock-free before this one go first */
     backlog_add(s, 1, msg->payload.len);

@@ -40,16 +40,27 @@ typedef struct outmsg {
     } ids;
 } outmsg_t;
 
-/* A delivery made without the session's lock (session_deliver's fast path): pushed on the
- * session's `incoming` stack by the publishing thread, moved into its queue in order by the next
- * holder of the lock (its worker's flush, at the latest). */
-typedef struct delivery {
-    mpsc_node_t link; /* first: the next older delivery on the stack (base/mpsc.h's list shape) */
-    msg_t *msg;      /* one reference */
+/* Deliveries made without the session's lock (session_deliver's fast path). A publishing worker
+ * gathers what it delivers to one session during a loop turn into a batch (its staging table,
+ * worker.h) and pushes the batch on the session's `incoming` stack with one compare-and-swap, one
+ * backlog update and one flush request: at the end of the turn, when the batch is full, or when
+ * another session takes its slot. The next holder of the lock (its worker's flush, at the latest)
+ * moves the entries into the queue in order. A delivery with subscription identifiers goes alone
+ * (cap 1), the identifiers after its entry. */
+typedef struct delivery_ent {
+    msg_t *msg; /* one reference */
     uint8_t qos, retain;
     uint16_t n_ids;
-    uint32_t ids[];
+} delivery_ent_t;
+typedef struct delivery {
+    mpsc_node_t link; /* first: the next older batch on the stack (base/mpsc.h's list shape) */
+    uint32_t n, cap;
+    uint64_t bytes; /* payload bytes of its messages: the backlog they add */
+    delivery_ent_t e[];
 } delivery_t;
+#define DELIVERY_BATCH 64                 /* entries of a staged batch (a 1 KB slab block) */
+#define DELIVERY_BATCH_BYTES (64u * 1024) /* payload bytes after which a batch goes at once */
+static inline const uint32_t *delivery_ids(const delivery_t *d) { return (const uint32_t *)(d->e + d->cap); }
 
 /* Its subscription identifiers (n_ids of them). */
 static inline const uint32_t *outmsg_ids(const outmsg_t *o) { return o->n_ids > 1 ? o->ids.many : &o->ids.one; }
@@ -162,6 +173,10 @@ void session_deliver(struct worker *from, session_t *s, msg_t *msg, uint8_t qos,
  * one reference count taken and given back less per message. The caller must not touch msg after. */
 void session_deliver_give(struct worker *from, session_t *s, msg_t *msg, uint8_t qos, uint8_t retain,
                           const uint32_t *ids, uint32_t n_ids);
+
+/* Push every batch `w` staged (session_deliver): called by w's thread at the end of each loop turn,
+ * before its own flush requests are handled, and when it stops. */
+void session_stage_flush(struct worker *w);
 
 /* Called by the owning worker (session lock NOT held): move queued messages into flight and encode
  * them onto conn's output buffer. */

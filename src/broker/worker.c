@@ -394,7 +394,7 @@ static void *worker_main(void *arg)
     w->wheel.now = w->now / WHEEL_TICK_MS;
     while (!atomic_load(&b->stop)) {
         atomic_fetch_add(&w->quiescent, 1); /* holds no settings snapshot here (settings.h) */
-        int timeout = inbox_sleep_begin(&w->inbox) || w->resume_pending ? 0 : WHEEL_TICK_MS;
+        int timeout = inbox_sleep_begin(&w->inbox) || w->resume_pending || w->n_staged ? 0 : WHEEL_TICK_MS;
         int n = epoll_wait(w->epfd, evs, 256, timeout);
         inbox_sleep_end(&w->inbox);
         uint64_t turn_start = now_ns(); /* the turn's busy time, for /metrics (stats.h) */
@@ -466,6 +466,7 @@ static void *worker_main(void *arg)
                 next_sys = w->now + (int64_t)sys_interval * 1000;
             }
         }
+        session_stage_flush(w); /* this turn's deliveries: their flush requests go out just below */
         process_own_outbox(w);
         worker_send_outbox(w);
         worker_release_holds(w);
@@ -492,9 +493,11 @@ static void *worker_main(void *arg)
         else if (w->conns[fd])
             conn_close(w->conns[fd], "broker shutting down");
     }
+    session_stage_flush(w);
     process_own_outbox(w);
     worker_send_outbox(w);
     flush_all(w);
+    session_stage_flush(w); /* wills of connections flush_all closed: queued, freed with their sessions */
     slab_thread_attach(NULL);
     msg_stats_attach(NULL);
     return NULL;

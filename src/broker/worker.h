@@ -52,6 +52,11 @@ typedef struct worker {
      * gave each in the turn `at` (not handed over before the turn ends): backpressure.c's
      * turn_share, a direct-mapped table by session address. */
     struct bp_turn { const void *s; uint32_t at, n; } bp_turn[8];
+    /* Deliveries to other sessions gathered this turn (session.h's delivery_t): a direct-mapped
+     * table by session address; a session that takes an occupied slot pushes its occupant's
+     * batch first. Each occupied slot holds a reference to its session. */
+    struct stage { struct session *s; struct delivery *d; } stage[16];
+    uint32_t n_staged; /* occupied slots */
     uint8_t mem_over;       /* memory_limit reached (mem_used(), looked at once per loop turn):
                              * new connections and PUBLISHes are refused */
     int spare_fd;           /* /dev/null, given up to accept-and-close when accept() hits EMFILE */

@@ -60,8 +60,10 @@ static int outbox_items(worker_t *from, int to, session_t *s, int *flushes)
 }
 
 /* What worker `to` does with the FLUSHes worker `from` deferred (worker.c's process_items). */
+/* The end of `from`'s loop turn: its staged deliveries pushed, its FLUSH requests run by `to`. */
 static void run_outbox(worker_t *from, worker_t *to)
 {
+    session_stage_flush(from);
     inbox_batch_t *bt = inbox_chain_fifo(&from->outbox[to->index]);
     while (bt) {
         inbox_batch_t *next = inbox_next(bt);
@@ -364,11 +366,13 @@ static void test_slow_consumer(void)
     atomic_store(&s->slow, 1); /* as bp_after_drain / bp_check_paused decide after BP_SLOW_MS */
     msg_t *m0 = msg("t", "q0", 0), *m1 = msg("t", "q1", 1);
     for (int i = 0; i < 150; i++)
-        session_deliver(w0, s, m0, 0, 0, NULL, 0);
+        session_deliver(w0, s, m0, 0, 0, NULL, 0); /* the mark counts what w0 staged too */
+    session_stage_flush(w0);
     CHECK_EQ(atomic_load(&s->backlog_n), 100);
     CHECK_EQ(atomic_load(&b->msgs_dropped), 50);
     for (int i = 0; i < 150; i++)
         session_deliver(w0, s, m1, 1, 0, NULL, 0); /* not dropped on the way: decided when queued */
+    session_stage_flush(w0);
     CHECK_EQ(atomic_load(&s->backlog_n), 250);
     run_outbox(w0, w1);
     CHECK_EQ(atomic_load(&b->msgs_dropped), 50 + 150); /* the queue was full of QoS 0 */
@@ -575,12 +579,18 @@ static void test_connected(void)
     CHECK_EQ(holder.worker, 1);
     CHECK_EQ(holder.conn_id, 77);
 
-    CASE("a delivery from worker 0 waits on `incoming`, counted, with one FLUSH for worker 1");
+    CASE("deliveries from worker 0 wait in its staged batch, then on `incoming` at the turn's end, counted, with one FLUSH for worker 1");
     msg_t *m1 = msg("t", "a1", 1), *m0 = msg("t", "b0", 0);
     session_deliver(w0, s, m1, 1, 0, NULL, 0);
     session_deliver(w0, s, m1, 1, 0, NULL, 0);
     session_deliver(w0, s, m0, 0, 0, NULL, 0); /* QoS 0 to a connected session is delivered */
     session_deliver(w0, s, m1, 1, 0, NULL, 0);
+    CHECK(atomic_load(&s->incoming) == NULL);
+    CHECK_EQ(atomic_load(&s->backlog_n), 0);
+    CHECK_EQ(outbox_items(w0, 1, s, &flushes), 0);
+    CHECK_EQ(w0->n_staged, 1);
+    session_stage_flush(w0);
+    CHECK_EQ(w0->n_staged, 0);
     CHECK(atomic_load(&s->incoming) != NULL);
     CHECK_EQ(s->queue.n, 0);
     CHECK_EQ(atomic_load(&s->backlog_n), 4);
@@ -668,6 +678,7 @@ static void test_connected(void)
     CHECK_EQ(attach(s, &c, 0), SESSION_ATTACHED);
     session_deliver(w0, s, m1, 1, 0, NULL, 0);
     session_deliver(w0, s, m1, 1, 0, NULL, 0);
+    session_stage_flush(w0); /* w0's turn ends */
     CHECK_EQ(atomic_load(&s->backlog_n), 3);
     session_end(s);
     CHECK(atomic_load(&s->incoming) == NULL);
@@ -772,9 +783,12 @@ static void *produce(void *arg)
         msg_t *m = msg("t", payload, (uint8_t)(i % 2));
         session_deliver(w0, p->s, m, (uint8_t)(i % 2), 0, NULL, 0);
         msg_release(m);
-        if (i % 16 == 15)
+        if (i % 16 == 15) { /* a loop turn ends */
+            session_stage_flush(w0);
             inbox_push(&p->b->workers[1].inbox, &w0->outbox[1]);
+        }
     }
+    session_stage_flush(w0);
     inbox_push(&p->b->workers[1].inbox, &w0->outbox[1]);
     slab_thread_attach(NULL);
     return NULL;
