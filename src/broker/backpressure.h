@@ -33,10 +33,13 @@ struct conn;
 struct worker;
 struct broker;
 
-/* Defaults of the marks; max_queued_messages / max_queued_bytes lower them when smaller. 256
- * messages: deep enough to batch, shallow enough that 100 receivers' backlogs stay in cache (1000
- * delivered up to 40% less in unthrottled pairs and fan-in: slab misses, pointer chasing). */
-#define BP_HIGH_MSGS 256u
+/* Defaults of the marks; max_queued_messages / max_queued_bytes lower them when smaller. 1000
+ * messages (Mosquitto's default max_queued_messages, and so the mark a default config gets): a
+ * windowed fan-in of 50 publishers x 16 in flight stays under it, where 256 paused a publisher
+ * every ~85 deliveries (two epoll_ctl and a resume each). It was 256 while each delivery was a
+ * node another core had written: then 1000 delivered up to 40% less in unthrottled pairs; with
+ * staged batches (session.h) it delivers as much or more (docs/benchmarks.md, 2026-12-06 23:46). */
+#define BP_HIGH_MSGS 1000u
 #define BP_HIGH_BYTES (4u * 1024 * 1024)
 /* No progress for this long while over the mark: a slow consumer. */
 #define BP_SLOW_MS 1000
