@@ -43,6 +43,7 @@
 #define BUCKET "tombo_sessions"
 #define STREAM_MSGS "tombo_msgs"  /* cluster_js.c's */
 #define MIRROR_WAIT_MS 5000       /* one batch's acknowledgements, before it is sent again */
+#define MIRROR_KEEP 1024          /* entries of cs->seen kept for the next batch */
 #define DRAIN_PASSES 6
 static const int drain_delay_ms[DRAIN_PASSES] = {0, 1500, 4000, 8000, 15000, 30000};
 
@@ -67,6 +68,12 @@ typedef struct drained {
     char id[];
 } drained_t;
 
+/* A session a batch touched, and whether its last record there ended it. */
+typedef struct mirror_ent {
+    session_t *s;
+    bool del;
+} mirror_ent_t;
+
 struct cluster_sess {
     cluster_t *c;
     kvStore *kv;
@@ -79,6 +86,10 @@ struct cluster_sess {
     drain_t *head;
     bool stop, started;
     pthread_t thread;
+    /* The store's thread's: the sessions of the batch being copied, in the order first seen, each
+     * found again through its session_t.mirror_slot. Kept from batch to batch up to MIRROR_KEEP. */
+    mirror_ent_t *seen;
+    size_t seen_cap;
 };
 
 static void on_pub_error(jsCtx *js, jsPubAckErr *pae, void *closure)
@@ -118,32 +129,33 @@ void cluster_sess_mirror(broker_t *b, const jrec_t *v, size_t n)
 {
     cluster_sess_t *cs = b->cluster_sess;
     cluster_t *c = cs->c;
-    session_t **seen = NULL;
-    bool *del = NULL;
-    size_t ns = 0, cap = 0;
+    /* Each session once, in O(1) per record: a session's mirror_slot names its entry when that
+     * entry holds it (a slot left from an earlier batch points past ns or at another session).
+     * The records hold their sessions until the batch is released, so no entry is a freed one. */
+    mirror_ent_t *seen = cs->seen;
+    size_t ns = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!is_session_rec(v[i].kind) || !v[i].owner)
+        session_t *s = v[i].owner;
+        if (!is_session_rec(v[i].kind) || !s)
             continue;
-        size_t k = 0;
-        while (k < ns && seen[k] != v[i].owner)
-            k++;
-        if (k == ns) {
-            if (ns == cap) {
-                cap = cap ? cap * 2 : 16;
-                seen = xrealloc(seen, cap * sizeof(*seen));
-                del = xrealloc(del, cap * sizeof(*del));
+        size_t k = s->mirror_slot;
+        if (k >= ns || seen[k].s != s) {
+            if (ns == cs->seen_cap) {
+                cs->seen_cap = cs->seen_cap ? cs->seen_cap * 2 : 16;
+                cs->seen = seen = xrealloc(seen, cs->seen_cap * sizeof(*seen));
             }
-            seen[ns] = v[i].owner;
-            del[ns++] = false;
+            k = ns++;
+            seen[k].s = s;
+            s->mirror_slot = (uint32_t)k;
         }
-        del[k] = v[i].kind == R_SESS_DEL; /* the last record of the session says */
+        seen[k].del = v[i].kind == R_SESS_DEL; /* the last record of the session says */
     }
     int64_t now = now_ms();
     for (int tries = 0; ns; tries++) {
         atomic_store(&cs->pub_errors, 0);
         size_t sent = 0;
         for (size_t k = 0; k < ns; k++) {
-            session_t *s = seen[k];
+            session_t *s = seen[k].s;
             char *key = cluster_key_of(NULL, (const uint8_t *)s->client_id, s->client_id_len);
             if (!key)
                 continue;
@@ -171,7 +183,7 @@ void cluster_sess_mirror(broker_t *b, const jrec_t *v, size_t n)
                     free(val);
                 }
                 free(blob);
-            } else if (del[k] && !tries) {
+            } else if (seen[k].del && !tries) {
                 drop_copy(cs, key);
             }
             free(key);
@@ -192,8 +204,11 @@ void cluster_sess_mirror(broker_t *b, const jrec_t *v, size_t n)
             break;
         sleep(1);
     }
-    free(seen);
-    free(del);
+    if (cs->seen_cap > MIRROR_KEEP) { /* a burst's list goes; the usual batch's stays */
+        free(cs->seen);
+        cs->seen = NULL;
+        cs->seen_cap = 0;
+    }
 }
 
 /* ---- taking a dead node's session (taker threads) ---- */
@@ -500,6 +515,7 @@ void cluster_sess_free(broker_t *b)
     jsCtx_Destroy(cs->js_pub);
     pthread_mutex_destroy(&cs->lock);
     pthread_cond_destroy(&cs->cond);
+    free(cs->seen);
     free(cs);
     b->cluster_sess = NULL;
 }

@@ -140,6 +140,10 @@ typedef struct session {
     _Atomic uint64_t backlog_bytes; /* their payload bytes */
     _Atomic uint64_t progress;      /* messages taken off the queue so far (written or expired) */
     _Atomic uint64_t waiters; /* bit i: worker i has publishers paused until the backlog drains */
+
+    /* --- the store's thread only (cluster_sess_mirror) --- */
+    uint32_t mirror_slot; /* its index in the list of sessions of the batch being copied, valid when
+                           * that entry names this session (any value is safe to read) */
 } session_t;
 
 void session_hold(session_t *s);
