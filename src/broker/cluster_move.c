@@ -222,7 +222,7 @@ static void move_out(worker_t *w, natsMsg *m, int kicks)
         } else {
             session_snap_t snap;
             if (session_move_out(s, &snap, w->now, SESSION_MOVE_TIMEOUT_MS)) {
-                blob = session_wire_encode(&snap, w->now, &len);
+                blob = session_wire_encode(&snap, w->now, 0, &len);
                 log_printf(TLOG_NOTICE, "Cluster: client %s's session (%u subscriptions, %u messages) is moving "
                                         "to another node.", s->client_id, snap.n_subs, snap.n_out);
                 session_snap_free(&snap);
@@ -265,15 +265,12 @@ static long send_tail(cluster_t *c, session_t *s, const char *reply, uint64_t no
     long k = tail.n_out;
     if (k) {
         size_t len, idlen = s->client_id_len;
-        uint8_t *blob = session_wire_encode(&tail, now, &len);
-        uint8_t *out = xmalloc(2 + idlen + len);
+        uint8_t *out = session_wire_encode(&tail, now, 2 + idlen, &len);
         out[0] = (uint8_t)(idlen >> 8);
         out[1] = (uint8_t)idlen;
         memcpy(out + 2, s->client_id, idlen);
-        memcpy(out + 2 + idlen, blob, len);
-        natsConnection_Publish(c->nc, reply, out, (int)(2 + idlen + len));
+        natsConnection_Publish(c->nc, reply, out, (int)len);
         free(out);
-        free(blob);
     }
     session_snap_free(&tail);
     return k;

@@ -161,28 +161,24 @@ void cluster_sess_mirror(broker_t *b, const jrec_t *v, size_t n)
                 continue;
             session_snap_t snap;
             if (session_snapshot(s, &snap)) {
-                size_t len;
-                uint8_t *blob = session_wire_encode(&snap, now, &len);
+                size_t vn; /* [node name length][node name][session_wire] */
+                uint8_t *val = session_wire_encode(&snap, now, 1 + c->node_len, &vn);
                 session_snap_free(&snap);
-                size_t vn = 1 + c->node_len + len;
                 if ((int64_t)vn + 200 + (int64_t)strlen(key) > cs->max_payload) {
                     if (!tries)
                         log_printf(TLOG_WARNING, "Warning: cluster: client %s's session (%zu bytes) is larger than "
                                    "a NATS message: not copied to JetStream.", s->client_id, vn);
                 } else {
-                    uint8_t *val = xmalloc(vn);
                     val[0] = (uint8_t)c->node_len;
                     memcpy(val + 1, c->node, c->node_len);
-                    memcpy(val + 1 + c->node_len, blob, len);
                     char subj[3200];
                     snprintf(subj, sizeof(subj), "%s%s", cs->prefix, key);
                     if (js_PublishAsync(cs->js_pub, subj, val, (int)vn, NULL) == NATS_OK)
                         sent++;
                     else
                         atomic_fetch_add(&cs->pub_errors, 1);
-                    free(val);
                 }
-                free(blob);
+                free(val);
             } else if (seen[k].del && !tries) {
                 drop_copy(cs, key);
             }

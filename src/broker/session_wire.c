@@ -63,9 +63,11 @@ static void putn(wbuf_t *b, const void *d, size_t n)
         memcpy(wb_room(b, n), d, n);
 }
 
-uint8_t *session_wire_encode(const session_snap_t *snap, int64_t now, size_t *len)
+uint8_t *session_wire_encode(const session_snap_t *snap, int64_t now, size_t head, size_t *len)
 {
     wbuf_t b = {0};
+    if (head)
+        wb_room(&b, head); /* the caller's, left as it is */
     put8(&b, WIRE_VERSION);
     put32(&b, snap->n_subs);
     for (uint32_t i = 0; i < snap->n_subs; i++) {

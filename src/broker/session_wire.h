@@ -12,9 +12,11 @@
 
 struct worker;
 
-/* A malloc'ed encoding of snap (*len bytes). Messages go as v5 PUBLISH encodings with their
- * message expiry left at `now`. */
-uint8_t *session_wire_encode(const session_snap_t *snap, int64_t now, size_t *len);
+/* A malloc'ed encoding of snap, `head` bytes into the buffer: those first bytes are left for the
+ * caller to fill (a prefix of its own, so the whole message is one allocation and the session is
+ * never copied again); *len counts them. Messages go as v5 PUBLISH encodings with their message
+ * expiry left at `now`. */
+uint8_t *session_wire_encode(const session_snap_t *snap, int64_t now, size_t head, size_t *len);
 /* Worker thread of the node taking the session over: rebuild s, new and not yet attached, from
  * d[0..n): its subscriptions enter the broker's subscription tree, its messages its queue and
  * in-flight ring (with their packet ids and states), its inbound QoS 2 ids. s keeps the identities
