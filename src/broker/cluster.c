@@ -207,11 +207,14 @@ static void *writer_main(void *arg)
             continue;
         }
         if (!stop && !atomic_load(&c->link_up)) {
-            /* NATS unreachable: look again in 200 ms (or at a stop) rather than spend a request
-             * timeout on each write while nats.c reconnects. */
+            /* NATS unreachable: rather than spend a request timeout on each write while nats.c
+             * reconnects, sleep until on_reconnected (or cluster_stop) signals. Both change their
+             * flag before taking q_lock to signal, and link_up is read here under it, so neither
+             * wake-up is lost; the bound is a safety net only. */
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += 200 * 1000000L;
+            until.tv_sec += LINK_WAIT_MS / 1000;
+            until.tv_nsec += (LINK_WAIT_MS % 1000) * 1000000L;
             if (until.tv_nsec >= 1000000000L) {
                 until.tv_sec++;
                 until.tv_nsec -= 1000000000L;
@@ -753,6 +756,10 @@ static void on_reconnected(natsConnection *nc, void *closure)
     (void)nc;
     cluster_t *c = closure;
     atomic_store(&c->link_up, 1);
+    /* The bucket writer waits for this while NATS is away (writer_main). */
+    pthread_mutex_lock(&c->q_lock);
+    pthread_cond_signal(&c->q_cond);
+    pthread_mutex_unlock(&c->q_lock);
     log_printf(TLOG_NOTICE, "Cluster: reconnected to NATS.");
 }
 

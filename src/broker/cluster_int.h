@@ -38,6 +38,7 @@ enum { B_ROUTES, B_RETAIN, B_CLIENTS, N_BUCKETS };
 #define TAKE_THREADS 2       /* asking owners runs on these (each waits for one answer at a time) */
 #define TAKE_KICKS 3         /* the owner closes the client's connection there at most this often */
 #define STOP_WRITES_MS 3000  /* stopping: the bucket writes still queued get this long, then are dropped */
+#define LINK_WAIT_MS 1000    /* NATS away: the writer's longest wait for on_reconnected or a stop, which wake it */
 #define MOVE_GRACE_MS 1000   /* a moved session's routes stay this long on the old node (see cluster_move.c) */
 extern const char *const cluster_bucket_name[N_BUCKETS];
 
