@@ -139,6 +139,11 @@ size_t conn_writable(const conn_t *c);
 /* Owning worker (worker_release_holds): drop c's holds up to `committed`; true if some remain, the
  * oldest waiting for *first. */
 bool conn_release_holds(conn_t *c, uint64_t committed, uint64_t *first);
+/* Closing c with a reason: write the output not held for the store and, once all of it went, drop
+ * the held rest (the packets that wait for a commit: as a crash would; the session keeps their
+ * state) so that what is sent next (a DISCONNECT) is not stuck behind them and discarded with
+ * them. False when some output is still held. */
+bool conn_drop_held(conn_t *c);
 
 /* ---- the end of a connection (conn_close.c) ---- */
 

@@ -90,6 +90,20 @@ size_t conn_writable(const conn_t *c)
     return n;
 }
 
+bool conn_drop_held(conn_t *c)
+{
+    struct conn_holds *h = c->holds;
+    if (!h || h->n == 0)
+        return true;
+    conn_write(c);
+    if (c->out_sent != h->v[0].pos)
+        return false; /* the socket did not take all that is free: a packet would be cut */
+    outq_free(&c->out);
+    free(h);
+    c->holds = NULL;
+    return true;
+}
+
 /* Drop the holds the store has committed; true if the connection still has some. Sets *first to
  * the sequence its oldest remaining hold waits for. */
 bool conn_release_holds(conn_t *c, uint64_t committed, uint64_t *first)
