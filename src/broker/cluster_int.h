@@ -214,6 +214,9 @@ void cluster_watch_stop(cluster_t *c);
 /* Disconnect s's connection here unless our last write of its client id is later than rev (the
  * revision of another node's write). */
 void cluster_kick_if_older(cluster_t *c, session_t *s, uint64_t rev, const char *other);
+/* Any thread: another node wrote s's client id at `rev`, after this node's last write: unless s is
+ * moving away, worker 0 ends it here (cluster_move.c's move_drop). */
+void cluster_lost(cluster_t *c, session_t *s, uint64_t rev);
 
 /* ---- cluster_move.c ---- */
 

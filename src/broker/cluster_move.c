@@ -9,7 +9,13 @@
  * connection attaches (the store journals it whole) and gets CONNACK session present 1, and the
  * writer thread, after those route writes and the store's commit, confirms on tombo.took.A. A then
  * ends its copy (its routes go after B's are written) and answers on tombo.r.B with what queued for
- * the session on A since the export (the tail), which B delivers to it. */
+ * the session on A since the export (the tail), which B delivers to it.
+ *
+ * An owner that is alive but stuck (SIGSTOP, a long stall) does not answer within the timeout: B
+ * gives the client the session's JetStream copy or a fresh one and says so on tombo.take.A without
+ * a reply subject (take_gone); A, running again, ends its copy (move_drop), passing what it has for
+ * the session on to B when B imported the copy. A also ends a session whose client id another node
+ * wrote later than A did (the watch of tombo_clients: cluster_lost), unless it is moving. */
 #include "broker/cluster_int.h"
 
 #include <stdio.h>
@@ -68,6 +74,29 @@ static void claim(cluster_t *c, const char *key, const takeop_t *op)
                    natsStatus_GetText(s));
 }
 
+/* Taker thread: the owner did not answer the take request in time but its NATS connection is up
+ * (a dead node's is gone: nats-server answers "no responders" at once). It is alive and stuck
+ * (SIGSTOP, a long stall): once it runs again it must not keep the session this node now gives the
+ * client. Tell it on the take subject itself, after the request (one subscription there: it sees
+ * the two in this order), without a reply subject: [client id] NUL [this node, when it wants the
+ * messages the owner has for the session: it imported the session's copy] NUL [0]. The owner
+ * learns it from tombo_clients too (cluster_lost), but only once it is not moving the session. */
+static void take_gone(cluster_t *c, const char *subj, const takeop_t *op, const char *owner, bool pass_on)
+{
+    size_t n = op->idlen + 1 + (pass_on ? c->node_len : 0) + 2;
+    char *d = xmalloc(n);
+    memcpy(d, op->id, op->idlen);
+    d[op->idlen] = 0;
+    if (pass_on)
+        memcpy(d + op->idlen + 1, c->node, c->node_len);
+    d[n - 2] = 0;
+    d[n - 1] = '0';
+    natsConnection_Publish(c->nc, subj, d, (int)n);
+    free(d);
+    log_printf(TLOG_NOTICE, "Cluster: node %s is up but did not answer in %d ms: client %.*s's session there is "
+               "to end when it runs again.", owner, TAKE_TIMEOUT_MS, (int)op->idlen, op->id);
+}
+
 /* A taker: who has the session, and ask it. Every op gets an answer, within a bounded time (the
  * bucket read's and the request's timeouts). */
 static void take_one(cluster_t *c, takeop_t *op)
@@ -95,10 +124,14 @@ static void take_one(cluster_t *c, takeop_t *op)
         uint64_t upto = 0;
         natsMsg *copy = cluster_sess_fetch(c, op->id, op->idlen, owner, &upto);
         if (copy) {
+            if (s == NATS_TIMEOUT) /* alive but stuck: what it still has for the client follows it */
+                take_gone(c, subj, op, owner, true);
             take_answer_copy(c, op, copy, owner, upto);
             return;
         }
     }
+    if (s == NATS_TIMEOUT)
+        take_gone(c, subj, op, owner, false);
     if (s != NATS_OK) {
         log_printf(TLOG_WARNING, "Warning: cluster: node %s did not answer (%s): client %.*s starts a new session.",
                    owner, natsStatus_GetText(s), (int)op->idlen, op->id);
@@ -198,10 +231,16 @@ static void on_tail(natsConnection *nc, natsSubscription *sub, natsMsg *m, void 
 
 /* Worker 0 of the owner: another node asks for the session of the client id in m (it->fd: how
  * often its connection here was closed for it already). */
+static void move_drop(worker_t *w, natsMsg *m, int kicks);
+
 static void move_out(worker_t *w, natsMsg *m, int kicks)
 {
     cluster_t *c = w->b->cluster;
     broker_t *b = w->b;
+    if (!natsMsg_GetReply(m)) { /* not a request: the client went elsewhere (take_gone, cluster_lost) */
+        move_drop(w, m, kicks);
+        return;
+    }
     const char *id = natsMsg_GetData(m);
     int idlen = natsMsg_GetDataLength(m);
     uint8_t *blob = NULL;
@@ -243,37 +282,145 @@ void cluster_kicked(worker_t *w, const inbox_item_t *it)
     worker_post(&w->b->workers[it->reply_worker], &back);
 }
 
-/* Send what queued for s since the last tail to the new node's `reply` subject:
- * [2: client id length][client id][session_wire]. Returns how many messages, -1 when s no longer
- * moves. */
-static long send_tail(cluster_t *c, session_t *s, const char *reply, uint64_t node_bit, int64_t now)
+/* Send snap's messages for s (then freed) to the new node's `reply` subject:
+ * [2: client id length][client id][session_wire]. What was forwarded to the new node as well is
+ * delivered there by its own route: not again; nor a QoS 2 message the client has already (past
+ * PUBREC: only its PUBREL is in flight). Returns how many went. */
+static long send_snap(cluster_t *c, session_t *s, const char *reply, uint64_t node_bit, session_snap_t *snap,
+                      int64_t now)
 {
-    session_snap_t tail;
-    if (!session_move_tail(s, &tail))
-        return -1;
-    /* What was forwarded to the new node as well is delivered there by its own route: not again. */
     uint32_t kept = 0;
-    for (uint32_t i = 0; i < tail.n_out; i++) {
-        if (tail.out[i].msg && (tail.out[i].msg->cluster_to & node_bit)) {
-            session_snap_t one = {.out = &tail.out[i], .n_out = 1};
+    for (uint32_t i = 0; i < snap->n_out; i++) {
+        outmsg_t *o = &snap->out[i];
+        if (!o->msg || o->state == OUT_WAIT_PUBCOMP || (o->msg->cluster_to & node_bit)) {
+            session_snap_t one = {.out = o, .n_out = 1};
             session_snap_free_out(&one);
         } else {
-            tail.out[kept++] = tail.out[i];
+            snap->out[kept++] = *o;
         }
     }
-    tail.n_out = kept;
-    long k = tail.n_out;
+    snap->n_out = kept;
+    long k = snap->n_out;
     if (k) {
         size_t len, idlen = s->client_id_len;
-        uint8_t *out = session_wire_encode(&tail, now, 2 + idlen, &len);
+        uint8_t *out = session_wire_encode(snap, now, 2 + idlen, &len);
         out[0] = (uint8_t)(idlen >> 8);
         out[1] = (uint8_t)idlen;
         memcpy(out + 2, s->client_id, idlen);
         natsConnection_Publish(c->nc, reply, out, (int)len);
         free(out);
     }
-    session_snap_free(&tail);
+    session_snap_free(snap);
     return k;
+}
+
+/* Send what queued for s since the last tail (send_snap). Returns how many messages, -1 when s no
+ * longer moves. */
+static long send_tail(cluster_t *c, session_t *s, const char *reply, uint64_t node_bit, int64_t now)
+{
+    session_snap_t tail;
+    if (!session_move_tail(s, &tail))
+        return -1;
+    return send_snap(c, s, reply, node_bit, &tail, now);
+}
+
+/* The bit of msg_t.cluster_to of the node of a "tombo.r.NODE" subject, 0 when none. */
+static uint64_t tail_node_bit(cluster_t *c, const char *reply)
+{
+    if (!reply || strncmp(reply, "tombo.r.", 8))
+        return 0;
+    cnode_t *to = cluster_node_get(c, reply + 8, strlen(reply + 8));
+    return to && to->index >= 0 ? 1ull << to->index : 0;
+}
+
+/* Worker 0 of the owner: the client of the session went to another node, which did not get the
+ * session from here (m, without a reply subject: [client id] NUL [node] NUL [revision]):
+ *   - revision 0: that node asked for it and gave up waiting (take_gone): this node was stuck. Its
+ *     answer, if it made one once it ran again, went nowhere; the session ends here whatever
+ *     state it is in, and, when `node` is named (it imported the session's copy from JetStream),
+ *     every QoS 1/2 message it has goes there, where the session's window drops what it has.
+ *   - a revision: the watch of tombo_clients saw another node write the client id after this
+ *     node's last write (a CONNECT there: with clean start, or whose take did not reach here).
+ *     The session ends unless it is moving (the move ends it) or a later write of ours exists.
+ * A connection of the client still here is closed first (DISCONNECT 0x8E on MQTT 5), as for a
+ * take. The session's routes go, and with persistence its stored copy (and its JetStream copy
+ * when still this node's): nothing more is delivered to it here, and a later take finds nothing. */
+static void move_drop(worker_t *w, natsMsg *m, int kicks)
+{
+    cluster_t *c = w->b->cluster;
+    broker_t *b = w->b;
+    const char *d = natsMsg_GetData(m);
+    size_t n = (size_t)natsMsg_GetDataLength(m);
+    const char *z1 = d ? memchr(d, 0, n) : NULL;
+    const char *z2 = z1 ? memchr(z1 + 1, 0, n - (size_t)(z1 + 1 - d)) : NULL;
+    size_t idlen = z1 ? (size_t)(z1 - d) : 0;
+    size_t nl = z2 ? (size_t)(z2 - z1 - 1) : 0;
+    session_t *s = z2 && idlen && nl < 65 ? registry_find(b, d, idlen) : NULL;
+    if (!s) {
+        natsMsg_Destroy(m);
+        return;
+    }
+    char node[65] = "";
+    memcpy(node, z1 + 1, nl);
+    node[nl] = 0;
+    uint64_t rev = 0;
+    for (const char *p = z2 + 1; p < d + n && *p >= '0' && *p <= '9'; p++)
+        rev = rev * 10 + (uint64_t)(*p - '0');
+    if (rev && !session_cluster_lost(s, rev)) {
+        session_release(s);
+        natsMsg_Destroy(m);
+        return;
+    }
+    int kw, fd;
+    uint64_t cid;
+    if (session_conn_target(s, b->n_workers, &kw, &fd, &cid)) {
+        if (kicks < TAKE_KICKS) { /* closed by its worker first, which gives m back (cluster_kicked) */
+            inbox_item_t it = {.kind = INBOX_KICK_CONN, .rc = MQTT_RC_SESSION_TAKEN_OVER, .fd = fd,
+                               .conn_id = cid, .data = m, .reply_worker = w->index, .reply_fd = -1,
+                               .reply_id = (uint64_t)kicks + 1};
+            worker_post(&b->workers[kw], &it);
+        } else {
+            natsMsg_Destroy(m);
+        }
+        session_release(s);
+        return;
+    }
+    long k = 0;
+    session_snap_t all;
+    if (node[0] && session_move_all(s, &all)) {
+        char reply[80];
+        snprintf(reply, sizeof(reply), "tombo.r.%s", node);
+        k = send_snap(c, s, reply, tail_node_bit(c, reply), &all, w->now);
+    }
+    session_end(s);
+    if (rev)
+        log_printf(TLOG_NOTICE, "Cluster: client %s connected on another node since it was here: its session here "
+                   "ended.", s->client_id);
+    else
+        log_printf(TLOG_NOTICE, "Cluster: client %s's session was taken by node %s while this node did not "
+                   "answer: it ended here (%ld messages passed on).", s->client_id, node[0] ? node : "?", k);
+    session_release(s);
+    natsMsg_Destroy(m);
+}
+
+void cluster_lost(cluster_t *c, session_t *s, uint64_t rev)
+{
+    if (!session_cluster_lost(s, rev))
+        return;
+    char tail[24];
+    int tl = snprintf(tail, sizeof(tail), "%llu", (unsigned long long)rev);
+    size_t n = s->client_id_len + 2 + (size_t)tl;
+    char *d = xmalloc(n);
+    memcpy(d, s->client_id, s->client_id_len);
+    d[s->client_id_len] = 0;
+    d[s->client_id_len + 1] = 0;
+    memcpy(d + s->client_id_len + 2, tail, (size_t)tl);
+    natsMsg *m = NULL;
+    if (natsMsg_Create(&m, "tombo.lost", NULL, d, (int)n) == NATS_OK) {
+        inbox_item_t it = {.kind = INBOX_CLUSTER, .rc = CL_TAKE, .fd = 0, .data = m};
+        worker_post(&c->b->workers[0], &it);
+    }
+    free(d);
 }
 
 /* Worker 0 of the owner: the new node has the session (m: its client id). What queued here since
@@ -287,11 +434,7 @@ static void move_done(worker_t *w, natsMsg *m)
     int idlen = natsMsg_GetDataLength(m);
     const char *reply = natsMsg_GetReply(m);
     session_t *s = idlen > 0 && idlen <= 65535 && reply ? registry_find(w->b, id, (size_t)idlen) : NULL;
-    uint64_t bit = 0;
-    if (reply && !strncmp(reply, "tombo.r.", 8)) {
-        cnode_t *to = cluster_node_get(c, reply + 8, strlen(reply + 8));
-        bit = to && to->index >= 0 ? 1ull << to->index : 0;
-    }
+    uint64_t bit = tail_node_bit(c, reply);
     long k = s ? send_tail(c, s, reply, bit, w->now) : -1;
     if (k >= 0) {
         moved_t *x = xcalloc(1, sizeof(*x));

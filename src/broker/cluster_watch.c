@@ -64,6 +64,7 @@ void cluster_kick_if_older(cluster_t *c, session_t *s, uint64_t rev, const char 
                    (int)s->client_id_len, s->client_id, other);
         worker_post(&b->workers[w], &it);
     }
+    cluster_lost(c, s, rev);
 }
 
 static void on_client(cluster_t *c, kvEntry *e)

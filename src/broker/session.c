@@ -973,6 +973,14 @@ bool session_cluster_foreign(session_t *s, uint64_t rev)
     return !pending;
 }
 
+bool session_cluster_lost(session_t *s, uint64_t rev)
+{
+    pthread_mutex_lock(&s->lock);
+    bool lost = !s->ended && !s->moving && !s->cluster_pending && s->cluster_rev && s->cluster_rev < rev;
+    pthread_mutex_unlock(&s->lock);
+    return lost;
+}
+
 bool session_cluster_kick_target(session_t *s, uint64_t rev, int n_workers, int *worker, int *fd, uint64_t *conn_id)
 {
     pthread_mutex_lock(&s->lock);
@@ -1080,6 +1088,21 @@ bool session_snapshot(session_t *s, session_snap_t *snap)
     snap_session(s, snap);
     pthread_mutex_unlock(&s->lock);
     return true;
+}
+
+bool session_move_all(session_t *s, session_snap_t *snap)
+{
+    memset(snap, 0, sizeof(*snap));
+    pthread_mutex_lock(&s->lock);
+    take_incoming(s);
+    bool ok = !s->ended;
+    if (ok) {
+        uint32_t cap = 0;
+        snap_ring(snap, &s->inflight, 0, &cap);
+        snap_ring(snap, &s->queue, 0, &cap);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return ok;
 }
 
 bool session_move_tail(session_t *s, session_snap_t *tail)

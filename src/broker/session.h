@@ -288,11 +288,14 @@ bool session_conn_target(session_t *s, int n_workers, int *worker, int *fd, uint
  *   session_cluster_foreign: another node wrote the id at `rev`; returns false when ours are still
  *     on their way (the decision waits for session_cluster_written), true when it may be decided now.
  *   session_cluster_kick_target: should the connection here go (its write is older than `rev`)?
- *     If so, fills where it lives (worker, fd, connection id). */
+ *     If so, fills where it lives (worker, fd, connection id).
+ *   session_cluster_lost: is s this node's copy of a session whose client went to another node
+ *     (its write of the client id is known and older than `rev`) and not moving away already? */
 void session_cluster_write_begin(session_t *s);
 uint64_t session_cluster_written(session_t *s, uint64_t rev);
 bool session_cluster_foreign(session_t *s, uint64_t rev);
 bool session_cluster_kick_target(session_t *s, uint64_t rev, int n_workers, int *worker, int *fd, uint64_t *conn_id);
+bool session_cluster_lost(session_t *s, uint64_t rev);
 
 void outring_free(outring_t *r);
 
@@ -327,6 +330,10 @@ bool session_snapshot(session_t *s, session_snap_t *snap);
  * False when s is not moving (it ended meanwhile, or the move was abandoned and a client
  * attached here again). */
 bool session_move_tail(session_t *s, session_snap_t *tail);
+/* Owning node, worker 0, when another node took the session without it (this node did not answer
+ * in time): *snap gets every in-flight and queued QoS 1/2 message, moving or not, connected or not
+ * (no subscriptions). The caller ends s. False when s ended. */
+bool session_move_all(session_t *s, session_snap_t *snap);
 /* A bridge's local session (bridge.c): it never expires and, with persistence, is durable from now
  * on, before any connection carries it. */
 void session_set_internal(session_t *s);

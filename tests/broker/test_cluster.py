@@ -834,7 +834,7 @@ def test_t5_connected_client_on_a_gets_0x8e_and_its_session_moves(nodes):
     assert first.subscribe(1, [("mvc/t", 1)]) == [1]
     second = Raw(b, version=5)
     ack = second.connect(cid, clean=False, props=[(0x11, 300)])
-    assert ack.session_present
+    assert ack.session_present, (a.log()[-1500:], b.log()[-1500:])
     got = first.closed(timeout=15)
     assert [p.type for p in got] == [DISCONNECT] and got[0].reason == 0x8E, got
     pc = connect(c)
@@ -1434,4 +1434,173 @@ def test_t6_a_restarted_node_does_not_resurrect_a_session_taken_elsewhere(snodes
             if p.qos:
                 r.ack(PUBACK, p.pid)
     assert b"qb" in got, got
+    r.disconnect(0)
+
+
+# ---------------------------------------------------------------- a stalled node (SIGSTOP)
+
+def wait_log(broker, text, timeout=20):
+    """Wait for a log line with `text`, or, a tuple, with each of its parts."""
+    parts = text if isinstance(text, tuple) else (text,)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if any(all(x in ln for x in parts) for ln in broker.log().splitlines()):
+            return
+        time.sleep(0.1)
+    raise AssertionError("%r not in the log within %ss:\n%s" % (text, timeout, broker.log()[-3000:]))
+
+
+def collect(raw, want, timeout=20, quiet=1.5):
+    """Acknowledge every flow and return the payloads (not probes) of the PUBLISHes received until
+    `want` (a set) is all there and nothing more came for `quiet` seconds."""
+    got = []
+    deadline = time.time() + timeout
+    last = time.time()
+    while time.time() < deadline:
+        if want <= set(got) and time.time() - last >= quiet:
+            break
+        try:
+            p = raw.recv(0.2)
+        except AssertionError:
+            continue
+        last = time.time()
+        if p.type == PUBLISH:
+            if not p.payload.startswith(b"probe"):
+                got.append(p.payload)
+            if p.qos == 1:
+                raw.ack(PUBACK, p.pid)
+            elif p.qos == 2:
+                raw.ack(PUBREC, p.pid)
+        elif p.type == PUBREL:
+            raw.ack(PUBCOMP, p.pid)
+    return got
+
+
+@pytest.mark.tsan
+@pytest.mark.parametrize("sessions", ["local", "jetstream"])
+def test_stalled_node_ends_the_session_it_lost_and_the_new_node_gets_every_message(request, sessions):
+    """A node stuck longer than the take request's 3 s (SIGSTOP) while its client, connected
+    there with a persistent session and QoS 1/2 subscriptions, reconnects on B without clean
+    start: B gives the client a session (the JetStream copy with `cluster_sessions jetstream`,
+    a fresh one with `local`) and tells A. When A runs again (SIGCONT) its connection of the
+    client gets DISCONNECT 0x8E and its copy of the session ends (routes, store); the messages
+    published on A and C after the client connected on B reach it on B, each once; and a later
+    CONNECT on A takes the session from B instead of finding a copy of its own (also after A
+    restarts: the stored copy went too)."""
+    a, b, c = request.getfixturevalue("snodes" if sessions == "jetstream" else "pnodes")
+    props = [(0x11, 300)]
+    cid = unique_id("stl")
+    first = Raw(a, version=5)
+    first.connect(cid, clean=False, props=props)
+    assert first.subscribe(1, [("stl/q1/#", 1), ("stl/q2/#", 2)]) == [1, 2]
+    pa, pc = connect(a), connect(c)
+    raw_routes_ready(pc, first, "stl/q1/probe")
+    pa.publish("stl/q1/before", b"before", qos=1)
+    p = first.recv_type(PUBLISH)
+    assert p.payload == b"before"
+    first.ack(PUBACK, p.pid)
+    time.sleep(1.0)  # A's store (and JetStream copy) has the acknowledgement
+
+    os.kill(a.proc.pid, signal.SIGSTOP)
+    try:
+        r = Raw(b, version=5, timeout=20)
+        t0 = time.time()
+        ack = r.connect(cid, clean=False, props=props)
+        took = time.time() - t0
+        assert took >= 2.5, "A is alive: B waits for its answer (%.1fs)" % took
+        if sessions == "jetstream":
+            assert ack.session_present, "B imports the JetStream copy"
+        else:
+            assert not ack.session_present
+            assert r.subscribe(1, [("stl/q1/#", 1), ("stl/q2/#", 2)]) == [1, 2]
+        raw_routes_ready(pc, r, "stl/q1/probe-c")
+        n = 10
+        during = []
+        for i in range(n):  # A is stopped: C sends to B (and to A's stale routes)
+            pc.publish("stl/q1/d%d" % i, b"d1-%d" % i, qos=1)
+            pc.publish("stl/q2/d%d" % i, b"d2-%d" % i, qos=2)
+            during += [b"d1-%d" % i, b"d2-%d" % i]
+        time.sleep(0.5)
+    finally:
+        os.kill(a.proc.pid, signal.SIGCONT)
+    # What reached A while it was stopped may still be written to the old connection in the
+    # moment before A reads B's word; then it is closed with 0x8E, and that is the end.
+    gone = first.closed(timeout=15)
+    assert gone and gone[-1].type == DISCONNECT and gone[-1].reason == 0x8E, (gone, a.log()[-3000:])
+    assert all(x.type == PUBLISH for x in gone[:-1]), gone
+    # Whichever A reads first, B's word on the take subject or B's write in tombo_clients
+    wait_log(a, ("Cluster: client %s" % cid, "ended"))
+    assert "is up but did not answer in 3000 ms: client %s's session" % cid in b.log()
+
+    got = collect(r, set(during))  # acknowledged before raw_routes_ready drains without acking
+    raw_routes_ready(pa, r, "stl/q1/probe-a")
+    after = []
+    for i in range(n):
+        for tag, cl in (("a", pa), ("c", pc)):
+            cl.publish("stl/q1/%s%d" % (tag, i), b"%s1-%d" % (tag.encode(), i), qos=1)
+            cl.publish("stl/q2/%s%d" % (tag, i), b"%s2-%d" % (tag.encode(), i), qos=2)
+            after += [b"%s1-%d" % (tag.encode(), i), b"%s2-%d" % (tag.encode(), i)]
+    want = set(during) | set(after)
+    got += collect(r, set(after))
+    missing = sorted(want - set(got))
+    assert not missing, "lost on B: %r\n%s\n%s" % (missing, a.log()[-2000:], b.log()[-3000:])
+    twice = sorted(x for x in set(got) if got.count(x) > 1 and x in want)
+    assert not twice, "given twice on B: %r" % twice
+    r.disconnect(0)
+
+    # Nothing of the client is left on A: a CONNECT there takes B's session (B logs the move),
+    # also after A restarts from its store.
+    time.sleep(0.5)
+    pc.publish("stl/q1/offline", b"offline", qos=1)
+    pa.close()
+    pc.close()
+    a.stop()
+    a.start()
+    r3 = Raw(a, version=5)
+    assert r3.connect(cid, clean=False, props=props).session_present
+    wait_log(b, "Cluster: client %s's session (" % cid)
+    got = collect(r3, {b"offline"}, quiet=0.5)
+    assert b"offline" in got, got
+    r3.disconnect(0)
+
+
+def test_clean_start_on_another_node_ends_the_session_left_on_the_first(nodes):
+    """A persistent session left on A, its client connecting on B with clean start: A sees the
+    client id written by B (tombo_clients) after its own write and ends its copy, so a later
+    CONNECT without clean start (on A) finds no session (session present 0) rather than A's
+    stale one."""
+    a, b, _ = nodes
+    cid = unique_id("cln")
+    r = Raw(a, version=5)
+    r.connect(cid, clean=False, props=[(0x11, 300)])
+    assert r.subscribe(1, [("cln/t", 1)]) == [1]
+    r.disconnect(0)
+    r = Raw(b, version=5)
+    assert not r.connect(cid, clean=True).session_present
+    wait_log(a, "Cluster: client %s connected on another node since it was here" % cid)
+    r.disconnect(0)
+    time.sleep(0.5)
+    r = Raw(a, version=5)
+    assert not r.connect(cid, clean=False, props=[(0x11, 300)]).session_present
+    r.disconnect(0)
+
+
+def test_dead_node_no_responders_takes_over_at_once(nodes):
+    """kill -9 of the node holding a session closes its NATS connection: B's take request gets
+    NATS's "no responders" at once and B does not wait the 3 s a stuck node gets."""
+    a, b, _ = nodes
+    cid = unique_id("ded")
+    r = Raw(a, version=5)
+    r.connect(cid, clean=False, props=[(0x11, 300)])
+    r.disconnect(0)
+    time.sleep(0.5)
+    a.stop(signal.SIGKILL)
+    a.expect_exit = True
+    time.sleep(0.5)
+    r = Raw(b, version=5)
+    t0 = time.time()
+    assert not r.connect(cid, clean=False, props=[(0x11, 300)]).session_present
+    took = time.time() - t0
+    assert took < 2.0, took
+    assert "no responders" in b.log().lower(), b.log()[-2000:]
     r.disconnect(0)
