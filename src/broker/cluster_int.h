@@ -78,7 +78,6 @@ typedef struct moved {
     struct moved *next;
     session_t *s;  /* one reference */
     char *reply;   /* the new node's tombo.r.NODE */
-    uint64_t node_bit; /* the new node's bit in msg_t.cluster_to (0: unknown) */
     long sent;         /* messages that followed it so far */
     int64_t due;
 } moved_t;

@@ -9,7 +9,9 @@
  * connection attaches (the store journals it whole) and gets CONNACK session present 1, and the
  * writer thread, after those route writes and the store's commit, confirms on tombo.took.A. A then
  * ends its copy (its routes go after B's are written) and answers on tombo.r.B with what queued for
- * the session on A since the export (the tail), which B delivers to it.
+ * the session on A since the export (the tail), which B delivers to it: all of it, also what was
+ * forwarded to B too (B may have had it before the import, for another subscriber only); the
+ * session's window on B (dedup.c, by cluster identity) drops what it has already.
  *
  * An owner that is alive but stuck (SIGSTOP, a long stall) does not answer within the timeout: B
  * gives the client the session's JetStream copy or a fresh one and says so on tombo.take.A without
@@ -283,9 +285,10 @@ void cluster_kicked(worker_t *w, const inbox_item_t *it)
 }
 
 /* Send snap's messages for s (then freed) to the new node's `reply` subject:
- * [2: client id length][client id][session_wire]. What was forwarded to the new node as well is
- * delivered there by its own route: not again; nor a QoS 2 message the client has already (past
- * PUBREC: only its PUBREL is in flight). Returns how many went. */
+ * [2: client id length][client id][session_wire]. Not those whose msg_t.cluster_to has node_bit
+ * (forwarded to the new node as well: delivered there by its own route; 0: send them too), nor a
+ * QoS 2 message the client has already (past PUBREC: only its PUBREL is in flight). Returns how
+ * many went. */
 static long send_snap(cluster_t *c, session_t *s, const char *reply, uint64_t node_bit, session_snap_t *snap,
                       int64_t now)
 {
@@ -314,8 +317,8 @@ static long send_snap(cluster_t *c, session_t *s, const char *reply, uint64_t no
     return k;
 }
 
-/* Send what queued for s since the last tail (send_snap). Returns how many messages, -1 when s no
- * longer moves. */
+/* Send what queued for s since the export or the last tail (send_snap). Returns how many
+ * messages, -1 when s no longer moves. */
 static long send_tail(cluster_t *c, session_t *s, const char *reply, uint64_t node_bit, int64_t now)
 {
     session_snap_t tail;
@@ -434,13 +437,14 @@ static void move_done(worker_t *w, natsMsg *m)
     int idlen = natsMsg_GetDataLength(m);
     const char *reply = natsMsg_GetReply(m);
     session_t *s = idlen > 0 && idlen <= 65535 && reply ? registry_find(w->b, id, (size_t)idlen) : NULL;
-    uint64_t bit = tail_node_bit(c, reply);
-    long k = s ? send_tail(c, s, reply, bit, w->now) : -1;
+    /* Everything, also what was forwarded to the new node too: it may have reached that node
+     * before the session's import there (for another subscriber), and the session's window there
+     * (dedup.c) drops what the session has already. */
+    long k = s ? send_tail(c, s, reply, 0, w->now) : -1;
     if (k >= 0) {
         moved_t *x = xcalloc(1, sizeof(*x));
         x->sent = k;
         x->s = s;
-        x->node_bit = bit;
         x->reply = xstrdup(reply);
         x->due = w->now + MOVE_GRACE_MS;
         moved_t **p = &c->moved; /* in order of due time */
@@ -459,7 +463,7 @@ void cluster_tick(worker_t *w)
     while (c->moved && c->moved->due <= w->now) {
         moved_t *x = c->moved;
         c->moved = x->next;
-        long k = send_tail(c, x->s, x->reply, x->node_bit, w->now);
+        long k = send_tail(c, x->s, x->reply, 0, w->now);
         if (k >= 0) {
             session_end(x->s);
             log_printf(TLOG_NOTICE, "Cluster: client %s's session moved to another node (%ld messages followed it).",

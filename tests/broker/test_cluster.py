@@ -948,6 +948,90 @@ def test_t5_messages_published_during_the_move_are_not_lost(nodes, qos):
         assert not dups, "QoS 2 given twice during the move: %r" % dups[:20]
 
 
+@pytest.mark.tsan
+@pytest.mark.parametrize("qos", [1, 2])
+def test_t5_moves_with_other_subscribers_on_every_node_lose_nothing_while_publishing(nodes, qos):
+    """T5, messages sent to both nodes of a move: with a subscriber of a matching filter on every
+    node, every message published on A and C reaches the old and the new node of a moving
+    session. One that reaches the new node before the session's import there (for the other
+    subscriber only) and the old one after the export is passed on by the old node with the rest
+    of what queued there; the new node's window drops those the session has. The session moves
+    A -> B -> C -> A -> B while QoS 1/2 is published without a pause: every acknowledged message
+    arrives, QoS 2 exactly once [MQTT-4.3.3-1]."""
+    import threading
+    a, b, c = nodes
+    cid = unique_id("mvr")
+    others = [connect(n) for n in (a, b, c)]
+    for o in others:
+        o.subscribe("mvr/#", qos=0)
+    r = Raw(a, version=5)
+    r.connect(cid, clean=False, props=[(0x11, 300)])
+    assert r.subscribe(1, [("mvr/#", qos)]) == [qos]
+    pa, pc = connect(a), connect(c)
+    routes_ready(pa, others, "mvr/probe-a")
+    routes_ready(pc, others, "mvr/probe-c")
+    raw_routes_ready(pc, r, "mvr/probe")
+    stop = threading.Event()
+    sent = {"a": [], "c": []}
+
+    def publish(client, tag):
+        i = 0
+        while not stop.is_set() and i < 1500:
+            client.publish("mvr/%s/%d" % (tag, i), b"%s%d" % (tag.encode(), i), qos=qos)  # waits for the ack
+            sent[tag].append(b"%s%d" % (tag.encode(), i))
+            i += 1
+            time.sleep(0.003)
+    threads = [threading.Thread(target=publish, args=(pa, "a")), threading.Thread(target=publish, args=(pc, "c"))]
+    for t in threads:
+        t.start()
+    got = []
+
+    def take(raw, timeout):
+        try:
+            p = raw.recv(timeout)
+        except AssertionError:
+            return
+        if p.type == PUBLISH and not p.payload.startswith(b"probe"):
+            got.append(p.payload)
+        if p.type == PUBLISH and p.qos == 1:
+            raw.ack(PUBACK, p.pid)
+        elif p.type == PUBLISH and p.qos == 2:
+            raw.ack(PUBREC, p.pid)
+        elif p.type == PUBREL:
+            raw.ack(PUBCOMP, p.pid)
+    try:
+        for to in (b, c, a, b):
+            t_end = time.time() + 1.0
+            while time.time() < t_end:
+                take(r, 0.1)
+            r.close()  # in flight and unacknowledged: resent on the next node
+            r = Raw(to, version=5)
+            assert r.connect(cid, clean=False, props=[(0x11, 300)]).session_present
+        t_end = time.time() + 1.5
+        while time.time() < t_end:
+            take(r, 0.1)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    deadline = time.time() + 15
+    want = set(sent["a"]) | set(sent["c"])
+    while not want <= set(got) and time.time() < deadline:
+        take(r, 0.5)
+    t_end = time.time() + 1.5
+    while time.time() < t_end:  # nothing more: no late duplicate
+        take(r, 0.2)
+    missing = sorted(want - set(got))
+    assert not missing, "%d of %d acknowledged messages lost: %r" % (len(missing), len(want), missing[:20])
+    assert len(sent["a"]) > 100 and len(sent["c"]) > 100
+    r.disconnect(0)
+    for x in others + [pa, pc]:
+        x.close()
+    if qos == 2:
+        dups = sorted(x for x in set(got) if got.count(x) > 1)
+        assert not dups, "QoS 2 given twice during the moves: %r" % dups[:20]
+
+
 def test_t5_inbound_qos2_awaiting_pubrel_moves_with_the_session(nodes):
     """T5 [MQTT-4.3.3-8] [MQTT-4.3.3-9]: a QoS 2 PUBLISH the client sent on A, acknowledged there
     with PUBREC, is completed on B after the move: PUBREL gets PUBCOMP 0x00 (not 0x92 "packet
