@@ -235,6 +235,19 @@ static void on_tail(natsConnection *nc, natsSubscription *sub, natsMsg *m, void 
  * often its connection here was closed for it already). */
 static void move_drop(worker_t *w, natsMsg *m, int kicks);
 
+/* The session's client is connected here (worker kw, fd, conn_id cid): its worker closes that
+ * connection with 0x8E first and gives m back to worker w (cluster_kicked), which handles m again.
+ * False once that was tried TAKE_KICKS times: m is still the caller's. */
+static bool kick_first(worker_t *w, int kw, int fd, uint64_t cid, natsMsg *m, int kicks)
+{
+    if (kicks >= TAKE_KICKS)
+        return false;
+    inbox_item_t it = {.kind = INBOX_KICK_CONN, .rc = MQTT_RC_SESSION_TAKEN_OVER, .fd = fd, .conn_id = cid,
+                       .data = m, .reply_worker = w->index, .reply_fd = -1, .reply_id = (uint64_t)kicks + 1};
+    worker_post(&w->b->workers[kw], &it);
+    return true;
+}
+
 static void move_out(worker_t *w, natsMsg *m, int kicks)
 {
     cluster_t *c = w->b->cluster;
@@ -252,11 +265,7 @@ static void move_out(worker_t *w, natsMsg *m, int kicks)
         int kw, fd;
         uint64_t cid;
         if (session_conn_target(s, b->n_workers, &kw, &fd, &cid)) {
-            if (kicks < TAKE_KICKS) { /* closed by its worker first, which gives m back (cluster_kicked) */
-                inbox_item_t it = {.kind = INBOX_KICK_CONN, .rc = MQTT_RC_SESSION_TAKEN_OVER, .fd = fd,
-                                   .conn_id = cid, .data = m, .reply_worker = w->index, .reply_fd = -1,
-                                   .reply_id = (uint64_t)kicks + 1};
-                worker_post(&b->workers[kw], &it);
+            if (kick_first(w, kw, fd, cid, m, kicks)) {
                 session_release(s);
                 return;
             }
@@ -377,14 +386,8 @@ static void move_drop(worker_t *w, natsMsg *m, int kicks)
     int kw, fd;
     uint64_t cid;
     if (session_conn_target(s, b->n_workers, &kw, &fd, &cid)) {
-        if (kicks < TAKE_KICKS) { /* closed by its worker first, which gives m back (cluster_kicked) */
-            inbox_item_t it = {.kind = INBOX_KICK_CONN, .rc = MQTT_RC_SESSION_TAKEN_OVER, .fd = fd,
-                               .conn_id = cid, .data = m, .reply_worker = w->index, .reply_fd = -1,
-                               .reply_id = (uint64_t)kicks + 1};
-            worker_post(&b->workers[kw], &it);
-        } else {
+        if (!kick_first(w, kw, fd, cid, m, kicks))
             natsMsg_Destroy(m);
-        }
         session_release(s);
         return;
     }
