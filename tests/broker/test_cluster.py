@@ -871,6 +871,74 @@ def test_t5_a_node_that_does_not_answer_gives_a_fresh_session_in_bounded_time(no
     r2.disconnect(0)
 
 
+class MovingLoad:
+    """T5's load: QoS 1/2 published without a pause on two nodes (each publish waits for its
+    acknowledgement) while a session moves; what was sent and acknowledged, and what the moving
+    session received (acknowledged as it arrives, the flows completed)."""
+
+    def __init__(self, prefix, qos, pubs, count, pause):
+        import threading
+        self.prefix, self.qos = prefix, qos
+        self.sent = {tag: [] for tag, _ in pubs}
+        self.got = []
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._publish, args=(client, tag, count, pause))
+                        for tag, client in pubs]
+        for t in self.threads:
+            t.start()
+
+    def _publish(self, client, tag, count, pause):
+        i = 0
+        while not self.stop.is_set() and i < count:
+            payload = b"%s%d" % (tag.encode(), i)
+            client.publish("%s/%s/%d" % (self.prefix, tag, i), payload, qos=self.qos)  # waits for the ack
+            self.sent[tag].append(payload)
+            i += 1
+            time.sleep(pause)
+
+    def take(self, raw, timeout):
+        try:
+            p = raw.recv(timeout)
+        except AssertionError:
+            return
+        if p.type == PUBLISH and not p.payload.startswith(b"probe"):
+            self.got.append(p.payload)
+        if p.type == PUBLISH and p.qos == 1:
+            raw.ack(PUBACK, p.pid)
+        elif p.type == PUBLISH and p.qos == 2:
+            raw.ack(PUBREC, p.pid)
+        elif p.type == PUBREL:
+            raw.ack(PUBCOMP, p.pid)
+
+    def take_for(self, raw, seconds):
+        t_end = time.time() + seconds
+        while time.time() < t_end:
+            self.take(raw, 0.1)
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(60)
+
+    def want(self):
+        return set().union(*self.sent.values())
+
+    def drain(self, raw, wait, quiet):
+        """Until everything sent arrived (at most `wait` s), then `quiet` s more: a late duplicate shows."""
+        deadline = time.time() + wait
+        while not self.want() <= set(self.got) and time.time() < deadline:
+            self.take(raw, 0.5)
+        t_end = time.time() + quiet
+        while time.time() < t_end:
+            self.take(raw, 0.2)
+
+    def assert_none_lost(self, more_than):
+        want = self.want()
+        missing = sorted(want - set(self.got))
+        assert not missing, "%d of %d acknowledged messages lost: %r" % (len(missing), len(want), missing[:20])
+        assert all(len(v) > more_than for v in self.sent.values())
+
+
 @pytest.mark.tsan
 @pytest.mark.parametrize("qos", [1, 2])
 def test_t5_messages_published_during_the_move_are_not_lost(nodes, qos):
@@ -878,7 +946,6 @@ def test_t5_messages_published_during_the_move_are_not_lost(nodes, qos):
     and takes its session over on B all reach it on B: at least once at QoS 1, exactly once at
     QoS 2 [MQTT-4.3.3-1]. Those queued on A move with the session, those that reach A while it
     moves follow it (unless B got them itself), later ones come to B directly."""
-    import threading
     a, b, c = nodes
     cid = unique_id("mvl")
     r = Raw(a, version=5)
@@ -886,61 +953,23 @@ def test_t5_messages_published_during_the_move_are_not_lost(nodes, qos):
     assert r.subscribe(1, [("mvl/#", qos)]) == [qos]
     pa, pc = connect(a), connect(c)
     raw_routes_ready(pc, r, "mvl/probe")
-    stop = threading.Event()
-    sent = {"a": [], "c": []}
-
-    def publish(client, tag):
-        i = 0
-        while not stop.is_set() and i < 400:
-            client.publish("mvl/%s/%d" % (tag, i), b"%s%d" % (tag.encode(), i), qos=qos)  # waits for the ack
-            sent[tag].append(b"%s%d" % (tag.encode(), i))
-            i += 1
-            time.sleep(0.005)
-    threads = [threading.Thread(target=publish, args=(pa, "a")), threading.Thread(target=publish, args=(pc, "c"))]
-    for t in threads:
-        t.start()
-    got = []
-
-    def take(r2, timeout):
-        try:
-            p = r2.recv(timeout)
-        except AssertionError:
-            return
-        if p.type == PUBLISH and p.payload != b"probe":
-            got.append(p.payload)
-        if p.type == PUBLISH and p.qos == 1:
-            r2.ack(PUBACK, p.pid)
-        elif p.type == PUBLISH and p.qos == 2:
-            r2.ack(PUBREC, p.pid)
-        elif p.type == PUBREL:
-            r2.ack(PUBCOMP, p.pid)
+    load = MovingLoad("mvl", qos, [("a", pa), ("c", pc)], count=400, pause=0.005)
     try:
         time.sleep(0.5)
         r.close()  # in flight and unacknowledged on A: resent on B
         time.sleep(0.5)
         r2 = Raw(b, version=5)
         assert r2.connect(cid, clean=False, props=[(0x11, 300)]).session_present
-        t_end = time.time() + 2.5
-        while time.time() < t_end:
-            take(r2, 0.2)
+        load.take_for(r2, 2.5)
     finally:
-        stop.set()
-        for t in threads:
-            t.join(60)
-    deadline = time.time() + 10
-    want = set(sent["a"]) | set(sent["c"])
-    while not want <= set(got) and time.time() < deadline:
-        take(r2, 0.5)
-    t_end = time.time() + 1.0
-    while time.time() < t_end:  # nothing more: no late duplicate
-        take(r2, 0.2)
-    missing = sorted(want - set(got))
-    assert not missing, "%d of %d acknowledged messages lost: %r" % (len(missing), len(want), missing[:20])
-    assert len(sent["a"]) > 50 and len(sent["c"]) > 50
+        load.finish()
+    load.drain(r2, wait=10, quiet=1.0)
+    load.assert_none_lost(more_than=50)
     assert "messages followed it" in a.log()
     r2.disconnect(0)
     pa.close()
     pc.close()
+    got = load.got
     if qos == 2:
         # A message can reach the moved session both with the move (queued on A, or passed on by A
         # meanwhile) and from its publishing node directly: its cluster identity is queued once.
@@ -958,7 +987,6 @@ def test_t5_moves_with_other_subscribers_on_every_node_lose_nothing_while_publis
     of what queued there; the new node's window drops those the session has. The session moves
     A -> B -> C -> A -> B while QoS 1/2 is published without a pause: every acknowledged message
     arrives, QoS 2 exactly once [MQTT-4.3.3-1]."""
-    import threading
     a, b, c = nodes
     cid = unique_id("mvr")
     others = [connect(n) for n in (a, b, c)]
@@ -971,62 +999,22 @@ def test_t5_moves_with_other_subscribers_on_every_node_lose_nothing_while_publis
     routes_ready(pa, others, "mvr/probe-a")
     routes_ready(pc, others, "mvr/probe-c")
     raw_routes_ready(pc, r, "mvr/probe")
-    stop = threading.Event()
-    sent = {"a": [], "c": []}
-
-    def publish(client, tag):
-        i = 0
-        while not stop.is_set() and i < 1500:
-            client.publish("mvr/%s/%d" % (tag, i), b"%s%d" % (tag.encode(), i), qos=qos)  # waits for the ack
-            sent[tag].append(b"%s%d" % (tag.encode(), i))
-            i += 1
-            time.sleep(0.003)
-    threads = [threading.Thread(target=publish, args=(pa, "a")), threading.Thread(target=publish, args=(pc, "c"))]
-    for t in threads:
-        t.start()
-    got = []
-
-    def take(raw, timeout):
-        try:
-            p = raw.recv(timeout)
-        except AssertionError:
-            return
-        if p.type == PUBLISH and not p.payload.startswith(b"probe"):
-            got.append(p.payload)
-        if p.type == PUBLISH and p.qos == 1:
-            raw.ack(PUBACK, p.pid)
-        elif p.type == PUBLISH and p.qos == 2:
-            raw.ack(PUBREC, p.pid)
-        elif p.type == PUBREL:
-            raw.ack(PUBCOMP, p.pid)
+    load = MovingLoad("mvr", qos, [("a", pa), ("c", pc)], count=1500, pause=0.003)
     try:
         for to in (b, c, a, b):
-            t_end = time.time() + 1.0
-            while time.time() < t_end:
-                take(r, 0.1)
+            load.take_for(r, 1.0)
             r.close()  # in flight and unacknowledged: resent on the next node
             r = Raw(to, version=5)
             assert r.connect(cid, clean=False, props=[(0x11, 300)]).session_present
-        t_end = time.time() + 1.5
-        while time.time() < t_end:
-            take(r, 0.1)
+        load.take_for(r, 1.5)
     finally:
-        stop.set()
-        for t in threads:
-            t.join(60)
-    deadline = time.time() + 15
-    want = set(sent["a"]) | set(sent["c"])
-    while not want <= set(got) and time.time() < deadline:
-        take(r, 0.5)
-    t_end = time.time() + 1.5
-    while time.time() < t_end:  # nothing more: no late duplicate
-        take(r, 0.2)
-    missing = sorted(want - set(got))
-    assert not missing, "%d of %d acknowledged messages lost: %r" % (len(missing), len(want), missing[:20])
-    assert len(sent["a"]) > 100 and len(sent["c"]) > 100
+        load.finish()
+    load.drain(r, wait=15, quiet=1.5)
+    load.assert_none_lost(more_than=100)
     r.disconnect(0)
     for x in others + [pa, pc]:
         x.close()
+    got = load.got
     if qos == 2:
         dups = sorted(x for x in set(got) if got.count(x) > 1)
         assert not dups, "QoS 2 given twice during the moves: %r" % dups[:20]
