@@ -80,6 +80,7 @@ struct cluster_sess {
     jsCtx *js_pub; /* the store thread's asynchronous publishes */
     char prefix[80]; /* $KV.tombo_sessions. */
     atomic_ulong pub_errors;
+    bool published; /* the store thread made an asynchronous publish (nats.c's pending list exists) */
     int64_t max_payload;
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -173,10 +174,12 @@ void cluster_sess_mirror(broker_t *b, const jrec_t *v, size_t n)
                     memcpy(val + 1, c->node, c->node_len);
                     char subj[3200];
                     snprintf(subj, sizeof(subj), "%s%s", cs->prefix, key);
-                    if (js_PublishAsync(cs->js_pub, subj, val, (int)vn, NULL) == NATS_OK)
+                    if (js_PublishAsync(cs->js_pub, subj, val, (int)vn, NULL) == NATS_OK) {
                         sent++;
-                    else
+                        cs->published = true;
+                    } else {
                         atomic_fetch_add(&cs->pub_errors, 1);
+                    }
                 }
                 free(val);
             } else if (seen[k].del && !tries) {
@@ -190,8 +193,8 @@ void cluster_sess_mirror(broker_t *b, const jrec_t *v, size_t n)
         natsStatus st = sent ? js_PublishAsyncComplete(cs->js_pub, &po) : NATS_OK;
         if (st == NATS_OK && atomic_load(&cs->pub_errors) == 0)
             break;
-        natsMsgList pend = {0};
-        if (js_PublishAsyncGetPendingList(&pend, cs->js_pub) == NATS_OK)
+        natsMsgList pend = {0}; /* nats.c 3.4's list call crashes before any publish */
+        if (cs->published && js_PublishAsyncGetPendingList(&pend, cs->js_pub) == NATS_OK)
             natsMsgList_Destroy(&pend);
         if (tries == 0)
             log_printf(TLOG_WARNING, "Warning: cluster: JetStream did not take %zu sessions' copies (%s); the store's "
