@@ -847,6 +847,24 @@ def test_t5_connected_client_on_a_gets_0x8e_and_its_session_moves(nodes):
     pc.close()
 
 
+def test_t5_a_session_started_on_a_is_found_by_a_connect_on_b_right_after_its_connack(nodes):
+    """T5 [MQTT-3.2.2-3]: a persistent session that starts on A is A's in tombo_clients before A's
+    CONNACK goes out, so a CONNECT with the same client id on B at once (no SUBSCRIBE between, no
+    pause) takes it over from A: session present 1, and A's connection gets DISCONNECT 0x8E. (Before,
+    the bucket writer wrote the client id after the CONNACK, and B could read no owner.)"""
+    a, b, _ = nodes
+    for i in range(5):
+        cid = unique_id("mvq%d" % i)
+        first = Raw(a, version=5)
+        first.connect(cid, clean=False, props=[(0x11, 300)])
+        second = Raw(b, version=5)
+        ack = second.connect(cid, clean=False, props=[(0x11, 300)])
+        assert ack.session_present, "run %d: B did not find the session A had just started" % i
+        got = first.closed(timeout=15)
+        assert [p.type for p in got] == [DISCONNECT] and got[0].reason == 0x8E, got
+        second.disconnect(0)
+
+
 def test_t5_a_node_that_does_not_answer_gives_a_fresh_session_in_bounded_time(nodes):
     """T5: when the node that has the session does not answer (stopped), the client on B gets a
     fresh session (session present 0) within a few seconds, and B logs why."""
