@@ -16,8 +16,13 @@
  *                                   reference keeps it in the row itself (packet, expire_wall as in
  *                                   msgs), the others point to a msgs row (msg_id)
  *   inq2(client_id, pid)            inbound QoS 2 ids awaiting PUBREL
+ *   js_seen(origin, lo, hi)         cluster_durability jetstream: the cluster identities (origin,
+ *                                   lo..hi) of stream messages routed here, so that JetStream's
+ *                                   redelivery of one after a restart is not routed twice
+ *                                   (cluster_js.c; integers are the uint64 bits)
  *
- * Format versions (PRAGMA user_version): 1 had no outq.packet/expire_wall, 2 no retained.source_*;
+ * Format versions (PRAGMA user_version): 1 had no outq.packet/expire_wall, 2 no retained.source_*,
+ * 3 no js_seen;
  * older ones are upgraded in place (ALTER TABLE) on open. A database of a later version is refused.
  *
  * Durability: WAL with synchronous=NORMAL. A commit is in the operating system before the store
@@ -50,7 +55,7 @@
 enum stmt {
     S_MSG_ADD, S_MSG_DEL, S_SESS_PUT, S_SESS_DEL, S_SESS_DEL_SUBS, S_SESS_DEL_OUT, S_SESS_DEL_IN2,
     S_SUB_PUT, S_SUB_DEL, S_OUT_PUT, S_OUT_STATE, S_OUT_DEL, S_IN2_ADD, S_IN2_DEL, S_RET_SET, S_RET_DEL,
-    S_BEGIN, S_COMMIT, S_ROLLBACK, S_COUNT
+    S_JS_SEEN, S_JS_UNSEE, S_BEGIN, S_COMMIT, S_ROLLBACK, S_COUNT
 };
 
 static const char *const stmt_sql[S_COUNT] = {
@@ -74,6 +79,8 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_RET_SET] = "INSERT OR REPLACE INTO retained(topic, msg_id, source_id, source_username, source_listener) "
                   "VALUES (?1, ?2, ?3, ?4, ?5)",
     [S_RET_DEL] = "DELETE FROM retained WHERE topic = ?1",
+    [S_JS_SEEN] = "INSERT OR REPLACE INTO js_seen(origin, lo, hi) VALUES (?1, ?2, ?3)",
+    [S_JS_UNSEE] = "DELETE FROM js_seen WHERE origin = ?1 AND lo = ?2",
     [S_BEGIN] = "BEGIN",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
@@ -94,9 +101,11 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS outq(client_id BLOB, seq INTEGER, msg_id INTEGER, qos INTEGER NOT NULL,"
     " retain INTEGER NOT NULL, state INTEGER NOT NULL, pid INTEGER NOT NULL, ids BLOB, packet BLOB, expire_wall INTEGER,"
     " PRIMARY KEY(client_id, seq)) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS inq2(client_id BLOB, pid INTEGER, PRIMARY KEY(client_id, pid)) WITHOUT ROWID;";
+    "CREATE TABLE IF NOT EXISTS inq2(client_id BLOB, pid INTEGER, PRIMARY KEY(client_id, pid)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS js_seen(origin INTEGER, lo INTEGER, hi INTEGER NOT NULL, PRIMARY KEY(origin, lo))"
+    " WITHOUT ROWID;";
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 /* Each upgrade is one transaction, so a crash leaves either version. From version 1: outq rows may
  * carry their message. */
 static const char upgrade_v1_sql[] =
@@ -114,6 +123,9 @@ static const char upgrade_v2_sql[] =
     "ALTER TABLE retained ADD COLUMN source_listener INTEGER;"
     "PRAGMA user_version = 3;"
     "COMMIT;";
+/* From version 3: js_seen, which schema_sql has just created (empty: nothing routed is known, as
+ * before). */
+static const char upgrade_v3_sql[] = "PRAGMA user_version = 4;";
 
 struct journal {
     sqlite3 *db;
@@ -185,7 +197,23 @@ uint64_t journal_need(journal_t *j)
     return tls_last > atomic_load(&j->committed) ? tls_last : 0;
 }
 
+uint64_t journal_last(void) { return tls_last; }
+
 sqlite3 *journal_db(journal_t *j) { return j->db; }
+
+int journal_js_seen_load(journal_t *j, void (*each)(void *ctx, uint64_t origin, uint64_t lo, uint64_t hi),
+                         void *ctx)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = sqlite3_prepare_v2(j->db, "SELECT origin, lo, hi FROM js_seen", -1, &q, NULL);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        each(ctx, (uint64_t)sqlite3_column_int64(q, 0), (uint64_t)sqlite3_column_int64(q, 1),
+             (uint64_t)sqlite3_column_int64(q, 2));
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
 
 void journal_set_loading(journal_t *j, bool loading)
 {
@@ -402,6 +430,15 @@ static int apply(journal_t *j, const jrec_t *r)
     case R_RET_DEL:
         sqlite3_bind_blob(S[S_RET_DEL], 1, r->blob, (int)r->blob_len, SQLITE_STATIC);
         return run_stmt(j, S_RET_DEL);
+    case R_JS_SEEN:
+    case R_JS_UNSEE: {
+        enum stmt k = r->kind == R_JS_SEEN ? S_JS_SEEN : S_JS_UNSEE;
+        sqlite3_bind_int64(S[k], 1, (sqlite3_int64)r->js.origin);
+        sqlite3_bind_int64(S[k], 2, (sqlite3_int64)r->js.lo);
+        if (k == S_JS_SEEN)
+            sqlite3_bind_int64(S[k], 3, (sqlite3_int64)r->js.hi);
+        return run_stmt(j, k);
+    }
     case R_NOP:
         break;
     }
@@ -442,6 +479,19 @@ static size_t coalesce(jrec_t *v, size_t n, uint32_t **table, size_t *table_cap)
     size_t cancelled = 0;
     for (size_t i = 0; i < n; i++) {
         jrec_t *r = &v[i];
+        if (r->kind == R_JS_SEEN) { /* a range grows with each message: only the batch's last value counts */
+            uint64_t key = (r->js.origin ^ (r->js.lo * 0x9E3779B97F4A7C15ull)) * 0xBF58476D1CE4E5B9ull;
+            size_t h = (size_t)(key >> 32) & (cap - 1);
+            while (t[h] != UINT32_MAX && !(v[t[h]].kind == R_JS_SEEN && v[t[h]].js.origin == r->js.origin &&
+                                           v[t[h]].js.lo == r->js.lo))
+                h = (h + 1) & (cap - 1);
+            if (t[h] != UINT32_MAX) {
+                v[t[h]].kind = R_NOP;
+                cancelled++;
+            }
+            t[h] = (uint32_t)i;
+            continue;
+        }
         bool opens = r->kind == R_OUT_PUT || r->kind == R_MSG_ADD;
         bool closes = r->kind == R_OUT_DEL || r->kind == R_MSG_DEL || r->kind == R_OUT_STATE;
         if (!opens && !closes)
@@ -667,11 +717,13 @@ journal_t *journal_open(const char *path, const journal_hooks_t *hooks, char *er
         rc = sqlite3_exec(j->db, schema_sql, NULL, NULL, &emsg);
     /* schema_sql created what was missing at the current version: only older tables need upgrades. */
     if (rc == SQLITE_OK && version == 0)
-        rc = sqlite3_exec(j->db, "PRAGMA user_version = 3", NULL, NULL, &emsg);
+        rc = sqlite3_exec(j->db, "PRAGMA user_version = 4", NULL, NULL, &emsg);
     if (rc == SQLITE_OK && version == 1)
         rc = sqlite3_exec(j->db, upgrade_v1_sql, NULL, NULL, &emsg);
     if (rc == SQLITE_OK && (version == 1 || version == 2))
         rc = sqlite3_exec(j->db, upgrade_v2_sql, NULL, NULL, &emsg);
+    if (rc == SQLITE_OK && version >= 1 && version <= 3)
+        rc = sqlite3_exec(j->db, upgrade_v3_sql, NULL, NULL, &emsg);
     for (int k = 0; k < S_COUNT && rc == SQLITE_OK; k++)
         rc = sqlite3_prepare_v3(j->db, stmt_sql[k], -1, SQLITE_PREPARE_PERSISTENT, &j->stmt[k], NULL);
     if (rc != SQLITE_OK) {

@@ -18,6 +18,7 @@
 enum jrec_kind {
     R_MSG_ADD, R_MSG_DEL, R_SESS_PUT, R_SESS_DEL, R_SUB_PUT, R_SUB_DEL,
     R_OUT_PUT, R_OUT_STATE, R_OUT_DEL, R_IN2_ADD, R_IN2_DEL, R_RET_SET, R_RET_DEL,
+    R_JS_SEEN, R_JS_UNSEE, /* js_seen rows (cluster_js.c) */
     R_NOP, /* cancelled within its batch (coalesce) */
 };
 
@@ -45,6 +46,7 @@ typedef struct jrec {
     void *blob;                 /* SUB_*: filter; RET_*: topic (RET_SET: then the source's client id
                                  * and username); OUT_PUT: ids; SESS_PUT: username */
     uint32_t blob_len;
+    struct { uint64_t origin, lo, hi; } js; /* JS_SEEN: the row (origin, lo) -> hi; JS_UNSEE: its key */
 } jrec_t;
 
 /* What the journal asks of its owner. Called on the journal's thread unless said otherwise. */
@@ -91,6 +93,9 @@ sqlite3 *journal_db(journal_t *j);
 void journal_set_loading(journal_t *j, bool loading);
 /* A message row read back: new message rows are numbered after it. */
 void journal_saw_msg_id(journal_t *j, uint64_t id);
+/* Before journal_start: each js_seen row (origin, lo, hi) to `each`. Returns 0, or an SQLite error. */
+int journal_js_seen_load(journal_t *j, void (*each)(void *ctx, uint64_t origin, uint64_t lo, uint64_t hi),
+                         void *ctx);
 
 /* Queue r, taking the references it names. False when nothing is recorded now (stopped, or
  * loading); then the caller still owns r->blob. The _locked forms run between journal_lock and
@@ -110,6 +115,9 @@ void journal_group_end(journal_t *j);
 uint64_t journal_committed(journal_t *j);
 /* 0 when every record the calling thread queued is committed, else the number to wait for. */
 uint64_t journal_need(journal_t *j);
+/* The sequence number of the last record the calling thread queued (0: none yet), committed or not:
+ * two reads tell whether the thread recorded anything in between. */
+uint64_t journal_last(void);
 
 /* How long commits take: a histogram of the transactions the journal thread ran (one per batch),
  * for /metrics. Buckets are upper bounds in seconds, Prometheus-style (the last one +Inf). */

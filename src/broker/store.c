@@ -150,6 +150,11 @@ uint64_t store_committed(store_t *st) { return journal_committed(st->j); }
 
 void store_commit_hist(store_t *st, journal_hist_t *out) { journal_commit_hist(st->j, out); }
 uint64_t store_need(store_t *st) { return journal_need(st->j); }
+uint64_t store_last(store_t *st)
+{
+    (void)st;
+    return journal_last();
+}
 
 /* ---- records ---- */
 
@@ -334,3 +339,20 @@ void store_msg_gone(store_t *st, uint64_t id)
     push(st, &r);
 }
 
+
+void store_js_seen(store_t *st, uint64_t origin, uint64_t lo, uint64_t hi)
+{
+    jrec_t r = {.kind = R_JS_SEEN, .js = {origin, lo, hi}};
+    push(st, &r);
+}
+
+void store_js_unsee(store_t *st, uint64_t origin, uint64_t lo)
+{
+    jrec_t r = {.kind = R_JS_UNSEE, .js = {origin, lo, 0}};
+    push(st, &r);
+}
+
+int store_js_seen_load(store_t *st, void (*each)(void *ctx, uint64_t origin, uint64_t lo, uint64_t hi), void *ctx)
+{
+    return journal_js_seen_load(st->j, each, ctx);
+}

@@ -60,6 +60,9 @@ void store_commit_hist(store_t *st, struct journal_hist *out);
 /* 0 when every record the calling thread submitted is committed, else the sequence number it must
  * wait for before sending what depends on them. */
 uint64_t store_need(store_t *st);
+/* The sequence number of the calling thread's last record, committed or not (0: none): equal before
+ * and after a call when the call recorded nothing. */
+uint64_t store_last(store_t *st);
 
 /* Journal records. Each is called where the in-memory change happens, under the lock named. */
 /* s->lock: the session became persistent, or its expiry, identity, will or connection changed
@@ -79,6 +82,14 @@ struct retain_src;
 void store_retain(store_t *st, const uint8_t *topic, size_t n, msg_t *m, const struct retain_src *src);
 /* msg_release (through msg_hook.h): the last reference to a stored message is gone. */
 void store_msg_gone(store_t *st, uint64_t id);
+/* cluster_durability jetstream (cluster_js.c), in the store group of the routing it vouches for:
+ * every stream message from `origin` with a cluster sequence in lo..hi was routed here (row
+ * (origin, lo), replaced as hi grows). store_js_unsee deletes the row (origin, lo). */
+void store_js_seen(store_t *st, uint64_t origin, uint64_t lo, uint64_t hi);
+void store_js_unsee(store_t *st, uint64_t origin, uint64_t lo);
+/* Before store_start: each row store_js_seen wrote (and no unsee deleted) to `each`. 0, or an SQLite
+ * error code. */
+int store_js_seen_load(store_t *st, void (*each)(void *ctx, uint64_t origin, uint64_t lo, uint64_t hi), void *ctx);
 
 /* For recovery.c, before the thread starts: the broker the store serves, the journal under it,
  * and a message read back from its row `id` (it is stored already). */

@@ -205,7 +205,7 @@ static void test_round_trip(void)
     CHECK_EQ(db_int(db, "SELECT count(*) FROM outq WHERE packet IS NOT NULL AND msg_id IS NULL"), 4);
     CHECK_EQ(db_int(db, "SELECT count(*) FROM outq WHERE packet IS NULL AND state = 3"), 1); /* f2: delivered */
     CHECK_EQ(db_int(db, "SELECT count(*) FROM outq WHERE expire_wall IS NOT NULL"), 1);
-    CHECK_EQ(db_int(db, "PRAGMA user_version"), 3);
+    CHECK_EQ(db_int(db, "PRAGMA user_version"), 4);
     CASE("a retained message's row keeps its source: client id, username and listener (or NULLs)");
     CHECK_EQ(db_int(db, "SELECT source_id = CAST('pub1' AS BLOB) AND source_username = CAST('alice' AS BLOB)"
                         " AND source_listener = 0 FROM retained WHERE topic = CAST('r/1' AS BLOB)"), 1);
@@ -480,7 +480,7 @@ static void test_inline(void)
 static void test_upgrade_v1(void)
 {
     snprintf(path, sizeof(path), "%s/v1.db", dir);
-    CASE("a version 1 database (outq without packet, retained without source) is upgraded to version 3 and its "
+    CASE("a version 1 database (outq without packet, retained without source) is upgraded to version 4 and its "
          "queue and retained message restored");
     /* The v1 message row: an MQTT 5 PUBLISH as store.c encodes it. */
     mqtt_packet_t p;
@@ -540,7 +540,8 @@ static void test_upgrade_v1(void)
     session_release(s);
     fixture_broker_free(b);
     db = db_open(path);
-    CHECK_EQ(db_int(db, "PRAGMA user_version"), 3);
+    CHECK_EQ(db_int(db, "PRAGMA user_version"), 4);
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM js_seen"), 0); /* created empty */
     CHECK_EQ(db_int(db, "SELECT count(*) FROM retained WHERE source_id IS NULL AND source_listener IS NULL"), 1);
     CHECK_EQ(db_int(db, "SELECT count(*) FROM outq WHERE packet IS NULL AND msg_id = 5"), 1);
     sqlite3_close(db);
@@ -555,6 +556,56 @@ static void test_upgrade_v1(void)
     CHECK(strstr(err, "newer") != NULL);
 }
 
+static uint64_t seen_rows[8][3];
+static int n_seen_rows;
+static void on_seen(void *ctx, uint64_t origin, uint64_t lo, uint64_t hi)
+{
+    (void)ctx;
+    if (n_seen_rows < 8) {
+        seen_rows[n_seen_rows][0] = origin;
+        seen_rows[n_seen_rows][1] = lo;
+        seen_rows[n_seen_rows][2] = hi;
+    }
+    n_seen_rows++;
+}
+
+/* cluster_durability jetstream's ranges of routed stream messages (cluster_js.c): one row per
+ * (origin, lo), the batch's last hi written, 64-bit values kept, read back before the next start. */
+static void test_js_seen(void)
+{
+    snprintf(path, sizeof(path), "%s/js_seen.db", dir);
+    broker_t *b = broker_up(path);
+    store_t *st = b->store;
+    const uint64_t o1 = 0xF00DFACE12345678ull, o2 = 7, w1 = 1ull << 48;
+    CASE("a range growing within one batch writes its last value; another key its own row; unsee deletes");
+    for (uint64_t hi = w1 | 5; hi <= (w1 | 9); hi++)
+        store_js_seen(st, o1, w1 | 5, hi);
+    store_js_seen(st, o2, 3, 3);
+    store_js_seen(st, o2, 10, 10);
+    store_js_unsee(st, o2, 10);
+    uint64_t last = store_last(st);
+    CHECK(last != 0);
+    CHECK_EQ(store_last(st), last); /* nothing recorded in between: equal */
+    CHECK_EQ(store_start(st, b), 0);
+    CHECK(wait_committed(st));
+    sqlite3 *db = db_open(path);
+    CHECK_EQ(db_int(db, "SELECT count(*) FROM js_seen"), 2);
+    sqlite3_close(db);
+    fixture_broker_free(b);
+
+    CASE("the rows are read back, before the store starts, as the uint64 values written");
+    char err[512];
+    st = store_open(path, err, sizeof(err));
+    CHECK(st != NULL);
+    n_seen_rows = 0;
+    CHECK_EQ(store_js_seen_load(st, on_seen, NULL), 0);
+    CHECK_EQ(n_seen_rows, 2);
+    int k1 = seen_rows[0][0] == o1 ? 0 : 1;
+    CHECK(seen_rows[k1][0] == o1 && seen_rows[k1][1] == (w1 | 5) && seen_rows[k1][2] == (w1 | 9));
+    CHECK(seen_rows[1 - k1][0] == o2 && seen_rows[1 - k1][1] == 3 && seen_rows[1 - k1][2] == 3);
+    store_free(st);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof(dir), "/tmp/tombo-unit-store-XXXXXX");
@@ -567,6 +618,7 @@ int main(void)
     test_coalesce();
     test_inline();
     test_upgrade_v1();
+    test_js_seen();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd) != 0)
