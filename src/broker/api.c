@@ -479,6 +479,8 @@ static void metrics(broker_t *b, api_resp_t *r)
                 "Publishers refused because JetStream did not take their message.", js.refused);
         metric1(o, "tombo_cluster_durable_received_total", "counter", "Messages taken from JetStream for this node.",
                 js.received);
+        metric1(o, "tombo_cluster_durable_duplicates_total", "counter",
+                "Of those, redeliveries not routed: this node had routed them already.", js.duplicates);
     }
     metric(o, "tombo_worker_clients", "gauge", "Connections owned by each worker thread.");
     for (int i = 0; i < s.n_workers; i++)

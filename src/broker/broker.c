@@ -16,6 +16,7 @@
 #include "broker/plugin.h"
 #include "broker/bridge.h"
 #include "broker/cluster.h"
+#include "broker/cluster_js.h"
 #include "broker/cluster_sess.h"
 #include "broker/httpd.h"
 #include "broker/log.h"
@@ -107,6 +108,8 @@ int broker_init(broker_t *b)
     if (b->cfg.cluster_node && cluster_init(b) != 0)
         return -1;
     if (b->cfg.persistence && open_store(b) != 0)
+        return -1;
+    if (b->cluster_js && cluster_js_recovered(b) != 0) /* redeliveries of what it routed before */
         return -1;
     if (b->cluster_sess) /* sessions another node took while this one was down stay there */
         cluster_sess_recovered(b);

@@ -682,10 +682,15 @@ void cluster_on_item(worker_t *w, inbox_item_t *it)
         if (m) {
             atomic_fetch_add_explicit(&c->fwd_received, 1, memory_order_relaxed);
             atomic_fetch_add_explicit(&c->fwd_bytes_received, (unsigned long)n, memory_order_relaxed);
-            route_publish_give(w, m, NULL, NULL);
+        }
+        if (m && w->b->cluster_js && natsMsg_GetReply(nm)) {
+            cluster_js_route(w->b->cluster_js, w, nm, m); /* from the stream: redeliveries checked */
+        } else {
+            if (m)
+                route_publish_give(w, m, NULL, NULL);
+            cluster_js_delivered(w->b->cluster_js, w, nm); /* from the stream: acknowledged after the commit */
         }
         groups_clear(cw);
-        cluster_js_delivered(w->b->cluster_js, w, nm); /* from the stream: acknowledged after the commit */
     } else if (it->rc == CL_RETAIN) {
         kvEntry *e = it->data;
         const char *k = kvEntry_Key(e);

@@ -24,7 +24,30 @@
  * accept the publish) and closes a 3.1.1 connection without an acknowledgement, as Mosquitto does
  * with a message it cannot take; a QoS 2 id is then forgotten, so the client's resend is taken as
  * new. The workers never wait for NATS: js_PublishMsgAsync only buffers (MaxPending is unlimited,
- * so it never stalls) and nats.c's flusher writes. */
+ * so it never stalls) and nats.c's flusher writes.
+ *
+ * Redeliveries (issue 11, "no QoS 2 duplicate"). A message this node routed and stored, but whose
+ * acknowledgement JetStream did not get (the node killed in between, or the acknowledgement lost
+ * with a NATS link), is delivered again: routed again, a persistent QoS 2 session would get it
+ * twice. JetStream says which deliveries are again (the delivery count in the reply subject, read
+ * without nats.c's allocating natsMsg_GetMetaData), and only those are checked, against the
+ * message's cluster identity (origin, sequence: cluster.c). The evidence is ranges: the messages
+ * of one publishing worker (one origin, one top-16-bit worker index) reach this node's stream in
+ * the order of their sequences, and this node's consumer gives their first deliveries in that
+ * order, all to one worker (their source node's), which routes them in order. So per (origin,
+ * worker) a run of this node keeps one range lo..hi of the sequences it routed as first deliveries:
+ * every message of that publisher between lo and hi was routed (earlier runs' deliveries all have
+ * lower sequences; nats.c drops nothing: the subscription has no byte limit and at most
+ * MaxAckPending messages are out). A redelivery is a duplicate when its sequence is in the range of
+ * this run, in a range of an earlier run (read back from the store), or is a redelivery this run
+ * routed already (a small window, dedup.c); a duplicate is not routed, only acknowledged, after
+ * this worker's pending store commits as a routed one is. With persistence, a first delivery
+ * whose routing wrote to the store also writes its range (store_js_seen: row (origin, lo) -> hi,
+ * coalesced to one row write per batch) in the same store group, so after kill -9 a range says
+ * exactly what the store kept. Earlier runs' rows are deleted SEEN_KEEP_MS into a run, when every
+ * message they cover is long acknowledged or redelivered. The first delivery costs a scan of the
+ * reply subject, a lookup in a short per-worker vector and, when it was stored, one journal record;
+ * nothing is allocated per message. */
 #include "broker/cluster_js.h"
 
 #include <nats/nats.h>
@@ -38,7 +61,10 @@
 #include "base/mem.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
+#include "broker/dedup.h"
 #include "broker/inbox.h"
+#include "broker/msg.h"
+#include "broker/route.h"
 #include "broker/session.h"
 #include "broker/store.h"
 #include "broker/worker.h"
@@ -48,6 +74,9 @@
 #define ACK_HEADER "Tombo-Ack"
 #define ACK_WAIT_MS 5000      /* a JetStream publish not answered by then is refused */
 #define MAX_PENDING 65536     /* per worker: beyond, new durable publishes are refused at once */
+#define MAX_ACK_PENDING 65536 /* the consumer's: stream messages out to this node, not yet acknowledged */
+#define SEEN_KEEP_MS (10 * 60 * 1000) /* earlier runs' ranges are forgotten this long into a run */
+#define SEEN_MAX 1024         /* ranges per worker in a run (publisher runs x workers); then the stalest goes */
 
 /* A publisher's acknowledgement waiting for JetStream, or an unclaimed publish (a will, a bridge's
  * or plugin's message: nobody to answer, fd -1). */
@@ -63,6 +92,13 @@ typedef struct pend {
     uint8_t gone;      /* answered (or its connection is gone): drop at the next compaction */
 } pend_t;
 
+/* The stream messages of one publishing worker (origin, and the top 16 bits of the sequences)
+ * routed here with sequences lo..hi, as first deliveries of one run of this node. */
+typedef struct seen {
+    uint64_t origin, lo, hi;
+    int64_t at; /* last grown (ms): the stalest goes past SEEN_MAX */
+} seen_t;
+
 /* Per worker, touched by that worker only. */
 typedef struct jworker {
     pend_t *v;
@@ -73,6 +109,9 @@ typedef struct jworker {
      * up to `need` (in order: a worker's store sequences only grow). */
     struct after_commit { natsMsg *m; uint64_t need; } *ac;
     size_t ac_head, ac_n, ac_cap;
+    seen_t *seen;    /* this run's ranges of the sources this worker serves */
+    size_t n_seen, cap_seen, last_seen;
+    dedup_t *redone; /* redeliveries this run routed (NULL until the first) */
 } jworker_t;
 
 struct cluster_js {
@@ -82,7 +121,11 @@ struct cluster_js {
     jsCtx *js;
     natsSubscription *sub;
     jworker_t *jw; /* [b->n_workers] */
-    atomic_ulong sent, acked, refused, received;
+    seen_t *loaded; /* earlier runs' ranges, sorted by (origin, lo); read-only once the workers run */
+    size_t n_loaded, cap_loaded;
+    int64_t started; /* ms */
+    atomic_bool unseen; /* the loaded ranges' rows are deleted */
+    atomic_ulong sent, acked, refused, received, duplicates;
     atomic_llong last_warn_ms;
 };
 
@@ -114,6 +157,39 @@ static void ack_handler(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
 
 /* ---- lifetime ---- */
 
+static void add_loaded(void *ctx, uint64_t origin, uint64_t lo, uint64_t hi)
+{
+    cluster_js_t *j = ctx;
+    if (j->n_loaded == j->cap_loaded) {
+        j->cap_loaded = j->cap_loaded ? j->cap_loaded * 2 : 16;
+        j->loaded = xrealloc(j->loaded, j->cap_loaded * sizeof(*j->loaded));
+    }
+    j->loaded[j->n_loaded++] = (seen_t){.origin = origin, .lo = lo, .hi = hi};
+}
+
+static int seen_cmp(const void *x, const void *y)
+{
+    const seen_t *a = x, *b = y;
+    if (a->origin != b->origin)
+        return a->origin < b->origin ? -1 : 1;
+    return a->lo < b->lo ? -1 : a->lo > b->lo;
+}
+
+int cluster_js_recovered(broker_t *b)
+{
+    cluster_js_t *j = b->cluster_js;
+    if (!j || !b->store)
+        return 0;
+    if (store_js_seen_load(b->store, add_loaded, j) != 0) {
+        log_printf(TLOG_ERR, "Error: %s: cluster: cannot read js_seen (the stream messages routed before) from the "
+                             "persistence database.", b->cfg.cluster_where);
+        return -1;
+    }
+    if (j->n_loaded)
+        qsort(j->loaded, j->n_loaded, sizeof(*j->loaded), seen_cmp);
+    return 0;
+}
+
 int cluster_js_init(broker_t *b, natsConnection *nc, const char *node)
 {
     const struct tombo_config *cfg = &b->cfg;
@@ -123,6 +199,7 @@ int cluster_js_init(broker_t *b, natsConnection *nc, const char *node)
     j->nc = nc;
     j->jw = xcalloc((size_t)b->n_workers, sizeof(*j->jw));
     b->cluster_js = j;
+    j->started = now_ms();
     jsOptions o;
     jsOptions_Init(&o);
     o.PublishAsync.AckHandler = ack_handler;
@@ -170,15 +247,19 @@ int cluster_js_start(broker_t *b, cluster_js_handler handler, void *closure)
     so.Config.Durable = durable;
     so.Config.AckPolicy = js_AckExplicit;
     so.Config.DeliverPolicy = js_DeliverAll;
-    so.Config.MaxAckPending = 65536;
+    so.Config.MaxAckPending = MAX_ACK_PENDING;
     so.Config.AckWait = (int64_t)30 * 1000 * 1000 * 1000; /* ns: redelivered if not acknowledged by then */
     jsErrCode jerr = 0;
     natsStatus s = js_Subscribe(&j->sub, j->js, subj, handler, closure, NULL, &so, &jerr);
+    /* nats.c must never drop a delivery (a range above assumes each first delivery reaches its
+     * worker): no byte limit, and room for every unacknowledged message (MaxAckPending) twice, a
+     * first delivery and a delivery again of each; on_forward only posts them to a worker. */
     if (s == NATS_OK)
-        s = natsSubscription_SetPendingLimits(j->sub, 1 << 20, 256 << 20);
+        s = natsSubscription_SetPendingLimits(j->sub, 2 * MAX_ACK_PENDING, -1);
     if (s != NATS_OK) {
+        const char *why = nats_GetLastError(NULL);
         log_printf(TLOG_ERR, "Error: %s: cluster: cannot consume %s through %s: %s.", b->cfg.cluster_where, subj,
-                   durable, natsStatus_GetText(s));
+                   durable, why && *why ? why : natsStatus_GetText(s));
         return -1;
     }
     return 0;
@@ -227,8 +308,11 @@ void cluster_js_free(broker_t *b)
     for (int i = 0; i < b->n_workers; i++) {
         free(j->jw[i].ac);
         free(j->jw[i].v);
+        free(j->jw[i].seen);
+        dedup_free(j->jw[i].redone);
     }
     free(j->jw);
+    free(j->loaded);
     free(j);
     b->cluster_js = NULL;
 }
@@ -412,6 +496,132 @@ void cluster_js_on_item(worker_t *w, inbox_item_t *it)
 
 /* ---- the receiving worker ---- */
 
+/* How many times JetStream delivered the message whose acknowledgement subject is `reply`:
+ * $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>, or the
+ * newer $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>...[.<token>] (as nats.c parses
+ * them). 0: not such a subject. */
+static uint64_t num_delivered(const char *reply)
+{
+    if (strncmp(reply, "$JS.ACK.", 8) != 0)
+        return 0;
+    const char *tok[12];
+    size_t nt = 0;
+    tok[nt++] = reply + 8;
+    for (const char *p = reply + 8; *p; p++)
+        if (*p == '.') {
+            if (nt == sizeof(tok) / sizeof(tok[0]))
+                return 0;
+            tok[nt++] = p + 1;
+        }
+    const char *d = nt == 7 ? tok[2] : nt >= 9 ? tok[4] : NULL;
+    uint64_t n = 0;
+    for (; d && *d >= '0' && *d <= '9'; d++)
+        n = n * 10 + (uint64_t)(*d - '0');
+    return d && (*d == '.' || !*d) ? n : 0;
+}
+
+/* This run's range of the publishing worker of (origin, seq), NULL: none yet. */
+static seen_t *seen_find(jworker_t *jw, uint64_t origin, uint64_t seq)
+{
+    if (jw->last_seen < jw->n_seen) {
+        seen_t *e = &jw->seen[jw->last_seen];
+        if (e->origin == origin && e->lo >> 48 == seq >> 48)
+            return e;
+    }
+    for (size_t i = 0; i < jw->n_seen; i++)
+        if (jw->seen[i].origin == origin && jw->seen[i].lo >> 48 == seq >> 48) {
+            jw->last_seen = i;
+            return &jw->seen[i];
+        }
+    return NULL;
+}
+
+static seen_t *seen_new(jworker_t *jw, uint64_t origin, uint64_t seq, int64_t now)
+{
+    size_t i = jw->n_seen;
+    if (i == SEEN_MAX) { /* the stalest goes: its messages' redeliveries came long ago */
+        i = 0;
+        for (size_t k = 1; k < jw->n_seen; k++)
+            if (jw->seen[k].at < jw->seen[i].at)
+                i = k;
+    } else {
+        if (jw->n_seen == jw->cap_seen) {
+            jw->cap_seen = jw->cap_seen ? jw->cap_seen * 2 : 8;
+            jw->seen = xrealloc(jw->seen, jw->cap_seen * sizeof(*jw->seen));
+        }
+        jw->n_seen++;
+    }
+    jw->seen[i] = (seen_t){.origin = origin, .lo = seq, .hi = seq, .at = now};
+    jw->last_seen = i;
+    return &jw->seen[i];
+}
+
+/* Whether an earlier run routed (origin, seq): the loaded range with the greatest (origin, lo) not
+ * above it covers it (one publishing worker's ranges never overlap). */
+static bool loaded_has(const cluster_js_t *j, uint64_t origin, uint64_t seq)
+{
+    size_t lo = 0, hi = j->n_loaded;
+    while (lo < hi) { /* the first range above (origin, seq) */
+        size_t mid = (lo + hi) / 2;
+        const seen_t *e = &j->loaded[mid];
+        if (e->origin < origin || (e->origin == origin && e->lo <= seq))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return false;
+    const seen_t *e = &j->loaded[lo - 1];
+    return e->origin == origin && e->lo <= seq && seq <= e->hi;
+}
+
+void cluster_js_route(cluster_js_t *j, worker_t *w, natsMsg *nm, msg_t *m)
+{
+    jworker_t *jw = &j->jw[w->index];
+    store_t *st = w->b->store;
+    uint64_t origin = m->cluster_origin, seq = m->cluster_seq;
+    uint64_t nd = seq ? num_delivered(natsMsg_GetReply(nm)) : 0;
+    if (!nd) { /* an older node's message (no identity), or not JetStream's subject: at least once */
+        route_publish_give(w, m, NULL, NULL);
+        cluster_js_delivered(j, w, nm);
+        return;
+    }
+    seen_t *e = seen_find(jw, origin, seq);
+    if (nd > 1) {
+        if (!jw->redone)
+            jw->redone = dedup_new(w->now);
+        if ((e && e->lo <= seq && seq <= e->hi) || loaded_has(j, origin, seq) ||
+            dedup_seen(jw->redone, origin, seq)) {
+            atomic_fetch_add_explicit(&j->duplicates, 1, memory_order_relaxed);
+            msg_release(m);
+            cluster_js_delivered(j, w, nm); /* acknowledged once what routed it first is committed */
+            return;
+        }
+    }
+    uint64_t before = st ? store_last(st) : 0;
+    store_group_begin(st); /* what routing stores and the range that says so: both or neither */
+    route_publish_give(w, m, NULL, NULL);
+    if (nd == 1) {
+        if (!e)
+            e = seen_new(jw, origin, seq, w->now);
+        if (seq > e->hi)
+            e->hi = seq;
+        e->at = w->now;
+    }
+    if (st && store_last(st) != before) {
+        if (nd == 1)
+            store_js_seen(st, origin, e->lo, e->hi);
+        else
+            store_js_seen(st, origin, seq, seq); /* a redelivery an earlier run had not routed */
+    }
+    store_group_end(st);
+    if (st && !atomic_load_explicit(&j->unseen, memory_order_relaxed) && w->now - j->started > SEEN_KEEP_MS &&
+        !atomic_exchange(&j->unseen, true))
+        for (size_t i = 0; i < j->n_loaded; i++) /* the memory stays (read by other workers) */
+            store_js_unsee(st, j->loaded[i].origin, j->loaded[i].lo);
+    cluster_js_delivered(j, w, nm);
+}
+
 void cluster_js_delivered(cluster_js_t *j, worker_t *w, natsMsg *nm)
 {
     if (!j || !natsMsg_GetReply(nm)) { /* core NATS: nothing to acknowledge */
@@ -469,4 +679,5 @@ void cluster_js_stats(cluster_js_t *j, cluster_js_stats_t *out)
     out->acked = atomic_load_explicit(&j->acked, memory_order_relaxed);
     out->refused = atomic_load_explicit(&j->refused, memory_order_relaxed);
     out->received = atomic_load_explicit(&j->received, memory_order_relaxed);
+    out->duplicates = atomic_load_explicit(&j->duplicates, memory_order_relaxed);
 }

@@ -26,6 +26,9 @@ enum { CL_JS_ACK = 16 };
 /* Broker's thread, from cluster_init once NATS is connected: create (or open) the stream
  * tombo_msgs and set b->cluster_js. Returns 0, or -1 after logging "Error: FILE:LINE: ...". */
 int cluster_js_init(struct broker *b, struct __natsConnection *nc, const char *node);
+/* Broker's thread, once the store has recovered and before it starts (nothing without persistence):
+ * read the ranges of stream messages earlier runs routed (js_seen). Returns 0, or -1 after logging. */
+int cluster_js_recovered(struct broker *b);
 /* Broker's thread, from cluster_start: consume this node's subject through the durable consumer
  * tombo_NODE; each message goes to `handler` (cluster.c's forwarded-message callback). */
 typedef void (*cluster_js_handler)(struct __natsConnection *, struct __natsSubscription *, struct __natsMsg *,
@@ -55,6 +58,12 @@ bool cluster_js_take_ack(cluster_js_t *j, struct conn *c, bool routed, uint8_t t
  * to JetStream once what routing it wrote to this node's store is committed (at once without
  * persistence); one from core NATS (no reply subject) is just destroyed. j may be NULL. */
 void cluster_js_delivered(cluster_js_t *j, struct worker *w, struct __natsMsg *nm);
+/* Worker w: a message from the stream (nm, decoded into m, of which this takes the reference):
+ * routed as a forwarded message, unless it is a redelivery of one this node routed already (in this
+ * run or, with persistence, an earlier one: design note in cluster_js.c); then nm goes to
+ * cluster_js_delivered. */
+struct msg;
+void cluster_js_route(cluster_js_t *j, struct worker *w, struct __natsMsg *nm, struct msg *m);
 /* Worker w, from worker_release_holds: does it hold stream messages waiting for the store? */
 bool cluster_js_commit_pending(cluster_js_t *j, struct worker *w);
 /* Worker w: acknowledge those the store has committed (up to `committed`); returns the store
@@ -66,6 +75,7 @@ void cluster_js_on_item(struct worker *w, struct inbox_item *it);
 /* Statistics (any thread). */
 typedef struct cluster_js_stats {
     unsigned long sent, acked, refused, received;
+    unsigned long duplicates; /* redeliveries not routed: this node had routed them */
 } cluster_js_stats_t;
 void cluster_js_stats(cluster_js_t *j, cluster_js_stats_t *out);
 

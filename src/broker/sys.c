@@ -182,6 +182,7 @@ void sys_publish(broker_t *b)
         put_u(w, st, "$SYS/broker/cluster/durable/acked", js.acked);
         put_u(w, st, "$SYS/broker/cluster/durable/refused", js.refused);
         put_u(w, st, "$SYS/broker/cluster/durable/received", js.received);
+        put_u(w, st, "$SYS/broker/cluster/durable/duplicates", js.duplicates);
     }
     stats_done(&s);
 }
