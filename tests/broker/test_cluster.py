@@ -1208,6 +1208,211 @@ def test_durable_message_waits_for_a_node_killed_with_kill_9(durable_nodes, make
         raise AssertionError("consumer %s still has messages: %r" % (consumer, states))
 
 
+class AckDropper:
+    """A TCP proxy between one tombo node and one NATS server, for the node's only NATS URL. While
+    `drop` is set it swallows the node's JetStream acknowledgements (PUB or HPUB to $JS.ACK.*, the
+    subjects natsMsg_Ack publishes to): JetStream then delivers those messages again, as it does when
+    a node dies after routing a message and before its acknowledgement left, or when the
+    acknowledgement is lost with a NATS link. Everything else passes as it is, both ways."""
+
+    def __init__(self, server):
+        import socket
+        import threading
+        self.target = server.port
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(8)
+        self.port = self.lsock.getsockname()[1]
+        self.url = "nats://127.0.0.1:%d" % self.port
+        self.drop = threading.Event()
+        self.dropped = 0
+        self.socks = []
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import socket
+        import threading
+        while not self.closed:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            u = socket.create_connection(("127.0.0.1", self.target))
+            self.socks += [c, u]
+            threading.Thread(target=self._down, args=(u, c), daemon=True).start()
+            threading.Thread(target=self._up, args=(c, u), daemon=True).start()
+
+    @staticmethod
+    def _down(src, dst):
+        try:
+            while True:
+                d = src.recv(65536)
+                if not d:
+                    break
+                dst.sendall(d)
+        except OSError:
+            pass
+        AckDropper._shut(src, dst)
+
+    def _up(self, src, dst):
+        buf = b""
+        try:
+            while True:
+                d = src.recv(65536)
+                if not d:
+                    break
+                buf += d
+                out = []
+                while True:
+                    i = buf.find(b"\r\n")
+                    if i < 0:
+                        break
+                    line = buf[:i]
+                    op = line.split(b" ", 1)[0].upper()
+                    end = i + 2
+                    if op in (b"PUB", b"HPUB"):
+                        end += int(line.split()[-1]) + 2
+                        if len(buf) < end:
+                            break
+                        if self.drop.is_set() and line.split()[1].startswith(b"$JS.ACK."):
+                            self.dropped += 1
+                            buf = buf[end:]
+                            continue
+                    out.append(buf[:end])
+                    buf = buf[end:]
+                if out:
+                    dst.sendall(b"".join(out))
+        except OSError:
+            pass
+        AckDropper._shut(src, dst)
+
+    @staticmethod
+    def _shut(*socks):
+        """shutdown, not only close: the other direction's thread blocked in recv() on the socket
+        keeps the connection open through a close alone."""
+        import socket
+        for x in socks:
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
+                x.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self.closed = True
+        AckDropper._shut(self.lsock, *self.socks)
+
+
+def durable_value(sysc, name, timeout=2.0):
+    """The last value of $SYS/broker/cluster/durable/NAME that sysc (subscribed to it) got within
+    timeout, as an int (-1: none)."""
+    v, deadline = -1, time.time() + timeout
+    while time.time() < deadline:
+        try:
+            m = sysc.messages.get(timeout=0.1)
+        except Exception:
+            continue
+        if m.topic == "$SYS/broker/cluster/durable/" + name:
+            v = int(m.payload)
+    return v
+
+
+def test_redelivered_stream_messages_reach_a_qos2_session_once_across_kill_9(make_broker, nats_cluster, tmp_path):
+    """[MQTT-4.3.3] QoS 2 is "exactly once" delivery, also across nodes with cluster_durability
+    jetstream: node B routes and stores stream messages for a persistent QoS 2 session (some
+    delivered and completed, some queued while the client is away), but JetStream never gets B's
+    acknowledgements (dropped by a proxy on B's only NATS link); B is killed with kill -9 and
+    started again, and JetStream delivers all of those again. B recognises each by its cluster
+    identity (the ranges it stored with them) and does not route it again: the subscriber, back on
+    B, gets every message exactly once, including those published after the restart; the
+    redeliveries are acknowledged (the consumer is drained) and counted as duplicates."""
+    a = start_nodes(make_broker, nats_cluster, "rd", names="A", extra=DURABLE)[0]
+    proxy = AckDropper(nats_cluster[0])
+    tag = unique_id("rb").replace("-", "_")
+    b = make_broker(node_conf("RB_" + tag, [proxy], DURABLE + "persistence true\npersistence_location %s/\n" % tmp_path))
+    try:
+        cid = unique_id("rdq2")
+        sb = PahoClient(b, client_id=cid, clean=False)
+        sb.connect()
+        sb.subscribe("rd/#", qos=2)
+        probe = connect(a)
+        routes_ready(probe, [sb], "rd/probe")
+        probe.close()
+        got = []
+        proxy.drop.set()
+        pub = connect(a)
+        for i in range(40):  # delivered and completed while B's acknowledgements are lost
+            pub.publish("rd/%d" % i, b"r%d" % i, qos=2)
+        got += [m.payload for m in sb.get_n(40, timeout=20)]
+        sb.close()
+        time.sleep(0.5)
+        for i in range(40, 70):  # queued in the session, client away
+            pub.publish("rd/%d" % i, b"r%d" % i, qos=2)
+        time.sleep(1.0)  # B's store has committed them (they are in the stream: PUBCOMP above)
+        assert proxy.dropped >= 70, proxy.dropped
+        b.stop(signal.SIGKILL)
+        proxy.drop.clear()
+        time.sleep(1.0)  # the NATS servers see its connection gone: its durable consumer is free again
+        b.start()
+        sysc = connect(b)
+        sysc.subscribe("$SYS/broker/cluster/durable/duplicates", qos=0)
+        sb = PahoClient(b, client_id=cid, clean=False)
+        sb.connect()
+
+        # B, started again, withdraws its previous run's routes and announces them anew: a probe on
+        # a new filter reaches it once A has seen the new announcements (written in order).
+        probe_topic = "rdp/" + tag
+        sb.subscribe(probe_topic, qos=0)
+
+        def take(m):
+            if m.topic != probe_topic:
+                got.append(m.payload)
+            return m.topic == probe_topic
+        deadline, seen = time.time() + 20, False
+        while not seen and time.time() < deadline:
+            pub.publish(probe_topic, b"probe", qos=0)
+            t_end = time.time() + 0.3
+            while not seen and time.time() < t_end:
+                try:
+                    seen = take(sb.messages.get(timeout=0.05))
+                except Exception:
+                    pass
+        assert seen, "B's routes not seen by A after the restart"
+        for i in range(70, 80):  # after the restart: new messages still flow
+            pub.publish("rd/%d" % i, b"r%d" % i, qos=2)
+        # JetStream redelivers the 70 unacknowledged ones once their ack wait (30 s) has passed.
+        consumer = "tombo_RB_" + tag
+        deadline, dups = time.time() + 90, -1
+        while time.time() < deadline:
+            states = [consumer_state(s, consumer) for s in nats_cluster]
+            leader = [st for st in states if st and st.get("leader")]
+            dups = max(dups, durable_value(sysc, "duplicates", 1.0))
+            if leader and leader[0]["num_ack_pending"] == 0 and leader[0]["num_pending"] == 0:
+                break
+        else:
+            raise AssertionError("redeliveries not all acknowledged: consumer %r" % states)
+        dups = max(dups, durable_value(sysc, "duplicates", 1.5))
+        while not sb.messages.empty():
+            take(sb.messages.get_nowait())
+        counts = {}
+        for p in got:
+            counts[p] = counts.get(p, 0) + 1
+        assert {p: n for p, n in counts.items() if n > 1} == {}, "delivered twice"
+        missing = sorted(set(b"r%d" % i for i in range(80)) - set(counts))
+        assert missing == [], missing
+        assert dups == 70, dups
+        pub.close()
+        sb.close()
+        sysc.close()
+    finally:
+        proxy.close()
+
+
 def consumer_state(server, name):
     """A durable consumer of tombo_msgs as one NATS server sees it (its /jsz monitoring page):
     num_pending, num_ack_pending and whether this server leads it; None when it does not know it."""
